@@ -1,0 +1,48 @@
+"""Install a compiled seccomp BPF program on the calling process (inside the jail, no library).
+
+The program arrives compiled from ``seccomp/`` through the zygote's ``init`` message; the child
+writes its own pid into the program's pid slots so that ``kill`` may target only itself.
+After this call the filter cannot be removed, only stacked with stricter ones.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+_PR_SET_NO_NEW_PRIVS = 38
+_SYS_SECCOMP = 317  # x86_64; the program itself kills every other architecture
+_SECCOMP_SET_MODE_FILTER = 1
+_SECCOMP_FILTER_FLAG_TSYNC = 1
+_INSTRUCTION_SIZE = 8
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int) -> None:
+    """Patch ``pid`` into ``program`` and install it; raise OSError if the kernel refuses."""
+    if not program or len(program) % _INSTRUCTION_SIZE:
+        raise ValueError("seccomp program is empty or not a whole number of instructions")
+    patched = bytearray(program)
+    for slot in pid_slots:
+        struct.pack_into("=I", patched, slot * _INSTRUCTION_SIZE + 4, pid)
+    buffer = ctypes.create_string_buffer(bytes(patched), len(patched))
+    prog = _SockFprog(len(patched) // _INSTRUCTION_SIZE, ctypes.cast(buffer, ctypes.c_void_p))
+    if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        _raise("prctl(PR_SET_NO_NEW_PRIVS)")
+    # TSYNC: the filter covers every thread of the child, should the interpreter have any.
+    rc = _libc.syscall(
+        _SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, ctypes.byref(prog)
+    )
+    if rc != 0:
+        _raise("seccomp(SET_MODE_FILTER)")
+
+
+def _raise(what: str) -> None:
+    errno = ctypes.get_errno()
+    raise OSError(errno, f"{what} failed: {os.strerror(errno)}")

@@ -1,0 +1,103 @@
+"""The per-child BPF program, run through a small classic-BPF interpreter (no kernel)."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+import seccomp
+from seccomp import bpf, policy
+from seccomp.syscalls import AUDIT_ARCH_X86_64, X86_64
+
+AUDIT_ARCH_I386 = 0x40000003
+
+
+def evaluate(program: bytes, nr: int, args: tuple[int, ...] = (), arch: int = AUDIT_ARCH_X86_64) -> int:
+    """Interpret a seccomp program for one syscall; return its action."""
+    padded = tuple(args) + (0,) * (6 - len(args))
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *padded)
+    insns = [bpf.INSTRUCTION.unpack_from(program, i) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == bpf.LD_W_ABS:
+            acc = struct.unpack_from("=I", data, k)[0]
+            pc += 1
+        elif code == bpf.JEQ_K:
+            pc += 1 + (jt if acc == k else jf)
+        elif code == bpf.JGE_K:
+            pc += 1 + (jt if acc >= k else jf)
+        elif code == bpf.JSET_K:
+            pc += 1 + (jt if acc & k else jf)
+        elif code == bpf.RET_K:
+            return k
+        else:  # pragma: no cover - the compiler emits nothing else
+            raise AssertionError(f"unknown opcode {code:#x}")
+
+
+PID = 4242
+
+
+@pytest.fixture(scope="module")
+def program() -> bytes:
+    f = seccomp.child_filter()
+    return bpf.patch_pid(f.program, f.pid_slots, PID)
+
+
+@pytest.mark.parametrize("name", sorted(policy.CHILD_KILL))
+def test_kill_list_kills(program: bytes, name: str) -> None:
+    assert evaluate(program, X86_64[name]) == bpf.RET_KILL_PROCESS
+
+
+@pytest.mark.parametrize("name", ["read", "write", "mmap", "openat", "exit_group", "getpid"])
+def test_ordinary_calls_pass_to_the_jail_filter(program: bytes, name: str) -> None:
+    assert evaluate(program, X86_64[name]) == bpf.RET_ALLOW
+
+
+@pytest.mark.parametrize("name", ["kill", "tkill", "tgkill"])
+def test_signals_only_to_itself(program: bytes, name: str) -> None:
+    nr = X86_64[name]
+    assert evaluate(program, nr, (PID, 9)) == bpf.RET_ALLOW
+    assert evaluate(program, nr, (1, 9)) == bpf.RET_KILL_PROCESS
+    assert evaluate(program, nr, (0, 9)) == bpf.RET_KILL_PROCESS  # the process group
+    assert evaluate(program, nr, ((1 << 64) - 1, 9)) == bpf.RET_KILL_PROCESS  # -1: everyone
+    assert evaluate(program, nr, ((1 << 32) | PID, 9)) == bpf.RET_KILL_PROCESS
+
+
+def test_clone_only_for_threads(program: bytes) -> None:
+    nr = X86_64["clone"]
+    assert evaluate(program, nr, (0x11,)) == bpf.RET_KILL_PROCESS  # fork: SIGCHLD only
+    assert evaluate(program, nr, (0x3D0F00,)) == bpf.RET_ALLOW  # pthread_create's flags
+
+
+def test_other_architectures_are_killed(program: bytes) -> None:
+    assert evaluate(program, 3, arch=AUDIT_ARCH_I386) == bpf.RET_KILL_PROCESS
+
+
+def test_x32_syscalls_are_killed(program: bytes) -> None:
+    assert evaluate(program, X86_64["read"] | 0x40000000) == bpf.RET_KILL_PROCESS
+
+
+def test_unpatched_program_allows_no_kill() -> None:
+    f = seccomp.child_filter()
+    assert evaluate(f.program, X86_64["kill"], (PID, 9)) == bpf.RET_KILL_PROCESS
+
+
+def test_policy_names_are_known_syscalls() -> None:
+    names = policy.JAIL_ALLOW | policy.JAIL_ENOSYS | policy.CHILD_KILL | policy.CHILD_SELF_ONLY
+    assert names <= set(X86_64)
+
+
+def test_child_denies_what_the_jail_allows_for_the_zygote() -> None:
+    zygote_only = {"fork", "vfork", "execve", "socketpair", "pidfd_open"}
+    assert zygote_only <= policy.JAIL_ALLOW
+    assert zygote_only <= policy.CHILD_KILL
+
+
+def test_jail_policy_denies_by_default() -> None:
+    text = seccomp.jail_policy()
+    assert text.endswith("USE jail DEFAULT ERRNO(1)")
+    assert "newstat" in text and " stat," not in text
+    for name in ("ptrace", "mount", "bpf", "socket", "connect", "unshare"):
+        assert f" {name}," not in text and f" {name} " not in text
