@@ -1,0 +1,113 @@
+"""One child, one task: the linear setup pipeline from fork to exit.
+
+Steps, in order (the point where the child gives up its last privileges is marked):
+
+1. forget the zygote: default signal handlers, close every fd but the task channel, stdio on
+   /dev/null (a snippet must not write into the jail's log).
+2. tie its life to the zygote (PDEATHSIG) and make itself non-dumpable, so no sibling can
+   read its memory through ptrace-like interfaces.
+3. install the per-child seccomp filter (no fork/exec/sockets, signals only to itself).
+   --- from here on the child can no longer create processes, sockets or exec anything ---
+4. wait for exactly one task frame. Everything above happens ahead of demand, in the pool.
+5. lower its rlimits to the task's budget (address space, CPU seconds, no files, no core).
+6. run the task through the runtime's executor and write the encoded result.
+7. exit. Nothing of this process survives into another task.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import socket
+from dataclasses import dataclass
+from types import ModuleType
+
+from runtimes import seccomp_filter, wire
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@dataclass(frozen=True)
+class ChildSetup:
+    """What the zygote hands every child: its runtime's executor and the seccomp program."""
+
+    executor: ModuleType
+    seccomp_program: bytes
+    pid_slots: tuple[int, ...]
+
+
+def main(channel: socket.socket, setup: ChildSetup) -> None:
+    code = 70
+    try:
+        _forget_zygote(channel.fileno())
+        _bind_lifetime()
+        seccomp_filter.install(setup.seccomp_program, setup.pid_slots, os.getpid())
+        # A rehearsal with a canned snippet while idle: its copy-on-write page faults and
+        # lazy initialisation happen now rather than on the task's clock.
+        setup.executor.rehearse()
+        task = _receive_task(channel)
+        if task is None:
+            code = 0
+        else:
+            _lower_limits(task)
+            result = setup.executor.run(task)
+            wire.send_frame(channel, result)
+            code = 0
+    except BaseException:  # nothing may escape a forked child: the zygote's loop is above
+        code = 70
+    finally:
+        os._exit(code)
+
+
+def _forget_zygote(keep_fd: int) -> None:
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+    except OSError:
+        null = -1
+    for fd in (0, 1, 2):
+        if null >= 0 and fd != keep_fd:
+            os.dup2(null, fd)
+    keep = sorted({keep_fd, null} | ({0, 1, 2} if null >= 0 else set()))
+    low = 0
+    for fd in keep:
+        if fd < 0:
+            continue
+        if low < fd:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+    if null > 2 and null != keep_fd:
+        os.close(null)
+
+
+def _bind_lifetime() -> None:
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
+def _receive_task(channel: socket.socket) -> dict | None:
+    try:
+        body = wire.recv_frame(channel, wire.MAX_TASK_BYTES)
+    except wire.WireError:
+        return None  # the runner closed the channel: the pool is shrinking or shutting down
+    return wire.unpack(body, max_bytes=wire.MAX_TASK_BYTES)
+
+
+def _lower_limits(task: dict) -> None:
+    as_bytes = wire.field(task, "as_bytes", int)
+    cpu_s = wire.field(task, "cpu_s", int)
+    # soft == hard, so the snippet cannot raise them back (it has no CAP_SYS_RESOURCE in the
+    # initial user namespace, which is where the kernel checks).
+    resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
+    # SIGXCPU at the soft limit, SIGKILL one second later if it is ignored.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))

@@ -1,0 +1,1 @@
+"""The Python runtime: snippets run by the interpreter that hosts the zygote."""

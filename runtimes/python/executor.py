@@ -1,0 +1,150 @@
+"""Run one Python snippet inside a child: the snippet contract, output capture, errors.
+
+Contract: the code is the BODY of a function ``snippet(data)``; ``return`` gives the result;
+``print()`` output (stdout and stderr) is captured up to the task's cap, then truncated with a
+flag. The body is wrapped at the AST level, so line numbers in tracebacks are the snippet's
+own. Errors come back as status ``error`` with type, message and a traceback trimmed to the
+snippet's frames; MemoryError as ``memory_limit``; an unencodable result as ``error`` or,
+when too large, ``output_limit``.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import linecache
+import sys
+import time
+import traceback
+from typing import Any
+
+from runtimes import codec, wire
+from runtimes.wire import Status
+
+FILENAME = "<snippet>"
+FUNCTION = "snippet"
+
+# Imported once in the zygote, shared copy-on-write by every child: what snippets commonly use.
+PRELOAD = (
+    "base64", "bisect", "collections", "copy", "dataclasses", "datetime", "decimal", "enum",
+    "fractions", "functools", "hashlib", "heapq", "itertools", "json", "math", "operator",
+    "random", "re", "statistics", "string", "textwrap", "typing", "unicodedata",
+)
+
+
+def preload() -> None:
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass  # a module whose shared library the jail does not mount simply stays out
+
+
+def rehearse() -> None:
+    """Run a canned task end to end in a fresh child, before its real task (see ``child``)."""
+    run({
+        "code": "x = [str(i) for i in range(3)]\nreturn {'x': x, 'b': b'', 'f': 1.5}",
+        "data": codec.encode({"k": [1, "v", b"", None]}),
+        "stdout_bytes": 1024,
+        "result_bytes": 1024,
+    })
+
+
+class CappedOutput(io.TextIOBase):
+    """A text stream that keeps the first ``cap`` bytes (UTF-8) and counts the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.truncated = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        room = self._cap - self._size
+        if room <= 0:
+            self.truncated = self.truncated or bool(s)
+            return len(s)
+        # slice before encoding, so a 50 MB print does not build a 50 MB bytes object
+        data = s[:room].encode("utf-8", "replace")
+        if len(data) > room or len(s) > room:
+            self.truncated = True
+            data = data[:room]
+        self._parts.append(data)
+        self._size += len(data)
+        return len(s)
+
+    def getvalue(self) -> str:
+        return b"".join(self._parts).decode("utf-8", "ignore")
+
+
+def compile_snippet(code: str) -> Any:
+    """Compile a function body into a code object for ``def snippet(data): <body>``."""
+    module = ast.parse(code, FILENAME)
+    body = module.body or [ast.Pass(lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)]
+    func = ast.FunctionDef(
+        name=FUNCTION,
+        args=ast.arguments(
+            posonlyargs=[], args=[ast.arg(arg="data")], kwonlyargs=[], kw_defaults=[],
+            defaults=[], vararg=None, kwarg=None,
+        ),
+        body=body, decorator_list=[], returns=None, type_comment=None,
+        lineno=1, col_offset=0, end_lineno=1, end_col_offset=0,
+    )
+    wrapper = ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
+    return compile(wrapper, FILENAME, "exec", dont_inherit=True)
+
+
+def run(task: dict[str, Any]) -> bytes:
+    code = wire.field(task, "code", str)
+    stdout_cap = wire.field(task, "stdout_bytes", int)
+    result_cap = wire.field(task, "result_bytes", int)
+    out = CappedOutput(stdout_cap)
+    sys.stdout = sys.stderr = out
+    linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
+    started = time.perf_counter()
+
+    def finish(status: Status, message: str, **extra: Any) -> bytes:
+        return wire.encode_result(
+            status, message, stdout=out.getvalue(), truncated=out.truncated,
+            duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
+        )
+
+    try:
+        data = codec.decode(wire.field(task, "data", bytes))
+        namespace: dict[str, Any] = {"__name__": "__snippet__", "__builtins__": __builtins__}
+        exec(compile_snippet(code), namespace)
+        value = namespace[FUNCTION](data)
+        encoded = codec.encode(value, max_bytes=result_cap)
+    except MemoryError:
+        return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (memory limit)")
+    except codec.ResultTooLarge as exc:
+        return finish(Status.OUTPUT_LIMIT, str(exc))
+    except codec.EncodeError as exc:
+        error = {"type": "UnserializableResult", "message": str(exc), "traceback": ""}
+        return finish(Status.ERROR, f"the result cannot be returned: {exc}", error=error)
+    except BaseException as exc:  # the snippet's own failure, SystemExit included
+        error = describe(exc)
+        return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+    return finish(Status.OK, "ok", value=encoded)
+
+
+def describe(exc: BaseException) -> dict[str, str]:
+    """Type, message and a traceback that starts at the snippet's first frame."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != FILENAME:
+        tb = tb.tb_next
+    formatted = traceback.TracebackException(type(exc), exc, tb, compact=True)
+    if isinstance(exc, SyntaxError):
+        message = f"{exc.msg} (line {exc.lineno})"
+    else:
+        message = str(exc)
+    return {
+        "type": type(exc).__name__,
+        "message": message,
+        "traceback": "".join(formatted.format()),
+    }

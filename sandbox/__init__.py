@@ -1,0 +1,23 @@
+"""Run untrusted Python and JavaScript snippets in pre-forked nsjail sandboxes.
+
+The public surface is what ``__all__`` lists; everything else is internal.
+"""
+
+from runtimes.wire import Status
+from sandbox.config import Limits, PoolConfig
+from sandbox.errors import ClosedError, ConfigError, JailError, SandboxError
+from sandbox.local import Sandbox
+from sandbox.result import ErrorInfo, Result
+
+__all__ = [
+    "ClosedError",
+    "ConfigError",
+    "ErrorInfo",
+    "JailError",
+    "Limits",
+    "PoolConfig",
+    "Result",
+    "Sandbox",
+    "SandboxError",
+    "Status",
+]

@@ -1,0 +1,168 @@
+"""Cgroup memory and pids caps for whole jails, on cgroup v1 and v2.
+
+nsjail creates one cgroup per jail (``NSJAIL.<pid>``) under a parent that must exist, and on
+v2 the parent must have the memory and pids controllers enabled for its children. This module
+works out that parent from the machine's mounts and our own cgroup (pure: ``detect`` and
+``plan``), then creates it (``prepare``, the only I/O).
+
+v1: the parent is ``<our cgroup>/snippet-sandbox`` in the memory and pids hierarchies.
+v2: the parent is ``<base>/snippet-sandbox`` where base is ``cgroup_root`` if given, else our
+own cgroup. v2's "no internal processes" rule means base can only delegate controllers if it
+has no processes of its own; if it has some, they move to ``<base>/host`` first (what
+container runtimes and snekbox do too).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.errors import JailError
+
+PARENT = "snippet-sandbox"
+
+
+@dataclass(frozen=True)
+class Layout:
+    version: int  # 1 or 2
+    memory_mount: str = ""  # v1
+    pids_mount: str = ""  # v1
+    memory_path: str = "/"  # v1: our cgroup in the memory hierarchy
+    pids_path: str = "/"  # v1: our cgroup in the pids hierarchy
+    unified_mount: str = ""  # v2
+    unified_path: str = "/"  # v2: our cgroup
+
+
+def detect(mountinfo: str, self_cgroup: str) -> Layout | None:
+    """Which cgroup version serves memory and pids here; None if neither is usable."""
+    mounts: dict[str, str] = {}
+    unified = ""
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
+        if len(parts) < 5 or len(rparts) < 3:
+            continue
+        mountpoint, fstype, superopts = parts[4], rparts[0], rparts[2]
+        if fstype == "cgroup2":
+            unified = unified or mountpoint
+        elif fstype == "cgroup":
+            for opt in superopts.split(","):
+                if opt in ("memory", "pids"):
+                    mounts.setdefault(opt, mountpoint)
+    paths: dict[str, str] = {}
+    for line in self_cgroup.splitlines():
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hid == "0" and controllers == "":
+            paths["unified"] = path
+        for c in controllers.split(","):
+            if c in ("memory", "pids"):
+                paths[c] = path
+    if "memory" in mounts and "pids" in mounts:
+        return Layout(
+            version=1,
+            memory_mount=mounts["memory"],
+            pids_mount=mounts["pids"],
+            memory_path=paths.get("memory", "/"),
+            pids_path=paths.get("pids", "/"),
+        )
+    if unified:
+        return Layout(version=2, unified_mount=unified, unified_path=paths.get("unified", "/"))
+    return None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The directories to create, the controllers to enable, and nsjail's flags."""
+
+    version: int
+    dirs: tuple[str, ...]
+    v2_base: str = ""  # v2: the cgroup whose processes may have to move to base/host
+    nsjail_args: tuple[str, ...] = ()
+
+
+def plan(layout: Layout, *, memory_bytes: int, pids: int, root: str | None = None) -> Plan:
+    caps = ("--cgroup_mem_max", str(memory_bytes), "--cgroup_pids_max", str(pids))
+    if layout.version == 1:
+        mem_parent = _join(layout.memory_path, PARENT)
+        pids_parent = _join(layout.pids_path, PARENT)
+        return Plan(
+            version=1,
+            dirs=(_abs(layout.memory_mount, mem_parent), _abs(layout.pids_mount, pids_parent)),
+            nsjail_args=caps + (
+                "--cgroup_mem_mount", layout.memory_mount, "--cgroup_mem_parent", mem_parent,
+                "--cgroup_pids_mount", layout.pids_mount, "--cgroup_pids_parent", pids_parent,
+            ),
+        )
+    base = root or _abs(layout.unified_mount, layout.unified_path)
+    parent = os.path.join(base, PARENT)
+    return Plan(
+        version=2,
+        dirs=(parent,),
+        v2_base=base,
+        nsjail_args=caps + ("--use_cgroupv2", "--cgroupv2_mount", parent),
+    )
+
+
+def prepare(p: Plan) -> None:
+    """Create the parent cgroups (idempotent). JailError with the reason if we may not."""
+    try:
+        if p.version == 2:
+            _delegate(Path(p.v2_base))
+        for d in p.dirs:
+            os.makedirs(d, exist_ok=True)
+        if p.version == 2:
+            _enable(Path(p.dirs[0]))
+    except OSError as exc:
+        raise JailError(
+            f"cannot set up the jail's cgroup ({exc}); run as root, give a delegated cgroup "
+            "with cgroup_root, or set cgroup='off' to run without the cgroup memory cap"
+        ) from exc
+
+
+def oom_kills(p: Plan, jail_pid: int) -> int:
+    """How many processes the kernel's OOM killer has killed in one jail's cgroup."""
+    if p.version == 1:
+        path = Path(p.dirs[0], f"NSJAIL.{jail_pid}", "memory.oom_control")
+    else:
+        path = Path(p.dirs[0], f"NSJAIL.{jail_pid}", "memory.events")
+    try:
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _delegate(base: Path) -> None:
+    wanted = {"memory", "pids"}
+    if wanted <= set((base / "cgroup.subtree_control").read_text().split()):
+        return
+    procs = (base / "cgroup.procs").read_text().split()
+    if procs and base != Path("/sys/fs/cgroup"):
+        host = base / "host"
+        host.mkdir(exist_ok=True)
+        for pid in procs:
+            try:
+                (host / "cgroup.procs").write_text(pid)
+            except ProcessLookupError:
+                pass
+    _enable(base)
+
+
+def _enable(cgroup: Path) -> None:
+    present = set((cgroup / "cgroup.subtree_control").read_text().split())
+    for c in ("memory", "pids"):
+        if c not in present:
+            (cgroup / "cgroup.subtree_control").write_text(f"+{c}")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path.strip('/')}/{name}".lstrip("/")
+
+
+def _abs(mount: str, path: str) -> str:
+    return os.path.join(mount, path.lstrip("/"))

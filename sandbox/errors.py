@@ -1,0 +1,28 @@
+"""The exception tree. Every error this package raises derives from ``SandboxError``.
+
+    SandboxError
+    ├── ConfigError      a limit or setting is out of range or of the wrong type
+    ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
+    └── ClosedError      the sandbox was used after close()
+
+Outcomes of a snippet are never exceptions: ``run()`` returns a ``Result`` whose status says
+how it ended (including ``rejected`` for a request that could not run).
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """Root of every error raised by this package."""
+
+
+class ConfigError(SandboxError, ValueError):
+    """A limit or setting is out of range or of the wrong type."""
+
+
+class JailError(SandboxError):
+    """A jail could not be set up or started."""
+
+
+class ClosedError(SandboxError):
+    """The sandbox was used after it was closed."""

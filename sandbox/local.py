@@ -1,0 +1,108 @@
+"""The embedded sandbox: pre-forked jails for each runtime, owned by one context manager."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from runtimes import codec
+from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
+from sandbox.errors import ClosedError, ConfigError
+from sandbox.pool import Pool
+from sandbox.result import Result
+
+_SERVED = ("python",)
+
+
+class Sandbox:
+    """Run snippets in local jails.
+
+    >>> with Sandbox() as sb:
+    ...     sb.run("python", "return data * 2", data=21).value
+    42
+
+    Each runtime gets one jail with a pool of ``config.size`` children forked ahead of demand;
+    runtimes named in ``runtimes`` start at once, others on first use. ``run`` is thread-safe.
+    """
+
+    def __init__(self, config: PoolConfig | None = None, runtimes: Iterable[str] = ("python",)):
+        self.config = config or PoolConfig()
+        self._pools: dict[str, Pool] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            for name in runtimes:
+                runtime = canonical_runtime(name)
+                if runtime is None or runtime not in _SERVED:
+                    raise ConfigError(f"unknown runtime {name!r}")
+                self._pool(runtime)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        runtime: str,
+        code: str,
+        data: Any = None,
+        *,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        stdout_bytes: int | None = None,
+        result_bytes: int | None = None,
+    ) -> Result:
+        """Run ``code`` (a function body; ``data`` is bound to ``data``) and return its Result.
+
+        Bad requests (unknown runtime, invalid limits, unencodable data) come back as status
+        ``rejected``; nothing about a request raises.
+        """
+        name = canonical_runtime(runtime)
+        if name is None or name not in _SERVED:
+            known = ", ".join(sorted({r for r in RUNTIME_ALIASES.values() if r in _SERVED}))
+            return Result.rejected(f"unknown runtime {runtime!r} (available: {known})")
+        if not isinstance(code, str):
+            return Result.rejected(f"code must be a str, not {type(code).__name__}")
+        try:
+            limits = self.config.default_limits.replace(
+                timeout_s=timeout_s, memory_mb=memory_mb,
+                stdout_bytes=stdout_bytes, result_bytes=result_bytes,
+            )
+        except ConfigError as exc:
+            return Result.rejected(f"bad limits: {exc}")
+        try:
+            encoded = codec.encode(data)
+        except codec.EncodeError as exc:
+            return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
+        pool = self._pool(name)
+        started = time.perf_counter()
+        envelope = pool.run(code, encoded, limits)
+        return Result.from_wire(
+            envelope,
+            max_bytes=limits.result_bytes + limits.stdout_bytes + 65536,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _pool(self, runtime: str) -> Pool:
+        with self._lock:
+            if self._closed:
+                raise ClosedError("the sandbox is closed")
+            pool = self._pools.get(runtime)
+            if pool is None:
+                pool = self._pools[runtime] = Pool(runtime, self.config)
+            return pool
+
+    def close(self) -> None:
+        """Stop every jail; children in flight are killed. Safe to call twice."""
+        with self._lock:
+            self._closed = True
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()

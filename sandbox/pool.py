@@ -1,0 +1,337 @@
+"""A runtime's pre-forked pool: one jail, a zygote in it, and idle children ready for tasks.
+
+The caller's thread does the hot path: take an idle child, write the task frame, wait for the
+result frame until the wall-clock deadline, SIGKILL the child through its pidfd whatever
+happened. A supervisor thread does everything else: it reads the zygote's ``spawned`` and
+``exited`` reports, keeps ``size`` children idle or on their way, and restarts the jail (with
+backoff) if the zygote or nsjail dies. No fork, import or seccomp compilation happens on a
+task's path.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import seccomp
+from runtimes import wire
+from runtimes.wire import Status
+from sandbox.config import Limits, PoolConfig
+from sandbox.errors import ClosedError, JailError
+from sandbox.jail import Jail
+
+log = logging.getLogger("sandbox.pool")
+
+MiB = 1024 * 1024
+# Room for the envelope around the result value and the captured output.
+_ENVELOPE_SLACK = 64 * 1024
+# How long to wait for the zygote's exit report of a child that closed its channel.
+_EXIT_REPORT_S = 2.0
+_RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(eq=False)
+class Child:
+    pid: int  # in the jail's pid namespace, as the zygote reports it
+    channel: socket.socket
+    pidfd: int
+    jail: Jail
+    exited: threading.Event = field(default_factory=threading.Event)
+    wait_status: int | None = None
+
+    def kill(self) -> None:
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def release(self) -> None:
+        self.kill()
+        self.channel.close()
+        os.close(self.pidfd)
+
+
+def outcome_of(wait_status: int | None, *, oom_killed: bool) -> tuple[Status, str]:
+    """What a child's death means when it left no result. Pure; the heart of classification."""
+    if wait_status is None:
+        return Status.CRASHED, "the sandboxed process vanished without a result"
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        if sig == signal.SIGSYS:
+            return Status.VIOLATION, "killed for a forbidden operation (seccomp: SIGSYS)"
+        if sig == signal.SIGXCPU:
+            return Status.TIMEOUT, "killed for exceeding its CPU time limit"
+        if sig == signal.SIGKILL and oom_killed:
+            return Status.MEMORY_LIMIT, "killed by the kernel for exceeding the memory cap"
+        return Status.CRASHED, f"killed by {signal.Signals(sig).name} without a result"
+    code = os.WEXITSTATUS(wait_status)
+    return Status.CRASHED, f"the sandboxed process exited with code {code} without a result"
+
+
+class Pool:
+    def __init__(self, runtime: str, config: PoolConfig) -> None:
+        self.runtime = runtime
+        self.config = config
+        self._filter = seccomp.child_filter()
+        self._policy = seccomp.jail_policy()
+        self._lock = threading.Condition()
+        self._idle: collections.deque[Child] = collections.deque()
+        self._children: dict[int, Child] = {}
+        self._pending = 0
+        self._closed = False
+        self._baseline_bytes = 0  # a fresh child's address space, measured once per jail
+        self._jail = self._start_jail()
+        self._supervisor = threading.Thread(
+            target=self._supervise, name=f"pool-{runtime}", daemon=True
+        )
+        self._supervisor.start()
+
+    # -- hot path ----------------------------------------------------------------------------
+
+    def run(self, code: str, data: bytes, limits: Limits) -> bytes:
+        """Run one task on a fresh child; the result envelope, ready for the client."""
+        child = self._acquire()
+        if child is None:
+            return wire.encode_result(
+                Status.REJECTED,
+                f"no idle {self.runtime} sandbox within {self.config.acquire_timeout_s:g} s "
+                f"(pool of {self.config.size}, all busy)",
+            )
+        deadline = time.monotonic() + limits.timeout_s
+        try:
+            task = wire.encode_task(
+                code=code,
+                data=data,
+                as_bytes=self._baseline_bytes + limits.memory_mb * MiB,
+                cpu_s=math.ceil(limits.timeout_s) + 1,
+                stdout_bytes=limits.stdout_bytes,
+                result_bytes=limits.result_bytes,
+            )
+            max_frame = limits.result_bytes + limits.stdout_bytes + _ENVELOPE_SLACK
+            try:
+                wire.send_frame(child.channel, task)
+                return self._await_result(child, deadline, max_frame)
+            except TimeoutError:
+                child.kill()
+                return wire.encode_result(
+                    Status.TIMEOUT, f"exceeded the wall-clock timeout of {limits.timeout_s:g} s"
+                )
+            except wire.OversizedFrame as exc:
+                return wire.encode_result(Status.OUTPUT_LIMIT, str(exc))
+            except (wire.WireError, OSError):
+                child.kill()
+                child.exited.wait(_EXIT_REPORT_S)
+                oom = child.jail.oom_killed_since_last_asked()
+                status, message = outcome_of(child.wait_status, oom_killed=oom)
+                return wire.encode_result(status, message)
+        finally:
+            self._finish(child)
+
+    def _await_result(self, child: Child, deadline: float, max_frame: int) -> bytes:
+        """Read one result frame, polling against the deadline (TimeoutError when it passes)."""
+        sock = child.channel
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        buf = bytearray()
+        size = -1
+        while size < 0 or len(buf) < size + 4:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(remaining * 1000):
+                raise TimeoutError
+            want = 65536 if size < 0 else min(size + 4 - len(buf), 1 << 22)
+            chunk = sock.recv(want)
+            if not chunk:
+                raise wire.WireError("channel closed before a complete result")
+            buf += chunk
+            if size < 0 and len(buf) >= 4:
+                size = int.from_bytes(buf[:4], "big")
+                if size > max_frame:
+                    raise wire.OversizedFrame(
+                        f"result of {size} bytes exceeds the limit of {max_frame} bytes"
+                    )
+        if len(buf) != size + 4:
+            raise wire.WireError("trailing bytes after the result frame")
+        return bytes(buf[4:])
+
+    def _acquire(self) -> Child | None:
+        end = time.monotonic() + self.config.acquire_timeout_s
+        with self._lock:
+            while not self._idle:
+                if self._closed:
+                    raise ClosedError("the sandbox pool is closed")
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._lock.wait(remaining)
+            child = self._idle.popleft()
+            self._pending += 1
+        return child
+
+    def _finish(self, child: Child) -> None:
+        """Kill the task's child and ask for its replacement, now that the caller has its
+        result: the zygote's fork then never competes with a running task for the CPU."""
+        child.release()
+        with self._lock:
+            jail = self._jail
+        self._request_spawn(jail, 1)
+
+    # -- supervisor --------------------------------------------------------------------------
+
+    def _start_jail(self) -> Jail:
+        jail = Jail(self.runtime, self.config, self._policy)
+        try:
+            wire.send_control(
+                jail.control,
+                {
+                    "op": "init",
+                    "seccomp_program": self._filter.program,
+                    "pid_slots": list(self._filter.pid_slots),
+                },
+            )
+            ready = select.select([jail.control], [], [], self.config.start_timeout_s)[0]
+            msg, _ = wire.recv_control(jail.control) if ready else (None, [])
+            if msg is None or msg.get("op") != "ready":
+                raise JailError(
+                    f"the {self.runtime} jail did not start: "
+                    + ("; ".join(jail.stderr_tail[-5:]) or "no ready message from the zygote")
+                )
+        except BaseException:
+            jail.close()
+            raise
+        with self._lock:
+            self._pending = self.config.size
+        self._request_spawn(jail, self.config.size)
+        return jail
+
+    def _request_spawn(self, jail: Jail, count: int) -> None:
+        try:
+            wire.send_control(jail.control, {"op": "spawn", "count": count})
+        except OSError:
+            pass  # the jail is gone; the supervisor restarts it with a full pool
+
+    def _supervise(self) -> None:
+        failures = 0
+        while True:
+            jail = self._jail
+            try:
+                self._read_reports(jail)
+            except Exception:
+                log.exception("%s pool: supervisor error", self.runtime)
+            with self._lock:
+                if self._closed:
+                    return
+                self._forget_jail(jail)
+            jail.close()
+            log.warning("%s jail ended; restarting it", self.runtime)
+            while True:
+                time.sleep(_RESTART_BACKOFF_S[min(failures, len(_RESTART_BACKOFF_S) - 1)])
+                with self._lock:
+                    if self._closed:
+                        return
+                try:
+                    new = self._start_jail()
+                except JailError:
+                    failures += 1
+                    log.exception("%s jail failed to restart", self.runtime)
+                    continue
+                with self._lock:
+                    self._jail = new
+                    closed = self._closed
+                if closed:
+                    new.close()
+                    return
+                failures = 0
+                break
+
+    def _read_reports(self, jail: Jail) -> None:
+        while True:
+            try:
+                msg, fds = wire.recv_control(jail.control)
+            except wire.WireError:
+                log.exception("%s zygote sent a malformed report", self.runtime)
+                continue
+            except OSError:
+                return
+            if msg is None:
+                return
+            op = msg.get("op")
+            if op == "spawned" and len(fds) == 2:
+                pid = wire.field(msg, "pid", int)
+                sock = socket.socket(fileno=fds[0])
+                child = Child(pid=pid, channel=sock, pidfd=fds[1], jail=jail)
+                if not self._baseline_bytes:
+                    self._baseline_bytes = _address_space(fds[1])
+                with self._lock:
+                    self._pending = max(0, self._pending - 1)
+                    self._children[pid] = child
+                    self._idle.append(child)
+                    self._lock.notify()
+            elif op == "exited":
+                pid = wire.field(msg, "pid", int)
+                with self._lock:
+                    child = self._children.pop(pid, None)
+                    if child is not None and child in self._idle:
+                        # died while idle (e.g. the jail's memory cap): replace it
+                        self._idle.remove(child)
+                        child.release()
+                        self._pending += 1
+                        respawn = True
+                    else:
+                        respawn = False
+                if child is not None:
+                    child.wait_status = wire.field(msg, "status", int)
+                    child.exited.set()
+                if respawn:
+                    self._request_spawn(jail, 1)
+            else:
+                for fd in fds:
+                    os.close(fd)
+
+    def _forget_jail(self, jail: Jail) -> None:
+        """Called with the lock held when a jail is gone: its children are gone too."""
+        for pid, child in list(self._children.items()):
+            if child.jail is jail:
+                del self._children[pid]
+                child.exited.set()
+        for child in [c for c in self._idle if c.jail is jail]:
+            self._idle.remove(child)
+            child.release()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle, self._idle = list(self._idle), collections.deque()
+            jail = self._jail
+            self._lock.notify_all()
+        for child in idle:
+            child.release()
+        jail.close()
+        self._supervisor.join(timeout=5)
+
+
+def _address_space(pidfd: int) -> int:
+    """A child's virtual memory size, read through its pidfd's host pid."""
+    try:
+        with open(f"/proc/self/fdinfo/{pidfd}") as f:
+            pid = next(int(line.split()[1]) for line in f if line.startswith("Pid:"))
+        with open(f"/proc/{pid}/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+        return kb * 1024
+    except (OSError, StopIteration, ValueError):
+        return 64 * MiB  # a generous stand-in: CPython's address space at rest is below it

@@ -1,0 +1,63 @@
+"""What a host application gets back from a task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runtimes import codec, wire
+from runtimes.wire import Status
+
+__all__ = ["ErrorInfo", "Result", "Status"]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """The snippet's exception: its type name, message and a traceback in snippet lines."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a task ended. ``value`` is the decoded return value when ``status`` is ok."""
+
+    status: Status
+    message: str
+    value: Any = None
+    stdout: str = ""
+    truncated: bool = False
+    error: ErrorInfo | None = None
+    duration_ms: float = 0.0  # wall clock seen by the host, from hand-over to result
+    exec_ms: float = 0.0  # time the snippet itself ran, measured inside the child
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @classmethod
+    def rejected(cls, message: str) -> Result:
+        return cls(Status.REJECTED, message)
+
+    @classmethod
+    def from_wire(cls, body: bytes, *, max_bytes: int, duration_ms: float = 0.0) -> Result:
+        """Decode a result envelope. Never raises: a malformed one becomes ``crashed``."""
+        try:
+            msg = wire.decode_result(body, max_bytes=max_bytes)
+            value = codec.decode(msg["value"]) if msg["value"] is not None else None
+        except (wire.WireError, codec.DecodeError) as exc:
+            return cls(Status.CRASHED, f"the sandbox returned a malformed result: {exc}",
+                       duration_ms=duration_ms)
+        error = msg["error"]
+        return cls(
+            status=msg["status"],
+            message=msg["message"],
+            value=value,
+            stdout=msg["stdout"],
+            truncated=msg["truncated"],
+            error=ErrorInfo(error["type"], error["message"], error["traceback"]) if error else None,
+            duration_ms=duration_ms,
+            exec_ms=float(msg["duration_ms"]),
+        )

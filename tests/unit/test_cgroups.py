@@ -1,0 +1,69 @@
+"""Cgroup detection and planning: pure, from text fixtures of both hierarchies."""
+
+from __future__ import annotations
+
+from sandbox import cgroups
+
+V1_MOUNTINFO = """\
+30 23 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+35 30 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+37 30 0:33 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+"""
+V1_SELF = "8:pids:/\n4:memory:/process_api/abc\n0::/\n"
+
+V2_MOUNTINFO = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+V2_SELF = "0::/user.slice/user-1000.slice/session-2.scope\n"
+
+
+def test_detects_v1_with_own_memory_cgroup():
+    layout = cgroups.detect(V1_MOUNTINFO, V1_SELF)
+    assert layout == cgroups.Layout(
+        version=1,
+        memory_mount="/sys/fs/cgroup/memory",
+        pids_mount="/sys/fs/cgroup/pids",
+        memory_path="/process_api/abc",
+        pids_path="/",
+    )
+
+
+def test_detects_v2():
+    layout = cgroups.detect(V2_MOUNTINFO, V2_SELF)
+    assert layout is not None and layout.version == 2
+    assert layout.unified_mount == "/sys/fs/cgroup"
+    assert layout.unified_path == "/user.slice/user-1000.slice/session-2.scope"
+
+
+def test_detects_nothing_without_cgroup_mounts():
+    assert cgroups.detect("1 0 0:1 / / rw - ext4 /dev/vda rw\n", "0::/\n") is None
+
+
+def test_v1_plan_nests_under_own_cgroup():
+    p = cgroups.plan(cgroups.detect(V1_MOUNTINFO, V1_SELF), memory_bytes=1 << 30, pids=64)
+    assert p.dirs == (
+        "/sys/fs/cgroup/memory/process_api/abc/snippet-sandbox",
+        "/sys/fs/cgroup/pids/snippet-sandbox",
+    )
+    args = list(p.nsjail_args)
+    assert args[args.index("--cgroup_mem_max") + 1] == str(1 << 30)
+    assert args[args.index("--cgroup_pids_max") + 1] == "64"
+    assert args[args.index("--cgroup_mem_parent") + 1] == "process_api/abc/snippet-sandbox"
+    assert args[args.index("--cgroup_pids_parent") + 1] == "snippet-sandbox"
+    assert "--use_cgroupv2" not in args
+
+
+def test_v2_plan_uses_delegated_subtree():
+    p = cgroups.plan(cgroups.detect(V2_MOUNTINFO, V2_SELF), memory_bytes=1 << 30, pids=64)
+    parent = "/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope/snippet-sandbox"
+    assert p.dirs == (parent,)
+    assert p.v2_base == "/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope"
+    args = list(p.nsjail_args)
+    assert "--use_cgroupv2" in args
+    assert args[args.index("--cgroupv2_mount") + 1] == parent
+
+
+def test_v2_plan_honours_configured_root():
+    p = cgroups.plan(
+        cgroups.detect(V2_MOUNTINFO, V2_SELF), memory_bytes=1, pids=8, root="/sys/fs/cgroup/mine"
+    )
+    assert p.dirs == ("/sys/fs/cgroup/mine/snippet-sandbox",)
