@@ -26,6 +26,8 @@ RET_K = 0x06
 
 RET_ALLOW = 0x7FFF0000
 RET_KILL_PROCESS = 0x80000000
+RET_ERRNO = 0x00050000
+ENOSYS = 38
 
 # offsets into struct seccomp_data
 OFF_NR = 0
@@ -65,7 +67,10 @@ class ChildFilter:
 
 
 def compile_child(
-    kill: frozenset[str], self_only: frozenset[str], threads_only: frozenset[str]
+    kill: frozenset[str],
+    self_only: frozenset[str],
+    threads_only: frozenset[str],
+    enosys: frozenset[str],
 ) -> ChildFilter:
     """Build the per-child program from the policy's name sets (x86_64)."""
     insns: list[tuple[str | None, Insn]] = []
@@ -80,6 +85,8 @@ def compile_child(
     emit(Insn(JGE_K, X32_SYSCALL_BIT, jt="kill", jf=0))
     for name in sorted(kill):
         emit(Insn(JEQ_K, number(name), jt="kill", jf=0))
+    for name in sorted(enosys):
+        emit(Insn(JEQ_K, number(name), jt="enosys", jf=0))
     for name in sorted(threads_only):
         emit(Insn(JEQ_K, number(name), jt="threads", jf=0))
     for name in sorted(self_only):
@@ -92,6 +99,7 @@ def compile_child(
     emit(Insn(JEQ_K, PID_PLACEHOLDER, jt=0, jf="kill"))
     emit(Insn(LD_W_ABS, arg_high(0)))
     emit(Insn(JEQ_K, 0, jt="allow", jf="kill"))
+    emit(Insn(RET_K, RET_ERRNO | ENOSYS), label="enosys")
     emit(Insn(RET_K, RET_ALLOW), label="allow")
     emit(Insn(RET_K, RET_KILL_PROCESS), label="kill")
     return ChildFilter(program=_assemble(insns), pid_slots=tuple(pid_labels))

@@ -157,3 +157,16 @@ def test_no_process_of_a_task_survives_it(sandbox):
             break
         time.sleep(0.02)
     assert len(procs) == expected
+
+
+def test_cant_flood_the_host_with_output(sandbox):
+    r = sandbox.run("python", "print('x' * 50_000_000)\nreturn 1")
+    assert r.status is Status.OK and r.value == 1
+    assert r.truncated
+    assert len(r.stdout.encode()) <= 1024 * 1024
+
+
+def test_cant_start_threads(sandbox):
+    r = sandbox.run("python", "import threading\nthreading.Thread(target=print).start()")
+    assert r.status is Status.ERROR
+    assert r.error.type == "RuntimeError"

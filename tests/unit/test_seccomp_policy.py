@@ -71,6 +71,10 @@ def test_clone_only_for_threads(program: bytes) -> None:
     assert evaluate(program, nr, (0x3D0F00,)) == bpf.RET_ALLOW  # pthread_create's flags
 
 
+def test_clone3_fails_with_enosys_so_libc_falls_back_to_clone(program: bytes) -> None:
+    assert evaluate(program, X86_64["clone3"]) == bpf.RET_ERRNO | 38
+
+
 def test_other_architectures_are_killed(program: bytes) -> None:
     assert evaluate(program, 3, arch=AUDIT_ARCH_I386) == bpf.RET_KILL_PROCESS
 

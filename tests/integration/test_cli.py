@@ -1,0 +1,64 @@
+"""The ``sandbox exec`` contract that other tools depend on: JSON shape and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def sandbox_exec(*args: str, code: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandbox", "exec", *args],
+        input=code, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_json_output_is_one_object_with_the_contract_keys() -> None:
+    r = sandbox_exec("--runtime", "python", "--json", "--data", '{"b": {"$bytes": "AAE="}}', "-",
+                     code="print('hi')\nreturn data['b'] * 2")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"status", "result", "stdout", "error", "duration_ms", "truncated"} <= set(out)
+    assert out["status"] == "ok"
+    assert out["result"] == {"$bytes": "AAEAAQ=="}
+    assert out["stdout"] == "hi\n"
+    assert out["error"] is None
+
+
+def test_error_status_exits_1_with_traceback_in_json() -> None:
+    r = sandbox_exec("-r", "py", "--json", "-", code="x = 1\nraise KeyError('k')")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["status"] == "error"
+    assert out["error"]["type"] == "KeyError"
+    assert 'File "<snippet>", line 2' in out["error"]["traceback"]
+
+
+def test_human_output_shows_result_and_output() -> None:
+    r = sandbox_exec("--runtime", "python", "-", code="print('hello')\nreturn {'a': 1}")
+    assert r.returncode == 0
+    assert "hello" in r.stdout and '"a": 1' in r.stdout
+
+
+def test_timeout_flag_is_enforced() -> None:
+    r = sandbox_exec("--runtime", "python", "--timeout", "0.5", "--json", "-", code="while True: pass")
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["status"] == "timeout"
+
+
+def test_reads_code_from_a_file(tmp_path) -> None:
+    path = tmp_path / "snippet.py"
+    path.write_text("return 6 * 7")
+    r = sandbox_exec("--runtime", "python", "--json", str(path))
+    assert r.returncode == 0 and json.loads(r.stdout)["result"] == 42
+
+
+def test_usage_errors_exit_2_with_one_line() -> None:
+    for args in (["--runtime", "ruby", "-"], ["--runtime", "python", "--data", "{bad", "-"],
+                 ["--runtime", "python", "/nonexistent/file.py"], ["--runtime", "python",
+                 "--memory", "-5", "-"]):
+        r = sandbox_exec(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
