@@ -43,6 +43,7 @@ BOOT = (
     "import sys; sys.path[:0] = ['/sandbox', '/sandbox/lib']; "
     "from runtimes import zygote; zygote.main(sys.argv[1], int(sys.argv[2]))"
 )
+BACKGROUND_NICE = 10
 # Third-party top-level packages each runtime needs inside the jail (importable names).
 RUNTIME_PACKAGES = {"python": ("msgpack",), "javascript": ("msgpack", "quickjs", "_quickjs")}
 
@@ -238,7 +239,10 @@ def nsjail_argv(
         nsjail, "--mode", "o", "--quiet",
         "--hostname", "sandbox", "--cwd", "/",
         "--time_limit", "0",  # the jail lives as long as its pool; tasks have their own limits
-        "--disable_proc", "--iface_no_lo", "--nice_level", "0",
+        "--disable_proc", "--iface_no_lo",
+        # Background work (forking, rehearsing) runs niced; the pool lifts a child back to 0
+        # when it hands it a task, which only a host with CAP_SYS_NICE can do.
+        "--nice_level", str(BACKGROUND_NICE if as_root else 0),
         "--rlimit_as", "inf", "--rlimit_cpu", "inf",  # per-child limits are set per task
         "--rlimit_fsize", "0", "--rlimit_core", "0", "--rlimit_nofile", "256",
         "--seccomp_string", seccomp_policy,

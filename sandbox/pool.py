@@ -44,6 +44,7 @@ class Child:
     channel: socket.socket
     pidfd: int
     jail: Jail
+    host_pid: int = 0  # 0 when unknown
     exited: threading.Event = field(default_factory=threading.Event)
     wait_status: int | None = None
 
@@ -88,6 +89,7 @@ class Pool:
         self._pending = 0
         self._closed = False
         self._baseline_bytes = 0  # a fresh child's address space, measured once per jail
+        self._boost = os.geteuid() == 0  # see jail.BACKGROUND_NICE
         self._jail = self._start_jail()
         self._supervisor = threading.Thread(
             target=self._supervise, name=f"pool-{runtime}", daemon=True
@@ -99,6 +101,12 @@ class Pool:
     def run(self, code: str, data: bytes, limits: Limits) -> bytes:
         """Run one task on a fresh child; the result envelope, ready for the client."""
         child = self._acquire()
+        if child is not None and child.host_pid and self._boost:
+            try:
+                # from the background nice level to the caller's: the task outruns refills
+                os.setpriority(os.PRIO_PROCESS, child.host_pid, 0)
+            except OSError:
+                self._boost = False
         if child is None:
             return wire.encode_result(
                 Status.REJECTED,
@@ -266,9 +274,10 @@ class Pool:
             if op == "spawned" and len(fds) == 2:
                 pid = wire.field(msg, "pid", int)
                 sock = socket.socket(fileno=fds[0])
-                child = Child(pid=pid, channel=sock, pidfd=fds[1], jail=jail)
+                host_pid = _host_pid(fds[1])
+                child = Child(pid=pid, channel=sock, pidfd=fds[1], jail=jail, host_pid=host_pid)
                 if not self._baseline_bytes:
-                    self._baseline_bytes = _address_space(fds[1])
+                    self._baseline_bytes = _address_space(host_pid)
                 with self._lock:
                     self._pending = max(0, self._pending - 1)
                     self._children[pid] = child
@@ -325,12 +334,19 @@ class Pool:
         self._supervisor.join(timeout=5)
 
 
-def _address_space(pidfd: int) -> int:
-    """A child's virtual memory size, read through its pidfd's host pid."""
+def _host_pid(pidfd: int) -> int:
+    """The pid, in our namespace, of the process a pidfd refers to (0 if unknown)."""
     try:
         with open(f"/proc/self/fdinfo/{pidfd}") as f:
-            pid = next(int(line.split()[1]) for line in f if line.startswith("Pid:"))
-        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Pid:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def _address_space(host_pid: int) -> int:
+    """A fresh child's virtual memory size: the baseline that ``memory_mb`` is added to."""
+    try:
+        with open(f"/proc/{host_pid}/status") as f:
             kb = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
         return kb * 1024
     except (OSError, StopIteration, ValueError):

@@ -43,7 +43,7 @@ def preload() -> None:
 def rehearse() -> None:
     """Run a canned task end to end in a fresh child, before its real task (see ``child``)."""
     run({
-        "code": "x = [str(i) for i in range(3)]\nreturn {'x': x, 'b': b'', 'f': 1.5}",
+        "code": "return {'x': [data], 'b': b'', 'f': 1.5}",
         "data": codec.encode({"k": [1, "v", b"", None]}),
         "stdout_bytes": 1024,
         "result_bytes": 1024,
@@ -89,13 +89,15 @@ def compile_snippet(code: str) -> Any:
     func = ast.FunctionDef(
         name=FUNCTION,
         args=ast.arguments(
-            posonlyargs=[], args=[ast.arg(arg="data")], kwonlyargs=[], kw_defaults=[],
+            posonlyargs=[],
+            args=[ast.arg(arg="data", lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)],
+            kwonlyargs=[], kw_defaults=[],
             defaults=[], vararg=None, kwarg=None,
         ),
         body=body, decorator_list=[], returns=None, type_comment=None,
         lineno=1, col_offset=0, end_lineno=1, end_col_offset=0,
     )
-    wrapper = ast.fix_missing_locations(ast.Module(body=[func], type_ignores=[]))
+    wrapper = ast.Module(body=[func], type_ignores=[])
     return compile(wrapper, FILENAME, "exec", dont_inherit=True)
 
 
