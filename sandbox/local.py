@@ -13,7 +13,7 @@ from sandbox.errors import ClosedError, ConfigError
 from sandbox.pool import Pool
 from sandbox.result import Result
 
-_SERVED = ("python",)
+_SERVED = ("python", "javascript")
 
 
 class Sandbox:

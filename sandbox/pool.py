@@ -119,6 +119,7 @@ class Pool:
                 code=code,
                 data=data,
                 as_bytes=self._baseline_bytes + limits.memory_mb * MiB,
+                memory_bytes=limits.memory_mb * MiB,
                 cpu_s=math.ceil(limits.timeout_s) + 1,
                 stdout_bytes=limits.stdout_bytes,
                 result_bytes=limits.result_bytes,

@@ -1,0 +1,1 @@
+"""JavaScript snippets in QuickJS (quickjs-ng): the in-jail executor."""

@@ -1,0 +1,431 @@
+"""Run one JavaScript snippet in QuickJS inside a child: the same contract as Python.
+
+The engine is quickjs-ng (the ``quickjs-ng`` wheel's ``quickjs`` module). Each task gets a
+fresh ``quickjs.Context``, whose world holds only the ECMAScript globals and a ``console``
+whose output is collected inside JS: no ``std``, ``os``, ``print``, ``scriptArgs`` or module
+loader, so ``import()`` of anything rejects.
+
+Contract: the code is the body of ``function snippet(data)`` (``async`` when it uses
+``await``); ``return`` gives the result; a returned Promise is settled by running the engine's
+job queue. The function header shares the snippet's first line, so stack line numbers are the
+snippet's own.
+
+Values cross inside the child as JSON with tagged objects ``{"\\u0000": [kind, payload]}``
+(bytes as latin-1 text, dates as epoch milliseconds, BigInts and non-finite numbers as
+text); user keys that start with ``\\u0000`` are escaped by one more. The result then goes
+through the codec like any Python value, so the wire carries msgpack bin, never base64.
+
+=====================================  ===============================================
+JavaScript value                       result
+=====================================  ===============================================
+undefined, null                        None
+boolean, string                        bool, str
+number                                 int when integral (and -0 -> 0), else float;
+                                       NaN and +-Infinity as floats
+BigInt                                 int (any size)
+Uint8Array, ArrayBuffer, DataView      bytes
+other typed arrays                     list of numbers
+Date                                   aware UTC datetime; an invalid Date is an error
+Array                                  list (holes become None)
+Map with string keys                   dict; other key types are an error
+Set                                    list
+other objects                          dict of own enumerable string keys; ``toJSON`` is
+                                       never called
+function, Symbol, a cycle,             status ``error``, type ``UnserializableResult``,
+nesting deeper than 256                with the path
+=====================================  ===============================================
+
+Bytes in ``data`` arrive as Uint8Array, datetimes as Date, ints beyond 2**53 as BigInt.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import re
+import time
+from typing import Any
+
+from runtimes import codec, wire
+from runtimes.wire import Status
+
+TAG = "\u0000"
+MAX_STACK_BYTES = 1024 * 1024
+_UTC = datetime.timezone.utc
+_SAFE_INT = 2**53
+
+# Evaluated in every fresh context before the snippet. It keeps its own references to the
+# built-ins it uses, so a snippet that replaces JSON or Object.keys only spoils its own result.
+PRELUDE = r"""
+(() => {
+  const TAG = "\u0000", MAX_DEPTH = 256;
+  const stringify = JSON.stringify, parse = JSON.parse, keys = Object.keys;
+  const isArray = Array.isArray, fromCharCode = String.fromCharCode;
+  const define = Object.defineProperty, getProto = Object.getPrototypeOf;
+  const isView = ArrayBuffer.isView;
+  const TypedArray = getProto(Uint8Array);
+  const state = { out: [], size: 0, cap: 0, truncated: false, done: false, value: undefined,
+                  error: undefined };
+
+  function show(v, depth) {
+    switch (typeof v) {
+      case "string": return depth ? stringify(v) : v;
+      case "undefined": return "undefined";
+      case "bigint": return v + "n";
+      case "function": return "[Function " + (v.name || "(anonymous)") + "]";
+      case "symbol": return v.toString();
+      case "object":
+        if (v === null) return "null";
+        if (v instanceof Error) return v.stack ? v.name + ": " + v.message + "\n" + v.stack : String(v);
+        if (depth > 2) return isArray(v) ? "[Array]" : "[Object]";
+        if (isArray(v)) return "[ " + v.map((x) => show(x, depth + 1)).join(", ") + " ]";
+        if (v instanceof Uint8Array) return "Uint8Array(" + v.length + ")";
+        if (v instanceof Date) return isNaN(v) ? "Invalid Date" : v.toISOString();
+        try {
+          return "{ " + keys(v).map((k) => k + ": " + show(v[k], depth + 1)).join(", ") + " }";
+        } catch (e) { return "[Object]"; }
+      default: return String(v);
+    }
+  }
+  function write(...args) {
+    if (state.truncated) return;
+    let line = args.map((a) => show(a, 0)).join(" ") + "\n";
+    const room = state.cap - state.size;
+    if (line.length > room) { line = line.slice(0, room); state.truncated = true; }
+    state.out.push(line);
+    state.size += line.length;
+  }
+  const console = { log: write, info: write, warn: write, error: write, debug: write };
+
+  function latin1(u8) {
+    let s = "";
+    for (let i = 0; i < u8.length; i += 8192) s += fromCharCode.apply(null, u8.subarray(i, i + 8192));
+    return s;
+  }
+  function fail(path, what) {
+    const e = new TypeError(path + ": " + what);
+    e.unserializable = true;
+    throw e;
+  }
+  function esc(k) { return k.length && k[0] === TAG ? TAG + k : k; }
+  function walk(v, path, depth, seen) {
+    switch (typeof v) {
+      case "undefined": return null;
+      case "boolean": case "string": return v;
+      case "number": return Number.isFinite(v) ? v : { [TAG]: ["float", String(v)] };
+      case "bigint": return { [TAG]: ["bigint", v.toString()] };
+      case "function": fail(path, "a function is not serializable");
+      case "symbol": fail(path, "a Symbol is not serializable");
+    }
+    if (v === null) return null;
+    if (depth >= MAX_DEPTH) fail(path, "nested deeper than " + MAX_DEPTH + " levels");
+    if (seen.has(v)) fail(path, "circular reference");
+    if (v instanceof ArrayBuffer) return { [TAG]: ["bytes", latin1(new Uint8Array(v))] };
+    if (v instanceof Uint8Array) return { [TAG]: ["bytes", latin1(v)] };
+    if (v instanceof DataView) {
+      return { [TAG]: ["bytes", latin1(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))] };
+    }
+    if (v instanceof TypedArray) return Array.from(v, (x) => walk(x, path, depth + 1, seen));
+    if (v instanceof Date) {
+      const t = v.getTime();
+      if (t !== t) fail(path, "an invalid Date is not serializable");
+      return { [TAG]: ["date", t] };
+    }
+    if (v instanceof Promise) fail(path, "a Promise inside the result is not serializable");
+    seen.add(v);
+    try {
+      if (isArray(v)) {
+        const out = new Array(v.length);
+        for (let i = 0; i < v.length; i++) out[i] = walk(v[i], path + "[" + i + "]", depth + 1, seen);
+        return out;
+      }
+      if (v instanceof Set) {
+        const out = [];
+        let i = 0;
+        for (const x of v) out.push(walk(x, path + "[" + i++ + "]", depth + 1, seen));
+        return out;
+      }
+      const out = {};
+      if (v instanceof Map) {
+        for (const [k, x] of v) {
+          if (typeof k !== "string") fail(path, "a Map key of type " + typeof k + " is not allowed");
+          out[esc(k)] = walk(x, path + "[" + stringify(k) + "]", depth + 1, seen);
+        }
+        return out;
+      }
+      for (const k of keys(v)) out[esc(k)] = walk(v[k], path + "." + k, depth + 1, seen);
+      return out;
+    } finally {
+      seen.delete(v);
+    }
+  }
+  function revive(key, v) {
+    if (v === null || typeof v !== "object" || isArray(v)) return v;
+    const ks = keys(v);
+    if (ks.length === 1 && ks[0] === TAG) {
+      const [kind, payload] = v[TAG];
+      if (kind === "bytes") {
+        const u8 = new Uint8Array(payload.length);
+        for (let i = 0; i < payload.length; i++) u8[i] = payload.charCodeAt(i);
+        return u8;
+      }
+      if (kind === "date") return new Date(payload);
+      if (kind === "bigint") return BigInt(payload);
+      if (kind === "float") return Number(payload);
+    }
+    if (!ks.some((k) => k[0] === TAG)) return v;
+    const out = {};
+    for (const k of ks) out[k[0] === TAG ? k.slice(1) : k] = v[k];
+    return out;
+  }
+  function describe(e) {
+    if (e instanceof InternalError && e.message === "out of memory") {
+      return { type: "InternalError", message: "out of memory", stack: "", unserializable: false,
+               oom: true };
+    }
+    if (e instanceof Error) {
+      return { type: String(e.name), message: String(e.message), stack: String(e.stack || ""),
+               unserializable: e.unserializable === true };
+    }
+    if (e === null) {  // how the engine throws when it cannot even allocate an Error
+      return { type: "InternalError", message: "out of memory", stack: "", unserializable: false,
+               oom: true };
+    }
+    let text;
+    try { text = typeof e === "string" ? e : stringify(e); } catch (_) { text = String(e); }
+    return { type: "Thrown", message: "uncaught " + typeof e + ": " + text, stack: "",
+             unserializable: false };
+  }
+  function settle(ok, v) {
+    if (state.done) return;
+    state.done = true;
+    if (ok) state.value = v; else state.error = describe(v);
+  }
+  const sandbox = {
+    // Exercise parse, walk and stringify without touching the task's state: run in a fresh
+    // child on its pristine context so copy-on-write faults happen before the task.
+    warm(input) {
+      show(stringify(walk(parse(input, revive), "result", 0, new Set())), 0);
+    },
+    start(snippet, input, cap) {
+      state.cap = cap;
+      let r;
+      try {
+        r = snippet(parse(input, revive));
+      } catch (e) { settle(false, e); return; }
+      if (r instanceof Promise) r.then((v) => settle(true, v), (e) => settle(false, e));
+      else settle(true, r);
+    },
+    finish() {
+      const report = { out: state.out.join(""), truncated: state.truncated };
+      if (!state.done) {
+        report.error = { type: "Error", message: "the snippet's Promise never settled", stack: "",
+                         unserializable: false };
+      } else if (state.error) {
+        report.error = state.error;
+      } else {
+        try { report.value = walk(state.value, "result", 0, new Set()); }
+        catch (e) { report.error = describe(e); }
+      }
+      return stringify(report);
+    },
+  };
+  define(globalThis, "console", { value: console, writable: true, configurable: true });
+  define(globalThis, "__sandbox", { value: sandbox });
+})();
+"""
+
+REHEARSAL = "return {x: [data], b: new Uint8Array(2), d: new Date(0), n: 1.5}"
+
+
+# A context with only the prelude evaluated, made once in the zygote and inherited by every
+# child through fork: each child's copy is as fresh as a new context (no snippet ever ran in
+# it), without paying ~0.7 ms of context creation and prelude parsing on the task's path.
+_pristine: Any = None
+
+
+def _new_context() -> Any:
+    import quickjs
+
+    ctx = quickjs.Context()
+    ctx.set_max_stack_size(MAX_STACK_BYTES)
+    ctx.eval(PRELUDE)
+    return ctx
+
+
+def _take_context() -> Any:
+    """The inherited pristine context, at most once per process; later calls get new ones."""
+    global _pristine
+    ctx, _pristine = _pristine, None
+    return ctx if ctx is not None else _new_context()
+
+
+def preload() -> None:
+    """Load the engine and make the pristine context in the zygote (see ``_pristine``)."""
+    global _pristine
+    _pristine = _new_context()
+
+
+def rehearse() -> None:
+    """Run a canned task end to end in a fresh child, before its real task (see ``child``).
+
+    It runs on a context of its own; on the pristine context it only calls the prelude's
+    ``warm``, which leaves no trace a snippet could see."""
+    sample = json.dumps(_tagged({"k": [1, "v", b"\x00", None, 2.5]}))
+    if _pristine is not None:
+        _pristine.set("__warm", sample)
+        _pristine.eval("__sandbox.warm(__warm); delete globalThis.__warm; (function snippet(data) {return 1\n})")
+    _run({
+        "code": REHEARSAL,
+        "data": codec.encode({"k": [1, "v", b"", None]}),
+        "stdout_bytes": 1024,
+        "result_bytes": 1024,
+        "memory_bytes": 64 * 1024 * 1024,
+        "cpu_s": 5,
+    }, _new_context())
+
+
+def run(task: dict[str, Any]) -> bytes:
+    """Run one task on this process's pristine context."""
+    return _run(task, _take_context())
+
+
+def _run(task: dict[str, Any], ctx: Any) -> bytes:
+    import quickjs
+
+    code = wire.field(task, "code", str)
+    stdout_cap = wire.field(task, "stdout_bytes", int)
+    result_cap = wire.field(task, "result_bytes", int)
+    memory_bytes = wire.field(task, "memory_bytes", int)
+    cpu_s = wire.field(task, "cpu_s", int)
+    started = time.perf_counter()
+    out, truncated = "", False
+
+    def finish(status: Status, message: str, **extra: Any) -> bytes:
+        text, cut = _cap_utf8(out, stdout_cap)
+        return wire.encode_result(
+            status, message, stdout=text, truncated=truncated or cut,
+            duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
+        )
+
+    try:
+        data_json = json.dumps(_tagged(codec.decode(wire.field(task, "data", bytes))), allow_nan=False)
+        # set after the prelude, so the limits bind the snippet and not our own set-up
+        ctx.set_memory_limit(memory_bytes)
+        ctx.set_time_limit(cpu_s)
+        try:
+            ctx.eval(f"var __snippet = ({_header(code)}{code}\n}});")
+        except quickjs.JSException as exc:
+            error = _compile_error(str(exc))
+            return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+        ctx.set("__input", data_json)
+        ctx.eval(f"__sandbox.start(__snippet, __input, {stdout_cap}); __input = undefined;")
+        while ctx.execute_pending_job():
+            pass
+        report = json.loads(ctx.eval("__sandbox.finish()"), object_hook=_untag)
+    except quickjs.JSException as exc:
+        return _engine_failure(str(exc), finish)
+    except MemoryError:
+        return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (memory limit)")
+    out, truncated = report["out"], report["truncated"]
+    error = report.get("error")
+    if error is not None and error.get("oom"):
+        return finish(
+            Status.MEMORY_LIMIT,
+            "the snippet ran out of memory (engine memory limit; a thrown null reads the same)",
+        )
+    if error is not None:
+        if error.pop("unserializable"):
+            error = {"type": "UnserializableResult", "message": error["message"], "traceback": ""}
+            return finish(Status.ERROR, f"the result cannot be returned: {error['message']}", error=error)
+        error = {"type": error["type"], "message": error["message"],
+                 "traceback": _traceback(error["type"], error["message"], error.pop("stack"))}
+        return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+    try:
+        encoded = codec.encode(report["value"], max_bytes=result_cap)
+    except codec.ResultTooLarge as exc:
+        return finish(Status.OUTPUT_LIMIT, str(exc))
+    except codec.EncodeError as exc:
+        error = {"type": "UnserializableResult", "message": str(exc), "traceback": ""}
+        return finish(Status.ERROR, f"the result cannot be returned: {exc}", error=error)
+    return finish(Status.OK, "ok", value=encoded)
+
+
+def _header(code: str) -> str:
+    # Same line as the snippet's first line: no offset in line numbers. ``async`` only when
+    # needed, so a synchronous snippet does not pay for a Promise and a job-queue turn.
+    return "async function snippet(data) {" if re.search(r"\bawait\b", code) else "function snippet(data) {"
+
+
+def _engine_failure(text: str, finish: Any) -> bytes:
+    """An exception that escaped to the engine: the interrupt, out of memory, stack overflow."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if "interrupted" in first:
+        return finish(Status.TIMEOUT, "exceeded the engine's time limit")
+    if first in ("", "null") or "out of memory" in first:
+        return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (engine memory limit)")
+    name, _, message = first.partition(": ")
+    error = {"type": name or "InternalError", "message": message or first,
+             "traceback": _traceback(name, message, text.split("\n", 1)[1] if "\n" in text else "")}
+    return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+
+
+def _compile_error(text: str) -> dict[str, str]:
+    first, _, rest = text.strip().partition("\n")
+    name, _, message = first.partition(": ")
+    line = re.search(r"<input>:(\d+)", rest)
+    if line:
+        message = f"{message} (line {line.group(1)})"
+    return {"type": name or "SyntaxError", "message": message,
+            "traceback": f"{name}: {message}\n" + rest.replace("<input>", "<snippet>") + "\n"}
+
+
+def _traceback(name: str, message: str, stack: str) -> str:
+    """The stack's frames inside the snippet, named ``<snippet>`` like Python's traceback."""
+    lines = stack.splitlines()
+    # frames below the snippet's own are the prelude's, which called it
+    last = max((i for i, line in enumerate(lines) if "at snippet (" in line), default=len(lines) - 1)
+    frames = [line.replace("<input>", "<snippet>") for line in lines[: last + 1] if "<input>" in line]
+    return "\n".join([f"{name}: {message}", *frames]) + "\n"
+
+
+def _cap_utf8(text: str, cap: int) -> tuple[str, bool]:
+    data = text.encode("utf-8", "replace")
+    if len(data) <= cap:
+        return text, False
+    return data[:cap].decode("utf-8", "ignore"), True
+
+
+def _tagged(value: Any) -> Any:
+    """A decoded ``data`` value as JSON the prelude's reviver understands."""
+    if isinstance(value, bytes):
+        return {TAG: ["bytes", value.decode("latin-1")]}
+    if isinstance(value, datetime.datetime):
+        return {TAG: ["date", value.timestamp() * 1000.0]}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {TAG: ["float", "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")]}
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _SAFE_INT:
+        return {TAG: ["bigint", str(value)]}
+    if isinstance(value, list):
+        return [_tagged(v) for v in value]
+    if isinstance(value, dict):
+        return {(TAG + k if k.startswith(TAG) else k) if isinstance(k, str) else str(k): _tagged(v)
+                for k, v in value.items()}
+    return value
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and TAG in obj:
+        kind, payload = obj[TAG]
+        if kind == "bytes":
+            return payload.encode("latin-1")
+        if kind == "date":
+            return datetime.datetime(1970, 1, 1, tzinfo=_UTC) + datetime.timedelta(milliseconds=payload)
+        if kind == "bigint":
+            return int(payload)
+        if kind == "float":
+            return float(payload)
+    if any(k.startswith(TAG) for k in obj):
+        return {k[1:] if k.startswith(TAG) else k: v for k, v in obj.items()}
+    return obj
