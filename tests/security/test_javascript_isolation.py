@@ -1,0 +1,68 @@
+"""Each test names a capability the JavaScript sandbox denies and asserts the exact outcome."""
+
+from __future__ import annotations
+
+from sandbox import Status
+
+
+def js(sandbox, code, **limits):
+    return sandbox.run("javascript", code, **limits)
+
+
+def test_cant_reach_std_os_or_host_globals(sandbox):
+    r = js(sandbox, "return [typeof std, typeof os, typeof print, typeof scriptArgs, typeof require]")
+    assert r.status is Status.OK
+    assert r.value == ["undefined"] * 5
+
+
+def test_cant_import_modules(sandbox):
+    for name in ("os", "std", "/etc/passwd", "./x.js"):
+        r = js(sandbox, f"await import({name!r}); return 'imported'")
+        assert r.status is Status.ERROR, name
+        assert r.error.type in ("ReferenceError", "SyntaxError", "TypeError"), r.error
+
+
+def test_cant_outlive_timeout_in_a_loop(sandbox):
+    r = js(sandbox, "while (true) {}", timeout_s=1)
+    assert r.status is Status.TIMEOUT
+
+
+def test_cant_outlive_timeout_with_a_catastrophic_regex(sandbox):
+    # a built-in the engine's interrupt cannot stop: the outside SIGKILL does
+    r = js(sandbox, "return /(a+)+$/.test('a'.repeat(30) + 'b')", timeout_s=0.5)
+    assert r.status is Status.TIMEOUT
+    assert r.duration_ms < 3000
+
+
+def test_cant_grow_arrays_beyond_memory_limit(sandbox):
+    r = js(sandbox, "const a = []; while (true) a.push({i: a.length})", memory_mb=32)
+    assert r.status is Status.MEMORY_LIMIT
+
+
+def test_cant_grow_strings_beyond_memory_limit(sandbox):
+    # distinct flat strings: doubling one string only builds a rope and hits the length cap
+    r = js(sandbox, "const keep = []; for (let i = 0; ; i++) keep.push('y'.repeat(1 << 16) + i)",
+           memory_mb=32)
+    assert r.status is Status.MEMORY_LIMIT
+
+
+def test_cant_allocate_huge_array_buffers(sandbox):
+    r = js(sandbox, "return new ArrayBuffer(1024 * 1024 * 1024).byteLength", memory_mb=64)
+    assert r.status in (Status.MEMORY_LIMIT, Status.ERROR)
+    assert r.status is Status.MEMORY_LIMIT or r.error.type == "RangeError"
+
+
+def test_cant_leak_state_to_next_task(sandbox):
+    first = js(sandbox, """
+        Object.prototype.polluted = 'yes';
+        Array.prototype.extra = 1;
+        globalThis.leaked = 42;
+        console.log = () => {};
+        return 'polluted'""")
+    assert first.value == "polluted"
+    second = js(sandbox, """
+        console.log('still mine');
+        return [({}).polluted === undefined, typeof leaked, [].extra === undefined]""")
+    assert second.status is Status.OK
+    assert second.value == [True, "undefined", True]
+    assert second.stdout == "still mine\n"
