@@ -53,3 +53,13 @@ def in_process_exec(code: str = "result = 6 * 7") -> Callable[[], None]:
         exec(compile(code, "<snippet>", "exec"), {})
 
     return run
+
+
+def in_process_quickjs(code: str = "(function () { return 6 * 7 })()") -> Callable[[], None]:
+    """A fresh ``quickjs.Context()`` and one eval in this process: no jail, the JS floor."""
+    import quickjs
+
+    def run() -> None:
+        quickjs.Context().eval(code)
+
+    return run

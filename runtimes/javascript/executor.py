@@ -65,7 +65,7 @@ PRELUDE = r"""
   const define = Object.defineProperty, getProto = Object.getPrototypeOf;
   const isView = ArrayBuffer.isView;
   const TypedArray = getProto(Uint8Array);
-  const state = { out: [], size: 0, cap: 0, truncated: false, done: false, value: undefined,
+  const state = { started: false, out: [], size: 0, cap: 0, truncated: false, done: false, value: undefined,
                   error: undefined };
 
   function show(v, depth) {
@@ -208,7 +208,15 @@ PRELUDE = r"""
     warm(input) {
       show(stringify(walk(parse(input, revive), "result", 0, new Set())), 0);
     },
+    started() { return state.started; },
+    run(snippet, cap) {
+      const input = globalThis.__input;
+      delete globalThis.__input;
+      sandbox.start(snippet, input, cap);
+      return state.done ? sandbox.finish() : "";
+    },
     start(snippet, input, cap) {
+      state.started = true;
       state.cap = cap;
       let r;
       try {
@@ -314,16 +322,20 @@ def _run(task: dict[str, Any], ctx: Any) -> bytes:
         # set after the prelude, so the limits bind the snippet and not our own set-up
         ctx.set_memory_limit(memory_bytes)
         ctx.set_time_limit(cpu_s)
-        try:
-            ctx.eval(f"var __snippet = ({_header(code)}{code}\n}});")
-        except quickjs.JSException as exc:
-            error = _compile_error(str(exc))
-            return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
         ctx.set("__input", data_json)
-        ctx.eval(f"__sandbox.start(__snippet, __input, {stdout_cap}); __input = undefined;")
-        while ctx.execute_pending_job():
-            pass
-        report = json.loads(ctx.eval("__sandbox.finish()"), object_hook=_untag)
+        # One eval compiles the snippet, runs it and, when it settled synchronously, reports.
+        try:
+            text = ctx.eval(f"__sandbox.run(({_header(code)}{code}\n}}), {stdout_cap})")
+        except quickjs.JSException as exc:
+            if ctx.eval("__sandbox.started()"):
+                raise
+            error = _compile_error(str(exc))  # the snippet never ran: it did not compile
+            return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+        if not text:
+            while ctx.execute_pending_job():
+                pass
+            text = ctx.eval("__sandbox.finish()")
+        report = json.loads(text, object_hook=_untag)
     except quickjs.JSException as exc:
         return _engine_failure(str(exc), finish)
     except MemoryError:
