@@ -1,7 +1,7 @@
 """``python -m benchmarks``: trivial-snippet latency, warm pools beside their baselines.
 
 Every system runs once per round, in turn, so machine drift hits all of them alike; the cold
-baselines (tens of ms each) run every ``--cold-every`` rounds. Between rounds the harness
+baselines (tens of ms each) run every ``--cold-every`` rounds. After each system the harness
 pauses ``--pause-ms``, so each task finds its pool refilled ("warm"); the back-to-back row
 shows the same snippet with no pause, where the refill competes with the next task.
 """
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--rounds", type=int, default=500)
     parser.add_argument("--cold-every", type=int, default=5, help="run cold baselines every Nth round")
-    parser.add_argument("--pause-ms", type=float, default=5.0, help="pause between rounds")
+    parser.add_argument("--pause-ms", type=float, default=5.0, help="pause after each measured call")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 batch.update(cold)
             for name, fn in batch.items():
                 samples[name].append(timed(fn))
-            time.sleep(args.pause_ms / 1000.0)
+                time.sleep(args.pause_ms / 1000.0)  # let the refill finish: measure warm
         samples["sandbox python (back-to-back)"] = [timed(py) for _ in range(args.rounds)]
 
     rows = {

@@ -6,12 +6,14 @@ Steps, in order (the point where the child gives up its last privileges is marke
    /dev/null (a snippet must not write into the jail's log).
 2. tie its life to the zygote (PDEATHSIG) and make itself non-dumpable, so no sibling can
    read its memory through ptrace-like interfaces.
-3. install the per-child seccomp filter (no fork/exec/sockets, signals only to itself).
+3. lower the limits no task changes: no file writes, no core dumps, no new processes.
+4. install the per-child seccomp filter (no fork/exec/sockets, signals only to itself).
    --- from here on the child can no longer create processes, sockets or exec anything ---
-4. wait for exactly one task frame. Everything above happens ahead of demand, in the pool.
-5. lower its rlimits to the task's budget (address space, CPU seconds, no files, no core).
-6. run the task through the runtime's executor and write the encoded result.
-7. exit. Nothing of this process survives into another task.
+5. rehearse a canned task, so copy-on-write faults and lazy set-up land before the task.
+6. wait for exactly one task frame. Everything above happens ahead of demand, in the pool.
+7. lower address space and CPU seconds to the task's budget.
+8. run the task through the runtime's executor and write the encoded result.
+9. exit. Nothing of this process survives into another task.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
     try:
         _forget_zygote(channel.fileno())
         _bind_lifetime()
+        _lower_fixed_limits()
         seccomp_filter.install(setup.seccomp_program, setup.pid_slots, os.getpid())
         # A rehearsal with a canned snippet while idle: its copy-on-write page faults and
         # lazy initialisation happen now rather than on the task's clock.
@@ -108,6 +111,10 @@ def _lower_limits(task: dict) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
     # SIGXCPU at the soft limit, SIGKILL one second later if it is ignored.
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+
+
+def _lower_fixed_limits() -> None:
+    """The limits no task changes, set before the task arrives (off its clock)."""
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))

@@ -70,13 +70,17 @@ class Sandbox:
             return Result.rejected(f"unknown runtime {runtime!r} (available: {known})")
         if not isinstance(code, str):
             return Result.rejected(f"code must be a str, not {type(code).__name__}")
-        try:
-            limits = self.config.default_limits.replace(
-                timeout_s=timeout_s, memory_mb=memory_mb,
-                stdout_bytes=stdout_bytes, result_bytes=result_bytes,
-            )
-        except ConfigError as exc:
-            return Result.rejected(f"bad limits: {exc}")
+        limits = self.config.default_limits
+        if timeout_s is not None or memory_mb is not None or stdout_bytes is not None or (
+            result_bytes is not None
+        ):
+            try:
+                limits = limits.replace(
+                    timeout_s=timeout_s, memory_mb=memory_mb,
+                    stdout_bytes=stdout_bytes, result_bytes=result_bytes,
+                )
+            except ConfigError as exc:
+                return Result.rejected(f"bad limits: {exc}")
         try:
             encoded = codec.encode(data)
         except codec.EncodeError as exc:
