@@ -7,13 +7,27 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from runtimes import codec
+from runtimes import codec, wire
+from runtimes.wire import Status
+from sandbox.cancel import CancelToken
 from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
 from sandbox.errors import ClosedError, ConfigError
 from sandbox.pool import Pool
 from sandbox.result import Result
 
 _SERVED = ("python", "javascript")
+SERVED = _SERVED
+
+
+def _rejected(message: str) -> bytes:
+    return wire.encode_result(Status.REJECTED, message)
+
+
+def envelope_limit(defaults: Limits, overrides: dict[str, Any]) -> int:
+    """The largest result envelope a task with these limits may produce."""
+    result = overrides.get("result_bytes") or defaults.result_bytes
+    stdout = overrides.get("stdout_bytes") or defaults.stdout_bytes
+    return int(result) + int(stdout) + 65536
 
 
 class Sandbox:
@@ -64,12 +78,40 @@ class Sandbox:
         Bad requests (unknown runtime, invalid limits, unencodable data) come back as status
         ``rejected``; nothing about a request raises.
         """
+        try:
+            encoded = codec.encode(data)
+        except codec.EncodeError as exc:
+            return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
+        limits = dict(timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
+                      result_bytes=result_bytes)
+        started = time.perf_counter()
+        envelope = self.run_encoded(runtime, code, encoded, **limits)
+        return Result.from_wire(
+            envelope,
+            max_bytes=envelope_limit(self.config.default_limits, limits),
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def run_encoded(
+        self,
+        runtime: str,
+        code: str,
+        data: bytes,
+        *,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        stdout_bytes: int | None = None,
+        result_bytes: int | None = None,
+        cancel: CancelToken | None = None,
+    ) -> bytes:
+        """Like ``run`` with codec-encoded ``data``, returning the child's result envelope
+        untouched (what a runner forwards). Bad requests give a ``rejected`` envelope."""
         name = canonical_runtime(runtime)
         if name is None or name not in _SERVED:
             known = ", ".join(sorted({r for r in RUNTIME_ALIASES.values() if r in _SERVED}))
-            return Result.rejected(f"unknown runtime {runtime!r} (available: {known})")
+            return _rejected(f"unknown runtime {runtime!r} (available: {known})")
         if not isinstance(code, str):
-            return Result.rejected(f"code must be a str, not {type(code).__name__}")
+            return _rejected(f"code must be a str, not {type(code).__name__}")
         limits = self.config.default_limits
         if timeout_s is not None or memory_mb is not None or stdout_bytes is not None or (
             result_bytes is not None
@@ -80,19 +122,13 @@ class Sandbox:
                     stdout_bytes=stdout_bytes, result_bytes=result_bytes,
                 )
             except ConfigError as exc:
-                return Result.rejected(f"bad limits: {exc}")
-        try:
-            encoded = codec.encode(data)
-        except codec.EncodeError as exc:
-            return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
-        pool = self._pool(name)
-        started = time.perf_counter()
-        envelope = pool.run(code, encoded, limits)
-        return Result.from_wire(
-            envelope,
-            max_bytes=limits.result_bytes + limits.stdout_bytes + 65536,
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-        )
+                return _rejected(f"bad limits: {exc}")
+        return self._pool(name).run(code, data, limits, cancel)
+
+    def idle_children(self) -> int:
+        with self._lock:
+            pools = list(self._pools.values())
+        return sum(p.idle_count() for p in pools)
 
     def _pool(self, runtime: str) -> Pool:
         with self._lock:

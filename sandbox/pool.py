@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import seccomp
 from runtimes import wire
 from runtimes.wire import Status
+from sandbox.cancel import CancelToken
 from sandbox.config import Limits, PoolConfig
 from sandbox.errors import ClosedError, JailError
 from sandbox.jail import Jail
@@ -36,6 +37,10 @@ _ENVELOPE_SLACK = 64 * 1024
 # How long to wait for the zygote's exit report of a child that closed its channel.
 _EXIT_REPORT_S = 2.0
 _RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+class _Cancelled(Exception):
+    pass
 
 
 @dataclass(eq=False)
@@ -98,8 +103,12 @@ class Pool:
 
     # -- hot path ----------------------------------------------------------------------------
 
-    def run(self, code: str, data: bytes, limits: Limits) -> bytes:
-        """Run one task on a fresh child; the result envelope, ready for the client."""
+    def run(
+        self, code: str, data: bytes, limits: Limits, cancel: CancelToken | None = None
+    ) -> bytes:
+        """Run one task on a fresh child; the result envelope, ready for the client.
+
+        Setting ``cancel`` while the task runs kills its child (status crashed, "cancelled")."""
         child = self._acquire()
         if child is not None and child.host_pid and self._boost:
             try:
@@ -127,7 +136,10 @@ class Pool:
             max_frame = limits.result_bytes + limits.stdout_bytes + _ENVELOPE_SLACK
             try:
                 wire.send_frame(child.channel, task)
-                return self._await_result(child, deadline, max_frame)
+                return self._await_result(child, deadline, max_frame, cancel)
+            except _Cancelled:
+                child.kill()
+                return wire.encode_result(Status.CRASHED, "cancelled while running")
             except TimeoutError:
                 child.kill()
                 return wire.encode_result(
@@ -144,17 +156,26 @@ class Pool:
         finally:
             self._finish(child)
 
-    def _await_result(self, child: Child, deadline: float, max_frame: int) -> bytes:
+    def _await_result(
+        self, child: Child, deadline: float, max_frame: int, cancel: CancelToken | None
+    ) -> bytes:
         """Read one result frame, polling against the deadline (TimeoutError when it passes)."""
         sock = child.channel
         poller = select.poll()
         poller.register(sock, select.POLLIN)
+        if cancel is not None:
+            if cancel.is_set():
+                raise _Cancelled
+            poller.register(cancel.fileno(), select.POLLIN)
         buf = bytearray()
         size = -1
         while size < 0 or len(buf) < size + 4:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not poller.poll(remaining * 1000):
+            ready = poller.poll(remaining * 1000) if remaining > 0 else []
+            if not ready:
                 raise TimeoutError
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
             want = 65536 if size < 0 else min(size + 4 - len(buf), 1 << 22)
             chunk = sock.recv(want)
             if not chunk:
@@ -281,9 +302,13 @@ class Pool:
                     self._baseline_bytes = _address_space(host_pid)
                 with self._lock:
                     self._pending = max(0, self._pending - 1)
-                    self._children[pid] = child
-                    self._idle.append(child)
-                    self._lock.notify()
+                    closed = self._closed
+                    if not closed:
+                        self._children[pid] = child
+                        self._idle.append(child)
+                        self._lock.notify()
+                if closed:  # arrived after close() emptied the pool
+                    child.release()
             elif op == "exited":
                 pid = wire.field(msg, "pid", int)
                 with self._lock:
