@@ -44,7 +44,7 @@ exit exit_group getpid getppid gettid getuid geteuid getgid getegid getresuid ge
 getgroups getpgrp getpgid getsid set_tid_address set_robust_list get_robust_list rseq futex
 arch_prctl prctl prlimit64 getrlimit setrlimit getrusage sched_yield sched_getaffinity
 sched_getparam sched_getscheduler sched_get_priority_max sched_get_priority_min getpriority
-getcpu uname sysinfo getrandom capget seccomp
+getcpu uname sysinfo getrandom capget seccomp setpriority
 """
 # The zygote forks children and watches them; nsjail execs the zygote after installing the
 # jail filter. The child filter takes all of these away again.

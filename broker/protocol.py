@@ -1,0 +1,326 @@
+"""Every message between clients, the broker and runners: one definition each, versioned.
+
+Transport: ZeroMQ. Clients and runners use DEALER sockets, the broker one ROUTER socket; a
+message is a single frame (the ROUTER adds the sender's identity frame) whose body is a
+MessagePack map ``{"v": VERSION, "t": <type>, ...fields}``. Results travel as the opaque
+envelope bytes written by the child (``runtimes.wire``): the broker never decodes them.
+
+    client -> broker   submit, cancel, ping
+    broker -> client   result, rejected, pong
+    runner -> broker   ready, heartbeat, done, bye
+    broker -> runner   task, cancel_task, heartbeat
+
+Every frame is untrusted and is validated on receipt by ``decode``, which returns one of
+the dataclasses below or raises ``ProtocolError`` (and nothing else), carrying the message
+id when one could be read so the sender can be answered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import msgpack
+
+VERSION = 1
+MAX_FRAME_BYTES = 80 * 1024 * 1024  # also set as ZMQ_MAXMSGSIZE on every socket
+MAX_CODE_BYTES = 1024 * 1024
+MAX_DATA_BYTES = 16 * 1024 * 1024
+MAX_ID_CHARS = 128
+DEFAULT_LANE = "default"
+
+
+class ProtocolError(Exception):
+    """A frame that is not a valid message: malformed, oversized, unknown or of a foreign
+    version. ``msg_id`` is the message's id when it could be read, else None."""
+
+    def __init__(self, message: str, msg_id: str | None = None) -> None:
+        super().__init__(message)
+        self.msg_id = msg_id
+
+
+# -- limits a task carries (validated here; the runner applies them) -------------------------
+
+
+@dataclass(frozen=True)
+class TaskLimits:
+    timeout_s: float | None = None
+    memory_mb: int | None = None
+    stdout_bytes: int | None = None
+    result_bytes: int | None = None
+
+
+# -- client -> broker ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submit:
+    TYPE: ClassVar[str] = "submit"
+    id: str
+    runtime: str
+    code: str
+    data: bytes  # codec-encoded
+    limits: TaskLimits = field(default_factory=TaskLimits)
+    priority: int = 0  # higher runs first; FIFO within a priority
+    lane: str = DEFAULT_LANE
+    group: str | None = None  # only runners that carry this label
+    version: str = ""  # runtime version prefix, e.g. "3.11"
+    wait_for_runner: bool = True  # False: reject at once when no runner could ever run it
+    queue_timeout_s: float | None = None  # how long it may wait for a slot (broker default)
+    idempotent: bool = False  # may be retried on another runner if its runner vanishes
+    max_attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Cancel:
+    TYPE: ClassVar[str] = "cancel"
+    id: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    TYPE: ClassVar[str] = "ping"
+
+
+# -- broker -> client ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultMsg:
+    TYPE: ClassVar[str] = "result"
+    id: str
+    envelope: bytes  # runtimes.wire result envelope, passed through untouched
+    attempts: int = 1
+    queue_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rejected:
+    TYPE: ClassVar[str] = "rejected"
+    id: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Pong:
+    TYPE: ClassVar[str] = "pong"
+
+
+# -- runner -> broker ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready:
+    TYPE: ClassVar[str] = "ready"
+    runtimes: dict[str, str]  # runtime -> version
+    slots: int
+    groups: tuple[str, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RunnerHeartbeat:
+    TYPE: ClassVar[str] = "heartbeat"
+    idle_children: int = 0
+
+
+@dataclass(frozen=True)
+class Done:
+    TYPE: ClassVar[str] = "done"
+    task_id: str
+    envelope: bytes
+
+
+@dataclass(frozen=True)
+class Bye:
+    TYPE: ClassVar[str] = "bye"
+
+
+# -- broker -> runner ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskMsg:
+    TYPE: ClassVar[str] = "task"
+    task_id: str
+    runtime: str
+    code: str
+    data: bytes
+    limits: TaskLimits = field(default_factory=TaskLimits)
+
+
+@dataclass(frozen=True)
+class CancelTask:
+    TYPE: ClassVar[str] = "cancel_task"
+    task_id: str
+
+
+@dataclass(frozen=True)
+class BrokerHeartbeat:
+    TYPE: ClassVar[str] = "broker_heartbeat"
+
+
+Message = (
+    Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Ready | RunnerHeartbeat | Done | Bye
+    | TaskMsg | CancelTask | BrokerHeartbeat
+)
+_TYPES: dict[str, type] = {
+    cls.TYPE: cls
+    for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Ready, RunnerHeartbeat, Done,
+                Bye, TaskMsg, CancelTask, BrokerHeartbeat)
+}
+CLIENT_MESSAGES = (Submit, Cancel, Ping)
+RUNNER_MESSAGES = (Ready, RunnerHeartbeat, Done, Bye)
+
+
+def encode(msg: Message) -> bytes:
+    body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
+    for f in fields(msg):
+        value = getattr(msg, f.name)
+        if isinstance(value, TaskLimits):
+            value = {k: v for k, v in asdict(value).items() if v is not None}
+        elif isinstance(value, tuple):
+            value = list(value)
+        body[f.name] = value
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def decode(frame: bytes) -> Message:
+    """Parse and validate one frame; raise ProtocolError (only) when it is not a message."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"message of {len(frame)} bytes exceeds {MAX_FRAME_BYTES} bytes")
+    try:
+        body = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises many types for bad input; they become one
+        raise ProtocolError(f"not a MessagePack message: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ProtocolError("a message must be a MessagePack map")
+    msg_id = body.get("id") if isinstance(body.get("id"), str) else None
+    if msg_id is not None and len(msg_id) > MAX_ID_CHARS:
+        msg_id = None
+    version = body.get("v")
+    if version != VERSION:
+        raise ProtocolError(
+            f"protocol version {version!r} is not supported (this side speaks {VERSION})", msg_id
+        )
+    cls = _TYPES.get(body.get("t"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ProtocolError(f"unknown message type {body.get('t')!r}", msg_id)
+    try:
+        return _build(cls, body)
+    except ProtocolError as exc:
+        exc.msg_id = msg_id
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed {cls.TYPE} message: {exc}", msg_id) from exc
+
+
+def _build(cls: type, body: dict[str, Any]) -> Message:
+    known = {f.name for f in fields(cls)}
+    unknown = set(body) - known - {"v", "t"}
+    if unknown:
+        raise ProtocolError(f"{cls.TYPE}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    values = {name: body[name] for name in known if name in body}
+    msg = cls(**values)
+    _CHECKS.get(cls, lambda m: None)(msg)
+    return msg
+
+
+def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
+    return isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise ProtocolError(what)
+
+
+def _check_id(value: Any, name: str = "id") -> None:
+    _need(_is(value, str) and 0 < len(value) <= MAX_ID_CHARS,
+          f"'{name}' must be a string of 1 to {MAX_ID_CHARS} characters")
+
+
+def _check_limits(raw: Any) -> TaskLimits:
+    if isinstance(raw, TaskLimits):
+        return raw
+    _need(isinstance(raw, dict), "'limits' must be a map")
+    unknown = set(raw) - {f.name for f in fields(TaskLimits)}
+    _need(not unknown, f"unknown limit(s): {', '.join(sorted(map(str, unknown)))}")
+    timeout = raw.get("timeout_s")
+    _need(timeout is None or (_is(timeout, (int, float)) and math.isfinite(timeout)),
+          "'timeout_s' must be a number")
+    for name in ("memory_mb", "stdout_bytes", "result_bytes"):
+        _need(raw.get(name) is None or _is(raw.get(name), int), f"'{name}' must be an integer")
+    return TaskLimits(**raw)
+
+
+def _check_submit(m: Submit) -> None:
+    _check_id(m.id)
+    _need(_is(m.runtime, str) and 0 < len(m.runtime) <= 64, "'runtime' must be a short string")
+    _need(_is(m.code, str), "'code' must be a string")
+    _need(len(m.code.encode("utf-8", "surrogatepass")) <= MAX_CODE_BYTES,
+          f"'code' is over {MAX_CODE_BYTES} bytes")
+    _need(_is(m.data, bytes), "'data' must be bytes (codec-encoded)")
+    _need(len(m.data) <= MAX_DATA_BYTES, f"'data' is over {MAX_DATA_BYTES} bytes")
+    object.__setattr__(m, "limits", _check_limits(m.limits))
+    _need(_is(m.priority, int) and -1000 <= m.priority <= 1000, "'priority' must be -1000..1000")
+    _need(_is(m.lane, str) and 0 < len(m.lane) <= 64, "'lane' must be a short string")
+    _need(m.group is None or (_is(m.group, str) and 0 < len(m.group) <= 64),
+          "'group' must be a short string or nil")
+    _need(_is(m.version, str) and len(m.version) <= 32, "'version' must be a short string")
+    _need(_is(m.wait_for_runner, bool), "'wait_for_runner' must be a boolean")
+    _need(m.queue_timeout_s is None or (_is(m.queue_timeout_s, (int, float))
+                                        and 0 <= m.queue_timeout_s <= 86400),
+          "'queue_timeout_s' must be 0..86400 seconds or nil")
+    _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
+    _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
+
+
+def _check_ready(m: Ready) -> None:
+    _need(isinstance(m.runtimes, dict) and 0 < len(m.runtimes) <= 16
+          and all(_is(k, str) and _is(v, str) for k, v in m.runtimes.items()),
+          "'runtimes' must map runtime names to versions")
+    _need(_is(m.slots, int) and 0 < m.slots <= 4096, "'slots' must be 1..4096")
+    groups = m.groups
+    _need(isinstance(groups, (list, tuple)) and len(groups) <= 64
+          and all(_is(g, str) and 0 < len(g) <= 64 for g in groups), "'groups' must be strings")
+    object.__setattr__(m, "groups", tuple(groups))
+    _need(_is(m.name, str) and len(m.name) <= 128, "'name' must be a short string")
+
+
+def _check_done(m: Done) -> None:
+    _check_id(m.task_id, "task_id")
+    _need(_is(m.envelope, bytes), "'envelope' must be bytes")
+
+
+def _check_task(m: TaskMsg) -> None:
+    _check_id(m.task_id, "task_id")
+    _need(_is(m.runtime, str) and _is(m.code, str) and _is(m.data, bytes),
+          "'runtime', 'code' and 'data' must be str, str and bytes")
+    object.__setattr__(m, "limits", _check_limits(m.limits))
+
+
+def _check_result(m: ResultMsg) -> None:
+    _check_id(m.id)
+    _need(_is(m.envelope, bytes), "'envelope' must be bytes")
+    _need(_is(m.attempts, int), "'attempts' must be an integer")
+    _need(_is(m.queue_ms, (int, float)), "'queue_ms' must be a number")
+
+
+def _check_rejected(m: Rejected) -> None:
+    _need(m.id is None or _is(m.id, str), "'id' must be a string or nil")
+    _need(_is(m.message, str), "'message' must be a string")
+
+
+_CHECKS: dict[type, Any] = {
+    Submit: _check_submit,
+    Cancel: lambda m: _check_id(m.id),
+    Ready: _check_ready,
+    RunnerHeartbeat: lambda m: _need(_is(m.idle_children, int), "'idle_children' must be an int"),
+    Done: _check_done,
+    TaskMsg: _check_task,
+    CancelTask: lambda m: _check_id(m.task_id, "task_id"),
+    ResultMsg: _check_result,
+    Rejected: _check_rejected,
+}
