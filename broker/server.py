@@ -35,7 +35,10 @@ class CurveServer:
 
 
 class BrokerServer:
-    """Binds, then ``serve(stop)`` until ``stop`` is set. ``observe`` sees every event."""
+    """Binds, then ``serve(stop)`` until ``stop`` is set.
+
+    ``observe(kind, peer, message)`` sees every event ("received", "sent", "malformed") in
+    the loop's thread, under ``lock``; metrics hang off it."""
 
     def __init__(
         self,
@@ -44,11 +47,11 @@ class BrokerServer:
         *,
         context: zmq.Context | None = None,
         curve: CurveServer | None = None,
-        observe: Callable[[str, object], None] | None = None,
+        observe: Callable[[str, bytes, p.Message | str], None] | None = None,
     ) -> None:
         self.core = BrokerCore(config)
         self.context = context or zmq.Context.instance()
-        self.observe = observe or (lambda kind, payload: None)
+        self.observe = observe or (lambda kind, peer, payload: None)
         self.draining = False
         self._auth = None
         self.socket = self.context.socket(zmq.ROUTER)
@@ -107,9 +110,9 @@ class BrokerServer:
             try:
                 msg = p.decode(frames[1])
             except p.ProtocolError as exc:
-                self.observe("malformed", str(exc))
+                self.observe("malformed", sender, str(exc))
                 return self.core.on_malformed(sender, str(exc), exc.msg_id)
-            self.observe("received", msg)
+            self.observe("received", sender, msg)
             if isinstance(msg, p.CLIENT_MESSAGES):
                 if self.draining and isinstance(msg, p.Submit):
                     return [Send(sender, p.Rejected(msg.id, "the broker is shutting down"))]
@@ -124,7 +127,8 @@ class BrokerServer:
 
     def _emit(self, sends: list[Send]) -> None:
         for send in sends:
-            self.observe("sent", send.msg)
+            with self.lock:
+                self.observe("sent", send.to, send.msg)
             try:
                 self.socket.send_multipart([send.to, p.encode(send.msg)], zmq.NOBLOCK)
             except zmq.ZMQError as exc:  # a vanished peer or a full pipe: the message is lost

@@ -228,3 +228,20 @@ def decode_result(body: bytes, *, max_bytes: int) -> dict[str, Any]:
         ):
             raise WireError("field 'error' is not a {type, message, traceback} map")
     return msg
+
+
+def peek_status(body: bytes) -> str | None:
+    """The status of a result envelope without decoding its value (for metrics); None if
+    the envelope does not start the way ``encode_result`` writes it."""
+    try:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(body), 1))
+        unpacker.feed(body)
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key == "status":
+                status = unpacker.unpack()
+                return status if isinstance(status, str) else None
+            unpacker.skip()
+    except Exception:
+        return None
+    return None

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.jsonview import from_json_data, to_jsonable
-from sandbox.local import Sandbox
+from sandbox.client import Client
 from sandbox.result import Result
 
 EXIT_OK, EXIT_STATUS, EXIT_USAGE = 0, 1, 2
@@ -44,7 +44,65 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--data", default=None, metavar="JSON", help="input value, bound to `data`")
     ex.add_argument("--json", action="store_true", help="print one JSON object")
     ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
+    _connection_flags(ex, "a `sandbox serve` daemon to use (default: an embedded broker)")
+
+    sv = sub.add_parser("serve", help="run a broker and local runners as a daemon")
+    sv.add_argument("--config", metavar="TOML", help="settings file (flags and SANDBOX_* win)")
+    sv.add_argument("--bind", action="append", metavar="ENDPOINT", help="ipc:// or tcp://")
+    sv.add_argument("--http", metavar="HOST:PORT", help='/healthz and /metrics ("" for none)')
+    sv.add_argument("--runners", type=int, help="local runner processes")
+    sv.add_argument("--slots", type=int, help="tasks each runner runs at once")
+    sv.add_argument("--runtimes", help="comma-separated, e.g. python,javascript")
+    sv.add_argument("--group", action="append", dest="groups", metavar="LABEL")
+    sv.add_argument("--queue-max", type=int, dest="queue_max")
+    sv.add_argument("--queue-timeout", type=float, dest="queue_timeout_s", metavar="SECONDS")
+    sv.add_argument("--max-in-flight", type=int, dest="max_in_flight")
+    sv.add_argument("--lane", action="append", dest="lanes", metavar="NAME=CAP")
+    sv.add_argument("--heartbeat", type=float, dest="heartbeat_s", metavar="SECONDS")
+    sv.add_argument("--liveness", type=int)
+    sv.add_argument("--grace", type=float, dest="grace_s", metavar="SECONDS")
+    sv.add_argument("--curve-dir", dest="curve_dir", metavar="DIR", help="from `sandbox keys`")
+    sv.add_argument("--insecure", action="store_true", default=None,
+                    help="allow plain TCP without CURVE")
+
+    rn = sub.add_parser("runner", help="run tasks for a broker")
+    rn.add_argument("--slots", type=int, default=4)
+    rn.add_argument("--runtimes", default="python,javascript")
+    rn.add_argument("--group", action="append", dest="groups", default=[], metavar="LABEL")
+    rn.add_argument("--name", default="")
+    rn.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS")
+    rn.add_argument("--liveness", type=int, default=3)
+    _connection_flags(rn, "the broker's endpoint", required=True)
+
+    ks = sub.add_parser("keys", help="make CURVE key pairs for a tcp:// daemon")
+    ks.add_argument("dir", help="directory to write server and client keys into")
+    ks.add_argument("--client", action="append", default=[], metavar="NAME",
+                    help="client key pairs to make (default: client)")
     return parser
+
+
+def _connection_flags(p: argparse.ArgumentParser, what: str, required: bool = False) -> None:
+    p.add_argument("--connect", metavar="ENDPOINT", required=required, help=what)
+    p.add_argument("--curve-dir", dest="curve_dir", metavar="DIR",
+                   help="CURVE keys from `sandbox keys` (needed for tcp://)")
+    p.add_argument("--insecure", action="store_true", help="allow plain TCP without CURVE")
+
+
+def _curve_client(args: argparse.Namespace) -> Any:
+    if not args.curve_dir:
+        if args.connect and args.connect.startswith("tcp://") and not args.insecure:
+            raise UsageError("tcp:// needs --curve-dir (see `sandbox keys`) or --insecure")
+        return None
+    import zmq.auth
+
+    from sandbox.runner import CurveClient
+
+    try:
+        public, secret = zmq.auth.load_certificate(f"{args.curve_dir}/client.key_secret")
+        server, _ = zmq.auth.load_certificate(f"{args.curve_dir}/server.key")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot load CURVE keys from {args.curve_dir}: {exc}") from exc
+    return CurveClient(public, secret, server)
 
 
 def result_json(result: Result) -> dict[str, Any]:
@@ -99,8 +157,13 @@ def _exec(args: argparse.Namespace) -> int:
                 code = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {args.file}: {exc}") from exc
-    with Sandbox(PoolConfig(size=1), runtimes=(runtime,)) as sb:
-        result = sb.run(runtime, code, data, timeout_s=args.timeout, memory_mb=args.memory)
+    curve = _curve_client(args)
+    if args.connect:
+        with Client(args.connect, curve=curve, insecure=args.insecure) as client:
+            result = client.run(runtime, code, data, timeout_s=args.timeout, memory_mb=args.memory)
+    else:
+        with Client(pool=PoolConfig(size=1), runtimes=(runtime,)) as client:
+            result = client.run(runtime, code, data, timeout_s=args.timeout, memory_mb=args.memory)
     if args.json:
         print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
     else:
@@ -108,11 +171,80 @@ def _exec(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_STATUS
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from sandbox.config import ServiceConfig
+    from sandbox.daemon import serve
+
+    flags = {k: getattr(args, k) for k in (
+        "http", "runners", "slots", "queue_max", "queue_timeout_s", "max_in_flight",
+        "heartbeat_s", "liveness", "grace_s", "curve_dir", "insecure")}
+    flags["bind"] = tuple(args.bind) if args.bind else None
+    flags["groups"] = tuple(args.groups) if args.groups else None
+    flags["lanes"] = tuple(args.lanes) if args.lanes else None
+    flags["runtimes"] = args.runtimes
+    try:
+        config = ServiceConfig.load(args.config, flags=flags)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    return serve(config)
+
+
+def _runner(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from sandbox.runner import Runner, RunnerConfig
+
+    runtimes = tuple(canonical_runtime(r) or r for r in args.runtimes.split(",") if r)
+    unknown = [r for r in runtimes if r not in RUNTIME_ALIASES.values()]
+    if unknown:
+        raise UsageError(f"unknown runtime(s): {', '.join(unknown)}")
+    if args.slots < 1:
+        raise UsageError("--slots must be at least 1")
+    config = RunnerConfig(args.connect, runtimes=runtimes, groups=tuple(args.groups),
+                          slots=args.slots, name=args.name, heartbeat_s=args.heartbeat,
+                          liveness=args.liveness, curve=_curve_client(args))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner = Runner(config)
+    try:
+        runner.serve(stop)
+    finally:
+        runner.close()
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
+    import zmq.auth
+
+    os.makedirs(args.dir, mode=0o700, exist_ok=True)
+    authorized = os.path.join(args.dir, "authorized")
+    os.makedirs(authorized, mode=0o700, exist_ok=True)
+    zmq.auth.create_certificates(args.dir, "server")
+    for name in args.client or ["client"]:
+        public, _ = zmq.auth.create_certificates(args.dir, name)
+        shutil.copy(public, authorized)
+    print(f"keys written to {args.dir}: server.key(_secret) for `sandbox serve --curve-dir`, "
+          f"client key pairs for --curve-dir on clients and runners; public keys of allowed "
+          f"peers live in {authorized}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "exec":
             return _exec(args)
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "runner":
+            return _runner(args)
+        if args.command == "keys":
+            return _keys(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)

@@ -16,14 +16,10 @@ which it ends as ``crashed`` with a message that says the broker did not answer.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
-import os
 import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import zmq
@@ -42,19 +38,41 @@ from sandbox.runner import CurveClient, Runner, RunnerConfig
 _GRACE_S = 5.0  # on top of a task's own timeout and queue wait, before the client gives up
 
 
-@dataclass(frozen=True)
 class Handle:
     """A submitted task: its id, and a way to wait for (or cancel) it."""
 
-    id: str
-    future: Any  # concurrent.futures.Future or asyncio.Future of a Result
-    client: Any
+    def __init__(self, client: Client, submit: p.Submit | None, conn: _Conn | None,
+                 started: float, done: Result | None = None) -> None:
+        self.id = submit.id if submit is not None else ""
+        self._client, self._submit, self._conn, self._started = client, submit, conn, started
+        self._result = done
 
     def result(self, timeout: float | None = None) -> Result:
-        return self.future.result(timeout)
+        """Wait for the Result; TimeoutError if ``timeout`` passes first. Past the task's
+        client-side deadline the Result is ``crashed`` "no answer from the broker"."""
+        if self._result is None:
+            assert self._submit is not None and self._conn is not None
+            self._result = self._client._wait(self._conn, self._submit, self._started, timeout)
+        return self._result
+
+    def done(self) -> bool:
+        return self._result is not None
 
     def cancel(self) -> None:
-        self.client.cancel(self)
+        self._client.cancel(self)
+
+
+class AsyncHandle:
+    """A task submitted through ``AsyncClient``: ``await handle`` gives its Result."""
+
+    def __init__(self, client: AsyncClient, task_id: str, future: asyncio.Future) -> None:
+        self.id, self._client, self.future = task_id, client, future
+
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return self.future.__await__()
+
+    def cancel(self) -> None:
+        self._client.cancel(self)
 
 
 class ClientBase:
@@ -188,8 +206,46 @@ def _options(endpoint: str | None, curve: CurveClient | None) -> None:
         raise ConfigError("a tcp:// endpoint needs CURVE keys (pass curve=...)")
 
 
+class _Conn:
+    """One DEALER socket, used by one thread at a time (its lock), with replies that arrived
+    for other tasks of the same socket kept until someone asks for them."""
+
+    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClient | None) -> None:
+        self.sock = context.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.apply(self.sock)
+        self.sock.connect(endpoint)
+        self.lock = threading.Lock()
+        self.stash: dict[str, p.Message | None] = {}
+
+    def send(self, body: bytes) -> None:
+        with self.lock:
+            self.sock.send(body)
+
+    def wait(self, task_id: str, until: float) -> tuple[bool, p.Message | None]:
+        """(True, reply) when the reply for ``task_id`` came before ``until``, else (False, None)."""
+        with self.lock:
+            while True:
+                if task_id in self.stash:
+                    return True, self.stash.pop(task_id)
+                remaining = until - time.perf_counter()
+                if remaining <= 0 or not self.sock.poll(max(1, int(remaining * 1000))):
+                    return False, None
+                reply_to, msg = ClientBase.reply_id(self.sock.recv())
+                if reply_to == task_id:
+                    return True, msg
+                if reply_to is not None:
+                    self.stash[reply_to] = msg
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
 class Client(ClientBase):
-    """Synchronous client; thread-safe. One background thread owns the socket."""
+    """Synchronous client; thread-safe. Each calling thread talks to the broker on a socket
+    of its own, so a call is one send and one receive with no hand-off between threads."""
 
     def __init__(
         self,
@@ -213,20 +269,27 @@ class Client(ClientBase):
             endpoint = self._embedded.endpoint
         self.endpoint = endpoint
         self._curve = curve
-        self._outbox: deque[bytes] = deque()
-        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._pending: dict[str, tuple[concurrent.futures.Future, p.Submit, float]] = {}
+        self._local = threading.local()
+        self._conns: list[_Conn] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="sandbox-client")
-        self._thread.start()
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _conn(self) -> _Conn:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._lock:
+                if self._closed:
+                    raise ClosedError("the client is closed")
+                conn = _Conn(self.context, self.endpoint, self._curve)
+                self._conns.append(conn)
+            self._local.conn = conn
+        return conn
 
     def submit(self, runtime: str, code: str, data: Any = None, *, timeout_s: float | None = None,
                memory_mb: int | None = None, stdout_bytes: int | None = None,
@@ -235,104 +298,49 @@ class Client(ClientBase):
                queue_timeout_s: float | None = None, idempotent: bool = False,
                max_attempts: int = 1) -> Handle:
         """Send a task; the Handle's ``result()`` waits for it."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
         built = self.build(runtime, code, data, timeout_s=timeout_s, memory_mb=memory_mb,
                            stdout_bytes=stdout_bytes, result_bytes=result_bytes,
                            priority=priority, lane=lane, group=group, version=version,
                            wait_for_runner=wait_for_runner, queue_timeout_s=queue_timeout_s,
                            idempotent=idempotent, max_attempts=max_attempts)
         if isinstance(built, Result):
-            future.set_result(built)
-            return Handle("", future, self)
-        with self._lock:
-            if self._closed:
-                raise ClosedError("the client is closed")
-            self._pending[built.id] = (future, built, time.perf_counter())
-            self._outbox.append(p.encode(built))
-        os.eventfd_write(self._wake, 1)
-        return Handle(built.id, future, self)
+            return Handle(self, None, None, 0.0, done=built)
+        conn = self._conn()
+        started = time.perf_counter()
+        conn.send(p.encode(built))
+        return Handle(self, built, conn, started)
 
     def run(self, runtime: str, code: str, data: Any = None, **options: Any) -> Result:
         """Run a task and wait for its Result (never longer than its client-side deadline)."""
-        handle = self.submit(runtime, code, data, **options)
-        return handle.result()
+        return self.submit(runtime, code, data, **options).result()
 
     def cancel(self, handle: Handle | str) -> None:
         task_id = handle.id if isinstance(handle, Handle) else handle
         if not task_id:
             return
-        with self._lock:
-            self._outbox.append(p.encode(p.Cancel(task_id)))
-        os.eventfd_write(self._wake, 1)
+        conn = handle._conn if isinstance(handle, Handle) and handle._conn else self._conn()
+        conn.send(p.encode(p.Cancel(task_id)))
 
-    def _loop(self) -> None:
-        sock = self.context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
-        sock.setsockopt(zmq.LINGER, 0)
-        if self._curve is not None:
-            self._curve.apply(sock)
-        sock.connect(self.endpoint)
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self._wake, zmq.POLLIN)
-        try:
-            while not self._stop.is_set():
-                events = dict(poller.poll(100))
-                if self._wake in events:
-                    try:
-                        os.eventfd_read(self._wake)
-                    except BlockingIOError:
-                        pass
-                while True:
-                    with self._lock:
-                        if not self._outbox:
-                            break
-                        body = self._outbox.popleft()
-                    sock.send(body)
-                if sock in events:
-                    while True:
-                        try:
-                            frame = sock.recv(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self._deliver(frame)
-                self._expire()
-        finally:
-            sock.close(linger=0)
-
-    def _deliver(self, frame: bytes) -> None:
-        task_id, msg = self.reply_id(frame)
-        if task_id is None:
-            return
-        with self._lock:
-            entry = self._pending.pop(task_id, None)
-        if entry is not None:
-            future, submit, started = entry
-            future.set_result(self.result_of(msg, submit, started))
-
-    def _expire(self) -> None:
-        now = time.perf_counter()
-        expired = []
-        with self._lock:
-            for task_id, (future, submit, started) in list(self._pending.items()):
-                if now - started > self.deadline_s(submit):
-                    del self._pending[task_id]
-                    expired.append((future, submit))
-        for future, submit in expired:
-            future.set_result(self.no_answer(self.endpoint, self.deadline_s(submit)))
+    def _wait(self, conn: _Conn, submit: p.Submit, started: float,
+              timeout: float | None) -> Result:
+        deadline = started + self.deadline_s(submit)
+        until = deadline if timeout is None else min(deadline, time.perf_counter() + timeout)
+        got, msg = conn.wait(submit.id, until)
+        if got:
+            return self.result_of(msg, submit, started)
+        if time.perf_counter() < deadline:
+            raise TimeoutError(f"task {submit.id} did not finish within {timeout} s")
+        return self.no_answer(self.endpoint, self.deadline_s(submit))
 
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            pending, self._pending = list(self._pending.values()), {}
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for future, _, _ in pending:
-            if not future.done():
-                future.set_result(Result.rejected("the client was closed before a result came"))
-        os.close(self._wake)
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with conn.lock:
+                conn.close()
         if self._embedded is not None:
             self._embedded.close()
 
@@ -378,7 +386,7 @@ class AsyncClient(ClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def submit(self, runtime: str, code: str, data: Any = None, **options: Any) -> Handle:
+    async def submit(self, runtime: str, code: str, data: Any = None, **options: Any) -> AsyncHandle:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         defaults = dict(timeout_s=None, memory_mb=None, stdout_bytes=None, result_bytes=None,
@@ -391,7 +399,7 @@ class AsyncClient(ClientBase):
         built = self.build(runtime, code, data, **{**defaults, **options})
         if isinstance(built, Result):
             future.set_result(built)
-            return Handle("", future, self)
+            return AsyncHandle(self, "", future)
         if self._closed:
             raise ClosedError("the client is closed")
         if self._reader is None:
@@ -399,14 +407,14 @@ class AsyncClient(ClientBase):
         self._pending[built.id] = (future, built, time.perf_counter())
         loop.call_later(self.deadline_s(built), self._expire, built.id)
         await self._sock.send(p.encode(built))
-        return Handle(built.id, future, self)
+        return AsyncHandle(self, built.id, future)
 
     async def run(self, runtime: str, code: str, data: Any = None, **options: Any) -> Result:
         handle = await self.submit(runtime, code, data, **options)
         return await handle.future
 
-    def cancel(self, handle: Handle | str) -> None:
-        task_id = handle.id if isinstance(handle, Handle) else handle
+    def cancel(self, handle: AsyncHandle | str) -> None:
+        task_id = handle.id if isinstance(handle, AsyncHandle) else handle
         if task_id:
             asyncio.ensure_future(self._sock.send(p.encode(p.Cancel(task_id))))
 

@@ -80,3 +80,122 @@ class PoolConfig:
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
         if self.jail_pids < self.size + 4:
             raise ConfigError(f"jail_pids ({self.jail_pids}) must exceed size + 4")
+
+
+def default_endpoint() -> str:
+    """A per-user ipc:// socket path for ``sandbox serve`` and ``--connect``."""
+    import os
+    import tempfile
+
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return f"ipc://{base}/snippet-sandbox-{os.getuid()}.sock"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """``sandbox serve``: from a TOML file, then ``SANDBOX_*`` environment variables, then
+    flags, each overriding the one before. Names are the same in all three (env upper-case,
+    flags with dashes): ``slots`` is ``slots = 4``, ``SANDBOX_SLOTS=4``, ``--slots 4``."""
+
+    bind: tuple[str, ...] = ()  # endpoints; default: a per-user ipc:// socket
+    http: str = "127.0.0.1:9464"  # /healthz and /metrics; "" turns it off
+    runners: int = 1  # local runner processes the daemon starts and watches
+    slots: int = 4  # tasks each runner runs at once (and its pool size per runtime)
+    runtimes: tuple[str, ...] = ("python", "javascript")
+    groups: tuple[str, ...] = ()  # labels the local runners carry
+    queue_max: int = 10_000  # queued tasks beyond which submits are rejected at once
+    queue_timeout_s: float = 30.0  # default wait for a slot before a task is rejected
+    max_in_flight: int = 100_000  # tasks running at once across all runners
+    lanes: tuple[str, ...] = ()  # "name=cap" concurrency caps, e.g. "evaluation=2"
+    heartbeat_s: float = 1.0
+    liveness: int = 3  # heartbeats missed before a peer counts as gone
+    grace_s: float = 10.0  # SIGTERM: how long in-flight tasks may finish
+    curve_dir: str = ""  # from `sandbox keys`; required for tcp:// unless insecure
+    insecure: bool = False  # allow plain TCP without CURVE (named explicitly on purpose)
+
+    def __post_init__(self) -> None:
+        _check(self.runners, int, 0, 256, "runners")
+        _check(self.slots, int, 1, 1024, "slots")
+        _check(self.queue_max, int, 0, 10_000_000, "queue_max")
+        _check(self.queue_timeout_s, float, 0, 86400, "queue_timeout_s")
+        _check(self.max_in_flight, int, 1, 10_000_000, "max_in_flight")
+        _check(self.heartbeat_s, float, 0.01, 3600, "heartbeat_s")
+        _check(self.liveness, int, 1, 100, "liveness")
+        _check(self.grace_s, float, 0, 3600, "grace_s")
+        for runtime in self.runtimes:
+            if canonical_runtime(runtime) is None:
+                raise ConfigError(f"unknown runtime {runtime!r} in runtimes")
+        self.lane_caps()  # validates
+        for endpoint in self.endpoints():
+            if not endpoint.startswith(("ipc://", "tcp://", "inproc://")):
+                raise ConfigError(f"endpoint {endpoint!r} must be ipc://, tcp:// or inproc://")
+            if endpoint.startswith("tcp://") and not self.curve_dir and not self.insecure:
+                raise ConfigError(
+                    f"{endpoint}: plain TCP is refused; give curve_dir (see `sandbox keys`) "
+                    "or set insecure explicitly"
+                )
+
+    def endpoints(self) -> tuple[str, ...]:
+        return self.bind or (default_endpoint(),)
+
+    def lane_caps(self) -> dict[str, int]:
+        caps = {}
+        for item in self.lanes:
+            name, sep, cap = item.partition("=")
+            if not sep or not name or not cap.isdigit() or int(cap) < 1:
+                raise ConfigError(f"lane {item!r} must be name=cap with cap >= 1")
+            caps[name] = int(cap)
+        return caps
+
+    @classmethod
+    def load(
+        cls,
+        file: str | None = None,
+        env: dict[str, str] | None = None,
+        flags: dict[str, object] | None = None,
+    ) -> ServiceConfig:
+        """Merge the three sources (file < env < flags); every value is type-checked."""
+        import os
+        import tomllib
+
+        values: dict[str, object] = {}
+        if file:
+            try:
+                with open(file, "rb") as f:
+                    data = tomllib.load(f)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read config file {file}: {exc}") from exc
+            values.update(cls._typed(data, f"config file {file}"))
+        env = os.environ if env is None else env
+        values.update(cls._typed(
+            {f.name: env[f"SANDBOX_{f.name.upper()}"] for f in fields(cls)
+             if f"SANDBOX_{f.name.upper()}" in env},
+            "environment", from_text=True,
+        ))
+        values.update(cls._typed({k: v for k, v in (flags or {}).items() if v is not None}, "flags"))
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def _typed(cls, raw: dict[str, object], source: str, from_text: bool = False) -> dict[str, object]:
+        kinds = {f.name: f.default for f in fields(cls)}
+        out: dict[str, object] = {}
+        for name, value in raw.items():
+            if name not in kinds:
+                raise ConfigError(f"{source}: unknown setting {name!r}")
+            default = kinds[name]
+            try:
+                if isinstance(default, tuple):
+                    if isinstance(value, str):
+                        value = tuple(v.strip() for v in value.split(",") if v.strip())
+                    value = tuple(str(v) for v in value)  # type: ignore[union-attr]
+                elif isinstance(default, bool):
+                    if isinstance(value, str) and from_text:
+                        if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                            raise ValueError(value)
+                        value = value.lower() in ("1", "true", "yes")
+                elif isinstance(default, (int, float)) and from_text:
+                    value = type(default)(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{source}: bad value for {name}: {exc}") from exc
+            out[name] = value
+        return out

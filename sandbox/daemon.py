@@ -1,0 +1,186 @@
+"""``sandbox serve``: a broker, its local runner processes, and /healthz + /metrics.
+
+The broker loop runs in the main thread. Local runners are child processes
+(``python -m sandbox runner``) that a watcher thread starts and restarts with backoff
+(1 s doubling to 32 s) when they exit, like a launcher. SIGTERM (or SIGINT) drains: the
+broker stops taking work, in-flight tasks get ``grace_s`` to finish, the rest are cancelled,
+then the runners are stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import zmq
+
+from broker.core import BrokerConfig
+from broker.metrics import BrokerMetrics
+from broker.server import BrokerServer, CurveServer
+from sandbox.config import ServiceConfig
+from sandbox.errors import ConfigError
+
+log = logging.getLogger("sandbox.daemon")
+
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+
+
+def load_curve_server(curve_dir: str) -> CurveServer:
+    import zmq.auth
+
+    try:
+        public, secret = zmq.auth.load_certificate(os.path.join(curve_dir, "server.key_secret"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the server key from {curve_dir}: {exc}") from exc
+    if secret is None:
+        raise ConfigError(f"{curve_dir}/server.key_secret has no secret key")
+    return CurveServer(public, secret, os.path.join(curve_dir, "authorized"))
+
+
+class RunnerWatcher:
+    """Starts ``count`` local runner processes and restarts any that exits."""
+
+    def __init__(self, config: ServiceConfig, endpoint: str) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.stop = threading.Event()
+        self.procs: list[subprocess.Popen | None] = [None] * config.runners
+        self.restarts = 0
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="runner-watcher")
+
+    def argv(self, index: int) -> list[str]:
+        cfg = self.config
+        argv = [sys.executable, "-m", "sandbox", "runner", "--connect", self.endpoint,
+                "--slots", str(cfg.slots), "--runtimes", ",".join(cfg.runtimes),
+                "--heartbeat", str(cfg.heartbeat_s), "--liveness", str(cfg.liveness),
+                "--name", f"local-{index}"]
+        for group in cfg.groups:
+            argv += ["--group", group]
+        if self.endpoint.startswith("tcp://"):
+            argv += ["--curve-dir", cfg.curve_dir] if cfg.curve_dir else ["--insecure"]
+        return argv
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        failures = [0] * len(self.procs)
+        next_start = [0.0] * len(self.procs)
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for i, proc in enumerate(self.procs):
+                if proc is not None and proc.poll() is not None:
+                    log.warning("runner %d exited with %s; restarting", i, proc.returncode)
+                    started = getattr(proc, "started_at", now)
+                    failures[i] = 0 if now - started > 60 else failures[i] + 1
+                    next_start[i] = now + BACKOFF_S[min(failures[i], len(BACKOFF_S) - 1)]
+                    self.procs[i] = None
+                    self.restarts += 1
+                if self.procs[i] is None and now >= next_start[i]:
+                    proc = subprocess.Popen(self.argv(i), stdin=subprocess.DEVNULL)
+                    proc.started_at = now  # type: ignore[attr-defined]
+                    self.procs[i] = proc
+            self.stop.wait(0.2)
+
+    def close(self, grace_s: float = 5.0) -> None:
+        self.stop.set()
+        self._thread.join(timeout=5)
+        live = [p for p in self.procs if p is not None and p.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        end = time.monotonic() + grace_s
+        for proc in live:
+            try:
+                proc.wait(timeout=max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> ThreadingHTTPServer:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    host, _, port = address.rpartition(":")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path == "/healthz":
+                with server.lock:
+                    body = {"status": "draining" if server.draining else "ok",
+                            "runners": len(server.core.runners),
+                            "queued": len(server.core.queued),
+                            "in_flight": len(server.core.running)}
+                ok = body["runners"] > 0 and not server.draining
+                self._reply(200 if ok else 503, "application/json", json.dumps(body).encode())
+            elif self.path == "/metrics":
+                self._reply(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
+            else:
+                self._reply(404, "text/plain", b"not found\n")
+
+        def _reply(self, code: int, kind: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True, name="http").start()
+    return httpd
+
+
+def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
+    endpoints = list(config.endpoints())
+    curve = None
+    if config.curve_dir and any(e.startswith("tcp://") for e in endpoints):
+        curve = load_curve_server(config.curve_dir)
+    broker_config = BrokerConfig(
+        max_queued=config.queue_max, max_in_flight=config.max_in_flight,
+        lane_caps=config.lane_caps(), queue_timeout_s=config.queue_timeout_s,
+        heartbeat_s=config.heartbeat_s, liveness=config.liveness,
+    )
+    metrics = BrokerMetrics()
+    server = BrokerServer(endpoints, broker_config, context=zmq.Context.instance(), curve=curve,
+                          observe=metrics.observe)
+    metrics.attach(server)
+    httpd = _http_server(config.http, server, metrics) if config.http else None
+    watcher = RunnerWatcher(config, server.endpoints[0])
+    watcher.start()
+    stop, term = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        term.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.warning("serving on %s", ", ".join(server.endpoints))
+    print(f"sandbox serve: listening on {', '.join(server.endpoints)}"
+          + (f", http://{config.http}" if httpd else ""), file=sys.stderr, flush=True)
+    if ready is not None:
+        ready.set()
+    loop = threading.Thread(target=server.serve, args=(stop,), name="broker")
+    loop.start()
+    try:
+        while not term.wait(0.2):
+            pass
+    finally:
+        stop.set()
+        loop.join()
+        log.warning("draining for up to %g s", config.grace_s)
+        server.drain(config.grace_s, threading.Event())
+        watcher.close()
+        server.close()
+        if httpd is not None:
+            httpd.shutdown()
+    return 0
