@@ -204,7 +204,8 @@ def decode(frame: bytes) -> Message:
         raise ProtocolError(
             f"protocol version {version!r} is not supported (this side speaks {VERSION})", msg_id
         )
-    cls = _TYPES.get(body.get("t"))  # type: ignore[arg-type]
+    kind = body.get("t")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(f"unknown message type {body.get('t')!r}", msg_id)
     try:

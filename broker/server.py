@@ -99,7 +99,14 @@ class BrokerServer:
                 frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
-            self._emit(self._handle(frames))
+            try:
+                sends = self._handle(frames)
+            except Exception:  # a bug must cost one message, never the broker
+                log.exception("handling a message failed; it is dropped")
+                with self.lock:
+                    self.core.counters["internal_error"] += 1
+                continue
+            self._emit(sends)
 
     def _handle(self, frames: list[bytes]) -> list[Send]:
         now = time.monotonic()
