@@ -197,7 +197,7 @@ def decode(frame: bytes) -> Message:
     if not isinstance(body, dict):
         raise ProtocolError("a message must be a MessagePack map")
     msg_id = body.get("id") if isinstance(body.get("id"), str) else None
-    if msg_id is not None and len(msg_id) > MAX_ID_CHARS:
+    if msg_id is not None and not 0 < len(msg_id) <= MAX_ID_CHARS:
         msg_id = None
     version = body.get("v")
     if version != VERSION:

@@ -1,0 +1,481 @@
+"""The broker's pure core, rule by rule (numbers refer to the rules in broker/core.py).
+
+No sockets and no clock: every test drives ``BrokerCore`` with messages and ``now``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from broker import protocol as p
+from broker.core import BrokerConfig, BrokerCore, Send
+from runtimes import wire
+from runtimes.wire import Status
+
+C1, C2 = b"client-1", b"client-2"
+R1, R2 = b"runner-1", b"runner-2"
+
+
+def submit(id: str, runtime: str = "python", **kw) -> p.Submit:
+    return p.Submit(id=id, runtime=runtime, code="return 1", data=b"\xc0", **kw)
+
+
+def ready(slots: int = 1, runtimes: dict[str, str] | None = None, groups: tuple[str, ...] = (),
+          name: str = "") -> p.Ready:
+    return p.Ready(runtimes=runtimes or {"python": "3.11.7", "javascript": "0.10"}, slots=slots,
+                   groups=groups, name=name)
+
+
+def tasks_to(sends: list[Send], runner: bytes) -> list[str]:
+    """Client ids (the part after the client prefix) of the tasks sent to ``runner``."""
+    return [s.msg.task_id.split(":", 1)[1] for s in sends
+            if s.to == runner and isinstance(s.msg, p.TaskMsg)]
+
+
+def to_client(sends: list[Send], client: bytes, kind: type) -> list:
+    return [s.msg for s in sends if s.to == client and isinstance(s.msg, kind)]
+
+
+def status_of(msg: p.ResultMsg) -> tuple[Status, str]:
+    envelope = wire.decode_result(msg.envelope, max_bytes=1 << 20)
+    return envelope["status"], envelope["message"]
+
+
+def key(client: bytes, id: str) -> str:
+    return f"{client.hex()}:{id}"
+
+
+def queue_then_dispatch(core: BrokerCore, submits: list[p.Submit], slots: int) -> list[str]:
+    """Queue everything with no runner, then register one runner with ``slots``; run order."""
+    for s in submits:
+        assert core.on_client(C1, s, 0.0) == []
+    return tasks_to(core.on_runner(R1, ready(slots=slots), 0.0), R1)
+
+
+# -- rule 1: priority, then FIFO ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("submits", "slots", "expected"),
+    [
+        ([submit("a"), submit("b"), submit("c")], 3, ["a", "b", "c"]),
+        ([submit("a"), submit("b", priority=5), submit("c")], 3, ["b", "a", "c"]),
+        ([submit("a", priority=-1), submit("b"), submit("c", priority=1)], 2, ["c", "b"]),
+        ([submit("a", priority=2), submit("b", priority=2), submit("c", priority=9)], 3,
+         ["c", "a", "b"]),
+    ],
+    ids=["fifo", "priority-first", "only-as-many-as-slots", "fifo-within-priority"],
+)
+def test_dispatch_order_is_priority_then_fifo(submits, slots, expected):
+    assert queue_then_dispatch(BrokerCore(), submits, slots) == expected
+
+
+def test_a_freed_slot_takes_the_highest_priority_waiting_task():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=1), 0.0)
+    assert tasks_to(core.on_client(C1, submit("first"), 0.0), R1) == ["first"]
+    core.on_client(C1, submit("low"), 0.1)
+    core.on_client(C1, submit("high", priority=3), 0.2)
+    out = core.on_runner(R1, p.Done(key(C1, "first"), b"env"), 0.3)
+    assert to_client(out, C1, p.ResultMsg)[0].envelope == b"env"
+    assert tasks_to(out, R1) == ["high"]
+
+
+# -- rule 2: bounded queue ------------------------------------------------------------------
+
+
+def test_queue_full_rejects_at_once_with_the_count():
+    core = BrokerCore(BrokerConfig(max_queued=2))
+    core.on_client(C1, submit("a"), 0.0)
+    core.on_client(C1, submit("b"), 0.0)
+    out = core.on_client(C1, submit("c"), 0.0)
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("c", "queue full (2 waiting)")]
+    assert set(core.queued) == {key(C1, "a"), key(C1, "b")}
+
+
+def test_a_task_id_in_use_is_rejected():
+    core = BrokerCore()
+    core.on_client(C1, submit("a"), 0.0)
+    out = core.on_client(C1, submit("a"), 0.0)
+    assert to_client(out, C1, p.Rejected)[0].message == "task id 'a' is already in use"
+    # the same id from another client is another task
+    assert core.on_client(C2, submit("a"), 0.0) == []
+    assert len(core.queued) == 2
+
+
+# -- rule 3: no runner could ever run it ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (submit("t", runtime="ruby", wait_for_runner=False), "no runner for runtime 'ruby'"),
+        (submit("t", group="gpu", wait_for_runner=False),
+         "no runner for runtime 'python' in group 'gpu'"),
+        (submit("t", version="3.12", wait_for_runner=False),
+         "no runner for runtime 'python' version 3.12*"),
+    ],
+    ids=["runtime", "group", "version"],
+)
+def test_no_runner_rejects_at_once_when_the_task_will_not_wait(task, message):
+    core = BrokerCore()
+    core.on_runner(R1, ready(groups=("cpu",)), 0.0)
+    out = core.on_client(C1, task, 0.0)
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message)]
+    assert not core.queued
+
+
+def test_no_runner_waits_when_the_task_will_wait_and_runs_when_one_arrives():
+    core = BrokerCore()
+    assert core.on_client(C1, submit("t", group="gpu"), 0.0) == []
+    assert tasks_to(core.on_runner(R1, ready(groups=("cpu",)), 1.0), R1) == []
+    assert tasks_to(core.on_runner(R2, ready(groups=("gpu",)), 2.0), R2) == ["t"]
+
+
+# -- rule 4: queue deadline with a reason ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setup", "task", "message"),
+    [
+        ("none", submit("t", group="gpu"),
+         "no runner for runtime 'python' in group 'gpu' (waited 30 s)"),
+        ("busy", submit("t"), "all 1 slots busy for 30 s"),
+        ("lane", submit("t", lane="eval"), "lane 'eval' at its cap of 1 for 30 s"),
+        ("busy", submit("t", queue_timeout_s=5), "all 1 slots busy for 5 s"),
+    ],
+    ids=["no-runner", "slots-busy", "lane-cap", "own-timeout"],
+)
+def test_queue_deadline_rejects_with_why_nothing_ran(setup, task, message):
+    core = BrokerCore(BrokerConfig(lane_caps={"eval": 1}))
+    if setup in ("busy", "lane"):
+        core.on_runner(R1, ready(slots=1 if setup == "busy" else 4), 0.0)
+        core.on_client(C2, submit("holder", lane="eval" if setup == "lane" else "default"), 0.0)
+    core.on_client(C1, task, 0.0)
+    wait = task.queue_timeout_s or 30
+    core.on_runner(R1, p.RunnerHeartbeat(), wait - 0.5) if setup != "none" else None
+    assert to_client(core.tick(wait - 0.1), C1, p.Rejected) == []
+    if setup != "none":
+        core.on_runner(R1, p.RunnerHeartbeat(), wait - 0.05)
+    assert to_client(core.tick(wait), C1, p.Rejected) == [p.Rejected("t", message)]
+    assert not core.queued
+
+
+def test_global_in_flight_cap_is_named_when_it_is_the_reason():
+    core = BrokerCore(BrokerConfig(max_in_flight=1, queue_timeout_s=1, heartbeat_s=10))
+    core.on_runner(R1, ready(slots=4), 0.0)
+    core.on_client(C1, submit("a"), 0.0)
+    core.on_client(C1, submit("b"), 0.0)
+    assert to_client(core.tick(1.0), C1, p.Rejected) == [
+        p.Rejected("b", "the broker's 1 in-flight slots busy for 1 s")]
+
+
+# -- rule 5: placement ----------------------------------------------------------------------
+
+
+def test_a_task_goes_to_the_runner_with_most_free_slots():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_runner(R2, ready(slots=3), 0.0)
+    assert tasks_to(core.on_client(C1, submit("a"), 0.0), R2) == ["a"]
+    assert tasks_to(core.on_client(C1, submit("b"), 0.0), R2) == ["b"]
+    out = core.on_client(C1, submit("c"), 0.0)  # R1 1 free, R2 1 free: either, exactly one
+    assert len(tasks_to(out, R1) + tasks_to(out, R2)) == 1
+
+
+@pytest.mark.parametrize(
+    ("runner_runtimes", "runner_groups", "task", "placed"),
+    [
+        ({"python": "3.11.7"}, (), submit("t"), True),
+        ({"python": "3.11.7"}, (), submit("t", runtime="javascript"), False),
+        ({"python": "3.11.7"}, (), submit("t", version="3.11"), True),
+        ({"python": "3.11.7"}, (), submit("t", version="3.1"), True),  # a prefix, as documented
+        ({"python": "3.11.7"}, (), submit("t", version="3.12"), False),
+        ({"python": "3.11.7"}, ("gpu",), submit("t", group="gpu"), True),
+        ({"python": "3.11.7"}, ("gpu",), submit("t"), True),  # no group named: any runner
+        ({"python": "3.11.7"}, (), submit("t", group="gpu"), False),
+    ],
+    ids=["runtime", "other-runtime", "version-prefix", "short-prefix", "other-version",
+         "group", "any-group", "missing-group"],
+)
+def test_a_task_runs_only_where_runtime_version_and_group_match(runner_runtimes, runner_groups,
+                                                                task, placed):
+    core = BrokerCore()
+    core.on_runner(R1, ready(runtimes=runner_runtimes, groups=runner_groups), 0.0)
+    assert tasks_to(core.on_client(C1, task, 0.0), R1) == (["t"] if placed else [])
+
+
+# -- rule 6: caps, no head-of-line blocking -------------------------------------------------
+
+
+def test_a_runner_is_never_oversubscribed():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=2), 0.0)
+    sent = []
+    for i in range(5):
+        sent += tasks_to(core.on_client(C1, submit(str(i)), 0.0), R1)
+    assert sent == ["0", "1"]
+    assert len(core.runners[R1].running) == 2 and len(core.queued) == 3
+
+
+def test_lane_cap_limits_its_lane_and_not_the_others():
+    core = BrokerCore(BrokerConfig(lane_caps={"eval": 1}))
+    core.on_runner(R1, ready(slots=4), 0.0)
+    sent = []
+    for s in [submit("e1", lane="eval"), submit("e2", lane="eval"), submit("p1", lane="prod"),
+              submit("p2")]:
+        sent += tasks_to(core.on_client(C1, s, 0.0), R1)
+    assert sent == ["e1", "p1", "p2"]
+    out = core.on_runner(R1, p.Done(key(C1, "e1"), b"x"), 0.1)
+    assert tasks_to(out, R1) == ["e2"]
+
+
+def test_global_cap_limits_everything():
+    core = BrokerCore(BrokerConfig(max_in_flight=2))
+    core.on_runner(R1, ready(slots=8), 0.0)
+    sent = []
+    for i in range(4):
+        sent += tasks_to(core.on_client(C1, submit(str(i)), 0.0), R1)
+    assert sent == ["0", "1"]
+
+
+def test_a_task_that_cannot_be_placed_does_not_block_those_behind_it():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=2, runtimes={"javascript": "0.10"}), 0.0)
+    out = core.on_client(C1, submit("py", priority=9), 0.0)
+    assert tasks_to(out, R1) == []
+    assert tasks_to(core.on_client(C1, submit("js", runtime="javascript"), 0.0), R1) == ["js"]
+
+
+# -- rules 7-9: runners, liveness, heartbeats -----------------------------------------------
+
+
+def test_runner_is_lost_after_liveness_missed_heartbeats():
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=3))
+    core.on_runner(R1, ready(), 0.0)
+    core.tick(3.0)
+    assert R1 in core.runners
+    core.on_runner(R1, p.RunnerHeartbeat(idle_children=4), 2.9)  # any message refreshes it
+    core.tick(5.8)
+    assert R1 in core.runners and core.idle_children() == 4
+    core.tick(5.95)
+    assert R1 not in core.runners
+    assert core.counters["runners_lost"] == 1
+
+
+def test_broker_sends_heartbeats_every_interval():
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0))
+    core.on_runner(R1, ready(), 0.0)
+    beats = [t for t in (0.0, 0.5, 1.0, 1.5, 2.0) if any(
+        s.to == R1 and isinstance(s.msg, p.BrokerHeartbeat) for s in core.tick(t))]
+    assert beats == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("idempotent", "max_attempts", "outcome"),
+    [(True, 3, "retried"), (True, 1, "crashed"), (False, 3, "crashed")],
+    ids=["idempotent-retried", "no-attempts-left", "not-idempotent"],
+)
+def test_lost_runner_retries_idempotent_tasks_and_crashes_the_others(idempotent, max_attempts,
+                                                                      outcome):
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2))
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t", idempotent=idempotent, max_attempts=max_attempts), 0.0)
+    core.on_runner(R2, ready(), 1.5)
+    out = core.tick(2.5)  # R1 silent for 2.5 s > 2 s; R2 heard from 1 s ago
+    if outcome == "retried":
+        assert tasks_to(out, R2) == ["t"] and to_client(out, C1, p.ResultMsg) == []
+        assert core.running[key(C1, "t")].attempts == 2
+        done = core.on_runner(R2, p.Done(key(C1, "t"), b"ok"), 2.6)
+        assert to_client(done, C1, p.ResultMsg) == [p.ResultMsg("t", b"ok", 2, 0.0)]
+    else:
+        [result] = to_client(out, C1, p.ResultMsg)
+        status, message = status_of(result)
+        assert status is Status.CRASHED and "runner lost" in message
+        assert tasks_to(out, R2) == [] and not core.running
+
+
+def test_retries_stop_after_max_attempts():
+    core = BrokerCore()
+    core.on_client(C1, submit("t", idempotent=True, max_attempts=2), 0.0)
+    core.on_runner(R1, ready(), 0.0)
+    out = core.on_runner(R1, p.Bye(), 0.1)  # attempt 1 lost: retried, but no runner now
+    assert to_client(out, C1, p.ResultMsg) == [] and key(C1, "t") in core.queued
+    core.on_runner(R2, ready(), 0.2)
+    [result] = to_client(core.on_runner(R2, p.Bye(), 0.3), C1, p.ResultMsg)
+    assert result.attempts == 2 and status_of(result)[0] is Status.CRASHED
+
+
+def test_re_registration_forgets_the_runners_tasks():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    out = core.on_runner(R1, ready(), 1.0)
+    [result] = to_client(out, C1, p.ResultMsg)
+    assert status_of(result) == (Status.CRASHED, "runner restarted while running the task")
+    assert R1 in core.runners and not core.runners[R1].running
+
+
+def test_bye_removes_the_runner():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    core.on_runner(R1, p.Bye(), 0.1)
+    assert core.runners == {}
+
+
+def test_messages_from_an_unknown_runner_are_dropped_and_counted():
+    core = BrokerCore()
+    assert core.on_runner(R1, p.Done("x:y", b""), 0.0) == []
+    assert core.on_runner(R1, p.RunnerHeartbeat(), 0.0) == []
+    assert core.counters["dropped_unknown_runner"] == 2
+
+
+# -- rule 10: results -----------------------------------------------------------------------
+
+
+def test_done_forwards_the_envelope_untouched_and_frees_the_slot():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    envelope = wire.encode_result(Status.OK, "", value=b"\x2a")
+    out = core.on_runner(R1, p.Done(key(C1, "t"), envelope), 0.1)
+    assert to_client(out, C1, p.ResultMsg) == [p.ResultMsg("t", envelope, 1, 0.0)]
+    assert core.runners[R1].free == 1 and not core.running
+
+
+def test_done_from_a_runner_that_does_not_hold_the_task_is_dropped():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    core.on_runner(R2, ready(), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    holder = R1 if core.runners[R1].running else R2
+    other = R2 if holder == R1 else R1
+    assert to_client(core.on_runner(other, p.Done(key(C1, "t"), b"x"), 0.1), C1, p.ResultMsg) == []
+    assert core.counters["dropped_stale_done"] == 1 and key(C1, "t") in core.running
+
+
+# -- rule 11: cancellation in each state ----------------------------------------------------
+
+
+def test_cancel_a_queued_task_removes_it():
+    core = BrokerCore()
+    core.on_client(C1, submit("t"), 0.0)
+    out = core.on_client(C1, p.Cancel("t"), 0.1)
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", "cancelled before it ran")]
+    assert not core.queued
+    assert tasks_to(core.on_runner(R1, ready(), 0.2), R1) == []
+
+
+def test_cancel_a_running_task_kills_it_and_answers_at_once():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    core.on_client(C1, submit("next"), 0.0)
+    out = core.on_client(C1, p.Cancel("t"), 0.1)
+    assert Send(R1, p.CancelTask(key(C1, "t"))) in out
+    [result] = to_client(out, C1, p.ResultMsg)
+    assert status_of(result) == (Status.CRASHED, "cancelled while running")
+    # the slot is freed when the runner reports; its late result is not sent again
+    out = core.on_runner(R1, p.Done(key(C1, "t"), b"late"), 0.2)
+    assert to_client(out, C1, p.ResultMsg) == []
+    assert tasks_to(out, R1) == ["next"]
+
+
+@pytest.mark.parametrize("state", ["unknown", "finished", "cancelled-twice", "other-client"])
+def test_cancel_of_an_unknown_or_finished_task_is_answered_with_rejected(state):
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    if state != "unknown":
+        core.on_client(C1, submit("t"), 0.0)
+    if state == "finished":
+        core.on_runner(R1, p.Done(key(C1, "t"), b"x"), 0.1)
+    if state == "cancelled-twice":
+        core.on_client(C1, p.Cancel("t"), 0.1)
+    client = C2 if state == "other-client" else C1
+    out = core.on_client(client, p.Cancel("t"), 0.2)
+    assert to_client(out, client, p.Rejected) == [p.Rejected("t", "no queued or running task 't'")]
+    if state == "other-client":
+        assert key(C1, "t") in core.running  # one client cannot cancel another's task
+
+
+# -- the rest -------------------------------------------------------------------------------
+
+
+def test_ping_is_answered_with_pong():
+    assert BrokerCore().on_client(C1, p.Ping(), 0.0) == [Send(C1, p.Pong())]
+
+
+def test_a_runner_message_from_a_client_is_rejected():
+    out = BrokerCore().on_client(C1, p.Done("x", b""), 0.0)
+    assert out == [Send(C1, p.Rejected(None, "rejected: a client may not send 'done'"))]
+
+
+def test_queue_depths_per_lane():
+    core = BrokerCore()
+    for s in [submit("a"), submit("b", lane="eval"), submit("c", lane="eval")]:
+        core.on_client(C1, s, 0.0)
+    assert core.queue_depths() == {"default": 1, "eval": 2}
+
+
+def test_every_submitted_task_gets_exactly_one_final_answer_under_churn():
+    """Random interleavings of submits, cancels, dones and lost runners (a model check)."""
+    import random
+
+    rng = random.Random(1)
+    for _ in range(50):
+        core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2, queue_timeout_s=5,
+                                       max_queued=20))
+        answers: dict[str, int] = {}
+        submitted: list[str] = []
+        now = 0.0
+
+        def record(sends: list[Send]) -> None:
+            for s in sends:
+                if s.to == C1 and isinstance(s.msg, (p.ResultMsg, p.Rejected)):
+                    answers[s.msg.id] = answers.get(s.msg.id, 0) + 1
+
+        for step in range(200):
+            now += rng.random() * 0.3
+            action = rng.random()
+            if action < 0.35:
+                tid = f"t{step}"
+                submitted.append(tid)
+                record(core.on_client(C1, submit(tid, idempotent=rng.random() < 0.5,
+                                                 max_attempts=rng.randint(1, 3)), now))
+            elif action < 0.45 and submitted:
+                tid = rng.choice(submitted)
+                sends = core.on_client(C1, p.Cancel(tid), now)
+                # a cancel of something already answered is told so, and is not a second answer
+                if answers.get(tid):
+                    assert to_client(sends, C1, p.ResultMsg) == []
+                    continue
+                record(sends)
+            elif action < 0.75:
+                runner = rng.choice([R1, R2])
+                if runner in core.runners and core.runners[runner].running:
+                    task_key = rng.choice(sorted(core.runners[runner].running))
+                    record(core.on_runner(runner, p.Done(task_key, b"e"), now))
+            elif action < 0.85:
+                record(core.on_runner(rng.choice([R1, R2]), ready(slots=rng.randint(1, 3)), now))
+            elif action < 0.9:
+                runner = rng.choice([R1, R2])
+                if runner in core.runners:
+                    record(core.on_runner(runner, p.Bye(), now))
+            else:
+                for runner in list(core.runners):
+                    if rng.random() < 0.7:
+                        core.on_runner(runner, p.RunnerHeartbeat(), now)
+                record(core.tick(now))
+        # drain: one live runner finishes everything
+        record(core.on_runner(R1, ready(slots=50), now))
+        for _ in range(100):
+            now += 0.5
+            for runner in list(core.runners):
+                core.on_runner(runner, p.RunnerHeartbeat(), now)
+                for task_key in sorted(core.runners[runner].running):
+                    record(core.on_runner(runner, p.Done(task_key, b"e"), now))
+            record(core.tick(now))
+        assert not core.queued and not core.running
+        assert set(answers) <= set(submitted)
+        assert all(n == 1 for n in answers.values()), answers
+        assert set(answers) == set(submitted)

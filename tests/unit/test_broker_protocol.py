@@ -1,0 +1,137 @@
+"""The protocol module: every message round-trips, every bad frame is a ProtocolError."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker import protocol as p
+
+EVERY_MESSAGE = [
+    p.Submit("a", "python", "return 1", b"\xc0"),
+    p.Submit("b", "javascript", "return data", b"\x01", p.TaskLimits(2.5, 64, 1024, 4096),
+             priority=-3, lane="eval", group="gpu", version="0.10", wait_for_runner=False,
+             queue_timeout_s=1.5, idempotent=True, max_attempts=3),
+    p.Cancel("a"),
+    p.Ping(),
+    p.ResultMsg("a", b"\x80", 2, 1.25),
+    p.Rejected("a", "queue full (3 waiting)"),
+    p.Rejected(None, "rejected: not a MessagePack message"),
+    p.Pong(),
+    p.Ready({"python": "3.11.7"}, 4, ("cpu", "eu"), "runner-1"),
+    p.RunnerHeartbeat(3),
+    p.Done("k:a", b"\x80"),
+    p.Bye(),
+    p.TaskMsg("k:a", "python", "return 1", b"\xc0", p.TaskLimits(timeout_s=1)),
+    p.CancelTask("k:a"),
+    p.BrokerHeartbeat(),
+]
+
+
+@pytest.mark.parametrize("msg", EVERY_MESSAGE, ids=lambda m: m.TYPE)
+def test_every_message_round_trips(msg):
+    assert p.decode(p.encode(msg)) == msg
+
+
+def body(**fields) -> bytes:
+    return msgpack.packb({"v": p.VERSION, **fields}, use_bin_type=True)
+
+
+def submit_body(**overrides) -> bytes:
+    fields = {"t": "submit", "id": "x", "runtime": "python", "code": "return 1", "data": b"\xc0"}
+    fields.update(overrides)
+    return body(**{k: v for k, v in fields.items() if v is not ...})
+
+
+@pytest.mark.parametrize(
+    ("frame", "message", "msg_id"),
+    [
+        (b"\xc1", "not a MessagePack message", None),
+        (b"", "not a MessagePack message", None),
+        (msgpack.packb([1, 2]), "a message must be a MessagePack map", None),
+        (msgpack.packb({"v": 9, "t": "submit", "id": "x"}),
+         "protocol version 9 is not supported (this side speaks 1)", "x"),
+        (msgpack.packb({"t": "submit", "id": "x"}), "protocol version None is not supported", "x"),
+        (body(t="nope", id="x"), "unknown message type 'nope'", "x"),
+        (body(t=["submit"], id="x"), "unknown message type ['submit']", "x"),
+        (body(t={"a": 1}), "unknown message type", None),
+        (submit_body(code=...), "malformed submit message", "x"),
+        (submit_body(extra=1), "submit: unknown field(s) extra", "x"),
+        (submit_body(code=b"bytes"), "'code' must be a string", "x"),
+        (submit_body(data="text"), "'data' must be bytes (codec-encoded)", "x"),
+        (submit_body(id=""), "'id' must be a string of 1 to 128 characters", None),
+        (submit_body(id="x" * 129), "'id' must be a string of 1 to 128 characters", None),
+        (submit_body(priority=True), "'priority' must be -1000..1000", "x"),
+        (submit_body(priority=10**6), "'priority' must be -1000..1000", "x"),
+        (submit_body(limits=[1]), "'limits' must be a map", "x"),
+        (submit_body(limits={"cpu": 1}), "unknown limit(s): cpu", "x"),
+        (submit_body(limits={"timeout_s": "1"}), "'timeout_s' must be a number", "x"),
+        (submit_body(limits={"timeout_s": float("nan")}), "'timeout_s' must be a number", "x"),
+        (submit_body(limits={"memory_mb": 1.5}), "'memory_mb' must be an integer", "x"),
+        (submit_body(max_attempts=0), "'max_attempts' must be 1..10", "x"),
+        (submit_body(wait_for_runner=1), "'wait_for_runner' must be a boolean", "x"),
+        (submit_body(queue_timeout_s=-1), "'queue_timeout_s' must be 0..86400", "x"),
+        (submit_body(code="x" * (p.MAX_CODE_BYTES + 1)), "'code' is over", "x"),
+        (body(t="ready", runtimes={}, slots=1), "'runtimes' must map runtime names", None),
+        (body(t="ready", runtimes={"python": 3}, slots=1), "'runtimes' must map", None),
+        (body(t="ready", runtimes={"python": "3"}, slots=0), "'slots' must be 1..4096", None),
+        (body(t="ready", runtimes={"python": "3"}, slots=1, groups="gpu"),
+         "'groups' must be strings", None),
+        (body(t="done", task_id="k", envelope="text"), "'envelope' must be bytes", None),
+        (body(t="heartbeat", idle_children="3"), "'idle_children' must be an int", None),
+    ],
+)
+def test_bad_frames_are_protocol_errors_with_a_clear_message(frame, message, msg_id):
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode(frame)
+    assert message in str(info.value)
+    assert info.value.msg_id == msg_id
+
+
+def test_oversized_frame_is_refused_before_parsing():
+    with pytest.raises(p.ProtocolError, match="exceeds"):
+        p.decode(b"\x00" * (p.MAX_FRAME_BYTES + 1))
+
+
+def test_an_overlong_id_is_not_echoed_back():
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode(body(t="nope", id="x" * 1000))
+    assert info.value.msg_id is None
+
+
+msgpack_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
+    | st.text(max_size=20) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+field_names = st.sampled_from(
+    ["v", "t", "id", "runtime", "code", "data", "limits", "priority", "lane", "group",
+     "version", "wait_for_runner", "queue_timeout_s", "idempotent", "max_attempts", "task_id",
+     "envelope", "runtimes", "slots", "groups", "name", "idle_children", "message"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_give_a_message_or_a_protocol_error(frame):
+    try:
+        p.decode(frame)
+    except p.ProtocolError:
+        pass
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(sorted(p._TYPES)) | msgpack_values,
+       st.dictionaries(field_names, msgpack_values, max_size=8))
+def test_random_message_shaped_maps_give_a_message_or_a_protocol_error(kind, fields):
+    frame = msgpack.packb({"v": p.VERSION, **fields, "t": kind}, use_bin_type=True)
+    try:
+        msg = p.decode(frame)
+    except p.ProtocolError as exc:
+        assert exc.msg_id is None or isinstance(exc.msg_id, str)
+    else:  # what decodes re-encodes to an equal message
+        assert p.decode(p.encode(msg)) == msg
