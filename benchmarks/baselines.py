@@ -1,18 +1,28 @@
-"""What a user would otherwise do, each as a callable that runs one trivial snippet."""
+"""What a user would otherwise do, each as a callable that runs one snippet.
+
+Snippets are function bodies (the service's contract); ``as_script`` turns one into a
+program for the process-per-snippet baselines.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
+from typing import Any
 
 import seccomp
 from sandbox import jail
 from sandbox.config import PoolConfig
 
 
-def cold_nsjail(code: str = "print(6 * 7)") -> Callable[[], None]:
+def as_script(body: str) -> str:
+    return "def snippet(data):\n" + textwrap.indent(body, "    ") + "\nsnippet(None)\n"
+
+
+def cold_nsjail(body: str) -> Callable[[], None]:
     """One fresh ``nsjail ... python3 -c`` per snippet, with the pool's isolation flags."""
     config = PoolConfig()
     plan = jail.cgroup_plan(config)
@@ -22,7 +32,7 @@ def cold_nsjail(code: str = "print(6 * 7)") -> Callable[[], None]:
         cgroups.prepare(plan)
     argv = jail.nsjail_argv(
         jail.locate_nsjail(None),
-        [jail.JAIL_PYTHON, "-I", "-S", "-B", "-c", code],
+        [jail.JAIL_PYTHON, "-I", "-S", "-B", "-c", as_script(body)],
         seccomp_policy=seccomp.jail_policy(),
         cgroup_args=plan.nsjail_args if plan else (),
         mounts=jail.mounts_for("python", jail.interpreter()),
@@ -36,9 +46,9 @@ def cold_nsjail(code: str = "print(6 * 7)") -> Callable[[], None]:
     return run
 
 
-def plain_subprocess(code: str = "print(6 * 7)") -> Callable[[], None]:
+def plain_subprocess(body: str) -> Callable[[], None]:
     """``subprocess.run([python3, -c])`` per snippet: no sandbox at all."""
-    argv = [sys.executable, "-I", "-S", "-c", code]
+    argv = [sys.executable, "-I", "-S", "-c", as_script(body)]
 
     def run() -> None:
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -46,20 +56,25 @@ def plain_subprocess(code: str = "print(6 * 7)") -> Callable[[], None]:
     return run
 
 
-def in_process_exec(code: str = "result = 6 * 7") -> Callable[[], None]:
-    """``exec`` in this process: no isolation, the floor."""
+def in_process_exec(body: str, data: Any = None) -> Callable[[], object]:
+    """``exec`` of the snippet in this process: no isolation, the floor."""
+    source = "def snippet(data):\n" + textwrap.indent(body, "    ") + "\n"
 
-    def run() -> None:
-        exec(compile(code, "<snippet>", "exec"), {})
+    def run() -> object:
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<snippet>", "exec"), namespace)
+        return namespace["snippet"](data)
 
     return run
 
 
-def in_process_quickjs(code: str = "(function () { return 6 * 7 })()") -> Callable[[], None]:
+def in_process_quickjs(body: str) -> Callable[[], object]:
     """A fresh ``quickjs.Context()`` and one eval in this process: no jail, the JS floor."""
     import quickjs
 
-    def run() -> None:
-        quickjs.Context().eval(code)
+    source = f"(function (data) {{\n{body}\n}})(null)"
+
+    def run() -> object:
+        return quickjs.Context().eval(source)
 
     return run

@@ -1,0 +1,41 @@
+"""The benchmark harness keeps working: ``--quick`` runs and its report is well formed.
+
+Never a speed: the numbers are whatever this machine gives; only their shape is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+EXPECTED_SYSTEMS = {"daemon (ipc)", "embedded client", "local API", "in-process exec",
+                    "subprocess python3 -c", "cold nsjail python3 -c", "pyzmq 3-hop echo"}
+
+
+def test_quick_benchmark_writes_a_well_formed_report(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandbox", "bench", "--quick", "--rounds", "6", "--levels", "1,2",
+         "--sweep-s", "0.3", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc) >= {"command", "machine", "settings", "latency", "ratios_p50",
+                        "throughput_tasks_per_s", "cpu_ms_per_task", "memory_mb", "goals",
+                        "skipped"}
+    assert set(doc["latency"]["trivial python"]) == EXPECTED_SYSTEMS
+    assert {"daemon (ipc)", "in-process quickjs"} <= set(doc["latency"]["trivial javascript"])
+    for rows in doc["latency"].values():
+        for row in rows.values():
+            assert row["n"] >= 1 and 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+    assert set(doc["throughput_tasks_per_s"]["daemon (ipc)"]) == {"1", "2"}
+    assert all(v > 0 for by in doc["throughput_tasks_per_s"].values() for v in by.values())
+    assert len(doc["goals"]) == 6
+    assert all(g["met"] in (True, False) for g in doc["goals"])
+    md = (out / "results.md").read_text()
+    assert md.startswith("# Benchmark results") and "| trivial python | **daemon (ipc)** |" in md
+    for png in ("latency.png", "throughput.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## Goals" in proc.stdout
