@@ -59,10 +59,16 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
             _lower_limits(task)
             result = setup.executor.run(task)
             wire.send_frame(channel, result)
-            # The exit's teardown (unmapping the address space) is nobody's critical path:
-            # let it yield the CPU to the runner that is forwarding our result.
+            # Done: wait to be stopped and killed by the runner, which does that when it
+            # suits the caller (see the pool's recycling); exiting now would tear down the
+            # address space while the result is on its way. Niced meanwhile, and if the
+            # runner closes the channel instead, exit.
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, 19)
+            except OSError:
+                pass
+            try:
+                channel.recv(1)
             except OSError:
                 pass
             code = 0

@@ -68,6 +68,10 @@ class PoolConfig:
     jail_python: str | None = None  # default: this Python, else the system's same X.Y
     acquire_timeout_s: float = 30.0  # how long a task waits for an idle child
     start_timeout_s: float = 10.0  # how long a jail may take to become ready
+    # A finished child is stopped at once and killed (and replaced) this much later, unless a
+    # task is waiting for a child: its teardown and the refill fork stay off the result's way
+    # back to the caller. 0 kills and replaces at once.
+    recycle_delay_ms: float = 3.0
     default_limits: Limits = Limits()
 
     def __post_init__(self) -> None:
@@ -76,6 +80,7 @@ class PoolConfig:
         _check(self.jail_pids, int, 8, 1 << 20, "jail_pids")
         _check(self.acquire_timeout_s, float, 0.001, 3600, "acquire_timeout_s")
         _check(self.start_timeout_s, float, 0.1, 600, "start_timeout_s")
+        _check(self.recycle_delay_ms, float, 0, 1000, "recycle_delay_ms")
         if self.cgroup not in ("auto", "v1", "v2", "off"):
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
         if self.jail_pids < self.size + 4:

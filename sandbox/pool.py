@@ -54,9 +54,16 @@ class Child:
     wait_status: int | None = None
 
     def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Freeze it: nothing of it runs any more, and nothing is torn down yet."""
+        self._signal(signal.SIGSTOP)
+
+    def _signal(self, sig: int) -> None:
         try:
-            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-        except ProcessLookupError:
+            signal.pidfd_send_signal(self.pidfd, sig)
+        except (ProcessLookupError, OSError):
             pass
 
     def release(self) -> None:
@@ -92,6 +99,10 @@ class Pool:
         self._idle: collections.deque[Child] = collections.deque()
         self._children: dict[int, Child] = {}
         self._pending = 0
+        self._waiters = 0  # tasks waiting in _acquire for an idle child
+        # finished children, stopped, waiting to be killed and replaced: (when, child)
+        self._recycle: collections.deque[tuple[float, Child]] = collections.deque()
+        self._recycle_cv = threading.Condition(self._lock)
         self._closed = False
         self._baseline_bytes = 0  # a fresh child's address space, measured once per jail
         self._boost = os.geteuid() == 0  # see jail.BACKGROUND_NICE
@@ -100,6 +111,10 @@ class Pool:
             target=self._supervise, name=f"pool-{runtime}", daemon=True
         )
         self._supervisor.start()
+        self._recycler = threading.Thread(
+            target=self._recycle_loop, name=f"pool-{runtime}-recycle", daemon=True
+        )
+        self._recycler.start()
 
     # -- hot path ----------------------------------------------------------------------------
 
@@ -201,24 +216,67 @@ class Pool:
     def _acquire(self) -> Child | None:
         end = time.monotonic() + self.config.acquire_timeout_s
         with self._lock:
-            while not self._idle:
-                if self._closed:
-                    raise ClosedError("the sandbox pool is closed")
-                remaining = end - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._lock.wait(remaining)
+            if not self._idle:
+                self._waiters += 1
+                self._recycle_cv.notify()  # replace finished children now, not later
+                try:
+                    while not self._idle:
+                        if self._closed:
+                            raise ClosedError("the sandbox pool is closed")
+                        remaining = end - time.monotonic()
+                        if remaining <= 0:
+                            return None
+                        self._lock.wait(remaining)
+                finally:
+                    self._waiters -= 1
             child = self._idle.popleft()
             self._pending += 1
         return child
 
     def _finish(self, child: Child) -> None:
-        """Kill the task's child and ask for its replacement, now that the caller has its
-        result: the zygote's fork then never competes with a running task for the CPU."""
-        child.release()
+        """The task is over and its caller has the result. The child is stopped at once, so
+        nothing of it runs afterwards. Killing it (unmapping its address space) and forking
+        its replacement are each a burst of CPU which, done now, would compete with the
+        result's way back to the caller (through a runner and a broker, say); so unless a
+        task is waiting for a child they happen ``recycle_delay_ms`` later, on the recycler
+        thread. Either way the zygote's fork never competes with a running task."""
+        delay = self.config.recycle_delay_ms / 1000.0
+        with self._lock:
+            if delay > 0 and not self._waiters and self._idle and not self._closed:
+                child.stop()
+                self._recycle.append((time.monotonic() + delay, child))
+                self._recycle_cv.notify()
+                return
+        self._replace([child])
+
+    def _replace(self, children: list[Child]) -> None:
+        for child in children:
+            child.release()
         with self._lock:
             jail = self._jail
-        self._request_spawn(jail, 1)
+        self._request_spawn(jail, len(children))
+
+    def _recycle_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._recycle and not self._closed:
+                    self._recycle_cv.wait()
+                if not self._recycle:  # closed, nothing left
+                    return
+                now = time.monotonic()
+                urgent = self._waiters > 0 or not self._idle or self._closed
+                due = [c for when, c in self._recycle if urgent or when <= now]
+                if not due:
+                    self._recycle_cv.wait(self._recycle[0][0] - now)
+                    continue
+                for _ in due:
+                    self._recycle.popleft()
+                closed = self._closed
+            if closed:
+                for child in due:
+                    child.release()
+                return
+            self._replace(due)
 
     # -- supervisor --------------------------------------------------------------------------
 
@@ -361,8 +419,10 @@ class Pool:
             idle, self._idle = list(self._idle), collections.deque()
             jail = self._jail
             self._lock.notify_all()
+            self._recycle_cv.notify_all()
         for child in idle:
             child.release()
+        self._recycler.join(timeout=5)
         jail.close()
         self._supervisor.join(timeout=5)
 
