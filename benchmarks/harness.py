@@ -5,8 +5,9 @@ all alike; the slow process-per-snippet baselines run every ``cold_every``-th ro
 each call the harness pauses ``pause_ms`` (a service's requests arrive spaced; back-to-back
 load is the throughput sweep's business). Throughput: for each concurrency level, the daemon
 and the embedded client take turns, each for ``sweep_s`` seconds of closed-loop clients.
-CPU per task: a short back-to-back block per system, CPU of every process involved (this
-process, the daemon's tree, the echo floor's) divided by the calls. Memory: PSS/RSS of each
+CPU per task: a short back-to-back block per system, the machine's busy CPU time (every
+process involved, short-lived children included) divided by the calls; on a shared machine
+this includes its other load. Memory: PSS/RSS of each
 system's processes at the end, and the peak resident size of the largest baseline child.
 """
 
@@ -301,15 +302,14 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
             progress.step(f"latency round {i + 1}/{settings.rounds}")
             time.sleep(settings.pause_ms / 1000.0)
     # CPU per task, back to back, for the trivial scenarios
-    roots = [os.getpid()] + ([daemon.proc.pid] if daemon else []) + (echo.pids() if echo else [])
     for s, name, fn, cold in plan:
         if not s.name.startswith("trivial"):
             continue
         calls = max(3, settings.cost_calls // (10 if cold else 1))
-        before = procs.cpu_seconds(roots)  # includes children this process reaped
+        before = procs.machine_busy_seconds()
         for _ in range(calls):
             fn()
-        spent = procs.cpu_seconds(roots) - before
+        spent = procs.machine_busy_seconds() - before
         out.cpu_ms[f"{s.name} / {name}"] = spent * 1000 / calls
     progress.step("cpu per task", 20)
     # throughput sweep, the two client modes taking turns at each level
@@ -319,9 +319,9 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
     for level in settings.levels:
         names = list(systems) if level % 2 else list(reversed(systems))
         for name in names:
-            before = procs.cpu_seconds(roots)
+            before = procs.machine_busy_seconds()
             done, wall = _sweep(systems[name], level, settings.sweep_s)
-            spent = procs.cpu_seconds(roots) - before
+            spent = procs.machine_busy_seconds() - before
             out.throughput.setdefault(name, {})[level] = done / wall
             out.cpu_ms[f"throughput c={level} / {name}"] = spent * 1000 / max(done, 1)
             progress.step(f"throughput {name} x{level}", 20)

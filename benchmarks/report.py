@@ -96,6 +96,10 @@ def markdown(doc: dict[str, Any]) -> str:
     for system, by in doc["throughput_tasks_per_s"].items():
         cells = [f"{by[str(c)]:.0f}" if str(c) in by else "" for c in levels]
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    for system in doc["throughput_tasks_per_s"]:
+        cpu = [doc["cpu_ms_per_task"].get(f"throughput c={c} / {system}") for c in levels]
+        cells = ["" if v is None else f"{v:.2f}" for v in cpu]
+        lines.append(f"| {system}: machine CPU ms/task | " + " | ".join(cells) + " |")
     lines += ["", "## Memory (MiB)", "", "| processes | RSS | PSS | peak RSS |", "|---|---:|---:|---:|"]
     for name, mem in doc["memory_mb"].items():
         cells = [f"{mem[k]:.0f}" if k in mem else "" for k in ("rss_mb", "pss_mb", "peak_rss_mb")]
