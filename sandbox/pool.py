@@ -39,10 +39,6 @@ _EXIT_REPORT_S = 2.0
 _RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
-class _Cancelled(Exception):
-    pass
-
-
 @dataclass(eq=False)
 class Child:
     pid: int  # in the jail's pid namespace, as the zygote reports it
@@ -89,6 +85,100 @@ def outcome_of(wait_status: int | None, *, oom_killed: bool) -> tuple[Status, st
     return Status.CRASHED, f"the sandboxed process exited with code {code} without a result"
 
 
+class TaskRun:
+    """One task in flight on a child: reads its result frame as it arrives, without blocking,
+    and turns whatever happens (result, deadline, cancellation, death) into one envelope.
+
+    Driven by the caller's loop: ``on_readable`` when ``fileno()`` polls readable,
+    ``on_time(now)`` at ``wake_at()``; ``envelope`` is set once the task is over, and the
+    child is handed back to its pool exactly then.
+    """
+
+    def __init__(self, pool: Pool, child: Child, limits: Limits) -> None:
+        self._pool = pool
+        self._child = child
+        self._limits = limits
+        self.deadline = time.monotonic() + limits.timeout_s
+        self._max_frame = limits.result_bytes + limits.stdout_bytes + _ENVELOPE_SLACK
+        self._header = bytearray(4)
+        self._got = 0
+        self._body: bytearray | None = None
+        self._view: memoryview | None = None
+        self._dying_since: float | None = None  # channel lost: waiting for the exit report
+        self.envelope: bytes | None = None
+
+    def fileno(self) -> int:
+        return self._child.channel.fileno()
+
+    def wake_at(self) -> float:
+        if self._dying_since is not None:  # the exit report comes from another thread
+            return min(time.monotonic() + 0.002, self._dying_since + _EXIT_REPORT_S)
+        return self.deadline
+
+    def on_readable(self) -> None:
+        if self.envelope is not None or self._dying_since is not None:
+            return
+        channel = self._child.channel
+        try:  # the 4-byte length first, then the body straight into place
+            if self._view is None:
+                n = channel.recv_into(memoryview(self._header)[self._got:])
+            else:
+                n = channel.recv_into(self._view[self._got:])
+        except BlockingIOError:
+            return
+        except OSError:
+            n = 0
+        if n == 0:
+            self.lost()
+            return
+        self._got += n
+        if self._view is None:
+            if self._got < 4:
+                return
+            size = int.from_bytes(self._header, "big")
+            if size > self._max_frame:
+                self._done(wire.encode_result(
+                    Status.OUTPUT_LIMIT,
+                    f"result of {size} bytes exceeds the limit of {self._max_frame} bytes"))
+                return
+            self._body = bytearray(size)
+            self._view = memoryview(self._body)
+            self._got = 0
+        assert self._body is not None
+        if self._got == len(self._body):
+            # one copy from the socket into place; the envelope is handed on as it is
+            self._done(self._body)  # type: ignore[arg-type]
+
+    def on_time(self, now: float) -> None:
+        if self.envelope is not None:
+            return
+        if self._dying_since is not None:
+            if self._child.exited.is_set() or now - self._dying_since >= _EXIT_REPORT_S:
+                oom = self._child.jail.oom_killed_since_last_asked()
+                self._done(wire.encode_result(*outcome_of(self._child.wait_status,
+                                                          oom_killed=oom)))
+        elif now >= self.deadline:
+            self._child.kill()
+            self._done(wire.encode_result(
+                Status.TIMEOUT, f"exceeded the wall-clock timeout of {self._limits.timeout_s:g} s"))
+
+    def cancel(self) -> None:
+        if self.envelope is None:
+            self._child.kill()
+            self._done(wire.encode_result(Status.CRASHED, "cancelled while running"))
+
+    def lost(self) -> None:
+        """The channel closed without a result: kill, then classify from the exit report."""
+        if self._dying_since is None:
+            self._child.kill()
+            self._dying_since = time.monotonic()
+            self.on_time(self._dying_since)
+
+    def _done(self, envelope: bytes) -> None:
+        self.envelope = envelope
+        self._pool._finish(self._child)
+
+
 class Pool:
     def __init__(self, runtime: str, config: PoolConfig) -> None:
         self.runtime = runtime
@@ -125,21 +215,55 @@ class Pool:
 
         Setting ``cancel`` while the task runs kills its child (status crashed, "cancelled")."""
         child = self._acquire()
-        if child is not None and child.host_pid and self._boost:
+        if child is None:
+            return self.no_child_envelope()
+        task = self.begin(child, code, data, limits)
+        poller = select.poll()
+        poller.register(task.fileno(), select.POLLIN)
+        if cancel is not None:
+            poller.register(cancel.fileno(), select.POLLIN)
+        fd = task.fileno()
+        while task.envelope is None:
+            if cancel is not None and cancel.is_set():
+                task.cancel()
+                break
+            wait_ms = max(0.0, task.wake_at() - time.monotonic()) * 1000
+            for ready, _ in poller.poll(wait_ms):
+                if ready == fd:
+                    task.on_readable()
+            task.on_time(time.monotonic())
+        assert task.envelope is not None
+        return task.envelope
+
+    def try_acquire(self) -> Child | None:
+        """An idle child now, or None (and the recycler is told to replace children now)."""
+        with self._lock:
+            if self._closed:
+                raise ClosedError("the sandbox pool is closed")
+            if not self._idle:
+                self._recycle_cv.notify()
+                return None
+            self._pending += 1
+            return self._idle.popleft()
+
+    def no_child_envelope(self) -> bytes:
+        return wire.encode_result(
+            Status.REJECTED,
+            f"no idle {self.runtime} sandbox within {self.config.acquire_timeout_s:g} s "
+            f"(pool of {self.config.size}, all busy)",
+        )
+
+    def begin(self, child: Child, code: str, data: bytes, limits: Limits) -> TaskRun:
+        """Hand ``child`` its task; the TaskRun follows it to its envelope."""
+        if child.host_pid and self._boost:
             try:
                 # from the background nice level to the caller's: the task outruns refills
                 os.setpriority(os.PRIO_PROCESS, child.host_pid, 0)
             except OSError:
                 self._boost = False
-        if child is None:
-            return wire.encode_result(
-                Status.REJECTED,
-                f"no idle {self.runtime} sandbox within {self.config.acquire_timeout_s:g} s "
-                f"(pool of {self.config.size}, all busy)",
-            )
-        deadline = time.monotonic() + limits.timeout_s
+        task = TaskRun(self, child, limits)
         try:
-            task = wire.encode_task(
+            wire.send_frame(child.channel, wire.encode_task(
                 code=code,
                 data=data,
                 as_bytes=self._baseline_bytes + limits.memory_mb * MiB,
@@ -147,71 +271,11 @@ class Pool:
                 cpu_s=math.ceil(limits.timeout_s) + 1,
                 stdout_bytes=limits.stdout_bytes,
                 result_bytes=limits.result_bytes,
-            )
-            max_frame = limits.result_bytes + limits.stdout_bytes + _ENVELOPE_SLACK
-            try:
-                wire.send_frame(child.channel, task)
-                return self._await_result(child, deadline, max_frame, cancel)
-            except _Cancelled:
-                child.kill()
-                return wire.encode_result(Status.CRASHED, "cancelled while running")
-            except TimeoutError:
-                child.kill()
-                return wire.encode_result(
-                    Status.TIMEOUT, f"exceeded the wall-clock timeout of {limits.timeout_s:g} s"
-                )
-            except wire.OversizedFrame as exc:
-                return wire.encode_result(Status.OUTPUT_LIMIT, str(exc))
-            except (wire.WireError, OSError):
-                child.kill()
-                child.exited.wait(_EXIT_REPORT_S)
-                oom = child.jail.oom_killed_since_last_asked()
-                status, message = outcome_of(child.wait_status, oom_killed=oom)
-                return wire.encode_result(status, message)
-        finally:
-            self._finish(child)
-
-    def _await_result(
-        self, child: Child, deadline: float, max_frame: int, cancel: CancelToken | None
-    ) -> bytes:
-        """Read one result frame, polling against the deadline (TimeoutError when it passes)."""
-        sock = child.channel
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        if cancel is not None:
-            if cancel.is_set():
-                raise _Cancelled
-            poller.register(cancel.fileno(), select.POLLIN)
-        header = bytearray(4)
-        got = 0
-        buf: bytearray | None = None
-        while buf is None or got < len(buf):
-            remaining = deadline - time.monotonic()
-            ready = poller.poll(remaining * 1000) if remaining > 0 else []
-            if not ready:
-                raise TimeoutError
-            if cancel is not None and cancel.is_set():
-                raise _Cancelled
-            if buf is None:  # the 4-byte length first, then the body straight into place
-                n = sock.recv_into(memoryview(header)[got:])
-                if not n:
-                    raise wire.WireError("channel closed before a complete result")
-                got += n
-                if got == 4:
-                    size = int.from_bytes(header, "big")
-                    if size > max_frame:
-                        raise wire.OversizedFrame(
-                            f"result of {size} bytes exceeds the limit of {max_frame} bytes"
-                        )
-                    buf, got = bytearray(size), 0
-                    view = memoryview(buf)
-                continue
-            n = sock.recv_into(view[got:])
-            if not n:
-                raise wire.WireError("channel closed before a complete result")
-            got += n
-        # one copy from the socket into place; the envelope is handed on as it is
-        return buf  # type: ignore[return-value]
+            ))
+            child.channel.setblocking(False)  # from here on, read only what has arrived
+        except OSError:
+            task.lost()
+        return task
 
     def _acquire(self) -> Child | None:
         end = time.monotonic() + self.config.acquire_timeout_s

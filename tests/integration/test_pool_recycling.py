@@ -17,21 +17,27 @@ def _state(host_pid: int) -> str | None:
 
 
 def test_a_finished_child_is_stopped_then_killed_and_replaced():
-    with Sandbox(PoolConfig(size=2, recycle_delay_ms=400)) as sb:
+    with Sandbox(PoolConfig(size=3, recycle_delay_ms=1000)) as sb:
         pool = sb._pool("python")
         assert sb.run("python", "return 1").value == 1  # the pool is up
-        time.sleep(0.6)
+        settled = time.monotonic() + 5
+        while pool.idle_count() < 3 and time.monotonic() < settled:
+            time.sleep(0.02)
         child = pool._idle[0]
         assert sb.run("python", "return 2").value == 2
-        # the child that ran it: frozen, not exiting, while the result is on its way
+        # the child that ran it: frozen (SIGSTOP takes effect when it is next scheduled),
+        # not exiting, while the result is on its way
+        frozen_by = time.monotonic() + 0.5
+        while _state(child.host_pid) != "T" and time.monotonic() < frozen_by:
+            time.sleep(0.005)
         assert _state(child.host_pid) == "T"
         deadline = time.monotonic() + 3
         while _state(child.host_pid) not in (None, "Z") and time.monotonic() < deadline:
             time.sleep(0.02)
         assert _state(child.host_pid) in (None, "Z")
-        while pool.idle_count() < 2 and time.monotonic() < deadline:
+        while pool.idle_count() < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert pool.idle_count() == 2
+        assert pool.idle_count() == 3
 
 
 def test_a_waiting_task_gets_a_replacement_at_once():
