@@ -42,6 +42,8 @@ Results and cancellation
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
@@ -81,8 +83,8 @@ class Task:
     runner: bytes | None = None
     cancelled: bool = False
 
-    def order(self) -> tuple[int, int]:
-        return (-self.submit.priority, self.seq)
+    def order(self) -> tuple[int, int, str]:
+        return (-self.submit.priority, self.seq, self.key)
 
 
 @dataclass
@@ -111,6 +113,10 @@ class BrokerCore:
     def __init__(self, config: BrokerConfig | None = None) -> None:
         self.config = config or BrokerConfig()
         self.queued: dict[str, Task] = {}
+        # the queue in dispatch order, and a heap of queue deadlines (entries of tasks that
+        # left the queue are skipped when they surface): no event sorts the whole queue
+        self._order: list[tuple[int, int, str]] = []
+        self._deadlines: list[tuple[float, int, str]] = []
         self.running: dict[str, Task] = {}
         self.runners: dict[bytes, Runner] = {}
         self.counters: Counter[str] = Counter()
@@ -156,11 +162,14 @@ class BrokerCore:
         for runner in list(self.runners.values()):
             if now - runner.last_seen > expiry:
                 out += self._lose(runner, now, f"runner lost (silent for {expiry:g} s)")
-        for task in sorted(self.queued.values(), key=Task.order):
-            if now >= task.deadline:
-                del self.queued[task.key]
-                self.counters["rejected_deadline"] += 1
-                out.append(self._reject(task, self._why_waiting(task)))
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, _, key = heapq.heappop(self._deadlines)
+            task = self.queued.get(key)
+            if task is None or task.deadline != deadline:
+                continue  # it left the queue, or waits under a later deadline now
+            self._dequeue(task)
+            self.counters["rejected_deadline"] += 1
+            out.append(self._reject(task, self._why_waiting(task)))
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat_s
             out += [Send(r.identity, p.BrokerHeartbeat()) for r in self.runners.values()]
@@ -180,14 +189,15 @@ class BrokerCore:
             return [Send(client, p.Rejected(msg.id, self._no_runner(msg)))]
         wait = self.config.queue_timeout_s if msg.queue_timeout_s is None else msg.queue_timeout_s
         task = Task(key, client, msg, next(self._seq), now, now + wait)
-        self.queued[key] = task
+        self._enqueue(task)
         self.counters["submitted"] += 1
         return self._dispatch(now)
 
     def _cancel(self, client: bytes, msg_id: str) -> list[Send]:
         key = f"{client.hex()}:{msg_id}"
-        task = self.queued.pop(key, None)
+        task = self.queued.get(key)
         if task is not None:
+            self._dequeue(task)
             self.counters["cancelled_queued"] += 1
             return [Send(client, p.Rejected(msg_id, "cancelled before it ran"))]
         task = self.running.get(key)
@@ -242,7 +252,7 @@ class BrokerCore:
                 continue
             if task.submit.idempotent and task.attempts < task.submit.max_attempts:
                 task.deadline = max(task.deadline, now + self._wait_of(task))
-                self.queued[key] = task  # keeps its seq: back at the front of its priority
+                self._enqueue(task)  # keeps its seq: back at the front of its priority
                 self.counters["retried"] += 1
             else:
                 envelope = wire.encode_result(Status.CRASHED, f"{reason} while running the task")
@@ -252,31 +262,54 @@ class BrokerCore:
         return out + self._dispatch(now)
 
     def _dispatch(self, now: float) -> list[Send]:
-        if not self.queued or not self.runners:
+        if not self.queued:
+            return []
+        free = sum(max(0, r.free) for r in self.runners.values())
+        if not free:  # the usual state under a backlog: nothing to do, and nothing scanned
             return []
         out: list[Send] = []
         in_flight = len(self.running)
         lanes = Counter(t.submit.lane for t in self.running.values())
-        for task in sorted(self.queued.values(), key=Task.order):
-            if in_flight >= self.config.max_in_flight:
+        placed: list[Task] = []
+        for _, _, key in self._order:
+            if in_flight >= self.config.max_in_flight or not free:
                 break
+            task = self.queued[key]
             cap = self.config.lane_caps.get(task.submit.lane)
             if cap is not None and lanes[task.submit.lane] >= cap:
                 continue
             runner = self._place(task.submit)
             if runner is None:
                 continue
-            del self.queued[task.key]
+            placed.append(task)
             task.runner = runner.identity
             task.attempts += 1
             runner.running.add(task.key)
             self.running[task.key] = task
             in_flight += 1
+            free -= 1
             lanes[task.submit.lane] += 1
             s = task.submit
             out.append(Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data,
                                                        s.limits)))
+        for task in placed:
+            self._dequeue(task)
         return out
+
+    def _enqueue(self, task: Task) -> None:
+        self.queued[task.key] = task
+        bisect.insort(self._order, task.order())
+        heapq.heappush(self._deadlines, (task.deadline, task.seq, task.key))
+        if len(self._deadlines) > 2 * len(self.queued) + 1024:  # mostly tasks long gone
+            self._deadlines = [(t.deadline, t.seq, t.key) for t in self.queued.values()]
+            heapq.heapify(self._deadlines)
+
+    def _dequeue(self, task: Task) -> None:
+        del self.queued[task.key]
+        entry = task.order()
+        i = bisect.bisect_left(self._order, entry)
+        if i < len(self._order) and self._order[i] == entry:
+            del self._order[i]
 
     def _place(self, submit: p.Submit) -> Runner | None:
         best: Runner | None = None

@@ -106,6 +106,24 @@ class Sandbox:
     ) -> bytes:
         """Like ``run`` with codec-encoded ``data``, returning the child's result envelope
         untouched (what a runner forwards). Bad requests give a ``rejected`` envelope."""
+        prepared = self.prepare(runtime, code, timeout_s=timeout_s, memory_mb=memory_mb,
+                                stdout_bytes=stdout_bytes, result_bytes=result_bytes)
+        if isinstance(prepared, bytes):
+            return prepared
+        pool, limits = prepared
+        return pool.run(code, data, limits, cancel)
+
+    def prepare(
+        self,
+        runtime: str,
+        code: str,
+        *,
+        timeout_s: float | None = None,
+        memory_mb: int | None = None,
+        stdout_bytes: int | None = None,
+        result_bytes: int | None = None,
+    ) -> tuple[Pool, Limits] | bytes:
+        """The pool and limits a request runs with, or a ``rejected`` envelope saying why not."""
         name = canonical_runtime(runtime)
         if name is None or name not in _SERVED:
             known = ", ".join(sorted({r for r in RUNTIME_ALIASES.values() if r in _SERVED}))
@@ -123,7 +141,7 @@ class Sandbox:
                 )
             except ConfigError as exc:
                 return _rejected(f"bad limits: {exc}")
-        return self._pool(name).run(code, data, limits, cancel)
+        return self._pool(name), limits
 
     def idle_children(self) -> int:
         with self._lock:

@@ -1,20 +1,22 @@
 """A runner: connects to a broker, advertises its runtimes and slots, runs tasks in its pools.
 
-One I/O thread owns the DEALER socket (ZeroMQ sockets are not thread-safe); ``slots`` worker
-threads run tasks through a local ``Sandbox`` and hand envelopes back through an inproc PUSH
-socket each. Heartbeats go both ways; if the broker is silent for ``heartbeat_s * liveness``
-the runner reconnects with a fresh socket, backing off 1 s, 2 s, ... up to 32 s (Paranoid
-Pirate), and registers again.
+One thread does everything: it owns the DEALER socket (ZeroMQ sockets are not thread-safe) and
+polls it together with the channels of the children running tasks, so a result goes from a
+child to the broker with no hand-off between threads. A task that finds no idle child waits
+in the runner (polled every millisecond) until one is ready or the pool's acquire timeout
+passes. Heartbeats go both ways; if the broker is silent for ``heartbeat_s * liveness`` the
+runner reconnects with a fresh socket, backing off 1 s, 2 s, ... up to 32 s (Paranoid
+Pirate), and registers again: the broker treats the tasks of the old session as lost, so the
+runner kills them.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import logging
 import platform
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import zmq
@@ -22,9 +24,9 @@ import zmq
 from broker import protocol as p
 from runtimes import wire
 from runtimes.wire import Status
-from sandbox.cancel import CancelToken
-from sandbox.config import PoolConfig
+from sandbox.config import Limits, PoolConfig
 from sandbox.local import Sandbox
+from sandbox.pool import Child, Pool, TaskRun
 
 log = logging.getLogger("sandbox.runner")
 
@@ -74,6 +76,16 @@ class RunnerConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class _Waiting:
+    """A task that arrived when its pool had no idle child."""
+
+    msg: p.TaskMsg
+    pool: Pool
+    limits: Limits
+    since: float
+
+
 class Runner:
     def __init__(self, config: RunnerConfig, *, context: zmq.Context | None = None,
                  sandbox: Sandbox | None = None) -> None:
@@ -82,20 +94,9 @@ class Runner:
         pool = config.pool or PoolConfig(size=config.slots)
         self._owns_sandbox = sandbox is None
         self.sandbox = sandbox or Sandbox(pool, runtimes=config.runtimes)
-        self._workers = concurrent.futures.ThreadPoolExecutor(
-            config.slots, thread_name_prefix="runner-task"
-        )
-        self._results_endpoint = f"inproc://runner-results-{uuid.uuid4().hex}"
-        self._results = self.context.socket(zmq.PULL)
-        self._results.bind(self._results_endpoint)
-        self._local = threading.local()
-        self._pushers: list[zmq.Socket] = []
-        self._pushers_lock = threading.Lock()
-        self._cancels: dict[str, CancelToken] = {}
-        self._cancels_lock = threading.Lock()
+        self._running: dict[str, TaskRun] = {}
+        self._waiting: collections.deque[_Waiting] = collections.deque()
         self.connected = threading.Event()
-
-    # -- I/O thread --------------------------------------------------------------------------
 
     def serve(self, stop: threading.Event) -> None:
         attempt = 0
@@ -105,6 +106,7 @@ class Runner:
                 heard = self._session(sock, stop)
             finally:
                 self.connected.clear()
+                self._abandon()
                 sock.close(linger=0)
             if stop.is_set():
                 return
@@ -127,31 +129,39 @@ class Runner:
         cfg = self.config
         sock.send(p.encode(p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups,
                                    cfg.name)))
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(self._results, zmq.POLLIN)
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
         last_heard = time.monotonic()
         heard = False
         next_beat = time.monotonic() + cfg.heartbeat_s
         while not stop.is_set():
-            events = dict(poller.poll(int(cfg.heartbeat_s * 250)))
             now = time.monotonic()
-            if sock in events:
-                while True:
-                    try:
-                        frame = sock.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    last_heard, heard = now, True
-                    self.connected.set()
-                    self._on_broker(frame)
-            if self._results in events:
-                while True:
-                    try:
-                        body = self._results.recv(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    sock.send(body)
+            wake = min([next_beat, now + cfg.heartbeat_s / 4]
+                       + [t.wake_at() for t in self._running.values()])
+            if self._waiting:
+                wake = min(wake, now + 0.001)
+            events = self._poller.poll(max(0, int((wake - now) * 1000 + 0.999)))
+            now = time.monotonic()
+            for what, _ in events:
+                if what is sock:
+                    while True:
+                        try:
+                            frame = sock.recv(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        last_heard, heard = now, True
+                        self.connected.set()
+                        self._on_broker(sock, frame, now)
+                else:
+                    task = self._by_fd.get(what)
+                    if task is not None:
+                        task.on_readable()
+            now = time.monotonic()
+            for task_id, task in list(self._running.items()):
+                task.on_time(now)
+                if task.envelope is not None:
+                    self._send_done(sock, task_id, task.envelope)
+            self._start_waiting(sock, now)
             if now >= next_beat:
                 next_beat = now + cfg.heartbeat_s
                 sock.send(p.encode(p.RunnerHeartbeat(self.sandbox.idle_children())))
@@ -163,59 +173,94 @@ class Runner:
             pass
         return heard
 
-    def _on_broker(self, frame: bytes) -> None:
+    @property
+    def _by_fd(self) -> dict[int, TaskRun]:
+        return {t.fileno(): t for t in self._running.values() if t.envelope is None}
+
+    def _on_broker(self, sock: zmq.Socket, frame: bytes, now: float) -> None:
         try:
             msg = p.decode(frame)
         except p.ProtocolError as exc:
             log.warning("malformed message from the broker: %s", exc)
             return
         if isinstance(msg, p.TaskMsg):
-            token = CancelToken()
-            with self._cancels_lock:
-                self._cancels[msg.task_id] = token
-            self._workers.submit(self._execute, msg, token)
+            self._start(sock, msg, now)
         elif isinstance(msg, p.CancelTask):
-            with self._cancels_lock:
-                token = self._cancels.get(msg.task_id)
-            if token is not None:
-                token.set()
+            task = self._running.get(msg.task_id)
+            if task is not None:
+                task.cancel()
+                self._send_done(sock, msg.task_id, task.envelope or b"")
+                return
+            for waiting in list(self._waiting):
+                if waiting.msg.task_id == msg.task_id:
+                    self._waiting.remove(waiting)
+                    self._send_done(sock, msg.task_id, wire.encode_result(
+                        Status.CRASHED, "cancelled before it ran"))
 
-    # -- worker threads ----------------------------------------------------------------------
-
-    def _execute(self, task: p.TaskMsg, token: CancelToken) -> None:
+    def _start(self, sock: zmq.Socket, msg: p.TaskMsg, now: float) -> None:
+        lim = msg.limits
         try:
-            limits = task.limits
-            envelope = self.sandbox.run_encoded(
-                task.runtime, task.code, task.data,
-                timeout_s=limits.timeout_s, memory_mb=limits.memory_mb,
-                stdout_bytes=limits.stdout_bytes, result_bytes=limits.result_bytes,
-                cancel=token,
-            )
+            prepared = self.sandbox.prepare(
+                msg.runtime, msg.code, timeout_s=lim.timeout_s, memory_mb=lim.memory_mb,
+                stdout_bytes=lim.stdout_bytes, result_bytes=lim.result_bytes)
+            if isinstance(prepared, bytes):  # a bad request: rejected, with the reason
+                self._send_done(sock, msg.task_id, prepared)
+                return
+            pool, limits = prepared
+            child = pool.try_acquire()
         except Exception as exc:  # a jail that cannot start, a closed sandbox
-            log.exception("task %s failed in the runner", task.task_id)
-            envelope = wire.encode_result(Status.CRASHED, f"the runner failed: {exc}")
-        finally:
-            with self._cancels_lock:
-                self._cancels.pop(task.task_id, None)
-            token.close()
-        self._pusher().send(p.encode(p.Done(task.task_id, envelope)))
+            log.exception("task %s failed in the runner", msg.task_id)
+            self._send_done(sock, msg.task_id, wire.encode_result(
+                Status.CRASHED, f"the runner failed: {exc}"))
+            return
+        if child is None:
+            self._waiting.append(_Waiting(msg, pool, limits, now))
+            return
+        self._begin(sock, msg, pool, limits, child)
 
-    def _pusher(self) -> zmq.Socket:
-        sock = getattr(self._local, "push", None)
-        if sock is None:
-            sock = self.context.socket(zmq.PUSH)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(self._results_endpoint)
-            self._local.push = sock
-            with self._pushers_lock:
-                self._pushers.append(sock)
-        return sock
+    def _begin(self, sock: zmq.Socket, msg: p.TaskMsg, pool: Pool, limits: Limits,
+               child: Child) -> None:
+        task = pool.begin(child, msg.code, msg.data, limits)
+        if task.envelope is not None:
+            self._send_done(sock, msg.task_id, task.envelope)
+            return
+        self._running[msg.task_id] = task
+        self._poller.register(task.fileno(), zmq.POLLIN)
+
+    def _start_waiting(self, sock: zmq.Socket, now: float) -> None:
+        for waiting in list(self._waiting):
+            try:
+                child = waiting.pool.try_acquire()
+            except Exception as exc:
+                child, failure = None, f"the runner failed: {exc}"
+            else:
+                failure = None
+            if child is not None:
+                self._waiting.remove(waiting)
+                self._begin(sock, waiting.msg, waiting.pool, waiting.limits, child)
+            elif failure or now - waiting.since > waiting.pool.config.acquire_timeout_s:
+                self._waiting.remove(waiting)
+                envelope = (wire.encode_result(Status.CRASHED, failure) if failure
+                            else waiting.pool.no_child_envelope())
+                self._send_done(sock, waiting.msg.task_id, envelope)
+
+    def _send_done(self, sock: zmq.Socket, task_id: str, envelope: bytes) -> None:
+        task = self._running.pop(task_id, None)
+        if task is not None:
+            try:
+                self._poller.unregister(task.fileno())
+            except KeyError:
+                pass
+        sock.send(p.encode(p.Done(task_id, bytes(envelope))))
+
+    def _abandon(self) -> None:
+        """The session is over: the broker counts its tasks as lost; stop running them."""
+        for task in self._running.values():
+            task.cancel()
+        self._running.clear()
+        self._waiting.clear()
 
     def close(self) -> None:
-        self._workers.shutdown(wait=True, cancel_futures=True)
-        with self._pushers_lock:
-            for sock in self._pushers:
-                sock.close(linger=0)
-        self._results.close(linger=0)
+        self._abandon()
         if self._owns_sandbox:
             self.sandbox.close()

@@ -479,3 +479,30 @@ def test_every_submitted_task_gets_exactly_one_final_answer_under_churn():
         assert set(answers) <= set(submitted)
         assert all(n == 1 for n in answers.values()), answers
         assert set(answers) == set(submitted)
+
+
+def test_a_long_backlog_keeps_its_order_and_deadlines():
+    core = BrokerCore(BrokerConfig(queue_timeout_s=10, heartbeat_s=100))
+    core.on_runner(R1, ready(slots=1), 0.0)
+    for i in range(3000):
+        core.on_client(C1, submit(f"t{i}", priority=i % 3, queue_timeout_s=10 + i % 5), 0.0)
+    first = core.on_runner(R1, p.Done(key(C1, "t0"), b"x"), 1.0)
+    assert tasks_to(first, R1) == ["t2"]  # highest priority, earliest submitted (t0 ran first)
+    rejected = to_client(core.tick(10.0), C1, p.Rejected)
+    assert {r.id for r in rejected} == {f"t{i}" for i in range(3000) if i % 5 == 0} - {"t0"}
+    assert len(core.queued) == 3000 - 2 - len(rejected)
+
+
+def test_deadlines_hold_after_many_tasks_came_and_went():
+    """Finished tasks leave stale deadline entries behind; their compaction loses nothing."""
+    core = BrokerCore(BrokerConfig(queue_timeout_s=5, heartbeat_s=100))
+    core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_client(C2, submit("holder"), 0.0)  # keeps the only slot busy
+    for i in range(2500):
+        core.on_client(C1, submit(f"t{i}"), 0.0)
+        core.on_client(C1, p.Cancel(f"t{i}"), 0.0)
+    core.on_client(C1, submit("last", queue_timeout_s=1), 0.5)
+    assert len(core._deadlines) < 2500  # compacted
+    assert to_client(core.tick(1.4), C1, p.Rejected) == []
+    assert to_client(core.tick(1.5), C1, p.Rejected) == [
+        p.Rejected("last", "all 1 slots busy for 1 s")]
