@@ -291,7 +291,7 @@ class BrokerCore:
             lanes[task.submit.lane] += 1
             s = task.submit
             out.append(Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data,
-                                                       s.limits)))
+                                                       s.limits, s.policy, s.imports)))
         for task in placed:
             self._dequeue(task)
         return out

@@ -70,6 +70,8 @@ class Submit:
     queue_timeout_s: float | None = None  # how long it may wait for a slot (broker default)
     idempotent: bool = False  # may be retried on another runner if its runner vanishes
     max_attempts: int = 1
+    policy: str = "default"  # python: "default" or "restricted" (RestrictedPython)
+    imports: tuple[str, ...] | None = None  # python: narrow the runner's import allow-lists
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class TaskMsg:
     code: str
     data: bytes
     limits: TaskLimits = field(default_factory=TaskLimits)
+    policy: str = "default"
+    imports: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,17 @@ def decode(frame: bytes) -> Message:
         raise ProtocolError(f"malformed {cls.TYPE} message: {exc}", msg_id) from exc
 
 
+def validate(msg: Message) -> None:
+    """Check a message built in this process as ``decode`` checks one received, without
+    encoding it: raise ProtocolError when the other side would refuse it. (The size caps of
+    code and data keep a valid message far below MAX_FRAME_BYTES.)"""
+    try:
+        _CHECKS.get(type(msg), lambda m: None)(msg)
+    except ProtocolError as exc:
+        exc.msg_id = getattr(msg, "id", None) if isinstance(getattr(msg, "id", None), str) else None
+        raise
+
+
 def _build(cls: type, body: dict[str, Any]) -> Message:
     known = {f.name for f in fields(cls)}
     unknown = set(body) - known - {"v", "t"}
@@ -276,6 +291,17 @@ def _check_submit(m: Submit) -> None:
           "'queue_timeout_s' must be 0..86400 seconds or nil")
     _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
     _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
+    _check_language(m)
+
+
+def _check_language(m: Submit | TaskMsg) -> None:
+    _need(_is(m.policy, str) and 0 < len(m.policy) <= 32, "'policy' must be a short string")
+    imports = m.imports
+    _need(imports is None or (isinstance(imports, (list, tuple)) and len(imports) <= 256
+                              and all(_is(i, str) and 0 < len(i) <= 128 for i in imports)),
+          "'imports' must be nil or a list of module names")
+    if imports is not None:
+        object.__setattr__(m, "imports", tuple(imports))
 
 
 def _check_ready(m: Ready) -> None:
@@ -300,6 +326,7 @@ def _check_task(m: TaskMsg) -> None:
     _need(_is(m.runtime, str) and _is(m.code, str) and _is(m.data, bytes),
           "'runtime', 'code' and 'data' must be str, str and bytes")
     object.__setattr__(m, "limits", _check_limits(m.limits))
+    _check_language(m)
 
 
 def _check_result(m: ResultMsg) -> None:

@@ -166,8 +166,12 @@ def encode_task(
     cpu_s: int,
     stdout_bytes: int,
     result_bytes: int,
+    policy: str = "default",
+    imports: dict[str, list[str]] | None = None,
 ) -> bytes:
-    """The task frame body the runner sends to one child. ``data`` is codec-encoded."""
+    """The task frame body the runner sends to one child. ``data`` is codec-encoded;
+    ``policy`` and ``imports`` (Python: the language layer's mode and allow-lists) are None
+    for runtimes that have no such layer."""
     return pack(
         {
             "v": VERSION,
@@ -178,6 +182,8 @@ def encode_task(
             "cpu_s": cpu_s,
             "stdout_bytes": stdout_bytes,
             "result_bytes": result_bytes,
+            "policy": policy,
+            "imports": imports or {"stdlib": ["*"], "external": ["*"]},
         }
     )
 

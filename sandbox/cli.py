@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--memory", type=int, default=None, metavar="MB")
     ex.add_argument("--data", default=None, metavar="JSON", help="input value, bound to `data`")
     ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ex.add_argument("--policy", choices=("default", "restricted"), default="default",
+                    help="python: restricted compiles the snippet with RestrictedPython")
+    ex.add_argument("--import", action="append", dest="imports", metavar="MODULE",
+                    help="python: the modules the snippet may import (within the allow-lists)")
+    _import_flags(ex)
     ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
     _connection_flags(ex, "a `sandbox serve` daemon to use (default: an embedded broker)")
 
@@ -64,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--curve-dir", dest="curve_dir", metavar="DIR", help="from `sandbox keys`")
     sv.add_argument("--insecure", action="store_true", default=None,
                     help="allow plain TCP without CURVE")
+    _import_flags(sv)
 
     rn = sub.add_parser("runner", help="run tasks for a broker")
     rn.add_argument("--slots", type=int, default=4)
@@ -72,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--name", default="")
     rn.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS")
     rn.add_argument("--liveness", type=int, default=3)
+    _import_flags(rn)
     _connection_flags(rn, "the broker's endpoint", required=True)
 
     bn = sub.add_parser("bench", help="benchmark the service beside its baselines",
@@ -83,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     ks.add_argument("--client", action="append", default=[], metavar="NAME",
                     help="client key pairs to make (default: client)")
     return parser
+
+
+def _import_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stdlib-allow", dest="stdlib_allow", metavar="MODULES",
+                   help='standard-library modules snippets may import, comma-separated, "*" '
+                        "for all (default: a curated safe set)")
+    p.add_argument("--external-allow", dest="external_allow", metavar="MODULES",
+                   help='third-party modules snippets may import, comma-separated, "*" for all')
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in value.split(",") if x.strip()) if value else ()
 
 
 def _connection_flags(p: argparse.ArgumentParser, what: str, required: bool = False) -> None:
@@ -162,12 +181,25 @@ def _exec(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {args.file}: {exc}") from exc
     curve = _curve_client(args)
+    options: dict[str, Any] = dict(timeout_s=args.timeout, memory_mb=args.memory)
+    if runtime == "python":
+        options.update(policy=args.policy, imports=args.imports)
+    elif args.policy != "default" or args.imports:
+        raise UsageError("--policy and --import apply to python")
     if args.connect:
+        if args.stdlib_allow or args.external_allow:
+            raise UsageError("--stdlib-allow/--external-allow are the daemon's settings: "
+                             "pass them to `sandbox serve`")
         with Client(args.connect, curve=curve, insecure=args.insecure) as client:
-            result = client.run(runtime, code, data, timeout_s=args.timeout, memory_mb=args.memory)
+            result = client.run(runtime, code, data, **options)
     else:
-        with Client(pool=PoolConfig(size=1), runtimes=(runtime,)) as client:
-            result = client.run(runtime, code, data, timeout_s=args.timeout, memory_mb=args.memory)
+        try:
+            pool = PoolConfig(size=1, stdlib_allow=_split(args.stdlib_allow),
+                              external_allow=_split(args.external_allow))
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from exc
+        with Client(pool=pool, runtimes=(runtime,)) as client:
+            result = client.run(runtime, code, data, **options)
     if args.json:
         print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
     else:
@@ -186,6 +218,8 @@ def _serve(args: argparse.Namespace) -> int:
     flags["groups"] = tuple(args.groups) if args.groups else None
     flags["lanes"] = tuple(args.lanes) if args.lanes else None
     flags["runtimes"] = args.runtimes
+    flags["stdlib_allow"] = _split(args.stdlib_allow) or None
+    flags["external_allow"] = _split(args.external_allow) or None
     try:
         config = ServiceConfig.load(args.config, flags=flags)
     except ConfigError as exc:
@@ -205,9 +239,14 @@ def _runner(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown runtime(s): {', '.join(unknown)}")
     if args.slots < 1:
         raise UsageError("--slots must be at least 1")
+    try:
+        pool = PoolConfig(size=args.slots, stdlib_allow=_split(args.stdlib_allow),
+                          external_allow=_split(args.external_allow))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
     config = RunnerConfig(args.connect, runtimes=runtimes, groups=tuple(args.groups),
                           slots=args.slots, name=args.name, heartbeat_s=args.heartbeat,
-                          liveness=args.liveness, curve=_curve_client(args))
+                          liveness=args.liveness, curve=_curve_client(args), pool=pool)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

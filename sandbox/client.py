@@ -102,6 +102,8 @@ class ClientBase:
         queue_timeout_s: float | None,
         idempotent: bool,
         max_attempts: int,
+        policy: str = "default",
+        imports: Any = None,
     ) -> p.Submit | Result:
         """A Submit message, or a ``rejected`` Result when the request cannot be sent."""
         if canonical_runtime(runtime) is None:
@@ -126,10 +128,12 @@ class ClientBase:
             limits=p.TaskLimits(timeout_s, memory_mb, stdout_bytes, result_bytes),
             priority=priority, lane=lane, group=group, version=version,
             wait_for_runner=wait_for_runner, queue_timeout_s=queue_timeout_s,
-            idempotent=idempotent, max_attempts=max_attempts,
+            idempotent=idempotent, max_attempts=max_attempts, policy=policy,
+            imports=None if imports is None else tuple(imports) if not isinstance(imports, str)
+            else imports,
         )
         try:
-            p.decode(p.encode(submit))  # the broker would refuse it: say so here, clearly
+            p.validate(submit)  # the broker would refuse it: say so here, clearly
         except p.ProtocolError as exc:
             return Result.rejected(str(exc))
         return submit
@@ -296,13 +300,15 @@ class Client(ClientBase):
                result_bytes: int | None = None, priority: int = 0, lane: str = p.DEFAULT_LANE,
                group: str | None = None, version: str = "", wait_for_runner: bool = True,
                queue_timeout_s: float | None = None, idempotent: bool = False,
-               max_attempts: int = 1) -> Handle:
+               max_attempts: int = 1, policy: str = "default",
+               imports: list[str] | None = None) -> Handle:
         """Send a task; the Handle's ``result()`` waits for it."""
         built = self.build(runtime, code, data, timeout_s=timeout_s, memory_mb=memory_mb,
                            stdout_bytes=stdout_bytes, result_bytes=result_bytes,
                            priority=priority, lane=lane, group=group, version=version,
                            wait_for_runner=wait_for_runner, queue_timeout_s=queue_timeout_s,
-                           idempotent=idempotent, max_attempts=max_attempts)
+                           idempotent=idempotent, max_attempts=max_attempts, policy=policy,
+                           imports=imports)
         if isinstance(built, Result):
             return Handle(self, None, None, 0.0, done=built)
         conn = self._conn()
@@ -392,7 +398,7 @@ class AsyncClient(ClientBase):
         defaults = dict(timeout_s=None, memory_mb=None, stdout_bytes=None, result_bytes=None,
                         priority=0, lane=p.DEFAULT_LANE, group=None, version="",
                         wait_for_runner=True, queue_timeout_s=None, idempotent=False,
-                        max_attempts=1)
+                        max_attempts=1, policy="default", imports=None)
         unknown = set(options) - set(defaults)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")

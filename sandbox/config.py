@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 from sandbox.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sandbox.imports import ImportPolicy
 
 MiB = 1024 * 1024
 
@@ -72,6 +76,10 @@ class PoolConfig:
     # task is waiting for a child: its teardown and the refill fork stay off the result's way
     # back to the caller. 0 kills and replaces at once.
     recycle_delay_ms: float = 3.0
+    # What Python snippets may import (see sandbox/imports.py): standard-library modules and
+    # third-party ones, by top-level name, "*" for all.
+    stdlib_allow: tuple[str, ...] = ()  # () means the curated SAFE_STDLIB
+    external_allow: tuple[str, ...] = ()
     default_limits: Limits = Limits()
 
     def __post_init__(self) -> None:
@@ -85,6 +93,12 @@ class PoolConfig:
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
         if self.jail_pids < self.size + 4:
             raise ConfigError(f"jail_pids ({self.jail_pids}) must exceed size + 4")
+        self.import_policy()  # a bad module name is a ConfigError now, not at the first task
+
+    def import_policy(self) -> ImportPolicy:
+        from sandbox.imports import SAFE_STDLIB, ImportPolicy
+
+        return ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow)
 
 
 def default_endpoint() -> str:
@@ -116,9 +130,14 @@ class ServiceConfig:
     liveness: int = 3  # heartbeats missed before a peer counts as gone
     grace_s: float = 10.0  # SIGTERM: how long in-flight tasks may finish
     curve_dir: str = ""  # from `sandbox keys`; required for tcp:// unless insecure
+    stdlib_allow: tuple[str, ...] = ()  # python imports; () = the curated SAFE_STDLIB
+    external_allow: tuple[str, ...] = ()  # third-party python imports; "*" for all
     insecure: bool = False  # allow plain TCP without CURVE (named explicitly on purpose)
 
     def __post_init__(self) -> None:
+        from sandbox.imports import SAFE_STDLIB, ImportPolicy
+
+        ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow)
         _check(self.runners, int, 0, 256, "runners")
         _check(self.slots, int, 1, 1024, "slots")
         _check(self.queue_max, int, 0, 10_000_000, "queue_max")

@@ -63,6 +63,10 @@ class RunnerWatcher:
                 "--name", f"local-{index}"]
         for group in cfg.groups:
             argv += ["--group", group]
+        if cfg.stdlib_allow:
+            argv += ["--stdlib-allow", ",".join(cfg.stdlib_allow)]
+        if cfg.external_allow:
+            argv += ["--external-allow", ",".join(cfg.external_allow)]
         if self.endpoint.startswith("tcp://"):
             argv += ["--curve-dir", cfg.curve_dir] if cfg.curve_dir else ["--insecure"]
         return argv

@@ -45,7 +45,7 @@ BOOT = (
 )
 BACKGROUND_NICE = 10
 # Third-party top-level packages each runtime needs inside the jail (importable names).
-RUNTIME_PACKAGES = {"python": ("msgpack",), "javascript": ("msgpack", "quickjs", "_quickjs")}
+RUNTIME_PACKAGES = {"python": ("msgpack", "RestrictedPython"), "javascript": ("msgpack", "quickjs", "_quickjs")}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,7 +13,7 @@ from runtimes.wire import Status
 from sandbox.cancel import CancelToken
 from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
 from sandbox.errors import ClosedError, ConfigError
-from sandbox.pool import Pool
+from sandbox.pool import Pool, TaskOptions
 from sandbox.result import Result
 
 _SERVED = ("python", "javascript")
@@ -30,6 +31,16 @@ def envelope_limit(defaults: Limits, overrides: dict[str, Any]) -> int:
     return int(result) + int(stdout) + 65536
 
 
+POLICIES = ("default", "restricted")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    pool: Pool
+    limits: Limits
+    options: TaskOptions
+
+
 class Sandbox:
     """Run snippets in local jails.
 
@@ -43,6 +54,7 @@ class Sandbox:
 
     def __init__(self, config: PoolConfig | None = None, runtimes: Iterable[str] = ("python",)):
         self.config = config or PoolConfig()
+        self._imports = self.config.import_policy()
         self._pools: dict[str, Pool] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -72,10 +84,15 @@ class Sandbox:
         memory_mb: int | None = None,
         stdout_bytes: int | None = None,
         result_bytes: int | None = None,
+        policy: str | None = None,
+        imports: Iterable[str] | None = None,
     ) -> Result:
         """Run ``code`` (a function body; ``data`` is bound to ``data``) and return its Result.
 
-        Bad requests (unknown runtime, invalid limits, unencodable data) come back as status
+        Python only: ``policy="restricted"`` compiles the snippet with RestrictedPython;
+        ``imports`` narrows the modules it may import to these (within the pool's
+        ``stdlib_allow`` / ``external_allow``). Bad requests (unknown runtime, invalid limits,
+        unencodable data, imports the operator does not allow) come back as status
         ``rejected``; nothing about a request raises.
         """
         try:
@@ -85,7 +102,8 @@ class Sandbox:
         limits = dict(timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
                       result_bytes=result_bytes)
         started = time.perf_counter()
-        envelope = self.run_encoded(runtime, code, encoded, **limits)
+        envelope = self.run_encoded(runtime, code, encoded, policy=policy, imports=imports,
+                                    **limits)
         return Result.from_wire(
             envelope,
             max_bytes=envelope_limit(self.config.default_limits, limits),
@@ -102,16 +120,18 @@ class Sandbox:
         memory_mb: int | None = None,
         stdout_bytes: int | None = None,
         result_bytes: int | None = None,
+        policy: str | None = None,
+        imports: Iterable[str] | None = None,
         cancel: CancelToken | None = None,
     ) -> bytes:
         """Like ``run`` with codec-encoded ``data``, returning the child's result envelope
         untouched (what a runner forwards). Bad requests give a ``rejected`` envelope."""
         prepared = self.prepare(runtime, code, timeout_s=timeout_s, memory_mb=memory_mb,
-                                stdout_bytes=stdout_bytes, result_bytes=result_bytes)
+                                stdout_bytes=stdout_bytes, result_bytes=result_bytes,
+                                policy=policy, imports=imports)
         if isinstance(prepared, bytes):
             return prepared
-        pool, limits = prepared
-        return pool.run(code, data, limits, cancel)
+        return prepared.pool.run(code, data, prepared.limits, cancel, prepared.options)
 
     def prepare(
         self,
@@ -122,8 +142,10 @@ class Sandbox:
         memory_mb: int | None = None,
         stdout_bytes: int | None = None,
         result_bytes: int | None = None,
-    ) -> tuple[Pool, Limits] | bytes:
-        """The pool and limits a request runs with, or a ``rejected`` envelope saying why not."""
+        policy: str | None = None,
+        imports: Iterable[str] | None = None,
+    ) -> Prepared | bytes:
+        """What a request runs with, or a ``rejected`` envelope saying why not."""
         name = canonical_runtime(runtime)
         if name is None or name not in _SERVED:
             known = ", ".join(sorted({r for r in RUNTIME_ALIASES.values() if r in _SERVED}))
@@ -141,7 +163,20 @@ class Sandbox:
                 )
             except ConfigError as exc:
                 return _rejected(f"bad limits: {exc}")
-        return self._pool(name), limits
+        options = TaskOptions()
+        if name == "python":
+            if policy not in (None, *POLICIES):
+                return _rejected(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
+            if isinstance(imports, str):
+                return _rejected("imports must be a list of module names, not a string")
+            try:
+                allow = self._imports.narrow(imports)
+            except ConfigError as exc:
+                return _rejected(str(exc))
+            options = TaskOptions(policy or "default", allow.to_wire())
+        elif policy not in (None, "default") or imports is not None:
+            return _rejected(f"policy and imports apply to python, not {name}")
+        return Prepared(self._pool(name), limits, options)
 
     def idle_children(self) -> int:
         with self._lock:

@@ -85,6 +85,14 @@ def outcome_of(wait_status: int | None, *, oom_killed: bool) -> tuple[Status, st
     return Status.CRASHED, f"the sandboxed process exited with code {code} without a result"
 
 
+@dataclass(frozen=True)
+class TaskOptions:
+    """How the child runs the code: Python's policy and import allow-lists (wire form)."""
+
+    policy: str = "default"
+    imports: dict[str, list[str]] | None = None
+
+
 class TaskRun:
     """One task in flight on a child: reads its result frame as it arrives, without blocking,
     and turns whatever happens (result, deadline, cancellation, death) into one envelope.
@@ -209,7 +217,8 @@ class Pool:
     # -- hot path ----------------------------------------------------------------------------
 
     def run(
-        self, code: str, data: bytes, limits: Limits, cancel: CancelToken | None = None
+        self, code: str, data: bytes, limits: Limits, cancel: CancelToken | None = None,
+        options: TaskOptions = TaskOptions(),
     ) -> bytes:
         """Run one task on a fresh child; the result envelope, ready for the client.
 
@@ -217,7 +226,7 @@ class Pool:
         child = self._acquire()
         if child is None:
             return self.no_child_envelope()
-        task = self.begin(child, code, data, limits)
+        task = self.begin(child, code, data, limits, options)
         poller = select.poll()
         poller.register(task.fileno(), select.POLLIN)
         if cancel is not None:
@@ -253,7 +262,8 @@ class Pool:
             f"(pool of {self.config.size}, all busy)",
         )
 
-    def begin(self, child: Child, code: str, data: bytes, limits: Limits) -> TaskRun:
+    def begin(self, child: Child, code: str, data: bytes, limits: Limits,
+              options: TaskOptions = TaskOptions()) -> TaskRun:
         """Hand ``child`` its task; the TaskRun follows it to its envelope."""
         if child.host_pid and self._boost:
             try:
@@ -271,6 +281,8 @@ class Pool:
                 cpu_s=math.ceil(limits.timeout_s) + 1,
                 stdout_bytes=limits.stdout_bytes,
                 result_bytes=limits.result_bytes,
+                policy=options.policy,
+                imports=options.imports,
             ))
             child.channel.setblocking(False)  # from here on, read only what has arrived
         except OSError:

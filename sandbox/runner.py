@@ -24,9 +24,9 @@ import zmq
 from broker import protocol as p
 from runtimes import wire
 from runtimes.wire import Status
-from sandbox.config import Limits, PoolConfig
-from sandbox.local import Sandbox
-from sandbox.pool import Child, Pool, TaskRun
+from sandbox.config import PoolConfig
+from sandbox.local import Prepared, Sandbox
+from sandbox.pool import Child, TaskRun
 
 log = logging.getLogger("sandbox.runner")
 
@@ -81,8 +81,7 @@ class _Waiting:
     """A task that arrived when its pool had no idle child."""
 
     msg: p.TaskMsg
-    pool: Pool
-    limits: Limits
+    prepared: Prepared
     since: float
 
 
@@ -202,25 +201,24 @@ class Runner:
         try:
             prepared = self.sandbox.prepare(
                 msg.runtime, msg.code, timeout_s=lim.timeout_s, memory_mb=lim.memory_mb,
-                stdout_bytes=lim.stdout_bytes, result_bytes=lim.result_bytes)
+                stdout_bytes=lim.stdout_bytes, result_bytes=lim.result_bytes,
+                policy=None if msg.policy == "default" else msg.policy, imports=msg.imports)
             if isinstance(prepared, bytes):  # a bad request: rejected, with the reason
                 self._send_done(sock, msg.task_id, prepared)
                 return
-            pool, limits = prepared
-            child = pool.try_acquire()
+            child = prepared.pool.try_acquire()
         except Exception as exc:  # a jail that cannot start, a closed sandbox
             log.exception("task %s failed in the runner", msg.task_id)
             self._send_done(sock, msg.task_id, wire.encode_result(
                 Status.CRASHED, f"the runner failed: {exc}"))
             return
         if child is None:
-            self._waiting.append(_Waiting(msg, pool, limits, now))
+            self._waiting.append(_Waiting(msg, prepared, now))
             return
-        self._begin(sock, msg, pool, limits, child)
+        self._begin(sock, msg, prepared, child)
 
-    def _begin(self, sock: zmq.Socket, msg: p.TaskMsg, pool: Pool, limits: Limits,
-               child: Child) -> None:
-        task = pool.begin(child, msg.code, msg.data, limits)
+    def _begin(self, sock: zmq.Socket, msg: p.TaskMsg, prepared: Prepared, child: Child) -> None:
+        task = prepared.pool.begin(child, msg.code, msg.data, prepared.limits, prepared.options)
         if task.envelope is not None:
             self._send_done(sock, msg.task_id, task.envelope)
             return
@@ -230,18 +228,18 @@ class Runner:
     def _start_waiting(self, sock: zmq.Socket, now: float) -> None:
         for waiting in list(self._waiting):
             try:
-                child = waiting.pool.try_acquire()
+                child = waiting.prepared.pool.try_acquire()
             except Exception as exc:
                 child, failure = None, f"the runner failed: {exc}"
             else:
                 failure = None
             if child is not None:
                 self._waiting.remove(waiting)
-                self._begin(sock, waiting.msg, waiting.pool, waiting.limits, child)
-            elif failure or now - waiting.since > waiting.pool.config.acquire_timeout_s:
+                self._begin(sock, waiting.msg, waiting.prepared, child)
+            elif failure or now - waiting.since > waiting.prepared.pool.config.acquire_timeout_s:
                 self._waiting.remove(waiting)
                 envelope = (wire.encode_result(Status.CRASHED, failure) if failure
-                            else waiting.pool.no_child_envelope())
+                            else waiting.prepared.pool.no_child_envelope())
                 self._send_done(sock, waiting.msg.task_id, envelope)
 
     def _send_done(self, sock: zmq.Socket, task_id: str, envelope: bytes) -> None:

@@ -13,6 +13,17 @@ os.environ["SANDBOX_TEST_HOST_SECRET"] = HOST_SECRET
 
 @pytest.fixture(scope="session")
 def sandbox():
+    """Every import allowed: the language layer is opened so that the contract and security
+    tests exercise the kernel layers on their own (each layer must hold by itself)."""
+    from sandbox import PoolConfig, Sandbox
+
+    with Sandbox(PoolConfig(size=2, stdlib_allow=("*",), external_allow=("*",))) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="session")
+def default_sandbox():
+    """The defaults an operator gets: the curated import allow-list."""
     from sandbox import PoolConfig, Sandbox
 
     with Sandbox(PoolConfig(size=2)) as sb:

@@ -19,6 +19,7 @@ import traceback
 from typing import Any
 
 from runtimes import codec, wire
+from runtimes.python import imports
 from runtimes.wire import Status
 
 FILENAME = "<snippet>"
@@ -38,6 +39,12 @@ def preload() -> None:
             __import__(name)
         except ImportError:
             pass  # a module whose shared library the jail does not mount simply stays out
+    try:  # the restricted policy's compiler, warmed once: children inherit it ready
+        from runtimes.python import restricted
+
+        restricted.compile_snippet("x = [i for i in data]\nreturn x", FILENAME)
+    except ImportError:
+        pass
 
 
 def rehearse() -> None:
@@ -47,6 +54,7 @@ def rehearse() -> None:
         "data": codec.encode({"k": [1, "v", b"", None]}),
         "stdout_bytes": 1024,
         "result_bytes": 1024,
+        "imports": {"stdlib": ["json"], "external": []},
     })
 
 
@@ -116,10 +124,20 @@ def run(task: dict[str, Any]) -> bytes:
             duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
         )
 
+    policy = task.get("policy", "default")
+    allow = task.get("imports") or {}
     try:
         data = codec.decode(wire.field(task, "data", bytes))
-        namespace: dict[str, Any] = {"__name__": "__snippet__", "__builtins__": __builtins__}
-        exec(compile_snippet(code), namespace)
+        if policy == "restricted":
+            from runtimes.python import restricted
+
+            code_object = restricted.compile_snippet(code, FILENAME)
+            namespace = restricted.namespace(imports.guard(allow))
+        else:
+            code_object = compile_snippet(code)
+            namespace = {"__name__": "__snippet__",
+                         "__builtins__": imports.snippet_builtins(allow)}
+        exec(code_object, namespace)
         value = namespace[FUNCTION](data)
         encoded = codec.encode(value, max_bytes=result_cap)
     except MemoryError:

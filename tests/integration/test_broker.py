@@ -19,7 +19,7 @@ import zmq
 from broker import protocol as p
 from broker.core import BrokerConfig
 from broker.server import BrokerServer, CurveServer
-from sandbox import Status
+from sandbox import PoolConfig, Status
 from sandbox.client import AsyncClient, Client
 from sandbox.runner import CurveClient
 
@@ -264,3 +264,14 @@ def test_async_client_against_a_runner(tmp_path):
             assert asyncio.run(main()) == [0, 2, 4, 6, 8, 10]
         finally:
             stop_runner(runner)
+
+
+def test_language_options_travel_through_the_broker():
+    with Client(pool=PoolConfig(size=1), runtimes=("python",)) as client:
+        restricted = client.run("python", "return ().__class__", policy="restricted")
+        assert restricted.status is Status.ERROR
+        assert restricted.error.type == "RestrictedCodeError"
+        narrowed = client.run("python", "import re", imports=["json"])
+        assert narrowed.status is Status.ERROR and narrowed.error.type == "ImportDenied"
+        widened = client.run("python", "import os", imports=["os"])
+        assert widened.status is Status.REJECTED and "stdlib_allow" in widened.message

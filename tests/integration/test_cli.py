@@ -62,3 +62,16 @@ def test_usage_errors_exit_2_with_one_line() -> None:
         assert r.returncode == 2, (args, r.stderr)
         assert r.stdout == ""
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_policy_and_import_flags() -> None:
+    r = sandbox_exec("-r", "python", "--json", "--policy", "restricted", "-",
+                     code="return ().__class__")
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["type"] == "RestrictedCodeError"
+    r = sandbox_exec("-r", "python", "--json", "--import", "json", "-", code="import re")
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["type"] == "ImportDenied"
+    r = sandbox_exec("-r", "python", "--json", "--stdlib-allow", "*", "-",
+                     code="import os\nreturn os.sep")
+    assert r.returncode == 0 and json.loads(r.stdout)["result"] == "/"
+    r = sandbox_exec("-r", "python", "--stdlib-allow", "numpy", "-", code="return 1")
+    assert r.returncode == 2 and "not a standard-library module" in r.stderr

@@ -1,0 +1,74 @@
+"""The import guard of a snippet: its ``import`` statements pass an allow-list.
+
+The snippet runs with a ``__builtins__`` of its own whose ``__import__`` checks the name
+against the task's lists before anything is loaded, so a module the zygote preloaded is no
+more reachable than one on disk. Imports made by library code run with the real builtins
+and are not checked: an allowed module may use what it needs. This is the language layer;
+the kernel layers (namespaces, seccomp, limits) hold whatever a snippet reaches around it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from collections.abc import Callable
+from typing import Any
+
+ALL = "*"
+_SETTING = {
+    True: "stdlib_allow (SANDBOX_STDLIB_ALLOW, --stdlib-allow)",
+    False: "external_allow (SANDBOX_EXTERNAL_ALLOW, --external-allow)",
+}
+
+
+class ImportDenied(ImportError):
+    """An import the task's allow-list does not cover."""
+
+
+def _allowed(allowed: frozenset[str], name: str) -> bool:
+    if ALL in allowed:
+        return True
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in allowed for i in range(1, len(parts) + 1))
+
+
+def guard(policy: dict[str, Any]) -> Callable[..., Any]:
+    """An ``__import__`` for snippets that only lets through what ``policy`` lists."""
+    stdlib = frozenset(policy.get("stdlib", ()))
+    external = frozenset(policy.get("external", ()))
+    real_import = builtins.__import__
+    stdlib_names = sys.stdlib_module_names
+
+    def check(name: str) -> None:
+        in_stdlib = name.partition(".")[0] in stdlib_names
+        if not _allowed(stdlib if in_stdlib else external, name):
+            kind = "standard-library" if in_stdlib else "third-party"
+            raise ImportDenied(f"import of {kind} module {name!r} is not allowed here; "
+                               f"the operator can allow it with {_SETTING[in_stdlib]}",
+                               name=name)
+
+    def guarded_import(name: str, globals: Any = None, locals: Any = None,
+                       fromlist: Any = (), level: int = 0) -> Any:
+        if level:
+            raise ImportDenied("relative imports are not available to snippets", name=name)
+        if not isinstance(name, str):
+            raise TypeError("module name must be a str")
+        try:
+            check(name)
+        except ImportDenied:
+            # ``from pkg import sub`` may name an allowed submodule of a package not allowed
+            subs = [f"{name}.{item}" for item in (fromlist or ()) if isinstance(item, str)]
+            if not subs:
+                raise
+            for sub in subs:
+                check(sub)
+        return real_import(name, globals, locals, fromlist, level)
+
+    return guarded_import
+
+
+def snippet_builtins(policy: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the builtins whose ``__import__`` is the guard."""
+    namespace = dict(builtins.__dict__)
+    namespace["__import__"] = guard(policy)
+    return namespace

@@ -1,0 +1,91 @@
+"""Which modules a Python snippet may import: the operator's allow-lists and a task's choice.
+
+Two lists, like n8n's ``N8N_RUNNERS_STDLIB_ALLOW`` / ``N8N_RUNNERS_EXTERNAL_ALLOW``:
+``stdlib_allow`` for standard-library modules and ``external_allow`` for third-party ones, by
+top-level name (``urllib.parse`` allows that submodule only), ``*`` for all. The default
+standard-library list is ``SAFE_STDLIB`` (data, text, maths and time, nothing that reaches
+the file system, processes, the network or the interpreter's internals); the default
+third-party list is empty. A task may narrow the operator's lists (``imports=[...]``), never
+widen them. Pure: no I/O; the child enforces the result (``runtimes/python/imports.py``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sandbox.errors import ConfigError
+
+ALL = "*"
+
+#: The standard-library modules snippets may import unless the operator says otherwise.
+SAFE_STDLIB: tuple[str, ...] = (
+    "array", "base64", "binascii", "bisect", "calendar", "cmath", "collections", "contextlib",
+    "copy", "csv", "dataclasses", "datetime", "decimal", "difflib", "enum", "fractions",
+    "functools", "hashlib", "heapq", "hmac", "html", "io", "ipaddress", "itertools", "json",
+    "math", "numbers", "operator", "pprint", "random", "re", "reprlib", "secrets",
+    "statistics", "string", "struct", "textwrap", "time", "typing", "unicodedata",
+    "urllib.parse", "uuid", "zlib",
+)
+
+SETTINGS = {
+    "stdlib": "stdlib_allow (SANDBOX_STDLIB_ALLOW, --stdlib-allow)",
+    "external": "external_allow (SANDBOX_EXTERNAL_ALLOW, --external-allow)",
+}
+
+
+def is_stdlib(name: str) -> bool:
+    return name.partition(".")[0] in sys.stdlib_module_names
+
+
+def _valid(name: str) -> bool:
+    return name == ALL or (0 < len(name) <= 128 and all(
+        part.isidentifier() for part in name.split(".")))
+
+
+def _allowed_by(allowed: frozenset[str], name: str) -> bool:
+    if ALL in allowed:
+        return True
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in allowed for i in range(1, len(parts) + 1))
+
+
+@dataclass(frozen=True)
+class ImportPolicy:
+    stdlib: frozenset[str]
+    external: frozenset[str]
+
+    @classmethod
+    def of(cls, stdlib: Iterable[str] = SAFE_STDLIB, external: Iterable[str] = ()) -> ImportPolicy:
+        stdlib, external = frozenset(stdlib), frozenset(external)
+        for kind, names in (("stdlib", stdlib), ("external", external)):
+            bad = sorted(n for n in names if not _valid(n))
+            if bad:
+                raise ConfigError(f"{SETTINGS[kind].split()[0]}: not a module name: {bad[0]!r}")
+        wrong = sorted(n for n in stdlib if n != ALL and not is_stdlib(n))
+        if wrong:
+            raise ConfigError(f"stdlib_allow: {wrong[0]!r} is not a standard-library module "
+                              f"(third-party modules go in external_allow)")
+        return cls(stdlib, external)
+
+    def allows(self, name: str) -> bool:
+        return _allowed_by(self.stdlib if is_stdlib(name) else self.external, name)
+
+    def narrow(self, requested: Iterable[str] | None) -> ImportPolicy:
+        """The policy for a task that asks for ``requested`` (None: the operator's lists)."""
+        if requested is None:
+            return self
+        names = list(requested)
+        for name in names:
+            if name == ALL or not _valid(name):
+                raise ConfigError(f"imports: {name!r} is not a module name")
+            if not self.allows(name):
+                kind = "stdlib" if is_stdlib(name) else "external"
+                raise ConfigError(f"imports: {name!r} is not allowed by the operator; "
+                                  f"{SETTINGS[kind]} would allow it")
+        return ImportPolicy(frozenset(n for n in names if is_stdlib(n)),
+                            frozenset(n for n in names if not is_stdlib(n)))
+
+    def to_wire(self) -> dict[str, list[str]]:
+        return {"stdlib": sorted(self.stdlib), "external": sorted(self.external)}

@@ -1,0 +1,124 @@
+"""Import allow-lists: the operator's policy (host side) and the snippet's guard (child side)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtimes.python import imports as guard_module
+from sandbox.errors import ConfigError
+from sandbox.imports import SAFE_STDLIB, ImportPolicy
+
+STDLIB_SETTING = "stdlib_allow (SANDBOX_STDLIB_ALLOW, --stdlib-allow)"
+EXTERNAL_SETTING = "external_allow (SANDBOX_EXTERNAL_ALLOW, --external-allow)"
+
+
+@pytest.mark.parametrize(
+    ("stdlib", "external", "name", "allowed"),
+    [
+        (SAFE_STDLIB, (), "json", True),
+        (SAFE_STDLIB, (), "os", False),
+        (SAFE_STDLIB, (), "subprocess", False),
+        (SAFE_STDLIB, (), "socket", False),
+        (SAFE_STDLIB, (), "ctypes", False),
+        (SAFE_STDLIB, (), "urllib.parse", True),
+        (SAFE_STDLIB, (), "urllib", False),
+        (SAFE_STDLIB, (), "urllib.request", False),
+        (SAFE_STDLIB, (), "collections.abc", True),  # under an allowed top-level name
+        (SAFE_STDLIB, (), "numpy", False),
+        (("*",), (), "os", True),
+        (("*",), (), "numpy", False),
+        ((), ("*",), "numpy", True),
+        ((), ("*",), "os", False),
+        ((), ("pandas",), "pandas.core.frame", True),
+        ((), ("pandas",), "pandasx", False),
+    ],
+)
+def test_allow_list_rules(stdlib, external, name, allowed):
+    assert ImportPolicy.of(stdlib, external).allows(name) is allowed
+
+
+@pytest.mark.parametrize(
+    ("stdlib", "external", "message"),
+    [
+        (("json", "numpy"), (), "'numpy' is not a standard-library module"),
+        (("os; rm",), (), "not a module name"),
+        ((), ("bad name",), "external_allow: not a module name"),
+    ],
+)
+def test_bad_allow_lists_are_config_errors(stdlib, external, message):
+    with pytest.raises(ConfigError, match=message):
+        ImportPolicy.of(stdlib, external)
+
+
+def test_a_task_narrows_the_operator_lists():
+    policy = ImportPolicy.of(SAFE_STDLIB, ("pandas",)).narrow(["json", "pandas"])
+    assert policy.to_wire() == {"stdlib": ["json"], "external": ["pandas"]}
+    assert ImportPolicy.of().narrow(None) == ImportPolicy.of()
+
+
+@pytest.mark.parametrize(
+    ("requested", "message"),
+    [
+        (["os"], f"imports: 'os' is not allowed by the operator; {STDLIB_SETTING} would allow it"),
+        (["requests"], f"'requests' is not allowed by the operator; {EXTERNAL_SETTING}"),
+        (["*"], "'*' is not a module name"),
+        (["json", ""], "'' is not a module name"),
+    ],
+)
+def test_a_task_cannot_widen_the_operator_lists(requested, message):
+    with pytest.raises(ConfigError) as info:
+        ImportPolicy.of().narrow(requested)
+    assert message in str(info.value)
+
+
+# -- the child's guard -----------------------------------------------------------------------
+
+
+def guard(stdlib=(), external=()):
+    return guard_module.guard({"stdlib": list(stdlib), "external": list(external)})
+
+
+def test_guard_lets_allowed_modules_through():
+    imp = guard(["json", "urllib.parse"])
+    assert imp("json").__name__ == "json"
+    assert imp("urllib.parse", None, None, ("quote",)).__name__ == "urllib.parse"
+    assert imp("urllib", None, None, ("parse",)).parse.__name__ == "urllib.parse"
+
+
+@pytest.mark.parametrize(
+    ("name", "fromlist", "message"),
+    [
+        ("os", (), f"import of standard-library module 'os' is not allowed here; "
+                   f"the operator can allow it with {STDLIB_SETTING}"),
+        ("urllib", ("request",), "module 'urllib.request' is not allowed"),
+        ("urllib", (), "module 'urllib' is not allowed"),
+        ("numpy", (), f"third-party module 'numpy' is not allowed here; "
+                      f"the operator can allow it with {EXTERNAL_SETTING}"),
+    ],
+)
+def test_guard_refuses_with_the_module_and_the_setting(name, fromlist, message):
+    with pytest.raises(ImportError) as info:
+        guard(["json", "urllib.parse"])(name, None, None, fromlist)
+    assert message in str(info.value)
+    assert isinstance(info.value, guard_module.ImportDenied)
+
+
+def test_guard_refuses_relative_imports():
+    with pytest.raises(guard_module.ImportDenied, match="relative imports"):
+        guard(["*"])("x", None, None, (), 1)
+
+
+def test_library_code_imports_what_it_needs():
+    # statistics imports fractions, decimal, random... with the real builtins: not checked
+    imp = guard(["statistics"])
+    assert imp("statistics").mean([1, 2, 3]) == 2
+    with pytest.raises(guard_module.ImportDenied):
+        imp("random")
+
+
+def test_snippet_builtins_are_a_copy():
+    import builtins
+
+    namespace = guard_module.snippet_builtins({"stdlib": [], "external": []})
+    assert namespace["__import__"] is not builtins.__import__
+    assert builtins.__import__.__module__ == "builtins"
