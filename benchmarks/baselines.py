@@ -68,6 +68,19 @@ def in_process_exec(body: str, data: Any = None) -> Callable[[], object]:
     return run
 
 
+def in_process_restricted(body: str, data: Any = None) -> Callable[[], object]:
+    """RestrictedPython's compile and a guarded run in this process: what the restricted
+    policy costs without a jail (the compile is most of it)."""
+    from runtimes.python import imports, restricted
+
+    def run() -> object:
+        namespace = restricted.namespace(imports.guard({"stdlib": [], "external": []}))
+        exec(restricted.compile_snippet(body, "<snippet>"), namespace)
+        return namespace[restricted.FUNCTION](data)
+
+    return run
+
+
 def in_process_quickjs(body: str) -> Callable[[], object]:
     """A fresh ``quickjs.Context()`` and one eval in this process: no jail, the JS floor."""
     import quickjs

@@ -44,6 +44,7 @@ class Scenario:
     data: Any = None
     check: Callable[[Any], bool] = lambda value: True
     baselines: tuple[str, ...] = ()  # which baseline systems also run it
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. policy="restricted"
 
 
 @dataclass
@@ -73,6 +74,30 @@ def cpu_loop_body(target_ms: float = 10.0) -> str:
         n *= 4
 
 
+TWENTY_LINES = """
+rows = data["rows"]
+total = 0
+count = 0
+names = []
+for row in rows:
+    value = row["value"]
+    if value is None:
+        continue
+    total += value
+    count += 1
+    names.append(row["name"].upper())
+mean = total / count if count else 0.0
+above = [n for n, r in zip(names, rows) if r["value"] and r["value"] > mean]
+summary = {
+    "count": count,
+    "mean": round(mean, 3),
+    "above": above,
+}
+return summary
+""".strip()
+ROWS = {"rows": [{"name": f"n{i}", "value": i if i % 7 else None} for i in range(20)]}
+
+
 def scenarios() -> list[Scenario]:
     cpu = cpu_loop_body()
     return [
@@ -88,6 +113,11 @@ def scenarios() -> list[Scenario]:
                  baselines=("in-process exec",)),
         Scenario("10 ms CPU-bound (python)", "python", cpu, check=lambda v: isinstance(v, int),
                  baselines=("in-process exec", "subprocess python3 -c")),
+        Scenario("20-line snippet (python)", "python", TWENTY_LINES, ROWS,
+                 check=lambda v: v["count"] == 17, baselines=("in-process exec",)),
+        Scenario("20-line snippet, policy=restricted (python)", "python", TWENTY_LINES, ROWS,
+                 check=lambda v: v["count"] == 17, options={"policy": "restricted"},
+                 baselines=("in-process RestrictedPython",)),
     ]
 
 
@@ -146,7 +176,7 @@ class Daemon:
 
 def _service_call(run: Callable[..., Any], scenario: Scenario) -> Callable[[], None]:
     def call() -> None:
-        result = run(scenario.runtime, scenario.code, scenario.data)
+        result = run(scenario.runtime, scenario.code, scenario.data, **scenario.options)
         if not (result.ok and scenario.check(result.value)):
             raise RuntimeError(f"{scenario.name}: {result.status.value} {result.message}")
 
@@ -156,6 +186,8 @@ def _service_call(run: Callable[..., Any], scenario: Scenario) -> Callable[[], N
 def _baseline_call(name: str, scenario: Scenario, echo: EchoFloor | None) -> Callable[[], Any]:
     if name == "in-process exec":
         return baselines.in_process_exec(scenario.code, scenario.data)
+    if name == "in-process RestrictedPython":
+        return baselines.in_process_restricted(scenario.code, scenario.data)
     if name == "in-process quickjs":
         return baselines.in_process_quickjs(scenario.code)
     if name == "subprocess python3 -c":
