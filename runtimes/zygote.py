@@ -28,7 +28,7 @@ def main(runtime: str, control_fd: int) -> None:
     if init is None or init.get("op") != "init":
         raise SystemExit("zygote: expected an init message")
     executor = importlib.import_module(f"runtimes.{runtime}.executor")
-    executor.preload()
+    failed = executor.preload(tuple(init.get("preload") or ()))
     setup = child.ChildSetup(
         executor=executor,
         seccomp_program=wire.field(init, "seccomp_program", bytes),
@@ -45,7 +45,8 @@ def main(runtime: str, control_fd: int) -> None:
     poller = select.poll()
     poller.register(control, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
-    wire.send_control(control, {"op": "ready", "pid": os.getpid()})
+    wire.send_control(control, {"op": "ready", "pid": os.getpid(),
+                                "preload_failed": failed or {}})
 
     try:
         _serve(control, setup, poller, children, (wake_r, wake_w))

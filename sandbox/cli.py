@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--insecure", action="store_true", default=None,
                     help="allow plain TCP without CURVE")
     _import_flags(sv)
+    sv.add_argument("--package", action="append", dest="packages", metavar="SPEC",
+                    help="a third-party package for snippets, e.g. 'pandas==2.*' (installed "
+                         "at start into --packages-dir when the list changed)")
 
     rn = sub.add_parser("runner", help="run tasks for a broker")
     rn.add_argument("--slots", type=int, default=4)
@@ -85,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
                         add_help=False)
     bn.add_argument("args", nargs=argparse.REMAINDER, help="see `sandbox bench --help`")
 
+    pk = sub.add_parser("packages", help="the third-party environment python snippets see")
+    pk.add_argument("action", choices=("install", "list"))
+    pk.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. 'pandas==2.*' requests")
+    pk.add_argument("--dir", metavar="DIR", help="default: ~/.local/share/snippet-sandbox/packages")
+
     ks = sub.add_parser("keys", help="make CURVE key pairs for a tcp:// daemon")
     ks.add_argument("dir", help="directory to write server and client keys into")
     ks.add_argument("--client", action="append", default=[], metavar="NAME",
@@ -98,6 +106,16 @@ def _import_flags(p: argparse.ArgumentParser) -> None:
                         "for all (default: a curated safe set)")
     p.add_argument("--external-allow", dest="external_allow", metavar="MODULES",
                    help='third-party modules snippets may import, comma-separated, "*" for all')
+    p.add_argument("--packages-dir", dest="packages_dir", metavar="DIR",
+                   help="the third-party environment (`sandbox packages install`) to mount")
+    p.add_argument("--preload", metavar="MODULES",
+                   help="modules the python zygote imports ahead of time, comma-separated")
+
+
+def _pool_config(args: argparse.Namespace, size: int) -> PoolConfig:
+    return PoolConfig(size=size, stdlib_allow=_split(args.stdlib_allow),
+                      external_allow=_split(args.external_allow),
+                      packages_dir=args.packages_dir or None, preload=_split(args.preload))
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -187,15 +205,14 @@ def _exec(args: argparse.Namespace) -> int:
     elif args.policy != "default" or args.imports:
         raise UsageError("--policy and --import apply to python")
     if args.connect:
-        if args.stdlib_allow or args.external_allow:
-            raise UsageError("--stdlib-allow/--external-allow are the daemon's settings: "
-                             "pass them to `sandbox serve`")
+        if args.stdlib_allow or args.external_allow or args.packages_dir or args.preload:
+            raise UsageError("--stdlib-allow/--external-allow/--packages-dir/--preload are the "
+                             "daemon's settings: pass them to `sandbox serve`")
         with Client(args.connect, curve=curve, insecure=args.insecure) as client:
             result = client.run(runtime, code, data, **options)
     else:
         try:
-            pool = PoolConfig(size=1, stdlib_allow=_split(args.stdlib_allow),
-                              external_allow=_split(args.external_allow))
+            pool = _pool_config(args, size=1)
         except ConfigError as exc:
             raise UsageError(str(exc)) from exc
         with Client(pool=pool, runtimes=(runtime,)) as client:
@@ -220,6 +237,9 @@ def _serve(args: argparse.Namespace) -> int:
     flags["runtimes"] = args.runtimes
     flags["stdlib_allow"] = _split(args.stdlib_allow) or None
     flags["external_allow"] = _split(args.external_allow) or None
+    flags["packages_dir"] = args.packages_dir
+    flags["preload"] = _split(args.preload) or None
+    flags["packages"] = tuple(args.packages) if args.packages else None
     try:
         config = ServiceConfig.load(args.config, flags=flags)
     except ConfigError as exc:
@@ -240,8 +260,7 @@ def _runner(args: argparse.Namespace) -> int:
     if args.slots < 1:
         raise UsageError("--slots must be at least 1")
     try:
-        pool = PoolConfig(size=args.slots, stdlib_allow=_split(args.stdlib_allow),
-                          external_allow=_split(args.external_allow))
+        pool = _pool_config(args, size=args.slots)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
     config = RunnerConfig(args.connect, runtimes=runtimes, groups=tuple(args.groups),
@@ -256,6 +275,29 @@ def _runner(args: argparse.Namespace) -> int:
     finally:
         runner.close()
     return 0
+
+
+def _packages(args: argparse.Namespace) -> int:
+    from sandbox import packages
+
+    directory = args.dir or packages.default_dir()
+    if args.action == "list":
+        specs = packages.installed_specs(directory)
+        if specs is None:
+            print(f"no environment in {directory}", file=sys.stderr)
+            return EXIT_STATUS
+        print(f"{directory}: " + (" ".join(specs) or "(empty)"))
+        return EXIT_OK
+    if not args.specs:
+        raise UsageError("packages install: name at least one package")
+    try:
+        packages.install(args.specs, directory)
+    except ConfigError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return EXIT_STATUS
+    print(f"installed into {directory}; serve with --packages-dir {directory} and allow "
+          f"modules with --external-allow")
+    return EXIT_OK
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -293,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             return _runner(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "packages":
+            return _packages(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)

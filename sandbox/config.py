@@ -80,6 +80,10 @@ class PoolConfig:
     # third-party ones, by top-level name, "*" for all.
     stdlib_allow: tuple[str, ...] = ()  # () means the curated SAFE_STDLIB
     external_allow: tuple[str, ...] = ()
+    # Third-party packages (sandbox/packages.py): the environment the Python jail mounts
+    # read-only, and the modules its zygote imports ahead of time (shared by every child).
+    packages_dir: str | None = None
+    preload: tuple[str, ...] = ()
     default_limits: Limits = Limits()
 
     def __post_init__(self) -> None:
@@ -132,6 +136,9 @@ class ServiceConfig:
     curve_dir: str = ""  # from `sandbox keys`; required for tcp:// unless insecure
     stdlib_allow: tuple[str, ...] = ()  # python imports; () = the curated SAFE_STDLIB
     external_allow: tuple[str, ...] = ()  # third-party python imports; "*" for all
+    packages: tuple[str, ...] = ()  # pip specs installed at start into packages_dir
+    packages_dir: str = ""  # default: ~/.local/share/snippet-sandbox/packages when packages
+    preload: tuple[str, ...] = ()  # modules the python zygote imports ahead of time
     insecure: bool = False  # allow plain TCP without CURVE (named explicitly on purpose)
 
     def __post_init__(self) -> None:

@@ -67,6 +67,10 @@ class RunnerWatcher:
             argv += ["--stdlib-allow", ",".join(cfg.stdlib_allow)]
         if cfg.external_allow:
             argv += ["--external-allow", ",".join(cfg.external_allow)]
+        if cfg.packages_dir:
+            argv += ["--packages-dir", cfg.packages_dir]
+        if cfg.preload:
+            argv += ["--preload", ",".join(cfg.preload)]
         if self.endpoint.startswith("tcp://"):
             argv += ["--curve-dir", cfg.curve_dir] if cfg.curve_dir else ["--insecure"]
         return argv
@@ -145,6 +149,14 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
 
 def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
+    if config.packages:
+        from dataclasses import replace
+
+        from sandbox import packages
+
+        directory = config.packages_dir or packages.default_dir()
+        packages.ensure(config.packages, directory)  # progress on stderr; ConfigError if pip fails
+        config = replace(config, packages_dir=directory)
     endpoints = list(config.endpoints())
     curve = None
     if config.curve_dir and any(e.startswith("tcp://") for e in endpoints):

@@ -31,7 +31,7 @@ from pathlib import Path
 import runtimes
 from sandbox import cgroups
 from sandbox.config import PoolConfig
-from sandbox.errors import JailError
+from sandbox.errors import ConfigError, JailError
 
 log = logging.getLogger("sandbox.jail")
 
@@ -40,7 +40,7 @@ JAIL_STDLIB = f"/usr/lib/python{sys.version_info.major}.{sys.version_info.minor}
 JAIL_ROOT = "/sandbox"
 # The zygote's entry: -I (isolated: no env vars, no user site), -S (no site), -B (no .pyc).
 BOOT = (
-    "import sys; sys.path[:0] = ['/sandbox', '/sandbox/lib']; "
+    "import sys; sys.path[:0] = ['/sandbox', '/sandbox/lib', '/sandbox/packages']; "
     "from runtimes import zygote; zygote.main(sys.argv[1], int(sys.argv[2]))"
 )
 BACKGROUND_NICE = 10
@@ -192,8 +192,10 @@ def _linked_libraries(binaries: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @functools.cache
-def mounts_for(runtime: str, python: Interpreter) -> tuple[Mount, ...]:
-    """The read-only bind mounts that make up a runtime's jail root."""
+def mounts_for(runtime: str, python: Interpreter,
+               packages_dir: str | None = None) -> tuple[Mount, ...]:
+    """The read-only bind mounts that make up a runtime's jail root. ``packages_dir``: the
+    operator's third-party environment (``sandbox.packages``), for Python."""
     staged = _staging_dir()
     lib = os.path.join(staged, "lib")
     packages = [
@@ -217,7 +219,20 @@ def mounts_for(runtime: str, python: Interpreter) -> tuple[Mount, ...]:
         # point inside a read-only bind, so only mask what exists)
         mounts.append(Mount(os.path.join(staged, "empty"), f"{JAIL_STDLIB}/site-packages"))
     mounts += [Mount(p, f"{JAIL_ROOT}/lib/{os.path.basename(p)}") for p in packages]
-    mounts += [Mount(os.path.realpath(lib), lib) for lib in _linked_libraries(tuple(elves))]
+    own: list[str] = []
+    if runtime == "python" and packages_dir:
+        from sandbox.packages import JAIL_PACKAGES, check_reachable
+
+        try:
+            check_reachable(packages_dir, as_root=os.geteuid() == 0)
+        except ConfigError as exc:
+            raise JailError(str(exc)) from exc
+        mounts.append(Mount(packages_dir, JAIL_PACKAGES))
+        own = _shared_objects([packages_dir])
+        elves += own
+    inside = os.path.realpath(packages_dir) + os.sep if packages_dir else None
+    mounts += [Mount(os.path.realpath(lib), lib) for lib in _linked_libraries(tuple(elves))
+               if not (inside and os.path.realpath(lib).startswith(inside))]
     return tuple(mounts)
 
 
@@ -307,14 +322,16 @@ class Jail:
         self.cgroup = cgroup_plan(config)
         if self.cgroup is not None:
             cgroups.prepare(self.cgroup)
+        mounts = mounts_for(runtime, interpreter(config.jail_python), config.packages_dir)
+        nsjail = locate_nsjail(config.nsjail_path)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = nsjail_argv(
-            locate_nsjail(config.nsjail_path),
+            nsjail,
             zygote_command(runtime, theirs.fileno()),
             pass_fds=(theirs.fileno(),),
             seccomp_policy=seccomp_policy,
             cgroup_args=self.cgroup.nsjail_args if self.cgroup else (),
-            mounts=mounts_for(runtime, interpreter(config.jail_python)),
+            mounts=mounts,
             as_root=os.geteuid() == 0,
         )
         try:

@@ -359,21 +359,27 @@ class Pool:
     def _start_jail(self) -> Jail:
         jail = Jail(self.runtime, self.config, self._policy)
         try:
-            wire.send_control(
-                jail.control,
-                {
-                    "op": "init",
-                    "seccomp_program": self._filter.program,
-                    "pid_slots": list(self._filter.pid_slots),
-                },
-            )
-            ready = select.select([jail.control], [], [], self.config.start_timeout_s)[0]
-            msg, _ = wire.recv_control(jail.control) if ready else (None, [])
+            try:
+                wire.send_control(
+                    jail.control,
+                    {
+                        "op": "init",
+                        "seccomp_program": self._filter.program,
+                        "pid_slots": list(self._filter.pid_slots),
+                        "preload": list(self.config.preload) if self.runtime == "python" else [],
+                    },
+                )
+                ready = select.select([jail.control], [], [], self.config.start_timeout_s)[0]
+                msg, _ = wire.recv_control(jail.control) if ready else (None, [])
+            except (OSError, wire.WireError):
+                msg = None  # the jail died before its zygote said ready: reported below
             if msg is None or msg.get("op") != "ready":
                 raise JailError(
                     f"the {self.runtime} jail did not start: "
                     + ("; ".join(jail.stderr_tail[-5:]) or "no ready message from the zygote")
                 )
+            for name, why in (msg.get("preload_failed") or {}).items():
+                log.warning("%s zygote could not preload %s: %s", self.runtime, name, why)
         except BaseException:
             jail.close()
             raise

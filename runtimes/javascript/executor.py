@@ -269,10 +269,11 @@ def _take_context() -> Any:
     return ctx if ctx is not None else _new_context()
 
 
-def preload() -> None:
+def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Load the engine and make the pristine context in the zygote (see ``_pristine``)."""
     global _pristine
     _pristine = _new_context()
+    return {}
 
 
 def rehearse() -> None:

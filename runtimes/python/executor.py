@@ -23,6 +23,7 @@ from runtimes.python import imports
 from runtimes.wire import Status
 
 FILENAME = "<snippet>"
+_OWN_CODE = __file__.rsplit("/runtimes/", 1)[0] + "/runtimes/"
 FUNCTION = "snippet"
 
 # Imported once in the zygote, shared copy-on-write by every child: what snippets commonly use.
@@ -33,18 +34,27 @@ PRELOAD = (
 )
 
 
-def preload() -> None:
+def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Import what snippets commonly use, and the operator's ``extra`` modules (third-party
+    packages, say); returns the extra ones that failed, with why."""
     for name in PRELOAD:
         try:
             __import__(name)
         except ImportError:
             pass  # a module whose shared library the jail does not mount simply stays out
+    failed = {}
+    for name in extra:
+        try:
+            __import__(name)
+        except Exception as exc:  # the operator's module: report it, never die of it
+            failed[name] = f"{type(exc).__name__}: {exc}"
     try:  # the restricted policy's compiler, warmed once: children inherit it ready
         from runtimes.python import restricted
 
         restricted.compile_snippet("x = [i for i in data]\nreturn x", FILENAME)
     except ImportError:
         pass
+    return failed
 
 
 def rehearse() -> None:
@@ -159,6 +169,9 @@ def describe(exc: BaseException) -> dict[str, str]:
     while tb is not None and tb.tb_frame.f_code.co_filename != FILENAME:
         tb = tb.tb_next
     formatted = traceback.TracebackException(type(exc), exc, tb, compact=True)
+    # the sandbox's own frames (the import guard, say) are not the snippet's business
+    formatted.stack = traceback.StackSummary.from_list(
+        [f for f in formatted.stack if not f.filename.startswith(_OWN_CODE)])
     if isinstance(exc, SyntaxError):
         message = f"{exc.msg} (line {exc.lineno})"
     else:

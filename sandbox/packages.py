@@ -1,0 +1,127 @@
+"""Third-party packages for Python snippets: one dedicated, read-only environment.
+
+An operator names packages (``sandbox packages install pandas==2.* requests``, or
+``sandbox serve --package ...``); they are installed with pip into a directory of their own
+(never the host's site-packages), which every Python jail mounts read-only at
+``/sandbox/packages`` and puts on ``sys.path``. Which of them a snippet may import is still
+the allow-list's business (``external_allow``); the zygote can import some ahead of time
+(``preload``) so tasks do not pay the import.
+
+The environment is rebuilt as a whole when the requested specs change, into a fresh
+directory that replaces the old one at the end, so a failed install leaves the previous
+environment in place. ``MANIFEST`` records the specs it was built from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from sandbox.errors import ConfigError
+
+MANIFEST = ".snippet-sandbox-packages.json"
+JAIL_PACKAGES = "/sandbox/packages"
+
+
+def default_dir() -> str:
+    """Where the environment lives unless told: as root, a system directory (the jail's user
+    is then nobody, who cannot enter root's home); else under the user's data directory."""
+    if os.geteuid() == 0:
+        return "/var/lib/snippet-sandbox/packages"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                             "share")
+    return os.path.join(base, "snippet-sandbox", "packages")
+
+
+def check_reachable(directory: str, as_root: bool) -> None:
+    """The jail mounts ``directory`` as its own user: as root that is nobody, who needs
+    search permission on every directory above it. ConfigError naming the one that lacks it."""
+    if not os.path.isdir(directory):
+        raise ConfigError(f"packages_dir {directory} does not exist "
+                          f"(run `sandbox packages install ...` first)")
+    if not as_root:
+        return
+    path = os.path.abspath(directory)
+    while True:
+        if not os.stat(path).st_mode & 0o001:
+            raise ConfigError(f"packages_dir {directory}: {path} is not searchable by others "
+                              f"(mode o+x), so the jail's user cannot reach the environment")
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
+def normalize(specs: Sequence[str]) -> list[str]:
+    """The specs as a canonical list (order and spacing do not make another environment)."""
+    out = sorted({" ".join(s.split()) for s in specs if s.strip()})
+    for spec in out:
+        if spec.startswith("-"):
+            raise ConfigError(f"package spec {spec!r}: options are not package names")
+    return out
+
+
+def installed_specs(directory: str) -> list[str] | None:
+    """The specs ``directory`` was built from, or None if it holds no environment."""
+    try:
+        with open(os.path.join(directory, MANIFEST)) as f:
+            return list(json.load(f)["specs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def ensure(specs: Sequence[str], directory: str, *, quiet: bool = False) -> bool:
+    """Make ``directory`` hold exactly ``specs``; True if it had to (re)install."""
+    wanted = normalize(specs)
+    if installed_specs(directory) == wanted:
+        return False
+    install(wanted, directory, quiet=quiet)
+    return True
+
+
+def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> None:
+    """Build a fresh environment of ``specs`` with pip (its progress shown on stderr)."""
+    wanted = normalize(specs)
+    directory = os.path.abspath(directory)
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    fresh, old = directory + ".new", directory + ".old"
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.makedirs(fresh)
+    if wanted:
+        argv = [sys.executable, "-m", "pip", "install", "--target", fresh, "--no-compile",
+                "--disable-pip-version-check", "--no-input", "--progress-bar", "on", *wanted]
+        if quiet:
+            argv.append("--quiet")
+        print(f"sandbox packages: installing {' '.join(wanted)} into {directory}",
+              file=sys.stderr, flush=True)
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False)
+        if done.returncode != 0:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise ConfigError(f"pip could not install {' '.join(wanted)} "
+                              f"(exit code {done.returncode}); the previous environment stays")
+    with open(os.path.join(fresh, MANIFEST), "w") as f:
+        json.dump({"specs": wanted, "python": sys.version.split()[0]}, f)
+    _world_readable(fresh)
+    shutil.rmtree(old, ignore_errors=True)
+    if os.path.exists(directory):
+        os.rename(directory, old)
+    os.rename(fresh, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _world_readable(root: str) -> None:
+    """The jail's user is nobody: it must be able to read (and traverse) everything."""
+    os.chmod(root, 0o755)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                mode = os.stat(path).st_mode
+                os.chmod(path, 0o755 if mode & 0o111 else 0o644)
