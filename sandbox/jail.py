@@ -44,6 +44,7 @@ BOOT = (
     "from runtimes import zygote; zygote.main(sys.argv[1], int(sys.argv[2]))"
 )
 BACKGROUND_NICE = 10
+SINGLE_THREADED_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Third-party top-level packages each runtime needs inside the jail (importable names).
 RUNTIME_PACKAGES = {"python": ("msgpack", "RestrictedPython"), "javascript": ("msgpack", "quickjs", "_quickjs")}
 
@@ -262,6 +263,11 @@ def nsjail_argv(
         "--rlimit_fsize", "0", "--rlimit_core", "0", "--rlimit_nofile", "256",
         "--seccomp_string", seccomp_policy,
     ]
+    # No host environment reaches the jail; these fixed settings keep numeric libraries
+    # (numpy's OpenBLAS, OpenMP) from starting thread pools, which a child may not create
+    # and a zygote must not hold across fork.
+    for name in SINGLE_THREADED_ENV:
+        argv += ["--env", f"{name}=1"]
     for fd in pass_fds:
         argv += ["--pass_fd", str(fd)]
     if as_root:
