@@ -105,6 +105,9 @@ class TaskRun:
     def __init__(self, pool: Pool, child: Child, limits: Limits) -> None:
         self._pool = pool
         self._child = child
+        # kept: once the task is over its pool may close the channel at any moment, and a
+        # caller still has to unregister this number from its poller
+        self._fd = child.channel.fileno()
         self._limits = limits
         self.deadline = time.monotonic() + limits.timeout_s
         self._max_frame = limits.result_bytes + limits.stdout_bytes + _ENVELOPE_SLACK
@@ -116,7 +119,7 @@ class TaskRun:
         self.envelope: bytes | None = None
 
     def fileno(self) -> int:
-        return self._child.channel.fileno()
+        return self._fd
 
     def wake_at(self) -> float:
         if self._dying_since is not None:  # the exit report comes from another thread

@@ -48,3 +48,28 @@ def test_a_waiting_task_gets_a_replacement_at_once():
         assert sb.run("python", "return 2").value == 2
         # the recycle delay is 1 s; the refill starts when the task asks for a child
         assert time.monotonic() - started < 0.8
+
+
+def test_a_task_keeps_its_channel_number_after_its_child_is_recycled():
+    """A poll loop unregisters the number it registered, even once the channel is closed."""
+    import select
+
+    from runtimes import codec
+
+    with Sandbox(PoolConfig(size=1)) as sb:
+        prepared = sb.prepare("python", "return 1")
+        child = prepared.pool.try_acquire()
+        while child is None:
+            time.sleep(0.01)
+            child = prepared.pool.try_acquire()
+        task = prepared.pool.begin(child, "return 1", codec.encode(None), prepared.limits)
+        fd = task.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while task.envelope is None:
+            if poller.poll(1000):
+                task.on_readable()
+            task.on_time(time.monotonic())
+        # no idle child was left, so the child was replaced at once and its channel closed
+        assert child.channel.fileno() == -1
+        assert task.fileno() == fd
