@@ -84,6 +84,9 @@ class PoolConfig:
     # read-only, and the modules its zygote imports ahead of time (shared by every child).
     packages_dir: str | None = None
     preload: tuple[str, ...] = ()
+    # Mount only the standard library the runtime needs plus stdlib_allow (see
+    # sandbox/stdlib_view.py), so the file system agrees with the allow-list.
+    trim_stdlib: bool = True
     default_limits: Limits = Limits()
 
     def __post_init__(self) -> None:

@@ -193,29 +193,36 @@ def _linked_libraries(binaries: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @functools.cache
-def mounts_for(runtime: str, python: Interpreter,
-               packages_dir: str | None = None) -> tuple[Mount, ...]:
+def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = None,
+               stdlib_allow: tuple[str, ...] | None = None) -> tuple[Mount, ...]:
     """The read-only bind mounts that make up a runtime's jail root. ``packages_dir``: the
-    operator's third-party environment (``sandbox.packages``), for Python."""
+    operator's third-party environment (``sandbox.packages``), for Python. ``stdlib_allow``:
+    mount only the standard library the runtime needs plus these modules
+    (``sandbox.stdlib_view``); None mounts all of it."""
     staged = _staging_dir()
     lib = os.path.join(staged, "lib")
     packages = [
         os.path.join(lib, os.path.basename(p))
         for name in RUNTIME_PACKAGES[runtime] for p in _package_paths(name)
     ]
-    dynload = os.path.join(python.stdlib, "lib-dynload")
+    stdlib = python.stdlib
+    if stdlib_allow is not None:
+        from sandbox import stdlib_view
+
+        stdlib = stdlib_view.build(python.binary, staged, runtime, stdlib_allow)
+    dynload = os.path.join(stdlib, "lib-dynload")
     elves = [
         python.binary, *sorted(glob.glob(os.path.join(dynload, "*.so"))),
         *_shared_objects(packages),
     ]
     mounts = [
         Mount(python.binary, JAIL_PYTHON),
-        Mount(python.stdlib, JAIL_STDLIB),
+        Mount(stdlib, JAIL_STDLIB),
         Mount(os.path.join(staged, "runtimes"), f"{JAIL_ROOT}/runtimes"),
         Mount("/dev/null", "/dev/null"),
         Mount("/dev/urandom", "/dev/urandom"),
     ]
-    if os.path.isdir(os.path.join(python.stdlib, "site-packages")):
+    if os.path.isdir(os.path.join(stdlib, "site-packages")):
         # masked: the host's third-party packages stay out (nsjail cannot create a mount
         # point inside a read-only bind, so only mask what exists)
         mounts.append(Mount(os.path.join(staged, "empty"), f"{JAIL_STDLIB}/site-packages"))
@@ -320,6 +327,18 @@ def cgroup_plan(config: PoolConfig) -> cgroups.Plan | None:
     )
 
 
+def stdlib_view_for(runtime: str, config: PoolConfig) -> tuple[str, ...] | None:
+    """What the jail's standard library is trimmed to (see ``sandbox.stdlib_view``), or None
+    for all of it: when trimming is off, everything is allowed, or third-party packages are
+    mounted (their imports of the standard library cannot be enumerated)."""
+    if not config.trim_stdlib or (runtime == "python" and config.packages_dir):
+        return None
+    if runtime != "python":
+        return ()  # only the runtime's own needs: snippets cannot import Python modules
+    allowed = config.import_policy().stdlib
+    return None if "*" in allowed else tuple(sorted(allowed))
+
+
 class Jail:
     """One running nsjail with a zygote inside, and our end of its control channel."""
 
@@ -328,7 +347,8 @@ class Jail:
         self.cgroup = cgroup_plan(config)
         if self.cgroup is not None:
             cgroups.prepare(self.cgroup)
-        mounts = mounts_for(runtime, interpreter(config.jail_python), config.packages_dir)
+        mounts = mounts_for(runtime, interpreter(config.jail_python), config.packages_dir,
+                            stdlib_view_for(runtime, config))
         nsjail = locate_nsjail(config.nsjail_path)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = nsjail_argv(

@@ -141,3 +141,38 @@ def test_policy_and_imports_are_for_python_only():
 def test_unknown_policy_is_rejected(default_sandbox):
     r = default_sandbox.run("python", "return 1", policy="paranoid")
     assert r.status is Status.REJECTED and "unknown policy 'paranoid'" in r.message
+
+
+# -- the file system agrees with the allow-list ------------------------------------------------
+
+REAL_IMPORT = """
+for cls in ().__class__.__bases__[0].__subclasses__():
+    if cls.__name__ == "catch_warnings":
+        found = cls()._module.__builtins__
+        real_import = found["__import__"] if isinstance(found, dict) else found.__import__
+        return real_import(data).__name__
+"""
+
+
+@pytest.mark.parametrize("module", ["http.client", "email", "xml.dom", "multiprocessing",
+                                    "pickle", "sqlite3", "asyncio", "tempfile"])
+def test_a_module_neither_needed_nor_allowed_is_not_in_the_jail(default_sandbox, sandbox, module):
+    """Around the import guard, the file system of a trimmed jail has nothing to load."""
+    trimmed = default_sandbox.run("python", REAL_IMPORT, data=module)
+    assert trimmed.status is Status.ERROR and trimmed.error.type == "ModuleNotFoundError"
+    full = sandbox.run("python", REAL_IMPORT, data=module)  # stdlib_allow="*": all of it
+    assert full.status is Status.OK and full.value == module.partition(".")[0]
+
+
+def test_every_curated_module_works_in_the_trimmed_jail(default_sandbox):
+    from sandbox.imports import SAFE_STDLIB
+
+    code = "\n".join(f"import {name}" for name in SAFE_STDLIB) + (
+        "\nreturn [datetime.datetime.strptime('2024-01-02', '%Y-%m-%d').day,"
+        " time.strptime('2024', '%Y').tm_year, datetime.date(2024, 1, 1).strftime('%Y'),"
+        " len(str(uuid.uuid4())), str(decimal.Decimal(1) / 4), html.unescape('&amp;'),"
+        " urllib.parse.quote('a b'), next(csv.reader(io.StringIO('a,b'))),"
+        " 'x'.encode('idna'), difflib.SequenceMatcher(None, 'ab', 'ac').ratio()]")
+    r = default_sandbox.run("python", code)
+    assert r.status is Status.OK, r.message
+    assert r.value == [2, 2024, "2024", 36, "0.25", "&", "a%20b", ["a", "b"], b"x", 0.5]

@@ -122,3 +122,25 @@ def test_snippet_builtins_are_a_copy():
     namespace = guard_module.snippet_builtins({"stdlib": [], "external": []})
     assert namespace["__import__"] is not builtins.__import__
     assert builtins.__import__.__module__ == "builtins"
+
+
+def test_what_builtins_import_on_a_snippets_behalf_passes_a_narrow_list():
+    import datetime
+
+    namespace = guard_module.snippet_builtins({"stdlib": ["datetime"], "external": []})
+    code = compile("def f():\n    return datetime.datetime.strptime('2024-05-06', '%Y-%m-%d').day"
+                   , "<snippet>", "exec")
+    scope = {"__builtins__": namespace, "datetime": datetime}
+    exec(code, scope)
+    assert scope["f"]() == 6  # C code imported _strptime through the snippet's __import__
+
+
+def test_stdlib_view_copies_packages_whole_and_modules_alone():
+    from sandbox.stdlib_view import units
+
+    packages, singles = units("/usr/lib/python3.11", [
+        "/usr/lib/python3.11/json/decoder.py", "/usr/lib/python3.11/os.py",
+        "/usr/lib/python3.11/lib-dynload/_json.cpython-311-x86_64-linux-gnu.so",
+    ])
+    assert packages == {"json", "encodings"}  # codecs are found by name: always whole
+    assert singles == {"os.py", "lib-dynload/_json.cpython-311-x86_64-linux-gnu.so"}
