@@ -225,9 +225,11 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sandbox.allocator import keep_large_blocks
     from sandbox.config import ServiceConfig
     from sandbox.daemon import serve
 
+    keep_large_blocks()
     flags = {k: getattr(args, k) for k in (
         "http", "runners", "slots", "queue_max", "queue_timeout_s", "max_in_flight",
         "heartbeat_s", "liveness", "grace_s", "curve_dir", "insecure")}
@@ -251,6 +253,9 @@ def _runner(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from sandbox.allocator import keep_large_blocks
+
+    keep_large_blocks()
     from sandbox.runner import Runner, RunnerConfig
 
     runtimes = tuple(canonical_runtime(r) or r for r in args.runtimes.split(",") if r)
