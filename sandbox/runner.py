@@ -94,6 +94,7 @@ class Runner:
         self._owns_sandbox = sandbox is None
         self.sandbox = sandbox or Sandbox(pool, runtimes=config.runtimes)
         self._running: dict[str, TaskRun] = {}
+        self._by_fd: dict[int, TaskRun] = {}  # the running tasks by their channel's number
         self._waiting: collections.deque[_Waiting] = collections.deque()
         self.connected = threading.Event()
 
@@ -172,10 +173,6 @@ class Runner:
             pass
         return heard
 
-    @property
-    def _by_fd(self) -> dict[int, TaskRun]:
-        return {t.fileno(): t for t in self._running.values() if t.envelope is None}
-
     def _on_broker(self, sock: zmq.Socket, frame: bytes, now: float) -> None:
         try:
             msg = p.decode(frame)
@@ -223,6 +220,7 @@ class Runner:
             self._send_done(sock, msg.task_id, task.envelope)
             return
         self._running[msg.task_id] = task
+        self._by_fd[task.fileno()] = task
         self._poller.register(task.fileno(), zmq.POLLIN)
 
     def _start_waiting(self, sock: zmq.Socket, now: float) -> None:
@@ -245,6 +243,7 @@ class Runner:
     def _send_done(self, sock: zmq.Socket, task_id: str, envelope: bytes) -> None:
         task = self._running.pop(task_id, None)
         if task is not None:
+            self._by_fd.pop(task.fileno(), None)
             try:
                 self._poller.unregister(task.fileno())
             except KeyError:
@@ -256,6 +255,7 @@ class Runner:
         for task in self._running.values():
             task.cancel()
         self._running.clear()
+        self._by_fd.clear()
         self._waiting.clear()
 
     def close(self) -> None:
