@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks import baselines, procs, stats
+from benchmarks import baselines, procs
 from benchmarks.echo import EchoFloor
 from sandbox import PoolConfig, Sandbox
 from sandbox.client import Client
@@ -323,7 +323,7 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
     total = (sum(settings.rounds if not cold else cold_rounds for *_, cold in plan)
              + sweeps * 20 + 20)
     progress = Progress(total)
-    for s, name, fn, _ in plan:  # warm-up: pools full, caches hot, every path checked once
+    for _s, name, fn, _ in plan:  # warm-up: pools full, caches hot, every path checked once
         for _ in range(3 if name in COLD else 20):
             fn()
     for i in range(settings.rounds):

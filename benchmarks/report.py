@@ -50,7 +50,7 @@ def build(run: Run, command: str) -> dict[str, Any]:
                                    for name, by in run.throughput.items()},
         "cpu_ms_per_task": run.cpu_ms,
         "memory_mb": run.memory,
-        "goals": [goal.judge(value) for goal, value in zip(stats.GOALS, measured)],
+        "goals": [goal.judge(value) for goal, value in zip(stats.GOALS, measured, strict=True)],
         "skipped": run.skipped,
     }
 
@@ -121,7 +121,7 @@ def plots(doc: dict[str, Any], samples: dict[str, dict[str, list[float]]], out_d
     trivial = [s for s in ("trivial python", "trivial javascript") if s in samples]
     if trivial:
         fig, axes = plt.subplots(len(trivial), 1, figsize=(9, 3.2 * len(trivial)), squeeze=False)
-        for ax, scenario in zip(axes[:, 0], trivial):
+        for ax, scenario in zip(axes[:, 0], trivial, strict=True):
             names = [n for n in samples[scenario] if n not in COLD] + [
                 n for n in samples[scenario] if n in COLD]
             ax.boxplot([samples[scenario][n] for n in names], vert=False, whis=(1, 99),

@@ -10,6 +10,8 @@ from sandbox.local import Sandbox
 from sandbox.result import ErrorInfo, Result
 
 __all__ = [
+    "AsyncClient",
+    "Client",
     "ClosedError",
     "ConfigError",
     "ErrorInfo",
@@ -21,3 +23,12 @@ __all__ = [
     "SandboxError",
     "Status",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # the clients pull in ZeroMQ and the broker: loaded when asked for, not for Sandbox users
+    if name in ("Client", "AsyncClient"):
+        from sandbox import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

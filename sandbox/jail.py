@@ -46,7 +46,10 @@ BOOT = (
 BACKGROUND_NICE = 10
 SINGLE_THREADED_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Third-party top-level packages each runtime needs inside the jail (importable names).
-RUNTIME_PACKAGES = {"python": ("msgpack", "RestrictedPython"), "javascript": ("msgpack", "quickjs", "_quickjs")}
+RUNTIME_PACKAGES = {
+    "python": ("msgpack", "RestrictedPython"),
+    "javascript": ("msgpack", "quickjs", "_quickjs"),
+}
 
 
 @dataclass(frozen=True)

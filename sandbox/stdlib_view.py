@@ -123,7 +123,7 @@ def build(python_binary: str, staged_root: str, runtime: str, allowed: tuple[str
         os.makedirs(os.path.join(building, os.path.dirname(rel)), exist_ok=True)
         shutil.copy2(os.path.join(stdlib, rel), os.path.join(building, rel))
     os.makedirs(os.path.join(building, "lib-dynload"), exist_ok=True)
-    for dirpath, dirnames, filenames in os.walk(building):
+    for dirpath, _dirnames, filenames in os.walk(building):
         os.chmod(dirpath, 0o755)
         for name in filenames:
             os.chmod(os.path.join(dirpath, name), 0o755 if name.endswith(".so") else 0o644)

@@ -284,7 +284,8 @@ def rehearse() -> None:
     sample = json.dumps(_tagged({"k": [1, "v", b"\x00", None, 2.5]}))
     if _pristine is not None:
         _pristine.set("__warm", sample)
-        _pristine.eval("__sandbox.warm(__warm); delete globalThis.__warm; (function snippet(data) {return 1\n})")
+        _pristine.eval("__sandbox.warm(__warm); delete globalThis.__warm; "
+                       "(function snippet(data) {return 1\n})")
     _run({
         "code": REHEARSAL,
         "data": codec.encode({"k": [1, "v", b"", None]}),

@@ -15,7 +15,8 @@ def test_return_gives_result(sandbox):
 
 def test_data_is_bound_and_bytes_stay_bytes(sandbox):
     data = {"n": 2, "blob": b"\x00\xff", "when": datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)}
-    r = sandbox.run("python", "return {'n': data['n'] * 2, 'blob': data['blob'] * 2, 'when': data['when']}", data)
+    r = sandbox.run(
+        "python", "return {'n': data['n'] * 2, 'blob': data['blob'] * 2, 'when': data['when']}", data)
     assert r.status is Status.OK, r.message
     assert r.value == {"n": 4, "blob": b"\x00\xff\x00\xff", "when": data["when"]}
     assert isinstance(r.value["blob"], bytes)

@@ -429,7 +429,7 @@ def test_every_submitted_task_gets_exactly_one_final_answer_under_churn():
         submitted: list[str] = []
         now = 0.0
 
-        def record(sends: list[Send]) -> None:
+        def record(sends: list[Send], answers: dict[str, int] = answers) -> None:
             for s in sends:
                 if s.to == C1 and isinstance(s.msg, (p.ResultMsg, p.Rejected)):
                     answers[s.msg.id] = answers.get(s.msg.id, 0) + 1

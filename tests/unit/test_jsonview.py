@@ -24,7 +24,8 @@ def test_tags_what_json_cannot_say() -> None:
 
 
 def test_data_tags_become_values() -> None:
-    data = from_json_data('{"b": {"$bytes": "AAE="}, "t": {"$datetime": "2026-01-02T03:04:05+00:00"}, "x": 1}')
+    data = from_json_data(
+        '{"b": {"$bytes": "AAE="}, "t": {"$datetime": "2026-01-02T03:04:05+00:00"}, "x": 1}')
     assert data["b"] == b"\x00\x01"
     assert data["t"] == datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
     assert data["x"] == 1
