@@ -212,7 +212,7 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
     if stdlib_allow is not None:
         from sandbox import stdlib_view
 
-        stdlib = stdlib_view.build(python.binary, staged, runtime, stdlib_allow)
+        stdlib = stdlib_view.build(python.binary, python.stdlib, staged, runtime, stdlib_allow)
     dynload = os.path.join(stdlib, "lib-dynload")
     elves = [
         python.binary, *sorted(glob.glob(os.path.join(dynload, "*.so"))),

@@ -11,7 +11,8 @@ imports the runtime's modules as the zygote does, then every allowed module with
 submodules, and every module the allowed modules' own files import lazily (inside
 functions); whatever the standard library contributed to ``sys.modules`` is kept, packages
 whole (``encodings`` always: codecs are found by name at run time). The view is a copy in
-the staging directory, made once per allow-list and host process.
+the staging directory, made once per allow-list and host process; the probe's answer is
+remembered in ``~/.cache/snippet-sandbox`` under a key of everything it depends on.
 
 Not applied (the whole standard library is mounted) when the allow-list is ``*``, or when
 a packages environment is mounted: third-party code imports the standard library in ways a
@@ -92,6 +93,53 @@ def probe(python_binary: str, staged_root: str, runtime: str,
     return out["stdlib"], out["files"]
 
 
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "snippet-sandbox")
+
+
+def _probe_key(python_binary: str, python_stdlib: str, staged_root: str, runtime: str,
+               allowed: tuple[str, ...]) -> str:
+    """What the probe's answer depends on: the interpreter, its standard library, our code
+    and packages as staged, the runtime and the allow-list."""
+    digest = hashlib.sha256()
+    for path in (python_binary, python_stdlib):
+        st = os.stat(path)
+        digest.update(f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for dirpath, dirnames, filenames in os.walk(staged_root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("stdlib-"))
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            st = os.stat(path)
+            rel = os.path.relpath(path, staged_root)
+            digest.update(f"{rel}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    digest.update(json.dumps([runtime, sorted(allowed)]).encode())
+    return digest.hexdigest()[:32]
+
+
+def cached_probe(python_binary: str, python_stdlib: str, staged_root: str, runtime: str,
+                 allowed: tuple[str, ...]) -> tuple[str, list[str]]:
+    """``probe``, remembered on disk: a probe costs most of a second at every start."""
+    key = _probe_key(python_binary, python_stdlib, staged_root, runtime, allowed)
+    path = os.path.join(_cache_dir(), f"stdlib-view-{key}.json")
+    try:
+        with open(path) as f:
+            cached = json.load(f)
+        if all(os.path.exists(p) for p in cached["files"]):
+            return cached["stdlib"], list(cached["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    stdlib, files = probe(python_binary, staged_root, runtime, allowed)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump({"stdlib": stdlib, "files": files}, f)
+        os.replace(path + ".tmp", path)
+    except OSError:
+        pass  # no cache: the next start probes again
+    return stdlib, files
+
+
 def units(stdlib: str, files: list[str]) -> tuple[set[str], set[str]]:
     """Top-level packages to copy whole, and single files (modules, extension modules)."""
     packages, singles = {"encodings"}, set()
@@ -106,9 +154,10 @@ def units(stdlib: str, files: list[str]) -> tuple[set[str], set[str]]:
 
 
 @functools.cache
-def build(python_binary: str, staged_root: str, runtime: str, allowed: tuple[str, ...]) -> str:
+def build(python_binary: str, python_stdlib: str, staged_root: str, runtime: str,
+          allowed: tuple[str, ...]) -> str:
     """The directory (inside ``staged_root``) holding the jail's standard library view."""
-    stdlib, files = probe(python_binary, staged_root, runtime, allowed)
+    stdlib, files = cached_probe(python_binary, python_stdlib, staged_root, runtime, allowed)
     packages, singles = units(stdlib, files)
     digest = hashlib.sha256(json.dumps([sorted(packages), sorted(singles)]).encode()).hexdigest()
     target = os.path.join(staged_root, f"stdlib-{digest[:16]}")

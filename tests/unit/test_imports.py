@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from runtimes.python import imports as guard_module
@@ -144,3 +146,30 @@ def test_stdlib_view_copies_packages_whole_and_modules_alone():
     ])
     assert packages == {"json", "encodings"}  # codecs are found by name: always whole
     assert singles == {"os.py", "lib-dynload/_json.cpython-311-x86_64-linux-gnu.so"}
+
+
+def test_stdlib_probe_is_remembered_until_what_it_depends_on_changes(tmp_path, monkeypatch):
+    from sandbox import stdlib_view
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    staged = tmp_path / "staged"
+    (staged / "runtimes").mkdir(parents=True)
+    (staged / "runtimes" / "zygote.py").write_text("x = 1\n")
+    stdlib = tmp_path / "stdlib"
+    stdlib.mkdir()
+    (stdlib / "os.py").write_text("")
+    calls = []
+
+    def fake_probe(python, root, runtime, allowed):
+        calls.append(allowed)
+        return str(stdlib), [str(stdlib / "os.py")]
+
+    monkeypatch.setattr(stdlib_view, "probe", fake_probe)
+    args = (sys.executable, str(stdlib), str(staged), "python")
+    assert stdlib_view.cached_probe(*args, ("json",)) == (str(stdlib), [str(stdlib / "os.py")])
+    stdlib_view.cached_probe(*args, ("json",))
+    assert calls == [("json",)]  # the second start read it from disk
+    stdlib_view.cached_probe(*args, ("re",))  # another allow-list: another answer
+    (staged / "runtimes" / "zygote.py").write_text("x = 22\n")  # our code changed
+    stdlib_view.cached_probe(*args, ("json",))
+    assert calls == [("json",), ("re",), ("json",)]
