@@ -145,6 +145,8 @@ def units(stdlib: str, files: list[str]) -> tuple[set[str], set[str]]:
     packages, singles = {"encodings"}, set()
     for path in files:
         rel = os.path.relpath(path, stdlib)
+        if rel.startswith(os.pardir) or os.path.isabs(rel):
+            raise JailError(f"the standard-library probe named a file outside {stdlib}: {path}")
         head, _, rest = rel.partition(os.sep)
         if rest and head != "lib-dynload":
             packages.add(head)

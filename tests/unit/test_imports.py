@@ -173,3 +173,11 @@ def test_stdlib_probe_is_remembered_until_what_it_depends_on_changes(tmp_path, m
     (staged / "runtimes" / "zygote.py").write_text("x = 22\n")  # our code changed
     stdlib_view.cached_probe(*args, ("json",))
     assert calls == [("json",), ("re",), ("json",)]
+
+
+def test_stdlib_view_refuses_a_file_outside_the_standard_library():
+    from sandbox.errors import JailError
+    from sandbox.stdlib_view import units
+
+    with pytest.raises(JailError, match="outside"):
+        units("/usr/lib/python3.11", ["/usr/lib/python3.11/../../../etc/shadow"])
