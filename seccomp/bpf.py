@@ -5,13 +5,15 @@ pid into the instructions listed in ``pid_slots`` (their ``k`` field) and instal
 compilation happens in the child, and no library is needed inside the jail.
 
 Order of checks: architecture (anything but x86_64 is killed: a 32-bit syscall table would
-bypass every rule), x32 numbers (killed), the kill list, then the argument checks for
-``clone`` (threads only) and ``kill``/``tkill``/``tgkill`` (own pid only); everything else is
-left to the jail filter underneath.
+bypass every rule), x32 numbers (killed), then a binary search over the numbers that have a
+rule (kill; ENOSYS; ``clone`` for threads only; ``kill``/``tkill``/``tgkill`` to its own pid
+only), leading to the argument checks where a rule needs them; everything else is left to the
+jail filter underneath.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass
 
@@ -23,6 +25,9 @@ JEQ_K = 0x15
 JGE_K = 0x35
 JSET_K = 0x45
 RET_K = 0x06
+
+# rules tested one by one at the leaves of the binary search
+_LEAF_RULES = 4
 
 RET_ALLOW = 0x7FFF0000
 RET_KILL_PROCESS = 0x80000000
@@ -73,25 +78,42 @@ def compile_child(
     enosys: frozenset[str],
 ) -> ChildFilter:
     """Build the per-child program from the policy's name sets (x86_64)."""
-    insns: list[tuple[str | None, Insn]] = []
+    rules = sorted(
+        [(number(n), "kill") for n in kill] + [(number(n), "enosys") for n in enosys]
+        + [(number(n), "threads") for n in threads_only] + [(number(n), "self") for n in self_only]
+    )
+    if len({nr for nr, _ in rules}) != len(rules):
+        raise ValueError("a system call appears in more than one rule of the child policy")
+    insns: list[tuple[list[str], Insn]] = []
+    pending: list[str] = []  # labels of the next instruction emitted
     pid_labels: list[int] = []
+    nodes = itertools.count()
 
     def emit(insn: Insn, label: str | None = None) -> None:
-        insns.append((label, insn))
+        insns.append((pending[:] + ([label] if label else []), insn))
+        pending.clear()
+
+    def search(part: list[tuple[int, str]]) -> None:
+        """A binary search on the number: a syscall costs about log2(rules) comparisons
+        rather than one per rule, both when the kernel evaluates the filter for every number
+        at install time (to cache constant verdicts) and on each call the filter sees."""
+        if len(part) <= _LEAF_RULES:
+            for nr, label in part:
+                emit(Insn(JEQ_K, nr, jt=label, jf=0))
+            emit(Insn(RET_K, RET_ALLOW))  # no rule for it: the jail filter underneath decides
+            return
+        mid = len(part) // 2
+        upper = f"n{next(nodes)}"
+        emit(Insn(JGE_K, part[mid][0], jt=upper, jf=0))
+        search(part[:mid])
+        pending.append(upper)
+        search(part[mid:])
 
     emit(Insn(LD_W_ABS, OFF_ARCH))
     emit(Insn(JEQ_K, AUDIT_ARCH_X86_64, jt=0, jf="kill"))
     emit(Insn(LD_W_ABS, OFF_NR))
     emit(Insn(JGE_K, X32_SYSCALL_BIT, jt="kill", jf=0))
-    for name in sorted(kill):
-        emit(Insn(JEQ_K, number(name), jt="kill", jf=0))
-    for name in sorted(enosys):
-        emit(Insn(JEQ_K, number(name), jt="enosys", jf=0))
-    for name in sorted(threads_only):
-        emit(Insn(JEQ_K, number(name), jt="threads", jf=0))
-    for name in sorted(self_only):
-        emit(Insn(JEQ_K, number(name), jt="self", jf=0))
-    emit(Insn(RET_K, RET_ALLOW))
+    search(rules)
     emit(Insn(LD_W_ABS, arg_low(0)), label="threads")
     emit(Insn(JSET_K, CLONE_THREAD, jt="allow", jf="kill"))
     emit(Insn(LD_W_ABS, arg_low(0)), label="self")
@@ -112,8 +134,8 @@ def number(name: str) -> int:
         raise ValueError(f"unknown x86_64 system call {name!r} in the seccomp policy") from None
 
 
-def _assemble(insns: list[tuple[str | None, Insn]]) -> bytes:
-    labels = {label: i for i, (label, _) in enumerate(insns) if label is not None}
+def _assemble(insns: list[tuple[list[str], Insn]]) -> bytes:
+    labels = {label: i for i, (names, _) in enumerate(insns) for label in names}
     out = bytearray()
     for i, (_, insn) in enumerate(insns):
         jt = _offset(i, insn.jt, labels)

@@ -105,3 +105,18 @@ def test_jail_policy_denies_by_default() -> None:
     assert "newstat" in text and " stat," not in text
     for name in ("ptrace", "mount", "bpf", "socket", "connect", "unshare"):
         assert f" {name}," not in text and f" {name} " not in text
+
+
+def test_every_number_gets_the_verdict_its_rule_gives(program: bytes) -> None:
+    """The binary search against the rules read one by one, for every number up to 1024."""
+    verdicts = {}
+    for name in policy.CHILD_KILL:
+        verdicts[X86_64[name]] = bpf.RET_KILL_PROCESS
+    for name in policy.CHILD_ENOSYS:
+        verdicts[X86_64[name]] = bpf.RET_ERRNO | 38
+    for nr in range(1024):
+        args = (0x11,) if nr == X86_64["clone"] else (1, 9)  # fork's flags; another's pid
+        expected = verdicts.get(nr, bpf.RET_ALLOW)
+        if nr in {X86_64[n] for n in policy.CHILD_SELF_ONLY | policy.CHILD_THREADS_ONLY}:
+            expected = bpf.RET_KILL_PROCESS
+        assert evaluate(program, nr, args) == expected, nr
