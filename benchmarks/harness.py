@@ -318,10 +318,9 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
                 continue
             plan.append((s, name, _baseline_call(name, s, echo), name in COLD))
     cold_rounds = len(range(0, settings.rounds, settings.cold_every))
-    sweeps = len(settings.levels) * len([n for n in ("daemon", "embedded") if n == "embedded"
-                                         or daemon is not None])
-    total = (sum(settings.rounds if not cold else cold_rounds for *_, cold in plan)
-             + sweeps * 20 + 20)
+    client_modes = 2 if daemon is not None else 1
+    total = (sum(cold_rounds if cold else settings.rounds for *_, cold in plan)
+             + len(settings.levels) * client_modes * 20 + 20)  # a sweep or the CPU block: 20
     progress = Progress(total)
     for _s, name, fn, _ in plan:  # warm-up: pools full, caches hot, every path checked once
         for _ in range(3 if name in COLD else 20):
