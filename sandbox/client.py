@@ -144,9 +144,9 @@ class ClientBase:
         return timeout + wait + _GRACE_S
 
     def envelope_limit(self, submit: p.Submit) -> int:
-        lim = submit.limits
-        return ((lim.result_bytes or self.defaults.result_bytes)
-                + (lim.stdout_bytes or self.defaults.stdout_bytes) + 65536)
+        lim = submit.limits  # valid: build() checked them
+        return self.defaults.replace(stdout_bytes=lim.stdout_bytes,
+                                     result_bytes=lim.result_bytes).envelope_bytes
 
     @staticmethod
     def reply_id(frame: bytes) -> tuple[str | None, p.Message | None]:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from sandbox.imports import ImportPolicy
 
 MiB = 1024 * 1024
+ENVELOPE_SLACK_BYTES = 64 * 1024  # an envelope's fields besides the result and the output
 
 #: Runtime names a request may use, mapped to the runtime that serves them.
 RUNTIME_ALIASES = {"python": "python", "py": "python", "javascript": "javascript", "js": "javascript"}
@@ -47,6 +48,12 @@ class Limits:
         _check(self.memory_mb, int, 16, 65536, "memory_mb")
         _check(self.stdout_bytes, int, 0, 256 * MiB, "stdout_bytes")
         _check(self.result_bytes, int, 1024, 256 * MiB, "result_bytes")
+
+    @property
+    def envelope_bytes(self) -> int:
+        """The largest result envelope a task under these limits may produce: its result,
+        its captured output, and room for the rest of the envelope."""
+        return self.result_bytes + self.stdout_bytes + ENVELOPE_SLACK_BYTES
 
     def replace(self, **changes: object) -> Limits:
         """These limits with some changed; None means keep. ConfigError if any is invalid."""

@@ -24,13 +24,6 @@ def _rejected(message: str) -> bytes:
     return wire.encode_result(Status.REJECTED, message)
 
 
-def envelope_limit(defaults: Limits, overrides: dict[str, Any]) -> int:
-    """The largest result envelope a task with these limits may produce."""
-    result = overrides.get("result_bytes") or defaults.result_bytes
-    stdout = overrides.get("stdout_bytes") or defaults.stdout_bytes
-    return int(result) + int(stdout) + 65536
-
-
 POLICIES = ("default", "restricted")
 
 
@@ -99,16 +92,17 @@ class Sandbox:
             encoded = codec.encode(data)
         except codec.EncodeError as exc:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
-        limits = dict(timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
-                      result_bytes=result_bytes)
         started = time.perf_counter()
-        envelope = self.run_encoded(runtime, code, encoded, policy=policy, imports=imports,
-                                    **limits)
-        return Result.from_wire(
-            envelope,
-            max_bytes=envelope_limit(self.config.default_limits, limits),
-            duration_ms=(time.perf_counter() - started) * 1000.0,
-        )
+        prepared = self.prepare(runtime, code, timeout_s=timeout_s, memory_mb=memory_mb,
+                                stdout_bytes=stdout_bytes, result_bytes=result_bytes,
+                                policy=policy, imports=imports)
+        if isinstance(prepared, bytes):  # rejected: the envelope says why
+            envelope, max_bytes = prepared, len(prepared)
+        else:
+            envelope = prepared.pool.run(code, encoded, prepared.limits, None, prepared.options)
+            max_bytes = prepared.limits.envelope_bytes
+        return Result.from_wire(envelope, max_bytes=max_bytes,
+                                duration_ms=(time.perf_counter() - started) * 1000.0)
 
     def run_encoded(
         self,

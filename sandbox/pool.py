@@ -32,8 +32,6 @@ from sandbox.jail import Jail
 log = logging.getLogger("sandbox.pool")
 
 MiB = 1024 * 1024
-# Room for the envelope around the result value and the captured output.
-_ENVELOPE_SLACK = 64 * 1024
 # How long to wait for the zygote's exit report of a child that closed its channel.
 _EXIT_REPORT_S = 2.0
 _RESTART_BACKOFF_S = (0.1, 0.5, 1.0, 2.0, 5.0)
@@ -110,7 +108,7 @@ class TaskRun:
         self._fd = child.channel.fileno()
         self._limits = limits
         self.deadline = time.monotonic() + limits.timeout_s
-        self._max_frame = limits.result_bytes + limits.stdout_bytes + _ENVELOPE_SLACK
+        self._max_frame = limits.envelope_bytes
         self._header = bytearray(4)
         self._got = 0
         self._body: bytearray | None = None
