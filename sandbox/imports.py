@@ -11,13 +11,12 @@ widen them. Pure: no I/O; the child enforces the result (``runtimes/python/impor
 
 from __future__ import annotations
 
-import sys
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from runtimes.python.imports import ALL, SETTING, allowed_by, is_stdlib
 from sandbox.errors import ConfigError
-
-ALL = "*"
 
 #: The standard-library modules snippets may import unless the operator says otherwise.
 SAFE_STDLIB: tuple[str, ...] = (
@@ -29,26 +28,9 @@ SAFE_STDLIB: tuple[str, ...] = (
     "urllib.parse", "uuid", "zlib",
 )
 
-SETTINGS = {
-    "stdlib": "stdlib_allow (SANDBOX_STDLIB_ALLOW, --stdlib-allow)",
-    "external": "external_allow (SANDBOX_EXTERNAL_ALLOW, --external-allow)",
-}
-
-
-def is_stdlib(name: str) -> bool:
-    return name.partition(".")[0] in sys.stdlib_module_names
-
-
 def _valid(name: str) -> bool:
     return name == ALL or (0 < len(name) <= 128 and all(
         part.isidentifier() for part in name.split(".")))
-
-
-def _allowed_by(allowed: frozenset[str], name: str) -> bool:
-    if ALL in allowed:
-        return True
-    parts = name.split(".")
-    return any(".".join(parts[:i]) in allowed for i in range(1, len(parts) + 1))
 
 
 @dataclass(frozen=True)
@@ -59,10 +41,10 @@ class ImportPolicy:
     @classmethod
     def of(cls, stdlib: Iterable[str] = SAFE_STDLIB, external: Iterable[str] = ()) -> ImportPolicy:
         stdlib, external = frozenset(stdlib), frozenset(external)
-        for kind, names in (("stdlib", stdlib), ("external", external)):
+        for in_stdlib, names in ((True, stdlib), (False, external)):
             bad = sorted(n for n in names if not _valid(n))
             if bad:
-                raise ConfigError(f"{SETTINGS[kind].split()[0]}: not a module name: {bad[0]!r}")
+                raise ConfigError(f"{SETTING[in_stdlib].split()[0]}: not a module name: {bad[0]!r}")
         wrong = sorted(n for n in stdlib if n != ALL and not is_stdlib(n))
         if wrong:
             raise ConfigError(f"stdlib_allow: {wrong[0]!r} is not a standard-library module "
@@ -70,7 +52,7 @@ class ImportPolicy:
         return cls(stdlib, external)
 
     def allows(self, name: str) -> bool:
-        return _allowed_by(self.stdlib if is_stdlib(name) else self.external, name)
+        return allowed_by(self.stdlib if is_stdlib(name) else self.external, name)
 
     def narrow(self, requested: Iterable[str] | None) -> ImportPolicy:
         """The policy for a task that asks for ``requested`` (None: the operator's lists)."""
@@ -81,11 +63,16 @@ class ImportPolicy:
             if name == ALL or not _valid(name):
                 raise ConfigError(f"imports: {name!r} is not a module name")
             if not self.allows(name):
-                kind = "stdlib" if is_stdlib(name) else "external"
                 raise ConfigError(f"imports: {name!r} is not allowed by the operator; "
-                                  f"{SETTINGS[kind]} would allow it")
+                                  f"{SETTING[is_stdlib(name)]} would allow it")
         return ImportPolicy(frozenset(n for n in names if is_stdlib(n)),
                             frozenset(n for n in names if not is_stdlib(n)))
 
     def to_wire(self) -> dict[str, list[str]]:
+        """The lists as the child reads them (computed once: every task of a pool sends the
+        operator's lists unless it narrows them)."""
+        return self._wire
+
+    @functools.cached_property
+    def _wire(self) -> dict[str, list[str]]:
         return {"stdlib": sorted(self.stdlib), "external": sorted(self.external)}

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 ALL = "*"
-_SETTING = {
+#: The operator's setting that governs a module, by whether it is in the standard library.
+SETTING = {
     True: "stdlib_allow (SANDBOX_STDLIB_ALLOW, --stdlib-allow)",
     False: "external_allow (SANDBOX_EXTERNAL_ALLOW, --external-allow)",
 }
@@ -32,7 +33,13 @@ class ImportDenied(ImportError):
     """An import the task's allow-list does not cover."""
 
 
-def _allowed(allowed: frozenset[str], name: str) -> bool:
+def is_stdlib(name: str) -> bool:
+    return name.partition(".")[0] in sys.stdlib_module_names
+
+
+def allowed_by(allowed: frozenset[str], name: str) -> bool:
+    """Whether ``name`` (dotted) is covered by a list of names: itself, a package above it,
+    or ``*``."""
     if ALL in allowed:
         return True
     parts = name.split(".")
@@ -44,16 +51,15 @@ def guard(policy: dict[str, Any]) -> Callable[..., Any]:
     stdlib = frozenset(policy.get("stdlib", ()))
     external = frozenset(policy.get("external", ()))
     real_import = builtins.__import__
-    stdlib_names = sys.stdlib_module_names
 
     def check(name: str) -> None:
         if name in IMPLICIT:
             return
-        in_stdlib = name.partition(".")[0] in stdlib_names
-        if not _allowed(stdlib if in_stdlib else external, name):
+        in_stdlib = is_stdlib(name)
+        if not allowed_by(stdlib if in_stdlib else external, name):
             kind = "standard-library" if in_stdlib else "third-party"
             raise ImportDenied(f"import of {kind} module {name!r} is not allowed here; "
-                               f"the operator can allow it with {_SETTING[in_stdlib]}",
+                               f"the operator can allow it with {SETTING[in_stdlib]}",
                                name=name)
 
     def guarded_import(name: str, globals: Any = None, locals: Any = None,
