@@ -170,8 +170,8 @@ def encode_task(
     imports: dict[str, list[str]] | None = None,
 ) -> bytes:
     """The task frame body the runner sends to one child. ``data`` is codec-encoded;
-    ``policy`` and ``imports`` (Python: the language layer's mode and allow-lists) are None
-    for runtimes that have no such layer."""
+    ``policy`` and ``imports`` are Python's language layer (mode and allow-lists); a task sent
+    without ``imports`` may import nothing, never everything."""
     return pack(
         {
             "v": VERSION,
@@ -183,7 +183,7 @@ def encode_task(
             "stdout_bytes": stdout_bytes,
             "result_bytes": result_bytes,
             "policy": policy,
-            "imports": imports or {"stdlib": ["*"], "external": ["*"]},
+            "imports": imports or {"stdlib": [], "external": []},
         }
     )
 

@@ -104,3 +104,9 @@ def test_control_messages_carry_fds():
             os.close(fd)
         a.close()
         assert wire.recv_control(b) == (None, [])
+
+
+def test_a_task_without_allow_lists_may_import_nothing():
+    body = wire.encode_task(code="return 1", data=b"\xc0", as_bytes=1, memory_bytes=1, cpu_s=1,
+                            stdout_bytes=1, result_bytes=1024)
+    assert wire.unpack(body, max_bytes=1 << 20)["imports"] == {"stdlib": [], "external": []}
