@@ -254,10 +254,9 @@ def _runner(args: argparse.Namespace) -> int:
     import threading
 
     from sandbox.allocator import keep_large_blocks
-
-    keep_large_blocks()
     from sandbox.runner import Runner, RunnerConfig
 
+    keep_large_blocks()
     runtimes = tuple(canonical_runtime(r) or r for r in args.runtimes.split(",") if r)
     unknown = [r for r in runtimes if r not in RUNTIME_ALIASES.values()]
     if unknown:

@@ -253,8 +253,7 @@ class Pool:
             if not self._idle:
                 self._recycle_cv.notify()
                 return None
-            self._pending += 1
-            return self._idle.popleft()
+            return self._take()
 
     def no_child_envelope(self) -> bytes:
         return wire.encode_result(
@@ -306,9 +305,12 @@ class Pool:
                         self._lock.wait(remaining)
                 finally:
                     self._waiters -= 1
-            child = self._idle.popleft()
-            self._pending += 1
-        return child
+            return self._take()
+
+    def _take(self) -> Child:
+        """Hand out the oldest idle child (lock held); its replacement is now pending."""
+        self._pending += 1
+        return self._idle.popleft()
 
     def _finish(self, child: Child) -> None:
         """The task is over and its caller has the result. The child is stopped at once, so
