@@ -129,8 +129,8 @@ class ClientBase:
             priority=priority, lane=lane, group=group, version=version,
             wait_for_runner=wait_for_runner, queue_timeout_s=queue_timeout_s,
             idempotent=idempotent, max_attempts=max_attempts, policy=policy,
-            imports=None if imports is None else tuple(imports) if not isinstance(imports, str)
-            else imports,
+            # any iterable of names becomes a tuple; a bare string is left for validate to refuse
+            imports=imports if imports is None or isinstance(imports, str) else tuple(imports),
         )
         try:
             p.validate(submit)  # the broker would refuse it: say so here, clearly
