@@ -275,3 +275,22 @@ def test_language_options_travel_through_the_broker():
         assert narrowed.status is Status.ERROR and narrowed.error.type == "ImportDenied"
         widened = client.run("python", "import os", imports=["os"])
         assert widened.status is Status.REJECTED and "stdlib_allow" in widened.message
+
+
+def test_bad_requests_through_a_client_are_rejected_and_nothing_else_breaks():
+    with Client(pool=PoolConfig(size=1), runtimes=("python",)) as client:
+        cases = {
+            "unknown runtime": client.run("cobol", "return 1"),
+            "oversized data": client.run("python", "return 1", b"x" * (p.MAX_DATA_BYTES + 1)),
+            "oversized code": client.run("python", "x = 1\n" * (p.MAX_CODE_BYTES // 6 + 1)),
+            "bad limits": client.run("python", "return 1", timeout_s=-1),
+            "unknown policy": client.run("python", "return 1", policy="paranoid"),
+        }
+        messages = {name: (r.status, r.message) for name, r in cases.items()}
+        assert all(status is Status.REJECTED for status, _ in messages.values()), messages
+        assert "cobol" in messages["unknown runtime"][1]
+        assert "data" in messages["oversized data"][1]
+        assert "'code' is over" in messages["oversized code"][1]
+        assert "timeout_s" in messages["bad limits"][1]
+        assert "paranoid" in messages["unknown policy"][1]
+        assert client.run("python", "return 'still fine'").value == "still fine"
