@@ -31,7 +31,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def settings_of(args: argparse.Namespace) -> harness.Settings:
     quick = args.quick
-    levels = (1, 4) if quick else (1, 2, 4, 8, 16, 32)
+    levels: tuple[int, ...] = (1, 4) if quick else (1, 2, 4, 8, 16, 32)
     if args.levels:
         levels = tuple(int(x) for x in args.levels.split(","))
     return harness.Settings(

@@ -18,7 +18,7 @@ import zmq
 
 
 def _broker(directory: str) -> None:
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context = zmq.Context.instance()
     front = ctx.socket(zmq.ROUTER)
     front.bind(f"ipc://{directory}/front.sock")
     back = ctx.socket(zmq.ROUTER)
@@ -45,7 +45,7 @@ def _broker(directory: str) -> None:
 
 
 def _worker(directory: str) -> None:
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
     sock.connect(f"ipc://{directory}/back.sock")
     sock.send(b"ready")
     while True:
@@ -60,7 +60,7 @@ class EchoFloor:
                              stdin=subprocess.DEVNULL)
             for role in ("broker", "worker")
         ]
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(f"ipc://{directory}/front.sock")
         self._n = 0

@@ -67,7 +67,7 @@ class _Gauges:
     def __init__(self, server: BrokerServer) -> None:
         self.server = server
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self):
         with self.server.lock:
             core = self.server.core
             depths = core.queue_depths()

@@ -169,7 +169,7 @@ Message = (
     Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Ready | RunnerHeartbeat | Done | Bye
     | TaskMsg | CancelTask | BrokerHeartbeat
 )
-_TYPES: dict[str, type] = {
+_TYPES: dict[str, Any] = {
     cls.TYPE: cls
     for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Ready, RunnerHeartbeat, Done,
                 Bye, TaskMsg, CancelTask, BrokerHeartbeat)
@@ -209,7 +209,7 @@ def decode(frame: bytes) -> Message:
             f"protocol version {version!r} is not supported (this side speaks {VERSION})", msg_id
         )
     kind = body.get("t")
-    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    cls: Any = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(f"unknown message type {body.get('t')!r}", msg_id)
     try:
@@ -232,7 +232,7 @@ def validate(msg: Message) -> None:
         raise
 
 
-def _build(cls: type, body: dict[str, Any]) -> Message:
+def _build(cls: Any, body: dict[str, Any]) -> Message:
     known = {f.name for f in fields(cls)}
     unknown = set(body) - known - {"v", "t"}
     if unknown:

@@ -141,6 +141,8 @@ def _curve_client(args: argparse.Namespace) -> Any:
     try:
         public, secret = zmq.auth.load_certificate(f"{args.curve_dir}/client.key_secret")
         server, _ = zmq.auth.load_certificate(f"{args.curve_dir}/server.key")
+        if secret is None:
+            raise ValueError("client.key_secret holds no secret key")
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot load CURVE keys from {args.curve_dir}: {exc}") from exc
     return CurveClient(public, secret, server)

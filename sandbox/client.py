@@ -68,7 +68,7 @@ class AsyncHandle:
     def __init__(self, client: AsyncClient, task_id: str, future: asyncio.Future) -> None:
         self.id, self._client, self.future = task_id, client, future
 
-    def __await__(self):  # type: ignore[no-untyped-def]
+    def __await__(self):
         return self.future.__await__()
 
     def cancel(self) -> None:
@@ -130,7 +130,7 @@ class ClientBase:
             wait_for_runner=wait_for_runner, queue_timeout_s=queue_timeout_s,
             idempotent=idempotent, max_attempts=max_attempts, policy=policy,
             # any iterable of names becomes a tuple; a bare string is left for validate to refuse
-            imports=imports if imports is None or isinstance(imports, str) else tuple(imports),
+            imports=imports if imports is None or isinstance(imports, str) else tuple(imports),  # type: ignore[arg-type]
         )
         try:
             p.validate(submit)  # the broker would refuse it: say so here, clearly
@@ -265,7 +265,7 @@ class Client(ClientBase):
         if not insecure:
             _options(endpoint, curve)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s)
-        self.context = zmq.Context.instance()
+        self.context: zmq.Context = zmq.Context.instance()
         self._embedded = None
         if endpoint is None:
             self._embedded = _Embedded(self.context, pool or PoolConfig(), runtimes,
@@ -368,7 +368,7 @@ class AsyncClient(ClientBase):
         if not insecure:
             _options(endpoint, curve)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s)
-        sync_context = zmq.Context.instance()
+        sync_context: zmq.Context = zmq.Context.instance()
         self.context = zmq.asyncio.Context.shadow(sync_context.underlying)
         self._embedded = None
         if endpoint is None:

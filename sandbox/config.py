@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sandbox.errors import ConfigError
@@ -63,7 +64,7 @@ class Limits:
             raise ConfigError(f"unknown limit(s): {', '.join(sorted(unknown))}")
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update({k: v for k, v in changes.items() if v is not None})
-        return Limits(**values)  # type: ignore[arg-type]
+        return Limits(**values)
 
 
 @dataclass(frozen=True)
@@ -207,10 +208,10 @@ class ServiceConfig:
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read config file {file}: {exc}") from exc
             values.update(cls._typed(data, f"config file {file}"))
-        env = os.environ if env is None else env
+        source: Mapping[str, str] = os.environ if env is None else env
         values.update(cls._typed(
-            {f.name: env[f"SANDBOX_{f.name.upper()}"] for f in fields(cls)
-             if f"SANDBOX_{f.name.upper()}" in env},
+            {f.name: source[f"SANDBOX_{f.name.upper()}"] for f in fields(cls)
+             if f"SANDBOX_{f.name.upper()}" in source},
             "environment", from_text=True,
         ))
         values.update(cls._typed({k: v for k, v in (flags or {}).items() if v is not None}, "flags"))
@@ -228,14 +229,14 @@ class ServiceConfig:
                 if isinstance(default, tuple):
                     if isinstance(value, str):
                         value = tuple(v.strip() for v in value.split(",") if v.strip())
-                    value = tuple(str(v) for v in value)  # type: ignore[union-attr]
+                    value = tuple(str(v) for v in value)  # type: ignore[attr-defined]
                 elif isinstance(default, bool):
                     if isinstance(value, str) and from_text:
                         if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
                             raise ValueError(value)
                         value = value.lower() in ("1", "true", "yes")
                 elif isinstance(default, (int, float)) and from_text:
-                    value = type(default)(value)  # type: ignore[arg-type]
+                    value = type(default)(value)  # type: ignore[call-overload,arg-type]
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{source}: bad value for {name}: {exc}") from exc
             out[name] = value

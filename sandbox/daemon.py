@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import zmq
@@ -121,7 +122,7 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path == "/healthz":
                 with server.lock:
-                    body = {"status": "draining" if server.draining else "ok",
+                    body: dict[str, Any] = {"status": "draining" if server.draining else "ok",
                             "runners": len(server.core.runners),
                             "queued": len(server.core.queued),
                             "in_flight": len(server.core.running)}

@@ -201,7 +201,7 @@ class Pool:
         self._waiters = 0  # tasks waiting in _acquire for an idle child
         # finished children, stopped, waiting to be killed and replaced: (when, child)
         self._recycle: collections.deque[tuple[float, Child]] = collections.deque()
-        self._recycle_cv = threading.Condition(self._lock)
+        self._recycle_cv = threading.Condition(self._lock)  # type: ignore[arg-type]
         self._closed = False
         self._baseline_bytes = 0  # a fresh child's address space, measured once per jail
         self._boost = os.geteuid() == 0  # see jail.BACKGROUND_NICE
@@ -462,7 +462,7 @@ class Pool:
             elif op == "exited":
                 pid = wire.field(msg, "pid", int)
                 with self._lock:
-                    child = self._children.pop(pid, None)
+                    child = self._children.pop(pid, None)  # type: ignore[arg-type]
                     if child is not None and child in self._idle:
                         # died while idle (e.g. the jail's memory cap): replace it
                         self._idle.remove(child)

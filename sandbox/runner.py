@@ -225,6 +225,7 @@ class Runner:
 
     def _start_waiting(self, sock: zmq.Socket, now: float) -> None:
         for waiting in list(self._waiting):
+            failure: str | None
             try:
                 child = waiting.prepared.pool.try_acquire()
             except Exception as exc:

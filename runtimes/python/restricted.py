@@ -50,7 +50,7 @@ class RestrictedCodeError(Exception):
 
 def compile_snippet(code: str, filename: str) -> CodeType:
     result = compile_restricted_function("data", code, FUNCTION, filename=filename)
-    if result.errors:
+    if result.errors or result.code is None:
         raise RestrictedCodeError("; ".join(result.errors))
     return result.code
 

@@ -431,7 +431,7 @@ def test_every_submitted_task_gets_exactly_one_final_answer_under_churn():
 
         def record(sends: list[Send], answers: dict[str, int] = answers) -> None:
             for s in sends:
-                if s.to == C1 and isinstance(s.msg, (p.ResultMsg, p.Rejected)):
+                if s.to == C1 and isinstance(s.msg, (p.ResultMsg, p.Rejected)) and s.msg.id:
                     answers[s.msg.id] = answers.get(s.msg.id, 0) + 1
 
         for step in range(200):

@@ -27,3 +27,12 @@ def test_the_public_surface_is_pinned():
     ]
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None
+
+
+def test_mypy_finds_nothing():
+    """Types are checked over the whole tree (settings in pyproject.toml)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
