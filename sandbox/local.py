@@ -1,15 +1,16 @@
 """The local API: ``Sandbox``, pre-forked jails for each runtime in this process.
 
-One background thread runs the host worker's loop (``sandbox.worker``), which owns every jail
-and child fd; ``run`` may be called from any number of threads: it checks the request where it
-enters (``sandbox.request``), hands it to the loop through a thread-safe queue and a wake fd,
-and waits for that task's one outcome.
+One loop (``sandbox.loop``) owns every jail and child fd of the host worker
+(``sandbox.worker``). ``run`` may be called from any number of threads: it checks the request
+where it enters (``sandbox.request``), hands it to the loop and waits for that task's one
+outcome. The loop is a ``SharedLoop``: a caller that finds it free runs it itself while it
+waits (no thread hand-off on a task's path); one that finds it busy hands its request in
+through the loop's queue and wake fd; a background thread runs it between callers.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import Hashable, Iterable
 from typing import Any
@@ -21,7 +22,7 @@ from sandbox.cancel import CancelToken
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError, ConfigError, RequestError
 from sandbox.jail import Launcher
-from sandbox.loop import Loop
+from sandbox.loop import Loop, SharedLoop
 from sandbox.result import Result
 from sandbox.worker import Worker
 
@@ -31,10 +32,10 @@ _ANSWER_SLACK_S = 10.0
 
 
 class _Call:
-    __slots__ = ("event", "envelope")
+    __slots__ = ("done", "envelope")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.done = False
         self.envelope: bytes | bytearray = b""
 
 
@@ -59,7 +60,6 @@ class Sandbox:
         self._calls: dict[Hashable, _Call] = {}
         self._ids = itertools.count()
         self._closed = False
-        self._stopping = False
         try:
             for name in runtimes:
                 runtime = registry.canonical(name)
@@ -70,9 +70,8 @@ class Sandbox:
             self._worker.close()
             self._loop.close()
             raise
-        self._thread = threading.Thread(target=self._loop.run, args=(lambda: self._stopping,),
-                                        name="sandbox-worker", daemon=True)
-        self._thread.start()
+        self._shared = SharedLoop(self._loop)
+        self._shared.start()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -150,13 +149,14 @@ class Sandbox:
         if self._closed:
             return
         self._closed = True
+        closed: list[bool] = []
 
-        def shutdown() -> None:
+        def close() -> None:
             self._worker.close()
-            self._stopping = True
+            closed.append(True)
 
-        self._loop.call_soon_threadsafe(shutdown)
-        self._thread.join()
+        self._shared.run_until(close, lambda: bool(closed))
+        self._shared.stop()
         self._loop.close()
 
     # -- the hand-over to the loop -----------------------------------------------------------
@@ -174,12 +174,11 @@ class Sandbox:
             raise ClosedError("the sandbox is closed")
         key = next(self._ids)
         call = self._calls[key] = _Call()
-        self._loop.call_soon_threadsafe(lambda: self._worker.submit(key, task))
         if cancel is not None:
             cancel.on_set(lambda: self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key)))
         bound = (task.limits.timeout_s + self.config.acquire_timeout_s
                  + self.config.start_timeout_s + _ANSWER_SLACK_S)
-        if not call.event.wait(bound):
+        if not self._shared.run_until(lambda: self._worker.submit(key, task), lambda: call.done, bound):
             self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key))
             self._calls.pop(key, None)
             return outcome.encode(Status.CRASHED, f"the sandbox's worker loop did not answer within "
@@ -190,20 +189,14 @@ class Sandbox:
         call = self._calls.pop(key, None)
         if call is not None:
             call.envelope = envelope
-            call.event.set()
+            call.done = True
+            self._shared.changed()
 
     def _ask(self, fn: Any) -> Any:
         """Run ``fn`` in the loop's thread and return what it returns."""
         if self._closed:
             raise ClosedError("the sandbox is closed")
         box: list[Any] = []
-        done = threading.Event()
-
-        def call() -> None:
-            box.append(fn())
-            done.set()
-
-        self._loop.call_soon_threadsafe(call)
-        if not done.wait(10.0):
+        if not self._shared.run_until(lambda: box.append(fn()), lambda: bool(box), 10.0):
             raise ClosedError("the sandbox's worker loop did not answer")
         return box[0]

@@ -326,7 +326,9 @@ class Worker:
                             (process.exit_fd(), self._on_jail_exit),
                             (process.stderr_fd(), self._on_stderr)):
             if fd is not None:
-                self.loop.watch(fd, functools.partial(handler, pool))
+                # urgent: handled as they come even between tasks (a refill's report read
+                # then is not read on the next task's way; a jail's death is seen at once)
+                self.loop.watch(fd, functools.partial(handler, pool), urgent=True)
                 pool.watched.append(fd)
         return None
 

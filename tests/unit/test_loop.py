@@ -98,3 +98,84 @@ def test_a_failing_handler_costs_its_event_not_the_loop():
     for fd in (r, w):
         os.close(fd)
     loop.close()
+
+
+# -- SharedLoop: callers drive the loop while they wait ---------------------------------------
+
+
+def test_a_lone_caller_runs_the_loop_in_its_own_thread():
+    from sandbox.loop import SharedLoop
+
+    loop = Loop()
+    shared = SharedLoop(loop)
+    shared.start()
+    ran_in = []
+    assert shared.run_until(lambda: ran_in.append(threading.get_ident()), lambda: bool(ran_in), 5)
+    assert ran_in == [threading.get_ident()]  # no hand-off to another thread
+    shared.stop()
+    loop.close()
+
+
+def test_a_follower_takes_the_lead_when_the_leader_leaves_first():
+    from sandbox.loop import SharedLoop
+
+    loop = Loop()
+    shared = SharedLoop(loop)
+    shared.start()
+    r, w = os.pipe()
+    arrived = []
+    loop.watch(r, lambda events: (arrived.append(os.read(r, 10)), shared.changed()))
+    leader_in = threading.Event()
+    results = {}
+
+    def leader() -> None:
+        results["leader"] = shared.run_until(leader_in.set, lambda: len(arrived) >= 1, 5)
+
+    def follower() -> None:
+        leader_in.wait()
+        results["follower"] = shared.run_until(lambda: None, lambda: len(arrived) >= 2, 5)
+
+    threads = [threading.Thread(target=leader), threading.Thread(target=follower)]
+    for t in threads:
+        t.start()
+    leader_in.wait()
+    os.write(w, b"a")
+    time.sleep(0.1)
+    os.write(w, b"b")  # only the follower still waits: it must be running the loop now
+    for t in threads:
+        t.join(5)
+    assert results == {"leader": True, "follower": True}
+    loop.unwatch(r)
+    shared.stop()
+    for fd in (r, w):
+        os.close(fd)
+    loop.close()
+
+
+def test_the_background_thread_handles_urgent_fds_between_callers():
+    from sandbox.loop import SharedLoop
+
+    loop = Loop()
+    shared = SharedLoop(loop)
+    shared.start()
+    r, w = os.pipe()
+    seen = threading.Event()
+    loop.watch(r, lambda events: (os.read(r, 10), seen.set()), urgent=True)
+    os.write(w, b"x")  # nobody waits on the loop: the background thread must see this
+    assert seen.wait(5)
+    loop.unwatch(r)
+    shared.stop()
+    for fd in (r, w):
+        os.close(fd)
+    loop.close()
+
+
+def test_a_wait_that_times_out_says_so():
+    from sandbox.loop import SharedLoop
+
+    loop = Loop()
+    shared = SharedLoop(loop)
+    shared.start()
+    assert shared.run_until(lambda: None, lambda: False, 0.1) is False
+    shared.stop()
+    loop.close()
