@@ -95,6 +95,7 @@ class Task:
     result_bytes: int
     policy: str = "default"
     imports: Imports = Imports()
+    timeout_ms: int = 0  # the wall-clock timeout the host enforces (0: not said)
 
 
 Message = Init | Spawn | Ready | Spawned | Exited | Task
@@ -208,6 +209,7 @@ def _task(raw: dict[str, Any]) -> Task:
         policy=policy,
         imports=Imports(_names(imports.get("stdlib", []), "imports.stdlib"),
                         _names(imports.get("external", []), "imports.external")),
+        timeout_ms=_int(raw, "timeout_ms", 0, 1 << 32) if "timeout_ms" in raw else 0,
     )
 
 
