@@ -332,11 +332,11 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
         ctx.set("__input", data_json)
         # One eval compiles the snippet, runs it and, when it settled synchronously, reports.
         try:
-            text = ctx.eval(f"__sandbox.run(({_header(code)}{code}\n}}))")
+            text = ctx.eval(f"{_RUN}{_header(code)}{code}\n}}))")
         except quickjs.JSException as exc:
             if ctx.eval("__sandbox.started()"):
                 raise
-            error = _compile_error(str(exc))  # the snippet never ran: it did not compile
+            error = _compile_error(str(exc), len(_RUN) + len(_header(code)))  # it did not compile
             return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
         if not text:
             while ctx.execute_pending_job():
@@ -358,7 +358,8 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
             detail = ErrorDetail("UnserializableResult", error["message"], "")
             return finish(Status.ERROR, f"the result cannot be returned: {detail.message}", error=detail)
         detail = ErrorDetail(error["type"], error["message"],
-                             _traceback(error["type"], error["message"], error["stack"]))
+                             _traceback(error["type"], error["message"], error["stack"],
+                                        len(_RUN) + len(_header(code))))
         return finish(Status.ERROR, f"{detail.type}: {detail.message}", error=detail)
     try:
         encoded = codec.encode(report["value"], max_bytes=result_cap)
@@ -368,6 +369,9 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
         detail = ErrorDetail("UnserializableResult", str(exc), "")
         return finish(Status.ERROR, f"the result cannot be returned: {exc}", error=detail)
     return finish(Status.OK, "ok", value=encoded)
+
+
+_RUN = "__sandbox.run(("  # what precedes the header on the snippet's first line
 
 
 def _header(code: str) -> str:
@@ -389,23 +393,35 @@ def _engine_failure(text: str, finish: Any) -> bytes:
     return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
 
 
-def _compile_error(text: str) -> ErrorDetail:
+def _compile_error(text: str, offset: int) -> ErrorDetail:
     first, _, rest = text.strip().partition("\n")
     name, _, message = first.partition(": ")
     line = re.search(r"<input>:(\d+)", rest)
     if line:
         message = f"{message} (line {line.group(1)})"
     return ErrorDetail(name or "SyntaxError", message,
-                       f"{name}: {message}\n" + rest.replace("<input>", "<snippet>") + "\n")
+                       f"{name}: {message}\n" + _snippet_positions(rest, offset) + "\n")
 
 
-def _traceback(name: str, message: str, stack: str) -> str:
+def _traceback(name: str, message: str, stack: str, offset: int = 0) -> str:
     """The stack's frames inside the snippet, named ``<snippet>`` like Python's traceback."""
     lines = stack.splitlines()
     # frames below the snippet's own are the prelude's, which called it
     last = max((i for i, line in enumerate(lines) if "at snippet (" in line), default=len(lines) - 1)
-    frames = [line.replace("<input>", "<snippet>") for line in lines[: last + 1] if "<input>" in line]
+    frames = [_snippet_positions(line, offset) for line in lines[: last + 1] if "<input>" in line]
     return "\n".join([f"{name}: {message}", *frames]) + "\n"
+
+
+def _snippet_positions(text: str, offset: int) -> str:
+    """``<input>:L:C`` as the snippet's own ``<snippet>:L:C``: the wrapper shares the snippet's
+    first line, so columns on line 1 move back by its length."""
+    def one(match: re.Match[str]) -> str:
+        line, column = int(match.group(1)), int(match.group(2))
+        if line == 1:
+            column = max(1, column - offset)
+        return f"<snippet>:{line}:{column}"
+
+    return re.sub(r"<input>:(\d+):(\d+)", one, text).replace("<input>", "<snippet>")
 
 
 def _tagged(value: Any) -> Any:

@@ -176,4 +176,8 @@ def describe(exc: BaseException) -> ErrorDetail:
         message = f"{exc.msg} (line {exc.lineno})"
     else:
         message = str(exc)
-    return ErrorDetail(type(exc).__name__, message, "".join(formatted.format()))
+    text = "".join(formatted.format())
+    kind = type(exc)
+    if kind.__module__.startswith("runtimes."):  # our own errors go by their bare names
+        text = text.replace(f"{kind.__module__}.{kind.__qualname__}", kind.__qualname__)
+    return ErrorDetail(kind.__name__, message, text)
