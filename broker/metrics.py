@@ -60,7 +60,8 @@ class BrokerMetrics:
             key = f"{peer.hex()}:{msg.id}"
             if key in self._dispatched:  # answered by the broker itself (cancel, runner lost)
                 _, runtime = self._dispatched.pop(key)
-                self.tasks.labels(str(outcome.peek(msg.envelope) or "malformed"), runtime).inc()
+                seen = outcome.peek(msg.envelope)
+                self.tasks.labels(str(seen[0]) if seen else "malformed", runtime).inc()
 
 
 class _Gauges:

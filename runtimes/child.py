@@ -10,11 +10,14 @@ Steps, in order (the point where the child gives up its last privileges is marke
 4. install the per-child seccomp filter (no fork/exec/sockets, signals only to itself).
    --- from here on the child can no longer create processes, sockets or exec anything ---
 5. rehearse a canned task, so copy-on-write faults and lazy set-up land before the task.
-6. wait for exactly one task frame, and the shared output file that may come beside it
+6. wait for a task frame, and the shared output file that may come beside it
    (``runtimes.output``). Everything above happens ahead of demand, in the pool.
 7. map the output file, then lower address space and CPU seconds to the task's budget.
 8. run the task through the runtime's executor and write the encoded result.
-9. exit. Nothing of this process survives into another task.
+9. a task of the default mode was the only one: wait to be stopped and killed, and nothing
+   of this process survives into another task. In worker mode (``reusable``) the host may
+   send another task of the same tenant: back to step 6, with fresh interpreter state from
+   the executor; the limits of step 3 and 4 stay, the task's own are set again.
 """
 
 from __future__ import annotations
@@ -55,31 +58,39 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
         # A rehearsal with a canned snippet while idle: its copy-on-write page faults and
         # lazy initialisation happen now rather than on the task's clock.
         setup.executor.rehearse()
-        received = _receive_task(channel)
-        if received is None:
-            code = 0
-        else:
+        first = True
+        while True:
+            received = _receive_task(channel)
+            if received is None:  # the host closed the channel: shrinking, or shutting down
+                code = 0
+                break
             task, shared = received
-            _lower_limits(task)
+            _set_task_limits(task, first)
+            first = False
             try:
                 result = setup.executor.run(task, shared)
             except MemoryError:  # encoding the result itself did not fit: still one answer
                 result = outcome.encode(Status.MEMORY_LIMIT, "the result did not fit in the "
                                                              "snippet's memory limit")
             framing.send_frame(channel, result)
-            # Done: wait to be stopped and killed by the runner, which does that when it
-            # suits the caller (see the pool's recycling); exiting now would tear down the
-            # address space while the result is on its way. Niced meanwhile, and if the
-            # runner closes the channel instead, exit.
+            if shared is not None:
+                shared.close()  # its mapping counts against the next task's memory
+            # Niced until the host hands over a task again (it lifts us back to 0 then).
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, 19)
             except OSError:
                 pass
-            try:
-                channel.recv(1)
-            except OSError:
-                pass
-            code = 0
+            if not task.reusable:
+                # Done: wait to be stopped and killed by the host, when it suits the caller
+                # (see the pool's recycling); exiting now would tear down the address space
+                # while the result is on its way. If the host closes the channel, exit.
+                try:
+                    channel.recv(1)
+                except OSError:
+                    pass
+                code = 0
+                break
+            setup.executor.prepare_next()
     except BaseException:  # nothing may escape a forked child: the zygote's loop is above
         code = 70
     finally:
@@ -133,13 +144,27 @@ def _receive_task(channel: socket.socket) -> tuple[protocol.Task, mmap.mmap | No
         framing.close_fds(fds)
 
 
-def _lower_limits(task: protocol.Task) -> None:
+# A worker's CPU seconds over its whole life (the hard limit, set once; each task's own
+# budget is the soft limit, raised under it task by task).
+WORKER_CPU_S = 3600
+
+
+def _set_task_limits(task: protocol.Task, first: bool) -> None:
     as_bytes, cpu_s = task.as_bytes, task.cpu_s
     # soft == hard, so the snippet cannot raise them back (it has no CAP_SYS_RESOURCE in the
-    # initial user namespace, which is where the kernel checks).
-    resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
-    # SIGXCPU at the soft limit, SIGKILL one second later if it is ignored.
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    # initial user namespace, which is where the kernel checks). A worker's later tasks have
+    # the same budget (the host binds a worker to one), so there is nothing to raise.
+    current = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if first or 0 <= as_bytes < current or current == resource.RLIM_INFINITY:
+        resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
+    if not task.reusable:
+        # SIGXCPU at the soft limit, SIGKILL one second later if it is ignored.
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+        return
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime) + 1
+    hard = WORKER_CPU_S if first else resource.getrlimit(resource.RLIMIT_CPU)[1]
+    resource.setrlimit(resource.RLIMIT_CPU, (min(used + cpu_s, hard), hard))
 
 
 def _lower_fixed_limits() -> None:

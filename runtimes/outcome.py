@@ -56,6 +56,7 @@ class Envelope:
     truncated: bool = False
     error: ErrorDetail | None = None
     duration_ms: float = 0.0  # the snippet's own run time, measured inside the child
+    retire: bool = False  # worker mode: the child changed state it cannot reset; reuse it not
 
 
 def encode(
@@ -67,11 +68,14 @@ def encode(
     truncated: bool = False,
     error: ErrorDetail | None = None,
     duration_ms: float = 0.0,
+    retire: bool = False,
 ) -> bytes:
-    """An envelope's bytes: a MessagePack map whose first key is ``status`` (see ``peek``)."""
+    """An envelope's bytes: a MessagePack map whose first keys are ``status`` and ``retire``
+    (see ``peek``)."""
     return msgpack.packb(
         {
             "status": status.value,
+            "retire": retire,
             "v": VERSION,
             "message": message,
             "value": value,
@@ -114,18 +118,24 @@ def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
         truncated=_field(msg, "truncated", bool),
         error=_error(msg.get("error")),
         duration_ms=float(_field(msg, "duration_ms", (int, float))),
+        retire=_field(msg, "retire", bool) if "retire" in msg else False,
     )
 
 
-def peek(body: bytes | bytearray) -> Status | None:
-    """The status of an envelope without decoding the rest; None if it does not start the
-    way ``encode`` writes it. Cheap: a runner reads it off every result it forwards."""
+def peek(body: bytes | bytearray) -> tuple[Status, bool] | None:
+    """The status of an envelope, and whether its child asks to retire, without decoding the
+    rest; None if it does not start the way ``encode`` writes it. Cheap: a runner reads it
+    off every result it forwards."""
     try:
         unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(body), 1))
         unpacker.feed(body)
-        if unpacker.read_map_header() < 1 or unpacker.unpack() != "status":
+        if unpacker.read_map_header() < 2 or unpacker.unpack() != "status":
             return None
-        return Status(unpacker.unpack())
+        status = Status(unpacker.unpack())
+        if unpacker.unpack() != "retire":
+            return None
+        retire = unpacker.unpack()
+        return (status, retire) if isinstance(retire, bool) else None
     except Exception:
         return None
 

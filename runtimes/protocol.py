@@ -98,6 +98,7 @@ class Task:
     policy: str = "default"
     imports: Imports = Imports()
     timeout_ms: int = 0  # the wall-clock timeout the host enforces (0: not said)
+    reusable: bool = False  # worker mode: more tasks of the same tenant may follow
 
 
 Message = Init | Spawn | Ready | Spawned | Exited | Task
@@ -151,6 +152,13 @@ def _int(raw: dict[str, Any], name: str, low: int, high: int) -> int:
     value = raw[name]
     if type(value) is not int or not low <= value <= high:
         raise WireError(f"field {name!r} must be an integer in {low}..{high}")
+    return value
+
+
+def _bool(raw: dict[str, Any], name: str) -> bool:
+    value = raw[name]
+    if type(value) is not bool:
+        raise WireError(f"field {name!r} must be a boolean")
     return value
 
 
@@ -215,6 +223,7 @@ def _task(raw: dict[str, Any]) -> Task:
                         _names(imports.get("external", []), "imports.external"),
                         imports.get("narrowed", False)),
         timeout_ms=_int(raw, "timeout_ms", 0, 1 << 32) if "timeout_ms" in raw else 0,
+        reusable=_bool(raw, "reusable") if "reusable" in raw else False,
     )
 
 

@@ -98,6 +98,10 @@ class PoolConfig:
     # Mount only the standard library the runtime needs plus stdlib_allow (see
     # sandbox/stdlib_view.py), so the file system agrees with the allow-list.
     trim_stdlib: bool = True
+    # Worker mode (isolation="worker"): how many tasks one warm worker runs, and for how long,
+    # before it is replaced by a fresh one.
+    worker_tasks: int = 100
+    worker_age_s: float = 60.0
     default_limits: Limits = Limits()
 
     def __post_init__(self) -> None:
@@ -107,6 +111,8 @@ class PoolConfig:
         _check(self.acquire_timeout_s, float, 0.001, 3600, "acquire_timeout_s")
         _check(self.start_timeout_s, float, 0.1, 600, "start_timeout_s")
         _check(self.recycle_delay_ms, float, 0, 1000, "recycle_delay_ms")
+        _check(self.worker_tasks, int, 1, 1_000_000, "worker_tasks")
+        _check(self.worker_age_s, float, 0.001, 86400, "worker_age_s")
         if self.cgroup not in ("auto", "v1", "v2", "off"):
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
         if self.jail_pids < self.size + 4:

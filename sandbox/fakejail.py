@@ -172,6 +172,10 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return {}
 
 
+def prepare_next() -> None:
+    pass
+
+
 def rehearse() -> None:
     run(Task(code="ok 1", data=b"", as_bytes=1, memory_bytes=1, cpu_s=1, stdout_bytes=64,
              result_bytes=64))

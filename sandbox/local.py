@@ -91,14 +91,18 @@ class Sandbox:
         result_bytes: int | None = None,
         policy: str | None = None,
         imports: Iterable[str] | None = None,
+        isolation: str | None = None,
+        reuse_key: str | None = None,
     ) -> Result:
         """Run ``code`` (a function body; ``data`` is bound to ``data``) and return its Result.
 
         Python only: ``policy="restricted"`` compiles the snippet with RestrictedPython;
         ``imports`` narrows the modules it may import to these (within the pool's
-        ``stdlib_allow`` / ``external_allow``). Bad requests (unknown runtime, invalid limits,
-        unencodable data, imports the operator does not allow) come back as status
-        ``rejected``; nothing about a request raises.
+        ``stdlib_allow`` / ``external_allow``). ``isolation="worker"`` runs it in a warm
+        worker that serves tasks of ``reuse_key`` only (see the README for what such a task
+        can learn of earlier ones); the default is a fresh process. Bad requests (unknown
+        runtime, invalid limits, unencodable data, imports the operator does not allow) come
+        back as status ``rejected``; nothing about a request raises.
         """
         started = time.perf_counter()
         try:
@@ -107,7 +111,7 @@ class Sandbox:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         try:
             task = self._request(runtime, code, encoded, timeout_s, memory_mb, stdout_bytes,
-                                 result_bytes, policy, imports)
+                                 result_bytes, policy, imports, isolation, reuse_key)
         except RequestError as exc:
             return Result.rejected(str(exc))
         envelope = self._submit(task, None)
@@ -126,13 +130,15 @@ class Sandbox:
         result_bytes: int | None = None,
         policy: str | None = None,
         imports: Iterable[str] | None = None,
+        isolation: str | None = None,
+        reuse_key: str | None = None,
         cancel: CancelToken | None = None,
     ) -> bytes | bytearray:
         """Like ``run`` with codec-encoded ``data``, returning the child's result envelope
         untouched. Setting ``cancel`` while it runs kills its child (crashed, "cancelled")."""
         try:
             task = self._request(runtime, code, data, timeout_s, memory_mb, stdout_bytes,
-                                 result_bytes, policy, imports)
+                                 result_bytes, policy, imports, isolation, reuse_key)
         except RequestError as exc:
             return outcome.encode(Status.REJECTED, str(exc))
         return self._submit(task, cancel)
@@ -163,11 +169,13 @@ class Sandbox:
 
     def _request(self, runtime: str, code: str, data: bytes, timeout_s: float | None,
                  memory_mb: int | None, stdout_bytes: int | None, result_bytes: int | None,
-                 policy: str | None, imports: Iterable[str] | None) -> request.TaskRequest:
+                 policy: str | None, imports: Iterable[str] | None, isolation: str | None = None,
+                 reuse_key: str | None = None) -> request.TaskRequest:
         return request.build(
             runtime, code, data, defaults=self.config.default_limits, import_policy=self._imports,
             timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
-            result_bytes=result_bytes, policy=policy, imports=imports)
+            result_bytes=result_bytes, policy=policy, imports=imports, isolation=isolation,
+            reuse_key=reuse_key)
 
     def _submit(self, task: request.TaskRequest, cancel: CancelToken | None) -> bytes | bytearray:
         if self._closed:

@@ -10,7 +10,10 @@ Children (states: IDLE, BUSY, DYING, FROZEN, RELEASED)
   1. While the jail is up the pool keeps ``size`` children occupying it (IDLE, BUSY, DYING or
      FROZEN) or on their way (spawn asked, not yet reported): after every event it asks for
      the difference.
-  2. A spawned child is IDLE. Idle children are handed out oldest first, one task each.
+  2. A spawned child is IDLE. Idle children are handed out oldest first, one task each: a task
+     without a reuse key takes a fresh child; a task with one takes an idle child bound to its
+     key, else a fresh one. When a task can take no child while idle children bound to other
+     keys wait, the one idle longest is released to make room for a fresh one.
   3. A BUSY child's task ends when its result frame is complete (the envelope is delivered as
      it came), its deadline passes (``timeout``), it is cancelled (``crashed``, "cancelled
      while running"), or its frame is over the envelope limit (``output_limit``); the last
@@ -21,8 +24,12 @@ Children (states: IDLE, BUSY, DYING, FROZEN, RELEASED)
      before its channel closes is classified the same way at once.
   5. A child whose task is over is FROZEN (SIGSTOP: nothing of it runs any more) and released
      ``recycle_delay_s`` later, so its teardown and its replacement's fork stay off the result's
-     way back; at once when a task waits or no child is idle, or when the delay is 0. A child
-     that may serve more tasks (``max_tasks`` > 1, after ``ok`` or ``error``) is IDLE again.
+     way back; at once when a task waits or no child is idle, or when the delay is 0.
+  5w. Worker mode: a task may name a reuse key (its lane, its tenant). The child that runs it
+     is bound to that key for life. After ``ok`` or ``error``, unless it asked to retire, a
+     bound child that has run fewer than ``worker_tasks`` tasks and is younger than
+     ``worker_age_s`` is IDLE again, for tasks of that key only; otherwise it is released as
+     in rule 5. An idle bound child past its age is released.
   6. Releasing a child kills it and closes its channel (RELEASED); the record stays until the
      zygote reports the exit, so a pid is never mistaken for its successor. A child that
      exits while IDLE or FROZEN is released and replaced.
@@ -94,6 +101,7 @@ class Spawn:
 class SendTask:
     pid: int
     key: Hashable
+    reusable: bool = False  # the child may get more tasks of its key after this one
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,8 @@ class PoolRules:
     start_timeout_s: float = 10.0
     recycle_delay_s: float = 0.003
     exit_report_s: float = 2.0
-    max_tasks: int = 1  # tasks one child may run (1: a fresh process per task)
+    worker_tasks: int = 100  # worker mode: tasks one bound child may run
+    worker_age_s: float = 60.0  # worker mode: how long a bound child may serve
     restart_backoff_s: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0)
     stable_s: float = 30.0  # a jail up this long resets the restart backoff
 
@@ -174,6 +183,8 @@ class Child:
     timeout_s: float = 0.0
     tasks_run: int = 0
     killed_for: str | None = None
+    bound: Hashable | None = None  # worker mode: the reuse key it serves
+    born: float = 0.0
 
 
 @dataclass
@@ -181,6 +192,7 @@ class _Waiting:
     key: Hashable
     timeout_s: float
     until: float
+    reuse: Hashable | None = None
 
 
 @dataclass
@@ -195,7 +207,8 @@ class PoolCore:
         self._failures = 0
         self._up_since = 0.0
         self.children: dict[int, Child] = {}
-        self._idle: deque[int] = deque()
+        self._idle: deque[int] = deque()  # fresh idle children, oldest first
+        self._warm: dict[Hashable, deque[int]] = {}  # idle bound children, per reuse key
         self.pending = 0  # spawns asked for, not yet reported
         self._waiting: deque[_Waiting] = deque()
         self._running: dict[Hashable, int] = {}  # task key -> pid (BUSY or DYING)
@@ -231,6 +244,7 @@ class PoolCore:
                 out.append(Release(child.pid))
         self.children.clear()
         self._idle.clear()
+        self._warm.clear()
         self._running.clear()
         self._occupying = self.pending = 0
         backoff = self.rules.restart_backoff_s
@@ -246,7 +260,7 @@ class PoolCore:
         if self.jail is not JailState.UP:
             return [Release(pid)]
         self.pending = max(0, self.pending - 1)
-        self.children[pid] = Child(pid, ChildState.IDLE)
+        self.children[pid] = Child(pid, ChildState.IDLE, born=now)
         self._idle.append(pid)
         self._occupying += 1
         return self._settle(now)
@@ -271,9 +285,10 @@ class PoolCore:
         del self.children[pid]  # reaped: the zygote reports each child once
         return out + self._settle(now)
 
-    def result(self, pid: int, envelope: bytes, status: Status | None, now: float) -> list[Action]:
+    def result(self, pid: int, envelope: bytes, status: Status | None, now: float,
+               retire: bool = False) -> list[Action]:
         """``pid``'s result frame is complete; ``status`` is what the envelope says (None if
-        it does not read as an envelope)."""
+        it does not read as an envelope); ``retire``: the child asks not to be reused."""
         child = self.children.get(pid)
         if child is None or child.state is not ChildState.BUSY:
             return []
@@ -283,9 +298,11 @@ class PoolCore:
             return bad + [self._release(child)] + self._settle(now)
         out: list[Action] = [self._end(child, envelope, status, made=False)]
         child.tasks_run += 1
-        if child.tasks_run < self.rules.max_tasks and status in (Status.OK, Status.ERROR):
-            child.state = ChildState.IDLE
-            self._idle.append(pid)
+        if child.bound is not None and not retire and status in (Status.OK, Status.ERROR) and (
+                child.tasks_run < self.rules.worker_tasks
+                and now - child.born < self.rules.worker_age_s):
+            child.state, child.until = ChildState.IDLE, child.born + self.rules.worker_age_s
+            self._warm.setdefault(child.bound, deque()).append(pid)
         elif self.rules.recycle_delay_s <= 0 or self._waiting or not self._idle:
             out.append(self._release(child))
         else:
@@ -317,10 +334,13 @@ class PoolCore:
 
     # -- tasks -------------------------------------------------------------------------------
 
-    def submit(self, key: Hashable, timeout_s: float, now: float) -> list[Action]:
+    def submit(self, key: Hashable, timeout_s: float, now: float,
+               reuse: Hashable | None = None) -> list[Action]:
+        """A task; ``reuse`` names the key of the workers it may share (worker mode), None
+        for a fresh process."""
         if self.jail is JailState.CLOSED:
             return [self._deliver_made(key, Status.REJECTED, "the sandbox is closed")]
-        self._waiting.append(_Waiting(key, timeout_s, now + self.rules.acquire_timeout_s))
+        self._waiting.append(_Waiting(key, timeout_s, now + self.rules.acquire_timeout_s, reuse))
         out = self.start(now) if self.jail is JailState.DOWN and not self.jail_until else []
         return out + self._settle(now)
 
@@ -357,6 +377,8 @@ class PoolCore:
                 out.append(self._release(child))
             elif child.state is ChildState.FROZEN:
                 out.append(self._release(child))
+            elif child.state is ChildState.IDLE and child.bound is not None:
+                out.append(self._release(child))  # a worker past its age
         while self._waiting and self._waiting[0].until <= now:
             waiting = self._waiting.popleft()
             out.append(self._deliver_made(waiting.key, Status.REJECTED, self._why_no_child()))
@@ -386,7 +408,8 @@ class PoolCore:
     def wake_at(self) -> float | None:
         """When ``tick`` has something to do, or None."""
         times = [c.until for c in self.children.values()
-                 if c.state in (ChildState.BUSY, ChildState.DYING, ChildState.FROZEN)]
+                 if c.state in (ChildState.BUSY, ChildState.DYING, ChildState.FROZEN)
+                 or (c.state is ChildState.IDLE and c.bound is not None)]
         if self._waiting:
             times.append(self._waiting[0].until)
         if self.jail is JailState.STARTING or (self.jail is JailState.DOWN and self.jail_until):
@@ -394,7 +417,7 @@ class PoolCore:
         return min(times) if times else None
 
     def idle_count(self) -> int:
-        return len(self._idle)
+        return len(self._idle) + sum(len(q) for q in self._warm.values())
 
     def counts(self) -> dict[str, int]:
         out = {state.value: 0 for state in ChildState}
@@ -410,23 +433,49 @@ class PoolCore:
         """Hand idle children to waiting tasks (rule 2, 7), release frozen children a task
         is waiting for (5), and ask for what the pool lacks (1)."""
         out: list[Action] = []
-        while self._waiting and self._idle:
-            waiting = self._waiting.popleft()
-            child = self.children[self._idle.popleft()]
-            child.state, child.key = ChildState.BUSY, waiting.key
-            child.timeout_s, child.until, child.killed_for = waiting.timeout_s, now + waiting.timeout_s, None
-            self._running[waiting.key] = child.pid
-            out.append(SendTask(child.pid, waiting.key))
+        if self._waiting and (self._idle or self._warm):
+            unserved: deque[_Waiting] = deque()
+            while self._waiting:
+                waiting = self._waiting.popleft()
+                pid = self._take(waiting.reuse)
+                if pid is None:
+                    unserved.append(waiting)
+                    continue
+                child = self.children[pid]
+                child.state, child.key, child.killed_for = ChildState.BUSY, waiting.key, None
+                child.timeout_s, child.until = waiting.timeout_s, now + waiting.timeout_s
+                child.bound = waiting.reuse
+                self._running[waiting.key] = pid
+                out.append(SendTask(pid, waiting.key, waiting.reuse is not None))
+            self._waiting = unserved
         if self._waiting:
             for child in list(self.children.values()):
                 if child.state is ChildState.FROZEN:
                     out.append(self._release(child))
+            # workers of other keys give way, oldest idle first, to the fresh children a
+            # waiting task needs (each release is refilled with a fresh child below)
+            wanting = sum(1 for w in self._waiting if not self._warm.get(w.reuse)) - self.pending
+            for queue in list(self._warm.values()):
+                while queue and wanting > 0:
+                    out.append(self._release(self.children[queue[0]]))
+                    wanting -= 1
         if self.jail is JailState.UP:
             want = self.rules.size - self._occupying - self.pending
             if want > 0:
                 self.pending += want
                 out.append(Spawn(want))
         return out
+
+    def _take(self, reuse: Hashable | None) -> int | None:
+        """The child a task of this reuse key takes now, if any (rule 2)."""
+        if reuse is not None:
+            queue = self._warm.get(reuse)
+            if queue:
+                pid = queue.popleft()
+                if not queue:
+                    del self._warm[reuse]
+                return pid
+        return self._idle.popleft() if self._idle else None
 
     def _end(self, child: Child, envelope: bytes, status: Status, made: bool = True) -> Deliver:
         """A task's one outcome; the child no longer runs it."""
@@ -438,7 +487,13 @@ class PoolCore:
 
     def _release(self, child: Child) -> Release:
         if child.state is ChildState.IDLE:
-            self._idle.remove(child.pid)
+            if child.bound is None:
+                self._idle.remove(child.pid)
+            else:
+                queue = self._warm[child.bound]
+                queue.remove(child.pid)
+                if not queue:
+                    del self._warm[child.bound]
         if child.state is not ChildState.RELEASED:
             self._occupying -= 1
         child.state, child.until = ChildState.RELEASED, 0.0

@@ -19,6 +19,10 @@ from sandbox.errors import ConfigError, RequestError
 from sandbox.imports import ImportPolicy
 
 
+ISOLATIONS = ("process", "worker")
+MAX_REUSE_KEY_CHARS = 128
+
+
 @dataclass(frozen=True)
 class TaskRequest:
     runtime: str  # canonical (``registry``)
@@ -27,6 +31,9 @@ class TaskRequest:
     limits: Limits
     policy: str = "default"
     imports: Imports = Imports()  # what the child lets the snippet import (Python)
+    # worker mode: the workers this task may share, None for a fresh process. A worker serves
+    # one tenant and one memory budget (its address-space limit is set once, by its first task).
+    reuse: tuple[str, int] | None = None
 
 
 def build(
@@ -43,7 +50,11 @@ def build(
     result_bytes: int | None = None,
     policy: str | None = None,
     imports: Iterable[str] | None = None,
+    isolation: str | None = None,
+    reuse_key: str | None = None,
 ) -> TaskRequest:
+    """``isolation``: "process" (the default: a fresh process per task) or "worker" (a warm
+    worker serving tasks of ``reuse_key`` only: the caller's lane or tenant)."""
     served = tuple(served)
     name = registry.canonical(runtime)
     if name is None or name not in served:
@@ -68,10 +79,11 @@ def build(
                                       stdout_bytes=stdout_bytes, result_bytes=result_bytes)
         except ConfigError as exc:
             raise RequestError(f"bad limits: {exc}") from exc
+    reuse = _reuse(isolation, reuse_key, limits)
     if not registry.RUNTIMES[name].language_layer:
         if policy not in (None, "default") or imports is not None:
             raise RequestError(f"policy and imports apply to python, not {name}")
-        return TaskRequest(name, code, data, limits)
+        return TaskRequest(name, code, data, limits, reuse=reuse)
     if policy not in (None, *POLICIES):
         raise RequestError(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
     if isinstance(imports, str):
@@ -80,4 +92,17 @@ def build(
         allow = import_policy.narrow(imports)
     except ConfigError as exc:
         raise RequestError(str(exc)) from exc
-    return TaskRequest(name, code, data, limits, policy or "default", allow.imports)
+    return TaskRequest(name, code, data, limits, policy or "default", allow.imports, reuse)
+
+
+def _reuse(isolation: str | None, reuse_key: str | None, limits: Limits) -> tuple[str, int] | None:
+    if isolation not in (None, *ISOLATIONS):
+        raise RequestError(f"unknown isolation {isolation!r} (available: {', '.join(ISOLATIONS)})")
+    if reuse_key is not None and (not isinstance(reuse_key, str)
+                                  or not 0 < len(reuse_key) <= MAX_REUSE_KEY_CHARS):
+        raise RequestError(f"reuse_key must be a string of 1 to {MAX_REUSE_KEY_CHARS} characters")
+    if isolation != "worker":
+        if reuse_key is not None:
+            raise RequestError('reuse_key applies to isolation="worker"')
+        return None
+    return (reuse_key or "default", limits.memory_mb)

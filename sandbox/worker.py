@@ -51,6 +51,8 @@ def rules_of(config: PoolConfig) -> core.PoolRules:
         acquire_timeout_s=config.acquire_timeout_s,
         start_timeout_s=config.start_timeout_s,
         recycle_delay_s=config.recycle_delay_ms / 1000.0,
+        worker_tasks=config.worker_tasks,
+        worker_age_s=config.worker_age_s,
     )
 
 
@@ -144,7 +146,7 @@ class Worker:
         pool = self._pool(request.runtime)
         pool.requests[key] = request
         self._owner[key] = pool
-        self._apply(pool, pool.core.submit(key, request.limits.timeout_s, now))
+        self._apply(pool, pool.core.submit(key, request.limits.timeout_s, now, request.reuse))
 
     def cancel(self, key: Hashable) -> None:
         pool = self._owner.get(key)
@@ -257,7 +259,9 @@ class Worker:
             return
         if frame is not None:
             io.reader = None
-            self._apply(pool, pool.core.result(pid, frame, outcome.peek(frame), now))  # type: ignore[arg-type]
+            seen = outcome.peek(frame)
+            status, retire = seen if seen is not None else (None, True)
+            self._apply(pool, pool.core.result(pid, frame, status, now, retire))  # type: ignore[arg-type]
 
     def _on_jail_exit(self, pool: _Pool, events: int) -> None:
         self._jail_gone(pool, None)
@@ -292,7 +296,7 @@ class Worker:
                     envelope = self._with_output(pool, action, request, envelope)
                 self._deliver(action.key, envelope, action.status)
             elif isinstance(action, core.SendTask):
-                if not self._send_task(pool, action.pid, action.key):
+                if not self._send_task(pool, action.pid, action.key, action.reusable):
                     todo.extend(pool.core.channel_lost(action.pid, time.monotonic()))
             elif isinstance(action, core.Release):
                 self._release(pool, action.pid)
@@ -382,7 +386,7 @@ class Worker:
             return False
         return True
 
-    def _send_task(self, pool: _Pool, pid: int, key: Hashable) -> bool:
+    def _send_task(self, pool: _Pool, pid: int, key: Hashable, reusable: bool) -> bool:
         io = pool.children[pid]
         request = pool.requests[key]
         lim = request.limits
@@ -396,7 +400,7 @@ class Worker:
             as_bytes=pool.baseline_bytes + lim.memory_mb * MiB, memory_bytes=lim.memory_mb * MiB,
             cpu_s=math.ceil(lim.timeout_s) + 1, stdout_bytes=lim.stdout_bytes,
             result_bytes=lim.result_bytes, policy=request.policy, imports=request.imports,
-            timeout_ms=math.ceil(lim.timeout_s * 1000),
+            timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
         ))
         io.reader = framing.FrameReader(lim.envelope_bytes)
         fds: tuple[int, ...] = ()

@@ -264,10 +264,18 @@ def _new_context() -> Any:
 
 
 def _take_context() -> Any:
-    """The inherited pristine context, at most once per process; later calls get new ones."""
+    """The inherited pristine context, at most once per process; later calls get the one
+    ``prepare_next`` made, or a new one: a task never sees another task's context."""
     global _pristine
     ctx, _pristine = _pristine, None
     return ctx if ctx is not None else _new_context()
+
+
+def prepare_next() -> None:
+    """Worker mode, between tasks: a fresh context (a runtime of its own: nothing of the
+    previous task's heap) made now, off the next task's clock."""
+    global _pristine
+    _pristine = _new_context()
 
 
 def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:

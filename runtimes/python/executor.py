@@ -22,7 +22,7 @@ from typing import Any
 from runtimes import codec, outcome, output
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Imports, Task
-from runtimes.python import imports
+from runtimes.python import imports, leftovers
 
 FILENAME = "<snippet>"
 _OWN_CODE = __file__.rsplit("/runtimes/", 1)[0] + "/runtimes/"
@@ -57,6 +57,11 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     except ImportError:
         pass
     return failed
+
+
+def prepare_next() -> None:
+    """Worker mode, between tasks (every task gets fresh globals and builtins anyway)."""
+    leftovers.reseed()
 
 
 def rehearse() -> None:
@@ -132,21 +137,24 @@ def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
     def finish(status: Status, message: str, **extra: Any) -> bytes:
         return outcome.encode(
             status, message, stdout=out.getvalue(), truncated=out.truncated,
-            duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
+            duration_ms=(time.perf_counter() - started) * 1000.0, retire=leftovers.changed(),
+            **extra,
         )
 
     allow = task.imports
+    watch = leftovers.note_import if task.reusable else None
+    leftovers.begin(task.reusable)
     try:
         data = codec.decode(task.data)
         if task.policy == "restricted":
             from runtimes.python import restricted
 
             code_object = restricted.compile_snippet(code, FILENAME)
-            namespace = restricted.namespace(imports.guard(allow))
+            namespace = restricted.namespace(imports.guard(allow, watch))
         else:
             code_object = compile_snippet(code)
             namespace = {"__name__": "__snippet__",
-                         "__builtins__": imports.snippet_builtins(allow)}
+                         "__builtins__": imports.snippet_builtins(allow, watch)}
         exec(code_object, namespace)
         value = namespace[FUNCTION](data)
         encoded = codec.encode(value, max_bytes=result_cap)

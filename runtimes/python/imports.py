@@ -48,8 +48,9 @@ def allowed_by(allowed: frozenset[str], name: str) -> bool:
     return any(".".join(parts[:i]) in allowed for i in range(1, len(parts) + 1))
 
 
-def guard(policy: Imports) -> Callable[..., Any]:
-    """An ``__import__`` for snippets that only lets through what ``policy`` lists."""
+def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Callable[..., Any]:
+    """An ``__import__`` for snippets that only lets through what ``policy`` lists;
+    ``on_import`` sees every module it hands out (worker mode watches them)."""
     stdlib = frozenset(policy.stdlib)
     external = frozenset(policy.external)
     narrowed = policy.narrowed
@@ -83,13 +84,21 @@ def guard(policy: Imports) -> Callable[..., Any]:
                 raise
             for sub in subs:
                 check(sub)
-        return real_import(name, globals, locals, fromlist, level)
+        module = real_import(name, globals, locals, fromlist, level)
+        if on_import is not None:
+            on_import(module)
+            if not fromlist and "." in name:  # ``import a.b`` binds a; b is a's attribute
+                on_import(sys.modules.get(name))
+            for item in fromlist or ():
+                if isinstance(item, str):
+                    on_import(sys.modules.get(f"{module.__name__}.{item}"))
+        return module
 
     return guarded_import
 
 
-def snippet_builtins(policy: Imports) -> dict[str, Any]:
+def snippet_builtins(policy: Imports, on_import: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """A copy of the builtins whose ``__import__`` is the guard."""
     namespace = dict(builtins.__dict__)
-    namespace["__import__"] = guard(policy)
+    namespace["__import__"] = guard(policy, on_import)
     return namespace

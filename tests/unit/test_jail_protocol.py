@@ -100,8 +100,9 @@ def test_envelope_round_trip_and_peek():
                           error=ErrorDetail("ValueError", "x", "tb"))
     env = outcome.decode(body, max_bytes=1 << 20)
     assert env == outcome.Envelope(Status.ERROR, "ValueError: x", None, "hi\n", False,
-                                   ErrorDetail("ValueError", "x", "tb"), 1.5)
-    assert outcome.peek(body) is Status.ERROR
+                                   ErrorDetail("ValueError", "x", "tb"), 1.5, False)
+    assert outcome.peek(body) == (Status.ERROR, False)
+    assert outcome.peek(outcome.encode(Status.OK, "ok", retire=True)) == (Status.OK, True)
 
 
 def test_peek_of_garbage_is_none():

@@ -184,14 +184,46 @@ def test_a_waiting_task_releases_frozen_children_at_once():
     assert pool.children[2].state is ChildState.RELEASED  # nothing idle: at once
 
 
-def test_a_reusable_child_serves_again_after_ok_or_error_only():
-    pool = up(PoolRules(size=1, max_tasks=3))
-    pool.submit("a", 1.0, 0)
+# -- rule 5w: worker mode -----------------------------------------------------------------------
+
+
+def test_a_worker_serves_its_key_again_after_ok_or_error_only():
+    pool = up(PoolRules(size=1, worker_tasks=3))
+    assert pool.submit("a", 1.0, 0, reuse="lane-x") == [core.SendTask(1, "a", True)]
     pool.result(1, OK, Status.OK, 0.1)
     assert pool.children[1].state is ChildState.IDLE
-    assert pool.submit("b", 1.0, 0.2) == [core.SendTask(1, "b")]
+    assert pool.submit("b", 1.0, 0.2, reuse="lane-x") == [core.SendTask(1, "b", True)]
     acts = pool.result(1, outcome.encode(Status.OUTPUT_LIMIT, "big"), Status.OUTPUT_LIMIT, 0.3)
     assert core.Release(1) in acts
+
+
+def test_a_worker_never_serves_another_key_nor_a_fresh_task():
+    pool = up(PoolRules(size=2))
+    pool.submit("a", 1.0, 0, reuse="x")
+    pool.result(1, OK, Status.OK, 0.1)
+    assert pool.submit("b", 1.0, 0.2, reuse="y") == [core.SendTask(2, "b", True)]
+    pool.result(2, OK, Status.OK, 0.3)
+    acts = pool.submit("c", 1.0, 0.4)  # fresh: no fresh child idle; the oldest worker gives way
+    assert core.Release(1) in acts and not of(acts, core.SendTask)
+    assert pool.spawned(3, 0.5) == [core.SendTask(3, "c", False)]
+
+
+def test_a_worker_retires_after_its_tasks_its_age_or_when_it_asks():
+    pool = up(PoolRules(size=1, worker_tasks=2, worker_age_s=10.0))
+    pool.submit("a", 1.0, 0, reuse="x")
+    pool.result(1, OK, Status.OK, 0.1)
+    pool.submit("b", 1.0, 0.2, reuse="x")
+    assert pool.children[1].state is ChildState.BUSY
+    assert core.Release(1) in pool.result(1, OK, Status.OK, 0.3)  # its second task: done
+    pool.spawned(2, 0.4)
+    pool.submit("c", 1.0, 0.5, reuse="x")
+    assert core.Release(2) in pool.result(2, OK, Status.OK, 0.6, retire=True)  # it asked
+    pool.spawned(3, 0.7)
+    pool.submit("d", 1.0, 0.8, reuse="x")
+    pool.result(3, OK, Status.OK, 0.9)
+    assert pool.children[3].state is ChildState.IDLE
+    assert pool.wake_at() == pytest.approx(10.7)
+    assert core.Release(3) in pool.tick(10.7)  # past its age while idle
 
 
 # -- rule 6: released children are reaped; idle ones that die are replaced --------------------
@@ -328,6 +360,8 @@ class _Shell:
         self.released: dict[int, int] = {}
         self.running: dict[int, object] = {}  # pid -> task
         self.exited: set[int] = set()
+        self.reuse_of: dict[object, object] = {}  # task -> its reuse key
+        self.served: dict[int, list[object]] = {}  # pid -> the reuse keys of its tasks
 
     def apply(self, actions: list[core.Action]) -> None:
         for a in actions:
@@ -339,6 +373,11 @@ class _Shell:
                 assert a.pid in self.spawned and a.pid not in self.released, (self.seed, a)
                 assert a.pid not in self.running, (self.seed, "child handed out twice", a)
                 self.running[a.pid] = a.key
+                history = self.served.setdefault(a.pid, [])
+                reuse = self.reuse_of[a.key]
+                # a child that ran a task before serves only further tasks of the same key
+                assert not history or (reuse is not None and history[-1] == reuse), (self.seed, a)
+                history.append(reuse)
             elif isinstance(a, (core.Stop, core.Kill)):
                 assert a.pid not in self.released, (self.seed, "used after release", a)
             elif isinstance(a, core.Release):
@@ -350,7 +389,7 @@ def _model_run(seed: int) -> None:
     rng = random.Random(seed)
     rules = PoolRules(size=rng.randint(1, 3), acquire_timeout_s=rng.choice([0.5, 2.0]),
                       recycle_delay_s=rng.choice([0.0, 0.003, 0.5]),
-                      max_tasks=rng.choice([1, 1, 3]), exit_report_s=1.0)
+                      worker_tasks=rng.choice([1, 3, 100]), exit_report_s=1.0)
     pool = PoolCore("python", rules)
     shell = _Shell(seed)
     now = 0.0
@@ -364,7 +403,8 @@ def _model_run(seed: int) -> None:
         if event < 0.2:
             key = f"t{step}"
             submitted.append(key)
-            shell.apply(pool.submit(key, rng.choice([0.2, 1.0]), now))
+            shell.reuse_of[key] = rng.choice([None, None, "x", "y"])
+            shell.apply(pool.submit(key, rng.choice([0.2, 1.0]), now, reuse=shell.reuse_of[key]))
         elif event < 0.3 and submitted:
             shell.apply(pool.cancel(rng.choice(submitted), now))
         elif event < 0.45 and pool.jail is JailState.UP and pool.pending:
@@ -374,7 +414,7 @@ def _model_run(seed: int) -> None:
         elif event < 0.6 and shell.running:
             pid = rng.choice(list(shell.running))
             status = rng.choice([Status.OK, Status.ERROR, Status.OUTPUT_LIMIT, None])
-            shell.apply(pool.result(pid, OK, status, now))
+            shell.apply(pool.result(pid, OK, status, now, retire=rng.random() < 0.2))
         elif event < 0.67 and live:
             shell.apply(pool.channel_lost(rng.choice(live), now))
         elif event < 0.75 and live:
@@ -396,7 +436,8 @@ def _model_run(seed: int) -> None:
 
 def test_model_every_task_one_outcome_no_child_twice_every_child_released():
     """Random event sequences against the core: every submitted task gets exactly one outcome,
-    no child runs two tasks at once, no action names a child after its release, and by the
-    end (close) every child that was spawned has been released exactly once."""
+    no child runs two tasks at once, a child that ran a task serves only its own reuse key
+    after it (never a fresh task, never another tenant), no action names a child after its
+    release, and by the end (close) every child that was spawned has been released once."""
     for seed in range(300):
         _model_run(seed)
