@@ -36,6 +36,9 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
     if body is None:
         return
     init = protocol.decode(body, (protocol.Init,))
+    configure = getattr(executor, "configure", None)
+    if configure is not None:  # a runtime whose children exec a worker program (pyodide)
+        configure(init)
     failed = executor.preload(init.preload)
     setup = child.ChildSetup(executor=executor, seccomp_program=init.seccomp_program,
                              pid_slots=init.pid_slots)
@@ -91,7 +94,8 @@ def _spawn(control: socket.socket, setup: child.ChildSetup, keep_closed: tuple[i
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # the child: never returns
-        child.main(theirs, setup)
+        # a runtime may make the child a worker program of its own (pyodide: an exec of Node)
+        getattr(setup.executor, "child_main", child.main)(theirs, setup)
     theirs.close()
     pidfd = os.pidfd_open(pid)
     try:

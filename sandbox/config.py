@@ -23,7 +23,8 @@ ENVELOPE_SLACK_BYTES = 64 * 1024  # an envelope's fields besides the result and 
 MAX_RESULT_BYTES = 64 * MiB
 MAX_STDOUT_BYTES = 8 * MiB
 
-__all__ = ["RUNTIME_ALIASES", "Limits", "PoolConfig", "ServiceConfig", "canonical_runtime"]
+__all__ = ["RUNTIME_ALIASES", "Limits", "PoolConfig", "PyodideConfig", "ServiceConfig",
+           "canonical_runtime"]
 
 
 def _check(value: object, kind: type, low: float, high: float, name: str) -> None:
@@ -71,6 +72,43 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class PyodideConfig:
+    """The pyodide runtime's workers (``sandbox.pyodide``): Node.js processes that load
+    Pyodide once and serve tasks one at a time. The pool's own settings (size, timeouts) are
+    ``PoolConfig``'s."""
+
+    wasm_max_mb: int = 1024  # the WebAssembly memory's maximum, enforced by the engine
+    heap_mb: int = 96  # V8's old space: JavaScript objects (Python lives in the Wasm memory)
+    # RLIMIT_AS of a worker: V8 reserves about 10 GiB of address space (guard regions) per
+    # WebAssembly memory, and Pyodide makes two; resident memory is bounded by the above.
+    address_space_mb: int = 25600
+    worker_cpu_s: int = 3600  # RLIMIT_CPU over a worker's whole life
+    # A worker costs seconds of CPU to start (a python worker, a fork): it serves more tasks
+    # and lives longer than PoolConfig.worker_tasks / worker_age_s let a python worker.
+    worker_tasks: int = 100
+    worker_age_s: float = 600.0
+    kill_grace_s: float = 0.5  # a task's worker is killed this long after its timeout
+    ready_timeout_s: float = 60.0  # a worker must say ready within this after its spawn
+    packages_dir: str | None = None  # `sandbox packages install --runtime pyodide` output
+    preload: tuple[str, ...] = ()  # modules every worker imports before its first task
+    permission_model: bool = True  # Node's --experimental-permission: reads of listed paths only
+    # Run without any namespace, on a host that denies them (a default Docker container).
+    # It gives up what sandbox.pyodide.GIVEN_UP_WITHOUT_NAMESPACES says; named on purpose.
+    no_namespaces: bool = False
+    debug: bool = False  # workers' stderr (Pyodide's own errors) into the jail's log
+
+    def __post_init__(self) -> None:
+        _check(self.wasm_max_mb, int, 64, 4096, "wasm_max_mb")
+        _check(self.heap_mb, int, 16, 4096, "heap_mb")
+        _check(self.address_space_mb, int, 1024, 1 << 20, "address_space_mb")
+        _check(self.worker_cpu_s, int, 1, 1 << 20, "worker_cpu_s")
+        _check(self.worker_tasks, int, 1, 1_000_000, "worker_tasks")
+        _check(self.worker_age_s, float, 0.1, 86400, "worker_age_s")
+        _check(self.kill_grace_s, float, 0.0, 60, "kill_grace_s")
+        _check(self.ready_timeout_s, float, 1, 600, "ready_timeout_s")
+
+
+@dataclass(frozen=True)
 class PoolConfig:
     """How each runtime's jail and pre-forked pool are set up."""
 
@@ -103,6 +141,7 @@ class PoolConfig:
     worker_tasks: int = 100
     worker_age_s: float = 60.0
     default_limits: Limits = Limits()
+    pyodide: PyodideConfig = PyodideConfig()  # the pyodide runtime's workers
 
     def __post_init__(self) -> None:
         _check(self.size, int, 1, 1024, "size")

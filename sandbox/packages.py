@@ -89,7 +89,7 @@ def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> Non
     directory = os.path.abspath(directory)
     parent = os.path.dirname(directory)
     os.makedirs(parent, mode=0o755, exist_ok=True)
-    fresh, old = directory + ".new", directory + ".old"
+    fresh = directory + ".new"
     shutil.rmtree(fresh, ignore_errors=True)
     os.makedirs(fresh)
     if wanted:
@@ -106,6 +106,13 @@ def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> Non
                               f"(exit code {done.returncode}); the previous environment stays")
     with open(os.path.join(fresh, MANIFEST), "w") as f:
         json.dump({"specs": wanted, "python": sys.version.split()[0]}, f)
+    replace_environment(fresh, directory)
+
+
+def replace_environment(fresh: str, directory: str) -> None:
+    """Make the finished ``fresh`` directory readable by the jail's user and put it in place
+    of ``directory`` (the old one goes only now, so a failed build never left it missing)."""
+    old = directory + ".old"
     _world_readable(fresh)
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(directory):
