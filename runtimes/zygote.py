@@ -65,6 +65,13 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # reaped before the zygote goes: without a pid namespace (a pyodide jail on a host
+        # that denies namespaces) nothing else would, and nsjail could not remove the cgroups
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def _loop(

@@ -2,6 +2,9 @@
 
 ``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--data JSON] [--json] [FILE|-]``
 
+``sandbox runtimes`` says which runtimes work on this host and why the others do not (so does
+``sandbox exec`` when its runtime cannot start).
+
 Exit codes: 0 when the status is ok, 1 for any other finished status, 2 for a usage error
 (unknown runtime, bad JSON in --data, missing file, bad limit), with one line on stderr.
 With ``--json`` it prints exactly one JSON object:
@@ -16,8 +19,9 @@ import json
 import sys
 from typing import Any, NoReturn
 
-from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
-from sandbox.errors import ConfigError, SandboxError
+from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, PyodideConfig, canonical_runtime
+from sandbox import registry
+from sandbox.errors import ConfigError, JailError, SandboxError
 from sandbox.jsonview import from_json_data, to_jsonable
 from sandbox.client import Client
 from sandbox.result import Result
@@ -38,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sandbox", description="Run untrusted snippets in a sandbox.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     ex = sub.add_parser("exec", help="run one snippet and print its result")
-    ex.add_argument("--runtime", "-r", required=True, help="python or javascript (js)")
+    ex.add_argument("--runtime", "-r", required=True,
+                    help="python, javascript (js) or pyodide (`sandbox runtimes` says which "
+                         "work on this host)")
     ex.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
     ex.add_argument("--memory", type=int, default=None, metavar="MB")
     ex.add_argument("--data", default=None, metavar="JSON", help="input value, bound to `data`")
@@ -46,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--policy", choices=("default", "restricted"), default="default",
                     help="python: restricted compiles the snippet with RestrictedPython")
     ex.add_argument("--import", action="append", dest="imports", metavar="MODULE",
-                    help="python: the modules the snippet may import (within the allow-lists)")
+                    help="python, pyodide: the modules the snippet may import (within the "
+                         "allow-lists)")
     _import_flags(ex)
     ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
     _connection_flags(ex, "a `sandbox serve` daemon to use (default: an embedded broker)")
@@ -93,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     pk.add_argument("action", choices=("install", "list"))
     pk.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. 'pandas==2.*' requests")
     pk.add_argument("--dir", metavar="DIR", help="default: ~/.local/share/snippet-sandbox/packages")
+    pk.add_argument("--runtime", choices=("python", "pyodide"), default="python",
+                    help="pyodide: pure-Python wheels, py-compiled, with a Pyodide lock file")
+
+    po = sub.add_parser("pyodide", help="the pyodide runtime's distribution and build tools")
+    po.add_argument("action", choices=("install",), help="install them once (cached)")
+
+    rt = sub.add_parser("runtimes", help="which runtimes work on this host, and why not")
+    rt.add_argument("--pyodide-no-namespaces", action="store_true",
+                    help="as if pyodide were allowed to run without namespaces")
 
     ks = sub.add_parser("keys", help="make CURVE key pairs for a tcp:// daemon")
     ks.add_argument("dir", help="directory to write server and client keys into")
@@ -113,12 +129,22 @@ def _import_flags(p: argparse.ArgumentParser) -> None:
                    help="the third-party environment (`sandbox packages install`) to mount")
     p.add_argument("--preload", metavar="MODULES",
                    help="modules the python zygote imports ahead of time, comma-separated")
+    p.add_argument("--pyodide-packages-dir", dest="pyodide_packages_dir", metavar="DIR",
+                   help="pyodide: the environment of `sandbox packages install --runtime "
+                        "pyodide` its workers load")
+    p.add_argument("--pyodide-no-namespaces", dest="pyodide_no_namespaces", action="store_true",
+                   default=None,
+                   help="pyodide: run without any namespace on a host that denies them, giving "
+                        "up the jail's own file system, network and process namespaces (the "
+                        "WebAssembly sandbox, seccomp, rlimits and cgroups remain)")
 
 
 def _pool_config(args: argparse.Namespace, size: int) -> PoolConfig:
     return PoolConfig(size=size, stdlib_allow=_split(args.stdlib_allow),
                       external_allow=_split(args.external_allow),
-                      packages_dir=args.packages_dir or None, preload=_split(args.preload))
+                      packages_dir=args.packages_dir or None, preload=_split(args.preload),
+                      pyodide=PyodideConfig(packages_dir=args.pyodide_packages_dir or None,
+                                            no_namespaces=bool(args.pyodide_no_namespaces)))
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -205,14 +231,20 @@ def _exec(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read {args.file}: {exc}") from exc
     curve = _curve_client(args)
     options: dict[str, Any] = dict(timeout_s=args.timeout, memory_mb=args.memory)
-    if runtime == "python":
-        options.update(policy=args.policy, imports=args.imports)
-    elif args.policy != "default" or args.imports:
-        raise UsageError("--policy and --import apply to python")
+    facts = registry.RUNTIMES[runtime]
+    if args.policy not in facts.policies:
+        raise UsageError(f"--policy {args.policy} applies to python, not {runtime}")
+    if args.imports and not facts.language_layer:
+        raise UsageError(f"--import applies to python and pyodide, not {runtime}")
+    if facts.language_layer:
+        options.update(imports=args.imports)
+    if args.policy != "default":
+        options.update(policy=args.policy)
     if args.connect:
-        if args.stdlib_allow or args.external_allow or args.packages_dir or args.preload:
-            raise UsageError("--stdlib-allow/--external-allow/--packages-dir/--preload are the "
-                             "daemon's settings: pass them to `sandbox serve`")
+        if (args.stdlib_allow or args.external_allow or args.packages_dir or args.preload
+                or args.pyodide_packages_dir or args.pyodide_no_namespaces):
+            raise UsageError("--stdlib-allow/--external-allow/--packages-dir/--preload/--pyodide-* "
+                             "are the daemon's settings: pass them to `sandbox serve`")
         with Client(args.connect, curve=curve, insecure=args.insecure) as client:
             result = client.run(runtime, code, data, **options)
     else:
@@ -220,13 +252,33 @@ def _exec(args: argparse.Namespace) -> int:
             pool = _pool_config(args, size=1)
         except ConfigError as exc:
             raise UsageError(str(exc)) from exc
-        with Client(pool=pool, runtimes=(runtime,)) as client:
-            result = client.run(runtime, code, data, **options)
+        try:
+            with Client(pool=pool, runtimes=(runtime,)) as client:
+                result = client.run(runtime, code, data, **options)
+        except JailError as exc:
+            # which runtimes this host can run, and why the others not, beside the reason
+            raise JailError(f"{exc}\n{_host_report(pool)}") from exc
     if args.json:
         print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
     else:
         _print_human(result)
     return EXIT_OK if result.ok else EXIT_STATUS
+
+
+def _host_report(pool: PoolConfig) -> str:
+    from sandbox import hostcheck
+
+    return "on this host:\n" + "\n".join("  " + v.line() for v in hostcheck.runtimes(pool))
+
+
+def _runtimes(args: argparse.Namespace) -> int:
+    from sandbox import hostcheck
+
+    verdicts = hostcheck.runtimes(PoolConfig(
+        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces)))
+    for verdict in verdicts:
+        print(verdict.line())
+    return EXIT_OK if all(v.works for v in verdicts) else EXIT_STATUS
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -247,6 +299,8 @@ def _serve(args: argparse.Namespace) -> int:
     flags["packages_dir"] = args.packages_dir
     flags["preload"] = _split(args.preload) or None
     flags["packages"] = tuple(args.packages) if args.packages else None
+    flags["pyodide_packages_dir"] = args.pyodide_packages_dir
+    flags["pyodide_no_namespaces"] = args.pyodide_no_namespaces
     try:
         config = ServiceConfig.load(args.config, flags=flags)
     except ConfigError as exc:
@@ -297,6 +351,8 @@ def _runner(args: argparse.Namespace) -> int:
 def _packages(args: argparse.Namespace) -> int:
     from sandbox import packages
 
+    if args.runtime == "pyodide":
+        return _pyodide_packages(args)
     directory = args.dir or packages.default_dir()
     if args.action == "list":
         specs = packages.installed_specs(directory)
@@ -314,6 +370,29 @@ def _packages(args: argparse.Namespace) -> int:
         return EXIT_STATUS
     print(f"installed into {directory}; serve with --packages-dir {directory} and allow "
           f"modules with --external-allow")
+    return EXIT_OK
+
+
+def _pyodide_packages(args: argparse.Namespace) -> int:
+    from sandbox import pyodide_packages
+
+    directory = args.dir or pyodide_packages.default_dir()
+    if args.action == "list":
+        manifest = pyodide_packages.installed(directory)
+        if manifest is None:
+            print(f"no pyodide environment in {directory}", file=sys.stderr)
+            return EXIT_STATUS
+        print(f"{directory}: " + " ".join(manifest["packages"]))
+        return EXIT_OK
+    if not args.specs:
+        raise UsageError("packages install: name at least one package")
+    try:
+        manifest = pyodide_packages.install(args.specs, directory)
+    except SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return EXIT_STATUS
+    print(f"installed {' '.join(manifest['packages'])} into {directory}; workers load it with "
+          f"--pyodide-packages-dir {directory} and snippets import it with --external-allow")
     return EXIT_OK
 
 
@@ -343,7 +422,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1:])
     try:
-        args = _parser().parse_args(argv)
+        args, extra = _parser().parse_known_args(argv)
+        if extra and args.command == "packages" and not any(x.startswith("-") for x in extra):
+            # `packages install --runtime pyodide six`: names after an option are names too
+            args.specs = [*args.specs, *extra]
+        elif extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "exec":
             return _exec(args)
         if args.command == "serve":
@@ -354,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
             return _keys(args)
         if args.command == "packages":
             return _packages(args)
+        if args.command == "pyodide":
+            from sandbox import pyodide_dist
+
+            return pyodide_dist.main([])
+        if args.command == "runtimes":
+            return _runtimes(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)

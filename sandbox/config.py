@@ -198,6 +198,10 @@ class ServiceConfig:
     packages: tuple[str, ...] = ()  # pip specs installed at start into packages_dir
     packages_dir: str = ""  # default: ~/.local/share/snippet-sandbox/packages when packages
     preload: tuple[str, ...] = ()  # modules the python zygote imports ahead of time
+    pyodide_packages_dir: str = ""  # `sandbox packages install --runtime pyodide` output
+    # pyodide without any namespace, on a host that denies them: named on purpose, it gives
+    # up what sandbox.pyodide.GIVEN_UP_WITHOUT_NAMESPACES says
+    pyodide_no_namespaces: bool = False
     insecure: bool = False  # allow plain TCP without CURVE (named explicitly on purpose)
 
     def __post_init__(self) -> None:

@@ -79,6 +79,10 @@ class RunnerWatcher:
             argv += ["--packages-dir", cfg.packages_dir]
         if cfg.preload:
             argv += ["--preload", ",".join(cfg.preload)]
+        if cfg.pyodide_packages_dir:
+            argv += ["--pyodide-packages-dir", cfg.pyodide_packages_dir]
+        if cfg.pyodide_no_namespaces:
+            argv += ["--pyodide-no-namespaces"]
         if self.endpoint.startswith("tcp://"):
             argv += ["--curve-dir", cfg.curve_dir] if cfg.curve_dir else ["--insecure"]
         return argv

@@ -33,6 +33,7 @@ from pathlib import Path
 from sandbox.errors import JailError
 
 PYODIDE_VERSION = "0.25.1"
+PYODIDE_PYTHON = "3.11.3"  # the CPython inside it
 PYODIDE_BUILD_VERSION = "0.25.1"
 NODE_MAJOR = 20
 _SPEC_DIR = Path(__file__).resolve().parent.parent / "runtimes" / "pyodide"

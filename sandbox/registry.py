@@ -24,7 +24,8 @@ def _python_version() -> str:
 def _pyodide_version() -> str:
     from sandbox import pyodide_dist
 
-    return f"pyodide-{pyodide_dist.PYODIDE_VERSION}"
+    # the Python inside first, so that a task asking for version "3.11" finds it
+    return f"{pyodide_dist.PYODIDE_PYTHON}-pyodide-{pyodide_dist.PYODIDE_VERSION}"
 
 
 def _pyodide_setup(config: Any) -> Any:

@@ -75,3 +75,28 @@ def test_policy_and_import_flags() -> None:
     assert r.returncode == 0 and json.loads(r.stdout)["result"] == "/"
     r = sandbox_exec("-r", "python", "--stdlib-allow", "numpy", "-", code="return 1")
     assert r.returncode == 2 and "not a standard-library module" in r.stderr
+
+
+def test_pyodide_runs_through_exec_with_the_same_json_contract() -> None:
+    r = sandbox_exec("--runtime", "pyodide", "--json", "--data", '{"n": 21}', "-",
+                     code="import sys\nprint(sys.platform)\nreturn data['n'] * 2")
+    assert r.returncode == 1, r.stderr  # sys is outside the curated allow-list
+    assert json.loads(r.stdout)["error"]["type"] == "ImportDenied"
+    r = sandbox_exec("--runtime", "pyodide", "--json", "--stdlib-allow", "+sys", "--data",
+                     '{"n": 21}', "-", code="import sys\nprint(sys.platform)\nreturn data['n'] * 2")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["status"], out["result"], out["stdout"]) == ("ok", 42, "emscripten\n")
+
+
+def test_pyodide_refuses_the_restricted_policy_as_a_usage_error() -> None:
+    r = sandbox_exec("--runtime", "pyodide", "--policy", "restricted", "-", code="return 1")
+    assert r.returncode == 2
+    assert r.stderr.strip() == "sandbox: --policy restricted applies to python, not pyodide"
+
+
+def test_runtimes_says_which_work_on_this_host() -> None:
+    r = subprocess.run([sys.executable, "-m", "sandbox", "runtimes"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines() == ["python: works", "javascript: works", "pyodide: works"]

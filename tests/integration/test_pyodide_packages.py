@@ -10,9 +10,8 @@ import tempfile
 
 import pytest
 
-from sandbox import PoolConfig, Status, pyodide_packages
+from sandbox import PoolConfig, PyodideConfig, Sandbox, Status, pyodide_packages
 from sandbox.errors import ConfigError
-from sandbox.pyodide import Launcher, PyodideConfig
 
 pytestmark = pytest.mark.jail
 
@@ -40,19 +39,20 @@ def test_the_environment_holds_py_compiled_wheels_and_a_lock_file(env):
 
 
 def test_a_package_is_loaded_offline_and_imported_from_bytecode(env):
-    config = PyodideConfig(size=1, packages_dir=env)
-    with Launcher(config, PoolConfig(size=1, external_allow=("six",))) as launcher:
-        r = launcher.run("import six\nreturn [six.PY3, six.__file__]")
+    config = PoolConfig(size=1, external_allow=("six",), pyodide=PyodideConfig(packages_dir=env))
+    with Sandbox(config, runtimes=("pyodide",)) as sb:
+        r = sb.run("pyodide", "import six\nreturn [six.PY3, six.__file__]")
         assert r.status is Status.OK, r.message
         assert r.value == [True, "/lib/python3.11/site-packages/six.pyc"]
-        r = launcher.run("open('/lib/python3.11/site-packages/six.pyc', 'ab').write(b'x')")
+        r = sb.run("pyodide", "open('/lib/python3.11/site-packages/six.pyc', 'ab').write(b'x')")
         assert r.status is Status.ERROR
         assert r.error.type == "PermissionError"
 
 
 def test_an_installed_package_is_still_subject_to_the_allow_list(env):
-    with Launcher(PyodideConfig(size=1, packages_dir=env), PoolConfig(size=1)) as launcher:
-        r = launcher.run("import six")
+    config = PoolConfig(size=1, pyodide=PyodideConfig(packages_dir=env))
+    with Sandbox(config, runtimes=("pyodide",)) as sb:
+        r = sb.run("pyodide", "import six")
         assert r.status is Status.ERROR
         assert r.error.type == "ImportDenied"
         assert "external_allow" in r.error.message

@@ -48,31 +48,29 @@ def deny_namespaces_program() -> bytes:
 
 
 def scenario_jailed_runtimes() -> dict:
-    """What needs namespaces fails, and says why."""
-    from sandbox import PoolConfig, Sandbox
+    """What needs namespaces fails, and says why; the host check says which runtimes work."""
+    from sandbox import PoolConfig, PyodideConfig, Sandbox, hostcheck
     from sandbox.errors import JailError
-    from sandbox.pyodide import Launcher, PyodideConfig
 
     out: dict = {}
-    try:
-        Sandbox(PoolConfig(size=1), runtimes=("python",)).close()
-        out["python"] = "started"
-    except JailError as exc:
-        out["python"] = str(exc)
-    try:
-        Launcher(PyodideConfig(size=1)).close()
-        out["pyodide"] = "started"
-    except JailError as exc:
-        out["pyodide"] = str(exc)
+    for runtime in ("python", "pyodide"):
+        try:
+            Sandbox(PoolConfig(size=1), runtimes=(runtime,)).close()
+            out[runtime] = "started"
+        except JailError as exc:
+            out[runtime] = str(exc)
+    out["hostcheck"] = [v.line() for v in hostcheck.runtimes(PoolConfig())]
+    out["hostcheck_opted_in"] = [v.line() for v in hostcheck.runtimes(
+        PoolConfig(pyodide=PyodideConfig(no_namespaces=True)))]
     return out
 
 
 def scenario_pyodide_without_namespaces() -> dict:
     """The pyodide runtime with the layers that remain."""
+    import time
     from pathlib import Path
 
-    from sandbox import PoolConfig
-    from sandbox.pyodide import Launcher, PyodideConfig
+    from sandbox import PoolConfig, PyodideConfig, Sandbox
 
     snippets = {
         "ok": "return 6 * 7",
@@ -85,15 +83,18 @@ def scenario_pyodide_without_namespaces() -> dict:
         "timeout": "while True: pass",
         "memory": "return len(bytearray(1024 ** 3))",
     }
-    config = PyodideConfig(size=1, no_namespaces=True)
+    config = PoolConfig(size=1, stdlib_allow=("*",), external_allow=("*",),
+                        pyodide=PyodideConfig(no_namespaces=True, kill_grace_s=2.0))
     out: dict = {}
-    with Launcher(config, PoolConfig(size=1, stdlib_allow=("*",), external_allow=("*",))) as pyo:
+    with Sandbox(config, runtimes=("pyodide",)) as sb:
         for name, code in snippets.items():
-            r = pyo.run(code, timeout_s=1, memory_mb=128)
+            r = sb.run("pyodide", code, timeout_s=1, memory_mb=128)
             out[name] = [r.status.value, r.error.type if r.error else None]
-        pyo.wait_ready()
+        end = time.monotonic() + 120
+        while sb.snapshot()["pyodide"]["counts"]["idle"] < 1 and time.monotonic() < end:
+            time.sleep(0.05)
         workers = []
-        for task in Path(f"/proc/{pyo.jail.process.pid}/task").iterdir():
+        for task in Path(f"/proc/{sb.snapshot()['pyodide']['jail_pid']}/task").iterdir():
             for zygote in (task / "children").read_text().split():
                 for zt in Path(f"/proc/{zygote}/task").iterdir():
                     workers += (zt / "children").read_text().split()

@@ -358,3 +358,13 @@ def test_a_worker_retires_after_a_timeout(one_worker):
     r = one_worker.run("import json\nreturn 'BEFORE' in json.__all__")
     assert r.status is Status.OK
     assert r.value is False
+
+
+def test_cant_see_what_another_tenant_left_in_its_worker(one_worker):
+    """A worker serves one reuse key only: what survives in a worker (an in-place change
+    inside a loaded module, above) never reaches another tenant's task."""
+    r = one_worker.run("import json\njson.__all__.append('TENANT-A')\nreturn 1", reuse_key="a")
+    assert r.status is Status.OK
+    r = one_worker.run("import json\nreturn 'TENANT-A' in json.__all__", reuse_key="b")
+    assert r.status is Status.OK
+    assert r.value is False

@@ -1,7 +1,7 @@
 """A host that denies namespaces (as a default Docker container does), simulated by a
 seccomp filter on the whole test process tree (``denied_namespaces.py``): the jailed
 runtimes cannot start and say why; the pyodide runtime runs with the layers that remain,
-behind PyodideConfig(no_namespaces=True)."""
+behind PyodideConfig(no_namespaces=True); the host check says which runtimes work here."""
 
 from __future__ import annotations
 
@@ -39,11 +39,26 @@ def test_the_python_jail_cannot_start_and_says_why(denied):
     assert "Operation not permitted" in denied["python"]
 
 
+def test_the_python_jail_names_the_runtime_that_can_run_here(denied):
+    assert "the python runtime cannot run without them (pyodide can" in denied["python"]
+
+
 def test_pyodide_names_the_setting_and_what_it_gives_up(denied):
     message = denied["pyodide"]
     assert "denies the namespaces" in message and "EPERM" in message
-    assert "no_namespaces=True" in message
+    assert "no_namespaces=True" in message and "--pyodide-no-namespaces" in message
     assert "network" in message and "file system" in message
+
+
+def test_the_host_check_says_which_runtimes_work_here_and_why_not(denied):
+    lines = denied["hostcheck"]
+    assert [line.split(":")[0] for line in lines] == ["python", "javascript", "pyodide"]
+    assert lines[0].startswith("python: cannot run (this host denies namespaces, which its jail "
+                               "needs: unshare")
+    assert lines[2].startswith("pyodide: cannot run (this host denies namespaces: unshare")
+    assert "--pyodide-no-namespaces" in lines[2]
+    opted = denied["hostcheck_opted_in"]
+    assert opted[2].startswith("pyodide: works (without namespaces, as configured: it gives up")
 
 
 def test_pyodide_runs_without_namespaces(pyodide_without_namespaces):

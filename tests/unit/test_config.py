@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import ConfigError, Limits, PoolConfig
-from sandbox.config import canonical_runtime
+from sandbox.config import ServiceConfig, canonical_runtime
 
 
 @pytest.mark.parametrize(
@@ -46,3 +46,18 @@ def test_runtime_aliases():
     assert canonical_runtime("js") == "javascript"
     assert canonical_runtime("Python") == "python"
     assert canonical_runtime("ruby") is None
+
+
+def test_pyodide_without_namespaces_is_a_named_opt_in_from_the_service_to_its_runners():
+    from sandbox import cli
+    from sandbox.daemon import RunnerWatcher
+
+    config = ServiceConfig.load(env={"SANDBOX_PYODIDE_NO_NAMESPACES": "1",
+                                     "SANDBOX_RUNTIMES": "python,pyodide"})
+    assert config.pyodide_no_namespaces is True
+    argv = RunnerWatcher(config, "ipc:///tmp/x.sock").argv(0)
+    assert "--pyodide-no-namespaces" in argv and argv[argv.index("--runtimes") + 1] == "python,pyodide"
+    args = cli._parser().parse_args(argv[3:])  # what the runner process parses
+    assert cli._pool_config(args, size=2).pyodide.no_namespaces is True
+    assert ServiceConfig().pyodide_no_namespaces is False
+    assert "--pyodide-no-namespaces" not in RunnerWatcher(ServiceConfig(), "ipc:///x").argv(0)
