@@ -1,26 +1,28 @@
 """``python -m benchmarks.pyodide``: the pyodide runtime beside the python runtime, one run.
 
-The pyodide side is measured through ``sandbox.pyodide.Launcher`` (the pool does not serve
-multi-task children yet, issue 16), the python side through the local API (``Sandbox``),
-both with real jails, in interleaved rounds so that machine drift hits both alike:
+Every side is measured through the local API (``Sandbox.run``) with real jails, in
+interleaved rounds so that machine drift hits all alike: python with a fresh process per
+task (its default), python in worker mode (``isolation="worker"``: a warm child per tenant,
+the closest python analogue of a pyodide worker), and pyodide (whose children are always
+workers).
 
-* worker cold start: a new worker's spawn-to-ready time in a running jail (pyodide: fork,
-  exec of Node, Pyodide loaded, the guest rehearsed); python: the time from a task's end to
-  its replacement child being idle is not visible from outside, so the jail-start-to-first-
-  idle-child time of both is reported, and the pyodide per-worker spawn times separately;
+* cold start: a jail's start to its first idle child or ready worker; and a worker's
+  replacement (a task that ends its worker, then the time until the pool has an idle worker
+  again: fork, exec of Node, Pyodide loaded, the guest rehearsed);
 * trivial snippet, a 20-line snippet, a numeric loop (~10 ms in-process): p50/p99;
 * memory per worker: RSS and PSS of a ready pyodide worker (Node, V8, the Wasm heap) and of
   an idle python child (forked, copy-on-write shared with its zygote: PSS is the fair one);
-* workers are not retired by count or age during the latency rounds (the cost of a
-  retirement is a cold start, amortised over ``max_tasks``);
+* workers are not retired by count or age during the rounds (a retirement's cost is a cold
+  start, amortised over ``worker_tasks``);
 * a pure-Python package (``attrs``, installed with ``sandbox packages install --runtime
-  pyodide``): its import per task (modules a task imports are dropped after it) and with
-  the package preloaded by the worker, and the worker start with the package loaded.
+  pyodide``): its import per task (modules a task imports are dropped after it) and with the
+  package preloaded by the worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -33,38 +35,69 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.harness import ROWS, TWENTY_LINES, cpu_loop_body
 from benchmarks.stats import summarize
-from sandbox import PoolConfig, Sandbox
-from sandbox.pyodide import Launcher, PyodideConfig
+from sandbox import PoolConfig, PyodideConfig, Sandbox
 
 TRIVIAL = "return 6 * 7"
 PACKAGE = "attrs"
 USE_PACKAGE = ("import attrs\n@attrs.define\nclass P:\n    x: int\n    y: int\n"
                "return attrs.asdict(P(1, 2))")
+# no retirement by count or age during the rounds: a retiring worker's replacement loads
+# Pyodide (seconds of CPU) beside the measured tasks; its cost is the cold start's
+_TASKS, _AGE_S = 1_000_000, 86400.0
 
 
-def _status_kb(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+def _idle(sb: Sandbox, runtime: str) -> list[int]:
+    """Host pids of the runtime's idle children (or ready workers)."""
+    children = sb.snapshot()[runtime]["children"]
+    return [host for state, host in children.values() if state == "idle" and host]
 
 
-def _children(pid: int) -> list[int]:
-    return [p for p in procs.tree(pid) if p != pid]
+def _wait_idle(sb: Sandbox, runtime: str, count: int, timeout_s: float = 180.0) -> float:
+    """Seconds until ``count`` children are idle."""
+    t0 = time.perf_counter()
+    while len(_idle(sb, runtime)) < count:
+        if time.perf_counter() - t0 > timeout_s:
+            raise RuntimeError(f"{runtime}: {count} idle children not within {timeout_s:g} s")
+        time.sleep(0.002)
+    return time.perf_counter() - t0
 
 
 def _memory_of(pids: list[int]) -> dict[str, float]:
     rows = [procs.memory_mb([pid]) for pid in pids]
-    # procs.memory_mb walks the tree: a leaf's own numbers are what we want
     return {"rss_mb": statistics.median(r["rss_mb"] for r in rows),
             "pss_mb": statistics.median(r["pss_mb"] for r in rows)} if rows else {}
 
 
-def _timed(run: Any, code: str, data: Any = None, **limits: Any) -> float:
+def _timed(run: Any, code: str, data: Any = None) -> float:
     t0 = time.perf_counter()
-    r = run(code, data, **limits)
+    r = run(code, data)
     took = (time.perf_counter() - t0) * 1000
     if not r.ok:
         raise RuntimeError(f"benchmark snippet failed: {r.status}: {r.message}")
     return took
+
+
+def _started(config: PoolConfig, runtime: str) -> tuple[Sandbox, float]:
+    """A sandbox with ``runtime``'s jail up, and the ms from its start to a first idle child."""
+    t0 = time.perf_counter()
+    sb = Sandbox(config, runtimes=(runtime,))
+    _wait_idle(sb, runtime, 1)
+    return sb, (time.perf_counter() - t0) * 1000
+
+
+def _replacement_ms(sb: Sandbox, samples: int) -> list[float]:
+    """A pyodide worker's replacement: end one (a crash retires it), time until idle again."""
+    out = []
+    want = sb.config.size
+    for _ in range(samples):
+        _wait_idle(sb, "pyodide", want)
+        r = sb.run("pyodide", "import os\nos._exit(3)", timeout_s=10)
+        if r.status.value != "crashed":
+            raise RuntimeError(f"the worker was not ended: {r.status}: {r.message}")
+        t0 = time.perf_counter()
+        _wait_idle(sb, "pyodide", want)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,55 +109,52 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds = 20 if args.quick else args.rounds
     cpu = cpu_loop_body()
-    pool = PoolConfig(size=args.workers, stdlib_allow=("*",), external_allow=("*",))
+    pool = PoolConfig(size=args.workers, stdlib_allow=("*",), external_allow=("*",),
+                      worker_tasks=_TASKS, worker_age_s=_AGE_S,
+                      pyodide=PyodideConfig(worker_tasks=_TASKS, worker_age_s=_AGE_S))
     report: dict[str, Any] = {"command": "python -m benchmarks.pyodide "
                               + " ".join(argv if argv is not None else sys.argv[1:]),
-                              "measured_through": "sandbox.pyodide.Launcher (pyodide), "
-                                                  "sandbox.Sandbox local API (python)"}
+                              "measured_through": "sandbox.Sandbox (the local API), real jails"}
     env_root = tempfile.mkdtemp(prefix="bench-pyodide-env-")
     os.chmod(env_root, 0o755)
     try:
-        t0 = time.perf_counter()
-        sb = Sandbox(pool, runtimes=("python",))
-        while sb.idle_children() < 1:
-            time.sleep(0.001)
-        python_start = (time.perf_counter() - t0) * 1000
-        t0 = time.perf_counter()
-        # no retirement by count during the rounds: a retiring worker's replacement loads
-        # Pyodide (seconds of CPU) beside the measured tasks; its cost is the cold start's
-        pyo = Launcher(PyodideConfig(size=args.workers, max_tasks=1 << 20, max_age_s=3600), pool)
-        pyo.wait_ready(1, timeout_s=120)
-        pyodide_start = (time.perf_counter() - t0) * 1000
-        pyo.wait_ready(timeout_s=120)
+        py, python_start = _started(pool, "python")
+        pyo, pyodide_start = _started(pool, "pyodide")
         try:
-            systems = {"python": lambda c, d=None, **k: sb.run("python", c, d, **k),
-                       "pyodide": lambda c, d=None, **k: pyo.run(c, d, **k)}
+            _wait_idle(pyo, "pyodide", args.workers)
+            systems = {
+                "python": lambda c, d=None: py.run("python", c, d, timeout_s=30),
+                "python worker mode": lambda c, d=None: py.run("python", c, d, timeout_s=30,
+                                                               isolation="worker"),
+                "pyodide": lambda c, d=None: pyo.run("pyodide", c, d, timeout_s=30),
+            }
             cases = {"trivial": (TRIVIAL, None), "20-line snippet": (TWENTY_LINES, ROWS),
                      "numeric loop (~10 ms in-process)": (cpu, None)}
             samples: dict[str, dict[str, list[float]]] = {s: {c: [] for c in cases} for s in systems}
-            for system in systems.values():  # warm both up
+            for system in systems.values():  # warm all up
                 for code, data in cases.values():
-                    _timed(system, code, data, timeout_s=30)
+                    _timed(system, code, data)
             for _ in range(rounds):
                 for case, (code, data) in cases.items():
                     for name, system in systems.items():
-                        samples[name][case].append(_timed(system, code, data, timeout_s=30))
+                        samples[name][case].append(_timed(system, code, data))
                         time.sleep(0.005)
             report["latency"] = {name: {case: summarize(s) for case, s in by_case.items()}
                                  for name, by_case in samples.items()}
-            pyo.wait_ready(timeout_s=120)
+            _wait_idle(pyo, "pyodide", args.workers)
             report["memory_per_worker"] = {
-                "python idle child": _memory_of(_children(_zygote(sb._pool("python")))),
-                "pyodide ready worker": _memory_of(_pyodide_workers(pyo)),
+                "python idle child": _memory_of(_idle(py, "python")),
+                "pyodide ready worker": _memory_of(_idle(pyo, "pyodide")),
             }
             report["cold_start_ms"] = {
                 "python: jail start to first idle child": python_start,
                 "pyodide: jail start to first ready worker": pyodide_start,
-                "pyodide: worker spawn to ready (each)": pyo.spawn_ms[:],
+                "pyodide: a worker's replacement, end to ready (each)":
+                    _replacement_ms(pyo, 2 if args.quick else 5),
             }
         finally:
             pyo.close()
-            sb.close()
+            py.close()
         report["package"] = _package_cost(env_root, pool, rounds)
     finally:
         shutil.rmtree(env_root, ignore_errors=True)
@@ -135,68 +165,54 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _zygote(pool: Any) -> int:
-    nsjail = pool._jail.process.pid
-    return _children(nsjail)[0]
-
-
-def _pyodide_workers(pyo: Launcher) -> list[int]:
-    nsjail = pyo.jail.process.pid
-    everyone = [p for p in procs.tree(nsjail) if p != nsjail]
-    return [p for p in everyone if _comm(p) == "node"]
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def _package_cost(env_root: str, pool: PoolConfig, rounds: int) -> dict[str, Any]:
+    from dataclasses import replace
+
     from sandbox import pyodide_packages
 
     env = os.path.join(env_root, "env")
     pyodide_packages.install([PACKAGE], env, quiet=True)
     out: dict[str, Any] = {"package": PACKAGE, "snippet": USE_PACKAGE}
     for label, preload in (("imported per task", ()), ("preloaded by the worker", (PACKAGE,))):
-        with Launcher(PyodideConfig(size=1, packages_dir=env, preload=preload), pool) as pyo:
-            pyo.wait_ready(timeout_s=120)
-            run = lambda c, d=None, **k: pyo.run(c, d, **k)  # noqa: E731
-            _timed(run, USE_PACKAGE, timeout_s=30)
-            use = [_timed(run, USE_PACKAGE, timeout_s=30) for _ in range(max(10, rounds // 4))]
-            trivial = [_timed(run, TRIVIAL, timeout_s=30) for _ in range(max(10, rounds // 4))]
-            out[label] = {"use p50_ms": statistics.median(use), "trivial p50_ms": statistics.median(trivial),
-                          "worker spawn to ready ms": pyo.spawn_ms[:]}
+        config = replace(pool, size=1, pyodide=replace(pool.pyodide, packages_dir=env,
+                                                       preload=preload))
+        sb, start_ms = _started(config, "pyodide")
+        with sb:
+            run = functools.partial(sb.run, "pyodide", timeout_s=30)
+            _timed(run, USE_PACKAGE)
+            use = [_timed(run, USE_PACKAGE) for _ in range(max(10, rounds // 4))]
+            trivial = [_timed(run, TRIVIAL) for _ in range(max(10, rounds // 4))]
+            out[label] = {"use p50_ms": statistics.median(use),
+                          "trivial p50_ms": statistics.median(trivial),
+                          "jail start to ready ms": start_ms}
     return out
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"`{report['command']}` (measured through {report['measured_through']})", "",
-             "| case | python p50 / p99 ms | pyodide p50 / p99 ms | pyodide / python (p50) |",
-             "|---|---|---|---|"]
     lat = report["latency"]
+    names = list(lat)
+    lines = [f"`{report['command']}` (measured through {report['measured_through']})", "",
+             "| case | " + " | ".join(f"{n} p50 / p99 ms" for n in names)
+             + " | pyodide / python (p50) |", "|---" * (len(names) + 2) + "|"]
     for case in lat["python"]:
-        p, q = lat["python"][case], lat["pyodide"][case]
-        lines.append(f"| {case} | {p['p50_ms']:.2f} / {p['p99_ms']:.2f} | "
-                     f"{q['p50_ms']:.2f} / {q['p99_ms']:.2f} | {q['p50_ms'] / p['p50_ms']:.1f}x |")
+        cells = [f"{lat[n][case]['p50_ms']:.2f} / {lat[n][case]['p99_ms']:.2f}" for n in names]
+        ratio = lat["pyodide"][case]["p50_ms"] / lat["python"][case]["p50_ms"]
+        lines.append(f"| {case} | " + " | ".join(cells) + f" | {ratio:.1f}x |")
     lines += ["", "| memory per worker | RSS MiB | PSS MiB |", "|---|---|---|"]
     for name, m in report["memory_per_worker"].items():
         lines.append(f"| {name} | {m.get('rss_mb', 0):.1f} | {m.get('pss_mb', 0):.1f} |")
     lines += ["", "| cold start | ms |", "|---|---|"]
     for name, value in report["cold_start_ms"].items():
-        shown = (f"{statistics.median(value):.0f} (median of {len(value)})" if isinstance(value, list)
-                 and value else f"{value:.0f}" if not isinstance(value, list) else "-")
+        shown = (f"{statistics.median(value):.0f} (median of {len(value)})"
+                 if isinstance(value, list) and value else f"{value:.0f}")
         lines.append(f"| {name} | {shown} |")
     pkg = report["package"]
-    lines += ["", f"| package `{pkg['package']}` | use p50 ms | trivial p50 ms | worker start ms |",
-              "|---|---|---|---|"]
+    lines += ["", f"| package `{pkg['package']}` | use p50 ms | trivial p50 ms | jail start to "
+              "ready ms |", "|---|---|---|---|"]
     for label in ("imported per task", "preloaded by the worker"):
         row = pkg[label]
-        spawn = row["worker spawn to ready ms"]
         lines.append(f"| {label} | {row['use p50_ms']:.2f} | {row['trivial p50_ms']:.2f} | "
-                     f"{statistics.median(spawn):.0f} |" if spawn else f"| {label} | - | - | - |")
+                     f"{row['jail start to ready ms']:.0f} |")
     return "\n".join(lines)
 
 

@@ -97,7 +97,8 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
         os._exit(code)
 
 
-def _forget_zygote(keep_fd: int) -> None:
+def _forget_zygote(keep_fd: int, keep_stderr: bool = False) -> None:
+    """Step 1. ``keep_stderr``: stderr stays the jail's log (a pyodide worker in debug)."""
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
@@ -105,7 +106,7 @@ def _forget_zygote(keep_fd: int) -> None:
         null = os.open("/dev/null", os.O_RDWR)
     except OSError:
         null = -1
-    for fd in (0, 1, 2):
+    for fd in (0, 1) if keep_stderr else (0, 1, 2):
         if null >= 0 and fd != keep_fd:
             os.dup2(null, fd)
     keep = sorted({keep_fd, null} | ({0, 1, 2} if null >= 0 else set()))

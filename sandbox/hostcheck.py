@@ -30,6 +30,8 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 JAIL_NAMESPACES = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER
                    | CLONE_NEWPID | CLONE_NEWNET)
+# loaded before any fork: the probe child of a threaded process must not take the loader's lock
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @functools.cache
@@ -42,8 +44,7 @@ def namespaces() -> str | None:
     if pid == 0:  # pragma: no cover - the probe child
         code = 0
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(JAIL_NAMESPACES) != 0:
+            if _libc.unshare(JAIL_NAMESPACES) != 0:
                 code = ctypes.get_errno() or 255
         finally:
             os._exit(code)

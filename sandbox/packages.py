@@ -113,7 +113,7 @@ def replace_environment(fresh: str, directory: str) -> None:
     """Make the finished ``fresh`` directory readable by the jail's user and put it in place
     of ``directory`` (the old one goes only now, so a failed build never left it missing)."""
     old = directory + ".old"
-    _world_readable(fresh)
+    world_readable(fresh)
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(directory):
         os.rename(directory, old)
@@ -121,7 +121,7 @@ def replace_environment(fresh: str, directory: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _world_readable(root: str) -> None:
+def world_readable(root: str) -> None:
     """The jail's user is nobody: it must be able to read (and traverse) everything."""
     os.chmod(root, 0o755)
     for dirpath, dirnames, filenames in os.walk(root):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.errors import JailError
+from sandbox.packages import world_readable
 
 PYODIDE_VERSION = "0.25.1"
 PYODIDE_PYTHON = "3.11.3"  # the CPython inside it
@@ -130,7 +131,7 @@ def ensure(*, quiet: bool = True) -> Distribution:
         missing = [n for n in DIST_FILES if not os.path.isfile(os.path.join(dist, n))]
         if missing:
             raise JailError(f"the pyodide package lacks {', '.join(missing)}")
-        _world_readable(fresh)
+        world_readable(fresh)
         Path(fresh, _MARKER).write_text(PYODIDE_VERSION + "\n")
         try:
             os.rename(fresh, root)
@@ -172,16 +173,6 @@ def ensure_build_tools(*, quiet: bool = True) -> str:
         raise JailError(f"pip could not install {' '.join(BUILD_TOOLS)}")
     Path(root, _MARKER).write_text(PYODIDE_BUILD_VERSION + "\n")
     return cli
-
-
-def _world_readable(root: str) -> None:
-    """The jail's user is nobody when we are root: it must read and traverse everything."""
-    for dirpath, _dirnames, filenames in os.walk(root):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o755 if os.stat(path).st_mode & 0o111 else 0o644)
 
 
 def main(argv: list[str] | None = None) -> int:

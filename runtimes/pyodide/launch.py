@@ -22,7 +22,6 @@ import ctypes
 import json
 import os
 import resource
-import signal
 import socket
 import struct
 import sys
@@ -65,10 +64,7 @@ def main(channel: socket.socket, setup: Any, spec: protocol.WorkerSpec | None) -
         if spec is None:
             raise RuntimeError("the init message described no worker")
         fd = channel.fileno()
-        if spec.debug:
-            _forget_zygote_but_stderr(fd)
-        else:
-            child._forget_zygote(fd)
+        child._forget_zygote(fd, keep_stderr=spec.debug)
         os.set_inheritable(fd, True)
         child._bind_lifetime()
         _lower_limits(spec)
@@ -77,18 +73,6 @@ def main(channel: socket.socket, setup: Any, spec: protocol.WorkerSpec | None) -
         code = 70
     finally:
         os._exit(code)
-
-
-def _forget_zygote_but_stderr(keep_fd: int) -> None:
-    """``child._forget_zygote`` for a worker being debugged: stderr stays the jail's log."""
-    signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
-    null = os.open("/dev/null", os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, 1 << 16)
 
 
 def _lower_limits(spec: protocol.WorkerSpec) -> None:
