@@ -21,11 +21,14 @@ function __n8nRun(data, user, userLines) {
     e.name = "Error";
     return e;
   }
+  // Something this runner cannot provide: reading a property gives another such stand-in
+  // (helpers.httpRequest), calling or constructing one throws an error naming it.
   function missing(what, why) {
     return new Proxy(function () {}, {
       get(_, prop) {
         if (prop === Symbol.toPrimitive) return () => "[" + what + " (not available)]";
-        throw notAvailable(what, why);
+        if (typeof prop === "symbol" || prop === "then") return undefined;
+        return missing(what + "." + prop, why);
       },
       apply() { throw notAvailable(what, why); },
       construct() { throw notAvailable(what, why); },

@@ -22,6 +22,9 @@ Rules (n8n 2.41's broker on the other side):
   answered with an error (n8n is shutting down).
 * A lost connection kills every running task (n8n fails them itself) and forgets all state;
   the shell reconnects with backoff and a fresh grant.
+* A task's console output goes first, as ``logNodeOutput`` rpc calls; its answer follows
+  once n8n has acknowledged them (or after ``LOGS_TIMEOUT_S``): n8n drops an rpc call
+  for a task it already considers done.
 * Auto-shutdown: ``Exit`` after ``auto_shutdown_s`` with no task (0 disables it).
 """
 
@@ -43,6 +46,7 @@ OFFER_VALID_MS = 5000  # what n8n's runners offer
 OFFER_JITTER_MS = 500
 OFFER_RENEW_MS = 1000  # re-offer this long before an offer expires
 SETTINGS_TIMEOUT_S = 30.0  # n8n sends settings right after an accept
+LOGS_TIMEOUT_S = 2.0  # how long a task's answer waits for n8n to take its console output
 DATA_TIMEOUT_S = 60.0  # and answers a data request as fast
 
 
@@ -128,6 +132,9 @@ class RunnerCore:
     tasks: dict[str, Task] = field(default_factory=dict)
     idle_since: float | None = None
     protocol_errors: int = 0
+    # answers held until n8n acknowledged the task's console output: task id -> (the
+    # taskdone/taskerror message, call ids not yet acknowledged, send it anyway at)
+    held: dict[str, tuple[p.RunnerMessage, set[str], float]] = field(default_factory=dict)
 
     def _id(self) -> str:
         return self.ids() if self.ids else _nanoid(self.rng)
@@ -153,13 +160,15 @@ class RunnerCore:
             case p.TaskSettings(task_id, settings):
                 return self._settings(task_id, settings, now)
             case p.TaskDataResponse(task_id, request_id, data):
-                return self._data(task_id, request_id, data)
+                return self._data(task_id, request_id, data, now)
             case p.TaskCancel(task_id, _):
                 return self._cancel(task_id, now)
             case p.Drain():
                 return self._drain(now)
-            case p.RpcResponse() | p.NodeTypes():
-                return []  # console output needs no answer; node types are never asked for
+            case p.RpcResponse(task_id, call_id, _, _):
+                return self._acknowledged(task_id, call_id)
+            case p.NodeTypes():
+                return []  # never asked for
         return []
 
     def finished(self, task_id: str, result: Result, now: float) -> list[Action]:
@@ -170,7 +179,7 @@ class RunnerCore:
         actions: list[Action] = []
         if task.phase is Phase.RUNNING and task.settings is not None:
             node = python_node if task.task_type == "python" else javascript_node
-            actions += self._answer(task_id, node.finish(task.settings, result, self.config.limits))
+            actions += self._answer(task_id, node.finish(task.settings, result, self.config.limits), now)
         self._maybe_idle(now)
         return actions + self._offer(now)
 
@@ -180,8 +189,12 @@ class RunnerCore:
             if task.deadline is not None and now >= task.deadline:
                 del self.tasks[task.task_id]
                 actions += self._answer(task.task_id, Finished(error={
-                    "message": f"n8n did not send the task's {task.phase.value.split()[1]} in time"}))
+                    "message": f"n8n did not send the task's {task.phase.value.split()[1]} in time"}), now)
                 self._maybe_idle(now)
+        for task_id, (final, _, send_at) in list(self.held.items()):
+            if now >= send_at:
+                del self.held[task_id]
+                actions.append(Send(final))
         for offer_id in [o.offer_id for o in self.offers.values() if now >= o.expires]:
             del self.offers[offer_id]
         actions += self._offer(now)
@@ -196,14 +209,17 @@ class RunnerCore:
                                  if t.phase in (Phase.RUNNING, Phase.KILLED)]
         self.tasks.clear()
         self.offers.clear()
+        self.held.clear()
         self.registered = False
         self.idle_since = now
         return actions
 
     def next_deadline(self, now: float) -> float:
         """When ``tick`` next has something to do (the shell sleeps until then at most)."""
-        times = [o.renew_at for o in self.offers.values()] + [o.expires for o in self.offers.values()]
+        # an offer past its renewal time has its replacement already: only its expiry is due
+        times = [o.renew_at if now < o.renew_at else o.expires for o in self.offers.values()]
         times += [t.deadline for t in self.tasks.values() if t.deadline is not None]
+        times += [send_at for _, _, send_at in self.held.values()]
         if self.config.auto_shutdown_s > 0 and self.idle_since is not None and not self.tasks:
             times.append(self.idle_since + self.config.auto_shutdown_s)
         return min(times, default=now + 1.0)
@@ -255,26 +271,26 @@ class RunnerCore:
         task.settings = settings
         limits = self.config.limits
         if task.task_type == "python":
-            return self._start(task, lambda: python_node.job(settings, limits))
+            return self._start(task, lambda: python_node.job(settings, limits), now)
         task.phase, task.deadline, task.request_id = Phase.DATA, now + DATA_TIMEOUT_S, self._id()
         return [Send(p.TaskDataRequest(task_id, task.request_id,
                                        javascript_node.data_request(settings)))]
 
-    def _data(self, task_id: str, request_id: str, data: dict[str, Any]) -> list[Action]:
+    def _data(self, task_id: str, request_id: str, data: dict[str, Any], now: float) -> list[Action]:
         task = self.tasks.get(task_id)
         if task is None or task.phase is not Phase.DATA or task.request_id != request_id:
             return []
         settings, limits = task.settings, self.config.limits
         assert settings is not None
-        return self._start(task, lambda: javascript_node.job(settings, data, limits))
+        return self._start(task, lambda: javascript_node.job(settings, data, limits), now)
 
-    def _start(self, task: Task, build: Callable[[], Job]) -> list[Action]:
+    def _start(self, task: Task, build: Callable[[], Job], now: float) -> list[Action]:
         try:
             job = build()
         except JobError as exc:
             del self.tasks[task.task_id]
-            assert task.settings is not None
-            return self._answer(task.task_id, Finished(error={"message": str(exc)})) + []
+            self._maybe_idle(now)
+            return self._answer(task.task_id, Finished(error={"message": str(exc)}), now)
         task.phase, task.deadline = Phase.RUNNING, None
         return [Start(task.task_id, job)]
 
@@ -294,25 +310,40 @@ class RunnerCore:
     def _drain(self, now: float) -> list[Action]:
         self.draining = True
         self.offers.clear()
-        actions: list[Action] = []
+        actions: list[Action] = [Send(final) for final, _, _ in self.held.values()]
+        self.held.clear()
         for task in list(self.tasks.values()):
             if task.phase is Phase.RUNNING:
                 task.phase = Phase.KILLED
                 actions.append(Cancel(task.task_id))
                 actions += self._answer(task.task_id, Finished(error={
-                    "message": "Task stopped: n8n is shutting down (broker:drain)"}))
+                    "message": "Task stopped: n8n is shutting down (broker:drain)"}), now)
             elif task.phase is not Phase.KILLED:
                 del self.tasks[task.task_id]
         return actions
 
-    def _answer(self, task_id: str, finished: Finished) -> list[Action]:
-        actions: list[Action] = [Send(p.Rpc(self._id(), task_id, p.RPC_LOG, line))
-                                 for line in finished.logs]
+    def _answer(self, task_id: str, finished: Finished, now: float) -> list[Action]:
+        final: p.RunnerMessage
         if finished.error is not None:
-            actions.append(Send(p.TaskError(task_id, finished.error)))
+            final = p.TaskError(task_id, finished.error)
         else:
-            actions.append(Send(p.TaskDone(task_id, finished.done or {"result": []})))
-        return actions
+            final = p.TaskDone(task_id, finished.done or {"result": []})
+        calls = [p.Rpc(self._id(), task_id, p.RPC_LOG, line) for line in finished.logs]
+        if not calls:
+            return [Send(final)]
+        self.held[task_id] = (final, {c.call_id for c in calls}, now + LOGS_TIMEOUT_S)
+        return [Send(c) for c in calls]
+
+    def _acknowledged(self, task_id: str, call_id: str) -> list[Action]:
+        held = self.held.get(task_id)
+        if held is None:
+            return []
+        final, waiting, _ = held
+        waiting.discard(call_id)
+        if waiting:
+            return []
+        del self.held[task_id]
+        return [Send(final)]
 
     def _maybe_idle(self, now: float) -> None:
         if not self.tasks:

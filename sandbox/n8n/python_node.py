@@ -201,5 +201,14 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
     error = value.get("error")
     if isinstance(error, dict):
         details = {k: v for k, v in error.items() if k != "message" and v is not None}
-        return fail(str(error.get("message", "")), cof, logs, **details)
+        message = str(error.get("message", ""))
+        for ours, n8n in _SETTING_NAMES:  # name the settings an n8n operator knows
+            message = message.replace(ours, n8n)
+        return fail(message, cof, logs, **details)
     return Finished(logs, done={"result": jsonable(value.get("result") or [])})
+
+
+_SETTING_NAMES = (("stdlib_allow (SANDBOX_STDLIB_ALLOW, --stdlib-allow)",
+                   "N8N_RUNNERS_STDLIB_ALLOW (--stdlib-allow)"),
+                  ("external_allow (SANDBOX_EXTERNAL_ALLOW, --external-allow)",
+                   "N8N_RUNNERS_EXTERNAL_ALLOW (--external-allow)"))

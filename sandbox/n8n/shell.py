@@ -353,7 +353,10 @@ class Shell:
         assert self.ws is not None
         while not self._stopping and self._exit is None and self.ws.closed is None:
             self._turn(self.core.next_deadline(self.clock()))
-            registered = registered or self.core.registered
+            if self.core.registered and not registered:
+                registered = True
+                log.info("registered with n8n's task broker (types %s, %d slots)",
+                         ",".join(self.config.task_types), self.config.max_concurrency)
         ws, self.ws = self.ws, None
         if self._stopping or self._exit is not None:
             self._do(self.core._drain(self.clock()), ws)

@@ -20,7 +20,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -129,6 +131,8 @@ class N8n:
             "EXECUTIONS_MODE": "regular", "EXECUTIONS_DATA_SAVE_ON_SUCCESS": "all",
             "EXECUTIONS_DATA_SAVE_ON_ERROR": "all", "EXECUTIONS_DATA_SAVE_MANUAL_EXECUTIONS": "true",
             "CODE_ENABLE_STDOUT": "true",
+            # the editor's push channel as server-sent events: plain HTTP a test can read
+            "N8N_PUSH_BACKEND": "sse",
         }
         env.update(extra_env or {})
         log_path = home / "n8n.log"
@@ -204,11 +208,13 @@ class N8n:
 
     # -- REST ----------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None, timeout_s: float = 30.0) -> Any:
+    def request(self, method: str, path: str, body: Any = None, timeout_s: float = 30.0,
+                headers: dict[str, str] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
                                      headers={"Content-Type": "application/json",
-                                              "browser-id": "snippet-sandbox-tests"})
+                                              "browser-id": "snippet-sandbox-tests",
+                                              **(headers or {})})
         try:
             with self._http.open(req, timeout=timeout_s) as r:
                 text = r.read()
@@ -221,11 +227,13 @@ class N8n:
         """Store a workflow; returns its id."""
         return str(self.request("POST", "/rest/workflows", wf)["id"])
 
-    def start_run(self, workflow_id: str, trigger: str = TRIGGER) -> str:
-        """Start a manual run of a stored workflow; returns the execution id."""
+    def start_run(self, workflow_id: str, trigger: str = TRIGGER, push_ref: str | None = None) -> str:
+        """Start a manual run of a stored workflow; returns the execution id. With
+        ``push_ref`` (an open ``Push``), n8n sends the run's console output there."""
         wf = self.request("GET", f"/rest/workflows/{workflow_id}")
         out = self.request("POST", f"/rest/workflows/{workflow_id}/run", {
-            "workflowData": wf, "triggerToStartFrom": {"name": trigger}})
+            "workflowData": wf, "triggerToStartFrom": {"name": trigger}},
+            headers={"push-ref": push_ref} if push_ref else None)
         return str(out["executionId"])
 
     def stop_execution(self, execution_id: str) -> Any:
@@ -252,8 +260,43 @@ class N8n:
             delay = min(delay * 1.5, 0.5)
         raise N8nError(f"execution {execution_id} did not finish within {timeout_s} s")
 
-    def run(self, workflow_id: str, timeout_s: float = 60.0) -> Execution:
-        return self.wait(self.start_run(workflow_id), timeout_s)
+    def run(self, workflow_id: str, timeout_s: float = 60.0, push: Push | None = None) -> Execution:
+        return self.wait(self.start_run(workflow_id, push_ref=push.ref if push else None), timeout_s)
+
+    def push(self) -> Push:
+        """The editor's push channel: what n8n shows in the browser (console output, ...)."""
+        return Push(self)
+
+
+class Push:
+    """One editor push connection (server-sent events), read on a thread of its own."""
+
+    def __init__(self, n8n: N8n) -> None:
+        self.ref = uuid.uuid4().hex[:10]
+        self.messages: list[dict[str, Any]] = []
+        req = urllib.request.Request(f"{n8n.url}/rest/push?pushRef={self.ref}",
+                                     headers={"Origin": n8n.url, "Accept": "text/event-stream"})
+        self._resp = n8n._http.open(req, timeout=60)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for line in self._resp:
+                if line.startswith(b"data:"):
+                    try:
+                        self.messages.append(json.loads(line[5:]))
+                    except ValueError:
+                        pass
+        except Exception:  # closed under the reader: the test is over
+            pass
+
+    def console(self) -> list[list[Any]]:
+        """The console messages n8n pushed: one list of arguments per log call."""
+        return [m["data"]["messages"] for m in self.messages if m.get("type") == "sendConsoleMessage"]
+
+    def close(self) -> None:
+        self._resp.close()
 
 
 # -- workflow building ------------------------------------------------------------------
@@ -286,3 +329,48 @@ def workflow(name: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
                    for a, b in zip(chain, chain[1:])}
     return {"name": name, "nodes": chain, "connections": connections, "active": False,
             "settings": {"executionOrder": "v1"}}
+
+
+class RunnerProcess:
+    """``sandbox n8n-runner`` as a user starts it: a process configured by n8n's variables."""
+
+    def __init__(self, n8n: N8n, *flags: str, env: dict[str, str] | None = None) -> None:
+        self.n8n = n8n
+        self.flags = flags
+        self.log_path = n8n.home / f"runner-{uuid.uuid4().hex[:8]}.log"
+        run_env = dict(os.environ)
+        run_env.update({"N8N_RUNNERS_TASK_BROKER_URI": n8n.broker_uri,
+                        "N8N_RUNNERS_AUTH_TOKEN": n8n.auth_token})
+        run_env.update(env or {})
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sandbox", "n8n-runner", *flags], env=run_env,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_registered(self, timeout_s: float = 60.0) -> RunnerProcess:
+        """Until n8n's broker has registered the runner (its offers then follow at once)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if "registered with n8n's task broker" in self.log():
+                return self
+            if self.proc.poll() is not None:
+                raise N8nError(f"the runner exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+        raise N8nError(f"the runner did not register within {timeout_s} s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
