@@ -131,8 +131,6 @@ class N8n:
             "EXECUTIONS_MODE": "regular", "EXECUTIONS_DATA_SAVE_ON_SUCCESS": "all",
             "EXECUTIONS_DATA_SAVE_ON_ERROR": "all", "EXECUTIONS_DATA_SAVE_MANUAL_EXECUTIONS": "true",
             "CODE_ENABLE_STDOUT": "true",
-            # the editor's push channel as server-sent events: plain HTTP a test can read
-            "N8N_PUSH_BACKEND": "sse",
         }
         env.update(extra_env or {})
         log_path = home / "n8n.log"
@@ -269,25 +267,49 @@ class N8n:
 
 
 class Push:
-    """One editor push connection (server-sent events), read on a thread of its own."""
+    """One editor push connection (n8n's WebSocket backend), read on a thread of its own.
+    Connected when the constructor returns: n8n has registered its ``ref`` by then."""
 
     def __init__(self, n8n: N8n) -> None:
+        from wsproto import ConnectionType, WSConnection
+        from wsproto.events import AcceptConnection, Request
+
         self.ref = uuid.uuid4().hex[:10]
         self.messages: list[dict[str, Any]] = []
-        req = urllib.request.Request(f"{n8n.url}/rest/push?pushRef={self.ref}",
-                                     headers={"Origin": n8n.url, "Accept": "text/event-stream"})
-        self._resp = n8n._http.open(req, timeout=60)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in n8n._cookies)
+        self._sock = socket.create_connection(("127.0.0.1", n8n.port), timeout=10)
+        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._sock.sendall(self._ws.send(Request(
+            host=f"127.0.0.1:{n8n.port}", target=f"/rest/push?pushRef={self.ref}",
+            extra_headers=[(b"cookie", cookie.encode()), (b"origin", n8n.url.encode())])))
+        pending: list[Any] = []
+        while not any(isinstance(e, AcceptConnection) for e in pending):
+            data = self._sock.recv(65536)
+            if not data:
+                raise N8nError("n8n closed the push connection during its upgrade")
+            self._ws.receive_data(data)
+            pending += list(self._ws.events())
+        # n8n registers the push ref just after the upgrade: give it a moment to
+        self._sock.settimeout(None)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
+        time.sleep(0.2)
 
     def _read(self) -> None:
+        from wsproto.events import BytesMessage, TextMessage
+
         try:
-            for line in self._resp:
-                if line.startswith(b"data:"):
-                    try:
-                        self.messages.append(json.loads(line[5:]))
-                    except ValueError:
-                        pass
+            while True:
+                data = self._sock.recv(1 << 20)
+                if not data:
+                    return
+                self._ws.receive_data(data)
+                for event in self._ws.events():
+                    if isinstance(event, (TextMessage, BytesMessage)):
+                        try:
+                            self.messages.append(json.loads(event.data))
+                        except ValueError:
+                            pass
         except Exception:  # closed under the reader: the test is over
             pass
 
@@ -296,7 +318,12 @@ class Push:
         return [m["data"]["messages"] for m in self.messages if m.get("type") == "sendConsoleMessage"]
 
     def close(self) -> None:
-        self._resp.close()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(5)
 
 
 # -- workflow building ------------------------------------------------------------------
