@@ -47,8 +47,10 @@ class RunnerSlot:
     DEFAULT = ("--max-concurrency", "4", "--task-timeout", "30", "--memory", "128")
 
     def __init__(self, n8n) -> None:
+        from tests.n8n.peer import RunnerProcess
+
         self.n8n = n8n
-        self.current = None
+        self.current: RunnerProcess | None = None
 
     def use(self, *flags: str):
         from tests.n8n.peer import RunnerProcess

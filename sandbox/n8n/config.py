@@ -136,7 +136,8 @@ class N8nRunnerConfig:
                 values[name] = _typed(name, source[var], kinds[name], var)
         for name, value in (flags or {}).items():
             if value is not None:
-                values[name] = _typed(name, value, kinds[name], f"--{name}") if isinstance(value, str) else value
+                values[name] = (_typed(name, value, kinds[name], f"--{name}")
+                                if isinstance(value, str) else value)
         return cls(**values)
 
 

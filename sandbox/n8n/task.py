@@ -64,8 +64,8 @@ def limit_error(result: Result, limits: Limits) -> tuple[str, str]:
     if status is Status.TIMEOUT:
         if "CPU" in result.message:
             return (f"Task exceeded its CPU time limit ({limits.timeout_s:g} s of CPU) and was "
-                    f"stopped", "The limit is the runner's task timeout "
-                    f"(N8N_RUNNERS_TASK_TIMEOUT, --task-timeout)")
+                    "stopped", "The limit is the runner's task timeout "
+                    "(N8N_RUNNERS_TASK_TIMEOUT, --task-timeout)")
         return (f"Task execution timed out after {limits.timeout_s:g} seconds (this runner's "
                 f"limit)", "Raise it with N8N_RUNNERS_TASK_TIMEOUT (--task-timeout) on the "
                 "runner, and keep n8n's own N8N_RUNNERS_TASK_TIMEOUT at least as high")

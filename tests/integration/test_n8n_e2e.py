@@ -56,8 +56,8 @@ def test_chained_workflow_of_python_and_javascript_nodes_in_both_modes(n8n, n8n_
 def test_python_results_are_normalised_as_n8n_expects(n8n, n8n_runner):
     ex = run(n8n,
              py("Seed", 'return [{"a": 1}, {"json": {"b": 2}}, {"c": None}]'),
-             py("Each", 'return None if _item["json"].get("c", 1) is None else dict(_item["json"], seen=True)',
-                mode=EACH),
+             py("Each", 'return None if _item["json"].get("c", 1) is None '
+                        'else dict(_item["json"], seen=True)', mode=EACH),
              py("One", 'return {"n": len(_items)}'))
     assert ex.status == "success"
     assert ex.json("Seed") == [{"a": 1}, {"b": 2}, {"c": None}]

@@ -353,7 +353,7 @@ def workflow(name: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
     for i, node in enumerate(chain):
         node["position"] = [200 * i, 0]
     connections = {a["name"]: {"main": [[{"node": b["name"], "type": "main", "index": 0}]]}
-                   for a, b in zip(chain, chain[1:])}
+                   for a, b in zip(chain[:-1], chain[1:], strict=True)}
     return {"name": name, "nodes": chain, "connections": connections, "active": False,
             "settings": {"executionOrder": "v1"}}
 
