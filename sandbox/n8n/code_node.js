@@ -289,8 +289,13 @@ function __n8nRun(data, user, userLines) {
   return main().then((answer) => {
     answer.logs = logs;
     answer.customData = customData;
-    const after = stringify(staticData);
-    if (after !== staticBefore) answer.staticData = staticData;
+    // a bucket made by $getWorkflowStaticData and left empty is no change (as in n8n)
+    const before = JSON.parse(staticBefore);
+    for (const k of keys(staticData)) {
+      if (!(k in before) && staticData[k] && typeof staticData[k] === "object"
+          && !keys(staticData[k]).length) delete staticData[k];
+    }
+    if (stringify(staticData) !== staticBefore) answer.staticData = staticData;
     return answer;
   });
 }

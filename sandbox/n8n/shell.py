@@ -422,7 +422,7 @@ class Shell:
             match action:
                 case c.Send(msg):
                     if ws is not None:
-                        ws.send_text(p.encode(msg))
+                        ws.send_text(self._encode(msg))
                 case c.Start(task_id, job):
                     self.backend.submit(task_id, job)
                 case c.Cancel(task_id):
@@ -430,6 +430,16 @@ class Shell:
                 case c.Exit(reason):
                     log.info("exiting: %s", reason)
                     self._exit = reason
+
+    @staticmethod
+    def _encode(msg: p.RunnerMessage) -> str:
+        try:
+            return p.encode(msg)
+        except (ValueError, TypeError) as exc:  # not JSON (NaN, say): still one answer
+            if not isinstance(msg, (p.TaskDone, p.TaskError)):
+                raise
+            log.error("task %s: its answer is not JSON: %s", msg.task_id, exc)
+            return p.encode(p.TaskError(msg.task_id, {"message": f"the task's result is not JSON: {exc}"}))
 
     def _stop_everything(self) -> None:
         if self.health is not None:
