@@ -48,7 +48,8 @@ def run_py(sb, code, mode=ALL, items=None, cof=False, query=None) -> Finished:
 # -- Python ----------------------------------------------------------------------------------
 
 PY_RESULTS = [
-    ("top-level return, plain dicts wrapped", ALL, "x = 1\nreturn [{'a': x}, {'json': {'b': 2}, 'binary': {'f': {'data': 'QQ=='}}}]",
+    ("top-level return, plain dicts wrapped", ALL,
+     "x = 1\nreturn [{'a': x}, {'json': {'b': 2}, 'binary': {'f': {'data': 'QQ=='}}}]",
      [{"json": {"a": 1}}, {"json": {"b": 2}, "binary": {"f": {"data": "QQ=="}}}]),
     ("one dict is one item", ALL, "return {'n': len(_items)}", [{"json": {"n": 2}}]),
     ("None is no items", ALL, "return None", []),
@@ -57,7 +58,8 @@ PY_RESULTS = [
      [{"json": {"y": 1}, "pairedItem": {"item": 0}}]),
     ("each item: fresh globals per call", EACH,
      "global seen\nprev = 'seen' in globals()\nseen = 1\nreturn {'prev': prev}",
-     [{"json": {"prev": False}, "pairedItem": {"item": 0}}, {"json": {"prev": False}, "pairedItem": {"item": 1}}]),
+     [{"json": {"prev": False}, "pairedItem": {"item": 0}},
+      {"json": {"prev": False}, "pairedItem": {"item": 1}}]),
     ("values n8n's JSON cannot hold become text, NaN null", ALL,
      "import datetime\nreturn [{'b': b'hi', 'd': datetime.date(2024, 1, 2), 's': {1}, 'nan': float('nan'), "
      "'big': 2**70}]",
@@ -169,8 +171,9 @@ def test_javascript_error_in_each_item_mode_with_line_and_item(sb):
 def test_javascript_continue_on_fail_per_item(sb):
     done = run_js(sb, "if ($json.x === 1) throw new Error('one');\nreturn {json: {ok: $json.x}};",
                   EACH, cof=True)
-    assert done.done == {"result": [{"json": {"error": "one [line 1, for item 0]"}, "pairedItem": {"item": 0}},
-                                    {"json": {"ok": 2}, "pairedItem": {"item": 1}}]}
+    assert done.done == {"result": [
+        {"json": {"error": "one [line 1, for item 0]"}, "pairedItem": {"item": 0}},
+        {"json": {"ok": 2}, "pairedItem": {"item": 1}}]}
 
 
 def test_javascript_static_and_custom_data_go_back_to_n8n(sb):

@@ -205,7 +205,8 @@ def test_drain_kills_running_tasks_answers_them_and_stops_offering():
     _running(core)
     actions = core.frame(p.Drain(), 2.0)
     assert c.Cancel("T1") in actions
-    assert p.TaskError("T1", {"message": "Task stopped: n8n is shutting down (broker:drain)"}) in sent(actions)
+    stopped = {"message": "Task stopped: n8n is shutting down (broker:drain)"}
+    assert p.TaskError("T1", stopped) in sent(actions)
     assert sent(core.finished("T1", Result(Status.CRASHED, "cancelled"), 2.1)) == []
     assert sent(core.tick(3.0)) == []
 

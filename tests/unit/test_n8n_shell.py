@@ -217,7 +217,8 @@ def test_pings_are_answered_while_a_task_runs(broker):
         value = codec.decode(codec.encode({"result": [{"json": {"a": 1}}], "prints": [], "dropped": 0}))
         backend.finish(task_id, Result(Status.OK, "ok", value=value))
         done = session.message("runner:taskdone")
-        assert done == {"type": "runner:taskdone", "taskId": task_id, "data": {"result": [{"json": {"a": 1}}]}}
+        assert done == {"type": "runner:taskdone", "taskId": task_id,
+                        "data": {"result": [{"json": {"a": 1}}]}}
     finally:
         stop_shell(shell, backend, thread)
 
