@@ -214,6 +214,10 @@ class RunnerCore:
         self.idle_since = now
         return actions
 
+    def stop(self, now: float) -> list[Action]:
+        """The runner is shutting down: as a drain (running tasks killed and answered)."""
+        return self._drain(now)
+
     def next_deadline(self, now: float) -> float:
         """When ``tick`` next has something to do (the shell sleeps until then at most)."""
         # an offer past its renewal time has its replacement already: only its expiry is due

@@ -359,7 +359,7 @@ class Shell:
                          ",".join(self.config.task_types), self.config.max_concurrency)
         ws, self.ws = self.ws, None
         if self._stopping or self._exit is not None:
-            self._do(self.core._drain(self.clock()), ws)
+            self._do(self.core.stop(self.clock()), ws)
             ws.close(1001, "runner shutting down")
         elif ws.closed is not None:
             log.warning("WebSocket closed: %s %s", *ws.closed)
