@@ -49,8 +49,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from broker import protocol as p
-from runtimes import wire
-from runtimes.wire import Status
+from runtimes import outcome
+from runtimes.outcome import Status
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ class BrokerCore:
             return [Send(client, p.Rejected(msg_id, f"no queued or running task {msg_id!r}"))]
         task.cancelled = True
         self.counters["cancelled_running"] += 1
-        envelope = wire.encode_result(Status.CRASHED, "cancelled while running")
+        envelope = outcome.encode(Status.CRASHED, "cancelled while running")
         assert task.runner is not None
         return [
             Send(task.runner, p.CancelTask(key)),
@@ -255,7 +255,7 @@ class BrokerCore:
                 self._enqueue(task)  # keeps its seq: back at the front of its priority
                 self.counters["retried"] += 1
             else:
-                envelope = wire.encode_result(Status.CRASHED, f"{reason} while running the task")
+                envelope = outcome.encode(Status.CRASHED, f"{reason} while running the task")
                 out.append(Send(task.client, p.ResultMsg(task.submit.id, envelope,
                                                          task.attempts, 0.0)))
                 self.counters["crashed_runner_lost"] += 1

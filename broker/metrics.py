@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from broker import protocol as p
 from broker.server import BrokerServer
-from runtimes import wire
+from runtimes import outcome
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -51,7 +51,7 @@ class BrokerMetrics:
         elif kind == "received" and isinstance(msg, p.Done):
             started, runtime = self._dispatched.pop(msg.task_id, (now, "unknown"))
             self.execution.labels(runtime).observe(now - started)
-            self.tasks.labels(wire.peek_status(msg.envelope) or "malformed", runtime).inc()
+            self.tasks.labels(msg.status or "malformed", runtime).inc()
         elif kind == "sent" and isinstance(msg, p.Rejected):
             key = f"{peer.hex()}:{msg.id}"
             _, runtime = self._submitted.pop(key, (now, "unknown"))
@@ -60,7 +60,7 @@ class BrokerMetrics:
             key = f"{peer.hex()}:{msg.id}"
             if key in self._dispatched:  # answered by the broker itself (cancel, runner lost)
                 _, runtime = self._dispatched.pop(key)
-                self.tasks.labels(wire.peek_status(msg.envelope) or "malformed", runtime).inc()
+                self.tasks.labels(str(outcome.peek(msg.envelope) or "malformed"), runtime).inc()
 
 
 class _Gauges:

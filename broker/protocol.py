@@ -3,7 +3,7 @@
 Transport: ZeroMQ. Clients and runners use DEALER sockets, the broker one ROUTER socket; a
 message is a single frame (the ROUTER adds the sender's identity frame) whose body is a
 MessagePack map ``{"v": VERSION, "t": <type>, ...fields}``. Results travel as the opaque
-envelope bytes written by the child (``runtimes.wire``): the broker never decodes them.
+envelope bytes written by the child (``runtimes.outcome``): the broker never decodes them.
 
     client -> broker   submit, cancel, ping
     broker -> client   result, rejected, pong
@@ -92,7 +92,7 @@ class Ping:
 class ResultMsg:
     TYPE: ClassVar[str] = "result"
     id: str
-    envelope: bytes  # runtimes.wire result envelope, passed through untouched
+    envelope: bytes  # runtimes.outcome result envelope, passed through untouched
     attempts: int = 1
     queue_ms: float = 0.0
 
@@ -132,6 +132,7 @@ class Done:
     TYPE: ClassVar[str] = "done"
     task_id: str
     envelope: bytes
+    status: str = ""  # the envelope's status, read by the runner: metrics need no decoding
 
 
 @dataclass(frozen=True)

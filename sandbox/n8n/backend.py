@@ -1,117 +1,90 @@
 """The one port between the n8n runner and our pools.
 
-``Backend`` is what the runner's loop needs: ``submit(key, job)``, ``cancel(key)`` (kill
-the child at once), and outcomes it collects when ``fileno()`` turns readable. Every
-submitted key gets exactly one outcome, a cancelled one included (its ``Result`` says it
-was cancelled), so the runner knows when a slot is really free.
+``Backend`` is what the runner's loop needs: ``attach(loop, on_outcome)`` once, then
+``submit(key, job)`` and ``cancel(key)`` (kill the child at once), all in the loop's thread.
+Every submitted key gets exactly one ``on_outcome(key, result)``, in the loop's thread, a
+cancelled one included (its ``Result`` says it was cancelled), so the runner knows when a
+slot is really free.
 
-``ThreadBackend`` implements it over today's blocking, thread-safe
-``Sandbox.run_encoded(..., cancel=CancelToken)``.
-
-TEMPORARY: one worker thread per running task, confined to this adapter. When the
-single-loop host worker (``sandbox/worker.py``) lands, a backend over it submits into that
-loop and the runner registers its socket with the same loop instead of running its own;
-nothing outside this module changes.
+``WorkerBackend`` is the host worker (``sandbox.worker``) on the runner's own loop: the
+jails' and children's fds are watched by the same loop as the WebSocket, so one thread
+serves n8n and drives every child, and no task ever runs on it.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Protocol
 
-from runtimes.wire import Status
-from sandbox.cancel import CancelToken
+from runtimes import outcome
+from runtimes.outcome import Status
+from sandbox import request
 from sandbox.config import PoolConfig
-from sandbox.local import Sandbox
+from sandbox.errors import RequestError
+from sandbox.loop import Loop
 from sandbox.n8n.task import Job
 from sandbox.result import Result
+from sandbox.worker import Worker
+
+OnOutcome = Callable[[str, Result], None]
 
 
 class Backend(Protocol):
+    def attach(self, loop: Loop, on_outcome: OnOutcome) -> None: ...
+
     def submit(self, key: str, job: Job) -> None: ...
 
     def cancel(self, key: str) -> None: ...
 
-    def fileno(self) -> int: ...
-
-    def outcomes(self) -> list[tuple[str, Result]]: ...
-
     def close(self) -> None: ...
 
 
-class ThreadBackend:
-    """Runs each job on a thread of its own through a ``Sandbox``; outcomes are queued and
-    signalled on an eventfd the runner's poll loop watches."""
+class WorkerBackend:
+    """Jobs as task requests for a ``Worker`` on the runner's loop."""
 
     def __init__(self, config: PoolConfig, runtimes: Iterable[str] = ("python", "javascript")) -> None:
-        self._sandbox = Sandbox(config, runtimes=tuple(runtimes))
-        self._lock = threading.Lock()
-        self._done: list[tuple[str, Result]] = []
-        self._running: dict[str, CancelToken] = {}
-        self._threads: dict[str, threading.Thread] = {}
-        self._event = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._closed = False
+        self.config = config
+        self.runtimes = tuple(runtimes)
+        self._imports = config.import_policy()
+        self._worker: Worker | None = None
+        self._on_outcome: OnOutcome | None = None
+        self._limits: dict[Hashable, int] = {}  # key -> the envelope size its limits allow
+
+    def attach(self, loop: Loop, on_outcome: OnOutcome) -> None:
+        """Start the jails on ``loop`` (run here until they are ready: a JailError says why
+        one cannot start)."""
+        self._on_outcome = on_outcome
+        self._worker = Worker(self.config, loop, self._deliver, served=self.runtimes)
+        try:
+            for runtime in self.runtimes:
+                self._worker.start(runtime, wait=True)
+        except BaseException:
+            self._worker.close()
+            raise
 
     def submit(self, key: str, job: Job) -> None:
-        token = CancelToken()
-        thread = threading.Thread(target=self._run, args=(key, job, token),
-                                  name=f"n8n-task-{key}", daemon=True)
-        with self._lock:
-            self._running[key] = token
-            self._threads[key] = thread
-        thread.start()
+        assert self._worker is not None, "attach() first"
+        limits = job.limits
+        try:
+            task = request.build(job.runtime, job.code, job.data, defaults=limits,
+                                 import_policy=self._imports, served=self.runtimes)
+        except RequestError as exc:
+            self._limits[key] = limits.envelope_bytes
+            self._deliver(key, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
+            return
+        self._limits[key] = limits.envelope_bytes
+        self._worker.submit(key, task)
 
     def cancel(self, key: str) -> None:
-        with self._lock:
-            token = self._running.get(key)
-        if token is not None:
-            token.set()  # the pool kills the child through its pidfd at once
-
-    def fileno(self) -> int:
-        return self._event
-
-    def outcomes(self) -> list[tuple[str, Result]]:
-        try:
-            os.eventfd_read(self._event)
-        except BlockingIOError:
-            pass
-        with self._lock:
-            done, self._done = self._done, []
-        return done
-
-    def _run(self, key: str, job: Job, token: CancelToken) -> None:
-        try:
-            limits = job.limits
-            envelope = self._sandbox.run_encoded(
-                job.runtime, job.code, job.data, timeout_s=limits.timeout_s,
-                memory_mb=limits.memory_mb, stdout_bytes=limits.stdout_bytes,
-                result_bytes=limits.result_bytes, cancel=token)
-            result = Result.from_wire(envelope, max_bytes=limits.envelope_bytes)
-        except BaseException as exc:  # the pool closed under us, say: still one outcome
-            result = Result(Status.CRASHED, f"the sandbox failed: {exc}")
-        finally:
-            token.close()
-        with self._lock:
-            self._running.pop(key, None)
-            self._threads.pop(key, None)
-            self._done.append((key, result))
-        if not self._closed:
-            try:
-                os.eventfd_write(self._event, 1)
-            except OSError:
-                pass
+        if self._worker is not None:
+            self._worker.cancel(key)
 
     def close(self) -> None:
-        """Kill what runs, wait for the threads, stop the jails."""
-        with self._lock:
-            tokens = list(self._running.values())
-            threads = list(self._threads.values())
-        for token in tokens:
-            token.set()
-        for thread in threads:
-            thread.join(10)
-        self._sandbox.close()
-        self._closed = True
-        os.close(self._event)
+        """End every task, release every child, stop every jail."""
+        if self._worker is not None:
+            self._worker.close()
+
+    def _deliver(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
+        max_bytes = self._limits.pop(key, len(envelope))
+        if self._on_outcome is not None:
+            self._on_outcome(str(key), Result.from_wire(envelope, max_bytes=max_bytes))

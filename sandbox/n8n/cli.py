@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the runner from env and flags and serve until SIGTERM/SIGINT or auto-shutdown.
     A bad setting is one line on stderr and exit code 2, like the other commands."""
     from sandbox.allocator import keep_large_blocks
-    from sandbox.n8n.backend import ThreadBackend
+    from sandbox.n8n.backend import WorkerBackend
     from sandbox.n8n.shell import Shell
 
     try:
@@ -62,11 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     keep_large_blocks()
-    backend = ThreadBackend(config.pool_config(), runtimes=config.task_types)
-    try:
-        shell = Shell(config, backend)
-        signal.signal(signal.SIGTERM, lambda *_: shell.request_stop())
-        signal.signal(signal.SIGINT, lambda *_: shell.request_stop())
-        return shell.serve()
-    finally:
-        backend.close()
+    shell = Shell(config, WorkerBackend(config.pool_config(), runtimes=config.task_types))
+    signal.signal(signal.SIGTERM, lambda *_: shell.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: shell.request_stop())
+    return shell.serve()

@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.config import MiB, Limits, PoolConfig
+from sandbox.config import MAX_RESULT_BYTES, MiB, Limits, PoolConfig
 from sandbox.errors import ConfigError
 from sandbox.n8n.protocol import TASK_TYPES
 
@@ -115,7 +115,7 @@ class N8nRunnerConfig:
 
     def limits(self) -> Limits:
         return Limits(timeout_s=float(self.task_timeout_s or 3600), memory_mb=self.memory_mb,
-                      result_bytes=min(self.max_payload_bytes, 256 * MiB))
+                      result_bytes=min(self.max_payload_bytes, MAX_RESULT_BYTES))
 
     def pool_config(self) -> PoolConfig:
         return PoolConfig(size=self.max_concurrency, stdlib_allow=self.stdlib_allow,

@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 from runtimes import codec
-from runtimes.wire import Status
+from runtimes.outcome import Status
 from sandbox.config import Limits
 from sandbox.n8n.protocol import Settings
 from sandbox.n8n.task import Finished, Job, JobError, fail, jsonable, limit_error

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtimes import codec
-from runtimes.wire import Status
+from runtimes.outcome import Status
 from sandbox.config import Limits
 from sandbox.n8n.protocol import Settings
 from sandbox.n8n.task import Finished, Job, JobError, fail, format_log_arg, jsonable, limit_error

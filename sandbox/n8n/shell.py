@@ -1,9 +1,10 @@
-"""The n8n runner's I/O: one poll loop that owns the WebSocket's TCP socket.
+"""The n8n runner's I/O: one loop (``sandbox.loop``) that owns every fd of the process.
 
-The loop turns bytes into events for ``RunnerCore`` and carries out its actions; the
-WebSocket is sans-io (wsproto), so a broker ping is answered from the same loop that reads
-it, and no task ever runs on this thread: the loop cannot be blocked by one. Also polled:
-the backend's outcome fd, the optional health-check server, a wake-up fd for stop().
+The WebSocket's TCP socket, the host worker's jails and children (through the backend), the
+optional health-check server and a wake-up pipe for stop() are all watched by the same loop;
+the shell turns what arrives into events for ``RunnerCore`` and carries out its actions. The
+WebSocket is sans-io (wsproto), so a broker ping is answered by the loop that reads it, and
+no task ever runs on this thread: the loop cannot be blocked by one.
 
 Connecting is the one blocking part (a grant over HTTP, then the upgrade, each under a
 timeout); reconnects back off 1 s doubling to 32 s, each with a fresh grant, since grants
@@ -12,15 +13,13 @@ are single use.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
-import os
-import select
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -37,16 +36,18 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from sandbox.errors import N8nProtocolError, SandboxError
+from sandbox.loop import Loop
 from sandbox.n8n import core as c
 from sandbox.n8n import protocol as p
 from sandbox.n8n.backend import Backend
 from sandbox.n8n.config import N8nRunnerConfig
+from sandbox.result import Result
 
 log = logging.getLogger("sandbox.n8n")
 
 CONNECT_TIMEOUT_S = 10.0
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-_READ = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+FLUSH_RETRY_S = 0.002  # output the socket did not take yet is retried this often
 
 
 class ConnectError(SandboxError):
@@ -273,139 +274,145 @@ class HealthServer:
         self.listener.close()
 
 
-@dataclass
 class Shell:
     """Serve n8n until stopped, auto-shutdown, or a grant that cannot be renewed."""
 
-    config: N8nRunnerConfig
-    backend: Backend
-    clock: Callable[[], float] = time.monotonic
-    core: c.RunnerCore = field(init=False)
-    ws: WebSocket | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, config: N8nRunnerConfig, backend: Backend,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.backend = backend
+        self.clock = clock
         self.core = c.RunnerCore(c.CoreConfig(
-            name=self.config.name, task_types=self.config.task_types,
-            max_concurrency=self.config.max_concurrency, limits=self.config.limits(),
-            auto_shutdown_s=float(self.config.auto_shutdown_timeout_s)))
+            name=config.name, task_types=config.task_types,
+            max_concurrency=config.max_concurrency, limits=config.limits(),
+            auto_shutdown_s=float(config.auto_shutdown_timeout_s)))
         self.runner_id = c._nanoid(self.core.rng)
-        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.loop = Loop()
+        self.ws: WebSocket | None = None
+        self._grant = config.grant_token
+        self._attempt = 0
+        self._reconnect_at: float | None = 0.0  # disconnected: when to try again
+        self._registered = False
         self._stopping = False
-        self._exit: str | None = None
-        self._grant = self.config.grant_token
-        self.health = (HealthServer(self.config.health_check_server_host,
-                                    self.config.health_check_server_port)
-                       if self.config.health_check_server_enabled else None)
+        self._done = False
+        self.exit_code = 0
+        self.health = (HealthServer(config.health_check_server_host, config.health_check_server_port)
+                       if config.health_check_server_enabled else None)
 
     def request_stop(self) -> None:
         """From a signal handler or another thread: stop at the next turn of the loop."""
         self._stopping = True
-        try:
-            os.eventfd_write(self._wake, 1)
-        except OSError:
-            pass
+        self.loop.wake()
 
     def serve(self) -> int:
-        """The loop. Returns the process exit code."""
-        attempt = 0
+        """Start the jails, then the loop, until stopped. Returns the process exit code."""
+        self.backend.attach(self.loop, self._on_outcome)
+        self.loop.add_timed(self)
+        if self.health is not None:
+            self.loop.watch(self.health.listener.fileno(), self._on_health_listener)
         try:
-            while not self._stopping and self._exit is None:
-                try:
-                    self._connect()
-                except ConnectError as exc:
-                    if exc.status in (401, 403) and not self.config.auth_token:
-                        log.error("%s; no N8N_RUNNERS_AUTH_TOKEN to fetch a new grant", exc)
-                        return 1
-                    delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                    attempt += 1
-                    log.warning("%s; retrying in %g s", exc, delay)
-                    self._run_for(delay)
-                    continue
-                log.info("connected to n8n's task broker at %s as %s", self.config.task_broker_uri,
-                         self.runner_id)
-                registered = self._run_connection()
-                if registered:
-                    attempt = 0
-                if not self._stopping and self._exit is None:
-                    delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                    attempt += 1
-                    log.warning("disconnected from the broker; reconnecting in %g s", delay)
-                    self._run_for(delay)
-            return 0
+            self.loop.run(self._over)
         finally:
-            self._stop_everything()
+            if self.ws is not None:
+                self._teardown("runner shutting down")
+            if self.health is not None:
+                for fd in list(self.health.clients):
+                    self.loop.unwatch(fd)
+                self.loop.unwatch(self.health.listener.fileno())
+                self.health.close()
+            self.backend.close()
+            self.loop.close()
+        return self.exit_code
+
+    def _over(self) -> bool:
+        if self._stopping and not self._done:
+            self._done = True
+            if self.ws is not None:
+                self._teardown("runner shutting down")
+        return self._done
+
+    # -- the loop's timer --------------------------------------------------------------------
+
+    def wake_at(self) -> float | None:
+        if self._done:
+            return None
+        times = [self.core.next_deadline(self.clock())]
+        if self.ws is None and self._reconnect_at is not None:
+            times.append(self._reconnect_at)
+        if self.ws is not None and self.ws.wants_write():
+            times.append(self.clock() + FLUSH_RETRY_S)
+        return min(times)
+
+    def on_time(self, now: float) -> None:
+        if self.ws is None and self._reconnect_at is not None and now >= self._reconnect_at:
+            self._connect()
+        if self.ws is not None and self.ws.wants_write():
+            self.ws.flush()
+        self._do(self.core.tick(self.clock()))
+        self._check_closed()
 
     # -- connection --------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        grant, self._grant = self._grant, ""
-        if not grant:
-            if not self.config.auth_token:
-                raise ConnectError("the grant was used and no N8N_RUNNERS_AUTH_TOKEN is set", 403)
-            grant = fetch_grant(self.config)
-        self.ws = WebSocket.open(self.config, self.runner_id, grant)
+        self._reconnect_at = None
+        try:
+            grant, self._grant = self._grant, ""
+            if not grant:
+                if not self.config.auth_token:
+                    log.error("the grant was used and no N8N_RUNNERS_AUTH_TOKEN is set to fetch another")
+                    self.exit_code, self._done = 1, True
+                    return
+                grant = fetch_grant(self.config)
+            self.ws = WebSocket.open(self.config, self.runner_id, grant)
+        except ConnectError as exc:
+            self._retry(f"{exc}")
+            return
+        log.info("connected to n8n's task broker at %s as %s", self.config.task_broker_uri,
+                 self.runner_id)
+        self._registered = False
+        self.loop.watch(self.ws.fileno(), self._on_ws)
         self._do(self.core.connected(self.clock()))
-        for text in self.ws.read():  # frames that came in with the upgrade's answer
-            self._on_text(text)
+        self._on_ws(0)  # frames that came in with the upgrade's answer
 
-    def _run_connection(self) -> bool:
-        registered = False
-        assert self.ws is not None
-        while not self._stopping and self._exit is None and self.ws.closed is None:
-            self._turn(self.core.next_deadline(self.clock()))
-            if self.core.registered and not registered:
-                registered = True
-                log.info("registered with n8n's task broker (types %s, %d slots)",
-                         ",".join(self.config.task_types), self.config.max_concurrency)
-        ws, self.ws = self.ws, None
-        if self._stopping or self._exit is not None:
-            self._do(self.core.stop(self.clock()), ws)
-            ws.close(1001, "runner shutting down")
-        elif ws.closed is not None:
-            log.warning("WebSocket closed: %s %s", *ws.closed)
-        self._do(self.core.disconnected(self.clock()))
-        ws.shutdown()
-        return registered
+    def _retry(self, why: str) -> None:
+        delay = BACKOFF_S[min(self._attempt, len(BACKOFF_S) - 1)]
+        self._attempt += 1
+        log.warning("%s; retrying in %g s", why, delay)
+        self._reconnect_at = self.clock() + delay
 
-    def _run_for(self, seconds: float) -> None:
-        end = self.clock() + seconds
-        while not self._stopping and self._exit is None and self.clock() < end:
-            self._turn(end)
-
-    # -- one turn of the loop ----------------------------------------------------------------
-
-    def _turn(self, wake_at: float) -> None:
-        poller = select.poll()
-        poller.register(self._wake, select.POLLIN)
-        poller.register(self.backend.fileno(), select.POLLIN)
+    def _check_closed(self) -> None:
         ws = self.ws
-        if ws is not None:
-            poller.register(ws.fileno(), select.POLLIN | (select.POLLOUT if ws.wants_write() else 0))
-        if self.health is not None:
-            poller.register(self.health.listener.fileno(), select.POLLIN)
-            for fd in self.health.clients:
-                poller.register(fd, select.POLLIN)
-        timeout_ms = max(0.0, min(wake_at, self.clock() + 1.0) - self.clock()) * 1000
-        for fd, events in poller.poll(timeout_ms):
-            if fd == self._wake:
-                try:
-                    os.eventfd_read(self._wake)
-                except BlockingIOError:
-                    pass
-            elif fd == self.backend.fileno():
-                for task_id, result in self.backend.outcomes():
-                    self._do(self.core.finished(task_id, result, self.clock()))
-            elif ws is not None and fd == ws.fileno():
-                if events & select.POLLOUT:
-                    ws.flush()
-                if events & _READ:
-                    for text in ws.read():
-                        self._on_text(text)
-            elif self.health is not None and fd == self.health.listener.fileno():
-                self.health.accept()
-            elif self.health is not None and fd in self.health.clients:
-                self.health.on_readable(fd)
-        self._do(self.core.tick(self.clock()))
+        if ws is None or ws.closed is None:
+            return
+        log.warning("WebSocket closed: %s %s", *ws.closed)
+        self._teardown(None)
+        if not self._stopping:
+            self._retry("disconnected from the broker")
+
+    def _teardown(self, farewell: str | None) -> None:
+        ws, self.ws = self.ws, None
+        assert ws is not None
+        if farewell is not None:
+            self._do(self.core.stop(self.clock()), ws)
+            ws.close(1001, farewell)
+            ws.flush()
+        self._do(self.core.disconnected(self.clock()))
+        self.loop.unwatch(ws.fileno())
+        ws.shutdown()
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _on_ws(self, events: int) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        for text in ws.read():
+            self._on_text(text)
+        if self.core.registered and not self._registered:
+            self._registered, self._attempt = True, 0
+            log.info("registered with n8n's task broker (types %s, %d slots)",
+                     ",".join(self.config.task_types), self.config.max_concurrency)
+        self._check_closed()
 
     def _on_text(self, text: str) -> None:
         try:
@@ -415,6 +422,24 @@ class Shell:
             log.warning("ignoring a frame from the broker: %s", exc)
             return
         self._do(self.core.frame(msg, self.clock()))
+
+    def _on_outcome(self, task_id: str, result: Result) -> None:
+        self._do(self.core.finished(task_id, result, self.clock()))
+
+    def _on_health_listener(self, events: int) -> None:
+        assert self.health is not None
+        conn = self.health.accept()
+        if conn is not None:
+            fd = conn.fileno()
+            self.loop.watch(fd, functools.partial(self._on_health_client, fd))
+
+    def _on_health_client(self, fd: int, events: int = 0) -> None:
+        assert self.health is not None
+        if fd not in self.health.clients:
+            return
+        self.loop.unwatch(fd)  # before it may be closed
+        if not self.health.on_readable(fd):
+            self.loop.watch(fd, functools.partial(self._on_health_client, fd))
 
     def _do(self, actions: list[c.Action], ws: WebSocket | None = None) -> None:
         ws = ws or self.ws
@@ -429,7 +454,8 @@ class Shell:
                     self.backend.cancel(task_id)
                 case c.Exit(reason):
                     log.info("exiting: %s", reason)
-                    self._exit = reason
+                    self._stopping = True
+                    self.loop.wake()
 
     @staticmethod
     def _encode(msg: p.RunnerMessage) -> str:
@@ -440,8 +466,3 @@ class Shell:
                 raise
             log.error("task %s: its answer is not JSON: %s", msg.task_id, exc)
             return p.encode(p.TaskError(msg.task_id, {"message": f"the task's result is not JSON: {exc}"}))
-
-    def _stop_everything(self) -> None:
-        if self.health is not None:
-            self.health.close()
-        os.close(self._wake)

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtimes.wire import Status
+from runtimes.outcome import Status
 from sandbox.config import Limits
 from sandbox.result import Result
 

@@ -9,8 +9,8 @@ import pytest
 
 from broker import protocol as p
 from broker.core import BrokerConfig, BrokerCore, Send
-from runtimes import wire
-from runtimes.wire import Status
+from runtimes import outcome
+from runtimes.outcome import Status
 
 C1, C2 = b"client-1", b"client-2"
 R1, R2 = b"runner-1", b"runner-2"
@@ -37,8 +37,8 @@ def to_client(sends: list[Send], client: bytes, kind: type) -> list:
 
 
 def status_of(msg: p.ResultMsg) -> tuple[Status, str]:
-    envelope = wire.decode_result(msg.envelope, max_bytes=1 << 20)
-    return envelope["status"], envelope["message"]
+    envelope = outcome.decode(msg.envelope, max_bytes=1 << 20)
+    return envelope.status, envelope.message
 
 
 def key(client: bytes, id: str) -> str:
@@ -337,7 +337,7 @@ def test_done_forwards_the_envelope_untouched_and_frees_the_slot():
     core = BrokerCore()
     core.on_runner(R1, ready(), 0.0)
     core.on_client(C1, submit("t"), 0.0)
-    envelope = wire.encode_result(Status.OK, "", value=b"\x2a")
+    envelope = outcome.encode(Status.OK, "", value=b"\x2a")
     out = core.on_runner(R1, p.Done(key(C1, "t"), envelope), 0.1)
     assert to_client(out, C1, p.ResultMsg) == [p.ResultMsg("t", envelope, 1, 0.0)]
     assert core.runners[R1].free == 1 and not core.running

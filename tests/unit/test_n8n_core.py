@@ -12,7 +12,7 @@ import random
 import pytest
 
 from runtimes import codec
-from runtimes.wire import Status
+from runtimes.outcome import Status
 from sandbox.n8n import core as c
 from sandbox.n8n import protocol as p
 from sandbox.result import ErrorInfo, Result

@@ -5,7 +5,6 @@ task runs, a lost connection is retried with a fresh grant, drain kills, /health
 from __future__ import annotations
 
 import json
-import os
 import queue
 import socket
 import threading
@@ -18,7 +17,8 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong, Request, TextMessage
 
 from runtimes import codec
-from runtimes.wire import Status
+from runtimes.outcome import Status
+from sandbox.loop import Loop
 from sandbox.n8n.config import N8nRunnerConfig
 from sandbox.n8n.shell import Shell
 from sandbox.n8n.task import Job
@@ -29,14 +29,17 @@ TOKEN = "shared-secret"
 
 
 class FakeBackend:
-    """Jobs stay running until the test finishes them."""
+    """Jobs stay running until the test finishes them (from its own thread)."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.cancelled: list[str] = []
-        self._done: list[tuple[str, Result]] = []
-        self._lock = threading.Lock()
-        self._fd = os.eventfd(0, os.EFD_NONBLOCK)
+        self.closed = False
+        self._loop: Loop | None = None
+        self._on_outcome: Any = None
+
+    def attach(self, loop: Loop, on_outcome: Any) -> None:
+        self._loop, self._on_outcome = loop, on_outcome
 
     def submit(self, key: str, job: Job) -> None:
         self.jobs[key] = job
@@ -46,24 +49,11 @@ class FakeBackend:
         self.finish(key, Result(Status.CRASHED, "cancelled"))
 
     def finish(self, key: str, result: Result) -> None:
-        with self._lock:
-            self._done.append((key, result))
-        os.eventfd_write(self._fd, 1)
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def outcomes(self) -> list[tuple[str, Result]]:
-        try:
-            os.eventfd_read(self._fd)
-        except BlockingIOError:
-            pass
-        with self._lock:
-            done, self._done = self._done, []
-        return done
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(lambda: self._on_outcome(key, result))
 
     def close(self) -> None:
-        os.close(self._fd)
+        self.closed = True
 
 
 class Session:
@@ -182,8 +172,7 @@ def start_shell(broker: FakeBroker, **extra) -> tuple[Shell, FakeBackend, thread
 def stop_shell(shell: Shell, backend: FakeBackend, thread: threading.Thread) -> None:
     shell.request_stop()
     thread.join(10)
-    assert not thread.is_alive()
-    backend.close()
+    assert not thread.is_alive() and backend.closed
 
 
 def register(session: Session) -> list[dict]:
@@ -259,8 +248,7 @@ def test_stop_closes_the_websocket_going_away(broker):
     close = session.next(CloseConnection, timeout_s=5)
     assert close.code == 1001
     thread.join(10)
-    assert not thread.is_alive()
-    backend.close()
+    assert not thread.is_alive() and backend.closed
 
 
 def test_health_check_server_answers_healthz(broker):
