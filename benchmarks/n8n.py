@@ -1,17 +1,18 @@
 """Side by side through one real n8n: n8n's own JavaScript runner and ``sandbox n8n-runner``.
 
-    python -m benchmarks.n8n [--rounds 60] [--seconds 15] [--out bench-results/n8n.json]
+    python -m benchmarks.n8n [--rounds 100] [--seconds 20] [--passes 2] [--out bench-results/n8n.json]
 
-The same workflows run through the same n8n 2.41.1 broker, served first by one runner,
-then by the other (only one is connected at a time, so every task goes to it):
+The same workflows run through the same n8n 2.41.1 broker, served by one runner, then the
+other, in alternating passes (only one is connected at a time, so every task goes to it):
 
 * per-task latency: a workflow with one JavaScript Code node, run ``--rounds`` times one
   after another; the number is n8n's own ``executionTime`` of that node (task request,
   offer accepted, settings, data request and response, the run, the answer);
 * throughput at concurrency 1 and 5: a chain of 10 Code nodes, executed by 1 or 5 clients
-  in a loop for ``--seconds``; tasks/s = 10 x finished executions / elapsed;
+  in a loop for ``--seconds``, each learning of its run's end from n8n's push channel (as
+  the editor does); tasks/s = 10 x finished executions / elapsed;
 * runner memory: the proportional set size (PSS, so shared pages count once) of the
-  runner's whole process tree after the throughput runs;
+  runner's whole process tree after the throughput runs (the larger of its passes);
 * a heap bomb: four tasks that compute for 3 s and one that allocates without end, all at
   once. Both runners get a 256 MB heap (ours ``--memory 256``, n8n's
   ``--max-old-space-size=256``, what n8n's launcher sets from
@@ -103,7 +104,8 @@ class TheirRunner:
                 self.proc.wait(5)
 
 
-def _latency(n8n: N8n, rounds: int) -> dict[str, float]:
+def _latency(n8n: N8n, rounds: int) -> list[float]:
+    """n8n's ``executionTime`` of one Code node, ``rounds`` times, in ms."""
     wf = n8n.create_workflow(workflow("bench latency", [
         code_node("Task", "return [{ json: { x: $input.first().json.x ?? 1 } }];", "javascript")]))
     n8n.run(wf)  # warm: n8n caches the workflow, the runner its first task
@@ -112,7 +114,11 @@ def _latency(n8n: N8n, rounds: int) -> dict[str, float]:
         ex = n8n.run(wf)
         assert ex.status == "success", ex.error
         times.append(float(ex.node_run("Task")["executionTime"]))
-    times.sort()
+    return times
+
+
+def _percentiles(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
     return {"n": len(times), "p50_ms": statistics.median(times),
             "p99_ms": times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]}
 
@@ -127,12 +133,17 @@ def _throughput(n8n: N8n, clients: int, seconds: float) -> float:
     end = time.monotonic() + seconds
 
     def client(k: int) -> None:
-        while time.monotonic() < end:
-            ex = n8n.run(wf, timeout_s=120)
-            if ex.status == "success":
-                done[k] += 1
-            else:
-                failed.append(str(ex.error)[:200])
+        push = n8n.push()  # the end of each run as n8n announces it, not a polling interval
+        try:
+            while time.monotonic() < end:
+                eid = n8n.start_run(wf, push_ref=push.ref)
+                status = push.finished(eid, 120)
+                if status == "success":
+                    done[k] += 1
+                else:
+                    failed.append(f"execution {eid}: {status}")
+        finally:
+            push.close()
 
     started = time.monotonic()
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
@@ -166,22 +177,41 @@ def _heap_bomb(n8n: N8n) -> dict[str, Any]:
     }
 
 
-def measure(n8n: N8n, name: str, rounds: int, seconds: float) -> dict[str, Any]:
+def _start(n8n: N8n, name: str) -> Any:
     if name == OURS:
-        runner: Any = RunnerProcess(n8n, "--types", "javascript", "--max-concurrency", "5",
-                                    "--memory", "256", "--task-timeout", "60").wait_registered()
-        pid = runner.proc.pid
-    else:
-        runner = TheirRunner(n8n, 5)
-        pid = runner.proc.pid
-    try:
-        out: dict[str, Any] = {"latency": _latency(n8n, rounds)}
-        out["tasks_per_s"] = {str(c): round(_throughput(n8n, c, seconds), 1) for c in (1, 5)}
-        out["memory_mb"] = round(_pss_kb(pid) / 1024, 1)
-        out["heap_bomb"] = _heap_bomb(n8n)
-        out["runner_alive_after_bomb"] = runner.proc.poll() is None
-    finally:
-        runner.stop()
+        return RunnerProcess(n8n, "--types", "javascript", "--max-concurrency", "5",
+                             "--memory", "256", "--task-timeout", "60").wait_registered()
+    return TheirRunner(n8n, 5)
+
+
+def measure(n8n: N8n, rounds: int, seconds: float, passes: int = 2) -> dict[str, Any]:
+    """Each runner in turn, ``passes`` times over (ours, theirs, ours, theirs, ...), so
+    that a change in the machine's load falls on both; then the heap bomb for each."""
+    runners: dict[str, Any] = {n: {"latency": [], "tasks_per_s": {"1": [], "5": []}, "memory_mb": []}
+                               for n in (OURS, THEIRS)}
+    for _ in range(passes):
+        for name in (OURS, THEIRS):
+            print(f"measuring {name} ...", file=sys.stderr, flush=True)
+            runner, r = _start(n8n, name), runners[name]
+            try:
+                r["latency"] += _latency(n8n, max(1, rounds // passes))
+                for c in (1, 5):
+                    r["tasks_per_s"][str(c)].append(_throughput(n8n, c, seconds / passes))
+                r["memory_mb"].append(_pss_kb(runner.proc.pid) / 1024)
+            finally:
+                runner.stop()
+    out: dict[str, Any] = {}
+    for name, r in runners.items():
+        runner = _start(n8n, name)
+        try:
+            bomb = _heap_bomb(n8n)
+            alive = runner.proc.poll() is None
+        finally:
+            runner.stop()
+        out[name] = {"latency": _percentiles(r["latency"]),
+                     "tasks_per_s": {c: round(statistics.mean(v), 1) for c, v in r["tasks_per_s"].items()},
+                     "memory_mb": round(max(r["memory_mb"]), 1),
+                     "heap_bomb": bomb, "runner_alive_after_bomb": alive}
     return out
 
 
@@ -206,16 +236,15 @@ def report(doc: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.n8n")
-    ap.add_argument("--rounds", type=int, default=60)
-    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--rounds", type=int, default=100, help="latency samples per runner, in all")
+    ap.add_argument("--seconds", type=float, default=20.0, help="per concurrency level, in all")
+    ap.add_argument("--passes", type=int, default=2, help="turns each runner gets")
     ap.add_argument("--out", default="bench-results/n8n.json")
     args = ap.parse_args(argv)
     with N8n.start(task_timeout_s=60) as n8n:
         doc: dict[str, Any] = {"command": " ".join(["python -m benchmarks.n8n", *(argv or sys.argv[1:])]),
-                               "machine": {"cpus": os.cpu_count()}, "runners": {}}
-        for name in (OURS, THEIRS):
-            print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            doc["runners"][name] = measure(n8n, name, args.rounds, args.seconds)
+                               "machine": {"cpus": os.cpu_count()},
+                               "runners": measure(n8n, args.rounds, args.seconds, args.passes)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2))
     print(report(doc))

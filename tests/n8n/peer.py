@@ -276,6 +276,7 @@ class Push:
 
         self.ref = uuid.uuid4().hex[:10]
         self.messages: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
         cookie = "; ".join(f"{c.name}={c.value}" for c in n8n._cookies)
         self._sock = socket.create_connection(("127.0.0.1", n8n.port), timeout=10)
         self._ws = WSConnection(ConnectionType.CLIENT)
@@ -307,11 +308,29 @@ class Push:
                 for event in self._ws.events():
                     if isinstance(event, (TextMessage, BytesMessage)):
                         try:
-                            self.messages.append(json.loads(event.data))
+                            msg = json.loads(event.data)
                         except ValueError:
-                            pass
+                            continue
+                        with self._changed:
+                            self.messages.append(msg)
+                            self._changed.notify_all()
         except Exception:  # closed under the reader: the test is over
             pass
+
+    def finished(self, execution_id: str, timeout_s: float = 60.0) -> str:
+        """Wait for n8n's ``executionFinished`` of an execution started with this push ref;
+        its status. No polling: the moment n8n says it, for timing a run."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                for m in self.messages:
+                    data = m.get("data") or {}
+                    if m.get("type") == "executionFinished" and str(data.get("executionId")) == execution_id:
+                        return str(data.get("status"))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise N8nError(f"execution {execution_id} did not finish within {timeout_s} s")
+                self._changed.wait(left)
 
     def console(self) -> list[list[Any]]:
         """The console messages n8n pushed: one list of arguments per log call."""
