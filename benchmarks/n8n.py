@@ -34,36 +34,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from benchmarks import procs
 from tests.n8n.peer import N8n, RunnerProcess, code_node, workflow
 
 OURS, THEIRS = "sandbox n8n-runner", "n8n JS runner (@n8n/task-runner)"
 CHAIN = 10
 SPIN_S = 3
-
-
-def _pss_kb(root_pid: int) -> int:
-    """PSS of a process and all its descendants, in kB."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 class TheirRunner:
@@ -197,7 +173,7 @@ def measure(n8n: N8n, rounds: int, seconds: float, passes: int = 2) -> dict[str,
                 r["latency"] += _latency(n8n, max(1, rounds // passes))
                 for c in (1, 5):
                     r["tasks_per_s"][str(c)].append(_throughput(n8n, c, seconds / passes))
-                r["memory_mb"].append(_pss_kb(runner.proc.pid) / 1024)
+                r["memory_mb"].append(procs.memory_mb([runner.proc.pid])["pss_mb"])
             finally:
                 runner.stop()
     out: dict[str, Any] = {}

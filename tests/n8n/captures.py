@@ -32,19 +32,8 @@ def messages(name: str, direction: tuple[str, ...] | None = None) -> list[dict[s
     return out
 
 
-def all_broker_messages() -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for path in sorted(DIR.glob("*.json")):
-        for msg in messages(path.stem, BROKER_DIRS):
-            if msg["type"].startswith("broker:"):
-                found.append((path.stem, msg))
-    return found
-
-
-def all_runner_messages() -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for path in sorted(DIR.glob("*.json")):
-        for msg in messages(path.stem, RUNNER_DIRS):
-            if msg["type"].startswith("runner:"):
-                found.append((path.stem, msg))
-    return found
+def every(prefix: str, direction: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """(capture name, message) for every message of every capture that one side sent:
+    ``every("broker:", BROKER_DIRS)`` or ``every("runner:", RUNNER_DIRS)``."""
+    return [(path.stem, msg) for path in sorted(DIR.glob("*.json"))
+            for msg in messages(path.stem, direction) if msg["type"].startswith(prefix)]

@@ -21,7 +21,7 @@ KINDS = {
 }
 
 
-@pytest.mark.parametrize("source,msg", captures.all_broker_messages(),
+@pytest.mark.parametrize("source,msg", captures.every("broker:", captures.BROKER_DIRS),
                          ids=lambda v: v if isinstance(v, str) else v["type"])
 def test_every_captured_broker_frame_parses(source, msg):
     parsed = p.parse(json.dumps(msg))
@@ -60,7 +60,7 @@ def _ours(msg: dict) -> p.RunnerMessage:
     return p.Rpc(msg["callId"], msg["taskId"], msg["name"], msg["params"])
 
 
-@pytest.mark.parametrize("source,msg", captures.all_runner_messages(),
+@pytest.mark.parametrize("source,msg", captures.every("runner:", captures.RUNNER_DIRS),
                          ids=lambda v: v if isinstance(v, str) else v["type"])
 def test_runner_messages_are_written_as_n8ns_runners_write_them(source, msg):
     assert json.loads(p.encode(_ours(msg))) == msg
