@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     pk.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. 'pandas==2.*' requests")
     pk.add_argument("--dir", metavar="DIR", help="default: ~/.local/share/snippet-sandbox/packages")
 
+    from sandbox.n8n.cli import add_parser as add_n8n_runner
+
+    add_n8n_runner(sub)
     ks = sub.add_parser("keys", help="make CURVE key pairs for a tcp:// daemon")
     ks.add_argument("dir", help="directory to write server and client keys into")
     ks.add_argument("--client", action="append", default=[], metavar="NAME",
@@ -352,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
             return _runner(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "n8n-runner":
+            from sandbox.n8n.cli import run as n8n_runner
+
+            return n8n_runner(args)
         if args.command == "packages":
             return _packages(args)
         raise UsageError(f"unknown command {args.command!r}")

@@ -64,3 +64,53 @@ def default_sandbox():
 
     with Sandbox(PoolConfig(size=2)) as sb:
         yield sb
+
+
+@pytest.fixture(scope="session")
+def n8n():
+    """A real n8n 2.41.1 in external-runner mode, once per session (installed into the
+    machine's cache on first use: about 3-6 minutes). Its own task timeout is 8 s."""
+    from tests.n8n.peer import N8n
+
+    with N8n.start(task_timeout_s=8) as peer:
+        yield peer
+
+
+class RunnerSlot:
+    """The one ``sandbox n8n-runner`` serving the session's n8n, restarted when a test needs
+    other flags (so that no other runner takes its tasks)."""
+
+    DEFAULT = ("--max-concurrency", "4", "--task-timeout", "30", "--memory", "128")
+
+    def __init__(self, n8n) -> None:
+        from tests.n8n.peer import RunnerProcess
+
+        self.n8n = n8n
+        self.current: RunnerProcess | None = None
+
+    def use(self, *flags: str):
+        from tests.n8n.peer import RunnerProcess
+
+        flags = flags or self.DEFAULT
+        if self.current is None or self.current.flags != flags or self.current.proc.poll() is not None:
+            self.stop()
+            self.current = RunnerProcess(self.n8n, *flags).wait_registered()
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+
+@pytest.fixture(scope="session")
+def n8n_runners(n8n):
+    slot = RunnerSlot(n8n)
+    yield slot
+    slot.stop()
+
+
+@pytest.fixture
+def n8n_runner(n8n_runners):
+    """Our runner with the default flags, registered with the session's n8n."""
+    return n8n_runners.use()
