@@ -3,7 +3,8 @@
     SandboxError
     ├── ConfigError      a limit or setting is out of range or of the wrong type
     ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
-    └── ClosedError      the sandbox was used after close()
+    ├── ClosedError      the sandbox was used after close()
+    └── ConnectError     a broker could not be reached, or the server refused our key
 
 Outcomes of a snippet are never exceptions: ``run()`` returns a ``Result`` whose status says
 how it ended (including ``rejected`` for a request that could not run).
@@ -26,3 +27,7 @@ class JailError(SandboxError):
 
 class ClosedError(SandboxError):
     """The sandbox was used after it was closed."""
+
+
+class ConnectError(SandboxError):
+    """A broker could not be reached in time, or its server refused our CURVE key."""
