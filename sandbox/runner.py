@@ -8,6 +8,12 @@ passes. Heartbeats go both ways; if the broker is silent for ``heartbeat_s * liv
 runner reconnects with a fresh socket, backing off 1 s, 2 s, ... up to 32 s (Paranoid
 Pirate), and registers again: the broker treats the tasks of the old session as lost, so the
 runner kills them.
+
+A runner connects to the broker's runner endpoint (never the client one) through a
+``sandbox.link.Link``: over tcp with a runner key pair the broker lists in its ``runners``
+directory. A key the server refuses ends ``serve`` with ConnectError ("the server refused
+this key"), at once and on any later reconnect; no send ever blocks on a broker that is
+gone, so a stop is always noticed.
 """
 
 from __future__ import annotations
@@ -25,26 +31,16 @@ from broker import protocol as p
 from runtimes import wire
 from runtimes.wire import Status
 from sandbox.config import PoolConfig
+from sandbox.errors import ConnectError
+from sandbox.link import CurveClient, Link
 from sandbox.local import Prepared, Sandbox
 from sandbox.pool import Child, TaskRun
+
+__all__ = ["CurveClient", "Runner", "RunnerConfig"]
 
 log = logging.getLogger("sandbox.runner")
 
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
-
-
-@dataclass(frozen=True)
-class CurveClient:
-    """CURVE keys for a tcp:// broker: ours, and the broker's public key."""
-
-    public_key: bytes
-    secret_key: bytes
-    server_key: bytes
-
-    def apply(self, sock: zmq.Socket) -> None:
-        sock.curve_publickey = self.public_key
-        sock.curve_secretkey = self.secret_key
-        sock.curve_serverkey = self.server_key
 
 
 def runtime_versions(runtimes: tuple[str, ...]) -> dict[str, str]:
@@ -62,9 +58,13 @@ def runtime_versions(runtimes: tuple[str, ...]) -> dict[str, str]:
     return versions
 
 
+class _BrokerGone(Exception):
+    """The broker's socket would not take a message for a whole liveness period."""
+
+
 @dataclass
 class RunnerConfig:
-    endpoint: str
+    endpoint: str  # the broker's runner endpoint
     runtimes: tuple[str, ...] = ("python", "javascript")
     groups: tuple[str, ...] = ()
     slots: int = 4
@@ -99,15 +99,18 @@ class Runner:
         self.connected = threading.Event()
 
     def serve(self, stop: threading.Event) -> None:
+        """Run tasks until ``stop`` is set. ConnectError when the server refuses our key."""
         attempt = 0
         while not stop.is_set():
-            sock = self._connect()
+            link = Link(self.context, self.config.endpoint, self.config.curve)
             try:
-                heard = self._session(sock, stop)
+                heard = self._session(link, stop)
+            except _BrokerGone:
+                heard = True
             finally:
                 self.connected.clear()
                 self._abandon()
-                sock.close(linger=0)
+                link.close()
             if stop.is_set():
                 return
             attempt = 0 if heard else attempt + 1
@@ -115,22 +118,23 @@ class Runner:
             log.warning("broker silent; reconnecting in %g s", delay)
             stop.wait(delay)
 
-    def _connect(self) -> zmq.Socket:
-        sock = self.context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
-        sock.setsockopt(zmq.LINGER, 0)
-        if self.config.curve is not None:
-            self.config.curve.apply(sock)
-        sock.connect(self.config.endpoint)
-        return sock
-
-    def _session(self, sock: zmq.Socket, stop: threading.Event) -> bool:
+    def _session(self, link: Link, stop: threading.Event) -> bool:
         """One connection's life; returns whether the broker was ever heard from."""
         cfg = self.config
-        sock.send(p.encode(p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups,
-                                   cfg.name)))
+        sock = link.sock
+        try:
+            link.wait_up(cfg.heartbeat_s * cfg.liveness, stop)
+        except ConnectError:
+            if link.state.refused:
+                raise
+            return False  # nobody there yet: back off and try again
+        if stop.is_set():
+            return False
+        self._send(sock, p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups, cfg.name))
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
+        if link.monitor is not None:
+            self._poller.register(link.monitor, zmq.POLLIN)
         last_heard = time.monotonic()
         heard = False
         next_beat = time.monotonic() + cfg.heartbeat_s
@@ -143,7 +147,10 @@ class Runner:
             events = self._poller.poll(max(0, int((wake - now) * 1000 + 0.999)))
             now = time.monotonic()
             for what, _ in events:
-                if what is sock:
+                if what is link.monitor:
+                    if link.update().refused:
+                        raise ConnectError(link.state.refused)
+                elif what is sock:
                     while True:
                         try:
                             frame = sock.recv(zmq.NOBLOCK)
@@ -164,7 +171,11 @@ class Runner:
             self._start_waiting(sock, now)
             if now >= next_beat:
                 next_beat = now + cfg.heartbeat_s
-                sock.send(p.encode(p.RunnerHeartbeat(self.sandbox.idle_children())))
+                try:  # a heartbeat the socket will not take is one the broker misses
+                    sock.send(p.encode(p.RunnerHeartbeat(self.sandbox.idle_children())),
+                              zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
             if now - last_heard > cfg.heartbeat_s * cfg.liveness:
                 return heard
         try:
@@ -251,7 +262,23 @@ class Runner:
                 pass
         # the envelope may be the bytearray it was read into: msgpack packs it as bin all
         # the same, so a large result is not copied once more just to change its type
-        sock.send(p.encode(p.Done(task_id, envelope)))
+        status = wire.peek_status(bytes(envelope[:256])) if envelope else None
+        self._send(sock, p.Done(task_id, envelope,
+                                status if status in p.STATUSES else p.CRASHED))
+
+    def _send(self, sock: zmq.Socket, msg: p.Message) -> None:
+        """Send, waiting at most a liveness period for a socket that is full (a broker that
+        stopped reading); past it the session ends (``_BrokerGone``)."""
+        frame = p.encode(msg)
+        try:
+            sock.send(frame, zmq.NOBLOCK)
+            return
+        except zmq.Again:
+            pass
+        cfg = self.config
+        if not sock.poll(int(cfg.heartbeat_s * cfg.liveness * 1000), zmq.POLLOUT):
+            raise _BrokerGone()
+        sock.send(frame, zmq.NOBLOCK)
 
     def _abandon(self) -> None:
         """The session is over: the broker counts its tasks as lost; stop running them."""

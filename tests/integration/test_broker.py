@@ -17,21 +17,25 @@ import pytest
 import zmq
 
 from broker import protocol as p
+from broker.auth import CurveServer
 from broker.core import BrokerConfig
-from broker.server import BrokerServer, CurveServer
+from broker.server import BrokerServer
 from sandbox import PoolConfig, Status
 from sandbox.client import AsyncClient, Client
-from sandbox.runner import CurveClient
+from sandbox.link import CurveClient
 
 HEARTBEAT_S = 0.2
 
 
 @contextmanager
 def broker(tmp_path, config: BrokerConfig | None = None, endpoint: str | None = None,
-           curve: CurveServer | None = None) -> Iterator[BrokerServer]:
+           curve: CurveServer | None = None,
+           runner_endpoint: str | None = None) -> Iterator[BrokerServer]:
     endpoint = endpoint or f"ipc://{tmp_path}/broker.sock"
+    runner_endpoint = runner_endpoint or f"ipc://{tmp_path}/broker.runners.sock"
     server = BrokerServer([endpoint], config or BrokerConfig(heartbeat_s=HEARTBEAT_S),
-                          context=zmq.Context.instance(), curve=curve)
+                          runner_endpoints=[runner_endpoint], context=zmq.Context.instance(),
+                          curve=curve)
     stop = threading.Event()
     thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
     thread.start()
@@ -74,8 +78,9 @@ def stop_runner(proc: subprocess.Popen) -> None:
 
 def test_two_runners_one_killed_mid_task_every_task_gets_one_result(tmp_path):
     with broker(tmp_path) as server:
-        endpoint = server.endpoints[0]
-        runners = [start_runner(endpoint, "a", slots=2), start_runner(endpoint, "b", slots=2)]
+        endpoint, runner_endpoint = server.endpoints[0], server.runner_endpoints[0]
+        runners = [start_runner(runner_endpoint, "a", slots=2),
+                   start_runner(runner_endpoint, "b", slots=2)]
         try:
             wait_for_runners(server, 2)
             with Client(endpoint) as client:
@@ -111,7 +116,7 @@ def test_two_runners_one_killed_mid_task_every_task_gets_one_result(tmp_path):
 
 def test_cancel_queued_and_running_tasks(tmp_path):
     with broker(tmp_path) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=1)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
         try:
             wait_for_runners(server, 1)
             with Client(server.endpoints[0]) as client:
@@ -133,7 +138,7 @@ def test_cancel_queued_and_running_tasks(tmp_path):
 def test_queue_full_is_rejected_at_once(tmp_path):
     config = BrokerConfig(max_queued=1, heartbeat_s=HEARTBEAT_S)
     with broker(tmp_path, config) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=1)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
         try:
             wait_for_runners(server, 1)
             with Client(server.endpoints[0]) as client:
@@ -173,15 +178,16 @@ def test_unknown_curve_key_is_refused(tmp_path):
     zmq.auth.create_certificates(str(keys), "stranger")
     os.rename(good_pub, keys / "authorized" / "good.key")
     s_pub, s_sec = zmq.auth.load_certificate(str(keys / "server.key_secret"))
-    curve = CurveServer(s_pub, s_sec, str(keys / "authorized"))
+    assert s_sec is not None
+    curve = CurveServer(s_pub, s_sec, str(keys / "authorized"), str(keys / "runners"))
     port = random.randint(20000, 40000)
     endpoint = f"tcp://127.0.0.1:{port}"
     with broker(tmp_path, endpoint=endpoint, curve=curve) as server:
         stranger = CurveClient(*zmq.auth.load_certificate(str(keys / "stranger.key_secret")), s_pub)
         with Client(endpoint, curve=stranger) as client:
-            handle = client.submit("python", "return 1")
-            with pytest.raises(TimeoutError):
-                handle.result(timeout=1.5)
+            refused = client.run("python", "return 1")
+            assert refused.status is Status.REJECTED
+            assert refused.message.startswith("the server refused this key")
         with server.lock:
             assert server.core.counters["submitted"] == 0
         good = CurveClient(*zmq.auth.load_certificate(str(keys / "good.key_secret")), s_pub)
@@ -198,7 +204,7 @@ def test_plain_tcp_is_refused_without_curve():
 
 def test_fuzzed_frames_never_stop_the_broker(tmp_path):
     with broker(tmp_path) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=1)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
         try:
             rng = random.Random(7)
             sock = zmq.Context.instance().socket(zmq.DEALER)
@@ -228,7 +234,7 @@ def test_fuzzed_frames_never_stop_the_broker(tmp_path):
             with Client(server.endpoints[0]) as client:
                 assert client.run("python", "return 'still fine'").value == "still fine"
             with server.lock:
-                assert server.core.counters["malformed"] > 0
+                assert server.core.counters["malformed_client"] > 0
                 assert server.core.counters["internal_error"] == 0
         finally:
             stop_runner(runner)
@@ -251,7 +257,7 @@ def test_async_client_against_a_runner(tmp_path):
     import asyncio
 
     with broker(tmp_path) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=2)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=2)
         try:
             wait_for_runners(server, 1)
 
