@@ -294,13 +294,14 @@ class BrokerServer:
         stop.set()
 
     def close(self) -> None:
-        for monitor in self._monitors:
-            monitor.close(linger=0)
         for sock in self._sockets:
             try:
                 sock.disable_monitor()
             except zmq.ZMQError:
                 pass
+        for monitor in self._monitors:
+            monitor.close(linger=0)
+        for sock in self._sockets:
             sock.close(linger=0)
         if self.auth is not None:
             self.auth.stop()

@@ -74,7 +74,7 @@ class _Peer:
                         sock.send_multipart(frames, zmq.NOBLOCK)
                     except zmq.ZMQError:
                         pass  # a fake may lose what a full or vanished peer cannot take
-                wait = 0.05 if not self._later else max(0.0, self._later[0][0] - now)
+                wait = min(0.05, self._later[0][0] - now) if self._later else 0.05
                 if poller.poll(max(1, int(wait * 1000))):
                     while True:
                         try:
@@ -207,7 +207,8 @@ class FakeRunner(_Peer):
             msg = p.decode(frames[-1])
         except p.ProtocolError:
             return
-        self.registered.set()
+        if isinstance(msg, p.BROKER_TO_RUNNER):  # only a broker that took us in sends these
+            self.registered.set()
         if isinstance(msg, p.TaskMsg):
             with self.lock:
                 self.tasks.append(msg)

@@ -5,12 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import msgpack
 import pytest
@@ -19,61 +14,10 @@ import zmq
 from broker import protocol as p
 from broker.auth import CurveServer
 from broker.core import BrokerConfig
-from broker.server import BrokerServer
 from sandbox import PoolConfig, Status
 from sandbox.client import AsyncClient, Client
 from sandbox.link import CurveClient
-
-HEARTBEAT_S = 0.2
-
-
-@contextmanager
-def broker(tmp_path, config: BrokerConfig | None = None, endpoint: str | None = None,
-           curve: CurveServer | None = None,
-           runner_endpoint: str | None = None) -> Iterator[BrokerServer]:
-    endpoint = endpoint or f"ipc://{tmp_path}/broker.sock"
-    runner_endpoint = runner_endpoint or f"ipc://{tmp_path}/broker.runners.sock"
-    server = BrokerServer([endpoint], config or BrokerConfig(heartbeat_s=HEARTBEAT_S),
-                          runner_endpoints=[runner_endpoint], context=zmq.Context.instance(),
-                          curve=curve)
-    stop = threading.Event()
-    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        server.close()
-
-
-def start_runner(endpoint: str, name: str, slots: int = 1, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "runner", "--connect", endpoint, "--slots", str(slots),
-         "--runtimes", "python", "--heartbeat", str(HEARTBEAT_S), "--liveness", "3",
-         "--name", name, *extra],
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def wait_for_runners(server: BrokerServer, count: int, timeout_s: float = 30.0) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        with server.lock:
-            if len(server.core.runners) >= count:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{count} runner(s) did not register")
-
-
-def stop_runner(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from service_helpers import HEARTBEAT_S, broker, start_runner, stop_runner, wait_for_runners
 
 
 def test_two_runners_one_killed_mid_task_every_task_gets_one_result(tmp_path):
