@@ -37,8 +37,9 @@ _COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
       "runners_restarted": "reregistered"}),
     ("sandbox_answers", "Answers that waited for a full client socket, or were dropped",
      "event", {"answers_deferred": "deferred", "answers_dropped": "dropped"}),
-    ("sandbox_connection_events", "Connections ZeroMQ dropped (a frame over the cap is one "
-     "cause) and handshakes that failed", "event",
+    ("sandbox_connection_events", "Connections that ended (a peer leaving, or ZeroMQ "
+     "dropping one that sent a frame over the cap, which cannot be answered), failed "
+     "handshakes, and peers a send could not reach", "event",
      {"disconnects": "dropped", "handshakes_failed": "handshake_failed",
       "client_unreachable": "client_unreachable", "runner_unreachable": "runner_unreachable"}),
 )

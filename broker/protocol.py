@@ -367,10 +367,10 @@ def _check_limits(raw: Any) -> TaskLimits:
     return TaskLimits(**raw)
 
 
-def _seconds(value: Any, name: str) -> None:
+def _seconds(value: Any, name: str, most: int = 86400) -> None:
     _need(value is None or (_is(value, (int, float)) and math.isfinite(value)
-                            and 0 <= value <= 86400),
-          f"'{name}' must be 0..86400 seconds or nil")
+                            and 0 <= value <= most),
+          f"'{name}' must be 0..{most} seconds or nil")
 
 
 def _check_submit(m: Submit) -> None:
@@ -393,7 +393,7 @@ def _check_submit(m: Submit) -> None:
     _text(m.version, "version", 32, empty=True)
     _need(_is(m.wait_for_runner, bool), "'wait_for_runner' must be a boolean")
     _seconds(m.queue_timeout_s, "queue_timeout_s")
-    _seconds(m.deadline_s, "deadline_s")
+    _seconds(m.deadline_s, "deadline_s", 7 * 86400)  # a timeout, a queue wait and a grace
     _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
     _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
     _check_language(m)

@@ -733,7 +733,10 @@ class AsyncClient(ClientBase):
                         return self._state.refused
                     retried = True
                     self._state.refused = None  # one more handshake: the key may be allowed now
-                    self._sock.disconnect(self.endpoint)
+                    try:
+                        self._sock.disconnect(self.endpoint)
+                    except zmq.ZMQError:
+                        pass
                     self._sock.connect(self.endpoint)
                 left = until - time.perf_counter()
                 if left <= 0:
