@@ -71,10 +71,11 @@ def in_process_exec(body: str, data: Any = None) -> Callable[[], object]:
 def in_process_restricted(body: str, data: Any = None) -> Callable[[], object]:
     """RestrictedPython's compile and a guarded run in this process: what the restricted
     policy costs without a jail (the compile is most of it)."""
+    from runtimes.protocol import Imports
     from runtimes.python import imports, restricted
 
     def run() -> object:
-        namespace = restricted.namespace(imports.guard({"stdlib": [], "external": []}))
+        namespace = restricted.namespace(imports.guard(Imports()))
         exec(restricted.compile_snippet(body, "<snippet>"), namespace)
         return namespace[restricted.FUNCTION](data)
 

@@ -15,15 +15,11 @@ import sys
 import statistics
 import time
 
-from benchmarks import procs
 from sandbox import PoolConfig, Sandbox
 
 
 def _zygote_rss_mb(sb: Sandbox) -> float:
-    pool = sb._pool("python")
-    nsjail = pool._jail.process.pid
-    # nsjail -> zygote -> children: the zygote is nsjail's only child
-    zygote = [p for p in procs.tree(nsjail) if p != nsjail][0]
+    zygote = sb.snapshot()["python"]["zygote_pid"]
     with open(f"/proc/{zygote}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 

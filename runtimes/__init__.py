@@ -2,6 +2,7 @@
 
 Nothing here imports from ``sandbox``, ``broker`` or ``seccomp``: the jail mounts only this
 package (and msgpack), and what runs in it must not depend on the host side. The host side
-imports two modules from here, because they define what crosses the jail wall: ``codec``
-(the value encoding rules) and ``wire`` (framing, task and result envelopes, statuses).
+imports what defines the jail wall: ``codec`` (the value encoding rules), ``framing`` (frames,
+the control channel, ``WireError``), ``protocol`` (the typed control messages and the task)
+and ``outcome`` (statuses and the result envelope).
 """

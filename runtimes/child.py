@@ -26,7 +26,8 @@ import socket
 from dataclasses import dataclass
 from types import ModuleType
 
-from runtimes import seccomp_filter, wire
+from runtimes import framing, outcome, protocol, seccomp_filter
+from runtimes.outcome import Status
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -57,8 +58,12 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
             code = 0
         else:
             _lower_limits(task)
-            result = setup.executor.run(task)
-            wire.send_frame(channel, result)
+            try:
+                result = setup.executor.run(task)
+            except MemoryError:  # encoding the result itself did not fit: still one answer
+                result = outcome.encode(Status.MEMORY_LIMIT, "the result did not fit in the "
+                                                             "snippet's memory limit")
+            framing.send_frame(channel, result)
             # Done: wait to be stopped and killed by the runner, which does that when it
             # suits the caller (see the pool's recycling); exiting now would tear down the
             # address space while the result is on its way. Niced meanwhile, and if the
@@ -107,17 +112,16 @@ def _bind_lifetime() -> None:
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def _receive_task(channel: socket.socket) -> dict | None:
+def _receive_task(channel: socket.socket) -> protocol.Task | None:
     try:
-        body = wire.recv_frame(channel, wire.MAX_TASK_BYTES)
-    except wire.WireError:
-        return None  # the runner closed the channel: the pool is shrinking or shutting down
-    return wire.unpack(body, max_bytes=wire.MAX_TASK_BYTES)
+        body = framing.recv_frame(channel, protocol.MAX_TASK_BYTES)
+    except framing.ChannelClosed:
+        return None  # the host closed the channel: the pool is shrinking or shutting down
+    return protocol.decode(body, (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
 
 
-def _lower_limits(task: dict) -> None:
-    as_bytes = wire.field(task, "as_bytes", int)
-    cpu_s = wire.field(task, "cpu_s", int)
+def _lower_limits(task: protocol.Task) -> None:
+    as_bytes, cpu_s = task.as_bytes, task.cpu_s
     # soft == hard, so the snippet cannot raise them back (it has no CAP_SYS_RESOURCE in the
     # initial user namespace, which is where the kernel checks).
     resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))

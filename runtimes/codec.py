@@ -58,19 +58,20 @@ class DecodeError(CodecError, ValueError):
     """The bytes are not a valid encoding (the only error ``decode`` raises)."""
 
 
-def encode(value: Any, *, max_bytes: int | None = None) -> bytes:
-    """Encode ``value`` by the rules above; raise EncodeError (or ResultTooLarge)."""
+def encode(value: Any, *, max_bytes: int | None = None, path: str = "result") -> bytes:
+    """Encode ``value`` by the rules above; raise EncodeError (or ResultTooLarge). ``path``
+    names the value in messages ("result", "data")."""
     if type(value) in _SCALARS or (type(value) is int and _INT_MIN <= value <= _INT_MAX):
         plain = value  # the common trivial result: no walk needed
     else:
-        plain = _plain(value, "result", 0, set())
+        plain = _plain(value, path, 0, set())
     try:
         body = msgpack.packb(plain, use_bin_type=True, datetime=False)
     except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - walk guards
-        raise EncodeError(f"result: {exc}") from exc
+        raise EncodeError(f"{path}: {exc}") from exc
     if max_bytes is not None and len(body) > max_bytes:
         raise ResultTooLarge(
-            f"the result is {len(body)} bytes encoded, over the {max_bytes}-byte limit"
+            f"the {path} is {len(body)} bytes encoded, over the {max_bytes}-byte limit"
         )
     return body
 

@@ -1,12 +1,13 @@
 """The zygote: pid 1 of a jail. Imports once, forks children on request, never runs user code.
 
-It talks to the runner over the control channel (see ``wire``) whose fd it is given on the
-command line. Protocol: the runner sends ``init`` (the runtime's name and the per-child
-seccomp program), then ``spawn`` whenever it wants more children. For each child the zygote
-answers ``spawned`` with the child's end of a fresh task socketpair and a pidfd, and later
-``exited`` with the wait status, which the runner needs to tell a seccomp kill (SIGSYS) from
-an OOM kill or a crash. When the control channel closes, the zygote kills its children and
-exits, and nsjail tears the jail down with it.
+It talks to the host worker over the control channel (``runtimes.framing``,
+``runtimes.protocol``) whose fd it is given on the command line: the host sends ``init`` (the
+per-child seccomp program, modules to preload), the zygote answers ``ready``; then the host
+sends ``spawn`` whenever it wants more children. For each child the zygote answers ``spawned``
+with the child's end of a fresh task socketpair and a pidfd, and later ``exited`` with the
+wait status, which the host needs to tell a seccomp kill (SIGSYS) from an OOM kill or a crash.
+When the control channel closes, the zygote kills its children and exits, and nsjail tears the
+jail down with it.
 """
 
 from __future__ import annotations
@@ -19,21 +20,25 @@ import signal
 import socket
 import sys
 
-from runtimes import child, wire
+from types import ModuleType
+
+from runtimes import child, framing, protocol
 
 
 def main(runtime: str, control_fd: int) -> None:
-    control = socket.socket(fileno=control_fd)
-    init, _ = wire.recv_control(control)
-    if init is None or init.get("op") != "init":
-        raise SystemExit("zygote: expected an init message")
-    executor = importlib.import_module(f"runtimes.{runtime}.executor")
-    failed = executor.preload(tuple(init.get("preload") or ()))
-    setup = child.ChildSetup(
-        executor=executor,
-        seccomp_program=wire.field(init, "seccomp_program", bytes),
-        pid_slots=tuple(wire.field(init, "pid_slots", list)),
-    )
+    serve(socket.socket(fileno=control_fd), importlib.import_module(f"runtimes.{runtime}.executor"))
+
+
+def serve(control: socket.socket, executor: ModuleType) -> None:
+    """The zygote's life on an open control channel, with the runtime's executor module."""
+    body, fds = framing.recv_control(control)
+    framing.close_fds(fds)
+    if body is None:
+        return
+    init = protocol.decode(body, (protocol.Init,))
+    failed = executor.preload(init.preload)
+    setup = child.ChildSetup(executor=executor, seccomp_program=init.seccomp_program,
+                             pid_slots=init.pid_slots)
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in the children.
     gc.freeze()
@@ -45,11 +50,10 @@ def main(runtime: str, control_fd: int) -> None:
     poller = select.poll()
     poller.register(control, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
-    wire.send_control(control, {"op": "ready", "pid": os.getpid(),
-                                "preload_failed": failed or {}})
+    framing.send_control(control, protocol.encode(protocol.Ready(os.getpid(), failed or {})))
 
     try:
-        _serve(control, setup, poller, children, (wake_r, wake_w))
+        _loop(control, setup, poller, children, (wake_r, wake_w))
     except (BrokenPipeError, ConnectionResetError):
         pass  # the runner went away mid-report: same as a closed channel
     finally:
@@ -60,7 +64,7 @@ def main(runtime: str, control_fd: int) -> None:
                 pass
 
 
-def _serve(
+def _loop(
     control: socket.socket,
     setup: child.ChildSetup,
     poller: select.poll,
@@ -74,16 +78,13 @@ def _serve(
                 _drain(wake_r)
                 _reap(control, children)
                 continue
-            msg, fds = wire.recv_control(control)
-            for extra in fds:
-                os.close(extra)
-            if msg is None:
+            body, fds = framing.recv_control(control)
+            framing.close_fds(fds)
+            if body is None:
                 return
-            if msg.get("op") == "spawn":
-                count = wire.field(msg, "count", int)
-                for _ in range(max(0, min(count, 64))):
-                    pid = _spawn(control, setup, wake)
-                    children.add(pid)
+            spawn = protocol.decode(body, (protocol.Spawn,))
+            for _ in range(spawn.count):
+                children.add(_spawn(control, setup, wake))
 
 
 def _spawn(control: socket.socket, setup: child.ChildSetup, keep_closed: tuple[int, int]) -> int:
@@ -94,7 +95,7 @@ def _spawn(control: socket.socket, setup: child.ChildSetup, keep_closed: tuple[i
     theirs.close()
     pidfd = os.pidfd_open(pid)
     try:
-        wire.send_control(control, {"op": "spawned", "pid": pid}, (ours.fileno(), pidfd))
+        framing.send_control(control, protocol.encode(protocol.Spawned(pid)), (ours.fileno(), pidfd))
     finally:
         os.close(pidfd)
         ours.close()
@@ -110,7 +111,7 @@ def _reap(control: socket.socket, children: set[int]) -> None:
         if pid == 0:
             return
         children.discard(pid)
-        wire.send_control(control, {"op": "exited", "pid": pid, "status": status})
+        framing.send_control(control, protocol.encode(protocol.Exited(pid, status)))
 
 
 def _drain(fd: int) -> None:

@@ -3,7 +3,7 @@
 The public surface is what ``__all__`` lists; everything else is internal.
 """
 
-from runtimes.wire import Status
+from runtimes.outcome import Status
 from sandbox.config import Limits, PoolConfig
 from sandbox.errors import ClosedError, ConfigError, JailError, SandboxError
 from sandbox.local import Sandbox

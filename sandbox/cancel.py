@@ -1,32 +1,35 @@
-"""A cancellation token a waiting thread can poll on: set() from any thread wakes it at once."""
+"""A cancellation token: ``set()`` from any thread; whoever listens is told at once."""
 
 from __future__ import annotations
 
-import os
+import threading
+from collections.abc import Callable
 
 
 class CancelToken:
-    """One-shot: once set, stays set. ``fileno()`` becomes readable when it is set."""
+    """One-shot: once set, stays set. ``on_set(fn)`` calls ``fn`` when it is set (at once if
+    it already is), in the thread that sets it."""
 
     def __init__(self) -> None:
-        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._lock = threading.Lock()
         self._set = False
+        self._listeners: list[Callable[[], None]] = []
 
     def set(self) -> None:
-        if not self._set:
+        with self._lock:
+            if self._set:
+                return
             self._set = True
-            try:
-                os.eventfd_write(self._fd, 1)
-            except OSError:
-                pass  # closed: nobody is waiting any more
+            listeners, self._listeners = self._listeners, []
+        for fn in listeners:
+            fn()
 
     def is_set(self) -> bool:
         return self._set
 
-    def fileno(self) -> int:
-        return self._fd
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+    def on_set(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._set:
+                self._listeners.append(fn)
+                return
+        fn()

@@ -121,12 +121,16 @@ def prepare(p: Plan) -> None:
         ) from exc
 
 
-def oom_kills(p: Plan, jail_pid: int) -> int:
+def jail_dirs(p: Plan, jailed_pid: int) -> list[Path]:
+    """The cgroup directories nsjail makes for one jail: named after the jailed process's
+    pid (the zygote's, on the host), not nsjail's own."""
+    return [Path(d, f"NSJAIL.{jailed_pid}") for d in p.dirs]
+
+
+def oom_kills(p: Plan, jailed_pid: int) -> int:
     """How many processes the kernel's OOM killer has killed in one jail's cgroup."""
-    if p.version == 1:
-        path = Path(p.dirs[0], f"NSJAIL.{jail_pid}", "memory.oom_control")
-    else:
-        path = Path(p.dirs[0], f"NSJAIL.{jail_pid}", "memory.events")
+    name = "memory.oom_control" if p.version == 1 else "memory.events"
+    path = jail_dirs(p, jailed_pid)[0] / name
     try:
         for line in path.read_text().splitlines():
             key, _, value = line.partition(" ")
@@ -135,6 +139,48 @@ def oom_kills(p: Plan, jail_pid: int) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+def remove(dirs: list[Path], timeout_s: float) -> bool:
+    """Remove these cgroups, waiting up to ``timeout_s`` for their processes to leave."""
+    import errno
+    import time
+
+    end = time.monotonic() + timeout_s
+    for d in dirs:
+        while True:
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or time.monotonic() >= end:
+                    return False
+                time.sleep(0.01)
+    return True
+
+
+def reclaim(p: Plan) -> list[str]:
+    """Remove the jail cgroups whose jailed process is gone (nsjail removes its own when it
+    ends cleanly; a ``kill -9`` of nsjail leaves them). An empty cgroup is removed with
+    rmdir; one that still holds a process is busy and stays."""
+    removed = []
+    for parent in p.dirs:
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            pid = name[len("NSJAIL."):]
+            if not name.startswith("NSJAIL.") or not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+                continue
+            try:
+                os.rmdir(os.path.join(parent, name))
+                removed.append(os.path.join(parent, name))
+            except OSError:
+                pass  # still has a process, or a sibling cgroup of its own: leave it
+    return removed
 
 
 def _delegate(base: Path) -> None:

@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--name", default="")
     rn.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS")
     rn.add_argument("--liveness", type=int, default=3)
+    rn.add_argument("--lifeline", type=int, default=None, metavar="FD", help=argparse.SUPPRESS)
     _import_flags(rn)
     _connection_flags(rn, "the broker's runner endpoint", required=True, key="runner")
 
@@ -281,11 +282,19 @@ def _runner(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     config = RunnerConfig(args.connect, runtimes=runtimes, groups=tuple(args.groups),
                           slots=args.slots, name=args.name, heartbeat_s=args.heartbeat,
-                          liveness=args.liveness, curve=_curve_client(args), pool=pool)
+                          liveness=args.liveness, curve=_curve_client(args), pool=pool,
+                          lifeline_fd=args.lifeline)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.lifeline is not None:
+        # Started by `sandbox serve`: a SIGTERM or Ctrl-C sent to the whole process group is
+        # the daemon's to handle (it drains first); this runner stops when its lifeline closes.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     runner = Runner(config)
+    if args.lifeline is None:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
     try:
         runner.serve(stop)
     finally:

@@ -47,7 +47,7 @@ from broker import protocol as p
 from broker.core import BrokerConfig
 from broker.server import BrokerServer
 from runtimes import codec
-from runtimes.wire import Status
+from runtimes.outcome import Status
 from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
 from sandbox.errors import ClosedError, ConfigError
 from sandbox.link import Link, LinkState, CurveClient, monitored, prepare
@@ -256,6 +256,7 @@ class _Embedded:
 
     def close(self) -> None:
         self.stop.set()
+        self.runner.wake()
         for t in self._threads:
             t.join(timeout=5)
         self.runner.close()

@@ -12,16 +12,18 @@ from sandbox.errors import ConfigError
 if TYPE_CHECKING:
     from sandbox.imports import ImportPolicy
 
+from sandbox.registry import ALIASES as RUNTIME_ALIASES
+from sandbox.registry import canonical as canonical_runtime
+
 MiB = 1024 * 1024
 ENVELOPE_SLACK_BYTES = 64 * 1024  # an envelope's fields besides the result and the output
+# The largest result and captured output a task may ask for. Their envelope must fit in one
+# broker frame (broker.protocol.MAX_FRAME_BYTES, 80 MiB) with room to spare, or a result the
+# limits allow would cut the runner off from its broker (a test pins this).
+MAX_RESULT_BYTES = 64 * MiB
+MAX_STDOUT_BYTES = 8 * MiB
 
-#: Runtime names a request may use, mapped to the runtime that serves them.
-RUNTIME_ALIASES = {"python": "python", "py": "python", "javascript": "javascript", "js": "javascript"}
-
-
-def canonical_runtime(name: str) -> str | None:
-    """The runtime serving ``name`` (an alias such as ``js`` included), or None."""
-    return RUNTIME_ALIASES.get(name.lower()) if isinstance(name, str) else None
+__all__ = ["RUNTIME_ALIASES", "Limits", "PoolConfig", "ServiceConfig", "canonical_runtime"]
 
 
 def _check(value: object, kind: type, low: float, high: float, name: str) -> None:
@@ -47,8 +49,8 @@ class Limits:
     def __post_init__(self) -> None:
         _check(self.timeout_s, float, 0.001, 3600, "timeout_s")
         _check(self.memory_mb, int, 16, 65536, "memory_mb")
-        _check(self.stdout_bytes, int, 0, 256 * MiB, "stdout_bytes")
-        _check(self.result_bytes, int, 1024, 256 * MiB, "result_bytes")
+        _check(self.stdout_bytes, int, 0, MAX_STDOUT_BYTES, "stdout_bytes")
+        _check(self.result_bytes, int, 1024, MAX_RESULT_BYTES, "result_bytes")
 
     @property
     def envelope_bytes(self) -> int:

@@ -51,13 +51,20 @@ def load_curve_server(curve_dir: str) -> CurveServer:
 
 
 class RunnerWatcher:
-    """Starts ``count`` local runner processes and restarts any that exits."""
+    """Starts ``count`` local runner processes and restarts any that exits.
+
+    Each runner gets the read end of a lifeline pipe whose write end only this process holds:
+    if the daemon dies (even by ``kill -9``) the runner reads EOF and stops, rather than join
+    the next broker. Runners run in a session of their own and ignore SIGTERM and SIGINT, so
+    a signal to the daemon's process group (Ctrl-C, systemd) reaches the daemon alone, which
+    drains first and then closes the lifelines."""
 
     def __init__(self, config: ServiceConfig, endpoint: str) -> None:
         self.config = config
         self.endpoint = endpoint
         self.stop = threading.Event()
         self.procs: list[subprocess.Popen | None] = [None] * config.runners
+        self._lifelines: list[int | None] = [None] * config.runners  # write ends
         self.restarts = 0
         self._thread = threading.Thread(target=self._watch, daemon=True, name="runner-watcher")
 
@@ -99,19 +106,39 @@ class RunnerWatcher:
                     failures[i] = 0 if now - started > 60 else failures[i] + 1
                     next_start[i] = now + BACKOFF_S[min(failures[i], len(BACKOFF_S) - 1)]
                     self.procs[i] = None
+                    self._cut(i)
                     self.restarts += 1
-                if self.procs[i] is None and now >= next_start[i]:
-                    proc = subprocess.Popen(self.argv(i), stdin=subprocess.DEVNULL)
-                    proc.started_at = now  # type: ignore[attr-defined]
-                    self.procs[i] = proc
+                if self.procs[i] is None and now >= next_start[i] and not self.stop.is_set():
+                    self.procs[i] = self._start(i, now)
             self.stop.wait(0.2)
 
+    def _start(self, index: int, now: float) -> subprocess.Popen:
+        read_end, write_end = os.pipe()  # both non-inheritable: only this runner gets one
+        try:
+            proc = subprocess.Popen(self.argv(index) + ["--lifeline", str(read_end)],
+                                    pass_fds=(read_end,), stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        proc.started_at = now  # type: ignore[attr-defined]
+        self._lifelines[index] = write_end
+        return proc
+
+    def _cut(self, index: int) -> None:
+        fd, self._lifelines[index] = self._lifelines[index], None
+        if fd is not None:
+            os.close(fd)
+
     def close(self, grace_s: float = 5.0) -> None:
+        """Stop the runners: their lifelines close, they stop their jails and exit."""
         self.stop.set()
         self._thread.join(timeout=5)
         live = [p for p in self.procs if p is not None and p.poll() is None]
-        for proc in live:
-            proc.send_signal(signal.SIGTERM)
+        for i in range(len(self.procs)):
+            self._cut(i)
         end = time.monotonic() + grace_s
         for proc in live:
             try:

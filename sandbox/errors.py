@@ -2,6 +2,7 @@
 
     SandboxError
     ├── ConfigError      a limit or setting is out of range or of the wrong type
+    ├── RequestError     a task request that cannot run (answered with status rejected)
     ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
     ├── ClosedError      the sandbox was used after close()
     └── ConnectError     a broker could not be reached, or the server refused our key
@@ -19,6 +20,11 @@ class SandboxError(Exception):
 
 class ConfigError(SandboxError, ValueError):
     """A limit or setting is out of range or of the wrong type."""
+
+
+class RequestError(SandboxError, ValueError):
+    """A task request that cannot run: an unknown runtime, bad limits, code that is not
+    text... Never raised to a caller of ``run``: it becomes a ``rejected`` result."""
 
 
 class JailError(SandboxError):

@@ -24,8 +24,8 @@ import zmq
 
 from broker import protocol as p
 from broker.auth import CLIENTS, Authenticator, CurveServer, make_server
-from runtimes import codec, wire
-from runtimes.wire import Status
+from runtimes import codec, outcome
+from runtimes.outcome import Status
 from sandbox.link import CurveClient, Link
 
 Script = Callable[[p.Submit], Sequence[tuple[float, p.Message]]]
@@ -33,7 +33,7 @@ Script = Callable[[p.Submit], Sequence[tuple[float, p.Message]]]
 
 def ok_result(task_id: str, value: Any = None, attempts: int = 1) -> p.ResultMsg:
     """The answer a runner's ``ok`` result makes, envelope and all."""
-    envelope = wire.encode_result(Status.OK, "ok", value=codec.encode(value))
+    envelope = outcome.encode(Status.OK, "ok", value=codec.encode(value))
     return p.ResultMsg(task_id, p.OK, "", envelope, attempts)
 
 
@@ -197,8 +197,7 @@ class FakeRunner(_Peer):
         self._results: dict[str, int] = {}  # task key -> its scheduled result
 
     def _socket(self) -> zmq.Socket:
-        self.link = Link(self.context, self.endpoint, self.curve)
-        self.link.sock.setsockopt(zmq.IMMEDIATE, 0)  # the ready waits for the connection
+        self.link = Link(self.context, self.endpoint, self.curve, immediate=False)
         self.link.sock.send(p.encode(p.Ready(self.runtimes, self.slots, (), self.name)))
         return self.link.sock
 
@@ -212,7 +211,7 @@ class FakeRunner(_Peer):
         if isinstance(msg, p.TaskMsg):
             with self.lock:
                 self.tasks.append(msg)
-            envelope = wire.encode_result(Status.OK, "ok", value=codec.encode(msg.task_id))
+            envelope = outcome.encode(Status.OK, "ok", value=codec.encode(msg.task_id))
             self._results[msg.task_id] = self._schedule(
                 self.delay_s, [p.encode(p.Done(msg.task_id, envelope, p.OK))])
         elif isinstance(msg, p.CancelTask):

@@ -15,6 +15,7 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from runtimes.protocol import Imports
 from runtimes.python.imports import ALL, SETTING, allowed_by, is_stdlib
 from sandbox.errors import ConfigError
 
@@ -68,11 +69,8 @@ class ImportPolicy:
         return ImportPolicy(frozenset(n for n in names if is_stdlib(n)),
                             frozenset(n for n in names if not is_stdlib(n)))
 
-    def to_wire(self) -> dict[str, list[str]]:
+    @functools.cached_property
+    def imports(self) -> Imports:
         """The lists as the child reads them (computed once: every task of a pool sends the
         operator's lists unless it narrows them)."""
-        return self._wire
-
-    @functools.cached_property
-    def _wire(self) -> dict[str, list[str]]:
-        return {"stdlib": sorted(self.stdlib), "external": sorted(self.external)}
+        return Imports(tuple(sorted(self.stdlib)), tuple(sorted(self.external)))

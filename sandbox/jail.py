@@ -1,7 +1,10 @@
 """The jail: which host paths it sees, the nsjail command line, and the process that runs it.
 
-``mounts_for`` and ``nsjail_argv`` are pure (inputs in, lists out); ``Jail`` is the I/O
-shell that starts nsjail with the zygote inside and hands back the control channel.
+``mounts_for`` and ``nsjail_argv`` are pure (inputs in, lists out). ``launch`` is the start-up
+pipeline of one jail, as named steps; it returns a ``JailProcess``: the running nsjail with the
+zygote inside, our end of the control channel, and what the host worker needs to watch it
+(an fd readable when it exits, its stderr, the cgroup's OOM count). ``sandbox.fakejail``
+provides the same interface without nsjail, for tests that need no root.
 
 The jail's root is nsjail's empty read-only tmpfs with these read-only bind mounts only:
 the interpreter binary at /usr/bin/python3, its standard library at /usr/lib/python3.11 with
@@ -24,12 +27,13 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import runtimes
-from sandbox import cgroups
+from sandbox import cgroups, registry
 from sandbox.config import PoolConfig
 from sandbox.errors import ConfigError, JailError
 
@@ -45,11 +49,8 @@ BOOT = (
 )
 BACKGROUND_NICE = 10
 SINGLE_THREADED_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# Third-party top-level packages each runtime needs inside the jail (importable names).
-RUNTIME_PACKAGES = {
-    "python": ("msgpack", "RestrictedPython"),
-    "javascript": ("msgpack", "quickjs", "_quickjs"),
-}
+STAGING_PREFIX = "snippet-sandbox-"
+_CLOSE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,11 @@ def _staging_dir() -> str:
     """A world-readable copy of what the jail imports from us: ``runtimes`` and its packages.
 
     Copied once per host process, so the jail sees a fixed snapshot and never a path under a
-    private directory. Removed at exit.
+    private directory. Removed at exit; named after our pid, so that a later start removes
+    what a killed process left (``reclaim_staging``).
     """
-    root = tempfile.mkdtemp(prefix="snippet-sandbox-")
+    reclaim_staging()
+    root = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
     os.chmod(root, 0o755)
     atexit.register(shutil.rmtree, root, True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -140,7 +143,7 @@ def _staging_dir() -> str:
     lib = os.path.join(root, "lib")
     os.mkdir(lib)
     os.mkdir(os.path.join(root, "empty"))
-    for name in sorted({n for names in RUNTIME_PACKAGES.values() for n in names}):
+    for name in sorted({n for r in registry.RUNTIMES.values() for n in r.jail_packages}):
         for path in _package_paths(name):
             target = os.path.join(lib, os.path.basename(path))
             if os.path.isdir(path):
@@ -153,6 +156,39 @@ def _staging_dir() -> str:
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o644 if not f.endswith(".so") else 0o755)
     return root
+
+
+def reclaim_staging(tmp: str | None = None) -> list[str]:
+    """Remove the staging directories of our user's processes that no longer exist."""
+    tmp = tmp or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(STAGING_PREFIX):].partition("-")[0]
+        path = os.path.join(tmp, name)
+        if not name.startswith(STAGING_PREFIX) or not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        try:
+            if os.lstat(path).st_uid != os.geteuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _package_paths(name: str) -> list[str]:
@@ -206,7 +242,7 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
     lib = os.path.join(staged, "lib")
     packages = [
         os.path.join(lib, os.path.basename(p))
-        for name in RUNTIME_PACKAGES[runtime] for p in _package_paths(name)
+        for name in registry.RUNTIMES[runtime].jail_packages for p in _package_paths(name)
     ]
     stdlib = python.stdlib
     if stdlib_allow is not None:
@@ -342,75 +378,200 @@ def stdlib_view_for(runtime: str, config: PoolConfig) -> tuple[str, ...] | None:
     return None if "*" in allowed else tuple(sorted(allowed))
 
 
-class Jail:
-    """One running nsjail with a zygote inside, and our end of its control channel."""
+class JailProcess(Protocol):
+    """A started jail, as the host worker sees it (nsjail here, ``sandbox.fakejail`` in tests)."""
 
-    def __init__(self, runtime: str, config: PoolConfig, seccomp_policy: str) -> None:
-        self.runtime = runtime
-        self.cgroup = cgroup_plan(config)
-        if self.cgroup is not None:
-            cgroups.prepare(self.cgroup)
-        mounts = mounts_for(runtime, interpreter(config.jail_python), config.packages_dir,
-                            stdlib_view_for(runtime, config))
-        nsjail = locate_nsjail(config.nsjail_path)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        argv = nsjail_argv(
-            nsjail,
-            zygote_command(runtime, theirs.fileno()),
-            pass_fds=(theirs.fileno(),),
-            seccomp_policy=seccomp_policy,
-            cgroup_args=self.cgroup.nsjail_args if self.cgroup else (),
-            mounts=mounts,
-            as_root=os.geteuid() == 0,
-        )
-        try:
-            self.process = subprocess.Popen(
-                argv,
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env={},
-            )
-        except OSError as exc:
-            ours.close()
-            raise JailError(f"cannot start nsjail: {exc}") from exc
-        finally:
-            theirs.close()
-        self.control = ours
-        self._oom_lock = threading.Lock()
-        self._oom_seen = 0
-        self.stderr_tail: list[str] = []
-        threading.Thread(target=self._log_stderr, name=f"jail-log-{runtime}", daemon=True).start()
+    runtime: str
+    control: socket.socket  # our end of the zygote's control channel
+    pid: int  # the host process that holds the jail
 
-    def _log_stderr(self) -> None:
-        assert self.process.stderr is not None
-        with self.process.stderr:
-            for raw in self.process.stderr:
-                line = raw.decode("utf-8", "replace").rstrip()
-                self.stderr_tail = (self.stderr_tail + [line])[-20:]
-                log.warning("jail %s: %s", self.runtime, line)
+    def exit_fd(self) -> int:
+        """An fd that becomes readable when the jail's process exits."""
+        ...
 
-    def oom_killed_since_last_asked(self) -> bool:
-        """Whether the cgroup's OOM killer struck since the previous call.
+    def stderr_fd(self) -> int | None:
+        """The jail's stderr (non-blocking), or None."""
+        ...
 
-        Read only when a child died without a result, so the file read stays off the hot
-        path; if two children die at once, the first to ask is told about the kill.
-        """
-        if self.cgroup is None:
-            return False
-        with self._oom_lock:
-            count = cgroups.oom_kills(self.cgroup, self.process.pid)
-            fresh, self._oom_seen = count > self._oom_seen, max(count, self._oom_seen)
-            return fresh
+    def read_stderr(self) -> None:
+        """Take what stderr has (without blocking): log it, keep the last lines."""
+        ...
+
+    def located(self) -> None:
+        """Called once the zygote said ready: find what needs its host pid (the cgroup)."""
+        ...
+
+    def oom_kills(self) -> int:
+        """How many processes the jail's memory cap has killed so far."""
+        ...
+
+    def exit_reason(self) -> str:
+        """What the jail's process said when it ended (exit code, last stderr lines)."""
+        ...
 
     def close(self) -> None:
-        """Close the control channel (the zygote exits on EOF) and reap nsjail."""
+        """Close the control channel (the zygote exits on EOF, nsjail with it), reap the
+        process (killed if it does not end in time), and remove what it left."""
+        ...
+
+
+Launcher = Callable[[str, PoolConfig], JailProcess]
+
+
+def launch(runtime: str, config: PoolConfig) -> JailProcess:
+    """Start one jail: the pipeline from a plan to a running nsjail with the zygote inside.
+
+    1. plan the cgroup (pure) and create its parents, removing what dead jails left there;
+    2. work out the read-only mounts (interpreter, trimmed standard library, packages);
+    3. locate nsjail and write its command line, with the jail-wide seccomp policy;
+    4. make the control socketpair and start nsjail with the zygote, its end passed in.
+    The handshake (``init`` -> ``ready``) is the host worker's: it reads the control channel.
+    """
+    import seccomp
+
+    plan = cgroup_plan(config)
+    if plan is not None:
+        cgroups.prepare(plan)
+        cgroups.reclaim(plan)
+    mounts = mounts_for(runtime, interpreter(config.jail_python), config.packages_dir,
+                        stdlib_view_for(runtime, config))
+    nsjail = locate_nsjail(config.nsjail_path)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    argv = nsjail_argv(
+        nsjail,
+        zygote_command(runtime, theirs.fileno()),
+        pass_fds=(theirs.fileno(),),
+        seccomp_policy=seccomp.jail_policy(),
+        cgroup_args=plan.nsjail_args if plan else (),
+        mounts=mounts,
+        as_root=os.geteuid() == 0,
+    )
+    try:
+        process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={})
+    except OSError as exc:
+        ours.close()
+        raise JailError(f"cannot start nsjail: {exc}") from exc
+    finally:
+        theirs.close()
+    return NsJail(runtime, ours, process, plan)
+
+
+class NsJail:
+    """A running nsjail: the ``JailProcess`` of real jails."""
+
+    def __init__(self, runtime: str, control: socket.socket, process: subprocess.Popen,
+                 plan: cgroups.Plan | None) -> None:
+        self.runtime = runtime
+        self.control = control
+        self.process = process
+        self.pid = process.pid
+        self.plan = plan
+        self.zygote_pid = 0  # the jailed process's host pid: nsjail names the cgroup after it
+        self.stderr_tail: list[str] = []
+        self._partial = b""
+        assert process.stderr is not None
+        self._stderr = process.stderr.fileno()
+        os.set_blocking(self._stderr, False)
+        self._exit_fd = os.pidfd_open(process.pid)
+
+    def exit_fd(self) -> int:
+        return self._exit_fd
+
+    def stderr_fd(self) -> int | None:
+        return self._stderr if self._stderr >= 0 else None
+
+    def read_stderr(self) -> None:
+        if self._stderr < 0:
+            return
+        while True:
+            try:
+                chunk = os.read(self._stderr, 65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:  # EOF: flush what is left
+                if self._partial:
+                    self._line(self._partial)
+                    self._partial = b""
+                return
+            *lines, self._partial = (self._partial + chunk).split(b"\n")
+            for line in lines:
+                self._line(line)
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip()
+        if line:
+            self.stderr_tail = (self.stderr_tail + [line])[-20:]
+            log.warning("jail %s: %s", self.runtime, line)
+
+    def located(self) -> None:
+        self.zygote_pid = _first_child(self.pid)
+
+    def oom_kills(self) -> int:
+        if self.plan is None or not self.zygote_pid:
+            return 0
+        return cgroups.oom_kills(self.plan, self.zygote_pid)
+
+    def exit_reason(self) -> str:
+        self.read_stderr()
+        code = self.process.poll()
+        if code is None:
+            what = "the zygote closed its control channel"
+        elif code < 0:
+            what = f"nsjail was killed by {_signal_name(-code)}"
+        else:
+            what = f"nsjail exited with code {code}"
+        tail = "; ".join(self.stderr_tail[-3:])
+        return f"{what}: {tail}" if tail else what
+
+    def close(self) -> None:
         try:
             self.control.close()
         finally:
             try:
-                self.process.wait(timeout=2)
+                self.process.wait(timeout=_CLOSE_WAIT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            self.read_stderr()
+            for fd in (self._exit_fd, self._stderr):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._exit_fd = self._stderr = -1
+            if self.process.stderr is not None:
+                try:
+                    self.process.stderr.close()
+                except OSError:
+                    pass
+            if self.plan is not None:
+                # nsjail removes its cgroups, unless it was killed: then ours go now (once
+                # the zygote's last process has left them), and any dead jail's with them
+                if self.zygote_pid:
+                    cgroups.remove(cgroups.jail_dirs(self.plan, self.zygote_pid), _CLOSE_WAIT_S)
+                cgroups.reclaim(self.plan)
+
+
+def _first_child(pid: int) -> int:
+    """The first child process of ``pid`` (nsjail has exactly one: the jailed zygote)."""
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found = f.read().split()
+            if found:
+                return int(found[0])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

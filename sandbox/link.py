@@ -71,11 +71,13 @@ class CurveClient:
         return cls(public, secret, server_key)
 
 
-def prepare(sock: zmq.Socket, curve: CurveClient | None) -> None:
-    """The options every DEALER to a broker has (before it connects)."""
+def prepare(sock: zmq.Socket, curve: CurveClient | None, *, immediate: bool = True) -> None:
+    """The options every DEALER to a broker has (before it connects). ``immediate=False``
+    (runners) queues what is sent before the connection is up: a runner's session is one
+    socket, its ``ready`` goes first, and what it sends for an earlier session is dropped."""
     sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.setsockopt(zmq.IMMEDIATE, 1 if immediate else 0)
     sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
     if curve is not None:
@@ -122,13 +124,14 @@ class LinkState:
 class Link:
     """One DEALER to a broker endpoint and its monitor, for one thread at a time."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClient | None) -> None:
+    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClient | None, *,
+                 immediate: bool = True) -> None:
         self.endpoint = endpoint
         self.state = LinkState(endpoint)
         self.sock = context.socket(zmq.DEALER)
         self.monitor: zmq.Socket | None = None
         try:
-            prepare(self.sock, curve)
+            prepare(self.sock, curve, immediate=immediate)
             if monitored(endpoint):
                 self.monitor = self.sock.get_monitor_socket(_EVENTS)
             self.sock.connect(endpoint)

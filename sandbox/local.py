@@ -1,37 +1,42 @@
-"""The embedded sandbox: pre-forked jails for each runtime, owned by one context manager."""
+"""The local API: ``Sandbox``, pre-forked jails for each runtime in this process.
+
+One loop (``sandbox.loop``) owns every jail and child fd of the host worker
+(``sandbox.worker``). ``run`` may be called from any number of threads: it checks the request
+where it enters (``sandbox.request``), hands it to the loop and waits for that task's one
+outcome. The loop is a ``SharedLoop``: a caller that finds it free runs it itself while it
+waits (no thread hand-off on a task's path); one that finds it busy hands its request in
+through the loop's queue and wake fd; a background thread runs it between callers.
+"""
 
 from __future__ import annotations
 
-import threading
+import itertools
 import time
-from dataclasses import dataclass
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
-from runtimes import codec, wire
-from runtimes.wire import Status
+from runtimes import codec, outcome
+from runtimes.outcome import Status
+from sandbox import registry, request
 from sandbox.cancel import CancelToken
-from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
-from sandbox.errors import ClosedError, ConfigError
-from sandbox.pool import Pool, TaskOptions
+from sandbox.config import PoolConfig
+from sandbox.errors import ClosedError, ConfigError, RequestError
+from sandbox.jail import Launcher
+from sandbox.loop import Loop, SharedLoop
 from sandbox.result import Result
+from sandbox.worker import Worker
 
-_SERVED = ("python", "javascript")
-SERVED = _SERVED
-
-
-def _rejected(message: str) -> bytes:
-    return wire.encode_result(Status.REJECTED, message)
+# A caller waits for its outcome at most this much beyond the task's own timeout and the
+# pool's acquire timeout: the loop always answers well before, unless it is gone.
+_ANSWER_SLACK_S = 10.0
 
 
-POLICIES = ("default", "restricted")
+class _Call:
+    __slots__ = ("done", "envelope")
 
-
-@dataclass(frozen=True)
-class Prepared:
-    pool: Pool
-    limits: Limits
-    options: TaskOptions
+    def __init__(self) -> None:
+        self.done = False
+        self.envelope: bytes | bytearray = b""
 
 
 class Sandbox:
@@ -42,24 +47,31 @@ class Sandbox:
     42
 
     Each runtime gets one jail with a pool of ``config.size`` children forked ahead of demand;
-    runtimes named in ``runtimes`` start at once, others on first use. ``run`` is thread-safe.
+    runtimes named in ``runtimes`` start at once (a JailError says why one cannot), others on
+    first use. ``run`` is thread-safe.
     """
 
-    def __init__(self, config: PoolConfig | None = None, runtimes: Iterable[str] = ("python",)):
+    def __init__(self, config: PoolConfig | None = None, runtimes: Iterable[str] = ("python",), *,
+                 launcher: Launcher | None = None) -> None:
         self.config = config or PoolConfig()
         self._imports = self.config.import_policy()
-        self._pools: dict[str, Pool] = {}
-        self._lock = threading.Lock()
+        self._loop = Loop()
+        self._worker = Worker(self.config, self._loop, self._on_outcome, launcher=launcher)
+        self._calls: dict[Hashable, _Call] = {}
+        self._ids = itertools.count()
         self._closed = False
         try:
             for name in runtimes:
-                runtime = canonical_runtime(name)
-                if runtime is None or runtime not in _SERVED:
+                runtime = registry.canonical(name)
+                if runtime is None:
                     raise ConfigError(f"unknown runtime {name!r}")
-                self._pool(runtime)
+                self._worker.start(runtime, wait=True)  # the loop has no thread yet: run it here
         except BaseException:
-            self.close()
+            self._worker.close()
+            self._loop.close()
             raise
+        self._shared = SharedLoop(self._loop)
+        self._shared.start()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -88,20 +100,18 @@ class Sandbox:
         unencodable data, imports the operator does not allow) come back as status
         ``rejected``; nothing about a request raises.
         """
+        started = time.perf_counter()
         try:
-            encoded = codec.encode(data)
+            encoded = codec.encode(data, path="data")
         except codec.EncodeError as exc:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
-        started = time.perf_counter()
-        prepared = self.prepare(runtime, code, timeout_s=timeout_s, memory_mb=memory_mb,
-                                stdout_bytes=stdout_bytes, result_bytes=result_bytes,
-                                policy=policy, imports=imports)
-        if isinstance(prepared, bytes):  # rejected: the envelope says why
-            envelope, max_bytes = prepared, len(prepared)
-        else:
-            envelope = prepared.pool.run(code, encoded, prepared.limits, None, prepared.options)
-            max_bytes = prepared.limits.envelope_bytes
-        return Result.from_wire(envelope, max_bytes=max_bytes,
+        try:
+            task = self._request(runtime, code, encoded, timeout_s, memory_mb, stdout_bytes,
+                                 result_bytes, policy, imports)
+        except RequestError as exc:
+            return Result.rejected(str(exc))
+        envelope = self._submit(task, None)
+        return Result.from_wire(envelope, max_bytes=task.limits.envelope_bytes,
                                 duration_ms=(time.perf_counter() - started) * 1000.0)
 
     def run_encoded(
@@ -117,79 +127,76 @@ class Sandbox:
         policy: str | None = None,
         imports: Iterable[str] | None = None,
         cancel: CancelToken | None = None,
-    ) -> bytes:
+    ) -> bytes | bytearray:
         """Like ``run`` with codec-encoded ``data``, returning the child's result envelope
-        untouched (what a runner forwards). Bad requests give a ``rejected`` envelope."""
-        prepared = self.prepare(runtime, code, timeout_s=timeout_s, memory_mb=memory_mb,
-                                stdout_bytes=stdout_bytes, result_bytes=result_bytes,
-                                policy=policy, imports=imports)
-        if isinstance(prepared, bytes):
-            return prepared
-        return prepared.pool.run(code, data, prepared.limits, cancel, prepared.options)
-
-    def prepare(
-        self,
-        runtime: str,
-        code: str,
-        *,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        stdout_bytes: int | None = None,
-        result_bytes: int | None = None,
-        policy: str | None = None,
-        imports: Iterable[str] | None = None,
-    ) -> Prepared | bytes:
-        """What a request runs with, or a ``rejected`` envelope saying why not."""
-        name = canonical_runtime(runtime)
-        if name is None or name not in _SERVED:
-            known = ", ".join(sorted({r for r in RUNTIME_ALIASES.values() if r in _SERVED}))
-            return _rejected(f"unknown runtime {runtime!r} (available: {known})")
-        if not isinstance(code, str):
-            return _rejected(f"code must be a str, not {type(code).__name__}")
-        limits = self.config.default_limits
-        if timeout_s is not None or memory_mb is not None or stdout_bytes is not None or (
-            result_bytes is not None
-        ):
-            try:
-                limits = limits.replace(
-                    timeout_s=timeout_s, memory_mb=memory_mb,
-                    stdout_bytes=stdout_bytes, result_bytes=result_bytes,
-                )
-            except ConfigError as exc:
-                return _rejected(f"bad limits: {exc}")
-        options = TaskOptions()
-        if name == "python":
-            if policy not in (None, *POLICIES):
-                return _rejected(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
-            if isinstance(imports, str):
-                return _rejected("imports must be a list of module names, not a string")
-            try:
-                allow = self._imports.narrow(imports)
-            except ConfigError as exc:
-                return _rejected(str(exc))
-            options = TaskOptions(policy or "default", allow.to_wire())
-        elif policy not in (None, "default") or imports is not None:
-            return _rejected(f"policy and imports apply to python, not {name}")
-        return Prepared(self._pool(name), limits, options)
+        untouched. Setting ``cancel`` while it runs kills its child (crashed, "cancelled")."""
+        try:
+            task = self._request(runtime, code, data, timeout_s, memory_mb, stdout_bytes,
+                                 result_bytes, policy, imports)
+        except RequestError as exc:
+            return outcome.encode(Status.REJECTED, str(exc))
+        return self._submit(task, cancel)
 
     def idle_children(self) -> int:
-        with self._lock:
-            pools = list(self._pools.values())
-        return sum(p.idle_count() for p in pools)
+        return int(self._ask(self._worker.idle_children))
 
-    def _pool(self, runtime: str) -> Pool:
-        with self._lock:
-            if self._closed:
-                raise ClosedError("the sandbox is closed")
-            pool = self._pools.get(runtime)
-            if pool is None:
-                pool = self._pools[runtime] = Pool(runtime, self.config)
-            return pool
+    def snapshot(self) -> dict[str, Any]:
+        """Each pool's state: jail and zygote pids, children by state (for tests, metrics)."""
+        return dict(self._ask(self._worker.snapshot))
 
     def close(self) -> None:
         """Stop every jail; children in flight are killed. Safe to call twice."""
-        with self._lock:
-            self._closed = True
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.close()
+        if self._closed:
+            return
+        self._closed = True
+        closed: list[bool] = []
+
+        def close() -> None:
+            self._worker.close()
+            closed.append(True)
+
+        self._shared.run_until(close, lambda: bool(closed))
+        self._shared.stop()
+        self._loop.close()
+
+    # -- the hand-over to the loop -----------------------------------------------------------
+
+    def _request(self, runtime: str, code: str, data: bytes, timeout_s: float | None,
+                 memory_mb: int | None, stdout_bytes: int | None, result_bytes: int | None,
+                 policy: str | None, imports: Iterable[str] | None) -> request.TaskRequest:
+        return request.build(
+            runtime, code, data, defaults=self.config.default_limits, import_policy=self._imports,
+            timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
+            result_bytes=result_bytes, policy=policy, imports=imports)
+
+    def _submit(self, task: request.TaskRequest, cancel: CancelToken | None) -> bytes | bytearray:
+        if self._closed:
+            raise ClosedError("the sandbox is closed")
+        key = next(self._ids)
+        call = self._calls[key] = _Call()
+        if cancel is not None:
+            cancel.on_set(lambda: self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key)))
+        bound = (task.limits.timeout_s + self.config.acquire_timeout_s
+                 + self.config.start_timeout_s + _ANSWER_SLACK_S)
+        if not self._shared.run_until(lambda: self._worker.submit(key, task), lambda: call.done, bound):
+            self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key))
+            self._calls.pop(key, None)
+            return outcome.encode(Status.CRASHED, f"the sandbox's worker loop did not answer within "
+                                                  f"{bound:g} s")
+        return call.envelope
+
+    def _on_outcome(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
+        call = self._calls.pop(key, None)
+        if call is not None:
+            call.envelope = envelope
+            call.done = True
+            self._shared.changed()
+
+    def _ask(self, fn: Any) -> Any:
+        """Run ``fn`` in the loop's thread and return what it returns."""
+        if self._closed:
+            raise ClosedError("the sandbox is closed")
+        box: list[Any] = []
+        if not self._shared.run_until(lambda: box.append(fn()), lambda: bool(box), 10.0):
+            raise ClosedError("the sandbox's worker loop did not answer")
+        return box[0]

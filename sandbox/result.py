@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runtimes import codec, wire
-from runtimes.wire import Status
+from runtimes import codec, outcome
+from runtimes.framing import WireError
+from runtimes.outcome import Status
 
 __all__ = ["ErrorInfo", "Result", "Status"]
 
@@ -42,22 +43,22 @@ class Result:
         return cls(Status.REJECTED, message)
 
     @classmethod
-    def from_wire(cls, body: bytes, *, max_bytes: int, duration_ms: float = 0.0) -> Result:
+    def from_wire(cls, body: bytes | bytearray, *, max_bytes: int, duration_ms: float = 0.0) -> Result:
         """Decode a result envelope. Never raises: a malformed one becomes ``crashed``."""
         try:
-            msg = wire.decode_result(body, max_bytes=max_bytes)
-            value = codec.decode(msg["value"]) if msg["value"] is not None else None
-        except (wire.WireError, codec.DecodeError) as exc:
+            env = outcome.decode(body, max_bytes=max_bytes)
+            value = codec.decode(env.value) if env.value is not None else None
+        except (WireError, codec.DecodeError) as exc:
             return cls(Status.CRASHED, f"the sandbox returned a malformed result: {exc}",
                        duration_ms=duration_ms)
-        error = msg["error"]
+        error = env.error
         return cls(
-            status=msg["status"],
-            message=msg["message"],
+            status=env.status,
+            message=env.message,
             value=value,
-            stdout=msg["stdout"],
-            truncated=msg["truncated"],
-            error=ErrorInfo(error["type"], error["message"], error["traceback"]) if error else None,
+            stdout=env.stdout,
+            truncated=env.truncated,
+            error=ErrorInfo(error.type, error.message, error.traceback) if error else None,
             duration_ms=duration_ms,
-            exec_ms=float(msg["duration_ms"]),
+            exec_ms=env.duration_ms,
         )

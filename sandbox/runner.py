@@ -1,65 +1,58 @@
 """A runner: connects to a broker, advertises its runtimes and slots, runs tasks in its pools.
 
-One thread does everything: it owns the DEALER socket (ZeroMQ sockets are not thread-safe) and
-polls it together with the channels of the children running tasks, so a result goes from a
-child to the broker with no hand-off between threads. A task that finds no idle child waits
-in the runner (polled every millisecond) until one is ready or the pool's acquire timeout
-passes. Heartbeats go both ways; if the broker is silent for ``heartbeat_s * liveness`` the
-runner reconnects with a fresh socket, backing off 1 s, 2 s, ... up to 32 s (Paranoid
-Pirate), and registers again: the broker treats the tasks of the old session as lost, so the
-runner kills them.
+One loop (``sandbox.loop``) in one thread owns everything: the DEALER socket to the broker
+(ZeroMQ sockets are not thread-safe), the host worker's jails and children
+(``sandbox.worker``), and the lifeline to a parent daemon. A result goes from a child's
+channel to the broker with no hand-off between threads. A task that finds no idle child waits
+in the pool core, which hands it the next child the moment one is ready.
+
+Sessions: heartbeats go both ways; if the broker is silent for ``heartbeat_s * liveness`` the
+runner reconnects with a fresh socket, backing off 1 s, 2 s, ... up to 32 s (Paranoid Pirate),
+and registers again. The broker treats the tasks of the old session as lost, so the runner
+cancels them (and never reports them on the new session). A runner started by ``sandbox
+serve`` holds the read end of a lifeline pipe: when it reads EOF the daemon is gone, and the
+runner stops rather than join the next broker.
 
 A runner connects to the broker's runner endpoint (never the client one) through a
 ``sandbox.link.Link``: over tcp with a runner key pair the broker lists in its ``runners``
-directory. A key the server refuses ends ``serve`` with ConnectError ("the server refused
-this key"), at once and on any later reconnect; no send ever blocks on a broker that is
-gone, so a stop is always noticed.
+directory. The link's monitor is watched by the loop: a key the server refuses ends
+``serve`` with ConnectError ("the server refused this key"), at once and on any later
+reconnect. Every send is non-blocking, so a stop is always noticed.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import platform
+import os
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import zmq
 
 from broker import protocol as p
-from runtimes import wire
-from runtimes.wire import Status
+from runtimes import outcome
+from runtimes.outcome import Status
+from sandbox import registry, request
 from sandbox.config import PoolConfig
-from sandbox.errors import ConnectError
+from sandbox.errors import ConnectError, RequestError
+from sandbox.jail import Launcher
 from sandbox.link import CurveClient, Link
-from sandbox.local import Prepared, Sandbox
-from sandbox.pool import Child, TaskRun
+from sandbox.loop import Loop
+from sandbox.worker import Worker
 
 __all__ = ["CurveClient", "Runner", "RunnerConfig"]
 
 log = logging.getLogger("sandbox.runner")
 
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+# What a Done frame adds to its envelope; the limits keep envelopes far below the frame cap.
+_DONE_OVERHEAD_BYTES = 4096
 
 
 def runtime_versions(runtimes: tuple[str, ...]) -> dict[str, str]:
-    versions = {}
-    for name in runtimes:
-        if name == "python":
-            versions[name] = platform.python_version()
-        elif name == "javascript":
-            try:
-                from importlib.metadata import version
-
-                versions[name] = "quickjs-ng-" + version("quickjs-ng")
-            except Exception:
-                versions[name] = "quickjs-ng"
-    return versions
-
-
-class _BrokerGone(Exception):
-    """The broker's socket would not take a message for a whole liveness period."""
+    return {name: registry.RUNTIMES[name].version for name in runtimes}
 
 
 @dataclass
@@ -73,222 +66,230 @@ class RunnerConfig:
     liveness: int = 3
     pool: PoolConfig | None = None
     curve: CurveClient | None = None
+    lifeline_fd: int | None = None  # read end of a pipe whose EOF means: the parent is gone
     extra: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Waiting:
-    """A task that arrived when its pool had no idle child."""
-
-    msg: p.TaskMsg
-    prepared: Prepared
-    since: float
 
 
 class Runner:
     def __init__(self, config: RunnerConfig, *, context: zmq.Context | None = None,
-                 sandbox: Sandbox | None = None) -> None:
+                 launcher: Launcher | None = None) -> None:
         self.config = config
         self.context = context or zmq.Context.instance()
-        pool = config.pool or PoolConfig(size=config.slots)
-        self._owns_sandbox = sandbox is None
-        self.sandbox = sandbox or Sandbox(pool, runtimes=config.runtimes)
-        self._running: dict[str, TaskRun] = {}
-        self._by_fd: dict[int, TaskRun] = {}  # the running tasks by their channel's number
-        self._waiting: collections.deque[_Waiting] = collections.deque()
+        self.pool_config = config.pool or PoolConfig(size=config.slots)
+        self.loop = Loop(zmq.Poller())
+        self.worker = Worker(self.pool_config, self.loop, self._on_outcome, launcher=launcher,
+                             served=config.runtimes)
         self.connected = threading.Event()
+        self.orphaned = False  # the lifeline closed: the parent daemon is gone
+        self._imports = self.pool_config.import_policy()
+        self._sock: zmq.Socket | None = None
+        self._link: Link | None = None
+        self.refused: str | None = None  # the server refused our key: serve ends with it
+        self._session = 0
+        self._tasks: dict[str, tuple[int, str]] = {}  # broker task id -> our key
+        self._heard = False
+        self._last_heard = 0.0
+        self._next_beat = 0.0
+        self._session_over = False
+        self._resume_at: float | None = None  # between sessions: when to reconnect
+        try:
+            for runtime in config.runtimes:
+                self.worker.start(runtime, wait=True)  # a jail that cannot start fails here
+        except BaseException:
+            self.worker.close()
+            self.loop.close()
+            raise
+        if config.lifeline_fd is not None:
+            self.loop.watch(config.lifeline_fd, self._on_lifeline)
+        self.loop.add_timed(self)
 
     def serve(self, stop: threading.Event) -> None:
-        """Run tasks until ``stop`` is set. ConnectError when the server refuses our key."""
+        """Connect, serve, reconnect, until ``stop`` is set (then call ``wake()``) or the
+        lifeline closes. ConnectError when the server refuses our key."""
         attempt = 0
-        while not stop.is_set():
-            link = Link(self.context, self.config.endpoint, self.config.curve)
-            try:
-                heard = self._session(link, stop)
-            except _BrokerGone:
-                heard = True
-            finally:
-                self.connected.clear()
-                self._abandon()
-                link.close()
-            if stop.is_set():
+
+        def done() -> bool:
+            return stop.is_set() or self.orphaned
+
+        while not done():
+            self._open()
+            self.loop.run(lambda: done() or self._session_over)
+            heard = self._heard
+            self._close_session(farewell=done())
+            if self.refused is not None:
+                log.error("%s", self.refused)
+                raise ConnectError(self.refused)
+            if done():
                 return
             attempt = 0 if heard else attempt + 1
             delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
             log.warning("broker silent; reconnecting in %g s", delay)
-            stop.wait(delay)
+            self._resume_at = time.monotonic() + delay
+            # the pools keep running meanwhile: children are reaped and jails restarted
+            self.loop.run(lambda: done() or self._resume_at is None)
 
-    def _session(self, link: Link, stop: threading.Event) -> bool:
-        """One connection's life; returns whether the broker was ever heard from."""
-        cfg = self.config
-        sock = link.sock
-        try:
-            link.wait_up(cfg.heartbeat_s * cfg.liveness, stop)
-        except ConnectError:
-            if link.state.refused:
-                raise
-            return False  # nobody there yet: back off and try again
-        if stop.is_set():
-            return False
-        self._send(sock, p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups, cfg.name))
-        self._poller = zmq.Poller()
-        self._poller.register(sock, zmq.POLLIN)
-        if link.monitor is not None:
-            self._poller.register(link.monitor, zmq.POLLIN)
-        last_heard = time.monotonic()
-        heard = False
-        next_beat = time.monotonic() + cfg.heartbeat_s
-        while not stop.is_set():
-            now = time.monotonic()
-            wake = min([next_beat, now + cfg.heartbeat_s / 4]
-                       + [t.wake_at() for t in self._running.values()])
-            if self._waiting:
-                wake = min(wake, now + 0.001)
-            events = self._poller.poll(max(0, int((wake - now) * 1000 + 0.999)))
-            now = time.monotonic()
-            for what, _ in events:
-                if what is link.monitor:
-                    if link.update().refused:
-                        raise ConnectError(link.state.refused)
-                elif what is sock:
-                    while True:
-                        try:
-                            frame = sock.recv(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        last_heard, heard = now, True
-                        self.connected.set()
-                        self._on_broker(sock, frame, now)
-                else:
-                    task = self._by_fd.get(what)
-                    if task is not None:
-                        task.on_readable()
-            now = time.monotonic()
-            for task_id, task in list(self._running.items()):
-                task.on_time(now)
-                if task.envelope is not None:
-                    self._send_done(sock, task_id, task.envelope)
-            self._start_waiting(sock, now)
-            if now >= next_beat:
-                next_beat = now + cfg.heartbeat_s
-                try:  # a heartbeat the socket will not take is one the broker misses
-                    sock.send(p.encode(p.RunnerHeartbeat(self.sandbox.idle_children())),
-                              zmq.NOBLOCK)
-                except zmq.Again:
-                    pass
-            if now - last_heard > cfg.heartbeat_s * cfg.liveness:
-                return heard
-        try:
-            sock.send(p.encode(p.Bye()), zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass
-        return heard
-
-    def _on_broker(self, sock: zmq.Socket, frame: bytes, now: float) -> None:
-        try:
-            msg = p.decode(frame)
-        except p.ProtocolError as exc:
-            log.warning("malformed message from the broker: %s", exc)
-            return
-        if isinstance(msg, p.TaskMsg):
-            self._start(sock, msg, now)
-        elif isinstance(msg, p.CancelTask):
-            task = self._running.get(msg.task_id)
-            if task is not None:
-                task.cancel()
-                self._send_done(sock, msg.task_id, task.envelope or b"")
-                return
-            for waiting in list(self._waiting):
-                if waiting.msg.task_id == msg.task_id:
-                    self._waiting.remove(waiting)
-                    self._send_done(sock, msg.task_id, wire.encode_result(
-                        Status.CRASHED, "cancelled before it ran"))
-
-    def _start(self, sock: zmq.Socket, msg: p.TaskMsg, now: float) -> None:
-        lim = msg.limits
-        try:
-            prepared = self.sandbox.prepare(
-                msg.runtime, msg.code, timeout_s=lim.timeout_s, memory_mb=lim.memory_mb,
-                stdout_bytes=lim.stdout_bytes, result_bytes=lim.result_bytes,
-                policy=None if msg.policy == "default" else msg.policy, imports=msg.imports)
-            if isinstance(prepared, bytes):  # a bad request: rejected, with the reason
-                self._send_done(sock, msg.task_id, prepared)
-                return
-            child = prepared.pool.try_acquire()
-        except Exception as exc:  # a jail that cannot start, a closed sandbox
-            log.exception("task %s failed in the runner", msg.task_id)
-            self._send_done(sock, msg.task_id, wire.encode_result(
-                Status.CRASHED, f"the runner failed: {exc}"))
-            return
-        if child is None:
-            self._waiting.append(_Waiting(msg, prepared, now))
-            return
-        self._begin(sock, msg, prepared, child)
-
-    def _begin(self, sock: zmq.Socket, msg: p.TaskMsg, prepared: Prepared, child: Child) -> None:
-        task = prepared.pool.begin(child, msg.code, msg.data, prepared.limits, prepared.options)
-        if task.envelope is not None:
-            self._send_done(sock, msg.task_id, task.envelope)
-            return
-        self._running[msg.task_id] = task
-        self._by_fd[task.fileno()] = task
-        self._poller.register(task.fileno(), zmq.POLLIN)
-
-    def _start_waiting(self, sock: zmq.Socket, now: float) -> None:
-        for waiting in list(self._waiting):
-            failure: str | None
-            try:
-                child = waiting.prepared.pool.try_acquire()
-            except Exception as exc:
-                child, failure = None, f"the runner failed: {exc}"
-            else:
-                failure = None
-            if child is not None:
-                self._waiting.remove(waiting)
-                self._begin(sock, waiting.msg, waiting.prepared, child)
-            elif failure or now - waiting.since > waiting.prepared.pool.config.acquire_timeout_s:
-                self._waiting.remove(waiting)
-                envelope = (wire.encode_result(Status.CRASHED, failure) if failure
-                            else waiting.prepared.pool.no_child_envelope())
-                self._send_done(sock, waiting.msg.task_id, envelope)
-
-    def _send_done(self, sock: zmq.Socket, task_id: str, envelope: bytes) -> None:
-        task = self._running.pop(task_id, None)
-        if task is not None:
-            self._by_fd.pop(task.fileno(), None)
-            try:
-                self._poller.unregister(task.fileno())
-            except KeyError:
-                pass
-        # the envelope may be the bytearray it was read into: msgpack packs it as bin all
-        # the same, so a large result is not copied once more just to change its type
-        status = wire.peek_status(bytes(envelope[:256])) if envelope else None
-        self._send(sock, p.Done(task_id, envelope,
-                                status if status in p.STATUSES else p.CRASHED))
-
-    def _send(self, sock: zmq.Socket, msg: p.Message) -> None:
-        """Send, waiting at most a liveness period for a socket that is full (a broker that
-        stopped reading); past it the session ends (``_BrokerGone``)."""
-        frame = p.encode(msg)
-        try:
-            sock.send(frame, zmq.NOBLOCK)
-            return
-        except zmq.Again:
-            pass
-        cfg = self.config
-        if not sock.poll(int(cfg.heartbeat_s * cfg.liveness * 1000), zmq.POLLOUT):
-            raise _BrokerGone()
-        sock.send(frame, zmq.NOBLOCK)
-
-    def _abandon(self) -> None:
-        """The session is over: the broker counts its tasks as lost; stop running them."""
-        for task in self._running.values():
-            task.cancel()
-        self._running.clear()
-        self._by_fd.clear()
-        self._waiting.clear()
+    def wake(self) -> None:
+        """Make ``serve`` look at its ``stop`` event now (thread-safe)."""
+        self.loop.wake()
 
     def close(self) -> None:
-        self._abandon()
-        if self._owns_sandbox:
-            self.sandbox.close()
+        """Stop every jail (after ``serve`` returned, or instead of it)."""
+        self.worker.close()
+        if self.config.lifeline_fd is not None:
+            self.loop.unwatch(self.config.lifeline_fd)
+        self.loop.close()
+
+    # -- the session -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        cfg = self.config
+        # queued until connected: the ready goes first; a refused key shows on the monitor
+        link = Link(self.context, cfg.endpoint, cfg.curve, immediate=False)
+        sock = link.sock
+        self._link, self._sock = link, sock
+        if link.monitor is not None:
+            self.loop.watch(link.monitor, self._on_monitor)
+        self._session += 1
+        self._session_over = False
+        self._heard = False
+        now = time.monotonic()
+        self._last_heard, self._next_beat = now, now + cfg.heartbeat_s
+        self.loop.watch(sock, self._on_broker)
+        self._send(p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups, cfg.name))
+
+    def _close_session(self, *, farewell: bool) -> None:
+        sock, self._sock = self._sock, None
+        link, self._link = self._link, None
+        self.connected.clear()
+        tasks, self._tasks = self._tasks, {}
+        for key in tasks.values():  # the broker counts them lost: stop running them
+            self.worker.cancel(key)
+        if sock is None or link is None:
+            return
+        if farewell:
+            try:
+                sock.send(p.encode(p.Bye()), zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+        self.loop.unwatch(sock)
+        if link.monitor is not None:
+            self.loop.unwatch(link.monitor)
+        link.close()
+
+    def _on_monitor(self, events: int) -> None:
+        link = self._link
+        if link is not None and link.update().refused and self.refused is None:
+            self.refused = link.state.refused
+            self._session_over = True
+
+    def wake_at(self) -> float | None:
+        if self._resume_at is not None:
+            return self._resume_at
+        if self._sock is None:
+            return None
+        expiry = self._last_heard + self.config.heartbeat_s * self.config.liveness
+        return min(self._next_beat, expiry)
+
+    def on_time(self, now: float) -> None:
+        if self._resume_at is not None:
+            if now >= self._resume_at:
+                self._resume_at = None
+            return
+        if self._sock is None:
+            return
+        cfg = self.config
+        if now - self._last_heard > cfg.heartbeat_s * cfg.liveness:
+            self._session_over = True
+            return
+        if now >= self._next_beat:
+            self._next_beat = now + cfg.heartbeat_s
+            self._send(p.RunnerHeartbeat(self.worker.idle_children()))
+
+    def _on_broker(self, events: int) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        while True:  # everything waiting: a batch costs one wake-up
+            try:
+                frame = sock.recv(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self._heard = True
+            self._last_heard = time.monotonic()
+            try:
+                msg = p.decode(frame)
+            except p.ProtocolError as exc:
+                log.warning("malformed message from the broker: %s", exc)
+                continue
+            if isinstance(msg, p.Rejected):  # we reached a client socket, not a runner one
+                self.refused = (f"the broker at {self.config.endpoint} does not take runners "
+                                f"there ({msg.message}): connect to its runner endpoint")
+                self._session_over = True
+                return
+            self.connected.set()
+            if isinstance(msg, p.TaskMsg):
+                self._on_task(msg)
+            elif isinstance(msg, p.CancelTask):
+                key = self._tasks.get(msg.task_id)
+                if key is not None:
+                    self.worker.cancel(key)
+
+    def _on_task(self, msg: p.TaskMsg) -> None:
+        lim = msg.limits
+        key = (self._session, msg.task_id)
+        if msg.task_id in self._tasks:
+            self._send_done(msg.task_id, outcome.encode(
+                Status.REJECTED, f"task {msg.task_id!r} is already running here"), Status.REJECTED)
+            return
+        try:
+            task = request.build(
+                msg.runtime, msg.code, msg.data, defaults=self.pool_config.default_limits,
+                import_policy=self._imports, served=self.config.runtimes,
+                timeout_s=lim.timeout_s, memory_mb=lim.memory_mb, stdout_bytes=lim.stdout_bytes,
+                result_bytes=lim.result_bytes,
+                policy=None if msg.policy == "default" else msg.policy, imports=msg.imports)
+        except RequestError as exc:
+            self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
+            return
+        self._tasks[msg.task_id] = key
+        self.worker.submit(key, task)
+
+    def _on_outcome(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
+        assert isinstance(key, tuple)
+        session, task_id = key
+        if session != self._session or self._tasks.get(task_id) != key:
+            return  # a task of an earlier session: that broker counted it lost already
+        del self._tasks[task_id]
+        self._send_done(task_id, envelope, status)
+
+    def _send_done(self, task_id: str, envelope: bytes | bytearray, status: Status) -> None:
+        if len(envelope) + _DONE_OVERHEAD_BYTES > p.MAX_FRAME_BYTES:
+            status = Status.OUTPUT_LIMIT
+            envelope = outcome.encode(status, f"the result envelope of {len(envelope)} bytes does "
+                                              f"not fit in one broker frame")
+        # the envelope may be the bytearray it was read into: msgpack packs it as bin all
+        # the same, so a large result is not copied once more just to change its type
+        self._send(p.Done(task_id, envelope, status.value))  # type: ignore[arg-type]
+
+    def _send(self, msg: p.Message) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.send(p.encode(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("the broker connection is not taking messages; %s dropped", msg.TYPE)
+        except zmq.ZMQError as exc:
+            log.warning("sending %s failed: %s", msg.TYPE, exc)
+
+    def _on_lifeline(self, events: int) -> None:
+        assert self.config.lifeline_fd is not None
+        try:
+            data = os.read(self.config.lifeline_fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            log.warning("the lifeline closed (the daemon stopped or died); stopping")
+            self.orphaned = True
+            self.loop.unwatch(self.config.lifeline_fd)

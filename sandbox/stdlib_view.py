@@ -40,7 +40,7 @@ def attempt(name):
     except BaseException:
         pass
 
-from runtimes import child, codec, seccomp_filter, wire, zygote
+from runtimes import child, codec, framing, outcome, protocol, seccomp_filter, zygote
 executor = importlib.import_module(f"runtimes.{runtime}.executor")
 executor.preload(())
 executor.rehearse()

@@ -1,14 +1,50 @@
-"""Shared fixtures. Integration and security tests use real jails through one sandbox."""
+"""Shared fixtures. Integration and security tests use real jails through one sandbox.
+
+Tests that need a real jail (root or unprivileged user namespaces, nsjail, cgroups) carry
+the ``jail`` marker: every test under ``tests/integration`` and ``tests/security`` gets it,
+and unit tests that also run against the real jail name it. Where a jail cannot start here,
+they are skipped with the reason.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+from pathlib import Path
 
 import pytest
 
 # Set before any jail starts: tests assert that the jail never sees it.
 HOST_SECRET = "host-secret-7d1f0c"
 os.environ["SANDBOX_TEST_HOST_SECRET"] = HOST_SECRET
+
+_NEEDS_JAIL = ("integration", "security")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.path)).parent.name in _NEEDS_JAIL:
+            item.add_marker(pytest.mark.jail)
+
+
+@functools.cache
+def _why_no_jail() -> str | None:
+    """None when a real jail starts here; else the reason it does not."""
+    from sandbox import PoolConfig, Sandbox
+    from sandbox.errors import SandboxError
+
+    try:
+        with Sandbox(PoolConfig(size=1)):
+            return None
+    except SandboxError as exc:
+        return f"a jail cannot start on this host: {exc}"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("jail") is not None:
+        why = _why_no_jail()
+        if why:
+            pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

@@ -47,8 +47,9 @@ import re
 import time
 from typing import Any
 
-from runtimes import codec, wire
-from runtimes.wire import Status
+from runtimes import codec, outcome
+from runtimes.outcome import ErrorDetail, Status
+from runtimes.protocol import Task
 
 TAG = "\u0000"
 MAX_STACK_BYTES = 1024 * 1024
@@ -286,41 +287,35 @@ def rehearse() -> None:
         _pristine.set("__warm", sample)
         _pristine.eval("__sandbox.warm(__warm); delete globalThis.__warm; "
                        "(function snippet(data) {return 1\n})")
-    _run({
-        "code": REHEARSAL,
-        "data": codec.encode({"k": [1, "v", b"", None]}),
-        "stdout_bytes": 1024,
-        "result_bytes": 1024,
-        "memory_bytes": 64 * 1024 * 1024,
-        "cpu_s": 5,
-    }, _new_context())
+    _run(Task(
+        code=REHEARSAL,
+        data=codec.encode({"k": [1, "v", b"", None]}),
+        as_bytes=1, memory_bytes=64 * 1024 * 1024, cpu_s=5, stdout_bytes=1024, result_bytes=1024,
+    ), _new_context())
 
 
-def run(task: dict[str, Any]) -> bytes:
+def run(task: Task) -> bytes:
     """Run one task on this process's pristine context."""
     return _run(task, _take_context())
 
 
-def _run(task: dict[str, Any], ctx: Any) -> bytes:
+def _run(task: Task, ctx: Any) -> bytes:
     import quickjs
 
-    code = wire.field(task, "code", str)
-    stdout_cap = wire.field(task, "stdout_bytes", int)
-    result_cap = wire.field(task, "result_bytes", int)
-    memory_bytes = wire.field(task, "memory_bytes", int)
-    cpu_s = wire.field(task, "cpu_s", int)
+    code, stdout_cap, result_cap = task.code, task.stdout_bytes, task.result_bytes
+    memory_bytes, cpu_s = task.memory_bytes, task.cpu_s
     started = time.perf_counter()
     out, truncated = "", False
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
         text, cut = _cap_utf8(out, stdout_cap)
-        return wire.encode_result(
+        return outcome.encode(
             status, message, stdout=text, truncated=truncated or cut,
             duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
         )
 
     try:
-        data_json = json.dumps(_tagged(codec.decode(wire.field(task, "data", bytes))), allow_nan=False)
+        data_json = json.dumps(_tagged(codec.decode(task.data)), allow_nan=False)
         # set after the prelude, so the limits bind the snippet and not our own set-up
         ctx.set_memory_limit(memory_bytes)
         ctx.set_time_limit(cpu_s)
@@ -332,7 +327,7 @@ def _run(task: dict[str, Any], ctx: Any) -> bytes:
             if ctx.eval("__sandbox.started()"):
                 raise
             error = _compile_error(str(exc))  # the snippet never ran: it did not compile
-            return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+            return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
         if not text:
             while ctx.execute_pending_job():
                 pass
@@ -350,19 +345,19 @@ def _run(task: dict[str, Any], ctx: Any) -> bytes:
             "the snippet ran out of memory (engine memory limit; a thrown null reads the same)",
         )
     if error is not None:
-        if error.pop("unserializable"):
-            error = {"type": "UnserializableResult", "message": error["message"], "traceback": ""}
-            return finish(Status.ERROR, f"the result cannot be returned: {error['message']}", error=error)
-        error = {"type": error["type"], "message": error["message"],
-                 "traceback": _traceback(error["type"], error["message"], error.pop("stack"))}
-        return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+        if error["unserializable"]:
+            detail = ErrorDetail("UnserializableResult", error["message"], "")
+            return finish(Status.ERROR, f"the result cannot be returned: {detail.message}", error=detail)
+        detail = ErrorDetail(error["type"], error["message"],
+                             _traceback(error["type"], error["message"], error["stack"]))
+        return finish(Status.ERROR, f"{detail.type}: {detail.message}", error=detail)
     try:
         encoded = codec.encode(report["value"], max_bytes=result_cap)
     except codec.ResultTooLarge as exc:
         return finish(Status.OUTPUT_LIMIT, str(exc))
     except codec.EncodeError as exc:
-        error = {"type": "UnserializableResult", "message": str(exc), "traceback": ""}
-        return finish(Status.ERROR, f"the result cannot be returned: {exc}", error=error)
+        detail = ErrorDetail("UnserializableResult", str(exc), "")
+        return finish(Status.ERROR, f"the result cannot be returned: {exc}", error=detail)
     return finish(Status.OK, "ok", value=encoded)
 
 
@@ -380,19 +375,19 @@ def _engine_failure(text: str, finish: Any) -> bytes:
     if first in ("", "null") or "out of memory" in first:
         return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (engine memory limit)")
     name, _, message = first.partition(": ")
-    error = {"type": name or "InternalError", "message": message or first,
-             "traceback": _traceback(name, message, text.split("\n", 1)[1] if "\n" in text else "")}
-    return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+    error = ErrorDetail(name or "InternalError", message or first,
+                        _traceback(name, message, text.split("\n", 1)[1] if "\n" in text else ""))
+    return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
 
 
-def _compile_error(text: str) -> dict[str, str]:
+def _compile_error(text: str) -> ErrorDetail:
     first, _, rest = text.strip().partition("\n")
     name, _, message = first.partition(": ")
     line = re.search(r"<input>:(\d+)", rest)
     if line:
         message = f"{message} (line {line.group(1)})"
-    return {"type": name or "SyntaxError", "message": message,
-            "traceback": f"{name}: {message}\n" + rest.replace("<input>", "<snippet>") + "\n"}
+    return ErrorDetail(name or "SyntaxError", message,
+                       f"{name}: {message}\n" + rest.replace("<input>", "<snippet>") + "\n")
 
 
 def _traceback(name: str, message: str, stack: str) -> str:

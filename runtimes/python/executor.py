@@ -18,9 +18,10 @@ import time
 import traceback
 from typing import Any
 
-from runtimes import codec, wire
+from runtimes import codec, outcome
+from runtimes.outcome import ErrorDetail, Status
+from runtimes.protocol import Imports, Task
 from runtimes.python import imports
-from runtimes.wire import Status
 
 FILENAME = "<snippet>"
 _OWN_CODE = __file__.rsplit("/runtimes/", 1)[0] + "/runtimes/"
@@ -59,13 +60,12 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 def rehearse() -> None:
     """Run a canned task end to end in a fresh child, before its real task (see ``child``)."""
-    run({
-        "code": "return {'x': [data], 'b': b'', 'f': 1.5}",
-        "data": codec.encode({"k": [1, "v", b"", None]}),
-        "stdout_bytes": 1024,
-        "result_bytes": 1024,
-        "imports": {"stdlib": ["json"], "external": []},
-    })
+    run(Task(
+        code="return {'x': [data], 'b': b'', 'f': 1.5}",
+        data=codec.encode({"k": [1, "v", b"", None]}),
+        as_bytes=1, memory_bytes=1, cpu_s=1, stdout_bytes=1024, result_bytes=1024,
+        imports=Imports(stdlib=("json",)),
+    ))
 
 
 class CappedOutput(io.TextIOBase):
@@ -119,26 +119,23 @@ def compile_snippet(code: str) -> Any:
     return compile(wrapper, FILENAME, "exec", dont_inherit=True)
 
 
-def run(task: dict[str, Any]) -> bytes:
-    code = wire.field(task, "code", str)
-    stdout_cap = wire.field(task, "stdout_bytes", int)
-    result_cap = wire.field(task, "result_bytes", int)
-    out = CappedOutput(stdout_cap)
+def run(task: Task) -> bytes:
+    code, result_cap = task.code, task.result_bytes
+    out = CappedOutput(task.stdout_bytes)
     sys.stdout = sys.stderr = out
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
     started = time.perf_counter()
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
-        return wire.encode_result(
+        return outcome.encode(
             status, message, stdout=out.getvalue(), truncated=out.truncated,
             duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
         )
 
-    policy = task.get("policy", "default")
-    allow = task.get("imports") or {}
+    allow = task.imports
     try:
-        data = codec.decode(wire.field(task, "data", bytes))
-        if policy == "restricted":
+        data = codec.decode(task.data)
+        if task.policy == "restricted":
             from runtimes.python import restricted
 
             code_object = restricted.compile_snippet(code, FILENAME)
@@ -155,15 +152,15 @@ def run(task: dict[str, Any]) -> bytes:
     except codec.ResultTooLarge as exc:
         return finish(Status.OUTPUT_LIMIT, str(exc))
     except codec.EncodeError as exc:
-        error = {"type": "UnserializableResult", "message": str(exc), "traceback": ""}
+        error = ErrorDetail("UnserializableResult", str(exc), "")
         return finish(Status.ERROR, f"the result cannot be returned: {exc}", error=error)
     except BaseException as exc:  # the snippet's own failure, SystemExit included
         error = describe(exc)
-        return finish(Status.ERROR, f"{error['type']}: {error['message']}", error=error)
+        return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
     return finish(Status.OK, "ok", value=encoded)
 
 
-def describe(exc: BaseException) -> dict[str, str]:
+def describe(exc: BaseException) -> ErrorDetail:
     """Type, message and a traceback that starts at the snippet's first frame."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != FILENAME:
@@ -176,8 +173,4 @@ def describe(exc: BaseException) -> dict[str, str]:
         message = f"{exc.msg} (line {exc.lineno})"
     else:
         message = str(exc)
-    return {
-        "type": type(exc).__name__,
-        "message": message,
-        "traceback": "".join(formatted.format()),
-    }
+    return ErrorDetail(type(exc).__name__, message, "".join(formatted.format()))

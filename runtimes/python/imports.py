@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from runtimes.protocol import Imports
+
 ALL = "*"
 #: The operator's setting that governs a module, by whether it is in the standard library.
 SETTING = {
@@ -46,10 +48,10 @@ def allowed_by(allowed: frozenset[str], name: str) -> bool:
     return any(".".join(parts[:i]) in allowed for i in range(1, len(parts) + 1))
 
 
-def guard(policy: dict[str, Any]) -> Callable[..., Any]:
+def guard(policy: Imports) -> Callable[..., Any]:
     """An ``__import__`` for snippets that only lets through what ``policy`` lists."""
-    stdlib = frozenset(policy.get("stdlib", ()))
-    external = frozenset(policy.get("external", ()))
+    stdlib = frozenset(policy.stdlib)
+    external = frozenset(policy.external)
     real_import = builtins.__import__
 
     def check(name: str) -> None:
@@ -82,7 +84,7 @@ def guard(policy: dict[str, Any]) -> Callable[..., Any]:
     return guarded_import
 
 
-def snippet_builtins(policy: dict[str, Any]) -> dict[str, Any]:
+def snippet_builtins(policy: Imports) -> dict[str, Any]:
     """A copy of the builtins whose ``__import__`` is the guard."""
     namespace = dict(builtins.__dict__)
     namespace["__import__"] = guard(policy)

@@ -146,14 +146,14 @@ def _descendants(pid: int) -> list[int]:
 def test_no_process_of_a_task_survives_it(sandbox):
     import time
 
-    pool = sandbox._pool("python")
     for code in ("return 1", "import os\nos.fork()", "while True: pass"):
         sandbox.run("python", code, timeout_s=0.3)
     # nsjail -> zygote -> idle children: nothing else may exist once the pool settles
-    expected = 1 + pool.config.size
+    expected = 1 + sandbox.config.size
     for _ in range(100):
-        procs = _descendants(pool._jail.process.pid)
-        if len(procs) == expected and pool.idle_count() == pool.config.size:
+        pool = sandbox.snapshot()["python"]
+        procs = _descendants(pool["jail_pid"])
+        if len(procs) == expected and pool["counts"]["idle"] == sandbox.config.size:
             break
         time.sleep(0.02)
     assert len(procs) == expected

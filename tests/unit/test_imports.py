@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from runtimes.protocol import Imports
 from runtimes.python import imports as guard_module
 from sandbox.errors import ConfigError
 from sandbox.imports import SAFE_STDLIB, ImportPolicy
@@ -54,7 +55,7 @@ def test_bad_allow_lists_are_config_errors(stdlib, external, message):
 
 def test_a_task_narrows_the_operator_lists():
     policy = ImportPolicy.of(SAFE_STDLIB, ("pandas",)).narrow(["json", "pandas"])
-    assert policy.to_wire() == {"stdlib": ["json"], "external": ["pandas"]}
+    assert policy.imports == Imports(stdlib=("json",), external=("pandas",))
     assert ImportPolicy.of().narrow(None) == ImportPolicy.of()
 
 
@@ -77,7 +78,7 @@ def test_a_task_cannot_widen_the_operator_lists(requested, message):
 
 
 def guard(stdlib=(), external=()):
-    return guard_module.guard({"stdlib": list(stdlib), "external": list(external)})
+    return guard_module.guard(Imports(tuple(stdlib), tuple(external)))
 
 
 def test_guard_lets_allowed_modules_through():
@@ -121,7 +122,7 @@ def test_library_code_imports_what_it_needs():
 def test_snippet_builtins_are_a_copy():
     import builtins
 
-    namespace = guard_module.snippet_builtins({"stdlib": [], "external": []})
+    namespace = guard_module.snippet_builtins(Imports())
     assert namespace["__import__"] is not builtins.__import__
     assert builtins.__import__.__module__ == "builtins"
 
@@ -129,7 +130,7 @@ def test_snippet_builtins_are_a_copy():
 def test_what_builtins_import_on_a_snippets_behalf_passes_a_narrow_list():
     import datetime
 
-    namespace = guard_module.snippet_builtins({"stdlib": ["datetime"], "external": []})
+    namespace = guard_module.snippet_builtins(Imports(stdlib=("datetime",)))
     code = compile("def f():\n    return datetime.datetime.strptime('2024-05-06', '%Y-%m-%d').day"
                    , "<snippet>", "exec")
     scope = {"__builtins__": namespace, "datetime": datetime}

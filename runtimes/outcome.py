@@ -1,0 +1,146 @@
+"""How a task ended: the status vocabulary and the result envelope.
+
+The envelope is what a child writes on its task channel as its one result frame, and what
+the host writes for outcomes it decides itself (a timeout, a crash, a rejection). It travels
+untouched from the child to the client; only the client decodes ``value`` (with
+``runtimes.codec``). Decoding an envelope treats it as untrusted: it returns an ``Envelope``
+or raises ``WireError``, nothing else.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from runtimes.framing import WireError
+
+VERSION = 1
+
+
+class Status(str, enum.Enum):
+    """How a task ended. Every status carries a human-readable message."""
+
+    OK = "ok"  # the snippet returned a value
+    ERROR = "error"  # the snippet raised or threw (or returned something unserializable)
+    TIMEOUT = "timeout"  # wall clock or CPU time ran out; the child was killed
+    MEMORY_LIMIT = "memory_limit"  # the snippet ran out of its memory budget
+    VIOLATION = "violation"  # a forbidden operation (seccomp) killed the child
+    OUTPUT_LIMIT = "output_limit"  # the encoded result was larger than allowed
+    CRASHED = "crashed"  # the child or its jail died for another reason
+    REJECTED = "rejected"  # never ran: bad request, no capacity, unknown runtime
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """The snippet's exception: its type name, message and a traceback in snippet lines."""
+
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded result envelope. ``value`` is codec-encoded and set only when status is ok."""
+
+    status: Status
+    message: str
+    value: bytes | None = None
+    stdout: str = ""
+    truncated: bool = False
+    error: ErrorDetail | None = None
+    duration_ms: float = 0.0  # the snippet's own run time, measured inside the child
+
+
+def encode(
+    status: Status,
+    message: str,
+    *,
+    value: bytes | None = None,
+    stdout: str = "",
+    truncated: bool = False,
+    error: ErrorDetail | None = None,
+    duration_ms: float = 0.0,
+) -> bytes:
+    """An envelope's bytes: a MessagePack map whose first key is ``status`` (see ``peek``)."""
+    return msgpack.packb(
+        {
+            "status": status.value,
+            "v": VERSION,
+            "message": message,
+            "value": value,
+            "stdout": stdout,
+            "truncated": truncated,
+            "error": None if error is None else
+            {"type": error.type, "message": error.message, "traceback": error.traceback},
+            "duration_ms": duration_ms,
+        },
+        use_bin_type=True,
+    )
+
+
+def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
+    """Parse and validate an envelope (untrusted: it was written inside the jail)."""
+    if len(body) > max_bytes:
+        raise WireError(f"result envelope of {len(body)} bytes exceeds the limit of {max_bytes}")
+    try:
+        msg = msgpack.unpackb(body, raw=False, strict_map_key=True, max_bin_len=len(body),
+                              max_str_len=len(body), max_array_len=16, max_map_len=16)
+    except Exception as exc:  # msgpack raises several types for bad input; we expose one
+        raise WireError(f"malformed result envelope: {exc}") from exc
+    if not isinstance(msg, dict):
+        raise WireError(f"result envelope is a {type(msg).__name__}, not a map")
+    if msg.get("v") != VERSION:
+        raise WireError(f"result envelope version {msg.get('v')!r} is not supported "
+                        f"(this side speaks {VERSION})")
+    try:
+        status = Status(msg.get("status"))
+    except ValueError as exc:
+        raise WireError(f"unknown status {msg.get('status')!r}") from exc
+    value = msg.get("value")
+    if value is not None and not isinstance(value, bytes):
+        raise WireError("field 'value' is not bytes")
+    return Envelope(
+        status=status,
+        message=_field(msg, "message", str),
+        value=value,
+        stdout=_field(msg, "stdout", str),
+        truncated=_field(msg, "truncated", bool),
+        error=_error(msg.get("error")),
+        duration_ms=float(_field(msg, "duration_ms", (int, float))),
+    )
+
+
+def peek(body: bytes | bytearray) -> Status | None:
+    """The status of an envelope without decoding the rest; None if it does not start the
+    way ``encode`` writes it. Cheap: a runner reads it off every result it forwards."""
+    try:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(body), 1))
+        unpacker.feed(body)
+        if unpacker.read_map_header() < 1 or unpacker.unpack() != "status":
+            return None
+        return Status(unpacker.unpack())
+    except Exception:
+        return None
+
+
+def _field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = msg.get(name)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise WireError(f"field {name!r} is missing or not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _error(raw: Any) -> ErrorDetail | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str)
+                                            for k in ("type", "message", "traceback")):
+        raise WireError("field 'error' is not a {type, message, traceback} map")
+    return ErrorDetail(raw["type"], raw["message"], raw["traceback"])

@@ -1,0 +1,453 @@
+"""A runtime's pre-forked pool, as rules: a pure state machine.
+
+Events go in (the jail came up or went down, a child was spawned or exited, its result frame
+is complete, its channel closed, a task was submitted or cancelled, ``tick(now)``, ``close``),
+actions come out (start or stop the jail, spawn n children, send a task, stop, kill or
+release a child, deliver an outcome). No sockets, no signals, no clock: the shell
+(``sandbox.worker``) passes ``now`` and does the I/O. The rules, in one place:
+
+Children (states: IDLE, BUSY, DYING, FROZEN, RELEASED)
+  1. While the jail is up the pool keeps ``size`` children occupying it (IDLE, BUSY, DYING or
+     FROZEN) or on their way (spawn asked, not yet reported): after every event it asks for
+     the difference.
+  2. A spawned child is IDLE. Idle children are handed out oldest first, one task each.
+  3. A BUSY child's task ends when its result frame is complete (the envelope is delivered as
+     it came), its deadline passes (``timeout``), it is cancelled (``crashed``, "cancelled
+     while running"), or its frame is over the envelope limit (``output_limit``); the last
+     three kill it.
+  4. A BUSY child whose channel closes without a result is killed and DYING: the zygote's exit
+     report says why (a seccomp kill, a crash, the cgroup's OOM killer, or our own kill after
+     it closed its channel), or ``exit_report_s`` passes without one. A BUSY child that exits
+     before its channel closes is classified the same way at once.
+  5. A child whose task is over is FROZEN (SIGSTOP: nothing of it runs any more) and released
+     ``recycle_delay_s`` later, so its teardown and its replacement's fork stay off the result's
+     way back; at once when a task waits or no child is idle, or when the delay is 0. A child
+     that may serve more tasks (``max_tasks`` > 1, after ``ok`` or ``error``) is IDLE again.
+  6. Releasing a child kills it and closes its channel (RELEASED); the record stays until the
+     zygote reports the exit, so a pid is never mistaken for its successor. A child that
+     exits while IDLE or FROZEN is released and replaced.
+
+Tasks
+  7. A submitted task takes an idle child at once or waits, in FIFO order, at most
+     ``acquire_timeout_s``; then it is ``rejected`` with the reason nothing ran.
+  8. Cancelling a waiting task answers it ``rejected`` ("cancelled before it ran").
+  9. Every task gets exactly one ``Deliver``; a cancel, a deadline or a jail death after it
+     changes nothing.
+
+The jail (states: DOWN, STARTING, UP, CLOSED)
+  10. ``start`` asks for the jail; it must say ready within ``start_timeout_s``.
+  11. When the jail goes down (or fails to start), every task on its children ends ``crashed``
+      naming the reason, its children are forgotten, and it is started again after a backoff
+      (0.1 s up to 5 s; reset once it has stayed up for ``stable_s``). Waiting tasks keep
+      waiting, within their own deadlines.
+  12. ``close`` answers every waiting task ``rejected`` and every running one ``crashed``,
+      releases every child and stops the jail; later submits are ``rejected``.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from runtimes import outcome
+from runtimes.outcome import Status
+
+
+class ChildState(enum.Enum):
+    IDLE = "idle"  # set up, waiting for a task
+    BUSY = "busy"  # its task frame is sent; its result is not in yet
+    DYING = "dying"  # killed after its channel closed; waiting for the exit report
+    FROZEN = "frozen"  # its task is over; stopped, to be released a little later
+    RELEASED = "released"  # killed and its channel closed; waiting only for the exit report
+
+
+class JailState(enum.Enum):
+    DOWN = "down"
+    STARTING = "starting"
+    UP = "up"
+    CLOSED = "closed"
+
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartJail:
+    pass
+
+
+@dataclass(frozen=True)
+class StopJail:
+    pass
+
+
+@dataclass(frozen=True)
+class Spawn:
+    count: int
+
+
+@dataclass(frozen=True)
+class SendTask:
+    pid: int
+    key: Hashable
+
+
+@dataclass(frozen=True)
+class Stop:
+    """SIGSTOP the child: it keeps its memory, nothing of it runs."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Kill:
+    """SIGKILL the child and keep its channel: its exit report is still wanted."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """SIGKILL the child, then unregister and close its channel and pidfd."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """A task's one outcome. ``pid`` is the child that ran it (None if none did)."""
+
+    key: Hashable
+    envelope: bytes
+    status: Status
+    pid: int | None = None
+
+
+Action = StartJail | StopJail | Spawn | SendTask | Stop | Kill | Release | Deliver
+
+
+@dataclass(frozen=True)
+class PoolRules:
+    size: int = 4
+    acquire_timeout_s: float = 30.0
+    start_timeout_s: float = 10.0
+    recycle_delay_s: float = 0.003
+    exit_report_s: float = 2.0
+    max_tasks: int = 1  # tasks one child may run (1: a fresh process per task)
+    restart_backoff_s: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0)
+    stable_s: float = 30.0  # a jail up this long resets the restart backoff
+
+
+def classify(wait_status: int | None, *, oom_killed: bool, killed_for: str | None) -> tuple[Status, str]:
+    """What a child's death means when it left no result. ``killed_for`` is why this pool
+    killed it, if it did."""
+    if wait_status is None:
+        return Status.CRASHED, "the sandboxed process vanished without a result (no exit report)"
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        if sig == signal.SIGSYS:
+            return Status.VIOLATION, "killed for a forbidden operation (seccomp: SIGSYS)"
+        if sig == signal.SIGXCPU:
+            return Status.TIMEOUT, "killed for exceeding its CPU time limit"
+        if sig == signal.SIGKILL and oom_killed:
+            return Status.MEMORY_LIMIT, "killed by the kernel for exceeding the jail's memory cap"
+        if sig == signal.SIGKILL and killed_for:
+            return Status.CRASHED, f"{killed_for}; the runner killed it"
+        return Status.CRASHED, f"killed by {signal.Signals(sig).name} without a result"
+    code = os.WEXITSTATUS(wait_status)
+    return Status.CRASHED, f"the sandboxed process exited with code {code} without a result"
+
+
+@dataclass
+class Child:
+    pid: int
+    state: ChildState
+    key: Hashable | None = None  # the task it runs (BUSY, DYING)
+    until: float = 0.0  # BUSY: task deadline; DYING: report wait; FROZEN: release time
+    timeout_s: float = 0.0
+    tasks_run: int = 0
+    killed_for: str | None = None
+
+
+@dataclass
+class _Waiting:
+    key: Hashable
+    timeout_s: float
+    until: float
+
+
+@dataclass
+class PoolCore:
+    runtime: str
+    rules: PoolRules = field(default_factory=PoolRules)
+
+    def __post_init__(self) -> None:
+        self.jail = JailState.DOWN
+        self.jail_until = 0.0  # STARTING: ready deadline; DOWN: restart time
+        self.jail_reason = ""  # why the jail is down, for messages
+        self._failures = 0
+        self._up_since = 0.0
+        self.children: dict[int, Child] = {}
+        self._idle: deque[int] = deque()
+        self.pending = 0  # spawns asked for, not yet reported
+        self._waiting: deque[_Waiting] = deque()
+        self._running: dict[Hashable, int] = {}  # task key -> pid (BUSY or DYING)
+        self._occupying = 0  # children IDLE, BUSY, DYING or FROZEN
+
+    # -- the jail ----------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        if self.jail is not JailState.DOWN:
+            return []
+        self.jail, self.jail_until = JailState.STARTING, now + self.rules.start_timeout_s
+        return [StartJail()]
+
+    def jail_ready(self, now: float) -> list[Action]:
+        if self.jail is not JailState.STARTING:
+            return []
+        self.jail, self._up_since, self.jail_reason = JailState.UP, now, ""
+        return self._settle(now)
+
+    def jail_lost(self, reason: str, now: float) -> list[Action]:
+        """The jail died, failed to start or did not say ready in time."""
+        if self.jail in (JailState.DOWN, JailState.CLOSED):
+            return []
+        if self.jail is JailState.UP and now - self._up_since >= self.rules.stable_s:
+            self._failures = 0
+        out: list[Action] = []
+        for child in list(self.children.values()):
+            if child.key is not None:
+                out.append(self._deliver_made(child.key, Status.CRASHED,
+                                              f"the {self.runtime} jail died while running the "
+                                              f"task: {reason}", child.pid))
+            if child.state is not ChildState.RELEASED:
+                out.append(Release(child.pid))
+        self.children.clear()
+        self._idle.clear()
+        self._running.clear()
+        self._occupying = self.pending = 0
+        backoff = self.rules.restart_backoff_s
+        self.jail, self.jail_reason = JailState.DOWN, reason
+        self.jail_until = now + backoff[min(self._failures, len(backoff) - 1)]
+        self._failures += 1
+        return out + [StopJail()]
+
+    # -- children ----------------------------------------------------------------------------
+
+    def spawned(self, pid: int, now: float) -> list[Action]:
+        """A new child (the shell has refused a pid that is already known)."""
+        if self.jail is not JailState.UP:
+            return [Release(pid)]
+        self.pending = max(0, self.pending - 1)
+        self.children[pid] = Child(pid, ChildState.IDLE)
+        self._idle.append(pid)
+        self._occupying += 1
+        return self._settle(now)
+
+    def wants_cause(self, pid: int) -> bool:
+        """Whether an exit report of ``pid`` decides a task's outcome (the shell then reads
+        the cgroup's OOM count, which stays off the hot path otherwise)."""
+        child = self.children.get(pid)
+        return child is not None and child.state in (ChildState.BUSY, ChildState.DYING)
+
+    def exited(self, pid: int, wait_status: int, oom_killed: bool, now: float) -> list[Action]:
+        child = self.children.get(pid)
+        if child is None:
+            return []
+        out: list[Action] = []
+        if child.state in (ChildState.BUSY, ChildState.DYING):
+            status, message = classify(wait_status, oom_killed=oom_killed, killed_for=child.killed_for)
+            out.append(self._end(child, outcome.encode(status, message), status))
+            out.append(self._release(child))
+        elif child.state in (ChildState.IDLE, ChildState.FROZEN):
+            out.append(self._release(child))
+        del self.children[pid]  # reaped: the zygote reports each child once
+        return out + self._settle(now)
+
+    def result(self, pid: int, envelope: bytes, status: Status | None, now: float) -> list[Action]:
+        """``pid``'s result frame is complete; ``status`` is what the envelope says (None if
+        it does not read as an envelope)."""
+        child = self.children.get(pid)
+        if child is None or child.state is not ChildState.BUSY:
+            return []
+        if status is None:
+            bad: list[Action] = [self._end(child, outcome.encode(
+                Status.CRASHED, "the sandboxed process sent a malformed result"), Status.CRASHED)]
+            return bad + [self._release(child)] + self._settle(now)
+        out: list[Action] = [self._end(child, envelope, status)]
+        child.tasks_run += 1
+        if child.tasks_run < self.rules.max_tasks and status in (Status.OK, Status.ERROR):
+            child.state = ChildState.IDLE
+            self._idle.append(pid)
+        elif self.rules.recycle_delay_s <= 0 or self._waiting or not self._idle:
+            out.append(self._release(child))
+        else:
+            child.state, child.until = ChildState.FROZEN, now + self.rules.recycle_delay_s
+            out.append(Stop(pid))
+        return out + self._settle(now)
+
+    def oversized(self, pid: int, size: int, limit: int, now: float) -> list[Action]:
+        child = self.children.get(pid)
+        if child is None or child.state is not ChildState.BUSY:
+            return []
+        status = Status.OUTPUT_LIMIT
+        out = [self._end(child, outcome.encode(
+            status, f"result of {size} bytes exceeds the limit of {limit} bytes"), status)]
+        return out + [self._release(child)] + self._settle(now)
+
+    def channel_lost(self, pid: int, now: float) -> list[Action]:
+        """``pid``'s channel closed (or failed) without a result frame."""
+        child = self.children.get(pid)
+        if child is None:
+            return []
+        if child.state is ChildState.BUSY:
+            child.state, child.until = ChildState.DYING, now + self.rules.exit_report_s
+            child.killed_for = "the snippet closed its result channel without a result"
+            return [Kill(pid)]
+        if child.state is ChildState.IDLE:
+            return [self._release(child)] + self._settle(now)
+        return []
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    def submit(self, key: Hashable, timeout_s: float, now: float) -> list[Action]:
+        if self.jail is JailState.CLOSED:
+            return [self._deliver_made(key, Status.REJECTED, "the sandbox is closed")]
+        self._waiting.append(_Waiting(key, timeout_s, now + self.rules.acquire_timeout_s))
+        out = self.start(now) if self.jail is JailState.DOWN and not self.jail_until else []
+        return out + self._settle(now)
+
+    def cancel(self, key: Hashable, now: float) -> list[Action]:
+        for waiting in self._waiting:
+            if waiting.key == key:
+                self._waiting.remove(waiting)
+                return [self._deliver_made(key, Status.REJECTED, "cancelled before it ran")]
+        pid = self._running.get(key)
+        if pid is None:
+            return []
+        child = self.children[pid]  # BUSY, or DYING: its cause is still unknown, cancel wins
+        out = [self._end(child, outcome.encode(Status.CRASHED, "cancelled while running"),
+                         Status.CRASHED)]
+        return out + [self._release(child)] + self._settle(now)
+
+    def tick(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        if self.jail is JailState.STARTING and now >= self.jail_until:
+            out += self.jail_lost(f"no ready message within {self.rules.start_timeout_s:g} s", now)
+        elif self.jail is JailState.DOWN and self.jail_until and now >= self.jail_until:
+            out += self.start(now)
+        for child in list(self.children.values()):
+            if child.until > now:
+                continue
+            if child.state is ChildState.BUSY:
+                status = Status.TIMEOUT
+                out.append(self._end(child, outcome.encode(
+                    status, f"exceeded the wall-clock timeout of {child.timeout_s:g} s"), status))
+                out.append(self._release(child))
+            elif child.state is ChildState.DYING:
+                status, message = classify(None, oom_killed=False, killed_for=child.killed_for)
+                out.append(self._end(child, outcome.encode(status, message), status))
+                out.append(self._release(child))
+            elif child.state is ChildState.FROZEN:
+                out.append(self._release(child))
+        while self._waiting and self._waiting[0].until <= now:
+            waiting = self._waiting.popleft()
+            out.append(self._deliver_made(waiting.key, Status.REJECTED, self._why_no_child()))
+        return out + self._settle(now)
+
+    def close(self, now: float) -> list[Action]:
+        if self.jail is JailState.CLOSED:
+            return []
+        out: list[Action] = []
+        while self._waiting:
+            out.append(self._deliver_made(self._waiting.popleft().key, Status.REJECTED,
+                                          "the sandbox was closed before the task ran"))
+        for child in list(self.children.values()):
+            if child.key is not None:
+                out.append(self._end(child, outcome.encode(
+                    Status.CRASHED, "the sandbox was closed while the task ran"), Status.CRASHED))
+            if child.state is not ChildState.RELEASED:
+                out.append(self._release(child))
+        self.children.clear()
+        self._idle.clear()
+        was = self.jail
+        self.jail = JailState.CLOSED
+        return out + ([StopJail()] if was in (JailState.STARTING, JailState.UP) else [])
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def wake_at(self) -> float | None:
+        """When ``tick`` has something to do, or None."""
+        times = [c.until for c in self.children.values()
+                 if c.state in (ChildState.BUSY, ChildState.DYING, ChildState.FROZEN)]
+        if self._waiting:
+            times.append(self._waiting[0].until)
+        if self.jail is JailState.STARTING or (self.jail is JailState.DOWN and self.jail_until):
+            times.append(self.jail_until)
+        return min(times) if times else None
+
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    def counts(self) -> dict[str, int]:
+        out = {state.value: 0 for state in ChildState}
+        for child in self.children.values():
+            out[child.state.value] += 1
+        out["pending"] = self.pending
+        out["waiting"] = len(self._waiting)
+        return out
+
+    # -- the steps every rule shares ---------------------------------------------------------
+
+    def _settle(self, now: float) -> list[Action]:
+        """Hand idle children to waiting tasks (rule 2, 7), release frozen children a task
+        is waiting for (5), and ask for what the pool lacks (1)."""
+        out: list[Action] = []
+        while self._waiting and self._idle:
+            waiting = self._waiting.popleft()
+            child = self.children[self._idle.popleft()]
+            child.state, child.key = ChildState.BUSY, waiting.key
+            child.timeout_s, child.until, child.killed_for = waiting.timeout_s, now + waiting.timeout_s, None
+            self._running[waiting.key] = child.pid
+            out.append(SendTask(child.pid, waiting.key))
+        if self._waiting:
+            for child in list(self.children.values()):
+                if child.state is ChildState.FROZEN:
+                    out.append(self._release(child))
+        if self.jail is JailState.UP:
+            want = self.rules.size - self._occupying - self.pending
+            if want > 0:
+                self.pending += want
+                out.append(Spawn(want))
+        return out
+
+    def _end(self, child: Child, envelope: bytes, status: Status) -> Deliver:
+        """A task's one outcome; the child no longer runs it."""
+        key = child.key
+        assert key is not None
+        child.key = None
+        self._running.pop(key, None)
+        return Deliver(key, envelope, status, child.pid)
+
+    def _release(self, child: Child) -> Release:
+        if child.state is ChildState.IDLE:
+            self._idle.remove(child.pid)
+        if child.state is not ChildState.RELEASED:
+            self._occupying -= 1
+        child.state, child.until = ChildState.RELEASED, 0.0
+        return Release(child.pid)
+
+    def _deliver_made(self, key: Hashable, status: Status, message: str, pid: int | None = None) -> Deliver:
+        return Deliver(key, outcome.encode(status, message), status, pid)
+
+    def _why_no_child(self) -> str:
+        waited = f"{self.rules.acquire_timeout_s:g} s"
+        if self.jail is not JailState.UP:
+            why = f": {self.jail_reason}" if self.jail_reason else ""
+            return f"the {self.runtime} jail was not running for {waited}{why}"
+        return (f"no idle {self.runtime} sandbox within {waited} "
+                f"(pool of {self.rules.size}, all busy)")

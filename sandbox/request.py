@@ -1,0 +1,83 @@
+"""A task's request: built and checked once, where it enters the host worker.
+
+``build`` turns what a caller or a broker hands in (runtime name, code, encoded data, limits,
+language options) into one ``TaskRequest``, or raises ``RequestError`` saying why it cannot
+run (the caller answers ``rejected`` with that message). Everything after it (the pool, the
+jail, the child) takes the request as it is and checks nothing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from broker.protocol import MAX_CODE_BYTES, MAX_DATA_BYTES
+from runtimes.protocol import POLICIES, Imports
+from sandbox import registry
+from sandbox.config import Limits
+from sandbox.errors import ConfigError, RequestError
+from sandbox.imports import ImportPolicy
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    runtime: str  # canonical (``registry``)
+    code: str  # valid UTF-8 text, at most MAX_CODE_BYTES
+    data: bytes  # codec-encoded
+    limits: Limits
+    policy: str = "default"
+    imports: Imports = Imports()  # what the child lets the snippet import (Python)
+
+
+def build(
+    runtime: object,
+    code: object,
+    data: object,
+    *,
+    defaults: Limits,
+    import_policy: ImportPolicy,
+    served: Iterable[str] = tuple(registry.RUNTIMES),
+    timeout_s: float | None = None,
+    memory_mb: int | None = None,
+    stdout_bytes: int | None = None,
+    result_bytes: int | None = None,
+    policy: str | None = None,
+    imports: Iterable[str] | None = None,
+) -> TaskRequest:
+    served = tuple(served)
+    name = registry.canonical(runtime)
+    if name is None or name not in served:
+        raise RequestError(f"unknown runtime {runtime!r} (available: "
+                           f"{', '.join(sorted(a for a, r in registry.ALIASES.items() if r in served))})")
+    if not isinstance(code, str):
+        raise RequestError(f"code must be a str, not {type(code).__name__}")
+    try:
+        size = len(code.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise RequestError(f"code is not valid Unicode text ({exc.reason} at position {exc.start})") from exc
+    if size > MAX_CODE_BYTES:
+        raise RequestError(f"code is {size} bytes, over the {MAX_CODE_BYTES}-byte limit")
+    if not isinstance(data, bytes):
+        raise RequestError(f"data must be codec-encoded bytes, not {type(data).__name__}")
+    if len(data) > MAX_DATA_BYTES:
+        raise RequestError(f"data is {len(data)} bytes encoded, over the {MAX_DATA_BYTES}-byte limit")
+    limits = defaults
+    if not all(v is None for v in (timeout_s, memory_mb, stdout_bytes, result_bytes)):
+        try:
+            limits = defaults.replace(timeout_s=timeout_s, memory_mb=memory_mb,
+                                      stdout_bytes=stdout_bytes, result_bytes=result_bytes)
+        except ConfigError as exc:
+            raise RequestError(f"bad limits: {exc}") from exc
+    if not registry.RUNTIMES[name].language_layer:
+        if policy not in (None, "default") or imports is not None:
+            raise RequestError(f"policy and imports apply to python, not {name}")
+        return TaskRequest(name, code, data, limits)
+    if policy not in (None, *POLICIES):
+        raise RequestError(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
+    if isinstance(imports, str):
+        raise RequestError("imports must be a list of module names, not a string")
+    try:
+        allow = import_policy.narrow(imports)
+    except ConfigError as exc:
+        raise RequestError(str(exc)) from exc
+    return TaskRequest(name, code, data, limits, policy or "default", allow.imports)

@@ -1,0 +1,413 @@
+"""The host worker: every runtime's pool and jail, driven from one loop.
+
+This is the I/O shell around ``sandbox.pool_core``: it feeds each pool's core the events it
+sees on its fds (the zygote's control channel, each child's task channel, the jail's exit and
+stderr) and the clock, and carries out the actions the core returns (start or stop a jail,
+spawn, send a task frame, SIGSTOP/SIGKILL through a pidfd, close a channel, deliver an
+outcome). All of it runs in the thread of one ``sandbox.loop.Loop``; nothing here is
+thread-safe, and nothing here decides.
+
+Fronts use it: the runner (``sandbox.runner``, a broker's tasks), the local API
+(``sandbox.local``, a caller's), the n8n runner. A front hands in ``TaskRequest``s (already
+checked, ``sandbox.request``) under keys of its own choosing and receives exactly one
+``deliver(key, envelope, status)`` per key, in the loop's thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import seccomp
+from runtimes import framing, outcome, protocol
+from runtimes.outcome import Status
+from sandbox import jail, registry
+from sandbox import pool_core as core
+from sandbox.config import PoolConfig
+from sandbox.errors import JailError
+from sandbox.loop import Loop
+from sandbox.request import TaskRequest
+
+log = logging.getLogger("sandbox.worker")
+
+MiB = 1024 * 1024
+Deliver = Callable[[Hashable, bytes, Status], None]
+_SEND_TIMEOUT_S = 5.0  # a task frame into an idle child's socket buffer
+
+
+def rules_of(config: PoolConfig) -> core.PoolRules:
+    return core.PoolRules(
+        size=config.size,
+        acquire_timeout_s=config.acquire_timeout_s,
+        start_timeout_s=config.start_timeout_s,
+        recycle_delay_s=config.recycle_delay_ms / 1000.0,
+    )
+
+
+@dataclass
+class _ChildIO:
+    pid: int
+    channel: socket.socket
+    fd: int  # kept: the loop unwatches this number even once the channel is closed
+    pidfd: int
+    host_pid: int
+    reader: framing.FrameReader | None = None  # set while a task's result is awaited
+
+    def signal(self, sig: int) -> None:
+        try:
+            signal.pidfd_send_signal(self.pidfd, sig)
+        except OSError:
+            pass  # gone already: the exit report says how
+
+
+@dataclass
+class _Pool:
+    runtime: str
+    core: core.PoolCore
+    jail: jail.JailProcess | None = None
+    watched: list[int] = field(default_factory=list)  # the jail's fds in the loop
+    children: dict[int, _ChildIO] = field(default_factory=dict)
+    requests: dict[Hashable, TaskRequest] = field(default_factory=dict)
+    baseline_bytes: int = 0  # a fresh child's address space, measured once per jail
+    oom_seen: int = 0
+
+
+class Worker:
+    def __init__(self, config: PoolConfig, loop: Loop, deliver: Deliver, *,
+                 launcher: jail.Launcher | None = None,
+                 served: Iterable[str] = tuple(registry.RUNTIMES)) -> None:
+        self.config = config
+        self.loop = loop
+        self.served = tuple(served)
+        self._deliver = deliver
+        self._launch = launcher or jail.launch
+        self._rules = rules_of(config)
+        self._pools: dict[str, _Pool] = {}
+        self._owner: dict[Hashable, _Pool] = {}  # task key -> the pool running it
+        self._boost = os.geteuid() == 0  # see jail.BACKGROUND_NICE
+        self._filter = seccomp.child_filter()
+        self._closed = False
+        loop.add_timed(self)
+
+    # -- what fronts call (in the loop's thread) ---------------------------------------------
+
+    def start(self, runtime: str, *, wait: bool = False) -> None:
+        """Start ``runtime``'s jail now rather than at its first task. With ``wait``, run the
+        loop here until it is ready, raising JailError with the reason if it does not come
+        up (for use before the loop has a thread of its own)."""
+        pool = self._pool(runtime)
+        self._apply(pool, pool.core.start(time.monotonic()))
+        if not wait:
+            return
+        while pool.core.jail is core.JailState.STARTING:
+            self.loop.run_once()
+        if pool.core.jail is not core.JailState.UP:
+            raise JailError(f"the {runtime} jail did not start: {pool.core.jail_reason}")
+        settle = time.monotonic() + self.config.start_timeout_s  # its first children, too
+        while pool.core.pending and pool.core.jail is core.JailState.UP and time.monotonic() < settle:
+            self.loop.run_once(max_wait_s=settle - time.monotonic())
+
+    def submit(self, key: Hashable, request: TaskRequest) -> None:
+        now = time.monotonic()
+        if key in self._owner:
+            self._deliver(key, outcome.encode(Status.REJECTED, f"task {key!r} is already running"),
+                          Status.REJECTED)
+            return
+        if self._closed or request.runtime not in self.served:
+            why = ("the sandbox is closed" if self._closed
+                   else f"runtime {request.runtime!r} is not served here")
+            self._deliver(key, outcome.encode(Status.REJECTED, why), Status.REJECTED)
+            return
+        pool = self._pool(request.runtime)
+        pool.requests[key] = request
+        self._owner[key] = pool
+        self._apply(pool, pool.core.submit(key, request.limits.timeout_s, now))
+
+    def cancel(self, key: Hashable) -> None:
+        pool = self._owner.get(key)
+        if pool is not None:
+            self._apply(pool, pool.core.cancel(key, time.monotonic()))
+
+    def idle_children(self) -> int:
+        return sum(p.core.idle_count() for p in self._pools.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Each pool's state, for tests and metrics (read it in the loop's thread)."""
+        return {
+            name: {
+                "jail": pool.core.jail.value,
+                "jail_pid": pool.jail.pid if pool.jail else 0,
+                "zygote_pid": getattr(pool.jail, "zygote_pid", 0) if pool.jail else 0,
+                "counts": pool.core.counts(),
+                "children": {pid: (pool.core.children[pid].state.value, io.host_pid)
+                             for pid, io in pool.children.items() if pid in pool.core.children},
+            }
+            for name, pool in self._pools.items()
+        }
+
+    def close(self) -> None:
+        """End every task (rejected or crashed), release every child, stop every jail."""
+        self._closed = True
+        now = time.monotonic()
+        for pool in list(self._pools.values()):
+            self._apply(pool, pool.core.close(now))
+
+    # -- the loop's timer --------------------------------------------------------------------
+
+    def wake_at(self) -> float | None:
+        times = [t for t in (p.core.wake_at() for p in self._pools.values()) if t is not None]
+        return min(times) if times else None
+
+    def on_time(self, now: float) -> None:
+        for pool in list(self._pools.values()):
+            at = pool.core.wake_at()
+            if at is not None and at <= now:
+                self._apply(pool, pool.core.tick(now))
+
+    # -- events from the fds -----------------------------------------------------------------
+
+    def _on_control(self, pool: _Pool, events: int) -> None:
+        assert pool.jail is not None
+        try:
+            body, fds = framing.recv_control(pool.jail.control)
+        except (OSError, framing.WireError) as exc:
+            self._jail_gone(pool, f"its control channel failed: {exc}")
+            return
+        if body is None:
+            self._jail_gone(pool, None)
+            return
+        try:
+            msg = protocol.decode(body, (protocol.Ready, protocol.Spawned, protocol.Exited))
+        except framing.WireError as exc:
+            framing.close_fds(fds)
+            # the zygote runs no user code: a bad message is a broken jail, not a snippet
+            self._jail_gone(pool, f"its zygote sent a malformed message: {exc}")
+            return
+        now = time.monotonic()
+        if isinstance(msg, protocol.Spawned):
+            self._on_spawned(pool, msg.pid, fds, now)
+            return
+        framing.close_fds(fds)
+        if isinstance(msg, protocol.Exited):
+            oom = False
+            if pool.core.wants_cause(msg.pid):
+                count = pool.jail.oom_kills()
+                oom, pool.oom_seen = count > pool.oom_seen, max(count, pool.oom_seen)
+            self._apply(pool, pool.core.exited(msg.pid, msg.status, oom, now))
+        elif isinstance(msg, protocol.Ready):
+            for name, why in msg.preload_failed.items():
+                log.warning("%s zygote could not preload %s: %s", pool.runtime, name, why)
+            pool.jail.located()
+            pool.oom_seen = pool.jail.oom_kills()
+            self._apply(pool, pool.core.jail_ready(now))
+
+    def _on_spawned(self, pool: _Pool, pid: int, fds: list[int], now: float) -> None:
+        if len(fds) != 2 or pid in pool.children:
+            framing.close_fds(fds)
+            self._jail_gone(pool, f"its zygote reported child {pid} without its channel and pidfd")
+            return
+        channel = socket.socket(fileno=fds[0])
+        io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
+        pool.children[pid] = io
+        if not pool.baseline_bytes:
+            pool.baseline_bytes = _address_space(io.host_pid)
+        self.loop.watch(io.fd, functools.partial(self._on_channel, pool, pid))
+        self._apply(pool, pool.core.spawned(pid, now))
+
+    def _on_channel(self, pool: _Pool, pid: int, events: int) -> None:
+        io = pool.children.get(pid)
+        if io is None:
+            return
+        now = time.monotonic()
+        if io.reader is None:  # nothing may come from a child that has no task
+            self._apply(pool, pool.core.channel_lost(pid, now))
+            return
+        try:
+            frame = io.reader.read(io.channel)
+        except framing.OversizedFrame as exc:
+            self._apply(pool, pool.core.oversized(pid, exc.size, exc.limit, now))
+            return
+        except framing.ChannelClosed:
+            self._apply(pool, pool.core.channel_lost(pid, now))
+            return
+        if frame is not None:
+            io.reader = None
+            self._apply(pool, pool.core.result(pid, frame, outcome.peek(frame), now))  # type: ignore[arg-type]
+
+    def _on_jail_exit(self, pool: _Pool, events: int) -> None:
+        self._jail_gone(pool, None)
+
+    def _on_stderr(self, pool: _Pool, events: int) -> None:
+        if pool.jail is not None:
+            pool.jail.read_stderr()
+
+    def _jail_gone(self, pool: _Pool, reason: str | None) -> None:
+        """The jail died or broke: reap it first, so its own last words make the reason."""
+        process = pool.jail
+        if process is None:
+            return
+        self._unwatch_jail(pool)
+        process.close()
+        pool.jail = None
+        why = reason or process.exit_reason()
+        log.warning("%s jail ended: %s", pool.runtime, why)
+        self._apply(pool, pool.core.jail_lost(why, time.monotonic()))
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _apply(self, pool: _Pool, actions: list[core.Action]) -> None:
+        todo = deque(actions)
+        while todo:
+            action = todo.popleft()
+            if isinstance(action, core.Deliver):
+                self._owner.pop(action.key, None)
+                pool.requests.pop(action.key, None)
+                self._deliver(action.key, action.envelope, action.status)
+            elif isinstance(action, core.SendTask):
+                if not self._send_task(pool, action.pid, action.key):
+                    todo.extend(pool.core.channel_lost(action.pid, time.monotonic()))
+            elif isinstance(action, core.Release):
+                self._release(pool, action.pid)
+            elif isinstance(action, core.Stop):
+                pool.children[action.pid].signal(signal.SIGSTOP)
+            elif isinstance(action, core.Kill):
+                io = pool.children[action.pid]
+                io.signal(signal.SIGKILL)
+                self.loop.unwatch(io.fd)  # at EOF it would keep the poll awake
+            elif isinstance(action, core.Spawn):
+                if not self._spawn(pool, action.count):
+                    todo.extend(self._lost_now(pool, "its control channel refused a spawn"))
+            elif isinstance(action, core.StartJail):
+                failure = self._start_jail(pool)
+                if failure:
+                    todo.extend(pool.core.jail_lost(failure, time.monotonic()))
+            elif isinstance(action, core.StopJail):
+                if pool.jail is not None:
+                    self._unwatch_jail(pool)
+                    pool.jail.close()
+                    pool.jail = None
+                pool.baseline_bytes = 0
+
+    def _lost_now(self, pool: _Pool, reason: str) -> list[core.Action]:
+        if pool.jail is not None:
+            self._unwatch_jail(pool)
+            pool.jail.close()
+            pool.jail = None
+        return pool.core.jail_lost(reason, time.monotonic())
+
+    def _start_jail(self, pool: _Pool) -> str | None:
+        """Launch the jail and send ``init``; the failure's reason, or None."""
+        try:
+            process = self._launch(pool.runtime, self.config)
+        except (JailError, OSError) as exc:
+            return str(exc)
+        pool.jail = process
+        init = protocol.Init(
+            self._filter.program, tuple(self._filter.pid_slots),
+            tuple(self.config.preload) if registry.RUNTIMES[pool.runtime].language_layer else (),
+        )
+        try:
+            framing.send_control(process.control, protocol.encode(init))
+        except OSError as exc:
+            self._unwatch_jail(pool)
+            process.close()
+            pool.jail = None
+            return f"{process.exit_reason()} (init not sent: {exc})"
+        for fd, handler in ((process.control.fileno(), self._on_control),
+                            (process.exit_fd(), self._on_jail_exit),
+                            (process.stderr_fd(), self._on_stderr)):
+            if fd is not None:
+                # urgent: handled as they come even between tasks (a refill's report read
+                # then is not read on the next task's way; a jail's death is seen at once)
+                self.loop.watch(fd, functools.partial(handler, pool), urgent=True)
+                pool.watched.append(fd)
+        return None
+
+    def _unwatch_jail(self, pool: _Pool) -> None:
+        for fd in pool.watched:
+            self.loop.unwatch(fd)
+        pool.watched.clear()
+
+    def _spawn(self, pool: _Pool, count: int) -> bool:
+        if pool.jail is None:
+            return False
+        try:
+            while count > 0:
+                n = min(count, protocol.MAX_SPAWN)
+                framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)))
+                count -= n
+        except OSError:
+            return False
+        return True
+
+    def _send_task(self, pool: _Pool, pid: int, key: Hashable) -> bool:
+        io = pool.children[pid]
+        request = pool.requests[key]
+        lim = request.limits
+        if self._boost and io.host_pid:
+            try:  # from the background nice level to ours: the task outruns refills
+                os.setpriority(os.PRIO_PROCESS, io.host_pid, 0)
+            except OSError:
+                self._boost = False
+        body = protocol.encode(protocol.Task(
+            code=request.code, data=request.data,
+            as_bytes=pool.baseline_bytes + lim.memory_mb * MiB, memory_bytes=lim.memory_mb * MiB,
+            cpu_s=math.ceil(lim.timeout_s) + 1, stdout_bytes=lim.stdout_bytes,
+            result_bytes=lim.result_bytes, policy=request.policy, imports=request.imports,
+        ))
+        io.reader = framing.FrameReader(lim.envelope_bytes)
+        try:
+            io.channel.settimeout(_SEND_TIMEOUT_S)
+            framing.send_frame(io.channel, body)
+            io.channel.setblocking(False)  # from here on, read only what has arrived
+        except OSError:
+            return False
+        if not self.loop.watching(io.fd):
+            self.loop.watch(io.fd, functools.partial(self._on_channel, pool, pid))
+        return True
+
+    def _release(self, pool: _Pool, pid: int) -> None:
+        io = pool.children.pop(pid, None)
+        if io is None:
+            return
+        io.signal(signal.SIGKILL)
+        self.loop.unwatch(io.fd)  # before the close: the number is free again after it
+        io.channel.close()
+        try:
+            os.close(io.pidfd)
+        except OSError:
+            pass
+
+    def _pool(self, runtime: str) -> _Pool:
+        pool = self._pools.get(runtime)
+        if pool is None:
+            pool = self._pools[runtime] = _Pool(runtime, core.PoolCore(runtime, self._rules))
+        return pool
+
+
+def _host_pid(pidfd: int) -> int:
+    """The pid, in our namespace, of the process a pidfd refers to (0 if unknown)."""
+    try:
+        with open(f"/proc/self/fdinfo/{pidfd}") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Pid:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def _address_space(host_pid: int) -> int:
+    """A fresh child's virtual memory size: the baseline that ``memory_mb`` is added to."""
+    try:
+        with open(f"/proc/{host_pid}/status") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+        return kb * 1024
+    except (OSError, StopIteration, ValueError):
+        return 64 * MiB  # a generous stand-in: CPython's address space at rest is below it

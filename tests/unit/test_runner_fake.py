@@ -1,0 +1,80 @@
+"""The runner's one loop against a real broker on inproc:// sockets and the in-package fake
+jail (no root): tasks flow, back-to-back tasks on a one-child pool, the lifeline."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+import pytest
+import zmq
+
+from broker.core import BrokerConfig
+from broker.server import BrokerServer
+from runtimes.outcome import Status
+from sandbox import PoolConfig, fakejail
+from sandbox.client import Client
+from sandbox.runner import Runner, RunnerConfig
+
+
+@pytest.fixture
+def service():
+    """A broker and one runner of one slot over the fake jail, each in its own thread."""
+    context = zmq.Context.instance()
+    endpoint = f"inproc://runner-test-{uuid.uuid4().hex}"
+    server = BrokerServer([endpoint], BrokerConfig(heartbeat_s=0.2), context=context,
+                          runner_endpoints=[f"{endpoint}-runners"])
+    read_end, write_end = os.pipe()
+    runner = Runner(RunnerConfig(f"{endpoint}-runners", runtimes=("python",), slots=1,
+                                 heartbeat_s=0.2,
+                                 pool=PoolConfig(size=1, cgroup="off", recycle_delay_ms=0),
+                                 lifeline_fd=read_end),
+                    context=context, launcher=fakejail.launch)
+    stop = threading.Event()
+    threads = [threading.Thread(target=server.serve, args=(stop,), daemon=True),
+               threading.Thread(target=runner.serve, args=(stop,), daemon=True)]
+    for t in threads:
+        t.start()
+    assert runner.connected.wait(10)
+    try:
+        yield endpoint, runner, threads[1], write_end
+    finally:
+        stop.set()
+        runner.wake()
+        for t in threads:
+            t.join(timeout=10)
+        runner.close()
+        server.close()
+        os.close(read_end)
+        try:
+            os.close(write_end)
+        except OSError:
+            pass
+
+
+def test_tasks_flow_through_broker_runner_and_child(service):
+    endpoint, _, _, _ = service
+    with Client(endpoint) as client:
+        r = client.run("python", "ok [1, 2]", timeout_s=2)
+        assert (r.status, r.value) == (Status.OK, [1, 2])
+        r = client.run("python", "sigsys", timeout_s=2)
+        assert r.status is Status.VIOLATION
+
+
+def test_back_to_back_tasks_on_one_child_never_lose_one(service):
+    """The refill's channel takes the number the finished child's channel had; every task
+    still ends with its own result, none at its deadline."""
+    endpoint, _, _, _ = service
+    with Client(endpoint) as client:
+        handles = [client.submit("python", f"ok {i}", timeout_s=3) for i in range(40)]
+        results = [h.result() for h in handles]
+    assert [(r.status, r.value) for r in results] == [(Status.OK, i) for i in range(40)]
+
+
+def test_a_closed_lifeline_stops_the_runner(service):
+    _, runner, thread, write_end = service
+    os.close(write_end)
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert runner.orphaned
