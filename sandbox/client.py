@@ -50,7 +50,7 @@ from runtimes import codec
 from runtimes.outcome import Status
 from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
 from sandbox.errors import ClosedError, ConfigError
-from sandbox.link import Link, LinkState, CurveClient, monitored, prepare
+from sandbox.link import CurveClient, Link, LinkState, close_monitored, monitored, prepare
 from sandbox.result import Result
 from sandbox.runner import Runner, RunnerConfig
 
@@ -814,13 +814,7 @@ class AsyncClient(ClientBase):
                 await task
             except (asyncio.CancelledError, zmq.ZMQError):
                 pass
-        if self._monitor is not None:
-            try:
-                self._sock.disable_monitor()
-            except zmq.ZMQError:
-                pass
-            self._monitor.close(linger=0)
-        self._sock.close(linger=_CLOSE_LINGER_MS)
+        close_monitored(self._sock, self._monitor, _CLOSE_LINGER_MS)
         if self._embedded is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._embedded.close)
 

@@ -177,13 +177,19 @@ class Link:
                 self.monitor.poll(max(1, math.ceil(step * 1000)))
 
     def close(self, linger_ms: int = 0) -> None:
-        """Close both sockets; ``linger_ms``: how long what is still queued may take to
-        leave (in ZeroMQ's I/O thread: close itself never waits)."""
-        if self.monitor is not None:
-            try:
-                self.sock.disable_monitor()
-            except zmq.ZMQError:
-                pass
-            self.monitor.close(linger=0)
-            self.monitor = None
-        self.sock.close(linger=linger_ms)
+        """Close both sockets (see ``close_monitored``)."""
+        close_monitored(self.sock, self.monitor, linger_ms)
+        self.monitor = None
+
+
+def close_monitored(sock: zmq.Socket, monitor: zmq.Socket | None, linger_ms: int = 0) -> None:
+    """Close a socket and its monitor, the monitor first (its events stop before its socket
+    goes); ``linger_ms``: how long what is still queued may take to leave (in ZeroMQ's I/O
+    thread: close itself never waits)."""
+    if monitor is not None:
+        try:
+            sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        monitor.close(linger=0)
+    sock.close(linger=linger_ms)

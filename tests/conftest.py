@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,14 @@ def default_sandbox():
 
     with Sandbox(PoolConfig(size=2)) as sb:
         yield sb
+
+
+@pytest.fixture
+def ipc_dir() -> Iterator[str]:
+    """A private directory with a short path for ipc:// sockets (a socket's path must fit
+    in 107 bytes, which pytest's tmp_path of a long test name does not)."""
+    directory = tempfile.mkdtemp(prefix="sbx-", dir="/tmp")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -4,14 +4,11 @@ items 10-12 in brackets)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 
 import pytest
 import zmq.auth
@@ -25,15 +22,6 @@ from sandbox.errors import ConfigError
 from sandbox.fakes import FakeBroker
 
 
-@pytest.fixture
-def where() -> Iterator[str]:
-    directory = tempfile.mkdtemp(prefix="sbx-", dir="/tmp")  # ipc paths must stay short
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def sandbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sandbox", *args], capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -43,10 +31,10 @@ def sandbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.jail
-def test_serve_refuses_a_path_a_live_daemon_holds_and_a_clean_stop_removes_its_files(where):
+def test_serve_refuses_a_path_a_live_daemon_holds_and_a_clean_stop_removes_its_files(ipc_dir):
     """[10] A second `sandbox serve` took the socket over silently (the first stayed
     'healthy' and unreachable); the socket file stayed after a clean stop."""
-    endpoint = f"ipc://{where}/s.sock"
+    endpoint = f"ipc://{ipc_dir}/s.sock"
     argv = [sys.executable, "-m", "sandbox", "serve", "--bind", endpoint, "--http", "",
             "--runners", "1", "--slots", "1", "--runtimes", "python"]
     first = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
@@ -64,11 +52,11 @@ def test_serve_refuses_a_path_a_live_daemon_holds_and_a_clean_stop_removes_its_f
         if first.poll() is None:
             first.kill()
             first.wait()
-    assert sorted(os.listdir(where)) == []  # s.sock and s.runners.sock are gone
+    assert sorted(os.listdir(ipc_dir)) == []  # s.sock and s.runners.sock are gone
 
 
-def test_a_stale_socket_is_reused_and_what_is_not_a_socket_is_left_alone(where):
-    stale = os.path.join(where, "stale.sock")
+def test_a_stale_socket_is_reused_and_what_is_not_a_socket_is_left_alone(ipc_dir):
+    stale = os.path.join(ipc_dir, "stale.sock")
     left = socket.socket(socket.AF_UNIX)
     left.bind(stale)  # what a killed process leaves behind
     left.close()
@@ -79,7 +67,7 @@ def test_a_stale_socket_is_reused_and_what_is_not_a_socket_is_left_alone(where):
     finally:
         server.close()
     assert not os.path.exists(stale)
-    precious = os.path.join(where, "notes.txt")
+    precious = os.path.join(ipc_dir, "notes.txt")
     with open(precious, "w") as f:
         f.write("keep me")
     with pytest.raises(ConfigError, match="exists and is not a socket"):
@@ -91,9 +79,9 @@ def test_a_stale_socket_is_reused_and_what_is_not_a_socket_is_left_alone(where):
 # -- [11] settings are type-checked --------------------------------------------------------------
 
 
-def test_a_string_where_a_boolean_belongs_is_refused_naming_the_setting_and_the_file(where):
+def test_a_string_where_a_boolean_belongs_is_refused_naming_the_setting_and_the_file(ipc_dir):
     """[11] insecure = "false" in the TOML file turned plain TCP on."""
-    config = os.path.join(where, "serve.toml")
+    config = os.path.join(ipc_dir, "serve.toml")
     with open(config, "w") as f:
         f.write('bind = ["tcp://127.0.0.1:7799"]\ninsecure = "false"\n')
     done = sandbox("serve", "--config", config, "--http", "")
@@ -114,10 +102,10 @@ def _modes(directory: str) -> dict[str, int]:
     return out
 
 
-def test_keys_are_private_and_never_replaced_without_force(where):
+def test_keys_are_private_and_never_replaced_without_force(ipc_dir):
     """[12] Secret keys were written 0644 and silently overwritten (locking out every
     deployed peer)."""
-    keys = os.path.join(where, "keys")
+    keys = os.path.join(ipc_dir, "keys")
     assert sandbox("keys", keys).returncode == 0
     assert _modes(keys) == {
         "authorized": 0o700, "runners": 0o700, "authorized/client.key": 0o600,
@@ -143,8 +131,8 @@ def test_keys_are_private_and_never_replaced_without_force(where):
         assert f.read() != server_secret
 
 
-def test_keys_refuse_a_directory_others_can_read(where):
-    open_dir = os.path.join(where, "open")
+def test_keys_refuse_a_directory_others_can_read(ipc_dir):
+    open_dir = os.path.join(ipc_dir, "open")
     os.mkdir(open_dir)
     os.chmod(open_dir, 0o755)
     done = sandbox("keys", open_dir)
@@ -153,16 +141,16 @@ def test_keys_refuse_a_directory_others_can_read(where):
     assert os.listdir(open_dir) == []
 
 
-def test_a_client_key_made_with_a_name_is_picked_with_key(where):
+def test_a_client_key_made_with_a_name_is_picked_with_key(ipc_dir):
     """[12] Keys made with --client NAME could not be used by the CLI."""
-    keys = os.path.join(where, "keys")
+    keys = os.path.join(ipc_dir, "keys")
     assert sandbox("keys", keys, "--client", "alice").returncode == 0
     public, secret = zmq.auth.load_certificate(os.path.join(keys, "server.key_secret"))
     assert secret is not None
     curve = CurveServer(public, secret, os.path.join(keys, "authorized"),
                         os.path.join(keys, "runners"))
     with FakeBroker("tcp://127.0.0.1:*", curve=curve) as broker:
-        script = os.path.join(where, "one.py")
+        script = os.path.join(ipc_dir, "one.py")
         with open(script, "w") as f:
             f.write("return 1\n")
         ran = sandbox("exec", "--runtime", "python", "--connect", broker.endpoint,

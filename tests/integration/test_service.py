@@ -2,8 +2,8 @@
 
 Every task gets exactly one correct answer, a caller never hangs, only runners run tasks,
 and the metrics count what happened. The real broker runs in-process; runners are the
-in-package ``FakeRunner`` where the runner is not what is tried (answers at once or after a
-delay, no jail), real runner processes (real jails, marked ``jail``) where it is.
+in-package ``FakeRunner`` ipc_dir the runner is not what is tried (answers at once or after a
+delay, no jail), real runner processes (real jails, marked ``jail``) ipc_dir it is.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 
 import msgpack
 import pytest
@@ -39,15 +37,6 @@ from service_helpers import (HEARTBEAT_S, broker, start_runner, stop_runner, sto
                              wait_for_runners)
 
 
-@pytest.fixture
-def where() -> Iterator[str]:
-    directory = tempfile.mkdtemp(prefix="sbx-", dir="/tmp")  # ipc paths must stay short
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
 def eventually(check, timeout_s: float = 10.0) -> bool:  # noqa: ANN001 - a test helper
     """Whether ``check()`` came true within a liveness bound (never a timing assertion)."""
     end = time.monotonic() + timeout_s
@@ -64,9 +53,9 @@ def sample(metrics: BrokerMetrics, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def keys(where) -> dict[str, object]:
+def keys(ipc_dir) -> dict[str, object]:
     """``sandbox keys`` in a private directory: server, client (authorized), runner."""
-    directory = os.path.join(where, "keys")
+    directory = os.path.join(ipc_dir, "keys")
     done = subprocess.run([sys.executable, "-m", "sandbox", "keys", directory],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -84,10 +73,10 @@ def keys(where) -> dict[str, object]:
 # -- [1] no answer is dropped, however late the client reads ---------------------------------------
 
 
-def test_ten_thousand_submits_read_after_thirty_seconds_get_ten_thousand_answers(where):
+def test_ten_thousand_submits_read_after_thirty_seconds_get_ten_thousand_answers(ipc_dir):
     """[1] 5,000 submits read after 25 s: 2,129 answers arrived (the ROUTER dropped the rest
     once its send queue and the client's receive queue were full)."""
-    with broker(where) as server, FakeRunner(server.runner_endpoints[0], slots=64):
+    with broker(ipc_dir) as server, FakeRunner(server.runner_endpoints[0], slots=64):
         with Client(server.endpoints[0], queue_timeout_s=60) as client:
             handles = [client.submit("python", "return 1") for _ in range(10_000)]
             time.sleep(30)
@@ -107,9 +96,9 @@ def test_ten_thousand_submits_read_after_thirty_seconds_get_ten_thousand_answers
 
 
 @pytest.mark.jail
-def test_a_late_cancel_leaves_the_real_result(where):
+def test_a_late_cancel_leaves_the_real_result(ipc_dir):
     """[4] 20 of 20 times the fast task read 'rejected: no queued or running task'."""
-    with broker(where) as server:
+    with broker(ipc_dir) as server:
         runner = start_runner(server.runner_endpoints[0], "solo", slots=2)
         try:
             wait_for_runners(server, 1)
@@ -127,11 +116,11 @@ def test_a_late_cancel_leaves_the_real_result(where):
 # -- [5] one queue wait ---------------------------------------------------------------------------
 
 
-def test_the_clients_queue_wait_is_the_brokers(where):
+def test_the_clients_queue_wait_is_the_brokers(ipc_dir):
     """[5] serve --queue-timeout 60 and Client(queue_timeout_s=2) behind a long task: the
     client said 'no answer ... (is it running?)' while the broker ran the task later."""
     config = BrokerConfig(queue_timeout_s=60, heartbeat_s=HEARTBEAT_S)
-    with broker(where, config) as server, \
+    with broker(ipc_dir, config) as server, \
             FakeRunner(server.runner_endpoints[0], slots=1, delay_s=3.0) as runner:
         assert runner.registered.wait(10)
         with Client(server.endpoints[0], queue_timeout_s=1) as client:
@@ -149,10 +138,10 @@ def test_the_clients_queue_wait_is_the_brokers(where):
 # -- [6] abandoned work is cancelled -------------------------------------------------------------
 
 
-def test_work_nobody_waits_for_is_cancelled_at_the_runner(where):
+def test_work_nobody_waits_for_is_cancelled_at_the_runner(ipc_dir):
     """[6] A task whose caller gave up (deadline passed, close(), a cancelled await) ran to
     its timeout anyway."""
-    with broker(where) as server, \
+    with broker(ipc_dir) as server, \
             FakeRunner(server.runner_endpoints[0], slots=8, delay_s=30.0) as runner:
         assert runner.registered.wait(10)
         endpoint = server.endpoints[0]
@@ -187,10 +176,10 @@ def test_work_nobody_waits_for_is_cancelled_at_the_runner(where):
 # -- [7] other threads never wait for a wait ---------------------------------------------------------
 
 
-def test_a_cancel_from_another_thread_cancels_a_task_being_waited_for(where):
+def test_a_cancel_from_another_thread_cancels_a_task_being_waited_for(ipc_dir):
     """[7] Handle.cancel() from another thread blocked for the whole wait, and the
     'cancelled' task came back ok."""
-    with broker(where) as server, \
+    with broker(ipc_dir) as server, \
             FakeRunner(server.runner_endpoints[0], slots=1, delay_s=3.0) as runner:
         assert runner.registered.wait(10)
         with Client(server.endpoints[0]) as client:
@@ -229,19 +218,19 @@ def _intrude_and_submit(server: BrokerServer, client_curve: CurveClient | None,
     return stolen, ok
 
 
-def test_a_client_cannot_register_as_a_runner_over_ipc(where):
+def test_a_client_cannot_register_as_a_runner_over_ipc(ipc_dir):
     """[8] A fake ready with slots=4096 from an ordinary client socket received 20 of 20
     other users' tasks, code and data included."""
-    with broker(where) as server:
+    with broker(ipc_dir) as server:
         stolen, ok = _intrude_and_submit(server, None, None)
         print(f"ipc: the intruder got {stolen} of 20 tasks; {ok} of 20 ran on the real runner")
         assert (stolen, ok) == (0, 20)
 
 
-def test_the_ipc_runner_socket_opens_only_for_the_service_user(where):
+def test_the_ipc_runner_socket_opens_only_for_the_service_user(ipc_dir):
     """[8] Over ipc the runner socket is the credential: a file only its owner may open."""
-    os.chmod(where, 0o755)  # others may reach the directory: the socket's mode decides
-    with broker(where) as server:
+    os.chmod(ipc_dir, 0o755)  # others may reach the directory: the socket's mode decides
+    with broker(ipc_dir) as server:
         path = server.runner_endpoints[0][len("ipc://"):]
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert os.stat(path).st_uid == os.getuid()
@@ -256,12 +245,12 @@ def test_the_ipc_runner_socket_opens_only_for_the_service_user(where):
         assert intruder.returncode == 13, intruder.stderr  # EACCES: another user is refused
 
 
-def test_a_client_key_cannot_register_a_runner_over_tcp(where, keys):
+def test_a_client_key_cannot_register_a_runner_over_tcp(ipc_dir, keys):
     """[8] Over tcp any authorized client key could register as a runner."""
     server_curve, client, runner = keys["server"], keys["client"], keys["runner"]
     assert isinstance(server_curve, CurveServer)
     assert isinstance(client, CurveClient) and isinstance(runner, CurveClient)
-    with broker(where, endpoint="tcp://127.0.0.1:*", runner_endpoint="tcp://127.0.0.1:*",
+    with broker(ipc_dir, endpoint="tcp://127.0.0.1:*", runner_endpoint="tcp://127.0.0.1:*",
                 curve=server_curve) as server:
         stolen, ok = _intrude_and_submit(server, client, runner)
         print(f"tcp: the intruder got {stolen} of 20 tasks; {ok} of 20 ran on the real runner")
@@ -280,17 +269,17 @@ def test_a_client_key_cannot_register_a_runner_over_tcp(where, keys):
 
 
 @pytest.mark.jail
-def test_a_runner_with_a_refused_key_stops_with_the_reason(where, keys, caplog):
+def test_a_runner_with_a_refused_key_stops_with_the_reason(ipc_dir, keys, caplog):
     """[9] `sandbox runner --curve-dir <unauthorized keys>` blocked in Socket.send and
     ignored SIGTERM for 10+ minutes; the server logged nothing."""
     server_curve = keys["server"]
     assert isinstance(server_curve, CurveServer)
-    client_only = os.path.join(where, "client-only")
+    client_only = os.path.join(ipc_dir, "client-only")
     os.mkdir(client_only, 0o700)
     for name in ("server.key", "client.key", "client.key_secret"):
         shutil.copy(os.path.join(str(keys["dir"]), name), client_only)
     caplog.set_level("WARNING", logger="sandbox.broker")
-    with broker(where, endpoint="tcp://127.0.0.1:*", runner_endpoint="tcp://127.0.0.1:*",
+    with broker(ipc_dir, endpoint="tcp://127.0.0.1:*", runner_endpoint="tcp://127.0.0.1:*",
                 curve=server_curve) as server:
         runner = start_runner(server.runner_endpoints[0], "refused",
                               extra=("--curve-dir", client_only, "--key", "client"))
@@ -309,10 +298,10 @@ def test_a_runner_with_a_refused_key_stops_with_the_reason(where, keys, caplog):
 
 
 @pytest.mark.jail
-def test_a_runner_with_a_refused_key_says_so_on_stderr(where, keys):
+def test_a_runner_with_a_refused_key_says_so_on_stderr(ipc_dir, keys):
     server_curve = keys["server"]
     assert isinstance(server_curve, CurveServer)
-    with broker(where, endpoint="tcp://127.0.0.1:*", runner_endpoint="tcp://127.0.0.1:*",
+    with broker(ipc_dir, endpoint="tcp://127.0.0.1:*", runner_endpoint="tcp://127.0.0.1:*",
                 curve=server_curve) as server:
         done = subprocess.run(
             [sys.executable, "-m", "sandbox", "runner", "--connect", server.runner_endpoints[0],
@@ -326,12 +315,12 @@ def test_a_runner_with_a_refused_key_says_so_on_stderr(where, keys):
 
 
 @pytest.mark.jail
-def test_frames_of_a_million_keys_do_not_stall_the_broker(where):
+def test_frames_of_a_million_keys_do_not_stall_the_broker(ipc_dir):
     """[13] Ten 12.8 MB frames each holding a map of 1M keys froze the broker 9-10 s; a normal
     task ended crashed (its runner, hearing no heartbeat, left and registered again)."""
     frame = msgpack.packb({"v": 1, "t": "submit", "id": "x",
                            "data": {f"k{i:07d}": 1 for i in range(1_000_000)}})
-    with broker(where) as server:
+    with broker(ipc_dir) as server:
         runner = start_runner(server.runner_endpoints[0], "solo")  # liveness 0.6 s
         wait_for_runners(server, 1)
         with Client(server.endpoints[0]) as client:
@@ -354,12 +343,12 @@ def test_frames_of_a_million_keys_do_not_stall_the_broker(where):
 # -- [14], [15] honest accounting ------------------------------------------------------------------
 
 
-def test_metrics_count_each_task_once_from_the_cores_outcomes(where):
+def test_metrics_count_each_task_once_from_the_cores_outcomes(ipc_dir):
     """[14] A task cancelled while running counted crashed, then again malformed for runtime
     'unknown' (its runner's late done); a stale done counted a phantom result."""
     metrics = BrokerMetrics()
     config = BrokerConfig(heartbeat_s=HEARTBEAT_S, max_queued=1)
-    with broker(where, config, on_outcome=metrics.on_outcome) as server, \
+    with broker(ipc_dir, config, on_outcome=metrics.on_outcome) as server, \
             FakeRunner(server.runner_endpoints[0], slots=3, delay_s=1.0) as runner:
         metrics.attach(server)
         assert runner.registered.wait(10)
@@ -396,12 +385,12 @@ def test_metrics_count_each_task_once_from_the_cores_outcomes(where):
         assert sample(metrics, "sandbox_in_flight") == 0
 
 
-def test_bad_frames_are_answered_or_counted(where):
+def test_bad_frames_are_answered_or_counted(ipc_dir):
     """[15] Frames over the cap, and heartbeat/done/bye sent by a client, were neither
     answered nor counted; deeply nested msgpack got an empty error; versions 1.0 and True
     were accepted."""
     metrics = BrokerMetrics()
-    with broker(where, on_outcome=metrics.on_outcome) as server:
+    with broker(ipc_dir, on_outcome=metrics.on_outcome) as server:
         metrics.attach(server)
         sock = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
@@ -430,8 +419,8 @@ def test_bad_frames_are_answered_or_counted(where):
 # -- the drain rule (issue 11, defect 5, the broker's side) ----------------------------------------
 
 
-def test_a_drain_starts_no_queued_task_and_lets_running_ones_finish(where):
-    with broker(where) as server, \
+def test_a_drain_starts_no_queued_task_and_lets_running_ones_finish(ipc_dir):
+    with broker(ipc_dir) as server, \
             FakeRunner(server.runner_endpoints[0], slots=1, delay_s=1.0) as runner:
         assert runner.registered.wait(10)
         with Client(server.endpoints[0]) as client:
@@ -453,8 +442,8 @@ def test_a_drain_starts_no_queued_task_and_lets_running_ones_finish(where):
             assert len(runner.tasks) == 1
 
 
-def test_the_end_of_the_grace_cancels_what_still_runs(where):
-    with broker(where) as server, \
+def test_the_end_of_the_grace_cancels_what_still_runs(ipc_dir):
+    with broker(ipc_dir) as server, \
             FakeRunner(server.runner_endpoints[0], slots=1, delay_s=30.0) as runner:
         assert runner.registered.wait(10)
         with Client(server.endpoints[0]) as client:

@@ -10,10 +10,8 @@ import asyncio
 import gc
 import os
 import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import zmq.auth
@@ -25,15 +23,6 @@ from sandbox.client import CLOSED_MESSAGE, AsyncClient, Client
 from sandbox.errors import ClosedError
 from sandbox.fakes import FakeBroker, ok_result
 from sandbox.link import CurveClient
-
-
-@pytest.fixture
-def where() -> Iterator[str]:
-    directory = tempfile.mkdtemp(prefix="sbx-", dir="/tmp")  # ipc paths must stay short
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def hold(submit: p.Submit) -> list[tuple[float, p.Message]]:
@@ -57,11 +46,11 @@ def run_async(coro):  # noqa: ANN001, ANN201 - a test helper
 # -- one answer per task ------------------------------------------------------------------------
 
 
-def test_the_first_answer_is_the_result_and_a_second_is_dropped(where):
+def test_the_first_answer_is_the_result_and_a_second_is_dropped(ipc_dir):
     def twice(submit: p.Submit) -> list[tuple[float, p.Message]]:
         return [(0.0, ok_result(submit.id, "first")), (0.01, ok_result(submit.id, "second"))]
 
-    with FakeBroker(f"ipc://{where}/b.sock", twice) as broker, Client(broker.endpoint) as client:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", twice) as broker, Client(broker.endpoint) as client:
         assert [client.run("python", "return 1").value for _ in range(3)] == ["first"] * 3
         time.sleep(0.1)
         conn = client._conn()
@@ -69,16 +58,16 @@ def test_the_first_answer_is_the_result_and_a_second_is_dropped(where):
         assert conn.answers == {} and conn.pending == set()  # the seconds left nothing behind
 
 
-def test_a_broker_made_outcome_without_an_envelope_becomes_the_result(where):
+def test_a_broker_made_outcome_without_an_envelope_becomes_the_result(ipc_dir):
     def crashed(submit: p.Submit) -> list[tuple[float, p.Message]]:
         return [(0.0, p.ResultMsg(submit.id, p.CRASHED, "runner lost while running the task"))]
 
-    with FakeBroker(f"ipc://{where}/b.sock", crashed) as broker, Client(broker.endpoint) as client:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", crashed) as broker, Client(broker.endpoint) as client:
         r = client.run("python", "return 1")
         assert (r.status, r.message) == (Status.CRASHED, "runner lost while running the task")
 
 
-def test_a_late_cancel_does_not_replace_a_finished_tasks_result(where):
+def test_a_late_cancel_does_not_replace_a_finished_tasks_result(ipc_dir):
     """[4] The fast task finished before its cancel; an old broker answered the cancel with
     'rejected: no queued or running task', which replaced the real result 20 of 20 times."""
     def fast_or_slow(submit: p.Submit) -> list[tuple[float, p.Message]]:
@@ -87,7 +76,7 @@ def test_a_late_cancel_does_not_replace_a_finished_tasks_result(where):
     def old_broker(cancel: p.Cancel) -> list[tuple[float, p.Message]]:
         return [(0.0, p.Rejected(cancel.id, f"no queued or running task {cancel.id!r}"))]
 
-    with FakeBroker(f"ipc://{where}/b.sock", fast_or_slow, on_cancel=old_broker) as broker, \
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", fast_or_slow, on_cancel=old_broker) as broker, \
             Client(broker.endpoint) as client:
         for _ in range(20):
             fast = client.submit("python", "fast")
@@ -104,8 +93,8 @@ def test_a_late_cancel_does_not_replace_a_finished_tasks_result(where):
         assert conn.answers == {} and conn.pending == set()
 
 
-def test_answers_of_handles_nobody_holds_are_not_kept(where):
-    with FakeBroker(f"ipc://{where}/b.sock") as broker, Client(broker.endpoint) as client:
+def test_answers_of_handles_nobody_holds_are_not_kept(ipc_dir):
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker, Client(broker.endpoint) as client:
         for _ in range(200):
             client.submit("python", "return 1")  # dropped at once, never collected
         gc.collect()
@@ -119,13 +108,13 @@ def test_answers_of_handles_nobody_holds_are_not_kept(where):
 # -- deadlines -------------------------------------------------------------------------------------
 
 
-def test_result_without_a_timeout_returns_the_no_answer_result_at_the_deadline(where):
+def test_result_without_a_timeout_returns_the_no_answer_result_at_the_deadline(ipc_dir):
     """[2] With a peer sending replies for unknown ids, the wait's ms rounding ended it
     early and raised TimeoutError('... within None s') in 32 of 50 calls."""
     def noise(submit: p.Submit) -> list[tuple[float, p.Message]]:
         return [(i * 0.013, ok_result(f"unknown-{i}")) for i in range(40)]
 
-    with FakeBroker(f"ipc://{where}/b.sock", noise) as broker, \
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", noise) as broker, \
             Client(broker.endpoint, queue_timeout_s=0, grace_s=0.3) as client:
         for _ in range(10):
             r = client.run("python", "return 1", timeout_s=0.2)
@@ -134,11 +123,11 @@ def test_result_without_a_timeout_returns_the_no_answer_result_at_the_deadline(w
                                  "(is it running?)")
 
 
-def test_a_wait_with_a_timeout_raises_and_the_task_can_be_awaited_again(where):
+def test_a_wait_with_a_timeout_raises_and_the_task_can_be_awaited_again(ipc_dir):
     def late(submit: p.Submit) -> list[tuple[float, p.Message]]:
         return [(0.4, ok_result(submit.id, 7))]
 
-    with FakeBroker(f"ipc://{where}/b.sock", late) as broker, Client(broker.endpoint) as client:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", late) as broker, Client(broker.endpoint) as client:
         handle = client.submit("python", "return 7")
         with pytest.raises(TimeoutError, match="did not finish within 0.05 s"):
             handle.result(timeout=0.05)
@@ -146,9 +135,9 @@ def test_a_wait_with_a_timeout_raises_and_the_task_can_be_awaited_again(where):
         assert broker.of_type(p.Cancel) == []  # a caller's own timeout is not abandonment
 
 
-def test_a_task_whose_client_deadline_passed_is_cancelled_at_the_broker(where):
+def test_a_task_whose_client_deadline_passed_is_cancelled_at_the_broker(ipc_dir):
     """[6] A task whose caller gave up was never cancelled."""
-    with FakeBroker(f"ipc://{where}/b.sock", hold) as broker, \
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", hold) as broker, \
             Client(broker.endpoint, queue_timeout_s=0, grace_s=0.2) as client:
         handle = client.submit("python", "return 1", timeout_s=0.1)
         assert handle.result().status is Status.CRASHED
@@ -156,9 +145,9 @@ def test_a_task_whose_client_deadline_passed_is_cancelled_at_the_broker(where):
         assert [c.id for c in broker.of_type(p.Cancel)] == [handle.id]
 
 
-def test_the_task_carries_the_clients_queue_wait_and_deadline(where):
+def test_the_task_carries_the_clients_queue_wait_and_deadline(ipc_dir):
     """[5] Client and broker disagreed on the queue wait: the client now sends its own."""
-    with FakeBroker(f"ipc://{where}/b.sock") as broker, \
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker, \
             Client(broker.endpoint, queue_timeout_s=2, grace_s=5) as client:
         client.run("python", "return 1", timeout_s=3)
         client.run("python", "return 1", timeout_s=3, queue_timeout_s=7)
@@ -170,9 +159,9 @@ def test_the_task_carries_the_clients_queue_wait_and_deadline(where):
 # -- a broker that is not there --------------------------------------------------------------------
 
 
-def test_submits_to_a_broker_that_is_down_are_bounded_and_say_why(where):
+def test_submits_to_a_broker_that_is_down_are_bounded_and_say_why(ipc_dir):
     """[3] The 1,001st submit blocked until the broker came back (150 s)."""
-    endpoint = f"ipc://{where}/nobody.sock"
+    endpoint = f"ipc://{ipc_dir}/nobody.sock"
     results: list = []
 
     def submit_many() -> None:
@@ -187,9 +176,9 @@ def test_submits_to_a_broker_that_is_down_are_bounded_and_say_why(where):
         (Status.REJECTED, f"cannot reach the broker at {endpoint} within 1 s (is it running?)")}
 
 
-def test_nothing_sent_while_the_broker_was_down_arrives_when_it_is_back(where):
+def test_nothing_sent_while_the_broker_was_down_arrives_when_it_is_back(ipc_dir):
     """[6] Submits buffered while the broker was down ran about 150 s later."""
-    endpoint = f"ipc://{where}/b.sock"
+    endpoint = f"ipc://{ipc_dir}/b.sock"
     with Client(endpoint, queue_timeout_s=0.2) as client:
         assert client.run("python", "return 1").status is Status.REJECTED
         with FakeBroker(endpoint) as broker:
@@ -206,10 +195,10 @@ def test_nothing_sent_while_the_broker_was_down_arrives_when_it_is_back(where):
 # -- other threads: cancel and close never wait for a wait ----------------------------------------
 
 
-def test_cancel_from_another_thread_is_sent_while_the_owner_waits(where):
+def test_cancel_from_another_thread_is_sent_while_the_owner_waits(ipc_dir):
     """[7] cancel() from another thread waited for the whole wait (the lock send needs), and
     the 'cancelled' task came back ok."""
-    with FakeBroker(f"ipc://{where}/b.sock", hold, on_cancel=cancelled_while_running) as broker, \
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", hold, on_cancel=cancelled_while_running) as broker, \
             Client(broker.endpoint, grace_s=30) as client:
         handle = client.submit("python", "return 1")
         results = []
@@ -223,12 +212,12 @@ def test_cancel_from_another_thread_is_sent_while_the_owner_waits(where):
             (Status.CRASHED, "cancelled while running")]
 
 
-def test_submit_from_another_thread_on_a_shared_handle_waits_for_no_one(where):
+def test_submit_from_another_thread_on_a_shared_handle_waits_for_no_one(ipc_dir):
     """A result() waited on a handle of another thread does not hold that thread's submits."""
     def slow_first(submit: p.Submit) -> list[tuple[float, p.Message]]:
         return [(5.0 if submit.code == "slow" else 0.0, ok_result(submit.id, submit.code))]
 
-    with FakeBroker(f"ipc://{where}/b.sock", slow_first) as broker, Client(broker.endpoint) as client:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", slow_first) as broker, Client(broker.endpoint) as client:
         slow = client.submit("python", "slow")
         waiter = threading.Thread(target=slow.result)
         waiter.start()  # drives this thread's socket from another thread
@@ -238,9 +227,9 @@ def test_submit_from_another_thread_on_a_shared_handle_waits_for_no_one(where):
         assert finished_in(waiter)
 
 
-def test_close_from_another_thread_wakes_the_waiter_and_cancels_its_task(where):
+def test_close_from_another_thread_wakes_the_waiter_and_cancels_its_task(ipc_dir):
     """[7] close() waited for the wait; result() after close raised a raw ZMQError."""
-    with FakeBroker(f"ipc://{where}/b.sock", hold) as broker:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", hold) as broker:
         client = Client(broker.endpoint, grace_s=30)
         handle = client.submit("python", "return 1")
         results = []
@@ -266,8 +255,8 @@ def test_close_from_another_thread_wakes_the_waiter_and_cancels_its_task(where):
 
 
 @pytest.fixture
-def keys(where) -> tuple[CurveServer, CurveClient, CurveClient]:
-    d = os.path.join(where, "keys")
+def keys(ipc_dir) -> tuple[CurveServer, CurveClient, CurveClient]:
+    d = os.path.join(ipc_dir, "keys")
     os.makedirs(os.path.join(d, "authorized"))
     os.makedirs(os.path.join(d, "runners"))
     zmq.auth.create_certificates(d, "server")
@@ -295,9 +284,9 @@ def test_a_refused_key_is_said_at_once_on_every_call(keys):
         assert broker.auth is not None and broker.auth.refused() == {"clients": 2}
 
 
-def test_a_lone_surrogate_is_rejected_not_raised(where):
+def test_a_lone_surrogate_is_rejected_not_raised(ipc_dir):
     """[15] Client.run raised UnicodeEncodeError."""
-    with FakeBroker(f"ipc://{where}/b.sock") as broker, Client(broker.endpoint) as client:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker, Client(broker.endpoint) as client:
         for options in ({"code": "return '\ud800'"}, {"lane": "\udc00"}):
             code = options.pop("code", "return 1")
             r = client.run("python", code, **options)
@@ -308,7 +297,7 @@ def test_a_lone_surrogate_is_rejected_not_raised(where):
 # -- the asyncio twin ------------------------------------------------------------------------------
 
 
-def test_async_first_answer_wins_and_results_arrive(where):
+def test_async_first_answer_wins_and_results_arrive(ipc_dir):
     def twice(submit: p.Submit) -> list[tuple[float, p.Message]]:
         return [(0.0, ok_result(submit.id, submit.code)), (0.0, ok_result(submit.id, "again"))]
 
@@ -317,11 +306,11 @@ def test_async_first_answer_wins_and_results_arrive(where):
             results = await asyncio.gather(*(client.run("python", str(i)) for i in range(20)))
             return [r.value for r in results]
 
-    with FakeBroker(f"ipc://{where}/b.sock", twice) as broker:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", twice) as broker:
         assert run_async(main(broker.endpoint)) == [str(i) for i in range(20)]
 
 
-def test_async_wait_for_timing_out_cancels_the_task(where):
+def test_async_wait_for_timing_out_cancels_the_task(ipc_dir):
     """[6] asyncio.wait_for timing out sent nothing; the task ran on and its entry stayed."""
     async def main(endpoint: str) -> tuple[str, int]:
         async with AsyncClient(endpoint) as client:
@@ -331,14 +320,14 @@ def test_async_wait_for_timing_out_cancels_the_task(where):
             await asyncio.sleep(0.1)
             return handle.id, len(client._pending)
 
-    with FakeBroker(f"ipc://{where}/b.sock", hold) as broker:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", hold) as broker:
         task_id, pending = run_async(main(broker.endpoint))
         time.sleep(0.1)
         assert pending == 0
         assert [c.id for c in broker.of_type(p.Cancel)] == [task_id]
 
 
-def test_async_cancelling_the_awaiting_coroutine_cancels_the_task(where):
+def test_async_cancelling_the_awaiting_coroutine_cancels_the_task(ipc_dir):
     async def main(endpoint: str) -> int:
         async with AsyncClient(endpoint) as client:
             running = asyncio.ensure_future(client.run("python", "return 1"))
@@ -349,13 +338,13 @@ def test_async_cancelling_the_awaiting_coroutine_cancels_the_task(where):
             await asyncio.sleep(0.1)
             return len(client._pending)
 
-    with FakeBroker(f"ipc://{where}/b.sock", hold) as broker:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", hold) as broker:
         assert run_async(main(broker.endpoint)) == 0
         time.sleep(0.1)
         assert len(broker.of_type(p.Cancel)) == 1
 
 
-def test_async_deadline_and_close_cancel_what_is_awaited(where):
+def test_async_deadline_and_close_cancel_what_is_awaited(ipc_dir):
     async def main(endpoint: str) -> tuple[str, str, object]:
         client = AsyncClient(endpoint, queue_timeout_s=0, grace_s=0.2)
         expired = await client.run("python", "return 1", timeout_s=0.1)
@@ -363,7 +352,7 @@ def test_async_deadline_and_close_cancel_what_is_awaited(where):
         await client.aclose()
         return expired.message, waiting.id, (await waiting).message
 
-    with FakeBroker(f"ipc://{where}/b.sock", hold) as broker:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", hold) as broker:
         expired, waiting_id, closed = run_async(main(broker.endpoint))
         assert expired.startswith("no answer from the broker") and closed == CLOSED_MESSAGE
         time.sleep(0.2)
@@ -371,8 +360,8 @@ def test_async_deadline_and_close_cancel_what_is_awaited(where):
         assert broker.of_type(p.Cancel)[1].id == waiting_id
 
 
-def test_async_submits_to_a_broker_that_is_down_are_bounded(where):
-    endpoint = f"ipc://{where}/nobody.sock"
+def test_async_submits_to_a_broker_that_is_down_are_bounded(ipc_dir):
+    endpoint = f"ipc://{ipc_dir}/nobody.sock"
 
     async def main() -> set:
         async with AsyncClient(endpoint, queue_timeout_s=0.3) as client:
@@ -397,11 +386,11 @@ def test_async_refused_key_is_said_at_once(keys):
         assert [r.status for r in run_async(main(broker.endpoint, good))] == [Status.OK] * 2
 
 
-def test_async_lone_surrogate_is_rejected(where):
+def test_async_lone_surrogate_is_rejected(ipc_dir):
     async def main(endpoint: str):  # noqa: ANN202
         async with AsyncClient(endpoint) as client:
             return await client.run("python", "return '\ud800'")
 
-    with FakeBroker(f"ipc://{where}/b.sock") as broker:
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker:
         r = run_async(main(broker.endpoint))
         assert r.status is Status.REJECTED and "not valid Unicode" in r.message
