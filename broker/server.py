@@ -71,6 +71,7 @@ class BrokerServer:
         self.auth: Authenticator | None = None
         self._created: list[tuple[str, int]] = []  # ipc socket files we made: (path, inode)
         self._outbox: dict[tuple[int, bytes], deque[bytes]] = {}
+        self._overflowing: set[tuple[int, bytes]] = set()  # peers told of in the log
         self._sockets: list[zmq.Socket] = []
         self._monitors: list[zmq.Socket] = []
         try:
@@ -215,8 +216,10 @@ class BrokerServer:
             if len(queue) >= self.core.config.max_per_client + _OUTBOX_SLACK:
                 with self.lock:
                     self.core.counters["answers_dropped"] += 1
-                log.warning("dropped a message to %s %s: %d messages wait for it already",
-                            _ROLE_NAMES[role], to.hex(), len(queue))
+                if key not in self._overflowing:  # once until its socket takes them again
+                    self._overflowing.add(key)
+                    log.warning("dropping messages to %s %s: %d wait for it already (counted "
+                                "as answers_dropped)", _ROLE_NAMES[role], to.hex(), len(queue))
                 return
             queue.append(frame)
             self._backlog(role, to, len(queue))
@@ -248,6 +251,7 @@ class BrokerServer:
                 continue
             if not queue:
                 del self._outbox[key]
+                self._overflowing.discard(key)
             self._backlog(role, to, len(queue))
 
     def _backlog(self, role: int, to: bytes, count: int) -> None:
@@ -257,6 +261,7 @@ class BrokerServer:
 
     def _send_failed(self, role: int, to: bytes, exc: zmq.ZMQError) -> None:
         self._outbox.pop((role, to), None)
+        self._overflowing.discard((role, to))
         if exc.errno != errno.EHOSTUNREACH:
             log.warning("send to %s %s failed: %s", _ROLE_NAMES[role], to.hex(), exc)
             with self.lock:

@@ -479,6 +479,8 @@ class _Conn:
             self.cond.notify_all()
 
     def _poke(self) -> None:
+        if self._wake < 0:
+            return  # shut: the number may belong to another file by now
         try:
             os.eventfd_write(self._wake, 1)
         except OSError:
@@ -493,6 +495,7 @@ class _Conn:
         self.link.close(linger_ms=_CLOSE_LINGER_MS)
         self.link = None  # type: ignore[assignment]
         os.close(self._wake)
+        self._wake = -1
         self.cond.notify_all()
 
 

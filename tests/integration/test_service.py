@@ -92,6 +92,32 @@ def test_ten_thousand_submits_read_after_thirty_seconds_get_ten_thousand_answers
         assert deferred > 0 and dropped == 0  # the full socket was waited for, not dropped
 
 
+def test_a_client_that_never_reads_is_held_to_its_cap_and_what_is_dropped_is_counted(ipc_dir):
+    """Past the per-client cap every submit is answered (rejected); past what the broker
+    holds for a socket that takes nothing, an answer is dropped, and counted, never silently."""
+    config = BrokerConfig(max_per_client=1, heartbeat_s=HEARTBEAT_S)
+    with broker(ipc_dir, config) as server:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(server.endpoints[0])
+        for i in range(4000):  # no runner: the first waits, the others are over the cap
+            sock.send(p.encode(p.Submit(str(i), "python", "return 1", b"\xc0")))
+
+        def dropped() -> int:
+            with server.lock:
+                return server.core.counters["answers_dropped"]
+
+        assert eventually(lambda: dropped() > 0)
+        time.sleep(0.2)
+        received = 0
+        while sock.poll(500):
+            sock.recv()
+            received += 1
+        sock.close()
+        assert received + dropped() == 3999  # every rejection arrived or was counted
+        assert received > 2000  # what waited in the broker came once the socket read
+
+
 # -- [4] a late cancel never replaces a real result ------------------------------------------------
 
 
