@@ -10,8 +10,9 @@ Steps, in order (the point where the child gives up its last privileges is marke
 4. install the per-child seccomp filter (no fork/exec/sockets, signals only to itself).
    --- from here on the child can no longer create processes, sockets or exec anything ---
 5. rehearse a canned task, so copy-on-write faults and lazy set-up land before the task.
-6. wait for exactly one task frame. Everything above happens ahead of demand, in the pool.
-7. lower address space and CPU seconds to the task's budget.
+6. wait for exactly one task frame, and the shared output file that may come beside it
+   (``runtimes.output``). Everything above happens ahead of demand, in the pool.
+7. map the output file, then lower address space and CPU seconds to the task's budget.
 8. run the task through the runtime's executor and write the encoded result.
 9. exit. Nothing of this process survives into another task.
 """
@@ -19,6 +20,7 @@ Steps, in order (the point where the child gives up its last privileges is marke
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import resource
 import signal
@@ -26,7 +28,7 @@ import socket
 from dataclasses import dataclass
 from types import ModuleType
 
-from runtimes import framing, outcome, protocol, seccomp_filter
+from runtimes import framing, outcome, output, protocol, seccomp_filter
 from runtimes.outcome import Status
 
 _PR_SET_PDEATHSIG = 1
@@ -53,13 +55,14 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
         # A rehearsal with a canned snippet while idle: its copy-on-write page faults and
         # lazy initialisation happen now rather than on the task's clock.
         setup.executor.rehearse()
-        task = _receive_task(channel)
-        if task is None:
+        received = _receive_task(channel)
+        if received is None:
             code = 0
         else:
+            task, shared = received
             _lower_limits(task)
             try:
-                result = setup.executor.run(task)
+                result = setup.executor.run(task, shared)
             except MemoryError:  # encoding the result itself did not fit: still one answer
                 result = outcome.encode(Status.MEMORY_LIMIT, "the result did not fit in the "
                                                              "snippet's memory limit")
@@ -112,12 +115,22 @@ def _bind_lifetime() -> None:
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def _receive_task(channel: socket.socket) -> protocol.Task | None:
+def _receive_task(channel: socket.socket) -> tuple[protocol.Task, mmap.mmap | None] | None:
     try:
-        body = framing.recv_frame(channel, protocol.MAX_TASK_BYTES)
+        body, fds = framing.recv_frame_fds(channel, protocol.MAX_TASK_BYTES)
     except framing.ChannelClosed:
         return None  # the host closed the channel: the pool is shrinking or shutting down
-    return protocol.decode(body, (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
+    try:
+        task = protocol.decode(body, (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
+        shared = None
+        if len(fds) == 1:
+            # only as much as the task may print: the mapping counts against its memory
+            length = min(os.fstat(fds[0]).st_size, output.HEADER.size + task.stdout_bytes)
+            if length >= output.HEADER.size:
+                shared = mmap.mmap(fds[0], length)
+        return task, shared
+    finally:
+        framing.close_fds(fds)
 
 
 def _lower_limits(task: protocol.Task) -> None:

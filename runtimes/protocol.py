@@ -31,10 +31,12 @@ _MAX_NAME_CHARS = 128
 
 @dataclass(frozen=True)
 class Imports:
-    """Python's import allow-lists, as the child applies them (``*`` for all)."""
+    """Python's import allow-lists, as the child applies them (``*`` for all). ``narrowed``:
+    the task asked for these (``imports=``), so a denial names that, not the operator."""
 
     stdlib: tuple[str, ...] = ()
     external: tuple[str, ...] = ()
+    narrowed: bool = False
 
 
 # -- host -> zygote ----------------------------------------------------------------------------
@@ -95,6 +97,7 @@ class Task:
     result_bytes: int
     policy: str = "default"
     imports: Imports = Imports()
+    timeout_ms: int = 0  # the wall-clock timeout the host enforces (0: not said)
 
 
 Message = Init | Spawn | Ready | Spawned | Exited | Task
@@ -106,7 +109,8 @@ def encode(msg: Message) -> bytes:
     for f in fields(msg):
         value = getattr(msg, f.name)
         if isinstance(value, Imports):
-            value = {"stdlib": list(value.stdlib), "external": list(value.external)}
+            value = {"stdlib": list(value.stdlib), "external": list(value.external),
+                     "narrowed": value.narrowed}
         elif isinstance(value, tuple):
             value = list(value)
         body[f.name] = value
@@ -192,8 +196,9 @@ def _ready(raw: dict[str, Any]) -> Ready:
 
 def _task(raw: dict[str, Any]) -> Task:
     imports = raw.get("imports", {"stdlib": [], "external": []})
-    if not isinstance(imports, dict) or set(imports) - {"stdlib", "external"}:
-        raise WireError("field 'imports' must be a {stdlib, external} map")
+    if not isinstance(imports, dict) or set(imports) - {"stdlib", "external", "narrowed"} or (
+            type(imports.get("narrowed", False)) is not bool):
+        raise WireError("field 'imports' must be a {stdlib, external, narrowed} map")
     policy = _str(raw, "policy", 32) if "policy" in raw else "default"
     if policy not in POLICIES:
         raise WireError(f"unknown policy {policy!r}")
@@ -207,7 +212,9 @@ def _task(raw: dict[str, Any]) -> Task:
         result_bytes=_int(raw, "result_bytes", 0, 1 << 32),
         policy=policy,
         imports=Imports(_names(imports.get("stdlib", []), "imports.stdlib"),
-                        _names(imports.get("external", []), "imports.external")),
+                        _names(imports.get("external", []), "imports.external"),
+                        imports.get("narrowed", False)),
+        timeout_ms=_int(raw, "timeout_ms", 0, 1 << 32) if "timeout_ms" in raw else 0,
     )
 
 

@@ -115,10 +115,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _import_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stdlib-allow", dest="stdlib_allow", metavar="MODULES",
-                   help='standard-library modules snippets may import, comma-separated, "*" '
-                        "for all (default: a curated safe set)")
+                   help="standard-library modules snippets may import, comma-separated: names "
+                        "REPLACE the curated safe default list, +name ADDS to it (+sys,+os); "
+                        '"*" for all')
     p.add_argument("--external-allow", dest="external_allow", metavar="MODULES",
-                   help='third-party modules snippets may import, comma-separated, "*" for all')
+                   help='third-party modules snippets may import, comma-separated, "*" for all '
+                        "(none by default)")
     p.add_argument("--packages-dir", dest="packages_dir", metavar="DIR",
                    help="the third-party environment (`sandbox packages install`) to mount")
     p.add_argument("--preload", metavar="MODULES",

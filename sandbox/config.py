@@ -30,7 +30,8 @@ def _check(value: object, kind: type, low: float, high: float, name: str) -> Non
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"{name} must be a {kind.__name__}, not {type(value).__name__}")
+        article = "an" if kind.__name__[0] in "aeiou" else "a"
+        raise ConfigError(f"{name} must be {article} {kind.__name__}, not {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be finite, not {value}")
     if not low <= value <= high:  # type: ignore[operator]

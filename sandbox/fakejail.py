@@ -14,6 +14,7 @@ A task's code is a script, one line:
     ok <json>                 return the value
     error <Type> <message>    raise (status error)
     print <text>              print it, then return None
+    printsleep <text>         print it, then block until killed
     sleep | spin              block or burn CPU until killed (timeout)
     sigsys                    make a forbidden system call: the child filter kills it
     oom                       the keeper counts an OOM kill and SIGKILLs the child, as the
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 from runtimes import outcome
 from runtimes.outcome import ErrorDetail, Status
@@ -175,8 +177,9 @@ def rehearse() -> None:
              result_bytes=64))
 
 
-def run(task: Task) -> bytes:
+def run(task: Task, shared: Any = None) -> bytes:
     from runtimes import codec
+    from runtimes.output import OutputBuffer
 
     verb, _, rest = task.code.strip().partition(" ")
     if verb == "ok":
@@ -185,8 +188,13 @@ def run(task: Task) -> bytes:
         kind, _, message = rest.partition(" ")
         return outcome.encode(Status.ERROR, f"{kind}: {message}",
                               error=ErrorDetail(kind, message, f"{kind}: {message}\n"))
-    if verb == "print":
-        return outcome.encode(Status.OK, "ok", value=codec.encode(None), stdout=rest + "\n")
+    if verb in ("print", "printsleep"):
+        out = OutputBuffer(task.stdout_bytes, shared)
+        out.write((rest + "\n").encode())
+        while verb == "printsleep":
+            time.sleep(3600)
+        return outcome.encode(Status.OK, "ok", value=codec.encode(None), stdout=out.getvalue(),
+                              truncated=out.truncated)
     if verb == "sleep":
         while True:
             time.sleep(3600)
@@ -194,7 +202,7 @@ def run(task: Task) -> bytes:
         while True:
             pass
     if verb == "sigsys":
-        socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        os.fork()
     if verb in ("oom", "vanish"):
         with open(_events_path, "w") as events:
             events.write(f"oom {os.getpid()}\n" if verb == "oom" else "vanish\n")
@@ -217,11 +225,14 @@ def run(task: Task) -> bytes:
 
 
 def _channel_fd() -> int:
-    # the child keeps only its channel besides stdio (runtimes.child step 1)
+    # the child keeps only its channel besides stdio (runtimes.child step 1), and the copy of
+    # the output file its mapping holds
+    import stat
+
     for fd in range(3, 1 << 16):
         try:
-            os.fstat(fd)
-            return fd
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                return fd
         except OSError:
             continue
     raise RuntimeError("no channel")

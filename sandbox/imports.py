@@ -29,6 +29,22 @@ SAFE_STDLIB: tuple[str, ...] = (
     "urllib.parse", "uuid", "zlib",
 )
 
+def resolve(names: Iterable[str], default: Iterable[str], setting: str) -> frozenset[str]:
+    """An allow-list setting's value: names that replace the default list, or names that all
+    start with ``+`` and are added to it (``+sys``). An empty value is the default."""
+    names = [n.strip() for n in names if n.strip()]
+    added = [n for n in names if n.startswith("+")]
+    if not names:
+        return frozenset(default)
+    if added and len(added) != len(names):
+        raise ConfigError(f"{setting}: mixes names that add to the default list (+name) with names "
+                          f"that replace it; write +name for every module to add, or list every "
+                          f"module to replace the default")
+    if added:
+        return frozenset(default) | {n[1:] for n in added}
+    return frozenset(names)
+
+
 def _valid(name: str) -> bool:
     return name == ALL or (0 < len(name) <= 128 and all(
         part.isidentifier() for part in name.split(".")))
@@ -39,9 +55,12 @@ class ImportPolicy:
     stdlib: frozenset[str]
     external: frozenset[str]
 
+    narrowed: bool = False  # a task's own narrowing of the operator's lists
+
     @classmethod
     def of(cls, stdlib: Iterable[str] = SAFE_STDLIB, external: Iterable[str] = ()) -> ImportPolicy:
-        stdlib, external = frozenset(stdlib), frozenset(external)
+        stdlib = resolve(stdlib, SAFE_STDLIB, "stdlib_allow")
+        external = resolve(external, (), "external_allow")
         for in_stdlib, names in ((True, stdlib), (False, external)):
             bad = sorted(n for n in names if not _valid(n))
             if bad:
@@ -67,10 +86,10 @@ class ImportPolicy:
                 raise ConfigError(f"imports: {name!r} is not allowed by the operator; "
                                   f"{SETTING[is_stdlib(name)]} would allow it")
         return ImportPolicy(frozenset(n for n in names if is_stdlib(n)),
-                            frozenset(n for n in names if not is_stdlib(n)))
+                            frozenset(n for n in names if not is_stdlib(n)), narrowed=True)
 
     @functools.cached_property
     def imports(self) -> Imports:
         """The lists as the child reads them (computed once: every task of a pool sends the
         operator's lists unless it narrows them)."""
-        return Imports(tuple(sorted(self.stdlib)), tuple(sorted(self.external)))
+        return Imports(tuple(sorted(self.stdlib)), tuple(sorted(self.external)), self.narrowed)

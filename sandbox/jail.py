@@ -47,6 +47,9 @@ BOOT = (
     "import sys; sys.path[:0] = ['/sandbox', '/sandbox/lib', '/sandbox/packages']; "
     "from runtimes import zygote; zygote.main(sys.argv[1], int(sys.argv[2]))"
 )
+ZONEINFO = "/usr/share/zoneinfo"
+JAIL_HOME = "/home/sandbox"  # HOME inside the jail (a name only: nothing is there)
+JAIL_UID = 1000  # the jail's user inside, when run as root (mapped to nobody outside)
 BACKGROUND_NICE = 10
 SINGLE_THREADED_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 STAGING_PREFIX = "snippet-sandbox-"
@@ -143,6 +146,7 @@ def _staging_dir() -> str:
     lib = os.path.join(root, "lib")
     os.mkdir(lib)
     os.mkdir(os.path.join(root, "empty"))
+    _write_user_database(os.path.join(root, "etc"))
     for name in sorted({n for r in registry.RUNTIMES.values() for n in r.jail_packages}):
         for path in _package_paths(name):
             target = os.path.join(lib, os.path.basename(path))
@@ -156,6 +160,22 @@ def _staging_dir() -> str:
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o644 if not f.endswith(".so") else 0o755)
     return root
+
+
+def _write_user_database(etc: str) -> None:
+    """A minimal passwd, group and nsswitch.conf for the jail: library code that looks the
+    user up (``os.path.expanduser``, ``getpass``, ``sysconfig``) finds an answer in files and
+    never asks a name service (it has no sockets to ask one with)."""
+    os.mkdir(etc)
+    uids = sorted({JAIL_UID, os.getuid()})
+    users = "".join(f"sandbox:x:{u}:{u}:snippet sandbox:{JAIL_HOME}:/usr/sbin/nologin\n" for u in uids)
+    groups = "".join(f"sandbox:x:{u}:\n" for u in uids)
+    files = {"passwd": users + "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+             "group": groups + "nogroup:x:65534:\n",
+             "nsswitch.conf": "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"}
+    for name, text in files.items():
+        with open(os.path.join(etc, name), "w") as f:
+            f.write(text)
 
 
 def reclaim_staging(tmp: str | None = None) -> list[str]:
@@ -260,7 +280,11 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
         Mount(os.path.join(staged, "runtimes"), f"{JAIL_ROOT}/runtimes"),
         Mount("/dev/null", "/dev/null"),
         Mount("/dev/urandom", "/dev/urandom"),
+        *(Mount(os.path.join(staged, "etc", name), f"/etc/{name}")
+          for name in ("passwd", "group", "nsswitch.conf")),
     ]
+    if runtime == "python" and os.path.isdir(ZONEINFO):
+        mounts.append(Mount(ZONEINFO, ZONEINFO))  # public data: zoneinfo and dateutil read it
     if os.path.isdir(os.path.join(stdlib, "site-packages")):
         # masked: the host's third-party packages stay out (nsjail cannot create a mount
         # point inside a read-only bind, so only mask what exists)
@@ -314,11 +338,12 @@ def nsjail_argv(
     # and a zygote must not hold across fork.
     for name in SINGLE_THREADED_ENV:
         argv += ["--env", f"{name}=1"]
+    argv += ["--env", f"HOME={JAIL_HOME}"]
     for fd in pass_fds:
         argv += ["--pass_fd", str(fd)]
     if as_root:
         # inside uid/gid 1000 is nobody (65534) outside: even an escaped process owns nothing
-        argv += ["--user", "1000:65534:1", "--group", "1000:65534:1"]
+        argv += ["--user", f"{JAIL_UID}:65534:1", "--group", f"{JAIL_UID}:65534:1"]
     argv += list(cgroup_args)
     for m in mounts:
         argv += ["--bindmount_ro", m.flag()]

@@ -119,12 +119,15 @@ class Release:
 
 @dataclass(frozen=True)
 class Deliver:
-    """A task's one outcome. ``pid`` is the child that ran it (None if none did)."""
+    """A task's one outcome. ``pid`` is the child that ran it (None if none did); ``made``:
+    the pool decided it (a timeout, a crash, a cancel), so the child's result envelope did
+    not come and the shell may attach what the child printed up to then."""
 
     key: Hashable
     envelope: bytes
     status: Status
     pid: int | None = None
+    made: bool = False
 
 
 Action = StartJail | StopJail | Spawn | SendTask | Stop | Kill | Release | Deliver
@@ -278,7 +281,7 @@ class PoolCore:
             bad: list[Action] = [self._end(child, outcome.encode(
                 Status.CRASHED, "the sandboxed process sent a malformed result"), Status.CRASHED)]
             return bad + [self._release(child)] + self._settle(now)
-        out: list[Action] = [self._end(child, envelope, status)]
+        out: list[Action] = [self._end(child, envelope, status, made=False)]
         child.tasks_run += 1
         if child.tasks_run < self.rules.max_tasks and status in (Status.OK, Status.ERROR):
             child.state = ChildState.IDLE
@@ -425,13 +428,13 @@ class PoolCore:
                 out.append(Spawn(want))
         return out
 
-    def _end(self, child: Child, envelope: bytes, status: Status) -> Deliver:
+    def _end(self, child: Child, envelope: bytes, status: Status, made: bool = True) -> Deliver:
         """A task's one outcome; the child no longer runs it."""
         key = child.key
         assert key is not None
         child.key = None
         self._running.pop(key, None)
-        return Deliver(key, envelope, status, child.pid)
+        return Deliver(key, envelope, status, child.pid, made)
 
     def _release(self, child: Child) -> Release:
         if child.state is ChildState.IDLE:
@@ -442,7 +445,7 @@ class PoolCore:
         return Release(child.pid)
 
     def _deliver_made(self, key: Hashable, status: Status, message: str, pid: int | None = None) -> Deliver:
-        return Deliver(key, outcome.encode(status, message), status, pid)
+        return Deliver(key, outcome.encode(status, message), status, pid, made=True)
 
     def _why_no_child(self) -> str:
         waited = f"{self.rules.acquire_timeout_s:g} s"

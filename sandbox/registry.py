@@ -32,6 +32,7 @@ class Runtime:
     aliases: tuple[str, ...]
     jail_packages: tuple[str, ...]  # top-level importable names mounted at /sandbox/lib
     language_layer: bool  # Python's policy and import allow-lists apply
+    shared_output: bool  # its children print into a file the host maps (runtimes.output)
     _version: Callable[[], str]
 
     @property
@@ -46,8 +47,9 @@ def _cached_version(name: str, probe: Callable[[], str]) -> str:
 
 RUNTIMES: dict[str, Runtime] = {
     r.name: r for r in (
-        Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, _python_version),
-        Runtime("javascript", ("js",), ("msgpack", "quickjs", "_quickjs"), False, _quickjs_version),
+        Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, True, _python_version),
+        Runtime("javascript", ("js",), ("msgpack", "quickjs", "_quickjs"), False, True,
+                _quickjs_version),
     )
 }
 

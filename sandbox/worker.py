@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import mmap
 import os
 import signal
 import socket
@@ -28,11 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import seccomp
-from runtimes import framing, outcome, protocol
+from runtimes import framing, outcome, output, protocol
 from runtimes.outcome import Status
 from sandbox import jail, registry
 from sandbox import pool_core as core
-from sandbox.config import PoolConfig
+from sandbox.config import MAX_STDOUT_BYTES, PoolConfig
 from sandbox.errors import JailError
 from sandbox.loop import Loop
 from sandbox.request import TaskRequest
@@ -61,6 +62,19 @@ class _ChildIO:
     pidfd: int
     host_pid: int
     reader: framing.FrameReader | None = None  # set while a task's result is awaited
+    output_fd: int = -1  # the shared output file handed in with each task (runtimes.output)
+    output: mmap.mmap | None = None  # our mapping of it
+
+    def close(self) -> None:
+        self.channel.close()
+        if self.output is not None:
+            self.output.close()
+        for fd in (self.pidfd, self.output_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def signal(self, sig: int) -> None:
         try:
@@ -217,6 +231,8 @@ class Worker:
             return
         channel = socket.socket(fileno=fds[0])
         io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
+        if registry.RUNTIMES[pool.runtime].shared_output:
+            io.output_fd, io.output = _output_file()
         pool.children[pid] = io
         if not pool.baseline_bytes:
             pool.baseline_bytes = _address_space(io.host_pid)
@@ -270,8 +286,11 @@ class Worker:
             action = todo.popleft()
             if isinstance(action, core.Deliver):
                 self._owner.pop(action.key, None)
-                pool.requests.pop(action.key, None)
-                self._deliver(action.key, action.envelope, action.status)
+                request = pool.requests.pop(action.key, None)
+                envelope = action.envelope
+                if action.made and action.pid is not None and request is not None:
+                    envelope = self._with_output(pool, action, request, envelope)
+                self._deliver(action.key, envelope, action.status)
             elif isinstance(action, core.SendTask):
                 if not self._send_task(pool, action.pid, action.key):
                     todo.extend(pool.core.channel_lost(action.pid, time.monotonic()))
@@ -296,6 +315,20 @@ class Worker:
                     pool.jail.close()
                     pool.jail = None
                 pool.baseline_bytes = 0
+
+    def _with_output(self, pool: _Pool, action: core.Deliver, request: TaskRequest,
+                     envelope: bytes) -> bytes:
+        """A decided outcome, with what the child printed before it (kept in the shared file
+        even when the child died: runtimes.output)."""
+        io = pool.children.get(action.pid) if action.pid is not None else None
+        if io is None or io.output is None:
+            return envelope
+        io.signal(signal.SIGKILL)  # it must not write on while we read
+        text, truncated = output.read_shared(io.output, request.limits.stdout_bytes)
+        if not text and not truncated:
+            return envelope
+        made = outcome.decode(envelope, max_bytes=len(envelope))
+        return outcome.encode(made.status, made.message, stdout=text, truncated=truncated)
 
     def _lost_now(self, pool: _Pool, reason: str) -> list[core.Action]:
         if pool.jail is not None:
@@ -363,11 +396,16 @@ class Worker:
             as_bytes=pool.baseline_bytes + lim.memory_mb * MiB, memory_bytes=lim.memory_mb * MiB,
             cpu_s=math.ceil(lim.timeout_s) + 1, stdout_bytes=lim.stdout_bytes,
             result_bytes=lim.result_bytes, policy=request.policy, imports=request.imports,
+            timeout_ms=math.ceil(lim.timeout_s * 1000),
         ))
         io.reader = framing.FrameReader(lim.envelope_bytes)
+        fds: tuple[int, ...] = ()
+        if io.output is not None:
+            output.HEADER.pack_into(io.output, 0, 0, 0)  # nothing printed yet
+            fds = (io.output_fd,)
         try:
             io.channel.settimeout(_SEND_TIMEOUT_S)
-            framing.send_frame(io.channel, body)
+            framing.send_frame(io.channel, body, fds)
             io.channel.setblocking(False)  # from here on, read only what has arrived
         except OSError:
             return False
@@ -381,17 +419,21 @@ class Worker:
             return
         io.signal(signal.SIGKILL)
         self.loop.unwatch(io.fd)  # before the close: the number is free again after it
-        io.channel.close()
-        try:
-            os.close(io.pidfd)
-        except OSError:
-            pass
+        io.close()
 
     def _pool(self, runtime: str) -> _Pool:
         pool = self._pools.get(runtime)
         if pool is None:
             pool = self._pools[runtime] = _Pool(runtime, core.PoolCore(runtime, self._rules))
         return pool
+
+
+def _output_file() -> tuple[int, mmap.mmap]:
+    """A child's shared output file: sparse, so it costs memory only for what is printed."""
+    fd = os.memfd_create("snippet-output", os.MFD_CLOEXEC)
+    size = output.HEADER.size + MAX_STDOUT_BYTES
+    os.ftruncate(fd, size)
+    return fd, mmap.mmap(fd, size)
 
 
 def _host_pid(pidfd: int) -> int:

@@ -40,5 +40,6 @@ def child_filter() -> ChildFilter:
     """The per-child BPF program (pid not yet patched in) and its pid slots."""
     _check_machine()
     return bpf.compile_child(
-        policy.CHILD_KILL, policy.CHILD_SELF_ONLY, policy.CHILD_THREADS_ONLY, policy.CHILD_ENOSYS
+        policy.CHILD_KILL, policy.CHILD_SELF_ONLY, policy.CHILD_THREADS_ONLY, policy.CHILD_ENOSYS,
+        policy.CHILD_EPERM,
     )

@@ -6,7 +6,7 @@ compilation happens in the child, and no library is needed inside the jail.
 
 Order of checks: architecture (anything but x86_64 is killed: a 32-bit syscall table would
 bypass every rule), x32 numbers (killed), then a binary search over the numbers that have a
-rule (kill; ENOSYS; ``clone`` for threads only; ``kill``/``tkill``/``tgkill`` to its own pid
+rule (kill; ENOSYS; EPERM; ``clone`` for threads only; ``kill``/``tkill``/``tgkill`` to its own pid
 only), leading to the argument checks where a rule needs them; everything else is left to the
 jail filter underneath.
 """
@@ -33,6 +33,7 @@ RET_ALLOW = 0x7FFF0000
 RET_KILL_PROCESS = 0x80000000
 RET_ERRNO = 0x00050000
 ENOSYS = 38
+EPERM = 1
 
 # offsets into struct seccomp_data
 OFF_NR = 0
@@ -76,10 +77,12 @@ def compile_child(
     self_only: frozenset[str],
     threads_only: frozenset[str],
     enosys: frozenset[str],
+    eperm: frozenset[str] = frozenset(),
 ) -> ChildFilter:
     """Build the per-child program from the policy's name sets (x86_64)."""
     rules = sorted(
         [(number(n), "kill") for n in kill] + [(number(n), "enosys") for n in enosys]
+        + [(number(n), "eperm") for n in eperm]
         + [(number(n), "threads") for n in threads_only] + [(number(n), "self") for n in self_only]
     )
     if len({nr for nr, _ in rules}) != len(rules):
@@ -122,6 +125,7 @@ def compile_child(
     emit(Insn(LD_W_ABS, arg_high(0)))
     emit(Insn(JEQ_K, 0, jt="allow", jf="kill"))
     emit(Insn(RET_K, RET_ERRNO | ENOSYS), label="enosys")
+    emit(Insn(RET_K, RET_ERRNO | EPERM), label="eperm")
     emit(Insn(RET_K, RET_ALLOW), label="allow")
     emit(Insn(RET_K, RET_KILL_PROCESS), label="kill")
     return ChildFilter(program=_assemble(insns), pid_slots=tuple(pid_labels))

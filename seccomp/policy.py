@@ -8,9 +8,19 @@ Two layers read it (DESIGN.md, "Isolation, in layers"):
   falls back to ``clone``, whose flags a filter can inspect.
 - the **child filter**, installed by each forked child on itself before it reads its task,
   stacked on the jail filter (the kernel applies the stricter answer): the calls in
-  ``CHILD_KILL`` kill the child on the spot (status ``violation``); ``kill``/``tkill``/
-  ``tgkill`` may only target the child itself; ``clone`` may only make a thread, which the
-  child's RLIMIT_NPROC of 0 then refuses with EAGAIN (a clean "can't start new thread").
+  ``CHILD_KILL`` kill the child on the spot (status ``violation``); those in ``CHILD_EPERM``
+  fail with EPERM; ``kill``/``tkill``/``tgkill`` may only target the child itself; ``clone``
+  may only make a thread, which the child's RLIMIT_NPROC of 0 then refuses with EAGAIN (a
+  clean "can't start new thread").
+
+Kill or fail, decided per call: creating a socket fails (EPERM), because library code probes
+for local services and handles the refusal (glibc's user lookup asks nscd, libuuid asks
+uuidd) and killing the child for that breaks ordinary code (``os.path.expanduser``,
+``uuid.uuid1``, ``sysconfig``); a snippet's own socket fails the same way, and no network
+is reachable from the jail anyway (no interface in its network namespace). Everything a
+socket would be needed for (connect, bind, listen, accept) and everything that makes or
+inspects processes or mounts kills: no library does that by accident in a child, so the
+only callers are snippets probing the walls, and a kill stops them at the first probe.
 
 Names are the kernel's x86_64 names; ``KAFEL_NAMES`` maps the few that nsjail's policy
 language spells differently.
@@ -69,7 +79,7 @@ JAIL_ENOSYS: frozenset[str] = frozenset({"clone3"})
 # and a clean error would only invite probing.
 CHILD_KILL: frozenset[str] = frozenset(
     """
-    fork vfork execve execveat socket socketpair connect bind listen accept accept4
+    fork vfork execve execveat connect bind listen accept accept4
     ptrace process_vm_readv process_vm_writev process_madvise process_mrelease kcmp
     pidfd_open pidfd_getfd pidfd_send_signal rt_sigqueueinfo rt_tgsigqueueinfo setns unshare
     mount umount2 pivot_root chroot open_tree move_mount fsopen fsconfig fsmount fspick
@@ -82,6 +92,8 @@ CHILD_KILL: frozenset[str] = frozenset(
 )
 # Fails with ENOSYS: clone3 hides its flags from a filter, so libc must fall back to clone.
 CHILD_ENOSYS: frozenset[str] = frozenset({"clone3"})
+# Fails with EPERM: library code probes for local services with these (see above).
+CHILD_EPERM: frozenset[str] = frozenset({"socket", "socketpair"})
 # May only signal the calling process: the first argument must equal the child's own pid.
 CHILD_SELF_ONLY: frozenset[str] = frozenset({"kill", "tkill", "tgkill"})
 # Allowed only with CLONE_THREAD in its flags; a fork-like clone kills the child.

@@ -43,11 +43,12 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import mmap
 import re
 import time
 from typing import Any
 
-from runtimes import codec, outcome
+from runtimes import codec, outcome, output
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
 
@@ -60,13 +61,15 @@ _SAFE_INT = 2**53
 # built-ins it uses, so a snippet that replaces JSON or Object.keys only spoils its own result.
 PRELUDE = r"""
 (() => {
+  const emit = globalThis.__emit;  // the host's output buffer (runtimes.output); kept private
+  delete globalThis.__emit;
   const TAG = "\u0000", MAX_DEPTH = 256;
   const stringify = JSON.stringify, parse = JSON.parse, keys = Object.keys;
   const isArray = Array.isArray, fromCharCode = String.fromCharCode;
   const define = Object.defineProperty, getProto = Object.getPrototypeOf;
   const isView = ArrayBuffer.isView;
   const TypedArray = getProto(Uint8Array);
-  const state = { started: false, out: [], size: 0, cap: 0, truncated: false, done: false, value: undefined,
+  const state = { started: false, full: false, done: false, value: undefined,
                   error: undefined };
 
   function show(v, depth) {
@@ -90,12 +93,8 @@ PRELUDE = r"""
     }
   }
   function write(...args) {
-    if (state.truncated) return;
-    let line = args.map((a) => show(a, 0)).join(" ") + "\n";
-    const room = state.cap - state.size;
-    if (line.length > room) { line = line.slice(0, room); state.truncated = true; }
-    state.out.push(line);
-    state.size += line.length;
+    if (state.full) return;
+    state.full = !emit((args.map((a) => show(a, 0)).join(" ") + "\n").toWellFormed());
   }
   const console = { log: write, info: write, warn: write, error: write, debug: write };
 
@@ -210,15 +209,14 @@ PRELUDE = r"""
       show(stringify(walk(parse(input, revive), "result", 0, new Set())), 0);
     },
     started() { return state.started; },
-    run(snippet, cap) {
+    run(snippet) {
       const input = globalThis.__input;
       delete globalThis.__input;
-      sandbox.start(snippet, input, cap);
+      sandbox.start(snippet, input);
       return state.done ? sandbox.finish() : "";
     },
-    start(snippet, input, cap) {
+    start(snippet, input) {
       state.started = true;
-      state.cap = cap;
       let r;
       try {
         r = snippet(parse(input, revive));
@@ -227,7 +225,7 @@ PRELUDE = r"""
       else settle(true, r);
     },
     finish() {
-      const report = { out: state.out.join(""), truncated: state.truncated };
+      const report = {};
       if (!state.done) {
         report.error = { type: "Error", message: "the snippet's Promise never settled", stack: "",
                          unserializable: false };
@@ -252,6 +250,7 @@ REHEARSAL = "return {x: [data], b: new Uint8Array(2), d: new Date(0), n: 1.5}"
 # child through fork: each child's copy is as fresh as a new context (no snippet ever ran in
 # it), without paying ~0.7 ms of context creation and prelude parsing on the task's path.
 _pristine: Any = None
+_output: output.OutputBuffer | None = None  # the running task's console output
 
 
 def _new_context() -> Any:
@@ -259,6 +258,7 @@ def _new_context() -> Any:
 
     ctx = quickjs.Context()
     ctx.set_max_stack_size(MAX_STACK_BYTES)
+    ctx.add_callable("__emit", _emit)  # the prelude keeps it and removes the global
     ctx.eval(PRELUDE)
     return ctx
 
@@ -294,39 +294,49 @@ def rehearse() -> None:
     ), _new_context())
 
 
-def run(task: Task) -> bytes:
-    """Run one task on this process's pristine context."""
-    return _run(task, _take_context())
+def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
+    """Run one task on this process's pristine context; what it prints goes to ``shared``
+    (the host's output file, runtimes.output) when given."""
+    return _run(task, _take_context(), shared)
 
 
-def _run(task: Task, ctx: Any) -> bytes:
+def _emit(text: str) -> bool:
+    """console output from the prelude: into the task's buffer; False once it is full."""
+    if _output is None or not isinstance(text, str):
+        return False
+    _output.write(text.encode("utf-8", "replace"))
+    return not _output.truncated
+
+
+def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
     import quickjs
 
-    code, stdout_cap, result_cap = task.code, task.stdout_bytes, task.result_bytes
-    memory_bytes, cpu_s = task.memory_bytes, task.cpu_s
+    global _output
+    code, result_cap = task.code, task.result_bytes
     started = time.perf_counter()
-    out, truncated = "", False
+    out = _output = output.OutputBuffer(task.stdout_bytes, shared)
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
-        text, cut = _cap_utf8(out, stdout_cap)
         return outcome.encode(
-            status, message, stdout=text, truncated=truncated or cut,
+            status, message, stdout=out.getvalue(), truncated=out.truncated,
             duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
         )
 
     try:
         data_json = json.dumps(_tagged(codec.decode(task.data)), allow_nan=False)
-        # set after the prelude, so the limits bind the snippet and not our own set-up
-        ctx.set_memory_limit(memory_bytes)
-        ctx.set_time_limit(cpu_s)
+        # set after the prelude, so the limit binds the snippet and not our own set-up. No
+        # engine time limit: it would keep console output from reaching the host's buffer
+        # (the binding cannot call back into Python under one); the host's SIGKILL at the
+        # wall-clock timeout and the child's CPU rlimit end a snippet that runs too long.
+        ctx.set_memory_limit(task.memory_bytes)
         ctx.set("__input", data_json)
         # One eval compiles the snippet, runs it and, when it settled synchronously, reports.
         try:
-            text = ctx.eval(f"__sandbox.run(({_header(code)}{code}\n}}), {stdout_cap})")
+            text = ctx.eval(f"{_RUN}{_header(code)}{code}\n}}))")
         except quickjs.JSException as exc:
             if ctx.eval("__sandbox.started()"):
                 raise
-            error = _compile_error(str(exc))  # the snippet never ran: it did not compile
+            error = _compile_error(str(exc), len(_RUN) + len(_header(code)))  # it did not compile
             return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
         if not text:
             while ctx.execute_pending_job():
@@ -337,7 +347,6 @@ def _run(task: Task, ctx: Any) -> bytes:
         return _engine_failure(str(exc), finish)
     except MemoryError:
         return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (memory limit)")
-    out, truncated = report["out"], report["truncated"]
     error = report.get("error")
     if error is not None and error.get("oom"):
         return finish(
@@ -349,7 +358,8 @@ def _run(task: Task, ctx: Any) -> bytes:
             detail = ErrorDetail("UnserializableResult", error["message"], "")
             return finish(Status.ERROR, f"the result cannot be returned: {detail.message}", error=detail)
         detail = ErrorDetail(error["type"], error["message"],
-                             _traceback(error["type"], error["message"], error["stack"]))
+                             _traceback(error["type"], error["message"], error["stack"],
+                                        len(_RUN) + len(_header(code))))
         return finish(Status.ERROR, f"{detail.type}: {detail.message}", error=detail)
     try:
         encoded = codec.encode(report["value"], max_bytes=result_cap)
@@ -361,6 +371,9 @@ def _run(task: Task, ctx: Any) -> bytes:
     return finish(Status.OK, "ok", value=encoded)
 
 
+_RUN = "__sandbox.run(("  # what precedes the header on the snippet's first line
+
+
 def _header(code: str) -> str:
     # Same line as the snippet's first line: no offset in line numbers. ``async`` only when
     # needed, so a synchronous snippet does not pay for a Promise and a job-queue turn.
@@ -368,7 +381,7 @@ def _header(code: str) -> str:
 
 
 def _engine_failure(text: str, finish: Any) -> bytes:
-    """An exception that escaped to the engine: the interrupt, out of memory, stack overflow."""
+    """An exception that escaped to the engine: out of memory, stack overflow, ..."""
     first = text.strip().splitlines()[0] if text.strip() else ""
     if "interrupted" in first:
         return finish(Status.TIMEOUT, "exceeded the engine's time limit")
@@ -380,30 +393,35 @@ def _engine_failure(text: str, finish: Any) -> bytes:
     return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
 
 
-def _compile_error(text: str) -> ErrorDetail:
+def _compile_error(text: str, offset: int) -> ErrorDetail:
     first, _, rest = text.strip().partition("\n")
     name, _, message = first.partition(": ")
     line = re.search(r"<input>:(\d+)", rest)
     if line:
         message = f"{message} (line {line.group(1)})"
     return ErrorDetail(name or "SyntaxError", message,
-                       f"{name}: {message}\n" + rest.replace("<input>", "<snippet>") + "\n")
+                       f"{name}: {message}\n" + _snippet_positions(rest, offset) + "\n")
 
 
-def _traceback(name: str, message: str, stack: str) -> str:
+def _traceback(name: str, message: str, stack: str, offset: int = 0) -> str:
     """The stack's frames inside the snippet, named ``<snippet>`` like Python's traceback."""
     lines = stack.splitlines()
     # frames below the snippet's own are the prelude's, which called it
     last = max((i for i, line in enumerate(lines) if "at snippet (" in line), default=len(lines) - 1)
-    frames = [line.replace("<input>", "<snippet>") for line in lines[: last + 1] if "<input>" in line]
+    frames = [_snippet_positions(line, offset) for line in lines[: last + 1] if "<input>" in line]
     return "\n".join([f"{name}: {message}", *frames]) + "\n"
 
 
-def _cap_utf8(text: str, cap: int) -> tuple[str, bool]:
-    data = text.encode("utf-8", "replace")
-    if len(data) <= cap:
-        return text, False
-    return data[:cap].decode("utf-8", "ignore"), True
+def _snippet_positions(text: str, offset: int) -> str:
+    """``<input>:L:C`` as the snippet's own ``<snippet>:L:C``: the wrapper shares the snippet's
+    first line, so columns on line 1 move back by its length."""
+    def one(match: re.Match[str]) -> str:
+        line, column = int(match.group(1)), int(match.group(2))
+        if line == 1:
+            column = max(1, column - offset)
+        return f"<snippet>:{line}:{column}"
+
+    return re.sub(r"<input>:(\d+):(\d+)", one, text).replace("<input>", "<snippet>")
 
 
 def _tagged(value: Any) -> Any:

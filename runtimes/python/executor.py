@@ -13,12 +13,13 @@ from __future__ import annotations
 import ast
 import io
 import linecache
+import mmap
 import sys
 import time
 import traceback
 from typing import Any
 
-from runtimes import codec, outcome
+from runtimes import codec, outcome, output
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Imports, Task
 from runtimes.python import imports
@@ -69,13 +70,16 @@ def rehearse() -> None:
 
 
 class CappedOutput(io.TextIOBase):
-    """A text stream that keeps the first ``cap`` bytes (UTF-8) and counts the rest."""
+    """A text stream that keeps the first ``cap`` bytes (UTF-8) and counts the rest, in an
+    ``OutputBuffer`` (shared with the host when it handed a file in: see runtimes.output)."""
 
-    def __init__(self, cap: int) -> None:
-        self._cap = cap
-        self._parts: list[bytes] = []
-        self._size = 0
-        self.truncated = False
+    def __init__(self, cap: int, shared: mmap.mmap | None = None) -> None:
+        self._buffer = output.OutputBuffer(cap, shared)
+        self._room = self._buffer.cap
+
+    @property
+    def truncated(self) -> bool:
+        return self._buffer.truncated
 
     def writable(self) -> bool:
         return True
@@ -83,21 +87,20 @@ class CappedOutput(io.TextIOBase):
     def write(self, s: str) -> int:
         if not isinstance(s, str):
             raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        room = self._cap - self._size
+        room = self._room - self._buffer.size
         if room <= 0:
-            self.truncated = self.truncated or bool(s)
+            if s:
+                self._buffer.mark_truncated()
             return len(s)
         # slice before encoding, so a 50 MB print does not build a 50 MB bytes object
         data = s[:room].encode("utf-8", "replace")
-        if len(data) > room or len(s) > room:
-            self.truncated = True
-            data = data[:room]
-        self._parts.append(data)
-        self._size += len(data)
+        if len(s) > room:
+            self._buffer.mark_truncated()
+        self._buffer.write(data)
         return len(s)
 
     def getvalue(self) -> str:
-        return b"".join(self._parts).decode("utf-8", "ignore")
+        return self._buffer.getvalue()
 
 
 def compile_snippet(code: str) -> Any:
@@ -119,9 +122,9 @@ def compile_snippet(code: str) -> Any:
     return compile(wrapper, FILENAME, "exec", dont_inherit=True)
 
 
-def run(task: Task) -> bytes:
+def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
     code, result_cap = task.code, task.result_bytes
-    out = CappedOutput(task.stdout_bytes)
+    out = CappedOutput(task.stdout_bytes, shared)
     sys.stdout = sys.stderr = out
     linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
     started = time.perf_counter()
@@ -173,4 +176,8 @@ def describe(exc: BaseException) -> ErrorDetail:
         message = f"{exc.msg} (line {exc.lineno})"
     else:
         message = str(exc)
-    return ErrorDetail(type(exc).__name__, message, "".join(formatted.format()))
+    text = "".join(formatted.format())
+    kind = type(exc)
+    if kind.__module__.startswith("runtimes."):  # our own errors go by their bare names
+        text = text.replace(f"{kind.__module__}.{kind.__qualname__}", kind.__qualname__)
+    return ErrorDetail(kind.__name__, message, text)

@@ -52,6 +52,7 @@ def guard(policy: Imports) -> Callable[..., Any]:
     """An ``__import__`` for snippets that only lets through what ``policy`` lists."""
     stdlib = frozenset(policy.stdlib)
     external = frozenset(policy.external)
+    narrowed = policy.narrowed
     real_import = builtins.__import__
 
     def check(name: str) -> None:
@@ -60,6 +61,9 @@ def guard(policy: Imports) -> Callable[..., Any]:
         in_stdlib = is_stdlib(name)
         if not allowed_by(stdlib if in_stdlib else external, name):
             kind = "standard-library" if in_stdlib else "third-party"
+            if narrowed:
+                raise ImportDenied(f"import of {kind} module {name!r} is not in this task's "
+                                   f"imports (the imports= of the request, --import)", name=name)
             raise ImportDenied(f"import of {kind} module {name!r} is not allowed here; "
                                f"the operator can allow it with {SETTING[in_stdlib]}",
                                name=name)

@@ -14,6 +14,7 @@ that are not plain containers, ``global``-free augmented assignment to attribute
 
 from __future__ import annotations
 
+import ast
 import operator
 import sys
 from collections.abc import Callable
@@ -49,6 +50,9 @@ class RestrictedCodeError(Exception):
 
 
 def compile_snippet(code: str, filename: str) -> CodeType:
+    # a plain parse first: code that is not Python at all fails as the SyntaxError it is,
+    # with its line, rather than as a refusal of the restricted compiler
+    ast.parse(code, filename)
     result = compile_restricted_function("data", code, FUNCTION, filename=filename)
     if result.errors or result.code is None:
         raise RestrictedCodeError("; ".join(result.errors))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+
 from sandbox import Status
 
 UTC = datetime.timezone.utc
@@ -113,3 +115,14 @@ def test_deep_recursion_is_an_error_not_a_crash(sandbox):
 def test_oversized_result_is_output_limit(sandbox):
     r = js(sandbox, "return 'x'.repeat(5000)", result_bytes=2000)
     assert r.status is Status.OUTPUT_LIMIT
+
+
+@pytest.mark.parametrize("code, position", [
+    ("null.x.y", "<snippet>:1:1"),
+    ("let a = 1;\n  null.x.y", "<snippet>:2:3"),
+    ("let x = ;", "<snippet>:1:9"),
+])
+def test_stack_positions_are_the_snippets_own_also_on_line_1(sandbox, code, position):
+    r = js(sandbox, code)
+    assert r.status is Status.ERROR
+    assert position in r.error.traceback, r.error.traceback

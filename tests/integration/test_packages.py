@@ -19,7 +19,8 @@ def env():
     root = tempfile.mkdtemp(prefix="sandbox-packages-test-")
     os.chmod(root, 0o755)
     directory = os.path.join(root, "packages")
-    packages.install(["six"], directory, quiet=True)  # small, pure Python, from PyPI
+    # small, pure Python, from PyPI (dateutil looks the user up and reads time zones)
+    packages.install(["six", "python-dateutil"], directory, quiet=True)
     yield directory
     shutil.rmtree(root, ignore_errors=True)
 
@@ -30,6 +31,16 @@ def test_a_package_installed_and_used_from_a_snippet(env):
         r = sb.run("python", "import six\nreturn [six.PY3, six.__file__]")
         assert r.status is Status.OK, r.message
         assert r.value[0] is True and r.value[1].startswith("/sandbox/packages/")
+
+
+def test_dateutil_parses_and_finds_time_zones(env):
+    """Ordinary library code that looks the user up and reads the zone database runs."""
+    config = PoolConfig(size=1, external_allow=("dateutil",), packages_dir=env)
+    with Sandbox(config) as sb:
+        r = sb.run("python", "from dateutil import parser\nimport dateutil.tz\n"
+                             "d = parser.parse('2026-12-01T10:00:00+01:00')\n"
+                             "return [d.isoformat(), dateutil.tz.gettz('Europe/Paris') is not None]")
+        assert (r.status, r.value) == (Status.OK, ["2026-12-01T10:00:00+01:00", True]), r.message
 
 
 def test_an_installed_package_is_still_subject_to_the_allow_list(env):
@@ -46,14 +57,14 @@ def test_the_environment_is_read_only_in_the_jail(env):
 
 
 def test_ensure_reinstalls_only_when_the_specs_change(env):
-    assert packages.installed_specs(env) == ["six"]
-    assert packages.ensure(["six "], env) is False  # same list, other spacing
+    assert packages.installed_specs(env) == ["python-dateutil", "six"]
+    assert packages.ensure(["six ", "python-dateutil"], env) is False  # same list, other spacing
 
 
 def test_a_failed_install_keeps_the_previous_environment(env):
     with pytest.raises(ConfigError, match="pip could not install"):
         packages.install(["this-package-does-not-exist-snippet-sandbox==0.0.0"], env, quiet=True)
-    assert packages.installed_specs(env) == ["six"]
+    assert packages.installed_specs(env) == ["python-dateutil", "six"]
     assert os.path.exists(os.path.join(env, "six.py"))
 
 

@@ -129,3 +129,16 @@ def test_concurrent_tasks_each_get_their_own_result(sandbox):
     with ThreadPoolExecutor(6) as ex:
         results = list(ex.map(lambda i: sandbox.run("python", "return data * 3", i), range(24)))
     assert [r.value for r in results] == [i * 3 for i in range(24)]
+
+
+def test_a_syntax_error_under_the_restricted_policy_is_a_syntax_error(default_sandbox):
+    r = default_sandbox.run("python", "x = (", policy="restricted")
+    assert (r.status, r.error.type) == (Status.ERROR, "SyntaxError")
+    assert r.error.message == "'(' was never closed (line 1)"
+
+
+def test_our_own_errors_show_their_bare_names_in_the_traceback(default_sandbox):
+    r = default_sandbox.run("python", "import os")
+    assert r.error.type == "ImportDenied"
+    assert r.error.traceback.splitlines()[-1].startswith("ImportDenied: import of")
+    assert "runtimes." not in r.error.traceback

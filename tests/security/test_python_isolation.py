@@ -41,7 +41,8 @@ def test_cant_see_host_environment(sandbox):
     r = sandbox.run("python", "import os\nreturn dict(os.environ)")
     assert r.status is Status.OK
     assert secret not in repr(r.value)
-    assert "PATH" not in r.value and "HOME" not in r.value
+    assert "PATH" not in r.value
+    assert r.value["HOME"] == "/home/sandbox"  # the jail's own, for library code that asks
 
 
 def test_cant_open_sockets(sandbox):
@@ -64,12 +65,18 @@ def test_cant_open_sockets(sandbox):
             f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
             "s.sendall(b'leak')\nreturn 'connected'",
         )
-        assert r.status is Status.VIOLATION
+        # the socket is refused (EPERM, so library probes can fall back: seccomp/policy.py)
+        assert (r.status, r.error.type) == (Status.ERROR, "PermissionError")
         t.join()
         assert accepted == []
     finally:
         listener.close()
         t.join()
+
+
+# The rest end as a kill (violation), not an error: no library makes processes, execs or
+# signals others from a child by accident, so only a snippet probing the walls does, and it
+# is stopped at its first probe (seccomp/policy.py).
 
 
 def test_cant_fork(sandbox):

@@ -13,7 +13,7 @@ from sandbox.config import ServiceConfig, canonical_runtime
         ({"timeout_s": float("nan")}, "finite"),
         ({"timeout_s": "1"}, "timeout_s must be a float"),
         ({"memory_mb": 1}, "memory_mb must be between"),
-        ({"memory_mb": 1.5}, "memory_mb must be a int"),
+        ({"memory_mb": 1.5}, "memory_mb must be an int"),
         ({"memory_mb": True}, "memory_mb"),
         ({"stdout_bytes": -1}, "stdout_bytes"),
         ({"result_bytes": 10}, "result_bytes"),

@@ -55,7 +55,7 @@ def test_bad_allow_lists_are_config_errors(stdlib, external, message):
 
 def test_a_task_narrows_the_operator_lists():
     policy = ImportPolicy.of(SAFE_STDLIB, ("pandas",)).narrow(["json", "pandas"])
-    assert policy.imports == Imports(stdlib=("json",), external=("pandas",))
+    assert policy.imports == Imports(stdlib=("json",), external=("pandas",), narrowed=True)
     assert ImportPolicy.of().narrow(None) == ImportPolicy.of()
 
 
@@ -182,3 +182,26 @@ def test_stdlib_view_refuses_a_file_outside_the_standard_library():
 
     with pytest.raises(JailError, match="outside"):
         units("/usr/lib/python3.11", ["/usr/lib/python3.11/../../../etc/shadow"])
+
+
+def test_plus_names_add_to_the_default_list():
+    policy = ImportPolicy.of(("+sys", "+os"))
+    assert policy.stdlib == frozenset(SAFE_STDLIB) | {"sys", "os"}
+
+
+def test_plain_names_replace_the_default_list():
+    assert ImportPolicy.of(("sys",)).stdlib == frozenset({"sys"})
+
+
+def test_mixing_added_and_replacing_names_is_refused_saying_why():
+    with pytest.raises(ConfigError, match=r"stdlib_allow: mixes names that add .*\+name"):
+        ImportPolicy.of(("+sys", "json"))
+
+
+def test_a_task_narrowing_is_what_a_denial_names():
+    narrowed = ImportPolicy.of().narrow(["json"]).imports
+    assert narrowed.narrowed
+    imp = guard_module.guard(narrowed)
+    with pytest.raises(guard_module.ImportDenied,
+                       match=r"'math' is not in this task's imports \(the imports= of the request"):
+        imp("math", None, None, (), 0)

@@ -157,3 +157,8 @@ def test_a_closed_sandbox_refuses_to_run():
     sb.close()
     with pytest.raises(ClosedError):
         sb.run("python", "ok 1")
+
+
+def test_what_was_printed_before_a_timeout_comes_back(sb):
+    r = sb.run("python", "printsleep started", timeout_s=0.3)
+    assert (r.status, r.stdout) == (Status.TIMEOUT, "started\n")

@@ -109,6 +109,7 @@ def test_a_lone_caller_runs_the_loop_in_its_own_thread():
     loop = Loop()
     shared = SharedLoop(loop)
     shared.start()
+    time.sleep(0.1)  # the background thread's first look at the loop is over by then
     ran_in = []
     assert shared.run_until(lambda: ran_in.append(threading.get_ident()), lambda: bool(ran_in), 5)
     assert ran_in == [threading.get_ident()]  # no hand-off to another thread

@@ -89,14 +89,21 @@ def test_unpatched_program_allows_no_kill() -> None:
 
 
 def test_policy_names_are_known_syscalls() -> None:
-    names = policy.JAIL_ALLOW | policy.JAIL_ENOSYS | policy.CHILD_KILL | policy.CHILD_SELF_ONLY
+    names = (policy.JAIL_ALLOW | policy.JAIL_ENOSYS | policy.CHILD_KILL | policy.CHILD_SELF_ONLY
+             | policy.CHILD_EPERM)
     assert names <= set(X86_64)
 
 
 def test_child_denies_what_the_jail_allows_for_the_zygote() -> None:
-    zygote_only = {"fork", "vfork", "execve", "socketpair", "pidfd_open"}
+    zygote_only = {"fork", "vfork", "execve", "pidfd_open"}
     assert zygote_only <= policy.JAIL_ALLOW
     assert zygote_only <= policy.CHILD_KILL
+    assert "socketpair" in policy.JAIL_ALLOW and "socketpair" in policy.CHILD_EPERM
+
+
+@pytest.mark.parametrize("name", sorted(policy.CHILD_EPERM))
+def test_creating_a_socket_fails_with_eperm_so_library_probes_fall_back(program: bytes, name) -> None:
+    assert evaluate(program, X86_64[name]) == bpf.RET_ERRNO | 1
 
 
 def test_jail_policy_denies_by_default() -> None:
@@ -114,6 +121,8 @@ def test_every_number_gets_the_verdict_its_rule_gives(program: bytes) -> None:
         verdicts[X86_64[name]] = bpf.RET_KILL_PROCESS
     for name in policy.CHILD_ENOSYS:
         verdicts[X86_64[name]] = bpf.RET_ERRNO | 38
+    for name in policy.CHILD_EPERM:
+        verdicts[X86_64[name]] = bpf.RET_ERRNO | 1
     for nr in range(1024):
         args = (0x11,) if nr == X86_64["clone"] else (1, 9)  # fork's flags; another's pid
         expected = verdicts.get(nr, bpf.RET_ALLOW)

@@ -1,0 +1,70 @@
+"""A snippet's captured output, kept where the host can still read it if the child dies.
+
+The child keeps what the snippet prints in a buffer of at most the task's ``stdout_bytes``
+(UTF-8). When the host hands a shared memory file in beside the task frame (a memfd, as
+SCM_RIGHTS), that buffer is the file's mapping: every write lands in memory the host maps
+too, with no system call, and a task that ends without a result (timeout, an OOM kill, a
+crash) still comes back with what it printed up to then. Otherwise the buffer is the child's
+own memory.
+
+Layout of the shared file: a header (the length written so far, 8 bytes little-endian; a
+truncated flag, 1 byte; 7 bytes reserved), then the bytes. The host reads it as untrusted:
+``read_shared`` clamps every number to the file and the task's cap.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+
+HEADER = struct.Struct("<QB7x")
+
+
+class OutputBuffer:
+    """The first ``cap`` bytes written, and whether more came."""
+
+    def __init__(self, cap: int, shared: mmap.mmap | None = None) -> None:
+        self._shared = shared
+        if shared is not None:
+            cap = min(cap, len(shared) - HEADER.size)
+            HEADER.pack_into(shared, 0, 0, 0)
+        self.cap = max(0, cap)
+        self._parts: list[bytes] = []
+        self.size = 0
+        self.truncated = False
+
+    def write(self, data: bytes) -> None:
+        room = self.cap - self.size
+        if len(data) > room:
+            data, self.truncated = data[:room], True
+        if data:
+            if self._shared is not None:
+                start = HEADER.size + self.size
+                self._shared[start:start + len(data)] = data
+            else:
+                self._parts.append(data)
+            self.size += len(data)
+        if self._shared is not None:
+            HEADER.pack_into(self._shared, 0, self.size, self.truncated)
+
+    def mark_truncated(self) -> None:
+        if not self.truncated:
+            self.truncated = True
+            if self._shared is not None:
+                HEADER.pack_into(self._shared, 0, self.size, 1)
+
+    def getvalue(self) -> str:
+        if self._shared is not None:
+            raw = self._shared[HEADER.size:HEADER.size + self.size]
+        else:
+            raw = b"".join(self._parts)
+        return raw.decode("utf-8", "ignore")
+
+
+def read_shared(view: mmap.mmap, cap: int) -> tuple[str, bool]:
+    """What a (possibly dead, possibly hostile) child left in a shared output file."""
+    if len(view) < HEADER.size:
+        return "", False
+    length, flag = HEADER.unpack_from(view, 0)
+    length = min(length, cap, len(view) - HEADER.size)
+    return view[HEADER.size:HEADER.size + length].decode("utf-8", "ignore"), bool(flag)
