@@ -5,6 +5,7 @@
     ├── RequestError     a task request that cannot run (answered with status rejected)
     ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
     ├── ClosedError      the sandbox was used after close()
+    ├── ConnectError     a broker could not be reached, or the server refused our key
     └── N8nProtocolError a frame from n8n's task broker that does not parse or validate
 
 Outcomes of a snippet are never exceptions: ``run()`` returns a ``Result`` whose status says
@@ -33,6 +34,10 @@ class JailError(SandboxError):
 
 class ClosedError(SandboxError):
     """The sandbox was used after it was closed."""
+
+
+class ConnectError(SandboxError):
+    """A broker could not be reached in time, or its server refused our CURVE key."""
 
 
 class N8nProtocolError(SandboxError):

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,14 @@ def n8n_runners(n8n):
 def n8n_runner(n8n_runners):
     """Our runner with the default flags, registered with the session's n8n."""
     return n8n_runners.use()
+
+
+@pytest.fixture
+def ipc_dir() -> Iterator[str]:
+    """A private directory with a short path for ipc:// sockets (a socket's path must fit
+    in 107 bytes, which pytest's tmp_path of a long test name does not)."""
+    directory = tempfile.mkdtemp(prefix="sbx-", dir="/tmp")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
