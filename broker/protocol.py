@@ -107,6 +107,9 @@ class Submit:
     # how long the caller waits for the answer, from when it sent the task: past it nobody
     # waits, and the broker drops the task (queued) or cancels it (running)
     deadline_s: float | None = None
+    # "process" (a fresh process) or "worker" (a warm worker of its lane and reuse key only)
+    isolation: str = "process"
+    reuse_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,8 @@ class TaskMsg:
     limits: TaskLimits = field(default_factory=TaskLimits)
     policy: str = "default"
     imports: tuple[str, ...] | None = None
+    # worker mode: the workers it may share ("<lane>/<reuse key>"); None for a fresh process
+    reuse: str | None = None
 
 
 @dataclass(frozen=True)
@@ -399,7 +404,17 @@ def _check_submit(m: Submit) -> None:
     _check_language(m)
 
 
+ISOLATIONS = ("process", "worker")
+
+
 def _check_language(m: Submit | TaskMsg) -> None:
+    if isinstance(m, Submit):
+        _need(m.isolation in ISOLATIONS, f"'isolation' must be one of {', '.join(ISOLATIONS)}")
+        if m.reuse_key is not None:
+            _text(m.reuse_key, "reuse_key", 128)
+            _need(m.isolation == "worker", "'reuse_key' applies to isolation \"worker\"")
+    elif m.reuse is not None:
+        _text(m.reuse, "reuse", 200)
     _text(m.policy, "policy", 32)
     imports = m.imports
     _need(imports is None or (isinstance(imports, (list, tuple)) and len(imports) <= 256
