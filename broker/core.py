@@ -1,43 +1,62 @@
 """The broker's routing, queueing, deadline and retry rules: a pure state machine.
 
-Events go in (a decoded message from a client or a runner, a malformed frame, ``tick(now)``),
-the messages to send come out as ``Send`` records. No sockets, no clock: the caller passes
-``now`` (seconds, monotonic) and does the I/O. The rules, in one place:
+Events go in (a decoded message from a client or a runner, a malformed frame, a peer that
+cannot be reached, ``tick(now)``, ``drain``, ``shutdown``), the messages to send come out as
+``Send`` records, and every task's one outcome is recorded as an ``Outcome`` for the
+metrics. No sockets, no clock: the caller passes ``now`` (seconds, monotonic) and does the
+I/O. The rules, in one place:
 
 Queueing
   1. A submitted task joins the queue of its lane. Dispatch order is priority (higher
      first), then submission order (FIFO).
   2. The queue is bounded (``max_queued``): a task that would exceed it is rejected at once
-     with "queue full (N waiting)".
+     with "queue full (N waiting)". So is one from a client that already holds
+     ``max_per_client`` tasks: queued, running, or answered but not yet taken by its socket
+     (the shell reports that backlog), so a client that stops reading stops adding work.
   3. A task that no registered runner could ever run (runtime, version prefix, group) is
      rejected at once when it says ``wait_for_runner=False``; otherwise it waits.
   4. A queued task past its queue deadline is rejected with the reason nothing ran:
      "no runner for runtime X in group Y", "lane L at its cap of N for 30 s", or
      "all N slots busy for 30 s".
+  5. A task carries its caller's deadline (``deadline_s``): past it nobody waits for the
+     answer, so a queued task is dropped and a running one cancelled.
 
 Dispatch
-  5. A task runs on a runner that serves its runtime (version prefix matching), carries its
+  6. A task runs on a runner that serves its runtime (version prefix matching), carries its
      group (if it names one) and has a free slot; among those, the one with most free slots.
-  6. Never more in flight than ``max_in_flight`` overall, a lane's cap in that lane, or a
+  7. Never more in flight than ``max_in_flight`` overall, a lane's cap in that lane, or a
      runner's advertised slots on that runner. A task that cannot be placed does not block
      tasks behind it that can (no head-of-line blocking across runtimes or lanes).
 
 Runners
-  7. ``ready`` registers a runner (or re-registers it, which forgets what it was running:
+  8. ``ready`` registers a runner (or re-registers it, which forgets what it was running:
      its tasks are treated as lost). Every message from a runner refreshes its liveness; a
-     runner silent for ``heartbeat_s * liveness`` is lost.
-  8. When a runner is lost, each of its tasks that is ``idempotent`` and has attempts left
+     runner silent for ``heartbeat_s * liveness``, or that the socket cannot reach, is lost.
+  9. When a runner is lost, each of its tasks that is ``idempotent`` and has attempts left
      goes back to the front of its queue; the others end as ``crashed`` "runner lost".
-  9. ``bye`` removes a runner that has finished its work; a runner is sent a heartbeat every
-     ``heartbeat_s``.
+  10. ``bye`` removes a runner that has finished its work; a runner is sent a heartbeat
+      every ``heartbeat_s``.
 
 Results and cancellation
-  10. ``done`` from the runner that holds the task forwards the envelope to the client and
-      frees the slot. A ``done`` for a task that runner does not hold is dropped and counted.
-  11. ``cancel`` of a queued task removes it (answer: rejected "cancelled before it ran"); of
+  11. ``done`` from the runner that holds the task forwards the envelope and the runner's
+      status to the client and frees the slot; an envelope too large to forward within the
+      frame cap ends as ``output_limit``. A ``done`` for a task that runner does not hold is
+      dropped and counted, never counted as an outcome.
+  12. ``cancel`` of a queued task removes it (answer: rejected "cancelled before it ran"); of
       a running task sends ``cancel_task`` to its runner and answers the client at once
       (crashed "cancelled while running"); the slot is freed when the runner reports.
-      Cancelling an unknown or finished task is a no-op answered with rejected.
+      Cancelling an unknown or finished task changes nothing and is not answered: the task
+      had (or will have) its one answer, and a late cancel must not look like a second one.
+  13. A client the socket cannot reach any more is gone: its queued tasks are dropped and its
+      running ones cancelled, without answers.
+
+Draining
+  14. ``drain`` stops all new work: every queued task is answered at once (rejected "the
+      broker is shutting down"), and so is every later submit; no queued task starts and no
+      lost task is retried. In-flight tasks run on; ``shutdown`` (at the grace's end)
+      cancels those still running.
+
+Every submitted task gets exactly one answer and one ``Outcome``, whichever rule ends it.
 """
 
 from __future__ import annotations
@@ -45,18 +64,35 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
 from broker import protocol as p
-from runtimes import outcome
-from runtimes.outcome import Status
+
+# Why the broker itself ended a task (an Outcome's ``reason``; "" for a runner's result).
+QUEUE_FULL = "queue_full"
+CLIENT_CAP = "client_cap"
+DUPLICATE_ID = "duplicate_id"
+NO_RUNNER = "no_runner"
+QUEUE_TIMEOUT = "queue_timeout"
+EXPIRED = "expired"  # the caller's deadline passed
+CANCELLED = "cancelled"
+RUNNER_LOST = "runner_lost"
+CLIENT_GONE = "client_gone"
+DRAINING = "draining"
+SHUTDOWN = "shutdown"
+FRAME_CAP = "frame_cap"
+
+SHUTTING_DOWN = "the broker is shutting down"
+_MAX_LANES_SEEN = 64  # lanes whose depth is reported even when empty (bounded: clients name them)
 
 
 @dataclass(frozen=True)
 class BrokerConfig:
     max_queued: int = 10_000
     max_in_flight: int = 100_000
+    max_per_client: int = 10_000  # tasks one client may hold: queued, running, unread
     lane_caps: dict[str, int] = field(default_factory=dict)  # lane -> concurrency cap
     queue_timeout_s: float = 30.0  # default queue-wait deadline
     heartbeat_s: float = 1.0
@@ -71,6 +107,18 @@ class Send:
     msg: p.Message
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How one task ended, recorded once: what the metrics count."""
+
+    runtime: str
+    lane: str
+    status: str  # one of protocol.STATUSES
+    reason: str  # why the broker ended it (the constants above), "" for a runner's result
+    queue_s: float | None  # submit to (last) dispatch; None when it never ran
+    run_s: float | None  # dispatch to answer; None when it never ran
+
+
 @dataclass
 class Task:
     key: str  # broker-wide: client identity + client's id
@@ -78,10 +126,12 @@ class Task:
     submit: p.Submit
     seq: int
     submitted_at: float
-    deadline: float
+    deadline: float  # when it leaves the queue unrun (queue wait or the caller's deadline)
+    expires_at: float = math.inf  # the caller's deadline: nobody waits after it
     attempts: int = 0
     runner: bytes | None = None
-    cancelled: bool = False
+    dispatched_at: float = 0.0
+    cancelled: bool = False  # answered while running; its runner still holds the slot
 
     def order(self) -> tuple[int, int, str]:
         return (-self.submit.priority, self.seq, self.key)
@@ -109,6 +159,12 @@ class Runner:
         return submit.group is None or submit.group in self.groups
 
 
+@dataclass
+class ClientState:
+    tasks: set[str] = field(default_factory=set)  # keys of its unanswered tasks
+    backlog: int = 0  # answers the shell holds because the client's socket is full
+
+
 class BrokerCore:
     def __init__(self, config: BrokerConfig | None = None) -> None:
         self.config = config or BrokerConfig()
@@ -117,9 +173,14 @@ class BrokerCore:
         # left the queue are skipped when they surface): no event sorts the whole queue
         self._order: list[tuple[int, int, str]] = []
         self._deadlines: list[tuple[float, int, str]] = []
+        self._expiries: list[tuple[float, int, str]] = []  # running tasks' caller deadlines
         self.running: dict[str, Task] = {}
         self.runners: dict[bytes, Runner] = {}
+        self.clients: dict[bytes, ClientState] = {}
         self.counters: Counter[str] = Counter()
+        self.outcomes: list[Outcome] = []  # taken by the shell (take_outcomes)
+        self.draining = False
+        self._lanes_seen: set[str] = {p.DEFAULT_LANE, *self.config.lane_caps}
         self._seq = itertools.count()
         self._next_heartbeat = 0.0
 
@@ -129,7 +190,7 @@ class BrokerCore:
         if isinstance(msg, p.Submit):
             return self._submit(client, msg, now)
         if isinstance(msg, p.Cancel):
-            return self._cancel(client, msg.id)
+            return self._cancel(client, msg.id, now)
         if isinstance(msg, p.Ping):
             return [Send(client, p.Pong())]
         return self.on_malformed(client, f"a client may not send {msg.TYPE!r}", None)
@@ -137,6 +198,9 @@ class BrokerCore:
     def on_runner(self, identity: bytes, msg: p.Message, now: float) -> list[Send]:
         if isinstance(msg, p.Ready):
             return self._ready(identity, msg, now)
+        if not isinstance(msg, (p.RunnerHeartbeat, p.Done, p.Bye)):
+            return self.on_malformed(identity, f"a runner may not send {msg.TYPE!r}", None,
+                                     from_runner=True)
         runner = self.runners.get(identity)
         if runner is None:
             self.counters["dropped_unknown_runner"] += 1
@@ -147,14 +211,51 @@ class BrokerCore:
             return []
         if isinstance(msg, p.Done):
             return self._done(runner, msg, now)
-        if isinstance(msg, p.Bye):
-            return self._lose(runner, now, "runner left")
-        return []
+        return self._lose(runner, now, "runner left")
 
-    def on_malformed(self, sender: bytes, error: str, msg_id: str | None) -> list[Send]:
-        """A frame that did not parse: answer with ``rejected`` (the sender may be a client)."""
-        self.counters["malformed"] += 1
+    def on_malformed(self, sender: bytes, error: str, msg_id: str | None, *,
+                     from_runner: bool = False) -> list[Send]:
+        """A frame that is not a valid message. A client is answered with ``rejected``; a
+        runner's bad frame is only counted (a runner has no use for the answer)."""
+        if from_runner:
+            self.counters["malformed_runner"] += 1
+            return []
+        self.counters["malformed_client"] += 1
         return [Send(sender, p.Rejected(msg_id, f"rejected: {error}"))]
+
+    def on_runner_gone(self, identity: bytes, now: float) -> list[Send]:
+        """The runner socket cannot reach this runner any more: it is lost (rule 8)."""
+        runner = self.runners.get(identity)
+        return self._lose(runner, now, "runner lost (disconnected)") if runner is not None else []
+
+    def on_client_gone(self, client: bytes, now: float) -> list[Send]:
+        """The client socket cannot reach this client any more (rule 13)."""
+        state = self.clients.pop(client, None)
+        if state is None:
+            return []
+        self.counters["clients_gone"] += 1
+        out: list[Send] = []
+        for key in sorted(state.tasks):
+            task = self.queued.get(key)
+            if task is not None:
+                self._dequeue(task)
+                self._record(task, p.REJECTED, CLIENT_GONE, now)
+                continue
+            task = self.running.get(key)
+            if task is not None and not task.cancelled:
+                out += self._cancel_running(task, now)
+                self._record(task, p.CRASHED, CLIENT_GONE, now)
+        return out + self._dispatch(now)
+
+    def on_backlog(self, client: bytes, count: int) -> None:
+        """The shell holds ``count`` answers that the client's socket has not taken yet."""
+        state = self.clients.get(client)
+        if state is None:
+            if not count:
+                return
+            state = self.clients[client] = ClientState()
+        state.backlog = count
+        self._forget_idle(client, state)
 
     def tick(self, now: float) -> list[Send]:
         out: list[Send] = []
@@ -168,54 +269,109 @@ class BrokerCore:
             if task is None or task.deadline != deadline:
                 continue  # it left the queue, or waits under a later deadline now
             self._dequeue(task)
-            self.counters["rejected_deadline"] += 1
-            out.append(self._reject(task, self._why_waiting(task)))
+            if now >= task.expires_at:
+                self.counters["expired_queued"] += 1
+                out.append(self._reject(task, "nobody waits for it any more (the caller's "
+                                        "deadline passed before it ran)", EXPIRED, now))
+            else:
+                out.append(self._reject(task, self._why_waiting(task), QUEUE_TIMEOUT, now))
+        while self._expiries and self._expiries[0][0] <= now:
+            _, _, key = heapq.heappop(self._expiries)
+            task = self.running.get(key)
+            if task is None or task.cancelled or task.expires_at > now:
+                continue
+            self.counters["expired_running"] += 1
+            out += self._cancel_running(task, now)
+            out.append(self._answer(task, p.CRASHED, "cancelled: nobody waits for it any more "
+                                    "(the caller's deadline passed)", EXPIRED, now))
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat_s
             out += [Send(r.identity, p.BrokerHeartbeat()) for r in self.runners.values()]
         return out + self._dispatch(now)
 
+    def drain(self, now: float) -> list[Send]:
+        """Rule 14: no new work from now on; every queued task is answered at once."""
+        self.draining = True
+        out = []
+        for task in sorted(self.queued.values(), key=Task.order):
+            self._dequeue(task)
+            out.append(self._reject(task, SHUTTING_DOWN, DRAINING, now))
+        return out
+
+    def shutdown(self, now: float) -> list[Send]:
+        """The grace is over: cancel every task still running (and drain, if not yet)."""
+        out = self.drain(now)
+        for task in sorted(self.running.values(), key=Task.order):
+            if task.cancelled:
+                continue
+            out += self._cancel_running(task, now)
+            out.append(self._answer(task, p.CRASHED, "the broker shut down before the task "
+                                    "finished", SHUTDOWN, now))
+        return out
+
+    def take_outcomes(self) -> list[Outcome]:
+        taken, self.outcomes = self.outcomes, []
+        return taken
+
     # -- rules -------------------------------------------------------------------------------
 
     def _submit(self, client: bytes, msg: p.Submit, now: float) -> list[Send]:
         key = f"{client.hex()}:{msg.id}"
+        task = Task(key, client, msg, next(self._seq), now, now)
         if key in self.queued or key in self.running:
-            return [Send(client, p.Rejected(msg.id, f"task id {msg.id!r} is already in use"))]
+            return [self._reject(task, f"task id {msg.id!r} is already in use", DUPLICATE_ID,
+                                 now, held=False)]
+        if self.draining:
+            return [self._reject(task, SHUTTING_DOWN, DRAINING, now, held=False)]
+        state = self.clients.get(client)
+        held = len(state.tasks) + state.backlog if state is not None else 0
+        if held >= self.config.max_per_client:
+            return [self._reject(task, f"this client holds {held} unanswered tasks, its cap "
+                                 f"(max_per_client {self.config.max_per_client})",
+                                 CLIENT_CAP, now, held=False)]
         if len(self.queued) >= self.config.max_queued:
-            self.counters["rejected_queue_full"] += 1
-            return [Send(client, p.Rejected(msg.id, f"queue full ({len(self.queued)} waiting)"))]
+            return [self._reject(task, f"queue full ({len(self.queued)} waiting)", QUEUE_FULL,
+                                 now, held=False)]
         if not msg.wait_for_runner and not any(r.serves(msg) for r in self.runners.values()):
-            self.counters["rejected_no_runner"] += 1
-            return [Send(client, p.Rejected(msg.id, self._no_runner(msg)))]
-        wait = self.config.queue_timeout_s if msg.queue_timeout_s is None else msg.queue_timeout_s
-        task = Task(key, client, msg, next(self._seq), now, now + wait)
+            return [self._reject(task, self._no_runner(msg), NO_RUNNER, now, held=False)]
+        if msg.deadline_s is not None:
+            task.expires_at = now + msg.deadline_s
+        task.deadline = min(now + self._wait_of(task), task.expires_at)
+        if state is None:
+            state = self.clients[client] = ClientState()
+        state.tasks.add(key)
+        if len(self._lanes_seen) < _MAX_LANES_SEEN:
+            self._lanes_seen.add(msg.lane)
         self._enqueue(task)
         self.counters["submitted"] += 1
         return self._dispatch(now)
 
-    def _cancel(self, client: bytes, msg_id: str) -> list[Send]:
+    def _cancel(self, client: bytes, msg_id: str, now: float) -> list[Send]:
         key = f"{client.hex()}:{msg_id}"
         task = self.queued.get(key)
         if task is not None:
             self._dequeue(task)
             self.counters["cancelled_queued"] += 1
-            return [Send(client, p.Rejected(msg_id, "cancelled before it ran"))]
+            return [self._reject(task, "cancelled before it ran", CANCELLED, now)]
         task = self.running.get(key)
         if task is None or task.cancelled:
-            return [Send(client, p.Rejected(msg_id, f"no queued or running task {msg_id!r}"))]
-        task.cancelled = True
+            self.counters["cancel_unknown"] += 1  # rule 12: answered once already, or never
+            return []
         self.counters["cancelled_running"] += 1
-        envelope = outcome.encode(Status.CRASHED, "cancelled while running")
+        return self._cancel_running(task, now) + [
+            self._answer(task, p.CRASHED, "cancelled while running", CANCELLED, now)]
+
+    def _cancel_running(self, task: Task, now: float) -> list[Send]:
+        """Tell the runner to stop ``task``; it keeps its slot until the runner reports."""
+        task.cancelled = True
         assert task.runner is not None
-        return [
-            Send(task.runner, p.CancelTask(key)),
-            Send(client, p.ResultMsg(msg_id, envelope, task.attempts, 0.0)),
-        ]
+        return [Send(task.runner, p.CancelTask(task.key))]
 
     def _ready(self, identity: bytes, msg: p.Ready, now: float) -> list[Send]:
         out: list[Send] = []
         old = self.runners.get(identity)
         if old is not None:  # re-registration: it restarted and forgot its tasks
+            self.counters["runners_restarted"] += 1
             out += self._lose(old, now, "runner restarted")
         self.runners[identity] = Runner(
             identity, dict(msg.runtimes), frozenset(msg.groups), msg.slots, msg.name, now
@@ -232,11 +388,15 @@ class BrokerCore:
         del self.running[msg.task_id]
         runner.running.discard(msg.task_id)
         out: list[Send] = []
-        if not task.cancelled:  # a cancelled task's client was answered already
-            queue_ms = 0.0  # set by the loop from its own clock if it wants it
-            out.append(Send(task.client, p.ResultMsg(task.submit.id, msg.envelope,
-                                                     task.attempts, queue_ms)))
+        if task.cancelled:  # its client was answered already; only the slot was held
+            self.counters["late_done"] += 1
+        elif len(msg.envelope) > p.MAX_ENVELOPE_BYTES:
+            out.append(self._answer(task, p.OUTPUT_LIMIT, f"the result ({len(msg.envelope)} "
+                                    f"bytes) is larger than the broker forwards "
+                                    f"({p.MAX_ENVELOPE_BYTES} bytes)", FRAME_CAP, now))
+        else:
             self.counters["completed"] += 1
+            out.append(self._answer(task, msg.status, "", "", now, envelope=msg.envelope))
         return out + self._dispatch(now)
 
     def _lose(self, runner: Runner, now: float, reason: str) -> list[Send]:
@@ -250,19 +410,20 @@ class BrokerCore:
             task.runner = None
             if task.cancelled:
                 continue
-            if task.submit.idempotent and task.attempts < task.submit.max_attempts:
-                task.deadline = max(task.deadline, now + self._wait_of(task))
+            if (task.submit.idempotent and task.attempts < task.submit.max_attempts
+                    and not self.draining and now < task.expires_at):
+                task.deadline = min(max(task.deadline, now + self._wait_of(task)),
+                                    task.expires_at)
                 self._enqueue(task)  # keeps its seq: back at the front of its priority
                 self.counters["retried"] += 1
             else:
-                envelope = outcome.encode(Status.CRASHED, f"{reason} while running the task")
-                out.append(Send(task.client, p.ResultMsg(task.submit.id, envelope,
-                                                         task.attempts, 0.0)))
                 self.counters["crashed_runner_lost"] += 1
+                out.append(self._answer(task, p.CRASHED, f"{reason} while running the task",
+                                        RUNNER_LOST, now))
         return out + self._dispatch(now)
 
     def _dispatch(self, now: float) -> list[Send]:
-        if not self.queued:
+        if not self.queued or self.draining:
             return []
         free = sum(max(0, r.free) for r in self.runners.values())
         if not free:  # the usual state under a backlog: nothing to do, and nothing scanned
@@ -284,16 +445,25 @@ class BrokerCore:
             placed.append(task)
             task.runner = runner.identity
             task.attempts += 1
+            task.dispatched_at = now
             runner.running.add(task.key)
             self.running[task.key] = task
+            if task.expires_at != math.inf:
+                heapq.heappush(self._expiries, (task.expires_at, task.seq, task.key))
             in_flight += 1
             free -= 1
             lanes[task.submit.lane] += 1
             s = task.submit
+            # a worker serves one lane, and within it one reuse key: never two tenants
+            reuse = f"{s.lane}/{s.reuse_key or ''}" if s.isolation == "worker" else None
             out.append(Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data,
-                                                       s.limits, s.policy, s.imports)))
+                                                       s.limits, s.policy, s.imports, reuse)))
         for task in placed:
             self._dequeue(task)
+        if len(self._expiries) > 2 * len(self.running) + 1024:  # mostly tasks long done
+            self._expiries = [(t.expires_at, t.seq, t.key) for t in self.running.values()
+                              if t.expires_at != math.inf]
+            heapq.heapify(self._expiries)
         return out
 
     def _enqueue(self, task: Task) -> None:
@@ -318,14 +488,45 @@ class BrokerCore:
                 best = runner
         return best
 
+    # -- answers: each task's one answer goes through _reject or _answer, which record it ------
+
+    def _reject(self, task: Task, message: str, reason: str, now: float, *,
+                held: bool = True) -> Send:
+        """Answer a task that never ran. ``held``: the task was accepted (and counted
+        against its client) before."""
+        self._record(task, p.REJECTED, reason, now, held=held)
+        return Send(task.client, p.Rejected(task.submit.id, message))
+
+    def _answer(self, task: Task, status: str, message: str, reason: str, now: float, *,
+                envelope: bytes | None = None) -> Send:
+        """Answer a task that was dispatched: the runner's result, or the broker's own."""
+        self._record(task, status, reason, now)
+        queue_ms = (task.dispatched_at - task.submitted_at) * 1000.0
+        return Send(task.client, p.ResultMsg(task.submit.id, status, message, envelope,
+                                             task.attempts, queue_ms))
+
+    def _record(self, task: Task, status: str, reason: str, now: float, *,
+                held: bool = True) -> None:
+        ran = task.attempts > 0
+        self.outcomes.append(Outcome(
+            task.submit.runtime, task.submit.lane, status, reason,
+            task.dispatched_at - task.submitted_at if ran else None,
+            now - task.dispatched_at if ran else None))
+        if held:
+            state = self.clients.get(task.client)
+            if state is not None:
+                state.tasks.discard(task.key)
+                self._forget_idle(task.client, state)
+
+    def _forget_idle(self, client: bytes, state: ClientState) -> None:
+        if not state.tasks and not state.backlog:
+            self.clients.pop(client, None)
+
     # -- messages ----------------------------------------------------------------------------
 
     def _wait_of(self, task: Task) -> float:
         s = task.submit
         return self.config.queue_timeout_s if s.queue_timeout_s is None else s.queue_timeout_s
-
-    def _reject(self, task: Task, message: str) -> Send:
-        return Send(task.client, p.Rejected(task.submit.id, message))
 
     def _no_runner(self, s: p.Submit) -> str:
         where = f" in group {s.group!r}" if s.group else ""
@@ -350,7 +551,13 @@ class BrokerCore:
     # -- introspection -----------------------------------------------------------------------
 
     def queue_depths(self) -> dict[str, int]:
-        return dict(Counter(t.submit.lane for t in self.queued.values()))
+        """Queued tasks per lane; a lane that had tasks (or has a cap) reads 0 when empty."""
+        depths = dict.fromkeys(self._lanes_seen, 0)
+        depths.update(Counter(t.submit.lane for t in self.queued.values()))
+        return depths
 
     def idle_children(self) -> int:
         return sum(r.idle_children for r in self.runners.values())
+
+    def total_slots(self) -> int:
+        return sum(r.slots for r in self.runners.values())

@@ -1,22 +1,48 @@
-"""Prometheus metrics for the broker, fed by the server's ``observe`` hook.
+"""Prometheus metrics for the broker, from the core's own outcomes and state.
 
-Gauges are read from the core at scrape time (queue depth per lane, in flight, runners, idle
-pool children); counters and histograms are updated from events: tasks by status and
-runtime, queue wait (submit to dispatch) and execution (dispatch to result).
+Counts come from what the core decided, once per task (``BrokerServer(on_outcome=...)``):
+tasks by status and runtime, rejections by reason, tasks the broker ended itself (cancelled,
+runner lost, caller gone, shut down) by reason, queue wait (submit to dispatch) and
+execution (dispatch to answer). Nothing is inferred from messages seen on the wire, so a
+runner's late ``done`` for a cancelled task, or one for a task this broker never had, is
+never a second count. The rest is read at scrape time: queue depth per lane (0 for a lane
+that is empty), in flight, runners, their total slots (utilisation = in flight / slots),
+idle pool children, answers waiting for a full client socket, and the core's and the
+authenticator's counters (malformed frames by peer, refused keys by socket, runners lost,
+local runner restarts, answers deferred or dropped, dropped stale messages).
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from broker import protocol as p
+from broker.core import Outcome
 from broker.server import BrokerServer
-from runtimes import outcome
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+# the core's counters exported as they are: (metric, help, {counter: labels})
+_COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+    ("sandbox_malformed_messages", "Frames that are not valid messages, by sender", "peer",
+     {"malformed_client": "client", "malformed_runner": "runner"}),
+    ("sandbox_dropped_messages", "Valid messages that changed nothing, by kind", "kind",
+     {"dropped_stale_done": "stale_done", "dropped_unknown_runner": "unknown_runner",
+      "cancel_unknown": "late_cancel", "late_done": "done_after_cancel"}),
+    ("sandbox_runner_events", "Runner registrations and losses seen by the broker", "event",
+     {"runners_registered": "registered", "runners_lost": "lost",
+      "runners_restarted": "reregistered"}),
+    ("sandbox_answers", "Answers that waited for a full client socket, or were dropped",
+     "event", {"answers_deferred": "deferred", "answers_dropped": "dropped"}),
+    ("sandbox_connection_events", "Connections that ended (a peer leaving, or ZeroMQ "
+     "dropping one that sent a frame over the cap, which cannot be answered), failed "
+     "handshakes, and peers a send could not reach", "event",
+     {"disconnects": "dropped", "handshakes_failed": "handshake_failed",
+      "client_unreachable": "client_unreachable", "runner_unreachable": "runner_unreachable"}),
+)
 
 
 class BrokerMetrics:
@@ -24,61 +50,72 @@ class BrokerMetrics:
         self.registry = CollectorRegistry()
         self.tasks = Counter("sandbox_tasks", "Finished tasks by status and runtime",
                              ["status", "runtime"], registry=self.registry)
-        self.malformed = Counter("sandbox_malformed_messages", "Frames that did not parse",
-                                 registry=self.registry)
+        self.rejections = Counter("sandbox_rejections", "Tasks rejected before they ran, "
+                                  "by reason", ["reason"], registry=self.registry)
+        self.ended = Counter("sandbox_broker_ended", "Dispatched tasks the broker ended "
+                             "itself, by status and reason", ["status", "reason"],
+                             registry=self.registry)
         self.queue_wait = Histogram("sandbox_queue_wait_seconds", "Submit to dispatch",
                                     ["runtime"], buckets=_BUCKETS, registry=self.registry)
-        self.execution = Histogram("sandbox_execution_seconds", "Dispatch to result",
+        self.execution = Histogram("sandbox_execution_seconds", "Dispatch to answer",
                                    ["runtime"], buckets=_BUCKETS, registry=self.registry)
-        self._submitted: dict[str, tuple[float, str]] = {}  # task key -> (time, runtime)
-        self._dispatched: dict[str, tuple[float, str]] = {}
-        self._server: BrokerServer | None = None
 
-    def attach(self, server: BrokerServer) -> None:
-        self._server = server
-        self.registry.register(_Gauges(server))
+    def attach(self, server: BrokerServer, restarts: Callable[[], int] | None = None) -> None:
+        """Read gauges and counters from ``server`` at scrape time; ``restarts`` gives how
+        many local runner processes the daemon has restarted."""
+        self.registry.register(_Gauges(server, restarts))
 
-    def observe(self, kind: str, peer: bytes, msg: object) -> None:
-        now = time.monotonic()
-        if kind == "malformed":
-            self.malformed.inc()
-        elif kind == "received" and isinstance(msg, p.Submit):
-            self._submitted[f"{peer.hex()}:{msg.id}"] = (now, msg.runtime)
-        elif kind == "sent" and isinstance(msg, p.TaskMsg):
-            started, runtime = self._submitted.pop(msg.task_id, (now, msg.runtime))
-            self.queue_wait.labels(runtime).observe(now - started)
-            self._dispatched[msg.task_id] = (now, runtime)
-        elif kind == "received" and isinstance(msg, p.Done):
-            started, runtime = self._dispatched.pop(msg.task_id, (now, "unknown"))
-            self.execution.labels(runtime).observe(now - started)
-            self.tasks.labels(msg.status or "malformed", runtime).inc()
-        elif kind == "sent" and isinstance(msg, p.Rejected):
-            key = f"{peer.hex()}:{msg.id}"
-            _, runtime = self._submitted.pop(key, (now, "unknown"))
-            self.tasks.labels("rejected", runtime).inc()
-        elif kind == "sent" and isinstance(msg, p.ResultMsg):
-            key = f"{peer.hex()}:{msg.id}"
-            if key in self._dispatched:  # answered by the broker itself (cancel, runner lost)
-                _, runtime = self._dispatched.pop(key)
-                seen = outcome.peek(msg.envelope)
-                self.tasks.labels(str(seen[0]) if seen else "malformed", runtime).inc()
+    def on_outcome(self, outcome: Outcome) -> None:
+        """One task's end, as the core decided it (called once per task)."""
+        self.tasks.labels(outcome.status, outcome.runtime).inc()
+        if outcome.status == p.REJECTED:
+            self.rejections.labels(outcome.reason or "runner").inc()
+        elif outcome.reason:
+            self.ended.labels(outcome.status, outcome.reason).inc()
+        if outcome.queue_s is not None:
+            self.queue_wait.labels(outcome.runtime).observe(outcome.queue_s)
+        if outcome.run_s is not None:
+            self.execution.labels(outcome.runtime).observe(outcome.run_s)
 
 
 class _Gauges:
-    def __init__(self, server: BrokerServer) -> None:
+    def __init__(self, server: BrokerServer, restarts: Callable[[], int] | None) -> None:
         self.server = server
+        self.restarts = restarts
 
-    def collect(self):
-        with self.server.lock:
-            core = self.server.core
+    def collect(self) -> Iterator[Metric]:
+        server = self.server
+        with server.lock:
+            core = server.core
             depths = core.queue_depths()
             in_flight = len(core.running)
             runners = len(core.runners)
+            slots = core.total_slots()
             idle = core.idle_children()
+            backlog = sum(state.backlog for state in core.clients.values())
+            counters = dict(core.counters)
+        refused = server.auth.refused() if server.auth is not None else {}
         queue = GaugeMetricFamily("sandbox_queue_depth", "Queued tasks per lane", labels=["lane"])
-        for lane, depth in sorted(depths.items()) or [(p.DEFAULT_LANE, 0)]:
+        for lane, depth in sorted(depths.items()):
             queue.add_metric([lane], depth)
         yield queue
         yield GaugeMetricFamily("sandbox_in_flight", "Tasks running now", value=in_flight)
         yield GaugeMetricFamily("sandbox_runners", "Registered runners", value=runners)
+        yield GaugeMetricFamily("sandbox_slots", "Slots of all registered runners (in flight "
+                                "over slots is the utilisation)", value=slots)
         yield GaugeMetricFamily("sandbox_idle_children", "Idle pre-forked children", value=idle)
+        yield GaugeMetricFamily("sandbox_answer_backlog", "Answers waiting for a full client "
+                                "socket", value=backlog)
+        auth = CounterMetricFamily("sandbox_auth_refusals", "CURVE keys the server refused, "
+                                   "by socket", labels=["socket"])
+        for socket in ("clients", "runners"):
+            auth.add_metric([socket], refused.get(socket, 0))
+        yield auth
+        if self.restarts is not None:
+            yield CounterMetricFamily("sandbox_runner_restarts", "Local runner processes the "
+                                      "daemon restarted", value=self.restarts())
+        for name, help_text, label, names in _COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=[label])
+            for counter, value in names.items():
+                family.add_metric([value], counters.get(counter, 0))
+            yield family

@@ -3,16 +3,23 @@
 Transport: ZeroMQ. Clients and runners use DEALER sockets, the broker one ROUTER socket; a
 message is a single frame (the ROUTER adds the sender's identity frame) whose body is a
 MessagePack map ``{"v": VERSION, "t": <type>, ...fields}``. Results travel as the opaque
-envelope bytes written by the child (``runtimes.outcome``): the broker never decodes them.
+envelope bytes written by the child: the broker never decodes them. What the broker needs
+of an outcome travels beside the envelope as a field (``Done.status``), so the broker knows
+nothing of the jail's formats.
 
-    client -> broker   submit, cancel, ping
+Clients and runners reach the broker on different sockets (and, over tcp, with different
+key sets), so a client can never speak as a runner:
+
+    client -> broker   submit, cancel, ping              (the client endpoint)
     broker -> client   result, rejected, pong
-    runner -> broker   ready, heartbeat, done, bye
+    runner -> broker   ready, heartbeat, done, bye       (the runner endpoint)
     broker -> runner   task, cancel_task, heartbeat
 
 Every frame is untrusted and is validated on receipt by ``decode``, which returns one of
 the dataclasses below or raises ``ProtocolError`` (and nothing else), carrying the message
-id when one could be read so the sender can be answered.
+id when one could be read so the sender can be answered. A frame is bounded before it is
+built: element counts per container and in all, string and binary sizes (so a frame that
+is cheap to send cannot be expensive to decode).
 """
 
 from __future__ import annotations
@@ -25,10 +32,35 @@ import msgpack
 
 VERSION = 1
 MAX_FRAME_BYTES = 80 * 1024 * 1024  # also set as ZMQ_MAXMSGSIZE on every socket
+# room for a result message's own fields around an envelope, so that a ``done`` within the
+# cap is still forwarded within the cap
+FRAME_OVERHEAD_BYTES = 4096
+MAX_ENVELOPE_BYTES = MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES
 MAX_CODE_BYTES = 1024 * 1024
 MAX_DATA_BYTES = 16 * 1024 * 1024
 MAX_ID_CHARS = 128
 DEFAULT_LANE = "default"
+
+# What a frame may contain, checked while it is decoded, before anything big is built: a
+# map or list longer than these, a string far longer than the longest field (the code: one
+# a little over its cap is still decoded, to be refused with the field's own message), or
+# more container elements in all than any valid message holds is refused.
+MAX_MAP_ENTRIES = 64
+MAX_LIST_ITEMS = 256
+MAX_ELEMENTS = 1024
+MAX_STR_BYTES = 2 * MAX_CODE_BYTES
+
+# How a task ended: the one vocabulary of outcomes the broker deals in (the runner reports
+# one of these with each result; the broker makes crashed and rejected itself).
+OK = "ok"
+ERROR = "error"
+TIMEOUT = "timeout"
+MEMORY_LIMIT = "memory_limit"
+VIOLATION = "violation"
+OUTPUT_LIMIT = "output_limit"
+CRASHED = "crashed"
+REJECTED = "rejected"
+STATUSES = (OK, ERROR, TIMEOUT, MEMORY_LIMIT, VIOLATION, OUTPUT_LIMIT, CRASHED, REJECTED)
 
 
 class ProtocolError(Exception):
@@ -72,6 +104,12 @@ class Submit:
     max_attempts: int = 1
     policy: str = "default"  # python: "default" or "restricted" (RestrictedPython)
     imports: tuple[str, ...] | None = None  # python: narrow the runner's import allow-lists
+    # how long the caller waits for the answer, from when it sent the task: past it nobody
+    # waits, and the broker drops the task (queued) or cancels it (running)
+    deadline_s: float | None = None
+    # "process" (a fresh process) or "worker" (a warm worker of its lane and reuse key only)
+    isolation: str = "process"
+    reuse_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,11 +128,17 @@ class Ping:
 
 @dataclass(frozen=True)
 class ResultMsg:
+    """A task's one answer after it was dispatched. ``envelope`` is the runner's result,
+    passed through untouched; None when the broker made the outcome itself (cancelled,
+    runner lost, shut down): then ``status`` and ``message`` are the whole result."""
+
     TYPE: ClassVar[str] = "result"
     id: str
-    envelope: bytes  # runtimes.outcome result envelope, passed through untouched
+    status: str
+    message: str = ""
+    envelope: bytes | None = None
     attempts: int = 1
-    queue_ms: float = 0.0
+    queue_ms: float = 0.0  # how long it waited in the broker before it was dispatched
 
 
 @dataclass(frozen=True)
@@ -131,8 +175,8 @@ class RunnerHeartbeat:
 class Done:
     TYPE: ClassVar[str] = "done"
     task_id: str
-    envelope: bytes
-    status: str = ""  # the envelope's status, read by the runner: metrics need no decoding
+    envelope: bytes  # the child's result envelope, forwarded untouched
+    status: str  # how the task ended, one of STATUSES (what the broker counts)
 
 
 @dataclass(frozen=True)
@@ -153,6 +197,8 @@ class TaskMsg:
     limits: TaskLimits = field(default_factory=TaskLimits)
     policy: str = "default"
     imports: tuple[str, ...] | None = None
+    # worker mode: the workers it may share ("<lane>/<reuse key>"); None for a fresh process
+    reuse: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,9 +223,12 @@ _TYPES: dict[str, Any] = {
 }
 CLIENT_MESSAGES = (Submit, Cancel, Ping)
 RUNNER_MESSAGES = (Ready, RunnerHeartbeat, Done, Bye)
+BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
 
 
 def encode(msg: Message) -> bytes:
+    """The frame of a message. ProtocolError (only) when it holds text that is not valid
+    Unicode (a lone surrogate), which no frame can carry."""
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
     for f in fields(msg):
         value = getattr(msg, f.name)
@@ -188,24 +237,61 @@ def encode(msg: Message) -> bytes:
         elif isinstance(value, tuple):
             value = list(value)
         body[f.name] = value
-    return msgpack.packb(body, use_bin_type=True)
+    try:
+        return msgpack.packb(body, use_bin_type=True)
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"{msg.TYPE}: text that is not valid Unicode ({exc.reason})") from exc
+
+
+class _Budget:
+    """Counts the elements of every container msgpack builds, and stops it past the total."""
+
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = MAX_ELEMENTS
+
+    def __call__(self, container: Any) -> Any:
+        self.left -= len(container)
+        if self.left < 0:
+            raise ValueError(f"more than {MAX_ELEMENTS} elements in all")
+        return container
+
+
+def _unpack(frame: bytes) -> Any:
+    budget = _Budget()
+    try:
+        return msgpack.unpackb(
+            frame, raw=False, strict_map_key=True, max_str_len=MAX_STR_BYTES,
+            max_bin_len=MAX_FRAME_BYTES, max_array_len=MAX_LIST_ITEMS,
+            max_map_len=MAX_MAP_ENTRIES, max_ext_len=0, list_hook=budget, object_hook=budget,
+        )
+    except msgpack.StackError as exc:
+        raise ProtocolError("not a MessagePack message: nested deeper than the decoder allows"
+                            ) from exc
+    except msgpack.ExtraData as exc:
+        raise ProtocolError("not a MessagePack message: extra bytes after the message") from exc
+    except ValueError as exc:  # a bound, or a format error ("incomplete input", bad UTF-8)
+        text = str(exc)
+        if "exceeds max_" in text or "elements in all" in text:
+            raise ProtocolError(f"message refused before decoding: {text}") from exc
+        raise ProtocolError(f"not a MessagePack message: {text or type(exc).__name__}") from exc
+    except Exception as exc:  # msgpack raises many types for bad input; they become one
+        raise ProtocolError(f"not a MessagePack message: {exc or type(exc).__name__}") from exc
 
 
 def decode(frame: bytes) -> Message:
     """Parse and validate one frame; raise ProtocolError (only) when it is not a message."""
     if len(frame) > MAX_FRAME_BYTES:
         raise ProtocolError(f"message of {len(frame)} bytes exceeds {MAX_FRAME_BYTES} bytes")
-    try:
-        body = msgpack.unpackb(frame, raw=False, strict_map_key=True)
-    except Exception as exc:  # msgpack raises many types for bad input; they become one
-        raise ProtocolError(f"not a MessagePack message: {exc}") from exc
+    body = _unpack(frame)
     if not isinstance(body, dict):
         raise ProtocolError("a message must be a MessagePack map")
     msg_id = body.get("id") if isinstance(body.get("id"), str) else None
     if msg_id is not None and not 0 < len(msg_id) <= MAX_ID_CHARS:
         msg_id = None
     version = body.get("v")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # not 1.0, not True
         raise ProtocolError(
             f"protocol version {version!r} is not supported (this side speaks {VERSION})", msg_id
         )
@@ -248,14 +334,28 @@ def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
     return isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
 
 
+def _text(value: Any, name: str, max_chars: int, *, empty: bool = False) -> None:
+    """A string field: a str of bounded length that a frame can carry (valid Unicode)."""
+    _need(_is(value, str) and (empty or len(value) > 0) and len(value) <= max_chars,
+          f"'{name}' must be a string of {0 if empty else 1} to {max_chars} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"'{name}' is not valid Unicode: {exc.reason} at position "
+                            f"{exc.start}") from exc
+
+
 def _need(cond: bool, what: str) -> None:
     if not cond:
         raise ProtocolError(what)
 
 
 def _check_id(value: Any, name: str = "id") -> None:
-    _need(_is(value, str) and 0 < len(value) <= MAX_ID_CHARS,
-          f"'{name}' must be a string of 1 to {MAX_ID_CHARS} characters")
+    _text(value, name, MAX_ID_CHARS)
+
+
+def _check_status(value: Any) -> None:
+    _need(_is(value, str) and value in STATUSES, f"'status' must be one of {', '.join(STATUSES)}")
 
 
 def _check_limits(raw: Any) -> TaskLimits:
@@ -272,36 +372,57 @@ def _check_limits(raw: Any) -> TaskLimits:
     return TaskLimits(**raw)
 
 
+def _seconds(value: Any, name: str, most: int = 86400) -> None:
+    _need(value is None or (_is(value, (int, float)) and math.isfinite(value)
+                            and 0 <= value <= most),
+          f"'{name}' must be 0..{most} seconds or nil")
+
+
 def _check_submit(m: Submit) -> None:
     _check_id(m.id)
-    _need(_is(m.runtime, str) and 0 < len(m.runtime) <= 64, "'runtime' must be a short string")
+    _text(m.runtime, "runtime", 64)
     _need(_is(m.code, str), "'code' must be a string")
-    _need(len(m.code.encode("utf-8", "surrogatepass")) <= MAX_CODE_BYTES,
-          f"'code' is over {MAX_CODE_BYTES} bytes")
+    try:
+        size = len(m.code.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"'code' is not valid Unicode: {exc.reason} at position "
+                            f"{exc.start}") from exc
+    _need(size <= MAX_CODE_BYTES, f"'code' is over {MAX_CODE_BYTES} bytes")
     _need(_is(m.data, bytes), "'data' must be bytes (codec-encoded)")
     _need(len(m.data) <= MAX_DATA_BYTES, f"'data' is over {MAX_DATA_BYTES} bytes")
     object.__setattr__(m, "limits", _check_limits(m.limits))
     _need(_is(m.priority, int) and -1000 <= m.priority <= 1000, "'priority' must be -1000..1000")
-    _need(_is(m.lane, str) and 0 < len(m.lane) <= 64, "'lane' must be a short string")
-    _need(m.group is None or (_is(m.group, str) and 0 < len(m.group) <= 64),
-          "'group' must be a short string or nil")
-    _need(_is(m.version, str) and len(m.version) <= 32, "'version' must be a short string")
+    _text(m.lane, "lane", 64)
+    if m.group is not None:
+        _text(m.group, "group", 64)
+    _text(m.version, "version", 32, empty=True)
     _need(_is(m.wait_for_runner, bool), "'wait_for_runner' must be a boolean")
-    _need(m.queue_timeout_s is None or (_is(m.queue_timeout_s, (int, float))
-                                        and 0 <= m.queue_timeout_s <= 86400),
-          "'queue_timeout_s' must be 0..86400 seconds or nil")
+    _seconds(m.queue_timeout_s, "queue_timeout_s")
+    _seconds(m.deadline_s, "deadline_s", 7 * 86400)  # a timeout, a queue wait and a grace
     _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
     _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
     _check_language(m)
 
 
+ISOLATIONS = ("process", "worker")
+
+
 def _check_language(m: Submit | TaskMsg) -> None:
-    _need(_is(m.policy, str) and 0 < len(m.policy) <= 32, "'policy' must be a short string")
+    if isinstance(m, Submit):
+        _need(m.isolation in ISOLATIONS, f"'isolation' must be one of {', '.join(ISOLATIONS)}")
+        if m.reuse_key is not None:
+            _text(m.reuse_key, "reuse_key", 128)
+            _need(m.isolation == "worker", "'reuse_key' applies to isolation \"worker\"")
+    elif m.reuse is not None:
+        _text(m.reuse, "reuse", 200)
+    _text(m.policy, "policy", 32)
     imports = m.imports
     _need(imports is None or (isinstance(imports, (list, tuple)) and len(imports) <= 256
                               and all(_is(i, str) and 0 < len(i) <= 128 for i in imports)),
           "'imports' must be nil or a list of module names")
     if imports is not None:
+        for name in imports:
+            _text(name, "imports", 128)
         object.__setattr__(m, "imports", tuple(imports))
 
 
@@ -314,12 +435,13 @@ def _check_ready(m: Ready) -> None:
     _need(isinstance(groups, (list, tuple)) and len(groups) <= 64
           and all(_is(g, str) and 0 < len(g) <= 64 for g in groups), "'groups' must be strings")
     object.__setattr__(m, "groups", tuple(groups))
-    _need(_is(m.name, str) and len(m.name) <= 128, "'name' must be a short string")
+    _text(m.name, "name", 128, empty=True)
 
 
 def _check_done(m: Done) -> None:
     _check_id(m.task_id, "task_id")
-    _need(_is(m.envelope, bytes), "'envelope' must be bytes")
+    _need(isinstance(m.envelope, (bytes, bytearray)), "'envelope' must be bytes")
+    _check_status(m.status)
 
 
 def _check_task(m: TaskMsg) -> None:
@@ -332,7 +454,10 @@ def _check_task(m: TaskMsg) -> None:
 
 def _check_result(m: ResultMsg) -> None:
     _check_id(m.id)
-    _need(_is(m.envelope, bytes), "'envelope' must be bytes")
+    _check_status(m.status)
+    _need(_is(m.message, str), "'message' must be a string")
+    _need(m.envelope is None or isinstance(m.envelope, (bytes, bytearray)),
+          "'envelope' must be bytes or nil")
     _need(_is(m.attempts, int), "'attempts' must be an integer")
     _need(_is(m.queue_ms, (int, float)), "'queue_ms' must be a number")
 

@@ -1,106 +1,155 @@
-"""The broker's thin I/O shell: one ROUTER socket around ``BrokerCore``.
+"""The broker's thin I/O shell: two ROUTER sockets around ``BrokerCore``.
 
-Clients and runners both connect to the ROUTER (each with a DEALER); the message type tells
-which is which. Every frame is decoded by ``protocol.decode``; a frame that does not parse is
-answered with ``rejected`` and counted, and the loop goes on. The socket's ZMQ_MAXMSGSIZE
-caps a frame before it is even read into memory.
+Clients connect to the client socket, runners to the runner socket (over tcp each has its
+own CURVE key set and ZAP domain; over ipc the runner socket is a file only the service
+user can open), so what a peer may say follows from where it connected, never from what it
+claims. Every frame is decoded by ``protocol.decode``; a frame that does not parse is
+answered with ``rejected`` (clients) or counted (runners), and the loop goes on. The
+sockets' ZMQ_MAXMSGSIZE caps a frame before it is even read into memory (ZeroMQ then drops
+that connection, which is counted).
+
+No answer is dropped silently: the sockets are ROUTER_MANDATORY, so a peer whose pipe is
+full makes the send fail instead of vanishing; its messages wait in an outbox, in order,
+and are retried until its socket takes them (and the core counts them against the client's
+cap). A peer the socket cannot reach any more is reported to the core (its tasks are
+cancelled, or the runner is lost).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Sequence
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from broker import protocol as p
-from broker.core import BrokerConfig, BrokerCore, Send
+from broker.auth import CLIENTS, RUNNERS, Authenticator, CurveServer, make_server
+from broker.core import BrokerConfig, BrokerCore, Outcome, Send
+from sandbox.errors import ConfigError
+
+__all__ = ["BrokerServer", "CurveServer"]
 
 log = logging.getLogger("sandbox.broker")
 
 _POLL_MS = 50  # the longest the loop sleeps between ticks
-
-
-@dataclass(frozen=True)
-class CurveServer:
-    """CURVE for a tcp:// endpoint: the broker's key pair and the clients it lets in."""
-
-    public_key: bytes
-    secret_key: bytes
-    authorized_dir: str  # public key certificates of allowed clients and runners
+_RETRY_MS = 5  # how soon a full peer's outbox is tried again
+_READ_BATCH = 1000  # frames read from one socket before the loop looks at the other
+_OUTBOX_SLACK = 1024  # messages an outbox may hold beyond the per-client cap
+_FLUSH_ON_CLOSE_S = 1.0  # how long the last answers may take to leave at the end of a drain
+_CLIENT, _RUNNER = 0, 1
+_ROLE_NAMES = ("client", "runner")
 
 
 class BrokerServer:
-    """Binds, then ``serve(stop)`` until ``stop`` is set.
+    """Binds both sockets, then ``serve(stop)`` until ``stop`` is set.
 
-    ``observe(kind, peer, message)`` sees every event ("received", "sent", "malformed") in
-    the loop's thread, under ``lock``; metrics hang off it."""
+    ``on_outcome(outcome)`` is called once per finished task, in the loop's thread, under
+    ``lock``: metrics hang off it. ``lock`` guards ``core`` for readers in other threads."""
 
     def __init__(
         self,
-        endpoints: list[str],
+        endpoints: Sequence[str],
         config: BrokerConfig | None = None,
         *,
+        runner_endpoints: Sequence[str] = (),
         context: zmq.Context | None = None,
         curve: CurveServer | None = None,
-        observe: Callable[[str, bytes, p.Message | str], None] | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.core = BrokerCore(config)
         self.context = context or zmq.Context.instance()
-        self.observe = observe or (lambda kind, peer, payload: None)
-        self.draining = False
-        self._auth = None
-        self.socket = self.context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer keeps its identity
+        self.on_outcome = on_outcome or (lambda outcome: None)
+        self.lock = threading.Lock()
+        self.auth: Authenticator | None = None
+        self._created: list[tuple[str, int]] = []  # ipc socket files we made: (path, inode)
+        self._outbox: dict[tuple[int, bytes], deque[bytes]] = {}
+        self._overflowing: set[tuple[int, bytes]] = set()  # peers told of in the log
+        self._sockets: list[zmq.Socket] = []
+        self._monitors: list[zmq.Socket] = []
+        try:
+            wants_curve = [any(e.startswith("tcp://") for e in group)
+                           for group in (endpoints, runner_endpoints)]
+            if curve is not None and any(wants_curve):
+                domains = [d for d, on in zip((CLIENTS, RUNNERS), wants_curve, strict=True) if on]
+                self.auth = Authenticator(self.context, curve, domains)
+            self.socket = self._router(curve if wants_curve[0] else None, CLIENTS)
+            self.runner_socket = self._router(curve if wants_curve[1] else None, RUNNERS)
+            self.endpoints = [self._bind(self.socket, e) for e in endpoints]
+            self.runner_endpoints = [self._bind(self.runner_socket, e) for e in runner_endpoints]
+        except BaseException:
+            self.close()
+            raise
+        self._by_role = (self.socket, self.runner_socket)
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _router(self, curve: CurveServer | None, domain: str) -> zmq.Socket:
+        sock = self.context.socket(zmq.ROUTER)
+        self._sockets.append(sock)
+        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting peer keeps its identity
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or vanished peer is an error, not a drop
         if curve is not None:
-            from zmq.auth.thread import ThreadAuthenticator
+            make_server(sock, curve, domain)
+        self._monitors.append(sock.get_monitor_socket(
+            zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL))
+        return sock
 
-            self._auth = ThreadAuthenticator(self.context)
-            self._auth.start()
-            self._auth.configure_curve(domain="*", location=curve.authorized_dir)
-            self.socket.curve_server = True
-            self.socket.curve_publickey = curve.public_key
-            self.socket.curve_secretkey = curve.secret_key
-        for endpoint in endpoints:
-            self._bind(endpoint)
-        self.endpoints = [self.socket.getsockopt_string(zmq.LAST_ENDPOINT)] if endpoints else []
-        self.lock = threading.Lock()  # guards core for readers of stats from other threads
+    def _bind(self, sock: zmq.Socket, endpoint: str) -> str:
+        if not endpoint.startswith("ipc://"):
+            sock.bind(endpoint)
+            return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        path = endpoint[len("ipc://"):]
+        _refuse_if_taken(endpoint, path)
+        old = os.umask(0o177)  # the socket file is created 0600: only our user may connect
+        try:
+            sock.bind(endpoint)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        self._created.append((path, os.stat(path).st_ino))
+        return sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
-    def _bind(self, endpoint: str) -> None:
-        if endpoint.startswith("ipc://"):
-            path = endpoint[len("ipc://"):]
-            old = os.umask(0o177)  # the socket file is created 0600: only our user may connect
-            try:
-                self.socket.bind(endpoint)
-            finally:
-                os.umask(old)
-            os.chmod(path, 0o600)
-        else:
-            self.socket.bind(endpoint)
+    # -- the loop -----------------------------------------------------------------------------
 
     def serve(self, stop: threading.Event) -> None:
-        poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
-        while not stop.is_set():
-            if poller.poll(_POLL_MS):
-                self._drain_socket()
-            self._emit(self._tick())
+        self._loop(stop.is_set)
 
-    def _drain_socket(self) -> None:
-        # read everything that is waiting before the next tick: batches under load
-        for _ in range(1000):
+    def _loop(self, done: Callable[[], bool]) -> None:
+        poller = zmq.Poller()
+        for sock in (*self._by_role, *self._monitors):
+            poller.register(sock, zmq.POLLIN)
+        while not done():
+            events = dict(poller.poll(_RETRY_MS if self._outbox else _POLL_MS))
+            for role, sock in enumerate(self._by_role):
+                if sock in events:
+                    self._read(role, sock)
+            for monitor in self._monitors:
+                if monitor in events:
+                    self._read_monitor(monitor)
+            if self._outbox:
+                self._flush()
+            self._emit(self._core(lambda now: self.core.tick(now)))
+
+    def _read(self, role: int, sock: zmq.Socket) -> None:
+        # read what is waiting before the next tick: batches under load
+        for _ in range(_READ_BATCH):
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
             try:
-                sends = self._handle(frames)
+                sends = self._handle(role, frames)
             except Exception:  # a bug must cost one message, never the broker
                 log.exception("handling a message failed; it is dropped")
                 with self.lock:
@@ -108,60 +157,191 @@ class BrokerServer:
                 continue
             self._emit(sends)
 
-    def _handle(self, frames: list[bytes]) -> list[Send]:
-        now = time.monotonic()
+    def _handle(self, role: int, frames: list[bytes]) -> list[Send]:
         sender = frames[0]
-        with self.lock:
-            if len(frames) != 2:
-                return self.core.on_malformed(sender, "a message is exactly one frame", None)
-            try:
-                msg = p.decode(frames[1])
-            except p.ProtocolError as exc:
-                self.observe("malformed", sender, str(exc))
-                return self.core.on_malformed(sender, str(exc), exc.msg_id)
-            self.observe("received", sender, msg)
-            if isinstance(msg, p.CLIENT_MESSAGES):
-                if self.draining and isinstance(msg, p.Submit):
-                    return [Send(sender, p.Rejected(msg.id, "the broker is shutting down"))]
-                return self.core.on_client(sender, msg, now)
-            if isinstance(msg, p.RUNNER_MESSAGES):
-                return self.core.on_runner(sender, msg, now)
-            return self.core.on_malformed(sender, f"unexpected message type {msg.TYPE!r}", None)
+        runner = role == _RUNNER
+        if len(frames) != 2:
+            return self._core(lambda now: self.core.on_malformed(
+                sender, "a message is exactly one frame", None, from_runner=runner))
+        try:
+            msg = p.decode(frames[1])
+        except p.ProtocolError as exc:
+            if runner:
+                log.warning("malformed message from runner %s: %s", sender.hex(), exc)
+            error = exc
+            return self._core(lambda now: self.core.on_malformed(
+                sender, str(error), error.msg_id, from_runner=runner))
+        if runner:
+            return self._core(lambda now: self.core.on_runner(sender, msg, now))
+        return self._core(lambda now: self.core.on_client(sender, msg, now))
 
-    def _tick(self) -> list[Send]:
+    def _core(self, event: Callable[[float], list[Send]]) -> list[Send]:
+        """Feed one event to the core under the lock; hand its outcomes to ``on_outcome``."""
         with self.lock:
-            return self.core.tick(time.monotonic())
+            sends = event(time.monotonic())
+            if self.core.outcomes:
+                for outcome in self.core.take_outcomes():
+                    self.on_outcome(outcome)
+        return sends
+
+    def _read_monitor(self, monitor: zmq.Socket) -> None:
+        while True:
+            try:
+                event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            name = ("disconnects" if event["event"] == zmq.EVENT_DISCONNECTED
+                    else "handshakes_failed")
+            with self.lock:
+                self.core.counters[name] += 1
+
+    # -- sending: in order per peer, never dropped silently -------------------------------------
 
     def _emit(self, sends: list[Send]) -> None:
         for send in sends:
-            with self.lock:
-                self.observe("sent", send.to, send.msg)
+            role = _RUNNER if isinstance(send.msg, p.BROKER_TO_RUNNER) else _CLIENT
             try:
-                self.socket.send_multipart([send.to, p.encode(send.msg)], zmq.NOBLOCK)
-            except zmq.ZMQError as exc:  # a vanished peer or a full pipe: the message is lost
+                frame = p.encode(send.msg)
+            except p.ProtocolError:  # cannot happen for what the core builds; never fatal
+                log.exception("a message could not be encoded; it is dropped")
+                with self.lock:
+                    self.core.counters["internal_error"] += 1
+                continue
+            self._send(role, send.to, frame)
+
+    def _send(self, role: int, to: bytes, frame: bytes) -> None:
+        key = (role, to)
+        queue = self._outbox.get(key)
+        if queue is not None:  # behind earlier messages to the same peer
+            if len(queue) >= self.core.config.max_per_client + _OUTBOX_SLACK:
+                with self.lock:
+                    self.core.counters["answers_dropped"] += 1
+                if key not in self._overflowing:  # once until its socket takes them again
+                    self._overflowing.add(key)
+                    log.warning("dropping messages to %s %s: %d wait for it already (counted "
+                                "as answers_dropped)", _ROLE_NAMES[role], to.hex(), len(queue))
+                return
+            queue.append(frame)
+            self._backlog(role, to, len(queue))
+            return
+        try:
+            self._by_role[role].send_multipart([to, frame], zmq.NOBLOCK)
+        except zmq.Again:
+            self._outbox[key] = deque([frame])
+            with self.lock:
+                self.core.counters["answers_deferred"] += 1
+            self._backlog(role, to, 1)
+        except zmq.ZMQError as exc:
+            self._send_failed(role, to, exc)
+
+    def _flush(self) -> None:
+        for key in list(self._outbox):
+            role, to = key
+            queue = self._outbox[key]
+            sock = self._by_role[role]
+            try:
+                while queue:
+                    sock.send_multipart([to, queue[0]], zmq.NOBLOCK)
+                    queue.popleft()
+            except zmq.Again:
+                pass
+            except zmq.ZMQError as exc:
+                del self._outbox[key]
+                self._send_failed(role, to, exc)
+                continue
+            if not queue:
+                del self._outbox[key]
+                self._overflowing.discard(key)
+            self._backlog(role, to, len(queue))
+
+    def _backlog(self, role: int, to: bytes, count: int) -> None:
+        if role == _CLIENT:
+            with self.lock:
+                self.core.on_backlog(to, count)
+
+    def _send_failed(self, role: int, to: bytes, exc: zmq.ZMQError) -> None:
+        self._outbox.pop((role, to), None)
+        self._overflowing.discard((role, to))
+        if exc.errno != errno.EHOSTUNREACH:
+            log.warning("send to %s %s failed: %s", _ROLE_NAMES[role], to.hex(), exc)
+            with self.lock:
                 self.core.counters["send_failed"] += 1
-                log.debug("send to %r failed: %s", send.to, exc)
+            return
+        with self.lock:
+            self.core.counters[f"{_ROLE_NAMES[role]}_unreachable"] += 1
+        if role == _RUNNER:
+            sends = self._core(lambda now: self.core.on_runner_gone(to, now))
+        else:
+            sends = self._core(lambda now: self.core.on_client_gone(to, now))
+        self._emit(sends)
+
+    def backlog(self) -> int:
+        """Messages waiting in outboxes for peers whose sockets are full."""
+        return sum(len(q) for q in self._outbox.values())
+
+    # -- draining ------------------------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self.core.draining
 
     def drain(self, grace_s: float, stop: threading.Event) -> None:
-        """Stop taking work, let in-flight tasks finish within ``grace_s``, cancel the rest."""
-        self.draining = True
+        """Start no more work: queued tasks are answered at once ("the broker is shutting
+        down"); in-flight tasks get ``grace_s`` to finish, then are cancelled."""
+        self._emit(self._core(lambda now: self.core.drain(now)))
         end = time.monotonic() + grace_s
-        poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
-        while time.monotonic() < end and (self.core.running or self.core.queued):
-            if poller.poll(_POLL_MS):
-                self._drain_socket()
-            self._emit(self._tick())
-        with self.lock:
-            sends: list[Send] = []
-            for task in list(self.core.queued.values()):
-                sends += self.core.on_client(task.client, p.Cancel(task.submit.id), time.monotonic())
-            for task in list(self.core.running.values()):
-                sends += self.core.on_client(task.client, p.Cancel(task.submit.id), time.monotonic())
-        self._emit(sends)
+        self._loop(lambda: time.monotonic() >= end or not self.core.running)
+        self._emit(self._core(lambda now: self.core.shutdown(now)))
+        end = time.monotonic() + _FLUSH_ON_CLOSE_S
+        while self._outbox and time.monotonic() < end:
+            self._flush()
+            time.sleep(_RETRY_MS / 1000)
         stop.set()
 
     def close(self) -> None:
-        self.socket.close(linger=0)
-        if self._auth is not None:
-            self._auth.stop()
+        for sock in self._sockets:
+            try:
+                sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+        for monitor in self._monitors:
+            monitor.close(linger=0)
+        for sock in self._sockets:
+            sock.close(linger=0)
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+        for path, inode in self._created:  # only what is still ours: a successor's stays
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except OSError:
+                pass
+        self._created = []
+
+
+def _refuse_if_taken(endpoint: str, path: str) -> None:
+    """ZeroMQ unlinks whatever is at an ipc path before it binds: refuse a path that a live
+    process is serving (naming it) or that is not a socket at all; a stale socket is fine."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    import stat
+
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"{endpoint}: {path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return  # left behind by a process that is gone
+    except OSError as exc:
+        raise ConfigError(f"{endpoint}: cannot tell whether {path} is in use: {exc}") from exc
+    else:
+        creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid = struct.unpack("3i", creds)[0]
+        raise ConfigError(f"{endpoint} is already in use by pid {pid}")
+    finally:
+        probe.close()

@@ -56,11 +56,16 @@ def _parser() -> argparse.ArgumentParser:
                          "allow-lists)")
     _import_flags(ex)
     ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
-    _connection_flags(ex, "a `sandbox serve` daemon to use (default: an embedded broker)")
+    _connection_flags(ex, "a `sandbox serve` daemon to use (default: an embedded broker)",
+                      key="client")
 
     sv = sub.add_parser("serve", help="run a broker and local runners as a daemon")
     sv.add_argument("--config", metavar="TOML", help="settings file (flags and SANDBOX_* win)")
-    sv.add_argument("--bind", action="append", metavar="ENDPOINT", help="ipc:// or tcp://")
+    sv.add_argument("--bind", action="append", metavar="ENDPOINT",
+                    help="where clients connect: ipc:// or tcp://")
+    sv.add_argument("--runner-bind", action="append", dest="runner_bind", metavar="ENDPOINT",
+                    help="where runners connect (default: a private ipc:// socket for the "
+                         "local runners); tcp:// for remote runners, with runner keys")
     sv.add_argument("--http", metavar="HOST:PORT", help='/healthz and /metrics ("" for none)')
     sv.add_argument("--runners", type=int, help="local runner processes")
     sv.add_argument("--slots", type=int, help="tasks each runner runs at once")
@@ -69,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--queue-max", type=int, dest="queue_max")
     sv.add_argument("--queue-timeout", type=float, dest="queue_timeout_s", metavar="SECONDS")
     sv.add_argument("--max-in-flight", type=int, dest="max_in_flight")
+    sv.add_argument("--max-per-client", type=int, dest="max_per_client",
+                    help="tasks one client may hold: queued, running or unread")
     sv.add_argument("--lane", action="append", dest="lanes", metavar="NAME=CAP")
     sv.add_argument("--heartbeat", type=float, dest="heartbeat_s", metavar="SECONDS")
     sv.add_argument("--liveness", type=int)
@@ -90,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--liveness", type=int, default=3)
     rn.add_argument("--lifeline", type=int, default=None, metavar="FD", help=argparse.SUPPRESS)
     _import_flags(rn)
-    _connection_flags(rn, "the broker's endpoint", required=True)
+    _connection_flags(rn, "the broker's runner endpoint", required=True, key="runner")
 
     bn = sub.add_parser("bench", help="benchmark the service beside its baselines",
                         add_help=False)
@@ -110,10 +117,18 @@ def _parser() -> argparse.ArgumentParser:
     rt.add_argument("--pyodide-no-namespaces", action="store_true",
                     help="as if pyodide were allowed to run without namespaces")
 
+    from sandbox.n8n.cli import add_parser as add_n8n_runner
+
+    add_n8n_runner(sub)
     ks = sub.add_parser("keys", help="make CURVE key pairs for a tcp:// daemon")
-    ks.add_argument("dir", help="directory to write server and client keys into")
+    ks.add_argument("dir", help="a private directory (mode 0700) to write the keys into")
     ks.add_argument("--client", action="append", default=[], metavar="NAME",
-                    help="client key pairs to make (default: client)")
+                    help="client key pairs to make (default, when neither --client nor "
+                         "--runner is given: client and runner)")
+    ks.add_argument("--runner", action="append", default=[], metavar="NAME",
+                    help="runner key pairs to make")
+    ks.add_argument("--force", action="store_true",
+                    help="replace key pairs that exist (every peer holding them is locked out)")
     return parser
 
 
@@ -151,10 +166,13 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(x.strip() for x in value.split(",") if x.strip()) if value else ()
 
 
-def _connection_flags(p: argparse.ArgumentParser, what: str, required: bool = False) -> None:
+def _connection_flags(p: argparse.ArgumentParser, what: str, *, key: str,
+                      required: bool = False) -> None:
     p.add_argument("--connect", metavar="ENDPOINT", required=required, help=what)
     p.add_argument("--curve-dir", dest="curve_dir", metavar="DIR",
                    help="CURVE keys from `sandbox keys` (needed for tcp://)")
+    p.add_argument("--key", default=key, metavar="NAME",
+                   help=f"which key pair in --curve-dir: NAME.key_secret (default: {key})")
     p.add_argument("--insecure", action="store_true", help="allow plain TCP without CURVE")
 
 
@@ -163,18 +181,12 @@ def _curve_client(args: argparse.Namespace) -> Any:
         if args.connect and args.connect.startswith("tcp://") and not args.insecure:
             raise UsageError("tcp:// needs --curve-dir (see `sandbox keys`) or --insecure")
         return None
-    import zmq.auth
-
-    from sandbox.runner import CurveClient
+    from sandbox.link import CurveClient
 
     try:
-        public, secret = zmq.auth.load_certificate(f"{args.curve_dir}/client.key_secret")
-        server, _ = zmq.auth.load_certificate(f"{args.curve_dir}/server.key")
-        if secret is None:
-            raise ValueError("client.key_secret holds no secret key")
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot load CURVE keys from {args.curve_dir}: {exc}") from exc
-    return CurveClient(public, secret, server)
+        return CurveClient.load(args.curve_dir, args.key)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def result_json(result: Result) -> dict[str, Any]:
@@ -289,8 +301,9 @@ def _serve(args: argparse.Namespace) -> int:
     keep_large_blocks()
     flags = {k: getattr(args, k) for k in (
         "http", "runners", "slots", "queue_max", "queue_timeout_s", "max_in_flight",
-        "heartbeat_s", "liveness", "grace_s", "curve_dir", "insecure")}
+        "max_per_client", "heartbeat_s", "liveness", "grace_s", "curve_dir", "insecure")}
     flags["bind"] = tuple(args.bind) if args.bind else None
+    flags["runner_bind"] = tuple(args.runner_bind) if args.runner_bind else None
     flags["groups"] = tuple(args.groups) if args.groups else None
     flags["lanes"] = tuple(args.lanes) if args.lanes else None
     flags["runtimes"] = args.runtimes
@@ -397,21 +410,62 @@ def _pyodide_packages(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    """Key pairs for a tcp:// daemon: ``server``, clients (their public keys in
+    ``authorized/``) and runners (in ``runners/``). Secrets are 0600 in a 0700 directory;
+    an existing pair is replaced only with --force (that locks out every peer holding it)."""
     import os
+    import re
     import shutil
+    import stat
 
     import zmq.auth
 
-    os.makedirs(args.dir, mode=0o700, exist_ok=True)
-    authorized = os.path.join(args.dir, "authorized")
-    os.makedirs(authorized, mode=0o700, exist_ok=True)
-    zmq.auth.create_certificates(args.dir, "server")
-    for name in args.client or ["client"]:
-        public, _ = zmq.auth.create_certificates(args.dir, name)
-        shutil.copy(public, authorized)
-    print(f"keys written to {args.dir}: server.key(_secret) for `sandbox serve --curve-dir`, "
-          f"client key pairs for --curve-dir on clients and runners; public keys of allowed "
-          f"peers live in {authorized}")
+    directory = args.dir
+    clients = args.client or ([] if args.runner else ["client"])
+    runners = args.runner or ([] if args.client else ["runner"])
+    names = clients + runners
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name) or name == "server":
+            raise UsageError(f"key name {name!r}: letters, digits, '_', '.', '-', not 'server'")
+    if len(set(names)) != len(names):
+        raise UsageError("each key name may be given once")
+    if os.path.lexists(directory):
+        if not os.path.isdir(directory) or os.path.islink(directory):
+            raise UsageError(f"{directory} exists and is not a directory")
+        mode = stat.S_IMODE(os.stat(directory).st_mode)
+        if mode & 0o077:
+            raise UsageError(f"{directory} is open to other users (mode {mode:04o}): secret "
+                             f"keys need a private directory (chmod 700 {directory})")
+    pairs = [("server", None)] + [(n, "authorized") for n in clients] + [(n, "runners")
+                                                                          for n in runners]
+    if not args.force:
+        # the server pair is kept when it exists (adding peers must not lock out the others)
+        pairs = [pair for pair in pairs if pair[0] != "server"
+                 or not os.path.exists(os.path.join(directory, "server.key_secret"))]
+        taken = [os.path.join(directory, f"{n}.key_secret") for n, _ in pairs
+                 if os.path.lexists(os.path.join(directory, f"{n}.key_secret"))
+                 or os.path.lexists(os.path.join(directory, f"{n}.key"))]
+        if taken:
+            raise UsageError(f"would replace {', '.join(taken)}: every peer holding those keys "
+                             "would be locked out (pass --force to replace them)")
+    old = os.umask(0o077)  # nothing is readable by others, not even for an instant
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        for sub in ("authorized", "runners"):
+            os.makedirs(os.path.join(directory, sub), mode=0o700, exist_ok=True)
+        for name, allowed_in in pairs:
+            public, secret = zmq.auth.create_certificates(directory, name)
+            os.chmod(secret, 0o600)
+            os.chmod(public, 0o644)
+            if allowed_in:
+                shutil.copyfile(public, os.path.join(directory, allowed_in, f"{name}.key"))
+    finally:
+        os.umask(old)
+    made = ", ".join(n for n, _ in pairs)
+    print(f"keys written to {directory}: {made}. `sandbox serve --curve-dir {directory}` "
+          f"lets in the clients in {directory}/authorized and the runners in "
+          f"{directory}/runners; peers pick a pair with --curve-dir {directory} --key NAME "
+          "(exec: client, runner: runner by default)")
     return 0
 
 
@@ -436,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
             return _runner(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "n8n-runner":
+            from sandbox.n8n.cli import run as n8n_runner
+
+            return n8n_runner(args)
         if args.command == "packages":
             return _packages(args)
         if args.command == "pyodide":

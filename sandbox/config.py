@@ -164,13 +164,34 @@ class PoolConfig:
         return ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow)
 
 
-def default_endpoint() -> str:
-    """A per-user ipc:// socket path for ``sandbox serve`` and ``--connect``."""
+def _runtime_dir() -> str:
     import os
     import tempfile
 
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return f"ipc://{base}/snippet-sandbox-{os.getuid()}.sock"
+    return os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+
+
+def default_endpoint() -> str:
+    """A per-user ipc:// socket path for ``sandbox serve`` and ``--connect``."""
+    import os
+
+    return f"ipc://{_runtime_dir()}/snippet-sandbox-{os.getuid()}.sock"
+
+
+def runner_endpoint_for(endpoint: str) -> str:
+    """Where local runners reach a broker whose clients use ``endpoint``: an ipc socket of
+    its own beside an ipc one (``x.sock`` -> ``x.runners.sock``); for tcp a private ipc
+    socket named after the port (remote runners need ``runner_bind`` set explicitly)."""
+    import os
+
+    if endpoint.startswith("ipc://"):
+        path = endpoint[len("ipc://"):]
+        return f"ipc://{path[:-5] if path.endswith('.sock') else path}.runners.sock"
+    if endpoint.startswith("inproc://"):
+        return f"{endpoint}-runners"
+    port = endpoint.rpartition(":")[2]
+    tag = port if port.isdigit() and port != "0" else f"pid{os.getpid()}"
+    return f"ipc://{_runtime_dir()}/snippet-sandbox-{os.getuid()}-{tag}.runners.sock"
 
 
 @dataclass(frozen=True)
@@ -179,7 +200,10 @@ class ServiceConfig:
     flags, each overriding the one before. Names are the same in all three (env upper-case,
     flags with dashes): ``slots`` is ``slots = 4``, ``SANDBOX_SLOTS=4``, ``--slots 4``."""
 
-    bind: tuple[str, ...] = ()  # endpoints; default: a per-user ipc:// socket
+    bind: tuple[str, ...] = ()  # client endpoints; default: a per-user ipc:// socket
+    # runner endpoints (only runners may connect there; over tcp with a runner key); default:
+    # a private ipc:// socket for the local runners, beside the first client endpoint
+    runner_bind: tuple[str, ...] = ()
     http: str = "127.0.0.1:9464"  # /healthz and /metrics; "" turns it off
     runners: int = 1  # local runner processes the daemon starts and watches
     slots: int = 4  # tasks each runner runs at once (and its pool size per runtime)
@@ -188,6 +212,7 @@ class ServiceConfig:
     queue_max: int = 10_000  # queued tasks beyond which submits are rejected at once
     queue_timeout_s: float = 30.0  # default wait for a slot before a task is rejected
     max_in_flight: int = 100_000  # tasks running at once across all runners
+    max_per_client: int = 10_000  # tasks one client may hold: queued, running or unread
     lanes: tuple[str, ...] = ()  # "name=cap" concurrency caps, e.g. "evaluation=2"
     heartbeat_s: float = 1.0
     liveness: int = 3  # heartbeats missed before a peer counts as gone
@@ -207,12 +232,17 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         from sandbox.imports import SAFE_STDLIB, ImportPolicy
 
+        for f in fields(self):  # the types first: a "false" must never read as true
+            problem = _type_problem(_SETTING_KINDS[f.name], getattr(self, f.name))
+            if problem:
+                raise ConfigError(f"{f.name} {problem}")
         ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow)
         _check(self.runners, int, 0, 256, "runners")
         _check(self.slots, int, 1, 1024, "slots")
         _check(self.queue_max, int, 0, 10_000_000, "queue_max")
         _check(self.queue_timeout_s, float, 0, 86400, "queue_timeout_s")
         _check(self.max_in_flight, int, 1, 10_000_000, "max_in_flight")
+        _check(self.max_per_client, int, 1, 10_000_000, "max_per_client")
         _check(self.heartbeat_s, float, 0.01, 3600, "heartbeat_s")
         _check(self.liveness, int, 1, 100, "liveness")
         _check(self.grace_s, float, 0, 3600, "grace_s")
@@ -220,7 +250,7 @@ class ServiceConfig:
             if canonical_runtime(runtime) is None:
                 raise ConfigError(f"unknown runtime {runtime!r} in runtimes")
         self.lane_caps()  # validates
-        for endpoint in self.endpoints():
+        for endpoint in (*self.endpoints(), *self.runner_endpoints()):
             if not endpoint.startswith(("ipc://", "tcp://", "inproc://")):
                 raise ConfigError(f"endpoint {endpoint!r} must be ipc://, tcp:// or inproc://")
             if endpoint.startswith("tcp://") and not self.curve_dir and not self.insecure:
@@ -231,6 +261,9 @@ class ServiceConfig:
 
     def endpoints(self) -> tuple[str, ...]:
         return self.bind or (default_endpoint(),)
+
+    def runner_endpoints(self) -> tuple[str, ...]:
+        return self.runner_bind or (runner_endpoint_for(self.endpoints()[0]),)
 
     def lane_caps(self) -> dict[str, int]:
         caps = {}
@@ -270,26 +303,73 @@ class ServiceConfig:
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
-    def _typed(cls, raw: dict[str, object], source: str, from_text: bool = False) -> dict[str, object]:
-        kinds = {f.name: f.default for f in fields(cls)}
+    def _typed(cls, raw: Mapping[str, object], source: str, from_text: bool = False
+               ) -> dict[str, object]:
+        """Each value checked against its setting's type, naming the setting and ``source``:
+        a TOML ``insecure = "false"`` is an error, never true. Environment values are text:
+        they are parsed (``1/0/true/false/yes/no``, numbers, comma-separated lists)."""
         out: dict[str, object] = {}
         for name, value in raw.items():
-            if name not in kinds:
+            kind = _SETTING_KINDS.get(name)
+            if kind is None:
                 raise ConfigError(f"{source}: unknown setting {name!r}")
-            default = kinds[name]
-            try:
-                if isinstance(default, tuple):
-                    if isinstance(value, str):
-                        value = tuple(v.strip() for v in value.split(",") if v.strip())
-                    value = tuple(str(v) for v in value)  # type: ignore[attr-defined]
-                elif isinstance(default, bool):
-                    if isinstance(value, str) and from_text:
-                        if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                            raise ValueError(value)
-                        value = value.lower() in ("1", "true", "yes")
-                elif isinstance(default, (int, float)) and from_text:
-                    value = type(default)(value)  # type: ignore[call-overload,arg-type]
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{source}: bad value for {name}: {exc}") from exc
+            if from_text and isinstance(value, str):
+                value = _parse_text(kind, value)
+            elif kind == "list" and isinstance(value, str):
+                value = tuple(v.strip() for v in value.split(",") if v.strip())
+            elif kind == "list" and isinstance(value, list):
+                value = tuple(value)
+            elif kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            problem = _type_problem(kind, value)
+            if problem:
+                raise ConfigError(f"{source}: {name} {problem}")
             out[name] = value
         return out
+
+
+_KIND_NAMES = {"bool": "a boolean (true or false)", "int": "an integer", "float": "a number",
+               "str": "a string", "list": "a list of strings"}
+_SETTING_KINDS = {
+    f.name: ("bool" if isinstance(f.default, bool) else "int" if isinstance(f.default, int)
+             else "float" if isinstance(f.default, float) else "str"
+             if isinstance(f.default, str) else "list")
+    for f in fields(ServiceConfig)
+}
+
+
+def _type_problem(kind: str, value: object) -> str | None:
+    """Why ``value`` is not of setting ``kind``, or None."""
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind == "str":
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    if ok:
+        return None
+    return f"must be {_KIND_NAMES[kind]}, not {type(value).__name__} {value!r}"
+
+
+def _parse_text(kind: str, text: str) -> object:
+    """An environment variable's text as a value of setting ``kind`` (the text itself when
+    it does not parse, for ``_type_problem`` to name)."""
+    word = text.strip().lower()
+    if kind == "bool":
+        if word in ("1", "true", "yes"):
+            return True
+        if word in ("0", "false", "no"):
+            return False
+        return text
+    if kind in ("int", "float"):
+        try:
+            return int(word) if kind == "int" else float(word)
+        except ValueError:
+            return text
+    if kind == "list":
+        return tuple(v.strip() for v in text.split(",") if v.strip())
+    return text

@@ -1,10 +1,13 @@
 """``sandbox serve``: a broker, its local runner processes, and /healthz + /metrics.
 
-The broker loop runs in the main thread. Local runners are child processes
+The broker loop runs in a thread of its own. Local runners are child processes
 (``python -m sandbox runner``) that a watcher thread starts and restarts with backoff
-(1 s doubling to 32 s) when they exit, like a launcher. SIGTERM (or SIGINT) drains: the
-broker stops taking work, in-flight tasks get ``grace_s`` to finish, the rest are cancelled,
-then the runners are stopped.
+(1 s doubling to 32 s) when they exit, like a launcher; they connect to the broker's runner
+endpoint (a private ipc socket by default), never to the client one. SIGTERM (or SIGINT)
+drains: the broker starts no more work (queued tasks are answered at once), in-flight tasks
+get ``grace_s`` to finish, the rest are cancelled, then the runners are stopped and the
+socket files the daemon made are removed. An ipc path a live daemon serves is refused
+("already in use by pid N"), never taken over.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import zmq
 
+from broker.auth import CurveServer
 from broker.core import BrokerConfig
 from broker.metrics import BrokerMetrics
-from broker.server import BrokerServer, CurveServer
+from broker.server import BrokerServer
 from sandbox.config import ServiceConfig
 from sandbox.errors import ConfigError
 
@@ -42,7 +46,8 @@ def load_curve_server(curve_dir: str) -> CurveServer:
         raise ConfigError(f"cannot load the server key from {curve_dir}: {exc}") from exc
     if secret is None:
         raise ConfigError(f"{curve_dir}/server.key_secret has no secret key")
-    return CurveServer(public, secret, os.path.join(curve_dir, "authorized"))
+    return CurveServer(public, secret, os.path.join(curve_dir, "authorized"),
+                       os.path.join(curve_dir, "runners"))
 
 
 class RunnerWatcher:
@@ -83,8 +88,11 @@ class RunnerWatcher:
             argv += ["--pyodide-packages-dir", cfg.pyodide_packages_dir]
         if cfg.pyodide_no_namespaces:
             argv += ["--pyodide-no-namespaces"]
-        if self.endpoint.startswith("tcp://"):
-            argv += ["--curve-dir", cfg.curve_dir] if cfg.curve_dir else ["--insecure"]
+        # the runner socket speaks CURVE (on all its endpoints) when one of them is tcp://
+        if cfg.curve_dir and any(e.startswith("tcp://") for e in cfg.runner_endpoints()):
+            argv += ["--curve-dir", cfg.curve_dir, "--key", "runner"]
+        elif self.endpoint.startswith("tcp://"):
+            argv += ["--insecure"]
         return argv
 
     def start(self) -> None:
@@ -189,21 +197,27 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         directory = config.packages_dir or packages.default_dir()
         packages.ensure(config.packages, directory)  # progress on stderr; ConfigError if pip fails
         config = replace(config, packages_dir=directory)
-    endpoints = list(config.endpoints())
+    endpoints, runner_endpoints = list(config.endpoints()), list(config.runner_endpoints())
     curve = None
-    if config.curve_dir and any(e.startswith("tcp://") for e in endpoints):
+    if config.curve_dir and any(e.startswith("tcp://") for e in endpoints + runner_endpoints):
         curve = load_curve_server(config.curve_dir)
     broker_config = BrokerConfig(
         max_queued=config.queue_max, max_in_flight=config.max_in_flight,
-        lane_caps=config.lane_caps(), queue_timeout_s=config.queue_timeout_s,
-        heartbeat_s=config.heartbeat_s, liveness=config.liveness,
+        max_per_client=config.max_per_client, lane_caps=config.lane_caps(),
+        queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,
+        liveness=config.liveness,
     )
     metrics = BrokerMetrics()
-    server = BrokerServer(endpoints, broker_config, context=zmq.Context.instance(), curve=curve,
-                          observe=metrics.observe)
-    metrics.attach(server)
-    httpd = _http_server(config.http, server, metrics) if config.http else None
-    watcher = RunnerWatcher(config, server.endpoints[0])
+    server = BrokerServer(endpoints, broker_config, runner_endpoints=runner_endpoints,
+                          context=zmq.Context.instance(), curve=curve,
+                          on_outcome=metrics.on_outcome)
+    watcher = RunnerWatcher(config, server.runner_endpoints[0])
+    metrics.attach(server, restarts=lambda: watcher.restarts)
+    try:
+        httpd = _http_server(config.http, server, metrics) if config.http else None
+    except OSError as exc:
+        server.close()
+        raise ConfigError(f"cannot serve http on {config.http}: {exc}") from exc
     watcher.start()
     stop, term = threading.Event(), threading.Event()
 
@@ -212,8 +226,10 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.warning("serving on %s", ", ".join(server.endpoints))
-    print(f"sandbox serve: listening on {', '.join(server.endpoints)}"
+    log.warning("serving clients on %s, runners on %s", ", ".join(server.endpoints),
+                ", ".join(server.runner_endpoints))
+    print(f"sandbox serve: listening on {', '.join(server.endpoints)} (runners: "
+          f"{', '.join(server.runner_endpoints)})"
           + (f", http://{config.http}" if httpd else ""), file=sys.stderr, flush=True)
     if ready is not None:
         ready.set()

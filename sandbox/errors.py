@@ -4,7 +4,9 @@
     ├── ConfigError      a limit or setting is out of range or of the wrong type
     ├── RequestError     a task request that cannot run (answered with status rejected)
     ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
-    └── ClosedError      the sandbox was used after close()
+    ├── ClosedError      the sandbox was used after close()
+    ├── ConnectError     a broker could not be reached, or the server refused our key
+    └── N8nProtocolError a frame from n8n's task broker that does not parse or validate
 
 Outcomes of a snippet are never exceptions: ``run()`` returns a ``Result`` whose status says
 how it ended (including ``rejected`` for a request that could not run).
@@ -32,3 +34,12 @@ class JailError(SandboxError):
 
 class ClosedError(SandboxError):
     """The sandbox was used after it was closed."""
+
+
+class ConnectError(SandboxError):
+    """A broker could not be reached in time, or its server refused our CURVE key."""
+
+
+class N8nProtocolError(SandboxError):
+    """A frame from n8n's task broker that is not valid JSON, or not a message n8n 2.41
+    sends, or lacks a field of the right type (see ``sandbox/n8n/protocol.py``)."""

@@ -12,6 +12,12 @@ and registers again. The broker treats the tasks of the old session as lost, so 
 cancels them (and never reports them on the new session). A runner started by ``sandbox
 serve`` holds the read end of a lifeline pipe: when it reads EOF the daemon is gone, and the
 runner stops rather than join the next broker.
+
+A runner connects to the broker's runner endpoint (never the client one) through a
+``sandbox.link.Link``: over tcp with a runner key pair the broker lists in its ``runners``
+directory. The link's monitor is watched by the loop: a key the server refuses ends
+``serve`` with ConnectError ("the server refused this key"), at once and on any later
+reconnect. Every send is non-blocking, so a stop is always noticed.
 """
 
 from __future__ import annotations
@@ -30,10 +36,13 @@ from runtimes import outcome
 from runtimes.outcome import Status
 from sandbox import registry, request
 from sandbox.config import PoolConfig
-from sandbox.errors import RequestError
+from sandbox.errors import ConnectError, RequestError
 from sandbox.jail import Launcher
+from sandbox.link import CurveClient, Link
 from sandbox.loop import Loop
 from sandbox.worker import Worker
+
+__all__ = ["CurveClient", "Runner", "RunnerConfig"]
 
 log = logging.getLogger("sandbox.runner")
 
@@ -42,27 +51,13 @@ BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 _DONE_OVERHEAD_BYTES = 4096
 
 
-@dataclass(frozen=True)
-class CurveClient:
-    """CURVE keys for a tcp:// broker: ours, and the broker's public key."""
-
-    public_key: bytes
-    secret_key: bytes
-    server_key: bytes
-
-    def apply(self, sock: zmq.Socket) -> None:
-        sock.curve_publickey = self.public_key
-        sock.curve_secretkey = self.secret_key
-        sock.curve_serverkey = self.server_key
-
-
 def runtime_versions(runtimes: tuple[str, ...]) -> dict[str, str]:
     return {name: registry.RUNTIMES[name].version for name in runtimes}
 
 
 @dataclass
 class RunnerConfig:
-    endpoint: str
+    endpoint: str  # the broker's runner endpoint
     runtimes: tuple[str, ...] = ("python", "javascript")
     groups: tuple[str, ...] = ()
     slots: int = 4
@@ -88,6 +83,8 @@ class Runner:
         self.orphaned = False  # the lifeline closed: the parent daemon is gone
         self._imports = self.pool_config.import_policy()
         self._sock: zmq.Socket | None = None
+        self._link: Link | None = None
+        self.refused: str | None = None  # the server refused our key: serve ends with it
         self._session = 0
         self._tasks: dict[str, tuple[int, str]] = {}  # broker task id -> our key
         self._heard = False
@@ -108,7 +105,7 @@ class Runner:
 
     def serve(self, stop: threading.Event) -> None:
         """Connect, serve, reconnect, until ``stop`` is set (then call ``wake()``) or the
-        lifeline closes."""
+        lifeline closes. ConnectError when the server refuses our key."""
         attempt = 0
 
         def done() -> bool:
@@ -119,6 +116,9 @@ class Runner:
             self.loop.run(lambda: done() or self._session_over)
             heard = self._heard
             self._close_session(farewell=done())
+            if self.refused is not None:
+                log.error("%s", self.refused)
+                raise ConnectError(self.refused)
             if done():
                 return
             attempt = 0 if heard else attempt + 1
@@ -143,13 +143,12 @@ class Runner:
 
     def _open(self) -> None:
         cfg = self.config
-        sock = self.context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
-        sock.setsockopt(zmq.LINGER, 0)
-        if cfg.curve is not None:
-            cfg.curve.apply(sock)
-        sock.connect(cfg.endpoint)
-        self._sock = sock
+        # queued until connected: the ready goes first; a refused key shows on the monitor
+        link = Link(self.context, cfg.endpoint, cfg.curve, immediate=False)
+        sock = link.sock
+        self._link, self._sock = link, sock
+        if link.monitor is not None:
+            self.loop.watch(link.monitor, self._on_monitor)
         self._session += 1
         self._session_over = False
         self._heard = False
@@ -160,11 +159,12 @@ class Runner:
 
     def _close_session(self, *, farewell: bool) -> None:
         sock, self._sock = self._sock, None
+        link, self._link = self._link, None
         self.connected.clear()
         tasks, self._tasks = self._tasks, {}
         for key in tasks.values():  # the broker counts them lost: stop running them
             self.worker.cancel(key)
-        if sock is None:
+        if sock is None or link is None:
             return
         if farewell:
             try:
@@ -172,7 +172,15 @@ class Runner:
             except zmq.ZMQError:
                 pass
         self.loop.unwatch(sock)
-        sock.close(linger=0)
+        if link.monitor is not None:
+            self.loop.unwatch(link.monitor)
+        link.close()
+
+    def _on_monitor(self, events: int) -> None:
+        link = self._link
+        if link is not None and link.update().refused and self.refused is None:
+            self.refused = link.state.refused
+            self._session_over = True
 
     def wake_at(self) -> float | None:
         if self._resume_at is not None:
@@ -208,12 +216,17 @@ class Runner:
                 return
             self._heard = True
             self._last_heard = time.monotonic()
-            self.connected.set()
             try:
                 msg = p.decode(frame)
             except p.ProtocolError as exc:
                 log.warning("malformed message from the broker: %s", exc)
                 continue
+            if isinstance(msg, p.Rejected):  # we reached a client socket, not a runner one
+                self.refused = (f"the broker at {self.config.endpoint} does not take runners "
+                                f"there ({msg.message}): connect to its runner endpoint")
+                self._session_over = True
+                return
+            self.connected.set()
             if isinstance(msg, p.TaskMsg):
                 self._on_task(msg)
             elif isinstance(msg, p.CancelTask):
@@ -234,7 +247,8 @@ class Runner:
                 import_policy=self._imports, served=self.config.runtimes,
                 timeout_s=lim.timeout_s, memory_mb=lim.memory_mb, stdout_bytes=lim.stdout_bytes,
                 result_bytes=lim.result_bytes,
-                policy=None if msg.policy == "default" else msg.policy, imports=msg.imports)
+                policy=None if msg.policy == "default" else msg.policy, imports=msg.imports,
+                isolation="worker" if msg.reuse is not None else None, reuse_key=msg.reuse)
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return

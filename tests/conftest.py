@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,64 @@ def default_pyodide():
     with Sandbox(PoolConfig(size=1, pyodide=PyodideConfig(kill_grace_s=PYODIDE_GRACE_S)),
                  runtimes=("pyodide",)) as sb:
         yield OneRuntime(sb, "pyodide")
+
+
+@pytest.fixture(scope="session")
+def n8n():
+    """A real n8n 2.41.1 in external-runner mode, once per session (installed into the
+    machine's cache on first use: about 3-6 minutes). Its own task timeout is 8 s."""
+    from tests.n8n.peer import N8n
+
+    with N8n.start(task_timeout_s=8) as peer:
+        yield peer
+
+
+class RunnerSlot:
+    """The one ``sandbox n8n-runner`` serving the session's n8n, restarted when a test needs
+    other flags (so that no other runner takes its tasks)."""
+
+    DEFAULT = ("--max-concurrency", "4", "--task-timeout", "30", "--memory", "128")
+
+    def __init__(self, n8n) -> None:
+        from tests.n8n.peer import RunnerProcess
+
+        self.n8n = n8n
+        self.current: RunnerProcess | None = None
+
+    def use(self, *flags: str):
+        from tests.n8n.peer import RunnerProcess
+
+        flags = flags or self.DEFAULT
+        if self.current is None or self.current.flags != flags or self.current.proc.poll() is not None:
+            self.stop()
+            self.current = RunnerProcess(self.n8n, *flags).wait_registered()
+        return self.current
+
+    def stop(self) -> None:
+        if self.current is not None:
+            self.current.stop()
+            self.current = None
+
+
+@pytest.fixture(scope="session")
+def n8n_runners(n8n):
+    slot = RunnerSlot(n8n)
+    yield slot
+    slot.stop()
+
+
+@pytest.fixture
+def n8n_runner(n8n_runners):
+    """Our runner with the default flags, registered with the session's n8n."""
+    return n8n_runners.use()
+
+
+@pytest.fixture
+def ipc_dir() -> Iterator[str]:
+    """A private directory with a short path for ipc:// sockets (a socket's path must fit
+    in 107 bytes, which pytest's tmp_path of a long test name does not)."""
+    directory = tempfile.mkdtemp(prefix="sbx-", dir="/tmp")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -5,77 +5,26 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import msgpack
 import pytest
 import zmq
 
 from broker import protocol as p
+from broker.auth import CurveServer
 from broker.core import BrokerConfig
-from broker.server import BrokerServer, CurveServer
 from sandbox import PoolConfig, Status
 from sandbox.client import AsyncClient, Client
-from sandbox.runner import CurveClient
-
-HEARTBEAT_S = 0.2
-
-
-@contextmanager
-def broker(tmp_path, config: BrokerConfig | None = None, endpoint: str | None = None,
-           curve: CurveServer | None = None) -> Iterator[BrokerServer]:
-    endpoint = endpoint or f"ipc://{tmp_path}/broker.sock"
-    server = BrokerServer([endpoint], config or BrokerConfig(heartbeat_s=HEARTBEAT_S),
-                          context=zmq.Context.instance(), curve=curve)
-    stop = threading.Event()
-    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        server.close()
-
-
-def start_runner(endpoint: str, name: str, slots: int = 1, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "runner", "--connect", endpoint, "--slots", str(slots),
-         "--runtimes", "python", "--heartbeat", str(HEARTBEAT_S), "--liveness", "3",
-         "--name", name, *extra],
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def wait_for_runners(server: BrokerServer, count: int, timeout_s: float = 30.0) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        with server.lock:
-            if len(server.core.runners) >= count:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{count} runner(s) did not register")
-
-
-def stop_runner(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+from sandbox.link import CurveClient
+from service_helpers import HEARTBEAT_S, broker, start_runner, stop_runner, wait_for_runners
 
 
 def test_two_runners_one_killed_mid_task_every_task_gets_one_result(tmp_path):
     with broker(tmp_path) as server:
-        endpoint = server.endpoints[0]
-        runners = [start_runner(endpoint, "a", slots=2), start_runner(endpoint, "b", slots=2)]
+        endpoint, runner_endpoint = server.endpoints[0], server.runner_endpoints[0]
+        runners = [start_runner(runner_endpoint, "a", slots=2),
+                   start_runner(runner_endpoint, "b", slots=2)]
         try:
             wait_for_runners(server, 2)
             with Client(endpoint) as client:
@@ -111,7 +60,7 @@ def test_two_runners_one_killed_mid_task_every_task_gets_one_result(tmp_path):
 
 def test_cancel_queued_and_running_tasks(tmp_path):
     with broker(tmp_path) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=1)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
         try:
             wait_for_runners(server, 1)
             with Client(server.endpoints[0]) as client:
@@ -133,7 +82,7 @@ def test_cancel_queued_and_running_tasks(tmp_path):
 def test_queue_full_is_rejected_at_once(tmp_path):
     config = BrokerConfig(max_queued=1, heartbeat_s=HEARTBEAT_S)
     with broker(tmp_path, config) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=1)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
         try:
             wait_for_runners(server, 1)
             with Client(server.endpoints[0]) as client:
@@ -173,15 +122,16 @@ def test_unknown_curve_key_is_refused(tmp_path):
     zmq.auth.create_certificates(str(keys), "stranger")
     os.rename(good_pub, keys / "authorized" / "good.key")
     s_pub, s_sec = zmq.auth.load_certificate(str(keys / "server.key_secret"))
-    curve = CurveServer(s_pub, s_sec, str(keys / "authorized"))
+    assert s_sec is not None
+    curve = CurveServer(s_pub, s_sec, str(keys / "authorized"), str(keys / "runners"))
     port = random.randint(20000, 40000)
     endpoint = f"tcp://127.0.0.1:{port}"
     with broker(tmp_path, endpoint=endpoint, curve=curve) as server:
         stranger = CurveClient(*zmq.auth.load_certificate(str(keys / "stranger.key_secret")), s_pub)
         with Client(endpoint, curve=stranger) as client:
-            handle = client.submit("python", "return 1")
-            with pytest.raises(TimeoutError):
-                handle.result(timeout=1.5)
+            refused = client.run("python", "return 1")
+            assert refused.status is Status.REJECTED
+            assert refused.message.startswith("the server refused this key")
         with server.lock:
             assert server.core.counters["submitted"] == 0
         good = CurveClient(*zmq.auth.load_certificate(str(keys / "good.key_secret")), s_pub)
@@ -198,7 +148,7 @@ def test_plain_tcp_is_refused_without_curve():
 
 def test_fuzzed_frames_never_stop_the_broker(tmp_path):
     with broker(tmp_path) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=1)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
         try:
             rng = random.Random(7)
             sock = zmq.Context.instance().socket(zmq.DEALER)
@@ -228,7 +178,7 @@ def test_fuzzed_frames_never_stop_the_broker(tmp_path):
             with Client(server.endpoints[0]) as client:
                 assert client.run("python", "return 'still fine'").value == "still fine"
             with server.lock:
-                assert server.core.counters["malformed"] > 0
+                assert server.core.counters["malformed_client"] > 0
                 assert server.core.counters["internal_error"] == 0
         finally:
             stop_runner(runner)
@@ -251,7 +201,7 @@ def test_async_client_against_a_runner(tmp_path):
     import asyncio
 
     with broker(tmp_path) as server:
-        runner = start_runner(server.endpoints[0], "solo", slots=2)
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=2)
         try:
             wait_for_runners(server, 1)
 

@@ -17,6 +17,7 @@ import pytest
 
 from sandbox import ConfigError, Limits, PoolConfig, Sandbox, Status
 from sandbox.client import Client
+from sandbox.config import runner_endpoint_for
 
 MiB = 1024 * 1024
 
@@ -174,7 +175,9 @@ def _serve(tmp_path, *extra: str) -> tuple[subprocess.Popen, str]:
 
 
 def _runners_of(endpoint: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"sandbox runner --connect {endpoint}"],
+    # local runners connect to the daemon's runner endpoint, beside its client one
+    runners = runner_endpoint_for(endpoint)
+    out = subprocess.run(["pgrep", "-f", f"sandbox runner --connect {runners}"],
                          capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 

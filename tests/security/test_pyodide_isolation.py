@@ -368,3 +368,19 @@ def test_cant_see_what_another_tenant_left_in_its_worker(one_worker):
     r = one_worker.run("import json\nreturn 'TENANT-A' in json.__all__", reuse_key="b")
     assert r.status is Status.OK
     assert r.value is False
+
+
+def test_cant_see_what_another_lane_left_in_its_worker_through_a_broker():
+    """Through a broker the key is "<lane>/<reuse key>": two lanes never share a worker."""
+    from sandbox import Client
+
+    config = PoolConfig(size=1, stdlib_allow=("*",), external_allow=("*",),
+                        pyodide=PyodideConfig(kill_grace_s=PYODIDE_GRACE_S))
+    with Client(pool=config, runtimes=("pyodide",)) as client:
+        mark = "import json\njson.__all__.append('LANE-A')\nreturn 1"
+        assert client.run("pyodide", mark, lane="a", timeout_s=30).status is Status.OK
+        seen = "import json\nreturn 'LANE-A' in json.__all__"
+        r = client.run("pyodide", seen, lane="a", timeout_s=30)
+        assert (r.status, r.value) == (Status.OK, True)  # its own lane's worker: survives
+        r = client.run("pyodide", seen, lane="b", timeout_s=30)
+        assert (r.status, r.value) == (Status.OK, False)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from broker import core as c
 from broker import protocol as p
-from broker.core import BrokerConfig, BrokerCore, Send
-from runtimes import outcome
-from runtimes.outcome import Status
+from broker.core import BrokerConfig, BrokerCore, Outcome, Send
 
 C1, C2 = b"client-1", b"client-2"
 R1, R2 = b"runner-1", b"runner-2"
@@ -36,9 +35,14 @@ def to_client(sends: list[Send], client: bytes, kind: type) -> list:
     return [s.msg for s in sends if s.to == client and isinstance(s.msg, kind)]
 
 
-def status_of(msg: p.ResultMsg) -> tuple[Status, str]:
-    envelope = outcome.decode(msg.envelope, max_bytes=1 << 20)
-    return envelope.status, envelope.message
+def status_of(msg: p.ResultMsg) -> tuple[str, str]:
+    """A broker-made answer: its status and message (there is no envelope)."""
+    assert msg.envelope is None
+    return msg.status, msg.message
+
+
+def done(task_key: str, envelope: bytes = b"env", status: str = p.OK) -> p.Done:
+    return p.Done(task_key, envelope, status)
 
 
 def key(client: bytes, id: str) -> str:
@@ -76,7 +80,7 @@ def test_a_freed_slot_takes_the_highest_priority_waiting_task():
     assert tasks_to(core.on_client(C1, submit("first"), 0.0), R1) == ["first"]
     core.on_client(C1, submit("low"), 0.1)
     core.on_client(C1, submit("high", priority=3), 0.2)
-    out = core.on_runner(R1, p.Done(key(C1, "first"), b"env"), 0.3)
+    out = core.on_runner(R1, done(key(C1, "first"), b"env"), 0.3)
     assert to_client(out, C1, p.ResultMsg)[0].envelope == b"env"
     assert tasks_to(out, R1) == ["high"]
 
@@ -226,7 +230,7 @@ def test_lane_cap_limits_its_lane_and_not_the_others():
               submit("p2")]:
         sent += tasks_to(core.on_client(C1, s, 0.0), R1)
     assert sent == ["e1", "p1", "p2"]
-    out = core.on_runner(R1, p.Done(key(C1, "e1"), b"x"), 0.1)
+    out = core.on_runner(R1, done(key(C1, "e1"), b"x"), 0.1)
     assert tasks_to(out, R1) == ["e2"]
 
 
@@ -286,12 +290,13 @@ def test_lost_runner_retries_idempotent_tasks_and_crashes_the_others(idempotent,
     if outcome == "retried":
         assert tasks_to(out, R2) == ["t"] and to_client(out, C1, p.ResultMsg) == []
         assert core.running[key(C1, "t")].attempts == 2
-        done = core.on_runner(R2, p.Done(key(C1, "t"), b"ok"), 2.6)
-        assert to_client(done, C1, p.ResultMsg) == [p.ResultMsg("t", b"ok", 2, 0.0)]
+        finished = core.on_runner(R2, done(key(C1, "t"), b"ok"), 2.6)
+        assert to_client(finished, C1, p.ResultMsg) == [
+            p.ResultMsg("t", p.OK, "", b"ok", 2, 2500.0)]  # waited 2.5 s before attempt 2
     else:
         [result] = to_client(out, C1, p.ResultMsg)
         status, message = status_of(result)
-        assert status is Status.CRASHED and "runner lost" in message
+        assert status == p.CRASHED and "runner lost" in message
         assert tasks_to(out, R2) == [] and not core.running
 
 
@@ -303,7 +308,7 @@ def test_retries_stop_after_max_attempts():
     assert to_client(out, C1, p.ResultMsg) == [] and key(C1, "t") in core.queued
     core.on_runner(R2, ready(), 0.2)
     [result] = to_client(core.on_runner(R2, p.Bye(), 0.3), C1, p.ResultMsg)
-    assert result.attempts == 2 and status_of(result)[0] is Status.CRASHED
+    assert result.attempts == 2 and status_of(result)[0] == p.CRASHED
 
 
 def test_re_registration_forgets_the_runners_tasks():
@@ -312,7 +317,7 @@ def test_re_registration_forgets_the_runners_tasks():
     core.on_client(C1, submit("t"), 0.0)
     out = core.on_runner(R1, ready(), 1.0)
     [result] = to_client(out, C1, p.ResultMsg)
-    assert status_of(result) == (Status.CRASHED, "runner restarted while running the task")
+    assert status_of(result) == (p.CRASHED, "runner restarted while running the task")
     assert R1 in core.runners and not core.runners[R1].running
 
 
@@ -325,7 +330,7 @@ def test_bye_removes_the_runner():
 
 def test_messages_from_an_unknown_runner_are_dropped_and_counted():
     core = BrokerCore()
-    assert core.on_runner(R1, p.Done("x:y", b""), 0.0) == []
+    assert core.on_runner(R1, done("x:y", b""), 0.0) == []
     assert core.on_runner(R1, p.RunnerHeartbeat(), 0.0) == []
     assert core.counters["dropped_unknown_runner"] == 2
 
@@ -337,10 +342,22 @@ def test_done_forwards_the_envelope_untouched_and_frees_the_slot():
     core = BrokerCore()
     core.on_runner(R1, ready(), 0.0)
     core.on_client(C1, submit("t"), 0.0)
-    envelope = outcome.encode(Status.OK, "", value=b"\x2a")
-    out = core.on_runner(R1, p.Done(key(C1, "t"), envelope), 0.1)
-    assert to_client(out, C1, p.ResultMsg) == [p.ResultMsg("t", envelope, 1, 0.0)]
+    envelope = b"\x85opaque envelope bytes"
+    out = core.on_runner(R1, done(key(C1, "t"), envelope, p.TIMEOUT), 0.1)
+    assert to_client(out, C1, p.ResultMsg) == [p.ResultMsg("t", p.TIMEOUT, "", envelope, 1, 0.0)]
     assert core.runners[R1].free == 1 and not core.running
+
+
+def test_an_envelope_too_large_to_forward_ends_as_output_limit(monkeypatch):
+    monkeypatch.setattr(p, "MAX_ENVELOPE_BYTES", 10)
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    [result] = to_client(core.on_runner(R1, done(key(C1, "t"), b"x" * 11), 0.1), C1, p.ResultMsg)
+    assert status_of(result) == (p.OUTPUT_LIMIT, "the result (11 bytes) is larger than the "
+                                                 "broker forwards (10 bytes)")
+    assert core.take_outcomes() == [Outcome("python", "default", p.OUTPUT_LIMIT, c.FRAME_CAP,
+                                            0.0, 0.1)]
 
 
 def test_done_from_a_runner_that_does_not_hold_the_task_is_dropped():
@@ -350,7 +367,7 @@ def test_done_from_a_runner_that_does_not_hold_the_task_is_dropped():
     core.on_client(C1, submit("t"), 0.0)
     holder = R1 if core.runners[R1].running else R2
     other = R2 if holder == R1 else R1
-    assert to_client(core.on_runner(other, p.Done(key(C1, "t"), b"x"), 0.1), C1, p.ResultMsg) == []
+    assert to_client(core.on_runner(other, done(key(C1, "t"), b"x"), 0.1), C1, p.ResultMsg) == []
     assert core.counters["dropped_stale_done"] == 1 and key(C1, "t") in core.running
 
 
@@ -374,26 +391,28 @@ def test_cancel_a_running_task_kills_it_and_answers_at_once():
     out = core.on_client(C1, p.Cancel("t"), 0.1)
     assert Send(R1, p.CancelTask(key(C1, "t"))) in out
     [result] = to_client(out, C1, p.ResultMsg)
-    assert status_of(result) == (Status.CRASHED, "cancelled while running")
+    assert status_of(result) == (p.CRASHED, "cancelled while running")
     # the slot is freed when the runner reports; its late result is not sent again
-    out = core.on_runner(R1, p.Done(key(C1, "t"), b"late"), 0.2)
+    out = core.on_runner(R1, done(key(C1, "t"), b"late"), 0.2)
     assert to_client(out, C1, p.ResultMsg) == []
     assert tasks_to(out, R1) == ["next"]
 
 
 @pytest.mark.parametrize("state", ["unknown", "finished", "cancelled-twice", "other-client"])
-def test_cancel_of_an_unknown_or_finished_task_is_answered_with_rejected(state):
+def test_cancel_of_an_unknown_or_finished_task_changes_nothing_and_is_not_answered(state):
+    """A late cancel must not look like a second answer (it replaced real results)."""
     core = BrokerCore()
     core.on_runner(R1, ready(), 0.0)
     if state != "unknown":
         core.on_client(C1, submit("t"), 0.0)
     if state == "finished":
-        core.on_runner(R1, p.Done(key(C1, "t"), b"x"), 0.1)
+        core.on_runner(R1, done(key(C1, "t"), b"x"), 0.1)
     if state == "cancelled-twice":
         core.on_client(C1, p.Cancel("t"), 0.1)
     client = C2 if state == "other-client" else C1
-    out = core.on_client(client, p.Cancel("t"), 0.2)
-    assert to_client(out, client, p.Rejected) == [p.Rejected("t", "no queued or running task 't'")]
+    core.take_outcomes()
+    assert core.on_client(client, p.Cancel("t"), 0.2) == []
+    assert core.counters["cancel_unknown"] == 1 and core.take_outcomes() == []
     if state == "other-client":
         assert key(C1, "t") in core.running  # one client cannot cancel another's task
 
@@ -406,7 +425,7 @@ def test_ping_is_answered_with_pong():
 
 
 def test_a_runner_message_from_a_client_is_rejected():
-    out = BrokerCore().on_client(C1, p.Done("x", b""), 0.0)
+    out = BrokerCore().on_client(C1, done("x", b""), 0.0)
     assert out == [Send(C1, p.Rejected(None, "rejected: a client may not send 'done'"))]
 
 
@@ -415,70 +434,99 @@ def test_queue_depths_per_lane():
     for s in [submit("a"), submit("b", lane="eval"), submit("c", lane="eval")]:
         core.on_client(C1, s, 0.0)
     assert core.queue_depths() == {"default": 1, "eval": 2}
+    core.on_client(C1, p.Cancel("b"), 0.1)
+    core.on_client(C1, p.Cancel("c"), 0.1)
+    assert core.queue_depths() == {"default": 1, "eval": 0}  # an emptied lane reads 0
 
 
-def test_every_submitted_task_gets_exactly_one_final_answer_under_churn():
-    """Random interleavings of submits, cancels, dones and lost runners (a model check)."""
+def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_churn():
+    """Random interleavings of submits (with and without caller deadlines), cancels, dones,
+    lost and stale runners, clients that vanish, full client sockets and a drain: a model
+    check. Every task gets at most one answer, exactly one outcome, and an answer unless
+    its client was gone."""
     import random
 
     rng = random.Random(1)
-    for _ in range(50):
+    clients = (C1, C2)
+    for run in range(60):
         core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2, queue_timeout_s=5,
-                                       max_queued=20))
+                                       max_queued=20, max_per_client=12))
         answers: dict[str, int] = {}
-        submitted: list[str] = []
+        owner: dict[str, bytes] = {}
+        gone: set[str] = set()  # tasks whose client vanished before their answer
+        outcomes: dict[str, int] = {}
         now = 0.0
 
-        def record(sends: list[Send], answers: dict[str, int] = answers) -> None:
+        def record(sends: list[Send], answers: dict[str, int] = answers,
+                   outcomes: dict[str, int] = outcomes, core: BrokerCore = core,
+                   owner: dict[str, bytes] = owner) -> None:
             for s in sends:
-                if s.to == C1 and isinstance(s.msg, (p.ResultMsg, p.Rejected)) and s.msg.id:
+                if isinstance(s.msg, (p.ResultMsg, p.Rejected)) and s.msg.id:
+                    assert s.to == owner[s.msg.id]  # an answer goes to its own client only
                     answers[s.msg.id] = answers.get(s.msg.id, 0) + 1
+            for outcome in core.take_outcomes():
+                outcomes[outcome.lane] = outcomes.get(outcome.lane, 0) + 1  # lane = task id
 
         for step in range(200):
             now += rng.random() * 0.3
             action = rng.random()
-            if action < 0.35:
+            client = rng.choice(clients)
+            if action < 0.33:
                 tid = f"t{step}"
-                submitted.append(tid)
-                record(core.on_client(C1, submit(tid, idempotent=rng.random() < 0.5,
-                                                 max_attempts=rng.randint(1, 3)), now))
-            elif action < 0.45 and submitted:
-                tid = rng.choice(submitted)
-                sends = core.on_client(C1, p.Cancel(tid), now)
-                # a cancel of something already answered is told so, and is not a second answer
-                if answers.get(tid):
-                    assert to_client(sends, C1, p.ResultMsg) == []
-                    continue
+                owner[tid] = client
+                deadline = rng.choice([None, None, rng.random() * 4])
+                record(core.on_client(client, submit(
+                    tid, lane=tid, idempotent=rng.random() < 0.5, max_attempts=rng.randint(1, 3),
+                    deadline_s=deadline), now))
+            elif action < 0.42 and owner:
+                tid = rng.choice(sorted(owner))
+                sends = core.on_client(owner[tid], p.Cancel(tid), now)
+                if answers.get(tid):  # a cancel of something answered changes nothing
+                    assert sends == []
                 record(sends)
-            elif action < 0.75:
+            elif action < 0.7:
                 runner = rng.choice([R1, R2])
                 if runner in core.runners and core.runners[runner].running:
                     task_key = rng.choice(sorted(core.runners[runner].running))
-                    record(core.on_runner(runner, p.Done(task_key, b"e"), now))
-            elif action < 0.85:
+                    record(core.on_runner(runner, done(task_key, b"e"), now))
+                else:  # a done for a task this runner does not hold: no outcome
+                    record(core.on_runner(runner, done(key(client, "t0"), b"e"), now))
+            elif action < 0.8:
                 record(core.on_runner(rng.choice([R1, R2]), ready(slots=rng.randint(1, 3)), now))
-            elif action < 0.9:
+            elif action < 0.84:
                 runner = rng.choice([R1, R2])
                 if runner in core.runners:
                     record(core.on_runner(runner, p.Bye(), now))
+            elif action < 0.86:
+                state = core.clients.get(client)
+                gone |= {t for t, o in owner.items() if o == client and not answers.get(t)}
+                record(core.on_client_gone(client, now))
+                assert state is None or client not in core.clients
+            elif action < 0.88:
+                core.on_backlog(client, rng.choice([0, 0, 5, 20]))
+            elif action < 0.89 and run % 2:
+                record(core.drain(now))
             else:
                 for runner in list(core.runners):
                     if rng.random() < 0.7:
                         core.on_runner(runner, p.RunnerHeartbeat(), now)
                 record(core.tick(now))
-        # drain: one live runner finishes everything
+        # the end: one live runner finishes everything, or the grace ends
+        for client in clients:
+            core.on_backlog(client, 0)
         record(core.on_runner(R1, ready(slots=50), now))
         for _ in range(100):
             now += 0.5
             for runner in list(core.runners):
                 core.on_runner(runner, p.RunnerHeartbeat(), now)
                 for task_key in sorted(core.runners[runner].running):
-                    record(core.on_runner(runner, p.Done(task_key, b"e"), now))
+                    record(core.on_runner(runner, done(task_key, b"e"), now))
             record(core.tick(now))
-        assert not core.queued and not core.running
-        assert set(answers) <= set(submitted)
+        record(core.shutdown(now))
+        assert not core.queued and not core.running and not core.clients
         assert all(n == 1 for n in answers.values()), answers
-        assert set(answers) == set(submitted)
+        assert set(answers) | gone == set(owner)
+        assert outcomes == dict.fromkeys(owner, 1)
 
 
 def test_a_long_backlog_keeps_its_order_and_deadlines():
@@ -486,7 +534,7 @@ def test_a_long_backlog_keeps_its_order_and_deadlines():
     core.on_runner(R1, ready(slots=1), 0.0)
     for i in range(3000):
         core.on_client(C1, submit(f"t{i}", priority=i % 3, queue_timeout_s=10 + i % 5), 0.0)
-    first = core.on_runner(R1, p.Done(key(C1, "t0"), b"x"), 1.0)
+    first = core.on_runner(R1, done(key(C1, "t0"), b"x"), 1.0)
     assert tasks_to(first, R1) == ["t2"]  # highest priority, earliest submitted (t0 ran first)
     rejected = to_client(core.tick(10.0), C1, p.Rejected)
     assert {r.id for r in rejected} == {f"t{i}" for i in range(3000) if i % 5 == 0} - {"t0"}
@@ -506,3 +554,208 @@ def test_deadlines_hold_after_many_tasks_came_and_went():
     assert to_client(core.tick(1.4), C1, p.Rejected) == []
     assert to_client(core.tick(1.5), C1, p.Rejected) == [
         p.Rejected("last", "all 1 slots busy for 1 s")]
+
+
+# -- rule 2: the per-client cap, counting what its socket has not taken ---------------------
+
+
+def test_a_client_at_its_cap_is_rejected_with_the_count_and_others_are_not():
+    core = BrokerCore(BrokerConfig(max_per_client=2))
+    core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_client(C1, submit("a"), 0.0)  # running
+    core.on_client(C1, submit("b"), 0.0)  # queued
+    out = core.on_client(C1, submit("c"), 0.0)
+    assert to_client(out, C1, p.Rejected) == [p.Rejected(
+        "c", "this client holds 2 unanswered tasks, its cap (max_per_client 2)")]
+    assert core.on_client(C2, submit("c"), 0.0) == []  # another client is not held back
+    core.on_runner(R1, done(key(C1, "a")), 0.1)  # answered: room for one more
+    assert to_client(core.on_client(C1, submit("d"), 0.1), C1, p.Rejected) == []
+
+
+def test_answers_waiting_for_a_full_client_socket_count_against_its_cap():
+    core = BrokerCore(BrokerConfig(max_per_client=3))
+    core.on_backlog(C1, 3)  # three answers its socket has not taken yet
+    out = core.on_client(C1, submit("a"), 0.0)
+    assert to_client(out, C1, p.Rejected)[0].message.startswith("this client holds 3 ")
+    assert [o.reason for o in core.take_outcomes()] == [c.CLIENT_CAP]
+    core.on_backlog(C1, 0)  # its socket took them
+    assert core.on_client(C1, submit("b"), 0.0) == [] and key(C1, "b") in core.queued
+
+
+# -- rule 5: the caller's deadline -----------------------------------------------------------
+
+
+def test_a_queued_task_whose_caller_stopped_waiting_is_dropped():
+    core = BrokerCore(BrokerConfig(queue_timeout_s=30, heartbeat_s=100))
+    core.on_client(C1, submit("t", deadline_s=2.0), 0.0)
+    assert to_client(core.tick(1.9), C1, p.Rejected) == []
+    [rejected] = to_client(core.tick(2.0), C1, p.Rejected)
+    assert rejected.message == ("nobody waits for it any more (the caller's deadline passed "
+                                "before it ran)")
+    assert not core.queued
+    assert tasks_to(core.on_runner(R1, ready(), 2.1), R1) == []  # it never runs
+    assert [o.reason for o in core.take_outcomes()] == [c.EXPIRED]
+
+
+def test_a_running_task_whose_caller_stopped_waiting_is_cancelled():
+    core = BrokerCore(BrokerConfig(heartbeat_s=100))
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t", deadline_s=3.0), 0.0)
+    out = core.tick(3.0)
+    assert Send(R1, p.CancelTask(key(C1, "t"))) in out
+    [result] = to_client(out, C1, p.ResultMsg)
+    assert status_of(result) == (p.CRASHED, "cancelled: nobody waits for it any more (the "
+                                            "caller's deadline passed)")
+    # the runner's late report frees the slot and is not a second outcome
+    core.on_runner(R1, done(key(C1, "t")), 3.1)
+    assert core.runners[R1].free == 1
+    assert [(o.status, o.reason) for o in core.take_outcomes()] == [(p.CRASHED, c.EXPIRED)]
+
+
+def test_a_lost_idempotent_task_is_not_retried_past_its_callers_deadline():
+    core = BrokerCore(BrokerConfig(heartbeat_s=100))
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t", idempotent=True, max_attempts=3, deadline_s=1.0), 0.0)
+    out = core.on_runner(R1, p.Bye(), 1.5)
+    [result] = to_client(out, C1, p.ResultMsg)
+    assert status_of(result)[0] == p.CRASHED and not core.queued
+
+
+# -- rule 12: a cancel never replaces a result ------------------------------------------------
+
+
+def test_a_cancel_after_the_result_left_sends_nothing_more():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=2), 0.0)
+    core.on_client(C1, submit("fast"), 0.0)
+    core.on_client(C1, submit("slow"), 0.0)
+    out = core.on_runner(R1, done(key(C1, "fast"), b"real"), 0.1)
+    assert [m.envelope for m in to_client(out, C1, p.ResultMsg)] == [b"real"]
+    assert core.on_client(C1, p.Cancel("fast"), 0.2) == []
+
+
+# -- rule 13: a client that cannot be reached ---------------------------------------------------
+
+
+def test_a_gone_clients_tasks_are_dropped_and_cancelled_without_answers():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_client(C1, submit("running"), 0.0)
+    core.on_client(C1, submit("queued"), 0.0)
+    core.on_client(C2, submit("other"), 0.0)
+    out = core.on_client_gone(C1, 0.5)
+    assert Send(R1, p.CancelTask(key(C1, "running"))) in out
+    assert to_client(out, C1, p.ResultMsg) == [] and to_client(out, C1, p.Rejected) == []
+    assert key(C1, "queued") not in core.queued and key(C2, "other") in core.queued
+    assert sorted((o.status, o.reason) for o in core.take_outcomes()) == [
+        (p.CRASHED, c.CLIENT_GONE), (p.REJECTED, c.CLIENT_GONE)]
+    # the cancelled task's slot frees when the runner reports; then the other client runs
+    assert tasks_to(core.on_runner(R1, done(key(C1, "running")), 0.6), R1) == ["other"]
+
+
+def test_a_runner_the_socket_cannot_reach_is_lost():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    [result] = to_client(core.on_runner_gone(R1, 0.1), C1, p.ResultMsg)
+    assert status_of(result) == (p.CRASHED, "runner lost (disconnected) while running the task")
+    assert R1 not in core.runners
+
+
+# -- rule 14: draining --------------------------------------------------------------------------
+
+
+def test_a_drain_answers_every_queued_task_at_once_and_starts_none():
+    core = BrokerCore(BrokerConfig(heartbeat_s=100))
+    core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_client(C1, submit("running"), 0.0)
+    core.on_client(C1, submit("q1"), 0.0)
+    core.on_client(C1, submit("q2", priority=5), 0.0)
+    out = core.drain(1.0)
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("q2", c.SHUTTING_DOWN),
+                                              p.Rejected("q1", c.SHUTTING_DOWN)]
+    assert not core.queued
+    later = core.on_client(C1, submit("late"), 1.1)
+    assert to_client(later, C1, p.Rejected) == [p.Rejected("late", c.SHUTTING_DOWN)]
+    # the running task finishes within the grace and is answered; nothing starts after it
+    out = core.on_runner(R1, done(key(C1, "running"), b"r"), 1.2)
+    assert [m.envelope for m in to_client(out, C1, p.ResultMsg)] == [b"r"]
+    assert tasks_to(out, R1) == [] and tasks_to(core.on_runner(R2, ready(), 1.3), R2) == []
+    assert [o.reason for o in core.take_outcomes()] == [c.DRAINING] * 3 + [""]
+
+
+def test_a_drain_does_not_retry_lost_tasks():
+    core = BrokerCore(BrokerConfig(heartbeat_s=100))
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t", idempotent=True, max_attempts=3), 0.0)
+    core.drain(0.5)
+    [result] = to_client(core.on_runner(R1, p.Bye(), 0.6), C1, p.ResultMsg)
+    assert status_of(result) == (p.CRASHED, "runner left while running the task")
+    assert not core.queued
+
+
+def test_the_end_of_the_grace_cancels_what_still_runs():
+    core = BrokerCore(BrokerConfig(heartbeat_s=100))
+    core.on_runner(R1, ready(slots=2), 0.0)
+    core.on_client(C1, submit("a"), 0.0)
+    core.on_client(C1, submit("b"), 0.0)
+    core.drain(1.0)
+    out = core.shutdown(11.0)
+    assert sorted(s.msg.task_id for s in out if isinstance(s.msg, p.CancelTask)) == [
+        key(C1, "a"), key(C1, "b")]
+    assert [status_of(m) for m in to_client(out, C1, p.ResultMsg)] == [
+        (p.CRASHED, "the broker shut down before the task finished")] * 2
+
+
+# -- outcomes: what the metrics count, once per task ----------------------------------------------
+
+
+def test_outcomes_come_from_the_cores_own_decisions_once_per_task():
+    core = BrokerCore(BrokerConfig(max_queued=1, heartbeat_s=100))
+    core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_client(C1, submit("ran"), 0.0)
+    core.on_client(C1, submit("waits"), 0.5)
+    core.on_client(C1, submit("full"), 0.5)  # queue full
+    core.on_client(C1, submit("ran"), 0.5)  # its id is in use
+    core.on_client(C1, p.Cancel("ran"), 1.0)  # cancelled while running
+    core.on_runner(R1, done(key(C1, "ran"), b"late"), 1.5)  # the late done: no second count
+    core.on_runner(R2, done(key(C1, "ghost"), b"x"), 1.6)  # a stale done: no count at all
+    core.on_runner(R1, done(key(C1, "waits"), b"r", p.ERROR), 2.0)
+    assert core.take_outcomes() == [
+        Outcome("python", "default", p.REJECTED, c.QUEUE_FULL, None, None),
+        Outcome("python", "default", p.REJECTED, c.DUPLICATE_ID, None, None),
+        Outcome("python", "default", p.CRASHED, c.CANCELLED, 0.0, 1.0),
+        Outcome("python", "default", p.ERROR, "", 1.0, 0.5),
+    ]
+    assert core.take_outcomes() == []
+
+
+def test_a_client_message_on_the_runner_socket_is_counted_not_answered():
+    core = BrokerCore()
+    assert core.on_runner(R1, submit("x"), 0.0) == []
+    assert core.on_malformed(R1, "junk", None, from_runner=True) == []
+    assert core.counters["malformed_runner"] == 2
+
+
+def test_total_slots_are_the_registered_runners_slots():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=3), 0.0)
+    core.on_runner(R2, ready(slots=5), 0.0)
+    assert core.total_slots() == 8
+
+
+# -- worker mode ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra, reuse", [
+    ({}, None),
+    ({"isolation": "worker"}, "default/"),
+    ({"isolation": "worker", "lane": "eval"}, "eval/"),
+    ({"isolation": "worker", "lane": "eval", "reuse_key": "tenant-7"}, "eval/tenant-7"),
+])
+def test_a_worker_task_names_its_lane_and_key_to_the_runner(extra, reuse):
+    core = BrokerCore(BrokerConfig())
+    core.on_runner(R1, ready(slots=1), 0.0)
+    sends = core.on_client(C1, submit("a", **extra), 0.0)
+    (task,) = [s.msg for s in sends if isinstance(s.msg, p.TaskMsg)]
+    assert task.reuse == reuse

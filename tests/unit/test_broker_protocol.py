@@ -13,16 +13,17 @@ EVERY_MESSAGE = [
     p.Submit("a", "python", "return 1", b"\xc0"),
     p.Submit("b", "javascript", "return data", b"\x01", p.TaskLimits(2.5, 64, 1024, 4096),
              priority=-3, lane="eval", group="gpu", version="0.10", wait_for_runner=False,
-             queue_timeout_s=1.5, idempotent=True, max_attempts=3),
+             queue_timeout_s=1.5, idempotent=True, max_attempts=3, deadline_s=12.5),
     p.Cancel("a"),
     p.Ping(),
-    p.ResultMsg("a", b"\x80", 2, 1.25),
+    p.ResultMsg("a", "ok", "", b"\x80", 2, 1.25),
+    p.ResultMsg("a", "crashed", "cancelled while running"),
     p.Rejected("a", "queue full (3 waiting)"),
     p.Rejected(None, "rejected: not a MessagePack message"),
     p.Pong(),
     p.Ready({"python": "3.11.7"}, 4, ("cpu", "eu"), "runner-1"),
     p.RunnerHeartbeat(3),
-    p.Done("k:a", b"\x80"),
+    p.Done("k:a", b"\x80", "ok"),
     p.Bye(),
     p.TaskMsg("k:a", "python", "return 1", b"\xc0", p.TaskLimits(timeout_s=1)),
     p.CancelTask("k:a"),
@@ -79,7 +80,24 @@ def submit_body(**overrides) -> bytes:
         (body(t="ready", runtimes={"python": "3"}, slots=0), "'slots' must be 1..4096", None),
         (body(t="ready", runtimes={"python": "3"}, slots=1, groups="gpu"),
          "'groups' must be strings", None),
-        (body(t="done", task_id="k", envelope="text"), "'envelope' must be bytes", None),
+        (body(t="done", task_id="k", envelope="text", status="ok"), "'envelope' must be bytes",
+         None),
+        (body(t="done", task_id="k", envelope=b""), "malformed done message", None),
+        (body(t="done", task_id="k", envelope=b"", status="fine"), "'status' must be one of",
+         None),
+        (body(t="result", id="x", status="ok", envelope="text"), "'envelope' must be bytes or nil",
+         "x"),
+        (msgpack.packb({"v": 1.0, "t": "ping"}), "protocol version 1.0 is not supported", None),
+        (msgpack.packb({"v": True, "t": "ping"}), "protocol version True is not supported", None),
+        (b"\x91" * 5000 + b"\xc0", "nested deeper than the decoder allows", None),
+        (msgpack.packb({"v": 1, "t": "ping"}) + b"\x01", "extra bytes after the message", None),
+        (msgpack.packb({str(i): 0 for i in range(65)}), "65 exceeds max_map_len(64)", None),
+        (msgpack.packb([0] * 257), "257 exceeds max_array_len(256)", None),
+        (msgpack.packb([[0] * 200] * 6), f"more than {p.MAX_ELEMENTS} elements in all", None),
+        (msgpack.packb({"v": 1, "t": "ping", "x": msgpack.ExtType(1, b"x")}),
+         "exceeds max_ext_len(0)", None),
+        (msgpack.packb("x" * (p.MAX_STR_BYTES + 1)), "exceeds max_str_len", None),
+        (submit_body(deadline_s=-1), "'deadline_s' must be", "x"),
         (body(t="heartbeat", idle_children="3"), "'idle_children' must be an int", None),
     ],
 )
@@ -88,6 +106,39 @@ def test_bad_frames_are_protocol_errors_with_a_clear_message(frame, message, msg
         p.decode(frame)
     assert message in str(info.value)
     assert info.value.msg_id == msg_id
+
+
+def test_a_frame_cheap_to_send_and_costly_to_build_is_refused_before_it_is_built():
+    """A 7.9 MB map of a million keys (under the frame cap) built a million objects."""
+    import tracemalloc
+
+    frame = msgpack.packb({str(i): 0 for i in range(1_000_000)})
+    tracemalloc.start()
+    try:
+        with pytest.raises(p.ProtocolError, match="1000000 exceeds max_map_len"):
+            p.decode(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024  # nothing of the million was built
+
+
+def test_nested_lists_under_each_bound_are_stopped_by_the_total():
+    """256 lists of 256 items pass every per-container bound; the total stops them."""
+    frame = msgpack.packb({"v": 1, "t": "ping", "x": [[0] * 256] * 256})
+    with pytest.raises(p.ProtocolError, match="elements in all"):
+        p.decode(frame)
+
+
+@pytest.mark.parametrize("field", ["code", "lane", "runtime", "group", "version", "policy"])
+def test_a_lone_surrogate_in_a_text_field_is_a_protocol_error(field):
+    fields = {"id": "a", "runtime": "python", "code": "return 1", "data": b"\xc0"}
+    fields[field] = {"code": "return '\ud800'", "lane": "\udc00"}.get(field, "x\ud800")
+    msg = p.Submit(**fields)
+    with pytest.raises(p.ProtocolError, match=f"'{field}' is not valid Unicode"):
+        p.validate(msg)
+    with pytest.raises(p.ProtocolError, match="not valid Unicode"):
+        p.encode(msg)
 
 
 def test_oversized_frame_is_refused_before_parsing():
@@ -111,7 +162,8 @@ msgpack_values = st.recursive(
 field_names = st.sampled_from(
     ["v", "t", "id", "runtime", "code", "data", "limits", "priority", "lane", "group",
      "version", "wait_for_runner", "queue_timeout_s", "idempotent", "max_attempts", "task_id",
-     "envelope", "runtimes", "slots", "groups", "name", "idle_children", "message"]
+     "envelope", "runtimes", "slots", "groups", "name", "idle_children", "message", "status",
+     "deadline_s"]
 )
 
 

@@ -23,9 +23,11 @@ def service():
     """A broker and one runner of one slot over the fake jail, each in its own thread."""
     context = zmq.Context.instance()
     endpoint = f"inproc://runner-test-{uuid.uuid4().hex}"
-    server = BrokerServer([endpoint], BrokerConfig(heartbeat_s=0.2), context=context)
+    server = BrokerServer([endpoint], BrokerConfig(heartbeat_s=0.2), context=context,
+                          runner_endpoints=[f"{endpoint}-runners"])
     read_end, write_end = os.pipe()
-    runner = Runner(RunnerConfig(endpoint, runtimes=("python",), slots=1, heartbeat_s=0.2,
+    runner = Runner(RunnerConfig(f"{endpoint}-runners", runtimes=("python",), slots=1,
+                                 heartbeat_s=0.2,
                                  pool=PoolConfig(size=1, cgroup="off", recycle_delay_ms=0),
                                  lifeline_fd=read_end),
                     context=context, launcher=fakejail.launch)

@@ -1,0 +1,195 @@
+"""A DEALER connected to a broker, with a socket monitor that says why it is not connected.
+
+Clients and runners both connect this way (``Link`` for the threaded ones; the asyncio client
+shares ``prepare`` and ``LinkState`` and reads the monitor in its own loop):
+
+* ZMQ_IMMEDIATE: a message is queued only on a connection whose handshake completed, never
+  for a broker that is not there (so nothing sent while the broker is down is delivered
+  minutes later), and a send to a broker that is not there fails at once instead of
+  blocking;
+* the monitor's events are folded into a ``LinkState`` (pure): connected or not, and for a
+  CURVE handshake the server refused, the message "the server refused this key" (ZeroMQ
+  does not retry a refused connection; ``Link.retry`` does, once per call that needs it);
+* ``Link.wait_up(timeout_s, stop)`` waits for the connection, bounded and interruptible.
+
+Over tcp a peer presents a CURVE key pair: a client's key (``DIR/client.key_secret`` by
+default) opens only the client socket, a runner's (``DIR/runner.key_secret``) only the
+runner socket.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from broker import protocol as p
+from sandbox.errors import ConnectError
+
+RECONNECT_IVL_MS = 100  # ZeroMQ's first reconnect delay, doubled per failure up to the max
+RECONNECT_IVL_MAX_MS = 1000  # so a broker that is back is found within a second
+_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+           | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+           | zmq.EVENT_DISCONNECTED)
+
+
+@dataclass(frozen=True)
+class CurveClient:
+    """CURVE keys for a tcp:// broker: ours, and the broker's public key."""
+
+    public_key: bytes
+    secret_key: bytes
+    server_key: bytes
+
+    def apply(self, sock: zmq.Socket) -> None:
+        sock.curve_publickey = self.public_key
+        sock.curve_secretkey = self.secret_key
+        sock.curve_serverkey = self.server_key
+
+    @classmethod
+    def load(cls, curve_dir: str, name: str) -> CurveClient:
+        """The key pair ``DIR/NAME.key_secret`` and the server's ``DIR/server.key``, as
+        ``sandbox keys`` writes them; ConfigError naming the file when one is unusable."""
+        import zmq.auth
+
+        from sandbox.errors import ConfigError
+
+        mine = os.path.join(curve_dir, f"{name}.key_secret")
+        server = os.path.join(curve_dir, "server.key")
+        try:
+            public, secret = zmq.auth.load_certificate(mine)
+            if secret is None:
+                raise ValueError(f"{mine} holds no secret key")
+            server_key, _ = zmq.auth.load_certificate(server)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load CURVE keys from {curve_dir}: {exc}") from exc
+        return cls(public, secret, server_key)
+
+
+def prepare(sock: zmq.Socket, curve: CurveClient | None, *, immediate: bool = True) -> None:
+    """The options every DEALER to a broker has (before it connects). ``immediate=False``
+    (runners) queues what is sent before the connection is up: a runner's session is one
+    socket, its ``ready`` goes first, and what it sends for an earlier session is dropped."""
+    sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IMMEDIATE, 1 if immediate else 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+    if curve is not None:
+        curve.apply(sock)
+
+
+def monitored(endpoint: str) -> bool:
+    """inproc connections have no handshake and no monitor events: they are up at once."""
+    return not endpoint.startswith("inproc://")
+
+
+class LinkState:
+    """What the monitor's events say about one connection (pure: events in, state out)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.up = not monitored(endpoint)
+        self.refused: str | None = None  # the server refused our key: ZeroMQ will not retry
+        self.failure: str | None = None  # the last failed handshake (ZeroMQ retries these)
+
+    def on_event(self, event: int, value: int = 0) -> None:
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.up, self.refused, self.failure = True, None, None
+        elif event == zmq.EVENT_DISCONNECTED:
+            self.up = False
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            self.up = False
+            self.refused = f"the server refused this key (broker {self.endpoint}, status {value})"
+        elif event in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+            self.up = False
+            self.failure = (f"the handshake with the broker at {self.endpoint} failed "
+                            "(wrong server key, or not a broker?)")
+
+    def unreachable(self, waited_s: float) -> str:
+        """Why nothing could be sent within ``waited_s``."""
+        if self.refused:
+            return self.refused
+        if self.failure:
+            return f"{self.failure}; gave up after {waited_s:g} s"
+        return (f"cannot reach the broker at {self.endpoint} within {waited_s:g} s "
+                "(is it running?)")
+
+
+class Link:
+    """One DEALER to a broker endpoint and its monitor, for one thread at a time."""
+
+    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClient | None, *,
+                 immediate: bool = True) -> None:
+        self.endpoint = endpoint
+        self.state = LinkState(endpoint)
+        self.sock = context.socket(zmq.DEALER)
+        self.monitor: zmq.Socket | None = None
+        try:
+            prepare(self.sock, curve, immediate=immediate)
+            if monitored(endpoint):
+                self.monitor = self.sock.get_monitor_socket(_EVENTS)
+            self.sock.connect(endpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def update(self) -> LinkState:
+        """Fold the monitor events that arrived into the state (never blocks)."""
+        while self.monitor is not None:
+            try:
+                event = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+            self.state.on_event(event["event"], event["value"])
+        return self.state
+
+    def retry(self) -> None:
+        """Connect again after the server refused our key (it may be authorized now)."""
+        self.state.refused = None
+        try:
+            self.sock.disconnect(self.endpoint)
+        except zmq.ZMQError:
+            pass
+        self.sock.connect(self.endpoint)
+
+    def wait_up(self, timeout_s: float, stop: threading.Event | None = None) -> None:
+        """Return once connected; ConnectError when the server refused our key or nothing
+        connected within ``timeout_s``; return early (still down) when ``stop`` is set."""
+        end = time.monotonic() + timeout_s
+        while not self.update().up:
+            if self.state.refused:
+                raise ConnectError(self.state.refused)
+            left = end - time.monotonic()
+            if left <= 0:
+                raise ConnectError(self.state.unreachable(timeout_s))
+            if stop is not None and stop.is_set():
+                return
+            step = min(left, 0.1)  # how soon a stop is noticed
+            if self.monitor is None:
+                time.sleep(step)
+            else:
+                self.monitor.poll(max(1, math.ceil(step * 1000)))
+
+    def close(self, linger_ms: int = 0) -> None:
+        """Close both sockets (see ``close_monitored``)."""
+        close_monitored(self.sock, self.monitor, linger_ms)
+        self.monitor = None
+
+
+def close_monitored(sock: zmq.Socket, monitor: zmq.Socket | None, linger_ms: int = 0) -> None:
+    """Close a socket and its monitor, the monitor first (its events stop before its socket
+    goes); ``linger_ms``: how long what is still queued may take to leave (in ZeroMQ's I/O
+    thread: close itself never waits)."""
+    if monitor is not None:
+        try:
+            sock.disable_monitor()
+        except zmq.ZMQError:
+            pass
+        monitor.close(linger=0)
+    sock.close(linger=linger_ms)

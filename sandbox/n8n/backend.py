@@ -1,0 +1,90 @@
+"""The one port between the n8n runner and our pools.
+
+``Backend`` is what the runner's loop needs: ``attach(loop, on_outcome)`` once, then
+``submit(key, job)`` and ``cancel(key)`` (kill the child at once), all in the loop's thread.
+Every submitted key gets exactly one ``on_outcome(key, result)``, in the loop's thread, a
+cancelled one included (its ``Result`` says it was cancelled), so the runner knows when a
+slot is really free.
+
+``WorkerBackend`` is the host worker (``sandbox.worker``) on the runner's own loop: the
+jails' and children's fds are watched by the same loop as the WebSocket, so one thread
+serves n8n and drives every child, and no task ever runs on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import Protocol
+
+from runtimes import outcome
+from runtimes.outcome import Status
+from sandbox import request
+from sandbox.config import PoolConfig
+from sandbox.errors import RequestError
+from sandbox.loop import Loop
+from sandbox.n8n.task import Job
+from sandbox.result import Result
+from sandbox.worker import Worker
+
+OnOutcome = Callable[[str, Result], None]
+
+
+class Backend(Protocol):
+    def attach(self, loop: Loop, on_outcome: OnOutcome) -> None: ...
+
+    def submit(self, key: str, job: Job) -> None: ...
+
+    def cancel(self, key: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class WorkerBackend:
+    """Jobs as task requests for a ``Worker`` on the runner's loop."""
+
+    def __init__(self, config: PoolConfig, runtimes: Iterable[str] = ("python", "javascript")) -> None:
+        self.config = config
+        self.runtimes = tuple(runtimes)
+        self._imports = config.import_policy()
+        self._worker: Worker | None = None
+        self._on_outcome: OnOutcome | None = None
+        self._limits: dict[Hashable, int] = {}  # key -> the envelope size its limits allow
+
+    def attach(self, loop: Loop, on_outcome: OnOutcome) -> None:
+        """Start the jails on ``loop`` (run here until they are ready: a JailError says why
+        one cannot start)."""
+        self._on_outcome = on_outcome
+        self._worker = Worker(self.config, loop, self._deliver, served=self.runtimes)
+        try:
+            for runtime in self.runtimes:
+                self._worker.start(runtime, wait=True)
+        except BaseException:
+            self._worker.close()
+            raise
+
+    def submit(self, key: str, job: Job) -> None:
+        assert self._worker is not None, "attach() first"
+        limits = job.limits
+        try:
+            task = request.build(job.runtime, job.code, job.data, defaults=limits,
+                                 import_policy=self._imports, served=self.runtimes)
+        except RequestError as exc:
+            self._limits[key] = limits.envelope_bytes
+            self._deliver(key, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
+            return
+        self._limits[key] = limits.envelope_bytes
+        self._worker.submit(key, task)
+
+    def cancel(self, key: str) -> None:
+        if self._worker is not None:
+            self._worker.cancel(key)
+
+    def close(self) -> None:
+        """End every task, release every child, stop every jail."""
+        if self._worker is not None:
+            self._worker.close()
+
+    def _deliver(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
+        max_bytes = self._limits.pop(key, len(envelope))
+        if self._on_outcome is not None:
+            self._on_outcome(str(key), Result.from_wire(envelope, max_bytes=max_bytes))

@@ -1,0 +1,301 @@
+// n8n's JavaScript Code node API, in QuickJS, as far as it can be built from the data n8n
+// sends. Trusted wrapper code shipped by the host: it is appended to the user's code (see
+// javascript_node.py), so it runs as the snippet, under every layer a snippet gets, and
+// the user's lines keep their own numbers. Function declarations are hoisted: the call on
+// line 1 reaches __n8nRun, defined here after the user's code.
+function __n8nRun(data, user, userLines) {
+  const stringify = JSON.stringify, isArray = Array.isArray, keys = Object.keys;
+  const nodeName = data.node.name;
+  const logs = [];
+  const each = data.each;
+  const input = data.items;  // sparse in each-item mode: the chunk at its absolute indexes
+  const runData = data.runData || {};
+  const known = new Set(data.nodeNames || []);
+  const customData = Object.assign({}, data.customData || {});
+  const staticBefore = stringify(data.staticData || {});
+  const staticData = JSON.parse(staticBefore);
+
+  function notAvailable(what, why) {
+    const e = new Error(what + " is not available in this runner (snippet-sandbox)"
+                        + (why ? ": " + why : ""));
+    e.name = "Error";
+    return e;
+  }
+  // Something this runner cannot provide: reading a property gives another such stand-in
+  // (helpers.httpRequest), calling or constructing one throws an error naming it.
+  function missing(what, why) {
+    return new Proxy(function () {}, {
+      get(_, prop) {
+        if (prop === Symbol.toPrimitive) return () => "[" + what + " (not available)]";
+        if (typeof prop === "symbol" || prop === "then") return undefined;
+        return missing(what + "." + prop, why);
+      },
+      apply() { throw notAvailable(what, why); },
+      construct() { throw notAvailable(what, why); },
+    });
+  }
+  function show(v) {
+    if (typeof v === "string") return "'" + v + "'";
+    if (v === undefined) return "undefined";
+    const seen = new Set();
+    try {
+      return stringify(v, function (k, x) {
+        if (typeof x === "bigint") return x.toString();
+        if (x !== null && typeof x === "object") {
+          if (seen.has(x)) return "[Circular Reference]";
+          seen.add(x);
+        }
+        return x;
+      });
+    } catch (e) { return String(v); }
+  }
+  const noop = () => {};
+  const console = {
+    log: (...args) => { logs.push(args.map(show)); },
+    info: noop, warn: noop, error: noop, debug: noop, trace: noop, dir: noop, table: noop,
+    time: noop, timeEnd: noop, timeLog: noop, assert: noop, count: noop, countReset: noop,
+    group: noop, groupEnd: noop, groupCollapsed: noop, clear: noop,
+  };
+
+  function outputOf(name, runIndex) {
+    const runs = runData[name];
+    if (!runs || !runs.length) return null;
+    const run = runs[runIndex === undefined ? runs.length - 1 : runIndex];
+    if (!run) return null;
+    return { run, items: (run.data && run.data.main && run.data.main[0]) || [] };
+  }
+  function sourceOf(name) {
+    if (name === nodeName) return (data.connectionInputSource || {}).main;
+    const out = outputOf(name);
+    return out ? out.run.source : null;
+  }
+  // Follow pairedItem back along a single chain of nodes: what `$('Node').item` means. A
+  // branch (several paired items or inputs) is where this runner stops.
+  function pairedItem(target, index) {
+    let name = nodeName, item = input[index];
+    for (let hops = 0; hops < 1000; hops++) {
+      const source = sourceOf(name);
+      if (!source || !source.length || !source[0]) {
+        throw new Error("Can't get data for expression: no path back from '" + nodeName
+                        + "' to node '" + target + "'");
+      }
+      if (source.length > 1) {
+        throw notAvailable("Paired item resolution across branches (node '" + name
+                           + "' has several inputs)", "use $('" + target + "').all() or .first()");
+      }
+      const prev = source[0].previousNode;
+      if (name === nodeName) {
+        if (prev === target) return item;
+      } else {
+        let p = item && item.pairedItem;
+        if (p === undefined || p === null) p = { item: 0 };
+        if (typeof p === "number") p = { item: p };
+        if (isArray(p)) {
+          if (p.length !== 1) {
+            throw notAvailable("Paired item resolution across branches (an item of '" + name
+                               + "' comes from " + p.length + " items)", "use $('" + target + "').all()");
+          }
+          p = typeof p[0] === "number" ? { item: p[0] } : p[0];
+        }
+        const out = outputOf(prev, source[0].previousNodeRun);
+        if (!out) throw new Error("Referenced node is unexecuted: '" + prev + "'");
+        item = out.items[p.item || 0];
+        if (prev === target) return item;
+      }
+      name = prev;
+    }
+    throw new Error("Paired item chain from '" + nodeName + "' is too long");
+  }
+
+  function nodeApi(name, index) {
+    if (typeof name !== "string") throw new TypeError("$() takes a node name");
+    if (known.size && !known.has(name)) throw new Error("Referenced node doesn't exist: '" + name + "'");
+    const executed = () => {
+      const out = outputOf(name);
+      if (!out) throw new Error("Node '" + name + "' hasn't been executed");
+      return out.items;
+    };
+    return {
+      get isExecuted() { return !!outputOf(name); },
+      all: (branch, runIndex) => {
+        if (runIndex !== undefined) { const o = outputOf(name, runIndex); return o ? o.items : []; }
+        return executed();
+      },
+      first: () => executed()[0],
+      last: () => { const xs = executed(); return xs[xs.length - 1]; },
+      get item() { return pairedItem(name, index); },
+      itemMatching: (i) => pairedItem(name, i),
+      pairedItem: (i) => pairedItem(name, i === undefined ? index : i),
+      get params() {
+        const n = (data.workflowNodes || {})[name];
+        return n ? n.parameters : {};
+      },
+      get context() { throw notAvailable("$('" + name + "').context"); },
+    };
+  }
+
+  const env = data.env || {};
+  const $env = env.blocked
+    ? new Proxy({}, { get(_, prop) {
+        if (typeof prop === "symbol") return undefined;
+        throw new Error("access to env vars denied");
+      } })
+    : Object.assign({}, env.values || {});
+  const $workflow = { id: data.workflow.id, name: data.workflow.name, active: !!data.workflow.active };
+  const $execution = {
+    id: data.executionId,
+    mode: data.workflowMode === "manual" ? "test" : "production",
+    resumeUrl: data.resumeUrl,
+    customData: {
+      set(k, v) { customData[String(k)] = String(v); },
+      setAll(obj) { for (const k of keys(obj || {})) customData[k] = String(obj[k]); },
+      get(k) { return customData[k]; },
+      getAll() { return Object.assign({}, customData); },
+    },
+  };
+  function $getWorkflowStaticData(type) {
+    if (type !== "global" && type !== "node") {
+      throw new Error("The type '" + type + "' is not known: use 'global' or 'node'");
+    }
+    const key = type === "global" ? "global" : "node:" + nodeName;
+    if (!staticData[key] || typeof staticData[key] !== "object") staticData[key] = {};
+    return staticData[key];
+  }
+  const prev = ((data.connectionInputSource || {}).main || [])[0];
+  const $prevNode = prev ? { name: prev.previousNode, outputIndex: prev.previousNodeOutput || 0,
+                             runIndex: prev.previousNodeRun || 0 } : {};
+  const require = (name) => {
+    throw notAvailable("require('" + name + "')", "modules cannot be loaded in this runner");
+  };
+
+  function context(index) {
+    const current = each ? input[index] : input[0];
+    const items = input.slice(data.start);  // the chunk, or all items
+    const $input = {
+      all: () => items,
+      first: () => items[0],
+      last: () => items[items.length - 1],
+      get item() {
+        if (!each) throw new Error("Can't use .item here: $input.item is for 'Run Once for Each Item' mode (use $input.first() or $input.all())");
+        return current;
+      },
+      get params() { return data.node.parameters || {}; },
+      get context() { throw notAvailable("$input.context"); },
+    };
+    const $ = (name) => nodeApi(name, index);
+    const $node = new Proxy({}, { get(_, name) {
+      if (typeof name !== "string") return undefined;
+      const out = outputOf(name);
+      const it = out ? (out.items[index] || out.items[0]) : undefined;
+      return { json: it ? it.json : {}, binary: it ? it.binary : undefined,
+               parameter: ((data.workflowNodes || {})[name] || {}).parameters || {},
+               runIndex: out ? (runData[name].length - 1) : -1 };
+    } });
+    const now = new Date();
+    const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+    return [
+      $input, current ? current.json : undefined, current ? current.binary : undefined,
+      each ? undefined : items, each ? current : undefined, each ? index : 0,
+      $, $node, $workflow, $execution, $getWorkflowStaticData, now, today, $env, $prevNode,
+      data.runIndex || 0, data.workflowMode, data.node.parameters || {}, data.variables || {},
+      require, missing("helpers", "its functions are rpc calls to n8n, which this runner does not make"),
+      missing("DateTime (luxon)"), missing("Duration (luxon)"), missing("Interval (luxon)"),
+      missing("$jmespath"), missing("$evaluateExpression"), missing("$fromAI"),
+      missing("$item()", "use $('Node').item"), missing("$items()", "use $('Node').all()"),
+      console,
+    ];
+  }
+
+  function errorOf(e, index) {
+    let name = "Error", message, stack = "";
+    if (e instanceof Error) {
+      name = String(e.name); message = String(e.message); stack = String(e.stack || "");
+    } else if (e !== null && typeof e === "object" && typeof e.message === "string") {
+      message = e.message;
+    } else {
+      try { message = typeof e === "string" ? e : stringify(e); } catch (_) { message = String(e); }
+    }
+    if (e === null || (e instanceof InternalError && message === "out of memory")) {
+      throw e;  // the engine's memory limit: the sandbox reports it
+    }
+    // the user's frames: lines 1..userLines of the snippet are the user's own lines
+    const frames = stack.split("\n").filter((l) => {
+      const m = /<input>:(\d+)/.exec(l);
+      return m && Number(m[1]) <= userLines;
+    });
+    const m = frames.length ? /<input>:(\d+)/.exec(frames[0]) : null;
+    const line = m ? Number(m[1]) : undefined;
+    let shown = message;
+    if (line !== undefined) shown += each ? " [line " + line + ", for item " + index + "]" : " [line " + line + "]";
+    const out = {
+      message: shown,
+      description: name === "Error" ? null : name,
+      stack: [name + ": " + message, ...frames.map((l) => l.replace(/<input>/g, "<code>"))].join("\n"),
+    };
+    if (line !== undefined) out.lineNumber = line;
+    if (each) { out.itemIndex = index; out.context = { itemIndex: index }; }
+    return out;
+  }
+
+  function itemOf(r, where) {
+    if (r === null || typeof r !== "object" || isArray(r)) {
+      throw new Error("Code doesn't return items properly: " + where + " is "
+                      + (isArray(r) ? "an array" : typeof r) + ", not an object");
+    }
+    if ("json" in r) {
+      const out = { json: r.json };
+      if (r.binary !== undefined) out.binary = r.binary;
+      if (r.pairedItem !== undefined) out.pairedItem = r.pairedItem;
+      if (r.error !== undefined) out.error = r.error;
+      return out;
+    }
+    if ("binary" in r) return { json: {}, binary: r.binary };
+    return { json: r };
+  }
+
+  async function main() {
+    const result = [];
+    if (each) {
+      for (let index = data.start; index < data.start + data.count; index++) {
+        try {
+          const r = await user(...context(index));
+          if (r === null || r === undefined) continue;
+          if (isArray(r)) throw new Error("Code doesn't return an object: in 'Run Once for Each Item' mode, return one item (an object), not an array");
+          const item = itemOf(r, "the result");
+          item.pairedItem = { item: index };
+          result.push(item);
+        } catch (e) {
+          const error = errorOf(e, index);
+          if (!data.continueOnFail) return { error };
+          result.push({ json: { error: error.message }, pairedItem: { item: index } });
+        }
+      }
+    } else {
+      try {
+        let r = await user(...context(0));
+        if (r === null) r = [];
+        if (r === undefined) throw new Error("Code doesn't return items properly: please return an array of objects, one for each item you would like to output");
+        if (!isArray(r)) r = [r];
+        for (let i = 0; i < r.length; i++) result.push(itemOf(r[i], "item " + i));
+      } catch (e) {
+        const error = errorOf(e, 0);
+        if (!data.continueOnFail) return { error };
+        return { result: [{ json: { error: error.message } }] };
+      }
+    }
+    return { result };
+  }
+
+  return main().then((answer) => {
+    answer.logs = logs;
+    answer.customData = customData;
+    // a bucket made by $getWorkflowStaticData and left empty is no change (as in n8n)
+    const before = JSON.parse(staticBefore);
+    for (const k of keys(staticData)) {
+      if (!(k in before) && staticData[k] && typeof staticData[k] === "object"
+          && !keys(staticData[k]).length) delete staticData[k];
+    }
+    if (stringify(staticData) !== staticBefore) answer.staticData = staticData;
+    return answer;
+  });
+}

@@ -1,0 +1,283 @@
+"""The messages of n8n 2.41's task-runner protocol: JSON text frames over one WebSocket.
+
+Every message is an object with a ``type``. Broker -> runner messages are parsed here into
+frozen dataclasses, each field checked for its type; anything else (not JSON, not an
+object, an unknown type, a missing or mistyped field, settings that are not a Code node's)
+raises ``N8nProtocolError`` and nothing else. Runner -> broker messages are dataclasses
+too, written with ``encode``.
+
+Connection (outside the WebSocket): ``POST /runners/auth {"token"}`` gives a single-use
+grant; the WebSocket is ``GET /runners/_ws?id=RUNNER_ID`` with ``Authorization: Bearer``.
+
+Handshake: broker:inforequest -> runner:info -> broker:runnerregistered -> runner:taskoffer.
+Per task: broker:taskofferaccept -> runner:taskaccepted | runner:taskrejected;
+broker:tasksettings; for JavaScript runner:taskdatarequest -> broker:taskdataresponse;
+runner:rpc -> broker:rpcresponse (console output); runner:taskdone | runner:taskerror, or
+broker:taskcancel (then nothing more). broker:drain when n8n shuts down.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.errors import N8nProtocolError
+
+TASK_TYPES = ("javascript", "python")
+NODE_MODES = ("runOnceForAllItems", "runOnceForEachItem")
+AUTH_PATH = "/runners/auth"
+WS_PATH = "/runners/_ws"
+RPC_LOG = "logNodeOutput"
+
+# -- broker -> runner ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InfoRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class RunnerRegistered:
+    pass
+
+
+@dataclass(frozen=True)
+class Drain:
+    pass
+
+
+@dataclass(frozen=True)
+class TaskOfferAccept:
+    offer_id: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start_index: int
+    count: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A Code node task. Python tasks carry their items inline; JavaScript tasks ask for
+    their data (``chunk`` in each-item mode)."""
+
+    code: str
+    node_mode: str
+    workflow_mode: str
+    continue_on_fail: bool
+    items: list[Any] | None = None  # python
+    query: Any = None  # python, the AI Code Tool's input
+    chunk: Chunk | None = None  # javascript, each-item mode
+    node_name: str = ""
+    node_id: str = ""
+    workflow_name: str = ""
+    workflow_id: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    task_id: str
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class TaskCancel:
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskDataResponse:
+    task_id: str
+    request_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RpcResponse:
+    task_id: str
+    call_id: str
+    status: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class NodeTypes:
+    task_id: str
+    request_id: str
+
+
+BrokerMessage = (InfoRequest | RunnerRegistered | Drain | TaskOfferAccept | TaskSettings
+                 | TaskCancel | TaskDataResponse | RpcResponse | NodeTypes)
+
+# -- runner -> broker ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    name: str
+    types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TaskOffer:
+    offer_id: str
+    task_type: str
+    valid_for_ms: int
+
+
+@dataclass(frozen=True)
+class TaskAccepted:
+    task_id: str
+
+
+@dataclass(frozen=True)
+class TaskRejected:
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskDataRequest:
+    task_id: str
+    request_id: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskDone:
+    task_id: str
+    data: dict[str, Any]  # {result, customData?, staticData?}
+
+
+@dataclass(frozen=True)
+class TaskError:
+    task_id: str
+    error: dict[str, Any]  # {message, description?, stack?, lineNumber?, ...}
+
+
+@dataclass(frozen=True)
+class Rpc:
+    call_id: str
+    task_id: str
+    name: str
+    params: list[Any]
+
+
+RunnerMessage = (RunnerInfo | TaskOffer | TaskAccepted | TaskRejected | TaskDataRequest
+                 | TaskDone | TaskError | Rpc)
+
+
+def encode(msg: RunnerMessage) -> str:
+    """The JSON text frame of a runner message."""
+    body: dict[str, Any]
+    match msg:
+        case RunnerInfo(name, types):
+            body = {"type": "runner:info", "name": name, "types": list(types)}
+        case TaskOffer(offer_id, task_type, valid_for):
+            body = {"type": "runner:taskoffer", "offerId": offer_id, "taskType": task_type,
+                    "validFor": valid_for}
+        case TaskAccepted(task_id):
+            body = {"type": "runner:taskaccepted", "taskId": task_id}
+        case TaskRejected(task_id, reason):
+            body = {"type": "runner:taskrejected", "taskId": task_id, "reason": reason}
+        case TaskDataRequest(task_id, request_id, params):
+            body = {"type": "runner:taskdatarequest", "taskId": task_id, "requestId": request_id,
+                    "requestParams": params}
+        case TaskDone(task_id, data):
+            body = {"type": "runner:taskdone", "taskId": task_id, "data": data}
+        case TaskError(task_id, error):
+            body = {"type": "runner:taskerror", "taskId": task_id, "error": error}
+        case Rpc(call_id, task_id, name, params):
+            body = {"type": "runner:rpc", "callId": call_id, "taskId": task_id, "name": name,
+                    "params": params}
+        case _:
+            raise TypeError(f"not a runner message: {msg!r}")
+    # NaN is not JSON: n8n's JSON.parse would reject the whole frame
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _get(msg: dict[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = msg.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
+        raise N8nProtocolError(f"{what}: field {name!r} is missing or not "
+                               f"{getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _settings(raw: Any) -> Settings:
+    what = "broker:tasksettings"
+    if not isinstance(raw, dict):
+        raise N8nProtocolError(f"{what}: settings is not an object")
+    mode = _get(raw, "nodeMode", str, what)
+    if mode not in NODE_MODES:
+        raise N8nProtocolError(f"{what}: nodeMode {mode!r} is not a Code node mode "
+                               f"({', '.join(NODE_MODES)})")
+    items = raw.get("items")
+    if items is not None and not isinstance(items, list):
+        raise N8nProtocolError(f"{what}: items is not an array")
+    chunk = None
+    if raw.get("chunk") is not None:
+        c = raw["chunk"]
+        if not isinstance(c, dict):
+            raise N8nProtocolError(f"{what}: chunk is not an object")
+        start, count = _get(c, "startIndex", int, what), _get(c, "count", int, what)
+        if start < 0 or count < 0:
+            raise N8nProtocolError(f"{what}: chunk {start}+{count} is negative")
+        chunk = Chunk(start, count)
+    cof = raw.get("continueOnFail", False)
+    if not isinstance(cof, bool):
+        raise N8nProtocolError(f"{what}: continueOnFail is not a boolean")
+    optional = {}
+    for key, name in (("nodeName", "node_name"), ("nodeId", "node_id"),
+                      ("workflowName", "workflow_name"), ("workflowId", "workflow_id"),
+                      ("workflowMode", "workflow_mode")):
+        value = raw.get(key, "")
+        optional[name] = value if isinstance(value, str) else str(value)
+    return Settings(code=_get(raw, "code", str, what), node_mode=mode,
+                    continue_on_fail=cof, items=items, query=raw.get("query"), chunk=chunk,
+                    raw=raw, **optional)
+
+
+def parse(text: str | bytes) -> BrokerMessage:
+    """One broker frame, validated. Raises N8nProtocolError, and only that."""
+    try:
+        msg = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise N8nProtocolError(f"frame is not JSON: {exc}") from exc
+    if not isinstance(msg, dict):
+        raise N8nProtocolError(f"frame is a JSON {type(msg).__name__}, not an object")
+    kind = msg.get("type")
+    what = str(kind)
+    match kind:
+        case "broker:inforequest":
+            return InfoRequest()
+        case "broker:runnerregistered":
+            return RunnerRegistered()
+        case "broker:drain":
+            return Drain()
+        case "broker:taskofferaccept":
+            return TaskOfferAccept(_get(msg, "offerId", str, what), _get(msg, "taskId", str, what))
+        case "broker:tasksettings":
+            return TaskSettings(_get(msg, "taskId", str, what), _settings(msg.get("settings")))
+        case "broker:taskcancel":
+            reason = msg.get("reason", "")
+            return TaskCancel(_get(msg, "taskId", str, what), reason if isinstance(reason, str) else "")
+        case "broker:taskdataresponse":
+            return TaskDataResponse(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what),
+                                    _get(msg, "data", dict, what))
+        case "broker:rpcresponse":
+            return RpcResponse(_get(msg, "taskId", str, what), _get(msg, "callId", str, what),
+                               _get(msg, "status", str, what), msg.get("data"))
+        case "broker:nodetypes":
+            return NodeTypes(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what))
+        case _:
+            raise N8nProtocolError(f"unknown message type {kind!r}")

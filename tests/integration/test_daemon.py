@@ -1,0 +1,200 @@
+"""`sandbox serve`, `sandbox keys` and the settings, as an operator meets them (issue 12's
+items 10-12 in brackets)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+import zmq.auth
+
+from broker.auth import CurveServer
+from broker.server import BrokerServer
+from sandbox.client import Client
+from sandbox.config import ServiceConfig
+from sandbox.daemon import RunnerWatcher
+from sandbox.errors import ConfigError
+from sandbox.fakes import FakeBroker
+
+
+def sandbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sandbox", *args], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+# -- [10] an ipc path in use is refused, and a clean stop leaves nothing ---------------------------
+
+
+@pytest.mark.jail
+def test_serve_refuses_a_path_a_live_daemon_holds_and_a_clean_stop_removes_its_files(ipc_dir):
+    """[10] A second `sandbox serve` took the socket over silently (the first stayed
+    'healthy' and unreachable); the socket file stayed after a clean stop."""
+    endpoint = f"ipc://{ipc_dir}/s.sock"
+    argv = [sys.executable, "-m", "sandbox", "serve", "--bind", endpoint, "--http", "",
+            "--runners", "1", "--slots", "1", "--runtimes", "python"]
+    first = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        with Client(endpoint, queue_timeout_s=60) as client:
+            assert client.run("python", "return 1").value == 1
+            second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            assert second.returncode == 1
+            assert second.stderr.strip() == (f"sandbox: {endpoint} is already in use by pid "
+                                             f"{first.pid}")
+            assert client.run("python", "return 2").value == 2  # the first still serves
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert sorted(os.listdir(ipc_dir)) == []  # s.sock and s.runners.sock are gone
+
+
+def test_a_stale_socket_is_reused_and_what_is_not_a_socket_is_left_alone(ipc_dir):
+    stale = os.path.join(ipc_dir, "stale.sock")
+    left = socket.socket(socket.AF_UNIX)
+    left.bind(stale)  # what a killed process leaves behind
+    left.close()
+    server = BrokerServer([f"ipc://{stale}"])
+    try:
+        with pytest.raises(ConfigError, match=f"already in use by pid {os.getpid()}"):
+            BrokerServer([f"ipc://{stale}"])
+    finally:
+        server.close()
+    assert not os.path.exists(stale)
+    precious = os.path.join(ipc_dir, "notes.txt")
+    with open(precious, "w") as f:
+        f.write("keep me")
+    with pytest.raises(ConfigError, match="exists and is not a socket"):
+        BrokerServer([f"ipc://{precious}"])
+    with open(precious) as f:
+        assert f.read() == "keep me"
+
+
+# -- [11] settings are type-checked --------------------------------------------------------------
+
+
+def test_a_string_where_a_boolean_belongs_is_refused_naming_the_setting_and_the_file(ipc_dir):
+    """[11] insecure = "false" in the TOML file turned plain TCP on."""
+    config = os.path.join(ipc_dir, "serve.toml")
+    with open(config, "w") as f:
+        f.write('bind = ["tcp://127.0.0.1:7799"]\ninsecure = "false"\n')
+    done = sandbox("serve", "--config", config, "--http", "")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"sandbox: config file {config}: insecure must be a boolean "
+                                   "(true or false), not str 'false'")
+
+
+# -- [12] keys -----------------------------------------------------------------------------------
+
+
+def _modes(directory: str) -> dict[str, int]:
+    out = {}
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            out[os.path.relpath(path, directory)] = stat.S_IMODE(os.stat(path).st_mode)
+    return out
+
+
+def test_keys_are_private_and_never_replaced_without_force(ipc_dir):
+    """[12] Secret keys were written 0644 and silently overwritten (locking out every
+    deployed peer)."""
+    keys = os.path.join(ipc_dir, "keys")
+    assert sandbox("keys", keys).returncode == 0
+    assert _modes(keys) == {
+        "authorized": 0o700, "runners": 0o700, "authorized/client.key": 0o600,
+        "runners/runner.key": 0o600, "server.key": 0o644, "server.key_secret": 0o600,
+        "client.key": 0o644, "client.key_secret": 0o600, "runner.key": 0o644,
+        "runner.key_secret": 0o600,
+    }
+    assert stat.S_IMODE(os.stat(keys).st_mode) == 0o700
+    with open(os.path.join(keys, "server.key_secret")) as f:
+        server_secret = f.read()
+    again = sandbox("keys", keys)
+    assert again.returncode == 2
+    assert "would replace" in again.stderr and "--force" in again.stderr
+    more = sandbox("keys", keys, "--client", "alice", "--runner", "gpu-1")
+    assert more.returncode == 0, more.stderr
+    with open(os.path.join(keys, "server.key_secret")) as f:
+        assert f.read() == server_secret  # adding peers keeps the server's pair
+    assert os.path.exists(os.path.join(keys, "authorized", "alice.key"))
+    assert os.path.exists(os.path.join(keys, "runners", "gpu-1.key"))
+    forced = sandbox("keys", keys, "--force")
+    assert forced.returncode == 0
+    with open(os.path.join(keys, "server.key_secret")) as f:
+        assert f.read() != server_secret
+
+
+def test_keys_refuse_a_directory_others_can_read(ipc_dir):
+    open_dir = os.path.join(ipc_dir, "open")
+    os.mkdir(open_dir)
+    os.chmod(open_dir, 0o755)
+    done = sandbox("keys", open_dir)
+    assert done.returncode == 2
+    assert f"{open_dir} is open to other users (mode 0755)" in done.stderr
+    assert os.listdir(open_dir) == []
+
+
+def test_a_client_key_made_with_a_name_is_picked_with_key(ipc_dir):
+    """[12] Keys made with --client NAME could not be used by the CLI."""
+    keys = os.path.join(ipc_dir, "keys")
+    assert sandbox("keys", keys, "--client", "alice").returncode == 0
+    public, secret = zmq.auth.load_certificate(os.path.join(keys, "server.key_secret"))
+    assert secret is not None
+    curve = CurveServer(public, secret, os.path.join(keys, "authorized"),
+                        os.path.join(keys, "runners"))
+    with FakeBroker("tcp://127.0.0.1:*", curve=curve) as broker:
+        script = os.path.join(ipc_dir, "one.py")
+        with open(script, "w") as f:
+            f.write("return 1\n")
+        ran = sandbox("exec", "--runtime", "python", "--connect", broker.endpoint,
+                      "--curve-dir", keys, "--key", "alice", "--json", script)
+        assert ran.returncode == 0, ran.stderr
+        missing = sandbox("exec", "--runtime", "python", "--connect", broker.endpoint,
+                          "--curve-dir", keys, script)  # the default pair, client, was not made
+        assert missing.returncode == 2
+        assert "cannot load CURVE keys" in missing.stderr and "client.key_secret" in missing.stderr
+
+
+# -- local runners reach the runner endpoint with runner credentials -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, []),
+        ({"bind": ("tcp://0.0.0.0:7700",), "curve_dir": "/k"}, []),  # runners stay on ipc
+        ({"bind": ("tcp://0.0.0.0:7700",), "runner_bind": ("tcp://0.0.0.0:7701",),
+          "curve_dir": "/k"}, ["--curve-dir", "/k", "--key", "runner"]),
+        ({"runner_bind": ("tcp://127.0.0.1:7701",), "insecure": True}, ["--insecure"]),
+    ],
+    ids=["ipc", "tcp-clients", "tcp-runners", "insecure"],
+)
+def test_local_runners_connect_to_the_runner_endpoint_with_runner_keys(settings, expected):
+    config = ServiceConfig(**settings)
+    endpoint = config.runner_endpoints()[0]
+    argv = RunnerWatcher(config, endpoint).argv(0)
+    assert argv[argv.index("--connect") + 1] == endpoint
+    assert endpoint not in config.endpoints()
+    tail = argv[argv.index("--name") + 2:]
+    assert tail == expected
+
+
+def test_the_default_runner_endpoint_sits_beside_the_client_one():
+    config = ServiceConfig(bind=("ipc:///run/sbx/sandbox.sock",))
+    assert config.runner_endpoints() == ("ipc:///run/sbx/sandbox.runners.sock",)
+    tcp = ServiceConfig(bind=("tcp://0.0.0.0:7700",), insecure=True).runner_endpoints()[0]
+    assert tcp.startswith("ipc://") and tcp.endswith("-7700.runners.sock")
+
+
+def test_a_tcp_runner_endpoint_needs_keys_like_a_client_one():
+    with pytest.raises(ConfigError, match="plain TCP is refused"):
+        ServiceConfig(runner_bind=("tcp://0.0.0.0:7701",))
+
+

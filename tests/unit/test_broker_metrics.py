@@ -1,0 +1,52 @@
+"""The broker's metrics: counted from the core's outcomes, once per task; the rest read
+from the core's state at scrape time."""
+
+from __future__ import annotations
+
+import uuid
+
+from broker import core as c
+from broker import protocol as p
+from broker.core import Outcome
+from broker.metrics import BrokerMetrics
+from broker.server import BrokerServer
+
+
+def test_metrics_count_outcomes_once_by_status_runtime_and_reason():
+    metrics = BrokerMetrics()
+    for outcome in [Outcome("python", "default", p.OK, "", 0.001, 0.002),
+                    Outcome("javascript", "eval", p.REJECTED, c.QUEUE_FULL, None, None),
+                    Outcome("python", "default", p.CRASHED, c.RUNNER_LOST, 0.0, 1.0)]:
+        metrics.on_outcome(outcome)
+    value = metrics.registry.get_sample_value
+    assert value("sandbox_tasks_total", {"status": "ok", "runtime": "python"}) == 1
+    assert value("sandbox_tasks_total", {"status": "rejected", "runtime": "javascript"}) == 1
+    assert value("sandbox_rejections_total", {"reason": "queue_full"}) == 1
+    assert value("sandbox_broker_ended_total", {"status": "crashed", "reason": "runner_lost"}) == 1
+    assert value("sandbox_queue_wait_seconds_count", {"runtime": "python"}) == 2
+    assert value("sandbox_execution_seconds_count", {"runtime": "javascript"}) is None
+
+
+def test_gauges_read_the_core_at_scrape_time_and_an_empty_lane_reads_zero():
+    name = uuid.uuid4().hex
+    server = BrokerServer([f"inproc://metrics-{name}"], runner_endpoints=[f"inproc://r-{name}"])
+    try:
+        metrics = BrokerMetrics()
+        metrics.attach(server, restarts=lambda: 3)
+        with server.lock:
+            core = server.core
+            core.on_runner(b"r1", p.Ready({"python": "3.11"}, 4, (), "r1"), 0.0)
+            core.on_client(b"c1", p.Submit("a", "python", "x", b"\xc0", lane="eval",
+                                           group="gpu"), 0.0)
+        value = metrics.registry.get_sample_value
+        assert value("sandbox_queue_depth", {"lane": "eval"}) == 1
+        assert value("sandbox_queue_depth", {"lane": "default"}) == 0
+        with server.lock:
+            core.on_client(b"c1", p.Cancel("a"), 0.1)
+        assert value("sandbox_queue_depth", {"lane": "eval"}) == 0
+        assert value("sandbox_slots", {}) == 4 and value("sandbox_runners", {}) == 1
+        assert value("sandbox_runner_restarts_total", {}) == 3
+        assert value("sandbox_auth_refusals_total", {"socket": "runners"}) == 0
+        assert value("sandbox_runner_events_total", {"event": "registered"}) == 1
+    finally:
+        server.close()
