@@ -24,7 +24,7 @@ import struct
 
 HEADER = struct.Struct(">I")
 MAX_CONTROL_BYTES = 64 * 1024
-_MAX_FDS = 4
+_MAX_FDS = 64  # a spawn's output files, one per child
 
 
 class WireError(Exception):

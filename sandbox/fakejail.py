@@ -172,10 +172,10 @@ _events_path = ""
 _says_ready = False  # the keeper's runtime has worker children: each says ready first
 
 
-def child_main(channel: socket.socket, setup: child.ChildSetup) -> None:
+def child_main(channel: socket.socket, setup: child.ChildSetup, output_fd: int = -1) -> None:
     if _says_ready:
         framing.send_frame(channel, protocol.encode(protocol.WorkerReady(python="fake")))
-    child.main(channel, setup)
+    child.main(channel, setup, output_fd)
 
 
 def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:

@@ -71,19 +71,16 @@ class _ChildIO:
     pidfd: int
     host_pid: int
     reader: framing.FrameReader | None = None  # set while a ready or result frame is awaited
-    output_fd: int = -1  # the shared output file handed in with each task (runtimes.output)
-    output: mmap.mmap | None = None  # our mapping of it
+    output: mmap.mmap | None = None  # our mapping of its shared output file (runtimes.output)
 
     def close(self) -> None:
         self.channel.close()
         if self.output is not None:
             self.output.close()
-        for fd in (self.pidfd, self.output_fd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        try:
+            os.close(self.pidfd)
+        except OSError:
+            pass
 
     def signal(self, sig: int) -> None:
         try:
@@ -102,6 +99,8 @@ class _Pool:
     requests: dict[Hashable, TaskRequest] = field(default_factory=dict)
     baseline_bytes: int = 0  # a fresh child's address space, measured once per jail
     oom_seen: int = 0
+    # the output files sent with spawns whose children are not reported yet, in order
+    outputs: deque[mmap.mmap] = field(default_factory=deque)
 
 
 class Worker:
@@ -247,8 +246,8 @@ class Worker:
         channel = socket.socket(fileno=fds[0])
         io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
         facts = registry.RUNTIMES[pool.runtime]
-        if facts.shared_output:
-            io.output_fd, io.output = _output_file()
+        if facts.shared_output and pool.outputs:
+            io.output = pool.outputs.popleft()  # the zygote hands them out in spawn order
         if facts.worker_children:  # its first frame says it is ready (pool rule 1r)
             channel.setblocking(False)
             io.reader = framing.FrameReader(framing.MAX_CONTROL_BYTES)
@@ -359,6 +358,8 @@ class Worker:
                     pool.jail.close()
                     pool.jail = None
                 pool.baseline_bytes = 0
+                while pool.outputs:  # sent with spawns that will never be reported
+                    pool.outputs.popleft().close()
 
     def _with_output(self, pool: _Pool, action: core.Deliver, request: TaskRequest,
                      envelope: bytes) -> bytes:
@@ -418,12 +419,22 @@ class Worker:
         pool.watched.clear()
 
     def _spawn(self, pool: _Pool, count: int) -> bool:
+        """Ask for ``count`` children, each with a shared output file of its own (made here,
+        off any task's path: the child maps it before its rehearsal)."""
         if pool.jail is None:
             return False
+        shared = registry.RUNTIMES[pool.runtime].shared_output
         try:
             while count > 0:
                 n = min(count, protocol.MAX_SPAWN)
-                framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)))
+                files = [_output_file() for _ in range(n)] if shared else []
+                try:
+                    framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)),
+                                         tuple(fd for fd, _ in files))
+                finally:
+                    for fd, _ in files:
+                        os.close(fd)  # the child's copy travels; our mapping stays
+                pool.outputs.extend(view for _, view in files)
                 count -= n
         except OSError:
             return False
@@ -446,13 +457,11 @@ class Worker:
             timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
         ))
         io.reader = framing.FrameReader(lim.envelope_bytes)
-        fds: tuple[int, ...] = ()
         if io.output is not None:
             output.HEADER.pack_into(io.output, 0, 0, 0)  # nothing printed yet
-            fds = (io.output_fd,)
         try:
             io.channel.settimeout(_SEND_TIMEOUT_S)
-            framing.send_frame(io.channel, body, fds)
+            framing.send_frame(io.channel, body)
             io.channel.setblocking(False)  # from here on, read only what has arrived
         except OSError:
             return False

@@ -37,5 +37,6 @@ def prepare_next() -> None:
     """The worker puts the interpreter's state back itself after each task."""
 
 
-def child_main(channel: socket.socket, setup: Any) -> None:
+def child_main(channel: socket.socket, setup: Any, output_fd: int = -1) -> None:
+    """The zygote's child, as a worker (the runtime has no shared output file: -1)."""
     launch.main(channel, setup, _spec)
