@@ -62,6 +62,30 @@ def send_frame(sock: socket.socket, body: bytes, fds: tuple[int, ...] = ()) -> N
         sock.sendall(body)
 
 
+def send_frame_within(sock: socket.socket, body: bytes, timeout_s: float) -> None:
+    """``send_frame`` on a non-blocking socket: one send when it fits (the usual case: no
+    mode switch, no extra system call), waiting for room otherwise, at most ``timeout_s``
+    in all; OSError (TimeoutError) when the peer does not take it in time."""
+    import select
+    import time
+
+    data = memoryview(HEADER.pack(len(body)) + body) if len(body) <= 65536 else None
+    chunks = [data] if data is not None else [memoryview(HEADER.pack(len(body))), memoryview(body)]
+    end = None
+    for chunk in chunks:
+        while chunk:
+            try:
+                chunk = chunk[sock.send(chunk):]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            if end is None:
+                end = time.monotonic() + timeout_s
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([], [sock], [], left)[1]:
+                raise TimeoutError(f"the peer took no more of a {len(body)}-byte frame")
+
+
 def recv_exact(sock: socket.socket, n: int) -> bytes:
     """Read exactly n bytes; ChannelClosed on EOF before that."""
     buf = bytearray(n)

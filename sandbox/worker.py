@@ -244,6 +244,7 @@ class Worker:
             self._jail_gone(pool, f"its zygote reported child {pid} without its channel and pidfd")
             return
         channel = socket.socket(fileno=fds[0])
+        channel.setblocking(False)  # the loop reads only what has arrived, and sends likewise
         io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
         facts = registry.RUNTIMES[pool.runtime]
         if facts.shared_output and pool.outputs:
@@ -460,9 +461,7 @@ class Worker:
         if io.output is not None:
             output.HEADER.pack_into(io.output, 0, 0, 0)  # nothing printed yet
         try:
-            io.channel.settimeout(_SEND_TIMEOUT_S)
-            framing.send_frame(io.channel, body)
-            io.channel.setblocking(False)  # from here on, read only what has arrived
+            framing.send_frame_within(io.channel, body, _SEND_TIMEOUT_S)
         except OSError:
             return False
         if not self.loop.watching(io.fd):
