@@ -250,7 +250,6 @@ class Worker:
         if facts.shared_output and pool.outputs:
             io.output = pool.outputs.popleft()  # the zygote hands them out in spawn order
         if facts.worker_children:  # its first frame says it is ready (pool rule 1r)
-            channel.setblocking(False)
             io.reader = framing.FrameReader(framing.MAX_CONTROL_BYTES)
         pool.children[pid] = io
         if not pool.baseline_bytes and not facts.worker_children:
