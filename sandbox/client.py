@@ -48,7 +48,7 @@ from broker.core import BrokerConfig
 from broker.server import BrokerServer
 from runtimes import codec
 from runtimes.outcome import Status
-from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
+from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime, check_endpoint
 from sandbox.errors import ClosedError, ConfigError
 from sandbox.link import CurveClient, Link, LinkState, close_monitored, monitored, prepare
 from sandbox.result import Result
@@ -159,7 +159,7 @@ class ClientBase:
         except ConfigError as exc:
             return Result.rejected(f"bad limits: {exc}")
         try:
-            encoded = codec.encode(data, max_bytes=p.MAX_DATA_BYTES)
+            encoded = codec.encode(data, max_bytes=p.MAX_DATA_BYTES, path="data")
         except codec.EncodeError as exc:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         # the client's queue wait travels with the task: the broker holds it exactly as long
@@ -263,7 +263,11 @@ class _Embedded:
         self.server.close()
 
 
-def _options(endpoint: str | None, curve: CurveClient | None) -> None:
+def _options(endpoint: str | None, curve: CurveClient | None, insecure: bool) -> None:
+    if endpoint is not None:
+        check_endpoint(endpoint)  # ConfigError now, not ZeroMQ's "Invalid argument" later
+    if insecure:
+        return
     if endpoint and endpoint.startswith("tcp://") and curve is None:
         raise ConfigError("a tcp:// endpoint needs CURVE keys (pass curve=...)")
 
@@ -515,8 +519,7 @@ class Client(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = _GRACE_S,
     ) -> None:
-        if not insecure:
-            _options(endpoint, curve)
+        _options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         self.context: zmq.Context = zmq.Context.instance()
         self._embedded = None
@@ -631,8 +634,7 @@ class AsyncClient(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = _GRACE_S,
     ) -> None:
-        if not insecure:
-            _options(endpoint, curve)
+        _options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         sync_context: zmq.Context = zmq.Context.instance()
         self.context = zmq.asyncio.Context.shadow(sync_context.underlying)

@@ -168,11 +168,11 @@ def test_a_client_key_made_with_a_name_is_picked_with_key(ipc_dir):
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        ({}, []),
-        ({"bind": ("tcp://0.0.0.0:7700",), "curve_dir": "/k"}, []),  # runners stay on ipc
+        ({}, ("", False)),
+        ({"bind": ("tcp://0.0.0.0:7700",), "curve_dir": "/k"}, ("", False)),  # runners stay on ipc
         ({"bind": ("tcp://0.0.0.0:7700",), "runner_bind": ("tcp://0.0.0.0:7701",),
-          "curve_dir": "/k"}, ["--curve-dir", "/k", "--key", "runner"]),
-        ({"runner_bind": ("tcp://127.0.0.1:7701",), "insecure": True}, ["--insecure"]),
+          "curve_dir": "/k"}, ("/k", False)),
+        ({"runner_bind": ("tcp://127.0.0.1:7701",), "insecure": True}, ("", True)),
     ],
     ids=["ipc", "tcp-clients", "tcp-runners", "insecure"],
 )
@@ -182,8 +182,23 @@ def test_local_runners_connect_to_the_runner_endpoint_with_runner_keys(settings,
     argv = RunnerWatcher(config, endpoint).argv(0)
     assert argv[argv.index("--connect") + 1] == endpoint
     assert endpoint not in config.endpoints()
-    tail = argv[argv.index("--name") + 2:]
-    assert tail == expected
+    assert "--key" not in argv  # the runner's default pair, runner
+    handed = ServiceConfig.from_json(argv[argv.index("--settings") + 1])
+    assert (handed.curve_dir, handed.insecure) == expected
+
+
+def test_local_runners_get_the_daemons_settings_from_the_schema_not_from_flags():
+    """[14.9] serve re-spelled its settings as runner flags (and dropped those the runner
+    had no flag for); now it hands them over as the schema holds them."""
+    config = ServiceConfig(slots=3, groups=("gpu", "big"), heartbeat_s=0.25, liveness=5,
+                           stdlib_allow=("+os",), external_allow=("six",), preload=("json",),
+                           cgroup="off", cgroup_root="/x", runtimes=("python",))
+    argv = RunnerWatcher(config, config.runner_endpoints()[0]).argv(1)
+    assert argv[3:4] == ["runner"] and argv[argv.index("--name") + 1] == "local-1"
+    handed = ServiceConfig.from_json(argv[argv.index("--settings") + 1])
+    assert handed.pool() == config.pool()
+    assert (handed.slots, handed.groups, handed.heartbeat_s, handed.liveness, handed.runtimes) == (
+        3, ("gpu", "big"), 0.25, 5, ("python",))
 
 
 def test_the_default_runner_endpoint_sits_beside_the_client_one():
