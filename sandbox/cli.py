@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -111,7 +112,7 @@ def _exec_parser(sub: Any) -> None:
     ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
     ex.add_argument("--connect", metavar="ENDPOINT", nargs="?", const=default_endpoint(),
                     help="use a `sandbox serve` daemon (default: an embedded broker); with "
-                         f"no ENDPOINT, the default one: {default_endpoint()}")
+                         f"no ENDPOINT (or `default`), the default one: {default_endpoint()}")
     ex.add_argument("--key", default="client", metavar="NAME",
                     help="which key pair in --curve-dir: NAME.key_secret (default: client)")
     _setting_flags(ex, "exec")
@@ -235,6 +236,7 @@ def _print_human(result: Result) -> None:
 
 
 def _exec(args: argparse.Namespace) -> int:
+    _connect_default(args)
     runtime = canonical_runtime(args.runtime)
     if runtime is None:
         known = ", ".join(sorted(RUNTIME_ALIASES))
@@ -272,6 +274,9 @@ def _exec(args: argparse.Namespace) -> int:
     else:
         if args.runtime_version:
             options["version"] = args.runtime_version
+        # the embedded runner registered before the task is sent: no other will ever come,
+        # so a version it does not have is said at once, not after the queue wait
+        options["wait_for_runner"] = False
         try:
             pool = settings.pool(size=1)
         except ConfigError as exc:
@@ -283,6 +288,17 @@ def _exec(args: argparse.Namespace) -> int:
     else:
         _print_human(result)
     return EXIT_OK if result.ok else EXIT_STATUS
+
+
+def _connect_default(args: argparse.Namespace) -> None:
+    """A bare ``--connect`` right before the code's file (``--connect -``, ``--connect
+    job.py``) took the file as its endpoint: an endpoint always has "://", a file need not."""
+    value = args.connect
+    if value == "default":
+        args.connect = default_endpoint()
+    elif (value is not None and "://" not in value and args.file == "-"
+          and (value == "-" or os.path.isfile(value))):
+        args.connect, args.file = default_endpoint(), value
 
 
 _POOL_SETTINGS = ("stdlib_allow", "external_allow", "packages_dir", "preload", "cgroup",
