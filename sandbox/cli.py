@@ -1,6 +1,11 @@
 """The ``sandbox`` command.
 
-``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--data JSON] [--json] [FILE|-]``
+``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--stdout-bytes N]
+[--result-bytes N] [--data JSON] [--json] [--version PREFIX] [--isolation process|worker]
+[--reuse-key KEY] [--connect [ENDPOINT]] [FILE|-]``
+
+``serve``, ``runner`` and ``exec`` take the settings of the schema (``sandbox.config``): a
+flag each, named after the setting, beside ``SANDBOX_*`` and ``--config FILE``.
 
 Exit codes: 0 when the status is ok, 1 for any other finished status, 2 for a usage error
 (unknown runtime, bad JSON in --data, missing file, bad limit), with one line on stderr.
