@@ -206,8 +206,10 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def _sweep(run: Callable[..., Any], concurrency: int, seconds: float) -> tuple[int, float]:
-    """Closed loop: ``concurrency`` threads run trivial Python for ``seconds``; (done, wall)."""
+def _sweep(run: Callable[..., Any], concurrency: int, seconds: float, runtime: str = "python",
+           options: dict[str, Any] | None = None) -> tuple[int, float]:
+    """Closed loop: ``concurrency`` threads run a trivial snippet for ``seconds``; (done, wall)."""
+    options = options or {}
     done = [0] * concurrency
     failed: list[str] = []
     start = threading.Barrier(concurrency + 1)
@@ -216,7 +218,7 @@ def _sweep(run: Callable[..., Any], concurrency: int, seconds: float) -> tuple[i
     def worker(i: int) -> None:
         start.wait()
         while not stop.is_set():
-            r = run("python", "return 6 * 7")
+            r = run(runtime, "return 6 * 7", **options)
             if not r.ok:
                 failed.append(f"{r.status.value}: {r.message}")
                 return
@@ -304,21 +306,33 @@ def run(settings: Settings) -> Run:
     return out
 
 
+WORKER = {"isolation": "worker"}  # worker mode (README "Worker mode"): opt-in warm workers
+
+
+def _worker_mode(run: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda runtime, code, data=None, **options: run(runtime, code, data, **WORKER, **options)
+
+
 def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon | None,
              embedded: Client, local: Sandbox, echo: EchoFloor | None) -> None:
     ours: dict[str, Callable[..., Any]] = {"embedded client": embedded.run, "local API": local.run}
+    warm: dict[str, Callable[..., Any]] = {"local API, worker mode": _worker_mode(local.run)}
     if daemon is not None:
         ours = {"daemon (ipc)": daemon.client.run, **ours}
+        warm = {"daemon (ipc), worker mode": _worker_mode(daemon.client.run), **warm}
     plan: list[tuple[Scenario, str, Callable[[], Any], bool]] = []
     for s in scen:
         for name, fn in ours.items():
             plan.append((s, name, _service_call(fn, s), False))
+        if s.name.startswith("trivial"):
+            for name, fn in warm.items():
+                plan.append((s, name, _service_call(fn, s), False))
         for name in s.baselines:
             if name in out.skipped:
                 continue
             plan.append((s, name, _baseline_call(name, s, echo), name in COLD))
     cold_rounds = len(range(0, settings.rounds, settings.cold_every))
-    client_modes = 2 if daemon is not None else 1
+    client_modes = 5 if daemon is not None else 1
     total = (sum(cold_rounds if cold else settings.rounds for *_, cold in plan)
              + len(settings.levels) * client_modes * 20 + 20)  # a sweep or the CPU block: 20
     progress = Progress(total)
@@ -343,15 +357,22 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
         spent = procs.machine_busy_seconds() - before
         out.cpu_ms[f"{s.name} / {name}"] = spent * 1000 / calls
     progress.step("cpu per task", 20)
-    # throughput sweep, the two client modes taking turns at each level
-    systems = {"embedded client": embedded.run}
+    # throughput sweep, the systems taking turns at each level (the order flips every level)
+    systems: dict[str, tuple[Callable[..., Any], str, dict[str, Any]]] = {
+        "embedded client": (embedded.run, "python", {})}
     if daemon is not None:
-        systems = {"daemon (ipc)": daemon.client.run, **systems}
+        client = daemon.client.run
+        systems = {"daemon (ipc)": (client, "python", {}),
+                   "daemon (ipc) javascript": (client, "javascript", {}),
+                   "daemon (ipc), worker mode": (client, "python", WORKER),
+                   "daemon (ipc) javascript, worker mode": (client, "javascript", WORKER),
+                   **systems}
     for level in settings.levels:
         names = list(systems) if level % 2 else list(reversed(systems))
         for name in names:
+            run_fn, runtime, options = systems[name]
             before = procs.machine_busy_seconds()
-            done, wall = _sweep(systems[name], level, settings.sweep_s)
+            done, wall = _sweep(run_fn, level, settings.sweep_s, runtime, options)
             spent = procs.machine_busy_seconds() - before
             out.throughput.setdefault(name, {})[level] = done / wall
             out.cpu_ms[f"throughput c={level} / {name}"] = spent * 1000 / max(done, 1)

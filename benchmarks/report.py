@@ -10,7 +10,8 @@ from typing import Any
 from benchmarks import stats
 from benchmarks.harness import COLD, Run, machine
 
-OURS = ("daemon (ipc)", "embedded client", "local API")
+OURS = ("daemon (ipc)", "embedded client", "local API", "daemon (ipc), worker mode",
+        "local API, worker mode")
 DAEMON = "daemon (ipc)"
 
 
@@ -38,6 +39,9 @@ def build(run: Run, command: str) -> dict[str, Any]:
         p50("trivial javascript", DAEMON),
         max(run.throughput.get(DAEMON, {}).values(), default=None),
         p50("1 MB bytes result (python)", DAEMON),
+        run.throughput.get(f"{DAEMON}, worker mode", {}).get(16),
+        max(run.throughput.get(DAEMON, {}).values(), default=None),
+        max(run.throughput.get(f"{DAEMON} javascript", {}).values(), default=None),
     ]
     return {
         "command": command,
@@ -89,7 +93,8 @@ def markdown(doc: dict[str, Any]) -> str:
         for system, ratios in by_system.items():
             text = ", ".join(f"{v:.3g} {k}" for k, v in ratios.items()) or "-"
             lines.append(f"| {scenario} | {system} | {text} |")
-    lines += ["", "## Throughput (trivial Python, tasks/s, closed-loop clients)", ""]
+    lines += ["", "## Throughput (trivial snippet, Python unless named, tasks/s, closed-loop "
+                  "clients)", ""]
     levels = sorted({int(c) for by in doc["throughput_tasks_per_s"].values() for c in by})
     lines += ["| system | " + " | ".join(f"x{c}" for c in levels) + " |",
               "|---|" + "---:|" * len(levels)]
@@ -143,8 +148,8 @@ def plots(doc: dict[str, Any], samples: dict[str, dict[str, list[float]]], out_d
             ax.plot(levels, [by[str(c)] for c in levels], marker="o", label=system)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("tasks/s (trivial Python)")
-        ax.set_title("throughput vs concurrency, fresh process per task")
+        ax.set_ylabel("tasks/s (trivial snippet)")
+        ax.set_title("throughput vs concurrency (fresh process per task unless worker mode)")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

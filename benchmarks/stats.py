@@ -50,6 +50,12 @@ GOALS = (
     Goal("daemon trivial javascript p50", 0.4, "ms"),
     Goal("daemon python throughput (best concurrency)", 1500, "tasks/s", at_least=True),
     Goal("daemon 1 MB bytes result p50", 2.0, "ms"),
+    # issue 16
+    Goal("daemon python throughput, worker mode, 16 clients", 3000, "tasks/s", at_least=True),
+    Goal("daemon python throughput, fresh process (best concurrency)", 600, "tasks/s",
+         at_least=True),
+    Goal("daemon javascript throughput, fresh process (best concurrency)", 450, "tasks/s",
+         at_least=True),
 )
 
 

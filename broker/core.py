@@ -454,8 +454,10 @@ class BrokerCore:
             free -= 1
             lanes[task.submit.lane] += 1
             s = task.submit
+            # a worker serves one lane, and within it one reuse key: never two tenants
+            reuse = f"{s.lane}/{s.reuse_key or ''}" if s.isolation == "worker" else None
             out.append(Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data,
-                                                       s.limits, s.policy, s.imports)))
+                                                       s.limits, s.policy, s.imports, reuse)))
         for task in placed:
             self._dequeue(task)
         if len(self._expiries) > 2 * len(self.running) + 1024:  # mostly tasks long done

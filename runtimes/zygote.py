@@ -3,7 +3,8 @@
 It talks to the host worker over the control channel (``runtimes.framing``,
 ``runtimes.protocol``) whose fd it is given on the command line: the host sends ``init`` (the
 per-child seccomp program, modules to preload), the zygote answers ``ready``; then the host
-sends ``spawn`` whenever it wants more children. For each child the zygote answers ``spawned``
+sends ``spawn`` whenever it wants more children, with a shared output file for each
+(``runtimes.output``), which the child inherits. For each child the zygote answers ``spawned``
 with the child's end of a fresh task socketpair and a pidfd, and later ``exited`` with the
 wait status, which the host needs to tell a seccomp kill (SIGSYS) from an OOM kill or a crash.
 When the control channel closes, the zygote kills its children and exits, and nsjail tears the
@@ -79,19 +80,23 @@ def _loop(
                 _reap(control, children)
                 continue
             body, fds = framing.recv_control(control)
-            framing.close_fds(fds)
             if body is None:
+                framing.close_fds(fds)
                 return
-            spawn = protocol.decode(body, (protocol.Spawn,))
-            for _ in range(spawn.count):
-                children.add(_spawn(control, setup, wake))
+            try:
+                spawn = protocol.decode(body, (protocol.Spawn,))
+                # the host's shared output files, one per child, in spawn order
+                for i in range(spawn.count):
+                    children.add(_spawn(control, setup, fds[i] if i < len(fds) else -1))
+            finally:
+                framing.close_fds(fds)
 
 
-def _spawn(control: socket.socket, setup: child.ChildSetup, keep_closed: tuple[int, int]) -> int:
+def _spawn(control: socket.socket, setup: child.ChildSetup, output_fd: int) -> int:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # the child: never returns
-        child.main(theirs, setup)
+        child.main(theirs, setup, output_fd)
     theirs.close()
     pidfd = os.pidfd_open(pid)
     try:

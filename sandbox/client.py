@@ -146,6 +146,8 @@ class ClientBase:
         max_attempts: int,
         policy: str = "default",
         imports: Any = None,
+        isolation: str = "process",
+        reuse_key: str | None = None,
     ) -> p.Submit | Result:
         """A Submit message, or a ``rejected`` Result when the request cannot be sent."""
         if canonical_runtime(runtime) is None:
@@ -176,6 +178,7 @@ class ClientBase:
             # any iterable of names becomes a tuple; a bare string is left for validate to refuse
             imports=imports if imports is None or isinstance(imports, str) else tuple(imports),  # type: ignore[arg-type]
             deadline_s=limits.timeout_s + wait + self.grace_s,
+            isolation=isolation, reuse_key=reuse_key,
         )
         try:
             p.validate(submit)  # the broker would refuse it: say so here, clearly
@@ -559,7 +562,8 @@ class Client(ClientBase):
                group: str | None = None, version: str = "", wait_for_runner: bool = True,
                queue_timeout_s: float | None = None, idempotent: bool = False,
                max_attempts: int = 1, policy: str = "default",
-               imports: list[str] | None = None) -> Handle:
+               imports: list[str] | None = None, isolation: str = "process",
+               reuse_key: str | None = None) -> Handle:
         """Send a task; the Handle's ``result()`` waits for it. Waits for the broker's socket
         at most the task's queue wait (then the Handle holds a ``rejected`` Result)."""
         built = self.build(runtime, code, data, timeout_s=timeout_s, memory_mb=memory_mb,
@@ -567,7 +571,7 @@ class Client(ClientBase):
                            priority=priority, lane=lane, group=group, version=version,
                            wait_for_runner=wait_for_runner, queue_timeout_s=queue_timeout_s,
                            idempotent=idempotent, max_attempts=max_attempts, policy=policy,
-                           imports=imports)
+                           imports=imports, isolation=isolation, reuse_key=reuse_key)
         if isinstance(built, Result):
             return Handle(self, None, None, 0.0, done=built)
         conn = self._conn()
@@ -668,7 +672,8 @@ class AsyncClient(ClientBase):
         defaults = dict(timeout_s=None, memory_mb=None, stdout_bytes=None, result_bytes=None,
                         priority=0, lane=p.DEFAULT_LANE, group=None, version="",
                         wait_for_runner=True, queue_timeout_s=None, idempotent=False,
-                        max_attempts=1, policy="default", imports=None)
+                        max_attempts=1, policy="default", imports=None, isolation="process",
+                        reuse_key=None)
         unknown = set(options) - set(defaults)
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")

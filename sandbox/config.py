@@ -116,8 +116,8 @@ class PoolConfig:
         _check(self.worker_age_s, float, 0.001, 86400, "worker_age_s")
         if self.cgroup not in ("auto", "v1", "v2", "off"):
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
-        if self.jail_pids < self.size + 4:
-            raise ConfigError(f"jail_pids ({self.jail_pids}) must exceed size + 4")
+        if self.jail_pids < 2 * self.size + 4:  # the children, as many frozen, the zygote
+            raise ConfigError(f"jail_pids ({self.jail_pids}) must be at least 2 * size + 4")
         self.import_policy()  # a bad module name is a ConfigError now, not at the first task
 
     def import_policy(self) -> ImportPolicy:

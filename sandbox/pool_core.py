@@ -7,9 +7,12 @@ release a child, deliver an outcome). No sockets, no signals, no clock: the shel
 (``sandbox.worker``) passes ``now`` and does the I/O. The rules, in one place:
 
 Children (states: IDLE, BUSY, DYING, FROZEN, RELEASED)
-  1. While the jail is up the pool keeps ``size`` children occupying it (IDLE, BUSY, DYING or
-     FROZEN) or on their way (spawn asked, not yet reported): after every event it asks for
-     the difference.
+  1. While the jail is up the pool keeps ``size`` children serving (IDLE, BUSY or DYING) or on
+     their way (spawn asked, not yet reported): after every event it asks for the difference.
+     A FROZEN child frozen while fewer than half the pool's children are idle does not count
+     (``spawn_ahead``): under a steady stream its replacement is on its way at once, so a task
+     never waits for a child's set-up; when tasks come spaced, the fork waits for the release
+     and stays off the result's way back.
   2. A spawned child is IDLE. Idle children are handed out oldest first, one task each: a task
      without a reuse key takes a fresh child; a task with one takes an idle child bound to its
      key, else a fresh one. When a task can take no child while idle children bound to other
@@ -23,8 +26,8 @@ Children (states: IDLE, BUSY, DYING, FROZEN, RELEASED)
      it closed its channel), or ``exit_report_s`` passes without one. A BUSY child that exits
      before its channel closes is classified the same way at once.
   5. A child whose task is over is FROZEN (SIGSTOP: nothing of it runs any more) and released
-     ``recycle_delay_s`` later, so its teardown and its replacement's fork stay off the result's
-     way back; at once when a task waits or no child is idle, or when the delay is 0.
+     ``recycle_delay_s`` later, so its teardown stays off the result's way back; at once when
+     a task waits, no child is idle, ``size`` children are frozen already, or the delay is 0.
   5w. Worker mode: a task may name a reuse key (its lane, its tenant). The child that runs it
      is bound to that key for life. After ``ok`` or ``error``, unless it asked to retire, a
      bound child that has run fewer than ``worker_tasks`` tasks and is younger than
@@ -147,6 +150,7 @@ class PoolRules:
     acquire_timeout_s: float = 30.0
     start_timeout_s: float = 10.0
     recycle_delay_s: float = 0.003
+    spawn_ahead: bool = True  # a frozen child's replacement is spawned at once (rule 1)
     exit_report_s: float = 2.0
     worker_tasks: int = 100  # worker mode: tasks one bound child may run
     worker_age_s: float = 60.0  # worker mode: how long a bound child may serve
@@ -185,6 +189,7 @@ class Child:
     killed_for: str | None = None
     bound: Hashable | None = None  # worker mode: the reuse key it serves
     born: float = 0.0
+    ahead: bool = False  # frozen with its replacement already asked for (rule 1)
 
 
 @dataclass
@@ -212,7 +217,7 @@ class PoolCore:
         self.pending = 0  # spawns asked for, not yet reported
         self._waiting: deque[_Waiting] = deque()
         self._running: dict[Hashable, int] = {}  # task key -> pid (BUSY or DYING)
-        self._occupying = 0  # children IDLE, BUSY, DYING or FROZEN
+        self._occupying = 0  # children IDLE, BUSY or DYING (and FROZEN, without spawn_ahead)
 
     # -- the jail ----------------------------------------------------------------------------
 
@@ -303,10 +308,14 @@ class PoolCore:
                 and now - child.born < self.rules.worker_age_s):
             child.state, child.until = ChildState.IDLE, child.born + self.rules.worker_age_s
             self._warm.setdefault(child.bound, deque()).append(pid)
-        elif self.rules.recycle_delay_s <= 0 or self._waiting or not self._idle:
+        elif self.rules.recycle_delay_s <= 0 or self._waiting or not self._idle or (
+                self._frozen() >= self.rules.size):
             out.append(self._release(child))
         else:
             child.state, child.until = ChildState.FROZEN, now + self.rules.recycle_delay_s
+            if self.rules.spawn_ahead and len(self._idle) < max(1, self.rules.size // 2):
+                child.ahead = True
+                self._occupying -= 1  # rule 1: its replacement starts now
             out.append(Stop(pid))
         return out + self._settle(now)
 
@@ -466,6 +475,9 @@ class PoolCore:
                 out.append(Spawn(want))
         return out
 
+    def _frozen(self) -> int:
+        return sum(1 for c in self.children.values() if c.state is ChildState.FROZEN)
+
     def _take(self, reuse: Hashable | None) -> int | None:
         """The child a task of this reuse key takes now, if any (rule 2)."""
         if reuse is not None:
@@ -494,7 +506,7 @@ class PoolCore:
                 queue.remove(child.pid)
                 if not queue:
                     del self._warm[child.bound]
-        if child.state is not ChildState.RELEASED:
+        if child.state is not ChildState.RELEASED and not child.ahead:
             self._occupying -= 1
         child.state, child.until = ChildState.RELEASED, 0.0
         return Release(child.pid)

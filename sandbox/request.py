@@ -20,7 +20,7 @@ from sandbox.imports import ImportPolicy
 
 
 ISOLATIONS = ("process", "worker")
-MAX_REUSE_KEY_CHARS = 128
+MAX_REUSE_KEY_CHARS = 200  # a broker's "<lane>/<key>" included
 
 
 @dataclass(frozen=True)

@@ -247,7 +247,8 @@ class Runner:
                 import_policy=self._imports, served=self.config.runtimes,
                 timeout_s=lim.timeout_s, memory_mb=lim.memory_mb, stdout_bytes=lim.stdout_bytes,
                 result_bytes=lim.result_bytes,
-                policy=None if msg.policy == "default" else msg.policy, imports=msg.imports)
+                policy=None if msg.policy == "default" else msg.policy, imports=msg.imports,
+                isolation="worker" if msg.reuse is not None else None, reuse_key=msg.reuse)
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return

@@ -64,19 +64,16 @@ class _ChildIO:
     pidfd: int
     host_pid: int
     reader: framing.FrameReader | None = None  # set while a task's result is awaited
-    output_fd: int = -1  # the shared output file handed in with each task (runtimes.output)
-    output: mmap.mmap | None = None  # our mapping of it
+    output: mmap.mmap | None = None  # our mapping of its shared output file (runtimes.output)
 
     def close(self) -> None:
         self.channel.close()
         if self.output is not None:
             self.output.close()
-        for fd in (self.pidfd, self.output_fd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        try:
+            os.close(self.pidfd)
+        except OSError:
+            pass
 
     def signal(self, sig: int) -> None:
         try:
@@ -95,6 +92,8 @@ class _Pool:
     requests: dict[Hashable, TaskRequest] = field(default_factory=dict)
     baseline_bytes: int = 0  # a fresh child's address space, measured once per jail
     oom_seen: int = 0
+    # the output files sent with spawns whose children are not reported yet, in order
+    outputs: deque[mmap.mmap] = field(default_factory=deque)
 
 
 class Worker:
@@ -232,9 +231,10 @@ class Worker:
             self._jail_gone(pool, f"its zygote reported child {pid} without its channel and pidfd")
             return
         channel = socket.socket(fileno=fds[0])
+        channel.setblocking(False)  # the loop reads only what has arrived, and sends likewise
         io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
-        if registry.RUNTIMES[pool.runtime].shared_output:
-            io.output_fd, io.output = _output_file()
+        if registry.RUNTIMES[pool.runtime].shared_output and pool.outputs:
+            io.output = pool.outputs.popleft()  # the zygote hands them out in spawn order
         pool.children[pid] = io
         if not pool.baseline_bytes:
             pool.baseline_bytes = _address_space(io.host_pid)
@@ -319,6 +319,8 @@ class Worker:
                     pool.jail.close()
                     pool.jail = None
                 pool.baseline_bytes = 0
+                while pool.outputs:  # sent with spawns that will never be reported
+                    pool.outputs.popleft().close()
 
     def _with_output(self, pool: _Pool, action: core.Deliver, request: TaskRequest,
                      envelope: bytes) -> bytes:
@@ -375,12 +377,22 @@ class Worker:
         pool.watched.clear()
 
     def _spawn(self, pool: _Pool, count: int) -> bool:
+        """Ask for ``count`` children, each with a shared output file of its own (made here,
+        off any task's path: the child maps it before its rehearsal)."""
         if pool.jail is None:
             return False
+        shared = registry.RUNTIMES[pool.runtime].shared_output
         try:
             while count > 0:
                 n = min(count, protocol.MAX_SPAWN)
-                framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)))
+                files = [_output_file() for _ in range(n)] if shared else []
+                try:
+                    framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)),
+                                         tuple(fd for fd, _ in files))
+                finally:
+                    for fd, _ in files:
+                        os.close(fd)  # the child's copy travels; our mapping stays
+                pool.outputs.extend(view for _, view in files)
                 count -= n
         except OSError:
             return False
@@ -403,14 +415,10 @@ class Worker:
             timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
         ))
         io.reader = framing.FrameReader(lim.envelope_bytes)
-        fds: tuple[int, ...] = ()
         if io.output is not None:
             output.HEADER.pack_into(io.output, 0, 0, 0)  # nothing printed yet
-            fds = (io.output_fd,)
         try:
-            io.channel.settimeout(_SEND_TIMEOUT_S)
-            framing.send_frame(io.channel, body, fds)
-            io.channel.setblocking(False)  # from here on, read only what has arrived
+            framing.send_frame_within(io.channel, body, _SEND_TIMEOUT_S)
         except OSError:
             return False
         if not self.loop.watching(io.fd):

@@ -87,3 +87,18 @@ def test_javascript_tasks_of_a_worker_get_a_fresh_engine_each(one):
 def test_worker_mode_is_refused_with_a_reuse_key_but_no_worker_isolation(one):
     r = one.run("python", "return 1", reuse_key="x")
     assert (r.status, r.message) == (Status.REJECTED, 'reuse_key applies to isolation="worker"')
+
+
+def test_through_the_broker_a_worker_serves_one_lane_only():
+    from sandbox.client import Client
+
+    config = PoolConfig(size=2, stdlib_allow=("*",))
+    with Client(pool=config, runtimes=("python",)) as client:
+        def pid(lane: str) -> int:
+            r = client.run("python", PID + "return pid", isolation="worker", lane=lane)
+            assert r.status is Status.OK, r.message
+            return r.value
+
+        eval_pids = {pid("eval") for _ in range(3)}
+        other = pid("other")
+        assert len(eval_pids) == 1 and other not in eval_pids

@@ -742,3 +742,20 @@ def test_total_slots_are_the_registered_runners_slots():
     core.on_runner(R1, ready(slots=3), 0.0)
     core.on_runner(R2, ready(slots=5), 0.0)
     assert core.total_slots() == 8
+
+
+# -- worker mode ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra, reuse", [
+    ({}, None),
+    ({"isolation": "worker"}, "default/"),
+    ({"isolation": "worker", "lane": "eval"}, "eval/"),
+    ({"isolation": "worker", "lane": "eval", "reuse_key": "tenant-7"}, "eval/tenant-7"),
+])
+def test_a_worker_task_names_its_lane_and_key_to_the_runner(extra, reuse):
+    core = BrokerCore(BrokerConfig())
+    core.on_runner(R1, ready(slots=1), 0.0)
+    sends = core.on_client(C1, submit("a", **extra), 0.0)
+    (task,) = [s.msg for s in sends if isinstance(s.msg, p.TaskMsg)]
+    assert task.reuse == reuse

@@ -166,6 +166,41 @@ def test_a_finished_child_is_stopped_then_released_after_the_delay():
     assert core.Release(1) in pool.tick(1.003)
 
 
+def test_under_a_stream_a_frozen_childs_replacement_is_spawned_at_once():
+    pool = up(PoolRules(size=4))
+    for key in "abc":
+        pool.submit(key, 1.0, 0)
+    acts = pool.result(1, OK, Status.OK, 1.0)  # one idle child of four: under pressure
+    assert core.Stop(1) in acts and core.Spawn(1) in acts
+
+
+def test_spaced_tasks_leave_the_fork_for_the_release():
+    pool = up(PoolRules(size=4))
+    pool.submit("a", 1.0, 0)
+    acts = pool.result(1, OK, Status.OK, 1.0)  # three idle of four
+    assert core.Stop(1) in acts and not of(acts, core.Spawn)
+    assert core.Spawn(1) in pool.tick(1.003)
+
+
+def test_without_spawn_ahead_the_replacement_waits_for_the_release():
+    pool = up(PoolRules(size=2, spawn_ahead=False))
+    pool.submit("a", 1.0, 0)
+    assert not of(pool.result(1, OK, Status.OK, 1.0), core.Spawn)
+    assert core.Spawn(1) in pool.tick(1.003)
+
+
+def test_no_more_than_size_children_wait_frozen():
+    pool = up(PoolRules(size=2, recycle_delay_s=1.0))
+    pool.submit("a", 1.0, 0)
+    pool.result(1, OK, Status.OK, 0.1)  # frozen; its replacement (3) comes
+    pool.spawned(3, 0.2)
+    pool.submit("b", 1.0, 0.3)
+    pool.result(2, OK, Status.OK, 0.4)  # frozen too
+    pool.spawned(4, 0.5)
+    pool.submit("c", 1.0, 0.6)
+    assert core.Release(3) in pool.result(3, OK, Status.OK, 0.7)  # two frozen already
+
+
 def test_a_finished_child_is_released_at_once_when_no_child_is_idle():
     pool = up()
     pool.submit("a", 1.0, 0)
