@@ -272,10 +272,10 @@ def _exec(args: argparse.Namespace) -> int:
         raise UsageError("--policy and --import apply to python")
     if args.reuse_key is not None and args.isolation != "worker":
         raise UsageError("--reuse-key applies to --isolation worker")
+    if args.isolation is not None:
+        options.update(isolation=args.isolation, reuse_key=args.reuse_key)
     if args.connect is not None:
         result = _exec_on_daemon(args, settings, runtime, code, data, options)
-    elif args.isolation == "worker":
-        result = _exec_in_worker(args, settings, runtime, code, data, options)
     else:
         if args.runtime_version:
             options["version"] = args.runtime_version
@@ -319,9 +319,6 @@ def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, runtime: 
     given = [SETTINGS[name].flag for name in _POOL_SETTINGS if getattr(args, name) is not None]
     if given:
         raise UsageError(f"{'/'.join(given)}: the daemon's settings; pass them to `sandbox serve`")
-    if args.isolation == "worker":
-        raise UsageError("--isolation worker runs in an embedded sandbox (without --connect); "
-                         "the broker does not route worker tasks yet")
     if args.runtime_version:
         options["version"] = args.runtime_version
     curve = _curve_client(endpoint, settings, args.key)
@@ -335,24 +332,6 @@ def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, runtime: 
 
 
 _REACH_S = 5.0  # how long `exec --connect` waits for a daemon's handshake before it says so
-
-
-def _exec_in_worker(args: argparse.Namespace, settings: ServiceConfig, runtime: str, code: str,
-                    data: Any, options: dict[str, Any]) -> Result:
-    """One task in worker mode, through the local API (the broker does not route worker
-    tasks yet): the same jails and pool, a warm worker for ``--reuse-key``."""
-    from sandbox import registry
-    from sandbox.local import Sandbox
-
-    have = registry.RUNTIMES[runtime].version
-    if args.runtime_version and not have.startswith(args.runtime_version):
-        return Result.rejected(f"this sandbox has {runtime} {have}, not {args.runtime_version}")
-    try:
-        pool = settings.pool(size=1)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
-    with Sandbox(pool, runtimes=(runtime,)) as sb:
-        return sb.run(runtime, code, data, isolation="worker", reuse_key=args.reuse_key, **options)
 
 
 def _serve(args: argparse.Namespace) -> int:

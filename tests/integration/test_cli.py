@@ -179,3 +179,15 @@ def test_the_program_says_its_version():
     from importlib.metadata import version
 
     assert done.stdout == f"sandbox {version('snippet-sandbox')}\n"
+
+
+def test_exec_sends_worker_mode_to_a_daemon(ipc_dir):
+    from sandbox.fakes import FakeBroker
+
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker:
+        rc, out = exec_json("-r", "python", "--connect", broker.endpoint, "--isolation", "worker",
+                            "--reuse-key", "tenant-9", code="return 1")
+        assert (rc, out["status"]) == (0, "ok")
+        with broker.lock:
+            (submit,) = broker.received
+    assert (submit.isolation, submit.reuse_key) == ("worker", "tenant-9")
