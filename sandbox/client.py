@@ -49,7 +49,7 @@ from broker.server import BrokerServer
 from runtimes import codec
 from runtimes.outcome import Status
 from sandbox import registry
-from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
+from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime, check_endpoint
 from sandbox.errors import ClosedError, ConfigError
 from sandbox.link import CurveClient, Link, LinkState, close_monitored, monitored, prepare
 from sandbox.result import Result
@@ -271,7 +271,11 @@ class _Embedded:
         self.server.close()
 
 
-def _options(endpoint: str | None, curve: CurveClient | None) -> None:
+def _options(endpoint: str | None, curve: CurveClient | None, insecure: bool) -> None:
+    if endpoint is not None:
+        check_endpoint(endpoint)  # ConfigError now, not ZeroMQ's "Invalid argument" later
+    if insecure:
+        return
     if endpoint and endpoint.startswith("tcp://") and curve is None:
         raise ConfigError("a tcp:// endpoint needs CURVE keys (pass curve=...)")
 
@@ -523,8 +527,7 @@ class Client(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = _GRACE_S,
     ) -> None:
-        if not insecure:
-            _options(endpoint, curve)
+        _options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         self.context: zmq.Context = zmq.Context.instance()
         self._embedded = None
@@ -640,8 +643,7 @@ class AsyncClient(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = _GRACE_S,
     ) -> None:
-        if not insecure:
-            _options(endpoint, curve)
+        _options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         sync_context: zmq.Context = zmq.Context.instance()
         self.context = zmq.asyncio.Context.shadow(sync_context.underlying)

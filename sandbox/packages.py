@@ -83,6 +83,41 @@ def ensure(specs: Sequence[str], directory: str, *, quiet: bool = False) -> bool
     return True
 
 
+def name_of(spec: str) -> str:
+    """The project a pip spec names, normalized as PyPI does (``Pandas_x[y]>=2`` ->
+    ``pandas-x``)."""
+    import re
+
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else spec.strip().lower()
+
+
+def add(specs: Sequence[str], directory: str, *, quiet: bool = False) -> list[str]:
+    """Add ``specs`` to the environment (a spec for a project it holds replaces that one's)
+    and rebuild it; the specs it holds then."""
+    new = {name_of(s): s for s in normalize(specs)}
+    kept = [s for s in installed_specs(directory) or [] if name_of(s) not in new]
+    wanted = normalize([*kept, *new.values()])
+    ensure(wanted, directory, quiet=quiet)
+    return wanted
+
+
+def remove(names: Sequence[str], directory: str, *, quiet: bool = False) -> list[str]:
+    """Remove the projects ``names`` from the environment and rebuild it from what is left;
+    the specs it holds then. ConfigError naming a project it does not hold."""
+    held = installed_specs(directory)
+    if held is None:
+        raise ConfigError(f"no environment in {directory}")
+    gone = {name_of(n) for n in names}
+    missing = sorted(gone - {name_of(s) for s in held})
+    if missing:
+        raise ConfigError(f"{directory} holds no {', '.join(missing)} (it holds: "
+                          f"{' '.join(held) or 'nothing'})")
+    left = [s for s in held if name_of(s) not in gone]
+    install(left, directory, quiet=quiet)
+    return left
+
+
 def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> None:
     """Build a fresh environment of ``specs`` with pip (its progress shown on stderr)."""
     wanted = normalize(specs)
