@@ -2,7 +2,7 @@
 
 Events go in (the jail came up or went down, a child was spawned or exited, its result frame
 is complete, its channel closed, a task was submitted or cancelled, ``tick(now)``, ``close``),
-actions come out (start or stop the jail, spawn n children, send a task, stop, kill or
+actions come out (start or stop the jail, spawn n children, send a task, kill or
 release a child, deliver an outcome). No sockets, no signals, no clock: the shell
 (``sandbox.worker``) passes ``now`` and does the I/O. The rules, in one place:
 
@@ -36,9 +36,11 @@ Children (states: STARTING, IDLE, BUSY, DYING, FROZEN, RELEASED)
      closed its channel, or an exit code or signal the runtime gives a meaning to:
      ``exit_reasons``, ``signal_reasons``), or ``exit_report_s`` passes without one. A BUSY child that exits
      before its channel closes is classified the same way at once.
-  5. A child whose task is over is FROZEN (SIGSTOP: nothing of it runs any more) and released
-     ``recycle_delay_s`` later, so its teardown stays off the result's way back; at once when
-     a task waits, no child is idle, ``size`` children are frozen already, or the delay is 0.
+  5. A child whose task is over is FROZEN (it stopped itself with SIGSTOP right after
+     writing its result: nothing of it runs any more, and no signal is on the result's way)
+     and released ``recycle_delay_s`` later, so its teardown stays off the result's way
+     back; at once when a task waits, no child is idle, ``size`` children are frozen
+     already, or the delay is 0.
   5w. Worker mode: a task may name a reuse key (its lane, its tenant). The child that runs it
      is bound to that key for life. After ``ok`` or ``error``, unless it asked to retire, a
      bound child that has run fewer than ``worker_tasks`` tasks and is younger than
@@ -121,13 +123,6 @@ class SendTask:
 
 
 @dataclass(frozen=True)
-class Stop:
-    """SIGSTOP the child: it keeps its memory, nothing of it runs."""
-
-    pid: int
-
-
-@dataclass(frozen=True)
 class Kill:
     """SIGKILL the child and keep its channel: its exit report is still wanted."""
 
@@ -154,7 +149,7 @@ class Deliver:
     made: bool = False
 
 
-Action = StartJail | StopJail | Spawn | SendTask | Stop | Kill | Release | Deliver
+Action = StartJail | StopJail | Spawn | SendTask | Kill | Release | Deliver
 
 
 @dataclass(frozen=True)
@@ -377,7 +372,6 @@ class PoolCore:
             if self.rules.spawn_ahead and len(self._idle) < max(1, self.rules.size // 2):
                 child.ahead = True
                 self._occupying -= 1  # rule 1: its replacement starts now
-            out.append(Stop(pid))
         return out + self._settle(now)
 
     def oversized(self, pid: int, size: int, limit: int, now: float) -> list[Action]:

@@ -3,9 +3,9 @@
 This is the I/O shell around ``sandbox.pool_core``: it feeds each pool's core the events it
 sees on its fds (the zygote's control channel, each child's task channel, the jail's exit and
 stderr) and the clock, and carries out the actions the core returns (start or stop a jail,
-spawn, send a task frame, SIGSTOP/SIGKILL through a pidfd, close a channel, deliver an
-outcome). All of it runs in the thread of one ``sandbox.loop.Loop``; nothing here is
-thread-safe, and nothing here decides.
+spawn, send a task frame, SIGKILL through a pidfd, close a channel, deliver an outcome).
+All of it runs in the thread of one ``sandbox.loop.Loop``; nothing here is thread-safe, and
+nothing here decides.
 
 Fronts use it: the runner (``sandbox.runner``, a broker's tasks), the local API
 (``sandbox.local``, a caller's), the n8n runner. A front hands in ``TaskRequest``s (already
@@ -339,8 +339,6 @@ class Worker:
                     todo.extend(pool.core.channel_lost(action.pid, time.monotonic()))
             elif isinstance(action, core.Release):
                 self._release(pool, action.pid)
-            elif isinstance(action, core.Stop):
-                pool.children[action.pid].signal(signal.SIGSTOP)
             elif isinstance(action, core.Kill):
                 io = pool.children[action.pid]
                 io.signal(signal.SIGKILL)

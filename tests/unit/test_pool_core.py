@@ -287,7 +287,7 @@ def test_a_finished_child_is_stopped_then_released_after_the_delay():
     pool = up()
     pool.submit("a", 1.0, 0)
     acts = pool.result(1, OK, Status.OK, 1.0)
-    assert core.Stop(1) in acts and core.Release(1) not in acts
+    assert core.Release(1) not in acts
     assert pool.children[1].state is ChildState.FROZEN
     assert pool.tick(1.002) == []
     assert core.Release(1) in pool.tick(1.003)
@@ -298,14 +298,14 @@ def test_under_a_stream_a_frozen_childs_replacement_is_spawned_at_once():
     for key in "abc":
         pool.submit(key, 1.0, 0)
     acts = pool.result(1, OK, Status.OK, 1.0)  # one idle child of four: under pressure
-    assert core.Stop(1) in acts and core.Spawn(1) in acts
+    assert core.Spawn(1) in acts and core.Release(1) not in acts
 
 
 def test_spaced_tasks_leave_the_fork_for_the_release():
     pool = up(PoolRules(size=4))
     pool.submit("a", 1.0, 0)
     acts = pool.result(1, OK, Status.OK, 1.0)  # three idle of four
-    assert core.Stop(1) in acts and not of(acts, core.Spawn)
+    assert not of(acts, core.Spawn) and core.Release(1) not in acts
     assert core.Spawn(1) in pool.tick(1.003)
 
 
@@ -333,7 +333,7 @@ def test_a_finished_child_is_released_at_once_when_no_child_is_idle():
     pool.submit("a", 1.0, 0)
     pool.submit("b", 1.0, 0)
     acts = pool.result(1, OK, Status.OK, 0.5)
-    assert core.Release(1) in acts and core.Stop(1) not in acts
+    assert core.Release(1) in acts
 
 
 def test_a_waiting_task_releases_frozen_children_at_once():
@@ -543,7 +543,7 @@ class _Shell:
                 # a child that ran a task before serves only further tasks of the same key
                 assert not history or (reuse is not None and history[-1] == reuse), (self.seed, a)
                 history.append(reuse)
-            elif isinstance(a, (core.Stop, core.Kill)):
+            elif isinstance(a, core.Kill):
                 assert a.pid not in self.released, (self.seed, "used after release", a)
             elif isinstance(a, core.Release):
                 self.released[a.pid] = self.released.get(a.pid, 0) + 1
