@@ -88,7 +88,8 @@ def test_the_handshake_is_the_captured_one():
     b = broker()
     assert frames(b.connected(1, "r1", 0)) == [{"type": "broker:inforequest"}]
     # before runner:info nothing counts, as in n8n's broker
-    assert b.frame(1, msg(type="runner:taskoffer", offerId="o", taskType="javascript", validFor=5000), 0) == []
+    offer = msg(type="runner:taskoffer", offerId="o", taskType="javascript", validFor=5000)
+    assert b.frame(1, offer, 0) == []
     info = msg(type="runner:info", name="JS Task Runner", types=["javascript"])
     assert frames(b.frame(1, info, 0)) == [{"type": "broker:runnerregistered"}]
     assert b.runners() == [{"id": "r1", "name": "JS Task Runner", "types": ["javascript"],
@@ -192,7 +193,8 @@ def test_a_rejected_task_goes_back_to_the_head_of_the_queue_and_takes_the_next_o
     b.submit(2, TRIVIAL, 0)  # takes o1-0
     (accept,) = frames(b.submit(3, TRIVIAL, 0))  # takes o1-1
     (first,) = [t for t in b._by_id.values() if t.handle == 2]
-    actions = b.frame(1, msg(type="runner:taskrejected", taskId=first.task_id, reason="No open task slots"), 0)
+    reject = msg(type="runner:taskrejected", taskId=first.task_id, reason="No open task slots")
+    actions = b.frame(1, reject, 0)
     assert actions == [] and b.unanswered == 2
     actions = b.frame(1, msg(type="runner:taskoffer", offerId="o3", taskType="javascript", validFor=5000), 0)
     (again,) = frames(actions)

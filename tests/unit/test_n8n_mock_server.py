@@ -136,8 +136,8 @@ def test_a_task_through_a_scripted_runner_gets_its_result_and_time(broker):
     task_id = accept["taskId"]
     runner.send(type="runner:taskaccepted", taskId=task_id)
     assert runner.recv()["settings"]["code"] == TRIVIAL.code
-    runner.send(type="runner:taskdatarequest", taskId=task_id, requestId="q",
-                requestParams={"dataOfNodes": [], "env": False, "input": {"include": True}, "prevNode": False})
+    params = {"dataOfNodes": [], "env": False, "input": {"include": True}, "prevNode": False}
+    runner.send(type="runner:taskdatarequest", taskId=task_id, requestId="q", requestParams=params)
     response = runner.recv()
     assert response["type"] == "broker:taskdataresponse"
     assert response["data"]["inputData"] == {"main": [[{"json": {}, "pairedItem": {"item": 0}}]]}
