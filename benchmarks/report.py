@@ -9,8 +9,9 @@ from typing import Any
 
 from benchmarks import stats
 from benchmarks.harness import COLD, Run, machine
+from benchmarks.n8n_mock import runners as n8n_mock
 
-OURS = ("daemon (ipc)", "embedded client", "local API")
+OURS = ("daemon (ipc)", "embedded client", "local API", n8n_mock.OURS)
 DAEMON = "daemon (ipc)"
 
 
@@ -31,6 +32,7 @@ def build(run: Run, command: str) -> dict[str, Any]:
         return latency.get(scenario, {}).get(system, {}).get("p50_ms")
 
     daemon_py = p50("trivial python", DAEMON)
+    n8n_js = p50("trivial javascript", n8n_mock.THEIRS)
     measured = [
         daemon_py,
         stats.ratio(p50("trivial python", "cold nsjail python3 -c"), daemon_py),
@@ -38,6 +40,8 @@ def build(run: Run, command: str) -> dict[str, Any]:
         p50("trivial javascript", DAEMON),
         max(run.throughput.get(DAEMON, {}).values(), default=None),
         p50("1 MB bytes result (python)", DAEMON),
+        stats.ratio(p50("trivial javascript", DAEMON), n8n_js),
+        stats.ratio(p50("trivial javascript", "local API"), n8n_js),
     ]
     return {
         "command": command,
@@ -51,6 +55,8 @@ def build(run: Run, command: str) -> dict[str, Any]:
         "cpu_ms_per_task": run.cpu_ms,
         "memory_mb": run.memory,
         "goals": [goal.judge(value) for goal, value in zip(stats.GOALS, measured, strict=True)],
+        "n8n_mock": {name: {**info, "harness_cpu_ms": {str(c): v for c, v in info["harness_cpu_ms"].items()}}
+                     for name, info in run.n8n_mock.items()},
         "skipped": run.skipped,
     }
 
@@ -89,7 +95,8 @@ def markdown(doc: dict[str, Any]) -> str:
         for system, ratios in by_system.items():
             text = ", ".join(f"{v:.3g} {k}" for k, v in ratios.items()) or "-"
             lines.append(f"| {scenario} | {system} | {text} |")
-    lines += ["", "## Throughput (trivial Python, tasks/s, closed-loop clients)", ""]
+    lines += ["", "## Throughput (tasks/s, closed-loop clients; trivial Python through our clients, "
+              "a trivial JavaScript Code node through the mock n8n broker)", ""]
     levels = sorted({int(c) for by in doc["throughput_tasks_per_s"].values() for c in by})
     lines += ["| system | " + " | ".join(f"x{c}" for c in levels) + " |",
               "|---|" + "---:|" * len(levels)]
@@ -100,6 +107,7 @@ def markdown(doc: dict[str, Any]) -> str:
         cpu = [doc["cpu_ms_per_task"].get(f"throughput c={c} / {system}") for c in levels]
         cells = ["" if v is None else f"{v:.2f}" for v in cpu]
         lines.append(f"| {system}: machine CPU ms/task | " + " | ".join(cells) + " |")
+    lines += _n8n_section(doc)
     lines += ["", "## Memory (MiB)", "", "| processes | RSS | PSS | peak RSS |", "|---|---:|---:|---:|"]
     for name, mem in doc["memory_mb"].items():
         cells = [f"{mem[k]:.0f}" if k in mem else "" for k in ("rss_mb", "pss_mb", "peak_rss_mb")]
@@ -108,6 +116,45 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += ["", "## Skipped", ""]
         lines += [f"- {name}: {why}" for name, why in doc["skipped"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _n8n_section(doc: dict[str, Any]) -> list[str]:
+    """n8n's JS runner beside ours, both through the mock broker, with their ratios."""
+    mocks = doc.get("n8n_mock") or {}
+    if not mocks:
+        return []
+    lat = doc["latency"].get("trivial javascript", {})
+    thr = doc["throughput_tasks_per_s"]
+    levels = sorted({int(c) for name in mocks for c in thr.get(name, {})})
+    lines = ["", "## n8n runners through the mock n8n broker", "",
+             f"A Code node task `{n8n_mock.TRIVIAL.code}` ({n8n_mock.TRIVIAL.node_mode}): offer accepted, "
+             "settings, the data request and its answer, the run, `runner:taskdone`; each runner behind "
+             "a mock broker of its own, N8N_RUNNERS_MAX_CONCURRENCY "
+             + ", ".join(f"{info['concurrency']} ({name})" for name, info in mocks.items())
+             + ". Latency is paced as above; machine CPU counts every process, the harness's own "
+             "(the mock broker and the calling threads) is shown apart.", "",
+             "| system | p50 ms | p99 ms | CPU ms/task | "
+             + " | ".join(f"x{c} tasks/s" for c in levels) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(levels)]
+    for name in mocks:
+        row = lat.get(name)
+        cpu = doc["cpu_ms_per_task"].get(f"trivial javascript / {name}")
+        cells = [f"{thr[name][str(c)]:.0f}" if str(c) in thr.get(name, {}) else "" for c in levels]
+        lines.append(f"| {name} | " + (f"{row['p50_ms']:.3f} | {row['p99_ms']:.3f}" if row else " | ")
+                     + f" | {'' if cpu is None else f'{cpu:.2f}'} | " + " | ".join(cells) + " |")
+    for name, info in mocks.items():
+        machine_cpu = [doc["cpu_ms_per_task"].get(f"throughput c={c} / {name}") for c in levels]
+        own = [info["harness_cpu_ms"].get(str(c)) for c in levels]
+        lines.append(f"| {name}: machine CPU ms/task | | | | "
+                     + " | ".join("" if v is None else f"{v:.2f}" for v in machine_cpu) + " |")
+        lines.append(f"| {name}: of which the harness (mock broker, callers) | | | | "
+                     + " | ".join("" if v is None else f"{v:.2f}" for v in own) + " |")
+    if n8n_mock.OURS in mocks and n8n_mock.THEIRS in mocks:
+        ours, theirs = thr.get(n8n_mock.OURS, {}), thr.get(n8n_mock.THEIRS, {})
+        ratios = [f"x{c}: {ours[str(c)] / theirs[str(c)]:.2f}" for c in levels
+                  if str(c) in ours and theirs.get(str(c))]
+        lines += ["", "Ours / n8n's, tasks/s: " + (", ".join(ratios) or "-") + "."]
+    return lines
 
 
 def plots(doc: dict[str, Any], samples: dict[str, dict[str, list[float]]], out_dir: str) -> list[str]:
@@ -143,8 +190,8 @@ def plots(doc: dict[str, Any], samples: dict[str, dict[str, list[float]]], out_d
             ax.plot(levels, [by[str(c)] for c in levels], marker="o", label=system)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent clients")
-        ax.set_ylabel("tasks/s (trivial Python)")
-        ax.set_title("throughput vs concurrency, fresh process per task")
+        ax.set_ylabel("tasks/s (trivial task)")
+        ax.set_title("throughput vs concurrency")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

@@ -50,6 +50,8 @@ GOALS = (
     Goal("daemon trivial javascript p50", 0.4, "ms"),
     Goal("daemon python throughput (best concurrency)", 1500, "tasks/s", at_least=True),
     Goal("daemon 1 MB bytes result p50", 2.0, "ms"),
+    Goal("daemon trivial javascript p50 / n8n JS runner (mock broker) p50", 1.2, "x"),
+    Goal("local API trivial javascript p50 / n8n JS runner (mock broker) p50", 1.0, "x"),
 )
 
 
