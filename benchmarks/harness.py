@@ -213,9 +213,11 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def _trivial_python(run: Callable[..., Any]) -> Callable[[], None]:
+def _trivial(run: Callable[..., Any], runtime: str = "python",
+             options: dict[str, Any] | None = None) -> Callable[[], None]:
+    """One trivial snippet through ``run``; raises when it did not end ``ok``."""
     def call() -> None:
-        r = run("python", "return 6 * 7")
+        r = run(runtime, "return 6 * 7", **(options or {}))
         if not r.ok:
             raise RuntimeError(f"{r.status.value}: {r.message}")
 
@@ -332,26 +334,43 @@ def run(settings: Settings) -> Run:
     return out
 
 
+WORKER = {"isolation": "worker"}  # worker mode (README "Worker mode"): opt-in warm workers
+
+
+def _worker_mode(run: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda runtime, code, data=None, **options: run(runtime, code, data, **WORKER, **options)
+
+
 def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon | None,
              embedded: Client, local: Sandbox, echo: EchoFloor | None,
              mocks: list[n8n_mock.MockSystem]) -> None:
     ours: dict[str, Callable[..., Any]] = {"embedded client": embedded.run, "local API": local.run}
+    warm: dict[str, Callable[..., Any]] = {"local API, worker mode": _worker_mode(local.run)}
     if daemon is not None:
         ours = {"daemon (ipc)": daemon.client.run, **ours}
+        warm = {"daemon (ipc), worker mode": _worker_mode(daemon.client.run), **warm}
     plan: list[tuple[Scenario, str, Callable[[], Any], bool]] = []
     for s in scen:
         for name, fn in ours.items():
             plan.append((s, name, _service_call(fn, s), False))
+        if s.name.startswith("trivial"):
+            for name, fn in warm.items():
+                plan.append((s, name, _service_call(fn, s), False))
         for name in s.baselines:
             if name in out.skipped:
                 continue
             plan.append((s, name, _baseline_call(name, s, echo), name in COLD))
         if s.name == "trivial javascript":
             plan += [(s, mock.name, mock.call, False) for mock in mocks]
-    # throughput: trivial Python through our clients, a trivial Code node through each mock
-    sweeps = {"embedded client": _trivial_python(embedded.run)}
+    # throughput: trivial snippets through our clients, a trivial Code node through each mock
+    sweeps = {"embedded client": _trivial(embedded.run)}
     if daemon is not None:
-        sweeps = {"daemon (ipc)": _trivial_python(daemon.client.run), **sweeps}
+        client = daemon.client.run
+        sweeps = {"daemon (ipc)": _trivial(client),
+                  "daemon (ipc) javascript": _trivial(client, "javascript"),
+                  "daemon (ipc), worker mode": _trivial(client, "python", WORKER),
+                  "daemon (ipc) javascript, worker mode": _trivial(client, "javascript", WORKER),
+                  **sweeps}
     sweeps.update({mock.name: mock.call for mock in mocks})
     cold_rounds = len(range(0, settings.rounds, settings.cold_every))
     total = (sum(cold_rounds if cold else settings.rounds for *_, cold in plan)
@@ -378,7 +397,7 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
         spent = procs.machine_busy_seconds() - before
         out.cpu_ms[f"{s.name} / {name}"] = spent * 1000 / calls
     progress.step("cpu per task", 20)
-    # throughput sweep, the systems taking turns at each level
+    # throughput sweep, the systems taking turns at each level (the order flips every level)
     mock_names = {mock.name: mock for mock in mocks}
     for name, mock in mock_names.items():
         out.n8n_mock[name] = {"runner": mock.runner, "concurrency": mock.concurrency,

@@ -15,6 +15,7 @@ local runner restarts, answers deferred or dropped, dropped stale messages).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -48,6 +49,7 @@ _COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
 class BrokerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.tasks = Counter("sandbox_tasks", "Finished tasks by status and runtime",
                              ["status", "runtime"], registry=self.registry)
         self.rejections = Counter("sandbox_rejections", "Tasks rejected before they ran, "
@@ -67,15 +69,24 @@ class BrokerMetrics:
 
     def on_outcome(self, outcome: Outcome) -> None:
         """One task's end, as the core decided it (called once per task)."""
-        self.tasks.labels(outcome.status, outcome.runtime).inc()
+        self._child(self.tasks, outcome.status, outcome.runtime).inc()
         if outcome.status == p.REJECTED:
-            self.rejections.labels(outcome.reason or "runner").inc()
+            self._child(self.rejections, outcome.reason or "runner").inc()
         elif outcome.reason:
-            self.ended.labels(outcome.status, outcome.reason).inc()
+            self._child(self.ended, outcome.status, outcome.reason).inc()
         if outcome.queue_s is not None:
-            self.queue_wait.labels(outcome.runtime).observe(outcome.queue_s)
+            self._child(self.queue_wait, outcome.runtime).observe(outcome.queue_s)
         if outcome.run_s is not None:
-            self.execution.labels(outcome.runtime).observe(outcome.run_s)
+            self._child(self.execution, outcome.runtime).observe(outcome.run_s)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """A metric's child for these labels, looked up once (labels() takes a lock and
+        builds a key on every call, and this runs for every task)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
 
 class _Gauges:

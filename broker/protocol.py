@@ -25,7 +25,7 @@ is cheap to send cannot be expensive to decode).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import msgpack
@@ -226,17 +226,29 @@ RUNNER_MESSAGES = (Ready, RunnerHeartbeat, Done, Bye)
 BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
 
 
+def _names(cls: Any) -> frozenset[str]:
+    """A message type's field names, worked out once (every frame in and out asks)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
+_NAMES: dict[Any, frozenset[str]] = {}
+_LIMIT_NAMES = ("timeout_s", "memory_mb", "stdout_bytes", "result_bytes")
+
+
 def encode(msg: Message) -> bytes:
     """The frame of a message. ProtocolError (only) when it holds text that is not valid
     Unicode (a lone surrogate), which no frame can carry."""
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
-    for f in fields(msg):
-        value = getattr(msg, f.name)
+    for name in _names(type(msg)):
+        value = getattr(msg, name)
         if isinstance(value, TaskLimits):
-            value = {k: v for k, v in asdict(value).items() if v is not None}
+            value = {k: v for k in _LIMIT_NAMES if (v := getattr(value, k)) is not None}
         elif isinstance(value, tuple):
             value = list(value)
-        body[f.name] = value
+        body[name] = value
     try:
         return msgpack.packb(body, use_bin_type=True)
     except UnicodeEncodeError as exc:
@@ -320,8 +332,8 @@ def validate(msg: Message) -> None:
 
 
 def _build(cls: Any, body: dict[str, Any]) -> Message:
-    known = {f.name for f in fields(cls)}
-    unknown = set(body) - known - {"v", "t"}
+    known = _names(cls)
+    unknown = body.keys() - known - {"v", "t"}
     if unknown:
         raise ProtocolError(f"{cls.TYPE}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     values = {name: body[name] for name in known if name in body}
@@ -338,6 +350,8 @@ def _text(value: Any, name: str, max_chars: int, *, empty: bool = False) -> None
     """A string field: a str of bounded length that a frame can carry (valid Unicode)."""
     _need(_is(value, str) and (empty or len(value) > 0) and len(value) <= max_chars,
           f"'{name}' must be a string of {0 if empty else 1} to {max_chars} characters")
+    if value.isascii():  # the usual case, and always valid
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -362,7 +376,7 @@ def _check_limits(raw: Any) -> TaskLimits:
     if isinstance(raw, TaskLimits):
         return raw
     _need(isinstance(raw, dict), "'limits' must be a map")
-    unknown = set(raw) - {f.name for f in fields(TaskLimits)}
+    unknown = raw.keys() - _names(TaskLimits)
     _need(not unknown, f"unknown limit(s): {', '.join(sorted(map(str, unknown)))}")
     timeout = raw.get("timeout_s")
     _need(timeout is None or (_is(timeout, (int, float)) and math.isfinite(timeout)),

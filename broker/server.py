@@ -107,13 +107,13 @@ class BrokerServer:
 
     def _bind(self, sock: zmq.Socket, endpoint: str) -> str:
         if not endpoint.startswith("ipc://"):
-            sock.bind(endpoint)
+            _bind_or_say(sock, endpoint)
             return sock.getsockopt_string(zmq.LAST_ENDPOINT)
         path = endpoint[len("ipc://"):]
         _refuse_if_taken(endpoint, path)
         old = os.umask(0o177)  # the socket file is created 0600: only our user may connect
         try:
-            sock.bind(endpoint)
+            _bind_or_say(sock, endpoint)
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
@@ -318,6 +318,16 @@ class BrokerServer:
             except OSError:
                 pass
         self._created = []
+
+
+def _bind_or_say(sock: zmq.Socket, endpoint: str) -> None:
+    """Bind, or ConfigError naming the endpoint ("tcp://0.0.0.0:7700: address already in
+    use"), not ZeroMQ's bare "Address already in use"."""
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        why = os.strerror(exc.errno) if exc.errno and exc.errno in errno.errorcode else str(exc)
+        raise ConfigError(f"cannot bind {endpoint}: {why.lower()}") from exc
 
 
 def _refuse_if_taken(endpoint: str, path: str) -> None:

@@ -2,17 +2,17 @@
 
 Steps, in order (the point where the child gives up its last privileges is marked):
 
-1. forget the zygote: default signal handlers, close every fd but the task channel, stdio on
-   /dev/null (a snippet must not write into the jail's log).
+1. forget the zygote: default signal handlers, close every fd but the task channel and the
+   output file the host shared (``runtimes.output``, mapped now), stdio on /dev/null (a
+   snippet must not write into the jail's log).
 2. tie its life to the zygote (PDEATHSIG) and make itself non-dumpable, so no sibling can
    read its memory through ptrace-like interfaces.
 3. lower the limits no task changes: no file writes, no core dumps, no new processes.
 4. install the per-child seccomp filter (no fork/exec/sockets, signals only to itself).
    --- from here on the child can no longer create processes, sockets or exec anything ---
 5. rehearse a canned task, so copy-on-write faults and lazy set-up land before the task.
-6. wait for a task frame, and the shared output file that may come beside it
-   (``runtimes.output``). Everything above happens ahead of demand, in the pool.
-7. map the output file, then lower address space and CPU seconds to the task's budget.
+6. wait for a task frame. Everything above happens ahead of demand, in the pool.
+7. lower address space and CPU seconds to the task's budget.
 8. run the task through the runtime's executor and write the encoded result.
 9. a task of the default mode was the only one: wait to be stopped and killed, and nothing
    of this process survives into another task. In worker mode (``reusable``) the host may
@@ -48,10 +48,11 @@ class ChildSetup:
     pid_slots: tuple[int, ...]
 
 
-def main(channel: socket.socket, setup: ChildSetup) -> None:
+def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None:
     code = 70
     try:
-        _forget_zygote(channel.fileno())
+        _forget_zygote(channel.fileno(), output_fd)
+        shared = _map_output(output_fd)
         _bind_lifetime()
         _lower_fixed_limits()
         seccomp_filter.install(setup.seccomp_program, setup.pid_slots, os.getpid())
@@ -60,11 +61,10 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
         setup.executor.rehearse()
         first = True
         while True:
-            received = _receive_task(channel)
-            if received is None:  # the host closed the channel: shrinking, or shutting down
+            task = _receive_task(channel)
+            if task is None:  # the host closed the channel: shrinking, or shutting down
                 code = 0
                 break
-            task, shared = received
             _set_task_limits(task, first)
             first = False
             try:
@@ -73,8 +73,6 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
                 result = outcome.encode(Status.MEMORY_LIMIT, "the result did not fit in the "
                                                              "snippet's memory limit")
             framing.send_frame(channel, result)
-            if shared is not None:
-                shared.close()  # its mapping counts against the next task's memory
             # Niced until the host hands over a task again (it lifts us back to 0 then).
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, 19)
@@ -97,7 +95,8 @@ def main(channel: socket.socket, setup: ChildSetup) -> None:
         os._exit(code)
 
 
-def _forget_zygote(keep_fd: int) -> None:
+def _forget_zygote(keep_fd: int, output_fd: int = -1, keep_stderr: bool = False) -> None:
+    """Step 1. ``keep_stderr``: stderr stays the jail's log (a pyodide worker in debug)."""
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)
@@ -105,10 +104,10 @@ def _forget_zygote(keep_fd: int) -> None:
         null = os.open("/dev/null", os.O_RDWR)
     except OSError:
         null = -1
-    for fd in (0, 1, 2):
-        if null >= 0 and fd != keep_fd:
+    for fd in (0, 1) if keep_stderr else (0, 1, 2):
+        if null >= 0 and fd not in (keep_fd, output_fd):
             os.dup2(null, fd)
-    keep = sorted({keep_fd, null} | ({0, 1, 2} if null >= 0 else set()))
+    keep = sorted({keep_fd, output_fd, null} | ({0, 1, 2} if null >= 0 else set()))
     low = 0
     for fd in keep:
         if fd < 0:
@@ -117,7 +116,7 @@ def _forget_zygote(keep_fd: int) -> None:
             os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 1 << 16)
-    if null > 2 and null != keep_fd:
+    if null > 2 and null not in (keep_fd, output_fd):
         os.close(null)
 
 
@@ -126,22 +125,24 @@ def _bind_lifetime() -> None:
     _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def _receive_task(channel: socket.socket) -> tuple[protocol.Task, mmap.mmap | None] | None:
+def _receive_task(channel: socket.socket) -> protocol.Task | None:
     try:
-        body, fds = framing.recv_frame_fds(channel, protocol.MAX_TASK_BYTES)
+        body = framing.recv_frame(channel, protocol.MAX_TASK_BYTES)
     except framing.ChannelClosed:
         return None  # the host closed the channel: the pool is shrinking or shutting down
+    return protocol.decode(body, (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
+
+
+def _map_output(fd: int) -> mmap.mmap | None:
+    """The host's shared output file, mapped once for the child's life (before its limits:
+    the host measured the child's address space with it)."""
+    if fd < 0:
+        return None
     try:
-        task = protocol.decode(body, (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
-        shared = None
-        if len(fds) == 1:
-            # only as much as the task may print: the mapping counts against its memory
-            length = min(os.fstat(fds[0]).st_size, output.HEADER.size + task.stdout_bytes)
-            if length >= output.HEADER.size:
-                shared = mmap.mmap(fds[0], length)
-        return task, shared
+        size = os.fstat(fd).st_size
+        return mmap.mmap(fd, size) if size >= output.HEADER.size else None
     finally:
-        framing.close_fds(fds)
+        os.close(fd)
 
 
 # A worker's CPU seconds over its whole life (the hard limit, set once; each task's own

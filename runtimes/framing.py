@@ -24,7 +24,7 @@ import struct
 
 HEADER = struct.Struct(">I")
 MAX_CONTROL_BYTES = 64 * 1024
-_MAX_FDS = 4
+_MAX_FDS = 64  # a spawn's output files, one per child
 
 
 class WireError(Exception):
@@ -60,6 +60,30 @@ def send_frame(sock: socket.socket, body: bytes, fds: tuple[int, ...] = ()) -> N
         sock.sendall(first)  # one syscall on the hot path
     if not small:
         sock.sendall(body)
+
+
+def send_frame_within(sock: socket.socket, body: bytes, timeout_s: float) -> None:
+    """``send_frame`` on a non-blocking socket: one send when it fits (the usual case: no
+    mode switch, no extra system call), waiting for room otherwise, at most ``timeout_s``
+    in all; OSError (TimeoutError) when the peer does not take it in time."""
+    import select
+    import time
+
+    data = memoryview(HEADER.pack(len(body)) + body) if len(body) <= 65536 else None
+    chunks = [data] if data is not None else [memoryview(HEADER.pack(len(body))), memoryview(body)]
+    end = None
+    for chunk in chunks:
+        while chunk:
+            try:
+                chunk = chunk[sock.send(chunk):]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            if end is None:
+                end = time.monotonic() + timeout_s
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([], [sock], [], left)[1]:
+                raise TimeoutError(f"the peer took no more of a {len(body)}-byte frame")
 
 
 def recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -140,6 +140,24 @@ def peek(body: bytes | bytearray) -> tuple[Status, bool] | None:
         return None
 
 
+def with_retire(body: bytes | bytearray) -> bytes:
+    """The envelope ``body`` (as ``encode`` wrote it) with its ``retire`` flag set: a worker
+    that learns only after encoding a result that it must not be reused (the pyodide
+    runtime's restore) sets it without encoding the result again."""
+    if peek(body) is None:
+        raise WireError("not an envelope as encode writes it")
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(body), 1))
+    unpacker.feed(body)
+    unpacker.read_map_header()
+    unpacker.skip()  # "status"
+    unpacker.skip()  # its value
+    unpacker.skip()  # "retire"
+    at = unpacker.tell()  # the flag: one byte, 0xc2 (false) or 0xc3 (true)
+    out = bytearray(body)
+    out[at] = 0xC3
+    return bytes(out)
+
+
 def _field(msg: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     value = msg.get(name)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):

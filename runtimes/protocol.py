@@ -4,7 +4,9 @@
     zygote -> host   ready (once), spawned (with the child's channel end and a pidfd as
                      SCM_RIGHTS), exited (with the wait status)
     host -> child    task (one frame on the child's task channel)
-    child -> host    the result envelope (``runtimes.outcome``)
+    child -> host    worker_ready (once, first, from a child that execs a worker program of
+                     its own: the pyodide runtime's Node.js), then the result envelope of
+                     each task (``runtimes.outcome``)
 
 A message is a MessagePack map ``{"v": VERSION, "t": <type>, ...fields}``. ``decode`` is the
 only way in: it returns one of the dataclasses below or raises ``WireError`` (and nothing
@@ -27,6 +29,7 @@ MAX_SPAWN = 64  # children one spawn message may ask for
 POLICIES = ("default", "restricted")
 _MAX_NAMES = 4096  # module names in an allow-list
 _MAX_NAME_CHARS = 128
+_MAX_PATH_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,31 @@ class Imports:
 
 
 @dataclass(frozen=True)
+class WorkerSpec:
+    """How each child of the zygote becomes a worker program of its own (the pyodide
+    runtime: Node.js running Pyodide, ``runtimes.pyodide.launch``). Paths are as the jail
+    sees them."""
+
+    node: str  # the program to exec
+    script: str  # what it runs (worker.mjs)
+    heap_mb: int  # V8's old space
+    address_space_mb: int  # RLIMIT_AS of the whole worker (V8 reserves much more than it uses)
+    cpu_s: int  # RLIMIT_CPU over the worker's whole life
+    settings: str  # JSON text handed to the script (the channel's fd is added to it)
+    read_paths: tuple[str, ...] = ()  # Node's permission model: the only readable paths
+    # ... and writable ones (Pyodide's loadPackage creates its package directory even when
+    # it exists; the jail mounts it read-only, so the kernel refuses any real write)
+    write_paths: tuple[str, ...] = ()
+    debug: bool = False  # the worker's stderr stays the jail's log
+
+
+@dataclass(frozen=True)
 class Init:
     TYPE: ClassVar[str] = "init"
     seccomp_program: bytes  # the per-child filter, compiled by the host (``seccomp``)
     pid_slots: tuple[int, ...]  # where a child patches its own pid into the program
     preload: tuple[str, ...] = ()  # operator modules the zygote imports ahead of time
+    worker: WorkerSpec | None = None  # children exec a worker program (see WorkerSpec)
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,18 @@ class Exited:
     status: int  # the raw wait status
 
 
+# -- child -> host, on the task channel ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    """The first frame of a child that runs a worker program: it can take a task now."""
+
+    TYPE: ClassVar[str] = "worker_ready"
+    python: str  # the interpreter's version inside the worker
+    preload_failed: dict[str, str] = field(default_factory=dict)  # module -> why
+
+
 # -- host -> child -----------------------------------------------------------------------------
 
 
@@ -101,21 +136,25 @@ class Task:
     reusable: bool = False  # worker mode: more tasks of the same tenant may follow
 
 
-Message = Init | Spawn | Ready | Spawned | Exited | Task
-_TYPES: dict[str, Any] = {cls.TYPE: cls for cls in (Init, Spawn, Ready, Spawned, Exited, Task)}
+Message = Init | Spawn | Ready | Spawned | Exited | WorkerReady | Task
+_TYPES: dict[str, Any] = {cls.TYPE: cls for cls in (Init, Spawn, Ready, Spawned, Exited,
+                                                    WorkerReady, Task)}
 
 
 def encode(msg: Message) -> bytes:
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
     for f in fields(msg):
         value = getattr(msg, f.name)
-        if isinstance(value, Imports):
-            value = {"stdlib": list(value.stdlib), "external": list(value.external),
-                     "narrowed": value.narrowed}
-        elif isinstance(value, tuple):
-            value = list(value)
-        body[f.name] = value
+        body[f.name] = _plain(value)
     return msgpack.packb(body, use_bin_type=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (Imports, WorkerSpec)):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 def decode(body: bytes | bytearray, accept: tuple[type, ...], *, max_bytes: int = MAX_CONTROL_BYTES) -> Any:
@@ -191,15 +230,54 @@ def _init(raw: dict[str, Any]) -> Init:
     if not isinstance(slots, list) or not all(type(s) is int and 0 <= s < len(program) // 8
                                               for s in slots):
         raise WireError("field 'pid_slots' must be instruction indexes of the program")
-    return Init(program, tuple(slots), _names(raw.get("preload", []), "preload"))
+    worker = raw.get("worker")
+    return Init(program, tuple(slots), _names(raw.get("preload", []), "preload"),
+                None if worker is None else _worker_spec(worker))
 
 
-def _ready(raw: dict[str, Any]) -> Ready:
+def _paths(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > 64 or not all(
+            type(v) is str and v.startswith("/") and len(v) <= _MAX_PATH_CHARS for v in value):
+        raise WireError(f"field {name!r} must be a list of absolute paths")
+    return tuple(value)
+
+
+def _worker_spec(raw: Any) -> WorkerSpec:
+    if not isinstance(raw, dict):
+        raise WireError("field 'worker' must be a map")
+    unknown = set(raw) - {f.name for f in fields(WorkerSpec)}
+    if unknown:
+        raise WireError(f"worker: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    try:
+        return WorkerSpec(
+            node=_paths([raw["node"]], "worker.node")[0],
+            script=_paths([raw["script"]], "worker.script")[0],
+            heap_mb=_int(raw, "heap_mb", 16, 1 << 16),
+            address_space_mb=_int(raw, "address_space_mb", 64, 1 << 24),
+            cpu_s=_int(raw, "cpu_s", 1, 1 << 24),
+            settings=_str(raw, "settings", MAX_CONTROL_BYTES),
+            read_paths=_paths(raw.get("read_paths", []), "worker.read_paths"),
+            write_paths=_paths(raw.get("write_paths", []), "worker.write_paths"),
+            debug=_bool(raw, "debug") if "debug" in raw else False,
+        )
+    except KeyError as exc:
+        raise WireError(f"worker: field {exc.args[0]!r} is missing") from exc
+
+
+def _reasons(raw: dict[str, Any]) -> dict[str, str]:
     failed = raw.get("preload_failed", {})
     if not isinstance(failed, dict) or not all(type(k) is str and type(v) is str
                                                for k, v in failed.items()):
         raise WireError("field 'preload_failed' must map module names to reasons")
-    return Ready(_int(raw, "pid", 1, 1 << 22), failed)
+    return failed
+
+
+def _ready(raw: dict[str, Any]) -> Ready:
+    return Ready(_int(raw, "pid", 1, 1 << 22), _reasons(raw))
+
+
+def _worker_ready(raw: dict[str, Any]) -> WorkerReady:
+    return WorkerReady(_str(raw, "python", 64), _reasons(raw))
 
 
 def _task(raw: dict[str, Any]) -> Task:
@@ -233,5 +311,6 @@ _BUILD: dict[type, Any] = {
     Ready: _ready,
     Spawned: lambda raw: Spawned(_int(raw, "pid", 1, 1 << 22)),
     Exited: lambda raw: Exited(_int(raw, "pid", 1, 1 << 22), _int(raw, "status", 0, 0xFFFF)),
+    WorkerReady: _worker_ready,
     Task: _task,
 }

@@ -15,6 +15,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 _SYS_SECCOMP = 317  # x86_64; the program itself kills every other architecture
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_TSYNC = 1
+_SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
 _INSTRUCTION_SIZE = 8
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -24,8 +25,14 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def install(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int) -> None:
-    """Patch ``pid`` into ``program`` and install it; raise OSError if the kernel refuses."""
+def install(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int, *,
+            listener: bool = False) -> int:
+    """Patch ``pid`` into ``program`` and install it; raise OSError if the kernel refuses.
+
+    With ``listener`` the kernel returns a notification fd (close-on-exec) for the
+    program's user-notify rules, and the filter covers the calling thread only (the kernel
+    refuses TSYNC with a listener): call it from the thread that will exec (the pyodide
+    worker's launch). Returns that fd, else 0."""
     if not program or len(program) % _INSTRUCTION_SIZE:
         raise ValueError("seccomp program is empty or not a whole number of instructions")
     patched = bytearray(program)
@@ -36,11 +43,11 @@ def install(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int) ->
     if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _raise("prctl(PR_SET_NO_NEW_PRIVS)")
     # TSYNC: the filter covers every thread of the child, should the interpreter have any.
-    rc = _libc.syscall(
-        _SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _SECCOMP_FILTER_FLAG_TSYNC, ctypes.byref(prog)
-    )
-    if rc != 0:
+    flags = _SECCOMP_FILTER_FLAG_NEW_LISTENER if listener else _SECCOMP_FILTER_FLAG_TSYNC
+    rc = _libc.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, flags, ctypes.byref(prog))
+    if rc < 0 or (rc != 0 and not listener):
         _raise("seccomp(SET_MODE_FILTER)")
+    return int(rc)
 
 
 def _raise(what: str) -> None:

@@ -3,7 +3,8 @@
 It talks to the host worker over the control channel (``runtimes.framing``,
 ``runtimes.protocol``) whose fd it is given on the command line: the host sends ``init`` (the
 per-child seccomp program, modules to preload), the zygote answers ``ready``; then the host
-sends ``spawn`` whenever it wants more children. For each child the zygote answers ``spawned``
+sends ``spawn`` whenever it wants more children, with a shared output file for each
+(``runtimes.output``), which the child inherits. For each child the zygote answers ``spawned``
 with the child's end of a fresh task socketpair and a pidfd, and later ``exited`` with the
 wait status, which the host needs to tell a seccomp kill (SIGSYS) from an OOM kill or a crash.
 When the control channel closes, the zygote kills its children and exits, and nsjail tears the
@@ -36,6 +37,9 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
     if body is None:
         return
     init = protocol.decode(body, (protocol.Init,))
+    configure = getattr(executor, "configure", None)
+    if configure is not None:  # a runtime whose children exec a worker program (pyodide)
+        configure(init)
     failed = executor.preload(init.preload)
     setup = child.ChildSetup(executor=executor, seccomp_program=init.seccomp_program,
                              pid_slots=init.pid_slots)
@@ -62,6 +66,13 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # reaped before the zygote goes: without a pid namespace (a pyodide jail on a host
+        # that denies namespaces) nothing else would, and nsjail could not remove the cgroups
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def _loop(
@@ -79,19 +90,24 @@ def _loop(
                 _reap(control, children)
                 continue
             body, fds = framing.recv_control(control)
-            framing.close_fds(fds)
             if body is None:
+                framing.close_fds(fds)
                 return
-            spawn = protocol.decode(body, (protocol.Spawn,))
-            for _ in range(spawn.count):
-                children.add(_spawn(control, setup, wake))
+            try:
+                spawn = protocol.decode(body, (protocol.Spawn,))
+                # the host's shared output files, one per child, in spawn order
+                for i in range(spawn.count):
+                    children.add(_spawn(control, setup, fds[i] if i < len(fds) else -1))
+            finally:
+                framing.close_fds(fds)
 
 
-def _spawn(control: socket.socket, setup: child.ChildSetup, keep_closed: tuple[int, int]) -> int:
+def _spawn(control: socket.socket, setup: child.ChildSetup, output_fd: int) -> int:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # the child: never returns
-        child.main(theirs, setup)
+        # a runtime may make the child a worker program of its own (pyodide: an exec of Node)
+        getattr(setup.executor, "child_main", child.main)(theirs, setup, output_fd)
     theirs.close()
     pidfd = os.pidfd_open(pid)
     try:

@@ -1,10 +1,11 @@
-"""Run untrusted Python and JavaScript snippets in pre-forked nsjail sandboxes.
+"""Run untrusted Python and JavaScript snippets in pre-forked nsjail sandboxes (Python also
+in WebAssembly: the pyodide runtime).
 
 The public surface is what ``__all__`` lists; everything else is internal.
 """
 
 from runtimes.outcome import Status
-from sandbox.config import Limits, PoolConfig
+from sandbox.config import Limits, PoolConfig, PyodideConfig
 from sandbox.errors import ClosedError, ConfigError, JailError, SandboxError
 from sandbox.local import Sandbox
 from sandbox.result import ErrorInfo, Result
@@ -18,6 +19,7 @@ __all__ = [
     "JailError",
     "Limits",
     "PoolConfig",
+    "PyodideConfig",
     "Result",
     "Sandbox",
     "SandboxError",

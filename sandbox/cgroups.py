@@ -5,10 +5,13 @@ v2 the parent must have the memory and pids controllers enabled for its children
 works out that parent from the machine's mounts and our own cgroup (pure: ``detect`` and
 ``plan``), then creates it (``prepare``, the only I/O).
 
-v1: the parent is ``<our cgroup>/snippet-sandbox`` in the memory and pids hierarchies.
-v2: the parent is ``<base>/snippet-sandbox`` where base is ``cgroup_root`` if given, else our
-own cgroup. v2's "no internal processes" rule means base can only delegate controllers if it
-has no processes of its own; if it has some, they move to ``<base>/host`` first (what
+v1: the parent is ``<base>/snippet-sandbox`` in the memory and pids hierarchies, where base
+is ``cgroup_root`` (a path within both hierarchies, e.g. ``/sandbox``) if given, else our own
+cgroup in each.
+v2: the parent is ``<base>/snippet-sandbox`` where base is ``cgroup_root`` if given (its path
+under the mount, ``/sys/fs/cgroup/...``, or within the hierarchy), else our own cgroup.
+v2's "no internal processes" rule means base can only delegate controllers if it has no
+processes of its own; if it has some, they move to ``<base>/host`` first (what
 container runtimes and snekbox do too).
 """
 
@@ -85,8 +88,8 @@ class Plan:
 def plan(layout: Layout, *, memory_bytes: int, pids: int, root: str | None = None) -> Plan:
     caps = ("--cgroup_mem_max", str(memory_bytes), "--cgroup_pids_max", str(pids))
     if layout.version == 1:
-        mem_parent = _join(layout.memory_path, PARENT)
-        pids_parent = _join(layout.pids_path, PARENT)
+        mem_parent = _join(root or layout.memory_path, PARENT)
+        pids_parent = _join(root or layout.pids_path, PARENT)
         return Plan(
             version=1,
             dirs=(_abs(layout.memory_mount, mem_parent), _abs(layout.pids_mount, pids_parent)),
@@ -95,7 +98,11 @@ def plan(layout: Layout, *, memory_bytes: int, pids: int, root: str | None = Non
                 "--cgroup_pids_mount", layout.pids_mount, "--cgroup_pids_parent", pids_parent,
             ),
         )
-    base = root or _abs(layout.unified_mount, layout.unified_path)
+    mount = layout.unified_mount.rstrip("/")
+    if root and (root == mount or root.startswith(mount + "/")):
+        base = root
+    else:
+        base = _abs(layout.unified_mount, root or layout.unified_path)
     parent = os.path.join(base, PARENT)
     return Plan(
         version=2,
@@ -105,8 +112,30 @@ def plan(layout: Layout, *, memory_bytes: int, pids: int, root: str | None = Non
     )
 
 
+# What to do when the cgroup layer cannot be set up: the settings named as every source
+# spells them (sandbox.config's schema derives the same names).
+ADVICE = ("run as root, give a cgroup delegated to this user with cgroup_root (--cgroup-root, "
+          "SANDBOX_CGROUP_ROOT), or run without this layer with cgroup off (--cgroup off, "
+          "SANDBOX_CGROUP=off): the jails then have no memory or pids cap of their own, each "
+          "task keeps its own limits (see the README)")
+
+
+def check(p: Plan) -> None:
+    """What ``prepare`` and nsjail will need, checked without changing anything: each parent
+    cgroup, or the nearest directory above it that exists, is ours to write. JailError
+    naming the directory, and what to do, if not."""
+    for d in p.dirs:
+        path = Path(d)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise JailError(f"cannot set up the jail's cgroup: {path} is not writable by this "
+                            f"user (uid {os.geteuid()}); {ADVICE}")
+
+
 def prepare(p: Plan) -> None:
-    """Create the parent cgroups (idempotent). JailError with the reason if we may not."""
+    """Create the parent cgroups (idempotent). JailError with the reason, and what to do,
+    if we may not: nsjail creates each jail's cgroup inside them, as this user."""
     try:
         if p.version == 2:
             _delegate(Path(p.v2_base))
@@ -115,10 +144,8 @@ def prepare(p: Plan) -> None:
         if p.version == 2:
             _enable(Path(p.dirs[0]))
     except OSError as exc:
-        raise JailError(
-            f"cannot set up the jail's cgroup ({exc}); run as root, give a delegated cgroup "
-            "with cgroup_root, or set cgroup='off' to run without the cgroup memory cap"
-        ) from exc
+        raise JailError(f"cannot set up the jail's cgroup ({exc}); {ADVICE}") from exc
+    check(p)  # they exist: a parent another user made (root, earlier) must still be ours
 
 
 def jail_dirs(p: Plan, jailed_pid: int) -> list[Path]:

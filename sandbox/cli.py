@@ -1,6 +1,14 @@
 """The ``sandbox`` command.
 
-``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--data JSON] [--json] [FILE|-]``
+``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--stdout-bytes N]
+[--result-bytes N] [--data JSON] [--json] [--version PREFIX] [--isolation process|worker]
+[--reuse-key KEY] [--connect [ENDPOINT]] [FILE|-]``
+
+``sandbox runtimes`` says which runtimes work on this host and why the others do not (so does
+``sandbox exec`` when its runtime cannot start).
+
+``serve``, ``runner`` and ``exec`` take the settings of the schema (``sandbox.config``): a
+flag each, named after the setting, beside ``SANDBOX_*`` and ``--config FILE``.
 
 Exit codes: 0 when the status is ok, 1 for any other finished status, 2 for a usage error
 (unknown runtime, bad JSON in --data, missing file, bad limit), with one line on stderr.
@@ -12,12 +20,17 @@ With ``--json`` it prints exactly one JSON object:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
-from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
-from sandbox.errors import ConfigError, SandboxError
+from sandbox.config import (RUNTIME_ALIASES, SETTINGS, Limits, PoolConfig, PyodideConfig,
+                            ServiceConfig, Setting, canonical_runtime, check_endpoint,
+                            default_endpoint, settings_for, unknown_env)
+from sandbox import registry
+from sandbox.errors import ConfigError, JailError, SandboxError
 from sandbox.jsonview import from_json_data, to_jsonable
 from sandbox.client import Client
 from sandbox.result import Result
@@ -36,70 +49,36 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sandbox", description="Run untrusted snippets in a sandbox.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    ex = sub.add_parser("exec", help="run one snippet and print its result")
-    ex.add_argument("--runtime", "-r", required=True, help="python or javascript (js)")
-    ex.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
-    ex.add_argument("--memory", type=int, default=None, metavar="MB")
-    ex.add_argument("--data", default=None, metavar="JSON", help="input value, bound to `data`")
-    ex.add_argument("--json", action="store_true", help="print one JSON object")
-    ex.add_argument("--policy", choices=("default", "restricted"), default="default",
-                    help="python: restricted compiles the snippet with RestrictedPython")
-    ex.add_argument("--import", action="append", dest="imports", metavar="MODULE",
-                    help="python: the modules the snippet may import (within the allow-lists)")
-    _import_flags(ex)
-    ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
-    _connection_flags(ex, "a `sandbox serve` daemon to use (default: an embedded broker)",
-                      key="client")
-
+    _exec_parser(sub)
     sv = sub.add_parser("serve", help="run a broker and local runners as a daemon")
-    sv.add_argument("--config", metavar="TOML", help="settings file (flags and SANDBOX_* win)")
-    sv.add_argument("--bind", action="append", metavar="ENDPOINT",
-                    help="where clients connect: ipc:// or tcp://")
-    sv.add_argument("--runner-bind", action="append", dest="runner_bind", metavar="ENDPOINT",
-                    help="where runners connect (default: a private ipc:// socket for the "
-                         "local runners); tcp:// for remote runners, with runner keys")
-    sv.add_argument("--http", metavar="HOST:PORT", help='/healthz and /metrics ("" for none)')
-    sv.add_argument("--runners", type=int, help="local runner processes")
-    sv.add_argument("--slots", type=int, help="tasks each runner runs at once")
-    sv.add_argument("--runtimes", help="comma-separated, e.g. python,javascript")
-    sv.add_argument("--group", action="append", dest="groups", metavar="LABEL")
-    sv.add_argument("--queue-max", type=int, dest="queue_max")
-    sv.add_argument("--queue-timeout", type=float, dest="queue_timeout_s", metavar="SECONDS")
-    sv.add_argument("--max-in-flight", type=int, dest="max_in_flight")
-    sv.add_argument("--max-per-client", type=int, dest="max_per_client",
-                    help="tasks one client may hold: queued, running or unread")
-    sv.add_argument("--lane", action="append", dest="lanes", metavar="NAME=CAP")
-    sv.add_argument("--heartbeat", type=float, dest="heartbeat_s", metavar="SECONDS")
-    sv.add_argument("--liveness", type=int)
-    sv.add_argument("--grace", type=float, dest="grace_s", metavar="SECONDS")
-    sv.add_argument("--curve-dir", dest="curve_dir", metavar="DIR", help="from `sandbox keys`")
-    sv.add_argument("--insecure", action="store_true", default=None,
-                    help="allow plain TCP without CURVE")
-    _import_flags(sv)
-    sv.add_argument("--package", action="append", dest="packages", metavar="SPEC",
-                    help="a third-party package for snippets, e.g. 'pandas==2.*' (installed "
-                         "at start into --packages-dir when the list changed)")
+    _setting_flags(sv, "serve")
 
     rn = sub.add_parser("runner", help="run tasks for a broker")
-    rn.add_argument("--slots", type=int, default=4)
-    rn.add_argument("--runtimes", default="python,javascript")
-    rn.add_argument("--group", action="append", dest="groups", default=[], metavar="LABEL")
+    rn.add_argument("--connect", metavar="ENDPOINT", required=True,
+                    help="the broker's runner endpoint")
+    rn.add_argument("--key", default="runner", metavar="NAME",
+                    help="which key pair in --curve-dir: NAME.key_secret (default: runner)")
     rn.add_argument("--name", default="")
-    rn.add_argument("--heartbeat", type=float, default=1.0, metavar="SECONDS")
-    rn.add_argument("--liveness", type=int, default=3)
     rn.add_argument("--lifeline", type=int, default=None, metavar="FD", help=argparse.SUPPRESS)
-    _import_flags(rn)
-    _connection_flags(rn, "the broker's runner endpoint", required=True, key="runner")
+    # from `sandbox serve`: its local runners' settings, as the schema holds them
+    rn.add_argument("--settings", default=None, help=argparse.SUPPRESS)
+    _setting_flags(rn, "runner")
 
     bn = sub.add_parser("bench", help="benchmark the service beside its baselines",
                         add_help=False)
     bn.add_argument("args", nargs=argparse.REMAINDER, help="see `sandbox bench --help`")
 
-    pk = sub.add_parser("packages", help="the third-party environment python snippets see")
-    pk.add_argument("action", choices=("install", "list"))
-    pk.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. 'pandas==2.*' requests")
-    pk.add_argument("--dir", metavar="DIR", help="default: ~/.local/share/snippet-sandbox/packages")
+    _packages_parser(sub)
+
+    po = sub.add_parser("pyodide", help="the pyodide runtime's distribution and build tools")
+    po.add_argument("action", choices=("install",), help="install them once (cached)")
+
+    rt = sub.add_parser("runtimes", help="which runtimes work on this host, and why not")
+    rt.add_argument(SETTINGS["pyodide_no_namespaces"].flag, dest="pyodide_no_namespaces",
+                    action="store_true", help="as if pyodide were allowed to run without "
+                                              "namespaces")
 
     from sandbox.n8n.cli import add_parser as add_n8n_runner
 
@@ -116,51 +95,137 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _import_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stdlib-allow", dest="stdlib_allow", metavar="MODULES",
-                   help="standard-library modules snippets may import, comma-separated: names "
-                        "REPLACE the curated safe default list, +name ADDS to it (+sys,+os); "
-                        '"*" for all')
-    p.add_argument("--external-allow", dest="external_allow", metavar="MODULES",
-                   help='third-party modules snippets may import, comma-separated, "*" for all '
-                        "(none by default)")
-    p.add_argument("--packages-dir", dest="packages_dir", metavar="DIR",
-                   help="the third-party environment (`sandbox packages install`) to mount")
-    p.add_argument("--preload", metavar="MODULES",
-                   help="modules the python zygote imports ahead of time, comma-separated")
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("snippet-sandbox")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "unknown"
 
 
-def _pool_config(args: argparse.Namespace, size: int) -> PoolConfig:
-    return PoolConfig(size=size, stdlib_allow=_split(args.stdlib_allow),
-                      external_allow=_split(args.external_allow),
-                      packages_dir=args.packages_dir or None, preload=_split(args.preload))
+def _exec_parser(sub: Any) -> None:
+    ex = sub.add_parser("exec", help="run one snippet and print its result")
+    ex.add_argument("--runtime", "-r", required=True,
+                    help="python, javascript (js) or pyodide (`sandbox runtimes` says which "
+                         "work on this host)")
+    ex.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    ex.add_argument("--memory", type=int, default=None, metavar="MB")
+    ex.add_argument("--stdout-bytes", type=int, default=None, metavar="BYTES",
+                    help=f"captured output kept (default {Limits().stdout_bytes})")
+    ex.add_argument("--result-bytes", type=int, default=None, metavar="BYTES",
+                    help=f"largest encoded result (default {Limits().result_bytes})")
+    ex.add_argument("--data", default=None, metavar="JSON", help="input value, bound to `data`")
+    ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ex.add_argument("--policy", choices=("default", "restricted"), default="default",
+                    help="python: restricted compiles the snippet with RestrictedPython")
+    ex.add_argument("--import", action="append", dest="imports", metavar="MODULE",
+                    help="python, pyodide: the modules the snippet may import (within the "
+                         "allow-lists)")
+    ex.add_argument("--version", default="", metavar="PREFIX", dest="runtime_version",
+                    help="the runtime version the runner must have, e.g. 3.11")
+    ex.add_argument("--isolation", choices=("process", "worker"), default=None,
+                    help="process (default): a fresh process; worker: a warm worker serving "
+                         "--reuse-key's tasks only (see the README's worker mode)")
+    ex.add_argument("--reuse-key", default=None, metavar="KEY",
+                    help="worker mode: the tenant or lane whose workers may run this task")
+    ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
+    ex.add_argument("--connect", metavar="ENDPOINT", nargs="?", const=default_endpoint(),
+                    help="use a `sandbox serve` daemon (default: an embedded broker); with "
+                         f"no ENDPOINT (or `default`), the default one: {default_endpoint()}")
+    ex.add_argument("--key", default="client", metavar="NAME",
+                    help="which key pair in --curve-dir: NAME.key_secret (default: client)")
+    _setting_flags(ex, "exec")
 
 
-def _split(value: str | None) -> tuple[str, ...]:
-    return tuple(x.strip() for x in value.split(",") if x.strip()) if value else ()
+def _packages_parser(sub: Any) -> None:
+    from sandbox import packages
+
+    pk = sub.add_parser("packages", help="the third-party environment python snippets see")
+    pk.add_argument("action", choices=("install", "list", "remove"),
+                    help="install SPEC... (adds to the environment), remove NAME..., list")
+    pk.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. 'pandas==2.*' requests")
+    pk.add_argument("--packages-dir", "--dir", dest="packages_dir", metavar="DIR",
+                    help=f"the environment (default here: {packages.default_dir()}) "
+                         f"[{SETTINGS['packages_dir'].env}]")
+    pk.add_argument("--runtime", choices=("python", "pyodide"), default="python",
+                    help="pyodide: pure-Python wheels, py-compiled, with a Pyodide lock file "
+                         "(install replaces its environment; use it with "
+                         f"{SETTINGS['pyodide_packages_dir'].flag})")
 
 
-def _connection_flags(p: argparse.ArgumentParser, what: str, *, key: str,
-                      required: bool = False) -> None:
-    p.add_argument("--connect", metavar="ENDPOINT", required=required, help=what)
-    p.add_argument("--curve-dir", dest="curve_dir", metavar="DIR",
-                   help="CURVE keys from `sandbox keys` (needed for tcp://)")
-    p.add_argument("--key", default=key, metavar="NAME",
-                   help=f"which key pair in --curve-dir: NAME.key_secret (default: {key})")
-    p.add_argument("--insecure", action="store_true", help="allow plain TCP without CURVE")
+class _SettingFlag(argparse.Action):
+    """A schema setting's flag: a list's flag may be repeated (the values add up); an old
+    name of the flag works, and is noted so that the user learns the new one."""
+
+    def __init__(self, option_strings: list[str], dest: str, setting: Setting,
+                 **kwargs: Any) -> None:
+        self.setting = setting
+        super().__init__(option_strings, dest, nargs=0 if setting.kind == "bool" else None,
+                         **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if option_string in self.setting.old:
+            namespace.renamed_flags.append(f"{option_string} is now {self.setting.flag}")
+        if self.setting.kind == "bool":
+            setattr(namespace, self.dest, True)
+        elif self.setting.kind == "list":
+            setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), values])
+        else:
+            setattr(namespace, self.dest, values)
 
 
-def _curve_client(args: argparse.Namespace) -> Any:
-    if not args.curve_dir:
-        if args.connect and args.connect.startswith("tcp://") and not args.insecure:
+def _setting_flags(p: argparse.ArgumentParser, command: str) -> None:
+    """``--config`` and a flag for every setting ``command`` takes, named by the schema."""
+    p.add_argument("--config", metavar="TOML", help="settings file (SANDBOX_* and flags win)")
+    p.set_defaults(renamed_flags=[])
+    for s in settings_for(command):
+        default = "" if s.kind == "bool" or s.default in ("", ()) else f"; default: {_shown(s)}"
+        action: Any = functools.partial(_SettingFlag, setting=s)
+        p.add_argument(s.flag, dest=s.name, default=None, metavar=s.metavar, action=action,
+                       help=f"{s.help}{default} [{s.env}]")
+        if s.old:  # they still work, noted as old; the help shows the schema's name only
+            p.add_argument(*s.old, dest=s.name, default=None, metavar=s.metavar, action=action,
+                           help=argparse.SUPPRESS)
+
+
+def _shown(s: Setting) -> str:
+    return ",".join(s.default) if isinstance(s.default, tuple) else str(s.default)
+
+
+def _settings(args: argparse.Namespace, command: str) -> ServiceConfig:
+    """The settings of ``command``: the file, then SANDBOX_*, then flags. Unknown SANDBOX_*
+    names and old flag names are warned about on stderr; a bad value is a UsageError."""
+    for note in (*unknown_env(), *args.renamed_flags):
+        print(f"sandbox: warning: {note}", file=sys.stderr)
+    try:
+        return ServiceConfig.load(args.config, flags={s.name: getattr(args, s.name)
+                                                      for s in settings_for(command)},
+                                  command=command)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _curve_client(endpoint: str, config: ServiceConfig, key: str) -> Any:
+    if not config.curve_dir:
+        if endpoint.startswith("tcp://") and not config.insecure:
             raise UsageError("tcp:// needs --curve-dir (see `sandbox keys`) or --insecure")
         return None
     from sandbox.link import CurveClient
 
     try:
-        return CurveClient.load(args.curve_dir, args.key)
+        return CurveClient.load(config.curve_dir, key)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _endpoint(endpoint: str) -> str:
+    try:
+        check_endpoint(endpoint)
+    except ConfigError as exc:
+        raise UsageError(f"--connect: {exc}") from exc
+    return endpoint
 
 
 def result_json(result: Result) -> dict[str, Any]:
@@ -195,6 +260,7 @@ def _print_human(result: Result) -> None:
 
 
 def _exec(args: argparse.Namespace) -> int:
+    _connect_default(args)
     runtime = canonical_runtime(args.runtime)
     if runtime is None:
         known = ", ".join(sorted(RUNTIME_ALIASES))
@@ -203,8 +269,10 @@ def _exec(args: argparse.Namespace) -> int:
         data = from_json_data(args.data) if args.data is not None else None
     except ValueError as exc:
         raise UsageError(f"--data: {exc}") from exc
+    limits = dict(timeout_s=args.timeout, memory_mb=args.memory, stdout_bytes=args.stdout_bytes,
+                  result_bytes=args.result_bytes)
     try:
-        Limits().replace(timeout_s=args.timeout, memory_mb=args.memory)
+        Limits().replace(**limits)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
     if args.file == "-":
@@ -215,25 +283,39 @@ def _exec(args: argparse.Namespace) -> int:
                 code = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read {args.file}: {exc}") from exc
-    curve = _curve_client(args)
-    options: dict[str, Any] = dict(timeout_s=args.timeout, memory_mb=args.memory)
-    if runtime == "python":
-        options.update(policy=args.policy, imports=args.imports)
-    elif args.policy != "default" or args.imports:
-        raise UsageError("--policy and --import apply to python")
-    if args.connect:
-        if args.stdlib_allow or args.external_allow or args.packages_dir or args.preload:
-            raise UsageError("--stdlib-allow/--external-allow/--packages-dir/--preload are the "
-                             "daemon's settings: pass them to `sandbox serve`")
-        with Client(args.connect, curve=curve, insecure=args.insecure) as client:
-            result = client.run(runtime, code, data, **options)
+    settings = _settings(args, "exec")
+    options: dict[str, Any] = dict(limits)
+    facts = registry.RUNTIMES[runtime]
+    if args.policy not in facts.policies:
+        raise UsageError(f"--policy {args.policy} applies to python, not {runtime}")
+    if args.imports and not facts.language_layer:
+        raise UsageError(f"--import applies to python and pyodide, not {runtime}")
+    if facts.language_layer:
+        options.update(imports=args.imports)
+    if args.policy != "default":
+        options.update(policy=args.policy)
+    if args.reuse_key is not None and args.isolation != "worker":
+        raise UsageError("--reuse-key applies to --isolation worker")
+    if args.isolation is not None:
+        options.update(isolation=args.isolation, reuse_key=args.reuse_key)
+    if args.connect is not None:
+        result = _exec_on_daemon(args, settings, runtime, code, data, options)
     else:
+        if args.runtime_version:
+            options["version"] = args.runtime_version
+        # the embedded runner registered before the task is sent: no other will ever come,
+        # so a version it does not have is said at once, not after the queue wait
+        options["wait_for_runner"] = False
         try:
-            pool = _pool_config(args, size=1)
+            pool = settings.pool(size=1)
         except ConfigError as exc:
             raise UsageError(str(exc)) from exc
-        with Client(pool=pool, runtimes=(runtime,)) as client:
-            result = client.run(runtime, code, data, **options)
+        try:
+            with Client(pool=pool, runtimes=(runtime,)) as client:
+                result = client.run(runtime, code, data, **options)
+        except JailError as exc:
+            # which runtimes this host can run, and why the others not, beside the reason
+            raise JailError(f"{exc}\n{_host_report(pool)}") from exc
     if args.json:
         print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
     else:
@@ -241,30 +323,67 @@ def _exec(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_STATUS
 
 
+def _connect_default(args: argparse.Namespace) -> None:
+    """A bare ``--connect`` right before the code's file (``--connect -``, ``--connect
+    job.py``) took the file as its endpoint: an endpoint always has "://", a file need not."""
+    value = args.connect
+    if value == "default":
+        args.connect = default_endpoint()
+    elif (value is not None and "://" not in value and args.file == "-"
+          and (value == "-" or os.path.isfile(value))):
+        args.connect, args.file = default_endpoint(), value
+
+
+_POOL_SETTINGS = ("stdlib_allow", "external_allow", "packages_dir", "preload", "cgroup",
+                  "cgroup_root", "pyodide_packages_dir", "pyodide_no_namespaces")
+
+
+def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, runtime: str, code: str,
+                    data: Any, options: dict[str, Any]) -> Result:
+    """One task through a daemon, after checking at once that one answers there."""
+    from sandbox.link import reach
+
+    endpoint = _endpoint(args.connect)
+    given = [SETTINGS[name].flag for name in _POOL_SETTINGS if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"{'/'.join(given)}: the daemon's settings; pass them to `sandbox serve`")
+    if args.runtime_version:
+        options["version"] = args.runtime_version
+    curve = _curve_client(endpoint, settings, args.key)
+    import zmq
+
+    problem = reach(zmq.Context.instance(), endpoint, curve, timeout_s=_REACH_S)
+    if problem is not None:
+        return Result.rejected(problem)
+    with Client(endpoint, curve=curve, insecure=settings.insecure) as client:
+        return client.run(runtime, code, data, **options)
+
+
+_REACH_S = 5.0  # how long `exec --connect` waits for a daemon's handshake before it says so
+
+
+def _host_report(pool: PoolConfig) -> str:
+    from sandbox import hostcheck
+
+    return "on this host:\n" + "\n".join("  " + v.line() for v in hostcheck.runtimes(pool))
+
+
+def _runtimes(args: argparse.Namespace) -> int:
+    from sandbox import hostcheck
+
+    verdicts = hostcheck.runtimes(PoolConfig(
+        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces)))
+    for verdict in verdicts:
+        print(verdict.line())
+    return EXIT_OK if all(v.works for v in verdicts) else EXIT_STATUS
+
+
 def _serve(args: argparse.Namespace) -> int:
     from sandbox.allocator import keep_large_blocks
-    from sandbox.config import ServiceConfig
     from sandbox.daemon import serve
 
     keep_large_blocks()
-    flags = {k: getattr(args, k) for k in (
-        "http", "runners", "slots", "queue_max", "queue_timeout_s", "max_in_flight",
-        "max_per_client", "heartbeat_s", "liveness", "grace_s", "curve_dir", "insecure")}
-    flags["bind"] = tuple(args.bind) if args.bind else None
-    flags["runner_bind"] = tuple(args.runner_bind) if args.runner_bind else None
-    flags["groups"] = tuple(args.groups) if args.groups else None
-    flags["lanes"] = tuple(args.lanes) if args.lanes else None
-    flags["runtimes"] = args.runtimes
-    flags["stdlib_allow"] = _split(args.stdlib_allow) or None
-    flags["external_allow"] = _split(args.external_allow) or None
-    flags["packages_dir"] = args.packages_dir
-    flags["preload"] = _split(args.preload) or None
-    flags["packages"] = tuple(args.packages) if args.packages else None
-    try:
-        config = ServiceConfig.load(args.config, flags=flags)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
-    return serve(config)
+    return serve(_settings(args, "serve"))
 
 
 def _runner(args: argparse.Namespace) -> int:
@@ -275,27 +394,31 @@ def _runner(args: argparse.Namespace) -> int:
     from sandbox.runner import Runner, RunnerConfig
 
     keep_large_blocks()
-    runtimes = tuple(canonical_runtime(r) or r for r in args.runtimes.split(",") if r)
-    unknown = [r for r in runtimes if r not in RUNTIME_ALIASES.values()]
-    if unknown:
-        raise UsageError(f"unknown runtime(s): {', '.join(unknown)}")
-    if args.slots < 1:
-        raise UsageError("--slots must be at least 1")
+    if args.settings is not None:  # started by `sandbox serve`: its settings, as they are
+        try:
+            config = ServiceConfig.from_json(args.settings)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from exc
+    else:
+        config = _settings(args, "runner")
+    endpoint = _endpoint(args.connect)
+    runtimes = tuple(canonical_runtime(r) or r for r in config.runtimes)
     try:
-        pool = _pool_config(args, size=args.slots)
+        pool = config.pool()
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
-    config = RunnerConfig(args.connect, runtimes=runtimes, groups=tuple(args.groups),
-                          slots=args.slots, name=args.name, heartbeat_s=args.heartbeat,
-                          liveness=args.liveness, curve=_curve_client(args), pool=pool,
-                          lifeline_fd=args.lifeline)
+    runner_config = RunnerConfig(endpoint, runtimes=runtimes, groups=config.groups,
+                                 slots=config.slots, name=args.name,
+                                 heartbeat_s=config.heartbeat_s, liveness=config.liveness,
+                                 curve=_curve_client(endpoint, config, args.key), pool=pool,
+                                 lifeline_fd=args.lifeline)
     stop = threading.Event()
     if args.lifeline is not None:
         # Started by `sandbox serve`: a SIGTERM or Ctrl-C sent to the whole process group is
         # the daemon's to handle (it drains first); this runner stops when its lifeline closes.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    runner = Runner(config)
+    runner = Runner(runner_config)
     if args.lifeline is None:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -310,7 +433,15 @@ def _runner(args: argparse.Namespace) -> int:
 def _packages(args: argparse.Namespace) -> int:
     from sandbox import packages
 
-    directory = args.dir or packages.default_dir()
+    for note in unknown_env():
+        print(f"sandbox: warning: {note}", file=sys.stderr)
+    if args.runtime == "pyodide":
+        return _pyodide_packages(args)
+    try:
+        settings = ServiceConfig.load(flags={"packages_dir": args.packages_dir}, command="packages")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    directory = settings.packages_dir or packages.default_dir()
     if args.action == "list":
         specs = packages.installed_specs(directory)
         if specs is None:
@@ -319,14 +450,46 @@ def _packages(args: argparse.Namespace) -> int:
         print(f"{directory}: " + (" ".join(specs) or "(empty)"))
         return EXIT_OK
     if not args.specs:
-        raise UsageError("packages install: name at least one package")
+        raise UsageError(f"packages {args.action}: name at least one package")
     try:
-        packages.install(args.specs, directory)
+        if args.action == "remove":
+            left = packages.remove(args.specs, directory)
+            print(f"removed {' '.join(args.specs)} from {directory}; it holds: "
+                  + (" ".join(left) or "(nothing)"))
+            return EXIT_OK
+        packages.add(args.specs, directory)
     except ConfigError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_STATUS
     print(f"installed into {directory}; serve with --packages-dir {directory} and allow "
           f"modules with --external-allow")
+    return EXIT_OK
+
+
+def _pyodide_packages(args: argparse.Namespace) -> int:
+    from sandbox import pyodide_packages
+
+    directory = args.packages_dir or pyodide_packages.default_dir()
+    if args.action == "list":
+        manifest = pyodide_packages.installed(directory)
+        if manifest is None:
+            print(f"no pyodide environment in {directory}", file=sys.stderr)
+            return EXIT_STATUS
+        print(f"{directory}: " + " ".join(manifest["packages"]))
+        return EXIT_OK
+    if args.action != "install":
+        raise UsageError(f"packages {args.action} applies to python (pyodide: install the "
+                         "whole list again)")
+    if not args.specs:
+        raise UsageError("packages install: name at least one package")
+    try:
+        manifest = pyodide_packages.install(args.specs, directory)
+    except SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return EXIT_STATUS
+    print(f"installed {' '.join(manifest['packages'])} into {directory}; workers load it with "
+          f"{SETTINGS['pyodide_packages_dir'].flag} {directory} and snippets import it with "
+          "--external-allow")
     return EXIT_OK
 
 
@@ -397,7 +560,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench(argv[1:])
     try:
-        args = _parser().parse_args(argv)
+        args, extra = _parser().parse_known_args(argv)
+        if extra and args.command == "packages" and not any(x.startswith("-") for x in extra):
+            # `packages install --runtime pyodide six`: names after an option are names too
+            args.specs = [*args.specs, *extra]
+        elif extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "exec":
             return _exec(args)
         if args.command == "serve":
@@ -412,6 +580,12 @@ def main(argv: list[str] | None = None) -> int:
             return n8n_runner(args)
         if args.command == "packages":
             return _packages(args)
+        if args.command == "pyodide":
+            from sandbox import pyodide_dist
+
+            return pyodide_dist.main([])
+        if args.command == "runtimes":
+            return _runtimes(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)

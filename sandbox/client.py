@@ -48,7 +48,8 @@ from broker.core import BrokerConfig
 from broker.server import BrokerServer
 from runtimes import codec
 from runtimes.outcome import Status
-from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime
+from sandbox import registry
+from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime, check_endpoint
 from sandbox.errors import ClosedError, ConfigError
 from sandbox.link import CurveClient, Link, LinkState, close_monitored, monitored, prepare
 from sandbox.result import Result
@@ -166,6 +167,10 @@ class ClientBase:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         # the client's queue wait travels with the task: the broker holds it exactly as long
         wait = self.queue_timeout_s if queue_timeout_s is None else queue_timeout_s
+        if registry.RUNTIMES[canonical_runtime(runtime) or runtime].worker_children:
+            # its tasks always run in workers (pyodide): so named, the broker keys them by
+            # lane too, and a worker never serves two lanes
+            isolation = "worker"
         submit = p.Submit(
             id=f"{self._prefix}-{next(self._ids)}",
             runtime=canonical_runtime(runtime) or runtime,
@@ -266,7 +271,11 @@ class _Embedded:
         self.server.close()
 
 
-def _options(endpoint: str | None, curve: CurveClient | None) -> None:
+def _options(endpoint: str | None, curve: CurveClient | None, insecure: bool) -> None:
+    if endpoint is not None:
+        check_endpoint(endpoint)  # ConfigError now, not ZeroMQ's "Invalid argument" later
+    if insecure:
+        return
     if endpoint and endpoint.startswith("tcp://") and curve is None:
         raise ConfigError("a tcp:// endpoint needs CURVE keys (pass curve=...)")
 
@@ -518,8 +527,7 @@ class Client(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = _GRACE_S,
     ) -> None:
-        if not insecure:
-            _options(endpoint, curve)
+        _options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         self.context: zmq.Context = zmq.Context.instance()
         self._embedded = None
@@ -635,8 +643,7 @@ class AsyncClient(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = _GRACE_S,
     ) -> None:
-        if not insecure:
-            _options(endpoint, curve)
+        _options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         sync_context: zmq.Context = zmq.Context.instance()
         self.context = zmq.asyncio.Context.shadow(sync_context.underlying)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ConfigError
 
@@ -23,7 +23,8 @@ ENVELOPE_SLACK_BYTES = 64 * 1024  # an envelope's fields besides the result and 
 MAX_RESULT_BYTES = 64 * MiB
 MAX_STDOUT_BYTES = 8 * MiB
 
-__all__ = ["RUNTIME_ALIASES", "Limits", "PoolConfig", "ServiceConfig", "canonical_runtime"]
+__all__ = ["RUNTIME_ALIASES", "SETTINGS", "Limits", "PoolConfig", "PyodideConfig", "ServiceConfig",
+           "Setting", "canonical_runtime"]
 
 
 def _check(value: object, kind: type, low: float, high: float, name: str) -> None:
@@ -71,6 +72,43 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class PyodideConfig:
+    """The pyodide runtime's workers (``sandbox.pyodide``): Node.js processes that load
+    Pyodide once and serve tasks one at a time. The pool's own settings (size, timeouts) are
+    ``PoolConfig``'s."""
+
+    wasm_max_mb: int = 1024  # the WebAssembly memory's maximum, enforced by the engine
+    heap_mb: int = 96  # V8's old space: JavaScript objects (Python lives in the Wasm memory)
+    # RLIMIT_AS of a worker: V8 reserves about 10 GiB of address space (guard regions) per
+    # WebAssembly memory, and Pyodide makes two; resident memory is bounded by the above.
+    address_space_mb: int = 25600
+    worker_cpu_s: int = 3600  # RLIMIT_CPU over a worker's whole life
+    # A worker costs seconds of CPU to start (a python worker, a fork): it serves more tasks
+    # and lives longer than PoolConfig.worker_tasks / worker_age_s let a python worker.
+    worker_tasks: int = 100
+    worker_age_s: float = 600.0
+    kill_grace_s: float = 0.5  # a task's worker is killed this long after its timeout
+    ready_timeout_s: float = 60.0  # a worker must say ready within this after its spawn
+    packages_dir: str | None = None  # `sandbox packages install --runtime pyodide` output
+    preload: tuple[str, ...] = ()  # modules every worker imports before its first task
+    permission_model: bool = True  # Node's --experimental-permission: reads of listed paths only
+    # Run without any namespace, on a host that denies them (a default Docker container).
+    # It gives up what sandbox.pyodide.GIVEN_UP_WITHOUT_NAMESPACES says; named on purpose.
+    no_namespaces: bool = False
+    debug: bool = False  # workers' stderr (Pyodide's own errors) into the jail's log
+
+    def __post_init__(self) -> None:
+        _check(self.wasm_max_mb, int, 64, 4096, "wasm_max_mb")
+        _check(self.heap_mb, int, 16, 4096, "heap_mb")
+        _check(self.address_space_mb, int, 1024, 1 << 20, "address_space_mb")
+        _check(self.worker_cpu_s, int, 1, 1 << 20, "worker_cpu_s")
+        _check(self.worker_tasks, int, 1, 1_000_000, "worker_tasks")
+        _check(self.worker_age_s, float, 0.1, 86400, "worker_age_s")
+        _check(self.kill_grace_s, float, 0.0, 60, "kill_grace_s")
+        _check(self.ready_timeout_s, float, 1, 600, "ready_timeout_s")
+
+
+@dataclass(frozen=True)
 class PoolConfig:
     """How each runtime's jail and pre-forked pool are set up."""
 
@@ -103,6 +141,7 @@ class PoolConfig:
     worker_tasks: int = 100
     worker_age_s: float = 60.0
     default_limits: Limits = Limits()
+    pyodide: PyodideConfig = PyodideConfig()  # the pyodide runtime's workers
 
     def __post_init__(self) -> None:
         _check(self.size, int, 1, 1024, "size")
@@ -115,8 +154,8 @@ class PoolConfig:
         _check(self.worker_age_s, float, 0.001, 86400, "worker_age_s")
         if self.cgroup not in ("auto", "v1", "v2", "off"):
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
-        if self.jail_pids < self.size + 4:
-            raise ConfigError(f"jail_pids ({self.jail_pids}) must exceed size + 4")
+        if self.jail_pids < 2 * self.size + 4:  # the children, as many frozen, the zygote
+            raise ConfigError(f"jail_pids ({self.jail_pids}) must be at least 2 * size + 4")
         self.import_policy()  # a bad module name is a ConfigError now, not at the first task
 
     def import_policy(self) -> ImportPolicy:
@@ -155,61 +194,138 @@ def runner_endpoint_for(endpoint: str) -> str:
     return f"ipc://{_runtime_dir()}/snippet-sandbox-{os.getuid()}-{tag}.runners.sock"
 
 
+# -- the settings schema ------------------------------------------------------------------------
+#
+# ``ServiceConfig``'s fields ARE the schema: each field's metadata says which commands take it,
+# its help and, for a setting renamed to its schema name, what it was called before. Every
+# name is derived from the field: the TOML key is the field's name, the environment variable
+# ``SANDBOX_`` + NAME, the flag ``--`` + name with dashes (``grace_s``: ``grace_s = 10``,
+# ``SANDBOX_GRACE_S=10``, ``--grace-s 10``). Nothing else spells a setting's name.
+
+SERVE, RUNNER, EXEC, PACKAGES = "serve", "runner", "exec", "packages"
+COMMANDS = (SERVE, RUNNER, EXEC, PACKAGES)
+ENV_PREFIX = "SANDBOX_"
+# Environment variables of this prefix that are not settings of these commands: the n8n
+# runner's own (``sandbox/n8n/config.py`` reads and checks them) and the test suite's.
+ENV_RESERVED = ("SANDBOX_N8N_", "SANDBOX_TEST_")
+# Settings that had another name in the TOML file and the environment: named there, the old
+# name is refused with the new one (a silently ignored limit is worse than a refusal).
+RENAMED = {"queue_max": "max_queued"}
+CGROUP_MODES = ("auto", "v1", "v2", "off")
+
+
+def _setting(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,), metavar: str | None = None,
+             sep: str = ",", old: tuple[str, ...] = ()) -> Any:
+    """A field of the schema: its default, its help, the commands that take it (``on``), how
+    a list is split in text (``sep``: "," or " " for whitespace), and its old flags."""
+    return field(default=default, metadata={"help": help, "on": frozenset(on), "metavar": metavar,
+                                            "sep": sep, "old": old})
+
+
+_POOL = (SERVE, RUNNER, EXEC)  # what shapes a jail: every command that starts one
+_PEER = (SERVE, RUNNER, EXEC)  # how a socket is secured: the daemon and its peers
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
-    """``sandbox serve``: from a TOML file, then ``SANDBOX_*`` environment variables, then
-    flags, each overriding the one before. Names are the same in all three (env upper-case,
-    flags with dashes): ``slots`` is ``slots = 4``, ``SANDBOX_SLOTS=4``, ``--slots 4``."""
+    """The settings of ``sandbox serve``, ``runner`` and ``exec``: from a TOML file, then
+    ``SANDBOX_*`` environment variables, then flags, each overriding the one before. Names
+    are the same in all three (env upper-case with ``SANDBOX_``, flags with dashes): ``slots``
+    is ``slots = 4``, ``SANDBOX_SLOTS=4``, ``--slots 4``. ``SETTINGS`` lists them."""
 
-    bind: tuple[str, ...] = ()  # client endpoints; default: a per-user ipc:// socket
-    # runner endpoints (only runners may connect there; over tcp with a runner key); default:
-    # a private ipc:// socket for the local runners, beside the first client endpoint
-    runner_bind: tuple[str, ...] = ()
-    http: str = "127.0.0.1:9464"  # /healthz and /metrics; "" turns it off
-    runners: int = 1  # local runner processes the daemon starts and watches
-    slots: int = 4  # tasks each runner runs at once (and its pool size per runtime)
-    runtimes: tuple[str, ...] = ("python", "javascript")
-    groups: tuple[str, ...] = ()  # labels the local runners carry
-    queue_max: int = 10_000  # queued tasks beyond which submits are rejected at once
-    queue_timeout_s: float = 30.0  # default wait for a slot before a task is rejected
-    max_in_flight: int = 100_000  # tasks running at once across all runners
-    max_per_client: int = 10_000  # tasks one client may hold: queued, running or unread
-    lanes: tuple[str, ...] = ()  # "name=cap" concurrency caps, e.g. "evaluation=2"
-    heartbeat_s: float = 1.0
-    liveness: int = 3  # heartbeats missed before a peer counts as gone
-    grace_s: float = 10.0  # SIGTERM: how long in-flight tasks may finish
-    curve_dir: str = ""  # from `sandbox keys`; required for tcp:// unless insecure
-    stdlib_allow: tuple[str, ...] = ()  # python imports; () = the curated SAFE_STDLIB
-    external_allow: tuple[str, ...] = ()  # third-party python imports; "*" for all
-    packages: tuple[str, ...] = ()  # pip specs installed at start into packages_dir
-    packages_dir: str = ""  # default: ~/.local/share/snippet-sandbox/packages when packages
-    preload: tuple[str, ...] = ()  # modules the python zygote imports ahead of time
-    insecure: bool = False  # allow plain TCP without CURVE (named explicitly on purpose)
+    bind: tuple[str, ...] = _setting(
+        (), "where clients connect: ipc://PATH or tcp://HOST:PORT (default: a per-user ipc "
+        "socket)", metavar="ENDPOINT")
+    runner_bind: tuple[str, ...] = _setting(
+        (), "where runners connect (default: a private ipc socket beside the first client "
+        "one); tcp:// for remote runners, with runner keys", metavar="ENDPOINT")
+    http: str = _setting("127.0.0.1:9464", '/healthz and /metrics on HOST:PORT ("" for none)',
+                         metavar="HOST:PORT")
+    runners: int = _setting(1, "local runner processes the daemon starts and watches", metavar="N")
+    slots: int = _setting(4, "tasks each runner runs at once (its pool size per runtime)",
+                          on=(SERVE, RUNNER), metavar="N")
+    runtimes: tuple[str, ...] = _setting(("python", "javascript"), "the runtimes runners serve",
+                                         on=(SERVE, RUNNER), metavar="NAMES")
+    groups: tuple[str, ...] = _setting((), "labels the runners carry (a task may ask for one)",
+                                       on=(SERVE, RUNNER), metavar="LABELS", old=("--group",))
+    max_queued: int = _setting(10_000, "queued tasks beyond which a submit is rejected at once",
+                               metavar="N", old=("--queue-max",))
+    queue_timeout_s: float = _setting(30.0, "how long a task may wait for a slot (a client "
+                                      "sends its own)", metavar="SECONDS", old=("--queue-timeout",))
+    max_in_flight: int = _setting(100_000, "tasks running at once across all runners", metavar="N")
+    max_per_client: int = _setting(10_000, "tasks one client may hold: queued, running or unread",
+                                   metavar="N")
+    lanes: tuple[str, ...] = _setting((), "concurrency caps per lane, NAME=CAP",
+                                      metavar="NAME=CAP", old=("--lane",))
+    heartbeat_s: float = _setting(1.0, "heartbeat interval, both ways", on=(SERVE, RUNNER),
+                                  metavar="SECONDS", old=("--heartbeat",))
+    liveness: int = _setting(3, "heartbeats missed before a peer counts as gone",
+                             on=(SERVE, RUNNER), metavar="N")
+    grace_s: float = _setting(10.0, "on SIGTERM, how long running tasks may finish",
+                              metavar="SECONDS", old=("--grace",))
+    curve_dir: str = _setting("", "CURVE keys from `sandbox keys` (needed for tcp://)", on=_PEER,
+                              metavar="DIR")
+    insecure: bool = _setting(False, "allow plain TCP without CURVE", on=_PEER)
+    stdlib_allow: tuple[str, ...] = _setting(
+        (), "standard-library modules python snippets may import: names REPLACE the curated "
+        'default list, +name ADDS to it (+sys,+os), "*" for all', on=_POOL, metavar="MODULES")
+    external_allow: tuple[str, ...] = _setting(
+        (), 'third-party modules python snippets may import, "*" for all (none by default)',
+        on=_POOL, metavar="MODULES")
+    packages: tuple[str, ...] = _setting(
+        (), "pip specs installed at start into packages_dir when the list changed "
+        "(whitespace-separated in text)", metavar="SPECS", sep=" ", old=("--package",))
+    packages_dir: str = _setting(
+        "", "the third-party environment python jails mount (default: "
+        "/var/lib/snippet-sandbox/packages as root, else ~/.local/share/snippet-sandbox/packages)",
+        on=(*_POOL, PACKAGES), metavar="DIR")
+    preload: tuple[str, ...] = _setting((), "modules the python zygote imports ahead of time",
+                                        on=_POOL, metavar="MODULES")
+    pyodide_packages_dir: str = _setting(
+        "", "the environment of `sandbox packages install --runtime pyodide` that pyodide "
+        "workers load", on=_POOL, metavar="DIR")
+    pyodide_no_namespaces: bool = _setting(
+        False, "run pyodide without any namespace on a host that denies them: it gives up the "
+        "jail's own file system, network and process namespaces (WebAssembly, seccomp, "
+        "rlimits and, where writable, cgroups remain; see the README)", on=_POOL)
+    cgroup: str = _setting(
+        "auto", "the jail's cgroup memory and pids caps: auto (detect), v1, v2, or off (drops "
+        "that layer: see the README)", on=_POOL, metavar="|".join(CGROUP_MODES))
+    cgroup_root: str = _setting(
+        "", "a delegated cgroup to put the jails' cgroups under (v2: its path, e.g. "
+        "/sys/fs/cgroup/user.slice/...; v1: its path in the memory and pids hierarchies)",
+        on=_POOL, metavar="PATH")
 
     def __post_init__(self) -> None:
         from sandbox.imports import SAFE_STDLIB, ImportPolicy
 
         for f in fields(self):  # the types first: a "false" must never read as true
-            problem = _type_problem(_SETTING_KINDS[f.name], getattr(self, f.name))
+            problem = _type_problem(SETTINGS[f.name].kind, getattr(self, f.name))
             if problem:
                 raise ConfigError(f"{f.name} {problem}")
         ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow)
         _check(self.runners, int, 0, 256, "runners")
         _check(self.slots, int, 1, 1024, "slots")
-        _check(self.queue_max, int, 0, 10_000_000, "queue_max")
+        _check(self.max_queued, int, 0, 10_000_000, "max_queued")
         _check(self.queue_timeout_s, float, 0, 86400, "queue_timeout_s")
         _check(self.max_in_flight, int, 1, 10_000_000, "max_in_flight")
         _check(self.max_per_client, int, 1, 10_000_000, "max_per_client")
         _check(self.heartbeat_s, float, 0.01, 3600, "heartbeat_s")
         _check(self.liveness, int, 1, 100, "liveness")
         _check(self.grace_s, float, 0, 3600, "grace_s")
+        if self.cgroup not in CGROUP_MODES:
+            raise ConfigError(f"cgroup must be {', '.join(CGROUP_MODES[:-1])} or off, "
+                              f"not {self.cgroup!r}")
+        if self.cgroup_root and not self.cgroup_root.startswith("/"):
+            raise ConfigError(f"cgroup_root must be an absolute path, not {self.cgroup_root!r}")
+        if self.http:
+            check_http(self.http)
         for runtime in self.runtimes:
             if canonical_runtime(runtime) is None:
                 raise ConfigError(f"unknown runtime {runtime!r} in runtimes")
         self.lane_caps()  # validates
         for endpoint in (*self.endpoints(), *self.runner_endpoints()):
-            if not endpoint.startswith(("ipc://", "tcp://", "inproc://")):
-                raise ConfigError(f"endpoint {endpoint!r} must be ipc://, tcp:// or inproc://")
+            check_endpoint(endpoint, bind=True)
             if endpoint.startswith("tcp://") and not self.curve_dir and not self.insecure:
                 raise ConfigError(
                     f"{endpoint}: plain TCP is refused; give curve_dir (see `sandbox keys`) "
@@ -231,14 +347,47 @@ class ServiceConfig:
             caps[name] = int(cap)
         return caps
 
+    def pool(self, size: int | None = None) -> PoolConfig:
+        """The jails' settings for a runner (or ``sandbox exec``) of ``size`` slots."""
+        return PoolConfig(size=self.slots if size is None else size,
+                          stdlib_allow=self.stdlib_allow, external_allow=self.external_allow,
+                          packages_dir=self.packages_dir or None, preload=self.preload,
+                          cgroup=self.cgroup, cgroup_root=self.cgroup_root or None,
+                          pyodide=PyodideConfig(packages_dir=self.pyodide_packages_dir or None,
+                                                no_namespaces=self.pyodide_no_namespaces))
+
+    def to_json(self, command: str | None = None) -> str:
+        """The settings as JSON (those ``command`` takes, or all): how ``sandbox serve`` hands
+        its local runners their settings, which ``from_json`` reads back."""
+        import json
+
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)
+                           if command is None or command in SETTINGS[f.name].on})
+
+    @classmethod
+    def from_json(cls, text: str) -> ServiceConfig:
+        import json
+
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"settings: not JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError("settings: not a JSON object")
+        return cls(**_typed(raw, "settings", None, text=False))  # type: ignore[arg-type]
+
     @classmethod
     def load(
         cls,
         file: str | None = None,
-        env: dict[str, str] | None = None,
-        flags: dict[str, object] | None = None,
+        env: Mapping[str, str] | None = None,
+        flags: Mapping[str, object] | None = None,
+        command: str = SERVE,
     ) -> ServiceConfig:
-        """Merge the three sources (file < env < flags); every value is type-checked."""
+        """Merge the three sources (file < env < flags), reading the settings ``command``
+        takes; every value is type-checked. The file may hold settings of other commands
+        (one file for a host): ``command`` ignores those. Unknown names in the file are
+        refused; see ``unknown_env`` for the environment's."""
         import os
         import tomllib
 
@@ -249,50 +398,145 @@ class ServiceConfig:
                     data = tomllib.load(f)
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read config file {file}: {exc}") from exc
-            values.update(cls._typed(data, f"config file {file}"))
+            values.update(_typed(data, f"config file {file}", command, text=False))
         source: Mapping[str, str] = os.environ if env is None else env
-        values.update(cls._typed(
-            {f.name: source[f"SANDBOX_{f.name.upper()}"] for f in fields(cls)
-             if f"SANDBOX_{f.name.upper()}" in source},
-            "environment", from_text=True,
-        ))
-        values.update(cls._typed({k: v for k, v in (flags or {}).items() if v is not None}, "flags"))
+        for old, new in RENAMED.items():
+            if ENV_PREFIX + old.upper() in source and command in SETTINGS[new].on:
+                raise ConfigError(f"environment: {ENV_PREFIX}{old.upper()} is now "
+                                  f"{SETTINGS[new].env}")
+        values.update(_typed({s.name: source[s.env] for s in SETTINGS.values() if s.env in source},
+                             "environment", command, text=True))
+        values.update(_typed({k: v for k, v in (flags or {}).items() if v is not None},
+                             "flags", command, text=True))
         return cls(**values)  # type: ignore[arg-type]
 
-    @classmethod
-    def _typed(cls, raw: Mapping[str, object], source: str, from_text: bool = False
-               ) -> dict[str, object]:
-        """Each value checked against its setting's type, naming the setting and ``source``:
-        a TOML ``insecure = "false"`` is an error, never true. Environment values are text:
-        they are parsed (``1/0/true/false/yes/no``, numbers, comma-separated lists)."""
-        out: dict[str, object] = {}
-        for name, value in raw.items():
-            kind = _SETTING_KINDS.get(name)
-            if kind is None:
-                raise ConfigError(f"{source}: unknown setting {name!r}")
-            if from_text and isinstance(value, str):
-                value = _parse_text(kind, value)
-            elif kind == "list" and isinstance(value, str):
-                value = tuple(v.strip() for v in value.split(",") if v.strip())
-            elif kind == "list" and isinstance(value, list):
-                value = tuple(value)
-            elif kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            problem = _type_problem(kind, value)
-            if problem:
-                raise ConfigError(f"{source}: {name} {problem}")
-            out[name] = value
-        return out
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of the schema, with every name it goes by."""
+
+    name: str  # the field, and the TOML key
+    kind: str  # bool, int, float, str or list
+    default: object
+    help: str
+    on: frozenset[str]  # the commands that take it
+    metavar: str | None
+    sep: str  # how a list is split in text: "," or " " (whitespace)
+    old: tuple[str, ...]  # flags it had before it was named after itself; they still work
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def split(self, text: str) -> tuple[str, ...]:
+        parts = text.split() if self.sep == " " else text.split(self.sep)
+        return tuple(p.strip() for p in parts if p.strip())
+
+
+def _kind(default: object) -> str:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    return "str" if isinstance(default, str) else "list"
+
+
+SETTINGS: dict[str, Setting] = {
+    f.name: Setting(f.name, _kind(f.default), f.default, f.metadata["help"], f.metadata["on"],
+                    f.metadata["metavar"], f.metadata["sep"], f.metadata["old"])
+    for f in fields(ServiceConfig)
+}
+
+
+def settings_for(command: str) -> list[Setting]:
+    """The settings ``command`` takes, in the schema's order."""
+    return [s for s in SETTINGS.values() if command in s.on]
+
+
+def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``SANDBOX_*`` variable that is no setting (a typo such as
+    ``SANDBOX_SLOTZ`` would otherwise be ignored without a word), naming the closest one."""
+    import difflib
+    import os
+
+    source: Mapping[str, str] = os.environ if env is None else env
+    known = {s.env for s in SETTINGS.values()} | {ENV_PREFIX + o.upper() for o in RENAMED}
+    out = []
+    for name in sorted(source):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(ENV_RESERVED):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.append(f"{name} is not a setting and is ignored{hint}")
+    return out
+
+
+def check_endpoint(endpoint: str, *, bind: bool = False) -> None:
+    """ConfigError unless ``endpoint`` is ipc://PATH, tcp://HOST:PORT (``*`` for a port or a
+    host when binding) or inproc://NAME: said before ZeroMQ would say "Invalid argument"."""
+    scheme, sep, rest = endpoint.partition("://")
+    ok = bool(sep) and bool(rest)
+    if ok and scheme == "tcp":
+        host, colon, port = rest.rpartition(":")
+        ok = bool(colon) and bool(host) and (port.isdigit() and int(port) < 65536
+                                            or bind and port == "*")
+    elif ok:
+        ok = scheme in ("ipc", "inproc")
+    if not ok:
+        raise ConfigError(f"{endpoint!r} is not an endpoint: ipc://PATH or tcp://HOST:PORT")
+
+
+def check_http(address: str) -> None:
+    """ConfigError unless ``address`` is HOST:PORT (HOST may be empty: all interfaces)."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"http {address!r} must be HOST:PORT, e.g. 127.0.0.1:9464")
+
+
+def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text: bool
+           ) -> dict[str, object]:
+    """The settings ``command`` takes among ``raw``, each checked against its kind and named
+    as ``source`` spells it: ``config file F: slots ...``, ``environment: SANDBOX_SLOTS ...``,
+    ``--slots ...``. A TOML ``insecure = "false"`` is an error, never true. ``text``: the
+    values are text (environment, flags) to parse: ``1/0/true/false/yes/no``, numbers, lists
+    split by the setting's separator (a flag given twice adds to the list)."""
+    out: dict[str, object] = {}
+    for name, value in raw.items():
+        setting = SETTINGS.get(name)
+        if setting is None:
+            if name in RENAMED:
+                raise ConfigError(f"{source}: {name} is now {RENAMED[name]}")
+            raise ConfigError(f"{source}: unknown setting {name!r}")
+        if command is not None and command not in setting.on:
+            continue  # another command's setting (one file may serve them all)
+        label = (f"environment: {setting.env}" if source == "environment" else setting.flag
+                 if source == "flags" else f"{source}: {name}")
+        if text and isinstance(value, str):
+            value = _parse_text(setting, value)
+        elif setting.kind == "list" and isinstance(value, str):
+            value = setting.split(value)
+        elif setting.kind == "list" and isinstance(value, (list, tuple)):
+            if text:  # each flag's text is split as a whole value would be
+                value = tuple(v for item in value for v in (setting.split(item) if isinstance(
+                    item, str) else (item,)))
+            value = tuple(value)
+        elif setting.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        problem = _type_problem(setting.kind, value)
+        if problem:
+            raise ConfigError(f"{label} {problem}")
+        out[name] = value
+    return out
 
 
 _KIND_NAMES = {"bool": "a boolean (true or false)", "int": "an integer", "float": "a number",
                "str": "a string", "list": "a list of strings"}
-_SETTING_KINDS = {
-    f.name: ("bool" if isinstance(f.default, bool) else "int" if isinstance(f.default, int)
-             else "float" if isinstance(f.default, float) else "str"
-             if isinstance(f.default, str) else "list")
-    for f in fields(ServiceConfig)
-}
 
 
 def _type_problem(kind: str, value: object) -> str | None:
@@ -312,21 +556,21 @@ def _type_problem(kind: str, value: object) -> str | None:
     return f"must be {_KIND_NAMES[kind]}, not {type(value).__name__} {value!r}"
 
 
-def _parse_text(kind: str, text: str) -> object:
-    """An environment variable's text as a value of setting ``kind`` (the text itself when
-    it does not parse, for ``_type_problem`` to name)."""
+def _parse_text(setting: Setting, text: str) -> object:
+    """An environment variable's (or a flag's) text as a value of ``setting`` (the text
+    itself when it does not parse, for ``_type_problem`` to name)."""
     word = text.strip().lower()
-    if kind == "bool":
+    if setting.kind == "bool":
         if word in ("1", "true", "yes"):
             return True
         if word in ("0", "false", "no"):
             return False
         return text
-    if kind in ("int", "float"):
+    if setting.kind in ("int", "float"):
         try:
-            return int(word) if kind == "int" else float(word)
+            return int(word) if setting.kind == "int" else float(word)
         except ValueError:
             return text
-    if kind == "list":
-        return tuple(v.strip() for v in text.split(",") if v.strip())
+    if setting.kind == "list":
+        return setting.split(text)
     return text

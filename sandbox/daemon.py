@@ -29,7 +29,7 @@ from broker.auth import CurveServer
 from broker.core import BrokerConfig
 from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
-from sandbox.config import ServiceConfig
+from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox.errors import ConfigError
 
 log = logging.getLogger("sandbox.daemon")
@@ -68,28 +68,21 @@ class RunnerWatcher:
         self.restarts = 0
         self._thread = threading.Thread(target=self._watch, daemon=True, name="runner-watcher")
 
-    def argv(self, index: int) -> list[str]:
+    def settings(self) -> ServiceConfig:
+        """The local runners' settings: the daemon's own, with the keys they need for the
+        runner socket (which speaks CURVE on all its endpoints when one of them is tcp://)."""
         cfg = self.config
-        argv = [sys.executable, "-m", "sandbox", "runner", "--connect", self.endpoint,
-                "--slots", str(cfg.slots), "--runtimes", ",".join(cfg.runtimes),
-                "--heartbeat", str(cfg.heartbeat_s), "--liveness", str(cfg.liveness),
-                "--name", f"local-{index}"]
-        for group in cfg.groups:
-            argv += ["--group", group]
-        if cfg.stdlib_allow:
-            argv += ["--stdlib-allow", ",".join(cfg.stdlib_allow)]
-        if cfg.external_allow:
-            argv += ["--external-allow", ",".join(cfg.external_allow)]
-        if cfg.packages_dir:
-            argv += ["--packages-dir", cfg.packages_dir]
-        if cfg.preload:
-            argv += ["--preload", ",".join(cfg.preload)]
-        # the runner socket speaks CURVE (on all its endpoints) when one of them is tcp://
+        own = {s.name: getattr(cfg, s.name) for s in settings_for(RUNNER)}
         if cfg.curve_dir and any(e.startswith("tcp://") for e in cfg.runner_endpoints()):
-            argv += ["--curve-dir", cfg.curve_dir, "--key", "runner"]
-        elif self.endpoint.startswith("tcp://"):
-            argv += ["--insecure"]
-        return argv
+            return ServiceConfig(**{**own, "curve_dir": cfg.curve_dir, "insecure": False})
+        return ServiceConfig(**{**own, "curve_dir": "",
+                                "insecure": self.endpoint.startswith("tcp://")})
+
+    def argv(self, index: int) -> list[str]:
+        """A local runner's command line: its settings are handed over as the schema holds
+        them (``--settings``), never re-spelled as flags for the runner to parse again."""
+        return [sys.executable, "-m", "sandbox", "runner", "--connect", self.endpoint,
+                "--name", f"local-{index}", "--settings", self.settings().to_json(RUNNER)]
 
     def start(self) -> None:
         self._thread.start()
@@ -148,6 +141,14 @@ class RunnerWatcher:
                 proc.wait()
 
 
+def health(draining: bool, runners: int, queued: int, in_flight: int) -> dict[str, Any]:
+    """The body of /healthz; its status decides the HTTP code (200 only for "ok"), so the
+    two always agree: "draining" (SIGTERM), "no runners" (none registered: nothing would
+    run), or "ok"."""
+    status = "draining" if draining else "no runners" if runners == 0 else "ok"
+    return {"status": status, "runners": runners, "queued": queued, "in_flight": in_flight}
+
+
 def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> ThreadingHTTPServer:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -157,12 +158,10 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path == "/healthz":
                 with server.lock:
-                    body: dict[str, Any] = {"status": "draining" if server.draining else "ok",
-                            "runners": len(server.core.runners),
-                            "queued": len(server.core.queued),
-                            "in_flight": len(server.core.running)}
-                ok = body["runners"] > 0 and not server.draining
-                self._reply(200 if ok else 503, "application/json", json.dumps(body).encode())
+                    body = health(server.draining, len(server.core.runners),
+                                  len(server.core.queued), len(server.core.running))
+                self._reply(200 if body["status"] == "ok" else 503, "application/json",
+                            json.dumps(body).encode())
             elif self.path == "/metrics":
                 self._reply(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
             else:
@@ -178,9 +177,28 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+    try:
+        httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve http on {address}: {exc.strerror or exc}") from exc
     threading.Thread(target=httpd.serve_forever, daemon=True, name="http").start()
     return httpd
+
+
+def preflight(config: ServiceConfig) -> None:
+    """What would stop every local runner from starting, found before any starts (a runner
+    that cannot start would be restarted forever while clients wait): the packages
+    environment, and the cgroup layer. ConfigError or JailError naming the setting."""
+    from sandbox import cgroups, jail, packages
+
+    if config.runners == 0:
+        return
+    pool = config.pool()
+    if pool.packages_dir:
+        packages.check_reachable(pool.packages_dir, as_root=os.geteuid() == 0)
+    plan = jail.cgroup_plan(pool)
+    if plan is not None:
+        cgroups.check(plan)
 
 
 def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
@@ -193,12 +211,13 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         directory = config.packages_dir or packages.default_dir()
         packages.ensure(config.packages, directory)  # progress on stderr; ConfigError if pip fails
         config = replace(config, packages_dir=directory)
+    preflight(config)
     endpoints, runner_endpoints = list(config.endpoints()), list(config.runner_endpoints())
     curve = None
     if config.curve_dir and any(e.startswith("tcp://") for e in endpoints + runner_endpoints):
         curve = load_curve_server(config.curve_dir)
     broker_config = BrokerConfig(
-        max_queued=config.queue_max, max_in_flight=config.max_in_flight,
+        max_queued=config.max_queued, max_in_flight=config.max_in_flight,
         max_per_client=config.max_per_client, lane_caps=config.lane_caps(),
         queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,
         liveness=config.liveness,
@@ -211,9 +230,9 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     metrics.attach(server, restarts=lambda: watcher.restarts)
     try:
         httpd = _http_server(config.http, server, metrics) if config.http else None
-    except OSError as exc:
+    except BaseException:
         server.close()
-        raise ConfigError(f"cannot serve http on {config.http}: {exc}") from exc
+        raise
     watcher.start()
     stop, term = threading.Event(), threading.Event()
 

@@ -7,7 +7,8 @@ the zygote (``runtimes.zygote.serve``, the real one), which forks children throu
 ``runtimes.child`` pipeline: rlimits and the per-child seccomp filter are real, so a scripted
 child that opens a socket dies of SIGSYS. What it is NOT is isolation: no namespaces, no
 mounts, no cgroup; it runs as the caller. It passes the same contract tests as the real jail
-(``tests/unit/test_jail_contract.py``).
+(``tests/unit/test_jail_contract.py``). For a runtime whose children are workers
+(``registry``: pyodide), each child says ready first, as a real worker does once loaded.
 
 A task's code is a script, one line:
 
@@ -39,9 +40,10 @@ import tempfile
 import time
 from typing import Any
 
-from runtimes import outcome
+from runtimes import child, framing, outcome, protocol
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
+from sandbox import registry
 from sandbox.config import PoolConfig
 from sandbox.errors import JailError
 
@@ -77,6 +79,7 @@ class FakeJail:
         self.process = process
         self.pid = process.pid
         self.directory = directory
+        self.worker: protocol.WorkerSpec | None = None  # scripted children exec nothing
         self.zygote_pid = 0
         self.stderr_tail: list[str] = []
         assert process.stderr is not None
@@ -166,6 +169,13 @@ class FakeJail:
 # -- the scripted executor (runs in the fake zygote's children) -------------------------------
 
 _events_path = ""
+_says_ready = False  # the keeper's runtime has worker children: each says ready first
+
+
+def child_main(channel: socket.socket, setup: child.ChildSetup, output_fd: int = -1) -> None:
+    if _says_ready:
+        framing.send_frame(channel, protocol.encode(protocol.WorkerReady(python="fake")))
+    child.main(channel, setup, output_fd)
 
 
 def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
@@ -246,8 +256,10 @@ def _channel_fd() -> int:
 
 
 def _keeper(runtime: str, control_fd: int, directory: str) -> None:
-    global _events_path
+    global _events_path, _says_ready
     _events_path = os.path.join(directory, _EVENTS)
+    facts = registry.RUNTIMES.get(runtime)
+    _says_ready = facts is not None and facts.worker_children
     zygote = os.fork()
     if zygote == 0:
         from runtimes import zygote as zygote_module

@@ -4,7 +4,10 @@
 pipeline of one jail, as named steps; it returns a ``JailProcess``: the running nsjail with the
 zygote inside, our end of the control channel, and what the host worker needs to watch it
 (an fd readable when it exits, its stderr, the cgroup's OOM count). ``sandbox.fakejail``
-provides the same interface without nsjail, for tests that need no root.
+provides the same interface without nsjail, for tests that need no root. A runtime whose
+jail needs more than the common one (the pyodide runtime: Node.js and its distribution
+mounted, a worker spec for the zygote, optionally no namespaces) says so in a
+``RuntimeSetup`` (``registry.Runtime.jail_setup``).
 
 The jail's root is nsjail's empty read-only tmpfs with these read-only bind mounts only:
 the interpreter binary at /usr/bin/python3, its standard library at /usr/lib/python3.11 with
@@ -33,7 +36,8 @@ from pathlib import Path
 from typing import Protocol
 
 import runtimes
-from sandbox import cgroups, registry
+from runtimes import protocol
+from sandbox import cgroups, hostcheck, registry
 from sandbox.config import PoolConfig
 from sandbox.errors import ConfigError, JailError
 
@@ -307,8 +311,20 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
     return tuple(mounts)
 
 
-def zygote_command(runtime: str, control_fd: int) -> list[str]:
-    return [JAIL_PYTHON, "-I", "-S", "-B", "-c", BOOT, runtime, str(control_fd)]
+def zygote_command(runtime: str, control_fd: int, *, root: str = JAIL_ROOT,
+                   python: str = JAIL_PYTHON) -> list[str]:
+    """The zygote's command line; ``root`` and ``python`` are host paths when there is no
+    mount namespace to put them at /sandbox and /usr/bin/python3."""
+    boot = BOOT.replace("'/sandbox", f"'{root}") if root != JAIL_ROOT else BOOT
+    return [python, "-I", "-S", "-B", "-c", boot, runtime, str(control_fd)]
+
+
+# What nsjail is told when the host denies namespaces and the runtime may run without them.
+NO_NAMESPACE_FLAGS = (
+    "--disable_clone_newuser", "--disable_clone_newns", "--disable_clone_newpid",
+    "--disable_clone_newnet", "--disable_clone_newipc", "--disable_clone_newuts",
+    "--disable_clone_newcgroup",
+)
 
 
 def nsjail_argv(
@@ -320,12 +336,17 @@ def nsjail_argv(
     cgroup_args: tuple[str, ...],
     mounts: tuple[Mount, ...],
     as_root: bool,
+    namespaces: bool = True,
 ) -> list[str]:
     argv = [
-        nsjail, "--mode", "o", "--quiet",
-        "--hostname", "sandbox", "--cwd", "/",
+        nsjail, "--mode", "o", "--quiet", "--cwd", "/",
         "--time_limit", "0",  # the jail lives as long as its pool; tasks have their own limits
-        "--disable_proc", "--iface_no_lo",
+    ]
+    if namespaces:
+        argv += ["--hostname", "sandbox", "--disable_proc", "--iface_no_lo"]
+    else:  # no namespace at all: no mounts, hostname, /proc or loopback to set up
+        argv += list(NO_NAMESPACE_FLAGS)
+    argv += [
         # Background work (forking, rehearsing) runs niced; the pool lifts a child back to 0
         # when it hands it a task, which only a host with CAP_SYS_NICE can do.
         "--nice_level", str(BACKGROUND_NICE if as_root else 0),
@@ -341,12 +362,15 @@ def nsjail_argv(
     argv += ["--env", f"HOME={JAIL_HOME}"]
     for fd in pass_fds:
         argv += ["--pass_fd", str(fd)]
-    if as_root:
+    if as_root and not namespaces:
+        argv += ["--user", "65534", "--group", "65534"]  # no user namespace: nobody itself
+    elif as_root:
         # inside uid/gid 1000 is nobody (65534) outside: even an escaped process owns nothing
         argv += ["--user", f"{JAIL_UID}:65534:1", "--group", f"{JAIL_UID}:65534:1"]
     argv += list(cgroup_args)
-    for m in mounts:
-        argv += ["--bindmount_ro", m.flag()]
+    if namespaces:
+        for m in mounts:
+            argv += ["--bindmount_ro", m.flag()]
     return argv + ["--", *command]
 
 
@@ -403,12 +427,45 @@ def stdlib_view_for(runtime: str, config: PoolConfig) -> tuple[str, ...] | None:
     return None if "*" in allowed else tuple(sorted(allowed))
 
 
+@dataclass(frozen=True)
+class RuntimeSetup:
+    """What a runtime's jail adds to the common one (see ``registry.Runtime.jail_setup``)."""
+
+    extra_mounts: tuple[Mount, ...] = ()  # read-only, beside the common mounts
+    namespaces: bool = True  # False: nsjail creates none (a host that denies them)
+    worker: protocol.WorkerSpec | None = None  # the init message's: children exec a worker
+    cgroup_optional: bool = False  # run without the cgroup caps (warned) if they cannot be made
+    without_namespaces: str = ""  # how an operator runs it without namespaces, if it can
+    given_up: str = ""  # what that gives up
+
+
+def setup_for(runtime: str, config: PoolConfig) -> RuntimeSetup:
+    make = registry.RUNTIMES[runtime].jail_setup
+    return make(config) if make is not None else RuntimeSetup()
+
+
+def refuse_without_namespaces(runtime: str, setup: RuntimeSetup) -> None:
+    """JailError naming why, and the way out, when this host denies the jail's namespaces."""
+    denied = hostcheck.namespaces()
+    if denied is None:
+        return
+    if setup.without_namespaces:
+        way = (f"; the {runtime} runtime can run without them with {setup.without_namespaces}, "
+               f"which gives up {setup.given_up}")
+    else:
+        others = [r.name for r in registry.RUNTIMES.values() if r.jail_setup is not None]
+        way = (f"; the {runtime} runtime cannot run without them"
+               + (f" ({', '.join(others)} can: `sandbox runtimes` says how)" if others else ""))
+    raise JailError(f"this host denies the namespaces the jail needs ({denied}){way}")
+
+
 class JailProcess(Protocol):
     """A started jail, as the host worker sees it (nsjail here, ``sandbox.fakejail`` in tests)."""
 
     runtime: str
     control: socket.socket  # our end of the zygote's control channel
     pid: int  # the host process that holds the jail
+    worker: protocol.WorkerSpec | None  # for the init message (RuntimeSetup.worker)
 
     def exit_fd(self) -> int:
         """An fd that becomes readable when the jail's process exits."""
@@ -446,30 +503,41 @@ Launcher = Callable[[str, PoolConfig], JailProcess]
 def launch(runtime: str, config: PoolConfig) -> JailProcess:
     """Start one jail: the pipeline from a plan to a running nsjail with the zygote inside.
 
-    1. plan the cgroup (pure) and create its parents, removing what dead jails left there;
-    2. work out the read-only mounts (interpreter, trimmed standard library, packages);
-    3. locate nsjail and write its command line, with the jail-wide seccomp policy;
-    4. make the control socketpair and start nsjail with the zygote, its end passed in.
+    1. what the runtime adds (``RuntimeSetup``); refuse, saying why and what the way out is,
+       when the host denies the namespaces the jail would need;
+    2. plan the cgroup (pure) and create its parents, removing what dead jails left there
+       (or go without, warned, where the runtime allows it and the host does not let us);
+    3. work out the read-only mounts (interpreter, trimmed standard library, packages, the
+       runtime's own); none without a mount namespace;
+    4. locate nsjail and write its command line, with the jail-wide seccomp policy;
+    5. make the control socketpair and start nsjail with the zygote, its end passed in.
     The handshake (``init`` -> ``ready``) is the host worker's: it reads the control channel.
     """
     import seccomp
 
-    plan = cgroup_plan(config)
-    if plan is not None:
-        cgroups.prepare(plan)
-        cgroups.reclaim(plan)
-    mounts = mounts_for(runtime, interpreter(config.jail_python), config.packages_dir,
-                        stdlib_view_for(runtime, config))
+    setup = setup_for(runtime, config)
+    if setup.namespaces:
+        refuse_without_namespaces(runtime, setup)
+    plan = _cgroups(config, optional=setup.cgroup_optional)
+    python = interpreter(config.jail_python)
+    if setup.namespaces:
+        mounts = mounts_for(runtime, python, config.packages_dir,
+                            stdlib_view_for(runtime, config)) + setup.extra_mounts
+    else:
+        mounts = ()
     nsjail = locate_nsjail(config.nsjail_path)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    command = (zygote_command(runtime, theirs.fileno()) if setup.namespaces else
+               zygote_command(runtime, theirs.fileno(), root=_staging_dir(), python=python.binary))
     argv = nsjail_argv(
         nsjail,
-        zygote_command(runtime, theirs.fileno()),
+        command,
         pass_fds=(theirs.fileno(),),
         seccomp_policy=seccomp.jail_policy(),
         cgroup_args=plan.nsjail_args if plan else (),
         mounts=mounts,
         as_root=os.geteuid() == 0,
+        namespaces=setup.namespaces,
     )
     try:
         process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
@@ -479,19 +547,36 @@ def launch(runtime: str, config: PoolConfig) -> JailProcess:
         raise JailError(f"cannot start nsjail: {exc}") from exc
     finally:
         theirs.close()
-    return NsJail(runtime, ours, process, plan)
+    return NsJail(runtime, ours, process, plan, setup.worker)
+
+
+def _cgroups(config: PoolConfig, *, optional: bool) -> cgroups.Plan | None:
+    """Step 2: the jail's cgroup, ready for nsjail; None without one (``cgroup="off"``, or
+    ``optional`` and the host does not let us make it: a container without namespaces)."""
+    try:
+        plan = cgroup_plan(config)
+        if plan is not None:
+            cgroups.prepare(plan)
+            cgroups.reclaim(plan)
+    except (JailError, OSError) as exc:
+        if not optional:
+            raise
+        log.warning("the jail runs without the cgroup memory and pids caps: %s", exc)
+        return None
+    return plan
 
 
 class NsJail:
     """A running nsjail: the ``JailProcess`` of real jails."""
 
     def __init__(self, runtime: str, control: socket.socket, process: subprocess.Popen,
-                 plan: cgroups.Plan | None) -> None:
+                 plan: cgroups.Plan | None, worker: protocol.WorkerSpec | None = None) -> None:
         self.runtime = runtime
         self.control = control
         self.process = process
         self.pid = process.pid
         self.plan = plan
+        self.worker = worker
         self.zygote_pid = 0  # the jailed process's host pid: nsjail names the cgroup after it
         self.stderr_tail: list[str] = []
         self._partial = b""

@@ -35,7 +35,7 @@ RECONNECT_IVL_MS = 100  # ZeroMQ's first reconnect delay, doubled per failure up
 RECONNECT_IVL_MAX_MS = 1000  # so a broker that is back is found within a second
 _EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-           | zmq.EVENT_DISCONNECTED)
+           | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED)
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,14 @@ class LinkState:
         self.up = not monitored(endpoint)
         self.refused: str | None = None  # the server refused our key: ZeroMQ will not retry
         self.failure: str | None = None  # the last failed handshake (ZeroMQ retries these)
+        # a connection attempt was refused: nothing listens there (or no socket file)
+        self.absent = False
 
     def on_event(self, event: int, value: int = 0) -> None:
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self.up, self.refused, self.failure = True, None, None
+            self.up, self.refused, self.failure, self.absent = True, None, None, False
+        elif event == zmq.EVENT_CONNECT_RETRIED:
+            self.absent = True
         elif event == zmq.EVENT_DISCONNECTED:
             self.up = False
         elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
@@ -119,6 +123,32 @@ class LinkState:
             return f"{self.failure}; gave up after {waited_s:g} s"
         return (f"cannot reach the broker at {self.endpoint} within {waited_s:g} s "
                 "(is it running?)")
+
+
+def reach(context: zmq.Context, endpoint: str, curve: CurveClient | None,
+          timeout_s: float) -> str | None:
+    """Whether a broker answers at ``endpoint``: None once a handshake with it completed,
+    else why not, as soon as that is known: "no daemon at ENDPOINT" when the connection is
+    refused (nothing listens there, or no socket file), the server refused our key, a failed
+    handshake, or nothing within ``timeout_s`` (a host that drops packets)."""
+    link = Link(context, endpoint, curve)
+    try:
+        end = time.monotonic() + timeout_s
+        while True:
+            state = link.update()
+            if state.up or link.monitor is None:
+                return None
+            if state.refused or state.failure:
+                return state.refused or state.failure
+            if state.absent:
+                return (f"no daemon at {endpoint} (nothing accepts connections there: is "
+                        "`sandbox serve` running?)")
+            left = end - time.monotonic()
+            if left <= 0:
+                return f"no daemon answered at {endpoint} within {timeout_s:g} s"
+            link.monitor.poll(max(1, math.ceil(min(left, 0.1) * 1000)))
+    finally:
+        link.close()
 
 
 class Link:

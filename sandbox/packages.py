@@ -83,13 +83,48 @@ def ensure(specs: Sequence[str], directory: str, *, quiet: bool = False) -> bool
     return True
 
 
+def name_of(spec: str) -> str:
+    """The project a pip spec names, normalized as PyPI does (``Pandas_x[y]>=2`` ->
+    ``pandas-x``)."""
+    import re
+
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else spec.strip().lower()
+
+
+def add(specs: Sequence[str], directory: str, *, quiet: bool = False) -> list[str]:
+    """Add ``specs`` to the environment (a spec for a project it holds replaces that one's)
+    and rebuild it; the specs it holds then."""
+    new = {name_of(s): s for s in normalize(specs)}
+    kept = [s for s in installed_specs(directory) or [] if name_of(s) not in new]
+    wanted = normalize([*kept, *new.values()])
+    ensure(wanted, directory, quiet=quiet)
+    return wanted
+
+
+def remove(names: Sequence[str], directory: str, *, quiet: bool = False) -> list[str]:
+    """Remove the projects ``names`` from the environment and rebuild it from what is left;
+    the specs it holds then. ConfigError naming a project it does not hold."""
+    held = installed_specs(directory)
+    if held is None:
+        raise ConfigError(f"no environment in {directory}")
+    gone = {name_of(n) for n in names}
+    missing = sorted(gone - {name_of(s) for s in held})
+    if missing:
+        raise ConfigError(f"{directory} holds no {', '.join(missing)} (it holds: "
+                          f"{' '.join(held) or 'nothing'})")
+    left = [s for s in held if name_of(s) not in gone]
+    install(left, directory, quiet=quiet)
+    return left
+
+
 def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> None:
     """Build a fresh environment of ``specs`` with pip (its progress shown on stderr)."""
     wanted = normalize(specs)
     directory = os.path.abspath(directory)
     parent = os.path.dirname(directory)
     os.makedirs(parent, mode=0o755, exist_ok=True)
-    fresh, old = directory + ".new", directory + ".old"
+    fresh = directory + ".new"
     shutil.rmtree(fresh, ignore_errors=True)
     os.makedirs(fresh)
     if wanted:
@@ -106,7 +141,14 @@ def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> Non
                               f"(exit code {done.returncode}); the previous environment stays")
     with open(os.path.join(fresh, MANIFEST), "w") as f:
         json.dump({"specs": wanted, "python": sys.version.split()[0]}, f)
-    _world_readable(fresh)
+    replace_environment(fresh, directory)
+
+
+def replace_environment(fresh: str, directory: str) -> None:
+    """Make the finished ``fresh`` directory readable by the jail's user and put it in place
+    of ``directory`` (the old one goes only now, so a failed build never left it missing)."""
+    old = directory + ".old"
+    world_readable(fresh)
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(directory):
         os.rename(directory, old)
@@ -114,7 +156,7 @@ def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> Non
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _world_readable(root: str) -> None:
+def world_readable(root: str) -> None:
     """The jail's user is nobody: it must be able to read (and traverse) everything."""
     os.chmod(root, 0o755)
     for dirpath, dirnames, filenames in os.walk(root):

@@ -6,33 +6,48 @@ actions come out (start or stop the jail, spawn n children, send a task, stop, k
 release a child, deliver an outcome). No sockets, no signals, no clock: the shell
 (``sandbox.worker``) passes ``now`` and does the I/O. The rules, in one place:
 
-Children (states: IDLE, BUSY, DYING, FROZEN, RELEASED)
-  1. While the jail is up the pool keeps ``size`` children occupying it (IDLE, BUSY, DYING or
-     FROZEN) or on their way (spawn asked, not yet reported): after every event it asks for
-     the difference.
-  2. A spawned child is IDLE. Idle children are handed out oldest first, one task each: a task
-     without a reuse key takes a fresh child; a task with one takes an idle child bound to its
-     key, else a fresh one. When a task can take no child while idle children bound to other
-     keys wait, the one idle longest is released to make room for a fresh one.
+Children (states: STARTING, IDLE, BUSY, DYING, FROZEN, RELEASED)
+  1. While the jail is up the pool keeps ``size`` children serving (STARTING, IDLE, BUSY or
+     DYING) or on their way (spawn asked, not yet reported): after every event it asks for
+     the difference. A FROZEN child frozen while fewer than half the pool's children are idle
+     does not count (``spawn_ahead``): under a steady stream its replacement is on its way at
+     once, so a task never waits for a child's set-up; when tasks come spaced, the fork waits
+     for the release and stays off the result's way back.
+  1r. Readiness: in a pool whose children run a worker program of their own (``ready_timeout_s``
+     set: the pyodide runtime's Node.js, which takes seconds to load), a spawned child is
+     STARTING until its ready frame is read, then IDLE. One that exits, closes its channel or
+     sends anything else first, or is not ready within ``ready_timeout_s``, is released and
+     replaced; ``start_failures`` of those in a row count as the jail failing (rule 11, so
+     its restarts back off) and name the reason.
+  2. A spawned child is IDLE (in a pool of rule 1r: once ready). Idle children are handed out
+     oldest first, one task each: a task without a reuse key takes a fresh child; a task with
+     one takes an idle child bound to its key, else a fresh one. When a task can take no
+     child while idle children bound to other keys wait, the one idle longest is released to
+     make room for a fresh one (unless fresh ones are already on their way or starting).
   3. A BUSY child's task ends when its result frame is complete (the envelope is delivered as
      it came), its deadline passes (``timeout``), it is cancelled (``crashed``, "cancelled
      while running"), or its frame is over the envelope limit (``output_limit``); the last
-     three kill it.
+     three kill it. The deadline is the task's timeout plus ``kill_grace_s``: a child that
+     interrupts its own task at the timeout (a pyodide worker) answers ``timeout`` itself and
+     stays whole for the pool to release; the grace is for one whose snippet did not listen
+     (a swallowed interrupt, a sleep), which is then killed from outside.
   4. A BUSY child whose channel closes without a result is killed and DYING: the zygote's exit
-     report says why (a seccomp kill, a crash, the cgroup's OOM killer, or our own kill after
-     it closed its channel), or ``exit_report_s`` passes without one. A BUSY child that exits
+     report says why (a seccomp kill, a crash, the cgroup's OOM killer, our own kill after it
+     closed its channel, or an exit code or signal the runtime gives a meaning to:
+     ``exit_reasons``, ``signal_reasons``), or ``exit_report_s`` passes without one. A BUSY child that exits
      before its channel closes is classified the same way at once.
   5. A child whose task is over is FROZEN (SIGSTOP: nothing of it runs any more) and released
-     ``recycle_delay_s`` later, so its teardown and its replacement's fork stay off the result's
-     way back; at once when a task waits or no child is idle, or when the delay is 0.
+     ``recycle_delay_s`` later, so its teardown stays off the result's way back; at once when
+     a task waits, no child is idle, ``size`` children are frozen already, or the delay is 0.
   5w. Worker mode: a task may name a reuse key (its lane, its tenant). The child that runs it
      is bound to that key for life. After ``ok`` or ``error``, unless it asked to retire, a
      bound child that has run fewer than ``worker_tasks`` tasks and is younger than
-     ``worker_age_s`` is IDLE again, for tasks of that key only; otherwise it is released as
-     in rule 5. An idle bound child past its age is released.
+     ``worker_age_s`` (counted from when it became idle first) is IDLE again, for tasks of
+     that key only; otherwise it is released as in rule 5. An idle bound child past its age
+     is released.
   6. Releasing a child kills it and closes its channel (RELEASED); the record stays until the
      zygote reports the exit, so a pid is never mistaken for its successor. A child that
-     exits while IDLE or FROZEN is released and replaced.
+     exits while IDLE or FROZEN is released and replaced (while STARTING: rule 1r).
 
 Tasks
   7. A submitted task takes an idle child at once or waits, in FIFO order, at most
@@ -65,6 +80,7 @@ from runtimes.outcome import Status
 
 
 class ChildState(enum.Enum):
+    STARTING = "starting"  # spawned; its worker program has not said ready yet (rule 1r)
     IDLE = "idle"  # set up, waiting for a task
     BUSY = "busy"  # its task frame is sent; its result is not in yet
     DYING = "dying"  # killed after its channel closed; waiting for the exit report
@@ -147,16 +163,25 @@ class PoolRules:
     acquire_timeout_s: float = 30.0
     start_timeout_s: float = 10.0
     recycle_delay_s: float = 0.003
+    spawn_ahead: bool = True  # a frozen child's replacement is spawned at once (rule 1)
     exit_report_s: float = 2.0
     worker_tasks: int = 100  # worker mode: tasks one bound child may run
     worker_age_s: float = 60.0  # worker mode: how long a bound child may serve
     restart_backoff_s: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 5.0)
     stable_s: float = 30.0  # a jail up this long resets the restart backoff
+    ready_timeout_s: float = 0.0  # rule 1r: children say ready first (0: they are idle at once)
+    start_failures: int = 3  # rule 1r: children in a row that fail to get ready fail the jail
+    kill_grace_s: float = 0.0  # rule 3: how long past its timeout a task's child is killed
+    # rule 4: what a runtime's children mean by an exit code or a killing signal
+    exit_reasons: tuple[tuple[int, str], ...] = ()
+    signal_reasons: tuple[tuple[int, str], ...] = ()
 
 
-def classify(wait_status: int | None, *, oom_killed: bool, killed_for: str | None) -> tuple[Status, str]:
+def classify(wait_status: int | None, *, oom_killed: bool, killed_for: str | None,
+             rules: PoolRules | None = None) -> tuple[Status, str]:
     """What a child's death means when it left no result. ``killed_for`` is why this pool
-    killed it, if it did."""
+    killed it, if it did; ``rules`` may give the runtime's own exit codes and signals a
+    meaning."""
     if wait_status is None:
         return Status.CRASHED, "the sandboxed process vanished without a result (no exit report)"
     if os.WIFSIGNALED(wait_status):
@@ -169,8 +194,14 @@ def classify(wait_status: int | None, *, oom_killed: bool, killed_for: str | Non
             return Status.MEMORY_LIMIT, "killed by the kernel for exceeding the jail's memory cap"
         if sig == signal.SIGKILL and killed_for:
             return Status.CRASHED, f"{killed_for}; the runner killed it"
+        meaning = dict(rules.signal_reasons).get(sig) if rules else None
+        if meaning:
+            return Status.CRASHED, meaning
         return Status.CRASHED, f"killed by {signal.Signals(sig).name} without a result"
     code = os.WEXITSTATUS(wait_status)
+    meaning = dict(rules.exit_reasons).get(code) if rules else None
+    if meaning:
+        return Status.CRASHED, meaning
     return Status.CRASHED, f"the sandboxed process exited with code {code} without a result"
 
 
@@ -179,12 +210,14 @@ class Child:
     pid: int
     state: ChildState
     key: Hashable | None = None  # the task it runs (BUSY, DYING)
-    until: float = 0.0  # BUSY: task deadline; DYING: report wait; FROZEN: release time
+    until: float = 0.0  # STARTING: ready deadline; BUSY: task deadline; DYING: report wait;
+    # FROZEN: release time; IDLE and bound: the end of its age
     timeout_s: float = 0.0
     tasks_run: int = 0
     killed_for: str | None = None
     bound: Hashable | None = None  # worker mode: the reuse key it serves
     born: float = 0.0
+    ahead: bool = False  # frozen with its replacement already asked for (rule 1)
 
 
 @dataclass
@@ -212,7 +245,11 @@ class PoolCore:
         self.pending = 0  # spawns asked for, not yet reported
         self._waiting: deque[_Waiting] = deque()
         self._running: dict[Hashable, int] = {}  # task key -> pid (BUSY or DYING)
-        self._occupying = 0  # children IDLE, BUSY, DYING or FROZEN
+        # children STARTING, IDLE, BUSY or DYING (and FROZEN, without spawn_ahead)
+        self._occupying = 0
+        self._starting = 0  # children STARTING
+        self._start_failures = 0  # rule 1r: in a row, in this jail
+        self.start_failure = ""  # rule 1r: why the last child failed to get ready
 
     # -- the jail ----------------------------------------------------------------------------
 
@@ -246,7 +283,7 @@ class PoolCore:
         self._idle.clear()
         self._warm.clear()
         self._running.clear()
-        self._occupying = self.pending = 0
+        self._occupying = self.pending = self._starting = self._start_failures = 0
         backoff = self.rules.restart_backoff_s
         self.jail, self.jail_reason = JailState.DOWN, reason
         self.jail_until = now + backoff[min(self._failures, len(backoff) - 1)]
@@ -260,10 +297,32 @@ class PoolCore:
         if self.jail is not JailState.UP:
             return [Release(pid)]
         self.pending = max(0, self.pending - 1)
+        self._occupying += 1
+        if self.rules.ready_timeout_s > 0:
+            self.children[pid] = Child(pid, ChildState.STARTING, until=now + self.rules.ready_timeout_s)
+            self._starting += 1
+            return self._settle(now)
         self.children[pid] = Child(pid, ChildState.IDLE, born=now)
         self._idle.append(pid)
-        self._occupying += 1
         return self._settle(now)
+
+    def child_ready(self, pid: int, now: float) -> list[Action]:
+        """``pid``'s ready frame came (rule 1r)."""
+        child = self.children.get(pid)
+        if child is None or child.state is not ChildState.STARTING:
+            return []
+        self._starting -= 1
+        self._start_failures = 0
+        child.state, child.until, child.born = ChildState.IDLE, 0.0, now
+        self._idle.append(pid)
+        return self._settle(now)
+
+    def not_ready(self, pid: int, reason: str, now: float) -> list[Action]:
+        """``pid`` sent something else than its ready frame first (rule 1r)."""
+        child = self.children.get(pid)
+        if child is None or child.state is not ChildState.STARTING:
+            return []
+        return self._start_failed(child, reason, now)
 
     def wants_cause(self, pid: int) -> bool:
         """Whether an exit report of ``pid`` decides a task's outcome (the shell then reads
@@ -277,9 +336,16 @@ class PoolCore:
             return []
         out: list[Action] = []
         if child.state in (ChildState.BUSY, ChildState.DYING):
-            status, message = classify(wait_status, oom_killed=oom_killed, killed_for=child.killed_for)
+            status, message = classify(wait_status, oom_killed=oom_killed,
+                                       killed_for=child.killed_for, rules=self.rules)
             out.append(self._end(child, outcome.encode(status, message), status))
             out.append(self._release(child))
+        elif child.state is ChildState.STARTING:
+            _, message = classify(wait_status, oom_killed=oom_killed, killed_for=None,
+                                  rules=self.rules)
+            out += self._start_failed(child, f"it ended before it was ready: {message}", now)
+            if self.jail is not JailState.UP:  # that failure failed the jail: all forgotten
+                return out
         elif child.state in (ChildState.IDLE, ChildState.FROZEN):
             out.append(self._release(child))
         del self.children[pid]  # reaped: the zygote reports each child once
@@ -303,10 +369,14 @@ class PoolCore:
                 and now - child.born < self.rules.worker_age_s):
             child.state, child.until = ChildState.IDLE, child.born + self.rules.worker_age_s
             self._warm.setdefault(child.bound, deque()).append(pid)
-        elif self.rules.recycle_delay_s <= 0 or self._waiting or not self._idle:
+        elif self.rules.recycle_delay_s <= 0 or self._waiting or not self._idle or (
+                self._frozen() >= self.rules.size):
             out.append(self._release(child))
         else:
             child.state, child.until = ChildState.FROZEN, now + self.rules.recycle_delay_s
+            if self.rules.spawn_ahead and len(self._idle) < max(1, self.rules.size // 2):
+                child.ahead = True
+                self._occupying -= 1  # rule 1: its replacement starts now
             out.append(Stop(pid))
         return out + self._settle(now)
 
@@ -330,6 +400,8 @@ class PoolCore:
             return [Kill(pid)]
         if child.state is ChildState.IDLE:
             return [self._release(child)] + self._settle(now)
+        if child.state is ChildState.STARTING:
+            return self._start_failed(child, "it closed its channel before it was ready", now)
         return []
 
     # -- tasks -------------------------------------------------------------------------------
@@ -368,9 +440,17 @@ class PoolCore:
                 continue
             if child.state is ChildState.BUSY:
                 status = Status.TIMEOUT
-                out.append(self._end(child, outcome.encode(
-                    status, f"exceeded the wall-clock timeout of {child.timeout_s:g} s"), status))
+                message = f"exceeded the wall-clock timeout of {child.timeout_s:g} s"
+                if self.rules.kill_grace_s > 0:
+                    message += (f" (killed from outside {self.rules.kill_grace_s:g} s later: "
+                                "the interrupt did not end it)")
+                out.append(self._end(child, outcome.encode(status, message), status))
                 out.append(self._release(child))
+            elif child.state is ChildState.STARTING:
+                out += self._start_failed(
+                    child, f"it was not ready within {self.rules.ready_timeout_s:g} s", now)
+                if self.jail is not JailState.UP:
+                    break
             elif child.state is ChildState.DYING:
                 status, message = classify(None, oom_killed=False, killed_for=child.killed_for)
                 out.append(self._end(child, outcome.encode(status, message), status))
@@ -408,7 +488,8 @@ class PoolCore:
     def wake_at(self) -> float | None:
         """When ``tick`` has something to do, or None."""
         times = [c.until for c in self.children.values()
-                 if c.state in (ChildState.BUSY, ChildState.DYING, ChildState.FROZEN)
+                 if c.state in (ChildState.STARTING, ChildState.BUSY, ChildState.DYING,
+                                ChildState.FROZEN)
                  or (c.state is ChildState.IDLE and c.bound is not None)]
         if self._waiting:
             times.append(self._waiting[0].until)
@@ -443,7 +524,8 @@ class PoolCore:
                     continue
                 child = self.children[pid]
                 child.state, child.key, child.killed_for = ChildState.BUSY, waiting.key, None
-                child.timeout_s, child.until = waiting.timeout_s, now + waiting.timeout_s
+                child.timeout_s = waiting.timeout_s
+                child.until = now + waiting.timeout_s + self.rules.kill_grace_s
                 child.bound = waiting.reuse
                 self._running[waiting.key] = pid
                 out.append(SendTask(pid, waiting.key, waiting.reuse is not None))
@@ -454,7 +536,8 @@ class PoolCore:
                     out.append(self._release(child))
             # workers of other keys give way, oldest idle first, to the fresh children a
             # waiting task needs (each release is refilled with a fresh child below)
-            wanting = sum(1 for w in self._waiting if not self._warm.get(w.reuse)) - self.pending
+            wanting = (sum(1 for w in self._waiting if not self._warm.get(w.reuse))
+                       - self.pending - self._starting)
             for queue in list(self._warm.values()):
                 while queue and wanting > 0:
                     out.append(self._release(self.children[queue[0]]))
@@ -465,6 +548,9 @@ class PoolCore:
                 self.pending += want
                 out.append(Spawn(want))
         return out
+
+    def _frozen(self) -> int:
+        return sum(1 for c in self.children.values() if c.state is ChildState.FROZEN)
 
     def _take(self, reuse: Hashable | None) -> int | None:
         """The child a task of this reuse key takes now, if any (rule 2)."""
@@ -485,7 +571,20 @@ class PoolCore:
         self._running.pop(key, None)
         return Deliver(key, envelope, status, child.pid, made)
 
+    def _start_failed(self, child: Child, reason: str, now: float) -> list[Action]:
+        """Rule 1r: a child that did not get ready is released (and replaced), and enough
+        of them in a row fail the jail."""
+        self._start_failures += 1
+        self.start_failure = f"a {self.runtime} worker did not start: {reason}"
+        out: list[Action] = [self._release(child)]
+        if self._start_failures >= self.rules.start_failures:
+            return out + self.jail_lost(
+                f"{self._start_failures} workers in a row did not start; the last: {reason}", now)
+        return out + self._settle(now)
+
     def _release(self, child: Child) -> Release:
+        if child.state is ChildState.STARTING:
+            self._starting -= 1
         if child.state is ChildState.IDLE:
             if child.bound is None:
                 self._idle.remove(child.pid)
@@ -494,7 +593,7 @@ class PoolCore:
                 queue.remove(child.pid)
                 if not queue:
                     del self._warm[child.bound]
-        if child.state is not ChildState.RELEASED:
+        if child.state is not ChildState.RELEASED and not child.ahead:
             self._occupying -= 1
         child.state, child.until = ChildState.RELEASED, 0.0
         return Release(child.pid)
@@ -507,5 +606,10 @@ class PoolCore:
         if self.jail is not JailState.UP:
             why = f": {self.jail_reason}" if self.jail_reason else ""
             return f"the {self.runtime} jail was not running for {waited}{why}"
+        if self._start_failures:
+            return f"no idle {self.runtime} sandbox within {waited}: {self.start_failure}"
+        if self._starting:
+            return (f"no idle {self.runtime} sandbox within {waited} (pool of {self.rules.size}: "
+                    f"{self._starting} still starting, the others busy)")
         return (f"no idle {self.runtime} sandbox within {waited} "
                 f"(pool of {self.rules.size}, all busy)")

@@ -2,7 +2,10 @@
 
 A runtime's facts: the names a request may use for it, the third-party packages its jail
 needs inside (importable names, copied into the jail's staging directory), whether Python's
-language layer (``policy``, ``imports``) applies, and the version a runner advertises.
+import allow-lists apply and which policies a task may ask for, whether its children are
+workers of their own, and the version a runner advertises. What a runtime's jail adds beyond
+the common one (mounts, namespaces, the workers' settings) is its host module's business:
+``sandbox.pyodide`` for pyodide, called through ``jail_setup``.
 """
 
 from __future__ import annotations
@@ -11,10 +14,24 @@ import functools
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 def _python_version() -> str:
     return platform.python_version()
+
+
+def _pyodide_version() -> str:
+    from sandbox import pyodide_dist
+
+    # the Python inside first, so that a task asking for version "3.11" finds it
+    return f"{pyodide_dist.PYODIDE_PYTHON}-pyodide-{pyodide_dist.PYODIDE_VERSION}"
+
+
+def _pyodide_setup(config: Any) -> Any:
+    from sandbox import pyodide
+
+    return pyodide.jail_setup(config)
 
 
 def _quickjs_version() -> str:
@@ -31,9 +48,17 @@ class Runtime:
     name: str
     aliases: tuple[str, ...]
     jail_packages: tuple[str, ...]  # top-level importable names mounted at /sandbox/lib
-    language_layer: bool  # Python's policy and import allow-lists apply
+    language_layer: bool  # Python's import allow-lists apply (stdlib_allow, imports, ...)
     shared_output: bool  # its children print into a file the host maps (runtimes.output)
     _version: Callable[[], str]
+    policies: tuple[str, ...] = ("default",)  # what a task's ``policy`` may name
+    zygote_preload: bool = False  # the operator's ``preload`` modules load in its zygote
+    # Its children exec a worker program of their own (pyodide: Node.js, which cannot fork a
+    # warm interpreter): each says ready when it can take a task, serves several tasks, and
+    # every task has a reuse key (``sandbox.request``), so the pool's worker rules apply.
+    worker_children: bool = False
+    # what its jail adds to the common one (``sandbox.jail.RuntimeSetup``), from the config
+    jail_setup: Callable[[Any], Any] | None = None
 
     @property
     def version(self) -> str:
@@ -47,9 +72,14 @@ def _cached_version(name: str, probe: Callable[[], str]) -> str:
 
 RUNTIMES: dict[str, Runtime] = {
     r.name: r for r in (
-        Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, True, _python_version),
+        Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, True, _python_version,
+                policies=("default", "restricted"), zygote_preload=True),
         Runtime("javascript", ("js",), ("msgpack", "quickjs", "_quickjs"), False, True,
                 _quickjs_version),
+        # msgpack: the zygote's protocol, and worker.mjs copies its pure-Python part into
+        # Pyodide for the codec there
+        Runtime("pyodide", (), ("msgpack",), True, False, _pyodide_version,
+                worker_children=True, jail_setup=_pyodide_setup),
     )
 }
 

@@ -79,13 +79,17 @@ def build(
                                       stdout_bytes=stdout_bytes, result_bytes=result_bytes)
         except ConfigError as exc:
             raise RequestError(f"bad limits: {exc}") from exc
-    reuse = _reuse(isolation, reuse_key, limits)
-    if not registry.RUNTIMES[name].language_layer:
+    facts = registry.RUNTIMES[name]
+    reuse = _reuse(isolation, reuse_key, limits, facts)
+    if not facts.language_layer:
         if policy not in (None, "default") or imports is not None:
             raise RequestError(f"policy and imports apply to python, not {name}")
         return TaskRequest(name, code, data, limits, reuse=reuse)
     if policy not in (None, *POLICIES):
         raise RequestError(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
+    if policy not in (None, *facts.policies):
+        raise RequestError(f"policy {policy!r} is not available for {name} "
+                           f"(available: {', '.join(facts.policies)})")
     if isinstance(imports, str):
         raise RequestError("imports must be a list of module names, not a string")
     try:
@@ -95,12 +99,20 @@ def build(
     return TaskRequest(name, code, data, limits, policy or "default", allow.imports, reuse)
 
 
-def _reuse(isolation: str | None, reuse_key: str | None, limits: Limits) -> tuple[str, int] | None:
+def _reuse(isolation: str | None, reuse_key: str | None, limits: Limits,
+           facts: registry.Runtime) -> tuple[str, int] | None:
     if isolation not in (None, *ISOLATIONS):
         raise RequestError(f"unknown isolation {isolation!r} (available: {', '.join(ISOLATIONS)})")
     if reuse_key is not None and (not isinstance(reuse_key, str)
                                   or not 0 < len(reuse_key) <= MAX_REUSE_KEY_CHARS):
         raise RequestError(f"reuse_key must be a string of 1 to {MAX_REUSE_KEY_CHARS} characters")
+    if facts.worker_children:
+        # every task runs in a worker, of its caller's key only; no memory budget in the key:
+        # such a worker applies each task's own budget (its WebAssembly memory's growth)
+        if isolation == "process":
+            raise RequestError(f'isolation="process" is not available for {facts.name}: its '
+                               "workers serve several tasks each (see the README)")
+        return (reuse_key or "default", 0)
     if isolation != "worker":
         if reuse_key is not None:
             raise RequestError('reuse_key applies to isolation="worker"')

@@ -45,8 +45,10 @@ Deliver = Callable[[Hashable, bytes, Status], None]
 _SEND_TIMEOUT_S = 5.0  # a task frame into an idle child's socket buffer
 
 
-def rules_of(config: PoolConfig) -> core.PoolRules:
-    return core.PoolRules(
+def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
+    """A runtime's pool rules: the pool's settings, and for a runtime whose children are
+    workers of their own (``registry``: pyodide) its readiness, grace and exit meanings."""
+    rules = core.PoolRules(
         size=config.size,
         acquire_timeout_s=config.acquire_timeout_s,
         start_timeout_s=config.start_timeout_s,
@@ -54,6 +56,11 @@ def rules_of(config: PoolConfig) -> core.PoolRules:
         worker_tasks=config.worker_tasks,
         worker_age_s=config.worker_age_s,
     )
+    if registry.RUNTIMES[runtime].worker_children:
+        from sandbox import pyodide
+
+        rules = pyodide.pool_rules(rules, config.pyodide)
+    return rules
 
 
 @dataclass
@@ -63,20 +70,17 @@ class _ChildIO:
     fd: int  # kept: the loop unwatches this number even once the channel is closed
     pidfd: int
     host_pid: int
-    reader: framing.FrameReader | None = None  # set while a task's result is awaited
-    output_fd: int = -1  # the shared output file handed in with each task (runtimes.output)
-    output: mmap.mmap | None = None  # our mapping of it
+    reader: framing.FrameReader | None = None  # set while a ready or result frame is awaited
+    output: mmap.mmap | None = None  # our mapping of its shared output file (runtimes.output)
 
     def close(self) -> None:
         self.channel.close()
         if self.output is not None:
             self.output.close()
-        for fd in (self.pidfd, self.output_fd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        try:
+            os.close(self.pidfd)
+        except OSError:
+            pass
 
     def signal(self, sig: int) -> None:
         try:
@@ -95,6 +99,8 @@ class _Pool:
     requests: dict[Hashable, TaskRequest] = field(default_factory=dict)
     baseline_bytes: int = 0  # a fresh child's address space, measured once per jail
     oom_seen: int = 0
+    # the output files sent with spawns whose children are not reported yet, in order
+    outputs: deque[mmap.mmap] = field(default_factory=deque)
 
 
 class Worker:
@@ -106,11 +112,9 @@ class Worker:
         self.served = tuple(served)
         self._deliver = deliver
         self._launch = launcher or jail.launch
-        self._rules = rules_of(config)
         self._pools: dict[str, _Pool] = {}
         self._owner: dict[Hashable, _Pool] = {}  # task key -> the pool running it
         self._boost = os.geteuid() == 0  # see jail.BACKGROUND_NICE
-        self._filter = seccomp.child_filter()
         self._closed = False
         loop.add_timed(self)
 
@@ -128,9 +132,17 @@ class Worker:
             self.loop.run_once()
         if pool.core.jail is not core.JailState.UP:
             raise JailError(f"the {runtime} jail did not start: {pool.core.jail_reason}")
-        settle = time.monotonic() + self.config.start_timeout_s  # its first children, too
-        while pool.core.pending and pool.core.jail is core.JailState.UP and time.monotonic() < settle:
+        # its first children too: all spawned, and (workers that say ready) one of them ready
+        settle = time.monotonic() + self.config.start_timeout_s + pool.core.rules.ready_timeout_s
+
+        def settling() -> bool:
+            counts = pool.core.counts()
+            return bool(pool.core.pending or (counts["starting"] and not pool.core.idle_count()))
+
+        while settling() and pool.core.jail is core.JailState.UP and time.monotonic() < settle:
             self.loop.run_once(max_wait_s=settle - time.monotonic())
+        if pool.core.jail is not core.JailState.UP:
+            raise JailError(f"the {runtime} jail did not start: {pool.core.jail_reason}")
 
     def submit(self, key: Hashable, request: TaskRequest) -> None:
         now = time.monotonic()
@@ -232,11 +244,15 @@ class Worker:
             self._jail_gone(pool, f"its zygote reported child {pid} without its channel and pidfd")
             return
         channel = socket.socket(fileno=fds[0])
+        channel.setblocking(False)  # the loop reads only what has arrived, and sends likewise
         io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
-        if registry.RUNTIMES[pool.runtime].shared_output:
-            io.output_fd, io.output = _output_file()
+        facts = registry.RUNTIMES[pool.runtime]
+        if facts.shared_output and pool.outputs:
+            io.output = pool.outputs.popleft()  # the zygote hands them out in spawn order
+        if facts.worker_children:  # its first frame says it is ready (pool rule 1r)
+            io.reader = framing.FrameReader(framing.MAX_CONTROL_BYTES)
         pool.children[pid] = io
-        if not pool.baseline_bytes:
+        if not pool.baseline_bytes and not facts.worker_children:
             pool.baseline_bytes = _address_space(io.host_pid)
         self.loop.watch(io.fd, functools.partial(self._on_channel, pool, pid))
         self._apply(pool, pool.core.spawned(pid, now))
@@ -248,6 +264,10 @@ class Worker:
         now = time.monotonic()
         if io.reader is None:  # nothing may come from a child that has no task
             self._apply(pool, pool.core.channel_lost(pid, now))
+            return
+        child = pool.core.children.get(pid)
+        if child is not None and child.state is core.ChildState.STARTING:
+            self._on_ready_frame(pool, io, now)
             return
         try:
             frame = io.reader.read(io.channel)
@@ -262,6 +282,25 @@ class Worker:
             seen = outcome.peek(frame)
             status, retire = seen if seen is not None else (None, True)
             self._apply(pool, pool.core.result(pid, frame, status, now, retire))  # type: ignore[arg-type]
+
+    def _on_ready_frame(self, pool: _Pool, io: _ChildIO, now: float) -> None:
+        """A worker's first frame: ``worker_ready``, or it failed to start (rule 1r)."""
+        assert io.reader is not None
+        try:
+            frame = io.reader.read(io.channel)
+            if frame is None:
+                return
+            ready = protocol.decode(frame, (protocol.WorkerReady,))
+        except framing.ChannelClosed:
+            self._apply(pool, pool.core.channel_lost(io.pid, now))
+            return
+        except framing.WireError as exc:
+            self._apply(pool, pool.core.not_ready(io.pid, f"its ready frame is malformed: {exc}", now))
+            return
+        io.reader = None
+        for name, why in ready.preload_failed.items():
+            log.warning("%s worker could not preload %s: %s", pool.runtime, name, why)
+        self._apply(pool, pool.core.child_ready(io.pid, now))
 
     def _on_jail_exit(self, pool: _Pool, events: int) -> None:
         self._jail_gone(pool, None)
@@ -319,6 +358,8 @@ class Worker:
                     pool.jail.close()
                     pool.jail = None
                 pool.baseline_bytes = 0
+                while pool.outputs:  # sent with spawns that will never be reported
+                    pool.outputs.popleft().close()
 
     def _with_output(self, pool: _Pool, action: core.Deliver, request: TaskRequest,
                      envelope: bytes) -> bytes:
@@ -348,9 +389,12 @@ class Worker:
         except (JailError, OSError) as exc:
             return str(exc)
         pool.jail = process
+        facts = registry.RUNTIMES[pool.runtime]
+        child_filter = seccomp.worker_filter() if facts.worker_children else seccomp.child_filter()
         init = protocol.Init(
-            self._filter.program, tuple(self._filter.pid_slots),
-            tuple(self.config.preload) if registry.RUNTIMES[pool.runtime].language_layer else (),
+            child_filter.program, tuple(child_filter.pid_slots),
+            tuple(self.config.preload) if facts.zygote_preload else (),
+            process.worker,
         )
         try:
             framing.send_control(process.control, protocol.encode(init))
@@ -375,12 +419,22 @@ class Worker:
         pool.watched.clear()
 
     def _spawn(self, pool: _Pool, count: int) -> bool:
+        """Ask for ``count`` children, each with a shared output file of its own (made here,
+        off any task's path: the child maps it before its rehearsal)."""
         if pool.jail is None:
             return False
+        shared = registry.RUNTIMES[pool.runtime].shared_output
         try:
             while count > 0:
                 n = min(count, protocol.MAX_SPAWN)
-                framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)))
+                files = [_output_file() for _ in range(n)] if shared else []
+                try:
+                    framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)),
+                                         tuple(fd for fd, _ in files))
+                finally:
+                    for fd, _ in files:
+                        os.close(fd)  # the child's copy travels; our mapping stays
+                pool.outputs.extend(view for _, view in files)
                 count -= n
         except OSError:
             return False
@@ -403,14 +457,10 @@ class Worker:
             timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
         ))
         io.reader = framing.FrameReader(lim.envelope_bytes)
-        fds: tuple[int, ...] = ()
         if io.output is not None:
             output.HEADER.pack_into(io.output, 0, 0, 0)  # nothing printed yet
-            fds = (io.output_fd,)
         try:
-            io.channel.settimeout(_SEND_TIMEOUT_S)
-            framing.send_frame(io.channel, body, fds)
-            io.channel.setblocking(False)  # from here on, read only what has arrived
+            framing.send_frame_within(io.channel, body, _SEND_TIMEOUT_S)
         except OSError:
             return False
         if not self.loop.watching(io.fd):
@@ -428,7 +478,8 @@ class Worker:
     def _pool(self, runtime: str) -> _Pool:
         pool = self._pools.get(runtime)
         if pool is None:
-            pool = self._pools[runtime] = _Pool(runtime, core.PoolCore(runtime, self._rules))
+            rules = rules_of(self.config, runtime)
+            pool = self._pools[runtime] = _Pool(runtime, core.PoolCore(runtime, rules))
         return pool
 
 

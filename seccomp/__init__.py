@@ -1,7 +1,8 @@
 """The syscall policy and its two renderings: nsjail's jail-wide filter, the per-child BPF.
 
 ``jail_policy()`` gives the kafel text nsjail installs on the whole jail; ``child_filter()``
-gives the compiled BPF program each child installs on itself (see ``seccomp.policy``).
+gives the compiled BPF program each child installs on itself, ``worker_filter()`` the one a
+pyodide worker installs before it execs Node.js (see ``seccomp.policy``).
 Only x86_64 is supported for now; other machines get ``UnsupportedArchitecture``.
 """
 
@@ -13,7 +14,8 @@ import platform
 from seccomp import bpf, kafel, policy
 from seccomp.bpf import PID_PLACEHOLDER, ChildFilter
 
-__all__ = ["PID_PLACEHOLDER", "ChildFilter", "UnsupportedArchitecture", "child_filter", "jail_policy"]
+__all__ = ["PID_PLACEHOLDER", "ChildFilter", "UnsupportedArchitecture", "child_filter", "jail_policy",
+           "worker_filter"]
 
 
 class UnsupportedArchitecture(RuntimeError):
@@ -42,4 +44,14 @@ def child_filter() -> ChildFilter:
     return bpf.compile_child(
         policy.CHILD_KILL, policy.CHILD_SELF_ONLY, policy.CHILD_THREADS_ONLY, policy.CHILD_ENOSYS,
         policy.CHILD_EPERM,
+    )
+
+
+@functools.cache
+def worker_filter() -> ChildFilter:
+    """The pyodide worker's BPF program: the child filter with Node.js's differences."""
+    _check_machine()
+    return bpf.compile_child(
+        policy.WORKER_KILL, policy.WORKER_SELF_ONLY, policy.WORKER_THREADS_ONLY,
+        policy.WORKER_ENOSYS, policy.WORKER_EPERM, policy.WORKER_NOTIFY,
     )

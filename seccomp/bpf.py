@@ -6,9 +6,9 @@ compilation happens in the child, and no library is needed inside the jail.
 
 Order of checks: architecture (anything but x86_64 is killed: a 32-bit syscall table would
 bypass every rule), x32 numbers (killed), then a binary search over the numbers that have a
-rule (kill; ENOSYS; EPERM; ``clone`` for threads only; ``kill``/``tkill``/``tgkill`` to its own pid
-only), leading to the argument checks where a rule needs them; everything else is left to the
-jail filter underneath.
+rule (kill; ENOSYS; EPERM; a supervisor's answer; ``clone`` for threads only;
+``kill``/``tkill``/``tgkill`` to its own pid only), leading to the argument checks where a rule
+needs them; everything else is left to the jail filter underneath.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _LEAF_RULES = 4
 RET_ALLOW = 0x7FFF0000
 RET_KILL_PROCESS = 0x80000000
 RET_ERRNO = 0x00050000
+RET_USER_NOTIF = 0x7FC00000
 ENOSYS = 38
 EPERM = 1
 
@@ -78,11 +79,14 @@ def compile_child(
     threads_only: frozenset[str],
     enosys: frozenset[str],
     eperm: frozenset[str] = frozenset(),
+    notify: frozenset[str] = frozenset(),
 ) -> ChildFilter:
-    """Build the per-child program from the policy's name sets (x86_64)."""
+    """Build the per-child program from the policy's name sets (x86_64). ``notify``: calls
+    handed to a user-space supervisor (``SECCOMP_RET_USER_NOTIF``); with no supervisor
+    listening they fail with ENOSYS (the pyodide worker's one exec, see ``seccomp.policy``)."""
     rules = sorted(
         [(number(n), "kill") for n in kill] + [(number(n), "enosys") for n in enosys]
-        + [(number(n), "eperm") for n in eperm]
+        + [(number(n), "eperm") for n in eperm] + [(number(n), "notify") for n in notify]
         + [(number(n), "threads") for n in threads_only] + [(number(n), "self") for n in self_only]
     )
     if len({nr for nr, _ in rules}) != len(rules):
@@ -126,6 +130,8 @@ def compile_child(
     emit(Insn(JEQ_K, 0, jt="allow", jf="kill"))
     emit(Insn(RET_K, RET_ERRNO | ENOSYS), label="enosys")
     emit(Insn(RET_K, RET_ERRNO | EPERM), label="eperm")
+    if notify:
+        emit(Insn(RET_K, RET_USER_NOTIF), label="notify")
     emit(Insn(RET_K, RET_ALLOW), label="allow")
     emit(Insn(RET_K, RET_KILL_PROCESS), label="kill")
     return ChildFilter(program=_assemble(insns), pid_slots=tuple(pid_labels))

@@ -108,3 +108,22 @@ KAFEL_NAMES: dict[str, str] = {
     "umount2": "umount",
     "_sysctl": "sysctl",
 }
+
+# -- the pyodide worker (runtimes/pyodide): a Node.js process serving several tasks ---------
+# Its filter is the child filter with these differences, each forced by Node.js 20:
+#
+# - ``execve``/``execveat`` are handed to a supervisor (SECCOMP_RET_USER_NOTIF) instead of
+#   killing: the forked child must exec node once, after installing its filter. The launch
+#   answers exactly that one exec and closes its listener; with no listener left, the kernel
+#   fails every later exec with ENOSYS (so an exec from the worker is an error, not a kill).
+# - ``io_uring_setup`` fails with ENOSYS instead of killing: libuv probes io_uring at start
+#   and falls back to epoll and its thread pool. ``io_uring_enter``/``register`` still kill.
+# - threads are allowed as for the child (``clone`` with CLONE_THREAD only), and the worker's
+#   RLIMIT_NPROC is not 0: V8's platform threads, libuv's pool and the timeout watchdog are
+#   threads. The jail's cgroup pids cap bounds them.
+WORKER_NOTIFY: frozenset[str] = frozenset({"execve", "execveat"})
+WORKER_ENOSYS: frozenset[str] = CHILD_ENOSYS | {"io_uring_setup"}
+WORKER_KILL: frozenset[str] = CHILD_KILL - WORKER_NOTIFY - WORKER_ENOSYS
+WORKER_EPERM: frozenset[str] = CHILD_EPERM
+WORKER_SELF_ONLY: frozenset[str] = CHILD_SELF_ONLY
+WORKER_THREADS_ONLY: frozenset[str] = CHILD_THREADS_ONLY

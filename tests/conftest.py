@@ -69,6 +69,60 @@ def default_sandbox():
         yield sb
 
 
+# -- the pyodide runtime (its workers load Pyodide for seconds: one sandbox per session) --------
+
+
+# How long after a timeout a worker is killed from outside, in the tests: longer than the
+# default, so that on this shared, loaded machine a worker whose interrupt does work always
+# answers first (the tests of a timeout tell the two apart by their messages).
+PYODIDE_GRACE_S = 2.0
+
+
+class OneRuntime:
+    """A sandbox seen through one runtime: ``run(code, data, **options)``."""
+
+    def __init__(self, sb, runtime: str) -> None:
+        self.sandbox = sb
+        self.runtime = runtime
+
+    def run(self, code: str, data=None, **options):
+        return self.sandbox.run(self.runtime, code, data, **options)
+
+    def wait_ready(self, count: int | None = None, timeout_s: float = 120.0) -> bool:
+        """Until ``count`` workers (default: the whole pool) are idle; False on timeout."""
+        import time
+
+        want = self.sandbox.config.size if count is None else count
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.sandbox.snapshot()[self.runtime]["counts"]["idle"] >= want:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+@pytest.fixture(scope="session")
+def pyodide():
+    """Pyodide workers in a real jail, every import allowed (as ``sandbox``): the JS
+    lockdown, the worker filter and the jail are exercised on their own."""
+    from sandbox import PoolConfig, PyodideConfig, Sandbox
+
+    with Sandbox(PoolConfig(size=2, stdlib_allow=("*",), external_allow=("*",),
+                            pyodide=PyodideConfig(kill_grace_s=PYODIDE_GRACE_S)),
+                 runtimes=("pyodide",)) as sb:
+        yield OneRuntime(sb, "pyodide")
+
+
+@pytest.fixture(scope="session")
+def default_pyodide():
+    """Pyodide workers with the operator's defaults: the curated import allow-list."""
+    from sandbox import PoolConfig, PyodideConfig, Sandbox
+
+    with Sandbox(PoolConfig(size=1, pyodide=PyodideConfig(kill_grace_s=PYODIDE_GRACE_S)),
+                 runtimes=("pyodide",)) as sb:
+        yield OneRuntime(sb, "pyodide")
+
+
 @pytest.fixture(scope="session")
 def n8n():
     """A real n8n 2.41.1 in external-runner mode, once per session (installed into the

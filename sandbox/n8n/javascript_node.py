@@ -110,7 +110,7 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
                 "values": env.get("env") or {}},
     }
     try:
-        encoded = codec.encode(data)
+        encoded = codec.encode(data, path="data")
     except codec.EncodeError as exc:
         raise JobError(f"the task's data cannot be sent to the sandbox: {exc}") from exc
     return Job("javascript", snippet(settings.code), encoded, limits)

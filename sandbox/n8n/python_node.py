@@ -175,7 +175,7 @@ def job(settings: Settings, limits: Limits) -> Job:
             "code": settings.code, "filename": FILENAMES[settings.node_mode],
             "each": settings.node_mode == "runOnceForEachItem", "items": settings.items or [],
             "query": settings.query, "max_prints": MAX_PRINTS,
-        })
+        }, path="data")
     except codec.EncodeError as exc:
         raise JobError(f"the task's items cannot be sent to the sandbox: {exc}") from exc
     return Job("python", WRAPPER, data, limits)

@@ -57,7 +57,7 @@ def stop_serving(server: BrokerServer) -> None:
 def start_runner(endpoint: str, name: str, slots: int = 1, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "sandbox", "runner", "--connect", endpoint, "--slots", str(slots),
-         "--runtimes", "python", "--heartbeat", str(HEARTBEAT_S), "--liveness", "3",
+         "--runtimes", "python", "--heartbeat-s", str(HEARTBEAT_S), "--liveness", "3",
          "--name", name, *extra],
         stdin=subprocess.DEVNULL,
     )

@@ -168,11 +168,11 @@ def test_a_client_key_made_with_a_name_is_picked_with_key(ipc_dir):
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        ({}, []),
-        ({"bind": ("tcp://0.0.0.0:7700",), "curve_dir": "/k"}, []),  # runners stay on ipc
+        ({}, ("", False)),
+        ({"bind": ("tcp://0.0.0.0:7700",), "curve_dir": "/k"}, ("", False)),  # runners stay on ipc
         ({"bind": ("tcp://0.0.0.0:7700",), "runner_bind": ("tcp://0.0.0.0:7701",),
-          "curve_dir": "/k"}, ["--curve-dir", "/k", "--key", "runner"]),
-        ({"runner_bind": ("tcp://127.0.0.1:7701",), "insecure": True}, ["--insecure"]),
+          "curve_dir": "/k"}, ("/k", False)),
+        ({"runner_bind": ("tcp://127.0.0.1:7701",), "insecure": True}, ("", True)),
     ],
     ids=["ipc", "tcp-clients", "tcp-runners", "insecure"],
 )
@@ -182,8 +182,23 @@ def test_local_runners_connect_to_the_runner_endpoint_with_runner_keys(settings,
     argv = RunnerWatcher(config, endpoint).argv(0)
     assert argv[argv.index("--connect") + 1] == endpoint
     assert endpoint not in config.endpoints()
-    tail = argv[argv.index("--name") + 2:]
-    assert tail == expected
+    assert "--key" not in argv  # the runner's default pair, runner
+    handed = ServiceConfig.from_json(argv[argv.index("--settings") + 1])
+    assert (handed.curve_dir, handed.insecure) == expected
+
+
+def test_local_runners_get_the_daemons_settings_from_the_schema_not_from_flags():
+    """[14.9] serve re-spelled its settings as runner flags (and dropped those the runner
+    had no flag for); now it hands them over as the schema holds them."""
+    config = ServiceConfig(slots=3, groups=("gpu", "big"), heartbeat_s=0.25, liveness=5,
+                           stdlib_allow=("+os",), external_allow=("six",), preload=("json",),
+                           cgroup="off", cgroup_root="/x", runtimes=("python",))
+    argv = RunnerWatcher(config, config.runner_endpoints()[0]).argv(1)
+    assert argv[3:4] == ["runner"] and argv[argv.index("--name") + 1] == "local-1"
+    handed = ServiceConfig.from_json(argv[argv.index("--settings") + 1])
+    assert handed.pool() == config.pool()
+    assert (handed.slots, handed.groups, handed.heartbeat_s, handed.liveness, handed.runtimes) == (
+        3, ("gpu", "big"), 0.25, 5, ("python",))
 
 
 def test_the_default_runner_endpoint_sits_beside_the_client_one():
@@ -198,3 +213,119 @@ def test_a_tcp_runner_endpoint_needs_keys_like_a_client_one():
         ServiceConfig(runner_bind=("tcp://0.0.0.0:7701",))
 
 
+
+
+# -- issue 14: one line that says what to do, instead of a traceback ------------------------------
+
+
+def _taken_port() -> socket.socket:
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    return held
+
+
+def test_a_port_in_use_is_one_line_naming_the_endpoint():
+    """[14.4] `ZMQError: Address already in use` in a traceback, with no port named."""
+    with _taken_port() as held:
+        endpoint = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+        done = sandbox("serve", "--bind", endpoint, "--insecure", "--http", "", "--runners", "0")
+    assert done.returncode == 1
+    assert done.stderr == f"sandbox: cannot bind {endpoint}: address already in use\n"
+
+
+def test_the_http_port_in_use_is_one_line(ipc_dir):
+    """[14.4] `OSError: [Errno 98]` in a traceback."""
+    with _taken_port() as held:
+        address = f"127.0.0.1:{held.getsockname()[1]}"
+        done = sandbox("serve", "--bind", f"ipc://{ipc_dir}/s.sock", "--http", address,
+                       "--runners", "0")
+    assert done.returncode == 1
+    assert done.stderr == f"sandbox: cannot serve http on {address}: Address already in use\n"
+    assert os.listdir(ipc_dir) == []  # the broker's sockets went with it
+
+
+@pytest.mark.parametrize("command", [("exec", "-r", "python", "--connect", "foo"),
+                                     ("runner", "--connect", "foo")])
+def test_connect_to_what_is_not_an_endpoint_is_a_usage_error(command):
+    """[14.4] `--connect foo`: `ZMQError: Invalid argument`, exit 1 instead of 2."""
+    done = sandbox(*command)
+    assert done.returncode == 2
+    assert done.stderr == ("sandbox: --connect: 'foo' is not an endpoint: ipc://PATH or "
+                           "tcp://HOST:PORT\n")
+
+
+def test_a_missing_packages_dir_stops_serve_before_any_runner_starts(ipc_dir):
+    """[14.6] serve started, then restarted its runner forever (each failing on the missing
+    directory) while /healthz said 503 and clients waited 30 s."""
+    done = sandbox("serve", "--bind", f"ipc://{ipc_dir}/s.sock", "--http", "",
+                   "--packages-dir", f"{ipc_dir}/missing")
+    assert done.returncode == 1
+    assert done.stderr == (f"sandbox: packages_dir {ipc_dir}/missing does not exist (run "
+                           "`sandbox packages install ...` first)\n")
+
+
+def test_healthz_says_in_its_body_what_its_code_says(ipc_dir):
+    """[14.6] /healthz answered 503 with the body {"status": "ok", "runners": 0}."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    with _taken_port() as probe:
+        port = probe.getsockname()[1]  # free once closed: serve takes it
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--bind",
+                             f"ipc://{ipc_dir}/s.sock", "--http", f"127.0.0.1:{port}",
+                             "--runners", "0"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            except urllib.error.HTTPError as exc:
+                code, body = exc.code, json.loads(exc.read())
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
+        assert (code, body) == (503, {"status": "no runners", "runners": 0, "queued": 0,
+                                      "in_flight": 0})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize(("draining", "runners", "status", "code"), [
+    (False, 1, "ok", 200), (False, 0, "no runners", 503), (True, 1, "draining", 503)])
+def test_the_health_body_and_code_agree(draining, runners, status, code):
+    from sandbox.daemon import health
+
+    body = health(draining, runners, 0, 0)
+    assert body["status"] == status and (200 if body["status"] == "ok" else 503) == code
+
+
+def test_an_old_flag_still_works_and_names_the_new_one(ipc_dir):
+    """[14.9] `--grace` and friends become `--grace-s`...: scripts keep working, and say so."""
+    with _taken_port() as held:
+        endpoint = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+        done = sandbox("serve", "--bind", endpoint, "--insecure", "--http", "", "--runners",
+                       "0", "--grace", "3", "--queue-max", "5")
+    assert done.returncode == 1  # the port is held: serve got as far as binding it
+    assert done.stderr.splitlines() == [
+        "sandbox: warning: --grace is now --grace-s",
+        "sandbox: warning: --queue-max is now --max-queued",
+        f"sandbox: cannot bind {endpoint}: address already in use"]
+
+
+def test_a_misspelled_sandbox_variable_is_warned_about(ipc_dir):
+    with _taken_port() as held:
+        endpoint = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+        done = subprocess.run([sys.executable, "-m", "sandbox", "serve", "--bind", endpoint,
+                               "--insecure", "--http", "", "--runners", "0"],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "SANDBOX_SLOTZ": "8"})
+    assert done.stderr.splitlines()[0] == ("sandbox: warning: SANDBOX_SLOTZ is not a setting "
+                                           "and is ignored (did you mean SANDBOX_SLOTS?)")

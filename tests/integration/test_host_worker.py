@@ -197,7 +197,7 @@ def test_kill_9_of_serve_takes_its_runners_with_it(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_serves_process_group_drains_in_flight_tasks(tmp_path, sig):
-    proc, endpoint = _serve(tmp_path, "--grace", "10")
+    proc, endpoint = _serve(tmp_path, "--grace-s", "10")
     try:
         with Client(endpoint) as client:
             assert client.run("python", "return 1").value == 1

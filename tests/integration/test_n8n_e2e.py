@@ -93,7 +93,7 @@ return [{ json: {
                           "modules cannot be loaded in this runner")
     assert out["http"].startswith("helpers.httpRequest is not available in this runner")
     assert out["luxon"].startswith("DateTime (luxon).now is not available in this runner")
-    assert ex.custom_data == {"tag": "e2e"}
+    assert n8n.custom_data(ex.id) == {"tag": "e2e"}
 
 
 def test_paired_item_through_a_chain_in_each_item_mode(n8n, n8n_runner):

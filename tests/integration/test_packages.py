@@ -89,3 +89,26 @@ def test_an_environment_nobody_can_reach_is_a_clear_error(env, tmp_path):
     shutil.copytree(env, hidden / "packages")
     with pytest.raises(JailError, match="not searchable by others"):
         Sandbox(PoolConfig(size=1, packages_dir=str(hidden / "packages")))
+
+
+def test_packages_install_adds_and_remove_takes_away(tmp_path):
+    """[14.10] There was no `packages remove`, and `install` replaced what was there."""
+    import subprocess
+    import sys
+
+    directory = str(tmp_path / "env")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sandbox", "packages", *args,
+                               "--packages-dir", directory], capture_output=True, text=True,
+                              timeout=600, stdin=subprocess.DEVNULL)
+
+    assert cli("install", "six").returncode == 0
+    assert cli("install", "python-dateutil").returncode == 0
+    assert packages.installed_specs(directory) == ["python-dateutil", "six"]
+    removed = cli("remove", "Six")
+    assert removed.returncode == 0, removed.stderr
+    assert packages.installed_specs(directory) == ["python-dateutil"]
+    missing = cli("remove", "numpy")
+    assert (missing.returncode, missing.stderr) == (
+        1, f"sandbox: {directory} holds no numpy (it holds: python-dateutil)\n")

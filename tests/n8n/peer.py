@@ -247,6 +247,17 @@ class N8n:
         decoded = flatted.parse(data) if isinstance(data, str) else (data or {})
         return Execution(str(raw["id"]), str(raw.get("status")), decoded, raw)
 
+    def custom_data(self, execution_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        """A finished execution's custom data: n8n saves it a moment after the execution's
+        status (seen under load), so read again until it is there or ``timeout_s`` passed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.execution(execution_id)
+            data = found.custom_data if found is not None else {}
+            if data or time.monotonic() >= deadline:
+                return data
+            time.sleep(0.1)
+
     def wait(self, execution_id: str, timeout_s: float = 60.0) -> Execution:
         deadline = time.monotonic() + timeout_s
         delay = 0.05

@@ -67,3 +67,51 @@ def test_v2_plan_honours_configured_root():
         cgroups.detect(V2_MOUNTINFO, V2_SELF), memory_bytes=1, pids=8, root="/sys/fs/cgroup/mine"
     )
     assert p.dirs == ("/sys/fs/cgroup/mine/snippet-sandbox",)
+
+
+# -- unprivileged use: what failed and what to do (issue 14, item 5) ----------------------------
+
+
+def test_a_parent_cgroup_this_user_may_not_write_is_named_with_what_to_do(tmp_path, monkeypatch):
+    """[14.5] As a non-root user nsjail failed with `mkdir('.../NSJAIL.N') failed:
+    Permission denied` and no hint: a parent cgroup root had made earlier existed, so
+    creating it succeeded, and nothing checked it was ours."""
+    import os
+
+    import pytest
+
+    from sandbox.errors import JailError
+
+    parent = tmp_path / "memory" / "snippet-sandbox"
+    parent.mkdir(parents=True)
+    plan = cgroups.Plan(version=1, dirs=(str(parent),))
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(parent))
+    with pytest.raises(JailError) as info:
+        cgroups.prepare(plan)
+    assert str(info.value) == (
+        f"cannot set up the jail's cgroup: {parent} is not writable by this user (uid "
+        f"{os.geteuid()}); run as root, give a cgroup delegated to this user with cgroup_root "
+        "(--cgroup-root, SANDBOX_CGROUP_ROOT), or run without this layer with cgroup off "
+        "(--cgroup off, SANDBOX_CGROUP=off): the jails then have no memory or pids cap of "
+        "their own, each task keeps its own limits (see the README)")
+
+
+def test_check_looks_at_the_nearest_directory_that_exists(tmp_path, monkeypatch):
+    import os
+
+    missing = tmp_path / "a" / "b" / "snippet-sandbox"
+    seen: list[str] = []
+    monkeypatch.setattr(os, "access", lambda path, mode: seen.append(str(path)) or True)
+    cgroups.check(cgroups.Plan(version=2, dirs=(str(missing),)))
+    assert seen == [str(tmp_path)]
+
+
+def test_a_delegated_root_is_used_on_v1_in_both_hierarchies_and_on_v2_as_given():
+    v1 = cgroups.plan(cgroups.detect(V1_MOUNTINFO, V1_SELF), memory_bytes=1 << 30, pids=64,
+                      root="/sbx")
+    assert v1.dirs == ("/sys/fs/cgroup/memory/sbx/snippet-sandbox",
+                       "/sys/fs/cgroup/pids/sbx/snippet-sandbox")
+    layout = cgroups.detect(V2_MOUNTINFO, V2_SELF)
+    full = cgroups.plan(layout, memory_bytes=1 << 30, pids=64, root="/sys/fs/cgroup/app.slice")
+    within = cgroups.plan(layout, memory_bytes=1 << 30, pids=64, root="/app.slice")
+    assert full.dirs == within.dirs == ("/sys/fs/cgroup/app.slice/snippet-sandbox",)

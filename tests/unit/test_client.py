@@ -394,3 +394,39 @@ def test_async_lone_surrogate_is_rejected(ipc_dir):
     with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker:
         r = run_async(main(broker.endpoint))
         assert r.status is Status.REJECTED and "not valid Unicode" in r.message
+
+
+# -- bad input data is named as the data, not the result (issue 14, item 7) ---------------------
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (object(), "data cannot be sent to the sandbox: data: object of type 'object' is not "
+               "serializable"),
+    ({"k": {1.5: 2}}, "data cannot be sent to the sandbox: data['k']: dict key 1.5 of type "
+                      "'float' is not allowed (keys must be str or int)"),
+    (b"x" * p.MAX_DATA_BYTES, f"data cannot be sent to the sandbox: the data is "
+                              f"{p.MAX_DATA_BYTES + 5} bytes encoded, over the "
+                              f"{p.MAX_DATA_BYTES}-byte limit"),
+])
+def test_data_that_cannot_be_sent_is_named_as_the_data(data, message):
+    """[14.7] The threaded and async clients said 'result: object of type ...' and 'the
+    result is 104857605 bytes encoded' of the task's input."""
+    from sandbox.client import ClientBase
+    from sandbox.config import Limits
+
+    built = ClientBase(Limits(), 30.0).build(
+        "python", "return 1", data, timeout_s=None, memory_mb=None, stdout_bytes=None,
+        result_bytes=None, priority=0, lane=p.DEFAULT_LANE, group=None, version="",
+        wait_for_runner=True, queue_timeout_s=None, idempotent=False, max_attempts=1)
+    assert not isinstance(built, p.Submit)
+    assert (built.status, built.message) == (Status.REJECTED, message)
+
+
+def test_what_is_not_an_endpoint_is_refused_when_the_client_is_made():
+    """[14.4] `Client("foo")` failed later with ZeroMQ's 'Invalid argument'."""
+    from sandbox.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'foo' is not an endpoint"):
+        Client("foo")
+    with pytest.raises(ConfigError, match="'tcp://host' is not an endpoint"):
+        AsyncClient("tcp://host", insecure=True)

@@ -15,7 +15,10 @@ from runtimes import framing, outcome, protocol
 from runtimes.framing import WireError
 from runtimes.outcome import ErrorDetail, Status
 
-ALL = (protocol.Init, protocol.Spawn, protocol.Ready, protocol.Spawned, protocol.Exited, protocol.Task)
+ALL = (protocol.Init, protocol.Spawn, protocol.Ready, protocol.Spawned, protocol.Exited,
+       protocol.WorkerReady, protocol.Task)
+SPEC = protocol.WorkerSpec("/usr/bin/node", "/sandbox/runtimes/pyodide/worker.mjs", 96, 25600,
+                           3600, '{"dist": "/sandbox/pyodide"}', ("/sandbox/pyodide",), (), True)
 TASK = protocol.Task(code="return 1", data=b"\xc0", as_bytes=1 << 30, memory_bytes=1 << 28,
                      cpu_s=6, stdout_bytes=1024, result_bytes=4096, policy="restricted",
                      imports=protocol.Imports(("json",), ("numpy",)))
@@ -23,6 +26,8 @@ TASK = protocol.Task(code="return 1", data=b"\xc0", as_bytes=1 << 30, memory_byt
 
 @pytest.mark.parametrize("msg", [
     protocol.Init(b"\x06\x00\x00\x00\x00\x00\xff\x7f", (0,), ("numpy",)),
+    protocol.Init(b"\x06\x00\x00\x00\x00\x00\xff\x7f", (0,), (), SPEC),
+    protocol.WorkerReady("3.11.3", {"attrs": "ModuleNotFoundError: attrs"}),
     protocol.Spawn(4),
     protocol.Ready(1, {"numpy": "ImportError: no"}),
     protocol.Spawned(42),
@@ -55,6 +60,15 @@ def test_a_task_without_allow_lists_may_import_nothing():
     ({"v": 1, "t": "init", "seccomp_program": b"\x00" * 7, "pid_slots": []}, "whole number"),
     ({"v": 1, "t": "init", "seccomp_program": b"\x00" * 8, "pid_slots": [1]}, "instruction indexes"),
     ({"v": 1, "t": "ready", "pid": 1, "preload_failed": {"x": 1}}, "map module names"),
+    ({"v": 1, "t": "worker_ready", "python": 3}, "'python' must be a string"),
+    ({"v": 1, "t": "init", "seccomp_program": b"\x00" * 8, "pid_slots": [], "worker": []},
+     "'worker' must be a map"),
+    ({"v": 1, "t": "init", "seccomp_program": b"\x00" * 8, "pid_slots": [],
+      "worker": {"node": "/n", "script": "/s", "heap_mb": 1, "address_space_mb": 64, "cpu_s": 1,
+                 "settings": "{}"}}, "'heap_mb' must be an integer in 16.."),
+    ({"v": 1, "t": "init", "seccomp_program": b"\x00" * 8, "pid_slots": [],
+      "worker": {"node": "/n", "script": "/s", "heap_mb": 16, "address_space_mb": 64,
+                 "cpu_s": 1}}, "worker: field 'settings' is missing"),
 ])
 def test_bad_messages_are_refused_naming_what_is_wrong(raw, fragment):
     with pytest.raises(WireError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
@@ -81,13 +95,28 @@ def test_protocol_decode_fails_one_way(blob):
 @given(st.dictionaries(
     st.sampled_from(["v", "t", "count", "pid", "status", "seccomp_program", "pid_slots", "preload",
                      "preload_failed", "code", "data", "as_bytes", "memory_bytes", "cpu_s",
-                     "stdout_bytes", "result_bytes", "policy", "imports"]),
+                     "stdout_bytes", "result_bytes", "policy", "imports", "worker", "python"]),
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.binary()
     | st.lists(st.integers(-(2**63), 2**63 - 1) | st.text(), max_size=4)
     | st.dictionaries(st.text(), st.text())))
 def test_protocol_decode_fails_one_way_on_wrong_fields(fields):
     try:
         protocol.decode(msgpack.packb({"v": 1, **fields}), ALL)
+    except WireError:
+        pass
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(
+    st.sampled_from(["node", "script", "heap_mb", "address_space_mb", "cpu_s", "settings",
+                     "read_paths", "write_paths", "debug", "other"]),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | st.binary()
+    | st.lists(st.text(), max_size=4)))
+def test_a_worker_spec_decodes_or_fails_one_way(worker):
+    body = msgpack.packb({"v": 1, "t": "init", "seccomp_program": b"\x00" * 8, "pid_slots": [],
+                          "worker": worker})
+    try:
+        protocol.decode(body, ALL)
     except WireError:
         pass
 
@@ -103,6 +132,16 @@ def test_envelope_round_trip_and_peek():
                                    ErrorDetail("ValueError", "x", "tb"), 1.5, False)
     assert outcome.peek(body) == (Status.ERROR, False)
     assert outcome.peek(outcome.encode(Status.OK, "ok", retire=True)) == (Status.OK, True)
+
+
+def test_a_worker_sets_retire_in_an_envelope_it_already_encoded():
+    body = outcome.encode(Status.OK, "ok", value=b"\x2a", stdout="hi")
+    marked = outcome.with_retire(body)
+    assert outcome.peek(marked) == (Status.OK, True)
+    assert outcome.decode(marked, max_bytes=1 << 20) == outcome.Envelope(
+        Status.OK, "ok", value=b"\x2a", stdout="hi", retire=True)
+    with pytest.raises(WireError):
+        outcome.with_retire(b"\xc1 not an envelope")
 
 
 def test_peek_of_garbage_is_none():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import zmq
 
-from sandbox.link import LinkState
+from sandbox.fakes import FakeBroker
+from sandbox.link import LinkState, reach
 
 
 def test_an_inproc_link_is_up_at_once_and_others_after_the_handshake():
@@ -39,3 +40,27 @@ def test_a_failed_handshake_says_what_to_check(event):
 def test_nobody_there_says_so():
     assert LinkState("ipc:///x.sock").unreachable(1.5) == (
         "cannot reach the broker at ipc:///x.sock within 1.5 s (is it running?)")
+
+
+def test_a_refused_connection_marks_the_link_absent_until_a_handshake():
+    state = LinkState("ipc:///x.sock")
+    state.on_event(zmq.EVENT_CONNECT_RETRIED, 100)
+    assert state.absent
+    state.on_event(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+    assert state.up and not state.absent
+
+
+# -- reach: is a broker there? said at once (issue 14, item 4) ----------------------------------
+
+
+def test_reach_says_no_daemon_at_once_where_nothing_listens(ipc_dir):
+    """[14.4] `exec --connect` to no daemon waited ~40 s, then said '(is it running?)'."""
+    endpoint = f"ipc://{ipc_dir}/nobody.sock"
+    assert reach(zmq.Context.instance(), endpoint, None, timeout_s=60) == (
+        f"no daemon at {endpoint} (nothing accepts connections there: is `sandbox serve` "
+        "running?)")
+
+
+def test_reach_is_satisfied_by_a_broker(ipc_dir):
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker:
+        assert reach(zmq.Context.instance(), broker.endpoint, None, timeout_s=60) is None

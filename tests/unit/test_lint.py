@@ -23,7 +23,7 @@ def test_the_public_surface_is_pinned():
 
     assert sorted(sandbox.__all__) == [
         "AsyncClient", "Client", "ClosedError", "ConfigError", "ErrorInfo", "JailError",
-        "Limits", "PoolConfig", "Result", "Sandbox", "SandboxError", "Status",
+        "Limits", "PoolConfig", "PyodideConfig", "Result", "Sandbox", "SandboxError", "Status",
     ]
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None

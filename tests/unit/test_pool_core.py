@@ -62,6 +62,98 @@ def test_a_released_child_is_replaced():
     assert core.Spawn(1) in acts
 
 
+# -- rule 1r: children that run a worker program are idle once ready --------------------------
+
+WORKERS = PoolRules(size=2, acquire_timeout_s=5.0, ready_timeout_s=30.0, start_failures=3,
+                    kill_grace_s=0.5)
+
+
+def starting(rules: PoolRules = WORKERS, now: float = 0.0) -> PoolCore:
+    """A pool of workers whose jail is up and whose children (pids 1..size) are spawned but
+    not ready yet."""
+    pool = PoolCore("pyodide", rules)
+    pool.start(now)
+    pool.jail_ready(now)
+    for pid in range(1, rules.size + 1):
+        pool.spawned(pid, now)
+    return pool
+
+
+def test_a_spawned_worker_takes_no_task_until_it_is_ready():
+    pool = starting()
+    assert pool.children[1].state is ChildState.STARTING
+    assert pool.submit("a", 1.0, 0.1, reuse="k") == []
+    assert pool.counts()["pending"] == 0  # starting children occupy the pool: none asked for
+    assert pool.child_ready(1, 2.5) == [core.SendTask(1, "a", True)]
+
+
+def test_a_ready_worker_counts_its_age_from_when_it_became_ready():
+    pool = starting(PoolRules(size=1, ready_timeout_s=30.0, worker_age_s=10.0))
+    pool.child_ready(1, 3.0)
+    pool.submit("a", 1.0, 3.0, reuse="k")
+    pool.result(1, OK, Status.OK, 3.1)
+    assert pool.children[1].state is ChildState.IDLE
+    assert pool.wake_at() == pytest.approx(13.0)
+
+
+@pytest.mark.parametrize("event, reason", [
+    (lambda pool, now: pool.exited(1, killed(signal.SIGSYS), False, now),
+     "it ended before it was ready: killed for a forbidden operation (seccomp: SIGSYS)"),
+    (lambda pool, now: pool.exited(1, 70 << 8, False, now),
+     "it ended before it was ready: the sandboxed process exited with code 70 without a result"),
+    (lambda pool, now: pool.channel_lost(1, now), "it closed its channel before it was ready"),
+    (lambda pool, now: pool.not_ready(1, "its ready frame is malformed: x", now),
+     "its ready frame is malformed: x"),
+    (lambda pool, now: pool.tick(30.0), "it was not ready within 30 s"),
+])
+def test_a_worker_that_fails_to_get_ready_is_replaced_naming_why(event, reason):
+    pool = starting()
+    acts = event(pool, 1.0)
+    assert core.Release(1) in acts and core.Spawn(1) in acts
+    assert pool.start_failure == f"a pyodide worker did not start: {reason}"
+
+
+def test_failures_in_a_row_fail_the_jail_and_a_waiting_task_hears_why():
+    pool = starting(PoolRules(size=1, acquire_timeout_s=5.0, ready_timeout_s=30.0,
+                              start_failures=2))
+    pool.submit("a", 1.0, 0.0, reuse="k")
+    pool.channel_lost(1, 0.5)
+    pool.spawned(2, 0.6)
+    acts = pool.exited(2, 70 << 8, False, 0.7)
+    assert core.StopJail() in acts and pool.jail is JailState.DOWN
+    assert pool.jail_reason == ("2 workers in a row did not start; the last: it ended before it "
+                                "was ready: the sandboxed process exited with code 70 without a "
+                                "result")
+    assert delivered(pool.tick(5.0))["a"][1].startswith("the pyodide jail was not running for 5 s")
+
+
+def test_one_ready_worker_ends_a_run_of_failures():
+    pool = starting(PoolRules(size=2, ready_timeout_s=30.0, start_failures=2))
+    pool.channel_lost(1, 0.5)
+    pool.child_ready(2, 0.6)
+    pool.spawned(3, 0.7)
+    pool.channel_lost(3, 0.8)
+    assert pool.jail is JailState.UP
+
+
+def test_a_task_waiting_on_starting_workers_is_told_so():
+    pool = starting(PoolRules(size=1, acquire_timeout_s=5.0, ready_timeout_s=30.0))
+    pool.submit("a", 1.0, 0.0, reuse="k")
+    assert delivered(pool.tick(5.0)) == {"a": (Status.REJECTED, "no idle pyodide sandbox within 5 s "
+                                                                "(pool of 1: 1 still starting, the "
+                                                                "others busy)")}
+
+
+def test_a_starting_worker_is_not_released_for_a_task_of_another_key():
+    pool = starting(PoolRules(size=2, ready_timeout_s=30.0))
+    pool.child_ready(1, 0.1)
+    pool.submit("a", 1.0, 0.2, reuse="x")
+    pool.result(1, OK, Status.OK, 0.3)  # worker 1 is x's now
+    acts = pool.submit("b", 1.0, 0.4, reuse="y")  # worker 2 is starting: it will do
+    assert acts == []
+    assert pool.child_ready(2, 1.0) == [core.SendTask(2, "b", True)]
+
+
 # -- rule 2: idle children are handed out oldest first ---------------------------------------
 
 
@@ -115,6 +207,41 @@ def test_a_frame_that_is_not_an_envelope_is_crashed():
     assert delivered(acts) == {"a": (Status.CRASHED, "the sandboxed process sent a malformed result")}
 
 
+def test_a_worker_that_answers_its_own_timeout_is_killed_only_after_the_grace():
+    pool = starting()
+    pool.child_ready(1, 0.0)
+    pool.submit("a", 1.0, 0.0, reuse="k")
+    assert pool.tick(1.2) == []  # its own interrupt has until 1.5
+    timeout = outcome.encode(Status.TIMEOUT, "exceeded (interrupted inside the worker)")
+    acts = pool.result(1, timeout, Status.TIMEOUT, 1.3)
+    assert delivered(acts)["a"][0] is Status.TIMEOUT and core.Release(1) in acts
+
+
+def test_a_worker_whose_interrupt_did_not_end_the_task_is_killed_from_outside():
+    pool = starting()
+    pool.child_ready(1, 0.0)
+    pool.submit("a", 1.0, 0.0, reuse="k")
+    acts = pool.tick(1.5)
+    assert delivered(acts) == {"a": (Status.TIMEOUT, "exceeded the wall-clock timeout of 1 s "
+                                                     "(killed from outside 0.5 s later: the "
+                                                     "interrupt did not end it)")}
+    assert core.Release(1) in acts
+
+
+@pytest.mark.parametrize("wait_status, message", [
+    (71 << 8, "the runtime failed"),
+    (killed(signal.SIGABRT), "aborted at its heap limit"),
+    (3 << 8, "the sandboxed process exited with code 3 without a result"),
+])
+def test_a_runtime_gives_its_exit_codes_and_signals_a_meaning(wait_status, message):
+    rules = PoolRules(size=1, exit_reasons=((71, "the runtime failed"),),
+                      signal_reasons=((signal.SIGABRT, "aborted at its heap limit"),))
+    pool = up(rules)
+    pool.submit("a", 1.0, 0)
+    pool.channel_lost(1, 0.1)
+    assert delivered(pool.exited(1, wait_status, False, 0.2)) == {"a": (Status.CRASHED, message)}
+
+
 # -- rule 4: a channel that closes without a result ------------------------------------------
 
 
@@ -164,6 +291,41 @@ def test_a_finished_child_is_stopped_then_released_after_the_delay():
     assert pool.children[1].state is ChildState.FROZEN
     assert pool.tick(1.002) == []
     assert core.Release(1) in pool.tick(1.003)
+
+
+def test_under_a_stream_a_frozen_childs_replacement_is_spawned_at_once():
+    pool = up(PoolRules(size=4))
+    for key in "abc":
+        pool.submit(key, 1.0, 0)
+    acts = pool.result(1, OK, Status.OK, 1.0)  # one idle child of four: under pressure
+    assert core.Stop(1) in acts and core.Spawn(1) in acts
+
+
+def test_spaced_tasks_leave_the_fork_for_the_release():
+    pool = up(PoolRules(size=4))
+    pool.submit("a", 1.0, 0)
+    acts = pool.result(1, OK, Status.OK, 1.0)  # three idle of four
+    assert core.Stop(1) in acts and not of(acts, core.Spawn)
+    assert core.Spawn(1) in pool.tick(1.003)
+
+
+def test_without_spawn_ahead_the_replacement_waits_for_the_release():
+    pool = up(PoolRules(size=2, spawn_ahead=False))
+    pool.submit("a", 1.0, 0)
+    assert not of(pool.result(1, OK, Status.OK, 1.0), core.Spawn)
+    assert core.Spawn(1) in pool.tick(1.003)
+
+
+def test_no_more_than_size_children_wait_frozen():
+    pool = up(PoolRules(size=2, recycle_delay_s=1.0))
+    pool.submit("a", 1.0, 0)
+    pool.result(1, OK, Status.OK, 0.1)  # frozen; its replacement (3) comes
+    pool.spawned(3, 0.2)
+    pool.submit("b", 1.0, 0.3)
+    pool.result(2, OK, Status.OK, 0.4)  # frozen too
+    pool.spawned(4, 0.5)
+    pool.submit("c", 1.0, 0.6)
+    assert core.Release(3) in pool.result(3, OK, Status.OK, 0.7)  # two frozen already
 
 
 def test_a_finished_child_is_released_at_once_when_no_child_is_idle():
@@ -362,6 +524,8 @@ class _Shell:
         self.exited: set[int] = set()
         self.reuse_of: dict[object, object] = {}  # task -> its reuse key
         self.served: dict[int, list[object]] = {}  # pid -> the reuse keys of its tasks
+        self.says_ready = False  # a pool of workers (rule 1r)
+        self.ready: set[int] = set()  # workers whose ready frame came
 
     def apply(self, actions: list[core.Action]) -> None:
         for a in actions:
@@ -371,6 +535,7 @@ class _Shell:
                     del self.running[a.pid]
             elif isinstance(a, core.SendTask):
                 assert a.pid in self.spawned and a.pid not in self.released, (self.seed, a)
+                assert not self.says_ready or a.pid in self.ready, (self.seed, "not ready", a)
                 assert a.pid not in self.running, (self.seed, "child handed out twice", a)
                 self.running[a.pid] = a.key
                 history = self.served.setdefault(a.pid, [])
@@ -387,11 +552,17 @@ class _Shell:
 
 def _model_run(seed: int) -> None:
     rng = random.Random(seed)
-    rules = PoolRules(size=rng.randint(1, 3), acquire_timeout_s=rng.choice([0.5, 2.0]),
+    workers = seed % 2 == 1  # odd seeds: a pool of workers that say ready (rule 1r)
+    rules = PoolRules(size=rng.randint(1, 3),
+                      acquire_timeout_s=rng.choice([0.5, 2.0] + ([10.0] if workers else [])),
                       recycle_delay_s=rng.choice([0.0, 0.003, 0.5]),
-                      worker_tasks=rng.choice([1, 3, 100]), exit_report_s=1.0)
-    pool = PoolCore("python", rules)
+                      worker_tasks=rng.choice([1, 3, 100]), exit_report_s=1.0,
+                      ready_timeout_s=rng.choice([0.5, 10.0]) if workers else 0.0,
+                      start_failures=rng.choice([1, 4]),
+                      kill_grace_s=rng.choice([0.0, 0.5]) if workers else 0.0)
+    pool = PoolCore("pyodide" if workers else "python", rules)
     shell = _Shell(seed)
+    shell.says_ready = workers
     now = 0.0
     submitted: list[str] = []
     next_pid = 1
@@ -403,7 +574,7 @@ def _model_run(seed: int) -> None:
         if event < 0.2:
             key = f"t{step}"
             submitted.append(key)
-            shell.reuse_of[key] = rng.choice([None, None, "x", "y"])
+            shell.reuse_of[key] = rng.choice(["x", "y"] if workers else [None, None, "x", "y"])
             shell.apply(pool.submit(key, rng.choice([0.2, 1.0]), now, reuse=shell.reuse_of[key]))
         elif event < 0.3 and submitted:
             shell.apply(pool.cancel(rng.choice(submitted), now))
@@ -421,11 +592,22 @@ def _model_run(seed: int) -> None:
             pid = rng.choice(live)
             shell.exited.add(pid)
             shell.apply(pool.exited(pid, rng.choice([9, 31, 256]), rng.random() < 0.3, now))
-        elif event < 0.78:
+        elif 0.75 <= event < 0.78:  # only in its own band: not whenever an earlier one did not fit
             shell.apply(pool.jail_lost("chaos", now))
             shell.exited |= shell.spawned
         elif event < 0.83 and pool.jail is JailState.STARTING:
             shell.apply(pool.jail_ready(now))
+        elif event < 0.95 and workers and live:
+            # a frame comes from a starting worker, or (rarely) from any other child
+            starting = [pid for pid in live if pid in pool.children
+                        and pool.children[pid].state is ChildState.STARTING]
+            pid = rng.choice(starting if starting and rng.random() < 0.9 else live)
+            if rng.random() < 0.85:
+                if pid in starting:
+                    shell.ready.add(pid)
+                shell.apply(pool.child_ready(pid, now))
+            else:
+                shell.apply(pool.not_ready(pid, "garbage", now))
         else:
             shell.apply(pool.tick(now))
     shell.apply(pool.close(now + 100))
@@ -438,6 +620,7 @@ def test_model_every_task_one_outcome_no_child_twice_every_child_released():
     """Random event sequences against the core: every submitted task gets exactly one outcome,
     no child runs two tasks at once, a child that ran a task serves only its own reuse key
     after it (never a fresh task, never another tenant), no action names a child after its
-    release, and by the end (close) every child that was spawned has been released once."""
-    for seed in range(300):
+    release, and by the end (close) every child that was spawned has been released once;
+    in pools of workers (odd seeds) a child gets a task only once it said ready."""
+    for seed in range(400):
         _model_run(seed)

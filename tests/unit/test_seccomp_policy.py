@@ -129,3 +129,57 @@ def test_every_number_gets_the_verdict_its_rule_gives(program: bytes) -> None:
         if nr in {X86_64[n] for n in policy.CHILD_SELF_ONLY | policy.CHILD_THREADS_ONLY}:
             expected = bpf.RET_KILL_PROCESS
         assert evaluate(program, nr, args) == expected, nr
+
+
+# -- the pyodide worker's program: the child's with Node.js's differences --------------------
+
+RET_ENOSYS = bpf.RET_ERRNO | 38
+
+
+@pytest.fixture(scope="module")
+def worker() -> bytes:
+    f = seccomp.worker_filter()
+    return bpf.patch_pid(f.program, f.pid_slots, PID)
+
+
+@pytest.fixture(scope="module")
+def child() -> bytes:
+    f = seccomp.child_filter()
+    return bpf.patch_pid(f.program, f.pid_slots, PID)
+
+
+@pytest.mark.parametrize("name", ["execve", "execveat"])
+def test_exec_goes_to_the_supervisor(worker: bytes, name: str) -> None:
+    assert evaluate(worker, X86_64[name]) == bpf.RET_USER_NOTIF
+
+
+def test_io_uring_setup_fails_with_enosys_for_libuv_to_fall_back(worker: bytes) -> None:
+    assert evaluate(worker, X86_64["io_uring_setup"]) == RET_ENOSYS
+    assert evaluate(worker, X86_64["io_uring_enter"]) == bpf.RET_KILL_PROCESS
+
+
+def test_differs_from_the_child_filter_only_where_the_policy_says(worker: bytes, child: bytes) -> None:
+    """Every number up to 1024, with a fork's clone flags and another process's pid."""
+    different = {X86_64[n] for n in policy.WORKER_NOTIFY} | {X86_64["io_uring_setup"]}
+    for nr in range(1024):
+        args = (0x11,) if nr == X86_64["clone"] else (1, 9)
+        if nr in different:
+            assert evaluate(child, nr, args) == bpf.RET_KILL_PROCESS, nr
+        else:
+            assert evaluate(worker, nr, args) == evaluate(child, nr, args), nr
+
+
+@pytest.mark.parametrize("name", ["connect", "bind", "fork", "vfork", "ptrace", "process_vm_readv",
+                                  "unshare", "setns", "mount", "bpf", "userfaultfd", "pidfd_open"])
+def test_what_node_never_needs_still_kills(worker: bytes, name: str) -> None:
+    assert evaluate(worker, X86_64[name]) == bpf.RET_KILL_PROCESS
+
+
+def test_creating_a_socket_fails_with_eperm_as_for_a_child(worker: bytes) -> None:
+    assert evaluate(worker, X86_64["socket"]) == bpf.RET_ERRNO | 1
+
+
+def test_threads_are_allowed_and_forks_are_not(worker: bytes) -> None:
+    nr = X86_64["clone"]
+    assert evaluate(worker, nr, (0x3D0F00,)) == bpf.RET_ALLOW
+    assert evaluate(worker, nr, (0x11,)) == bpf.RET_KILL_PROCESS

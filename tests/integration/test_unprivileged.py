@@ -1,0 +1,100 @@
+"""Running as a user without root (issue 14, item 5), tried for real as ``nobody``.
+
+The interpreter must be one that user can run with this package installed: ``sys.executable``
+unless ``SANDBOX_TEST_UNPRIVILEGED_PYTHON`` names another (a virtualenv outside root's home,
+say); where there is none, or no ``runuser``, or the tests do not run as root (who alone can
+become nobody), the tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PYTHON = os.environ.get("SANDBOX_TEST_UNPRIVILEGED_PYTHON", sys.executable)
+
+
+def _as_nobody(*argv: str, code: str = "", home: str = "/tmp") -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i", "PATH=/usr/bin:/bin",
+                           f"HOME={home}", *argv], input=code, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module")
+def home() -> Iterator[str]:
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("needs root and runuser to become nobody")
+    probe = _as_nobody(PYTHON, "-c", "import sandbox")
+    if probe.returncode != 0:
+        pytest.skip(f"nobody cannot run {PYTHON} with this package (set "
+                    f"SANDBOX_TEST_UNPRIVILEGED_PYTHON): {probe.stderr.strip()[-200:]}")
+    directory = tempfile.mkdtemp(prefix="sbx-nobody-", dir="/tmp")
+    shutil.chown(directory, "nobody")
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _exec(home: str, *args: str, code: str) -> subprocess.CompletedProcess:
+    return _as_nobody(PYTHON, "-m", "sandbox", "exec", "-r", "python", *args, "-", code=code,
+                      home=home)
+
+
+def test_without_a_cgroup_of_its_own_the_user_is_told_what_failed_and_what_to_do(home):
+    """[14.5] As a non-root user the CLI failed with `mkdir('/sys/fs/cgroup/memory/...
+    /NSJAIL.N') failed: Permission denied` and no hint."""
+    done = _exec(home, code="return 1")
+    assert done.returncode == 1
+    assert done.stderr.startswith("sandbox: the python jail did not start: cannot set up the "
+                                  "jail's cgroup: ")
+    assert len(done.stderr.splitlines()) == 1  # one line: nsjail never ran
+    assert "is not writable by this user (uid 65534)" in done.stderr
+    assert "--cgroup off" in done.stderr and "--cgroup-root" in done.stderr
+
+
+def test_with_the_cgroup_layer_off_it_runs_and_the_per_task_limits_still_hold(home):
+    done = _exec(home, "--cgroup", "off", "--json", code="import uuid\nreturn str(uuid.uuid4())[:1]")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "ok"
+    bomb = _exec(home, "--cgroup", "off", "--json", "--memory", "64", code="x = bytearray(1 << 30)")
+    assert json.loads(bomb.stdout)["status"] == "memory_limit"
+    fork = _exec(home, "--cgroup", "off", "--json", "--stdlib-allow", "+os", code="import os\nos.fork()")
+    assert json.loads(fork.stdout)["status"] == "violation"
+
+
+def test_a_delegated_cgroup_gives_the_user_the_cgroup_layer_back(home):
+    """cgroup_root names a cgroup root handed to the user (v1: the same path in the memory
+    and pids hierarchies); the jail's cgroup is made under it."""
+    from sandbox.jail import _cgroup_layout
+
+    layout = _cgroup_layout()
+    if layout is None or layout.version != 1:
+        pytest.skip("a v1 hierarchy is delegated here by making it nobody's; v2 delegation "
+                    "(systemd's Delegate=) is not set up by this test")
+    name = f"sbx-nobody-{os.getpid()}"
+    made = [Path(layout.memory_mount, name), Path(layout.pids_mount, name)]
+    for d in made:
+        d.mkdir()
+        for path in (d, *d.iterdir()):
+            os.chown(path, 65534, -1)
+    try:
+        done = _exec(home, "--cgroup-root", f"/{name}", "--json", "--memory", "64",
+                     code="return 1")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["status"] == "ok"
+        assert all((d / "snippet-sandbox").is_dir() for d in made)
+    finally:
+        for d in made:
+            for sub in sorted(d.rglob("*"), reverse=True):
+                if sub.is_dir():
+                    sub.rmdir()
+            d.rmdir()
