@@ -25,6 +25,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sweep-s", type=float, help="seconds per throughput level (default 3)")
     parser.add_argument("--slots", type=int, default=8, help="pool size / runner slots")
     parser.add_argument("--no-daemon", action="store_true", help="skip `sandbox serve`")
+    parser.add_argument("--no-n8n", action="store_true",
+                        help="skip n8n's JS runner and ours through the mock n8n broker")
     parser.add_argument("--out", default="bench-results", help="directory for the report")
     return parser.parse_args(argv)
 
@@ -42,6 +44,7 @@ def settings_of(args: argparse.Namespace) -> harness.Settings:
         sweep_s=args.sweep_s or (0.5 if quick else 3.0),
         cost_calls=10 if quick else 100,
         daemon=not args.no_daemon,
+        n8n=not args.no_n8n,
         slots=args.slots,
         quick=quick,
     )

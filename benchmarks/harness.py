@@ -9,6 +9,11 @@ CPU per task: a short back-to-back block per system, the machine's busy CPU time
 process involved, short-lived children included) divided by the calls; on a shared machine
 this includes its other load. Memory: PSS/RSS of each
 system's processes at the end, and the peak resident size of the largest baseline child.
+
+n8n's own JavaScript runner and our ``sandbox n8n-runner`` take part through a mock of n8n's
+task broker (``benchmarks/n8n_mock``), each behind a broker of its own: in the latency rounds
+of the trivial JavaScript scenario (a trivial Code node), in the CPU block and at every level
+of the sweep, interleaved with the rest.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 from benchmarks import baselines, procs
 from benchmarks.echo import EchoFloor
+from benchmarks.n8n_mock import runners as n8n_mock
 from sandbox import PoolConfig, Sandbox
 from sandbox.client import Client
 
@@ -58,6 +64,7 @@ class Settings:
     daemon: bool = True
     slots: int = 8
     quick: bool = False
+    n8n: bool = True  # n8n's JS runner and ours through the mock broker
 
 
 def cpu_loop_body(target_ms: float = 10.0) -> str:
@@ -206,10 +213,20 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def _sweep(run: Callable[..., Any], concurrency: int, seconds: float, runtime: str = "python",
-           options: dict[str, Any] | None = None) -> tuple[int, float]:
-    """Closed loop: ``concurrency`` threads run a trivial snippet for ``seconds``; (done, wall)."""
-    options = options or {}
+def _trivial(run: Callable[..., Any], runtime: str = "python",
+             options: dict[str, Any] | None = None) -> Callable[[], None]:
+    """One trivial snippet through ``run``; raises when it did not end ``ok``."""
+    def call() -> None:
+        r = run(runtime, "return 6 * 7", **(options or {}))
+        if not r.ok:
+            raise RuntimeError(f"{r.status.value}: {r.message}")
+
+    return call
+
+
+def _sweep(call: Callable[[], None], concurrency: int, seconds: float) -> tuple[int, float]:
+    """Closed loop: ``concurrency`` threads each ``call()`` a trivial task (it raises when the
+    task failed) for ``seconds``; (done, wall)."""
     done = [0] * concurrency
     failed: list[str] = []
     start = threading.Barrier(concurrency + 1)
@@ -218,9 +235,10 @@ def _sweep(run: Callable[..., Any], concurrency: int, seconds: float, runtime: s
     def worker(i: int) -> None:
         start.wait()
         while not stop.is_set():
-            r = run(runtime, "return 6 * 7", **options)
-            if not r.ok:
-                failed.append(f"{r.status.value}: {r.message}")
+            try:
+                call()
+            except Exception as exc:
+                failed.append(str(exc))
                 return
             done[i] += 1
 
@@ -261,6 +279,9 @@ class Run:
     cpu_ms: dict[str, float] = field(default_factory=dict)
     memory: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # per system behind the mock n8n broker: its runner, concurrency, and the CPU of this
+    # process (the mock broker and the calling threads) per task at each throughput level
+    n8n_mock: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def run(settings: Settings) -> Run:
@@ -280,20 +301,25 @@ def run(settings: Settings) -> Run:
             echo = EchoFloor(os.path.join(tmp, "echo"))
         except Exception as exc:
             out.skipped["pyzmq 3-hop echo"] = str(exc)
-        out.skipped["n8n task runner"] = (
-            "not provided by this harness (optional in the issue); compare by hand with "
-            "@n8n/task-runner if needed")
+        mocks: list[n8n_mock.MockSystem] = []
+        if settings.n8n:
+            mocks, why = n8n_mock.start(settings.slots, tmp, install=not settings.quick)
+            out.skipped.update(why)
+        else:
+            out.skipped["n8n runners (mock broker)"] = "--no-n8n"
         pool = PoolConfig(size=settings.slots)
         embedded = Client(pool=pool)
         local = Sandbox(pool, runtimes=("python", "javascript"))
         try:
-            _measure(out, scen, settings, daemon, embedded, local, echo)
+            _measure(out, scen, settings, daemon, embedded, local, echo, mocks)
             out.memory["embedded client + local API (this process tree)"] = procs.memory_mb(
                 [os.getpid()])
             if daemon is not None:
                 out.memory["daemon (sandbox serve tree)"] = procs.memory_mb([daemon.proc.pid])
             if echo is not None:
                 out.memory["pyzmq 3-hop echo"] = procs.memory_mb(echo.pids())
+            for mock in mocks:
+                out.memory[f"{mock.name}: the runner's tree"] = procs.memory_mb([mock.proc.pid])
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             out.memory["largest baseline child (peak)"] = {"peak_rss_mb": peak}
         finally:
@@ -303,6 +329,8 @@ def run(settings: Settings) -> Run:
                 daemon.close()
             if echo is not None:
                 echo.close()
+            for mock in mocks:
+                mock.close()
     return out
 
 
@@ -314,7 +342,8 @@ def _worker_mode(run: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon | None,
-             embedded: Client, local: Sandbox, echo: EchoFloor | None) -> None:
+             embedded: Client, local: Sandbox, echo: EchoFloor | None,
+             mocks: list[n8n_mock.MockSystem]) -> None:
     ours: dict[str, Callable[..., Any]] = {"embedded client": embedded.run, "local API": local.run}
     warm: dict[str, Callable[..., Any]] = {"local API, worker mode": _worker_mode(local.run)}
     if daemon is not None:
@@ -331,10 +360,21 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
             if name in out.skipped:
                 continue
             plan.append((s, name, _baseline_call(name, s, echo), name in COLD))
+        if s.name == "trivial javascript":
+            plan += [(s, mock.name, mock.call, False) for mock in mocks]
+    # throughput: trivial snippets through our clients, a trivial Code node through each mock
+    sweeps = {"embedded client": _trivial(embedded.run)}
+    if daemon is not None:
+        client = daemon.client.run
+        sweeps = {"daemon (ipc)": _trivial(client),
+                  "daemon (ipc) javascript": _trivial(client, "javascript"),
+                  "daemon (ipc), worker mode": _trivial(client, "python", WORKER),
+                  "daemon (ipc) javascript, worker mode": _trivial(client, "javascript", WORKER),
+                  **sweeps}
+    sweeps.update({mock.name: mock.call for mock in mocks})
     cold_rounds = len(range(0, settings.rounds, settings.cold_every))
-    client_modes = 5 if daemon is not None else 1
     total = (sum(cold_rounds if cold else settings.rounds for *_, cold in plan)
-             + len(settings.levels) * client_modes * 20 + 20)  # a sweep or the CPU block: 20
+             + len(settings.levels) * len(sweeps) * 20 + 20)  # a sweep or the CPU block: 20
     progress = Progress(total)
     for _s, name, fn, _ in plan:  # warm-up: pools full, caches hot, every path checked once
         for _ in range(3 if name in COLD else 20):
@@ -358,24 +398,20 @@ def _measure(out: Run, scen: list[Scenario], settings: Settings, daemon: Daemon 
         out.cpu_ms[f"{s.name} / {name}"] = spent * 1000 / calls
     progress.step("cpu per task", 20)
     # throughput sweep, the systems taking turns at each level (the order flips every level)
-    systems: dict[str, tuple[Callable[..., Any], str, dict[str, Any]]] = {
-        "embedded client": (embedded.run, "python", {})}
-    if daemon is not None:
-        client = daemon.client.run
-        systems = {"daemon (ipc)": (client, "python", {}),
-                   "daemon (ipc) javascript": (client, "javascript", {}),
-                   "daemon (ipc), worker mode": (client, "python", WORKER),
-                   "daemon (ipc) javascript, worker mode": (client, "javascript", WORKER),
-                   **systems}
+    mock_names = {mock.name: mock for mock in mocks}
+    for name, mock in mock_names.items():
+        out.n8n_mock[name] = {"runner": mock.runner, "concurrency": mock.concurrency,
+                              "harness_cpu_ms": {}}
     for level in settings.levels:
-        names = list(systems) if level % 2 else list(reversed(systems))
+        names = list(sweeps) if level % 2 else list(reversed(sweeps))
         for name in names:
-            run_fn, runtime, options = systems[name]
-            before = procs.machine_busy_seconds()
-            done, wall = _sweep(run_fn, level, settings.sweep_s, runtime, options)
-            spent = procs.machine_busy_seconds() - before
+            before, own = procs.machine_busy_seconds(), time.process_time()
+            done, wall = _sweep(sweeps[name], level, settings.sweep_s)
+            spent, own = procs.machine_busy_seconds() - before, time.process_time() - own
             out.throughput.setdefault(name, {})[level] = done / wall
             out.cpu_ms[f"throughput c={level} / {name}"] = spent * 1000 / max(done, 1)
+            if name in mock_names:
+                out.n8n_mock[name]["harness_cpu_ms"][level] = own * 1000 / max(done, 1)
             progress.step(f"throughput {name} x{level}", 20)
     progress.close()
 

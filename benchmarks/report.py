@@ -9,9 +9,10 @@ from typing import Any
 
 from benchmarks import stats
 from benchmarks.harness import COLD, Run, machine
+from benchmarks.n8n_mock import runners as n8n_mock
 
 OURS = ("daemon (ipc)", "embedded client", "local API", "daemon (ipc), worker mode",
-        "local API, worker mode")
+        "local API, worker mode", n8n_mock.OURS)
 DAEMON = "daemon (ipc)"
 
 
@@ -32,6 +33,7 @@ def build(run: Run, command: str) -> dict[str, Any]:
         return latency.get(scenario, {}).get(system, {}).get("p50_ms")
 
     daemon_py = p50("trivial python", DAEMON)
+    n8n_js = p50("trivial javascript", n8n_mock.THEIRS)
     measured = [
         daemon_py,
         stats.ratio(p50("trivial python", "cold nsjail python3 -c"), daemon_py),
@@ -42,6 +44,10 @@ def build(run: Run, command: str) -> dict[str, Any]:
         run.throughput.get(f"{DAEMON}, worker mode", {}).get(16),
         max(run.throughput.get(DAEMON, {}).values(), default=None),
         max(run.throughput.get(f"{DAEMON} javascript", {}).values(), default=None),
+        stats.ratio(p50("trivial javascript", DAEMON), n8n_js),
+        stats.ratio(p50("trivial javascript", "local API"), n8n_js),
+        stats.ratio(run.throughput.get(f"{DAEMON} javascript, worker mode", {}).get(16),
+                    run.throughput.get(n8n_mock.THEIRS, {}).get(16)),
     ]
     return {
         "command": command,
@@ -55,6 +61,8 @@ def build(run: Run, command: str) -> dict[str, Any]:
         "cpu_ms_per_task": run.cpu_ms,
         "memory_mb": run.memory,
         "goals": [goal.judge(value) for goal, value in zip(stats.GOALS, measured, strict=True)],
+        "n8n_mock": {name: {**info, "harness_cpu_ms": {str(c): v for c, v in info["harness_cpu_ms"].items()}}
+                     for name, info in run.n8n_mock.items()},
         "skipped": run.skipped,
     }
 
@@ -73,7 +81,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for g in doc["goals"]:
-        op = ">=" if "faster" in g["goal"] or g["unit"] == "tasks/s" else "<="
+        op = ">=" if g["at_least"] else "<="
         value = "n/a" if g["measured"] is None else f"{g['measured']:.3g} {g['unit']}"
         met = {True: "yes", False: "**no**", None: "not measured"}[g["met"]]
         lines.append(f"| {g['goal']} | {op} {g['target']:g} {g['unit']} | {value} | {met} |")
@@ -94,7 +102,7 @@ def markdown(doc: dict[str, Any]) -> str:
             text = ", ".join(f"{v:.3g} {k}" for k, v in ratios.items()) or "-"
             lines.append(f"| {scenario} | {system} | {text} |")
     lines += ["", "## Throughput (trivial snippet, Python unless named, tasks/s, closed-loop "
-                  "clients)", ""]
+                  "clients; through the mock n8n broker a trivial JavaScript Code node)", ""]
     levels = sorted({int(c) for by in doc["throughput_tasks_per_s"].values() for c in by})
     lines += ["| system | " + " | ".join(f"x{c}" for c in levels) + " |",
               "|---|" + "---:|" * len(levels)]
@@ -105,6 +113,7 @@ def markdown(doc: dict[str, Any]) -> str:
         cpu = [doc["cpu_ms_per_task"].get(f"throughput c={c} / {system}") for c in levels]
         cells = ["" if v is None else f"{v:.2f}" for v in cpu]
         lines.append(f"| {system}: machine CPU ms/task | " + " | ".join(cells) + " |")
+    lines += _n8n_section(doc)
     lines += ["", "## Memory (MiB)", "", "| processes | RSS | PSS | peak RSS |", "|---|---:|---:|---:|"]
     for name, mem in doc["memory_mb"].items():
         cells = [f"{mem[k]:.0f}" if k in mem else "" for k in ("rss_mb", "pss_mb", "peak_rss_mb")]
@@ -113,6 +122,45 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += ["", "## Skipped", ""]
         lines += [f"- {name}: {why}" for name, why in doc["skipped"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _n8n_section(doc: dict[str, Any]) -> list[str]:
+    """n8n's JS runner beside ours, both through the mock broker, with their ratios."""
+    mocks = doc.get("n8n_mock") or {}
+    if not mocks:
+        return []
+    lat = doc["latency"].get("trivial javascript", {})
+    thr = doc["throughput_tasks_per_s"]
+    levels = sorted({int(c) for name in mocks for c in thr.get(name, {})})
+    lines = ["", "## n8n runners through the mock n8n broker", "",
+             f"A Code node task `{n8n_mock.TRIVIAL.code}` ({n8n_mock.TRIVIAL.node_mode}): offer accepted, "
+             "settings, the data request and its answer, the run, `runner:taskdone`; each runner behind "
+             "a mock broker of its own, N8N_RUNNERS_MAX_CONCURRENCY "
+             + ", ".join(f"{info['concurrency']} ({name})" for name, info in mocks.items())
+             + ". Latency is paced as above; machine CPU counts every process, the harness's own "
+             "(the mock broker and the calling threads) is shown apart.", "",
+             "| system | p50 ms | p99 ms | CPU ms/task | "
+             + " | ".join(f"x{c} tasks/s" for c in levels) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(levels)]
+    for name in mocks:
+        row = lat.get(name)
+        cpu = doc["cpu_ms_per_task"].get(f"trivial javascript / {name}")
+        cells = [f"{thr[name][str(c)]:.0f}" if str(c) in thr.get(name, {}) else "" for c in levels]
+        lines.append(f"| {name} | " + (f"{row['p50_ms']:.3f} | {row['p99_ms']:.3f}" if row else " | ")
+                     + f" | {'' if cpu is None else f'{cpu:.2f}'} | " + " | ".join(cells) + " |")
+    for name, info in mocks.items():
+        machine_cpu = [doc["cpu_ms_per_task"].get(f"throughput c={c} / {name}") for c in levels]
+        own = [info["harness_cpu_ms"].get(str(c)) for c in levels]
+        lines.append(f"| {name}: machine CPU ms/task | | | | "
+                     + " | ".join("" if v is None else f"{v:.2f}" for v in machine_cpu) + " |")
+        lines.append(f"| {name}: of which the harness (mock broker, callers) | | | | "
+                     + " | ".join("" if v is None else f"{v:.2f}" for v in own) + " |")
+    if n8n_mock.OURS in mocks and n8n_mock.THEIRS in mocks:
+        ours, theirs = thr.get(n8n_mock.OURS, {}), thr.get(n8n_mock.THEIRS, {})
+        ratios = [f"x{c}: {ours[str(c)] / theirs[str(c)]:.2f}" for c in levels
+                  if str(c) in ours and theirs.get(str(c))]
+        lines += ["", "Ours / n8n's, tasks/s: " + (", ".join(ratios) or "-") + "."]
+    return lines
 
 
 def plots(doc: dict[str, Any], samples: dict[str, dict[str, list[float]]], out_dir: str) -> list[str]:

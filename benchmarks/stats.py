@@ -35,12 +35,10 @@ class Goal:
     at_least: bool = False
 
     def judge(self, measured: float | None) -> dict[str, object]:
-        if measured is None:
-            return {"goal": self.name, "target": self.target, "unit": self.unit,
-                    "measured": None, "met": None}
-        met = measured >= self.target if self.at_least else measured <= self.target
+        met = None if measured is None else (
+            measured >= self.target if self.at_least else measured <= self.target)
         return {"goal": self.name, "target": self.target, "unit": self.unit,
-                "measured": measured, "met": met}
+                "at_least": self.at_least, "measured": measured, "met": met}
 
 
 GOALS = (
@@ -56,6 +54,10 @@ GOALS = (
          at_least=True),
     Goal("daemon javascript throughput, fresh process (best concurrency)", 450, "tasks/s",
          at_least=True),
+    Goal("daemon trivial javascript p50 / n8n JS runner (mock broker) p50", 1.2, "x"),
+    Goal("local API trivial javascript p50 / n8n JS runner (mock broker) p50", 1.0, "x"),
+    Goal("daemon javascript tasks/s, worker mode, 16 clients / n8n JS runner (mock broker)'s",
+         1.5, "x", at_least=True),
 )
 
 

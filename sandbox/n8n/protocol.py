@@ -4,7 +4,8 @@ Every message is an object with a ``type``. Broker -> runner messages are parsed
 frozen dataclasses, each field checked for its type; anything else (not JSON, not an
 object, an unknown type, a missing or mistyped field, settings that are not a Code node's)
 raises ``N8nProtocolError`` and nothing else. Runner -> broker messages are dataclasses
-too, written with ``encode``.
+too, written with ``encode``. The broker's side of the same boundary (``parse_runner``,
+``encode_broker``) is what the benchmarks' stand-in for n8n's broker speaks.
 
 Connection (outside the WebSocket): ``POST /runners/auth {"token"}`` gives a single-use
 grant; the WebSocket is ``GET /runners/_ws?id=RUNNER_ID`` with ``Authorization: Bearer``.
@@ -110,6 +111,7 @@ class RpcResponse:
 class NodeTypes:
     task_id: str
     request_id: str
+    node_types: list[Any] = field(default_factory=list)
 
 
 BrokerMessage = (InfoRequest | RunnerRegistered | Drain | TaskOfferAccept | TaskSettings
@@ -169,8 +171,17 @@ class Rpc:
     params: list[Any]
 
 
+@dataclass(frozen=True)
+class NodeTypesRequest:
+    """n8n's own runner asks for node descriptions when the code reaches every node's data."""
+
+    task_id: str
+    request_id: str
+    params: Any
+
+
 RunnerMessage = (RunnerInfo | TaskOffer | TaskAccepted | TaskRejected | TaskDataRequest
-                 | TaskDone | TaskError | Rpc)
+                 | TaskDone | TaskError | Rpc | NodeTypesRequest)
 
 
 def encode(msg: RunnerMessage) -> str:
@@ -196,10 +207,66 @@ def encode(msg: RunnerMessage) -> str:
         case Rpc(call_id, task_id, name, params):
             body = {"type": "runner:rpc", "callId": call_id, "taskId": task_id, "name": name,
                     "params": params}
+        case NodeTypesRequest(task_id, request_id, params):
+            body = {"type": "runner:nodetypesrequest", "taskId": task_id, "requestId": request_id,
+                    "requestParams": params}
         case _:
             raise TypeError(f"not a runner message: {msg!r}")
+    return _dumps(body)
+
+
+def encode_broker(msg: BrokerMessage) -> str:
+    """The JSON text frame of a broker message, as n8n's broker writes it."""
+    body: dict[str, Any]
+    match msg:
+        case InfoRequest():
+            body = {"type": "broker:inforequest"}
+        case RunnerRegistered():
+            body = {"type": "broker:runnerregistered"}
+        case Drain():
+            body = {"type": "broker:drain"}
+        case TaskOfferAccept(offer_id, task_id):
+            body = {"type": "broker:taskofferaccept", "offerId": offer_id, "taskId": task_id}
+        case TaskSettings(task_id, settings):
+            body = {"type": "broker:tasksettings", "taskId": task_id,
+                    "settings": settings.raw or _settings_body(settings)}
+        case TaskCancel(task_id, reason):
+            body = {"type": "broker:taskcancel", "taskId": task_id, "reason": reason}
+        case TaskDataResponse(task_id, request_id, data):
+            body = {"type": "broker:taskdataresponse", "taskId": task_id, "requestId": request_id,
+                    "data": data}
+        case RpcResponse(task_id, call_id, status, data):
+            body = {"type": "broker:rpcresponse", "taskId": task_id, "callId": call_id,
+                    "status": status}
+            if data is not None:
+                body["data"] = data
+        case NodeTypes(task_id, request_id, node_types):
+            body = {"type": "broker:nodetypes", "taskId": task_id, "requestId": request_id,
+                    "nodeTypes": node_types}
+        case _:
+            raise TypeError(f"not a broker message: {msg!r}")
+    return _dumps(body)
+
+
+def _dumps(body: dict[str, Any]) -> str:
     # NaN is not JSON: n8n's JSON.parse would reject the whole frame
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _settings_body(s: Settings) -> dict[str, Any]:
+    """Settings built in code (not parsed from a frame), in n8n's field names."""
+    body: dict[str, Any] = {"code": s.code, "nodeMode": s.node_mode, "workflowMode": s.workflow_mode,
+                            "continueOnFail": s.continue_on_fail}
+    if s.items is not None:  # python: the data comes inline
+        body.update(items=s.items, nodeId=s.node_id, nodeName=s.node_name,
+                    workflowId=s.workflow_id, workflowName=s.workflow_name)
+        if s.query is not None:
+            body["query"] = s.query
+    else:  # javascript: the runner asks for its data
+        if s.chunk is not None:
+            body["chunk"] = {"startIndex": s.chunk.start_index, "count": s.chunk.count}
+        body["additionalProperties"] = {}
+    return body
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -247,14 +314,19 @@ def _settings(raw: Any) -> Settings:
                     raw=raw, **optional)
 
 
-def parse(text: str | bytes) -> BrokerMessage:
-    """One broker frame, validated. Raises N8nProtocolError, and only that."""
+def _object(text: str | bytes) -> dict[str, Any]:
     try:
         msg = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise N8nProtocolError(f"frame is not JSON: {exc}") from exc
     if not isinstance(msg, dict):
         raise N8nProtocolError(f"frame is a JSON {type(msg).__name__}, not an object")
+    return msg
+
+
+def parse(text: str | bytes) -> BrokerMessage:
+    """One broker frame, validated. Raises N8nProtocolError, and only that."""
+    msg = _object(text)
     kind = msg.get("type")
     what = str(kind)
     match kind:
@@ -278,6 +350,44 @@ def parse(text: str | bytes) -> BrokerMessage:
             return RpcResponse(_get(msg, "taskId", str, what), _get(msg, "callId", str, what),
                                _get(msg, "status", str, what), msg.get("data"))
         case "broker:nodetypes":
-            return NodeTypes(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what))
+            types = msg.get("nodeTypes")
+            return NodeTypes(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what),
+                             types if isinstance(types, list) else [])
+        case _:
+            raise N8nProtocolError(f"unknown message type {kind!r}")
+
+
+def parse_runner(text: str | bytes) -> RunnerMessage:
+    """One runner frame, validated (the broker's side). Raises N8nProtocolError, and only that."""
+    msg = _object(text)
+    kind = msg.get("type")
+    what = str(kind)
+    match kind:
+        case "runner:info":
+            types = _get(msg, "types", list, what)
+            if not all(isinstance(t, str) for t in types):
+                raise N8nProtocolError(f"{what}: types holds a value that is not a string")
+            return RunnerInfo(_get(msg, "name", str, what), tuple(types))
+        case "runner:taskoffer":
+            return TaskOffer(_get(msg, "offerId", str, what), _get(msg, "taskType", str, what),
+                             _get(msg, "validFor", int, what))
+        case "runner:taskaccepted":
+            return TaskAccepted(_get(msg, "taskId", str, what))
+        case "runner:taskrejected":
+            reason = msg.get("reason", "")
+            return TaskRejected(_get(msg, "taskId", str, what), reason if isinstance(reason, str) else "")
+        case "runner:taskdatarequest":
+            return TaskDataRequest(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what),
+                                   _get(msg, "requestParams", dict, what))
+        case "runner:taskdone":
+            return TaskDone(_get(msg, "taskId", str, what), _get(msg, "data", dict, what))
+        case "runner:taskerror":
+            return TaskError(_get(msg, "taskId", str, what), _get(msg, "error", dict, what))
+        case "runner:rpc":
+            return Rpc(_get(msg, "callId", str, what), _get(msg, "taskId", str, what),
+                       _get(msg, "name", str, what), _get(msg, "params", list, what))
+        case "runner:nodetypesrequest":
+            return NodeTypesRequest(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what),
+                                    msg.get("requestParams"))
         case _:
             raise N8nProtocolError(f"unknown message type {kind!r}")

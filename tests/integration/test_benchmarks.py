@@ -9,6 +9,9 @@ import json
 import subprocess
 import sys
 
+from benchmarks.n8n_mock import runners as n8n_mock
+from tests.n8n.install import installed
+
 EXPECTED_SYSTEMS = {"daemon (ipc)", "embedded client", "local API", "in-process exec",
                     "subprocess python3 -c", "cold nsjail python3 -c", "pyzmq 3-hop echo",
                     "daemon (ipc), worker mode", "local API, worker mode"}
@@ -27,7 +30,13 @@ def test_quick_benchmark_writes_a_well_formed_report(tmp_path):
                         "throughput_tasks_per_s", "cpu_ms_per_task", "memory_mb", "goals",
                         "skipped"}
     assert set(doc["latency"]["trivial python"]) == EXPECTED_SYSTEMS
-    assert {"daemon (ipc)", "in-process quickjs"} <= set(doc["latency"]["trivial javascript"])
+    assert {"daemon (ipc)", "in-process quickjs", n8n_mock.OURS} <= set(doc["latency"]["trivial javascript"])
+    # n8n's runner takes part when n8n is installed; --quick never installs it
+    mocks = {n8n_mock.OURS, n8n_mock.THEIRS} if installed() else {n8n_mock.OURS}
+    assert set(doc["n8n_mock"]) == mocks and mocks <= set(doc["latency"]["trivial javascript"])
+    assert all(set(doc["throughput_tasks_per_s"][name]) == {"1", "2"} for name in mocks)
+    if not installed():
+        assert n8n_mock.THEIRS in doc["skipped"]
     for rows in doc["latency"].values():
         for row in rows.values():
             assert row["n"] >= 1 and 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
@@ -40,6 +49,7 @@ def test_quick_benchmark_writes_a_well_formed_report(tmp_path):
     assert all(g["met"] in (True, False, None) for g in doc["goals"])
     md = (out / "results.md").read_text()
     assert md.startswith("# Benchmark results") and "| trivial python | **daemon (ipc)** |" in md
+    assert "## n8n runners through the mock n8n broker" in md
     for png in ("latency.png", "throughput.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Goals" in proc.stdout

@@ -121,3 +121,61 @@ def test_messages_with_arbitrary_fields_fail_one_way(kind, fields):
 def test_nan_is_never_written_into_a_frame():
     with pytest.raises(ValueError):
         p.encode(p.TaskDone("t", {"result": [{"json": {"x": float("nan")}}]}))
+
+
+# -- the broker's side: what the benchmarks' stand-in for n8n's broker reads and writes ------
+
+
+@pytest.mark.parametrize("source,msg", captures.every("runner:", captures.RUNNER_DIRS),
+                         ids=lambda v: v if isinstance(v, str) else v["type"])
+def test_every_captured_runner_frame_parses_on_the_broker_side(source, msg):
+    assert p.parse_runner(json.dumps(msg)) == _ours(msg)
+
+
+@pytest.mark.parametrize("source,msg", captures.every("broker:", captures.BROKER_DIRS),
+                         ids=lambda v: v if isinstance(v, str) else v["type"])
+def test_broker_messages_are_written_as_n8ns_broker_writes_them(source, msg):
+    assert json.loads(p.encode_broker(p.parse(json.dumps(msg)))) == msg
+
+
+def test_settings_made_in_code_are_written_in_n8ns_names():
+    js = p.Settings(code="return []", node_mode="runOnceForAllItems", workflow_mode="manual",
+                    continue_on_fail=False)
+    assert json.loads(p.encode_broker(p.TaskSettings("t", js)))["settings"] == {
+        "code": "return []", "nodeMode": "runOnceForAllItems", "workflowMode": "manual",
+        "continueOnFail": False, "additionalProperties": {}}
+    each = p.Settings(code="return $json", node_mode="runOnceForEachItem", workflow_mode="manual",
+                      continue_on_fail=True, chunk=p.Chunk(0, 3))
+    assert json.loads(p.encode_broker(p.TaskSettings("t", each)))["settings"]["chunk"] == {
+        "startIndex": 0, "count": 3}
+
+
+def test_a_nodetypes_request_reads_back():
+    msg = p.NodeTypesRequest("t", "r", [{"name": "n8n-nodes-base.code", "version": 2}])
+    assert p.parse_runner(p.encode(msg)) == msg
+
+
+BAD_RUNNER = [
+    ('{"type": "runner:nope"}', "unknown message type 'runner:nope'"),
+    ('{"type": "runner:info", "name": "r", "types": ["javascript", 3]}', "not a string"),
+    ('{"type": "runner:taskoffer", "offerId": "o", "taskType": "javascript", "validFor": true}',
+     "field 'validFor'"),
+    ('{"type": "runner:taskdone", "taskId": "t", "data": []}', "field 'data'"),
+    ('{"type": "runner:rpc", "callId": "c", "taskId": "t", "name": "logNodeOutput"}', "field 'params'"),
+    ("[]", "frame is a JSON list, not an object"),
+]
+
+
+@pytest.mark.parametrize("text,why", BAD_RUNNER)
+def test_a_bad_runner_frame_fails_with_one_error_naming_the_problem(text, why):
+    with pytest.raises(N8nProtocolError) as info:
+        p.parse_runner(text)
+    assert why in str(info.value)
+
+
+@given(st.one_of(st.binary(), st.text()))
+def test_untrusted_runner_bytes_fail_one_way(data):
+    try:
+        p.parse_runner(data)
+    except N8nProtocolError:
+        pass
