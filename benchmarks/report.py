@@ -12,7 +12,7 @@ from benchmarks.harness import COLD, Run, machine
 from benchmarks.n8n_mock import runners as n8n_mock
 
 OURS = ("daemon (ipc)", "embedded client", "local API", "daemon (ipc), worker mode",
-        "local API, worker mode", n8n_mock.OURS)
+        "local API, worker mode", n8n_mock.OURS, n8n_mock.OURS_WORKER)
 DAEMON = "daemon (ipc)"
 
 
@@ -155,11 +155,12 @@ def _n8n_section(doc: dict[str, Any]) -> list[str]:
                      + " | ".join("" if v is None else f"{v:.2f}" for v in machine_cpu) + " |")
         lines.append(f"| {name}: of which the harness (mock broker, callers) | | | | "
                      + " | ".join("" if v is None else f"{v:.2f}" for v in own) + " |")
-    if n8n_mock.OURS in mocks and n8n_mock.THEIRS in mocks:
-        ours, theirs = thr.get(n8n_mock.OURS, {}), thr.get(n8n_mock.THEIRS, {})
-        ratios = [f"x{c}: {ours[str(c)] / theirs[str(c)]:.2f}" for c in levels
-                  if str(c) in ours and theirs.get(str(c))]
-        lines += ["", "Ours / n8n's, tasks/s: " + (", ".join(ratios) or "-") + "."]
+    for name, mode in ((n8n_mock.OURS, ""), (n8n_mock.OURS_WORKER, " (worker mode)")):
+        if name in mocks and n8n_mock.THEIRS in mocks:
+            ours, theirs = thr.get(name, {}), thr.get(n8n_mock.THEIRS, {})
+            ratios = [f"x{c}: {ours[str(c)] / theirs[str(c)]:.2f}" for c in levels
+                      if str(c) in ours and theirs.get(str(c))]
+            lines += ["", f"Ours{mode} / n8n's, tasks/s: " + (", ".join(ratios) or "-") + "."]
     return lines
 
 

@@ -28,6 +28,7 @@ from benchmarks.n8n_mock.server import MockBroker, MockBrokerError
 
 THEIRS = "n8n JS runner (mock broker)"
 OURS = "sandbox n8n-runner (mock broker)"
+OURS_WORKER = "sandbox n8n-runner, worker mode (mock broker)"
 TRIVIAL = TaskSpec("return [{json: {x: 6 * 7}}]")
 EXPECTED = [{"json": {"x": 42}}]
 TASK_TIMEOUT_S = 60
@@ -73,15 +74,18 @@ class MockSystem:
         return cls._start(THEIRS, broker, args, env, concurrency, directory)
 
     @classmethod
-    def ours(cls, concurrency: int, directory: str) -> MockSystem:
-        """``sandbox n8n-runner``, as a user configures it for n8n."""
+    def ours(cls, concurrency: int, directory: str, isolation: str = "process") -> MockSystem:
+        """``sandbox n8n-runner``, as a user configures it for n8n (``isolation="worker"``:
+        warm workers, one workflow each)."""
         broker = MockBroker(task_timeout_s=TASK_TIMEOUT_S, heartbeat_s=HEARTBEAT_S)
         env = {**os.environ, "N8N_RUNNERS_TASK_BROKER_URI": broker.uri,
                "N8N_RUNNERS_AUTH_TOKEN": broker.auth_token,
                "N8N_RUNNERS_MAX_CONCURRENCY": str(concurrency),
                "N8N_RUNNERS_TASK_TIMEOUT": str(TASK_TIMEOUT_S)}
-        args = [sys.executable, "-m", "sandbox", "n8n-runner", "--types", "javascript"]
-        return cls._start(OURS, broker, args, env, concurrency, directory)
+        args = [sys.executable, "-m", "sandbox", "n8n-runner", "--types", "javascript",
+                "--isolation", isolation]
+        name = OURS_WORKER if isolation == "worker" else OURS
+        return cls._start(name, broker, args, env, concurrency, directory)
 
     @classmethod
     def _start(cls, name: str, broker: MockBroker, args: list[str], env: dict[str, str],
@@ -153,8 +157,9 @@ def start(concurrency: int, directory: str, *, install: bool) -> tuple[list[Mock
             systems.append(MockSystem.theirs(found.node, found.task_runner_start, concurrency, directory))
         except Exception as exc:
             skipped[THEIRS] = f"could not start n8n's runner: {exc}"
-    try:
-        systems.append(MockSystem.ours(concurrency, directory))
-    except Exception as exc:
-        skipped[OURS] = f"could not start `sandbox n8n-runner`: {exc}"
+    for name, isolation in ((OURS, "process"), (OURS_WORKER, "worker")):
+        try:
+            systems.append(MockSystem.ours(concurrency, directory, isolation))
+        except Exception as exc:
+            skipped[name] = f"could not start `sandbox n8n-runner --isolation {isolation}`: {exc}"
     return systems, skipped

@@ -8,7 +8,10 @@ slot is really free.
 
 ``WorkerBackend`` is the host worker (``sandbox.worker``) on the runner's own loop: the
 jails' and children's fds are watched by the same loop as the WebSocket, so one thread
-serves n8n and drives every child, and no task ever runs on it.
+serves n8n and drives every child, and no task ever runs on it. With ``isolation="worker"``
+a job runs in a warm worker bound to its workflow (reuse key ``workflow/<id>``): tasks of
+one workflow share workers, tasks of two never do; a job that names no workflow gets a
+fresh process.
 """
 
 from __future__ import annotations
@@ -42,9 +45,11 @@ class Backend(Protocol):
 class WorkerBackend:
     """Jobs as task requests for a ``Worker`` on the runner's loop."""
 
-    def __init__(self, config: PoolConfig, runtimes: Iterable[str] = ("python", "javascript")) -> None:
+    def __init__(self, config: PoolConfig, runtimes: Iterable[str] = ("python", "javascript"),
+                 isolation: str = "process") -> None:
         self.config = config
         self.runtimes = tuple(runtimes)
+        self.isolation = isolation
         self._imports = config.import_policy()
         self._worker: Worker | None = None
         self._on_outcome: OnOutcome | None = None
@@ -65,9 +70,12 @@ class WorkerBackend:
     def submit(self, key: str, job: Job) -> None:
         assert self._worker is not None, "attach() first"
         limits = job.limits
+        reuse_key = reuse_key_of(job) if self.isolation == "worker" else None
         try:
             task = request.build(job.runtime, job.code, job.data, defaults=limits,
-                                 import_policy=self._imports, served=self.runtimes)
+                                 import_policy=self._imports, served=self.runtimes,
+                                 isolation="worker" if reuse_key else None,
+                                 reuse_key=reuse_key)
         except RequestError as exc:
             self._limits[key] = limits.envelope_bytes
             self._deliver(key, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
@@ -88,3 +96,10 @@ class WorkerBackend:
         max_bytes = self._limits.pop(key, len(envelope))
         if self._on_outcome is not None:
             self._on_outcome(str(key), Result.from_wire(envelope, max_bytes=max_bytes))
+
+
+def reuse_key_of(job: Job) -> str | None:
+    """The reuse key of a job in worker mode: its workflow's, or None (a fresh process) when
+    it names none or one too long to be a key whole."""
+    key = f"workflow/{job.workflow}"
+    return key if job.workflow and len(key) <= request.MAX_REUSE_KEY_CHARS else None

@@ -38,6 +38,8 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                         "(`sandbox packages install`)"}),
     ("--preload", "preload", {"metavar": "MODULES", "help": "modules the python zygote imports"}),
     ("--name", "name", {"metavar": "NAME", "help": "the runner's name in n8n"}),
+    ("--isolation", "isolation", {"metavar": "MODE", "help": "process (default: a fresh process "
+                                  "per task) or worker (warm workers, one workflow each)"}),
 )
 
 
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     keep_large_blocks()
-    shell = Shell(config, WorkerBackend(config.pool_config(), runtimes=config.task_types))
+    shell = Shell(config, WorkerBackend(config.pool_config(), runtimes=config.task_types,
+                                         isolation=config.isolation))
     signal.signal(signal.SIGTERM, lambda *_: shell.request_stop())
     signal.signal(signal.SIGINT, lambda *_: shell.request_stop())
     return shell.serve()

@@ -23,10 +23,15 @@ memory_mb                          SANDBOX_N8N_MEMORY_MB         --memory
 task_types                         SANDBOX_N8N_TYPES             --types
 packages_dir / preload             SANDBOX_N8N_PACKAGES_DIR/...  --packages-dir / --preload
 name                               SANDBOX_N8N_NAME              --name
+isolation (process or worker)      SANDBOX_N8N_ISOLATION         --isolation
 =================================  ============================  ==============================
 
 One difference from n8n: with no ``N8N_RUNNERS_STDLIB_ALLOW`` a Python task may import our
 curated safe standard-library set (``sandbox/imports.py``), where n8n's runner allows none.
+
+``isolation``: "process" (the default) runs every task in a fresh jailed process;
+"worker" lets a warm jailed worker run the Code node tasks of one workflow, each with fresh
+interpreter state (README, "Worker mode"), and never a task of another workflow.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from urllib.parse import urlsplit
 from sandbox.config import MAX_RESULT_BYTES, MiB, Limits, PoolConfig
 from sandbox.errors import ConfigError
 from sandbox.n8n.protocol import TASK_TYPES
+from sandbox.request import ISOLATIONS
 
 ENV = {
     "task_broker_uri": "N8N_RUNNERS_TASK_BROKER_URI",
@@ -59,6 +65,7 @@ ENV = {
     "packages_dir": "SANDBOX_N8N_PACKAGES_DIR",
     "preload": "SANDBOX_N8N_PRELOAD",
     "name": "SANDBOX_N8N_NAME",
+    "isolation": "SANDBOX_N8N_ISOLATION",
 }
 
 
@@ -81,6 +88,7 @@ class N8nRunnerConfig:
     packages_dir: str = ""
     preload: tuple[str, ...] = ()
     name: str = "snippet-sandbox"
+    isolation: str = "process"
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.task_broker_uri)
@@ -102,6 +110,9 @@ class N8nRunnerConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{name} ({ENV[name]}) must be a number of seconds >= 0")
+        if self.isolation not in ISOLATIONS:
+            raise ConfigError(f"isolation ({ENV['isolation']}) must be one of "
+                              f"{', '.join(ISOLATIONS)}, not {self.isolation!r}")
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")

@@ -113,7 +113,7 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
         encoded = codec.encode(data, path="data")
     except codec.EncodeError as exc:
         raise JobError(f"the task's data cannot be sent to the sandbox: {exc}") from exc
-    return Job("javascript", snippet(settings.code), encoded, limits)
+    return Job("javascript", snippet(settings.code), encoded, limits, settings.workflow_id)
 
 
 def finish(settings: Settings, result: Result, limits: Limits) -> Finished:

@@ -178,7 +178,7 @@ def job(settings: Settings, limits: Limits) -> Job:
         }, path="data")
     except codec.EncodeError as exc:
         raise JobError(f"the task's items cannot be sent to the sandbox: {exc}") from exc
-    return Job("python", WRAPPER, data, limits)
+    return Job("python", WRAPPER, data, limits, settings.workflow_id)
 
 
 def logs_of(value: dict[str, Any]) -> list[list[str]]:

@@ -23,12 +23,14 @@ from sandbox.result import Result
 
 @dataclass(frozen=True)
 class Job:
-    """One snippet for the pools: ``runtime``, the wrapper ``code``, codec-encoded ``data``."""
+    """One snippet for the pools: ``runtime``, the wrapper ``code``, codec-encoded ``data``;
+    ``workflow``: the id of the workflow whose Code node it is (a warm worker serves one)."""
 
     runtime: str
     code: str
     data: bytes
     limits: Limits
+    workflow: str = ""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ def test_quick_benchmark_writes_a_well_formed_report(tmp_path):
     assert set(doc["latency"]["trivial python"]) == EXPECTED_SYSTEMS
     assert {"daemon (ipc)", "in-process quickjs", n8n_mock.OURS} <= set(doc["latency"]["trivial javascript"])
     # n8n's runner takes part when n8n is installed; --quick never installs it
-    mocks = {n8n_mock.OURS, n8n_mock.THEIRS} if installed() else {n8n_mock.OURS}
+    ours = {n8n_mock.OURS, n8n_mock.OURS_WORKER}
+    mocks = ours | {n8n_mock.THEIRS} if installed() else ours
     assert set(doc["n8n_mock"]) == mocks and mocks <= set(doc["latency"]["trivial javascript"])
     assert all(set(doc["throughput_tasks_per_s"][name]) == {"1", "2"} for name in mocks)
     if not installed():

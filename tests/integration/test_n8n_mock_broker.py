@@ -2,9 +2,9 @@
 
 Well-formedness only, never a speed: n8n's own JavaScript runner (``@n8n/task-runner`` from
 the cached n8n install, started as n8n's launcher starts it) and our ``sandbox n8n-runner``
-each take tasks through a mock broker of their own: the trivial task of the benchmark, one
-that asks for its input and prints, one that throws; then a short closed loop as the harness
-runs it.
+(in both isolation modes) each take tasks through a mock broker of their own: the trivial
+task of the benchmark, one that asks for its input and prints, one that throws; then a short
+closed loop as the harness runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks import harness
 from benchmarks.n8n_mock import TaskSpec
-from benchmarks.n8n_mock.runners import EXPECTED, OURS, THEIRS, TRIVIAL, MockSystem
+from benchmarks.n8n_mock.runners import EXPECTED, OURS, OURS_WORKER, THEIRS, TRIVIAL, MockSystem
 
 PRINTS = TaskSpec("console.log('n', $input.all().length);\nreturn $input.all();",
                   items=({"json": {"a": 1}},))
@@ -30,10 +30,11 @@ def n8n_install():
 def _start(which: str, install, directory: str) -> MockSystem:
     if which == THEIRS:
         return MockSystem.theirs(install.node, install.task_runner_start, 2, directory)
-    return MockSystem.ours(2, directory)
+    return MockSystem.ours(2, directory, "worker" if which == OURS_WORKER else "process")
 
 
-@pytest.mark.parametrize("which,name", [(THEIRS, "JS Task Runner"), (OURS, "snippet-sandbox")])
+@pytest.mark.parametrize("which,name", [(THEIRS, "JS Task Runner"), (OURS, "snippet-sandbox"),
+                                        (OURS_WORKER, "snippet-sandbox")])
 def test_tasks_through_the_mock_broker_to_each_runner(which, name, n8n_install, tmp_path):
     system = _start(which, n8n_install, str(tmp_path))
     try:
@@ -63,7 +64,7 @@ def test_without_an_install_quick_mode_skips_n8ns_runner_with_the_reason(tmp_pat
     monkeypatch.setenv("SANDBOX_N8N_CACHE", str(tmp_path / "empty-cache"))
     systems, skipped = runners.start(2, str(tmp_path), install=False)
     try:
-        assert [s.name for s in systems] == [OURS]
+        assert [s.name for s in systems] == [OURS, OURS_WORKER]
         assert skipped == {THEIRS: "n8n is not installed and --quick does not install it "
                                    "(python -m tests.n8n.install, about 6 minutes, or a full run)"}
     finally:

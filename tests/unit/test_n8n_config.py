@@ -29,6 +29,11 @@ def test_n8ns_variables_configure_the_runner():
     assert (limits.timeout_s, limits.memory_mb, pool.size) == (42.0, 512, 7)
 
 
+def test_isolation_is_a_fresh_process_per_task_unless_worker_is_asked_for():
+    assert N8nRunnerConfig.load(env=BASE).isolation == "process"
+    assert N8nRunnerConfig.load(env={**BASE, "SANDBOX_N8N_ISOLATION": "worker"}).isolation == "worker"
+
+
 def test_flags_win_over_the_environment():
     c = N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_MAX_CONCURRENCY": "7"},
                              flags={"max_concurrency": "2", "memory_mb": None})
@@ -44,6 +49,8 @@ def test_flags_win_over_the_environment():
     ({**BASE, "N8N_RUNNERS_STDLIB_ALLOW": "requests"}, "'requests' is not a standard-library module"),
     ({**BASE, "SANDBOX_N8N_TYPES": "ruby"}, "task_types must name javascript and/or python"),
     ({**BASE, "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED": "maybe"}, "bad value 'maybe'"),
+    ({**BASE, "SANDBOX_N8N_ISOLATION": "thread"},
+     "isolation (SANDBOX_N8N_ISOLATION) must be one of process, worker, not 'thread'"),
 ])
 def test_a_bad_setting_is_one_clear_error(env, message):
     with pytest.raises(ConfigError) as info:

@@ -1,0 +1,33 @@
+"""The n8n runner's port to our pools, in worker mode: which warm worker a job may take."""
+
+from __future__ import annotations
+
+from sandbox.config import Limits
+from sandbox.n8n import python_node
+from sandbox.n8n.backend import reuse_key_of
+from sandbox.n8n.protocol import Settings
+from sandbox.n8n.task import Job
+from sandbox.request import MAX_REUSE_KEY_CHARS
+
+
+def _job(workflow: str) -> Job:
+    return Job("python", "return 1", b"\xc0", Limits(), workflow)
+
+
+def test_a_job_is_bound_to_its_workflows_workers():
+    assert reuse_key_of(_job("wf-1")) == "workflow/wf-1"
+
+
+def test_a_job_naming_no_workflow_takes_no_worker():
+    assert reuse_key_of(_job("")) is None
+
+
+def test_a_workflow_id_too_long_for_a_key_is_never_cut_to_one():
+    """Cut, two long ids could share a key and so a worker: such a job gets a fresh process."""
+    assert reuse_key_of(_job("w" * MAX_REUSE_KEY_CHARS)) is None
+
+
+def test_a_code_node_job_carries_its_workflows_id():
+    settings = Settings(code="return []", node_mode="runOnceForAllItems", workflow_mode="manual",
+                        continue_on_fail=False, workflow_id="wf-7")
+    assert python_node.job(settings, Limits()).workflow == "wf-7"
