@@ -113,7 +113,10 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
         encoded = codec.encode(data, path="data")
     except codec.EncodeError as exc:
         raise JobError(f"the task's data cannot be sent to the sandbox: {exc}") from exc
-    return Job("javascript", snippet(settings.code), encoded, limits, settings.workflow_id)
+    # a JavaScript task's settings name no workflow: its data response does
+    workflow_id = workflow.get("id", settings.workflow_id)
+    return Job("javascript", snippet(settings.code), encoded, limits,
+               workflow_id if isinstance(workflow_id, str) else "")
 
 
 def finish(settings: Settings, result: Result, limits: Limits) -> Finished:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sandbox.config import Limits
-from sandbox.n8n import python_node
+from sandbox.n8n import javascript_node, python_node
 from sandbox.n8n.backend import reuse_key_of
 from sandbox.n8n.protocol import Settings
 from sandbox.n8n.task import Job
@@ -31,3 +31,11 @@ def test_a_code_node_job_carries_its_workflows_id():
     settings = Settings(code="return []", node_mode="runOnceForAllItems", workflow_mode="manual",
                         continue_on_fail=False, workflow_id="wf-7")
     assert python_node.job(settings, Limits()).workflow == "wf-7"
+
+
+def test_a_javascript_job_carries_the_workflow_id_of_its_data_response():
+    """n8n's settings of a JavaScript task name no workflow; the data it asks for does."""
+    settings = Settings(code="return []", node_mode="runOnceForAllItems", workflow_mode="manual",
+                        continue_on_fail=False)
+    response = {"workflow": {"id": "wf-9", "name": "w", "nodes": []}, "inputData": {"main": [[]]}}
+    assert javascript_node.job(settings, response, Limits()).workflow == "wf-9"
