@@ -141,17 +141,24 @@ _TYPES: dict[str, Any] = {cls.TYPE: cls for cls in (Init, Spawn, Ready, Spawned,
                                                     WorkerReady, Task)}
 
 
+# Each type's field names, worked out once: encode and decode run on every task's path.
+_NAMES: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls))
+    for cls in (Init, Spawn, Ready, Spawned, Exited, WorkerReady, Task, Imports, WorkerSpec)}
+_ALLOWED: dict[type, frozenset[str]] = {
+    cls: frozenset(names) | {"v", "t"} for cls, names in _NAMES.items()}
+
+
 def encode(msg: Message) -> bytes:
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
-    for f in fields(msg):
-        value = getattr(msg, f.name)
-        body[f.name] = _plain(value)
+    for name in _NAMES[type(msg)]:
+        body[name] = _plain(getattr(msg, name))
     return msgpack.packb(body, use_bin_type=True)
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, (Imports, WorkerSpec)):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if type(value) in (Imports, WorkerSpec):
+        return {name: _plain(getattr(value, name)) for name in _NAMES[type(value)]}
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -175,7 +182,7 @@ def decode(body: bytes | bytearray, accept: tuple[type, ...], *, max_bytes: int 
     cls = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None or cls not in accept:
         raise WireError(f"unexpected message type {kind!r}")
-    unknown = set(raw) - {f.name for f in fields(cls)} - {"v", "t"}
+    unknown = raw.keys() - _ALLOWED[cls]
     if unknown:
         raise WireError(f"{cls.TYPE}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     try:
@@ -245,7 +252,7 @@ def _paths(value: Any, name: str) -> tuple[str, ...]:
 def _worker_spec(raw: Any) -> WorkerSpec:
     if not isinstance(raw, dict):
         raise WireError("field 'worker' must be a map")
-    unknown = set(raw) - {f.name for f in fields(WorkerSpec)}
+    unknown = raw.keys() - _NAMES[WorkerSpec]
     if unknown:
         raise WireError(f"worker: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     try:

@@ -101,6 +101,15 @@ class _Pool:
     oom_seen: int = 0
     # the output files sent with spawns whose children are not reported yet, in order
     outputs: deque[mmap.mmap] = field(default_factory=deque)
+    # core.wake_at(), kept until the core next changes (every change goes through _apply):
+    # the loop asks for it several times per task, and it scans every child
+    due: float | None = None
+    due_known: bool = False
+
+    def wake_at(self) -> float | None:
+        if not self.due_known:
+            self.due, self.due_known = self.core.wake_at(), True
+        return self.due
 
 
 class Worker:
@@ -192,12 +201,12 @@ class Worker:
     # -- the loop's timer --------------------------------------------------------------------
 
     def wake_at(self) -> float | None:
-        times = [t for t in (p.core.wake_at() for p in self._pools.values()) if t is not None]
+        times = [t for t in (p.wake_at() for p in self._pools.values()) if t is not None]
         return min(times) if times else None
 
     def on_time(self, now: float) -> None:
         for pool in list(self._pools.values()):
-            at = pool.core.wake_at()
+            at = pool.wake_at()
             if at is not None and at <= now:
                 self._apply(pool, pool.core.tick(now))
 
@@ -324,7 +333,12 @@ class Worker:
     # -- actions -----------------------------------------------------------------------------
 
     def _apply(self, pool: _Pool, actions: list[core.Action]) -> None:
-        todo = deque(actions)
+        try:
+            self._apply_all(pool, deque(actions))
+        finally:
+            pool.due_known = False  # the core has changed (and may change with each action)
+
+    def _apply_all(self, pool: _Pool, todo: deque[core.Action]) -> None:
         while todo:
             action = todo.popleft()
             if isinstance(action, core.Deliver):
