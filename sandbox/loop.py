@@ -208,22 +208,27 @@ class SharedLoop:
     leaving caller armed (a frozen child's release, say) or an fd marked urgent (a refill's
     report, a jail that died). A caller that leaves wakes no thread unless one waits to lead
     (measured: waking the background thread after every call made each call 0.1-0.2 ms
-    slower, the woken thread taking the interpreter's lock on the caller's way out). At most
-    one thread runs the loop at any moment: the loop's state has one owner at a time.
+    slower, the woken thread taking the interpreter's lock on the caller's way out): what the
+    background thread sleeps on is one-shot, so an event that comes while a caller leads wakes
+    it once, and the caller, which polls the same fds, handles it; the caller re-arms them as
+    it leaves. At most one thread runs the loop at any moment: the loop's state has one owner
+    at a time.
     """
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
         lock = threading.Lock()
         self._followers = threading.Condition(lock)  # callers waiting for answers or the lead
-        self._background_cv = threading.Condition(lock)  # the background thread, to lead
         self._waiting_followers = 0
-        self._background_waits = False
         self._leader: int | None = None  # the thread running the loop now, if any
         self._stopping = False
+        # What the background thread sleeps on: the timer and the urgent fds, each one-shot
+        # (a wake-up disarms it until the next leader leaves: see _background), and the stop.
         self._idle = select.epoll()
+        self._idle_fds: set[int] = set()
+        self._rearm = False  # the background thread woke while a caller led: re-arm on leaving
         self._timer = _TimerFd()
-        self._idle.register(self._timer.fd, select.EPOLLIN)
+        self._arm_fd(self._timer.fd)
         self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._idle.register(self._stop_r, select.EPOLLIN)
         loop.on_urgent = self._on_urgent
@@ -285,7 +290,6 @@ class SharedLoop:
     def stop(self) -> None:
         with self._followers:
             self._stopping = True
-            self._background_cv.notify()
         try:
             os.write(self._stop_w, b"\0")
         except OSError:
@@ -298,39 +302,60 @@ class SharedLoop:
             os.close(fd)
 
     def _leave(self) -> None:
-        """Give up the lead: arm the timer for what is due next (it wakes nobody now), and
-        hand the lead to whoever waits for it."""
+        """Give up the lead: arm the timer for what is due next (it wakes nobody now), hand
+        the lead to a caller that waits for it, and re-arm what woke the background thread
+        while this one led (what is still pending wakes it now: it leads next)."""
         self._timer.arm(self.loop.next_due())
         with self._followers:
             self._leader = None
+            rearm, self._rearm = self._rearm, False
             if self._waiting_followers:
                 self._followers.notify_all()
-            elif self._background_waits:
-                self._background_cv.notify()
+        if rearm:
+            for fd in list(self._idle_fds):
+                self._arm_fd(fd, again=True)
+
+    def _arm_fd(self, fd: int, again: bool = False) -> None:
+        try:
+            if again:
+                self._idle.modify(fd, select.EPOLLIN | select.EPOLLONESHOT)
+            else:
+                self._idle.register(fd, select.EPOLLIN | select.EPOLLONESHOT)
+                self._idle_fds.add(fd)
+        except (OSError, ValueError):
+            self._idle_fds.discard(fd)  # closed meanwhile: its unwatch follows
 
     def _on_urgent(self, source: Any, add: bool) -> None:
         fd = source if isinstance(source, int) else source.fileno()
+        if add:
+            self._arm_fd(fd)
+            return
+        self._idle_fds.discard(fd)
         try:
-            if add:
-                self._idle.register(fd, select.EPOLLIN)
-            else:
-                self._idle.unregister(fd)
+            self._idle.unregister(fd)
         except (OSError, ValueError):
             pass  # already gone
 
     def _background(self) -> None:
+        lead = True  # first: whatever is due at the start
         while True:
             with self._followers:
-                while self._leader is not None and not self._stopping:
-                    self._background_waits = True
-                    self._background_cv.wait()
-                self._background_waits = False
                 if self._stopping:
                     return
-                self._leader = threading.get_ident()
-            try:
-                self._timer.clear()
-                self.loop.run_once(max_wait_s=0)
-            finally:
-                self._leave()
-            self._idle.poll()  # the timer, an urgent fd, or the stop
+                if lead and self._leader is None:
+                    self._leader = threading.get_ident()
+                else:
+                    lead = False
+            if lead:
+                try:
+                    self._timer.clear()
+                    self.loop.run_once(max_wait_s=0)
+                finally:
+                    self._leave()
+            # the timer, an urgent fd, or the stop; what woke it stays disarmed until a
+            # leader leaves: while a caller leads, that caller handles the event (it polls
+            # the same fds), and this thread neither waits for it nor is woken by it again
+            self._idle.poll()
+            with self._followers:
+                self._rearm = True
+            lead = True

@@ -171,6 +171,39 @@ def test_the_background_thread_handles_urgent_fds_between_callers():
     loop.close()
 
 
+def test_an_urgent_fd_that_fired_while_a_caller_led_is_handled_after_it_leaves():
+    """What the background thread sleeps on is one-shot: an event while a caller leads wakes
+    it once and disarms it; the leaving caller re-arms it, so what it left unhandled is
+    handled then, and later events wake the background thread again."""
+    from sandbox.loop import SharedLoop
+
+    loop = Loop()
+    shared = SharedLoop(loop)
+    shared.start()
+    time.sleep(0.1)  # the background thread's first look at the loop is over by then
+    r, w = os.pipe()
+    seen: list[bytes] = []
+    handled = threading.Event()
+    loop.watch(r, lambda events: (seen.append(os.read(r, 10)), handled.set()), urgent=True)
+
+    def fire_and_leave() -> None:
+        os.write(w, b"a")
+        time.sleep(0.1)  # the background thread wakes now, sees this caller lead, sleeps on
+
+    # done at once: the caller leaves without polling, so the event is left to the background
+    assert shared.run_until(fire_and_leave, lambda: True, 5)
+    assert handled.wait(5)
+    handled.clear()
+    os.write(w, b"b")  # after the background thread's own lead: armed again
+    assert handled.wait(5)
+    assert seen == [b"a", b"b"]
+    loop.unwatch(r)
+    shared.stop()
+    for fd in (r, w):
+        os.close(fd)
+    loop.close()
+
+
 def test_a_wait_that_times_out_says_so():
     from sandbox.loop import SharedLoop
 
