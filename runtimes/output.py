@@ -8,13 +8,16 @@ crash) still comes back with what it printed up to then. Otherwise the buffer is
 own memory.
 
 Layout of the shared file: a header (the length written so far, 8 bytes little-endian; a
-truncated flag, 1 byte; 7 bytes reserved), then the bytes. The host reads it as untrusted:
-``read_shared`` clamps every number to the file and the task's cap.
+truncated flag, 1 byte; 7 bytes reserved), then the bytes. The host does not map it: it
+reads it with ``pread`` only when a task ended without a result (``read_shared``), as
+untrusted, every number clamped to the file and the task's cap; a mapping of its own would
+cost the host a page fault per task and a TLB shootdown per child at its unmapping.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 
 HEADER = struct.Struct("<QB7x")
@@ -61,10 +64,16 @@ class OutputBuffer:
         return raw.decode("utf-8", "ignore")
 
 
-def read_shared(view: mmap.mmap, cap: int) -> tuple[str, bool]:
-    """What a (possibly dead, possibly hostile) child left in a shared output file."""
-    if len(view) < HEADER.size:
+EMPTY = HEADER.pack(0, 0)
+
+
+def read_shared(fd: int, size: int, cap: int) -> tuple[str, bool]:
+    """What a (possibly dead, possibly hostile) child left in a shared output file of
+    ``size`` bytes."""
+    header = os.pread(fd, HEADER.size, 0)
+    if len(header) < HEADER.size:
         return "", False
-    length, flag = HEADER.unpack_from(view, 0)
-    length = min(length, cap, len(view) - HEADER.size)
-    return view[HEADER.size:HEADER.size + length].decode("utf-8", "ignore"), bool(flag)
+    length, flag = HEADER.unpack(header)
+    length = max(0, min(length, cap, size - HEADER.size))
+    raw = os.pread(fd, length, HEADER.size) if length else b""
+    return raw.decode("utf-8", "ignore"), bool(flag)

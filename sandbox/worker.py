@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import mmap
 import os
 import signal
 import socket
@@ -71,12 +70,13 @@ class _ChildIO:
     pidfd: int
     host_pid: int
     reader: framing.FrameReader | None = None  # set while a ready or result frame is awaited
-    output: mmap.mmap | None = None  # our mapping of its shared output file (runtimes.output)
+    output: int | None = None  # its shared output file (runtimes.output), unmapped here
+    used: bool = False  # it has had a task: its output file holds that task's header
 
     def close(self) -> None:
         self.channel.close()
         if self.output is not None:
-            self.output.close()
+            os.close(self.output)
         try:
             os.close(self.pidfd)
         except OSError:
@@ -100,7 +100,7 @@ class _Pool:
     baseline_bytes: int = 0  # a fresh child's address space, measured once per jail
     oom_seen: int = 0
     # the output files sent with spawns whose children are not reported yet, in order
-    outputs: deque[mmap.mmap] = field(default_factory=deque)
+    outputs: deque[int] = field(default_factory=deque)
     # core.wake_at(), kept until the core next changes (every change goes through _apply):
     # the loop asks for it several times per task, and it scans every child
     due: float | None = None
@@ -371,7 +371,7 @@ class Worker:
                     pool.jail = None
                 pool.baseline_bytes = 0
                 while pool.outputs:  # sent with spawns that will never be reported
-                    pool.outputs.popleft().close()
+                    os.close(pool.outputs.popleft())
 
     def _with_output(self, pool: _Pool, action: core.Deliver, request: TaskRequest,
                      envelope: bytes) -> bytes:
@@ -381,7 +381,8 @@ class Worker:
         if io is None or io.output is None:
             return envelope
         io.signal(signal.SIGKILL)  # it must not write on while we read
-        text, truncated = output.read_shared(io.output, request.limits.stdout_bytes)
+        text, truncated = output.read_shared(io.output, _OUTPUT_FILE_BYTES,
+                                             request.limits.stdout_bytes)
         if not text and not truncated:
             return envelope
         made = outcome.decode(envelope, max_bytes=len(envelope))
@@ -442,11 +443,11 @@ class Worker:
                 files = [_output_file() for _ in range(n)] if shared else []
                 try:
                     framing.send_control(pool.jail.control, protocol.encode(protocol.Spawn(n)),
-                                         tuple(fd for fd, _ in files))
-                finally:
-                    for fd, _ in files:
-                        os.close(fd)  # the child's copy travels; our mapping stays
-                pool.outputs.extend(view for _, view in files)
+                                         tuple(files))
+                except OSError:
+                    framing.close_fds(files)
+                    raise
+                pool.outputs.extend(files)  # the child's copy travels; ours stays
                 count -= n
         except OSError:
             return False
@@ -469,8 +470,9 @@ class Worker:
             timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
         ))
         io.reader = framing.FrameReader(lim.envelope_bytes)
-        if io.output is not None:
-            output.HEADER.pack_into(io.output, 0, 0, 0)  # nothing printed yet
+        if io.output is not None and io.used:  # a worker's next task: nothing printed yet
+            os.pwrite(io.output, output.EMPTY, 0)
+        io.used = True
         try:
             framing.send_frame_within(io.channel, body, _SEND_TIMEOUT_S)
         except OSError:
@@ -495,12 +497,18 @@ class Worker:
         return pool
 
 
-def _output_file() -> tuple[int, mmap.mmap]:
+_OUTPUT_FILE_BYTES = output.HEADER.size + MAX_STDOUT_BYTES
+
+
+def _output_file() -> int:
     """A child's shared output file: sparse, so it costs memory only for what is printed."""
     fd = os.memfd_create("snippet-output", os.MFD_CLOEXEC)
-    size = output.HEADER.size + MAX_STDOUT_BYTES
-    os.ftruncate(fd, size)
-    return fd, mmap.mmap(fd, size)
+    try:
+        os.ftruncate(fd, _OUTPUT_FILE_BYTES)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _host_pid(pidfd: int) -> int:
