@@ -1,11 +1,10 @@
 """A snippet's captured output, kept where the host can still read it if the child dies.
 
 The child keeps what the snippet prints in a buffer of at most the task's ``stdout_bytes``
-(UTF-8). When the host hands a shared memory file in beside the task frame (a memfd, as
-SCM_RIGHTS), that buffer is the file's mapping: every write lands in memory the host maps
-too, with no system call, and a task that ends without a result (timeout, an OOM kill, a
-crash) still comes back with what it printed up to then. Otherwise the buffer is the child's
-own memory.
+(UTF-8). When the host hands a shared memory file in with the child's spawn (a memfd, as
+SCM_RIGHTS), that buffer is the child's mapping of it: every write lands in the file, with
+no system call, and a task that ends without a result (timeout, an OOM kill, a crash) still
+comes back with what it printed up to then. Otherwise the buffer is the child's own memory.
 
 Layout of the shared file: a header (the length written so far, 8 bytes little-endian; a
 truncated flag, 1 byte; 7 bytes reserved), then the bytes. The host does not map it: it

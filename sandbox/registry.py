@@ -49,7 +49,7 @@ class Runtime:
     aliases: tuple[str, ...]
     jail_packages: tuple[str, ...]  # top-level importable names mounted at /sandbox/lib
     language_layer: bool  # Python's import allow-lists apply (stdlib_allow, imports, ...)
-    shared_output: bool  # its children print into a file the host maps (runtimes.output)
+    shared_output: bool  # its children print into a file the host can read (runtimes.output)
     _version: Callable[[], str]
     policies: tuple[str, ...] = ("default",)  # what a task's ``policy`` may name
     zygote_preload: bool = False  # the operator's ``preload`` modules load in its zygote
