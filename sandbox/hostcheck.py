@@ -80,6 +80,7 @@ def runtimes(config: PoolConfig) -> list[Verdict]:
         missing = ""
     except SandboxError as exc:
         missing = str(exc)
+    cgroup = "" if missing else _cgroup_problem(config)
     denied = namespaces()
     out = []
     for facts in registry.RUNTIMES.values():
@@ -87,7 +88,7 @@ def runtimes(config: PoolConfig) -> list[Verdict]:
         if missing:
             out.append(Verdict(name, False, missing))
             continue
-        problem = _installed(name)
+        problem = _installed(name) or cgroup
         if problem:
             out.append(Verdict(name, False, problem))
             continue
@@ -108,6 +109,23 @@ def runtimes(config: PoolConfig) -> list[Verdict]:
         else:
             out.append(Verdict(name, True, ""))
     return out
+
+
+def _cgroup_problem(config: PoolConfig) -> str:
+    """Why this user cannot set up the cgroup layer ``config`` asks for (every jail has it), or
+    "" (also when the layer is off)."""
+    from sandbox import cgroups, jail
+    from sandbox.errors import SandboxError
+
+    if config.cgroup == "off":
+        return ""
+    try:
+        plan = jail.cgroup_plan(config)
+        if plan is not None:
+            cgroups.check(plan)
+    except SandboxError as exc:
+        return str(exc)
+    return ""
 
 
 def _installed(runtime: str) -> str:

@@ -25,7 +25,7 @@ PYTHON = os.environ.get("SANDBOX_TEST_UNPRIVILEGED_PYTHON", sys.executable)
 def _as_nobody(*argv: str, code: str = "", home: str = "/tmp") -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i", "PATH=/usr/bin:/bin",
                            f"HOME={home}", *argv], input=code, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd="/")  # the installed package, not a source tree here
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +54,14 @@ def test_without_a_cgroup_of_its_own_the_user_is_told_what_failed_and_what_to_do
     /NSJAIL.N') failed: Permission denied` and no hint."""
     done = _exec(home, code="return 1")
     assert done.returncode == 1
-    assert done.stderr.startswith("sandbox: the python jail did not start: cannot set up the "
-                                  "jail's cgroup: ")
-    assert len(done.stderr.splitlines()) == 1  # one line: nsjail never ran
-    assert "is not writable by this user (uid 65534)" in done.stderr
-    assert "--cgroup off" in done.stderr and "--cgroup-root" in done.stderr
+    first, *host = done.stderr.splitlines()  # the reason, then what runs on this host
+    assert first.startswith("sandbox: the python jail did not start: cannot set up the "
+                            "jail's cgroup: ")  # one line of it: nsjail never ran
+    assert "is not writable by this user (uid 65534)" in first
+    assert "--cgroup off" in first and "--cgroup-root" in first
+    # and the host report agrees: no runtime can run for this user with the layer on
+    assert host[0] == "on this host:"
+    assert host[1].startswith("  python: cannot run (cannot set up the jail's cgroup: ")
 
 
 def test_with_the_cgroup_layer_off_it_runs_and_the_per_task_limits_still_hold(home):
