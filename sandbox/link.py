@@ -74,8 +74,13 @@ class CurveClient:
 def prepare(sock: zmq.Socket, curve: CurveClient | None, *, immediate: bool = True) -> None:
     """The options every DEALER to a broker has (before it connects). ``immediate=False``
     (runners) queues what is sent before the connection is up: a runner's session is one
-    socket, its ``ready`` goes first, and what it sends for an earlier session is dropped."""
+    socket, its ``ready`` goes first, and what it sends for an earlier session is dropped.
+    A runner's queue has no high-water mark: what it sends is bounded by its slots (one
+    ``done`` per task) and its heartbeats, and a ``done`` refused for a full queue would be an
+    answer lost."""
     sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+    if not immediate:
+        sock.setsockopt(zmq.SNDHWM, 0)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.IMMEDIATE, 1 if immediate else 0)
     sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)

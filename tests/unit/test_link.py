@@ -64,3 +64,20 @@ def test_reach_says_no_daemon_at_once_where_nothing_listens(ipc_dir):
 def test_reach_is_satisfied_by_a_broker(ipc_dir):
     with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker:
         assert reach(zmq.Context.instance(), broker.endpoint, None, timeout_s=60) is None
+
+
+def test_a_runner_socket_never_refuses_a_send_for_a_full_queue():
+    """A runner's `done` met zmq.Again at the default high-water mark and was dropped (with a
+    log line): the broker then held the task until its deadline. A runner's sends are bounded
+    by its slots (one `done` each) and its heartbeats, so its queue has no mark."""
+    from sandbox.link import prepare
+
+    context = zmq.Context.instance()
+    runner, client = context.socket(zmq.DEALER), context.socket(zmq.DEALER)
+    try:
+        prepare(runner, None, immediate=False)
+        prepare(client, None)
+        assert (runner.getsockopt(zmq.SNDHWM), client.getsockopt(zmq.SNDHWM)) == (0, 1000)
+    finally:
+        runner.close(0)
+        client.close(0)
