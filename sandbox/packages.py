@@ -92,6 +92,15 @@ def name_of(spec: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower() if match else spec.strip().lower()
 
 
+
+def run_tool(argv: list[str], announce: str = "", cwd: str | None = None) -> int:
+    """Run an installing tool (pip, npm, pyodide): no input, its output on our stderr (stdout
+    stays the command's answer); ``announce`` said first. Its exit code."""
+    if announce:
+        print(announce, file=sys.stderr, flush=True)
+    return subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                          check=False).returncode
+
 def add(specs: Sequence[str], directory: str, *, quiet: bool = False) -> list[str]:
     """Add ``specs`` to the environment (a spec for a project it holds replaces that one's)
     and rebuild it; the specs it holds then."""
@@ -130,15 +139,12 @@ def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> Non
     if wanted:
         argv = [sys.executable, "-m", "pip", "install", "--target", fresh, "--no-compile",
                 "--disable-pip-version-check", "--no-input", "--progress-bar", "on", *wanted]
-        if quiet:
-            argv.append("--quiet")
-        print(f"sandbox packages: installing {' '.join(wanted)} into {directory}",
-              file=sys.stderr, flush=True)
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False)
-        if done.returncode != 0:
+        code = run_tool(argv + ["--quiet"] * quiet,
+                        f"sandbox packages: installing {' '.join(wanted)} into {directory}")
+        if code != 0:
             shutil.rmtree(fresh, ignore_errors=True)
             raise ConfigError(f"pip could not install {' '.join(wanted)} "
-                              f"(exit code {done.returncode}); the previous environment stays")
+                              f"(exit code {code}); the previous environment stays")
     with open(os.path.join(fresh, MANIFEST), "w") as f:
         json.dump({"specs": wanted, "python": sys.version.split()[0]}, f)
     replace_environment(fresh, directory)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.errors import JailError
-from sandbox.packages import world_readable
+from sandbox.packages import run_tool, world_readable
 
 PYODIDE_VERSION = "0.25.1"
 PYODIDE_PYTHON = "3.11.3"  # the CPython inside it
@@ -121,12 +121,10 @@ def ensure(*, quiet: bool = True) -> Distribution:
         argv = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--omit=dev"]
         if quiet:
             argv.append("--silent")
-        print(f"sandbox: installing Pyodide {PYODIDE_VERSION} into {root}", file=sys.stderr,
-              flush=True)
-        done = subprocess.run(argv, cwd=fresh, stdin=subprocess.DEVNULL, stdout=sys.stderr,
-                              check=False)
-        if done.returncode != 0:
-            raise JailError(f"npm ci of pyodide@{PYODIDE_VERSION} failed (exit code {done.returncode})")
+        code = run_tool(argv, f"sandbox: installing Pyodide {PYODIDE_VERSION} into {root}",
+                        cwd=fresh)
+        if code != 0:
+            raise JailError(f"npm ci of pyodide@{PYODIDE_VERSION} failed (exit code {code})")
         dist = os.path.join(fresh, "node_modules", "pyodide")
         missing = [n for n in DIST_FILES if not os.path.isfile(os.path.join(dist, n))]
         if missing:
@@ -163,12 +161,8 @@ def ensure_build_tools(*, quiet: bool = True) -> str:
     subprocess.run([sys.executable, "-m", "venv", root], check=True)
     argv = [os.path.join(root, "bin", "python"), "-m", "pip", "install",
             "--disable-pip-version-check", "--no-input", *BUILD_TOOLS]
-    if quiet:
-        argv.append("--quiet")
-    print(f"sandbox: installing pyodide-build {PYODIDE_BUILD_VERSION} into {root}",
-          file=sys.stderr, flush=True)
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False)
-    if done.returncode != 0:
+    if run_tool(argv + ["--quiet"] * quiet,
+                f"sandbox: installing pyodide-build {PYODIDE_BUILD_VERSION} into {root}") != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise JailError(f"pip could not install {' '.join(BUILD_TOOLS)}")
     Path(root, _MARKER).write_text(PYODIDE_BUILD_VERSION + "\n")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -107,9 +106,9 @@ def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> dic
 
 
 def _run(argv: list[str], failure: str) -> None:
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=sys.stderr, check=False)
-    if done.returncode != 0:
-        raise ConfigError(f"{failure} (exit code {done.returncode}); the previous environment stays")
+    code = packages.run_tool(argv)
+    if code != 0:
+        raise ConfigError(f"{failure} (exit code {code}); the previous environment stays")
 
 
 def worker_settings(host_dir: str, worker_dir: str) -> dict[str, Any]:
