@@ -24,8 +24,7 @@ def test_cant_read_root_home(sandbox, tmp_path):
         assert r.status is Status.ERROR
         assert r.error.type == "FileNotFoundError"
         r = sandbox.run("python", "import os\nreturn os.listdir('/root')")
-        assert r.status in (Status.OK, Status.ERROR)
-        assert r.value is None or ".snippet-sandbox-marker" not in r.value
+        assert (r.status, r.error.type) == (Status.ERROR, "FileNotFoundError")  # no /root at all
     finally:
         marker.unlink()
 
