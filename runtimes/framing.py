@@ -47,18 +47,13 @@ class ChannelClosed(WireError):
 # -- the task channel, blocking (the child's side) ---------------------------------------------
 
 
-def send_frame(sock: socket.socket, body: bytes, fds: tuple[int, ...] = ()) -> None:
-    """One frame; ``fds`` travel beside its first bytes (SCM_RIGHTS)."""
+def send_frame(sock: socket.socket, body: bytes) -> None:
+    """One frame: its length, then its body."""
     header = HEADER.pack(len(body))
-    small = len(body) <= 65536
-    first = header + body if small else header  # large bodies: two writes beat copying MBs
-    if fds:
-        sent = sock.sendmsg([first], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-        if sent < len(first):
-            sock.sendall(first[sent:])
+    if len(body) <= 65536:
+        sock.sendall(header + body)  # one syscall on the hot path
     else:
-        sock.sendall(first)  # one syscall on the hot path
-    if not small:
+        sock.sendall(header)  # large bodies: two writes beat copying MBs
         sock.sendall(body)
 
 
@@ -104,29 +99,6 @@ def recv_frame(sock: socket.socket, max_bytes: int) -> bytes:
     if size > max_bytes:
         raise OversizedFrame(size, max_bytes)
     return recv_exact(sock, size)
-
-
-def recv_frame_fds(sock: socket.socket, max_bytes: int) -> tuple[bytes, list[int]]:
-    """One frame and the fds sent beside it (see ``send_frame``)."""
-    fds = array.array("i")
-    head, ancdata, flags, _ = sock.recvmsg(HEADER.size, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize))
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-    try:
-        if not head:
-            raise ChannelClosed("channel closed")
-        if flags & socket.MSG_CTRUNC:
-            raise WireError("frame's file descriptors truncated")
-        if len(head) < HEADER.size:
-            head += recv_exact(sock, HEADER.size - len(head))
-        (size,) = HEADER.unpack(head)
-        if size > max_bytes:
-            raise OversizedFrame(size, max_bytes)
-        return recv_exact(sock, size), list(fds)
-    except BaseException:
-        close_fds(fds)
-        raise
 
 
 # -- the task channel, non-blocking (the host's side) ------------------------------------------
