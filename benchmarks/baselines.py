@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import seccomp
-from sandbox import jail
+from sandbox.jail import launch
 from sandbox.config import PoolConfig
 
 
@@ -25,17 +25,17 @@ def as_script(body: str) -> str:
 def cold_nsjail(body: str) -> Callable[[], None]:
     """One fresh ``nsjail ... python3 -c`` per snippet, with the pool's isolation flags."""
     config = PoolConfig()
-    plan = jail.cgroup_plan(config)
+    plan = launch.cgroup_plan(config)
     if plan is not None:
-        from sandbox import cgroups
+        from sandbox.jail import cgroups
 
         cgroups.prepare(plan)
-    argv = jail.nsjail_argv(
-        jail.locate_nsjail(None),
-        [jail.JAIL_PYTHON, "-I", "-S", "-B", "-c", as_script(body)],
+    argv = launch.nsjail_argv(
+        launch.locate_nsjail(None),
+        [launch.JAIL_PYTHON, "-I", "-S", "-B", "-c", as_script(body)],
         seccomp_policy=seccomp.jail_policy(),
         cgroup_args=plan.nsjail_args if plan else (),
-        mounts=jail.mounts_for("python", jail.interpreter()),
+        mounts=launch.mounts_for("python", launch.interpreter()),
         as_root=os.geteuid() == 0,
     )
     argv[argv.index("--time_limit") + 1] = "10"

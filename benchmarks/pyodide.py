@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 def _package_cost(env_root: str, pool: PoolConfig, rounds: int) -> dict[str, Any]:
     from dataclasses import replace
 
-    from sandbox import pyodide_packages
+    from sandbox.pyodide import packages as pyodide_packages
 
     env = os.path.join(env_root, "env")
     pyodide_packages.install([PACKAGE], env, quiet=True)

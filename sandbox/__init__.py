@@ -7,7 +7,7 @@ The public surface is what ``__all__`` lists; everything else is internal.
 from runtimes.outcome import Status
 from sandbox.config import Limits, PoolConfig, PyodideConfig
 from sandbox.errors import ClosedError, ConfigError, JailError, SandboxError
-from sandbox.local import Sandbox
+from sandbox.host.local import Sandbox
 from sandbox.result import ErrorInfo, Result
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # the clients pull in ZeroMQ and the broker: loaded when asked for, not for Sandbox users
     if name in ("Client", "AsyncClient"):
-        from sandbox import client
+        from sandbox.client import sync
 
-        return getattr(client, name)
+        return getattr(sync, name)
     raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

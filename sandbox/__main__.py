@@ -1,5 +1,5 @@
 import sys
 
-from sandbox.cli import main
+from sandbox.service.cli import main
 
 sys.exit(main())

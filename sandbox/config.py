@@ -73,7 +73,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class PyodideConfig:
-    """The pyodide runtime's workers (``sandbox.pyodide``): Node.js processes that load
+    """The pyodide runtime's workers (``sandbox.pyodide.runtime``): Node.js processes that load
     Pyodide once and serve tasks one at a time. The pool's own settings (size, timeouts) are
     ``PoolConfig``'s."""
 
@@ -93,7 +93,7 @@ class PyodideConfig:
     preload: tuple[str, ...] = ()  # modules every worker imports before its first task
     permission_model: bool = True  # Node's --experimental-permission: reads of listed paths only
     # Run without any namespace, on a host that denies them (a default Docker container).
-    # It gives up what sandbox.pyodide.GIVEN_UP_WITHOUT_NAMESPACES says; named on purpose.
+    # It gives up what sandbox.pyodide.runtime.GIVEN_UP_WITHOUT_NAMESPACES says; named on purpose.
     no_namespaces: bool = False
     debug: bool = False  # workers' stderr (Pyodide's own errors) into the jail's log
 
@@ -129,12 +129,12 @@ class PoolConfig:
     # third-party ones, by top-level name, "*" for all.
     stdlib_allow: tuple[str, ...] = ()  # () means the curated SAFE_STDLIB
     external_allow: tuple[str, ...] = ()
-    # Third-party packages (sandbox/packages.py): the environment the Python jail mounts
+    # Third-party packages (sandbox/jail/packages.py): the environment the Python jail mounts
     # read-only, and the modules its zygote imports ahead of time (shared by every child).
     packages_dir: str | None = None
     preload: tuple[str, ...] = ()
     # Mount only the standard library the runtime needs plus stdlib_allow (see
-    # sandbox/stdlib_view.py), so the file system agrees with the allow-list.
+    # sandbox/jail/stdlib_view.py), so the file system agrees with the allow-list.
     trim_stdlib: bool = True
     # Worker mode (isolation="worker"): how many tasks one warm worker runs, and for how long,
     # before it is replaced by a fresh one.

@@ -5,7 +5,7 @@ needs inside (importable names, copied into the jail's staging directory), wheth
 import allow-lists apply and which policies a task may ask for, whether its children are
 workers of their own, and the version a runner advertises. What a runtime's jail adds beyond
 the common one (mounts, namespaces, the workers' settings) is its host module's business:
-``sandbox.pyodide`` for pyodide, called through ``jail_setup``.
+``sandbox.pyodide.runtime`` for pyodide, called through ``jail_setup``.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ def _python_version() -> str:
 
 
 def _pyodide_version() -> str:
-    from sandbox import pyodide_dist
+    from sandbox.pyodide import dist as pyodide_dist
 
     # the Python inside first, so that a task asking for version "3.11" finds it
     return f"{pyodide_dist.PYODIDE_PYTHON}-pyodide-{pyodide_dist.PYODIDE_VERSION}"
 
 
 def _pyodide_setup(config: Any) -> Any:
-    from sandbox import pyodide
+    from sandbox.pyodide import runtime as pyodide
 
     return pyodide.jail_setup(config)
 
@@ -57,7 +57,7 @@ class Runtime:
     # warm interpreter): each says ready when it can take a task, serves several tasks, and
     # every task has a reuse key (``sandbox.request``), so the pool's worker rules apply.
     worker_children: bool = False
-    # what its jail adds to the common one (``sandbox.jail.RuntimeSetup``), from the config
+    # what its jail adds to the common one (``sandbox.jail.launch.RuntimeSetup``), from the config
     jail_setup: Callable[[Any], Any] | None = None
 
     @property

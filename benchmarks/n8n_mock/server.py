@@ -29,7 +29,7 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
 
 from benchmarks.n8n_mock import core as c
-from sandbox.loop import Loop
+from sandbox.host.loop import Loop
 from sandbox.n8n import protocol as p
 
 MAX_MESSAGE_BYTES = 64 << 20  # n8n allows 1 GiB; a benchmark's frames are a few KiB

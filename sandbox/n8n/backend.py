@@ -6,7 +6,7 @@ Every submitted key gets exactly one ``on_outcome(key, result)``, in the loop's 
 cancelled one included (its ``Result`` says it was cancelled), so the runner knows when a
 slot is really free.
 
-``WorkerBackend`` is the host worker (``sandbox.worker``) on the runner's own loop: the
+``WorkerBackend`` is the host worker (``sandbox.host.worker``) on the runner's own loop: the
 jails' and children's fds are watched by the same loop as the WebSocket, so one thread
 serves n8n and drives every child, and no task ever runs on it. With ``isolation="worker"``
 a job runs in a warm worker bound to its workflow (reuse key ``workflow/<id>``): tasks of
@@ -24,10 +24,10 @@ from runtimes.outcome import Status
 from sandbox import request
 from sandbox.config import PoolConfig
 from sandbox.errors import RequestError
-from sandbox.loop import Loop
+from sandbox.host.loop import Loop
 from sandbox.n8n.task import Job
 from sandbox.result import Result
-from sandbox.worker import Worker
+from sandbox.host.worker import Worker
 
 OnOutcome = Callable[[str, Result], None]
 

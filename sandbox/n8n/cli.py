@@ -53,7 +53,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the runner from env and flags and serve until SIGTERM/SIGINT or auto-shutdown.
     A bad setting is one line on stderr and exit code 2, like the other commands."""
-    from sandbox.allocator import keep_large_blocks
+    from sandbox.host.allocator import keep_large_blocks
     from sandbox.n8n.backend import WorkerBackend
     from sandbox.n8n.shell import Shell
 

@@ -1,4 +1,4 @@
-"""The n8n runner's I/O: one loop (``sandbox.loop``) that owns every fd of the process.
+"""The n8n runner's I/O: one loop (``sandbox.host.loop``) that owns every fd of the process.
 
 The WebSocket's TCP socket, the host worker's jails and children (through the backend), the
 optional health-check server and a wake-up pipe for stop() are all watched by the same loop;
@@ -36,7 +36,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from sandbox.errors import N8nProtocolError, SandboxError
-from sandbox.loop import Loop
+from sandbox.host.loop import Loop
 from sandbox.n8n import core as c
 from sandbox.n8n import protocol as p
 from sandbox.n8n.backend import Backend

@@ -149,7 +149,7 @@ def test_exec_connect_to_no_daemon_says_so_at_once(ipc_dir):
 
 def test_exec_connect_with_no_value_reaches_the_default_endpoint(ipc_dir):
     """[14.10] --connect could not reach the default daemon without typing its path."""
-    from sandbox.fakes import FakeBroker
+    from sandbox.client.fakes import FakeBroker
 
     uid = os.getuid()
     with FakeBroker(f"ipc://{ipc_dir}/snippet-sandbox-{uid}.sock") as broker:
@@ -165,7 +165,7 @@ def test_exec_connect_with_no_value_reaches_the_default_endpoint(ipc_dir):
 
 def test_packages_help_names_the_default_directory_of_this_user():
     """[14.10] `packages --help` named ~/.local/share/... for root too."""
-    from sandbox import packages
+    from sandbox.jail import packages
 
     done = subprocess.run([sys.executable, "-m", "sandbox", "packages", "--help"],
                           capture_output=True, text=True, timeout=60,
@@ -182,7 +182,7 @@ def test_the_program_says_its_version():
 
 
 def test_exec_sends_worker_mode_to_a_daemon(ipc_dir):
-    from sandbox.fakes import FakeBroker
+    from sandbox.client.fakes import FakeBroker
 
     with FakeBroker(f"ipc://{ipc_dir}/b.sock") as broker:
         rc, out = exec_json("-r", "python", "--connect", broker.endpoint, "--isolation", "worker",

@@ -15,11 +15,11 @@ import zmq.auth
 
 from broker.auth import CurveServer
 from broker.server import BrokerServer
-from sandbox.client import Client
+from sandbox.client.sync import Client
 from sandbox.config import ServiceConfig
-from sandbox.daemon import RunnerWatcher
+from sandbox.service.daemon import RunnerWatcher
 from sandbox.errors import ConfigError
-from sandbox.fakes import FakeBroker
+from sandbox.client.fakes import FakeBroker
 
 
 def sandbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -301,7 +301,7 @@ def test_healthz_says_in_its_body_what_its_code_says(ipc_dir):
 @pytest.mark.parametrize(("draining", "runners", "status", "code"), [
     (False, 1, "ok", 200), (False, 0, "no runners", 503), (True, 1, "draining", 503)])
 def test_the_health_body_and_code_agree(draining, runners, status, code):
-    from sandbox.daemon import health
+    from sandbox.service.daemon import health
 
     body = health(draining, runners, 0, 0)
     assert body["status"] == status and (200 if body["status"] == "ok" else 503) == code

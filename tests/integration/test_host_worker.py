@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import ConfigError, Limits, PoolConfig, Sandbox, Status
-from sandbox.client import Client
+from sandbox.client.sync import Client
 from sandbox.config import runner_endpoint_for
 
 MiB = 1024 * 1024
@@ -98,7 +98,7 @@ def test_a_killed_runner_leaves_a_staging_directory_the_next_start_removes(tmp_p
         runner.kill()
         runner.wait()
     assert glob.glob(pattern)  # left behind by the kill
-    from sandbox.jail import reclaim_staging
+    from sandbox.jail.launch import reclaim_staging
 
     reclaim_staging()  # what every start does first
     assert glob.glob(pattern) == []

@@ -10,7 +10,7 @@ from runtimes import codec
 from runtimes.outcome import Status
 
 from sandbox.config import Limits, PoolConfig
-from sandbox.loop import Loop
+from sandbox.host.loop import Loop
 from sandbox.n8n.backend import WorkerBackend
 from sandbox.n8n.task import Job
 from sandbox.result import Result

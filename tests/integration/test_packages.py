@@ -8,7 +8,8 @@ import tempfile
 
 import pytest
 
-from sandbox import PoolConfig, Sandbox, Status, packages
+from sandbox import PoolConfig, Sandbox, Status
+from sandbox.jail import packages
 from sandbox.errors import ConfigError
 
 

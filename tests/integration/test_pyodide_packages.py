@@ -10,7 +10,8 @@ import tempfile
 
 import pytest
 
-from sandbox import PoolConfig, PyodideConfig, Sandbox, Status, pyodide_packages
+from sandbox import PoolConfig, PyodideConfig, Sandbox, Status
+from sandbox.pyodide import packages as pyodide_packages
 from sandbox.errors import ConfigError
 
 pytestmark = pytest.mark.jail

@@ -29,9 +29,9 @@ from broker.core import BrokerConfig
 from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
 from sandbox import Status
-from sandbox.client import AsyncClient, Client
+from sandbox.client.sync import AsyncClient, Client
 from sandbox.errors import ConnectError
-from sandbox.fakes import FakeRunner
+from sandbox.client.fakes import FakeRunner
 from sandbox.link import CurveClient, Link
 from service_helpers import (HEARTBEAT_S, broker, start_runner, stop_runner, stop_serving,
                              wait_for_runners)

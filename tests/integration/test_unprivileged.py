@@ -134,7 +134,7 @@ def test_with_the_cgroup_layer_off_it_runs_and_the_per_task_limits_still_hold(ho
 def test_a_delegated_cgroup_gives_the_user_the_cgroup_layer_back(home):
     """cgroup_root names a cgroup root handed to the user (v1: the same path in the memory
     and pids hierarchies); the jail's cgroup is made under it."""
-    from sandbox.jail import _cgroup_layout
+    from sandbox.jail.launch import _cgroup_layout
 
     layout = _cgroup_layout()
     if layout is None or layout.version != 1:

@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from runtimes import seccomp_filter  # noqa: E402
-from sandbox.hostcheck import JAIL_NAMESPACES  # noqa: E402
+from sandbox.service.hostcheck import JAIL_NAMESPACES  # noqa: E402
 from seccomp.syscalls import AUDIT_ARCH_X86_64, X86_64  # noqa: E402
 
 CLONE_NEWTIME = 0x80
@@ -49,7 +49,8 @@ def deny_namespaces_program() -> bytes:
 
 def scenario_jailed_runtimes() -> dict:
     """What needs namespaces fails, and says why; the host check says which runtimes work."""
-    from sandbox import PoolConfig, PyodideConfig, Sandbox, hostcheck
+    from sandbox import PoolConfig, PyodideConfig, Sandbox
+    from sandbox.service import hostcheck
     from sandbox.errors import JailError
 
     out: dict = {}

@@ -10,16 +10,16 @@ import os
 import subprocess
 
 import seccomp
-from sandbox import jail
+from sandbox.jail import launch
 
 
 def run_in_bare_jail(code: str) -> subprocess.CompletedProcess[str]:
-    argv = jail.nsjail_argv(
-        jail.locate_nsjail(None),
-        [jail.JAIL_PYTHON, "-I", "-S", "-B", "-c", code],
+    argv = launch.nsjail_argv(
+        launch.locate_nsjail(None),
+        [launch.JAIL_PYTHON, "-I", "-S", "-B", "-c", code],
         seccomp_policy=seccomp.jail_policy(),
         cgroup_args=(),
-        mounts=jail.mounts_for("python", jail.interpreter()),
+        mounts=launch.mounts_for("python", launch.interpreter()),
         as_root=os.geteuid() == 0,
     )
     argv[argv.index("--time_limit") + 1] = "20"
@@ -52,5 +52,5 @@ def test_runs_as_an_unprivileged_user_with_no_host_view() -> None:
     if os.geteuid() == 0:
         assert uid == "1000"
     assert "proc" not in root.split(",") and "root" not in root.split(",")
-    # /etc holds only the jail's own user database (sandbox/jail.py), nothing of the host's
+    # /etc holds only the jail's own user database (sandbox/jail/launch.py), nothing of the host's
     assert etc.split(",") == ["group", "nsswitch.conf", "passwd"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox import cgroups
+from sandbox.jail import cgroups
 
 V1_MOUNTINFO = """\
 30 23 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755

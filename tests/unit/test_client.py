@@ -19,9 +19,9 @@ import zmq.auth
 from broker import protocol as p
 from broker.auth import CurveServer
 from sandbox import Status
-from sandbox.client import CLOSED_MESSAGE, AsyncClient, Client
+from sandbox.client.sync import CLOSED_MESSAGE, AsyncClient, Client
 from sandbox.errors import ClosedError
-from sandbox.fakes import FakeBroker, ok_result
+from sandbox.client.fakes import FakeBroker, ok_result
 from sandbox.link import CurveClient
 
 
@@ -411,7 +411,7 @@ def test_async_lone_surrogate_is_rejected(ipc_dir):
 def test_data_that_cannot_be_sent_is_named_as_the_data(data, message):
     """[14.7] The threaded and async clients said 'result: object of type ...' and 'the
     result is 104857605 bytes encoded' of the task's input."""
-    from sandbox.client import ClientBase
+    from sandbox.client.sync import ClientBase
     from sandbox.config import Limits
 
     built = ClientBase(Limits(), 30.0).build(

@@ -52,7 +52,7 @@ def test_runtime_aliases():
 
 
 def test_pyodide_without_namespaces_is_a_named_opt_in_from_the_service_to_its_runners():
-    from sandbox.daemon import RunnerWatcher
+    from sandbox.service.daemon import RunnerWatcher
 
     config = ServiceConfig.load(env={"SANDBOX_PYODIDE_NO_NAMESPACES": "1",
                                      "SANDBOX_PYODIDE_PACKAGES_DIR": "/srv/wheels",

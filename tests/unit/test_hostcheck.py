@@ -1,8 +1,9 @@
-"""What `sandbox runtimes` and a failed `sandbox exec` say about this host (sandbox.hostcheck)."""
+"""What `sandbox runtimes` and a failed `sandbox exec` say about this host (sandbox.service.hostcheck)."""
 
 from __future__ import annotations
 
-from sandbox import hostcheck, jail
+from sandbox.service import hostcheck
+from sandbox.jail import launch
 from sandbox.config import PoolConfig
 from sandbox.errors import JailError
 
@@ -15,8 +16,8 @@ def _no_cgroup(config: PoolConfig) -> None:
 def test_a_cgroup_layer_this_user_cannot_set_up_is_why_no_runtime_can_run(monkeypatch):
     """As nobody, `sandbox exec` said `python: works` beside the error that the python jail
     could not start for want of a writable cgroup."""
-    monkeypatch.setattr(jail, "locate_nsjail", lambda path=None: "/bin/nsjail")
-    monkeypatch.setattr(jail, "cgroup_plan", _no_cgroup)
+    monkeypatch.setattr(launch, "locate_nsjail", lambda path=None: "/bin/nsjail")
+    monkeypatch.setattr(launch, "cgroup_plan", _no_cgroup)
     monkeypatch.setattr(hostcheck, "namespaces", lambda: "")
     monkeypatch.setattr(hostcheck, "_installed", lambda runtime: "")
     verdicts = hostcheck.runtimes(PoolConfig())
@@ -30,8 +31,8 @@ def test_with_the_cgroup_layer_off_the_cgroup_is_not_asked_about(monkeypatch):
     def asked(config: PoolConfig) -> None:
         raise AssertionError("the cgroup plan was asked for with the layer off")
 
-    monkeypatch.setattr(jail, "locate_nsjail", lambda path=None: "/bin/nsjail")
-    monkeypatch.setattr(jail, "cgroup_plan", asked)
+    monkeypatch.setattr(launch, "locate_nsjail", lambda path=None: "/bin/nsjail")
+    monkeypatch.setattr(launch, "cgroup_plan", asked)
     monkeypatch.setattr(hostcheck, "namespaces", lambda: "")
     monkeypatch.setattr(hostcheck, "_installed", lambda runtime: "")
     assert all(v.works for v in hostcheck.runtimes(PoolConfig(cgroup="off")))

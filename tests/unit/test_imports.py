@@ -139,7 +139,7 @@ def test_what_builtins_import_on_a_snippets_behalf_passes_a_narrow_list():
 
 
 def test_stdlib_view_copies_packages_whole_and_modules_alone():
-    from sandbox.stdlib_view import units
+    from sandbox.jail.stdlib_view import units
 
     packages, singles = units("/usr/lib/python3.11", [
         "/usr/lib/python3.11/json/decoder.py", "/usr/lib/python3.11/os.py",
@@ -150,7 +150,7 @@ def test_stdlib_view_copies_packages_whole_and_modules_alone():
 
 
 def test_stdlib_probe_is_remembered_until_what_it_depends_on_changes(tmp_path, monkeypatch):
-    from sandbox import stdlib_view
+    from sandbox.jail import stdlib_view
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     staged = tmp_path / "staged"
@@ -178,7 +178,7 @@ def test_stdlib_probe_is_remembered_until_what_it_depends_on_changes(tmp_path, m
 
 def test_stdlib_view_refuses_a_file_outside_the_standard_library():
     from sandbox.errors import JailError
-    from sandbox.stdlib_view import units
+    from sandbox.jail.stdlib_view import units
 
     with pytest.raises(JailError, match="outside"):
         units("/usr/lib/python3.11", ["/usr/lib/python3.11/../../../etc/shadow"])

@@ -13,13 +13,15 @@ import pytest
 import seccomp
 from runtimes import codec, framing, outcome, protocol
 from runtimes.outcome import Status
-from sandbox import PoolConfig, fakejail, jail
+from sandbox import PoolConfig
+from sandbox.jail import fake as fakejail
+from sandbox.jail import launch
 
 CONFIG = PoolConfig(size=1)
 # (launcher, code that returns 1, code that makes a forbidden system call)
 BACKENDS = {
     "fake": (fakejail.launch, "ok 1", "sigsys"),
-    "nsjail": (jail.launch, "return 1", "import os\nos.fork()"),
+    "nsjail": (launch.launch, "return 1", "import os\nos.fork()"),
 }
 
 
@@ -33,7 +35,7 @@ def backend(request):
         process.close()
 
 
-def _recv(process: jail.JailProcess, accept: tuple[type, ...], timeout_s: float = 10.0):
+def _recv(process: launch.JailProcess, accept: tuple[type, ...], timeout_s: float = 10.0):
     ready, _, _ = select.select([process.control], [], [], timeout_s)
     assert ready, "no control message in time"
     body, fds = framing.recv_control(process.control)
@@ -41,7 +43,7 @@ def _recv(process: jail.JailProcess, accept: tuple[type, ...], timeout_s: float 
     return protocol.decode(body, accept), fds
 
 
-def _handshake(process: jail.JailProcess) -> protocol.Ready:
+def _handshake(process: launch.JailProcess) -> protocol.Ready:
     program = seccomp.child_filter()
     framing.send_control(process.control, protocol.encode(
         protocol.Init(program.program, tuple(program.pid_slots))))
@@ -51,7 +53,7 @@ def _handshake(process: jail.JailProcess) -> protocol.Ready:
     return ready
 
 
-def _spawn_one(process: jail.JailProcess) -> tuple[int, socket.socket, int]:
+def _spawn_one(process: launch.JailProcess) -> tuple[int, socket.socket, int]:
     framing.send_control(process.control, protocol.encode(protocol.Spawn(1)))
     spawned, fds = _recv(process, (protocol.Spawned,))
     assert len(fds) == 2

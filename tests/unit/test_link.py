@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import zmq
 
-from sandbox.fakes import FakeBroker
+from sandbox.client.fakes import FakeBroker
 from sandbox.link import LinkState, reach
 
 

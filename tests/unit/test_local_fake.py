@@ -11,8 +11,9 @@ import pytest
 
 from runtimes import codec, outcome
 from runtimes.outcome import Status
-from sandbox import PoolConfig, Sandbox, fakejail
-from sandbox.cancel import CancelToken
+from sandbox import PoolConfig, Sandbox
+from sandbox.jail import fake as fakejail
+from sandbox.host.cancel import CancelToken
 
 
 def fake(size: int = 2, **config) -> Sandbox:

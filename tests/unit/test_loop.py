@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from sandbox.loop import Loop
+from sandbox.host.loop import Loop
 
 
 class Timer:
@@ -104,7 +104,7 @@ def test_a_failing_handler_costs_its_event_not_the_loop():
 
 
 def test_a_lone_caller_runs_the_loop_in_its_own_thread():
-    from sandbox.loop import SharedLoop
+    from sandbox.host.loop import SharedLoop
 
     loop = Loop()
     shared = SharedLoop(loop)
@@ -118,7 +118,7 @@ def test_a_lone_caller_runs_the_loop_in_its_own_thread():
 
 
 def test_a_follower_takes_the_lead_when_the_leader_leaves_first():
-    from sandbox.loop import SharedLoop
+    from sandbox.host.loop import SharedLoop
 
     loop = Loop()
     shared = SharedLoop(loop)
@@ -154,7 +154,7 @@ def test_a_follower_takes_the_lead_when_the_leader_leaves_first():
 
 
 def test_the_background_thread_handles_urgent_fds_between_callers():
-    from sandbox.loop import SharedLoop
+    from sandbox.host.loop import SharedLoop
 
     loop = Loop()
     shared = SharedLoop(loop)
@@ -175,7 +175,7 @@ def test_an_urgent_fd_that_fired_while_a_caller_led_is_handled_after_it_leaves()
     """What the background thread sleeps on is one-shot: an event while a caller leads wakes
     it once and disarms it; the leaving caller re-arms it, so what it left unhandled is
     handled then, and later events wake the background thread again."""
-    from sandbox.loop import SharedLoop
+    from sandbox.host.loop import SharedLoop
 
     loop = Loop()
     shared = SharedLoop(loop)
@@ -205,7 +205,7 @@ def test_an_urgent_fd_that_fired_while_a_caller_led_is_handled_after_it_leaves()
 
 
 def test_a_wait_that_times_out_says_so():
-    from sandbox.loop import SharedLoop
+    from sandbox.host.loop import SharedLoop
 
     loop = Loop()
     shared = SharedLoop(loop)

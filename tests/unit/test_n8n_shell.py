@@ -18,7 +18,7 @@ from wsproto.events import AcceptConnection, CloseConnection, Ping, Pong, Reques
 
 from runtimes import codec
 from runtimes.outcome import Status
-from sandbox.loop import Loop
+from sandbox.host.loop import Loop
 from sandbox.n8n.config import N8nRunnerConfig
 from sandbox.n8n.shell import Shell
 from sandbox.n8n.task import Job

@@ -1,4 +1,4 @@
-"""The pool's rules (sandbox/pool_core.py), one test per rule, and a randomized model check:
+"""The pool's rules (sandbox/host/pool_core.py), one test per rule, and a randomized model check:
 pure, no processes, the clock passed in."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from runtimes import outcome
 from runtimes.outcome import Status
-from sandbox import pool_core as core
-from sandbox.pool_core import ChildState, JailState, PoolCore, PoolRules
+from sandbox.host import pool_core as core
+from sandbox.host.pool_core import ChildState, JailState, PoolCore, PoolRules
 
 RULES = PoolRules(size=2, acquire_timeout_s=5.0, start_timeout_s=10.0, recycle_delay_s=0.003,
                   exit_report_s=2.0)

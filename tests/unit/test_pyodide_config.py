@@ -13,8 +13,8 @@ from runtimes.pyodide.launch import NODE_ENV, node_argv
 from sandbox import PoolConfig, PyodideConfig, request
 from sandbox.errors import ConfigError, RequestError
 from sandbox.imports import ImportPolicy
-from sandbox.pool_core import PoolRules
-from sandbox.pyodide import (EXIT_FATAL, JAIL_DIST, JAIL_NODE, JAIL_PACKAGES, Layout, pool_rules,
+from sandbox.host.pool_core import PoolRules
+from sandbox.pyodide.runtime import (EXIT_FATAL, JAIL_DIST, JAIL_NODE, JAIL_PACKAGES, Layout, pool_rules,
                              worker_spec)
 
 JAILED = Layout(JAIL_NODE, JAIL_DIST, "/sandbox/runtimes", "/sandbox/lib/msgpack", JAIL_PACKAGES)

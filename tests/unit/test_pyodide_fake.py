@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from runtimes.outcome import Status
-from sandbox import PoolConfig, PyodideConfig, Sandbox, fakejail
+from sandbox import PoolConfig, PyodideConfig, Sandbox
+from sandbox.jail import fake as fakejail
 
 
 def fake(size: int = 1, **pyodide) -> Sandbox:

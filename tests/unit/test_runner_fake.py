@@ -13,9 +13,10 @@ import zmq
 from broker.core import BrokerConfig
 from broker.server import BrokerServer
 from runtimes.outcome import Status
-from sandbox import PoolConfig, fakejail
-from sandbox.client import Client
-from sandbox.runner import Runner, RunnerConfig
+from sandbox import PoolConfig
+from sandbox.jail import fake as fakejail
+from sandbox.client.sync import Client
+from sandbox.host.runner import Runner, RunnerConfig
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ import zmq.auth
 from broker.auth import CurveServer
 from broker.core import BrokerConfig
 from broker.server import BrokerServer
-from sandbox import PoolConfig, fakejail
+from sandbox import PoolConfig
+from sandbox.jail import fake as fakejail
 from sandbox.errors import ConnectError
 from sandbox.link import CurveClient
-from sandbox.runner import Runner, RunnerConfig
+from sandbox.host.runner import Runner, RunnerConfig
 
 
 def runner(endpoint: str, curve: CurveClient | None = None) -> Runner:

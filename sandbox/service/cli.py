@@ -32,7 +32,7 @@ from sandbox.config import (RUNTIME_ALIASES, SETTINGS, Limits, PoolConfig, Pyodi
 from sandbox import registry
 from sandbox.errors import ConfigError, JailError, SandboxError
 from sandbox.jsonview import from_json_data, to_jsonable
-from sandbox.client import Client
+from sandbox.client.sync import Client
 from sandbox.result import Result
 
 EXIT_OK, EXIT_STATUS, EXIT_USAGE = 0, 1, 2
@@ -139,7 +139,7 @@ def _exec_parser(sub: Any) -> None:
 
 
 def _packages_parser(sub: Any) -> None:
-    from sandbox import packages
+    from sandbox.jail import packages
 
     pk = sub.add_parser("packages", help="the third-party environment python snippets see")
     pk.add_argument("action", choices=("install", "list", "remove"),
@@ -363,13 +363,13 @@ _REACH_S = 5.0  # how long `exec --connect` waits for a daemon's handshake befor
 
 
 def _host_report(pool: PoolConfig) -> str:
-    from sandbox import hostcheck
+    from sandbox.service import hostcheck
 
     return "on this host:\n" + "\n".join("  " + v.line() for v in hostcheck.runtimes(pool))
 
 
 def _runtimes(args: argparse.Namespace) -> int:
-    from sandbox import hostcheck
+    from sandbox.service import hostcheck
 
     verdicts = hostcheck.runtimes(PoolConfig(
         pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces)))
@@ -379,8 +379,8 @@ def _runtimes(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sandbox.allocator import keep_large_blocks
-    from sandbox.daemon import serve
+    from sandbox.host.allocator import keep_large_blocks
+    from sandbox.service.daemon import serve
 
     keep_large_blocks()
     return serve(_settings(args, "serve"))
@@ -390,8 +390,8 @@ def _runner(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from sandbox.allocator import keep_large_blocks
-    from sandbox.runner import Runner, RunnerConfig
+    from sandbox.host.allocator import keep_large_blocks
+    from sandbox.host.runner import Runner, RunnerConfig
 
     keep_large_blocks()
     if args.settings is not None:  # started by `sandbox serve`: its settings, as they are
@@ -431,7 +431,7 @@ def _runner(args: argparse.Namespace) -> int:
 
 
 def _packages(args: argparse.Namespace) -> int:
-    from sandbox import packages
+    from sandbox.jail import packages
 
     for note in unknown_env():
         print(f"sandbox: warning: {note}", file=sys.stderr)
@@ -467,7 +467,7 @@ def _packages(args: argparse.Namespace) -> int:
 
 
 def _pyodide_packages(args: argparse.Namespace) -> int:
-    from sandbox import pyodide_packages
+    from sandbox.pyodide import packages as pyodide_packages
 
     directory = args.packages_dir or pyodide_packages.default_dir()
     if args.action == "list":
@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "packages":
             return _packages(args)
         if args.command == "pyodide":
-            from sandbox import pyodide_dist
+            from sandbox.pyodide import dist as pyodide_dist
 
             return pyodide_dist.main([])
         if args.command == "runtimes":

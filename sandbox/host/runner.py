@@ -1,8 +1,8 @@
 """A runner: connects to a broker, advertises its runtimes and slots, runs tasks in its pools.
 
-One loop (``sandbox.loop``) in one thread owns everything: the DEALER socket to the broker
+One loop (``sandbox.host.loop``) in one thread owns everything: the DEALER socket to the broker
 (ZeroMQ sockets are not thread-safe), the host worker's jails and children
-(``sandbox.worker``), and the lifeline to a parent daemon. A result goes from a child's
+(``sandbox.host.worker``), and the lifeline to a parent daemon. A result goes from a child's
 channel to the broker with no hand-off between threads. A task that finds no idle child waits
 in the pool core, which hands it the next child the moment one is ready.
 
@@ -37,14 +37,14 @@ from runtimes.outcome import Status
 from sandbox import registry, request
 from sandbox.config import PoolConfig
 from sandbox.errors import ConnectError, RequestError
-from sandbox.jail import Launcher
+from sandbox.jail.launch import Launcher
 from sandbox.link import CurveClient, Link
-from sandbox.loop import Loop
-from sandbox.worker import Worker
+from sandbox.host.loop import Loop
+from sandbox.host.worker import Worker
 
 __all__ = ["CurveClient", "Runner", "RunnerConfig"]
 
-log = logging.getLogger("sandbox.runner")
+log = logging.getLogger("sandbox.host.runner")
 
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # What a Done frame adds to its envelope; the limits keep envelopes far below the frame cap.

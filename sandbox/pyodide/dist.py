@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.errors import JailError
-from sandbox.packages import run_tool, world_readable
+from sandbox.jail.packages import run_tool, world_readable
 
 PYODIDE_VERSION = "0.25.1"
 PYODIDE_PYTHON = "3.11.3"  # the CPython inside it
@@ -170,7 +170,7 @@ def ensure_build_tools(*, quiet: bool = True) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m sandbox.pyodide_dist``: install the distribution and the build tools
+    """``python -m sandbox.pyodide.dist``: install the distribution and the build tools
     (idempotent; what .ci/run and ``sandbox pyodide install`` call)."""
     args = sys.argv[1:] if argv is None else argv
     try:

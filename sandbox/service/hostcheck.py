@@ -72,11 +72,12 @@ class Verdict:
 
 def runtimes(config: PoolConfig) -> list[Verdict]:
     """Each runtime, whether it can run on this host with ``config``, and why (not)."""
-    from sandbox import jail, registry
+    from sandbox import registry
+    from sandbox.jail import launch
     from sandbox.errors import SandboxError
 
     try:
-        jail.locate_nsjail(config.nsjail_path)
+        launch.locate_nsjail(config.nsjail_path)
         missing = ""
     except SandboxError as exc:
         missing = str(exc)
@@ -94,12 +95,12 @@ def runtimes(config: PoolConfig) -> list[Verdict]:
             continue
         without = name == "pyodide" and config.pyodide.no_namespaces
         if without:
-            from sandbox.pyodide import GIVEN_UP_WITHOUT_NAMESPACES
+            from sandbox.pyodide.runtime import GIVEN_UP_WITHOUT_NAMESPACES
 
             out.append(Verdict(name, True, f"without namespaces, as configured: it gives up "
                                            f"{GIVEN_UP_WITHOUT_NAMESPACES}"))
         elif denied and facts.jail_setup is not None:
-            from sandbox.pyodide import OPT_IN
+            from sandbox.pyodide.runtime import OPT_IN
 
             out.append(Verdict(name, False, f"this host denies namespaces: {denied}; it can run "
                                             f"without them with {OPT_IN}"))
@@ -114,13 +115,14 @@ def runtimes(config: PoolConfig) -> list[Verdict]:
 def _cgroup_problem(config: PoolConfig) -> str:
     """Why this user cannot set up the cgroup layer ``config`` asks for (every jail has it), or
     "" (also when the layer is off)."""
-    from sandbox import cgroups, jail
+    from sandbox.jail import cgroups
+    from sandbox.jail import launch
     from sandbox.errors import SandboxError
 
     if config.cgroup == "off":
         return ""
     try:
-        plan = jail.cgroup_plan(config)
+        plan = launch.cgroup_plan(config)
         if plan is not None:
             cgroups.check(plan)
     except SandboxError as exc:
@@ -138,7 +140,7 @@ def _installed(runtime: str) -> str:
         except ImportError:
             return "the quickjs-ng package is not installed"
     if runtime == "pyodide":
-        from sandbox import pyodide_dist
+        from sandbox.pyodide import dist as pyodide_dist
 
         try:
             if pyodide_dist.installed() is None:

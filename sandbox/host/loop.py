@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-log = logging.getLogger("sandbox.loop")
+log = logging.getLogger("sandbox.host.loop")
 
 POLLIN = select.POLLIN  # == zmq.POLLIN
 

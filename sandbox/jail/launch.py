@@ -3,7 +3,7 @@
 ``mounts_for`` and ``nsjail_argv`` are pure (inputs in, lists out). ``launch`` is the start-up
 pipeline of one jail, as named steps; it returns a ``JailProcess``: the running nsjail with the
 zygote inside, our end of the control channel, and what the host worker needs to watch it
-(an fd readable when it exits, its stderr, the cgroup's OOM count). ``sandbox.fakejail``
+(an fd readable when it exits, its stderr, the cgroup's OOM count). ``sandbox.jail.fake``
 provides the same interface without nsjail, for tests that need no root. A runtime whose
 jail needs more than the common one (the pyodide runtime: Node.js and its distribution
 mounted, a worker spec for the zygote, optionally no namespaces) says so in a
@@ -37,11 +37,13 @@ from typing import Protocol
 
 import runtimes
 from runtimes import protocol
-from sandbox import cgroups, hostcheck, registry
+from sandbox import registry
+from sandbox.jail import cgroups
+from sandbox.service import hostcheck
 from sandbox.config import PoolConfig
 from sandbox.errors import ConfigError, JailError
 
-log = logging.getLogger("sandbox.jail")
+log = logging.getLogger("sandbox.jail.launch")
 
 JAIL_PYTHON = "/usr/bin/python3"
 JAIL_STDLIB = f"/usr/lib/python{sys.version_info.major}.{sys.version_info.minor}"
@@ -259,9 +261,9 @@ def _linked_libraries(binaries: tuple[str, ...]) -> tuple[str, ...]:
 def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = None,
                stdlib_allow: tuple[str, ...] | None = None) -> tuple[Mount, ...]:
     """The read-only bind mounts that make up a runtime's jail root. ``packages_dir``: the
-    operator's third-party environment (``sandbox.packages``), for Python. ``stdlib_allow``:
+    operator's third-party environment (``sandbox.jail.packages``), for Python. ``stdlib_allow``:
     mount only the standard library the runtime needs plus these modules
-    (``sandbox.stdlib_view``); None mounts all of it."""
+    (``sandbox.jail.stdlib_view``); None mounts all of it."""
     staged = _staging_dir()
     lib = os.path.join(staged, "lib")
     packages = [
@@ -270,7 +272,7 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
     ]
     stdlib = python.stdlib
     if stdlib_allow is not None:
-        from sandbox import stdlib_view
+        from sandbox.jail import stdlib_view
 
         stdlib = stdlib_view.build(python.binary, python.stdlib, staged, runtime, stdlib_allow)
     dynload = os.path.join(stdlib, "lib-dynload")
@@ -296,7 +298,7 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
     mounts += [Mount(p, f"{JAIL_ROOT}/lib/{os.path.basename(p)}") for p in packages]
     own: list[str] = []
     if runtime == "python" and packages_dir:
-        from sandbox.packages import JAIL_PACKAGES, check_reachable
+        from sandbox.jail.packages import JAIL_PACKAGES, check_reachable
 
         try:
             check_reachable(packages_dir, as_root=os.geteuid() == 0)
@@ -416,7 +418,7 @@ def cgroup_plan(config: PoolConfig) -> cgroups.Plan | None:
 
 
 def stdlib_view_for(runtime: str, config: PoolConfig) -> tuple[str, ...] | None:
-    """What the jail's standard library is trimmed to (see ``sandbox.stdlib_view``), or None
+    """What the jail's standard library is trimmed to (see ``sandbox.jail.stdlib_view``), or None
     for all of it: when trimming is off, everything is allowed, or third-party packages are
     mounted (their imports of the standard library cannot be enumerated)."""
     if not config.trim_stdlib or (runtime == "python" and config.packages_dir):
@@ -460,7 +462,7 @@ def refuse_without_namespaces(runtime: str, setup: RuntimeSetup) -> None:
 
 
 class JailProcess(Protocol):
-    """A started jail, as the host worker sees it (nsjail here, ``sandbox.fakejail`` in tests)."""
+    """A started jail, as the host worker sees it (nsjail here, ``sandbox.jail.fake`` in tests)."""
 
     runtime: str
     control: socket.socket  # our end of the zygote's control channel

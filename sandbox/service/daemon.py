@@ -32,7 +32,7 @@ from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox.errors import ConfigError
 
-log = logging.getLogger("sandbox.daemon")
+log = logging.getLogger("sandbox.service.daemon")
 
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
@@ -189,14 +189,16 @@ def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
     that cannot start would be restarted forever while clients wait): the packages
     environment, and the cgroup layer. ConfigError or JailError naming the setting."""
-    from sandbox import cgroups, jail, packages
+    from sandbox.jail import cgroups
+    from sandbox.jail import launch
+    from sandbox.jail import packages
 
     if config.runners == 0:
         return
     pool = config.pool()
     if pool.packages_dir:
         packages.check_reachable(pool.packages_dir, as_root=os.geteuid() == 0)
-    plan = jail.cgroup_plan(pool)
+    plan = launch.cgroup_plan(pool)
     if plan is not None:
         cgroups.check(plan)
 
@@ -206,7 +208,7 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     if config.packages:
         from dataclasses import replace
 
-        from sandbox import packages
+        from sandbox.jail import packages
 
         directory = config.packages_dir or packages.default_dir()
         packages.ensure(config.packages, directory)  # progress on stderr; ConfigError if pip fails

@@ -1,7 +1,7 @@
 """The local API: ``Sandbox``, pre-forked jails for each runtime in this process.
 
-One loop (``sandbox.loop``) owns every jail and child fd of the host worker
-(``sandbox.worker``). ``run`` may be called from any number of threads: it checks the request
+One loop (``sandbox.host.loop``) owns every jail and child fd of the host worker
+(``sandbox.host.worker``). ``run`` may be called from any number of threads: it checks the request
 where it enters (``sandbox.request``), hands it to the loop and waits for that task's one
 outcome. The loop is a ``SharedLoop``: a caller that finds it free runs it itself while it
 waits (no thread hand-off on a task's path); one that finds it busy hands its request in
@@ -18,13 +18,13 @@ from typing import Any
 from runtimes import codec, outcome
 from runtimes.outcome import Status
 from sandbox import registry, request
-from sandbox.cancel import CancelToken
+from sandbox.host.cancel import CancelToken
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError, ConfigError, RequestError
-from sandbox.jail import Launcher
-from sandbox.loop import Loop, SharedLoop
+from sandbox.jail.launch import Launcher
+from sandbox.host.loop import Loop, SharedLoop
 from sandbox.result import Result
-from sandbox.worker import Worker
+from sandbox.host.worker import Worker
 
 # A caller waits for its outcome at most this much beyond the task's own timeout and the
 # pool's acquire timeout: the loop always answers well before, unless it is gone.

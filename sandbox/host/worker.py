@@ -1,14 +1,14 @@
 """The host worker: every runtime's pool and jail, driven from one loop.
 
-This is the I/O shell around ``sandbox.pool_core``: it feeds each pool's core the events it
+This is the I/O shell around ``sandbox.host.pool_core``: it feeds each pool's core the events it
 sees on its fds (the zygote's control channel, each child's task channel, the jail's exit and
 stderr) and the clock, and carries out the actions the core returns (start or stop a jail,
 spawn, send a task frame, SIGKILL through a pidfd, close a channel, deliver an outcome).
-All of it runs in the thread of one ``sandbox.loop.Loop``; nothing here is thread-safe, and
+All of it runs in the thread of one ``sandbox.host.loop.Loop``; nothing here is thread-safe, and
 nothing here decides.
 
-Fronts use it: the runner (``sandbox.runner``, a broker's tasks), the local API
-(``sandbox.local``, a caller's), the n8n runner. A front hands in ``TaskRequest``s (already
+Fronts use it: the runner (``sandbox.host.runner``, a broker's tasks), the local API
+(``sandbox.host.local``, a caller's), the n8n runner. A front hands in ``TaskRequest``s (already
 checked, ``sandbox.request``) under keys of its own choosing and receives exactly one
 ``deliver(key, envelope, status)`` per key, in the loop's thread.
 """
@@ -30,14 +30,15 @@ from typing import Any
 import seccomp
 from runtimes import framing, outcome, output, protocol
 from runtimes.outcome import Status
-from sandbox import jail, registry
-from sandbox import pool_core as core
+from sandbox import registry
+from sandbox.jail import launch
+from sandbox.host import pool_core as core
 from sandbox.config import MAX_STDOUT_BYTES, PoolConfig
 from sandbox.errors import JailError
-from sandbox.loop import Loop
+from sandbox.host.loop import Loop
 from sandbox.request import TaskRequest
 
-log = logging.getLogger("sandbox.worker")
+log = logging.getLogger("sandbox.host.worker")
 
 MiB = 1024 * 1024
 Deliver = Callable[[Hashable, bytes, Status], None]
@@ -56,7 +57,7 @@ def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
         worker_age_s=config.worker_age_s,
     )
     if registry.RUNTIMES[runtime].worker_children:
-        from sandbox import pyodide
+        from sandbox.pyodide import runtime as pyodide
 
         rules = pyodide.pool_rules(rules, config.pyodide)
     return rules
@@ -93,7 +94,7 @@ class _ChildIO:
 class _Pool:
     runtime: str
     core: core.PoolCore
-    jail: jail.JailProcess | None = None
+    jail: launch.JailProcess | None = None
     watched: list[int] = field(default_factory=list)  # the jail's fds in the loop
     children: dict[int, _ChildIO] = field(default_factory=dict)
     requests: dict[Hashable, TaskRequest] = field(default_factory=dict)
@@ -114,16 +115,16 @@ class _Pool:
 
 class Worker:
     def __init__(self, config: PoolConfig, loop: Loop, deliver: Deliver, *,
-                 launcher: jail.Launcher | None = None,
+                 launcher: launch.Launcher | None = None,
                  served: Iterable[str] = tuple(registry.RUNTIMES)) -> None:
         self.config = config
         self.loop = loop
         self.served = tuple(served)
         self._deliver = deliver
-        self._launch = launcher or jail.launch
+        self._launch = launcher or launch.launch
         self._pools: dict[str, _Pool] = {}
         self._owner: dict[Hashable, _Pool] = {}  # task key -> the pool running it
-        self._boost = os.geteuid() == 0  # see jail.BACKGROUND_NICE
+        self._boost = os.geteuid() == 0  # see launch.BACKGROUND_NICE
         self._closed = False
         loop.add_timed(self)
 

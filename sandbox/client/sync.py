@@ -53,7 +53,7 @@ from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtim
 from sandbox.errors import ClosedError, ConfigError
 from sandbox.link import CurveClient, Link, LinkState, close_monitored, monitored, prepare
 from sandbox.result import Result
-from sandbox.runner import Runner, RunnerConfig
+from sandbox.host.runner import Runner, RunnerConfig
 
 __all__ = ["AsyncClient", "AsyncHandle", "Client", "CurveClient", "Handle"]
 

@@ -34,7 +34,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sandbox import packages, pyodide_dist
+from sandbox.jail import packages
+from sandbox.pyodide import dist as pyodide_dist
 from sandbox.errors import ConfigError
 
 MANIFEST = ".snippet-sandbox-pyodide-packages.json"

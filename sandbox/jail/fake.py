@@ -1,7 +1,7 @@
 """A jail without nsjail, for tests that need no root: the real zygote and child pipeline in
 plain processes, running scripted tasks instead of snippets.
 
-``launch`` has the signature of ``sandbox.jail.launch`` and returns a ``JailProcess`` with the
+``launch`` has the signature of ``sandbox.jail.launch.launch`` and returns a ``JailProcess`` with the
 same shape as a real one: a keeper process (standing where nsjail stands) whose only child is
 the zygote (``runtimes.zygote.serve``, the real one), which forks children through the real
 ``runtimes.child`` pipeline: rlimits and the per-child seccomp filter are real, so a scripted
@@ -59,7 +59,7 @@ def launch(runtime: str, config: PoolConfig) -> FakeJail:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.fakejail", runtime, str(theirs.fileno()), directory],
+            [sys.executable, "-m", "sandbox.jail.fake", runtime, str(theirs.fileno()), directory],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, env={"PYTHONPATH": root, "PATH": os.environ.get("PATH", "")},
         )

@@ -5,7 +5,7 @@ once and then serves tasks one at a time over its channel, each with fresh globa
 interpreter's state put back after it (``runtimes/pyodide/guest.py``). It is born like any
 child of the jail: the zygote (pid 1, as for ``python``) forks on ``spawn`` and hands the
 host worker the child's channel and a pidfd; the child installs the worker seccomp filter
-and execs Node (``runtimes/pyodide/launch.py``). The pool (``sandbox.pool_core``) serves it
+and execs Node (``runtimes/pyodide/launch.py``). The pool (``sandbox.host.pool_core``) serves it
 like every child, with the rules for children that are workers: it is idle once it says
 ready (rule 1r), serves tasks of one reuse key (every pyodide task has one:
 ``sandbox.request``), is killed from outside ``kill_grace_s`` after a timeout its own
@@ -15,7 +15,7 @@ envelope asks, after ``worker_tasks`` tasks or ``worker_age_s``.
 What lives here is only what is pyodide's own: the distribution and Node (mounted read-only
 besides the zygote's Python), the ``init`` message's worker spec, the pool rules it
 changes, and what a jail without namespaces gives up. The jail itself is the one every
-runtime gets (``sandbox.jail``: user, pid, mount, net, ipc, uts and cgroup namespaces, a
+runtime gets (``sandbox.jail.launch``: user, pid, mount, net, ipc, uts and cgroup namespaces, a
 read-only root, the jail-wide seccomp policy, rlimits, the cgroup caps).
 
 On a host that denies namespaces (a default Docker container), ``no_namespaces=True``
@@ -33,10 +33,10 @@ import os
 import signal
 
 from runtimes import protocol
-from sandbox import pyodide_dist
+from sandbox.pyodide import dist as pyodide_dist
 from sandbox.config import PoolConfig, PyodideConfig
-from sandbox.jail import JAIL_ROOT, Mount, RuntimeSetup, _linked_libraries, _staging_dir
-from sandbox.pool_core import PoolRules
+from sandbox.jail.launch import JAIL_ROOT, Mount, RuntimeSetup, _linked_libraries, _staging_dir
+from sandbox.host.pool_core import PoolRules
 
 JAIL_NODE = "/usr/bin/node"
 JAIL_DIST = f"{JAIL_ROOT}/pyodide"
@@ -86,7 +86,7 @@ def extra_mounts(dist: pyodide_dist.Distribution, packages_dir: str | None) -> t
 
 def worker_spec(config: PyodideConfig, where: Layout) -> protocol.WorkerSpec:
     """The ``worker`` field of the zygote's init (``runtimes.pyodide.launch`` execs it)."""
-    from sandbox import pyodide_packages
+    from sandbox.pyodide import packages as pyodide_packages
 
     settings: dict[str, object] = {
         "dist": where.dist, "runtimes": where.runtimes, "msgpack": where.msgpack,

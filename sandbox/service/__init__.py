@@ -1,0 +1,1 @@
+"""The programs: the CLI, the daemon (`sandbox serve`) and the host check."""
