@@ -1,4 +1,4 @@
-"""``python -m benchmarks`` (or ``sandbox bench``): the service beside its baselines, in one run.
+"""``python -m benchmarks``: the service beside its baselines, in one run.
 
 Writes ``results.json``, ``results.md``, ``latency.png`` and ``throughput.png`` into ``--out``
 and prints the Markdown. ``--quick`` finishes in under a minute (CI runs it to keep the

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import procs
-from tests.n8n.peer import N8n, RunnerProcess, code_node, workflow
+from benchmarks.n8n_peer.peer import N8n, RunnerProcess, code_node, workflow
 
 OURS, THEIRS = "sandbox n8n-runner", "n8n JS runner (@n8n/task-runner)"
 CHAIN = 10

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from sandbox.errors import ConfigError
+from broker.errors import BrokerConfigError
 
 log = logging.getLogger("sandbox.broker")
 
@@ -44,7 +44,7 @@ class KeyRing:
         import zmq.auth
 
         if not os.path.isdir(directory):
-            raise ConfigError(f"no directory of authorized {domain}' keys at {directory} "
+            raise BrokerConfigError(f"no directory of authorized {domain}' keys at {directory} "
                               "(see `sandbox keys`)")
         self.domain, self.directory = domain, directory
         self.keys = frozenset(zmq.auth.load_certificates(directory))

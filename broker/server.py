@@ -33,7 +33,7 @@ from zmq.utils.monitor import parse_monitor_message
 from broker import protocol as p
 from broker.auth import CLIENTS, RUNNERS, Authenticator, CurveServer, make_server
 from broker.core import BrokerConfig, BrokerCore, Outcome, Send
-from sandbox.errors import ConfigError
+from broker.errors import BrokerConfigError
 
 __all__ = ["BrokerServer", "CurveServer"]
 
@@ -321,13 +321,13 @@ class BrokerServer:
 
 
 def _bind_or_say(sock: zmq.Socket, endpoint: str) -> None:
-    """Bind, or ConfigError naming the endpoint ("tcp://0.0.0.0:7700: address already in
+    """Bind, or BrokerConfigError naming the endpoint ("tcp://0.0.0.0:7700: address already in
     use"), not ZeroMQ's bare "Address already in use"."""
     try:
         sock.bind(endpoint)
     except zmq.ZMQError as exc:
         why = os.strerror(exc.errno) if exc.errno and exc.errno in errno.errorcode else str(exc)
-        raise ConfigError(f"cannot bind {endpoint}: {why.lower()}") from exc
+        raise BrokerConfigError(f"cannot bind {endpoint}: {why.lower()}") from exc
 
 
 def _refuse_if_taken(endpoint: str, path: str) -> None:
@@ -340,7 +340,7 @@ def _refuse_if_taken(endpoint: str, path: str) -> None:
     import stat
 
     if not stat.S_ISSOCK(mode):
-        raise ConfigError(f"{endpoint}: {path} exists and is not a socket")
+        raise BrokerConfigError(f"{endpoint}: {path} exists and is not a socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)
@@ -348,10 +348,10 @@ def _refuse_if_taken(endpoint: str, path: str) -> None:
     except (ConnectionRefusedError, FileNotFoundError):
         return  # left behind by a process that is gone
     except OSError as exc:
-        raise ConfigError(f"{endpoint}: cannot tell whether {path} is in use: {exc}") from exc
+        raise BrokerConfigError(f"{endpoint}: cannot tell whether {path} is in use: {exc}") from exc
     else:
         creds = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pid = struct.unpack("3i", creds)[0]
-        raise ConfigError(f"{endpoint} is already in use by pid {pid}")
+        raise BrokerConfigError(f"{endpoint} is already in use by pid {pid}")
     finally:
         probe.close()

@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandbox.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sandbox.imports import ImportPolicy
-
+from sandbox.imports import SAFE_STDLIB, ImportPolicy
 from sandbox.registry import ALIASES as RUNTIME_ALIASES
 from sandbox.registry import canonical as canonical_runtime
 
@@ -159,8 +156,6 @@ class PoolConfig:
         self.import_policy()  # a bad module name is a ConfigError now, not at the first task
 
     def import_policy(self) -> ImportPolicy:
-        from sandbox.imports import SAFE_STDLIB, ImportPolicy
-
         return ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow)
 
 
@@ -297,8 +292,6 @@ class ServiceConfig:
         on=_POOL, metavar="PATH")
 
     def __post_init__(self) -> None:
-        from sandbox.imports import SAFE_STDLIB, ImportPolicy
-
         for f in fields(self):  # the types first: a "false" must never read as true
             problem = _type_problem(SETTINGS[f.name].kind, getattr(self, f.name))
             if problem:

@@ -29,7 +29,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from broker import protocol as p
-from sandbox.errors import ConnectError
+from sandbox.errors import ConfigError, ConnectError
 
 RECONNECT_IVL_MS = 100  # ZeroMQ's first reconnect delay, doubled per failure up to the max
 RECONNECT_IVL_MAX_MS = 1000  # so a broker that is back is found within a second
@@ -56,8 +56,6 @@ class CurveClient:
         """The key pair ``DIR/NAME.key_secret`` and the server's ``DIR/server.key``, as
         ``sandbox keys`` writes them; ConfigError naming the file when one is unusable."""
         import zmq.auth
-
-        from sandbox.errors import ConfigError
 
         mine = os.path.join(curve_dir, f"{name}.key_secret")
         server = os.path.join(curve_dir, "server.key")

@@ -3,9 +3,11 @@
 A runtime's facts: the names a request may use for it, the third-party packages its jail
 needs inside (importable names, copied into the jail's staging directory), whether Python's
 import allow-lists apply and which policies a task may ask for, whether its children are
-workers of their own, and the version a runner advertises. What a runtime's jail adds beyond
-the common one (mounts, namespaces, the workers' settings) is its host module's business:
-``sandbox.pyodide.runtime`` for pyodide, called through ``jail_setup``.
+workers of their own, whether it can run without namespaces, and the version a runner
+advertises. It imports nothing of this package: every layer reads it, none is read by it.
+What a runtime's jail adds beyond the common one (mounts, namespaces, the workers' settings)
+is its host module's business (``sandbox.pyodide.runtime`` for pyodide); the host worker hands
+it to the launcher (``sandbox.host.worker.jail_setup``).
 """
 
 from __future__ import annotations
@@ -14,24 +16,19 @@ import functools
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 
 def _python_version() -> str:
     return platform.python_version()
 
 
+PYODIDE_VERSION = "0.25.1"  # the pinned distribution (``sandbox.pyodide.dist`` installs it)
+PYODIDE_PYTHON = "3.11.3"  # the CPython inside it
+
+
 def _pyodide_version() -> str:
-    from sandbox.pyodide import dist as pyodide_dist
-
     # the Python inside first, so that a task asking for version "3.11" finds it
-    return f"{pyodide_dist.PYODIDE_PYTHON}-pyodide-{pyodide_dist.PYODIDE_VERSION}"
-
-
-def _pyodide_setup(config: Any) -> Any:
-    from sandbox.pyodide import runtime as pyodide
-
-    return pyodide.jail_setup(config)
+    return f"{PYODIDE_PYTHON}-pyodide-{PYODIDE_VERSION}"
 
 
 def _quickjs_version() -> str:
@@ -57,8 +54,9 @@ class Runtime:
     # warm interpreter): each says ready when it can take a task, serves several tasks, and
     # every task has a reuse key (``sandbox.request``), so the pool's worker rules apply.
     worker_children: bool = False
-    # what its jail adds to the common one (``sandbox.jail.launch.RuntimeSetup``), from the config
-    jail_setup: Callable[[Any], Any] | None = None
+    # it can run on a host that denies namespaces, with the operator's opt-in (its set-up,
+    # ``sandbox.jail.launch.RuntimeSetup``, says how and what that gives up)
+    runs_without_namespaces: bool = False
 
     @property
     def version(self) -> str:
@@ -79,7 +77,7 @@ RUNTIMES: dict[str, Runtime] = {
         # msgpack: the zygote's protocol, and worker.mjs copies its pure-Python part into
         # Pyodide for the codec there
         Runtime("pyodide", (), ("msgpack",), True, False, _pyodide_version,
-                worker_children=True, jail_setup=_pyodide_setup),
+                worker_children=True, runs_without_namespaces=True),
     )
 }
 

@@ -127,7 +127,7 @@ def default_pyodide():
 def n8n():
     """A real n8n 2.41.1 in external-runner mode, once per session (installed into the
     machine's cache on first use: about 3-6 minutes). Its own task timeout is 8 s."""
-    from tests.n8n.peer import N8n
+    from benchmarks.n8n_peer.peer import N8n
 
     with N8n.start(task_timeout_s=8) as peer:
         yield peer
@@ -140,13 +140,13 @@ class RunnerSlot:
     DEFAULT = ("--max-concurrency", "4", "--task-timeout", "30", "--memory", "128")
 
     def __init__(self, n8n) -> None:
-        from tests.n8n.peer import RunnerProcess
+        from benchmarks.n8n_peer.peer import RunnerProcess
 
         self.n8n = n8n
         self.current: RunnerProcess | None = None
 
     def use(self, *flags: str):
-        from tests.n8n.peer import RunnerProcess
+        from benchmarks.n8n_peer.peer import RunnerProcess
 
         flags = flags or self.DEFAULT
         if self.current is None or self.current.flags != flags or self.current.proc.poll() is not None:

@@ -137,9 +137,9 @@ class MockSystem:
 
 def start(concurrency: int, directory: str, *, install: bool) -> tuple[list[MockSystem], dict[str, str]]:
     """Both systems, or the ones that could start and why the others did not. n8n comes
-    from the cache of ``tests/n8n/install.py``; with ``install`` it is installed when missing
+    from the cache of ``benchmarks/n8n_peer/install.py``; with ``install`` it is installed when missing
     (about 6 minutes on an empty cache)."""
-    from tests.n8n.install import ensure_installed, installed
+    from benchmarks.n8n_peer.install import ensure_installed, installed
 
     systems: list[MockSystem] = []
     skipped: dict[str, str] = {}
@@ -148,10 +148,10 @@ def start(concurrency: int, directory: str, *, install: bool) -> tuple[list[Mock
         try:
             found = ensure_installed()
         except Exception as exc:  # no npm, no registry: the rest of the run is still worth having
-            skipped[THEIRS] = f"could not install n8n through tests/n8n/install.py: {exc}"
+            skipped[THEIRS] = f"could not install n8n through benchmarks/n8n_peer/install.py: {exc}"
     elif found is None:
         skipped[THEIRS] = ("n8n is not installed and --quick does not install it "
-                           "(python -m tests.n8n.install, about 6 minutes, or a full run)")
+                           "(python -m benchmarks.n8n_peer.install, about 6 minutes, or a full run)")
     if found is not None:
         try:
             systems.append(MockSystem.theirs(found.node, found.task_runner_start, concurrency, directory))

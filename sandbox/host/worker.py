@@ -32,6 +32,7 @@ from runtimes import framing, outcome, output, protocol
 from runtimes.outcome import Status
 from sandbox import registry
 from sandbox.jail import launch
+from sandbox.pyodide import runtime as pyodide
 from sandbox.host import pool_core as core
 from sandbox.config import MAX_STDOUT_BYTES, PoolConfig
 from sandbox.errors import JailError
@@ -57,10 +58,14 @@ def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
         worker_age_s=config.worker_age_s,
     )
     if registry.RUNTIMES[runtime].worker_children:
-        from sandbox.pyodide import runtime as pyodide
-
         rules = pyodide.pool_rules(rules, config.pyodide)
     return rules
+
+
+def jail_setup(config: PoolConfig, runtime: str) -> launch.RuntimeSetup:
+    """What ``runtime``'s jail adds to the common one, handed to the launcher: the pyodide
+    runtime's mounts, worker spec and namespace choice; nothing for the others."""
+    return pyodide.jail_setup(config) if runtime == "pyodide" else launch.RuntimeSetup()
 
 
 @dataclass
@@ -399,7 +404,7 @@ class Worker:
     def _start_jail(self, pool: _Pool) -> str | None:
         """Launch the jail and send ``init``; the failure's reason, or None."""
         try:
-            process = self._launch(pool.runtime, self.config)
+            process = self._launch(pool.runtime, self.config, jail_setup)
         except (JailError, OSError) as exc:
             return str(exc)
         pool.jail = process

@@ -46,17 +46,19 @@ from runtimes.protocol import Task
 from sandbox import registry
 from sandbox.config import PoolConfig
 from sandbox.errors import JailError
+from sandbox.jail.launch import SetupFor
 
 _EVENTS = "events"  # the keeper's FIFO: children write "oom <pid>" or "vanish"
 _OOM_COUNT = "oom_kills"
 
 
-def launch(runtime: str, config: PoolConfig) -> FakeJail:
-    """Start a keeper with a zygote inside; the control channel is ours."""
+def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> FakeJail:
+    """Start a keeper with a zygote inside; the control channel is ours. Scripted children
+    exec nothing, so the runtime's set-up (``setup_for``) is not asked for."""
     directory = tempfile.mkdtemp(prefix="snippet-fakejail-")
     os.mkfifo(os.path.join(directory, _EVENTS), 0o600)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "sandbox.jail.fake", runtime, str(theirs.fileno()), directory],

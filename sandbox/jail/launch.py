@@ -7,7 +7,7 @@ zygote inside, our end of the control channel, and what the host worker needs to
 provides the same interface without nsjail, for tests that need no root. A runtime whose
 jail needs more than the common one (the pyodide runtime: Node.js and its distribution
 mounted, a worker spec for the zygote, optionally no namespaces) says so in a
-``RuntimeSetup`` (``registry.Runtime.jail_setup``).
+``RuntimeSetup``, which the host worker hands in (``sandbox.host.worker.jail_setup``).
 
 The jail's root is nsjail's empty read-only tmpfs with these read-only bind mounts only:
 the interpreter binary at /usr/bin/python3, its standard library at /usr/lib/python3.11 with
@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Protocol
 
 import runtimes
+import seccomp
 from runtimes import protocol
 from sandbox import registry
-from sandbox.jail import cgroups
-from sandbox.service import hostcheck
+from sandbox.jail import cgroups, namespaces, stdlib_view
+from sandbox.jail.packages import JAIL_PACKAGES, check_reachable
 from sandbox.config import PoolConfig
 from sandbox.errors import ConfigError, JailError
 
@@ -272,8 +273,6 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
     ]
     stdlib = python.stdlib
     if stdlib_allow is not None:
-        from sandbox.jail import stdlib_view
-
         stdlib = stdlib_view.build(python.binary, python.stdlib, staged, runtime, stdlib_allow)
     dynload = os.path.join(stdlib, "lib-dynload")
     elves = [
@@ -298,8 +297,6 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
     mounts += [Mount(p, f"{JAIL_ROOT}/lib/{os.path.basename(p)}") for p in packages]
     own: list[str] = []
     if runtime == "python" and packages_dir:
-        from sandbox.jail.packages import JAIL_PACKAGES, check_reachable
-
         try:
             check_reachable(packages_dir, as_root=os.geteuid() == 0)
         except ConfigError as exc:
@@ -431,7 +428,7 @@ def stdlib_view_for(runtime: str, config: PoolConfig) -> tuple[str, ...] | None:
 
 @dataclass(frozen=True)
 class RuntimeSetup:
-    """What a runtime's jail adds to the common one (see ``registry.Runtime.jail_setup``)."""
+    """What a runtime's jail adds to the common one (``sandbox.host.worker.jail_setup``)."""
 
     extra_mounts: tuple[Mount, ...] = ()  # read-only, beside the common mounts
     namespaces: bool = True  # False: nsjail creates none (a host that denies them)
@@ -441,21 +438,16 @@ class RuntimeSetup:
     given_up: str = ""  # what that gives up
 
 
-def setup_for(runtime: str, config: PoolConfig) -> RuntimeSetup:
-    make = registry.RUNTIMES[runtime].jail_setup
-    return make(config) if make is not None else RuntimeSetup()
-
-
 def refuse_without_namespaces(runtime: str, setup: RuntimeSetup) -> None:
     """JailError naming why, and the way out, when this host denies the jail's namespaces."""
-    denied = hostcheck.namespaces()
+    denied = namespaces.denied()
     if denied is None:
         return
     if setup.without_namespaces:
         way = (f"; the {runtime} runtime can run without them with {setup.without_namespaces}, "
                f"which gives up {setup.given_up}")
     else:
-        others = [r.name for r in registry.RUNTIMES.values() if r.jail_setup is not None]
+        others = [r.name for r in registry.RUNTIMES.values() if r.runs_without_namespaces]
         way = (f"; the {runtime} runtime cannot run without them"
                + (f" ({', '.join(others)} can: `sandbox runtimes` says how)" if others else ""))
     raise JailError(f"this host denies the namespaces the jail needs ({denied}){way}")
@@ -499,13 +491,15 @@ class JailProcess(Protocol):
         ...
 
 
-Launcher = Callable[[str, PoolConfig], JailProcess]
+# what a runtime's jail adds to the common one, asked for when its jail starts
+SetupFor = Callable[[PoolConfig, str], RuntimeSetup]
+Launcher = Callable[[str, PoolConfig, SetupFor], JailProcess]
 
 
-def launch(runtime: str, config: PoolConfig) -> JailProcess:
+def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess:
     """Start one jail: the pipeline from a plan to a running nsjail with the zygote inside.
 
-    1. what the runtime adds (``RuntimeSetup``); refuse, saying why and what the way out is,
+    1. what the runtime adds (``setup_for``: the host worker's); refuse, saying why and what the way out is,
        when the host denies the namespaces the jail would need;
     2. plan the cgroup (pure) and create its parents, removing what dead jails left there
        (or go without, warned, where the runtime allows it and the host does not let us);
@@ -515,9 +509,7 @@ def launch(runtime: str, config: PoolConfig) -> JailProcess:
     5. make the control socketpair and start nsjail with the zygote, its end passed in.
     The handshake (``init`` -> ``ready``) is the host worker's: it reads the control channel.
     """
-    import seccomp
-
-    setup = setup_for(runtime, config)
+    setup = setup_for(config, runtime)
     if setup.namespaces:
         refuse_without_namespaces(runtime, setup)
     plan = _cgroups(config, optional=setup.cgroup_optional)

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.errors import JailError
+from sandbox.registry import PYODIDE_VERSION
 from sandbox.jail.packages import run_tool, world_readable
 
-PYODIDE_VERSION = "0.25.1"
-PYODIDE_PYTHON = "3.11.3"  # the CPython inside it
 PYODIDE_BUILD_VERSION = "0.25.1"
 NODE_MAJOR = 20
 _SPEC_DIR = Path(__file__).resolve().parent.parent / "runtimes" / "pyodide"

@@ -34,6 +34,7 @@ import signal
 
 from runtimes import protocol
 from sandbox.pyodide import dist as pyodide_dist
+from sandbox.pyodide import packages as pyodide_packages
 from sandbox.config import PoolConfig, PyodideConfig
 from sandbox.jail.launch import JAIL_ROOT, Mount, RuntimeSetup, _linked_libraries, _staging_dir
 from sandbox.host.pool_core import PoolRules
@@ -86,8 +87,6 @@ def extra_mounts(dist: pyodide_dist.Distribution, packages_dir: str | None) -> t
 
 def worker_spec(config: PyodideConfig, where: Layout) -> protocol.WorkerSpec:
     """The ``worker`` field of the zygote's init (``runtimes.pyodide.launch`` execs it)."""
-    from sandbox.pyodide import packages as pyodide_packages
-
     settings: dict[str, object] = {
         "dist": where.dist, "runtimes": where.runtimes, "msgpack": where.msgpack,
         "wasm_max_mb": config.wasm_max_mb, "preload": list(config.preload),

@@ -66,10 +66,6 @@ def _parser() -> argparse.ArgumentParser:
     rn.add_argument("--settings", default=None, help=argparse.SUPPRESS)
     _setting_flags(rn, "runner")
 
-    bn = sub.add_parser("bench", help="benchmark the service beside its baselines",
-                        add_help=False)
-    bn.add_argument("args", nargs=argparse.REMAINDER, help="see `sandbox bench --help`")
-
     _packages_parser(sub)
 
     po = sub.add_parser("pyodide", help="the pyodide runtime's distribution and build tools")
@@ -555,10 +551,6 @@ def _keys(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # the harness parses its own flags
-        from benchmarks.__main__ import main as bench
-
-        return bench(argv[1:])
     try:
         args, extra = _parser().parse_known_args(argv)
         if extra and args.command == "packages" and not any(x.startswith("-") for x in extra):

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import subprocess
+from dataclasses import replace
 import sys
 import threading
 import time
@@ -27,10 +28,12 @@ import zmq
 
 from broker.auth import CurveServer
 from broker.core import BrokerConfig
+from broker.errors import BrokerConfigError
 from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox.errors import ConfigError
+from sandbox.jail import cgroups, launch, packages
 
 log = logging.getLogger("sandbox.service.daemon")
 
@@ -189,10 +192,6 @@ def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
     that cannot start would be restarted forever while clients wait): the packages
     environment, and the cgroup layer. ConfigError or JailError naming the setting."""
-    from sandbox.jail import cgroups
-    from sandbox.jail import launch
-    from sandbox.jail import packages
-
     if config.runners == 0:
         return
     pool = config.pool()
@@ -206,10 +205,6 @@ def preflight(config: ServiceConfig) -> None:
 def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
     if config.packages:
-        from dataclasses import replace
-
-        from sandbox.jail import packages
-
         directory = config.packages_dir or packages.default_dir()
         packages.ensure(config.packages, directory)  # progress on stderr; ConfigError if pip fails
         config = replace(config, packages_dir=directory)
@@ -225,9 +220,12 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         liveness=config.liveness,
     )
     metrics = BrokerMetrics()
-    server = BrokerServer(endpoints, broker_config, runner_endpoints=runner_endpoints,
-                          context=zmq.Context.instance(), curve=curve,
-                          on_outcome=metrics.on_outcome)
+    try:
+        server = BrokerServer(endpoints, broker_config, runner_endpoints=runner_endpoints,
+                              context=zmq.Context.instance(), curve=curve,
+                              on_outcome=metrics.on_outcome)
+    except BrokerConfigError as exc:
+        raise ConfigError(str(exc)) from exc
     watcher = RunnerWatcher(config, server.runner_endpoints[0])
     metrics.attach(server, restarts=lambda: watcher.restarts)
     try:

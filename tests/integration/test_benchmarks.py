@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 from benchmarks.n8n_mock import runners as n8n_mock
-from tests.n8n.install import installed
+from benchmarks.n8n_peer.install import installed
 
 EXPECTED_SYSTEMS = {"daemon (ipc)", "embedded client", "local API", "in-process exec",
                     "subprocess python3 -c", "cold nsjail python3 -c", "pyzmq 3-hop echo",
@@ -20,7 +20,7 @@ EXPECTED_SYSTEMS = {"daemon (ipc)", "embedded client", "local API", "in-process 
 def test_quick_benchmark_writes_a_well_formed_report(tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, "-m", "sandbox", "bench", "--quick", "--rounds", "6", "--levels", "1,2",
+        [sys.executable, "-m", "benchmarks", "--quick", "--rounds", "6", "--levels", "1,2",
          "--sweep-s", "0.3", "--out", str(out)],
         capture_output=True, text=True, timeout=300,
     )

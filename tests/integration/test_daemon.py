@@ -14,6 +14,7 @@ import pytest
 import zmq.auth
 
 from broker.auth import CurveServer
+from broker.errors import BrokerConfigError
 from broker.server import BrokerServer
 from sandbox.client.sync import Client
 from sandbox.config import ServiceConfig
@@ -62,7 +63,7 @@ def test_a_stale_socket_is_reused_and_what_is_not_a_socket_is_left_alone(ipc_dir
     left.close()
     server = BrokerServer([f"ipc://{stale}"])
     try:
-        with pytest.raises(ConfigError, match=f"already in use by pid {os.getpid()}"):
+        with pytest.raises(BrokerConfigError, match=f"already in use by pid {os.getpid()}"):
             BrokerServer([f"ipc://{stale}"])
     finally:
         server.close()
@@ -70,7 +71,7 @@ def test_a_stale_socket_is_reused_and_what_is_not_a_socket_is_left_alone(ipc_dir
     precious = os.path.join(ipc_dir, "notes.txt")
     with open(precious, "w") as f:
         f.write("keep me")
-    with pytest.raises(ConfigError, match="exists and is not a socket"):
+    with pytest.raises(BrokerConfigError, match="exists and is not a socket"):
         BrokerServer([f"ipc://{precious}"])
     with open(precious) as f:
         assert f.read() == "keep me"

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.n8n.peer import Execution, N8n, code_node, workflow
+from benchmarks.n8n_peer.peer import Execution, N8n, code_node, workflow
 
 pytestmark = pytest.mark.jail
 

@@ -22,7 +22,7 @@ THROWS = TaskSpec("throw new Error('boom');")
 
 @pytest.fixture(scope="module")
 def n8n_install():
-    from tests.n8n.install import ensure_installed
+    from benchmarks.n8n_peer.install import ensure_installed
 
     return ensure_installed()  # the cached install (about 6 minutes when the cache is empty)
 
@@ -66,7 +66,7 @@ def test_without_an_install_quick_mode_skips_n8ns_runner_with_the_reason(tmp_pat
     try:
         assert [s.name for s in systems] == [OURS, OURS_WORKER]
         assert skipped == {THEIRS: "n8n is not installed and --quick does not install it "
-                                   "(python -m tests.n8n.install, about 6 minutes, or a full run)"}
+                                   "(python -m benchmarks.n8n_peer.install, about 6 minutes, or a full run)"}
     finally:
         for s in systems:
             s.close()

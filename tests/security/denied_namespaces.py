@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from runtimes import seccomp_filter  # noqa: E402
-from sandbox.service.hostcheck import JAIL_NAMESPACES  # noqa: E402
+from sandbox.jail.namespaces import JAIL_NAMESPACES  # noqa: E402
 from seccomp.syscalls import AUDIT_ARCH_X86_64, X86_64  # noqa: E402
 
 CLONE_NEWTIME = 0x80

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sandbox.service import hostcheck
-from sandbox.jail import launch
+from sandbox.jail import launch, namespaces
 from sandbox.config import PoolConfig
 from sandbox.errors import JailError
 
@@ -18,7 +18,7 @@ def test_a_cgroup_layer_this_user_cannot_set_up_is_why_no_runtime_can_run(monkey
     could not start for want of a writable cgroup."""
     monkeypatch.setattr(launch, "locate_nsjail", lambda path=None: "/bin/nsjail")
     monkeypatch.setattr(launch, "cgroup_plan", _no_cgroup)
-    monkeypatch.setattr(hostcheck, "namespaces", lambda: "")
+    monkeypatch.setattr(namespaces, "denied", lambda: "")
     monkeypatch.setattr(hostcheck, "_installed", lambda runtime: "")
     verdicts = hostcheck.runtimes(PoolConfig())
     assert [(v.runtime, v.works, v.why) for v in verdicts] == [
@@ -33,7 +33,7 @@ def test_with_the_cgroup_layer_off_the_cgroup_is_not_asked_about(monkeypatch):
 
     monkeypatch.setattr(launch, "locate_nsjail", lambda path=None: "/bin/nsjail")
     monkeypatch.setattr(launch, "cgroup_plan", asked)
-    monkeypatch.setattr(hostcheck, "namespaces", lambda: "")
+    monkeypatch.setattr(namespaces, "denied", lambda: "")
     monkeypatch.setattr(hostcheck, "_installed", lambda runtime: "")
     assert all(v.works for v in hostcheck.runtimes(PoolConfig(cgroup="off")))
 

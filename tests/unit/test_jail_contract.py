@@ -15,6 +15,7 @@ from runtimes import codec, framing, outcome, protocol
 from runtimes.outcome import Status
 from sandbox import PoolConfig
 from sandbox.jail import fake as fakejail
+from sandbox.host.worker import jail_setup
 from sandbox.jail import launch
 
 CONFIG = PoolConfig(size=1)
@@ -28,7 +29,8 @@ BACKENDS = {
 @pytest.fixture(params=["fake", pytest.param("nsjail", marks=pytest.mark.jail)])
 def backend(request):
     launch, ok_code, forbidden_code = BACKENDS[request.param]
-    process = launch("python", CONFIG if request.param == "nsjail" else PoolConfig(size=1, cgroup="off"))
+    config = CONFIG if request.param == "nsjail" else PoolConfig(size=1, cgroup="off")
+    process = launch("python", config, jail_setup)
     try:
         yield process, ok_code, forbidden_code
     finally:

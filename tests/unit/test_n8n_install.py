@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.n8n import install
+from benchmarks.n8n_peer import install
 
 
 def _fake_steps(monkeypatch, calls: list[str], delay_s: float = 0.0) -> None:

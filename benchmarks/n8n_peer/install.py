@@ -11,7 +11,7 @@ The cache is ``$SANDBOX_N8N_CACHE`` or ``~/.cache/snippet-sandbox``; the install
 from scratch) and a file lock held for the whole install (so two test sessions on one machine
 never install at once: the second waits, then finds the marker).
 
-    python -m tests.n8n.install          # prints the n8n directory when done
+    python -m benchmarks.n8n_peer.install          # prints the n8n directory when done
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.n8n import flatted
-from tests.n8n.install import N8nInstall, ensure_installed
+from benchmarks.n8n_peer import flatted
+from benchmarks.n8n_peer.install import N8nInstall, ensure_installed
 
 OWNER_EMAIL = "owner@example.com"
 OWNER_PASSWORD = "Sandbox-peer-1"
