@@ -9,8 +9,7 @@ from typing import Any
 
 from sandbox.errors import ConfigError
 from sandbox.imports import SAFE_STDLIB, ImportPolicy
-from sandbox.registry import ALIASES as RUNTIME_ALIASES
-from sandbox.registry import canonical as canonical_runtime
+from sandbox import registry
 
 MiB = 1024 * 1024
 ENVELOPE_SLACK_BYTES = 64 * 1024  # an envelope's fields besides the result and the output
@@ -20,8 +19,8 @@ ENVELOPE_SLACK_BYTES = 64 * 1024  # an envelope's fields besides the result and 
 MAX_RESULT_BYTES = 64 * MiB
 MAX_STDOUT_BYTES = 8 * MiB
 
-__all__ = ["RUNTIME_ALIASES", "SETTINGS", "Limits", "PoolConfig", "PyodideConfig", "ServiceConfig",
-           "Setting", "canonical_runtime"]
+__all__ = ["SETTINGS", "Limits", "PoolConfig", "PyodideConfig", "ServiceConfig",
+           "Setting"]
 
 
 def _check(value: object, kind: type, low: float, high: float, name: str) -> None:
@@ -314,7 +313,7 @@ class ServiceConfig:
         if self.http:
             check_http(self.http)
         for runtime in self.runtimes:
-            if canonical_runtime(runtime) is None:
+            if registry.canonical(runtime) is None:
                 raise ConfigError(f"unknown runtime {runtime!r} in runtimes")
         self.lane_caps()  # validates
         for endpoint in (*self.endpoints(), *self.runner_endpoints()):

@@ -6,6 +6,7 @@
     ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
     ├── ClosedError      the sandbox was used after close()
     ├── ConnectError     a broker could not be reached, or the server refused our key
+    │   └── N8nConnectError  n8n's task broker refused the grant or the upgrade, or is unreachable
     └── N8nProtocolError a frame from n8n's task broker that does not parse or validate
 
 Outcomes of a snippet are never exceptions: ``run()`` returns a ``Result`` whose status says
@@ -38,6 +39,15 @@ class ClosedError(SandboxError):
 
 class ConnectError(SandboxError):
     """A broker could not be reached in time, or its server refused our CURVE key."""
+
+
+class N8nConnectError(ConnectError):
+    """n8n's task broker refused the grant or the WebSocket upgrade (``status``: the HTTP
+    status, 0 when there was none), or could not be reached."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class N8nProtocolError(SandboxError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from broker.protocol import MAX_CODE_BYTES, MAX_DATA_BYTES
+from broker.protocol import ISOLATIONS, MAX_CODE_BYTES, MAX_DATA_BYTES
 from runtimes.protocol import POLICIES, Imports
 from sandbox import registry
 from sandbox.config import Limits
@@ -19,7 +19,6 @@ from sandbox.errors import ConfigError, RequestError
 from sandbox.imports import ImportPolicy
 
 
-ISOLATIONS = ("process", "worker")
 MAX_REUSE_KEY_CHARS = 200  # a broker's "<lane>/<key>" included
 
 

@@ -49,7 +49,7 @@ from broker.server import BrokerServer
 from runtimes import codec
 from runtimes.outcome import Status
 from sandbox import registry
-from sandbox.config import RUNTIME_ALIASES, Limits, PoolConfig, canonical_runtime, check_endpoint
+from sandbox.config import Limits, PoolConfig, check_endpoint
 from sandbox.errors import ClosedError, ConfigError
 from sandbox.link import CurveClient, Link, LinkState, close_monitored, monitored, prepare
 from sandbox.result import Result
@@ -151,8 +151,8 @@ class ClientBase:
         reuse_key: str | None = None,
     ) -> p.Submit | Result:
         """A Submit message, or a ``rejected`` Result when the request cannot be sent."""
-        if canonical_runtime(runtime) is None:
-            known = ", ".join(sorted(RUNTIME_ALIASES))
+        if registry.canonical(runtime) is None:
+            known = ", ".join(sorted(registry.ALIASES))
             return Result.rejected(f"unknown runtime {runtime!r} (known: {known})")
         if not isinstance(code, str):
             return Result.rejected(f"code must be a str, not {type(code).__name__}")
@@ -167,13 +167,13 @@ class ClientBase:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         # the client's queue wait travels with the task: the broker holds it exactly as long
         wait = self.queue_timeout_s if queue_timeout_s is None else queue_timeout_s
-        if registry.RUNTIMES[canonical_runtime(runtime) or runtime].worker_children:
+        if registry.RUNTIMES[registry.canonical(runtime) or runtime].worker_children:
             # its tasks always run in workers (pyodide): so named, the broker keys them by
             # lane too, and a worker never serves two lanes
             isolation = "worker"
         submit = p.Submit(
             id=f"{self._prefix}-{next(self._ids)}",
-            runtime=canonical_runtime(runtime) or runtime,
+            runtime=registry.canonical(runtime) or runtime,
             code=code,
             data=encoded,
             limits=p.TaskLimits(timeout_s, memory_mb, stdout_bytes, result_bytes),

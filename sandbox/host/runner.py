@@ -34,7 +34,7 @@ import zmq
 from broker import protocol as p
 from runtimes import outcome
 from runtimes.outcome import Status
-from sandbox import registry, request
+from sandbox import backoff, registry, request
 from sandbox.config import PoolConfig
 from sandbox.errors import ConnectError, RequestError
 from sandbox.jail.launch import Launcher
@@ -46,7 +46,6 @@ __all__ = ["CurveClient", "Runner", "RunnerConfig"]
 
 log = logging.getLogger("sandbox.host.runner")
 
-BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # What a Done frame adds to its envelope; the limits keep envelopes far below the frame cap.
 _DONE_OVERHEAD_BYTES = 4096
 
@@ -122,7 +121,7 @@ class Runner:
             if done():
                 return
             attempt = 0 if heard else attempt + 1
-            delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            delay = backoff.delay_s(attempt)
             log.warning("broker silent; reconnecting in %g s", delay)
             self._resume_at = time.monotonic() + delay
             # the pools keep running meanwhile: children are reaped and jails restarted

@@ -35,7 +35,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from sandbox.errors import N8nProtocolError, SandboxError
+from sandbox import backoff
+from sandbox.errors import N8nConnectError, N8nProtocolError
 from sandbox.host.loop import Loop
 from sandbox.n8n import core as c
 from sandbox.n8n import protocol as p
@@ -46,16 +47,7 @@ from sandbox.result import Result
 log = logging.getLogger("sandbox.n8n")
 
 CONNECT_TIMEOUT_S = 10.0
-BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 FLUSH_RETRY_S = 0.002  # output the socket did not take yet is retried this often
-
-
-class ConnectError(SandboxError):
-    """The broker refused the grant or the upgrade, or could not be reached."""
-
-    def __init__(self, message: str, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def fetch_grant(config: N8nRunnerConfig, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
@@ -68,18 +60,18 @@ def fetch_grant(config: N8nRunnerConfig, timeout_s: float = CONNECT_TIMEOUT_S) -
         resp = conn.getresponse()
         body = resp.read(1 << 20)
     except OSError as exc:
-        raise ConnectError(f"cannot reach n8n's task broker at {config.task_broker_uri}: {exc}") from exc
+        raise N8nConnectError(f"cannot reach n8n's task broker at {config.task_broker_uri}: {exc}") from exc
     finally:
         conn.close()
     if resp.status != 200:
         hint = " (N8N_RUNNERS_AUTH_TOKEN differs from n8n's)" if resp.status == 403 else ""
-        raise ConnectError(f"{p.AUTH_PATH} answered HTTP {resp.status}{hint}", resp.status)
+        raise N8nConnectError(f"{p.AUTH_PATH} answered HTTP {resp.status}{hint}", resp.status)
     try:
         grant = json.loads(body)["data"]["token"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConnectError(f"{p.AUTH_PATH} answered without a grant: {body[:200]!r}") from exc
+        raise N8nConnectError(f"{p.AUTH_PATH} answered without a grant: {body[:200]!r}") from exc
     if not isinstance(grant, str):
-        raise ConnectError(f"{p.AUTH_PATH} answered a grant that is not a string")
+        raise N8nConnectError(f"{p.AUTH_PATH} answered a grant that is not a string")
     return grant
 
 
@@ -103,7 +95,7 @@ class WebSocket:
         try:
             sock = socket.create_connection((host, port), timeout=timeout_s)
         except OSError as exc:
-            raise ConnectError(f"cannot reach n8n's task broker at {host}:{port}: {exc}") from exc
+            raise N8nConnectError(f"cannot reach n8n's task broker at {host}:{port}: {exc}") from exc
         ws = WSConnection(ConnectionType.CLIENT)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -119,21 +111,21 @@ class WebSocket:
                         conn._queued = pending + list(ws.events())
                         return conn
                     if isinstance(event, RejectConnection):
-                        raise ConnectError(f"the broker refused the WebSocket: HTTP {event.status_code}",
+                        raise N8nConnectError(f"the broker refused the WebSocket: HTTP {event.status_code}",
                                            event.status_code)
                     if not isinstance(event, RejectData):
                         pending.append(event)
                 sock.settimeout(max(0.01, deadline - time.monotonic()))
                 data = sock.recv(65536)
                 if not data:
-                    raise ConnectError("the broker closed the connection during the upgrade")
+                    raise N8nConnectError("the broker closed the connection during the upgrade")
                 ws.receive_data(data)
-        except ConnectError:
+        except N8nConnectError:
             sock.close()
             raise
         except (OSError, RemoteProtocolError, LocalProtocolError) as exc:
             sock.close()
-            raise ConnectError(f"WebSocket upgrade failed: {exc}") from exc
+            raise N8nConnectError(f"WebSocket upgrade failed: {exc}") from exc
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -364,7 +356,7 @@ class Shell:
                     return
                 grant = fetch_grant(self.config)
             self.ws = WebSocket.open(self.config, self.runner_id, grant)
-        except ConnectError as exc:
+        except N8nConnectError as exc:
             self._retry(f"{exc}")
             return
         log.info("connected to n8n's task broker at %s as %s", self.config.task_broker_uri,
@@ -375,7 +367,7 @@ class Shell:
         self._on_ws(0)  # frames that came in with the upgrade's answer
 
     def _retry(self, why: str) -> None:
-        delay = BACKOFF_S[min(self._attempt, len(BACKOFF_S) - 1)]
+        delay = backoff.delay_s(self._attempt)
         self._attempt += 1
         log.warning("%s; retrying in %g s", why, delay)
         self._reconnect_at = self.clock() + delay

@@ -30,13 +30,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import runtimes.pyodide
 from sandbox.errors import JailError
 from sandbox.registry import PYODIDE_VERSION
 from sandbox.jail.packages import run_tool, world_readable
 
 PYODIDE_BUILD_VERSION = "0.25.1"
 NODE_MAJOR = 20
-_SPEC_DIR = Path(__file__).resolve().parent.parent / "runtimes" / "pyodide"
+_SPEC_DIR = Path(runtimes.pyodide.__file__).resolve().parent  # package.json, package-lock.json
 # What the worker loads; the rest of the npm package (docs, typings, source maps) stays out.
 DIST_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip",
               "pyodide-lock.json", "package.json")

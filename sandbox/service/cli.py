@@ -26,8 +26,8 @@ import os
 import sys
 from typing import Any, NoReturn
 
-from sandbox.config import (RUNTIME_ALIASES, SETTINGS, Limits, PoolConfig, PyodideConfig,
-                            ServiceConfig, Setting, canonical_runtime, check_endpoint,
+from sandbox.config import (SETTINGS, Limits, PoolConfig, PyodideConfig,
+                            ServiceConfig, Setting, check_endpoint,
                             default_endpoint, settings_for, unknown_env)
 from sandbox import registry
 from sandbox.errors import ConfigError, JailError, SandboxError
@@ -257,9 +257,9 @@ def _print_human(result: Result) -> None:
 
 def _exec(args: argparse.Namespace) -> int:
     _connect_default(args)
-    runtime = canonical_runtime(args.runtime)
+    runtime = registry.canonical(args.runtime)
     if runtime is None:
-        known = ", ".join(sorted(RUNTIME_ALIASES))
+        known = ", ".join(sorted(registry.ALIASES))
         raise UsageError(f"unknown runtime {args.runtime!r} (known: {known})")
     try:
         data = from_json_data(args.data) if args.data is not None else None
@@ -398,7 +398,7 @@ def _runner(args: argparse.Namespace) -> int:
     else:
         config = _settings(args, "runner")
     endpoint = _endpoint(args.connect)
-    runtimes = tuple(canonical_runtime(r) or r for r in config.runtimes)
+    runtimes = tuple(registry.canonical(r) or r for r in config.runtimes)
     try:
         pool = config.pool()
     except ConfigError as exc:

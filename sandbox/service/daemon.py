@@ -32,12 +32,12 @@ from broker.errors import BrokerConfigError
 from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
+from sandbox import backoff
 from sandbox.errors import ConfigError
 from sandbox.jail import cgroups, launch, packages
 
 log = logging.getLogger("sandbox.service.daemon")
 
-BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def load_curve_server(curve_dir: str) -> CurveServer:
@@ -100,7 +100,7 @@ class RunnerWatcher:
                     log.warning("runner %d exited with %s; restarting", i, proc.returncode)
                     started = getattr(proc, "started_at", now)
                     failures[i] = 0 if now - started > 60 else failures[i] + 1
-                    next_start[i] = now + BACKOFF_S[min(failures[i], len(BACKOFF_S) - 1)]
+                    next_start[i] = now + backoff.delay_s(failures[i])
                     self.procs[i] = None
                     self._cut(i)
                     self.restarts += 1

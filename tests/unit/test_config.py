@@ -6,7 +6,8 @@ import pytest
 
 from broker.core import BrokerConfig
 from sandbox import ConfigError, Limits, PoolConfig
-from sandbox.config import SETTINGS, ServiceConfig, canonical_runtime, check_endpoint, unknown_env
+from sandbox.config import SETTINGS, ServiceConfig, check_endpoint, unknown_env
+from sandbox.registry import canonical as canonical_runtime
 
 
 @pytest.mark.parametrize(

@@ -116,3 +116,13 @@ def test_the_benchmark_harness_does_not_import_the_tests():
     wrong = sorted(f"{m} -> {t}" for m, targets in graph.items() if _top(m) == "benchmarks"
                    for t in targets if _top(t) == "tests")
     assert wrong == []
+
+
+def test_the_brokers_status_names_are_the_outcomes():
+    """The broker validates and counts statuses on the wire without importing the jail's
+    code, so it spells the names itself; they are the names of ``runtimes.outcome.Status``,
+    in its order, and the host speaks only the enum."""
+    from broker import protocol
+    from runtimes.outcome import Status
+
+    assert protocol.STATUSES == tuple(s.value for s in Status)
