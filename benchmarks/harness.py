@@ -34,7 +34,7 @@ from benchmarks import baselines, procs
 from benchmarks.echo import EchoFloor
 from benchmarks.n8n_mock import runners as n8n_mock
 from sandbox import PoolConfig, Sandbox
-from sandbox.client.sync import Client
+from sandbox.client import Client
 
 DATA_1K = {"user": {"id": 12345, "name": "Ada Lovelace", "email": "ada@example.com",
                     "tags": ["admin", "math", "engines"]},

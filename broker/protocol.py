@@ -221,8 +221,6 @@ _TYPES: dict[str, Any] = {
     for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Ready, RunnerHeartbeat, Done,
                 Bye, TaskMsg, CancelTask, BrokerHeartbeat)
 }
-CLIENT_MESSAGES = (Submit, Cancel, Ping)
-RUNNER_MESSAGES = (Ready, RunnerHeartbeat, Done, Bye)
 BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
 
 

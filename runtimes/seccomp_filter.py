@@ -33,12 +33,8 @@ def install(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int, *,
     program's user-notify rules, and the filter covers the calling thread only (the kernel
     refuses TSYNC with a listener): call it from the thread that will exec (the pyodide
     worker's launch). Returns that fd, else 0."""
-    if not program or len(program) % _INSTRUCTION_SIZE:
-        raise ValueError("seccomp program is empty or not a whole number of instructions")
-    patched = bytearray(program)
-    for slot in pid_slots:
-        struct.pack_into("=I", patched, slot * _INSTRUCTION_SIZE + 4, pid)
-    buffer = ctypes.create_string_buffer(bytes(patched), len(patched))
+    patched = patch_pid(program, pid_slots, pid)
+    buffer = ctypes.create_string_buffer(patched, len(patched))
     prog = _SockFprog(len(patched) // _INSTRUCTION_SIZE, ctypes.cast(buffer, ctypes.c_void_p))
     if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _raise("prctl(PR_SET_NO_NEW_PRIVS)")
@@ -48,6 +44,17 @@ def install(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int, *,
     if rc < 0 or (rc != 0 and not listener):
         _raise("seccomp(SET_MODE_FILTER)")
     return int(rc)
+
+
+def patch_pid(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int) -> bytes:
+    """``program`` with ``pid`` written into the ``k`` field of every pid slot (the one
+    patch there is: the host's tests run this very function on the compiled program)."""
+    if not program or len(program) % _INSTRUCTION_SIZE:
+        raise ValueError("seccomp program is empty or not a whole number of instructions")
+    patched = bytearray(program)
+    for slot in pid_slots:
+        struct.pack_into("=I", patched, slot * _INSTRUCTION_SIZE + 4, pid)
+    return bytes(patched)
 
 
 def _raise(what: str) -> None:

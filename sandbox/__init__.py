@@ -30,7 +30,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # the clients pull in ZeroMQ and the broker: loaded when asked for, not for Sandbox users
     if name in ("Client", "AsyncClient"):
-        from sandbox.client import sync
+        from sandbox import client
 
-        return getattr(sync, name)
+        return getattr(client, name)
     raise AttributeError(f"module 'sandbox' has no attribute {name!r}")

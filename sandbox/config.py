@@ -197,7 +197,6 @@ def runner_endpoint_for(endpoint: str) -> str:
 # ``SANDBOX_GRACE_S=10``, ``--grace-s 10``). Nothing else spells a setting's name.
 
 SERVE, RUNNER, EXEC, PACKAGES = "serve", "runner", "exec", "packages"
-COMMANDS = (SERVE, RUNNER, EXEC, PACKAGES)
 ENV_PREFIX = "SANDBOX_"
 # Environment variables of this prefix that are not settings of these commands: the n8n
 # runner's own (``sandbox/n8n/config.py`` reads and checks them) and the test suite's.

@@ -1,25 +1,157 @@
-"""A task's request: built and checked once, where it enters the host worker.
+"""A task's request, in the two shapes it takes on its way.
 
-``build`` turns what a caller or a broker hands in (runtime name, code, encoded data, limits,
-language options) into one ``TaskRequest``, or raises ``RequestError`` saying why it cannot
-run (the caller answers ``rejected`` with that message). Everything after it (the pool, the
-jail, the child) takes the request as it is and checks nothing again.
+``Request`` is what a caller asks for. ``request()`` builds and checks it ONCE, where a
+request enters this package (the CLI, the clients); it then travels as it is: the client
+turns it into the broker's ``Submit`` without checking it again. Each aspect has one judge:
+the registry says which runtime a name means and what it allows, the codec whether the data
+can travel, ``Limits`` whether a limit is in range, the broker's protocol whether the message
+is well formed. ``Options`` holds the caller's choices, every limit with its unit in its name
+(None: the runner's default).
+
+``TaskRequest`` is what a host worker runs. ``build`` makes it where a task enters a host
+worker: the runner (a trust boundary: what arrives from a broker is checked again, against
+the runner's own defaults and import policy) and the local API (its one entry). Everything
+after it (the pool, the jail, the child) takes it as it is and checks nothing again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypedDict
 
+from broker import protocol as p
 from broker.protocol import ISOLATIONS, MAX_CODE_BYTES, MAX_DATA_BYTES
+from runtimes import codec
 from runtimes.protocol import POLICIES, Imports
 from sandbox import registry
 from sandbox.config import Limits
 from sandbox.errors import ConfigError, RequestError
 from sandbox.imports import ImportPolicy
 
-
 MAX_REUSE_KEY_CHARS = 200  # a broker's "<lane>/<key>" included
+
+
+class RunOptions(TypedDict, total=False):
+    """The keyword options of ``Client.run``/``submit`` and ``AsyncClient``'s (the names and
+    types of ``Options``: a test holds the two to one list)."""
+
+    timeout_s: float | None
+    memory_mb: int | None
+    stdout_bytes: int | None
+    result_bytes: int | None
+    policy: str | None
+    imports: Iterable[str] | None
+    isolation: str | None
+    reuse_key: str | None
+    priority: int
+    lane: str
+    group: str | None
+    version: str
+    wait_for_runner: bool
+    queue_timeout_s: float | None
+    idempotent: bool
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a caller wants a task run. Limits: None takes the runner's default."""
+
+    timeout_s: float | None = None  # wall clock, killed from outside past it
+    memory_mb: int | None = None  # the snippet's address-space budget
+    stdout_bytes: int | None = None  # captured output; the rest is cut
+    result_bytes: int | None = None  # the encoded result; larger ends as output_limit
+    policy: str | None = None  # python: "default" or "restricted"
+    imports: tuple[str, ...] | None = None  # python, pyodide: narrow the import allow-lists
+    isolation: str | None = None  # "process" (default) or "worker"
+    reuse_key: str | None = None  # worker mode: the workers this task may share
+    priority: int = 0  # higher runs first; FIFO within a priority
+    lane: str = p.DEFAULT_LANE  # the broker's fairness and caps unit
+    group: str | None = None  # only runners carrying this label
+    version: str = ""  # a runtime version prefix, e.g. "3.11"
+    wait_for_runner: bool = True  # False: rejected at once when no runner could ever run it
+    queue_timeout_s: float | None = None  # how long it may wait for a slot (the client's)
+    idempotent: bool = False  # may run again on another runner if its runner vanishes
+    max_attempts: int = 1
+
+    @classmethod
+    def of(cls, **given: Any) -> Options:
+        """Options from keyword arguments; TypeError for a name that is not an option (a
+        mistake in the caller's code, not in its request)."""
+        unknown = set(given) - OPTION_NAMES
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        imports = given.get("imports")
+        if imports is not None and not isinstance(imports, str):
+            # any iterable of names becomes a tuple; a bare string is left for the check
+            given["imports"] = tuple(imports)
+        return cls(**given)
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb,
+                "stdout_bytes": self.stdout_bytes, "result_bytes": self.result_bytes}
+
+
+OPTION_NAMES = frozenset(f.name for f in fields(Options))
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked request, as a caller made it: what a client sends (``to_submit``)."""
+
+    runtime: str  # canonical (``registry``)
+    code: str
+    data: bytes  # codec-encoded
+    options: Options
+    limits: Limits  # the options' limits over the caller's defaults: its deadline's measure
+
+
+def request(runtime: object, code: object, data: Any, options: Options, *,
+            defaults: Limits) -> Request:
+    """The one check of a request where it enters: RequestError saying why it cannot run
+    (the caller answers ``rejected`` with that message, or the CLI exits with it)."""
+    name = registry.canonical(runtime)
+    if name is None:
+        raise RequestError(f"unknown runtime {runtime!r} (known: {registry.known()})")
+    if not isinstance(code, str):
+        raise RequestError(f"code must be a str, not {type(code).__name__}")
+    try:
+        limits = defaults.replace(**options.limits)
+    except ConfigError as exc:
+        raise RequestError(f"bad limits: {exc}") from exc
+    try:
+        encoded = codec.encode(data, max_bytes=MAX_DATA_BYTES, path="data")
+    except codec.EncodeError as exc:
+        raise RequestError(f"data cannot be sent to the sandbox: {exc}") from exc
+    if registry.RUNTIMES[name].worker_children:
+        # its tasks always run in workers (pyodide): so named, the broker keys them by lane
+        # too, and a worker never serves two lanes
+        options = replace(options, isolation="worker")
+    made = Request(name, code, encoded, options, limits)
+    try:
+        p.validate(to_submit(made, "check", 0.0))  # the message's shape: the protocol's rules
+    except p.ProtocolError as exc:
+        raise RequestError(str(exc)) from exc
+    return made
+
+
+def to_submit(req: Request, task_id: str, deadline_s: float, *,
+              queue_timeout_s: float | None = None) -> p.Submit:
+    """The broker's message for a checked request (``deadline_s``: how long its caller waits;
+    ``queue_timeout_s``: the queue wait when the request names none)."""
+    o = req.options
+    return p.Submit(
+        id=task_id, runtime=req.runtime, code=req.code, data=req.data,
+        limits=p.TaskLimits(o.timeout_s, o.memory_mb, o.stdout_bytes, o.result_bytes),
+        priority=o.priority, lane=o.lane, group=o.group, version=o.version,
+        wait_for_runner=o.wait_for_runner,
+        queue_timeout_s=o.queue_timeout_s if o.queue_timeout_s is not None else queue_timeout_s,
+        idempotent=o.idempotent, max_attempts=o.max_attempts, policy=o.policy or "default",
+        imports=o.imports, deadline_s=deadline_s, isolation=o.isolation or "process",
+        reuse_key=o.reuse_key,
+    )
 
 
 @dataclass(frozen=True)

@@ -162,10 +162,3 @@ def _offset(at: int, target: str | int, labels: dict[str, int]) -> int:
         raise ValueError(f"jump to {target!r} from {at} does not fit in a BPF offset")
     return distance
 
-
-def patch_pid(program: bytes, pid_slots: tuple[int, ...], pid: int) -> bytes:
-    """Return ``program`` with ``pid`` written into the ``k`` of every pid slot."""
-    patched = bytearray(program)
-    for slot in pid_slots:
-        struct.pack_into("=I", patched, slot * INSTRUCTION.size + 4, pid)
-    return bytes(patched)

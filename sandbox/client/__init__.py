@@ -1,2 +1,8 @@
 """What a host app embeds: the sync and asyncio clients of a broker, and an embedded broker
 with local runners when no endpoint is given."""
+
+from sandbox.client.aio import AsyncClient, AsyncHandle
+from sandbox.client.sync import Client, Handle
+from sandbox.link import CurveClient
+
+__all__ = ["AsyncClient", "AsyncHandle", "Client", "CurveClient", "Handle"]

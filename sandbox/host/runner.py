@@ -6,12 +6,13 @@ One loop (``sandbox.host.loop``) in one thread owns everything: the DEALER socke
 channel to the broker with no hand-off between threads. A task that finds no idle child waits
 in the pool core, which hands it the next child the moment one is ready.
 
-Sessions: heartbeats go both ways; if the broker is silent for ``heartbeat_s * liveness`` the
-runner reconnects with a fresh socket, backing off 1 s, 2 s, ... up to 32 s (Paranoid Pirate),
-and registers again. The broker treats the tasks of the old session as lost, so the runner
-cancels them (and never reports them on the new session). A runner started by ``sandbox
-serve`` holds the read end of a lifeline pipe: when it reads EOF the daemon is gone, and the
-runner stops rather than join the next broker.
+Sessions (decided by the pure core ``sandbox.host.session``): heartbeats go both ways; if the
+broker is silent for ``heartbeat_s * liveness`` the runner reconnects with a fresh socket,
+backing off 1 s, 2 s, ... up to 32 s (Paranoid Pirate), and registers again. The broker
+treats the tasks of the old session as lost, so the runner cancels them (and never reports
+them on the new session). A runner started by ``sandbox serve`` holds the read end of a
+lifeline pipe: when it reads EOF the daemon is gone, and the runner stops rather than join
+the next broker.
 
 A runner connects to the broker's runner endpoint (never the client one) through a
 ``sandbox.link.Link``: over tcp with a runner key pair the broker lists in its ``runners``
@@ -34,11 +35,12 @@ import zmq
 from broker import protocol as p
 from runtimes import outcome
 from runtimes.outcome import Status
-from sandbox import backoff, registry, request
+from sandbox import registry, request
 from sandbox.config import PoolConfig
 from sandbox.errors import ConnectError, RequestError
 from sandbox.jail.launch import Launcher
 from sandbox.link import CurveClient, Link
+from sandbox.host import session as s
 from sandbox.host.loop import Loop
 from sandbox.host.worker import Worker
 
@@ -86,11 +88,8 @@ class Runner:
         self.refused: str | None = None  # the server refused our key: serve ends with it
         self._session = 0
         self._tasks: dict[str, tuple[int, str]] = {}  # broker task id -> our key
-        self._heard = False
-        self._last_heard = 0.0
-        self._next_beat = 0.0
+        self.core = s.Session(config.heartbeat_s, config.liveness)
         self._session_over = False
-        self._resume_at: float | None = None  # between sessions: when to reconnect
         try:
             for runtime in config.runtimes:
                 self.worker.start(runtime, wait=True)  # a jail that cannot start fails here
@@ -105,27 +104,22 @@ class Runner:
     def serve(self, stop: threading.Event) -> None:
         """Connect, serve, reconnect, until ``stop`` is set (then call ``wake()``) or the
         lifeline closes. ConnectError when the server refuses our key."""
-        attempt = 0
-
         def done() -> bool:
             return stop.is_set() or self.orphaned
 
         while not done():
             self._open()
             self.loop.run(lambda: done() or self._session_over)
-            heard = self._heard
             self._close_session(farewell=done())
             if self.refused is not None:
                 log.error("%s", self.refused)
                 raise ConnectError(self.refused)
+            delay = self.core.closed(time.monotonic(), reconnect=not done())
             if done():
                 return
-            attempt = 0 if heard else attempt + 1
-            delay = backoff.delay_s(attempt)
             log.warning("broker silent; reconnecting in %g s", delay)
-            self._resume_at = time.monotonic() + delay
             # the pools keep running meanwhile: children are reaped and jails restarted
-            self.loop.run(lambda: done() or self._resume_at is None)
+            self.loop.run(lambda: done() or self.core.resume_at is None)
 
     def wake(self) -> None:
         """Make ``serve`` look at its ``stop`` event now (thread-safe)."""
@@ -150,9 +144,7 @@ class Runner:
             self.loop.watch(link.monitor, self._on_monitor)
         self._session += 1
         self._session_over = False
-        self._heard = False
-        now = time.monotonic()
-        self._last_heard, self._next_beat = now, now + cfg.heartbeat_s
+        self.core.opened(time.monotonic())
         self.loop.watch(sock, self._on_broker)
         self._send(p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups, cfg.name))
 
@@ -182,26 +174,13 @@ class Runner:
             self._session_over = True
 
     def wake_at(self) -> float | None:
-        if self._resume_at is not None:
-            return self._resume_at
-        if self._sock is None:
-            return None
-        expiry = self._last_heard + self.config.heartbeat_s * self.config.liveness
-        return min(self._next_beat, expiry)
+        return self.core.wake_at()
 
     def on_time(self, now: float) -> None:
-        if self._resume_at is not None:
-            if now >= self._resume_at:
-                self._resume_at = None
-            return
-        if self._sock is None:
-            return
-        cfg = self.config
-        if now - self._last_heard > cfg.heartbeat_s * cfg.liveness:
+        action = self.core.tick(now)
+        if isinstance(action, s.Expired):
             self._session_over = True
-            return
-        if now >= self._next_beat:
-            self._next_beat = now + cfg.heartbeat_s
+        elif isinstance(action, s.Beat):
             self._send(p.RunnerHeartbeat(self.worker.idle_children()))
 
     def _on_broker(self, events: int) -> None:
@@ -213,8 +192,7 @@ class Runner:
                 frame = sock.recv(zmq.NOBLOCK, copy=True)
             except zmq.Again:
                 return
-            self._heard = True
-            self._last_heard = time.monotonic()
+            self.core.heard(time.monotonic())
             try:
                 msg = p.decode(frame)
             except p.ProtocolError as exc:

@@ -30,9 +30,10 @@ from sandbox.config import (SETTINGS, Limits, PoolConfig, PyodideConfig,
                             ServiceConfig, Setting, check_endpoint,
                             default_endpoint, settings_for, unknown_env)
 from sandbox import registry
-from sandbox.errors import ConfigError, JailError, SandboxError
+from sandbox.errors import ConfigError, JailError, RequestError, SandboxError
 from sandbox.jsonview import from_json_data, to_jsonable
-from sandbox.client.sync import Client
+from sandbox.client import Client
+from sandbox.request import Options, Request, request
 from sandbox.result import Result
 
 EXIT_OK, EXIT_STATUS, EXIT_USAGE = 0, 1, 2
@@ -267,10 +268,6 @@ def _exec(args: argparse.Namespace) -> int:
         raise UsageError(f"--data: {exc}") from exc
     limits = dict(timeout_s=args.timeout, memory_mb=args.memory, stdout_bytes=args.stdout_bytes,
                   result_bytes=args.result_bytes)
-    try:
-        Limits().replace(**limits)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
     if args.file == "-":
         code = sys.stdin.read()
     else:
@@ -294,11 +291,11 @@ def _exec(args: argparse.Namespace) -> int:
         raise UsageError("--reuse-key applies to --isolation worker")
     if args.isolation is not None:
         options.update(isolation=args.isolation, reuse_key=args.reuse_key)
+    if args.runtime_version:
+        options["version"] = args.runtime_version
     if args.connect is not None:
-        result = _exec_on_daemon(args, settings, runtime, code, data, options)
+        result = _exec_on_daemon(args, settings, _request(runtime, code, data, options, Limits()))
     else:
-        if args.runtime_version:
-            options["version"] = args.runtime_version
         # the embedded runner registered before the task is sent: no other will ever come,
         # so a version it does not have is said at once, not after the queue wait
         options["wait_for_runner"] = False
@@ -306,9 +303,10 @@ def _exec(args: argparse.Namespace) -> int:
             pool = settings.pool(size=1)
         except ConfigError as exc:
             raise UsageError(str(exc)) from exc
+        req = _request(runtime, code, data, options, pool.default_limits)
         try:
             with Client(pool=pool, runtimes=(runtime,)) as client:
-                result = client.run(runtime, code, data, **options)
+                result = client.submit_request(req).result()
         except JailError as exc:
             # which runtimes this host can run, and why the others not, beside the reason
             raise JailError(f"{exc}\n{_host_report(pool)}") from exc
@@ -317,6 +315,14 @@ def _exec(args: argparse.Namespace) -> int:
     else:
         _print_human(result)
     return EXIT_OK if result.ok else EXIT_STATUS
+
+
+def _request(runtime: str, code: str, data: Any, options: dict[str, Any], defaults: Limits) -> Request:
+    """The task's request, checked here once (a bad one is a usage error) and sent as it is."""
+    try:
+        return request(runtime, code, data, Options.of(**options), defaults=defaults)
+    except RequestError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _connect_default(args: argparse.Namespace) -> None:
@@ -334,8 +340,7 @@ _POOL_SETTINGS = ("stdlib_allow", "external_allow", "packages_dir", "preload", "
                   "cgroup_root", "pyodide_packages_dir", "pyodide_no_namespaces")
 
 
-def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, runtime: str, code: str,
-                    data: Any, options: dict[str, Any]) -> Result:
+def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, req: Request) -> Result:
     """One task through a daemon, after checking at once that one answers there."""
     from sandbox.link import reach
 
@@ -343,8 +348,6 @@ def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, runtime: 
     given = [SETTINGS[name].flag for name in _POOL_SETTINGS if getattr(args, name) is not None]
     if given:
         raise UsageError(f"{'/'.join(given)}: the daemon's settings; pass them to `sandbox serve`")
-    if args.runtime_version:
-        options["version"] = args.runtime_version
     curve = _curve_client(endpoint, settings, args.key)
     import zmq
 
@@ -352,7 +355,7 @@ def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, runtime: 
     if problem is not None:
         return Result.rejected(problem)
     with Client(endpoint, curve=curve, insecure=settings.insecure) as client:
-        return client.run(runtime, code, data, **options)
+        return client.submit_request(req).result()
 
 
 _REACH_S = 5.0  # how long `exec --connect` waits for a daemon's handshake before it says so

@@ -15,7 +15,7 @@ from broker import protocol as p
 from broker.auth import CurveServer
 from broker.core import BrokerConfig
 from sandbox import PoolConfig, Status
-from sandbox.client.sync import AsyncClient, Client
+from sandbox.client import AsyncClient, Client
 from sandbox.link import CurveClient
 from service_helpers import HEARTBEAT_S, broker, start_runner, stop_runner, wait_for_runners
 

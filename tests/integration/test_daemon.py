@@ -16,7 +16,7 @@ import zmq.auth
 from broker.auth import CurveServer
 from broker.errors import BrokerConfigError
 from broker.server import BrokerServer
-from sandbox.client.sync import Client
+from sandbox.client import Client
 from sandbox.config import ServiceConfig
 from sandbox.service.daemon import RunnerWatcher
 from sandbox.errors import ConfigError

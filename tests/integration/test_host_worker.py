@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import ConfigError, Limits, PoolConfig, Sandbox, Status
-from sandbox.client.sync import Client
+from sandbox.client import Client
 from sandbox.config import runner_endpoint_for
 
 MiB = 1024 * 1024

@@ -29,7 +29,7 @@ from broker.core import BrokerConfig
 from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
 from sandbox import Status
-from sandbox.client.sync import AsyncClient, Client
+from sandbox.client import AsyncClient, Client
 from sandbox.errors import ConnectError
 from sandbox.client.fakes import FakeRunner
 from sandbox.link import CurveClient, Link

@@ -90,7 +90,7 @@ def test_worker_mode_is_refused_with_a_reuse_key_but_no_worker_isolation(one):
 
 
 def test_through_the_broker_a_worker_serves_one_lane_only():
-    from sandbox.client.sync import Client
+    from sandbox.client import Client
 
     config = PoolConfig(size=2, stdlib_allow=("*",))
     with Client(pool=config, runtimes=("python",)) as client:

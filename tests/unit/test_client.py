@@ -19,7 +19,8 @@ import zmq.auth
 from broker import protocol as p
 from broker.auth import CurveServer
 from sandbox import Status
-from sandbox.client.sync import CLOSED_MESSAGE, AsyncClient, Client
+from sandbox.client import AsyncClient, Client
+from sandbox.client.base import CLOSED_MESSAGE
 from sandbox.errors import ClosedError
 from sandbox.client.fakes import FakeBroker, ok_result
 from sandbox.link import CurveClient
@@ -411,14 +412,13 @@ def test_async_lone_surrogate_is_rejected(ipc_dir):
 def test_data_that_cannot_be_sent_is_named_as_the_data(data, message):
     """[14.7] The threaded and async clients said 'result: object of type ...' and 'the
     result is 104857605 bytes encoded' of the task's input."""
-    from sandbox.client.sync import ClientBase
+    from sandbox.client.base import ClientBase
     from sandbox.config import Limits
+    from sandbox.request import Options
+    from sandbox.result import Result
 
-    built = ClientBase(Limits(), 30.0).build(
-        "python", "return 1", data, timeout_s=None, memory_mb=None, stdout_bytes=None,
-        result_bytes=None, priority=0, lane=p.DEFAULT_LANE, group=None, version="",
-        wait_for_runner=True, queue_timeout_s=None, idempotent=False, max_attempts=1)
-    assert not isinstance(built, p.Submit)
+    built = ClientBase(Limits(), 30.0).request("python", "return 1", data, Options())
+    assert isinstance(built, Result)
     assert (built.status, built.message) == (Status.REJECTED, message)
 
 

@@ -15,7 +15,7 @@ from broker.server import BrokerServer
 from runtimes.outcome import Status
 from sandbox import PoolConfig
 from sandbox.jail import fake as fakejail
-from sandbox.client.sync import Client
+from sandbox.client import Client
 from sandbox.host.runner import Runner, RunnerConfig
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import seccomp
 from seccomp import bpf, policy
+from runtimes.seccomp_filter import patch_pid
 from seccomp.syscalls import AUDIT_ARCH_X86_64, X86_64
 
 AUDIT_ARCH_I386 = 0x40000003
@@ -42,7 +43,7 @@ PID = 4242
 @pytest.fixture(scope="module")
 def program() -> bytes:
     f = seccomp.child_filter()
-    return bpf.patch_pid(f.program, f.pid_slots, PID)
+    return patch_pid(f.program, f.pid_slots, PID)
 
 
 @pytest.mark.parametrize("name", sorted(policy.CHILD_KILL))
@@ -139,13 +140,13 @@ RET_ENOSYS = bpf.RET_ERRNO | 38
 @pytest.fixture(scope="module")
 def worker() -> bytes:
     f = seccomp.worker_filter()
-    return bpf.patch_pid(f.program, f.pid_slots, PID)
+    return patch_pid(f.program, f.pid_slots, PID)
 
 
 @pytest.fixture(scope="module")
 def child() -> bytes:
     f = seccomp.child_filter()
-    return bpf.patch_pid(f.program, f.pid_slots, PID)
+    return patch_pid(f.program, f.pid_slots, PID)
 
 
 @pytest.mark.parametrize("name", ["execve", "execveat"])

@@ -1,0 +1,265 @@
+"""The asyncio client: ``AsyncClient``, with ``Client``'s surface (``await run(...)``,
+``submit``, ``cancel``, ``aclose``) on the same pure base; only its send/receive loop is its
+own. The promises are ``sandbox.client.sync``'s."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, cast
+
+import zmq
+import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
+
+from broker import protocol as p
+from broker.core import BrokerConfig
+from sandbox.client.base import (CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, MONITOR_EVENTS,
+                                 ClientBase, check_options)
+from sandbox.client.embedded import Embedded
+from sandbox.config import PoolConfig
+from sandbox.errors import ClosedError
+from sandbox.link import CurveClient, LinkState, close_monitored, monitored, prepare
+from sandbox.request import Options, Request
+from sandbox.result import Result
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from sandbox.request import RunOptions
+
+__all__ = ["AsyncClient", "AsyncHandle"]
+
+
+class AsyncHandle:
+    """A task submitted through ``AsyncClient``: ``await handle`` gives its Result.
+    Cancelling the await (``asyncio.wait_for`` timing out, a cancelled task) cancels the
+    task at the broker."""
+
+    def __init__(self, client: AsyncClient, task_id: str, future: asyncio.Future[Result]) -> None:
+        self.id, self._client, self.future = task_id, client, future
+
+    def __await__(self) -> Generator[Any, None, Result]:
+        return self.future.__await__()
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def cancel(self) -> None:
+        self._client.cancel(self)
+
+
+class AsyncClient(ClientBase):
+    """asyncio client with the same surface: ``await run(...)``, ``submit``, ``cancel``."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        curve: CurveClient | None = None,
+        insecure: bool = False,
+        pool: PoolConfig | None = None,
+        runtimes: tuple[str, ...] = ("python", "javascript"),
+        broker: BrokerConfig | None = None,
+        queue_timeout_s: float = 30.0,
+        grace_s: float = GRACE_S,
+    ) -> None:
+        check_options(endpoint, curve, insecure)
+        super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
+        sync_context: zmq.Context = zmq.Context.instance()
+        self.context = zmq.asyncio.Context.shadow(sync_context.underlying)
+        self._embedded = None
+        if endpoint is None:
+            self._embedded = Embedded(sync_context, pool or PoolConfig(), runtimes,
+                                       broker or BrokerConfig())
+            endpoint = self._embedded.endpoint
+        self.endpoint = endpoint
+        self._state = LinkState(endpoint)
+        self._sock = self.context.socket(zmq.DEALER)
+        prepare(self._sock, curve)
+        self._monitor = (self._sock.get_monitor_socket(MONITOR_EVENTS) if monitored(endpoint)
+                         else None)
+        self._sock.connect(endpoint)
+        self._pending: dict[str, tuple[asyncio.Future, p.Submit, float]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._changed: asyncio.Event | None = None
+        self._closed = False
+        self._gave_up = False  # as _Conn's: fail at once while the broker stays unreachable
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def submit(self, runtime: str, code: str, data: Any = None,
+                     **options: Unpack[RunOptions]) -> AsyncHandle:
+        """Send a task; ``await`` the handle for its Result. The options are
+        ``sandbox.request.Options``'."""
+        built = self.request(runtime, code, data, Options.of(**options))
+        if isinstance(built, Result):
+            future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+            future.set_result(built)
+            return AsyncHandle(self, "", future)
+        return await self.submit_request(built)
+
+    async def submit_request(self, req: Request) -> AsyncHandle:
+        """Send a request checked already (``sandbox.request.request``), as it is."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Result] = loop.create_future()
+        built = self.submit_message(req)
+        if self._closed:
+            raise ClosedError("the client is closed")
+        self._start()
+        started = time.perf_counter()
+        self._pending[built.id] = (future, built, started)
+        future.add_done_callback(functools.partial(self._settled, built.id))
+        try:
+            error = await self._send(p.encode(built), self.send_wait_s(built))
+        except asyncio.CancelledError:
+            self._abandon(built.id)  # it may have left: whoever waited for it is gone
+            raise
+        if error is not None:
+            self._pending.pop(built.id, None)
+            future.set_result(Result.rejected(error))
+        else:
+            loop.call_later(self.deadline_s(built), self._expire, built.id)
+        return AsyncHandle(self, built.id, future)
+
+    async def run(self, runtime: str, code: str, data: Any = None,
+                  **options: Unpack[RunOptions]) -> Result:
+        handle = await self.submit(runtime, code, data, **options)
+        return await handle
+
+    def cancel(self, handle: AsyncHandle | str) -> None:
+        """Ask the broker to cancel a task; its awaited Result says how it ended."""
+        if isinstance(handle, AsyncHandle):
+            if not handle.id or handle.future.done():
+                return
+            task_id = handle.id
+        else:
+            task_id = handle
+        if task_id and not self._closed:
+            self._send_cancel(task_id)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._tasks:
+            return
+        self._changed = asyncio.Event()
+        self._tasks.append(asyncio.ensure_future(self._read()))
+        if self._monitor is not None:
+            self._tasks.append(asyncio.ensure_future(self._watch(self._monitor)))
+
+    async def _send(self, frame: bytes, wait_s: float) -> str | None:
+        """Send ``frame``; None once the socket took it, else why it could not within
+        ``wait_s``."""
+        until = time.perf_counter() + (0.0 if self._gave_up and not self._state.up else wait_s)
+        sending = cast(asyncio.Future, self._sock.send(frame))
+        if sending.done():  # the usual case: the socket took it at once
+            sending.result()
+            self._gave_up = False
+            return None
+        assert self._changed is not None
+        retried = False
+        try:
+            while not sending.done():
+                if self._closed:
+                    return CLOSED_MESSAGE
+                if self._state.refused:
+                    if retried:
+                        return self._state.refused
+                    retried = True
+                    self._state.refused = None  # one more handshake: the key may be allowed now
+                    try:
+                        self._sock.disconnect(self.endpoint)
+                    except zmq.ZMQError:
+                        pass
+                    self._sock.connect(self.endpoint)
+                left = until - time.perf_counter()
+                if left <= 0:
+                    self._gave_up = True
+                    return self._state.unreachable(wait_s)
+                self._changed.clear()
+                changed = asyncio.ensure_future(self._changed.wait())
+                try:
+                    await asyncio.wait({sending, changed}, timeout=left,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+            sending.result()
+            self._gave_up = False
+            return None
+        finally:
+            if not sending.done():
+                sending.cancel()
+
+    async def _read(self) -> None:
+        while not self._closed:
+            frame = await self._sock.recv()
+            task_id, msg = self.reply_id(frame)
+            # the first answer for an awaited id is its answer; anything else is dropped
+            entry = self._pending.pop(task_id, None) if task_id else None
+            if entry is not None and not entry[0].done():
+                future, submit, started = entry
+                future.set_result(self.result_of(msg, submit, started))
+
+    async def _watch(self, monitor: zmq.asyncio.Socket) -> None:
+        while not self._closed:
+            event = parse_monitor_message(await monitor.recv_multipart())
+            self._state.on_event(event["event"], event["value"])
+            if self._changed is not None:
+                self._changed.set()
+
+    def _settled(self, task_id: str, future: asyncio.Future) -> None:
+        if future.cancelled():  # the await was cancelled: nobody waits for the task
+            self._abandon(task_id)
+
+    def _abandon(self, task_id: str) -> None:
+        if self._pending.pop(task_id, None) is not None and not self._closed:
+            self._send_cancel(task_id)
+
+    def _send_cancel(self, task_id: str) -> None:
+        sending = cast(asyncio.Future, self._sock.send(p.encode(p.Cancel(task_id))))
+        sending.add_done_callback(_consume)
+
+    def _expire(self, task_id: str) -> None:
+        entry = self._pending.pop(task_id, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(self.no_answer(self.endpoint, self.deadline_s(entry[1])))
+            if not self._closed:
+                self._send_cancel(task_id)
+
+    async def aclose(self) -> None:
+        """Cancel the tasks still awaited (their awaits get a Result at once) and close."""
+        if self._closed:
+            return
+        pending, self._pending = self._pending, {}
+        for task_id in sorted(pending):
+            try:
+                self._send_cancel(task_id)
+            except zmq.ZMQError:
+                pass
+        self._closed = True
+        for future, _, _ in pending.values():
+            if not future.done():
+                future.set_result(Result.rejected(CLOSED_MESSAGE))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, zmq.ZMQError):
+                pass
+        close_monitored(self._sock, self._monitor, CLOSE_LINGER_MS)
+        if self._embedded is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._embedded.close)
+
+
+def _consume(future: asyncio.Future) -> None:
+    """A fire-and-forget send's outcome, read so that asyncio does not report it."""
+    if not future.cancelled():
+        future.exception()

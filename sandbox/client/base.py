@@ -1,0 +1,108 @@
+"""The pure part both clients share (``ClientBase``): building a request and its message,
+deadlines, and turning replies into ``Result``s. No sockets, no threads: the send/receive
+loop is written twice, in ``sync`` and ``aio``."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from typing import Any
+
+import zmq
+
+from broker import protocol as p
+from runtimes.outcome import Status
+from sandbox.config import Limits, check_endpoint
+from sandbox.errors import ConfigError, RequestError
+from sandbox.link import CurveClient
+from sandbox.request import Options, Request, request, to_submit
+from sandbox.result import Result
+
+GRACE_S = 5.0  # on top of a task's own timeout and queue wait, before the client gives up
+_MIN_SEND_WAIT_S = 1.0  # the least a submit waits for the broker's socket (queue wait 0)
+CLOSE_LINGER_MS = 500  # how long the cancels sent by close() may take to leave
+CLOSED_MESSAGE = "the client was closed before a result came"
+MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                  | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                  | zmq.EVENT_DISCONNECTED)
+
+
+class ClientBase:
+    """The pure core both clients share: no sockets, no threads."""
+
+    def __init__(self, defaults: Limits, queue_timeout_s: float, grace_s: float = GRACE_S) -> None:
+        self.defaults = defaults
+        self.queue_timeout_s = queue_timeout_s
+        self.grace_s = grace_s
+        self._ids = itertools.count(1)
+        self._prefix = uuid.uuid4().hex[:8]
+
+    def request(self, runtime: object, code: object, data: Any, options: Options) -> Request | Result:
+        """The request checked once (``sandbox.request``), or a ``rejected`` Result saying why
+        it cannot be sent."""
+        try:
+            return request(runtime, code, data, options, defaults=self.defaults)
+        except RequestError as exc:
+            return Result.rejected(str(exc))
+
+    def submit_message(self, req: Request) -> p.Submit:
+        """The broker's message for a checked request, with a fresh id and its deadline. The
+        client's queue wait travels with the task when the caller gave none: the broker holds
+        it exactly as long as the client waits."""
+        wait = req.options.queue_timeout_s
+        if wait is None:
+            wait = self.queue_timeout_s
+        return to_submit(req, f"{self._prefix}-{next(self._ids)}",
+                         req.limits.timeout_s + wait + self.grace_s, queue_timeout_s=wait)
+
+    @staticmethod
+    def deadline_s(submit: p.Submit) -> float:
+        """How long the caller waits for the task, from sending it."""
+        assert submit.deadline_s is not None  # submit_message() sets it
+        return submit.deadline_s
+
+    @staticmethod
+    def send_wait_s(submit: p.Submit) -> float:
+        """How long sending the task may wait for the broker's socket: its queue wait."""
+        return max(submit.queue_timeout_s or 0.0, _MIN_SEND_WAIT_S)
+
+    def envelope_limit(self, submit: p.Submit) -> int:
+        lim = submit.limits  # valid: request() checked them
+        return self.defaults.replace(stdout_bytes=lim.stdout_bytes,
+                                     result_bytes=lim.result_bytes).envelope_bytes
+
+    @staticmethod
+    def reply_id(frame: bytes) -> tuple[str | None, p.Message | None]:
+        try:
+            msg = p.decode(frame)
+        except p.ProtocolError as exc:
+            return exc.msg_id, None
+        if isinstance(msg, (p.ResultMsg, p.Rejected)):
+            return msg.id, msg
+        return None, msg
+
+    def result_of(self, msg: p.Message | None, submit: p.Submit, started: float) -> Result:
+        duration = (time.perf_counter() - started) * 1000.0
+        if isinstance(msg, p.ResultMsg):
+            if msg.envelope is not None:
+                return Result.from_wire(msg.envelope, max_bytes=self.envelope_limit(submit),
+                                        duration_ms=duration)
+            return Result(Status(msg.status), msg.message, duration_ms=duration)
+        if isinstance(msg, p.Rejected):
+            return Result.rejected(msg.message)
+        return Result(Status.CRASHED, "the broker sent a malformed reply", duration_ms=duration)
+
+    @staticmethod
+    def no_answer(endpoint: str, waited_s: float) -> Result:
+        return Result(Status.CRASHED, f"no answer from the broker at {endpoint} within "
+                                      f"{waited_s:g} s (is it running?)")
+
+
+def check_options(endpoint: str | None, curve: CurveClient | None, insecure: bool) -> None:
+    if endpoint is not None:
+        check_endpoint(endpoint)  # ConfigError now, not ZeroMQ's "Invalid argument" later
+    if insecure:
+        return
+    if endpoint and endpoint.startswith("tcp://") and curve is None:
+        raise ConfigError("a tcp:// endpoint needs CURVE keys (pass curve=...)")
