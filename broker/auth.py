@@ -8,6 +8,8 @@ key is counted and logged (once a minute per key, so a peer retrying cannot floo
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 import os
 import threading
@@ -70,7 +72,7 @@ class Authenticator:
     """pyzmq's ZAP handler thread with one key ring per domain served (``CLIENTS``,
     ``RUNNERS``); ``refusals`` counts refused keys by domain."""
 
-    def __init__(self, context: zmq.Context, curve: CurveServer, domains: list[str]) -> None:
+    def __init__(self, context: zmq.Context[Any], curve: CurveServer, domains: list[str]) -> None:
         from zmq.auth.thread import ThreadAuthenticator
 
         self.lock = threading.Lock()
@@ -90,7 +92,7 @@ class Authenticator:
         self._thread.stop()
 
 
-def make_server(sock: zmq.Socket, curve: CurveServer, domain: str) -> None:
+def make_server(sock: zmq.Socket[Any], curve: CurveServer, domain: str) -> None:
     """Turn ``sock`` into a CURVE server whose peers are checked in ``domain``."""
     sock.zap_domain = domain.encode()
     sock.curve_server = True

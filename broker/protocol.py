@@ -248,7 +248,8 @@ def encode(msg: Message) -> bytes:
             value = list(value)
         body[name] = value
     try:
-        return msgpack.packb(body, use_bin_type=True)
+        frame: bytes = msgpack.packb(body, use_bin_type=True)
+        return frame
     except UnicodeEncodeError as exc:
         raise ProtocolError(f"{msg.TYPE}: text that is not valid Unicode ({exc.reason})") from exc
 
@@ -335,7 +336,7 @@ def _build(cls: Any, body: dict[str, Any]) -> Message:
     if unknown:
         raise ProtocolError(f"{cls.TYPE}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     values = {name: body[name] for name in known if name in body}
-    msg = cls(**values)
+    msg: Message = cls(**values)
     _CHECKS.get(cls, lambda m: None)(msg)
     return msg
 

@@ -17,6 +17,8 @@ cancelled, or the runner is lost).
 
 from __future__ import annotations
 
+from typing import Any
+
 import errno
 import logging
 import os
@@ -60,7 +62,7 @@ class BrokerServer:
         config: BrokerConfig | None = None,
         *,
         runner_endpoints: Sequence[str] = (),
-        context: zmq.Context | None = None,
+        context: zmq.Context[Any] | None = None,
         curve: CurveServer | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
@@ -72,8 +74,8 @@ class BrokerServer:
         self._created: list[tuple[str, int]] = []  # ipc socket files we made: (path, inode)
         self._outbox: dict[tuple[int, bytes], deque[bytes]] = {}
         self._overflowing: set[tuple[int, bytes]] = set()  # peers told of in the log
-        self._sockets: list[zmq.Socket] = []
-        self._monitors: list[zmq.Socket] = []
+        self._sockets: list[zmq.Socket[Any]] = []
+        self._monitors: list[zmq.Socket[Any]] = []
         try:
             wants_curve = [any(e.startswith("tcp://") for e in group)
                            for group in (endpoints, runner_endpoints)]
@@ -91,8 +93,8 @@ class BrokerServer:
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def _router(self, curve: CurveServer | None, domain: str) -> zmq.Socket:
-        sock = self.context.socket(zmq.ROUTER)
+    def _router(self, curve: CurveServer | None, domain: str) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = self.context.socket(zmq.ROUTER)
         self._sockets.append(sock)
         sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
         sock.setsockopt(zmq.LINGER, 0)
@@ -105,7 +107,7 @@ class BrokerServer:
             | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL))
         return sock
 
-    def _bind(self, sock: zmq.Socket, endpoint: str) -> str:
+    def _bind(self, sock: zmq.Socket[Any], endpoint: str) -> str:
         if not endpoint.startswith("ipc://"):
             _bind_or_say(sock, endpoint)
             return sock.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -141,7 +143,7 @@ class BrokerServer:
                 self._flush()
             self._emit(self._core(lambda now: self.core.tick(now)))
 
-    def _read(self, role: int, sock: zmq.Socket) -> None:
+    def _read(self, role: int, sock: zmq.Socket[Any]) -> None:
         # read what is waiting before the next tick: batches under load
         for _ in range(_READ_BATCH):
             try:
@@ -184,7 +186,7 @@ class BrokerServer:
                     self.on_outcome(outcome)
         return sends
 
-    def _read_monitor(self, monitor: zmq.Socket) -> None:
+    def _read_monitor(self, monitor: zmq.Socket[Any]) -> None:
         while True:
             try:
                 event = parse_monitor_message(monitor.recv_multipart(zmq.NOBLOCK))
@@ -320,7 +322,7 @@ class BrokerServer:
         self._created = []
 
 
-def _bind_or_say(sock: zmq.Socket, endpoint: str) -> None:
+def _bind_or_say(sock: zmq.Socket[Any], endpoint: str) -> None:
     """Bind, or BrokerConfigError naming the endpoint ("tcp://0.0.0.0:7700: address already in
     use"), not ZeroMQ's bare "Address already in use"."""
     try:

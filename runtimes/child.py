@@ -138,7 +138,8 @@ def _receive_task(channel: socket.socket) -> protocol.Task | None:
         body = framing.recv_frame(channel, protocol.MAX_TASK_BYTES)
     except framing.ChannelClosed:
         return None  # the host closed the channel: the pool is shrinking or shutting down
-    return protocol.decode(body, (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
+    task: protocol.Task = protocol.decode(body, (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
+    return task
 
 
 def _map_output(fd: int) -> mmap.mmap | None:

@@ -66,7 +66,7 @@ def encode(value: Any, *, max_bytes: int | None = None, path: str = "result") ->
     else:
         plain = _plain(value, path, 0, set())
     try:
-        body = msgpack.packb(plain, use_bin_type=True, datetime=False)
+        body: bytes = msgpack.packb(plain, use_bin_type=True, datetime=False)
     except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - walk guards
         raise EncodeError(f"{path}: {exc}") from exc
     if max_bytes is not None and len(body) > max_bytes:
@@ -129,10 +129,10 @@ def _key(key: Any, path: str) -> str | int:
             "(keys must be str or int)"
         )
     if isinstance(key, int):
-        key = int(key)
-        if not _INT_MIN <= key <= _INT_MAX:
-            raise EncodeError(f"{_short(path)}: dict key {key} does not fit in 64 bits")
-        return key
+        number = int(key)
+        if not _INT_MIN <= number <= _INT_MAX:
+            raise EncodeError(f"{_short(path)}: dict key {number} does not fit in 64 bits")
+        return number
     return str(key)
 
 

@@ -178,7 +178,7 @@ def recv_control(sock: socket.socket) -> tuple[bytes | None, list[int]]:
     return body, list(fds)
 
 
-def close_fds(fds: list[int] | array.array) -> None:
+def close_fds(fds: list[int] | array.array[int]) -> None:
     for fd in fds:
         try:
             os.close(fd)

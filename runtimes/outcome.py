@@ -72,7 +72,7 @@ def encode(
 ) -> bytes:
     """An envelope's bytes: a MessagePack map whose first keys are ``status`` and ``retire``
     (see ``peek``)."""
-    return msgpack.packb(
+    envelope: bytes = msgpack.packb(
         {
             "status": status.value,
             "retire": retire,
@@ -87,6 +87,7 @@ def encode(
         },
         use_bin_type=True,
     )
+    return envelope
 
 
 def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:

@@ -153,7 +153,8 @@ def encode(msg: Message) -> bytes:
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
     for name in _NAMES[type(msg)]:
         body[name] = _plain(getattr(msg, name))
-    return msgpack.packb(body, use_bin_type=True)
+    encoded: bytes = msgpack.packb(body, use_bin_type=True)
+    return encoded
 
 
 def _plain(value: Any) -> Any:

@@ -19,6 +19,8 @@ runner socket.
 
 from __future__ import annotations
 
+from typing import Any
+
 import math
 import os
 import threading
@@ -46,7 +48,7 @@ class CurveClient:
     secret_key: bytes
     server_key: bytes
 
-    def apply(self, sock: zmq.Socket) -> None:
+    def apply(self, sock: zmq.Socket[Any]) -> None:
         sock.curve_publickey = self.public_key
         sock.curve_secretkey = self.secret_key
         sock.curve_serverkey = self.server_key
@@ -69,7 +71,7 @@ class CurveClient:
         return cls(public, secret, server_key)
 
 
-def prepare(sock: zmq.Socket, curve: CurveClient | None, *, immediate: bool = True) -> None:
+def prepare(sock: zmq.Socket[Any], curve: CurveClient | None, *, immediate: bool = True) -> None:
     """The options every DEALER to a broker has (before it connects). ``immediate=False``
     (runners) queues what is sent before the connection is up: a runner's session is one
     socket, its ``ready`` goes first, and what it sends for an earlier session is dropped.
@@ -102,10 +104,14 @@ class LinkState:
         self.failure: str | None = None  # the last failed handshake (ZeroMQ retries these)
         # a connection attempt was refused: nothing listens there (or no socket file)
         self.absent = False
+        # a send gave up on an unreachable broker, and it has not been up since: the next
+        # sends try once and fail at once instead of each waiting its whole queue wait
+        self.gave_up = False
 
     def on_event(self, event: int, value: int = 0) -> None:
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             self.up, self.refused, self.failure, self.absent = True, None, None, False
+            self.gave_up = False
         elif event == zmq.EVENT_CONNECT_RETRIED:
             self.absent = True
         elif event == zmq.EVENT_DISCONNECTED:
@@ -118,6 +124,19 @@ class LinkState:
             self.failure = (f"the handshake with the broker at {self.endpoint} failed "
                             "(wrong server key, or not a broker?)")
 
+    def send_wait_s(self, wait_s: float) -> float:
+        """How long the next send may wait for the socket: none after a give-up, until the
+        broker is up again."""
+        return 0.0 if self.gave_up and not self.up else wait_s
+
+    def sent(self) -> None:
+        self.gave_up = False
+
+    def give_up(self, waited_s: float) -> str:
+        """A send could not leave within ``waited_s``: why, and fail the next ones at once."""
+        self.gave_up = True
+        return self.unreachable(waited_s)
+
     def unreachable(self, waited_s: float) -> str:
         """Why nothing could be sent within ``waited_s``."""
         if self.refused:
@@ -128,7 +147,7 @@ class LinkState:
                 "(is it running?)")
 
 
-def reach(context: zmq.Context, endpoint: str, curve: CurveClient | None,
+def reach(context: zmq.Context[Any], endpoint: str, curve: CurveClient | None,
           timeout_s: float) -> str | None:
     """Whether a broker answers at ``endpoint``: None once a handshake with it completed,
     else why not, as soon as that is known: "no daemon at ENDPOINT" when the connection is
@@ -157,12 +176,12 @@ def reach(context: zmq.Context, endpoint: str, curve: CurveClient | None,
 class Link:
     """One DEALER to a broker endpoint and its monitor, for one thread at a time."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClient | None, *,
+    def __init__(self, context: zmq.Context[Any], endpoint: str, curve: CurveClient | None, *,
                  immediate: bool = True) -> None:
         self.endpoint = endpoint
         self.state = LinkState(endpoint)
         self.sock = context.socket(zmq.DEALER)
-        self.monitor: zmq.Socket | None = None
+        self.monitor: zmq.Socket[Any] | None = None
         try:
             prepare(self.sock, curve, immediate=immediate)
             if monitored(endpoint):
@@ -215,7 +234,7 @@ class Link:
         self.monitor = None
 
 
-def close_monitored(sock: zmq.Socket, monitor: zmq.Socket | None, linger_ms: int = 0) -> None:
+def close_monitored(sock: zmq.Socket[Any], monitor: zmq.Socket[Any] | None, linger_ms: int = 0) -> None:
     """Close a socket and its monitor, the monitor first (its events stop before its socket
     goes); ``linger_ms``: how long what is still queued may take to leave (in ZeroMQ's I/O
     thread: close itself never waits)."""

@@ -46,6 +46,7 @@ import math
 import mmap
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from runtimes import codec, outcome, output
@@ -405,7 +406,7 @@ def _header(code: str) -> str:
     return "async function snippet(data) {" if _AWAIT.search(code) else "function snippet(data) {"
 
 
-def _engine_failure(text: str, finish: Any) -> bytes:
+def _engine_failure(text: str, finish: Callable[..., bytes]) -> bytes:
     """An exception that escaped to the engine: out of memory, stack overflow, ..."""
     first = text.strip().splitlines()[0] if text.strip() else ""
     if "interrupted" in first:

@@ -21,9 +21,11 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-from RestrictedPython import compile_restricted_function, limited_builtins, safe_builtins
+from RestrictedPython.compile import compile_restricted_function
 from RestrictedPython.Eval import default_guarded_getitem
+from RestrictedPython.Limits import limited_builtins
 from RestrictedPython.Guards import (
+    safe_builtins,
     full_write_guard,
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
@@ -37,7 +39,7 @@ _EXTRA_BUILTINS = (
     "list", "map", "max", "min", "next", "reversed", "set", "sorted", "sum", "zip",
 )
 
-_INPLACE = {
+_INPLACE: dict[str, Callable[[Any, Any], Any]] = {
     "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
     "//=": operator.ifloordiv, "%=": operator.imod, "**=": operator.ipow,
     "<<=": operator.ilshift, ">>=": operator.irshift, "&=": operator.iand,

@@ -17,8 +17,8 @@ from zmq.utils.monitor import parse_monitor_message
 from broker import protocol as p
 from broker.core import BrokerConfig
 from sandbox.client.base import (CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, MONITOR_EVENTS,
-                                 ClientBase, check_options)
-from sandbox.client.embedded import Embedded
+                                 ClientBase)
+from sandbox.client.embedded import endpoint_for
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError
 from sandbox.link import CurveClient, LinkState, close_monitored, monitored, prepare
@@ -66,27 +66,21 @@ class AsyncClient(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = GRACE_S,
     ) -> None:
-        check_options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
-        sync_context: zmq.Context = zmq.Context.instance()
+        sync_context: zmq.Context[Any] = zmq.Context.instance()
         self.context = zmq.asyncio.Context.shadow(sync_context.underlying)
-        self._embedded = None
-        if endpoint is None:
-            self._embedded = Embedded(sync_context, pool or PoolConfig(), runtimes,
-                                       broker or BrokerConfig())
-            endpoint = self._embedded.endpoint
-        self.endpoint = endpoint
-        self._state = LinkState(endpoint)
+        self.endpoint, self._embedded = endpoint_for(endpoint, curve, insecure, pool, runtimes,
+                                                     broker, sync_context)
+        self._state = LinkState(self.endpoint)
         self._sock = self.context.socket(zmq.DEALER)
         prepare(self._sock, curve)
-        self._monitor = (self._sock.get_monitor_socket(MONITOR_EVENTS) if monitored(endpoint)
+        self._monitor = (self._sock.get_monitor_socket(MONITOR_EVENTS) if monitored(self.endpoint)
                          else None)
-        self._sock.connect(endpoint)
-        self._pending: dict[str, tuple[asyncio.Future, p.Submit, float]] = {}
-        self._tasks: list[asyncio.Task] = []
+        self._sock.connect(self.endpoint)
+        self._pending: dict[str, tuple[asyncio.Future[Any], p.Submit, float]] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
         self._changed: asyncio.Event | None = None
         self._closed = False
-        self._gave_up = False  # as _Conn's: fail at once while the broker stays unreachable
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -157,11 +151,11 @@ class AsyncClient(ClientBase):
     async def _send(self, frame: bytes, wait_s: float) -> str | None:
         """Send ``frame``; None once the socket took it, else why it could not within
         ``wait_s``."""
-        until = time.perf_counter() + (0.0 if self._gave_up and not self._state.up else wait_s)
-        sending = cast(asyncio.Future, self._sock.send(frame))
+        until = time.perf_counter() + self._state.send_wait_s(wait_s)
+        sending = cast(asyncio.Future[Any], self._sock.send(frame))
         if sending.done():  # the usual case: the socket took it at once
             sending.result()
-            self._gave_up = False
+            self._state.sent()
             return None
         assert self._changed is not None
         retried = False
@@ -181,8 +175,7 @@ class AsyncClient(ClientBase):
                     self._sock.connect(self.endpoint)
                 left = until - time.perf_counter()
                 if left <= 0:
-                    self._gave_up = True
-                    return self._state.unreachable(wait_s)
+                    return self._state.give_up(wait_s)
                 self._changed.clear()
                 changed = asyncio.ensure_future(self._changed.wait())
                 try:
@@ -191,7 +184,7 @@ class AsyncClient(ClientBase):
                 finally:
                     changed.cancel()
             sending.result()
-            self._gave_up = False
+            self._state.sent()
             return None
         finally:
             if not sending.done():
@@ -214,7 +207,7 @@ class AsyncClient(ClientBase):
             if self._changed is not None:
                 self._changed.set()
 
-    def _settled(self, task_id: str, future: asyncio.Future) -> None:
+    def _settled(self, task_id: str, future: asyncio.Future[Any]) -> None:
         if future.cancelled():  # the await was cancelled: nobody waits for the task
             self._abandon(task_id)
 
@@ -223,7 +216,7 @@ class AsyncClient(ClientBase):
             self._send_cancel(task_id)
 
     def _send_cancel(self, task_id: str) -> None:
-        sending = cast(asyncio.Future, self._sock.send(p.encode(p.Cancel(task_id))))
+        sending = cast(asyncio.Future[Any], self._sock.send(p.encode(p.Cancel(task_id))))
         sending.add_done_callback(_consume)
 
     def _expire(self, task_id: str) -> None:
@@ -259,7 +252,7 @@ class AsyncClient(ClientBase):
             await asyncio.get_running_loop().run_in_executor(None, self._embedded.close)
 
 
-def _consume(future: asyncio.Future) -> None:
+def _consume(future: asyncio.Future[Any]) -> None:
     """A fire-and-forget send's outcome, read so that asyncio does not report it."""
     if not future.cancelled():
         future.exception()

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any
 
 import zmq
 
 from broker.core import BrokerConfig
 from broker.server import BrokerServer
+from sandbox.client.base import check_options
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError
 from sandbox.host.runner import Runner, RunnerConfig
+from sandbox.link import CurveClient
 
 
 class Embedded:
     """A broker and one runner in this process, each in a thread of its own."""
 
-    def __init__(self, context: zmq.Context, pool: PoolConfig, runtimes: tuple[str, ...],
+    def __init__(self, context: zmq.Context[Any], pool: PoolConfig, runtimes: tuple[str, ...],
                  broker: BrokerConfig) -> None:
         name = uuid.uuid4().hex
         self.endpoint = f"inproc://sandbox-broker-{name}"
@@ -49,3 +52,15 @@ class Embedded:
             t.join(timeout=5)
         self.runner.close()
         self.server.close()
+
+
+def endpoint_for(endpoint: str | None, curve: CurveClient | None, insecure: bool,
+                 pool: PoolConfig | None, runtimes: tuple[str, ...], broker: BrokerConfig | None,
+                 context: zmq.Context[Any]) -> tuple[str, Embedded | None]:
+    """Where a new client connects (its endpoint checked), with the embedded broker and
+    runner it starts when it names none."""
+    check_options(endpoint, curve, insecure)
+    if endpoint is not None:
+        return endpoint, None
+    started = Embedded(context, pool or PoolConfig(), runtimes, broker or BrokerConfig())
+    return started.endpoint, started

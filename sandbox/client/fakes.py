@@ -86,7 +86,7 @@ class _Peer:
         finally:
             self._closing(sock)
 
-    def _socket(self) -> zmq.Socket:
+    def _socket(self) -> zmq.Socket[Any]:
         raise NotImplementedError
 
     def _on_frames(self, frames: list[bytes], now: float) -> None:
@@ -95,7 +95,7 @@ class _Peer:
     def _on_tick(self, now: float) -> None:
         pass
 
-    def _closing(self, sock: zmq.Socket) -> None:
+    def _closing(self, sock: zmq.Socket[Any]) -> None:
         sock.close(linger=0)
 
     def start(self) -> None:
@@ -114,7 +114,7 @@ class FakeBroker(_Peer):
 
     def __init__(self, endpoint: str, script: Script = answer_at_once, *,
                  on_cancel: Callable[[p.Cancel], Sequence[tuple[float, p.Message]]] | None = None,
-                 curve: CurveServer | None = None, context: zmq.Context | None = None) -> None:
+                 curve: CurveServer | None = None, context: zmq.Context[Any] | None = None) -> None:
         super().__init__()
         self.context = context or zmq.Context.instance()
         self.script, self.on_cancel, self.curve = script, on_cancel, curve
@@ -129,8 +129,8 @@ class FakeBroker(_Peer):
         if not self._bound.wait(5):
             raise RuntimeError("the fake broker did not bind")
 
-    def _socket(self) -> zmq.Socket:
-        sock = self.context.socket(zmq.ROUTER)
+    def _socket(self) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = self.context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
             make_server(sock, self.curve, CLIENTS)
@@ -182,7 +182,7 @@ class FakeRunner(_Peer):
     def __init__(self, endpoint: str, *, slots: int = 4, delay_s: float = 0.0,
                  runtimes: dict[str, str] | None = None, name: str = "fake",
                  heartbeat_s: float = 0.2, curve: CurveClient | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context[Any] | None = None) -> None:
         super().__init__()
         self.endpoint, self.slots, self.delay_s, self.name = endpoint, slots, delay_s, name
         self.runtimes = runtimes or {"python": "3.11", "javascript": "quickjs-ng"}
@@ -196,10 +196,11 @@ class FakeRunner(_Peer):
         self._next_beat = 0.0
         self._results: dict[str, int] = {}  # task key -> its scheduled result
 
-    def _socket(self) -> zmq.Socket:
+    def _socket(self) -> zmq.Socket[Any]:
         self.link = Link(self.context, self.endpoint, self.curve, immediate=False)
-        self.link.sock.send(p.encode(p.Ready(self.runtimes, self.slots, (), self.name)))
-        return self.link.sock
+        sock: zmq.Socket[Any] = self.link.sock
+        sock.send(p.encode(p.Ready(self.runtimes, self.slots, (), self.name)))
+        return sock
 
     def _on_frames(self, frames: list[bytes], now: float) -> None:
         try:
@@ -231,7 +232,7 @@ class FakeRunner(_Peer):
             except zmq.Again:
                 pass
 
-    def _closing(self, sock: zmq.Socket) -> None:
+    def _closing(self, sock: zmq.Socket[Any]) -> None:
         try:
             sock.send(p.encode(p.Bye()), zmq.NOBLOCK)
         except zmq.ZMQError:

@@ -39,8 +39,8 @@ import zmq
 
 from broker import protocol as p
 from broker.core import BrokerConfig
-from sandbox.client.base import CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, ClientBase, check_options
-from sandbox.client.embedded import Embedded
+from sandbox.client.base import CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, ClientBase
+from sandbox.client.embedded import endpoint_for
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError
 from sandbox.link import CurveClient, Link
@@ -108,15 +108,12 @@ class _Conn:
     of waiting for it. So the usual call, one thread with its own socket, is one send and
     one receive with no hand-off; and a cancel or close never waits for a wait."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, curve: CurveClient | None) -> None:
+    def __init__(self, context: zmq.Context[Any], endpoint: str, curve: CurveClient | None) -> None:
         self.link = Link(context, endpoint, curve)
         self.cond = threading.Condition()
         self.closed = False
         self._driving = False
         self._retry = False
-        # a send gave up on an unreachable broker, and it has not been up since: the next
-        # sends try once and fail at once instead of each waiting its whole queue wait
-        self._gave_up = False
         self.outbox: deque[_Sending] = deque()
         self.pending: set[str] = set()  # ids whose answer is awaited
         self.answers: dict[str, p.Message | None] = {}  # first answers not yet taken
@@ -143,7 +140,7 @@ class _Conn:
             if task_id is not None:
                 self.pending.add(task_id)
             self.outbox.append(item)
-            until = time.perf_counter() + (0.0 if self._gave_up else wait_s)
+            until = time.perf_counter() + self.link.state.send_wait_s(wait_s)
         self._drive(lambda: item.sent or item.error is not None, until)
         with self.cond:
             if item.sent:
@@ -156,8 +153,7 @@ class _Conn:
                 return item.error
             if self.closed:
                 return CLOSED_MESSAGE
-            self._gave_up = True
-            return self.link.state.unreachable(wait_s)
+            return self.link.state.give_up(wait_s)
 
     def wait(self, task_id: str, until: float) -> tuple[bool, p.Message | None]:
         """(True, reply) when the answer for ``task_id`` came before ``until`` (perf_counter
@@ -268,8 +264,6 @@ class _Conn:
             self._retry = False
             link.retry()
         state = link.update()
-        if state.up:
-            self._gave_up = False
         changed = False
         if state.refused and self.outbox:
             for item in self.outbox:
@@ -284,7 +278,7 @@ class _Conn:
                 break
             self.outbox.popleft()
             item.sent = changed = True
-            self._gave_up = False
+            state.sent()
         while True:
             try:
                 frame = link.sock.recv(zmq.NOBLOCK)
@@ -335,15 +329,10 @@ class Client(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = GRACE_S,
     ) -> None:
-        check_options(endpoint, curve, insecure)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
-        self.context: zmq.Context = zmq.Context.instance()
-        self._embedded = None
-        if endpoint is None:
-            self._embedded = Embedded(self.context, pool or PoolConfig(), runtimes,
-                                       broker or BrokerConfig())
-            endpoint = self._embedded.endpoint
-        self.endpoint = endpoint
+        self.context: zmq.Context[Any] = zmq.Context.instance()
+        self.endpoint, self._embedded = endpoint_for(endpoint, curve, insecure, pool, runtimes,
+                                                     broker, self.context)
         self._curve = curve
         self._local = threading.local()
         self._conns: list[_Conn] = []

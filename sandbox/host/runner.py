@@ -23,6 +23,8 @@ reconnect. Every send is non-blocking, so a stop is always noticed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 import os
 import threading
@@ -72,7 +74,7 @@ class RunnerConfig:
 
 
 class Runner:
-    def __init__(self, config: RunnerConfig, *, context: zmq.Context | None = None,
+    def __init__(self, config: RunnerConfig, *, context: zmq.Context[Any] | None = None,
                  launcher: Launcher | None = None) -> None:
         self.config = config
         self.context = context or zmq.Context.instance()
@@ -83,7 +85,7 @@ class Runner:
         self.connected = threading.Event()
         self.orphaned = False  # the lifeline closed: the parent daemon is gone
         self._imports = self.pool_config.import_policy()
-        self._sock: zmq.Socket | None = None
+        self._sock: zmq.Socket[Any] | None = None
         self._link: Link | None = None
         self.refused: str | None = None  # the server refused our key: serve ends with it
         self._session = 0

@@ -47,6 +47,7 @@ from sandbox import registry
 from sandbox.config import PoolConfig
 from sandbox.errors import JailError
 from sandbox.jail.launch import SetupFor
+from sandbox.jail.process import JailProcessBase
 
 _EVENTS = "events"  # the keeper's FIFO: children write "oom <pid>" or "vanish"
 _OOM_COUNT = "oom_kills"
@@ -73,45 +74,15 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> FakeJail:
     return FakeJail(runtime, ours, process, directory)
 
 
-class FakeJail:
-    def __init__(self, runtime: str, control: socket.socket, process: subprocess.Popen,
+class FakeJail(JailProcessBase):
+    NAME = "the fake jail"
+    TAIL_LINES = 1
+    LOG_STDERR = False
+
+    def __init__(self, runtime: str, control: socket.socket, process: subprocess.Popen[bytes],
                  directory: str) -> None:
-        self.runtime = runtime
-        self.control = control
-        self.process = process
-        self.pid = process.pid
+        super().__init__(runtime, control, process)  # scripted children exec nothing
         self.directory = directory
-        self.worker: protocol.WorkerSpec | None = None  # scripted children exec nothing
-        self.zygote_pid = 0
-        self.stderr_tail: list[str] = []
-        assert process.stderr is not None
-        self._stderr = process.stderr.fileno()
-        os.set_blocking(self._stderr, False)
-        self._exit_fd = os.pidfd_open(process.pid)
-
-    def exit_fd(self) -> int:
-        return self._exit_fd
-
-    def stderr_fd(self) -> int | None:
-        return self._stderr if self._stderr >= 0 else None
-
-    def read_stderr(self) -> None:
-        if self._stderr < 0:
-            return
-        try:
-            chunk = os.read(self._stderr, 65536)
-        except (BlockingIOError, OSError):
-            return
-        for line in chunk.decode("utf-8", "replace").splitlines():
-            if line.strip():
-                self.stderr_tail = (self.stderr_tail + [line])[-20:]
-
-    def located(self) -> None:
-        try:
-            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
-                self.zygote_pid = int(f.read().split()[0])
-        except (OSError, IndexError, ValueError):
-            self.zygote_pid = 0
 
     def oom_kills(self) -> int:
         try:
@@ -120,17 +91,6 @@ class FakeJail:
         except (OSError, ValueError):
             return 0
 
-    def exit_reason(self) -> str:
-        self.read_stderr()
-        code = self.process.poll()
-        if code is None:
-            what = "the zygote closed its control channel"
-        elif code < 0:
-            what = f"the fake jail was killed by {signal.Signals(-code).name}"
-        else:
-            what = f"the fake jail exited with code {code}"
-        return f"{what}: {self.stderr_tail[-1]}" if self.stderr_tail else what
-
     def kill(self) -> None:
         """Kill the keeper, as a ``kill -9`` of nsjail would."""
         try:
@@ -138,34 +98,16 @@ class FakeJail:
         except OSError:
             pass
 
-    def close(self) -> None:
-        try:
-            self.control.close()
-        finally:
+    def cleanup(self) -> None:
+        for name in (_EVENTS, _OOM_COUNT):
             try:
-                self.process.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.read_stderr()
-            for fd in (self._exit_fd,):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            self._exit_fd = -1
-            if self.process.stderr is not None:
-                self.process.stderr.close()
-            self._stderr = -1
-            for name in (_EVENTS, _OOM_COUNT):
-                try:
-                    os.unlink(os.path.join(self.directory, name))
-                except OSError:
-                    pass
-            try:
-                os.rmdir(self.directory)
+                os.unlink(os.path.join(self.directory, name))
             except OSError:
                 pass
+        try:
+            os.rmdir(self.directory)
+        except OSError:
+            pass
 
 
 # -- the scripted executor (runs in the fake zygote's children) -------------------------------

@@ -41,6 +41,7 @@ from runtimes import protocol
 from sandbox import registry
 from sandbox.jail import cgroups, namespaces, stdlib_view
 from sandbox.jail.packages import JAIL_PACKAGES, check_reachable
+from sandbox.jail.process import CLOSE_WAIT_S, JailProcessBase
 from sandbox.config import PoolConfig
 from sandbox.errors import ConfigError, JailError
 
@@ -60,7 +61,6 @@ JAIL_UID = 1000  # the jail's user inside, when run as root (mapped to nobody ou
 BACKGROUND_NICE = 10
 SINGLE_THREADED_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 STAGING_PREFIX = "snippet-sandbox-"
-_CLOSE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -560,122 +560,25 @@ def _cgroups(config: PoolConfig, *, optional: bool) -> cgroups.Plan | None:
     return plan
 
 
-class NsJail:
+class NsJail(JailProcessBase):
     """A running nsjail: the ``JailProcess`` of real jails."""
 
-    def __init__(self, runtime: str, control: socket.socket, process: subprocess.Popen,
+    NAME = "nsjail"
+
+    def __init__(self, runtime: str, control: socket.socket, process: subprocess.Popen[bytes],
                  plan: cgroups.Plan | None, worker: protocol.WorkerSpec | None = None) -> None:
-        self.runtime = runtime
-        self.control = control
-        self.process = process
-        self.pid = process.pid
+        super().__init__(runtime, control, process, worker)
         self.plan = plan
-        self.worker = worker
-        self.zygote_pid = 0  # the jailed process's host pid: nsjail names the cgroup after it
-        self.stderr_tail: list[str] = []
-        self._partial = b""
-        assert process.stderr is not None
-        self._stderr = process.stderr.fileno()
-        os.set_blocking(self._stderr, False)
-        self._exit_fd = os.pidfd_open(process.pid)
-
-    def exit_fd(self) -> int:
-        return self._exit_fd
-
-    def stderr_fd(self) -> int | None:
-        return self._stderr if self._stderr >= 0 else None
-
-    def read_stderr(self) -> None:
-        if self._stderr < 0:
-            return
-        while True:
-            try:
-                chunk = os.read(self._stderr, 65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:  # EOF: flush what is left
-                if self._partial:
-                    self._line(self._partial)
-                    self._partial = b""
-                return
-            *lines, self._partial = (self._partial + chunk).split(b"\n")
-            for line in lines:
-                self._line(line)
-
-    def _line(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip()
-        if line:
-            self.stderr_tail = (self.stderr_tail + [line])[-20:]
-            log.warning("jail %s: %s", self.runtime, line)
-
-    def located(self) -> None:
-        self.zygote_pid = _first_child(self.pid)
 
     def oom_kills(self) -> int:
         if self.plan is None or not self.zygote_pid:
             return 0
         return cgroups.oom_kills(self.plan, self.zygote_pid)
 
-    def exit_reason(self) -> str:
-        self.read_stderr()
-        code = self.process.poll()
-        if code is None:
-            what = "the zygote closed its control channel"
-        elif code < 0:
-            what = f"nsjail was killed by {_signal_name(-code)}"
-        else:
-            what = f"nsjail exited with code {code}"
-        tail = "; ".join(self.stderr_tail[-3:])
-        return f"{what}: {tail}" if tail else what
-
-    def close(self) -> None:
-        try:
-            self.control.close()
-        finally:
-            try:
-                self.process.wait(timeout=_CLOSE_WAIT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.read_stderr()
-            for fd in (self._exit_fd, self._stderr):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-            self._exit_fd = self._stderr = -1
-            if self.process.stderr is not None:
-                try:
-                    self.process.stderr.close()
-                except OSError:
-                    pass
-            if self.plan is not None:
-                # nsjail removes its cgroups, unless it was killed: then ours go now (once
-                # the zygote's last process has left them), and any dead jail's with them
-                if self.zygote_pid:
-                    cgroups.remove(cgroups.jail_dirs(self.plan, self.zygote_pid), _CLOSE_WAIT_S)
-                cgroups.reclaim(self.plan)
-
-
-def _first_child(pid: int) -> int:
-    """The first child process of ``pid`` (nsjail has exactly one: the jailed zygote)."""
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found = f.read().split()
-            if found:
-                return int(found[0])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _signal_name(number: int) -> str:
-    import signal
-
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+    def cleanup(self) -> None:
+        if self.plan is not None:
+            # nsjail removes its cgroups, unless it was killed: then ours go now (once the
+            # zygote's last process has left them), and any dead jail's with them
+            if self.zygote_pid:
+                cgroups.remove(cgroups.jail_dirs(self.plan, self.zygote_pid), CLOSE_WAIT_S)
+            cgroups.reclaim(self.plan)

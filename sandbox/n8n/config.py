@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 from sandbox.config import MAX_RESULT_BYTES, MiB, Limits, PoolConfig
 from sandbox.errors import ConfigError
 from sandbox.n8n.protocol import TASK_TYPES
-from sandbox.request import ISOLATIONS
+from broker.protocol import ISOLATIONS
 
 ENV = {
     "task_broker_uri": "N8N_RUNNERS_TASK_BROKER_URI",

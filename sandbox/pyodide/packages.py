@@ -65,7 +65,7 @@ def installed(directory: str) -> dict[str, Any] | None:
     """The manifest of the environment in ``directory`` (specs, package names), or None."""
     try:
         with open(os.path.join(directory, MANIFEST)) as f:
-            manifest = json.load(f)
+            manifest: dict[str, Any] = json.load(f)
         if isinstance(manifest.get("specs"), list) and isinstance(manifest.get("packages"), list):
             return manifest
     except (OSError, ValueError, AttributeError):

@@ -66,7 +66,7 @@ class RunnerWatcher:
         self.config = config
         self.endpoint = endpoint
         self.stop = threading.Event()
-        self.procs: list[subprocess.Popen | None] = [None] * config.runners
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * config.runners
         self._lifelines: list[int | None] = [None] * config.runners  # write ends
         self.restarts = 0
         self._thread = threading.Thread(target=self._watch, daemon=True, name="runner-watcher")
@@ -108,7 +108,7 @@ class RunnerWatcher:
                     self.procs[i] = self._start(i, now)
             self.stop.wait(0.2)
 
-    def _start(self, index: int, now: float) -> subprocess.Popen:
+    def _start(self, index: int, now: float) -> subprocess.Popen[bytes]:
         read_end, write_end = os.pipe()  # both non-inheritable: only this runner gets one
         try:
             proc = subprocess.Popen(self.argv(index) + ["--lifeline", str(read_end)],

@@ -34,3 +34,27 @@ def test_every_file_a_package_reads_is_declared_as_package_data():
     missing = [f"{package}/{name}" for package, name in _data_files()
                if not any(fnmatch.fnmatch(name, pattern) for pattern in declared.get(package, ()))]
     assert missing == []
+
+
+def test_a_module_that_shadows_one_of_the_packages_parts_is_named_on_import(tmp_path):
+    """The wheel installs ``broker``, ``runtimes`` and ``seccomp`` as top-level packages (the
+    README says why). A host app's own ``broker`` found first on sys.path used to be imported
+    in ours' place; importing ``sandbox`` now refuses, naming it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "broker").mkdir()
+    (tmp_path / "broker" / "__init__.py").write_text("")
+    # this checkout may be an editable install, whose finder comes before sys.path: put a
+    # plain path finder first, as a regular install in site-packages would be found
+    code = ("import sys, importlib.machinery\n"
+            f"sys.path.insert(0, {str(tmp_path)!r})\n"
+            "sys.meta_path.insert(0, importlib.machinery.PathFinder)\n"
+            "import sandbox\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ImportError: snippet-sandbox needs its own top-level package 'broker' (installed in "
+        f"{ROOT}), but {tmp_path / 'broker' / '__init__.py'} is found first on sys.path: "
+        f"rename or move that module, or install snippet-sandbox in a virtualenv of its own")
