@@ -19,13 +19,12 @@ runner socket.
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
 import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
@@ -35,6 +34,9 @@ from sandbox.errors import ConfigError, ConnectError
 
 RECONNECT_IVL_MS = 100  # ZeroMQ's first reconnect delay, doubled per failure up to the max
 RECONNECT_IVL_MAX_MS = 1000  # so a broker that is back is found within a second
+# a connection attempt that has no answer (a partition drops the SYN) is given up and tried
+# again after this long, instead of waiting out the kernel's SYN retries (about 2 minutes)
+CONNECT_TIMEOUT_MS = 2000
 _EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
            | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED)
@@ -85,6 +87,7 @@ def prepare(sock: zmq.Socket[Any], curve: CurveClient | None, *, immediate: bool
     sock.setsockopt(zmq.IMMEDIATE, 1 if immediate else 0)
     sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+    sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
     if curve is not None:
         curve.apply(sock)
 
@@ -107,6 +110,7 @@ class LinkState:
         # a send gave up on an unreachable broker, and it has not been up since: the next
         # sends try once and fail at once instead of each waiting its whole queue wait
         self.gave_up = False
+        self.drops = 0  # connections that went down after their handshake
 
     def on_event(self, event: int, value: int = 0) -> None:
         if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
@@ -115,6 +119,8 @@ class LinkState:
         elif event == zmq.EVENT_CONNECT_RETRIED:
             self.absent = True
         elif event == zmq.EVENT_DISCONNECTED:
+            if self.up:
+                self.drops += 1
             self.up = False
         elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             self.up = False

@@ -6,13 +6,14 @@ One loop (``sandbox.host.loop``) in one thread owns everything: the DEALER socke
 channel to the broker with no hand-off between threads. A task that finds no idle child waits
 in the pool core, which hands it the next child the moment one is ready.
 
-Sessions (decided by the pure core ``sandbox.host.session``): heartbeats go both ways; if the
-broker is silent for ``heartbeat_s * liveness`` the runner reconnects with a fresh socket,
-backing off 1 s, 2 s, ... up to 32 s (Paranoid Pirate), and registers again. The broker
-treats the tasks of the old session as lost, so the runner cancels them (and never reports
-them on the new session). A runner started by ``sandbox serve`` holds the read end of a
-lifeline pipe: when it reads EOF the daemon is gone, and the runner stops rather than join
-the next broker.
+Sessions (decided by the pure core ``sandbox.host.session``, whose rules say when): heartbeats
+go both ways; when the broker is silent for ``heartbeat_s * liveness`` or its connection
+drops (a restart), the runner connects again with a fresh socket and registers again; a
+socket waits for the broker as long as it takes, so the runner is back as soon as the broker
+or the network is. The broker treats the tasks of the old session as lost, so the runner
+cancels them (and never reports them on the new session). A runner started by ``sandbox
+serve`` holds the read end of a lifeline pipe: when it reads EOF the daemon is gone, and the
+runner stops rather than join the next broker.
 
 A runner connects to the broker's runner endpoint (never the client one) through a
 ``sandbox.link.Link``: over tcp with a runner key pair the broker lists in its ``runners``
@@ -91,6 +92,7 @@ class Runner:
         self._session = 0
         self._tasks: dict[str, tuple[int, str]] = {}  # broker task id -> our key
         self.core = s.Session(config.heartbeat_s, config.liveness)
+        self._drops = 0  # how many drops of the session's connection were seen
         self._session_over = False
         try:
             for runtime in config.runtimes:
@@ -119,7 +121,9 @@ class Runner:
             delay = self.core.closed(time.monotonic(), reconnect=not done())
             if done():
                 return
-            log.warning("broker silent; reconnecting in %g s", delay)
+            if delay:
+                log.warning("the broker at %s did not answer; reconnecting in %g s",
+                            self.config.endpoint, delay)
             # the pools keep running meanwhile: children are reaped and jails restarted
             self.loop.run(lambda: done() or self.core.resume_at is None)
 
@@ -146,7 +150,8 @@ class Runner:
             self.loop.watch(link.monitor, self._on_monitor)
         self._session += 1
         self._session_over = False
-        self.core.opened(time.monotonic())
+        self._drops = 0
+        self.core.opened(time.monotonic(), up=link.monitor is None)
         self.loop.watch(sock, self._on_broker)
         self._send(p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups, cfg.name))
 
@@ -171,9 +176,23 @@ class Runner:
 
     def _on_monitor(self, events: int) -> None:
         link = self._link
-        if link is not None and link.update().refused and self.refused is None:
-            self.refused = link.state.refused
+        if link is None:
+            return
+        state = link.update()
+        if state.refused and self.refused is None:
+            self.refused = state.refused
             self._session_over = True
+            return
+        now = time.monotonic()
+        if state.drops != self._drops:
+            self._drops = state.drops
+            if self.core.link_down(now) is not None:  # the broker reset it: it forgot us
+                log.warning("the connection to the broker at %s dropped; registering again",
+                            self.config.endpoint)
+                self._session_over = True
+                return
+        if state.up:
+            self.core.link_up(now)
 
     def wake_at(self) -> float | None:
         return self.core.wake_at()
@@ -181,6 +200,8 @@ class Runner:
     def on_time(self, now: float) -> None:
         action = self.core.tick(now)
         if isinstance(action, s.Expired):
+            log.warning("the broker at %s has been silent for %g s; connecting again",
+                        self.config.endpoint, self.core.silence_limit_s)
             self._session_over = True
         elif isinstance(action, s.Beat):
             self._send(p.RunnerHeartbeat(self.worker.idle_children()))

@@ -1,23 +1,34 @@
 """The runner's session with its broker, as a pure core: heartbeats, liveness, reconnects.
 
 It decides; ``sandbox.host.runner`` does the I/O around it and passes the clock in (``now``,
-monotonic seconds). Nothing here sends, sleeps or reads a clock.
+monotonic seconds) with what the socket's monitor saw. Nothing here sends, sleeps or reads a
+clock.
 
-Rules (Paranoid Pirate: heartbeats both ways, liveness 3, reconnect backoff 1 s -> 32 s):
+A session is one socket to the broker: ZeroMQ connects it and, while the broker cannot be
+reached, retries every second by itself; the runner's ``ready`` waits in the socket until
+the connection is up. Rules (Paranoid Pirate: heartbeats both ways, liveness 3, a backoff of
+1 s doubling to 32 s):
 
-1. A session starts when the runner opens a fresh socket (``opened``): the broker has been
-   "heard" at that instant, and the first heartbeat is due one interval later.
+1. A session starts when the runner opens a socket (``opened``). Its clocks run only while
+   the connection is up (``link_up``; an inproc connection is up at once): a session whose
+   connection never comes up neither beats nor expires, it waits for the broker, so a
+   runner is back as soon as the network or the broker is.
 2. Any frame from the broker (``heard``) proves it alive: the liveness clock restarts.
-3. On ``tick``: past ``heartbeat_s * liveness`` of silence the session is over
-   (``Expired``); else, when a heartbeat is due, one is sent (``Beat``) and the next is due
-   one interval later. An expired session beats no more.
-4. When a session closes (``closed``): a session in which the broker was heard resets the
-   failure count; one in which it never was adds one. The next session opens after the
-   backoff for that count (``sandbox.backoff``), which ``tick`` ends (``Resume``).
-5. ``wake_at`` is the earliest instant at which ``tick`` has something to do, or None.
+3. On ``tick``, while up: past ``heartbeat_s * liveness`` of silence the session is over
+   (``Expired``: a partition, or a broker that hangs); else, when a heartbeat is due, one is
+   sent (``Beat``) and the next is due one interval later.
+4. A connection that goes down after it was up (``link_down``: the broker restarted or
+   reset it) ends the session at once (``Expired``): the broker forgot this runner.
+5. When a session closes (``closed``) the next one opens after a wait: none when the
+   broker was heard in it or the connection dropped (the next socket finds the broker when
+   it is there); else the backoff for the sessions in a row that connected but never heard
+   from the broker (something answers that is no broker of ours). ``tick`` ends the wait
+   (``Resume``).
+6. ``wake_at`` is the earliest instant at which ``tick`` has something to do, or None.
 
-Invariants: at most one of "in a session" and "waiting to resume" holds; a Beat is only
-returned in a session; ``Resume`` is returned once per wait.
+Invariants: at most one of "in a session" and "waiting to resume" holds; a session expires
+at most once; a Beat is only returned in a session whose connection is up; ``Resume`` is
+returned once per wait.
 """
 
 from __future__ import annotations
@@ -34,12 +45,12 @@ class Beat:
 
 @dataclass(frozen=True)
 class Expired:
-    """The broker has been silent past its liveness: end this session."""
+    """The broker is silent past its liveness, or its connection dropped: end this session."""
 
 
 @dataclass(frozen=True)
 class Resume:
-    """The backoff after the last session is over: open the next one."""
+    """The wait after the last session is over: open the next one."""
 
 
 Action = Beat | Expired | Resume
@@ -50,9 +61,11 @@ class Session:
         self.heartbeat_s = heartbeat_s
         self.liveness = liveness
         self.active = False  # in a session (a socket is open)
+        self.up = False  # its connection is up
         self.heard_from = False  # the broker spoke in this session
+        self.dropped = False  # its connection went down after it was up
         self.expired = False
-        self.failures = 0  # sessions in a row in which the broker was never heard
+        self.failures = 0  # sessions in a row that connected but never heard the broker
         self.resume_at: float | None = None  # waiting to open the next session
         self._last_heard = 0.0
         self._next_beat = 0.0
@@ -61,10 +74,26 @@ class Session:
     def silence_limit_s(self) -> float:
         return self.heartbeat_s * self.liveness
 
-    def opened(self, now: float) -> None:
-        """Rule 1."""
+    def opened(self, now: float, *, up: bool = False) -> None:
+        """Rule 1 (``up``: a connection that is up at once, inproc)."""
         self.active, self.heard_from, self.expired, self.resume_at = True, False, False, None
+        self.up = self.dropped = False
+        if up:
+            self.link_up(now)
+
+    def link_up(self, now: float) -> None:
+        """Rule 1: the connection's handshake completed: the clocks start."""
+        if not self.active or self.up:
+            return
+        self.up = True
         self._last_heard, self._next_beat = now, now + self.heartbeat_s
+
+    def link_down(self, now: float) -> Expired | None:
+        """Rule 4."""
+        if not self.active or not self.up or self.expired:
+            return None
+        self.up, self.dropped, self.expired = False, True, True
+        return Expired()
 
     def heard(self, now: float) -> None:
         """Rule 2."""
@@ -72,13 +101,13 @@ class Session:
         self._last_heard = now
 
     def tick(self, now: float) -> Action | None:
-        """Rules 3 and 4: what to do at ``now``."""
+        """Rules 3 and 5: what to do at ``now``."""
         if self.resume_at is not None:
             if now >= self.resume_at:
                 self.resume_at = None
                 return Resume()
             return None
-        if not self.active or self.expired:
+        if not self.active or not self.up or self.expired:
             return None
         if now - self._last_heard > self.silence_limit_s:
             self.expired = True
@@ -89,17 +118,22 @@ class Session:
         return None
 
     def closed(self, now: float, *, reconnect: bool = True) -> float:
-        """Rule 4: the session is over; the wait before the next one (seconds)."""
-        self.active = False
-        self.failures = 0 if self.heard_from else self.failures + 1
-        delay = backoff.delay_s(self.failures)
+        """Rule 5: the session is over; the wait before the next one (seconds)."""
+        connected_in_vain = self.expired and not self.heard_from and not self.dropped
+        self.active = self.up = False
+        if connected_in_vain:
+            self.failures += 1
+            delay = backoff.delay_s(self.failures)
+        else:
+            self.failures = 0
+            delay = 0.0
         self.resume_at = now + delay if reconnect else None
         return delay
 
     def wake_at(self) -> float | None:
-        """Rule 5."""
+        """Rule 6."""
         if self.resume_at is not None:
             return self.resume_at
-        if not self.active or self.expired:
+        if not self.active or not self.up or self.expired:
             return None
         return min(self._next_beat, self._last_heard + self.silence_limit_s)

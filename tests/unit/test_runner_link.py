@@ -115,3 +115,53 @@ def test_a_runner_pointed_at_the_client_endpoint_says_where_to_connect():
         stop.set()
         loop.join(5)
         server.close()
+
+
+def _broker(directory: str) -> tuple[BrokerServer, threading.Event, threading.Thread]:
+    server = BrokerServer([f"ipc://{directory}/clients.sock"], BrokerConfig(heartbeat_s=0.2),
+                          runner_endpoints=[f"ipc://{directory}/runners.sock"])
+    stop = threading.Event()
+    loop = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    loop.start()
+    return server, stop, loop
+
+
+def _registered(server: BrokerServer, within_s: float) -> bool:
+    """Whether a runner registered with ``server`` within a bound (a wait, not a timing)."""
+    import time
+
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if server.core.runners:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_runner_registers_with_a_restarted_broker_without_waiting_out_its_liveness(tmp_path):
+    """After a broker restart, runners waited their liveness (3 s) and a backoff (1 s) before
+    they connected again, although the socket monitor saw the connection reset at once. This
+    runner's liveness is 15 s; it must be back long before."""
+    directory = str(tmp_path)
+    server, stop, loop = _broker(directory)
+    r = Runner(RunnerConfig(f"ipc://{directory}/runners.sock", runtimes=("python",), slots=1,
+                            heartbeat_s=5.0, liveness=3, pool=PoolConfig(size=1, cgroup="off")),
+               launcher=fakejail.launch)
+    done = threading.Event()
+    serving = threading.Thread(target=r.serve, args=(done,), daemon=True)
+    serving.start()
+    try:
+        assert _registered(server, 10.0)
+        stop.set()
+        loop.join(5)
+        server.close()
+        server, stop, loop = _broker(directory)
+        assert _registered(server, 5.0)
+    finally:
+        done.set()
+        r.wake()
+        serving.join(10)
+        r.close()
+        stop.set()
+        loop.join(5)
+        server.close()

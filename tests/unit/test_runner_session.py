@@ -10,16 +10,35 @@ HB, LIVENESS = 1.0, 3
 
 
 def opened(now: float = 0.0) -> s.Session:
+    """A session whose connection came up at ``now``."""
     core = s.Session(HB, LIVENESS)
     core.opened(now)
+    core.link_up(now)
     return core
 
 
-def test_rule_1_the_first_heartbeat_is_due_one_interval_after_the_session_opens():
+def test_rule_1_the_first_heartbeat_is_due_one_interval_after_the_connection_is_up():
     core = opened(10.0)
     assert (core.tick(10.5), core.wake_at()) == (None, 11.0)
     assert core.tick(11.0) == s.Beat()
     assert core.wake_at() == 12.0
+
+
+def test_rule_1_a_session_whose_connection_never_comes_up_waits_without_expiring():
+    """A runner cut off from its broker kept a fresh socket for 3 s, then waited up to 32 s
+    of backoff with no socket at all: back 16-32 s after the link returned."""
+    core = s.Session(HB, LIVENESS)
+    core.opened(0.0)
+    assert [core.tick(t) for t in (1.0, 5.0, 100.0)] == [None, None, None]
+    assert core.wake_at() is None
+    core.link_up(100.5)
+    assert (core.tick(101.5), core.tick(104.0)) == (s.Beat(), s.Expired())
+
+
+def test_rule_1_an_inproc_connection_is_up_at_once():
+    core = s.Session(HB, LIVENESS)
+    core.opened(0.0, up=True)
+    assert core.tick(1.0) == s.Beat()
 
 
 def test_rule_2_a_frame_from_the_broker_restarts_the_liveness_clock():
@@ -37,33 +56,55 @@ def test_rule_3_silence_past_the_liveness_expires_the_session_once():
     assert (core.tick(4.0), core.tick(10.0), core.wake_at()) == (None, None, None)
 
 
-@pytest.mark.parametrize("silent_sessions, delay_s", [(1, 2.0), (2, 4.0), (3, 8.0), (5, 32.0),
-                                                      (9, 32.0)])
-def test_rule_4_sessions_in_which_the_broker_was_never_heard_back_off(silent_sessions, delay_s):
+def test_rule_4_a_connection_that_drops_after_it_was_up_ends_the_session_at_once():
+    """After a broker restart, runners waited 3 s of liveness and 1 s of backoff although
+    the socket monitor saw their connection reset."""
+    core = opened()
+    core.heard(0.5)
+    assert core.link_down(0.6) == s.Expired()
+    assert (core.link_down(0.7), core.tick(0.8)) == (None, None)
+    assert core.closed(0.6) == 0.0
+    assert core.tick(0.6) == s.Resume()
+
+
+def test_rule_4_a_connection_that_was_never_up_does_not_end_the_session_when_it_drops():
+    core = s.Session(HB, LIVENESS)
+    core.opened(0.0)
+    assert core.link_down(0.5) is None
+    assert core.active
+
+
+@pytest.mark.parametrize("vain_sessions, delay_s", [(1, 2.0), (2, 4.0), (3, 8.0), (5, 32.0),
+                                                    (9, 32.0)])
+def test_rule_5_sessions_that_connect_but_never_hear_the_broker_back_off(vain_sessions, delay_s):
     core = s.Session(HB, LIVENESS)
     delay = 0.0
-    for _ in range(silent_sessions):
+    for _ in range(vain_sessions):
         core.opened(0.0)
-        delay = core.closed(0.0)
+        core.link_up(0.0)
+        assert core.tick(3.5) == s.Expired()
+        delay = core.closed(3.5)
     assert delay == delay_s
 
 
-def test_rule_4_a_session_in_which_the_broker_spoke_resets_the_backoff():
+def test_rule_5_a_session_in_which_the_broker_spoke_reconnects_at_once_and_resets_the_backoff():
     core = opened()
-    core.closed(0.0)
-    core.opened(0.0)
-    core.heard(0.5)
-    assert core.closed(1.0) == 1.0
-    assert core.resume_at == 2.0
+    assert core.tick(3.5) == s.Expired()
+    assert core.closed(3.5) == 2.0
+    core.opened(5.5)
+    core.link_up(5.5)
+    core.heard(6.0)
+    assert core.tick(9.5) == s.Expired()  # a partition: silent past the liveness
+    assert (core.closed(9.5), core.failures, core.resume_at) == (0.0, 0, 9.5)
 
 
-def test_rule_4_the_wait_ends_with_one_resume_at_its_instant():
+def test_rule_5_the_wait_ends_with_one_resume_at_its_instant():
     core = opened()
-    core.heard(0.1)
+    assert core.tick(3.5) == s.Expired()
     core.closed(5.0)
-    assert (core.wake_at(), core.tick(5.5)) == (6.0, None)
-    assert core.tick(6.0) == s.Resume()
-    assert (core.tick(6.1), core.resume_at, core.wake_at()) == (None, None, None)
+    assert (core.wake_at(), core.tick(6.5)) == (7.0, None)
+    assert core.tick(7.0) == s.Resume()
+    assert (core.tick(7.1), core.resume_at, core.wake_at()) == (None, None, None)
 
 
 def test_a_session_closed_for_good_sets_no_wait():
