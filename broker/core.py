@@ -35,7 +35,8 @@ Runners
   9. When a runner is lost, each of its tasks that is ``idempotent`` and has attempts left
      goes back to the front of its queue; the others end as ``crashed`` "runner lost".
   10. ``bye`` removes a runner that has finished its work; a runner is sent a heartbeat
-      every ``heartbeat_s``.
+      every ``heartbeat_s``. A runner whose heartbeat says it is draining is given no new
+      task; what it runs goes on, and its ``bye`` comes when that is done.
 
 Results and cancellation
   11. ``done`` from the runner that holds the task forwards the envelope and the runner's
@@ -147,10 +148,11 @@ class Runner:
     last_seen: float
     running: set[str] = field(default_factory=set)  # task keys
     idle_children: int = 0
+    draining: bool = False  # leaving: finishes what it runs, is given nothing new (rule 10)
 
     @property
     def free(self) -> int:
-        return self.slots - len(self.running)
+        return 0 if self.draining else self.slots - len(self.running)
 
     def serves(self, submit: p.Submit) -> bool:
         version = self.runtimes.get(submit.runtime)
@@ -208,6 +210,7 @@ class BrokerCore:
         runner.last_seen = now
         if isinstance(msg, p.RunnerHeartbeat):
             runner.idle_children = msg.idle_children
+            runner.draining = runner.draining or msg.draining
             return []
         if isinstance(msg, p.Done):
             return self._done(runner, msg, now)
@@ -332,7 +335,8 @@ class BrokerCore:
         if len(self.queued) >= self.config.max_queued:
             return [self._reject(task, f"queue full ({len(self.queued)} waiting)", QUEUE_FULL,
                                  now, held=False)]
-        if not msg.wait_for_runner and not any(r.serves(msg) for r in self.runners.values()):
+        if not msg.wait_for_runner and not any(r.serves(msg) and not r.draining
+                                               for r in self.runners.values()):
             return [self._reject(task, self._no_runner(msg), NO_RUNNER, now, held=False)]
         if msg.deadline_s is not None:
             task.expires_at = now + msg.deadline_s
@@ -531,12 +535,14 @@ class BrokerCore:
     def _no_runner(self, s: p.Submit) -> str:
         where = f" in group {s.group!r}" if s.group else ""
         version = f" version {s.version}*" if s.version else ""
-        return f"no runner for runtime {s.runtime!r}{version}{where}"
+        leaving = sum(1 for r in self.runners.values() if r.draining and r.serves(s))
+        draining = f" ({leaving} draining)" if leaving else ""
+        return f"no runner for runtime {s.runtime!r}{version}{where}{draining}"
 
     def _why_waiting(self, task: Task) -> str:
         s = task.submit
         waited = f"{self._wait_of(task):g} s"
-        serving = [r for r in self.runners.values() if r.serves(s)]
+        serving = [r for r in self.runners.values() if r.serves(s) and not r.draining]
         if not serving:
             return f"{self._no_runner(s)} (waited {waited})"
         cap = self.config.lane_caps.get(s.lane)

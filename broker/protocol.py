@@ -169,6 +169,7 @@ class Ready:
 class RunnerHeartbeat:
     TYPE: ClassVar[str] = "heartbeat"
     idle_children: int = 0
+    draining: bool = False  # the runner is leaving: it finishes what it runs, takes nothing new
 
 
 @dataclass(frozen=True)
@@ -475,6 +476,11 @@ def _check_result(m: ResultMsg) -> None:
     _need(_is(m.queue_ms, (int, float)), "'queue_ms' must be a number")
 
 
+def _check_heartbeat(m: RunnerHeartbeat) -> None:
+    _need(_is(m.idle_children, int), "'idle_children' must be an int")
+    _need(_is(m.draining, bool), "'draining' must be a boolean")
+
+
 def _check_rejected(m: Rejected) -> None:
     _need(m.id is None or _is(m.id, str), "'id' must be a string or nil")
     _need(_is(m.message, str), "'message' must be a string")
@@ -484,7 +490,7 @@ _CHECKS: dict[type, Any] = {
     Submit: _check_submit,
     Cancel: lambda m: _check_id(m.id),
     Ready: _check_ready,
-    RunnerHeartbeat: lambda m: _need(_is(m.idle_children, int), "'idle_children' must be an int"),
+    RunnerHeartbeat: _check_heartbeat,
     Done: _check_done,
     TaskMsg: _check_task,
     CancelTask: lambda m: _check_id(m.task_id, "task_id"),

@@ -255,7 +255,7 @@ class ServiceConfig:
     liveness: int = _setting(3, "heartbeats missed before a peer counts as gone",
                              on=(SERVE, RUNNER), metavar="N")
     grace_s: float = _setting(10.0, "on SIGTERM, how long running tasks may finish",
-                              metavar="SECONDS", old=("--grace",))
+                              on=(SERVE, RUNNER), metavar="SECONDS", old=("--grace",))
     curve_dir: str = _setting("", "CURVE keys from `sandbox keys` (needed for tcp://)", on=_PEER,
                               metavar="DIR")
     insecure: bool = _setting(False, "allow plain TCP without CURVE", on=_PEER)

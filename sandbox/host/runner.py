@@ -92,6 +92,10 @@ class Runner:
         self._session = 0
         self._tasks: dict[str, tuple[int, str]] = {}  # broker task id -> our key
         self.core = s.Session(config.heartbeat_s, config.liveness)
+        # draining (``drain``): asked for with its grace, then until when it may last
+        self._drain_asked: float | None = None
+        self._drain_until: float | None = None
+        self.drained = False  # nothing runs any more (or the grace is over): serve returns
         self._drops = 0  # how many drops of the session's connection were seen
         self._session_over = False
         try:
@@ -109,7 +113,7 @@ class Runner:
         """Connect, serve, reconnect, until ``stop`` is set (then call ``wake()``) or the
         lifeline closes. ConnectError when the server refuses our key."""
         def done() -> bool:
-            return stop.is_set() or self.orphaned
+            return stop.is_set() or self.orphaned or self.drained
 
         while not done():
             self._open()
@@ -130,6 +134,15 @@ class Runner:
     def wake(self) -> None:
         """Make ``serve`` look at its ``stop`` event now (thread-safe)."""
         self.loop.wake()
+
+    def drain(self, grace_s: float) -> None:
+        """Leave gracefully (SIGTERM): tell the broker to send nothing new, let what runs
+        finish within ``grace_s``, then leave (``serve`` returns); what still runs then is
+        cancelled, and the broker retries it if it is idempotent. Safe from a signal handler
+        and from any thread."""
+        if self._drain_asked is None:
+            self._drain_asked = grace_s
+            self.loop.wake()
 
     def close(self) -> None:
         """Stop every jail (after ``serve`` returned, or instead of it)."""
@@ -154,6 +167,8 @@ class Runner:
         self.core.opened(time.monotonic(), up=link.monitor is None)
         self.loop.watch(sock, self._on_broker)
         self._send(p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups, cfg.name))
+        if self._drain_until is not None:  # a new session while leaving: still leaving
+            self._send(p.RunnerHeartbeat(0, draining=True))
 
     def _close_session(self, *, farewell: bool) -> None:
         sock, self._sock = self._sock, None
@@ -195,16 +210,23 @@ class Runner:
             self.core.link_up(now)
 
     def wake_at(self) -> float | None:
-        return self.core.wake_at()
+        if self._drain_asked is not None and self._drain_until is None:
+            return 0.0  # a drain was asked for: start it now
+        due = self.core.wake_at()
+        if self._drain_until is not None:
+            due = self._drain_until if due is None else min(due, self._drain_until)
+        return due
 
     def on_time(self, now: float) -> None:
+        self._check_drain(now)
         action = self.core.tick(now)
         if isinstance(action, s.Expired):
             log.warning("the broker at %s has been silent for %g s; connecting again",
                         self.config.endpoint, self.core.silence_limit_s)
             self._session_over = True
         elif isinstance(action, s.Beat):
-            self._send(p.RunnerHeartbeat(self.worker.idle_children()))
+            self._send(p.RunnerHeartbeat(self.worker.idle_children(),
+                                         draining=self._drain_until is not None))
 
     def _on_broker(self, events: int) -> None:
         sock = self._sock
@@ -262,6 +284,23 @@ class Runner:
             return  # a task of an earlier session: that broker counted it lost already
         del self._tasks[task_id]
         self._send_done(task_id, envelope, status)
+        if self._drain_until is not None:
+            self._check_drain(time.monotonic())
+
+    def _check_drain(self, now: float) -> None:
+        if self._drain_asked is None or self.drained:
+            return
+        if self._drain_until is None:
+            self._drain_until = now + self._drain_asked
+            log.info("draining: %d task(s) running, leaving within %g s", len(self._tasks),
+                     self._drain_asked)
+            self._send(p.RunnerHeartbeat(self.worker.idle_children(), draining=True))
+        if not self._tasks:
+            self.drained = True
+        elif now >= self._drain_until:
+            log.warning("the grace is over: cancelling %d task(s) still running",
+                        len(self._tasks))
+            self.drained = True
 
     def _send_done(self, task_id: str, envelope: bytes | bytearray, status: Status) -> None:
         if len(envelope) + _DONE_OVERHEAD_BYTES > p.MAX_FRAME_BYTES:

@@ -412,15 +412,31 @@ def _runner(args: argparse.Namespace) -> int:
                                  curve=_curve_client(endpoint, config, args.key), pool=pool,
                                  lifeline_fd=args.lifeline)
     stop = threading.Event()
+    started: list[Runner] = []
     if args.lifeline is not None:
         # Started by `sandbox serve`: a SIGTERM or Ctrl-C sent to the whole process group is
         # the daemon's to handle (it drains first); this runner stops when its lifeline closes.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        signals: list[int] = []
+
+        def on_signal(signum: int, frame: object) -> None:
+            # ours from before the jails start: then it stops the runner as soon as it exists;
+            # once it serves, the first SIGTERM or Ctrl-C drains it, a second stops it
+            signals.append(signum)
+            if started and len(signals) == 1:
+                started[0].drain(config.grace_s)
+            else:
+                stop.set()
+                if started:
+                    started[0].wake()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     runner = Runner(runner_config)
+    started.append(runner)
     if args.lifeline is None:
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
     try:
         runner.serve(stop)

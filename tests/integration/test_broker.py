@@ -244,3 +244,60 @@ def test_bad_requests_through_a_client_are_rejected_and_nothing_else_breaks():
         assert "timeout_s" in messages["bad limits"][1]
         assert "paranoid" in messages["unknown policy"][1]
         assert client.run("python", "return 'still fine'").value == "still fine"
+
+
+def test_a_runner_sent_sigterm_finishes_its_running_task_and_then_leaves(tmp_path):
+    """A standalone runner exited 70 ms after SIGTERM and its running task ended `crashed:
+    runner left`: every rolling restart lost the work of non-idempotent tasks. It drains now:
+    the broker gives it nothing new, what runs finishes within the grace, then it leaves."""
+    with broker(tmp_path) as server:
+        runner = start_runner(server.runner_endpoints[0], "leaving", extra=("--grace-s", "60"))
+        try:
+            wait_for_runners(server, 1)
+            with Client(server.endpoints[0]) as client:
+                handle = client.submit("python", "import time\ntime.sleep(1.5)\nreturn 'finished'",
+                                       timeout_s=30)
+                end = time.monotonic() + 30
+                while time.monotonic() < end:  # until the task runs on the runner
+                    with server.lock:
+                        if server.core.running:
+                            break
+                    time.sleep(0.02)
+                runner.send_signal(signal.SIGTERM)
+                result = handle.result(timeout=60)
+                assert (result.status, result.value) == (Status.OK, "finished")
+            assert runner.wait(timeout=60) == 0
+            with server.lock:  # it said goodbye, with nothing left running
+                assert not server.core.runners and not server.core.running
+        finally:
+            stop_runner(runner)
+
+
+def test_a_draining_runner_is_given_no_new_task(tmp_path):
+    with broker(tmp_path) as server:
+        runner = start_runner(server.runner_endpoints[0], "leaving", slots=2,
+                              extra=("--grace-s", "60"))
+        try:
+            wait_for_runners(server, 1)
+            with Client(server.endpoints[0]) as client:
+                first = client.submit("python", "import time\ntime.sleep(2)\nreturn 1", timeout_s=30)
+                end = time.monotonic() + 30
+                while time.monotonic() < end:
+                    with server.lock:
+                        if server.core.running:
+                            break
+                    time.sleep(0.02)
+                runner.send_signal(signal.SIGTERM)
+                end = time.monotonic() + 30
+                while time.monotonic() < end:  # until the broker heard that it drains
+                    with server.lock:
+                        if all(r.draining for r in server.core.runners.values()):
+                            break
+                    time.sleep(0.02)
+                later = client.run("python", "return 2", queue_timeout_s=0.5)
+                assert (later.status, later.message) == (
+                    Status.REJECTED, "no runner for runtime 'python' (1 draining) (waited 0.5 s)")
+                assert first.result(timeout=60).value == 1
+            assert runner.wait(timeout=60) == 0
+        finally:
+            stop_runner(runner)

@@ -759,3 +759,15 @@ def test_a_worker_task_names_its_lane_and_key_to_the_runner(extra, reuse):
     sends = core.on_client(C1, submit("a", **extra), 0.0)
     (task,) = [s.msg for s in sends if isinstance(s.msg, p.TaskMsg)]
     assert task.reuse == reuse
+
+
+def test_rule_10_a_draining_runner_is_given_no_new_task_and_keeps_what_it_runs():
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0))
+    core.on_runner(b"r", p.Ready({"python": "3.11"}, 2, (), "r"), 0.0)
+    out = core.on_client(b"c", p.Submit("t1", "python", "return 1", b"\xc0"), 0.0)
+    assert [type(s.msg) for s in out] == [p.TaskMsg]
+    assert core.on_runner(b"r", p.RunnerHeartbeat(1, draining=True), 0.1) == []
+    assert core.on_client(b"c", p.Submit("t2", "python", "return 2", b"\xc0"), 0.2) == []
+    done = core.on_runner(b"r", p.Done(out[0].msg.task_id, b"env", "ok"), 0.3)
+    assert [(s.to, type(s.msg)) for s in done] == [(b"c", p.ResultMsg)]
+    assert list(core.queued) == [f"{b'c'.hex()}:t2"]  # still waiting: no runner takes it
