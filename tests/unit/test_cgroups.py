@@ -115,3 +115,20 @@ def test_a_delegated_root_is_used_on_v1_in_both_hierarchies_and_on_v2_as_given()
     full = cgroups.plan(layout, memory_bytes=1 << 30, pids=64, root="/sys/fs/cgroup/app.slice")
     within = cgroups.plan(layout, memory_bytes=1 << 30, pids=64, root="/app.slice")
     assert full.dirs == within.dirs == ("/sys/fs/cgroup/app.slice/snippet-sandbox",)
+
+
+def test_no_cgroup_hierarchy_names_the_likely_cause_and_the_ways_out(monkeypatch):
+    """A runner started under `ip netns exec` (which remounts /sys) failed with 'no cgroup v1
+    memory+pids or cgroup v2 hierarchy is mounted', naming neither the cause nor a fix."""
+    import pytest
+
+    from sandbox.config import PoolConfig
+    from sandbox.errors import JailError
+    from sandbox.jail import launch
+
+    monkeypatch.setattr(launch, "_cgroup_layout", lambda: None)
+    with pytest.raises(JailError) as info:
+        launch.cgroup_plan(PoolConfig(cgroup="auto"))
+    message = str(info.value)
+    assert message == launch.NO_CGROUPS
+    assert "ip netns exec" in message and "nsenter --net" in message and "--cgroup off" in message
