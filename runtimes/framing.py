@@ -2,7 +2,7 @@
 
 Two channels cross the wall, both AF_UNIX socketpairs made inside the jail:
 
-* the control channel (SOCK_SEQPACKET, one per jail) between the host worker and the zygote:
+* the control channel (SOCK_SEQPACKET, one per jail) between the pools and the zygote:
   one message per packet, file descriptors beside it as SCM_RIGHTS (``send_control`` /
   ``recv_control``).
 * the task channel (SOCK_STREAM, one per child): frames of a 4-byte big-endian length and a

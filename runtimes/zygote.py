@@ -1,6 +1,6 @@
 """The zygote: pid 1 of a jail. Imports once, forks children on request, never runs user code.
 
-It talks to the host worker over the control channel (``runtimes.framing``,
+It talks to the pools over the control channel (``runtimes.framing``,
 ``runtimes.protocol``) whose fd it is given on the command line: the host sends ``init`` (the
 per-child seccomp program, modules to preload), the zygote answers ``ready``; then the host
 sends ``spawn`` whenever it wants more children, with a shared output file for each

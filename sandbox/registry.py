@@ -6,8 +6,8 @@ import allow-lists apply and which policies a task may ask for, whether its chil
 workers of their own, whether it can run without namespaces, and the version a runner
 advertises. It imports nothing of this package: every layer reads it, none is read by it.
 What a runtime's jail adds beyond the common one (mounts, namespaces, the workers' settings)
-is its host module's business (``sandbox.pyodide.runtime`` for pyodide); the host worker hands
-it to the launcher (``sandbox.host.worker.jail_setup``).
+is its host module's business (``sandbox.pyodide.runtime`` for pyodide); the pools hand
+it to the launcher (``sandbox.host.pools.jail_setup``).
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ can travel, ``Limits`` whether a limit is in range, the broker's protocol whethe
 is well formed. ``Options`` holds the caller's choices, every limit with its unit in its name
 (None: the runner's default).
 
-``TaskRequest`` is what a host worker runs. ``build`` makes it where a task enters a host
-worker: the runner (a trust boundary: what arrives from a broker is checked again, against
-the runner's own defaults and import policy) and the local API (its one entry). Everything
-after it (the pool, the jail, the child) takes it as it is and checks nothing again.
+``TaskRequest`` is what the pools run. ``build`` makes it where a task enters them: the
+runner (a trust boundary: what arrives from a broker is checked again, against the runner's
+own defaults and import policy) and the local API (its one entry). Everything after it
+(the pool, the jail, the child) takes it as it is and checks nothing again.
 """
 
 from __future__ import annotations

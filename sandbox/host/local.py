@@ -1,7 +1,7 @@
 """The local API: ``Sandbox``, pre-forked jails for each runtime in this process.
 
-One loop (``sandbox.host.loop``) owns every jail and child fd of the host worker
-(``sandbox.host.worker``). ``run`` may be called from any number of threads: it checks the request
+One loop (``sandbox.host.loop``) owns every jail and child fd of the pools
+(``sandbox.host.pools``). ``run`` may be called from any number of threads: it checks the request
 where it enters (``sandbox.request``), hands it to the loop and waits for that task's one
 outcome. The loop is a ``SharedLoop``: a caller that finds it free runs it itself while it
 waits (no thread hand-off on a task's path); one that finds it busy hands its request in
@@ -24,7 +24,7 @@ from sandbox.errors import ClosedError, ConfigError, RequestError
 from sandbox.jail.launch import Launcher
 from sandbox.host.loop import Loop, SharedLoop
 from sandbox.result import Result
-from sandbox.host.worker import Worker
+from sandbox.host.pools import Pools
 
 # A caller waits for its outcome at most this much beyond the task's own timeout and the
 # pool's acquire timeout: the loop always answers well before, unless it is gone.
@@ -56,7 +56,7 @@ class Sandbox:
         self.config = config or PoolConfig()
         self._imports = self.config.import_policy()
         self._loop = Loop()
-        self._worker = Worker(self.config, self._loop, self._on_outcome, launcher=launcher)
+        self._worker = Pools(self.config, self._loop, self._on_outcome, launcher=launcher)
         self._calls: dict[Hashable, _Call] = {}
         self._ids = itertools.count()
         self._closed = False

@@ -4,7 +4,7 @@ Events go in (the jail came up or went down, a child was spawned or exited, its 
 is complete, its channel closed, a task was submitted or cancelled, ``tick(now)``, ``close``),
 actions come out (start or stop the jail, spawn n children, send a task, kill or
 release a child, deliver an outcome). No sockets, no signals, no clock: the shell
-(``sandbox.host.worker``) passes ``now`` and does the I/O. The rules, in one place:
+(``sandbox.host.pools``) passes ``now`` and does the I/O. The rules, in one place:
 
 Children (states: STARTING, IDLE, BUSY, DYING, FROZEN, RELEASED)
   1. While the jail is up the pool keeps ``size`` children serving (STARTING, IDLE, BUSY or

@@ -1,8 +1,8 @@
 """A runner: connects to a broker, advertises its runtimes and slots, runs tasks in its pools.
 
 One loop (``sandbox.host.loop``) in one thread owns everything: the DEALER socket to the broker
-(ZeroMQ sockets are not thread-safe), the host worker's jails and children
-(``sandbox.host.worker``), and the lifeline to a parent daemon. A result goes from a child's
+(ZeroMQ sockets are not thread-safe), the pools' jails and children
+(``sandbox.host.pools``), and the lifeline to a parent daemon. A result goes from a child's
 channel to the broker with no hand-off between threads. A task that finds no idle child waits
 in the pool core, which hands it the next child the moment one is ready.
 
@@ -45,7 +45,7 @@ from sandbox.jail.launch import Launcher
 from sandbox.link import CurveClient, Link
 from sandbox.host import session as s
 from sandbox.host.loop import Loop
-from sandbox.host.worker import Worker
+from sandbox.host.pools import Pools
 
 __all__ = ["CurveClient", "Runner", "RunnerConfig"]
 
@@ -81,7 +81,7 @@ class Runner:
         self.context = context or zmq.Context.instance()
         self.pool_config = config.pool or PoolConfig(size=config.slots)
         self.loop = Loop(zmq.Poller())
-        self.worker = Worker(self.pool_config, self.loop, self._on_outcome, launcher=launcher,
+        self.worker = Pools(self.pool_config, self.loop, self._on_outcome, launcher=launcher,
                              served=config.runtimes)
         self.connected = threading.Event()
         self.orphaned = False  # the lifeline closed: the parent daemon is gone

@@ -2,12 +2,12 @@
 
 ``mounts_for`` and ``nsjail_argv`` are pure (inputs in, lists out). ``launch`` is the start-up
 pipeline of one jail, as named steps; it returns a ``JailProcess``: the running nsjail with the
-zygote inside, our end of the control channel, and what the host worker needs to watch it
+zygote inside, our end of the control channel, and what the pools need to watch it
 (an fd readable when it exits, its stderr, the cgroup's OOM count). ``sandbox.jail.fake``
 provides the same interface without nsjail, for tests that need no root. A runtime whose
 jail needs more than the common one (the pyodide runtime: Node.js and its distribution
 mounted, a worker spec for the zygote, optionally no namespaces) says so in a
-``RuntimeSetup``, which the host worker hands in (``sandbox.host.worker.jail_setup``).
+``RuntimeSetup``, which the pools hand in (``sandbox.host.pools.jail_setup``).
 
 The jail's root is nsjail's empty read-only tmpfs with these read-only bind mounts only:
 the interpreter binary at /usr/bin/python3, its standard library at /usr/lib/python3.11 with
@@ -436,7 +436,7 @@ def stdlib_view_for(runtime: str, config: PoolConfig) -> tuple[str, ...] | None:
 
 @dataclass(frozen=True)
 class RuntimeSetup:
-    """What a runtime's jail adds to the common one (``sandbox.host.worker.jail_setup``)."""
+    """What a runtime's jail adds to the common one (``sandbox.host.pools.jail_setup``)."""
 
     extra_mounts: tuple[Mount, ...] = ()  # read-only, beside the common mounts
     namespaces: bool = True  # False: nsjail creates none (a host that denies them)
@@ -462,7 +462,7 @@ def refuse_without_namespaces(runtime: str, setup: RuntimeSetup) -> None:
 
 
 class JailProcess(Protocol):
-    """A started jail, as the host worker sees it (nsjail here, ``sandbox.jail.fake`` in tests)."""
+    """A started jail, as the pools see it (nsjail here, ``sandbox.jail.fake`` in tests)."""
 
     runtime: str
     control: socket.socket  # our end of the zygote's control channel
@@ -507,7 +507,7 @@ Launcher = Callable[[str, PoolConfig, SetupFor], JailProcess]
 def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess:
     """Start one jail: the pipeline from a plan to a running nsjail with the zygote inside.
 
-    1. what the runtime adds (``setup_for``: the host worker's); refuse, saying why and what the way out is,
+    1. what the runtime adds (``setup_for``: the pools'); refuse, saying why and what the way out is,
        when the host denies the namespaces the jail would need;
     2. plan the cgroup (pure) and create its parents, removing what dead jails left there
        (or go without, warned, where the runtime allows it and the host does not let us);
@@ -515,7 +515,7 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess
        runtime's own); none without a mount namespace;
     4. locate nsjail and write its command line, with the jail-wide seccomp policy;
     5. make the control socketpair and start nsjail with the zygote, its end passed in.
-    The handshake (``init`` -> ``ready``) is the host worker's: it reads the control channel.
+    The handshake (``init`` -> ``ready``) is the pools': it reads the control channel.
     """
     setup = setup_for(config, runtime)
     if setup.namespaces:

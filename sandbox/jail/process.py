@@ -1,4 +1,4 @@
-"""A started jail's process, as the host worker watches it: the plumbing every launcher
+"""A started jail's process, as the pools watch it: the plumbing every launcher
 shares (``sandbox.jail.launch.NsJail`` for nsjail, ``sandbox.jail.fake.FakeJail`` for the
 fake). Our end of the control channel, an fd that is readable when the process exits (a
 pidfd), its stderr read without blocking into a tail of lines, how it ended, and a close that

@@ -6,7 +6,7 @@ Every submitted key gets exactly one ``on_outcome(key, result)``, in the loop's 
 cancelled one included (its ``Result`` says it was cancelled), so the runner knows when a
 slot is really free.
 
-``WorkerBackend`` is the host worker (``sandbox.host.worker``) on the runner's own loop: the
+``PoolsBackend`` is the pools (``sandbox.host.pools``) on the runner's own loop: the
 jails' and children's fds are watched by the same loop as the WebSocket, so one thread
 serves n8n and drives every child, and no task ever runs on it. With ``isolation="worker"``
 a job runs in a warm worker bound to its workflow (reuse key ``workflow/<id>``): tasks of
@@ -27,7 +27,7 @@ from sandbox.errors import RequestError
 from sandbox.host.loop import Loop
 from sandbox.n8n.task import Job
 from sandbox.result import Result
-from sandbox.host.worker import Worker
+from sandbox.host.pools import Pools
 
 OnOutcome = Callable[[str, Result], None]
 
@@ -42,8 +42,8 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class WorkerBackend:
-    """Jobs as task requests for a ``Worker`` on the runner's loop."""
+class PoolsBackend:
+    """Jobs as task requests for the ``Pools`` on the runner's loop."""
 
     def __init__(self, config: PoolConfig, runtimes: Iterable[str] = ("python", "javascript"),
                  isolation: str = "process") -> None:
@@ -51,7 +51,7 @@ class WorkerBackend:
         self.runtimes = tuple(runtimes)
         self.isolation = isolation
         self._imports = config.import_policy()
-        self._worker: Worker | None = None
+        self._worker: Pools | None = None
         self._on_outcome: OnOutcome | None = None
         self._limits: dict[Hashable, int] = {}  # key -> the envelope size its limits allow
 
@@ -59,7 +59,7 @@ class WorkerBackend:
         """Start the jails on ``loop`` (run here until they are ready: a JailError says why
         one cannot start)."""
         self._on_outcome = on_outcome
-        self._worker = Worker(self.config, loop, self._deliver, served=self.runtimes)
+        self._worker = Pools(self.config, loop, self._deliver, served=self.runtimes)
         try:
             for runtime in self.runtimes:
                 self._worker.start(runtime, wait=True)

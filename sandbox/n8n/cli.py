@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the runner from env and flags and serve until SIGTERM/SIGINT or auto-shutdown.
     A bad setting is one line on stderr and exit code 2, like the other commands."""
     from sandbox.host.allocator import keep_large_blocks
-    from sandbox.n8n.backend import WorkerBackend
+    from sandbox.n8n.backend import PoolsBackend
     from sandbox.n8n.shell import Shell
 
     try:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     keep_large_blocks()
-    shell = Shell(config, WorkerBackend(config.pool_config(), runtimes=config.task_types,
+    shell = Shell(config, PoolsBackend(config.pool_config(), runtimes=config.task_types,
                                          isolation=config.isolation))
     signal.signal(signal.SIGTERM, lambda *_: shell.request_stop())
     signal.signal(signal.SIGINT, lambda *_: shell.request_stop())

@@ -1,6 +1,6 @@
 """The n8n runner's I/O: one loop (``sandbox.host.loop``) that owns every fd of the process.
 
-The WebSocket's TCP socket, the host worker's jails and children (through the backend), the
+The WebSocket's TCP socket, the pools' jails and children (through the backend), the
 optional health-check server and a wake-up pipe for stop() are all watched by the same loop;
 the shell turns what arrives into events for ``RunnerCore`` and carries out its actions. The
 WebSocket is sans-io (wsproto), so a broker ping is answered by the loop that reads it, and

@@ -1,4 +1,4 @@
-"""The host worker through real jails and real processes: the faults it must survive, each a
+"""The pools through real jails and real processes: the faults it must survive, each a
 defect found by trying the service under load and faults (issue 11), now a test."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from runtimes.outcome import Status
 
 from sandbox.config import Limits, PoolConfig
 from sandbox.host.loop import Loop
-from sandbox.n8n.backend import WorkerBackend
+from sandbox.n8n.backend import PoolsBackend
 from sandbox.n8n.task import Job
 from sandbox.result import Result
 
@@ -25,7 +25,7 @@ def _job(workflow: str) -> Job:
 def _pids(isolation: str, workflows: list[str]) -> list[int]:
     """Each job run in turn on one child, the pid it ran in."""
     loop = Loop()
-    backend = WorkerBackend(PoolConfig(size=1, stdlib_allow=("*",)), runtimes=("python",),
+    backend = PoolsBackend(PoolConfig(size=1, stdlib_allow=("*",)), runtimes=("python",),
                             isolation=isolation)
     results: dict[str, Result] = {}
     backend.attach(loop, lambda key, result: results.__setitem__(key, result))

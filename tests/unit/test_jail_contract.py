@@ -1,5 +1,5 @@
 """The contract every ``JailProcess`` keeps, run against the in-package fake (no root) and the
-real nsjail (marked ``jail``): the host worker may rely on exactly this, and nothing else."""
+real nsjail (marked ``jail``): the pools may rely on exactly this, and nothing else."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from runtimes import codec, framing, outcome, protocol
 from runtimes.outcome import Status
 from sandbox import PoolConfig
 from sandbox.jail import fake as fakejail
-from sandbox.host.worker import jail_setup
+from sandbox.host.pools import jail_setup
 from sandbox.jail import launch
 
 CONFIG = PoolConfig(size=1)

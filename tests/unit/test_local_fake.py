@@ -1,4 +1,4 @@
-"""The local API and the host worker against the in-package fake jail (no root): every way a
+"""The local API and the pools against the in-package fake jail (no root): every way a
 child can end, jail deaths and restarts, cancellation, capacity, close. The same behaviours
 through real jails are in tests/integration and tests/security."""
 

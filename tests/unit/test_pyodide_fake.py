@@ -1,4 +1,4 @@
-"""The host worker serving a runtime whose children are workers (pyodide), against the fake
+"""The pools serving a runtime whose children are workers (pyodide), against the fake
 jail (no root): a child is handed tasks only once it said ready, serves its reuse key again,
 never another's, is killed from outside a grace after a timeout it did not answer, and its
 exit codes mean what the runtime says. The same through real jails and Pyodide:

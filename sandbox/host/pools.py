@@ -1,4 +1,4 @@
-"""The host worker: every runtime's pool and jail, driven from one loop.
+"""The pools: every runtime's pool and jail, driven from one loop (``Pools``).
 
 This is the I/O shell around ``sandbox.host.pool_core``: it feeds each pool's core the events it
 sees on its fds (the zygote's control channel, each child's task channel, the jail's exit and
@@ -39,7 +39,7 @@ from sandbox.errors import JailError
 from sandbox.host.loop import Loop
 from sandbox.request import TaskRequest
 
-log = logging.getLogger("sandbox.host.worker")
+log = logging.getLogger("sandbox.host.pools")
 
 MiB = 1024 * 1024
 Deliver = Callable[[Hashable, bytes, Status], None]
@@ -118,7 +118,9 @@ class _Pool:
         return self.due
 
 
-class Worker:
+class Pools:
+    """Each served runtime's pool of jailed children, and its jail, on one loop."""
+
     def __init__(self, config: PoolConfig, loop: Loop, deliver: Deliver, *,
                  launcher: launch.Launcher | None = None,
                  served: Iterable[str] = tuple(registry.RUNTIMES)) -> None:
