@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import seccomp
-from sandbox.jail import launch
+from sandbox.jail import launch, mounts
 from sandbox.config import PoolConfig
 
 
@@ -32,10 +32,10 @@ def cold_nsjail(body: str) -> Callable[[], None]:
         cgroups.prepare(plan)
     argv = launch.nsjail_argv(
         launch.locate_nsjail(None),
-        [launch.JAIL_PYTHON, "-I", "-S", "-B", "-c", as_script(body)],
+        [mounts.JAIL_PYTHON, "-I", "-S", "-B", "-c", as_script(body)],
         seccomp_policy=seccomp.jail_policy(),
         cgroup_args=plan.nsjail_args if plan else (),
-        mounts=launch.mounts_for("python", launch.interpreter()),
+        mounts=mounts.mounts_for("python", mounts.interpreter()),
         as_root=os.geteuid() == 0,
     )
     argv[argv.index("--time_limit") + 1] = "10"

@@ -131,7 +131,7 @@ class Pools:
         self._launch = launcher or launch.launch
         self._pools: dict[str, _Pool] = {}
         self._owner: dict[Hashable, _Pool] = {}  # task key -> the pool running it
-        self._boost = os.geteuid() == 0  # see launch.BACKGROUND_NICE
+        self._boost = os.geteuid() == 0  # see mounts.BACKGROUND_NICE
         self._closed = False
         loop.add_timed(self)
 

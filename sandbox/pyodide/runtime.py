@@ -36,7 +36,8 @@ from runtimes import protocol
 from sandbox.pyodide import dist as pyodide_dist
 from sandbox.pyodide import packages as pyodide_packages
 from sandbox.config import PoolConfig, PyodideConfig
-from sandbox.jail.launch import JAIL_ROOT, Mount, RuntimeSetup, _linked_libraries, _staging_dir
+from sandbox.jail.launch import RuntimeSetup
+from sandbox.jail.mounts import JAIL_ROOT, Mount, _linked_libraries, _staging_dir
 from sandbox.host.pool_core import PoolRules
 
 JAIL_NODE = "/usr/bin/node"

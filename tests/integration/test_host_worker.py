@@ -98,7 +98,7 @@ def test_a_killed_runner_leaves_a_staging_directory_the_next_start_removes(tmp_p
         runner.kill()
         runner.wait()
     assert glob.glob(pattern)  # left behind by the kill
-    from sandbox.jail.launch import reclaim_staging
+    from sandbox.jail.mounts import reclaim_staging
 
     reclaim_staging()  # what every start does first
     assert glob.glob(pattern) == []

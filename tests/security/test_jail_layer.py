@@ -10,16 +10,16 @@ import os
 import subprocess
 
 import seccomp
-from sandbox.jail import launch
+from sandbox.jail import launch, mounts
 
 
 def run_in_bare_jail(code: str) -> subprocess.CompletedProcess[str]:
     argv = launch.nsjail_argv(
         launch.locate_nsjail(None),
-        [launch.JAIL_PYTHON, "-I", "-S", "-B", "-c", code],
+        [mounts.JAIL_PYTHON, "-I", "-S", "-B", "-c", code],
         seccomp_policy=seccomp.jail_policy(),
         cgroup_args=(),
-        mounts=launch.mounts_for("python", launch.interpreter()),
+        mounts=mounts.mounts_for("python", mounts.interpreter()),
         as_root=os.geteuid() == 0,
     )
     argv[argv.index("--time_limit") + 1] = "20"
