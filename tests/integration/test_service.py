@@ -346,8 +346,10 @@ def test_frames_of_a_million_keys_do_not_stall_the_broker(ipc_dir):
     task ended crashed (its runner, hearing no heartbeat, left and registered again)."""
     frame = msgpack.packb({"v": 1, "t": "submit", "id": "x",
                            "data": {f"k{i:07d}": 1 for i in range(1_000_000)}})
-    with broker(ipc_dir) as server:
-        runner = start_runner(server.runner_endpoints[0], "solo")  # liveness 0.6 s
+    # liveness 3 s both ways: far below the 9-10 s stall this test is about, far above what a
+    # loaded machine's scheduling delays can add to a heartbeat
+    with broker(ipc_dir, BrokerConfig(heartbeat_s=HEARTBEAT_S, liveness=15)) as server:
+        runner = start_runner(server.runner_endpoints[0], "solo", extra=("--liveness", "15"))
         wait_for_runners(server, 1)
         with Client(server.endpoints[0]) as client:
             task = client.submit("python", "import time\ntime.sleep(1)\nreturn 1")
