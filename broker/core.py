@@ -36,7 +36,8 @@ Runners
      goes back to the front of its queue; the others end as ``crashed`` "runner lost".
   10. ``bye`` removes a runner that has finished its work; a runner is sent a heartbeat
       every ``heartbeat_s``. A runner whose heartbeat says it is draining is given no new
-      task; what it runs goes on, and its ``bye`` comes when that is done.
+      task and is answered with a draining heartbeat (every task sent to it went before);
+      what it runs goes on, and its ``bye`` comes when that is done.
 
 Results and cancellation
   11. ``done`` from the runner that holds the task forwards the envelope and the runner's
@@ -98,6 +99,9 @@ class BrokerConfig:
     queue_timeout_s: float = 30.0  # default queue-wait deadline
     heartbeat_s: float = 1.0
     liveness: int = 3  # heartbeats a runner may miss before it is lost
+    # runtimes whose waiting tasks an autoscaler counts even while no runner serves them (so
+    # that it can start the first); a registered runner's runtimes count anyway
+    runtimes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,11 @@ class BrokerCore:
         runner.last_seen = now
         if isinstance(msg, p.RunnerHeartbeat):
             runner.idle_children = msg.idle_children
-            runner.draining = runner.draining or msg.draining
+            if msg.draining and not runner.draining:
+                runner.draining = True
+                # what was sent to it went before this answer: once it has the answer and
+                # nothing runs, it may leave
+                return [Send(identity, p.BrokerHeartbeat(draining=True))]
             return []
         if isinstance(msg, p.Done):
             return self._done(runner, msg, now)
@@ -561,6 +569,36 @@ class BrokerCore:
         depths = dict.fromkeys(self._lanes_seen, 0)
         depths.update(Counter(t.submit.lane for t in self.queued.values()))
         return depths
+
+    def demand(self, now: float) -> dict[tuple[str, str, str], tuple[int, float]]:
+        """What waits, for an autoscaler: per (runtime, group, lane) the queued tasks and
+        the age of the oldest (seconds). Labels stay bounded whatever clients name: a runtime
+        neither configured nor served reads "unserved", a lane not among the lanes seen
+        "other", a group no registered runner carries "unserved", no group ""."""
+        carried = {g for r in self.runners.values() for g in r.groups}
+        served = {*self.config.runtimes, *(rt for r in self.runners.values() for rt in r.runtimes)}
+        out: dict[tuple[str, str, str], tuple[int, float]] = {}
+        for task in self.queued.values():
+            s = task.submit
+            group = "" if s.group is None else s.group if s.group in carried else "unserved"
+            lane = s.lane if s.lane in self._lanes_seen else "other"
+            runtime = s.runtime if s.runtime in served else "unserved"
+            count, oldest = out.get((runtime, group, lane), (0, 0.0))
+            out[(runtime, group, lane)] = (count + 1, max(oldest, now - task.submitted_at))
+        return out
+
+    def occupancy(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Slots for an autoscaler: per (runtime, group) of the registered runners, their
+        slots and how many are busy; "" stands for every runner of that runtime. A draining
+        runner's slots are not offered, its busy ones count."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for r in self.runners.values():
+            offered = 0 if r.draining else r.slots
+            for runtime in r.runtimes:
+                for group in ("", *sorted(r.groups)):
+                    slots, busy = out.get((runtime, group), (0, 0))
+                    out[(runtime, group)] = (slots + offered, busy + len(r.running))
+        return out
 
     def idle_children(self) -> int:
         return sum(r.idle_children for r in self.runners.values())

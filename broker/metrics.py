@@ -14,6 +14,7 @@ local runner restarts, answers deferred or dropped, dropped stale messages).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -105,11 +106,35 @@ class _Gauges:
             idle = core.idle_children()
             backlog = sum(state.backlog for state in core.clients.values())
             counters = dict(core.counters)
+            demand = core.demand(time.monotonic())
+            occupancy = core.occupancy()
         refused = server.auth.refused() if server.auth is not None else {}
         queue = GaugeMetricFamily("sandbox_queue_depth", "Queued tasks per lane", labels=["lane"])
         for lane, depth in sorted(depths.items()):
             queue.add_metric([lane], depth)
         yield queue
+        # what an autoscaler reads (KEDA's prometheus scaler: sandbox/deploy/k8s/)
+        queued = GaugeMetricFamily("sandbox_queued_tasks", "Queued tasks per runtime, group "
+                                   "and lane", labels=["runtime", "group", "lane"])
+        oldest = GaugeMetricFamily("sandbox_oldest_queued_seconds", "Age of the oldest queued "
+                                   "task per runtime, group and lane",
+                                   labels=["runtime", "group", "lane"])
+        for (runtime, group, lane), (count, age) in sorted(demand.items()):
+            queued.add_metric([runtime, group, lane], count)
+            oldest.add_metric([runtime, group, lane], age)
+        yield queued
+        yield oldest
+        offered = GaugeMetricFamily("sandbox_runner_slots", "Slots the registered runners offer "
+                                    "per runtime and group (group \"\": all of them)",
+                                    labels=["runtime", "group"])
+        busy = GaugeMetricFamily("sandbox_busy_slots", "Slots running a task per runtime and "
+                                 "group (busy over offered is the occupancy)",
+                                 labels=["runtime", "group"])
+        for (runtime, group), (slots, running) in sorted(occupancy.items()):
+            offered.add_metric([runtime, group], slots)
+            busy.add_metric([runtime, group], running)
+        yield offered
+        yield busy
         yield GaugeMetricFamily("sandbox_in_flight", "Tasks running now", value=in_flight)
         yield GaugeMetricFamily("sandbox_runners", "Registered runners", value=runners)
         yield GaugeMetricFamily("sandbox_slots", "Slots of all registered runners (in flight "

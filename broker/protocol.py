@@ -211,6 +211,8 @@ class CancelTask:
 @dataclass(frozen=True)
 class BrokerHeartbeat:
     TYPE: ClassVar[str] = "broker_heartbeat"
+    # the answer to a runner's first draining heartbeat: every task sent to it came before
+    draining: bool = False
 
 
 Message = (
@@ -491,6 +493,7 @@ _CHECKS: dict[type, Any] = {
     Cancel: lambda m: _check_id(m.id),
     Ready: _check_ready,
     RunnerHeartbeat: _check_heartbeat,
+    BrokerHeartbeat: lambda m: _need(_is(m.draining, bool), "'draining' must be a boolean"),
     Done: _check_done,
     TaskMsg: _check_task,
     CancelTask: lambda m: _check_id(m.task_id, "task_id"),

@@ -95,6 +95,7 @@ class Runner:
         # draining (``drain``): asked for with its grace, then until when it may last
         self._drain_asked: float | None = None
         self._drain_until: float | None = None
+        self._drain_heard = False  # the broker answered the drain: no task is on its way
         self.drained = False  # nothing runs any more (or the grace is over): serve returns
         self._drops = 0  # how many drops of the session's connection were seen
         self._session_over = False
@@ -168,6 +169,7 @@ class Runner:
         self.loop.watch(sock, self._on_broker)
         self._send(p.Ready(runtime_versions(cfg.runtimes), cfg.slots, cfg.groups, cfg.name))
         if self._drain_until is not None:  # a new session while leaving: still leaving
+            self._drain_heard = False
             self._send(p.RunnerHeartbeat(0, draining=True))
 
     def _close_session(self, *, farewell: bool) -> None:
@@ -249,6 +251,9 @@ class Runner:
                 self._session_over = True
                 return
             self.connected.set()
+            if isinstance(msg, p.BrokerHeartbeat) and msg.draining and self._drain_until is not None:
+                self._drain_heard = True
+                self._check_drain(time.monotonic())
             if isinstance(msg, p.TaskMsg):
                 self._on_task(msg)
             elif isinstance(msg, p.CancelTask):
@@ -295,7 +300,8 @@ class Runner:
             log.info("draining: %d task(s) running, leaving within %g s", len(self._tasks),
                      self._drain_asked)
             self._send(p.RunnerHeartbeat(self.worker.idle_children(), draining=True))
-        if not self._tasks:
+        # between sessions nothing runs and nothing can come (the broker forgot the tasks)
+        if not self._tasks and (self._drain_heard or self._sock is None):
             self.drained = True
         elif now >= self._drain_until:
             log.warning("the grace is over: cancelling %d task(s) still running",

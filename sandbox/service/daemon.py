@@ -32,7 +32,7 @@ from broker.errors import BrokerConfigError
 from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
-from sandbox import backoff
+from sandbox import backoff, registry
 from sandbox.errors import ConfigError
 from sandbox.jail import cgroups, launch, packages
 
@@ -218,6 +218,7 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         max_per_client=config.max_per_client, lane_caps=config.lane_caps(),
         queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,
         liveness=config.liveness,
+        runtimes=tuple(registry.canonical(r) or r for r in config.runtimes),
     )
     metrics = BrokerMetrics()
     try:

@@ -276,11 +276,12 @@ def test_a_runner_sent_sigterm_finishes_its_running_task_and_then_leaves(tmp_pat
 def test_a_draining_runner_is_given_no_new_task(tmp_path):
     with broker(tmp_path) as server:
         runner = start_runner(server.runner_endpoints[0], "leaving", slots=2,
-                              extra=("--grace-s", "60"))
+                              extra=("--grace-s", "120"))
         try:
             wait_for_runners(server, 1)
             with Client(server.endpoints[0]) as client:
-                first = client.submit("python", "import time\ntime.sleep(2)\nreturn 1", timeout_s=30)
+                # it runs until cancelled: the runner cannot leave before the test says so
+                first = client.submit("python", "import time\ntime.sleep(100)", timeout_s=110)
                 end = time.monotonic() + 30
                 while time.monotonic() < end:
                     with server.lock:
@@ -297,7 +298,8 @@ def test_a_draining_runner_is_given_no_new_task(tmp_path):
                 later = client.run("python", "return 2", queue_timeout_s=0.5)
                 assert (later.status, later.message) == (
                     Status.REJECTED, "no runner for runtime 'python' (1 draining) (waited 0.5 s)")
-                assert first.result(timeout=60).value == 1
-            assert runner.wait(timeout=60) == 0
+                first.cancel()
+                assert first.result(timeout=60).status is Status.CRASHED
+            assert runner.wait(timeout=60) == 0  # nothing runs any more: it left
         finally:
             stop_runner(runner)

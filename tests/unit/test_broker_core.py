@@ -766,8 +766,31 @@ def test_rule_10_a_draining_runner_is_given_no_new_task_and_keeps_what_it_runs()
     core.on_runner(b"r", p.Ready({"python": "3.11"}, 2, (), "r"), 0.0)
     out = core.on_client(b"c", p.Submit("t1", "python", "return 1", b"\xc0"), 0.0)
     assert [type(s.msg) for s in out] == [p.TaskMsg]
-    assert core.on_runner(b"r", p.RunnerHeartbeat(1, draining=True), 0.1) == []
+    assert core.on_runner(b"r", p.RunnerHeartbeat(1, draining=True), 0.1) == [
+        Send(b"r", p.BrokerHeartbeat(draining=True))]  # all it was sent went before
+    assert core.on_runner(b"r", p.RunnerHeartbeat(1, draining=True), 0.15) == []
     assert core.on_client(b"c", p.Submit("t2", "python", "return 2", b"\xc0"), 0.2) == []
     done = core.on_runner(b"r", p.Done(out[0].msg.task_id, b"env", "ok"), 0.3)
     assert [(s.to, type(s.msg)) for s in done] == [(b"c", p.ResultMsg)]
     assert list(core.queued) == [f"{b'c'.hex()}:t2"]  # still waiting: no runner takes it
+
+
+def test_demand_and_occupancy_are_what_an_autoscaler_reads_per_runtime_group_and_lane():
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0))
+    core.on_runner(b"r1", p.Ready({"python": "3.11"}, 1, ("gpu",), "r1"), 0.0)
+    core.on_runner(b"r2", p.Ready({"python": "3.11", "javascript": "ng"}, 2, (), "r2"), 0.0)
+    for i, (group, lane) in enumerate([(None, "default"), (None, "default"), (None, "default"),
+                                       ("gpu", "batch"), ("gpu", "batch"), ("tpu", "default")]):
+        core.on_client(b"c", p.Submit(f"t{i}", "python", "return 1", b"\xc0", group=group,
+                                      lane=lane), float(i))
+    core.on_client(b"c", p.Submit("t9", "ruby", "1", b"\xc0"), 5.0)
+    # the first three take the three slots (a task naming no group runs anywhere); the rest
+    # waits: two for the gpu runner, one for a group nobody carries, one for a runtime
+    assert core.demand(10.0) == {
+        ("python", "gpu", "batch"): (2, 7.0),
+        ("python", "unserved", "default"): (1, 5.0),
+        ("unserved", "", "default"): (1, 5.0),
+    }
+    assert core.occupancy() == {
+        ("python", ""): (3, 3), ("python", "gpu"): (1, 1), ("javascript", ""): (2, 2),
+    }
