@@ -280,7 +280,10 @@ def _new_context() -> Any:
 def _library() -> str:
     """globals.js, its first line numbered ``LIBRARY_LINE``: the engine names every script
     ``<input>``, and a frame of ours must not read as a line of the snippet."""
-    text = (pathlib.Path(__file__).parent / "globals.js").read_text(encoding="utf-8")
+    here = pathlib.Path(__file__).parent
+    text = (here / "globals.js").read_text(encoding="utf-8")
+    locales = (here / "locale_table.json").read_text(encoding="utf-8").strip()
+    text = text.replace("/*LOCALE_TABLE*/null", json.dumps(locales), 1)
     return "\n" * (LIBRARY_LINE - 1) + text
 
 

@@ -108,3 +108,34 @@ def test_json_parse_errors_are_v8s(sandbox, text, message):
     r = sandbox.run("javascript", "return JSON.parse(data)", text)
     assert r.status is Status.ERROR and r.error is not None
     assert (r.error.type, r.error.message) == ("SyntaxError", message)
+
+
+def test_locale_formatting_is_real_for_the_common_cases(sandbox):
+    assert value(sandbox, """
+        const d = new Date(Date.UTC(2024, 6, 4, 23, 30, 0));
+        return [d.toLocaleString('de-DE', {timeZone: 'Europe/Berlin'}), (1234567.891).toLocaleString(),
+                (1234.5).toLocaleString('de-DE', {style: 'currency', currency: 'EUR'}),
+                new Intl.NumberFormat('fr-FR').format(1234567.891),
+                d.toLocaleDateString('en-US', {weekday: 'long', year: 'numeric', month: 'long',
+                                               day: 'numeric', timeZone: 'America/New_York'}),
+                new Intl.DateTimeFormat('en-GB', {dateStyle: 'medium', timeStyle: 'short',
+                                                  timeZone: 'Asia/Kolkata'}).format(d),
+                d.toLocaleDateString('sv-SE'), Intl.DateTimeFormat().resolvedOptions().timeZone]
+    """) == ["5.7.2024, 01:30:00", "1,234,567.891", "1.234,50\u00a0€", "1\u202f234\u202f567,891",
+             "Thursday, July 4, 2024", "5 Jul 2024, 05:00", "2024-07-04", "UTC"]
+
+
+@pytest.mark.parametrize("code,message", [
+    ("return new Date(0).toLocaleString('en-US', {timeZone: 'Antarctica/Troll'})",
+     "Date.prototype.toLocaleString: the time zone 'Antarctica/Troll' is not supported in this "
+     "runner (snippet-sandbox)"),
+    ("return (5).toLocaleString('ko-KR')",
+     "Number.prototype.toLocaleString: the locale 'ko-KR' is not supported in this runner "
+     "(snippet-sandbox)"),
+    ("return new Intl.NumberFormat('en-US', {notation: 'compact'}).format(1234)",
+     "Intl.NumberFormat: notation 'compact' is not supported in this runner (snippet-sandbox)"),
+])
+def test_locale_formatting_it_cannot_do_is_an_error_naming_it(sandbox, code, message):
+    r = sandbox.run("javascript", code)
+    assert r.status is Status.ERROR and r.error is not None
+    assert (r.error.type, r.error.message) == ("RangeError", message)
