@@ -271,6 +271,7 @@ def _new_context() -> Any:
     ctx.set_max_stack_size(MAX_STACK_BYTES)
     ctx.add_callable("__emit", _emit)  # the prelude keeps it and removes the global
     ctx.add_callable("__random_bytes", _random_bytes)  # so does globals.js
+    ctx.add_callable("__locale_table", _locale_table)  # and this, read on first use
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     return ctx
@@ -280,11 +281,16 @@ def _new_context() -> Any:
 def _library() -> str:
     """globals.js, its first line numbered ``LIBRARY_LINE``: the engine names every script
     ``<input>``, and a frame of ours must not read as a line of the snippet."""
-    here = pathlib.Path(__file__).parent
-    text = (here / "globals.js").read_text(encoding="utf-8")
-    locales = (here / "locale_table.json").read_text(encoding="utf-8").strip()
-    text = text.replace("/*LOCALE_TABLE*/null", json.dumps(locales), 1)
+    text = (pathlib.Path(__file__).parent / "globals.js").read_text(encoding="utf-8")
     return "\n" * (LIBRARY_LINE - 1) + text
+
+
+@functools.cache
+def _locale_table() -> str:
+    """locale_table.json, for globals.js's locale formatting: handed over only when a task
+    formats (a quarter of a megabyte in every context's heap would cost each forked child
+    its copy-on-write faults)."""
+    return (pathlib.Path(__file__).parent / "locale_table.json").read_text(encoding="utf-8")
 
 
 def _random_bytes(n: Any) -> str:
@@ -313,6 +319,7 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     codec's first use) is inherited by every child instead of done again in each."""
     global _pristine
     _pristine = _new_context()
+    _locale_table()
     _warm_own_paths()
     return {}
 

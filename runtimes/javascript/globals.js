@@ -6,8 +6,9 @@
 // executor numbers its lines from LIBRARY_LINE so its frames never read as a snippet's.
 (() => {
   "use strict";
-  const randomBytes = globalThis.__random_bytes;
+  const randomBytes = globalThis.__random_bytes, localeTable = globalThis.__locale_table;
   delete globalThis.__random_bytes;
+  delete globalThis.__locale_table;
   const sandbox = globalThis.__sandbox;
   const fromCharCode = String.fromCharCode, isArray = Array.isArray;
   const nativeParse = JSON.parse;
@@ -721,13 +722,12 @@
   // (locale_table.json, written by tests/node/locale_table.js). What the table lacks (a
   // locale, an option set, a time zone) throws an error that names it: never a silently
   // different text.
-  const LOCALE_TABLE = /*LOCALE_TABLE*/null;
   let table = null;
   function notSupported(what) {
     return new RangeError(what + " is not supported in this runner (snippet-sandbox)");
   }
   function localeOf(locales, api) {
-    if (table === null) table = nativeParse(LOCALE_TABLE);
+    if (table === null) table = nativeParse(localeTable());
     let tag = isArray(locales) ? locales[0] : locales;
     if (tag === undefined) return "en-US";
     tag = String(tag).replace(/_/g, "-");

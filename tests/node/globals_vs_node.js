@@ -6,9 +6,9 @@
 "use strict";
 const vm = require("vm"), fs = require("fs"), path = require("path"), crypto = require("crypto");
 const dir = path.join(__dirname, "..", "..", "runtimes", "javascript");
-const src = fs.readFileSync(path.join(dir, "globals.js"), "utf8").replace("/*LOCALE_TABLE*/null",
-  JSON.stringify(fs.readFileSync(path.join(dir, "locale_table.json"), "utf8").trim()));
-const ctx = vm.createContext({ __random_bytes: (n) => crypto.randomBytes(n).toString("latin1"), __sandbox: {} });
+const src = fs.readFileSync(path.join(dir, "globals.js"), "utf8");
+const ctx = vm.createContext({ __random_bytes: (n) => crypto.randomBytes(n).toString("latin1"), __sandbox: {},
+                               __locale_table: () => fs.readFileSync(path.join(dir, "locale_table.json"), "utf8") });
 vm.runInContext(src, ctx);
 const cJSON = vm.runInContext("JSON", ctx), cNum = vm.runInContext("Number", ctx);
 const cDate = vm.runInContext("Date", ctx), cIntl = vm.runInContext("Intl", ctx);
