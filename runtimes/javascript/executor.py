@@ -272,6 +272,7 @@ def _new_context() -> Any:
     ctx.add_callable("__emit", _emit)  # the prelude keeps it and removes the global
     ctx.add_callable("__random_bytes", _random_bytes)  # so does globals.js
     ctx.add_callable("__locale_table", _locale_table)  # and this, read on first use
+    ctx.add_callable("__library_module", _library_module)
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     return ctx
@@ -282,6 +283,18 @@ def _library() -> str:
     """globals.js, its first line numbered ``LIBRARY_LINE``: the engine names every script
     ``<input>``, and a frame of ours must not read as a line of the snippet."""
     text = (pathlib.Path(__file__).parent / "globals.js").read_text(encoding="utf-8")
+    return "\n" * (LIBRARY_LINE - 1) + text
+
+
+LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json")
+
+
+@functools.cache
+def _library_module(name: Any) -> str:
+    """The source of one of globals.js's modules (library/NAME.js), numbered like it."""
+    if name not in LIBRARY_MODULES:
+        return "undefined"
+    text = (pathlib.Path(__file__).parent / "library" / f"{name}.js").read_text(encoding="utf-8")
     return "\n" * (LIBRARY_LINE - 1) + text
 
 
@@ -320,6 +333,8 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     global _pristine
     _pristine = _new_context()
     _locale_table()
+    for name in LIBRARY_MODULES:
+        _library_module(name)
     _warm_own_paths()
     return {}
 

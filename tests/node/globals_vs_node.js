@@ -8,7 +8,8 @@ const vm = require("vm"), fs = require("fs"), path = require("path"), crypto = r
 const dir = path.join(__dirname, "..", "..", "runtimes", "javascript");
 const src = fs.readFileSync(path.join(dir, "globals.js"), "utf8");
 const ctx = vm.createContext({ __random_bytes: (n) => crypto.randomBytes(n).toString("latin1"), __sandbox: {},
-                               __locale_table: () => fs.readFileSync(path.join(dir, "locale_table.json"), "utf8") });
+                               __locale_table: () => fs.readFileSync(path.join(dir, "locale_table.json"), "utf8"),
+                               __library_module: (n) => fs.readFileSync(path.join(dir, "library", n + ".js"), "utf8") });
 vm.runInContext(src, ctx);
 const cJSON = vm.runInContext("JSON", ctx), cNum = vm.runInContext("Number", ctx);
 const cDate = vm.runInContext("Date", ctx), cIntl = vm.runInContext("Intl", ctx);
