@@ -41,9 +41,12 @@ Bytes in ``data`` arrive as Uint8Array, datetimes as Date, ints beyond 2**53 as 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import math
 import mmap
+import os
+import pathlib
 import re
 import time
 from collections.abc import Callable
@@ -54,6 +57,7 @@ from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
 
 TAG = "\u0000"
+LIBRARY_LINE = 20_000  # globals.js's first line (see _library); far below it are snippets' lines
 MAX_STACK_BYTES = 1024 * 1024
 _UTC = datetime.timezone.utc
 _SAFE_INT = 2**53
@@ -225,6 +229,10 @@ PRELUDE = r"""
       if (r instanceof Promise) r.then((v) => settle(true, v), (e) => settle(false, e));
       else settle(true, r);
     },
+    // the job queue is empty: run the next timer (globals.js), or report
+    tick() {
+      return !state.done && sandbox.timer && sandbox.timer() ? "" : sandbox.finish();
+    },
     finish() {
       const report = {};
       if (!state.done) {
@@ -263,8 +271,45 @@ def _new_context() -> Any:
     ctx = quickjs.Context()
     ctx.set_max_stack_size(MAX_STACK_BYTES)
     ctx.add_callable("__emit", _emit)  # the prelude keeps it and removes the global
+    ctx.add_callable("__random_bytes", _random_bytes)  # so does globals.js
+    ctx.add_callable("__locale_table", _locale_table)  # and this, read on first use
+    ctx.add_callable("__library_module", _library_module)
     ctx.eval(PRELUDE)
+    ctx.eval(_library())
     return ctx
+
+
+@functools.cache
+def _library() -> str:
+    """globals.js, its first line numbered ``LIBRARY_LINE``: the engine names every script
+    ``<input>``, and a frame of ours must not read as a line of the snippet."""
+    text = (pathlib.Path(__file__).parent / "globals.js").read_text(encoding="utf-8")
+    return "\n" * (LIBRARY_LINE - 1) + text
+
+
+LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json")
+
+
+@functools.cache
+def _library_module(name: Any) -> str:
+    """The source of one of globals.js's modules (library/NAME.js), numbered like it."""
+    if name not in LIBRARY_MODULES:
+        return "undefined"
+    text = (pathlib.Path(__file__).parent / "library" / f"{name}.js").read_text(encoding="utf-8")
+    return "\n" * (LIBRARY_LINE - 1) + text
+
+
+@functools.cache
+def _locale_table() -> str:
+    """locale_table.json, for globals.js's locale formatting: handed over only when a task
+    formats (a quarter of a megabyte in every context's heap would cost each forked child
+    its copy-on-write faults)."""
+    return (pathlib.Path(__file__).parent / "locale_table.json").read_text(encoding="utf-8")
+
+
+def _random_bytes(n: Any) -> str:
+    """``n`` bytes from the kernel as latin-1 text (crypto.getRandomValues, Math.random's seed)."""
+    return os.urandom(max(0, min(int(n), 65536))).decode("latin-1")
 
 
 def _take_context() -> Any:
@@ -288,6 +333,9 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     codec's first use) is inherited by every child instead of done again in each."""
     global _pristine
     _pristine = _new_context()
+    _locale_table()
+    for name in LIBRARY_MODULES:
+        _library_module(name)
     _warm_own_paths()
     return {}
 
@@ -360,10 +408,10 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
                 raise
             error = _compile_error(str(exc), len(_RUN) + len(_header(code)))  # it did not compile
             return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
-        if not text:
+        while not text:  # a Promise: run its jobs, then the timers they set, in turn
             while ctx.execute_pending_job():
                 pass
-            text = ctx.eval("__sandbox.finish()")
+            text = ctx.eval("__sandbox.tick()")
         report = json.loads(text, object_hook=_untag)
     except quickjs.JSException as exc:
         return _engine_failure(str(exc), finish)
@@ -400,6 +448,11 @@ _LINE = re.compile(r"<input>:(\d+)")
 _POSITION = re.compile(r"<input>:(\d+):(\d+)")
 
 
+def line1_offset(code: str) -> int:
+    """How many columns precede the snippet's own text on its first line (the header)."""
+    return len(_RUN) + len(_header(code))
+
+
 def _header(code: str) -> str:
     # Same line as the snippet's first line: no offset in line numbers. ``async`` only when
     # needed, so a synchronous snippet does not pay for a Promise and a job-queue turn.
@@ -434,8 +487,14 @@ def _traceback(name: str, message: str, stack: str, offset: int = 0) -> str:
     lines = stack.splitlines()
     # frames below the snippet's own are the prelude's, which called it
     last = max((i for i, line in enumerate(lines) if "at snippet (" in line), default=len(lines) - 1)
-    frames = [_snippet_positions(line, offset) for line in lines[: last + 1] if "<input>" in line]
+    frames = [_snippet_positions(line, offset) for line in lines[: last + 1]
+              if "<input>" in line and not _in_library(line)]
     return "\n".join([f"{name}: {message}", *frames]) + "\n"
+
+
+def _in_library(frame: str) -> bool:
+    line = _LINE.search(frame)
+    return line is not None and int(line.group(1)) >= LIBRARY_LINE
 
 
 def _snippet_positions(text: str, offset: int) -> str:

@@ -3,7 +3,7 @@
 // javascript_node.py), so it runs as the snippet, under every layer a snippet gets, and
 // the user's lines keep their own numbers. Function declarations are hoisted: the call on
 // line 1 reaches __n8nRun, defined here after the user's code.
-function __n8nRun(data, user, userLines) {
+function __n8nRun(data, user) {
   const stringify = JSON.stringify, isArray = Array.isArray, keys = Object.keys;
   const nodeName = data.node.name;
   const logs = [];
@@ -15,10 +15,18 @@ function __n8nRun(data, user, userLines) {
   const staticBefore = stringify(data.staticData || {});
   const staticData = JSON.parse(staticBefore);
 
+  // n8n's own errors (its data proxy's, its env provider's) come from n8n's realm: its runner
+  // passes them on as they are, without the user's line (see errorOf)
+  const hostErrors = new WeakSet();
+  function hostError(message) {
+    const e = new Error(message);
+    hostErrors.add(e);
+    return e;
+  }
   function notAvailable(what, why) {
     const e = new Error(what + " is not available in this runner (snippet-sandbox)"
                         + (why ? ": " + why : ""));
-    e.name = "Error";
+    hostErrors.add(e);
     return e;
   }
   // Something this runner cannot provide: reading a property gives another such stand-in
@@ -76,7 +84,7 @@ function __n8nRun(data, user, userLines) {
     for (let hops = 0; hops < 1000; hops++) {
       const source = sourceOf(name);
       if (!source || !source.length || !source[0]) {
-        throw new Error("Can't get data for expression: no path back from '" + nodeName
+        throw hostError("Can't get data for expression: no path back from '" + nodeName
                         + "' to node '" + target + "'");
       }
       if (source.length > 1) {
@@ -98,21 +106,21 @@ function __n8nRun(data, user, userLines) {
           p = typeof p[0] === "number" ? { item: p[0] } : p[0];
         }
         const out = outputOf(prev, source[0].previousNodeRun);
-        if (!out) throw new Error("Referenced node is unexecuted: '" + prev + "'");
+        if (!out) throw hostError("Referenced node is unexecuted: '" + prev + "'");
         item = out.items[p.item || 0];
         if (prev === target) return item;
       }
       name = prev;
     }
-    throw new Error("Paired item chain from '" + nodeName + "' is too long");
+    throw hostError("Paired item chain from '" + nodeName + "' is too long");
   }
 
   function nodeApi(name, index) {
     if (typeof name !== "string") throw new TypeError("$() takes a node name");
-    if (known.size && !known.has(name)) throw new Error("Referenced node doesn't exist: '" + name + "'");
+    if (known.size && !known.has(name)) throw hostError("Referenced node doesn't exist");
     const executed = () => {
       const out = outputOf(name);
-      if (!out) throw new Error("Node '" + name + "' hasn't been executed");
+      if (!out) throw hostError("Node '" + name + "' hasn't been executed");
       return out.items;
     };
     return {
@@ -138,7 +146,7 @@ function __n8nRun(data, user, userLines) {
   const $env = env.blocked
     ? new Proxy({}, { get(_, prop) {
         if (typeof prop === "symbol") return undefined;
-        throw new Error("access to env vars denied");
+        throw hostError("access to env vars denied");
       } })
     : Object.assign({}, env.values || {});
   const $workflow = { id: data.workflow.id, name: data.workflow.name, active: !!data.workflow.active };
@@ -155,7 +163,7 @@ function __n8nRun(data, user, userLines) {
   };
   function $getWorkflowStaticData(type) {
     if (type !== "global" && type !== "node") {
-      throw new Error("The type '" + type + "' is not known: use 'global' or 'node'");
+      throw hostError("The type '" + type + "' is not known: use 'global' or 'node'");
     }
     const key = type === "global" ? "global" : "node:" + nodeName;
     if (!staticData[key] || typeof staticData[key] !== "object") staticData[key] = {};
@@ -168,17 +176,36 @@ function __n8nRun(data, user, userLines) {
     throw notAvailable("require('" + name + "')", "modules cannot be loaded in this runner");
   };
 
+  function executed(name, outputIndex, runIndex) {
+    if (known.size && !known.has(name)) throw hostError("Referenced node doesn't exist");
+    const runs = runData[name];
+    if (!runs || !runs.length) throw hostError("Node '" + name + "' hasn't been executed");
+    const run = runs[runIndex === undefined || runIndex === -1 ? runs.length - 1 : runIndex];
+    if (!run) throw hostError("Run " + runIndex + " of node \"" + name + "\" not found");
+    const main = (run.data && run.data.main) || [];
+    return main[outputIndex || 0] || [];
+  }
+  // $binary as n8n's data proxy gives it: each file's metadata without its data
+  function binaryOf(it) {
+    if (!it) return undefined;
+    const out = {};
+    for (const k of keys(it.binary || {})) {
+      out[k] = {};
+      for (const p in it.binary[k]) if (p !== "data") out[k][p] = it.binary[k][p];
+    }
+    return out;
+  }
+
+  // The names n8n's runner puts on its vm context for the item at `index`: globals of the
+  // context there, so here too (bind), and the user's code may declare its own `items`.
   function context(index) {
-    const current = each ? input[index] : input[0];
+    const current = input[index];
     const items = input.slice(data.start);  // the chunk, or all items
     const $input = {
       all: () => items,
       first: () => items[0],
       last: () => items[items.length - 1],
-      get item() {
-        if (!each) throw new Error("Can't use .item here: $input.item is for 'Run Once for Each Item' mode (use $input.first() or $input.all())");
-        return current;
-      },
+      get item() { return current; },  // "Run Once for All Items": the first item, as in n8n
       get params() { return data.node.parameters || {}; },
       get context() { throw notAvailable("$input.context"); },
     };
@@ -193,53 +220,55 @@ function __n8nRun(data, user, userLines) {
     } });
     const now = new Date();
     const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
-    return [
-      $input, current ? current.json : undefined, current ? current.binary : undefined,
-      each ? undefined : items, each ? current : undefined, each ? index : 0,
-      $, $node, $workflow, $execution, $getWorkflowStaticData, now, today, $env, $prevNode,
-      data.runIndex || 0, data.workflowMode, data.node.parameters || {}, data.variables || {},
-      require, missing("helpers", "its functions are rpc calls to n8n, which this runner does not make"),
-      missing("DateTime (luxon)"), missing("Duration (luxon)"), missing("Interval (luxon)"),
-      missing("$jmespath"), missing("$evaluateExpression"), missing("$fromAI"),
-      missing("$item()", "use $('Node').item"), missing("$items()", "use $('Node').all()"),
+    const names = {
+      $input, $json: current ? current.json : undefined, $binary: binaryOf(current),
+      $itemIndex: each ? index : 0, $, $node, $workflow, $execution, $getWorkflowStaticData,
+      $now: now, $today: today, $env, $prevNode, $runIndex: data.runIndex || 0,
+      $mode: data.workflowMode, $parameter: data.node.parameters || {}, $vars: data.variables || {},
+      require,
+      helpers: missing("helpers", "its functions are rpc calls to n8n, which this runner does not make"),
+      DateTime: missing("DateTime (luxon)"), Duration: missing("Duration (luxon)"),
+      Interval: missing("Interval (luxon)"), $jmespath: missing("$jmespath"),
+      $evaluateExpression: missing("$evaluateExpression"), $fromAI: missing("$fromAI"),
+      // legacy, still in n8n 2.x: the data proxy of another item, and a node's output items
+      $item: (i) => context(i),
+      $items: (name, outputIndex, runIndex) => (name === undefined ? input.filter((x) => x)
+                                               : executed(name, outputIndex, runIndex)),
       console,
-    ];
+    };
+    if (each) names.item = current; else names.items = items;
+    return names;
+  }
+  function bind(names) {
+    for (const k of keys(names)) globalThis[k] = names[k];
   }
 
-  function errorOf(e, index) {
-    let name = "Error", message, stack = "";
-    if (e instanceof Error) {
-      name = String(e.name); message = String(e.message); stack = String(e.stack || "");
-    } else if (e !== null && typeof e === "object" && typeof e.message === "string") {
-      message = e.message;
-    } else {
-      try { message = typeof e === "string" ? e : stringify(e); } catch (_) { message = String(e); }
-    }
-    if (e === null || (e instanceof InternalError && message === "out of memory")) {
+  // What n8n's runner makes of an error (its ExecutionError: the message row of the stack,
+  // the line of the user's frame) is worked out by the host, which has the user's code to
+  // word QuickJS's messages as V8 does: here the raw parts.
+  function errorOf(e) {
+    if (e === null || (e instanceof InternalError && e.message === "out of memory")) {
       throw e;  // the engine's memory limit: the sandbox reports it
     }
-    // the user's frames: lines 1..userLines of the snippet are the user's own lines
-    const frames = stack.split("\n").filter((l) => {
-      const m = /<input>:(\d+)/.exec(l);
-      return m && Number(m[1]) <= userLines;
-    });
-    const m = frames.length ? /<input>:(\d+)/.exec(frames[0]) : null;
-    const line = m ? Number(m[1]) : undefined;
-    let shown = message;
-    if (line !== undefined) shown += each ? " [line " + line + ", for item " + index + "]" : " [line " + line + "]";
-    const out = {
-      message: shown,
-      description: name === "Error" ? null : name,
-      stack: [name + ": " + message, ...frames.map((l) => l.replace(/<input>/g, "<code>"))].join("\n"),
-    };
-    if (line !== undefined) out.lineNumber = line;
-    if (each) { out.itemIndex = index; out.context = { itemIndex: index }; }
-    return out;
+    if (e instanceof Error && hostErrors.has(e)) return { kind: "host", message: String(e.message) };
+    if (e instanceof Error) {
+      const frames = [];
+      for (const l of String(e.stack || "").split("\n")) {
+        const m = /at (?:(\S+) \()?(?:<input>:(\d+):(\d+)|(native))/.exec(l);
+        if (m) frames.push([m[1] || "", m[2] ? Number(m[2]) : 0, m[3] ? Number(m[3]) : 0]);
+      }
+      return { kind: "error", name: String(e.name), message: String(e.message), frames };
+    }
+    if (e !== null && typeof e === "object" && typeof e.message === "string") {
+      return { kind: "errorlike", message: e.message,
+               stack: typeof e.stack === "string" ? e.stack : null };
+    }
+    return { kind: "value" };
   }
 
   function itemOf(r, where) {
     if (r === null || typeof r !== "object" || isArray(r)) {
-      throw new Error("Code doesn't return items properly: " + where + " is "
+      throw hostError("Code doesn't return items properly: " + where + " is "
                       + (isArray(r) ? "an array" : typeof r) + ", not an object");
     }
     if ("json" in r) {
@@ -254,36 +283,45 @@ function __n8nRun(data, user, userLines) {
   }
 
   async function main() {
-    const result = [];
+    const result = [], failed = [];
     if (each) {
       for (let index = data.start; index < data.start + data.count; index++) {
         try {
-          const r = await user(...context(index));
+          bind(context(index));
+          const r = await user();
           if (r === null || r === undefined) continue;
-          if (isArray(r)) throw new Error("Code doesn't return an object: in 'Run Once for Each Item' mode, return one item (an object), not an array");
+          if (isArray(r)) throw hostError("Code doesn't return an object: in 'Run Once for Each Item' mode, return one item (an object), not an array");
           const item = itemOf(r, "the result");
           item.pairedItem = { item: index };
           result.push(item);
         } catch (e) {
-          const error = errorOf(e, index);
+          const error = errorOf(e);
           if (!data.continueOnFail) return { error };
-          result.push({ json: { error: error.message }, pairedItem: { item: index } });
+          failed.push([result.length, error]);
+          result.push({ json: { error: null }, pairedItem: { item: index } });
         }
       }
     } else {
       try {
-        let r = await user(...context(0));
+        bind(context(0));
+        let r = await user();
         if (r === null) r = [];
-        if (r === undefined) throw new Error("Code doesn't return items properly: please return an array of objects, one for each item you would like to output");
+        if (r === undefined) throw hostError("Code doesn't return items properly: please return an array of objects, one for each item you would like to output");
         if (!isArray(r)) r = [r];
         for (let i = 0; i < r.length; i++) result.push(itemOf(r[i], "item " + i));
       } catch (e) {
-        const error = errorOf(e, 0);
+        const error = errorOf(e);
         if (!data.continueOnFail) return { error };
-        return { result: [{ json: { error: error.message } }] };
+        return { result: stringify([{ json: { error: null } }]), failed: [[0, error]] };
       }
     }
-    return { result };
+    // n8n's runner sends its result as JSON: undefined keys dropped, undefined in arrays
+    // null, dates as ISO text, toJSON honoured; so the items go to the host as JSON text
+    try {
+      return { result: stringify(result), failed };
+    } catch (e) {
+      return { error: errorOf(e) };  // a BigInt, a cycle: n8n's runner cannot send it either
+    }
   }
 
   return main().then((answer) => {

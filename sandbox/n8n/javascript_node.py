@@ -2,8 +2,10 @@
 
 A JavaScript task arrives without data: the runner asks for what the code uses (parsed
 here, the way n8n's own runner decides), then runs the user's code once ("Run Once for All
-Items") or once per item of n8n's chunk ("Run Once for Each Item"), in one child, with the
-Code node API of ``code_node.js``: ``$input``, ``$json``, ``$binary``, ``items``, ``item``,
+Items") or once per item of n8n's chunk ("Run Once for Each Item", every item of the chunk
+even when the code asked for no input), in one child, with the Code node API of
+``code_node.js``, bound as globals as n8n's ``vm`` context binds them (so the code may declare
+its own ``items``): ``$input``, ``$json``, ``$binary``, ``items``, ``item``,
 ``$itemIndex``, ``$('Node')``, ``$node``, ``$workflow``, ``$execution`` (``customData``
 goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed), ``$now``,
 ``$today``, ``$env`` (blocked as n8n blocks it), ``$prevNode``, ``$runIndex``, ``$mode``,
@@ -11,32 +13,29 @@ goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed),
 (``helpers.*``, which are rpc calls back into n8n, ``require``, luxon's ``DateTime``,
 ``$jmespath``, paired items across branches) throws an error naming it.
 
-The snippet is ``return __n8nRun(data, async function VmCodeWrapper(...) {<user code>
+The snippet is ``return __n8nRun(data, async function VmCodeWrapper() {<user code>
 });`` followed by ``code_node.js``: the user's code starts on line 1, so stack line
-numbers are the user's own. Pure: no I/O.
+numbers are the user's own. The items come back as JSON text, made in the child as n8n's
+runner makes its JSON (undefined keys dropped); errors come back as parts that
+``v8_errors`` words as n8n's runner does. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from runtimes import codec
+from runtimes.javascript import executor
 from runtimes.outcome import Status
 from sandbox.config import Limits
+from sandbox.n8n import v8_errors
 from sandbox.n8n.protocol import Settings
 from sandbox.n8n.task import Finished, Job, JobError, fail, jsonable, limit_error
 from sandbox.result import Result
-
-#: The names the user's code sees, in the order ``context()`` in code_node.js passes them.
-PARAMS = (
-    "$input", "$json", "$binary", "items", "item", "$itemIndex", "$", "$node", "$workflow",
-    "$execution", "$getWorkflowStaticData", "$now", "$today", "$env", "$prevNode", "$runIndex",
-    "$mode", "$parameter", "$vars", "require", "helpers", "DateTime", "Duration", "Interval",
-    "$jmespath", "$evaluateExpression", "$fromAI", "$item", "$items", "console",
-)
 
 _NODE_LITERAL = re.compile(r"""\$\(\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|`([^`$\\]*)`)\s*\)""")
 _ANY_NODE_CALL = re.compile(r"\$\(")
@@ -65,10 +64,20 @@ def data_request(settings: Settings) -> dict[str, Any]:
             "env": "$env" in code}
 
 
+#: What precedes the user's code on its first line: n8n's names are globals (code_node.js
+#: binds them), not parameters, so the code may declare its own ``items`` as in n8n.
+_PREFIX = "return __n8nRun(data, async function VmCodeWrapper() {"
+
+
 def snippet(code: str) -> str:
     """The QuickJS snippet for the user's ``code``: line 1 is the user's line 1."""
-    return (f"return __n8nRun(data, async function VmCodeWrapper({', '.join(PARAMS)}) {{{code}\n"
-            f"}}, {code.count(chr(10)) + 1});\n{_runtime_js()}")
+    return f"{_PREFIX}{code}\n}});\n{_runtime_js()}"
+
+
+def _line1_offset(code: str) -> int:
+    """How many columns of the snippet's first line precede the user's code: the executor's
+    own wrapper (it shares the line, see runtimes.javascript.executor) and ours."""
+    return executor.line1_offset(snippet(code)) + len(_PREFIX)
 
 
 def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
@@ -87,7 +96,10 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
     env = response.get("envProviderState") or {}
     execution_id = str(additional.get("executionId", ""))
     data = {
-        "each": each, "start": start, "count": min(count, max(len(items) - start, 0)),
+        # each item of the chunk runs even when the code asked for no input (n8n's runner
+        # loops over the chunk it was given, whatever data it requested)
+        "each": each, "start": start,
+        "count": count if settings.chunk and each else max(len(items) - start, 0),
         "items": items, "continueOnFail": settings.continue_on_fail,
         "node": {"name": node.get("name", settings.node_name),
                  "parameters": node.get("parameters") or {}},
@@ -137,11 +149,27 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
         return fail(message, cof, description=description)
     value = result.value
     logs = [[str(a) for a in args] for args in value.get("logs") or [] if isinstance(args, list)]
-    error = value.get("error")
-    if isinstance(error, dict):
-        details = {k: v for k, v in error.items() if k != "message" and v is not None}
-        return fail(str(error.get("message", "")), cof, logs, **details)
-    done: dict[str, Any] = {"result": jsonable(value.get("result") or [])}
+    code, user_lines = settings.code, settings.code.count("\n") + 1
+
+    def error_of(info: Any) -> dict[str, Any]:
+        info = dict(info) if isinstance(info, dict) else {}
+        frames = info.get("frames") or []
+        # columns on the first line count from the user's code, not from the snippet's
+        info["frames"] = [[f[0], f[1], f[2] - _line1_offset(code) if f[1] == 1 else f[2]]
+                          for f in frames if isinstance(f, list) and len(f) == 3]
+        return v8_errors.execution_error(info, code, user_lines)
+
+    if "error" in value:
+        error = error_of(value["error"])
+        return fail(str(error.pop("message")), cof, logs,
+                    **{k: v for k, v in error.items() if v is not None})
+    try:
+        items = json.loads(value.get("result") or "[]")
+    except (TypeError, ValueError) as exc:
+        return fail(f"Task result could not be read: {exc}", cof, logs)
+    for at, info in value.get("failed") or []:
+        items[at]["json"]["error"] = error_of(info)["message"]
+    done: dict[str, Any] = {"result": items}
     if value.get("customData"):
         done["customData"] = jsonable(value["customData"])
     if "staticData" in value:

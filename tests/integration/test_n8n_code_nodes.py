@@ -161,18 +161,19 @@ def run_js(sb, code, mode=ALL, cof=False, items=({"x": 1}, {"x": 2}), response=N
     return javascript_node.finish(s, execute(sb, javascript_node.job(s, data, LIMITS)), LIMITS)
 
 
-def test_javascript_error_in_each_item_mode_with_line_and_item(sb):
+def test_javascript_error_in_each_item_mode_with_line(sb):
+    # n8n 2.41's runner words it as V8 does and names no item (its ExecutionError gets none)
     err = run_js(sb, "const x = $json.x;\nif (x === 2) null.boom;\nreturn {json: {x}};", EACH).error
     assert err is not None
-    assert err["message"] == "cannot read property 'boom' of null [line 2, for item 1]"
-    assert err["description"] == "TypeError" and err["lineNumber"] == 2 and err["itemIndex"] == 1
+    assert err["message"] == "Cannot read properties of null (reading 'boom') [line 2]"
+    assert err["description"] == "TypeError" and err["lineNumber"] == 2 and "itemIndex" not in err
 
 
 def test_javascript_continue_on_fail_per_item(sb):
     done = run_js(sb, "if ($json.x === 1) throw new Error('one');\nreturn {json: {ok: $json.x}};",
                   EACH, cof=True)
     assert done.done == {"result": [
-        {"json": {"error": "one [line 1, for item 0]"}, "pairedItem": {"item": 0}},
+        {"json": {"error": "one [line 1]"}, "pairedItem": {"item": 0}},
         {"json": {"ok": 2}, "pairedItem": {"item": 1}}]}
 
 
@@ -192,14 +193,13 @@ def test_javascript_syntax_error_names_its_line(sb):
     assert err is not None and err["description"] == "SyntaxError" and err["lineNumber"] == 2
 
 
+# errors of n8n's own API come from n8n's realm, which its runner passes on unchanged (no line)
 @pytest.mark.parametrize("code,message", [
-    ("return [{json: {e: $env.HOME}}];", "access to env vars denied [line 1]"),
+    ("return [{json: {e: $env.HOME}}];", "access to env vars denied"),
     ("return require('fs');", "require('fs') is not available in this runner (snippet-sandbox): "
-                              "modules cannot be loaded in this runner [line 1]"),
-    ("return $jmespath({}, 'a');", "$jmespath is not available in this runner (snippet-sandbox) [line 1]"),
-    ("return $('Nope').all();", "Referenced node doesn't exist: 'Nope' [line 1]"),
-    ("return $input.item;", "Can't use .item here: $input.item is for 'Run Once for Each Item' mode "
-                            "(use $input.first() or $input.all()) [line 1]"),
+                              "modules cannot be loaded in this runner"),
+    ("return $jmespath({}, 'a');", "$jmespath is not available in this runner (snippet-sandbox)"),
+    ("return $('Nope').all();", "Referenced node doesn't exist"),
 ])
 def test_javascript_what_is_not_provided_fails_naming_it(sb, code, message):
     err = run_js(sb, code).error

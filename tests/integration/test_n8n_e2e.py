@@ -140,14 +140,15 @@ def test_python_syntax_error_names_its_line(n8n, n8n_runner):
     assert err["lineNumber"] == 2
 
 
-def test_javascript_error_in_each_item_mode_names_line_and_item(n8n, n8n_runner):
+def test_javascript_error_in_each_item_mode_names_its_line(n8n, n8n_runner):
     ex = run(n8n, js("Seed", "return [{json: {x: 1}}, {json: {x: 2}}];"),
              js("Each", "const x = $json.x;\nif (x === 2) throw new TypeError('bad x');\nreturn {json: {x}};",
                 mode=EACH))
     err = ex.node_error("Each")
-    assert err["message"] == "bad x [line 2, for item 1]"
+    # as n8n 2.41's own runner words it: no item index (its ExecutionError is given none)
+    assert err["message"] == "bad x [line 2]"
     assert err["description"] == "TypeError"
-    assert err["lineNumber"] == 2 and err["itemIndex"] == 1
+    assert err["lineNumber"] == 2
 
 
 def test_continue_on_fail_answers_an_error_item(n8n, n8n_runner):

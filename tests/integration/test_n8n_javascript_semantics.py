@@ -1,0 +1,159 @@
+"""JavaScript Code nodes answer as n8n's own runner (V8 in a ``vm`` context) answers: the
+Code node layer (``javascript_node`` + ``code_node.js``) runs in real jails without n8n, and
+each expected value is what n8n 2.41.1's runner gives for the same code and items (its
+source: packages/@n8n/task-runner/src/js-task-runner/, and ``node -e`` for V8's words).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandbox import PoolConfig, Sandbox
+from sandbox.config import Limits
+from sandbox.n8n import javascript_node
+from sandbox.n8n import protocol as p
+from sandbox.n8n.task import Finished
+from sandbox.result import Result
+from tests.n8n import captures
+
+pytestmark = pytest.mark.jail
+
+LIMITS = Limits(timeout_s=10.0, memory_mb=128)
+EACH, ALL = "runOnceForEachItem", "runOnceForAllItems"
+ITEMS = ({"x": 1}, {"x": 2})
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as box:
+        yield box
+
+
+def run_js(sb, code, mode=ALL, cof=False, items=ITEMS, include_input=True,
+           binary=None) -> Finished:
+    chunk = p.Chunk(0, len(items)) if mode == EACH else None
+    s = p.Settings(code=code, node_mode=mode, workflow_mode="manual", continue_on_fail=cof,
+                   chunk=chunk)
+    data = json.loads(json.dumps(
+        next(m for m in captures.messages("07") if m["type"] == "broker:taskdataresponse")["data"]))
+    main = [{"json": i, "pairedItem": {"item": n}} for n, i in enumerate(items)]
+    if binary is not None:
+        main[0]["binary"] = binary
+    # n8n sends no input when the code does not ask for it (data_request decides)
+    data["inputData"] = {"main": [main if include_input else []]}
+    job = javascript_node.job(s, data, LIMITS)
+    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
+                              memory_mb=job.limits.memory_mb)
+    result = Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
+    return javascript_node.finish(s, result, LIMITS)
+
+
+def jsons(done: Finished) -> list:
+    assert done.error is None, done.error
+    assert done.done is not None
+    return [item["json"] for item in done.done["result"]]
+
+
+# -- n8n's names are globals of the context: user code may redeclare them -------------------
+
+@pytest.mark.parametrize("code,mode,expected", [
+    ("const items = $input.all();\nreturn items.map(i => ({json: {y: i.json.x}}));", ALL,
+     [{"y": 1}, {"y": 2}]),
+    ("let item = $input.first();\nreturn [{json: item.json}];", ALL, [{"x": 1}]),
+    ("const $json = {z: 9};\nreturn [{json: $json}];", ALL, [{"z": 9}]),
+    ("var items = [];\nfor (const i of $input.all()) items.push({json: {n: i.json.x * 10}});\n"
+     "return items;", ALL, [{"n": 10}, {"n": 20}]),
+    ("const item = $input.item;\nreturn {json: {x2: item.json.x * 2}};", EACH,
+     [{"x2": 2}, {"x2": 4}]),
+    ("return {json: {seen: item.json.x, i: $itemIndex}};", EACH,
+     [{"seen": 1, "i": 0}, {"seen": 2, "i": 1}]),
+], ids=["const items", "let item", "const $json", "var items", "each: const item",
+        "each: item global"])
+def test_users_code_may_declare_n8ns_names(sb, code, mode, expected):
+    assert jsons(run_js(sb, code, mode)) == expected
+
+
+def test_items_is_not_defined_in_each_item_mode(sb):
+    # n8n binds `item` per item and no `items` in this mode
+    err = run_js(sb, "return {json: {n: items.length}};", EACH).error
+    assert err is not None and err["message"] == "items is not defined [line 1]"
+
+
+# -- results are JSON, as n8n's runner sends them ------------------------------------------
+
+def test_undefined_values_are_dropped_and_null_in_arrays_as_json_does(sb):
+    done = run_js(sb, "return [{json: {a: undefined, b: 1, c: [1, undefined, 3], "
+                      "d: new Date(0), f: () => 1}}];")
+    assert jsons(done) == [{"b": 1, "c": [1, None, 3], "d": "1970-01-01T00:00:00.000Z"}]
+
+
+# -- $input.item, each-item output ---------------------------------------------------------
+
+def test_input_item_in_run_once_for_all_items_is_the_first_item(sb):
+    assert jsons(run_js(sb, "return [{json: $input.item.json}];")) == [{"x": 1}]
+
+
+def test_each_item_mode_returns_one_item_per_input_item_when_the_code_reads_no_input(sb):
+    done = run_js(sb, "return {json: {k: 'constant'}};", EACH, include_input=False)
+    assert done.done == {"result": [{"json": {"k": "constant"}, "pairedItem": {"item": 0}},
+                                    {"json": {"k": "constant"}, "pairedItem": {"item": 1}}]}
+
+
+def test_binary_is_an_empty_object_without_files_and_metadata_without_data(sb):
+    assert jsons(run_js(sb, "return [{json: {b: $binary}}];")) == [{"b": {}}]
+    done = run_js(sb, "return [{json: {b: $binary}}];",
+                  binary={"f": {"data": "QQ==", "mimeType": "text/plain", "fileName": "a.txt"}})
+    assert jsons(done) == [{"b": {"f": {"mimeType": "text/plain", "fileName": "a.txt"}}}]
+
+
+# -- legacy $item / $items -----------------------------------------------------------------
+
+def test_legacy_item_and_items(sb):
+    done = run_js(sb, "return [{json: {second: $item(1).$json.x, n: $items().length}}];")
+    assert jsons(done) == [{"second": 2, "n": 2}]
+
+
+# -- errors as n8n's runner words them -----------------------------------------------------
+
+ERRORS = [
+    ("member call", "const s = $json;\nreturn [{json: {p: s.x.split(',')}}];",
+     "s.x.split is not a function [line 2]", "TypeError"),
+    ("identifier call", "const f = 1;\nf();\nreturn [];", "f is not a function [line 2]",
+     "TypeError"),
+    ("call on a call", "const x = [1];\nx.map(v => v).filter2(v => v);\nreturn [];",
+     "x.map(...).filter2 is not a function [line 2]", "TypeError"),
+    ("first line member call", "return [{json: {p: $json.x.toUpperCase()}}];",
+     "$json.x.toUpperCase is not a function [line 1]", "TypeError"),
+    ("index key", "const a = {b: {}};\na['b'].zz();", "a.b.zz is not a function [line 2]",
+     "TypeError"),
+    ("read of undefined", "const a = {};\nreturn [{json: {v: a.b.c}}];",
+     "Cannot read properties of undefined (reading 'c') [line 2]", "TypeError"),
+    ("not iterable", "const o = {};\nfor (const k of o.list) {}\nreturn [];",
+     "o.list is not iterable [line 2]", "TypeError"),
+    ("assignment to const", "const a = 1;\na = 2;\nreturn [];",
+     "Assignment to constant variable. [line 2]", "TypeError"),
+    ("multi-line message: its first line", "throw new Error('first\\nsecond');",
+     "first [line 1]", None),
+    ("a colon: n8n keeps the last segment", "throw new Error('Request failed: 404');",
+     "404 [line 1]", "Request failed"),
+    ("innermost named function's line", "function check(v) {\n  return v.y.z;\n}\n"
+     "return [{json: {r: check({})}}];",
+     "Cannot read properties of undefined (reading 'z') [line 2]", "TypeError"),
+    ("JSON.parse: at the user's line", "const t = '{\\n\"a\": 1,\\n}';\nconst v = JSON.parse(t);\n"
+     "return [];", "Expected double-quoted property name in JSON at position 10 [line 2]",
+     "SyntaxError"),
+    ("JSON.parse of text", "return [{json: JSON.parse('abc')}];",
+     "Unexpected token 'a', \"abc\" is not valid JSON [line 1]", "SyntaxError"),
+    ("a thrown string", "throw 'oops';", "Unknown error ", None),
+]
+
+
+@pytest.mark.parametrize("why,code,message,description", ERRORS, ids=[e[0] for e in ERRORS])
+def test_errors_are_worded_as_n8ns_runner_words_them(sb, why, code, message, description):
+    err = run_js(sb, code).error
+    assert err is not None
+    assert (err["message"], err.get("description")) == (message, description)
+
+

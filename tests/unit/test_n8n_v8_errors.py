@@ -1,0 +1,45 @@
+"""V8's words and n8n's ExecutionError shape for errors QuickJS raised (sandbox.n8n.v8_errors):
+expected values are what Node 20 and n8n 2.41's runner give for the same code."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.n8n.v8_errors import execution_error, v8_message
+
+
+@pytest.mark.parametrize("message,line,where,expected", [
+    ("not a function", "return a.b.split(',')", 12, "a.b.split is not a function"),
+    ("not a function", "x.map(v => v).filter2(v => v)", 23, "x.map(...).filter2 is not a function"),
+    ("not a function", "a['b'].zz()", 8, "a.b.zz is not a function"),
+    ("not a function", "a[i].zz()", 6, "a[i].zz is not a function"),
+    ("not a function", "(await p).foo()", 11, "(intermediate value).foo is not a function"),
+    ("not a function", "f()", 1, "f is not a function"),
+    ("not a constructor", "new o.X()", 5, "o.X is not a constructor"),
+    ("value is not iterable", "for (const k of o.list) {}", 17, "o.list is not iterable"),
+    ("cannot read property 'x' of undefined", "a.b.x", 1,
+     "Cannot read properties of undefined (reading 'x')"),
+    ("cannot set property 'x' of null", "a.x = 1", 1, "Cannot set properties of null (setting 'x')"),
+    ("q is not initialized", "let q = q + 1", 9, "Cannot access 'q' before initialization"),
+    ("'a' is read-only", "a = 2", 1, "Assignment to constant variable."),
+])
+def test_quickjs_messages_in_v8s_words(message, line, where, expected):
+    assert v8_message("TypeError", message, line, (1, where)) == expected
+
+
+def test_a_message_with_colons_keeps_its_last_segment_and_describes_itself_by_the_one_before():
+    info = {"kind": "error", "name": "Error", "message": "Request failed: 404",
+            "frames": [["VmCodeWrapper", 3, 7]]}
+    err = execution_error(info, "a\nb\nc", 3)
+    assert (err["message"], err["description"], err["lineNumber"]) == ("404 [line 3]", "Request failed", 3)
+
+
+def test_the_line_is_the_innermost_named_user_functions():
+    info = {"kind": "error", "name": "TypeError", "message": "boom",
+            "frames": [["<anonymous>", 5, 1], ["check", 2, 3], ["VmCodeWrapper", 6, 1], ["main", 300, 1]]}
+    assert execution_error(info, "\n" * 9, 10)["lineNumber"] == 2
+
+
+def test_a_thrown_value_that_is_not_an_error_is_unknown():
+    assert execution_error({"kind": "value"}, "throw 1", 1) == {
+        "message": "Unknown error ", "description": None, "stack": ""}
