@@ -16,6 +16,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from broker import protocol as p
 from broker.core import BrokerConfig
+from runtimes.outcome import Status
 from sandbox.client.base import (CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, MONITOR_EVENTS,
                                  ClientBase)
 from sandbox.client.embedded import endpoint_for
@@ -201,11 +202,30 @@ class AsyncClient(ClientBase):
                 future.set_result(self.result_of(msg, submit, started))
 
     async def _watch(self, monitor: zmq.asyncio.Socket) -> None:
+        drops = 0
         while not self._closed:
             event = parse_monitor_message(await monitor.recv_multipart())
             self._state.on_event(event["event"], event["value"])
+            if self._state.drops != drops:
+                drops = self._state.drops
+                self._broker_went_away()
             if self._changed is not None:
                 self._changed.set()
+
+    def _broker_went_away(self) -> None:
+        """The connection dropped (the broker died or restarted): it will answer none of the
+        tasks it had, so each awaited one ends now, ``crashed``, or, if idempotent, is sent
+        again once a broker is back (its caller's deadline still holds)."""
+        for task_id, (future, submit, _) in sorted(self._pending.items()):
+            if future.done():
+                continue
+            if submit.idempotent:
+                sending = cast(asyncio.Future[Any], self._sock.send(p.encode(submit)))
+                sending.add_done_callback(_consume)
+            else:
+                del self._pending[task_id]
+                future.set_result(Result(Status.CRASHED, f"the broker at {self.endpoint} went "
+                                         "away before it answered (the task may have run)"))
 
     def _settled(self, task_id: str, future: asyncio.Future[Any]) -> None:
         if future.cancelled():  # the await was cancelled: nobody waits for the task

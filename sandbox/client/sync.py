@@ -117,6 +117,9 @@ class _Conn:
         self.outbox: deque[_Sending] = deque()
         self.pending: set[str] = set()  # ids whose answer is awaited
         self.answers: dict[str, p.Message | None] = {}  # first answers not yet taken
+        # idempotent tasks awaited: sent again should the broker go away before answering
+        self._resend: dict[str, bytes] = {}
+        self._drops = 0  # connection drops already handled
         self._forgotten: deque[str] = deque()  # appended without the lock (from __del__)
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._poller = zmq.Poller()
@@ -128,8 +131,10 @@ class _Conn:
 
     # -- what callers do (any thread) --------------------------------------------------------
 
-    def send(self, task_id: str | None, frame: bytes, wait_s: float) -> str | None:
-        """Send ``frame`` (a task ``task_id`` whose answer is then awaited); None once the
+    def send(self, task_id: str | None, frame: bytes, wait_s: float, *,
+             resend: bool = False) -> str | None:
+        """Send ``frame`` (a task ``task_id`` whose answer is then awaited; ``resend``: it
+        is idempotent, sent again if the broker goes away before it answers); None once the
         socket took it, else why it could not within ``wait_s``."""
         item = _Sending(frame)
         with self.cond:
@@ -139,6 +144,8 @@ class _Conn:
                 self._retry = True  # the key may be authorized by now: one handshake more
             if task_id is not None:
                 self.pending.add(task_id)
+                if resend:
+                    self._resend[task_id] = frame
             self.outbox.append(item)
             until = time.perf_counter() + self.link.state.send_wait_s(wait_s)
         self._drive(lambda: item.sent or item.error is not None, until)
@@ -149,6 +156,7 @@ class _Conn:
                 self.outbox.remove(item)
             if task_id is not None:
                 self.pending.discard(task_id)
+                self._resend.pop(task_id, None)
             if item.error is not None:
                 return item.error
             if self.closed:
@@ -162,6 +170,7 @@ class _Conn:
         with self.cond:
             if task_id in self.answers:
                 self.pending.discard(task_id)
+                self._resend.pop(task_id, None)
                 return True, self.answers.pop(task_id)
             return False, None
 
@@ -178,6 +187,7 @@ class _Conn:
                 return  # closed, or answered already: a cancel would change nothing
             if abandon:
                 self.pending.discard(task_id)
+                self._resend.pop(task_id, None)
                 self.answers.pop(task_id, None)
             self.outbox.append(_Sending(p.encode(p.Cancel(task_id))))
         self._drive(lambda: True, 0.0)
@@ -259,12 +269,13 @@ class _Conn:
         while self._forgotten:
             task_id = self._forgotten.popleft()
             self.pending.discard(task_id)
+            self._resend.pop(task_id, None)
             self.answers.pop(task_id, None)
         if self._retry:
             self._retry = False
             link.retry()
         state = link.update()
-        changed = False
+        changed = self._on_drops(state.drops)
         if state.refused and self.outbox:
             for item in self.outbox:
                 item.error = state.refused
@@ -291,6 +302,23 @@ class _Conn:
                 changed = True
         if changed:
             self.cond.notify_all()
+
+    def _on_drops(self, drops: int) -> bool:
+        """The connection dropped (the broker died or restarted): it will answer none of the
+        tasks it had, so each awaited one ends now, ``crashed``, or, if idempotent, is sent
+        again once a broker is back (its caller's deadline still holds)."""
+        if drops == self._drops:
+            return False
+        self._drops = drops
+        for task_id in sorted(self.pending - set(self.answers)):
+            frame = self._resend.get(task_id)
+            if frame is not None:
+                self.outbox.append(_Sending(frame))
+            else:
+                self.answers[task_id] = p.ResultMsg(
+                    task_id, p.CRASHED, f"the broker at {self.link.endpoint} went away before "
+                    "it answered (the task may have run)")
+        return True
 
     def _poke(self) -> None:
         if self._wake < 0:
@@ -373,7 +401,8 @@ class Client(ClientBase):
         submit = self.submit_message(req)
         conn = self._conn()
         started = time.perf_counter()
-        error = conn.send(submit.id, p.encode(submit), self.send_wait_s(submit))
+        error = conn.send(submit.id, p.encode(submit), self.send_wait_s(submit),
+                          resend=submit.idempotent)
         if error is not None:
             return Handle(self, submit, None, started, done=Result.rejected(error))
         return Handle(self, submit, conn, started)
