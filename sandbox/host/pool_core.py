@@ -31,11 +31,13 @@ Children (states: STARTING, IDLE, BUSY, DYING, FROZEN, RELEASED)
      interrupts its own task at the timeout (a pyodide worker) answers ``timeout`` itself and
      stays whole for the pool to release; the grace is for one whose snippet did not listen
      (a swallowed interrupt, a sleep), which is then killed from outside.
-  4. A BUSY child whose channel closes without a result is killed and DYING: the zygote's exit
-     report says why (a seccomp kill, a crash, the cgroup's OOM killer, our own kill after it
-     closed its channel, or an exit code or signal the runtime gives a meaning to:
-     ``exit_reasons``, ``signal_reasons``), or ``exit_report_s`` passes without one. A BUSY child that exits
-     before its channel closes is classified the same way at once.
+  4. A BUSY child whose channel closes without a result is DYING: the zygote's exit report
+     says why (a seccomp kill, a crash, the cgroup's OOM killer, a kill from outside, or an
+     exit code or signal the runtime gives a meaning to: ``exit_reasons``,
+     ``signal_reasons``). A child's channel closes as it dies, so only one still alive
+     ``exit_report_s`` later closed it itself: that one is killed then, and its report
+     blames the snippet; ``exit_report_s`` after that kill without a report, it vanished.
+     A BUSY child that exits before its channel closes is classified the same way at once.
   5. A child whose task is over is FROZEN (it stopped itself with SIGSTOP right after
      writing its result: nothing of it runs any more, and no signal is on the result's way)
      and released ``recycle_delay_s`` later, so its teardown stays off the result's way
@@ -85,7 +87,7 @@ class ChildState(enum.Enum):
     STARTING = "starting"  # spawned; its worker program has not said ready yet (rule 1r)
     IDLE = "idle"  # set up, waiting for a task
     BUSY = "busy"  # its task frame is sent; its result is not in yet
-    DYING = "dying"  # killed after its channel closed; waiting for the exit report
+    DYING = "dying"  # its channel closed without a result; waiting for the exit report
     FROZEN = "frozen"  # its task is over; stopped, to be released a little later
     RELEASED = "released"  # killed and its channel closed; waiting only for the exit report
 
@@ -389,9 +391,9 @@ class PoolCore:
         if child is None:
             return []
         if child.state is ChildState.BUSY:
+            # dying (killed from outside, crashed) or alive: its exit report will say which
             child.state, child.until = ChildState.DYING, now + self.rules.exit_report_s
-            child.killed_for = "the snippet closed its result channel without a result"
-            return [Kill(pid)]
+            return []
         if child.state is ChildState.IDLE:
             return [self._release(child)] + self._settle(now)
         if child.state is ChildState.STARTING:
@@ -445,6 +447,11 @@ class PoolCore:
                     child, f"it was not ready within {self.rules.ready_timeout_s:g} s", now)
                 if self.jail is not JailState.UP:
                     break
+            elif child.state is ChildState.DYING and child.killed_for is None:
+                # no report: it is alive, and closed its channel itself
+                child.killed_for = "the snippet closed its result channel without a result"
+                child.until = now + self.rules.exit_report_s
+                out.append(Kill(child.pid))
             elif child.state is ChildState.DYING:
                 status, message = classify(None, oom_killed=False, killed_for=child.killed_for)
                 out.append(self._end(child, outcome.encode(status, message), status))

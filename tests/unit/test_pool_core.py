@@ -250,17 +250,37 @@ def test_a_runtime_gives_its_exit_codes_and_signals_a_meaning(wait_status, messa
     (killed(signal.SIGXCPU), False, Status.TIMEOUT, "killed for exceeding its CPU time limit"),
     (killed(signal.SIGKILL), True, Status.MEMORY_LIMIT,
      "killed by the kernel for exceeding the jail's memory cap"),
-    (killed(signal.SIGKILL), False, Status.CRASHED,
-     "the snippet closed its result channel without a result; the runner killed it"),
+    (killed(signal.SIGKILL), False, Status.CRASHED, "killed by SIGKILL without a result"),
     (killed(signal.SIGSEGV), False, Status.CRASHED, "killed by SIGSEGV without a result"),
     (3 << 8, False, Status.CRASHED, "the sandboxed process exited with code 3 without a result"),
 ])
 def test_the_exit_report_says_why_a_closed_channel_ended(wait_status, oom, status, message):
     pool = up()
     pool.submit("a", 1.0, 0)
-    assert pool.channel_lost(1, 0.1) == [core.Kill(1)]
+    assert pool.channel_lost(1, 0.1) == []  # its channel closes as it dies: wait for the report
     assert pool.wants_cause(1)
     assert delivered(pool.exited(1, wait_status, oom, 0.11)) == {"a": (status, message)}
+
+
+def test_a_child_killed_from_outside_is_not_blamed_on_the_snippet():
+    """A child killed from outside was reported as 'the snippet closed its result channel
+    without a result': its channel closed as it died, and the pool killed it again."""
+    pool = up()
+    pool.submit("a", 1.0, 0)
+    assert pool.channel_lost(1, 0.1) == []
+    acts = pool.exited(1, killed(signal.SIGKILL), False, 0.3)
+    assert delivered(acts) == {"a": (Status.CRASHED, "killed by SIGKILL without a result")}
+
+
+def test_a_child_alive_after_closing_its_channel_is_killed_and_the_snippet_named():
+    pool = up()
+    pool.submit("a", 1.0, 0)
+    pool.channel_lost(1, 0.1)
+    assert pool.wake_at() == pytest.approx(2.1)
+    assert core.Kill(1) in pool.tick(2.1)  # no report: it lives, and closed its channel itself
+    acts = pool.exited(1, killed(signal.SIGKILL), False, 2.2)
+    assert delivered(acts) == {"a": (Status.CRASHED, "the snippet closed its result channel "
+                                                     "without a result; the runner killed it")}
 
 
 def test_an_exit_before_the_channel_closes_is_classified_at_once():
@@ -274,8 +294,9 @@ def test_no_exit_report_in_time_is_crashed_saying_so():
     pool = up()
     pool.submit("a", 1.0, 0)
     pool.channel_lost(1, 0.1)
-    assert pool.wake_at() == pytest.approx(2.1)
-    acts = pool.tick(2.1)
+    pool.tick(2.1)  # killed: it was alive
+    assert pool.wake_at() == pytest.approx(4.1)
+    acts = pool.tick(4.1)
     assert delivered(acts) == {"a": (Status.CRASHED, "the sandboxed process vanished without a "
                                                      "result (no exit report)")}
 
