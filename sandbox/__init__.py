@@ -30,7 +30,7 @@ _check_parts()
 
 from runtimes.outcome import Status  # noqa: E402
 from sandbox.config import Limits, PoolConfig, PyodideConfig  # noqa: E402
-from sandbox.errors import ClosedError, ConfigError, JailError, SandboxError  # noqa: E402
+from sandbox.errors import ClosedError, ConfigError, JailError, SandboxError, TaskFailed  # noqa: E402
 from sandbox.host.local import Sandbox  # noqa: E402
 from sandbox.result import ErrorInfo, Result  # noqa: E402
 
@@ -39,6 +39,7 @@ __all__ = [
     "Client",
     "ClosedError",
     "ConfigError",
+    "CurveClient",
     "ErrorInfo",
     "JailError",
     "Limits",
@@ -48,12 +49,13 @@ __all__ = [
     "Sandbox",
     "SandboxError",
     "Status",
+    "TaskFailed",
 ]
 
 
 def __getattr__(name: str) -> object:
     # the clients pull in ZeroMQ and the broker: loaded when asked for, not for Sandbox users
-    if name in ("Client", "AsyncClient"):
+    if name in ("Client", "AsyncClient", "CurveClient"):
         from sandbox import client
 
         return getattr(client, name)

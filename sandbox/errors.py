@@ -5,6 +5,7 @@
     ├── RequestError     a task request that cannot run (answered with status rejected)
     ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
     ├── ClosedError      the sandbox was used after close()
+    ├── TaskFailed       ``Result.raise_for_status()`` of a task that did not end ok
     ├── ConnectError     a broker could not be reached, or the server refused our key
     │   └── N8nConnectError  n8n's task broker refused the grant or the upgrade, or is unreachable
     └── N8nProtocolError a frame from n8n's task broker that does not parse or validate
@@ -14,6 +15,8 @@ how it ended (including ``rejected`` for a request that could not run).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class SandboxError(Exception):
@@ -35,6 +38,15 @@ class JailError(SandboxError):
 
 class ClosedError(SandboxError):
     """The sandbox was used after it was closed."""
+
+
+class TaskFailed(SandboxError):
+    """A task did not end ``ok`` (raised only by ``Result.raise_for_status()``); ``result``
+    is its Result."""
+
+    def __init__(self, result: Any) -> None:
+        super().__init__(f"{result.status.value}: {result.message}")
+        self.result = result
 
 
 class ConnectError(SandboxError):

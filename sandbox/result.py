@@ -8,6 +8,8 @@ from typing import Any
 from runtimes import codec, outcome
 from runtimes.framing import WireError
 from runtimes.outcome import Status
+from sandbox.errors import TaskFailed
+from sandbox.jsonview import to_jsonable
 
 __all__ = ["ErrorInfo", "Result", "Status"]
 
@@ -41,6 +43,31 @@ class Result:
     @classmethod
     def rejected(cls, message: str) -> Result:
         return cls(Status.REJECTED, message)
+
+    def raise_for_status(self) -> Result:
+        """This Result if the task ended ``ok``, else ``TaskFailed`` carrying it."""
+        if not self.ok:
+            raise TaskFailed(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Result as JSON can carry it (``sandbox exec --json`` prints this): what JSON
+        cannot say (bytes, NaN, big ints, datetimes, int keys) in the tagged view of
+        ``sandbox.jsonview``, which reads back to the same value."""
+        return {
+            "status": self.status.value,
+            "result": to_jsonable(self.value),
+            "stdout": self.stdout,
+            "error": (
+                {"type": self.error.type, "message": self.error.message,
+                 "traceback": self.error.traceback}
+                if self.error else None
+            ),
+            "duration_ms": round(self.duration_ms, 3),
+            "message": self.message,
+            "truncated": self.truncated,
+            "exec_ms": round(self.exec_ms, 3),
+        }
 
     @classmethod
     def from_wire(cls, body: bytes | bytearray, *, max_bytes: int, duration_ms: float = 0.0) -> Result:

@@ -18,7 +18,7 @@ from broker import protocol as p
 from broker.core import BrokerConfig
 from runtimes.outcome import Status
 from sandbox.client.base import (CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, MONITOR_EVENTS,
-                                 ClientBase)
+                                 ClientBase, keys)
 from sandbox.client.embedded import endpoint_for
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError
@@ -45,6 +45,11 @@ class AsyncHandle:
     def __await__(self) -> Generator[Any, None, Result]:
         return self.future.__await__()
 
+    async def result(self, timeout: float | None = None) -> Result:
+        """The Result, as ``await handle`` gives it; TimeoutError if ``timeout`` passes first
+        (the task goes on: ``cancel()`` stops it)."""
+        return await asyncio.wait_for(asyncio.shield(self.future), timeout)
+
     def done(self) -> bool:
         return self.future.done()
 
@@ -60,6 +65,8 @@ class AsyncClient(ClientBase):
         endpoint: str | None = None,
         *,
         curve: CurveClient | None = None,
+        curve_dir: str | None = None,
+        key: str = "client",
         insecure: bool = False,
         pool: PoolConfig | None = None,
         runtimes: tuple[str, ...] = ("python", "javascript"),
@@ -67,6 +74,7 @@ class AsyncClient(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = GRACE_S,
     ) -> None:
+        curve = keys(curve, curve_dir, key)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         sync_context: zmq.Context[Any] = zmq.Context.instance()
         self.context = zmq.asyncio.Context.shadow(sync_context.underlying)

@@ -99,10 +99,19 @@ class ClientBase:
                                       f"{waited_s:g} s (is it running?)")
 
 
+def keys(curve: CurveClient | None, curve_dir: str | None, key: str) -> CurveClient | None:
+    """A client's CURVE keys: given as they are, or ``DIR/KEY.key_secret`` and
+    ``DIR/server.key`` as ``sandbox keys`` writes them (ConfigError naming a bad file)."""
+    if curve is not None and curve_dir is not None:
+        raise ConfigError("pass curve= or curve_dir=, not both")
+    return CurveClient.load(curve_dir, key) if curve_dir is not None else curve
+
+
 def check_options(endpoint: str | None, curve: CurveClient | None, insecure: bool) -> None:
     if endpoint is not None:
         check_endpoint(endpoint)  # ConfigError now, not ZeroMQ's "Invalid argument" later
     if insecure:
         return
     if endpoint and endpoint.startswith("tcp://") and curve is None:
-        raise ConfigError("a tcp:// endpoint needs CURVE keys (pass curve=...)")
+        raise ConfigError("a tcp:// endpoint needs CURVE keys (pass curve_dir=... and key=..., "
+                          "or curve=...)")

@@ -39,7 +39,7 @@ import zmq
 
 from broker import protocol as p
 from broker.core import BrokerConfig
-from sandbox.client.base import CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, ClientBase
+from sandbox.client.base import CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, ClientBase, keys
 from sandbox.client.embedded import endpoint_for
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError
@@ -350,6 +350,8 @@ class Client(ClientBase):
         endpoint: str | None = None,
         *,
         curve: CurveClient | None = None,
+        curve_dir: str | None = None,
+        key: str = "client",
         insecure: bool = False,
         pool: PoolConfig | None = None,
         runtimes: tuple[str, ...] = ("python", "javascript"),
@@ -357,6 +359,7 @@ class Client(ClientBase):
         queue_timeout_s: float = 30.0,
         grace_s: float = GRACE_S,
     ) -> None:
+        curve = keys(curve, curve_dir, key)
         super().__init__((pool or PoolConfig()).default_limits, queue_timeout_s, grace_s)
         self.context: zmq.Context[Any] = zmq.Context.instance()
         self.endpoint, self._embedded = endpoint_for(endpoint, curve, insecure, pool, runtimes,

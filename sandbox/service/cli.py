@@ -226,20 +226,7 @@ def _endpoint(endpoint: str) -> str:
 
 
 def result_json(result: Result) -> dict[str, Any]:
-    return {
-        "status": result.status.value,
-        "result": to_jsonable(result.value),
-        "stdout": result.stdout,
-        "error": (
-            {"type": result.error.type, "message": result.error.message,
-             "traceback": result.error.traceback}
-            if result.error else None
-        ),
-        "duration_ms": round(result.duration_ms, 3),
-        "message": result.message,
-        "truncated": result.truncated,
-        "exec_ms": round(result.exec_ms, 3),
-    }
+    return result.to_dict()
 
 
 def _print_human(result: Result) -> None:

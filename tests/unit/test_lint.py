@@ -22,8 +22,9 @@ def test_the_public_surface_is_pinned():
     import sandbox
 
     assert sorted(sandbox.__all__) == [
-        "AsyncClient", "Client", "ClosedError", "ConfigError", "ErrorInfo", "JailError",
-        "Limits", "PoolConfig", "PyodideConfig", "Result", "Sandbox", "SandboxError", "Status",
+        "AsyncClient", "Client", "ClosedError", "ConfigError", "CurveClient", "ErrorInfo",
+        "JailError", "Limits", "PoolConfig", "PyodideConfig", "Result", "Sandbox", "SandboxError",
+        "Status", "TaskFailed",
     ]
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None
