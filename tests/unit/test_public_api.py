@@ -13,6 +13,7 @@ import zmq.auth
 
 import sandbox
 from sandbox import ConfigError, Result, Status, TaskFailed
+from sandbox.client import AsyncClient, Client, CurveClient
 from sandbox.client.fakes import FakeBroker
 
 
@@ -21,16 +22,16 @@ def test_a_tcp_client_takes_its_keys_by_directory_and_name(tmp_path):
     through sandbox.link.CurveClient, neither exported nor documented."""
     for name in ("server", "app"):
         zmq.auth.create_certificates(str(tmp_path), name)
-    with sandbox.Client("tcp://127.0.0.1:9", curve_dir=str(tmp_path), key="app") as client:
+    with Client("tcp://127.0.0.1:9", curve_dir=str(tmp_path), key="app") as client:
         assert client.endpoint == "tcp://127.0.0.1:9"
     public, _ = zmq.auth.load_certificate(str(tmp_path / "app.key"))
-    assert sandbox.CurveClient.load(str(tmp_path), "app").public_key == public
+    assert CurveClient.load(str(tmp_path), "app").public_key == public
 
 
 def test_a_missing_key_file_is_named(tmp_path):
     zmq.auth.create_certificates(str(tmp_path), "server")
     with pytest.raises(ConfigError, match="nobody.key_secret"):
-        sandbox.Client("tcp://127.0.0.1:9", curve_dir=str(tmp_path), key="nobody")
+        Client("tcp://127.0.0.1:9", curve_dir=str(tmp_path), key="nobody")
 
 
 def test_raise_for_status_returns_an_ok_result_and_raises_the_rest():
@@ -55,7 +56,7 @@ def test_to_dict_is_json_whatever_the_value_holds():
 def test_an_async_handle_has_result_as_the_threaded_one_does(tmp_path):
     async def main() -> Result:
         with FakeBroker(f"ipc://{tmp_path}/b.sock") as broker:
-            async with sandbox.AsyncClient(broker.endpoint) as client:
+            async with AsyncClient(broker.endpoint) as client:
                 handle = await client.submit("python", "return 1")
                 return await handle.result(timeout=10)
 
