@@ -16,6 +16,7 @@ else), whatever the bytes; a receiver names the types it accepts, so a zygote ne
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -25,6 +26,11 @@ from runtimes.framing import MAX_CONTROL_BYTES, WireError
 
 VERSION = 1
 MAX_TASK_BYTES = 64 * 1024 * 1024
+# A worker's mark that it must not be reused, set in the kernel where no later code of the
+# process can take it back: the hard limit of this resource lowered to 0 (an unprivileged
+# process can lower a hard limit, never raise it). The host reads it from outside after every
+# result of a worker (see runtimes/python/leftovers.py, which sets it).
+TAINT_RLIMIT = resource.RLIMIT_MSGQUEUE
 MAX_SPAWN = 64  # children one spawn message may ask for
 POLICIES = ("default", "restricted")
 _MAX_NAMES = 4096  # module names in an allow-list
