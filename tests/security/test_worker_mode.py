@@ -229,3 +229,42 @@ def test_cant_predict_the_random_stream_from_a_seed_it_set(one):
     after = worker(one, PID + "import random\n"
                    "return [pid, random.random() == random.Random(42).random()]", key="seeded")
     assert after == [before, False]
+
+
+# JavaScript: every task of a worker runs in a fresh QuickJS runtime and context
+# (runtimes/javascript/executor.py, prepare_next), with its own heap; the process's Python
+# state is out of a snippet's reach. What one task poisons, the next never sees.
+JS_PROBES = {
+    "poison_object_prototype": (
+        "Object.prototype.toJSON = () => 'forged'; Object.prototype.approved = true",
+        "return [JSON.stringify({approved: false}), ({}).approved === undefined]",
+        ['{"approved":false}', True]),
+    "poison_array_prototype": (
+        "Array.prototype.map = function () { return ['forged'] }",
+        "return [1, 2].map((x) => x * 2)", [2, 4]),
+    "replace_json": (
+        "JSON.stringify = () => '{\"approved\":true}'",
+        "return JSON.stringify({approved: false})", '{"approved":false}'),
+    "define_a_global": (
+        "Object.defineProperty(globalThis, 'data', {get() { return 'forged' }, configurable: false})",
+        "return [typeof globalThis.data, data]", ["undefined", "mine"]),
+    "replace_math_random": ("Math.random = () => 0.5", "return Math.random === Math.random && "
+                            "Math.random.toString().includes('native code')", True),
+    "register_a_symbol": ("globalThis[Symbol.for('planted')] = 'forged'",
+                          "return globalThis[Symbol.for('planted')] === undefined", True),
+    "replace_console_log": ("console.log = () => {}", "console.log('seen'); return 1", 1),
+    "leave_a_pending_job": (
+        "Promise.resolve().then(() => { globalThis.late = 'forged' }); "
+        "Object.prototype.late = 'forged'",
+        "await null; return [typeof globalThis.late, ({}).late === undefined]",
+        ["undefined", True]),
+}
+
+
+@pytest.mark.parametrize("capability", JS_PROBES)
+def test_javascript_cant_persist_to_the_next_task_of_the_same_worker(one, capability):
+    poison, probe, pristine = JS_PROBES[capability]
+    key = f"js-probe-{capability}"
+    assert worker(one, poison + "\nreturn 1", key=key, runtime="javascript") == 1
+    r = one.run("javascript", probe, data="mine", isolation="worker", reuse_key=key)
+    assert (r.status, r.value) == (Status.OK, pristine)
