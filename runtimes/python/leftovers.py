@@ -79,7 +79,8 @@ from typing import Any
 
 from runtimes.protocol import TAINT_RLIMIT
 
-# CPython 3.11's layouts, x86_64: a dict's version tag, a type's dict, a cell's object.
+# CPython 3.11's layouts, x86_64: a dict's version tag, a type's dict, a cell's object, a
+# tuple's items.
 _DICT_VERSION_AT = 24
 _TYPE_DICT_AT = 264
 _CELL_REF_AT = 16
@@ -87,7 +88,9 @@ _HEAPTYPE = 1 << 9
 _IMMUTABLETYPE = 1 << 8
 # every 8-byte word of the address space, readable by index (only the words asked for are
 # touched); one itemgetter call gathers many of them in C
-_WORDS = memoryview((ctypes.c_uint64 * (1 << 44)).from_address(0)).cast("B").cast("Q")
+_RAW = memoryview((ctypes.c_uint64 * (1 << 44)).from_address(0)).cast("B")
+_WORDS = _RAW.cast("Q")
+_TUPLE_ITEMS_AT = 24
 
 _TRIPPING = frozenset({
     "sys.settrace", "sys.setprofile", "sys.addaudithook", "object.__setattr__",
@@ -118,68 +121,91 @@ def _words(addresses: list[int], pad: int) -> Callable[[Any], tuple[int, ...]]:
     return operator.itemgetter(*[a >> 3 for a in addresses], pad >> 3, pad >> 3)
 
 
-def _survey() -> tuple[list[dict[Any, Any]], list[Any], list[Any]]:
-    """What part 2 watches: dicts (by tag), lists and sets (by items), cells (by contents)."""
-    dicts: dict[int, dict[Any, Any]] = {}
-    sequences: dict[int, Any] = {}
-    cells: dict[int, Any] = {}
-    functions: list[FunctionType] = []
+class _Survey:
+    """What part 2 watches: dicts (by tag), lists and sets (by items), cells (by contents),
+    found from the modules and classes given; ``add`` is called again for ones found later."""
 
-    def one_level(value: Any, depth: int) -> None:
+    def __init__(self) -> None:
+        self.dicts: dict[int, dict[Any, Any]] = {}
+        self.sequences: dict[int, Any] = {}
+        self.cells: dict[int, Any] = {}
+        self.modules: set[int] = set()
+        self.classes: set[int] = set()
+
+    def add(self, modules: list[Any], classes: list[type]) -> None:
+        functions: list[FunctionType] = []
+        for module in modules:
+            if isinstance(module, ModuleType) and id(module) not in self.modules:
+                self.modules.add(id(module))
+                namespace = vars(module)
+                self.dicts.setdefault(id(namespace), namespace)
+                for value in list(namespace.values()):
+                    self._one_level(value, 1, functions)
+        for cls in classes:
+            if id(cls) in self.classes:
+                continue
+            self.classes.add(id(cls))
+            if cls.__flags__ & _HEAPTYPE and not cls.__flags__ & _IMMUTABLETYPE:
+                namespace = ctypes.cast(_WORDS[(id(cls) + _TYPE_DICT_AT) >> 3],
+                                        ctypes.py_object).value
+                if type(namespace) is dict:
+                    self.dicts.setdefault(id(namespace), namespace)
+                    functions.extend(v for v in namespace.values() if type(v) is FunctionType)
+        seen: set[int] = set()
+        for function in functions:  # grows while it runs: functions found in defaults, cells
+            if id(function) in seen:
+                continue
+            seen.add(id(function))
+            if function.__kwdefaults__ is not None:
+                self.dicts.setdefault(id(function.__kwdefaults__), function.__kwdefaults__)
+            for default in function.__defaults__ or ():
+                self._one_level(default, 0, functions)
+            for cell in function.__closure__ or ():
+                self.cells.setdefault(id(cell), cell)
+                try:
+                    self._one_level(cell.cell_contents, 0, functions)
+                except ValueError:
+                    pass  # an empty cell
+        # ours, compared item by item after the executor put them back (part 3)
+        for own in (vars(sys), sys.modules):
+            self.dicts.pop(id(own), None)
+
+    def _one_level(self, value: Any, depth: int, functions: list[FunctionType]) -> None:
         kind = type(value)
         if kind is dict:
-            dicts.setdefault(id(value), value)
+            self.dicts.setdefault(id(value), value)
             if depth:
                 for inner in list(value.values()):
-                    one_level(inner, depth - 1)
+                    self._one_level(inner, depth - 1, functions)
         elif kind is list or kind is set:
-            sequences.setdefault(id(value), value)
+            self.sequences.setdefault(id(value), value)
         elif kind is FunctionType:
             functions.append(value)
         elif not isinstance(value, (type, ModuleType)):
             inner = getattr(value, "__dict__", None) if hasattr(type(value), "__dict__") else None
             if type(inner) is dict:
-                one_level(inner, depth)
+                self._one_level(inner, depth, functions)
 
-    modules = [m for m in list(sys.modules.values()) if isinstance(m, ModuleType)]
-    for module in modules:
-        namespace = vars(module)
-        dicts.setdefault(id(namespace), namespace)
-        for value in list(namespace.values()):
-            one_level(value, 1)
+
+def _classes() -> list[type]:
+    """Every class the subclass walk from ``object`` reaches."""
     seen: dict[int, type] = {}
     todo: list[type] = [object]
     while todo:
         cls = todo.pop()
-        if id(cls) in seen:
-            continue
-        seen[id(cls)] = cls
-        todo.extend(type.__subclasses__(cls) if cls is not type else type.__subclasses__(type))
-    for cls in seen.values():
-        if cls.__flags__ & _HEAPTYPE and not cls.__flags__ & _IMMUTABLETYPE:
-            namespace = ctypes.cast(_WORDS[(id(cls) + _TYPE_DICT_AT) >> 3], ctypes.py_object).value
-            if type(namespace) is dict:
-                dicts.setdefault(id(namespace), namespace)
-                functions.extend(v for v in namespace.values() if type(v) is FunctionType)
-    for function in functions:
-        if function.__kwdefaults__ is not None:
-            dicts.setdefault(id(function.__kwdefaults__), function.__kwdefaults__)
-        for default in function.__defaults__ or ():
-            one_level(default, 0)
-        for cell in function.__closure__ or ():
-            cells.setdefault(id(cell), cell)
-            try:
-                one_level(cell.cell_contents, 0)
-            except ValueError:
-                pass  # an empty cell
-    # ours, compared item by item after the executor put them back (part 3)
-    for own in (vars(sys), sys.modules):
-        dicts.pop(id(own), None)
-    linecache = sys.modules.get("linecache")
-    if linecache is not None:
-        dicts.pop(id(linecache.cache), None)
-        sequences.setdefault(id(linecache.cache), linecache.cache)
-    return list(dicts.values()), list(sequences.values()), list(cells.values())
+        if id(cls) not in seen:
+            seen[id(cls)] = cls
+            todo.extend(type.__subclasses__(cls))
+    return list(seen.values())
+
+
+_surveyed = _Survey()
+
+
+def survey() -> None:
+    """In the zygote, once its modules are loaded (``executor.preload``): the bulk of the
+    survey, made once and inherited by every child, off every task's path."""
+    _surveyed.add(list(sys.modules.values()), _classes())
 
 
 def _settings(sigs: tuple[int, ...], limits: tuple[int, ...]) -> Callable[[], tuple[Any, ...]]:
@@ -237,13 +263,22 @@ def _settings_match(now: tuple[tuple[Any, ...], tuple[Any, ...]],
             and _all(_map(_is, now[1], then[1])))
 
 
+def _same_items(items: tuple[Any, ...], pristine: bytes, raw: Any, ident: Any, at: int,
+                length: Any) -> bool:
+    """Whether ``items`` holds the very objects whose addresses ``pristine`` lists."""
+    start = ident(items) + at
+    return raw[start:start + 8 * length(items)].tobytes() == pristine
+
+
 def arm() -> Callable[[], bool]:
     """Make this process a worker: take the pristine state, install the tripwire, and return
     the check to run after every task, once the executor has put back what it changes itself
     (True: something differs, and the worker must retire)."""
-    dicts, sequences, cells = _survey()
+    _surveyed.add(list(sys.modules.values()), _classes())  # what came since the zygote's
+    dicts = list(_surveyed.dicts.values())
+    sequences = list(_surveyed.sequences.values())
+    cells = list(_surveyed.cells.values())
     pad = id(dicts) + 8  # a list kept below: its type pointer is always there
-    tags = _words([id(d) + _DICT_VERSION_AT for d in dicts], pad)
     refs = _words([id(c) + _CELL_REF_AT for c in cells], pad)
     sigs = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
     limits = tuple(getattr(resource, name) for name in dir(resource)
@@ -251,10 +286,20 @@ def arm() -> Callable[[], bool]:
     settings = _settings(sigs, limits)
     modules = sys.modules
     namespace = vars(sys)
+    # compared by identity: every item of these, in order, as the bytes of one tuple's item
+    # array (its object addresses; the pristine tuple keeps its items alive, so an address
+    # cannot come back as another object's)
+    linecache = sys.modules.get("linecache")
+    sequences += [modules, modules.values(), namespace, namespace.values()]
+    if linecache is not None:  # the executor's traceback of a stdlib frame may add a line
+        sequences += [linecache.cache, linecache.cache.values()]
+        dicts = [d for d in dicts if d is not linecache.cache]
+    tags = _words([id(d) + _DICT_VERSION_AT for d in dicts], pad)
+    items = tuple(itertools.chain.from_iterable(sequences))
     pristine = (
-        tags(_WORDS), refs(_WORDS), settings(),
-        tuple(map(len, sequences)), tuple(x for s in sequences for x in s),
-        tuple(modules), tuple(modules.values()), tuple(namespace), tuple(namespace.values()),
+        tags(_WORDS), refs(_WORDS), settings(), tuple(map(len, sequences)),
+        _RAW[id(items) + _TUPLE_ITEMS_AT:id(items) + _TUPLE_ITEMS_AT + 8 * len(items)].tobytes(),
+        tuple(modules), items,
     )
     # what keeps every compared object alive, so that no id can come back as another object's
     kept = (dicts, sequences, cells, pristine)
@@ -266,12 +311,14 @@ def arm() -> Callable[[], bool]:
     def check(_collect: Callable[[], int] = gc.collect,
               _tags: Any = tags, _refs: Any = refs, _words: Any = _WORDS,
               _settings: Callable[[], tuple[Any, ...]] = settings, _modules: Any = modules,
-              _namespace: Any = namespace, _sequences: Any = tuple(sequences),
+              _sequences: Any = tuple(sequences), _raw: Any = _RAW, _id: Any = id,
+              _at: int = _TUPLE_ITEMS_AT,
               _pristine: tuple[Any, ...] = pristine, _kept: Any = kept, _len: Any = len,
-              _tuple: Any = tuple, _map: Any = map, _all: Any = all, _is: Any = operator.is_,
+              _tuple: Any = tuple, _map: Any = map,
               _chain: Any = itertools.chain.from_iterable, _list: Any = list,
               _reseed: Any = reseed, _setrlimit: Any = resource.setrlimit,
-              _limit: int = TAINT_RLIMIT, _match: Any = _settings_match) -> bool:
+              _limit: int = TAINT_RLIMIT, _match: Any = _settings_match,
+              _same: Any = _same_items) -> bool:
         changed = True
         try:
             known = _pristine[5]
@@ -282,13 +329,7 @@ def arm() -> Callable[[], bool]:
                 _tags(_words) == _pristine[0]
                 and _refs(_words) == _pristine[1]
                 and _tuple(_map(_len, _sequences)) == _pristine[3]
-                and _all(_map(_is, _chain(_sequences), _pristine[4]))
-                and _len(_modules) == _len(known)
-                and _all(_map(_is, _modules, known))
-                and _all(_map(_is, _modules.values(), _pristine[6]))
-                and _len(_namespace) == _len(_pristine[7])
-                and _all(_map(_is, _namespace, _pristine[7]))
-                and _all(_map(_is, _namespace.values(), _pristine[8]))
+                and _same(_tuple(_chain(_sequences)), _pristine[4], _raw, _id, _at, _len)
                 and _match(_settings(), _pristine[2])
             )
             if _reseed is not None:  # C state only: a new stream for the next task

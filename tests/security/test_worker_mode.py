@@ -268,3 +268,19 @@ def test_javascript_cant_persist_to_the_next_task_of_the_same_worker(one, capabi
     assert worker(one, poison + "\nreturn 1", key=key, runtime="javascript") == 1
     r = one.run("javascript", probe, data="mine", isolation="worker", reuse_key=key)
     assert (r.status, r.value) == (Status.OK, pristine)
+
+
+@pytest.mark.parametrize("capability, code", [
+    ("set_and_clear_a_trace_hook", "import sys\nsys.settrace(lambda *a: None)\nsys.settrace(None)"),
+    ("read_memory_through_ctypes", "import ctypes\nctypes.string_at(id(1), 8)"),
+    ("walk_the_collectors_objects", "import gc\ngc.get_objects()"),
+])
+def test_cant_keep_a_worker_after_tripping_the_wire_even_when_nothing_differs_after(
+        one, capability, code):
+    """The tripwire marks the process in the kernel when the interpreter announces the event
+    (runtimes/python/leftovers.py, part 1); the host reads the mark from outside the process
+    (sandbox/worker.py) and retires the worker, though nothing differs once the task is over."""
+    key = f"wire-{capability}"
+    before = worker(one, PID + "return pid", key=key)
+    assert worker(one, code + "\nreturn 1", key=key) == 1
+    assert worker(one, PID + "return pid", key=key) != before
