@@ -16,7 +16,6 @@ else), whatever the bytes; a receiver names the types it accepts, so a zygote ne
 
 from __future__ import annotations
 
-import resource
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -30,7 +29,9 @@ MAX_TASK_BYTES = 64 * 1024 * 1024
 # process can take it back: the hard limit of this resource lowered to 0 (an unprivileged
 # process can lower a hard limit, never raise it). The host reads it from outside after every
 # result of a worker (see runtimes/python/leftovers.py, which sets it).
-TAINT_RLIMIT = resource.RLIMIT_MSGQUEUE
+# (a number, not resource.RLIMIT_MSGQUEUE: pyodide's guest imports this module, and has no
+# resource module)
+TAINT_RLIMIT = 12  # RLIMIT_MSGQUEUE on Linux
 MAX_SPAWN = 64  # children one spawn message may ask for
 POLICIES = ("default", "restricted")
 _MAX_NAMES = 4096  # module names in an allow-list

@@ -22,7 +22,7 @@ from typing import Any
 from runtimes import codec, outcome, output
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Imports, Task
-from runtimes.python import imports, leftovers
+from runtimes.python import imports
 
 FILENAME = "<snippet>"
 _OWN_CODE = __file__.rsplit("/runtimes/", 1)[0] + "/runtimes/"
@@ -56,13 +56,23 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
         restricted.compile_snippet("x = [i for i in data]\nreturn x", FILENAME)
     except ImportError:
         pass
-    leftovers.survey()  # what a worker will watch, found once here (leftovers.py)
     return failed
+
+
+def survey() -> None:
+    """In the zygote, after ``preload``: find what a worker will watch, once, so that no
+    worker pays for it (runtimes/python/leftovers.py). Not in pyodide's guest, which puts its
+    interpreter back after each task instead."""
+    from runtimes.python import leftovers
+
+    leftovers.survey()
 
 
 def arm() -> Callable[[], bool]:
     """Worker mode: this process is becoming a worker. Returns the check that the child runs
     after each of its tasks (runtimes/python/leftovers.py)."""
+    from runtimes.python import leftovers
+
     return leftovers.arm()
 
 
