@@ -103,26 +103,40 @@ _WORDS = _RAW.cast("Q")
 _TUPLE_ITEMS_AT = 24
 
 _TRIPPING = frozenset({
-    "sys.settrace", "sys.setprofile", "sys.addaudithook", "object.__setattr__",
-    "object.__delattr__", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
-    "os.putenv", "os.unsetenv",
+    "sys.settrace", "sys.setprofile", "sys.addaudithook", "gc.get_objects", "gc.get_referrers",
+    "gc.get_referents", "os.putenv", "os.unsetenv",
 })
+# raised for the assignments that rewrite a function (__code__, __defaults__, __kwdefaults__), a
+# class's special attributes (__bases__, __module__, ...) or an object's __class__: a trip only
+# when the object is one of the worker's pristine ones (a snippet's own dataclass sets the
+# __defaults__ of its own __init__)
+_REWRITES = frozenset({"object.__setattr__", "object.__delattr__"})
+# (module, name) of the caches a worker empties after each task (see ``arm``): re's patterns,
+# linecache's lines, and the import system's per-module locks (empty between imports)
+_CACHES = (("re", "_cache"), ("linecache", "cache"), ("_frozen_importlib", "_module_locks"),
+           ("_frozen_importlib", "_blocking_on"))
 # limits the child sets per task (runtimes.child), and the tripwire's own
 _TASK_LIMITS = frozenset({resource.RLIMIT_AS, resource.RLIMIT_CPU, TAINT_RLIMIT})
 
 
-def _trip(event: str, args: tuple[Any, ...], _tripping: frozenset[str] = _TRIPPING,
-          _startswith: Callable[..., bool] = str.startswith,
-          _setrlimit: Callable[..., None] = resource.setrlimit, _limit: int = TAINT_RLIMIT,
-          _refusal: type[Exception] = RuntimeError) -> None:
-    """The tripwire (part 1). Only defaults and constants: nothing a snippet can rebind."""
-    if event in _tripping or _startswith(event, "ctypes."):
-        try:
-            _setrlimit(_limit, (0, 0))
-        except BaseException:
-            pass
-        if event == "sys.addaudithook":
-            raise _refusal("audit hooks are refused in a worker")
+def _tripwire(pristine: frozenset[Any]) -> Callable[[str, tuple[Any, ...]], None]:
+    def trip(event: str, args: tuple[Any, ...], _tripping: frozenset[str] = _TRIPPING,
+             _rewrites: frozenset[str] = _REWRITES, _pristine: frozenset[Any] = pristine,
+             _startswith: Callable[..., bool] = str.startswith,
+             _setrlimit: Callable[..., None] = resource.setrlimit, _limit: int = TAINT_RLIMIT,
+             _refusal: type[Exception] = RuntimeError) -> None:
+        """The tripwire (part 1). Only defaults and constants: nothing a snippet can rebind.
+        Pristine objects are functions, classes and modules, hashed by identity."""
+        if (event in _tripping or _startswith(event, "ctypes.")
+                or (event in _rewrites and args[0] in _pristine)):
+            try:
+                _setrlimit(_limit, (0, 0))
+            except BaseException:
+                pass
+            if event == "sys.addaudithook":
+                raise _refusal("audit hooks are refused in a worker")
+
+    return trip
 
 
 def _words(addresses: list[int], pad: int) -> Callable[[Any], tuple[int, ...]]:
@@ -141,12 +155,15 @@ class _Survey:
         self.cells: dict[int, Any] = {}
         self.modules: set[int] = set()
         self.classes: set[int] = set()
+        # the functions, classes and modules found: what the tripwire calls pristine
+        self.objects: dict[int, Any] = {}
 
     def add(self, modules: list[Any], classes: list[type]) -> None:
         functions: list[FunctionType] = []
         for module in modules:
             if isinstance(module, ModuleType) and id(module) not in self.modules:
                 self.modules.add(id(module))
+                self.objects[id(module)] = module
                 namespace = vars(module)
                 self.dicts.setdefault(id(namespace), namespace)
                 for value in list(namespace.values()):
@@ -155,6 +172,7 @@ class _Survey:
             if id(cls) in self.classes:
                 continue
             self.classes.add(id(cls))
+            self.objects[id(cls)] = cls
             if cls.__flags__ & _HEAPTYPE and not cls.__flags__ & _IMMUTABLETYPE:
                 namespace = ctypes.cast(_WORDS[(id(cls) + _TYPE_DICT_AT) >> 3],
                                         ctypes.py_object).value
@@ -166,6 +184,7 @@ class _Survey:
             if id(function) in seen:
                 continue
             seen.add(id(function))
+            self.objects[id(function)] = function
             if function.__kwdefaults__ is not None:
                 self.dicts.setdefault(id(function.__kwdefaults__), function.__kwdefaults__)
             for default in function.__defaults__ or ():
@@ -288,7 +307,7 @@ def arm() -> Callable[[], bool]:
     dicts = list(_surveyed.dicts.values())
     sequences = list(_surveyed.sequences.values())
     cells = list(_surveyed.cells.values())
-    pad = id(dicts) + 8  # a list kept below: its type pointer is always there
+    pad = id(_RAW) + 8  # the view of this module, alive for good: its type pointer
     refs = _words([id(c) + _CELL_REF_AT for c in cells], pad)
     sigs = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
     limits = tuple(getattr(resource, name) for name in dir(resource)
@@ -300,6 +319,21 @@ def arm() -> Callable[[], bool]:
     # array (its object addresses; the pristine tuple keeps its items alive, so an address
     # cannot come back as another object's)
     sequences += [modules, modules.values(), namespace, namespace.values()]
+    # caches that snippets fill in passing (any regex, a traceback through the standard
+    # library): emptied after every task instead of retiring the worker for them; emptying a
+    # cache is always safe, and what is compared (nothing left in it) stays exact
+    caches = [c for c in (getattr(sys.modules.get(m), n, None) for m, n in _CACHES)
+              if type(c) is dict]
+    for cache in caches:
+        cache.clear()
+    # decimal's current context collects flags (Inexact, Rounded) as a task computes: cleared
+    # after every task too; its settings are compared
+    decimal = sys.modules.get("decimal")
+    flags = (decimal.getcontext, decimal.Context, decimal.Context.clear_flags) if decimal else None
+    if flags is not None:
+        flags[0]().clear_flags()
+    sequences += caches
+    dicts = [d for d in dicts if not any(d is c for c in caches)]
     tags = _words([id(d) + _DICT_VERSION_AT for d in dicts], pad)
     items = tuple(itertools.chain.from_iterable(sequences))
     pristine = (
@@ -324,12 +358,19 @@ def arm() -> Callable[[], bool]:
               _chain: Any = itertools.chain.from_iterable, _list: Any = list,
               _reseed: Any = reseed, _setrlimit: Any = resource.setrlimit,
               _limit: int = TAINT_RLIMIT, _match: Any = _settings_match,
-              _same: Any = _same_items) -> bool:
+              _same: Any = _same_items, _caches: tuple[Any, ...] = tuple(caches),
+              _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type) -> bool:
         changed = True
         try:
             known = _pristine[5]
             for name in _list(_modules)[_len(known):]:  # imported by the task: dropped
                 del _modules[name]
+            for cache in _caches:
+                _clear(cache)
+            if _flags is not None:
+                context = _flags[0]()
+                if _type(context) is _flags[1]:
+                    _flags[2](context)
             _collect()
             changed = not (
                 _tags(_words) == _pristine[0]
@@ -351,6 +392,6 @@ def arm() -> Callable[[], bool]:
 
     # what the survey made is kept for the worker's life: out of the collector's way
     gc.freeze()
-    sys.addaudithook(_trip)
+    sys.addaudithook(_tripwire(frozenset(_surveyed.objects.values())))
     return check
 
