@@ -19,8 +19,10 @@ trusts code a snippet could have rewritten:
    before its first task's data is read. The interpreter calls it from C before the operations
    that install hooks or swap code, or that reach objects only the interpreter holds or raw
    memory: ``sys.settrace``, ``sys.setprofile``, ``sys.addaudithook`` (refused as well: a hook
-   cannot be removed), setting ``__code__``, ``__defaults__``, ``__kwdefaults__`` or
-   ``__class__``, ``gc.get_objects``/``get_referrers``/``get_referents`` (the only way to the
+   cannot be removed), setting ``__code__``, ``__defaults__``, ``__kwdefaults__``, a class's
+   special attributes (``__bases__``, ``__module__``...) or ``__class__`` of a pristine
+   function, class or module (a snippet's own dataclass sets its own ``__init__``'s defaults),
+   ``gc.get_objects``/``get_referrers``/``get_referents`` (the only way to the
    interpreter's own hook list), every ``ctypes`` operation, ``os.putenv``/``unsetenv`` (the C
    environment cannot be read back). It marks the process in the kernel, one way: it lowers the
    hard limit ``TAINT_RLIMIT`` to 0, which an unprivileged process can never raise again. The host
@@ -49,10 +51,15 @@ trusts code a snippet could have rewritten:
    bound as a default argument; before it compares, the executor puts back what it changes
    itself (``sys.stdout`` and ``sys.stderr``; it leaves nothing in ``linecache``: a traceback
    takes the snippet's lines from its code), modules imported by the task are dropped
-   from ``sys.modules`` (the next task imports them afresh), and the garbage is collected, so
-   that a finalizer or a weakref callback of the task runs now and is seen, not during the next
-   task. A difference also lowers the limit (part 1); the host never hands the worker another
-   task.
+   from ``sys.modules`` (the next task imports them afresh), the caches snippets fill in
+   passing are emptied (``re``'s patterns, ``linecache``, the import system's module locks;
+   emptying a cache is always safe, and they are then compared as empty) and so are the flags
+   of decimal's current context, and the garbage is collected, so that a finalizer or a weakref
+   callback of the task runs now and is seen, not during the next task. A difference also
+   lowers the limit (part 1); the host never hands the worker another task. A task that
+   imports a module the zygote did not preload usually leaves a trace in a pristine module
+   (a package's new attribute, ``platform``'s cache) and so retires its worker: correct, and
+   as costly as the default mode for that task.
 
 Cost, measured here on a loaded 2-vCPU machine: about 1 ms to arm a worker (once per
 worker), and 0.15-0.2 ms per task for the check, most of it reading ~1,600 version tags and
@@ -390,8 +397,10 @@ def arm() -> Callable[[], bool]:
                 pass
         return changed
 
-    # what the survey made is kept for the worker's life: out of the collector's way
+    trip = _tripwire(frozenset(_surveyed.objects.values()))
+    # what the survey and this made is kept for the worker's life: out of the collector's way
+    # (a full collection after every task would otherwise walk it all again)
     gc.freeze()
-    sys.addaudithook(_tripwire(frozenset(_surveyed.objects.values())))
+    sys.addaudithook(trip)
     return check
 
