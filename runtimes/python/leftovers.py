@@ -61,13 +61,17 @@ trusts code a snippet could have rewritten:
    (a package's new attribute, ``platform``'s cache) and so retires its worker: correct, and
    as costly as the default mode for that task.
 
-Cost, measured here on a loaded 2-vCPU machine: about 1 ms to arm a worker (once per
-worker), and 0.15-0.2 ms per task for the check, most of it reading ~1,600 version tags and
-comparing ~5,000 identities (a worker-mode task through the local API took 0.25-0.35 ms before).
-That is above the 10% the throughput of worker mode was meant to keep. What would remove it:
-CPython 3.12's dict, type and function watchers (``PyDict_AddWatcher``, ...), which call back
-on the change itself, need a small C extension, and that extension could set the mark of part
-1 directly; the comparison would then cost nothing per task.
+Cost, measured on this project's shared 2-vCPU machine under a load average of 5 to 11 (so
+read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.15-0.25 ms of
+CPU per task for the check, most of it reading ~1,600 version tags and comparing ~5,000
+identities. 500 trivial worker-mode tasks through the local API, back to back, medians side by
+side with the code before: 0.31 -> 0.51, 0.48 -> 0.86, 0.37 -> 0.57 ms (0.60-0.89x the
+tasks/s); ``python -m benchmarks --quick --no-n8n --levels 16``, daemon worker mode at 16
+clients: 1546 -> 786, 759 -> 235, 1562 -> 532 tasks/s. That misses the 10% that worker mode's
+throughput was meant to keep. What would remove the per-task cost: CPython 3.12's dict, type
+and function watchers (``PyDict_AddWatcher``...), which call back on the change itself; a
+small C extension registering them could set the mark of part 1 directly, and nothing would be
+compared after a task.
 
 What this does not see, and so may pass from one task to the next of one worker (one principal:
 a worker never serves two), is stated in the README: changes further down than the survey goes

@@ -291,3 +291,15 @@ def test_cant_keep_a_worker_after_tripping_the_wire_even_when_nothing_differs_af
     before = worker(one, PID + "return pid", key=key)
     assert worker(one, code + "\nreturn 1", key=key) == 1
     assert worker(one, PID + "return pid", key=key) != before
+
+
+def test_cant_take_back_the_tripwires_mark(one):
+    """The mark is a hard limit lowered to 0: raising it needs CAP_SYS_RESOURCE in the initial
+    user namespace, which a jailed process never has."""
+    before = worker(one, PID + "return pid", key="mark")
+    raised = worker(one, "import resource, sys\nsys.settrace(None)\n"
+                    "try:\n    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (1, 1))\n"
+                    "except (ValueError, OSError) as exc:\n    return type(exc).__name__\n"
+                    "return 'raised'", key="mark")
+    assert raised == "ValueError"
+    assert worker(one, PID + "return pid", key="mark") != before
