@@ -19,7 +19,9 @@ Steps, in order (the point where the child gives up its last privileges is marke
 9. a task of the default mode was the only one: wait to be stopped and killed, and nothing
    of this process survives into another task. In worker mode (``reusable``) the host may
    send another task of the same tenant: back to step 6, with fresh interpreter state from
-   the executor; the limits of step 3 and 4 stay, the task's own are set again.
+   the executor; the limits of step 3 and 4 stay, the task's own are set again. Before the
+   first such task the executor takes the pristine state (``arm``); after each, before its
+   result is written, the check it returned says whether the worker must retire.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import resource
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -65,6 +68,12 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
         resource.getrlimit(resource.RLIMIT_AS)
         setup.executor.rehearse()
         first = True
+        # Worker mode: the check the executor hands over when this process becomes a worker,
+        # kept in this frame's locals from before the first task's data is read, so that no
+        # rebinding of a module name by a snippet changes which check runs (see
+        # runtimes/python/leftovers.py). With_retire is taken now for the same reason.
+        check: Callable[[], bool] | None = None
+        with_retire = outcome.with_retire
         while True:
             task = _receive_task(channel)
             if task is None:  # the host closed the channel: shrinking, or shutting down
@@ -72,11 +81,18 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
                 break
             _set_task_limits(task, first)
             first = False
+            if task.reusable and check is None:
+                arm = getattr(setup.executor, "arm", None)
+                check = arm() if arm is not None else _nothing_to_check
             try:
                 result = setup.executor.run(task, shared)
             except MemoryError:  # encoding the result itself did not fit: still one answer
                 result = outcome.encode(Status.MEMORY_LIMIT, "the result did not fit in the "
                                                              "snippet's memory limit")
+            # after the task, before its result leaves (and so before the host can send the
+            # next task): a worker whose state differs from the pristine one asks to retire
+            if check is not None and check():
+                result = with_retire(result)
             framing.send_frame(channel, result)
             # Niced until the host hands over a task again (it lifts us back to 0 then).
             try:
@@ -101,6 +117,11 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
         code = 70
     finally:
         os._exit(code)
+
+
+def _nothing_to_check() -> bool:
+    """A runtime whose executor starts every task from a fresh engine (javascript)."""
+    return False
 
 
 def _forget_zygote(keep_fd: int, output_fd: int = -1, keep_stderr: bool = False) -> None:

@@ -25,6 +25,13 @@ from runtimes.framing import MAX_CONTROL_BYTES, WireError
 
 VERSION = 1
 MAX_TASK_BYTES = 64 * 1024 * 1024
+# A worker's mark that it must not be reused, set in the kernel where no later code of the
+# process can take it back: the hard limit of this resource lowered to 0 (an unprivileged
+# process can lower a hard limit, never raise it). The host reads it from outside after every
+# result of a worker (see runtimes/python/leftovers.py, which sets it).
+# (a number, not resource.RLIMIT_MSGQUEUE: pyodide's guest imports this module, and has no
+# resource module)
+TAINT_RLIMIT = 12  # RLIMIT_MSGQUEUE on Linux
 MAX_SPAWN = 64  # children one spawn message may ask for
 POLICIES = ("default", "restricted")
 _MAX_NAMES = 4096  # module names in an allow-list

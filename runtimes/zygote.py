@@ -41,6 +41,9 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
     if configure is not None:  # a runtime whose children exec a worker program (pyodide)
         configure(init)
     failed = executor.preload(init.preload)
+    survey = getattr(executor, "survey", None)
+    if survey is not None:  # what a worker of this runtime will watch, found once (python)
+        survey()
     setup = child.ChildSetup(executor=executor, seccomp_program=init.seccomp_program,
                              pid_slots=init.pid_slots)
     # Everything imported so far is shared copy-on-write with every child; keep the

@@ -64,6 +64,12 @@ _SAFE_INT = 2**53
 
 # Evaluated in every fresh context before the snippet. It keeps its own references to the
 # built-ins it uses, so a snippet that replaces JSON or Object.keys only spoils its own result.
+# Everything the report is built of (the report, its error record, the converted value, its
+# tags) is an object or array WITHOUT a prototype, made and read only through intrinsics taken
+# here, before any snippet runs: JSON.stringify finds no toJSON on them, an assignment meets
+# no inherited setter, and a getter the snippet puts on Object.prototype or Array.prototype
+# (say on "error" or "value") is never consulted. The sandbox object is frozen. So however a
+# snippet poisons the world it leaves, the report says what the snippet itself did.
 PRELUDE = r"""
 (() => {
   const emit = globalThis.__emit;  // the host's output buffer (runtimes.output); kept private
@@ -72,10 +78,38 @@ PRELUDE = r"""
   const stringify = JSON.stringify, parse = JSON.parse, keys = Object.keys;
   const isArray = Array.isArray, fromCharCode = String.fromCharCode;
   const define = Object.defineProperty, getProto = Object.getPrototypeOf;
-  const isView = ArrayBuffer.isView;
+  const create = Object.create, setProto = Object.setPrototypeOf, freeze = Object.freeze;
+  const apply = Reflect.apply, Str = String, isFinite = Number.isFinite;
+  const ArrayC = Array, ErrorC = Error, InternalErrorC = InternalError, PromiseC = Promise;
+  const ArrayBufferC = ArrayBuffer, Uint8ArrayC = Uint8Array, DataViewC = DataView;
+  const DateC = Date, SetC = Set, MapC = Map;
   const TypedArray = getProto(Uint8Array);
+  const then = PromiseC.prototype.then, getTime = DateC.prototype.getTime;
+  const subarray = TypedArray.prototype.subarray;
+  const typedLength = Object.getOwnPropertyDescriptor(TypedArray.prototype, "length").get;
+  const setHas = SetC.prototype.has, setAdd = SetC.prototype.add, setDelete = SetC.prototype.delete;
   const state = { started: false, full: false, done: false, value: undefined,
                   error: undefined };
+
+  // what the report is made of: no prototype, so nothing inherited is ever consulted
+  function record() { return create(null); }
+  function list(n) { const a = new ArrayC(n); setProto(a, null); return a; }
+  function tag(kind, payload) {
+    const o = record(), pair = list(2);
+    pair[0] = kind;
+    pair[1] = payload;
+    o[TAG] = pair;
+    return o;
+  }
+  function error(type, message, stack, unserializable, oom) {
+    const o = record();
+    o.type = type;
+    o.message = message;
+    o.stack = stack;
+    o.unserializable = unserializable;
+    if (oom) o.oom = true;
+    return o;
+  }
 
   function show(v, depth) {
     switch (typeof v) {
@@ -105,7 +139,8 @@ PRELUDE = r"""
 
   function latin1(u8) {
     let s = "";
-    for (let i = 0; i < u8.length; i += 8192) s += fromCharCode.apply(null, u8.subarray(i, i + 8192));
+    const n = apply(typedLength, u8, []);
+    for (let i = 0; i < n; i += 8192) s += apply(fromCharCode, null, apply(subarray, u8, [i, i + 8192]));
     return s;
   }
   function fail(path, what) {
@@ -118,51 +153,59 @@ PRELUDE = r"""
     switch (typeof v) {
       case "undefined": return null;
       case "boolean": case "string": return v;
-      case "number": return Number.isFinite(v) ? v : { [TAG]: ["float", String(v)] };
-      case "bigint": return { [TAG]: ["bigint", v.toString()] };
+      case "number": return isFinite(v) ? v : tag("float", Str(v));
+      case "bigint": return tag("bigint", Str(v));
       case "function": fail(path, "a function is not serializable");
       case "symbol": fail(path, "a Symbol is not serializable");
     }
     if (v === null) return null;
     if (depth >= MAX_DEPTH) fail(path, "nested deeper than " + MAX_DEPTH + " levels");
-    if (seen.has(v)) fail(path, "circular reference");
-    if (v instanceof ArrayBuffer) return { [TAG]: ["bytes", latin1(new Uint8Array(v))] };
-    if (v instanceof Uint8Array) return { [TAG]: ["bytes", latin1(v)] };
-    if (v instanceof DataView) {
-      return { [TAG]: ["bytes", latin1(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))] };
+    if (apply(setHas, seen, [v])) fail(path, "circular reference");
+    if (v instanceof ArrayBufferC) return tag("bytes", latin1(new Uint8ArrayC(v)));
+    if (v instanceof Uint8ArrayC) return tag("bytes", latin1(v));
+    if (v instanceof DataViewC) {
+      return tag("bytes", latin1(new Uint8ArrayC(v.buffer, v.byteOffset, v.byteLength)));
     }
-    if (v instanceof TypedArray) return Array.from(v, (x) => walk(x, path, depth + 1, seen));
-    if (v instanceof Date) {
-      const t = v.getTime();
+    if (v instanceof TypedArray) {
+      const n = apply(typedLength, v, []), out = list(n);
+      for (let i = 0; i < n; i++) out[i] = walk(v[i], path, depth + 1, seen);
+      return out;
+    }
+    if (v instanceof DateC) {
+      const t = apply(getTime, v, []);
       if (t !== t) fail(path, "an invalid Date is not serializable");
-      return { [TAG]: ["date", t] };
+      return tag("date", t);
     }
-    if (v instanceof Promise) fail(path, "a Promise inside the result is not serializable");
-    seen.add(v);
+    if (v instanceof PromiseC) fail(path, "a Promise inside the result is not serializable");
+    apply(setAdd, seen, [v]);
     try {
       if (isArray(v)) {
-        const out = new Array(v.length);
-        for (let i = 0; i < v.length; i++) out[i] = walk(v[i], path + "[" + i + "]", depth + 1, seen);
+        const n = v.length, out = list(n);
+        for (let i = 0; i < n; i++) out[i] = walk(v[i], path + "[" + i + "]", depth + 1, seen);
         return out;
       }
-      if (v instanceof Set) {
-        const out = [];
+      if (v instanceof SetC) {
+        const out = list(0);
         let i = 0;
-        for (const x of v) out.push(walk(x, path + "[" + i++ + "]", depth + 1, seen));
+        for (const x of v) { out[i] = walk(x, path + "[" + i + "]", depth + 1, seen); i++; }
         return out;
       }
-      const out = {};
-      if (v instanceof Map) {
+      const out = record();
+      if (v instanceof MapC) {
         for (const [k, x] of v) {
           if (typeof k !== "string") fail(path, "a Map key of type " + typeof k + " is not allowed");
           out[esc(k)] = walk(x, path + "[" + stringify(k) + "]", depth + 1, seen);
         }
         return out;
       }
-      for (const k of keys(v)) out[esc(k)] = walk(v[k], path + "." + k, depth + 1, seen);
+      const ks = keys(v);
+      for (let i = 0; i < ks.length; i++) {
+        const k = ks[i];
+        out[esc(k)] = walk(v[k], path + "." + k, depth + 1, seen);
+      }
       return out;
     } finally {
-      seen.delete(v);
+      apply(setDelete, seen, [v]);
     }
   }
   function revive(key, v) {
@@ -185,22 +228,18 @@ PRELUDE = r"""
     return out;
   }
   function describe(e) {
-    if (e instanceof InternalError && e.message === "out of memory") {
-      return { type: "InternalError", message: "out of memory", stack: "", unserializable: false,
-               oom: true };
+    if (e instanceof InternalErrorC && e.message === "out of memory") {
+      return error("InternalError", "out of memory", "", false, true);
     }
-    if (e instanceof Error) {
-      return { type: String(e.name), message: String(e.message), stack: String(e.stack || ""),
-               unserializable: e.unserializable === true };
+    if (e instanceof ErrorC) {
+      return error(Str(e.name), Str(e.message), Str(e.stack || ""), e.unserializable === true, false);
     }
     if (e === null) {  // how the engine throws when it cannot even allocate an Error
-      return { type: "InternalError", message: "out of memory", stack: "", unserializable: false,
-               oom: true };
+      return error("InternalError", "out of memory", "", false, true);
     }
     let text;
-    try { text = typeof e === "string" ? e : stringify(e); } catch (_) { text = String(e); }
-    return { type: "Thrown", message: "uncaught " + typeof e + ": " + text, stack: "",
-             unserializable: false };
+    try { text = typeof e === "string" ? e : Str(stringify(e)); } catch (_) { text = Str(e); }
+    return error("Thrown", "uncaught " + typeof e + ": " + text, "", false, false);
   }
   function settle(ok, v) {
     if (state.done) return;
@@ -211,7 +250,7 @@ PRELUDE = r"""
     // Exercise parse, walk and stringify without touching the task's state: run in a fresh
     // child on its pristine context so copy-on-write faults happen before the task.
     warm(input) {
-      show(stringify(walk(parse(input, revive), "result", 0, new Set())), 0);
+      show(stringify(walk(parse(input, revive), "result", 0, new SetC())), 0);
     },
     started() { return state.started; },
     run(snippet) {
@@ -226,7 +265,7 @@ PRELUDE = r"""
       try {
         r = snippet(parse(input, revive));
       } catch (e) { settle(false, e); return; }
-      if (r instanceof Promise) r.then((v) => settle(true, v), (e) => settle(false, e));
+      if (r instanceof PromiseC) apply(then, r, [(v) => settle(true, v), (e) => settle(false, e)]);
       else settle(true, r);
     },
     // the job queue is empty: run the next timer (globals.js), or report
@@ -234,19 +273,19 @@ PRELUDE = r"""
       return !state.done && sandbox.timer && sandbox.timer() ? "" : sandbox.finish();
     },
     finish() {
-      const report = {};
+      const report = record();
       if (!state.done) {
-        report.error = { type: "Error", message: "the snippet's Promise never settled", stack: "",
-                         unserializable: false };
+        report.error = error("Error", "the snippet's Promise never settled", "", false, false);
       } else if (state.error) {
         report.error = state.error;
       } else {
-        try { report.value = walk(state.value, "result", 0, new Set()); }
+        try { report.value = walk(state.value, "result", 0, new SetC()); }
         catch (e) { report.error = describe(e); }
       }
       return stringify(report);
     },
   };
+  freeze(sandbox);
   define(globalThis, "console", { value: console, writable: true, configurable: true });
   define(globalThis, "__sandbox", { value: sandbox });
 })();

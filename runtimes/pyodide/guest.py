@@ -23,7 +23,8 @@ encodes the result (msgpack's pure-Python implementation underneath).
 
 After every task the interpreter is put back as it was when the worker became ready (see
 ``State``): modules the task imported are dropped, the namespaces of the modules loaded
-before it and the attributes of their classes are restored, ``sys`` lists, ``os.environ``,
+before it and the attributes of their classes are restored, and the code and defaults of
+the functions those hold, ``sys`` lists, ``os.environ``,
 the working directory, the warnings filters and ``re``'s cache are reset, the random
 generator is reseeded, and the task's garbage is collected (inside the task's time, so a
 finalizer that loops ends the task as a timeout). What this cannot reach (state inside the
@@ -50,6 +51,9 @@ from runtimes.outcome import Status
 from runtimes.python import executor
 
 _MISSING = object()
+_CODE = operator.attrgetter("__code__")
+_DEFAULTS = operator.attrgetter("__defaults__")
+_KWDEFAULTS = operator.attrgetter("__kwdefaults__")
 # Lists and dicts of ``sys`` that the import system reads: restored by content.
 _SYS_CONTAINERS = ("path", "meta_path", "path_hooks", "path_importer_cache", "argv", "warnoptions")
 
@@ -81,6 +85,20 @@ class State:
                 if isinstance(value, type) and not _is_static(value):
                     view = vars(value)
                     self.classes.setdefault(id(value), (value, view, dict(view)))
+        # every function those namespaces hold, with its code and defaults: a task can rewrite
+        # them in place (``json.dumps.__code__ = ...``) without touching any namespace
+        functions: dict[int, types.FunctionType] = {}
+        views = [n for n, _ in self.namespaces.values()] + [v for _, v, _ in self.classes.values()]
+        for view in views:
+            for value in list(view.values()):
+                value = getattr(value, "__func__", value)  # a staticmethod's or classmethod's
+                if type(value) is types.FunctionType:
+                    functions.setdefault(id(value), value)
+        self.functions = list(functions.values())
+        self.codes = list(map(_CODE, self.functions))
+        self.defaults = list(map(_DEFAULTS, self.functions))
+        self.kwdefaults = list(map(_KWDEFAULTS, self.functions))
+        self.kwdefault_items = [(kw, dict(kw)) for kw in self.kwdefaults if kw is not None]
         self.sys_containers = {name: _copy(getattr(sys, name)) for name in _SYS_CONTAINERS}
         self.recursion_limit = sys.getrecursionlimit()
         self.int_max_str_digits = sys.get_int_max_str_digits()
@@ -117,6 +135,22 @@ class State:
                         setattr(cls, key, value)
                     except (AttributeError, TypeError):
                         trusted = False
+        functions = self.functions
+        if not (all(map(operator.is_, map(_CODE, functions), self.codes))
+                and all(map(operator.is_, map(_DEFAULTS, functions), self.defaults))
+                and all(map(operator.is_, map(_KWDEFAULTS, functions), self.kwdefaults))):
+            for function, code, defaults, kwdefaults in zip(
+                    functions, self.codes, self.defaults, self.kwdefaults, strict=True):
+                if function.__code__ is not code:
+                    function.__code__ = code
+                if function.__defaults__ is not defaults:
+                    function.__defaults__ = defaults
+                if function.__kwdefaults__ is not kwdefaults:
+                    function.__kwdefaults__ = kwdefaults
+        for kwdefaults, saved in self.kwdefault_items:
+            if not _same(kwdefaults, saved):
+                kwdefaults.clear()
+                kwdefaults.update(saved)
         for name, saved in self.sys_containers.items():  # in place: the namespace holds them
             container = getattr(sys, name)
             if isinstance(container, dict):

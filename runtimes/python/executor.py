@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import ast
 import io
-import linecache
 import mmap
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from runtimes import codec, outcome, output
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Imports, Task
-from runtimes.python import imports, leftovers
+from runtimes.python import imports
 
 FILENAME = "<snippet>"
 _OWN_CODE = __file__.rsplit("/runtimes/", 1)[0] + "/runtimes/"
@@ -59,9 +59,26 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return failed
 
 
+def survey() -> None:
+    """In the zygote, after ``preload``: find what a worker will watch, once, so that no
+    worker pays for it (runtimes/python/leftovers.py). Not in pyodide's guest, which puts its
+    interpreter back after each task instead."""
+    from runtimes.python import leftovers
+
+    leftovers.survey()
+
+
+def arm() -> Callable[[], bool]:
+    """Worker mode: this process is becoming a worker. Returns the check that the child runs
+    after each of its tasks (runtimes/python/leftovers.py)."""
+    from runtimes.python import leftovers
+
+    return leftovers.arm()
+
+
 def prepare_next() -> None:
-    """Worker mode, between tasks (every task gets fresh globals and builtins anyway)."""
-    leftovers.reseed()
+    """Worker mode, between tasks: nothing left to do (every task gets fresh globals and
+    builtins; the check that ``arm`` returned has run, and reseeded ``random``)."""
 
 
 def rehearse() -> None:
@@ -128,33 +145,37 @@ def compile_snippet(code: str) -> Any:
 
 
 def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
-    code, result_cap = task.code, task.result_bytes
     out = CappedOutput(task.stdout_bytes, shared)
     sys.stdout = sys.stderr = out
-    linecache.cache[FILENAME] = (len(code), None, code.splitlines(True), FILENAME)
     started = time.perf_counter()
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
         return outcome.encode(
             status, message, stdout=out.getvalue(), truncated=out.truncated,
-            duration_ms=(time.perf_counter() - started) * 1000.0, retire=leftovers.changed(),
-            **extra,
+            duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
         )
 
-    allow = task.imports
-    watch = leftovers.note_import if task.reusable else None
-    leftovers.begin(task.reusable)
+    try:
+        return _run(task, out, finish)
+    finally:
+        # what the executor itself changed, put back: a worker compares sys with its pristine
+        # state after the task (runtimes/python/leftovers.py)
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+
+
+def _run(task: Task, out: CappedOutput, finish: Callable[..., bytes]) -> bytes:
+    code, result_cap, allow = task.code, task.result_bytes, task.imports
     try:
         data = codec.decode(task.data)
         if task.policy == "restricted":
             from runtimes.python import restricted
 
             code_object = restricted.compile_snippet(code, FILENAME)
-            namespace = restricted.namespace(imports.guard(allow, watch))
+            namespace = restricted.namespace(imports.guard(allow))
         else:
             code_object = compile_snippet(code)
             namespace = {"__name__": "__snippet__",
-                         "__builtins__": imports.snippet_builtins(allow, watch)}
+                         "__builtins__": imports.snippet_builtins(allow)}
         exec(code_object, namespace)
         value = namespace[FUNCTION](data)
         encoded = codec.encode(value, max_bytes=result_cap)
@@ -166,20 +187,22 @@ def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
         error = ErrorDetail("UnserializableResult", str(exc), "")
         return finish(Status.ERROR, f"the result cannot be returned: {exc}", error=error)
     except BaseException as exc:  # the snippet's own failure, SystemExit included
-        error = describe(exc)
+        error = describe(exc, code)
         return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
     return finish(Status.OK, "ok", value=encoded)
 
 
-def describe(exc: BaseException) -> ErrorDetail:
-    """Type, message and a traceback that starts at the snippet's first frame."""
+def describe(exc: BaseException, code: str = "") -> ErrorDetail:
+    """Type, message and a traceback that starts at the snippet's first frame. The snippet's
+    lines come from ``code``, not from ``linecache``: a worker must not leave them there."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != FILENAME:
         tb = tb.tb_next
-    formatted = traceback.TracebackException(type(exc), exc, tb, compact=True)
+    formatted = traceback.TracebackException(type(exc), exc, tb, compact=True, lookup_lines=False)
+    lines = code.splitlines()
     # the sandbox's own frames (the import guard, say) are not the snippet's business
     formatted.stack = traceback.StackSummary.from_list(
-        [f for f in formatted.stack if not f.filename.startswith(_OWN_CODE)])
+        [_with_line(f, lines) for f in formatted.stack if not f.filename.startswith(_OWN_CODE)])
     if isinstance(exc, SyntaxError):
         message = f"{exc.msg} (line {exc.lineno})"
     else:
@@ -189,3 +212,12 @@ def describe(exc: BaseException) -> ErrorDetail:
     if kind.__module__.startswith("runtimes."):  # our own errors go by their bare names
         text = text.replace(f"{kind.__module__}.{kind.__qualname__}", kind.__qualname__)
     return ErrorDetail(kind.__name__, message, text)
+
+
+def _with_line(frame: traceback.FrameSummary, lines: list[str]) -> traceback.FrameSummary:
+    if frame.filename != FILENAME:
+        return frame
+    line = lines[frame.lineno - 1] if frame.lineno and 0 < frame.lineno <= len(lines) else ""
+    return traceback.FrameSummary(frame.filename, frame.lineno, frame.name, lookup_line=False,
+                                  line=line, end_lineno=frame.end_lineno, colno=frame.colno,
+                                  end_colno=frame.end_colno)

@@ -1,67 +1,410 @@
-"""Worker mode: what a task may leave behind for the next task of the same worker, and the
-check that retires the worker when it did.
+"""Worker mode: what a task starts from, and the check that retires a worker that was changed.
 
-Every task gets fresh globals and a fresh copy of the builtins (``executor``). What persists
-in the process is module state. After a task of worker mode, the worker asks to retire (the
-``retire`` flag of its result envelope, runtimes.outcome) when:
+Decision. A python worker runs its tasks in itself, one after another, each with fresh
+globals and a fresh copy of the builtins; after each task, before its result leaves (so before
+the next task's data can enter the process), it compares what the task could reach with the
+pristine state, and retires when anything differs. The alternative that holds by construction
+of the operating system, a pristine worker that forks a fresh process for each task, was
+measured first and rejected: a fork, its copy-on-write faults and the teardown cost about
+1.9 ms of CPU per task here (``fork + run + exit``, 300 trivial tasks, a process with our
+preloads), against 0.03 ms for the task run in place and 0.25-0.35 ms for a whole worker-mode
+round trip through the local API; worker mode would lose most of what it exists for. It would
+also need children that may fork, which the child filter denies (seccomp/policy.py) and the pool
+would have to spawn as a kind of their own.
 
-- a module the snippet imported, in this task or an earlier one, has a top-level name added,
-  removed or bound to another object than when it was first imported; or
-- a class such a module holds has an attribute added, removed or rebound.
+So the reset holds by construction of the interpreter instead, in three parts, none of which
+trusts code a snippet could have rewritten:
 
-Between tasks the ``random`` module is reseeded from the kernel, so a task cannot recover
-the stream an earlier task drew from. What this does not see, and so may pass from one task
-to the next of one worker (one tenant: workers never serve two), is stated in the README:
-changes deeper inside module objects (an item put into a module-level dict or list, such as
-``re``'s pattern cache), modules reached as attributes rather than imported, and anything
-reached through the interpreter's internals.
+1. A tripwire: an audit hook (``sys.addaudithook``), installed when a process becomes a worker,
+   before its first task's data is read. The interpreter calls it from C before the operations
+   that install hooks or swap code, or that reach objects only the interpreter holds or raw
+   memory: ``sys.settrace``, ``sys.setprofile``, ``sys.addaudithook`` (refused as well: a hook
+   cannot be removed), setting ``__code__``, ``__defaults__``, ``__kwdefaults__``, a class's
+   special attributes (``__bases__``, ``__module__``...) or ``__class__`` of a pristine
+   function, class or module (a snippet's own dataclass sets its own ``__init__``'s defaults),
+   ``gc.get_objects``/``get_referrers``/``get_referents`` (the only way to the
+   interpreter's own hook list), every ``ctypes`` operation, ``os.putenv``/``unsetenv`` (the C
+   environment cannot be read back). It marks the process in the kernel, one way: it lowers the
+   hard limit ``TAINT_RLIMIT`` to 0, which an unprivileged process can never raise again. The host
+   reads that limit from outside after every result (``sandbox.worker``) and retires a marked
+   worker, whatever the process says of itself. The hook holds every reference it uses as a
+   default argument, so no rebinding of a module or builtin name changes what it does, and
+   replacing its defaults or code is itself an event it sees.
+2. A comparison with the pristine state, read (``arm``) when the process becomes a worker;
+   what to read was found once in the zygote (``survey``), a worker adds only what came since.
+   Every dict the survey finds: the namespace of every module in ``sys.modules``, the namespace
+   of every mutable class reachable by the subclass walk from ``object``, and, one level down
+   from a module namespace, each dict it holds, each object's ``__dict__`` (``os.environ``'s
+   data two levels down), the ``__kwdefaults__`` of every function, dicts among its defaults and
+   closure cells. A dict is compared by its version tag (PEP 509: CPython gives a dict a new tag
+   on every change), read in one gather through a view of the address space, so a change
+   inside any of them is seen, however it was made. Lists and sets at those places, closure
+   cells, ``sys`` itself and ``sys.modules`` are compared item by item, by identity, never with
+   ``==`` (which would run the snippet's ``__eq__``). Interpreter settings are compared by value:
+   the recursion and int-digit limits, the switch interval, trace and profile functions, async
+   generator hooks, coroutine origin depth, dlopen flags, gc's state and thresholds, signal
+   handlers, the signal mask and interval timers, the working directory, umask, resource limits
+   (but the task's own), every context variable (decimal's context among them, and the decimal
+   contexts' settings), the ABC cache token (any ``register``), and the C locale.
+3. Order and references. The check runs in the child's own loop through a function taken before
+   the first task (a local of the loop's frame, ``runtimes.child``), with every reference it uses
+   bound as a default argument; before it compares, the executor puts back what it changes
+   itself (``sys.stdout`` and ``sys.stderr``; it leaves nothing in ``linecache``: a traceback
+   takes the snippet's lines from its code), modules imported by the task are dropped
+   from ``sys.modules`` (the next task imports them afresh), the caches snippets fill in
+   passing are emptied (``re``'s patterns, ``linecache``, the import system's module locks;
+   emptying a cache is always safe, and they are then compared as empty) and so are the flags
+   of decimal's current context, and the garbage is collected, so that a finalizer or a weakref
+   callback of the task runs now and is seen, not during the next task. A difference also
+   lowers the limit (part 1); the host never hands the worker another task. A task that
+   imports a module the zygote did not preload usually leaves a trace in a pristine module
+   (a package's new attribute, ``platform``'s cache) and so retires its worker: correct, and
+   as costly as the default mode for that task.
+
+Cost, measured on this project's shared 2-vCPU machine under a load average of 5 to 11 (so
+read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.15-0.25 ms of
+CPU per task for the check, most of it reading ~1,600 version tags and comparing ~5,000
+identities. 500 trivial worker-mode tasks through the local API, back to back, medians side by
+side with the code before: 0.31 -> 0.51, 0.48 -> 0.86, 0.37 -> 0.57 ms (0.60-0.89x the
+tasks/s); ``python -m benchmarks --quick --no-n8n --levels 16``, daemon worker mode at 16
+clients: 1546 -> 786, 759 -> 235, 1562 -> 532 tasks/s. That misses the 10% that worker mode's
+throughput was meant to keep. What would remove the per-task cost: CPython 3.12's dict, type
+and function watchers (``PyDict_AddWatcher``...), which call back on the change itself; a
+small C extension registering them could set the mark of part 1 directly, and nothing would be
+compared after a task.
+
+What this does not see, and so may pass from one task to the next of one worker (one principal:
+a worker never serves two), is stated in the README: changes further down than the survey goes
+(an item put into a list inside a dict inside a module), attributes set on functions, state of
+the interpreter's C parts that no Python call shows (a codec search function, an
+``lru_cache``'s entries), and memory corruption by a bug of the interpreter itself (``ctypes``,
+the tool for it, trips the wire).
 """
 
 from __future__ import annotations
 
+import _signal
+import abc
+import contextvars
+import ctypes
+import gc
+import itertools
+import operator
+import os
+import resource
+import signal
 import sys
-from types import ModuleType
+from collections.abc import Callable
+from types import FunctionType, ModuleType
 from typing import Any
 
-# What was first seen of each module a snippet imported: the namespaces to look at again
-# (the module's and those of the classes it holds), each with its keys and the ids of its
-# values then. The references in ``_kept`` keep those objects alive, so an id can never come
-# back as another object's.
-_seen: dict[int, list[tuple[Any, tuple[str, ...], tuple[int, ...]]]] = {}
-_kept: list[Any] = []
-_watching = False
+from runtimes.protocol import TAINT_RLIMIT
+
+# CPython 3.11's layouts, x86_64: a dict's version tag, a type's dict, a cell's object, a
+# tuple's items.
+_DICT_VERSION_AT = 24
+_TYPE_DICT_AT = 264
+_CELL_REF_AT = 16
+_HEAPTYPE = 1 << 9
+_IMMUTABLETYPE = 1 << 8
+# every 8-byte word of the address space, readable by index (only the words asked for are
+# touched); one itemgetter call gathers many of them in C
+_RAW = memoryview((ctypes.c_uint64 * (1 << 44)).from_address(0)).cast("B")
+_WORDS = _RAW.cast("Q")
+_TUPLE_ITEMS_AT = 24
+
+_TRIPPING = frozenset({
+    "sys.settrace", "sys.setprofile", "sys.addaudithook", "gc.get_objects", "gc.get_referrers",
+    "gc.get_referents", "os.putenv", "os.unsetenv",
+})
+# raised for the assignments that rewrite a function (__code__, __defaults__, __kwdefaults__), a
+# class's special attributes (__bases__, __module__, ...) or an object's __class__: a trip only
+# when the object is one of the worker's pristine ones (a snippet's own dataclass sets the
+# __defaults__ of its own __init__)
+_REWRITES = frozenset({"object.__setattr__", "object.__delattr__"})
+# (module, name) of the caches a worker empties after each task (see ``arm``): re's patterns,
+# linecache's lines, and the import system's per-module locks (empty between imports)
+_CACHES = (("re", "_cache"), ("linecache", "cache"), ("_frozen_importlib", "_module_locks"),
+           ("_frozen_importlib", "_blocking_on"))
+# limits the child sets per task (runtimes.child), and the tripwire's own
+_TASK_LIMITS = frozenset({resource.RLIMIT_AS, resource.RLIMIT_CPU, TAINT_RLIMIT})
 
 
-def begin(reusable: bool) -> None:
-    global _watching
-    _watching = reusable
+def _tripwire(pristine: frozenset[Any]) -> Callable[[str, tuple[Any, ...]], None]:
+    def trip(event: str, args: tuple[Any, ...], _tripping: frozenset[str] = _TRIPPING,
+             _rewrites: frozenset[str] = _REWRITES, _pristine: frozenset[Any] = pristine,
+             _startswith: Callable[..., bool] = str.startswith,
+             _setrlimit: Callable[..., None] = resource.setrlimit, _limit: int = TAINT_RLIMIT,
+             _refusal: type[Exception] = RuntimeError) -> None:
+        """The tripwire (part 1). Only defaults and constants: nothing a snippet can rebind.
+        Pristine objects are functions, classes and modules, hashed by identity."""
+        if (event in _tripping or _startswith(event, "ctypes.")
+                or (event in _rewrites and args[0] in _pristine)):
+            try:
+                _setrlimit(_limit, (0, 0))
+            except BaseException:
+                pass
+            if event == "sys.addaudithook":
+                raise _refusal("audit hooks are refused in a worker")
+
+    return trip
 
 
-def note_import(module: Any) -> None:
-    """The import guard hands every module it gives a snippet here (worker mode only)."""
-    if _watching and isinstance(module, ModuleType) and id(module) not in _seen:
-        names = module.__dict__
-        # the classes it holds, its own and those it re-exports (json's JSONEncoder lives in
-        # json.encoder); the builtin types cannot be changed, so they need no look
-        spaces = [names, *(vars(cls) for cls in names.values()
-                           if isinstance(cls, type) and cls.__module__ != "builtins")]
-        _seen[id(module)] = [(space, tuple(space), tuple(map(id, space.values()))) for space in spaces]
-        _kept.append(module)
-        _kept.extend(list(space.values()) for space in spaces)
+def _words(addresses: list[int], pad: int) -> Callable[[Any], tuple[int, ...]]:
+    """One C call that reads the 8-byte words at ``addresses`` (and twice at ``pad``, a word
+    that is always there, so that the answer is a tuple even for one address)."""
+    return operator.itemgetter(*[a >> 3 for a in addresses], pad >> 3, pad >> 3)
 
 
-def changed() -> bool:
-    """Whether this task left state the next one could see (see the module docstring)."""
-    if not _watching:
-        return False
-    # identities only, never ==: a snippet's object could claim to equal what it replaced
-    return any(tuple(space) != keys or tuple(map(id, space.values())) != ids
-               for spaces in _seen.values() for space, keys, ids in spaces)
+class _Survey:
+    """What part 2 watches: dicts (by tag), lists and sets (by items), cells (by contents),
+    found from the modules and classes given; ``add`` is called again for ones found later."""
+
+    def __init__(self) -> None:
+        self.dicts: dict[int, dict[Any, Any]] = {}
+        self.sequences: dict[int, Any] = {}
+        self.cells: dict[int, Any] = {}
+        self.modules: set[int] = set()
+        self.classes: set[int] = set()
+        # the functions, classes and modules found: what the tripwire calls pristine
+        self.objects: dict[int, Any] = {}
+
+    def add(self, modules: list[Any], classes: list[type]) -> None:
+        functions: list[FunctionType] = []
+        for module in modules:
+            if isinstance(module, ModuleType) and id(module) not in self.modules:
+                self.modules.add(id(module))
+                self.objects[id(module)] = module
+                namespace = vars(module)
+                self.dicts.setdefault(id(namespace), namespace)
+                for value in list(namespace.values()):
+                    self._one_level(value, 1, functions)
+        for cls in classes:
+            if id(cls) in self.classes:
+                continue
+            self.classes.add(id(cls))
+            self.objects[id(cls)] = cls
+            if cls.__flags__ & _HEAPTYPE and not cls.__flags__ & _IMMUTABLETYPE:
+                namespace = ctypes.cast(_WORDS[(id(cls) + _TYPE_DICT_AT) >> 3],
+                                        ctypes.py_object).value
+                if type(namespace) is dict:
+                    self.dicts.setdefault(id(namespace), namespace)
+                    functions.extend(v for v in namespace.values() if type(v) is FunctionType)
+        seen: set[int] = set()
+        for function in functions:  # grows while it runs: functions found in defaults, cells
+            if id(function) in seen:
+                continue
+            seen.add(id(function))
+            self.objects[id(function)] = function
+            if function.__kwdefaults__ is not None:
+                self.dicts.setdefault(id(function.__kwdefaults__), function.__kwdefaults__)
+            for default in function.__defaults__ or ():
+                self._one_level(default, 0, functions)
+            for cell in function.__closure__ or ():
+                self.cells.setdefault(id(cell), cell)
+                try:
+                    self._one_level(cell.cell_contents, 0, functions)
+                except ValueError:
+                    pass  # an empty cell
+        # ours, compared item by item after the executor put them back (part 3)
+        for own in (vars(sys), sys.modules):
+            self.dicts.pop(id(own), None)
+
+    def _one_level(self, value: Any, depth: int, functions: list[FunctionType]) -> None:
+        kind = type(value)
+        if kind is dict:
+            self.dicts.setdefault(id(value), value)
+            if depth:
+                for inner in list(value.values()):
+                    self._one_level(inner, depth - 1, functions)
+        elif kind is list or kind is set:
+            self.sequences.setdefault(id(value), value)
+        elif kind is FunctionType:
+            functions.append(value)
+        elif not isinstance(value, (type, ModuleType)):
+            inner = getattr(value, "__dict__", None) if hasattr(type(value), "__dict__") else None
+            if type(inner) is dict:
+                self._one_level(inner, depth, functions)
 
 
-def reseed() -> None:
-    """Between two tasks of a worker: a new random stream for the next one."""
+def _classes() -> list[type]:
+    """Every class the subclass walk from ``object`` reaches."""
+    seen: dict[int, type] = {}
+    todo: list[type] = [object]
+    while todo:
+        cls = todo.pop()
+        if id(cls) not in seen:
+            seen[id(cls)] = cls
+            todo.extend(type.__subclasses__(cls))
+    return list(seen.values())
+
+
+_surveyed = _Survey()
+
+
+def survey() -> None:
+    """In the zygote, once its modules are loaded (``executor.preload``): the bulk of the
+    survey, made once and inherited by every child, off every task's path."""
+    _surveyed.add(list(sys.modules.values()), _classes())
+
+
+def _settings(sigs: tuple[int, ...], limits: tuple[int, ...]) -> Callable[[], tuple[Any, ...]]:
+    """The interpreter's settings, read by C functions taken now (see part 2)."""
+    decimal = sys.modules.get("decimal")
+    contexts: tuple[Any, ...] = ()
+    if decimal is not None:
+        contexts = (decimal.DefaultContext, decimal.BasicContext, decimal.ExtendedContext)
+    locale = sys.modules.get("_locale")
+    setlocale = getattr(locale, "setlocale", None)
+    lc_all = getattr(locale, "LC_ALL", 6)
+    decimal_repr = type(contexts[0]).__repr__ if contexts else None
+
+    def read(_sys: Any = sys, _gc: Any = gc, _getsignal: Any = _signal.getsignal,
+             _getitimer: Any = signal.getitimer, _sigmask: Any = signal.pthread_sigmask,
+             _getcwd: Any = os.getcwd, _umask: Any = os.umask, _getrlimit: Any = resource.getrlimit,
+             _copy_context: Any = contextvars.copy_context, _token: Any = abc.get_cache_token,
+             _map: Any = map, _tuple: Any = tuple, _type: Any = type,
+             _sigs: tuple[int, ...] = sigs, _limits: tuple[int, ...] = limits,
+             _contexts: tuple[Any, ...] = contexts, _decimal_repr: Any = decimal_repr,
+             _setlocale: Any = setlocale, _lc_all: int = lc_all, _sorted: Any = sorted,
+             _list: Any = list) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """(values, objects): values are ints, floats, strs and tuples of them, compared with
+        ``==``; objects (hooks, handlers, context variables and their values) by identity."""
+        mask = _umask(0o022)
+        _umask(mask)
+        context = _list(_copy_context().items())
+        objects = (
+            _sys.gettrace(), _sys.getprofile(), *_sys.get_asyncgen_hooks(),
+            *_map(_getsignal, _sigs), *(x for pair in context for x in pair),
+        )
+        values = (
+            _sys.getrecursionlimit(), _sys.get_int_max_str_digits(), _sys.getswitchinterval(),
+            _sys.get_coroutine_origin_tracking_depth(), _sys.getdlopenflags(),
+            _gc.isenabled(), _gc.get_threshold(), _gc.get_debug(),
+            _getitimer(0), _getitimer(1), _getitimer(2),
+            _tuple(_sorted(_sigmask(0, ()))), _getcwd(), mask,
+            _tuple(_map(_getrlimit, _limits)), _token(),
+            # a decimal context changed in place keeps its identity: its settings then differ
+            _tuple(_decimal_repr(v) for v in objects if _type(v) is _type(_contexts[0]))
+            if _contexts else (),
+            _tuple(_map(_decimal_repr, _contexts)) if _contexts else (),
+            _setlocale(_lc_all) if _setlocale is not None else None,
+        )
+        return values, objects
+
+    return read
+
+
+def _settings_match(now: tuple[tuple[Any, ...], tuple[Any, ...]],
+                    then: tuple[tuple[Any, ...], tuple[Any, ...]],
+                    _len: Any = len, _all: Any = all, _map: Any = map,
+                    _is: Any = operator.is_) -> bool:
+    return (now[0] == then[0] and _len(now[1]) == _len(then[1])
+            and _all(_map(_is, now[1], then[1])))
+
+
+def _same_items(items: tuple[Any, ...], pristine: bytes, raw: Any, ident: Any, at: int,
+                length: Any) -> bool:
+    """Whether ``items`` holds the very objects whose addresses ``pristine`` lists."""
+    start = ident(items) + at
+    return raw[start:start + 8 * length(items)].tobytes() == pristine
+
+
+def arm() -> Callable[[], bool]:
+    """Make this process a worker: take the pristine state, install the tripwire, and return
+    the check to run after every task, once the executor has put back what it changes itself
+    (True: something differs, and the worker must retire)."""
+    _surveyed.add(list(sys.modules.values()), _classes())  # what came since the zygote's
+    dicts = list(_surveyed.dicts.values())
+    sequences = list(_surveyed.sequences.values())
+    cells = list(_surveyed.cells.values())
+    pad = id(_RAW) + 8  # the view of this module, alive for good: its type pointer
+    refs = _words([id(c) + _CELL_REF_AT for c in cells], pad)
+    sigs = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
+    limits = tuple(getattr(resource, name) for name in dir(resource)
+                   if name.startswith("RLIMIT_") and getattr(resource, name) not in _TASK_LIMITS)
+    settings = _settings(sigs, limits)
+    modules = sys.modules
+    namespace = vars(sys)
+    # compared by identity: every item of these, in order, as the bytes of one tuple's item
+    # array (its object addresses; the pristine tuple keeps its items alive, so an address
+    # cannot come back as another object's)
+    sequences += [modules, modules.values(), namespace, namespace.values()]
+    # caches that snippets fill in passing (any regex, a traceback through the standard
+    # library): emptied after every task instead of retiring the worker for them; emptying a
+    # cache is always safe, and what is compared (nothing left in it) stays exact
+    caches = [c for c in (getattr(sys.modules.get(m), n, None) for m, n in _CACHES)
+              if type(c) is dict]
+    for cache in caches:
+        cache.clear()
+    # decimal's current context collects flags (Inexact, Rounded) as a task computes: cleared
+    # after every task too; its settings are compared
+    decimal = sys.modules.get("decimal")
+    flags = (decimal.getcontext, decimal.Context, decimal.Context.clear_flags) if decimal else None
+    if flags is not None:
+        flags[0]().clear_flags()
+    sequences += caches
+    dicts = [d for d in dicts if not any(d is c for c in caches)]
+    tags = _words([id(d) + _DICT_VERSION_AT for d in dicts], pad)
+    items = tuple(itertools.chain.from_iterable(sequences))
+    pristine = (
+        tags(_WORDS), refs(_WORDS), settings(), tuple(map(len, sequences)),
+        _RAW[id(items) + _TUPLE_ITEMS_AT:id(items) + _TUPLE_ITEMS_AT + 8 * len(items)].tobytes(),
+        tuple(modules), items,
+    )
+    # what keeps every compared object alive, so that no id can come back as another object's
+    kept = (dicts, sequences, cells, pristine)
     random = sys.modules.get("random")
-    if random is not None:
-        random.seed()
+    # the C generator's own seed: it draws from the kernel and writes no dict
+    base: Any = type(random._inst).__mro__[1] if random else None
+    reseed = (base.seed, random._inst) if random else None
+
+    def check(_collect: Callable[[], int] = gc.collect,
+              _tags: Any = tags, _refs: Any = refs, _words: Any = _WORDS,
+              _settings: Callable[[], tuple[Any, ...]] = settings, _modules: Any = modules,
+              _sequences: Any = tuple(sequences), _raw: Any = _RAW, _id: Any = id,
+              _at: int = _TUPLE_ITEMS_AT,
+              _pristine: tuple[Any, ...] = pristine, _kept: Any = kept, _len: Any = len,
+              _tuple: Any = tuple, _map: Any = map,
+              _chain: Any = itertools.chain.from_iterable, _list: Any = list,
+              _reseed: Any = reseed, _setrlimit: Any = resource.setrlimit,
+              _limit: int = TAINT_RLIMIT, _match: Any = _settings_match,
+              _same: Any = _same_items, _caches: tuple[Any, ...] = tuple(caches),
+              _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type) -> bool:
+        changed = True
+        try:
+            known = _pristine[5]
+            for name in _list(_modules)[_len(known):]:  # imported by the task: dropped
+                del _modules[name]
+            for cache in _caches:
+                _clear(cache)
+            if _flags is not None:
+                context = _flags[0]()
+                if _type(context) is _flags[1]:
+                    _flags[2](context)
+            _collect()
+            changed = not (
+                _tags(_words) == _pristine[0]
+                and _refs(_words) == _pristine[1]
+                and _tuple(_map(_len, _sequences)) == _pristine[3]
+                and _same(_tuple(_chain(_sequences)), _pristine[4], _raw, _id, _at, _len)
+                and _match(_settings(), _pristine[2])
+            )
+            if _reseed is not None:  # C state only: a new stream for the next task
+                _reseed[0](_reseed[1])
+        except BaseException:
+            changed = True
+        if changed:
+            try:
+                _setrlimit(_limit, (0, 0))
+            except BaseException:
+                pass
+        return changed
+
+    trip = _tripwire(frozenset(_surveyed.objects.values()))
+    # what the survey and this made is kept for the worker's life: out of the collector's way
+    # (a full collection after every task would otherwise walk it all again)
+    gc.freeze()
+    sys.addaudithook(trip)
+    return check
 

@@ -19,6 +19,7 @@ import functools
 import logging
 import math
 import os
+import resource
 import signal
 import socket
 import time
@@ -298,6 +299,8 @@ class Pools:
             io.reader = None
             seen = outcome.peek(frame)
             status, retire = seen if seen is not None else (None, True)
+            if not retire and child is not None and child.bound is not None:
+                retire = _tainted(io.host_pid)
             self._apply(pool, pool.core.result(pid, frame, status, now, retire))  # type: ignore[arg-type]
 
     def _on_ready_frame(self, pool: _Pool, io: _ChildIO, now: float) -> None:
@@ -532,6 +535,18 @@ def _host_pid(pidfd: int) -> int:
         return int(info[start:info.index(b"\n", start)])
     except (OSError, ValueError):
         return 0
+
+
+def _tainted(host_pid: int) -> bool:
+    """Whether a worker marked itself as changed (``protocol.TAINT_RLIMIT``), read from outside
+    it: what the process says of itself in its envelope could have been written by a snippet.
+    A worker whose mark cannot be read is not trusted either."""
+    if host_pid <= 0:
+        return True
+    try:
+        return resource.prlimit(host_pid, protocol.TAINT_RLIMIT)[1] == 0
+    except OSError:
+        return True
 
 
 def _address_space(host_pid: int) -> int:

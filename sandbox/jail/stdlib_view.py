@@ -43,6 +43,8 @@ def attempt(name):
 from runtimes import child, codec, framing, outcome, protocol, seccomp_filter, zygote
 executor = importlib.import_module(f"runtimes.{runtime}.executor")
 executor.preload(())
+if getattr(executor, "survey", None) is not None:  # as the zygote does after preload
+    executor.survey()
 executor.rehearse()
 for name in ("_strptime", "encodings.idna", "encodings.latin_1", "encodings.ascii"):
     attempt(name)  # loaded lazily by C code (time.strptime, codec lookups)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sandbox import Status
 
 
@@ -65,3 +67,39 @@ def test_cant_leak_state_to_next_task(sandbox):
     assert second.status is Status.OK
     assert second.value == [True, "undefined", True]
     assert second.stdout == "still mine\n"
+
+
+# A snippet that poisons the prototypes the result envelope would inherit from, then throws or
+# returns: its own outcome still comes back (runtimes/javascript/executor.py builds the report
+# from objects without a prototype, and from intrinsics captured before the snippet ran).
+POISONS = {
+    "an Object.prototype toJSON": "Object.prototype.toJSON = function () { return 'forged' };",
+    "an Array.prototype toJSON": "Array.prototype.toJSON = function () { return 'forged' };",
+    "getters and setters on the report's names": """
+        for (const name of ['error', 'value', 'type', 'message', 'stack', 'unserializable', 'oom'])
+          Object.defineProperty(Object.prototype, name,
+                                {__proto__: null, get() { return 'forged' }, set(v) {}});""",
+    "an indexed setter on Array.prototype": """
+        Object.defineProperty(Array.prototype, '0', {get() { return 'forged' }, set(v) {}});""",
+    "the sandbox's own methods replaced": """
+        try { __sandbox.finish = () => 'forged'; } catch (e) {}
+        try { __sandbox.started = () => 'forged'; } catch (e) {}""",
+}
+
+
+@pytest.mark.parametrize("poison", POISONS.values(), ids=POISONS.keys())
+def test_cant_turn_a_thrown_error_into_a_crash_by_poisoning_prototypes(sandbox, poison):
+    r = js(sandbox, poison + "\nthrow new RangeError('mine')")
+    assert (r.status, r.message) == (Status.ERROR, "RangeError: mine")
+
+
+@pytest.mark.parametrize("poison", POISONS.values(), ids=POISONS.keys())
+def test_cant_forge_its_returned_value_by_poisoning_prototypes(sandbox, poison):
+    r = js(sandbox, poison + "\nreturn {a: [1, {b: 'x'}], n: 2n ** 70n}")
+    assert (r.status, r.value) == (Status.OK, {"a": [1, {"b": "x"}], "n": 2**70})
+
+
+@pytest.mark.parametrize("poison", POISONS.values(), ids=POISONS.keys())
+def test_cant_turn_an_asynchronous_throw_into_a_crash_by_poisoning_prototypes(sandbox, poison):
+    r = js(sandbox, poison + "\nawait null; throw new TypeError('later')")
+    assert (r.status, r.message) == (Status.ERROR, "TypeError: later")

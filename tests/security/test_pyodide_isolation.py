@@ -291,6 +291,25 @@ def test_cant_leak_a_class_changed_behind_the_audit_hook(one_worker):
     assert r.value is False
 
 
+@pytest.mark.parametrize("capability, poison", [
+    ("rewrite_a_functions_code",
+     "import json\ndef forged(*a, **k):\n    return 'forged'\njson.dumps.__code__ = forged.__code__"),
+    ("rewrite_a_functions_keyword_defaults",
+     "import json\njson.dumps.__kwdefaults__ = {**json.dumps.__kwdefaults__, 'indent': 4}"),
+    ("edit_a_functions_keyword_defaults_in_place",
+     "import json\njson.dumps.__kwdefaults__['separators'] = (';', '=')"),
+    ("rewrite_a_methods_defaults",
+     "import json\njson.JSONEncoder.__init__.__kwdefaults__ = None\n"
+     "import textwrap\ntextwrap.fill.__defaults__ = (3,)"),
+])
+def test_cant_leak_a_rewritten_function(one_worker, capability, poison):
+    """A function's code and defaults are put back after each task (runtimes/pyodide/guest.py)."""
+    r = _same_worker(one_worker, poison + "\nreturn 1",
+                     "import json, textwrap\n"
+                     "return [json.dumps({'approved': False}), textwrap.fill('aaa bbb')]")
+    assert (r.status, r.value) == (Status.OK, ['{"approved": false}', "aaa bbb"])
+
+
 def test_cant_leak_imported_modules(one_worker):
     r = _same_worker(
         one_worker,

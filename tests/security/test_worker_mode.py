@@ -50,12 +50,19 @@ def test_cant_leave_module_or_class_changes_for_the_next_task(one, poison, probe
     assert worker(one, PID + "return pid") != before
 
 
-def test_can_see_what_an_earlier_task_left_inside_a_module_cache(one):
-    """What leaks, stated in the README: items put into module-level containers (here re's
-    pattern cache) stay for the next task of the same worker (the same tenant only)."""
+def test_cant_leave_entries_in_a_module_cache_for_the_next_task(one):
+    """re's pattern cache is emptied after every task of a worker (a cache: emptying it is
+    always safe), so the worker stays and the next task finds nothing of the earlier one."""
     first = worker(one, PID + "import re\nre.compile(r'secret-\\d{7}')\nreturn pid")
     second = worker(one, PID + "import re\nreturn [pid, any('secret' in str(k) for k in re._cache)]")
-    assert second == [first, True]
+    assert second == [first, False]
+
+
+def test_cant_plant_a_compiled_pattern_for_the_next_task(one):
+    first = worker(one, PID + "import re\n"
+                   "re._cache[(str, 'approved', 0)] = re.compile('forged')\nreturn pid")
+    second = worker(one, PID + "import re\nreturn [pid, re.compile('approved').pattern]")
+    assert second == [first, "approved"]
 
 
 def test_another_tenant_never_gets_that_worker(one):
@@ -102,3 +109,197 @@ def test_through_the_broker_a_worker_serves_one_lane_only():
         eval_pids = {pid("eval") for _ in range(3)}
         other = pid("other")
         assert len(eval_pids) == 1 and other not in eval_pids
+
+
+# Each probe: a task changes state the interpreter keeps (the capability named), then the next
+# task of the same key asks what a pristine worker would answer. The worker that was changed
+# retired (runtimes/python/leftovers.py), so the next task sees the pristine answer.
+APPROVAL = "import json\nreturn json.dumps({'approved': False})"
+PROBES = {
+    "rewrite_a_functions_code": (
+        "import json\ndef forged(*a, **k):\n    return '{\"approved\": true}'\n"
+        "json.dumps.__code__ = forged.__code__", APPROVAL),
+    "rewrite_a_functions_keyword_defaults": (
+        "import json\njson.dumps.__kwdefaults__ = {**json.dumps.__kwdefaults__, 'indent': 4}",
+        APPROVAL),
+    "edit_a_functions_keyword_defaults_in_place": (
+        "import json\njson.dumps.__kwdefaults__['separators'] = (';', '=')", APPROVAL),
+    "rewrite_a_functions_defaults": (
+        "import textwrap\ntextwrap.fill.__defaults__ = (3,)",
+        "import json, textwrap\nreturn json.dumps(textwrap.fill('aaa bbb ccc'))"),
+    "rewrite_a_closure_cell": (
+        "import os\nos.fsencode.__closure__[0].cell_contents = 'latin-1'",
+        "import os\nreturn os.fsencode('\\u00e9')"),
+    "change_a_module_level_instance": (
+        "import json\njson._default_encoder.item_separator = ';'", APPROVAL),
+    "replace_a_module_in_sys_modules": (
+        "import sys, types\nfake = types.ModuleType('json')\n"
+        "fake.dumps = lambda *a, **k: '{\"approved\": true}'\nsys.modules['json'] = fake",
+        APPROVAL),
+    "install_a_trace_hook": (
+        "import sys\ndef spy(frame, event, arg):\n"
+        "    if frame.f_code.co_name == 'snippet' and event == 'call':\n"
+        "        frame.f_locals['data'] = 'watched'\n    return spy\nsys.settrace(spy)",
+        "return data"),
+    "install_a_profile_hook": (
+        "import sys\ndef spy(frame, event, arg):\n"
+        "    if frame.f_code.co_name == 'snippet' and event == 'call':\n"
+        "        frame.f_locals['data'] = 'watched'\nsys.setprofile(spy)",
+        "return data"),
+    "install_an_import_spy_on_meta_path": (
+        "import sys, types\nclass Spy:\n    @staticmethod\n    def find_spec(name, path, target=None):\n"
+        "        if name == 'colorsys':\n"
+        "            import importlib.machinery as m\n"
+        "            return m.ModuleSpec(name, Spy)\n"
+        "    @staticmethod\n    def create_module(spec):\n"
+        "        mod = types.ModuleType(spec.name)\n        mod.forged = True\n        return mod\n"
+        "    @staticmethod\n    def exec_module(mod):\n        pass\n"
+        "sys.meta_path.insert(0, Spy)",
+        "import colorsys\nreturn getattr(colorsys, 'forged', False)"),
+    "add_a_gc_callback": (
+        "import gc, json\ndef spy(phase, info):\n"
+        "    json.dumps = lambda *a, **k: '{\"approved\": true}'\ngc.callbacks.append(spy)",
+        "import gc\ngc.collect()\n" + APPROVAL),
+    "add_an_audit_hook": (
+        "import sys\ndef spy(event, args):\n"
+        "    if event == 'exec':\n        raise RuntimeError('watched')\n"
+        "try:\n    sys.addaudithook(spy)\nexcept Exception:\n    pass",
+        "return data"),
+    "change_the_decimal_context": (
+        "import decimal\ndecimal.getcontext().prec = 3",
+        "import decimal\nreturn str(decimal.Decimal(1) / decimal.Decimal(3))"),
+    "replace_the_decimal_context": (
+        "import decimal\ndecimal.setcontext(decimal.Context(prec=2))",
+        "import decimal\nreturn str(decimal.Decimal(1) / decimal.Decimal(3))"),
+    "lower_the_recursion_limit": (
+        "import sys\nsys.setrecursionlimit(80)", "import sys\nreturn sys.getrecursionlimit()"),
+    "change_the_int_digit_limit": (
+        "import sys\nsys.set_int_max_str_digits(640)",
+        "import sys\nreturn sys.get_int_max_str_digits()"),
+    "change_os_environ": (
+        "import os\nos.environ['PLANTED'] = 'yes'", "import os\nreturn os.environ.get('PLANTED')"),
+    "change_the_c_environment": (
+        "import os\nos.putenv('TZ', 'Asia/Tokyo')", "import time\ntime.tzset()\nreturn time.timezone"),
+    "install_a_signal_handler": (
+        "import signal\nsignal.signal(signal.SIGALRM, lambda *a: None)",
+        "import signal\nreturn signal.getsignal(signal.SIGALRM) == signal.SIG_DFL"),
+    "arm_an_interval_timer": (
+        "import signal\nsignal.signal(signal.SIGVTALRM, signal.SIG_IGN)\n"
+        "signal.setitimer(signal.ITIMER_VIRTUAL, 3600)",
+        "import signal\nreturn signal.getitimer(signal.ITIMER_VIRTUAL)"),
+    "change_the_warnings_filters": (
+        "import warnings\nwarnings.simplefilter('error')",
+        "import warnings\nwarnings.warn('harmless')\nreturn 'warned'"),
+    "disable_the_garbage_collector": ("import gc\ngc.disable()", "import gc\nreturn gc.isenabled()"),
+    "change_the_gc_thresholds": (
+        "import gc\ngc.set_threshold(1, 1, 1)", "import gc\nreturn gc.get_threshold()"),
+    "register_a_type_with_an_abc": (
+        "import collections.abc\ncollections.abc.Mapping.register(int)",
+        "import collections.abc\nreturn isinstance(1, collections.abc.Mapping)"),
+    "change_a_class_attribute": (
+        "import json\njson.JSONEncoder.item_separator = ';'", APPROVAL),
+    "change_the_working_directory": ("import os\nos.chdir('/usr')", "import os\nreturn os.getcwd()"),
+    "leave_a_finalizer_for_the_next_task": (
+        "import json\nclass Bomb:\n    def __del__(self):\n"
+        "        json.dumps = lambda *a, **k: '{\"approved\": true}'\n"
+        "b = Bomb()\nb.cycle = b", APPROVAL),
+}
+
+
+@pytest.fixture(scope="module")
+def pristine(one):
+    """What a fresh process answers each probe: the default mode's answer."""
+    answers = {}
+    for name, (_, probe) in PROBES.items():
+        r = one.run("python", probe, data="mine")
+        assert r.status is Status.OK, (name, r.message)
+        answers[name] = r.value
+    return answers
+
+
+@pytest.mark.parametrize("capability", PROBES)
+def test_cant_persist_to_the_next_task_of_the_same_worker(one, pristine, capability):
+    poison, probe = PROBES[capability]
+    key = f"probe-{capability}"
+    before = worker(one, PID + "return pid", key=key)
+    r = one.run("python", poison + "\nreturn 1", isolation="worker", reuse_key=key)
+    assert r.status is Status.OK, r.message
+    after = one.run("python", probe, data="mine", isolation="worker", reuse_key=key)
+    assert (after.status, after.value) == (Status.OK, pristine[capability])
+    assert worker(one, PID + "return pid", key=key) != before
+
+
+def test_cant_predict_the_random_stream_from_a_seed_it_set(one):
+    """random is reseeded from the kernel after each task of a worker (its C state only, so
+    the worker stays): a seed set by one task does not carry into the next."""
+    before = worker(one, PID + "import random\nrandom.seed(42)\nreturn pid", key="seeded")
+    after = worker(one, PID + "import random\n"
+                   "return [pid, random.random() == random.Random(42).random()]", key="seeded")
+    assert after == [before, False]
+
+
+# JavaScript: every task of a worker runs in a fresh QuickJS runtime and context
+# (runtimes/javascript/executor.py, prepare_next), with its own heap; the process's Python
+# state is out of a snippet's reach. What one task poisons, the next never sees.
+JS_PROBES = {
+    "poison_object_prototype": (
+        "Object.prototype.toJSON = () => 'forged'; Object.prototype.approved = true",
+        "return [JSON.stringify({approved: false}), ({}).approved === undefined]",
+        ['{"approved":false}', True]),
+    "poison_array_prototype": (
+        "Array.prototype.map = function () { return ['forged'] }",
+        "return [1, 2].map((x) => x * 2)", [2, 4]),
+    "replace_json": (
+        "JSON.stringify = () => '{\"approved\":true}'",
+        "return JSON.stringify({approved: false})", '{"approved":false}'),
+    "define_a_global": (
+        "Object.defineProperty(globalThis, 'data', {get() { return 'forged' }, configurable: false})",
+        "return [typeof globalThis.data, data]", ["undefined", "mine"]),
+    "replace_math_random": ("Math.random = () => 0.5", "return Math.random === Math.random && "
+                            "Math.random.toString().includes('native code')", True),
+    "register_a_symbol": ("globalThis[Symbol.for('planted')] = 'forged'",
+                          "return globalThis[Symbol.for('planted')] === undefined", True),
+    "replace_console_log": ("console.log = () => {}", "console.log('seen'); return 1", 1),
+    "leave_a_pending_job": (
+        "Promise.resolve().then(() => { globalThis.late = 'forged' }); "
+        "Object.prototype.late = 'forged'",
+        "await null; return [typeof globalThis.late, ({}).late === undefined]",
+        ["undefined", True]),
+}
+
+
+@pytest.mark.parametrize("capability", JS_PROBES)
+def test_javascript_cant_persist_to_the_next_task_of_the_same_worker(one, capability):
+    poison, probe, pristine = JS_PROBES[capability]
+    key = f"js-probe-{capability}"
+    assert worker(one, poison + "\nreturn 1", key=key, runtime="javascript") == 1
+    r = one.run("javascript", probe, data="mine", isolation="worker", reuse_key=key)
+    assert (r.status, r.value) == (Status.OK, pristine)
+
+
+@pytest.mark.parametrize("capability, code", [
+    ("set_and_clear_a_trace_hook", "import sys\nsys.settrace(lambda *a: None)\nsys.settrace(None)"),
+    ("read_memory_through_ctypes", "import ctypes\nctypes.string_at(id(1), 8)"),
+    ("walk_the_collectors_objects", "import gc\ngc.get_objects()"),
+])
+def test_cant_keep_a_worker_after_tripping_the_wire_even_when_nothing_differs_after(
+        one, capability, code):
+    """The tripwire marks the process in the kernel when the interpreter announces the event
+    (runtimes/python/leftovers.py, part 1); the host reads the mark from outside the process
+    (sandbox/worker.py) and retires the worker, though nothing differs once the task is over."""
+    key = f"wire-{capability}"
+    before = worker(one, PID + "return pid", key=key)
+    assert worker(one, code + "\nreturn 1", key=key) == 1
+    assert worker(one, PID + "return pid", key=key) != before
+
+
+def test_cant_take_back_the_tripwires_mark(one):
+    """The mark is a hard limit lowered to 0: raising it needs CAP_SYS_RESOURCE in the initial
+    user namespace, which a jailed process never has."""
+    before = worker(one, PID + "return pid", key="mark")
+    raised = worker(one, "import resource, sys\nsys.settrace(None)\n"
+                    "try:\n    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (1, 1))\n"
+                    "except (ValueError, OSError) as exc:\n    return type(exc).__name__\n"
+                    "return 'raised'", key="mark")
+    assert raised == "ValueError"
+    assert worker(one, PID + "return pid", key="mark") != before
