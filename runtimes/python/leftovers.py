@@ -26,7 +26,7 @@ trusts code a snippet could have rewritten:
    interpreter's own hook list), every ``ctypes`` operation, ``os.putenv``/``unsetenv`` (the C
    environment cannot be read back). It marks the process in the kernel, one way: it lowers the
    hard limit ``TAINT_RLIMIT`` to 0, which an unprivileged process can never raise again. The host
-   reads that limit from outside after every result (``sandbox.worker``) and retires a marked
+   reads that limit from outside after every result (``sandbox.host.pools``) and retires a marked
    worker, whatever the process says of itself. The hook holds every reference it uses as a
    default argument, so no rebinding of a module or builtin name changes what it does, and
    replacing its defaults or code is itself an event it sees.
@@ -307,7 +307,8 @@ def _same_items(items: tuple[Any, ...], pristine: bytes, raw: Any, ident: Any, a
                 length: Any) -> bool:
     """Whether ``items`` holds the very objects whose addresses ``pristine`` lists."""
     start = ident(items) + at
-    return raw[start:start + 8 * length(items)].tobytes() == pristine
+    same: bool = raw[start:start + 8 * length(items)].tobytes() == pristine
+    return same
 
 
 def arm() -> Callable[[], bool]:

@@ -11,7 +11,6 @@ import math
 import pytest
 import zmq.auth
 
-import sandbox
 from sandbox import ConfigError, Result, Status, TaskFailed
 from sandbox.client import AsyncClient, Client, CurveClient
 from sandbox.client.fakes import FakeBroker

@@ -8,7 +8,7 @@ import resource
 import signal
 
 from runtimes import protocol
-from sandbox.worker import _tainted
+from sandbox.host.pools import _tainted
 
 
 def test_a_process_that_kept_its_limit_is_not_marked():
