@@ -285,7 +285,7 @@ PRELUDE = r"""
       return stringify(report);
     },
   };
-  freeze(sandbox);
+  // frozen once globals.js added its part (the timers): _new_context
   define(globalThis, "console", { value: console, writable: true, configurable: true });
   define(globalThis, "__sandbox", { value: sandbox });
 })();
@@ -315,6 +315,7 @@ def _new_context() -> Any:
     ctx.add_callable("__library_module", _library_module)
     ctx.eval(PRELUDE)
     ctx.eval(_library())
+    ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
     return ctx
 
 
