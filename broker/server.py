@@ -165,14 +165,12 @@ class BrokerServer:
         if len(frames) != 2:
             return self._core(lambda now: self.core.on_malformed(
                 sender, "a message is exactly one frame", None, from_runner=runner))
-        try:
-            msg = p.decode(frames[1])
-        except p.ProtocolError as exc:
+        msg, error, msg_id = _decode(frames[1])
+        if msg is None:
             if runner:
-                log.warning("malformed message from runner %s: %s", sender.hex(), exc)
-            error = exc
+                log.warning("malformed message from runner %s: %s", sender.hex(), error)
             return self._core(lambda now: self.core.on_malformed(
-                sender, str(error), error.msg_id, from_runner=runner))
+                sender, error, msg_id, from_runner=runner))
         if runner:
             return self._core(lambda now: self.core.on_runner(sender, msg, now))
         return self._core(lambda now: self.core.on_client(sender, msg, now))
@@ -320,6 +318,17 @@ class BrokerServer:
             except OSError:
                 pass
         self._created = []
+
+
+def _decode(frame: bytes) -> tuple[p.Message | None, str, str | None]:
+    """The message a frame holds, or None with why it was refused and its id (when one could
+    be read). Only text leaves here, never the exception: its traceback holds the frame, and
+    an exception kept (by a closure, say) makes a cycle that holds the frame's bytes until the
+    next cyclic collection (a flood of refused frames inflated the broker by gigabytes)."""
+    try:
+        return p.decode(frame), "", None
+    except p.ProtocolError as exc:
+        return None, str(exc), exc.msg_id
 
 
 def _bind_or_say(sock: zmq.Socket[Any], endpoint: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -303,3 +304,44 @@ def test_a_draining_runner_is_given_no_new_task(tmp_path):
             assert runner.wait(timeout=60) == 0  # nothing runs any more: it left
         finally:
             stop_runner(runner)
+def _big_buffers_held(size: int) -> int:
+    """How many objects the collector tracks hold a bytes, buffer or ZeroMQ frame of at least
+    ``size`` bytes (a frame's locals, a list, a closure's cell...)."""
+    def big(obj: object) -> bool:
+        return isinstance(obj, (bytes, bytearray, memoryview, zmq.Frame)) and len(obj) >= size
+    return sum(1 for o in gc.get_objects() if any(big(r) for r in gc.get_referents(o)))
+
+
+def test_refused_frames_are_freed_once_answered_without_a_collection(tmp_path):
+    """A frame under the socket's cap that decoding refuses is answered at once; nothing
+    may keep its bytes after that (a reference cycle would keep them until a cyclic
+    collection: a flood of them inflated the broker by gigabytes)."""
+    size, count = 8 * 1024 * 1024, 4
+    malformed = [b"\x81\xa1v\x01" + b"\xc1" * size,  # a map, then a byte no message has
+                 msgpack.packb({"v": 1, "t": "submit", "id": "big", "code": "x" * size})]
+    gc.collect()
+    gc.disable()
+    try:
+        with broker(tmp_path) as server:
+            sock = zmq.Context.instance().socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(server.endpoints[0])
+            try:
+                for i in range(count):
+                    sock.send(malformed[i % 2])
+                del malformed  # ours: only the broker's copies are looked for below
+                answers = []
+                for _ in range(count):
+                    assert sock.poll(10_000)
+                    answers.append(p.decode(sock.recv()))
+            finally:
+                sock.close()
+            assert all(isinstance(a, p.Rejected) for a in answers)
+            # the loop lets go of the last frame when it reads the next one (or finds none):
+            # wait for that, boundedly; a cycle never lets go while the collector is off
+            end = time.monotonic() + 5.0
+            while (held := _big_buffers_held(size)) and time.monotonic() < end:
+                time.sleep(0.05)
+            assert held == 0
+    finally:
+        gc.enable()
