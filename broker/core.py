@@ -24,9 +24,17 @@ Queueing
 Dispatch
   6. A task runs on a runner that serves its runtime (version prefix matching), carries its
      group (if it names one) and has a free slot; among those, the one with most free slots.
-  7. Never more in flight than ``max_in_flight`` overall, a lane's cap in that lane, or a
-     runner's advertised slots on that runner. A task that cannot be placed does not block
-     tasks behind it that can (no head-of-line blocking across runtimes or lanes).
+  7. Never more in flight than ``max_in_flight`` overall, a lane's cap in that lane, a
+     principal's ``max_workers_per_principal`` among worker-mode tasks, or a runner's
+     advertised slots on that runner. A task that cannot be placed does not block tasks
+     behind it that can (no head-of-line blocking across runtimes, lanes or principals).
+
+Tenancy
+  7t. Every task belongs to a principal, which the shell tells the core with each client
+      message (who the sender is, from the transport: its CURVE key, its connection, or its
+      uid; never from what it says). A worker-mode task names its workers to the runner as
+      ``<principal's tag>/<lane>/<reuse key>``, so a warm worker serves one principal only,
+      whatever key callers name: the same key named by two principals is two workers.
 
 Runners
   8. ``ready`` registers a runner (or re-registers it, which forgets what it was running:
@@ -67,6 +75,7 @@ import bisect
 import heapq
 import itertools
 import math
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -96,6 +105,12 @@ class BrokerConfig:
     max_in_flight: int = 100_000
     max_per_client: int = 10_000  # tasks one client may hold: queued, running, unread
     lane_caps: dict[str, int] = field(default_factory=dict)  # lane -> concurrency cap
+    # worker-mode tasks one principal may run at once: each holds a warm worker of its own
+    max_workers_per_principal: int = 16
+    # who a client on an ipc socket is: "connection" (each connection its own principal) or
+    # "uid" (every connection of one user shares its principal, and so its warm workers);
+    # read by the shell, which names the principal (rule 7t)
+    ipc_principal: str = "connection"
     queue_timeout_s: float = 30.0  # default queue-wait deadline
     heartbeat_s: float = 1.0
     liveness: int = 3  # heartbeats a runner may miss before it is lost
@@ -124,6 +139,20 @@ class Outcome:
     run_s: float | None  # dispatch to answer; None when it never ran
 
 
+IPC_PRINCIPALS = ("connection", "uid")
+
+
+def principal_tag(principal: str) -> str:
+    """The short name of a principal that scopes its reuse keys (rule 7t): fixed length, so
+    that a long CURVE key or connection name never crowds out the caller's key."""
+    return hashlib.blake2b(principal.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def connection_principal(client: bytes) -> str:
+    """The principal of a client known only by its connection (the shell passes none)."""
+    return f"conn:{client.hex()}"
+
+
 @dataclass
 class Task:
     key: str  # broker-wide: client identity + client's id
@@ -132,6 +161,7 @@ class Task:
     seq: int
     submitted_at: float
     deadline: float  # when it leaves the queue unrun (queue wait or the caller's deadline)
+    principal: str = ""  # who the task belongs to (rule 7t)
     expires_at: float = math.inf  # the caller's deadline: nobody waits after it
     attempts: int = 0
     runner: bytes | None = None
@@ -192,9 +222,12 @@ class BrokerCore:
 
     # -- events ------------------------------------------------------------------------------
 
-    def on_client(self, client: bytes, msg: p.Message, now: float) -> list[Send]:
+    def on_client(self, client: bytes, msg: p.Message, now: float,
+                  principal: str | None = None) -> list[Send]:
+        """A message from a client. ``principal``: who sent it, as the transport says (rule
+        7t); None for a client known by its connection only."""
         if isinstance(msg, p.Submit):
-            return self._submit(client, msg, now)
+            return self._submit(client, msg, now, principal or connection_principal(client))
         if isinstance(msg, p.Cancel):
             return self._cancel(client, msg.id, now)
         if isinstance(msg, p.Ping):
@@ -326,9 +359,9 @@ class BrokerCore:
 
     # -- rules -------------------------------------------------------------------------------
 
-    def _submit(self, client: bytes, msg: p.Submit, now: float) -> list[Send]:
+    def _submit(self, client: bytes, msg: p.Submit, now: float, principal: str) -> list[Send]:
         key = f"{client.hex()}:{msg.id}"
-        task = Task(key, client, msg, next(self._seq), now, now)
+        task = Task(key, client, msg, next(self._seq), now, now, principal)
         if key in self.queued or key in self.running:
             return [self._reject(task, f"task id {msg.id!r} is already in use", DUPLICATE_ID,
                                  now, held=False)]
@@ -443,6 +476,9 @@ class BrokerCore:
         out: list[Send] = []
         in_flight = len(self.running)
         lanes = Counter(t.submit.lane for t in self.running.values())
+        workers = Counter(t.principal for t in self.running.values()
+                          if t.submit.isolation == "worker")
+        worker_cap = self.config.max_workers_per_principal
         placed: list[Task] = []
         for _, _, key in self._order:
             if in_flight >= self.config.max_in_flight or not free:
@@ -450,6 +486,9 @@ class BrokerCore:
             task = self.queued[key]
             cap = self.config.lane_caps.get(task.submit.lane)
             if cap is not None and lanes[task.submit.lane] >= cap:
+                continue
+            is_worker = task.submit.isolation == "worker"
+            if is_worker and workers[task.principal] >= worker_cap:
                 continue
             runner = self._place(task.submit)
             if runner is None:
@@ -466,8 +505,10 @@ class BrokerCore:
             free -= 1
             lanes[task.submit.lane] += 1
             s = task.submit
-            # a worker serves one lane, and within it one reuse key: never two tenants
-            reuse = f"{s.lane}/{s.reuse_key or ''}" if s.isolation == "worker" else None
+            reuse = None
+            if is_worker:  # rule 7t: a worker serves one principal, one lane, one reuse key
+                workers[task.principal] += 1
+                reuse = f"{principal_tag(task.principal)}/{s.lane}/{s.reuse_key or ''}"
             out.append(Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data,
                                                        s.limits, s.policy, s.imports, reuse)))
         for task in placed:
@@ -557,6 +598,12 @@ class BrokerCore:
         busy_in_lane = sum(1 for t in self.running.values() if t.submit.lane == s.lane)
         if cap is not None and busy_in_lane >= cap:
             return f"lane {s.lane!r} at its cap of {cap} for {waited}"
+        if s.isolation == "worker":
+            mine = sum(1 for t in self.running.values()
+                       if t.principal == task.principal and t.submit.isolation == "worker")
+            if mine >= self.config.max_workers_per_principal:
+                return (f"this principal's {mine} warm workers busy (its cap, "
+                        f"max_workers_per_principal) for {waited}")
         if len(self.running) >= self.config.max_in_flight:
             return f"the broker's {self.config.max_in_flight} in-flight slots busy for {waited}"
         slots = sum(r.slots for r in serving)

@@ -85,6 +85,11 @@ class BrokerServer:
             self.socket = self._router(curve if wants_curve[0] else None, CLIENTS)
             self.runner_socket = self._router(curve if wants_curve[1] else None, RUNNERS)
             self.endpoints = [self._bind(self.socket, e) for e in endpoints]
+            # who a client is (core rule 7t): its CURVE key where the socket has CURVE; else
+            # its connection, or its uid where the operator shares principals by uid (ipc)
+            self._curve_clients = curve is not None and wants_curve[0]
+            self._by_uid = (self.core.config.ipc_principal == "uid"
+                            and all(e.startswith("ipc://") for e in endpoints))
             self.runner_endpoints = [self._bind(self.runner_socket, e) for e in runner_endpoints]
         except BaseException:
             self.close()
@@ -147,7 +152,9 @@ class BrokerServer:
         # read what is waiting before the next tick: batches under load
         for _ in range(_READ_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                # not copied: the body is decoded from ZeroMQ's own buffer, and its frame
+                # carries who sent it (the CURVE key, the peer's address)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             try:
@@ -157,10 +164,12 @@ class BrokerServer:
                 with self.lock:
                     self.core.counters["internal_error"] += 1
                 continue
+            finally:
+                del frames  # a large frame is not kept while the loop waits for the next
             self._emit(sends)
 
-    def _handle(self, role: int, frames: list[bytes]) -> list[Send]:
-        sender = frames[0]
+    def _handle(self, role: int, frames: list[zmq.Frame]) -> list[Send]:
+        sender = frames[0].bytes
         runner = role == _RUNNER
         if len(frames) != 2:
             return self._core(lambda now: self.core.on_malformed(
@@ -173,7 +182,24 @@ class BrokerServer:
                 sender, error, msg_id, from_runner=runner))
         if runner:
             return self._core(lambda now: self.core.on_runner(sender, msg, now))
-        return self._core(lambda now: self.core.on_client(sender, msg, now))
+        principal = self._principal(sender, frames[1])
+        return self._core(lambda now: self.core.on_client(sender, msg, now, principal))
+
+    def _principal(self, sender: bytes, frame: zmq.Frame) -> str:
+        """Who sent a client's message, as the transport says (never what the message says)."""
+        if self._curve_clients:  # the key ZAP let in, z85
+            return f"curve:{frame.get('User-Id')}"
+        try:
+            peer = str(frame.get("Peer-Address"))  # over ipc: "host:uid:gid:pid" (SO_PEERCRED)
+        except zmq.ZMQError:  # inproc has none
+            peer = ""
+        if self._by_uid:
+            fields = peer.rsplit(":", 3)
+            if len(fields) == 4 and fields[1].isdigit():
+                return f"uid:{fields[1]}"
+        # the connection: its routing id, and where it comes from (over ipc its process), so
+        # that a peer that takes over another's routing id does not take over its principal
+        return f"conn:{peer}/{sender.hex()}"
 
     def _core(self, event: Callable[[float], list[Send]]) -> list[Send]:
         """Feed one event to the core under the lock; hand its outcomes to ``on_outcome``."""
@@ -320,13 +346,13 @@ class BrokerServer:
         self._created = []
 
 
-def _decode(frame: bytes) -> tuple[p.Message | None, str, str | None]:
+def _decode(frame: zmq.Frame) -> tuple[p.Message | None, str, str | None]:
     """The message a frame holds, or None with why it was refused and its id (when one could
     be read). Only text leaves here, never the exception: its traceback holds the frame, and
     an exception kept (by a closure, say) makes a cycle that holds the frame's bytes until the
     next cyclic collection (a flood of refused frames inflated the broker by gigabytes)."""
     try:
-        return p.decode(frame), "", None
+        return p.decode(frame.buffer), "", None
     except p.ProtocolError as exc:
         return None, str(exc), exc.msg_id
 

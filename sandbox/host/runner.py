@@ -275,7 +275,10 @@ class Runner:
                 timeout_s=lim.timeout_s, memory_mb=lim.memory_mb, stdout_bytes=lim.stdout_bytes,
                 result_bytes=lim.result_bytes,
                 policy=None if msg.policy == "default" else msg.policy, imports=msg.imports,
-                isolation="worker" if msg.reuse is not None else None, reuse_key=msg.reuse)
+                # the broker names the workers a task may share, scoped by its principal; a
+                # task it sends without them runs in a fresh process (or is refused, by a
+                # runtime that has none: never a worker of the default key, shared by all)
+                isolation="worker" if msg.reuse is not None else "process", reuse_key=msg.reuse)
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return

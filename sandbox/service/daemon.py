@@ -216,6 +216,8 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     broker_config = BrokerConfig(
         max_queued=config.max_queued, max_in_flight=config.max_in_flight,
         max_per_client=config.max_per_client, lane_caps=config.lane_caps(),
+        max_workers_per_principal=config.max_workers_per_principal,
+        ipc_principal=config.ipc_principal,
         queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,
         liveness=config.liveness,
         runtimes=tuple(registry.canonical(r) or r for r in config.runtimes),

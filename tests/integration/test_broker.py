@@ -345,3 +345,66 @@ def test_refused_frames_are_freed_once_answered_without_a_collection(tmp_path):
             assert held == 0
     finally:
         gc.enable()
+
+
+# -- tenancy: a warm worker serves one principal, whatever key its callers name ---------------
+
+PID = "import os\nreturn os.getpid()"  # a worker's pid in the jail: the same pid, the same worker
+
+
+def _worker_pid(client: Client, key: str = "shared") -> int:
+    r = client.run("python", PID, isolation="worker", reuse_key=key, timeout_s=10)
+    assert r.status is Status.OK, r.message
+    return r.value
+
+
+def _tenants_of(server, endpoint: str, clients: tuple[dict, dict]) -> tuple[int, int, int]:
+    """Worker pids of: the first client, the first again, then the second (one reuse key)."""
+    runner = start_runner(server.runner_endpoints[0], "solo", slots=2,
+                          extra=("--stdlib-allow", "+os"))
+    try:
+        wait_for_runners(server, 1)
+        with Client(endpoint, **clients[0]) as a, Client(endpoint, **clients[1]) as b:
+            return _worker_pid(a), _worker_pid(a), _worker_pid(b)
+    finally:
+        stop_runner(runner)
+
+
+def test_two_ipc_connections_naming_one_reuse_key_get_two_workers(tmp_path):
+    with broker(tmp_path) as server:
+        first, again, other = _tenants_of(server, server.endpoints[0], ({}, {}))
+    assert first == again  # a principal's own worker is reused
+    assert other != first
+
+
+def test_ipc_connections_of_one_uid_share_workers_where_the_operator_says_so(tmp_path):
+    config = BrokerConfig(heartbeat_s=HEARTBEAT_S, ipc_principal="uid")
+    with broker(tmp_path, config) as server:
+        first, again, other = _tenants_of(server, server.endpoints[0], ({}, {}))
+    assert first == again == other
+
+
+def test_two_curve_keys_naming_one_reuse_key_get_two_workers(tmp_path):
+    import zmq.auth
+
+    keys = tmp_path / "keys"
+    (keys / "authorized").mkdir(parents=True)
+    zmq.auth.create_certificates(str(keys), "server")
+    for name in ("alice", "bob"):
+        public, _ = zmq.auth.create_certificates(str(keys), name)
+        os.rename(public, keys / "authorized" / f"{name}.key")
+    s_pub, s_sec = zmq.auth.load_certificate(str(keys / "server.key_secret"))
+    assert s_sec is not None
+    curve = CurveServer(s_pub, s_sec, str(keys / "authorized"), str(keys / "runners"))
+    endpoint = f"tcp://127.0.0.1:{random.randint(20000, 40000)}"
+
+    def as_(name: str) -> dict:
+        public, secret = zmq.auth.load_certificate(str(keys / f"{name}.key_secret"))
+        assert secret is not None
+        return {"curve": CurveClient(public, secret, s_pub)}
+
+    with broker(tmp_path, endpoint=endpoint, curve=curve) as server:
+        first, again, other = _tenants_of(server, endpoint, (as_("alice"), as_("bob")))
+        same = _tenants_of(server, endpoint, (as_("alice"), as_("alice")))
+    assert first == again and other != first
+    assert same[0] == same[1] == same[2]  # two connections of one key: one principal

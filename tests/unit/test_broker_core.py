@@ -753,12 +753,13 @@ def test_total_slots_are_the_registered_runners_slots():
     ({"isolation": "worker", "lane": "eval"}, "eval/"),
     ({"isolation": "worker", "lane": "eval", "reuse_key": "tenant-7"}, "eval/tenant-7"),
 ])
-def test_a_worker_task_names_its_lane_and_key_to_the_runner(extra, reuse):
+def test_a_worker_task_names_its_principal_lane_and_key_to_the_runner(extra, reuse):
     core = BrokerCore(BrokerConfig())
     core.on_runner(R1, ready(slots=1), 0.0)
-    sends = core.on_client(C1, submit("a", **extra), 0.0)
+    sends = core.on_client(C1, submit("a", **extra), 0.0, principal="curve:K1")
     (task,) = [s.msg for s in sends if isinstance(s.msg, p.TaskMsg)]
-    assert task.reuse == reuse
+    tag = c.principal_tag("curve:K1")
+    assert task.reuse == (None if reuse is None else f"{tag}/{reuse}")
 
 
 def test_rule_10_a_draining_runner_is_given_no_new_task_and_keeps_what_it_runs():
@@ -794,3 +795,73 @@ def test_demand_and_occupancy_are_what_an_autoscaler_reads_per_runtime_group_and
     assert core.occupancy() == {
         ("python", ""): (3, 3), ("python", "gpu"): (1, 1), ("javascript", ""): (2, 2),
     }
+
+
+# -- rule 7t: tenancy -------------------------------------------------------------------------
+
+
+def reuse_of(sends: list[Send]) -> str:
+    (task,) = [s.msg for s in sends if isinstance(s.msg, p.TaskMsg)]
+    assert task.reuse is not None
+    return task.reuse
+
+
+def test_one_reuse_key_named_by_two_principals_is_two_workers():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=4), 0.0)
+    named = {"isolation": "worker", "reuse_key": "shared"}
+    a = reuse_of(core.on_client(C1, submit("a", **named), 0.0, principal="curve:A"))
+    b = reuse_of(core.on_client(C2, submit("b", **named), 0.0, principal="curve:B"))
+    again = reuse_of(core.on_client(C2, submit("c", **named), 0.0, principal="curve:A"))
+    assert a != b
+    assert again == a  # the principal, not the connection, owns the worker
+
+
+def test_over_a_connection_alone_each_connection_is_its_own_principal():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=4), 0.0)
+    named = {"isolation": "worker", "reuse_key": "shared"}
+    a = reuse_of(core.on_client(C1, submit("a", **named), 0.0))
+    b = reuse_of(core.on_client(C2, submit("b", **named), 0.0))
+    assert a.split("/", 1)[0] == c.principal_tag(c.connection_principal(C1))
+    assert b.split("/", 1)[0] == c.principal_tag(c.connection_principal(C2))
+    assert a != b
+
+
+def test_a_reuse_key_cannot_name_another_principals_workers():
+    """A key that spells out another principal's scope is scoped once more: the runner
+    only ever sees keys the broker made."""
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=4), 0.0)
+    victim = reuse_of(core.on_client(C1, submit("a", isolation="worker", reuse_key="k"), 0.0,
+                                     principal="curve:V"))
+    forged = victim.split("/", 1)[1]  # "default/k" is what a caller can name; try the rest
+    sends = core.on_client(C2, submit("b", isolation="worker", lane=victim.split("/")[0],
+                                      reuse_key=forged), 0.0, principal="curve:M")
+    assert reuse_of(sends).startswith(c.principal_tag("curve:M") + "/")
+    assert reuse_of(sends) != victim
+
+
+def test_a_principal_at_its_worker_cap_waits_and_others_do_not():
+    core = BrokerCore(BrokerConfig(max_workers_per_principal=2, queue_timeout_s=5,
+                                   heartbeat_s=100))
+    core.on_runner(R1, ready(slots=8), 0.0)
+    worker = {"isolation": "worker"}
+    for i in range(3):
+        core.on_client(C1, submit(f"a{i}", reuse_key=f"k{i}", **worker), 0.0, principal="uid:1")
+    assert sorted(t.submit.id for t in core.running.values()) == ["a0", "a1"]
+    # another principal, and this one's fresh-process tasks, are not held back
+    assert tasks_to(core.on_client(C2, submit("b", **worker), 0.0, principal="uid:2"), R1) == ["b"]
+    assert tasks_to(core.on_client(C1, submit("p"), 0.0, principal="uid:1"), R1) == ["p"]
+    [rejected] = to_client(core.tick(5.0), C1, p.Rejected)
+    assert rejected == p.Rejected("a2", "this principal's 2 warm workers busy (its cap, "
+                                        "max_workers_per_principal) for 5 s")
+
+
+def test_a_freed_worker_lets_the_principals_next_task_run():
+    core = BrokerCore(BrokerConfig(max_workers_per_principal=1))
+    core.on_runner(R1, ready(slots=4), 0.0)
+    core.on_client(C1, submit("a", isolation="worker"), 0.0, principal="uid:1")
+    assert core.on_client(C1, submit("b", isolation="worker"), 0.0, principal="uid:1") == []
+    sends = core.on_runner(R1, done(key(C1, "a")), 0.1)
+    assert tasks_to(sends, R1) == ["b"]
