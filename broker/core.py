@@ -12,7 +12,10 @@ Queueing
   2. The queue is bounded (``max_queued``): a task that would exceed it is rejected at once
      with "queue full (N waiting)". So is one from a client that already holds
      ``max_per_client`` tasks: queued, running, or answered but not yet taken by its socket
-     (the shell reports that backlog), so a client that stops reading stops adding work.
+     (the shell reports that backlog), so a client that stops reading stops adding work, and
+     every accepted task's answer can wait for it. A refusal (of a submit not taken on, a
+     malformed frame, a ping) is marked so: past what the shell holds for a client, only
+     refusals are dropped (counted), never an accepted task's answer.
   3. A task that no registered runner could ever run (runtime, version prefix, group) is
      rejected at once when it says ``wait_for_runner=False``; otherwise it waits.
   4. A queued task past its queue deadline is rejected with the reason nothing ran:
@@ -121,10 +124,14 @@ class BrokerConfig:
 
 @dataclass(frozen=True)
 class Send:
-    """One message to send: to a client or to a runner, by ZeroMQ identity."""
+    """One message to send: to a client or to a runner, by ZeroMQ identity. ``droppable``: a
+    refusal, answering nothing the broker took on (a refused submit, a malformed frame, a
+    ping), which the shell may drop (counted) for a client that does not read; the answer of
+    an accepted task is never droppable."""
 
     to: bytes
     msg: p.Message
+    droppable: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,7 +238,7 @@ class BrokerCore:
         if isinstance(msg, p.Cancel):
             return self._cancel(client, msg.id, now)
         if isinstance(msg, p.Ping):
-            return [Send(client, p.Pong())]
+            return [Send(client, p.Pong(), droppable=True)]
         return self.on_malformed(client, f"a client may not send {msg.TYPE!r}", None)
 
     def on_runner(self, identity: bytes, msg: p.Message, now: float) -> list[Send]:
@@ -265,7 +272,7 @@ class BrokerCore:
             self.counters["malformed_runner"] += 1
             return []
         self.counters["malformed_client"] += 1
-        return [Send(sender, p.Rejected(msg_id, f"rejected: {error}"))]
+        return [Send(sender, p.Rejected(msg_id, f"rejected: {error}"), droppable=True)]
 
     def on_runner_gone(self, identity: bytes, now: float) -> list[Send]:
         """The runner socket cannot reach this runner any more: it is lost (rule 8)."""
@@ -548,7 +555,7 @@ class BrokerCore:
         """Answer a task that never ran. ``held``: the task was accepted (and counted
         against its client) before."""
         self._record(task, p.REJECTED, reason, now, held=held)
-        return Send(task.client, p.Rejected(task.submit.id, message))
+        return Send(task.client, p.Rejected(task.submit.id, message), droppable=not held)
 
     def _answer(self, task: Task, status: str, message: str, reason: str, now: float, *,
                 envelope: bytes | None = None) -> Send:

@@ -9,7 +9,7 @@ never a second count. The rest is read at scrape time: queue depth per lane (0 f
 that is empty), in flight, runners, their total slots (utilisation = in flight / slots),
 idle pool children, answers waiting for a full client socket, and the core's and the
 authenticator's counters (malformed frames by peer, refused keys by socket, runners lost,
-local runner restarts, answers deferred or dropped, dropped stale messages).
+local runner restarts, answers deferred, refusals dropped, dropped stale messages).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ _COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
     ("sandbox_runner_events", "Runner registrations and losses seen by the broker", "event",
      {"runners_registered": "registered", "runners_lost": "lost",
       "runners_restarted": "reregistered"}),
-    ("sandbox_answers", "Answers that waited for a full client socket, or were dropped",
-     "event", {"answers_deferred": "deferred", "answers_dropped": "dropped"}),
+    ("sandbox_answers", "Answers that waited for a full client socket, and refusals dropped "
+     "for one that held too many unread (an accepted task's answer is never dropped)",
+     "event", {"answers_deferred": "deferred", "refusals_dropped": "refusal_dropped"}),
     ("sandbox_connection_events", "Connections that ended (a peer leaving, or ZeroMQ "
      "dropping one that sent a frame over the cap, which cannot be answered), failed "
      "handshakes, and peers a send could not reach", "event",

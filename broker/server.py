@@ -8,11 +8,14 @@ answered with ``rejected`` (clients) or counted (runners), and the loop goes on.
 sockets' ZMQ_MAXMSGSIZE caps a frame before it is even read into memory (ZeroMQ then drops
 that connection, which is counted).
 
-No answer is dropped silently: the sockets are ROUTER_MANDATORY, so a peer whose pipe is
-full makes the send fail instead of vanishing; its messages wait in an outbox, in order,
-and are retried until its socket takes them (and the core counts them against the client's
-cap). A peer the socket cannot reach any more is reported to the core (its tasks are
-cancelled, or the runner is lost).
+No answer of an accepted task is dropped: the sockets are ROUTER_MANDATORY, so a peer whose
+pipe is full makes the send fail instead of vanishing; its messages wait in an outbox, in
+order, and are retried until its socket takes them (and the core counts them against the
+client's cap, so it accepts no task whose answer could not wait). Only refusals (of submits
+the core did not take on, of malformed frames, pongs) beyond ``max_per_client`` +
+``_OUTBOX_SLACK`` waiting messages are dropped, and counted: a client that keeps sending
+without reading cannot grow the broker. A peer the socket cannot reach any more is reported
+to the core (its tasks are cancelled, or the runner is lost).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ log = logging.getLogger("sandbox.broker")
 _POLL_MS = 50  # the longest the loop sleeps between ticks
 _RETRY_MS = 5  # how soon a full peer's outbox is tried again
 _READ_BATCH = 1000  # frames read from one socket before the loop looks at the other
-_OUTBOX_SLACK = 1024  # messages an outbox may hold beyond the per-client cap
+_OUTBOX_SLACK = 1024  # refusals an outbox may hold beyond the per-client cap
 _FLUSH_ON_CLOSE_S = 1.0  # how long the last answers may take to leave at the end of a drain
 _CLIENT, _RUNNER = 0, 1
 _ROLE_NAMES = ("client", "runner")
@@ -233,19 +236,22 @@ class BrokerServer:
                 with self.lock:
                     self.core.counters["internal_error"] += 1
                 continue
-            self._send(role, send.to, frame)
+            self._send(role, send.to, frame, send.droppable)
 
-    def _send(self, role: int, to: bytes, frame: bytes) -> None:
+    def _send(self, role: int, to: bytes, frame: bytes, droppable: bool = False) -> None:
         key = (role, to)
         queue = self._outbox.get(key)
         if queue is not None:  # behind earlier messages to the same peer
-            if len(queue) >= self.core.config.max_per_client + _OUTBOX_SLACK:
+            # only a refusal is ever dropped: an accepted task's answer always waits (the
+            # core accepts no more of a client's tasks than its cap counts, unread included)
+            if droppable and len(queue) >= self.core.config.max_per_client + _OUTBOX_SLACK:
                 with self.lock:
-                    self.core.counters["answers_dropped"] += 1
+                    self.core.counters["refusals_dropped"] += 1
                 if key not in self._overflowing:  # once until its socket takes them again
                     self._overflowing.add(key)
-                    log.warning("dropping messages to %s %s: %d wait for it already (counted "
-                                "as answers_dropped)", _ROLE_NAMES[role], to.hex(), len(queue))
+                    log.warning("dropping refusals to %s %s: %d messages wait for it already "
+                                "(counted as refusals_dropped)", _ROLE_NAMES[role], to.hex(),
+                                len(queue))
                 return
             queue.append(frame)
             self._backlog(role, to, len(queue))

@@ -88,13 +88,13 @@ def test_ten_thousand_submits_read_after_thirty_seconds_get_ten_thousand_answers
         assert counts == {Status.OK: 10_000}
         with server.lock:
             deferred = server.core.counters["answers_deferred"]
-            dropped = server.core.counters["answers_dropped"]
+            dropped = server.core.counters["refusals_dropped"]
         assert deferred > 0 and dropped == 0  # the full socket was waited for, not dropped
 
 
 def test_a_client_that_never_reads_is_held_to_its_cap_and_what_is_dropped_is_counted(ipc_dir):
     """Past the per-client cap every submit is answered (rejected); past what the broker
-    holds for a socket that takes nothing, an answer is dropped, and counted, never silently."""
+    holds for a socket that takes nothing, a refusal is dropped, and counted, never silently."""
     config = BrokerConfig(max_per_client=1, heartbeat_s=HEARTBEAT_S)
     with broker(ipc_dir, config) as server:
         sock = zmq.Context.instance().socket(zmq.DEALER)
@@ -105,7 +105,7 @@ def test_a_client_that_never_reads_is_held_to_its_cap_and_what_is_dropped_is_cou
 
         def dropped() -> int:
             with server.lock:
-                return server.core.counters["answers_dropped"]
+                return server.core.counters["refusals_dropped"]
 
         assert eventually(lambda: dropped() > 0)
         time.sleep(0.2)
@@ -116,6 +116,44 @@ def test_a_client_that_never_reads_is_held_to_its_cap_and_what_is_dropped_is_cou
         sock.close()
         assert received + dropped() == 3999  # every rejection arrived or was counted
         assert received > 2000  # what waited in the broker came once the socket read
+
+
+def test_a_client_that_stops_reading_gets_every_accepted_tasks_answer(ipc_dir):
+    """[21.4] A client that stopped reading after 15,000 submits never got 1,976 answers: its
+    refusals filled what the broker holds for its socket, and the answers of tasks it had
+    accepted were dropped after them. A task is accepted only within the cap, and its answer
+    is never dropped; only refusals beyond what is held for a socket may be (counted)."""
+    config = BrokerConfig(max_per_client=50, heartbeat_s=HEARTBEAT_S)
+    with broker(ipc_dir, config) as server:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 1)
+        sock.connect(server.endpoints[0])
+        for i in range(6000):  # no runner yet: the first 50 wait, the others are refused
+            sock.send(p.encode(p.Submit(str(i), "python", "return 1", b"\xc0")))
+
+        def held() -> int:  # what the broker holds for the socket, which takes nothing
+            with server.lock:
+                return sum(state.backlog for state in server.core.clients.values())
+
+        assert eventually(lambda: held() >= 50 + 1024)  # as much as it holds of refusals
+        with FakeRunner(server.runner_endpoints[0], slots=64):  # now the accepted tasks end
+            def settled() -> bool:
+                with server.lock:
+                    return not server.core.running and not server.core.queued
+
+            assert eventually(settled)
+        with server.lock:
+            accepted = server.core.counters["submitted"]
+            refusals_dropped = server.core.counters["refusals_dropped"]
+        answers: dict[type, int] = {}
+        while sock.poll(1000):
+            kind = type(p.decode(sock.recv()))
+            answers[kind] = answers.get(kind, 0) + 1
+        sock.close()
+        assert accepted == 50
+        assert answers.get(p.ResultMsg, 0) == accepted  # every accepted task's answer came
+        assert answers[p.Rejected] + refusals_dropped == 6000 - accepted
 
 
 # -- [4] a late cancel never replaces a real result ------------------------------------------------

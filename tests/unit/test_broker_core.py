@@ -421,12 +421,13 @@ def test_cancel_of_an_unknown_or_finished_task_changes_nothing_and_is_not_answer
 
 
 def test_ping_is_answered_with_pong():
-    assert BrokerCore().on_client(C1, p.Ping(), 0.0) == [Send(C1, p.Pong())]
+    assert BrokerCore().on_client(C1, p.Ping(), 0.0) == [Send(C1, p.Pong(), droppable=True)]
 
 
 def test_a_runner_message_from_a_client_is_rejected():
     out = BrokerCore().on_client(C1, done("x", b""), 0.0)
-    assert out == [Send(C1, p.Rejected(None, "rejected: a client may not send 'done'"))]
+    assert out == [Send(C1, p.Rejected(None, "rejected: a client may not send 'done'"),
+                        droppable=True)]
 
 
 def test_queue_depths_per_lane():
@@ -580,6 +581,25 @@ def test_answers_waiting_for_a_full_client_socket_count_against_its_cap():
     assert [o.reason for o in core.take_outcomes()] == [c.CLIENT_CAP]
     core.on_backlog(C1, 0)  # its socket took them
     assert core.on_client(C1, submit("b"), 0.0) == [] and key(C1, "b") in core.queued
+
+
+def test_only_refusals_are_marked_as_droppable_never_an_accepted_tasks_answer():
+    """[21.4] What the shell may drop for a client that does not read: answers to what the
+    core did not take on. Everything it accepted is answered unmarked, however it ends."""
+    core = BrokerCore(BrokerConfig(max_per_client=2, queue_timeout_s=1, heartbeat_s=100))
+    core.on_runner(R1, ready(slots=1), 0.0)
+    sends = core.on_client(C1, submit("ran"), 0.0)  # accepted, runs
+    sends += core.on_client(C1, submit("waits"), 0.0)  # accepted, queued
+    sends += core.on_client(C1, submit("over"), 0.0)  # refused: the client's cap
+    sends += core.on_client(C1, p.Ping(), 0.0)
+    sends += core.on_malformed(C1, "not a message", None)
+    sends += core.tick(1.0)  # "waits" is rejected after its queue wait: it was accepted
+    sends += core.on_runner(R1, done(key(C1, "ran")), 1.1)
+    marked = [(type(s.msg).__name__, getattr(s.msg, "id", None), s.droppable)
+              for s in sends if s.to == C1]
+    assert sorted(marked, key=str) == sorted([
+        ("Rejected", "over", True), ("Pong", None, True), ("Rejected", None, True),
+        ("Rejected", "waits", False), ("ResultMsg", "ran", False)], key=str)
 
 
 # -- rule 5: the caller's deadline -----------------------------------------------------------
