@@ -45,10 +45,10 @@ Runners
      runner silent for ``heartbeat_s * liveness``, or that the socket cannot reach, is lost.
   9. When a runner is lost, each of its tasks that is ``idempotent`` and has attempts left
      goes back to the front of its queue; the others end as ``crashed`` "runner lost".
-  10. ``bye`` removes a runner that has finished its work; a runner is sent a heartbeat
-      every ``heartbeat_s``. A runner whose heartbeat says it is draining is given no new
-      task and is answered with a draining heartbeat (every task sent to it went before);
-      what it runs goes on, and its ``bye`` comes when that is done.
+  10. ``bye`` removes a runner that has finished its work (counted as left, not lost); a
+      runner is sent a heartbeat every ``heartbeat_s``. A runner whose heartbeat says it is
+      draining is given no new task and is answered with a draining heartbeat (every task
+      sent to it went before); what it runs goes on, and its ``bye`` comes when that is done.
 
 Results and cancellation
   11. ``done`` from the runner that holds the task forwards the envelope and the runner's
@@ -69,7 +69,9 @@ Draining
       lost task is retried. In-flight tasks run on; ``shutdown`` (at the grace's end)
       cancels those still running.
 
-Every submitted task gets exactly one answer and one ``Outcome``, whichever rule ends it.
+Every submitted task gets exactly one answer and one ``Outcome``, whichever rule ends it. A
+task its caller cancelled or abandoned (rules 12, 13) is counted as ``cancelled``, not as the
+``crashed`` or ``rejected`` its answer says: it is nobody's failure.
 """
 
 from __future__ import annotations
@@ -97,6 +99,11 @@ CLIENT_GONE = "client_gone"
 DRAINING = "draining"
 SHUTDOWN = "shutdown"
 FRAME_CAP = "frame_cap"
+
+# An Outcome's status for a task its caller cancelled or abandoned (a cancel, a client gone):
+# its answer keeps its wire status (crashed or rejected), but it is no crash of anything
+CANCELLED_STATUS = "cancelled"
+_CALLER_ENDED = frozenset({CANCELLED, CLIENT_GONE})
 
 SHUTTING_DOWN = "the broker is shutting down"
 _MAX_LANES_SEEN = 64  # lanes whose depth is reported even when empty (bounded: clients name them)
@@ -140,7 +147,7 @@ class Outcome:
 
     runtime: str
     lane: str
-    status: str  # one of protocol.STATUSES
+    status: str  # one of protocol.STATUSES, or CANCELLED_STATUS
     reason: str  # why the broker ended it (the constants above), "" for a runner's result
     queue_s: float | None  # submit to (last) dispatch; None when it never ran
     run_s: float | None  # dispatch to answer; None when it never ran
@@ -262,7 +269,7 @@ class BrokerCore:
             return []
         if isinstance(msg, p.Done):
             return self._done(runner, msg, now)
-        return self._lose(runner, now, "runner left")
+        return self._lose(runner, now, "runner left", counter="runners_left")
 
     def on_malformed(self, sender: bytes, error: str, msg_id: str | None, *,
                      from_runner: bool = False) -> list[Send]:
@@ -451,9 +458,11 @@ class BrokerCore:
             out.append(self._answer(task, msg.status, "", "", now, envelope=msg.envelope))
         return out + self._dispatch(now)
 
-    def _lose(self, runner: Runner, now: float, reason: str) -> list[Send]:
+    def _lose(self, runner: Runner, now: float, reason: str, *,
+              counter: str = "runners_lost") -> list[Send]:
+        """``runner`` is gone: lost, or left (said bye), as ``counter`` counts it."""
         del self.runners[runner.identity]
-        self.counters["runners_lost"] += 1
+        self.counters[counter] += 1
         out: list[Send] = []
         for key in sorted(runner.running):
             task = self.running.pop(key, None)
@@ -568,6 +577,8 @@ class BrokerCore:
     def _record(self, task: Task, status: str, reason: str, now: float, *,
                 held: bool = True) -> None:
         ran = task.attempts > 0
+        if reason in _CALLER_ENDED:
+            status = CANCELLED_STATUS
         self.outcomes.append(Outcome(
             task.submit.runtime, task.submit.lane, status, reason,
             task.dispatched_at - task.submitted_at if ran else None,

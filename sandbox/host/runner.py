@@ -53,6 +53,7 @@ log = logging.getLogger("sandbox.host.runner")
 
 # What a Done frame adds to its envelope; the limits keep envelopes far below the frame cap.
 _DONE_OVERHEAD_BYTES = 4096
+_FAREWELL_LINGER_MS = 1000  # how long a bye may take to leave when the runner stops
 
 
 def runtime_versions(runtimes: tuple[str, ...]) -> dict[str, str]:
@@ -189,7 +190,9 @@ class Runner:
         self.loop.unwatch(sock)
         if link.monitor is not None:
             self.loop.unwatch(link.monitor)
-        link.close()
+        # a bye closed at once would never leave, and the broker would count a runner that
+        # stopped cleanly as lost (to silence): it gets a moment, in ZeroMQ's I/O thread
+        link.close(linger_ms=_FAREWELL_LINGER_MS if farewell else 0)
 
     def _on_monitor(self, events: int) -> None:
         link = self._link

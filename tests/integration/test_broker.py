@@ -408,3 +408,24 @@ def test_two_curve_keys_naming_one_reuse_key_get_two_workers(tmp_path):
         same = _tenants_of(server, endpoint, (as_("alice"), as_("alice")))
     assert first == again and other != first
     assert same[0] == same[1] == same[2]  # two connections of one key: one principal
+
+
+def test_a_runner_stopped_with_sigterm_counts_as_left_not_lost(tmp_path):
+    """[21.7] Its bye was sent on a socket closed at once (no linger), so the broker lost
+    it to silence: a clean stop read as a lost runner."""
+    with broker(tmp_path) as server:
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
+        try:
+            wait_for_runners(server, 1)
+        finally:
+            stop_runner(runner)
+        assert runner.returncode == 0
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            with server.lock:
+                if not server.core.runners:
+                    break
+            time.sleep(0.05)
+        with server.lock:
+            counters = server.core.counters
+            assert (counters["runners_left"], counters["runners_lost"]) == (1, 0)

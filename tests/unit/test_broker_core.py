@@ -321,11 +321,20 @@ def test_re_registration_forgets_the_runners_tasks():
     assert R1 in core.runners and not core.runners[R1].running
 
 
-def test_bye_removes_the_runner():
+def test_bye_removes_the_runner_and_counts_it_as_left_not_lost():
+    """[21.7] A runner stopped with SIGTERM said bye and was counted lost all the same."""
     core = BrokerCore()
     core.on_runner(R1, ready(), 0.0)
     core.on_runner(R1, p.Bye(), 0.1)
     assert core.runners == {}
+    assert (core.counters["runners_left"], core.counters["runners_lost"]) == (1, 0)
+
+
+def test_a_silent_runner_counts_as_lost_not_left():
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2))
+    core.on_runner(R1, ready(), 0.0)
+    core.tick(2.1)
+    assert (core.counters["runners_left"], core.counters["runners_lost"]) == (0, 1)
 
 
 def test_messages_from_an_unknown_runner_are_dropped_and_counted():
@@ -667,8 +676,9 @@ def test_a_gone_clients_tasks_are_dropped_and_cancelled_without_answers():
     assert Send(R1, p.CancelTask(key(C1, "running"))) in out
     assert to_client(out, C1, p.ResultMsg) == [] and to_client(out, C1, p.Rejected) == []
     assert key(C1, "queued") not in core.queued and key(C2, "other") in core.queued
-    assert sorted((o.status, o.reason) for o in core.take_outcomes()) == [
-        (p.CRASHED, c.CLIENT_GONE), (p.REJECTED, c.CLIENT_GONE)]
+    # [21.7] nobody's failure: counted as cancelled, not as crashed or rejected
+    assert [(o.status, o.reason) for o in core.take_outcomes()] == [
+        (c.CANCELLED_STATUS, c.CLIENT_GONE)] * 2
     # the cancelled task's slot frees when the runner reports; then the other client runs
     assert tasks_to(core.on_runner(R1, done(key(C1, "running")), 0.6), R1) == ["other"]
 
@@ -744,10 +754,25 @@ def test_outcomes_come_from_the_cores_own_decisions_once_per_task():
     assert core.take_outcomes() == [
         Outcome("python", "default", p.REJECTED, c.QUEUE_FULL, None, None),
         Outcome("python", "default", p.REJECTED, c.DUPLICATE_ID, None, None),
-        Outcome("python", "default", p.CRASHED, c.CANCELLED, 0.0, 1.0),
+        Outcome("python", "default", c.CANCELLED_STATUS, c.CANCELLED, 0.0, 1.0),
         Outcome("python", "default", p.ERROR, "", 1.0, 0.5),
     ]
     assert core.take_outcomes() == []
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["running", "queued"])
+def test_a_cancelled_task_is_counted_as_cancelled_not_crashed(running):
+    """[21.7] A task its caller cancelled (Ctrl-C, wait_for) was counted crashed, so a crash
+    alert fired on cancellations. Its answer keeps its wire status (crashed or rejected)."""
+    core = BrokerCore()
+    if running:
+        core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    out = core.on_client(C1, p.Cancel("t"), 1.0)
+    [answer] = [s.msg for s in out if s.to == C1]
+    assert type(answer) is (p.ResultMsg if running else p.Rejected)
+    [outcome] = core.take_outcomes()
+    assert (outcome.status, outcome.reason) == (c.CANCELLED_STATUS, c.CANCELLED)
 
 
 def test_a_client_message_on_the_runner_socket_is_counted_not_answered():
