@@ -155,29 +155,34 @@ class BrokerServer:
         # read what is waiting before the next tick: batches under load
         for _ in range(_READ_BATCH):
             try:
-                # not copied: the body is decoded from ZeroMQ's own buffer, and its frame
-                # carries who sent it (the CURVE key, the peer's address)
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                sender = sock.recv(zmq.NOBLOCK)  # the identity the ROUTER put first
             except zmq.Again:
                 return
+            # the body is not copied: it is decoded from ZeroMQ's own buffer, and its frame
+            # carries who sent it (the CURVE key, the peer's address). A message arrives whole,
+            # so its other frames are there already.
+            body = sock.recv(copy=False)
+            extra = 0
+            while body.more:  # a message of several frames: refused, read to its end
+                body = sock.recv(copy=False)
+                extra += 1
             try:
-                sends = self._handle(role, frames)
+                sends = self._handle(role, sender, body, extra)
             except Exception:  # a bug must cost one message, never the broker
                 log.exception("handling a message failed; it is dropped")
                 with self.lock:
                     self.core.counters["internal_error"] += 1
                 continue
             finally:
-                del frames  # a large frame is not kept while the loop waits for the next
+                del body  # a large frame is not kept while the loop waits for the next
             self._emit(sends)
 
-    def _handle(self, role: int, frames: list[zmq.Frame]) -> list[Send]:
-        sender = frames[0].bytes
+    def _handle(self, role: int, sender: bytes, body: zmq.Frame, extra: int) -> list[Send]:
         runner = role == _RUNNER
-        if len(frames) != 2:
+        if extra:
             return self._core(lambda now: self.core.on_malformed(
                 sender, "a message is exactly one frame", None, from_runner=runner))
-        msg, error, msg_id = _decode(frames[1])
+        msg, error, msg_id = _decode(body)
         if msg is None:
             if runner:
                 log.warning("malformed message from runner %s: %s", sender.hex(), error)
@@ -185,7 +190,7 @@ class BrokerServer:
                 sender, error, msg_id, from_runner=runner))
         if runner:
             return self._core(lambda now: self.core.on_runner(sender, msg, now))
-        principal = self._principal(sender, frames[1])
+        principal = self._principal(sender, body)
         return self._core(lambda now: self.core.on_client(sender, msg, now, principal))
 
     def _principal(self, sender: bytes, frame: zmq.Frame) -> str:
