@@ -35,6 +35,7 @@ from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox import backoff, registry
 from sandbox.errors import ConfigError
 from sandbox.jail import cgroups, launch, packages
+from sandbox.link import CurveClient
 
 log = logging.getLogger("sandbox.service.daemon")
 
@@ -190,10 +191,13 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
 
 def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
-    that cannot start would be restarted forever while clients wait): the packages
-    environment, and the cgroup layer. ConfigError or JailError naming the setting."""
+    that cannot start would be restarted forever while clients wait): the runners' CURVE key
+    pair, the packages environment, and the cgroup layer. ConfigError or JailError naming the
+    setting."""
     if config.runners == 0:
         return
+    if config.curve_dir and any(e.startswith("tcp://") for e in config.runner_endpoints()):
+        CurveClient.load(config.curve_dir, "runner")  # what each local runner loads first
     pool = config.pool()
     if pool.packages_dir:
         packages.check_reachable(pool.packages_dir, as_root=os.geteuid() == 0)
