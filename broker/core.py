@@ -222,6 +222,10 @@ class BrokerCore:
         # the queue in dispatch order, and a heap of queue deadlines (entries of tasks that
         # left the queue are skipped when they surface): no event sorts the whole queue
         self._order: list[tuple[int, int, str]] = []
+        # worker-mode tasks of a principal at its cap, out of the dispatch order (in order,
+        # per principal) until one of its workers is free: a long backlog of one principal
+        # is not scanned again on every event
+        self._parked: dict[str, list[tuple[int, int, str]]] = {}
         self._deadlines: list[tuple[float, int, str]] = []
         self._expiries: list[tuple[float, int, str]] = []  # running tasks' caller deadlines
         self.running: dict[str, Task] = {}
@@ -495,7 +499,10 @@ class BrokerCore:
         workers = Counter(t.principal for t in self.running.values()
                           if t.submit.isolation == "worker")
         worker_cap = self.config.max_workers_per_principal
+        for principal in [pr for pr in self._parked if workers[pr] < worker_cap]:
+            self._unpark(principal, worker_cap - workers[principal])
         placed: list[Task] = []
+        parked: list[Task] = []
         for _, _, key in self._order:
             if in_flight >= self.config.max_in_flight or not free:
                 break
@@ -505,6 +512,7 @@ class BrokerCore:
                 continue
             is_worker = task.submit.isolation == "worker"
             if is_worker and workers[task.principal] >= worker_cap:
+                parked.append(task)
                 continue
             runner = self._place(task.submit)
             if runner is None:
@@ -529,6 +537,8 @@ class BrokerCore:
                                                        s.limits, s.policy, s.imports, reuse)))
         for task in placed:
             self._dequeue(task)
+        if parked:
+            self._park(parked)
         if len(self._expiries) > 2 * len(self.running) + 1024:  # mostly tasks long done
             self._expiries = [(t.expires_at, t.seq, t.key) for t in self.running.values()
                               if t.expires_at != math.inf]
@@ -549,6 +559,30 @@ class BrokerCore:
         i = bisect.bisect_left(self._order, entry)
         if i < len(self._order) and self._order[i] == entry:
             del self._order[i]
+            return
+        held = self._parked.get(task.principal)
+        if held is not None:
+            i = bisect.bisect_left(held, entry)
+            if i < len(held) and held[i] == entry:
+                del held[i]
+                if not held:
+                    del self._parked[task.principal]
+
+    def _park(self, tasks: list[Task]) -> None:
+        """Take worker tasks of principals at their cap out of the dispatch order (rule 7)."""
+        keys = {task.key for task in tasks}
+        self._order = [entry for entry in self._order if entry[2] not in keys]
+        for task in tasks:
+            bisect.insort(self._parked.setdefault(task.principal, []), task.order())
+
+    def _unpark(self, principal: str, count: int) -> None:
+        """Put back the first ``count`` parked tasks of a principal with free workers."""
+        held = self._parked[principal]
+        for entry in held[:count]:
+            bisect.insort(self._order, entry)
+        del held[:count]
+        if not held:
+            del self._parked[principal]
 
     def _place(self, submit: p.Submit) -> Runner | None:
         best: Runner | None = None

@@ -460,7 +460,8 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
     clients = (C1, C2)
     for run in range(60):
         core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2, queue_timeout_s=5,
-                                       max_queued=20, max_per_client=12))
+                                       max_queued=20, max_per_client=12,
+                                       max_workers_per_principal=2))
         answers: dict[str, int] = {}
         owner: dict[str, bytes] = {}
         gone: set[str] = set()  # tasks whose client vanished before their answer
@@ -487,7 +488,7 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
                 deadline = rng.choice([None, None, rng.random() * 4])
                 record(core.on_client(client, submit(
                     tid, lane=tid, idempotent=rng.random() < 0.5, max_attempts=rng.randint(1, 3),
-                    deadline_s=deadline), now))
+                    deadline_s=deadline, isolation=rng.choice(["process", "worker"])), now))
             elif action < 0.42 and owner:
                 tid = rng.choice(sorted(owner))
                 sends = core.on_client(owner[tid], p.Cancel(tid), now)
@@ -521,6 +522,9 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
                     if rng.random() < 0.7:
                         core.on_runner(runner, p.RunnerHeartbeat(), now)
                 record(core.tick(now))
+            # every queued task waits in the dispatch order or parked, once (rule 7)
+            waiting = [e[2] for e in core._order] + [e[2] for q in core._parked.values() for e in q]
+            assert sorted(waiting) == sorted(core.queued)
         # the end: one live runner finishes everything, or the grace ends
         for client in clients:
             core.on_backlog(client, 0)
@@ -533,7 +537,7 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
                     record(core.on_runner(runner, done(task_key, b"e"), now))
             record(core.tick(now))
         record(core.shutdown(now))
-        assert not core.queued and not core.running and not core.clients
+        assert not core.queued and not core.running and not core.clients and not core._parked
         assert all(n == 1 for n in answers.values()), answers
         assert set(answers) | gone == set(owner)
         assert outcomes == dict.fromkeys(owner, 1)
