@@ -361,6 +361,44 @@ def test_a_runner_with_a_refused_key_stops_with_the_reason(ipc_dir, keys, caplog
         assert lost.wait(30) == 0
 
 
+_STOPPED_WHILE_STARTING = """
+import os, signal, sys
+import sandbox.host.runner
+
+
+class Starting:  # a Runner whose jails are starting when the SIGTERM comes
+    def __init__(self, config, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        read, _ = os.pipe()
+        os.set_blocking(read, False)
+        self.loop = type("Loop", (), {"wake_fd": read})()
+
+    def serve(self, stop):
+        print("serve: stop is set" if stop.is_set() else "serve: stop is not set")
+
+    def wake(self):
+        pass
+
+    def close(self):
+        print("closed")
+
+
+sandbox.host.runner.Runner = Starting
+from sandbox.service.cli import main
+sys.exit(main(["runner", "--connect", sys.argv[1], "--runtimes", "python"]))
+"""
+
+
+def test_a_runner_sigtermed_while_its_jails_start_stops_cleanly(ipc_dir):
+    """[21.10] A runner sent SIGTERM 2 s after its start, on a loaded machine, died by the
+    signal (-15): its handler was installed only once its jails had started. Here the
+    signal comes while they start, every time."""
+    done = subprocess.run([sys.executable, "-c", _STOPPED_WHILE_STARTING,
+                           f"ipc://{ipc_dir}/nobody.sock"], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (0, "serve: stop is set\nclosed\n"), done.stderr
+
+
 @pytest.mark.jail
 def test_a_runner_with_a_refused_key_says_so_on_stderr(ipc_dir, keys):
     server_curve = keys["server"]
