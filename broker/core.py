@@ -12,7 +12,10 @@ Queueing
   2. The queue is bounded (``max_queued``): a task that would exceed it is rejected at once
      with "queue full (N waiting)". So is one from a client that already holds
      ``max_per_client`` tasks: queued, running, or answered but not yet taken by its socket
-     (the shell reports that backlog), so a client that stops reading stops adding work.
+     (the shell reports that backlog), so a client that stops reading stops adding work, and
+     every accepted task's answer can wait for it. A refusal (of a submit not taken on, a
+     malformed frame, a ping) is marked so: past what the shell holds for a client, only
+     refusals are dropped (counted), never an accepted task's answer.
   3. A task that no registered runner could ever run (runtime, version prefix, group) is
      rejected at once when it says ``wait_for_runner=False``; otherwise it waits.
   4. A queued task past its queue deadline is rejected with the reason nothing ran:
@@ -24,9 +27,17 @@ Queueing
 Dispatch
   6. A task runs on a runner that serves its runtime (version prefix matching), carries its
      group (if it names one) and has a free slot; among those, the one with most free slots.
-  7. Never more in flight than ``max_in_flight`` overall, a lane's cap in that lane, or a
-     runner's advertised slots on that runner. A task that cannot be placed does not block
-     tasks behind it that can (no head-of-line blocking across runtimes or lanes).
+  7. Never more in flight than ``max_in_flight`` overall, a lane's cap in that lane, a
+     principal's ``max_workers_per_principal`` among worker-mode tasks, or a runner's
+     advertised slots on that runner. A task that cannot be placed does not block tasks
+     behind it that can (no head-of-line blocking across runtimes, lanes or principals).
+
+Tenancy
+  7t. Every task belongs to a principal, which the shell tells the core with each client
+      message (who the sender is, from the transport: its CURVE key, its connection, or its
+      uid; never from what it says). A worker-mode task names its workers to the runner as
+      ``<principal's tag>/<lane>/<reuse key>``, so a warm worker serves one principal only,
+      whatever key callers name: the same key named by two principals is two workers.
 
 Runners
   8. ``ready`` registers a runner (or re-registers it, which forgets what it was running:
@@ -34,10 +45,10 @@ Runners
      runner silent for ``heartbeat_s * liveness``, or that the socket cannot reach, is lost.
   9. When a runner is lost, each of its tasks that is ``idempotent`` and has attempts left
      goes back to the front of its queue; the others end as ``crashed`` "runner lost".
-  10. ``bye`` removes a runner that has finished its work; a runner is sent a heartbeat
-      every ``heartbeat_s``. A runner whose heartbeat says it is draining is given no new
-      task and is answered with a draining heartbeat (every task sent to it went before);
-      what it runs goes on, and its ``bye`` comes when that is done.
+  10. ``bye`` removes a runner that has finished its work (counted as left, not lost); a
+      runner is sent a heartbeat every ``heartbeat_s``. A runner whose heartbeat says it is
+      draining is given no new task and is answered with a draining heartbeat (every task
+      sent to it went before); what it runs goes on, and its ``bye`` comes when that is done.
 
 Results and cancellation
   11. ``done`` from the runner that holds the task forwards the envelope and the runner's
@@ -58,7 +69,9 @@ Draining
       lost task is retried. In-flight tasks run on; ``shutdown`` (at the grace's end)
       cancels those still running.
 
-Every submitted task gets exactly one answer and one ``Outcome``, whichever rule ends it.
+Every submitted task gets exactly one answer and one ``Outcome``, whichever rule ends it. A
+task its caller cancelled or abandoned (rules 12, 13) is counted as ``cancelled``, not as the
+``crashed`` or ``rejected`` its answer says: it is nobody's failure.
 """
 
 from __future__ import annotations
@@ -67,6 +80,7 @@ import bisect
 import heapq
 import itertools
 import math
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -86,6 +100,11 @@ DRAINING = "draining"
 SHUTDOWN = "shutdown"
 FRAME_CAP = "frame_cap"
 
+# An Outcome's status for a task its caller cancelled or abandoned (a cancel, a client gone):
+# its answer keeps its wire status (crashed or rejected), but it is no crash of anything
+CANCELLED_STATUS = "cancelled"
+_CALLER_ENDED = frozenset({CANCELLED, CLIENT_GONE})
+
 SHUTTING_DOWN = "the broker is shutting down"
 _MAX_LANES_SEEN = 64  # lanes whose depth is reported even when empty (bounded: clients name them)
 
@@ -96,6 +115,12 @@ class BrokerConfig:
     max_in_flight: int = 100_000
     max_per_client: int = 10_000  # tasks one client may hold: queued, running, unread
     lane_caps: dict[str, int] = field(default_factory=dict)  # lane -> concurrency cap
+    # worker-mode tasks one principal may run at once: each holds a warm worker of its own
+    max_workers_per_principal: int = 16
+    # who a client on an ipc socket is: "connection" (each connection its own principal) or
+    # "uid" (every connection of one user shares its principal, and so its warm workers);
+    # read by the shell, which names the principal (rule 7t)
+    ipc_principal: str = "connection"
     queue_timeout_s: float = 30.0  # default queue-wait deadline
     heartbeat_s: float = 1.0
     liveness: int = 3  # heartbeats a runner may miss before it is lost
@@ -106,10 +131,14 @@ class BrokerConfig:
 
 @dataclass(frozen=True)
 class Send:
-    """One message to send: to a client or to a runner, by ZeroMQ identity."""
+    """One message to send: to a client or to a runner, by ZeroMQ identity. ``droppable``: a
+    refusal, answering nothing the broker took on (a refused submit, a malformed frame, a
+    ping), which the shell may drop (counted) for a client that does not read; the answer of
+    an accepted task is never droppable."""
 
     to: bytes
     msg: p.Message
+    droppable: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,10 +147,24 @@ class Outcome:
 
     runtime: str
     lane: str
-    status: str  # one of protocol.STATUSES
+    status: str  # one of protocol.STATUSES, or CANCELLED_STATUS
     reason: str  # why the broker ended it (the constants above), "" for a runner's result
     queue_s: float | None  # submit to (last) dispatch; None when it never ran
     run_s: float | None  # dispatch to answer; None when it never ran
+
+
+IPC_PRINCIPALS = ("connection", "uid")
+
+
+def principal_tag(principal: str) -> str:
+    """The short name of a principal that scopes its reuse keys (rule 7t): fixed length, so
+    that a long CURVE key or connection name never crowds out the caller's key."""
+    return hashlib.blake2b(principal.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def connection_principal(client: bytes) -> str:
+    """The principal of a client known only by its connection (the shell passes none)."""
+    return f"conn:{client.hex()}"
 
 
 @dataclass
@@ -132,6 +175,7 @@ class Task:
     seq: int
     submitted_at: float
     deadline: float  # when it leaves the queue unrun (queue wait or the caller's deadline)
+    principal: str = ""  # who the task belongs to (rule 7t)
     expires_at: float = math.inf  # the caller's deadline: nobody waits after it
     attempts: int = 0
     runner: bytes | None = None
@@ -178,6 +222,10 @@ class BrokerCore:
         # the queue in dispatch order, and a heap of queue deadlines (entries of tasks that
         # left the queue are skipped when they surface): no event sorts the whole queue
         self._order: list[tuple[int, int, str]] = []
+        # worker-mode tasks of a principal at its cap, out of the dispatch order (in order,
+        # per principal) until one of its workers is free: a long backlog of one principal
+        # is not scanned again on every event
+        self._parked: dict[str, list[tuple[int, int, str]]] = {}
         self._deadlines: list[tuple[float, int, str]] = []
         self._expiries: list[tuple[float, int, str]] = []  # running tasks' caller deadlines
         self.running: dict[str, Task] = {}
@@ -192,13 +240,16 @@ class BrokerCore:
 
     # -- events ------------------------------------------------------------------------------
 
-    def on_client(self, client: bytes, msg: p.Message, now: float) -> list[Send]:
+    def on_client(self, client: bytes, msg: p.Message, now: float,
+                  principal: str | None = None) -> list[Send]:
+        """A message from a client. ``principal``: who sent it, as the transport says (rule
+        7t); None for a client known by its connection only."""
         if isinstance(msg, p.Submit):
-            return self._submit(client, msg, now)
+            return self._submit(client, msg, now, principal or connection_principal(client))
         if isinstance(msg, p.Cancel):
             return self._cancel(client, msg.id, now)
         if isinstance(msg, p.Ping):
-            return [Send(client, p.Pong())]
+            return [Send(client, p.Pong(), droppable=True)]
         return self.on_malformed(client, f"a client may not send {msg.TYPE!r}", None)
 
     def on_runner(self, identity: bytes, msg: p.Message, now: float) -> list[Send]:
@@ -222,7 +273,7 @@ class BrokerCore:
             return []
         if isinstance(msg, p.Done):
             return self._done(runner, msg, now)
-        return self._lose(runner, now, "runner left")
+        return self._lose(runner, now, "runner left", counter="runners_left")
 
     def on_malformed(self, sender: bytes, error: str, msg_id: str | None, *,
                      from_runner: bool = False) -> list[Send]:
@@ -232,7 +283,7 @@ class BrokerCore:
             self.counters["malformed_runner"] += 1
             return []
         self.counters["malformed_client"] += 1
-        return [Send(sender, p.Rejected(msg_id, f"rejected: {error}"))]
+        return [Send(sender, p.Rejected(msg_id, f"rejected: {error}"), droppable=True)]
 
     def on_runner_gone(self, identity: bytes, now: float) -> list[Send]:
         """The runner socket cannot reach this runner any more: it is lost (rule 8)."""
@@ -326,9 +377,9 @@ class BrokerCore:
 
     # -- rules -------------------------------------------------------------------------------
 
-    def _submit(self, client: bytes, msg: p.Submit, now: float) -> list[Send]:
+    def _submit(self, client: bytes, msg: p.Submit, now: float, principal: str) -> list[Send]:
         key = f"{client.hex()}:{msg.id}"
-        task = Task(key, client, msg, next(self._seq), now, now)
+        task = Task(key, client, msg, next(self._seq), now, now, principal)
         if key in self.queued or key in self.running:
             return [self._reject(task, f"task id {msg.id!r} is already in use", DUPLICATE_ID,
                                  now, held=False)]
@@ -411,9 +462,11 @@ class BrokerCore:
             out.append(self._answer(task, msg.status, "", "", now, envelope=msg.envelope))
         return out + self._dispatch(now)
 
-    def _lose(self, runner: Runner, now: float, reason: str) -> list[Send]:
+    def _lose(self, runner: Runner, now: float, reason: str, *,
+              counter: str = "runners_lost") -> list[Send]:
+        """``runner`` is gone: lost, or left (said bye), as ``counter`` counts it."""
         del self.runners[runner.identity]
-        self.counters["runners_lost"] += 1
+        self.counters[counter] += 1
         out: list[Send] = []
         for key in sorted(runner.running):
             task = self.running.pop(key, None)
@@ -443,13 +496,23 @@ class BrokerCore:
         out: list[Send] = []
         in_flight = len(self.running)
         lanes = Counter(t.submit.lane for t in self.running.values())
+        workers = Counter(t.principal for t in self.running.values()
+                          if t.submit.isolation == "worker")
+        worker_cap = self.config.max_workers_per_principal
+        for principal in [pr for pr in self._parked if workers[pr] < worker_cap]:
+            self._unpark(principal, worker_cap - workers[principal])
         placed: list[Task] = []
+        parked: list[Task] = []
         for _, _, key in self._order:
             if in_flight >= self.config.max_in_flight or not free:
                 break
             task = self.queued[key]
             cap = self.config.lane_caps.get(task.submit.lane)
             if cap is not None and lanes[task.submit.lane] >= cap:
+                continue
+            is_worker = task.submit.isolation == "worker"
+            if is_worker and workers[task.principal] >= worker_cap:
+                parked.append(task)
                 continue
             runner = self._place(task.submit)
             if runner is None:
@@ -466,12 +529,16 @@ class BrokerCore:
             free -= 1
             lanes[task.submit.lane] += 1
             s = task.submit
-            # a worker serves one lane, and within it one reuse key: never two tenants
-            reuse = f"{s.lane}/{s.reuse_key or ''}" if s.isolation == "worker" else None
+            reuse = None
+            if is_worker:  # rule 7t: a worker serves one principal, one lane, one reuse key
+                workers[task.principal] += 1
+                reuse = f"{principal_tag(task.principal)}/{s.lane}/{s.reuse_key or ''}"
             out.append(Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data,
                                                        s.limits, s.policy, s.imports, reuse)))
         for task in placed:
             self._dequeue(task)
+        if parked:
+            self._park(parked)
         if len(self._expiries) > 2 * len(self.running) + 1024:  # mostly tasks long done
             self._expiries = [(t.expires_at, t.seq, t.key) for t in self.running.values()
                               if t.expires_at != math.inf]
@@ -492,6 +559,30 @@ class BrokerCore:
         i = bisect.bisect_left(self._order, entry)
         if i < len(self._order) and self._order[i] == entry:
             del self._order[i]
+            return
+        held = self._parked.get(task.principal)
+        if held is not None:
+            i = bisect.bisect_left(held, entry)
+            if i < len(held) and held[i] == entry:
+                del held[i]
+                if not held:
+                    del self._parked[task.principal]
+
+    def _park(self, tasks: list[Task]) -> None:
+        """Take worker tasks of principals at their cap out of the dispatch order (rule 7)."""
+        keys = {task.key for task in tasks}
+        self._order = [entry for entry in self._order if entry[2] not in keys]
+        for task in tasks:
+            bisect.insort(self._parked.setdefault(task.principal, []), task.order())
+
+    def _unpark(self, principal: str, count: int) -> None:
+        """Put back the first ``count`` parked tasks of a principal with free workers."""
+        held = self._parked[principal]
+        for entry in held[:count]:
+            bisect.insort(self._order, entry)
+        del held[:count]
+        if not held:
+            del self._parked[principal]
 
     def _place(self, submit: p.Submit) -> Runner | None:
         best: Runner | None = None
@@ -507,7 +598,7 @@ class BrokerCore:
         """Answer a task that never ran. ``held``: the task was accepted (and counted
         against its client) before."""
         self._record(task, p.REJECTED, reason, now, held=held)
-        return Send(task.client, p.Rejected(task.submit.id, message))
+        return Send(task.client, p.Rejected(task.submit.id, message), droppable=not held)
 
     def _answer(self, task: Task, status: str, message: str, reason: str, now: float, *,
                 envelope: bytes | None = None) -> Send:
@@ -520,6 +611,8 @@ class BrokerCore:
     def _record(self, task: Task, status: str, reason: str, now: float, *,
                 held: bool = True) -> None:
         ran = task.attempts > 0
+        if reason in _CALLER_ENDED:
+            status = CANCELLED_STATUS
         self.outcomes.append(Outcome(
             task.submit.runtime, task.submit.lane, status, reason,
             task.dispatched_at - task.submitted_at if ran else None,
@@ -557,6 +650,12 @@ class BrokerCore:
         busy_in_lane = sum(1 for t in self.running.values() if t.submit.lane == s.lane)
         if cap is not None and busy_in_lane >= cap:
             return f"lane {s.lane!r} at its cap of {cap} for {waited}"
+        if s.isolation == "worker":
+            mine = sum(1 for t in self.running.values()
+                       if t.principal == task.principal and t.submit.isolation == "worker")
+            if mine >= self.config.max_workers_per_principal:
+                return (f"this principal's {mine} warm workers busy (its cap, "
+                        f"max_workers_per_principal) for {waited}")
         if len(self.running) >= self.config.max_in_flight:
             return f"the broker's {self.config.max_in_flight} in-flight slots busy for {waited}"
         slots = sum(r.slots for r in serving)

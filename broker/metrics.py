@@ -1,15 +1,16 @@
 """Prometheus metrics for the broker, from the core's own outcomes and state.
 
 Counts come from what the core decided, once per task (``BrokerServer(on_outcome=...)``):
-tasks by status and runtime, rejections by reason, tasks the broker ended itself (cancelled,
-runner lost, caller gone, shut down) by reason, queue wait (submit to dispatch) and
+tasks by status and runtime (``cancelled`` for those their caller cancelled or left),
+rejections by reason, tasks the broker ended itself (cancelled, runner lost, caller gone,
+shut down) by reason, queue wait (submit to dispatch) and
 execution (dispatch to answer). Nothing is inferred from messages seen on the wire, so a
 runner's late ``done`` for a cancelled task, or one for a task this broker never had, is
 never a second count. The rest is read at scrape time: queue depth per lane (0 for a lane
 that is empty), in flight, runners, their total slots (utilisation = in flight / slots),
 idle pool children, answers waiting for a full client socket, and the core's and the
-authenticator's counters (malformed frames by peer, refused keys by socket, runners lost,
-local runner restarts, answers deferred or dropped, dropped stale messages).
+authenticator's counters (malformed frames by peer, refused keys by socket, runners lost or left,
+local runner restarts, answers deferred, refusals dropped, dropped stale messages).
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ _COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
      {"dropped_stale_done": "stale_done", "dropped_unknown_runner": "unknown_runner",
       "cancel_unknown": "late_cancel", "late_done": "done_after_cancel"}),
     ("sandbox_runner_events", "Runner registrations and losses seen by the broker", "event",
-     {"runners_registered": "registered", "runners_lost": "lost",
+     {"runners_registered": "registered", "runners_lost": "lost", "runners_left": "left",
       "runners_restarted": "reregistered"}),
-    ("sandbox_answers", "Answers that waited for a full client socket, or were dropped",
-     "event", {"answers_deferred": "deferred", "answers_dropped": "dropped"}),
+    ("sandbox_answers", "Answers that waited for a full client socket, and refusals dropped "
+     "for one that held too many unread (an accepted task's answer is never dropped)",
+     "event", {"answers_deferred": "deferred", "refusals_dropped": "refusal_dropped"}),
     ("sandbox_connection_events", "Connections that ended (a peer leaving, or ZeroMQ "
      "dropping one that sent a frame over the cap, which cannot be answered), failed "
      "handshakes, and peers a send could not reach", "event",

@@ -39,6 +39,9 @@ MAX_ENVELOPE_BYTES = MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES
 MAX_CODE_BYTES = 1024 * 1024
 MAX_DATA_BYTES = 16 * 1024 * 1024
 MAX_ID_CHARS = 128
+MAX_REUSE_KEY_CHARS = 128
+# what a task names its workers by: "<principal's tag>/<lane>/<reuse key>" (broker.core)
+MAX_REUSE_CHARS = 256
 DEFAULT_LANE = "default"
 
 # What a frame may contain, checked while it is decoded, before anything big is built: a
@@ -198,7 +201,8 @@ class TaskMsg:
     limits: TaskLimits = field(default_factory=TaskLimits)
     policy: str = "default"
     imports: tuple[str, ...] | None = None
-    # worker mode: the workers it may share ("<lane>/<reuse key>"); None for a fresh process
+    # worker mode: the workers it may share ("<principal's tag>/<lane>/<reuse key>", made by
+    # the broker); None for a fresh process
     reuse: str | None = None
 
 
@@ -272,7 +276,7 @@ class _Budget:
         return container
 
 
-def _unpack(frame: bytes) -> Any:
+def _unpack(frame: bytes | memoryview) -> Any:
     budget = _Budget()
     try:
         return msgpack.unpackb(
@@ -294,7 +298,7 @@ def _unpack(frame: bytes) -> Any:
         raise ProtocolError(f"not a MessagePack message: {exc or type(exc).__name__}") from exc
 
 
-def decode(frame: bytes) -> Message:
+def decode(frame: bytes | memoryview) -> Message:
     """Parse and validate one frame; raise ProtocolError (only) when it is not a message."""
     if len(frame) > MAX_FRAME_BYTES:
         raise ProtocolError(f"message of {len(frame)} bytes exceeds {MAX_FRAME_BYTES} bytes")
@@ -427,10 +431,10 @@ def _check_language(m: Submit | TaskMsg) -> None:
     if isinstance(m, Submit):
         _need(m.isolation in ISOLATIONS, f"'isolation' must be one of {', '.join(ISOLATIONS)}")
         if m.reuse_key is not None:
-            _text(m.reuse_key, "reuse_key", 128)
+            _text(m.reuse_key, "reuse_key", MAX_REUSE_KEY_CHARS)
             _need(m.isolation == "worker", "'reuse_key' applies to isolation \"worker\"")
     elif m.reuse is not None:
-        _text(m.reuse, "reuse", 200)
+        _text(m.reuse, "reuse", MAX_REUSE_CHARS)
     _text(m.policy, "policy", 32)
     imports = m.imports
     _need(imports is None or (isinstance(imports, (list, tuple)) and len(imports) <= 256

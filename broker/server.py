@@ -8,11 +8,14 @@ answered with ``rejected`` (clients) or counted (runners), and the loop goes on.
 sockets' ZMQ_MAXMSGSIZE caps a frame before it is even read into memory (ZeroMQ then drops
 that connection, which is counted).
 
-No answer is dropped silently: the sockets are ROUTER_MANDATORY, so a peer whose pipe is
-full makes the send fail instead of vanishing; its messages wait in an outbox, in order,
-and are retried until its socket takes them (and the core counts them against the client's
-cap). A peer the socket cannot reach any more is reported to the core (its tasks are
-cancelled, or the runner is lost).
+No answer of an accepted task is dropped: the sockets are ROUTER_MANDATORY, so a peer whose
+pipe is full makes the send fail instead of vanishing; its messages wait in an outbox, in
+order, and are retried until its socket takes them (and the core counts them against the
+client's cap, so it accepts no task whose answer could not wait). Only refusals (of submits
+the core did not take on, of malformed frames, pongs) beyond ``max_per_client`` +
+``_OUTBOX_SLACK`` waiting messages are dropped, and counted: a client that keeps sending
+without reading cannot grow the broker. A peer the socket cannot reach any more is reported
+to the core (its tasks are cancelled, or the runner is lost).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ log = logging.getLogger("sandbox.broker")
 _POLL_MS = 50  # the longest the loop sleeps between ticks
 _RETRY_MS = 5  # how soon a full peer's outbox is tried again
 _READ_BATCH = 1000  # frames read from one socket before the loop looks at the other
-_OUTBOX_SLACK = 1024  # messages an outbox may hold beyond the per-client cap
+_OUTBOX_SLACK = 1024  # refusals an outbox may hold beyond the per-client cap
 _FLUSH_ON_CLOSE_S = 1.0  # how long the last answers may take to leave at the end of a drain
 _CLIENT, _RUNNER = 0, 1
 _ROLE_NAMES = ("client", "runner")
@@ -85,6 +88,11 @@ class BrokerServer:
             self.socket = self._router(curve if wants_curve[0] else None, CLIENTS)
             self.runner_socket = self._router(curve if wants_curve[1] else None, RUNNERS)
             self.endpoints = [self._bind(self.socket, e) for e in endpoints]
+            # who a client is (core rule 7t): its CURVE key where the socket has CURVE; else
+            # its connection, or its uid where the operator shares principals by uid (ipc)
+            self._curve_clients = curve is not None and wants_curve[0]
+            self._by_uid = (self.core.config.ipc_principal == "uid"
+                            and all(e.startswith("ipc://") for e in endpoints))
             self.runner_endpoints = [self._bind(self.runner_socket, e) for e in runner_endpoints]
         except BaseException:
             self.close()
@@ -147,35 +155,59 @@ class BrokerServer:
         # read what is waiting before the next tick: batches under load
         for _ in range(_READ_BATCH):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                sender = sock.recv(zmq.NOBLOCK)  # the identity the ROUTER put first
             except zmq.Again:
                 return
+            # the body is not copied: it is decoded from ZeroMQ's own buffer, and its frame
+            # carries who sent it (the CURVE key, the peer's address). A message arrives whole,
+            # so its other frames are there already.
+            body = sock.recv(copy=False)
+            extra = 0
+            while body.more:  # a message of several frames: refused, read to its end
+                body = sock.recv(copy=False)
+                extra += 1
             try:
-                sends = self._handle(role, frames)
+                sends = self._handle(role, sender, body, extra)
             except Exception:  # a bug must cost one message, never the broker
                 log.exception("handling a message failed; it is dropped")
                 with self.lock:
                     self.core.counters["internal_error"] += 1
                 continue
+            finally:
+                del body  # a large frame is not kept while the loop waits for the next
             self._emit(sends)
 
-    def _handle(self, role: int, frames: list[bytes]) -> list[Send]:
-        sender = frames[0]
+    def _handle(self, role: int, sender: bytes, body: zmq.Frame, extra: int) -> list[Send]:
         runner = role == _RUNNER
-        if len(frames) != 2:
+        if extra:
             return self._core(lambda now: self.core.on_malformed(
                 sender, "a message is exactly one frame", None, from_runner=runner))
-        try:
-            msg = p.decode(frames[1])
-        except p.ProtocolError as exc:
+        msg, error, msg_id = _decode(body)
+        if msg is None:
             if runner:
-                log.warning("malformed message from runner %s: %s", sender.hex(), exc)
-            error = exc
+                log.warning("malformed message from runner %s: %s", sender.hex(), error)
             return self._core(lambda now: self.core.on_malformed(
-                sender, str(error), error.msg_id, from_runner=runner))
+                sender, error, msg_id, from_runner=runner))
         if runner:
             return self._core(lambda now: self.core.on_runner(sender, msg, now))
-        return self._core(lambda now: self.core.on_client(sender, msg, now))
+        principal = self._principal(sender, body)
+        return self._core(lambda now: self.core.on_client(sender, msg, now, principal))
+
+    def _principal(self, sender: bytes, frame: zmq.Frame) -> str:
+        """Who sent a client's message, as the transport says (never what the message says)."""
+        if self._curve_clients:  # the key ZAP let in, z85
+            return f"curve:{frame.get('User-Id')}"
+        try:
+            peer = str(frame.get("Peer-Address"))  # over ipc: "host:uid:gid:pid" (SO_PEERCRED)
+        except zmq.ZMQError:  # inproc has none
+            peer = ""
+        if self._by_uid:
+            fields = peer.rsplit(":", 3)
+            if len(fields) == 4 and fields[1].isdigit():
+                return f"uid:{fields[1]}"
+        # the connection: its routing id, and where it comes from (over ipc its process), so
+        # that a peer that takes over another's routing id does not take over its principal
+        return f"conn:{peer}/{sender.hex()}"
 
     def _core(self, event: Callable[[float], list[Send]]) -> list[Send]:
         """Feed one event to the core under the lock; hand its outcomes to ``on_outcome``."""
@@ -209,19 +241,22 @@ class BrokerServer:
                 with self.lock:
                     self.core.counters["internal_error"] += 1
                 continue
-            self._send(role, send.to, frame)
+            self._send(role, send.to, frame, send.droppable)
 
-    def _send(self, role: int, to: bytes, frame: bytes) -> None:
+    def _send(self, role: int, to: bytes, frame: bytes, droppable: bool = False) -> None:
         key = (role, to)
         queue = self._outbox.get(key)
         if queue is not None:  # behind earlier messages to the same peer
-            if len(queue) >= self.core.config.max_per_client + _OUTBOX_SLACK:
+            # only a refusal is ever dropped: an accepted task's answer always waits (the
+            # core accepts no more of a client's tasks than its cap counts, unread included)
+            if droppable and len(queue) >= self.core.config.max_per_client + _OUTBOX_SLACK:
                 with self.lock:
-                    self.core.counters["answers_dropped"] += 1
+                    self.core.counters["refusals_dropped"] += 1
                 if key not in self._overflowing:  # once until its socket takes them again
                     self._overflowing.add(key)
-                    log.warning("dropping messages to %s %s: %d wait for it already (counted "
-                                "as answers_dropped)", _ROLE_NAMES[role], to.hex(), len(queue))
+                    log.warning("dropping refusals to %s %s: %d messages wait for it already "
+                                "(counted as refusals_dropped)", _ROLE_NAMES[role], to.hex(),
+                                len(queue))
                 return
             queue.append(frame)
             self._backlog(role, to, len(queue))
@@ -320,6 +355,17 @@ class BrokerServer:
             except OSError:
                 pass
         self._created = []
+
+
+def _decode(frame: zmq.Frame) -> tuple[p.Message | None, str, str | None]:
+    """The message a frame holds, or None with why it was refused and its id (when one could
+    be read). Only text leaves here, never the exception: its traceback holds the frame, and
+    an exception kept (by a closure, say) makes a cycle that holds the frame's bytes until the
+    next cyclic collection (a flood of refused frames inflated the broker by gigabytes)."""
+    try:
+        return p.decode(frame.buffer), "", None
+    except p.ProtocolError as exc:
+        return None, str(exc), exc.msg_id
 
 
 def _bind_or_say(sock: zmq.Socket[Any], endpoint: str) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from collections.abc import Mapping
 from typing import Any
 
+from broker.core import IPC_PRINCIPALS
 from sandbox.errors import ConfigError
 from sandbox.imports import SAFE_STDLIB, ImportPolicy
 from sandbox import registry
@@ -250,6 +251,12 @@ class ServiceConfig:
                                    metavar="N")
     lanes: tuple[str, ...] = _setting((), "concurrency caps per lane, NAME=CAP",
                                       metavar="NAME=CAP", old=("--lane",))
+    max_workers_per_principal: int = _setting(
+        16, "worker-mode tasks one principal (a CURVE key; over ipc a connection, or a uid) "
+        "runs at once, each in a warm worker of its own", metavar="N")
+    ipc_principal: str = _setting(
+        "connection", "who a client on an ipc socket is: connection (each its own principal) "
+        "or uid (the connections of one user share warm workers)", metavar="connection|uid")
     heartbeat_s: float = _setting(1.0, "heartbeat interval, both ways", on=(SERVE, RUNNER),
                                   metavar="SECONDS", old=("--heartbeat",))
     liveness: int = _setting(3, "heartbeats missed before a peer counts as gone",
@@ -301,6 +308,9 @@ class ServiceConfig:
         _check(self.queue_timeout_s, float, 0, 86400, "queue_timeout_s")
         _check(self.max_in_flight, int, 1, 10_000_000, "max_in_flight")
         _check(self.max_per_client, int, 1, 10_000_000, "max_per_client")
+        _check(self.max_workers_per_principal, int, 1, 1_000_000, "max_workers_per_principal")
+        if self.ipc_principal not in IPC_PRINCIPALS:
+            raise ConfigError(f"ipc_principal must be connection or uid, not {self.ipc_principal!r}")
         _check(self.heartbeat_s, float, 0.01, 3600, "heartbeat_s")
         _check(self.liveness, int, 1, 100, "liveness")
         _check(self.grace_s, float, 0, 3600, "grace_s")

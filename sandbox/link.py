@@ -63,6 +63,10 @@ class CurveClient:
 
         mine = os.path.join(curve_dir, f"{name}.key_secret")
         server = os.path.join(curve_dir, "server.key")
+        for path in (mine, server):  # pyzmq calls a missing file an "invalid certificate file"
+            if not os.path.exists(path):
+                raise ConfigError(f"cannot load CURVE keys from {curve_dir}: {path} does not "
+                                  "exist (see `sandbox keys`)")
         try:
             public, secret = zmq.auth.load_certificate(mine)
             if secret is None:

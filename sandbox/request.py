@@ -29,7 +29,7 @@ from sandbox.config import Limits
 from sandbox.errors import ConfigError, RequestError
 from sandbox.imports import ImportPolicy
 
-MAX_REUSE_KEY_CHARS = 200  # a broker's "<lane>/<key>" included
+MAX_REUSE_KEY_CHARS = 256  # a broker's "<principal's tag>/<lane>/<key>" included
 
 
 class RunOptions(TypedDict, total=False):

@@ -53,6 +53,7 @@ log = logging.getLogger("sandbox.host.runner")
 
 # What a Done frame adds to its envelope; the limits keep envelopes far below the frame cap.
 _DONE_OVERHEAD_BYTES = 4096
+_FAREWELL_LINGER_MS = 1000  # how long a bye may take to leave when the runner stops
 
 
 def runtime_versions(runtimes: tuple[str, ...]) -> dict[str, str]:
@@ -189,7 +190,9 @@ class Runner:
         self.loop.unwatch(sock)
         if link.monitor is not None:
             self.loop.unwatch(link.monitor)
-        link.close()
+        # a bye closed at once would never leave, and the broker would count a runner that
+        # stopped cleanly as lost (to silence): it gets a moment, in ZeroMQ's I/O thread
+        link.close(linger_ms=_FAREWELL_LINGER_MS if farewell else 0)
 
     def _on_monitor(self, events: int) -> None:
         link = self._link
@@ -275,7 +278,10 @@ class Runner:
                 timeout_s=lim.timeout_s, memory_mb=lim.memory_mb, stdout_bytes=lim.stdout_bytes,
                 result_bytes=lim.result_bytes,
                 policy=None if msg.policy == "default" else msg.policy, imports=msg.imports,
-                isolation="worker" if msg.reuse is not None else None, reuse_key=msg.reuse)
+                # the broker names the workers a task may share, scoped by its principal; a
+                # task it sends without them runs in a fresh process (or is refused, by a
+                # runtime that has none: never a worker of the default key, shared by all)
+                isolation="worker" if msg.reuse is not None else "process", reuse_key=msg.reuse)
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return

@@ -35,6 +35,7 @@ from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox import backoff, registry
 from sandbox.errors import ConfigError
 from sandbox.jail import cgroups, launch, packages
+from sandbox.link import CurveClient
 
 log = logging.getLogger("sandbox.service.daemon")
 
@@ -190,10 +191,13 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
 
 def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
-    that cannot start would be restarted forever while clients wait): the packages
-    environment, and the cgroup layer. ConfigError or JailError naming the setting."""
+    that cannot start would be restarted forever while clients wait): the runners' CURVE key
+    pair, the packages environment, and the cgroup layer. ConfigError or JailError naming the
+    setting."""
     if config.runners == 0:
         return
+    if config.curve_dir and any(e.startswith("tcp://") for e in config.runner_endpoints()):
+        CurveClient.load(config.curve_dir, "runner")  # what each local runner loads first
     pool = config.pool()
     if pool.packages_dir:
         packages.check_reachable(pool.packages_dir, as_root=os.geteuid() == 0)
@@ -216,6 +220,8 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     broker_config = BrokerConfig(
         max_queued=config.max_queued, max_in_flight=config.max_in_flight,
         max_per_client=config.max_per_client, lane_caps=config.lane_caps(),
+        max_workers_per_principal=config.max_workers_per_principal,
+        ipc_principal=config.ipc_principal,
         queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,
         liveness=config.liveness,
         runtimes=tuple(registry.canonical(r) or r for r in config.runtimes),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -303,3 +304,128 @@ def test_a_draining_runner_is_given_no_new_task(tmp_path):
             assert runner.wait(timeout=60) == 0  # nothing runs any more: it left
         finally:
             stop_runner(runner)
+def _big_buffers_held(size: int) -> int:
+    """How many objects the collector tracks hold a bytes, buffer or ZeroMQ frame of at least
+    ``size`` bytes (a frame's locals, a list, a closure's cell...)."""
+    def big(obj: object) -> bool:
+        return isinstance(obj, (bytes, bytearray, memoryview, zmq.Frame)) and len(obj) >= size
+    return sum(1 for o in gc.get_objects() if any(big(r) for r in gc.get_referents(o)))
+
+
+def test_refused_frames_are_freed_once_answered_without_a_collection(tmp_path):
+    """A frame under the socket's cap that decoding refuses is answered at once; nothing
+    may keep its bytes after that (a reference cycle would keep them until a cyclic
+    collection: a flood of them inflated the broker by gigabytes)."""
+    size, count = 8 * 1024 * 1024, 4
+    malformed = [b"\x81\xa1v\x01" + b"\xc1" * size,  # a map, then a byte no message has
+                 msgpack.packb({"v": 1, "t": "submit", "id": "big", "code": "x" * size})]
+    gc.collect()
+    gc.disable()
+    try:
+        with broker(tmp_path) as server:
+            sock = zmq.Context.instance().socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(server.endpoints[0])
+            try:
+                for i in range(count):
+                    sock.send(malformed[i % 2])
+                del malformed  # ours: only the broker's copies are looked for below
+                answers = []
+                for _ in range(count):
+                    assert sock.poll(10_000)
+                    answers.append(p.decode(sock.recv()))
+            finally:
+                sock.close()
+            assert all(isinstance(a, p.Rejected) for a in answers)
+            # the loop lets go of the last frame when it reads the next one (or finds none):
+            # wait for that, boundedly; a cycle never lets go while the collector is off
+            end = time.monotonic() + 5.0
+            while (held := _big_buffers_held(size)) and time.monotonic() < end:
+                time.sleep(0.05)
+            assert held == 0
+    finally:
+        gc.enable()
+
+
+# -- tenancy: a warm worker serves one principal, whatever key its callers name ---------------
+
+PID = "import os\nreturn os.getpid()"  # a worker's pid in the jail: the same pid, the same worker
+
+
+def _worker_pid(client: Client, key: str = "shared") -> int:
+    r = client.run("python", PID, isolation="worker", reuse_key=key, timeout_s=10)
+    assert r.status is Status.OK, r.message
+    return r.value
+
+
+def _tenants_of(server, endpoint: str, clients: tuple[dict, dict]) -> tuple[int, int, int]:
+    """Worker pids of: the first client, the first again, then the second (one reuse key)."""
+    runner = start_runner(server.runner_endpoints[0], "solo", slots=2,
+                          extra=("--stdlib-allow", "+os"))
+    try:
+        wait_for_runners(server, 1)
+        with Client(endpoint, **clients[0]) as a, Client(endpoint, **clients[1]) as b:
+            return _worker_pid(a), _worker_pid(a), _worker_pid(b)
+    finally:
+        stop_runner(runner)
+
+
+def test_two_ipc_connections_naming_one_reuse_key_get_two_workers(tmp_path):
+    with broker(tmp_path) as server:
+        first, again, other = _tenants_of(server, server.endpoints[0], ({}, {}))
+    assert first == again  # a principal's own worker is reused
+    assert other != first
+
+
+def test_ipc_connections_of_one_uid_share_workers_where_the_operator_says_so(tmp_path):
+    config = BrokerConfig(heartbeat_s=HEARTBEAT_S, ipc_principal="uid")
+    with broker(tmp_path, config) as server:
+        first, again, other = _tenants_of(server, server.endpoints[0], ({}, {}))
+    assert first == again == other
+
+
+def test_two_curve_keys_naming_one_reuse_key_get_two_workers(tmp_path):
+    import zmq.auth
+
+    keys = tmp_path / "keys"
+    (keys / "authorized").mkdir(parents=True)
+    zmq.auth.create_certificates(str(keys), "server")
+    for name in ("alice", "bob"):
+        public, _ = zmq.auth.create_certificates(str(keys), name)
+        os.rename(public, keys / "authorized" / f"{name}.key")
+    s_pub, s_sec = zmq.auth.load_certificate(str(keys / "server.key_secret"))
+    assert s_sec is not None
+    curve = CurveServer(s_pub, s_sec, str(keys / "authorized"), str(keys / "runners"))
+    endpoint = f"tcp://127.0.0.1:{random.randint(20000, 40000)}"
+
+    def as_(name: str) -> dict:
+        public, secret = zmq.auth.load_certificate(str(keys / f"{name}.key_secret"))
+        assert secret is not None
+        return {"curve": CurveClient(public, secret, s_pub)}
+
+    with broker(tmp_path, endpoint=endpoint, curve=curve) as server:
+        first, again, other = _tenants_of(server, endpoint, (as_("alice"), as_("bob")))
+        same = _tenants_of(server, endpoint, (as_("alice"), as_("alice")))
+    assert first == again and other != first
+    assert same[0] == same[1] == same[2]  # two connections of one key: one principal
+
+
+def test_a_runner_stopped_with_sigterm_counts_as_left_not_lost(tmp_path):
+    """[21.7] Its bye was sent on a socket closed at once (no linger), so the broker lost
+    it to silence: a clean stop read as a lost runner."""
+    with broker(tmp_path) as server:
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=1)
+        try:
+            wait_for_runners(server, 1)
+        finally:
+            stop_runner(runner)
+        assert runner.returncode == 0
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            with server.lock:
+                if not server.core.runners:
+                    break
+            time.sleep(0.05)
+        with server.lock:
+            counters = server.core.counters
+            assert (counters["runners_left"], counters["runners_lost"]) == (1, 0)

@@ -266,6 +266,22 @@ def test_a_missing_packages_dir_stops_serve_before_any_runner_starts(ipc_dir):
                            "`sandbox packages install ...` first)\n")
 
 
+def test_a_missing_runner_key_stops_serve_before_any_runner_starts(ipc_dir):
+    """[21.6] With runners on tcp and no runner.key_secret in the CURVE folder, serve
+    restarted its runners forever ("Invalid certificate file" for a file that does not
+    exist) instead of stopping with one line."""
+    keys = os.path.join(ipc_dir, "keys")
+    assert sandbox("keys", keys, "--client", "client").returncode == 0  # no runner pair
+    held = _taken_port()
+    port = held.getsockname()[1]
+    held.close()  # a port that was free a moment ago: serve must stop before it binds
+    done = sandbox("serve", "--bind", f"ipc://{ipc_dir}/s.sock", "--http", "",
+                   "--runner-bind", f"tcp://127.0.0.1:{port}", "--curve-dir", keys, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == (f"sandbox: cannot load CURVE keys from {keys}: "
+                           f"{keys}/runner.key_secret does not exist (see `sandbox keys`)\n")
+
+
 def test_healthz_says_in_its_body_what_its_code_says(ipc_dir):
     """[14.6] /healthz answered 503 with the body {"status": "ok", "runners": 0}."""
     import json

@@ -88,13 +88,13 @@ def test_ten_thousand_submits_read_after_thirty_seconds_get_ten_thousand_answers
         assert counts == {Status.OK: 10_000}
         with server.lock:
             deferred = server.core.counters["answers_deferred"]
-            dropped = server.core.counters["answers_dropped"]
+            dropped = server.core.counters["refusals_dropped"]
         assert deferred > 0 and dropped == 0  # the full socket was waited for, not dropped
 
 
 def test_a_client_that_never_reads_is_held_to_its_cap_and_what_is_dropped_is_counted(ipc_dir):
     """Past the per-client cap every submit is answered (rejected); past what the broker
-    holds for a socket that takes nothing, an answer is dropped, and counted, never silently."""
+    holds for a socket that takes nothing, a refusal is dropped, and counted, never silently."""
     config = BrokerConfig(max_per_client=1, heartbeat_s=HEARTBEAT_S)
     with broker(ipc_dir, config) as server:
         sock = zmq.Context.instance().socket(zmq.DEALER)
@@ -105,7 +105,7 @@ def test_a_client_that_never_reads_is_held_to_its_cap_and_what_is_dropped_is_cou
 
         def dropped() -> int:
             with server.lock:
-                return server.core.counters["answers_dropped"]
+                return server.core.counters["refusals_dropped"]
 
         assert eventually(lambda: dropped() > 0)
         time.sleep(0.2)
@@ -116,6 +116,44 @@ def test_a_client_that_never_reads_is_held_to_its_cap_and_what_is_dropped_is_cou
         sock.close()
         assert received + dropped() == 3999  # every rejection arrived or was counted
         assert received > 2000  # what waited in the broker came once the socket read
+
+
+def test_a_client_that_stops_reading_gets_every_accepted_tasks_answer(ipc_dir):
+    """[21.4] A client that stopped reading after 15,000 submits never got 1,976 answers: its
+    refusals filled what the broker holds for its socket, and the answers of tasks it had
+    accepted were dropped after them. A task is accepted only within the cap, and its answer
+    is never dropped; only refusals beyond what is held for a socket may be (counted)."""
+    config = BrokerConfig(max_per_client=50, heartbeat_s=HEARTBEAT_S)
+    with broker(ipc_dir, config) as server:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 1)
+        sock.connect(server.endpoints[0])
+        for i in range(6000):  # no runner yet: the first 50 wait, the others are refused
+            sock.send(p.encode(p.Submit(str(i), "python", "return 1", b"\xc0")))
+
+        def held() -> int:  # what the broker holds for the socket, which takes nothing
+            with server.lock:
+                return sum(state.backlog for state in server.core.clients.values())
+
+        assert eventually(lambda: held() >= 50 + 1024)  # as much as it holds of refusals
+        with FakeRunner(server.runner_endpoints[0], slots=64):  # now the accepted tasks end
+            def settled() -> bool:
+                with server.lock:
+                    return not server.core.running and not server.core.queued
+
+            assert eventually(settled)
+        with server.lock:
+            accepted = server.core.counters["submitted"]
+            refusals_dropped = server.core.counters["refusals_dropped"]
+        answers: dict[type, int] = {}
+        while sock.poll(1000):
+            kind = type(p.decode(sock.recv()))
+            answers[kind] = answers.get(kind, 0) + 1
+        sock.close()
+        assert accepted == 50
+        assert answers.get(p.ResultMsg, 0) == accepted  # every accepted task's answer came
+        assert answers[p.Rejected] + refusals_dropped == 6000 - accepted
 
 
 # -- [4] a late cancel never replaces a real result ------------------------------------------------
@@ -323,6 +361,44 @@ def test_a_runner_with_a_refused_key_stops_with_the_reason(ipc_dir, keys, caplog
         assert lost.wait(30) == 0
 
 
+_STOPPED_WHILE_STARTING = """
+import os, signal, sys
+import sandbox.host.runner
+
+
+class Starting:  # a Runner whose jails are starting when the SIGTERM comes
+    def __init__(self, config, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        read, _ = os.pipe()
+        os.set_blocking(read, False)
+        self.loop = type("Loop", (), {"wake_fd": read})()
+
+    def serve(self, stop):
+        print("serve: stop is set" if stop.is_set() else "serve: stop is not set")
+
+    def wake(self):
+        pass
+
+    def close(self):
+        print("closed")
+
+
+sandbox.host.runner.Runner = Starting
+from sandbox.service.cli import main
+sys.exit(main(["runner", "--connect", sys.argv[1], "--runtimes", "python"]))
+"""
+
+
+def test_a_runner_sigtermed_while_its_jails_start_stops_cleanly(ipc_dir):
+    """[21.10] A runner sent SIGTERM 2 s after its start, on a loaded machine, died by the
+    signal (-15): its handler was installed only once its jails had started. Here the
+    signal comes while they start, every time."""
+    done = subprocess.run([sys.executable, "-c", _STOPPED_WHILE_STARTING,
+                           f"ipc://{ipc_dir}/nobody.sock"], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (0, "serve: stop is set\nclosed\n"), done.stderr
+
+
 @pytest.mark.jail
 def test_a_runner_with_a_refused_key_says_so_on_stderr(ipc_dir, keys):
     server_curve = keys["server"]
@@ -397,13 +473,15 @@ def test_metrics_count_each_task_once_from_the_cores_outcomes(ipc_dir):
             assert eventually(lambda: sample(metrics, "sandbox_dropped_messages_total",
                                              kind="stale_done") == 1)
             ghost.close()
-        assert sample(metrics, "sandbox_tasks_total", status="crashed", runtime="python") == 1
+        # [21.7] the cancelled task is no crash
+        assert sample(metrics, "sandbox_tasks_total", status="cancelled", runtime="python") == 1
+        assert sample(metrics, "sandbox_tasks_total", status="crashed", runtime="python") == 0
         assert sample(metrics, "sandbox_tasks_total", status="ok", runtime="python") == 1
         assert sample(metrics, "sandbox_tasks_total", status="rejected", runtime="python") == 1
         text = metrics.registry.get_sample_value
         assert text("sandbox_tasks_total", {"status": "ok", "runtime": "unknown"}) is None
         assert sample(metrics, "sandbox_rejections_total", reason="queue_timeout") == 1
-        assert sample(metrics, "sandbox_broker_ended_total", status="crashed",
+        assert sample(metrics, "sandbox_broker_ended_total", status="cancelled",
                       reason="cancelled") == 1
         assert sample(metrics, "sandbox_dropped_messages_total", kind="stale_done") == 1
         assert sample(metrics, "sandbox_dropped_messages_total", kind="done_after_cancel") == 1

@@ -321,11 +321,20 @@ def test_re_registration_forgets_the_runners_tasks():
     assert R1 in core.runners and not core.runners[R1].running
 
 
-def test_bye_removes_the_runner():
+def test_bye_removes_the_runner_and_counts_it_as_left_not_lost():
+    """[21.7] A runner stopped with SIGTERM said bye and was counted lost all the same."""
     core = BrokerCore()
     core.on_runner(R1, ready(), 0.0)
     core.on_runner(R1, p.Bye(), 0.1)
     assert core.runners == {}
+    assert (core.counters["runners_left"], core.counters["runners_lost"]) == (1, 0)
+
+
+def test_a_silent_runner_counts_as_lost_not_left():
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2))
+    core.on_runner(R1, ready(), 0.0)
+    core.tick(2.1)
+    assert (core.counters["runners_left"], core.counters["runners_lost"]) == (0, 1)
 
 
 def test_messages_from_an_unknown_runner_are_dropped_and_counted():
@@ -421,12 +430,13 @@ def test_cancel_of_an_unknown_or_finished_task_changes_nothing_and_is_not_answer
 
 
 def test_ping_is_answered_with_pong():
-    assert BrokerCore().on_client(C1, p.Ping(), 0.0) == [Send(C1, p.Pong())]
+    assert BrokerCore().on_client(C1, p.Ping(), 0.0) == [Send(C1, p.Pong(), droppable=True)]
 
 
 def test_a_runner_message_from_a_client_is_rejected():
     out = BrokerCore().on_client(C1, done("x", b""), 0.0)
-    assert out == [Send(C1, p.Rejected(None, "rejected: a client may not send 'done'"))]
+    assert out == [Send(C1, p.Rejected(None, "rejected: a client may not send 'done'"),
+                        droppable=True)]
 
 
 def test_queue_depths_per_lane():
@@ -450,7 +460,8 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
     clients = (C1, C2)
     for run in range(60):
         core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2, queue_timeout_s=5,
-                                       max_queued=20, max_per_client=12))
+                                       max_queued=20, max_per_client=12,
+                                       max_workers_per_principal=2))
         answers: dict[str, int] = {}
         owner: dict[str, bytes] = {}
         gone: set[str] = set()  # tasks whose client vanished before their answer
@@ -477,7 +488,7 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
                 deadline = rng.choice([None, None, rng.random() * 4])
                 record(core.on_client(client, submit(
                     tid, lane=tid, idempotent=rng.random() < 0.5, max_attempts=rng.randint(1, 3),
-                    deadline_s=deadline), now))
+                    deadline_s=deadline, isolation=rng.choice(["process", "worker"])), now))
             elif action < 0.42 and owner:
                 tid = rng.choice(sorted(owner))
                 sends = core.on_client(owner[tid], p.Cancel(tid), now)
@@ -511,6 +522,9 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
                     if rng.random() < 0.7:
                         core.on_runner(runner, p.RunnerHeartbeat(), now)
                 record(core.tick(now))
+            # every queued task waits in the dispatch order or parked, once (rule 7)
+            waiting = [e[2] for e in core._order] + [e[2] for q in core._parked.values() for e in q]
+            assert sorted(waiting) == sorted(core.queued)
         # the end: one live runner finishes everything, or the grace ends
         for client in clients:
             core.on_backlog(client, 0)
@@ -523,7 +537,7 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
                     record(core.on_runner(runner, done(task_key, b"e"), now))
             record(core.tick(now))
         record(core.shutdown(now))
-        assert not core.queued and not core.running and not core.clients
+        assert not core.queued and not core.running and not core.clients and not core._parked
         assert all(n == 1 for n in answers.values()), answers
         assert set(answers) | gone == set(owner)
         assert outcomes == dict.fromkeys(owner, 1)
@@ -580,6 +594,25 @@ def test_answers_waiting_for_a_full_client_socket_count_against_its_cap():
     assert [o.reason for o in core.take_outcomes()] == [c.CLIENT_CAP]
     core.on_backlog(C1, 0)  # its socket took them
     assert core.on_client(C1, submit("b"), 0.0) == [] and key(C1, "b") in core.queued
+
+
+def test_only_refusals_are_marked_as_droppable_never_an_accepted_tasks_answer():
+    """[21.4] What the shell may drop for a client that does not read: answers to what the
+    core did not take on. Everything it accepted is answered unmarked, however it ends."""
+    core = BrokerCore(BrokerConfig(max_per_client=2, queue_timeout_s=1, heartbeat_s=100))
+    core.on_runner(R1, ready(slots=1), 0.0)
+    sends = core.on_client(C1, submit("ran"), 0.0)  # accepted, runs
+    sends += core.on_client(C1, submit("waits"), 0.0)  # accepted, queued
+    sends += core.on_client(C1, submit("over"), 0.0)  # refused: the client's cap
+    sends += core.on_client(C1, p.Ping(), 0.0)
+    sends += core.on_malformed(C1, "not a message", None)
+    sends += core.tick(1.0)  # "waits" is rejected after its queue wait: it was accepted
+    sends += core.on_runner(R1, done(key(C1, "ran")), 1.1)
+    marked = [(type(s.msg).__name__, getattr(s.msg, "id", None), s.droppable)
+              for s in sends if s.to == C1]
+    assert sorted(marked, key=str) == sorted([
+        ("Rejected", "over", True), ("Pong", None, True), ("Rejected", None, True),
+        ("Rejected", "waits", False), ("ResultMsg", "ran", False)], key=str)
 
 
 # -- rule 5: the caller's deadline -----------------------------------------------------------
@@ -647,8 +680,9 @@ def test_a_gone_clients_tasks_are_dropped_and_cancelled_without_answers():
     assert Send(R1, p.CancelTask(key(C1, "running"))) in out
     assert to_client(out, C1, p.ResultMsg) == [] and to_client(out, C1, p.Rejected) == []
     assert key(C1, "queued") not in core.queued and key(C2, "other") in core.queued
-    assert sorted((o.status, o.reason) for o in core.take_outcomes()) == [
-        (p.CRASHED, c.CLIENT_GONE), (p.REJECTED, c.CLIENT_GONE)]
+    # [21.7] nobody's failure: counted as cancelled, not as crashed or rejected
+    assert [(o.status, o.reason) for o in core.take_outcomes()] == [
+        (c.CANCELLED_STATUS, c.CLIENT_GONE)] * 2
     # the cancelled task's slot frees when the runner reports; then the other client runs
     assert tasks_to(core.on_runner(R1, done(key(C1, "running")), 0.6), R1) == ["other"]
 
@@ -724,10 +758,25 @@ def test_outcomes_come_from_the_cores_own_decisions_once_per_task():
     assert core.take_outcomes() == [
         Outcome("python", "default", p.REJECTED, c.QUEUE_FULL, None, None),
         Outcome("python", "default", p.REJECTED, c.DUPLICATE_ID, None, None),
-        Outcome("python", "default", p.CRASHED, c.CANCELLED, 0.0, 1.0),
+        Outcome("python", "default", c.CANCELLED_STATUS, c.CANCELLED, 0.0, 1.0),
         Outcome("python", "default", p.ERROR, "", 1.0, 0.5),
     ]
     assert core.take_outcomes() == []
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["running", "queued"])
+def test_a_cancelled_task_is_counted_as_cancelled_not_crashed(running):
+    """[21.7] A task its caller cancelled (Ctrl-C, wait_for) was counted crashed, so a crash
+    alert fired on cancellations. Its answer keeps its wire status (crashed or rejected)."""
+    core = BrokerCore()
+    if running:
+        core.on_runner(R1, ready(slots=1), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    out = core.on_client(C1, p.Cancel("t"), 1.0)
+    [answer] = [s.msg for s in out if s.to == C1]
+    assert type(answer) is (p.ResultMsg if running else p.Rejected)
+    [outcome] = core.take_outcomes()
+    assert (outcome.status, outcome.reason) == (c.CANCELLED_STATUS, c.CANCELLED)
 
 
 def test_a_client_message_on_the_runner_socket_is_counted_not_answered():
@@ -753,12 +802,13 @@ def test_total_slots_are_the_registered_runners_slots():
     ({"isolation": "worker", "lane": "eval"}, "eval/"),
     ({"isolation": "worker", "lane": "eval", "reuse_key": "tenant-7"}, "eval/tenant-7"),
 ])
-def test_a_worker_task_names_its_lane_and_key_to_the_runner(extra, reuse):
+def test_a_worker_task_names_its_principal_lane_and_key_to_the_runner(extra, reuse):
     core = BrokerCore(BrokerConfig())
     core.on_runner(R1, ready(slots=1), 0.0)
-    sends = core.on_client(C1, submit("a", **extra), 0.0)
+    sends = core.on_client(C1, submit("a", **extra), 0.0, principal="curve:K1")
     (task,) = [s.msg for s in sends if isinstance(s.msg, p.TaskMsg)]
-    assert task.reuse == reuse
+    tag = c.principal_tag("curve:K1")
+    assert task.reuse == (None if reuse is None else f"{tag}/{reuse}")
 
 
 def test_rule_10_a_draining_runner_is_given_no_new_task_and_keeps_what_it_runs():
@@ -794,3 +844,73 @@ def test_demand_and_occupancy_are_what_an_autoscaler_reads_per_runtime_group_and
     assert core.occupancy() == {
         ("python", ""): (3, 3), ("python", "gpu"): (1, 1), ("javascript", ""): (2, 2),
     }
+
+
+# -- rule 7t: tenancy -------------------------------------------------------------------------
+
+
+def reuse_of(sends: list[Send]) -> str:
+    (task,) = [s.msg for s in sends if isinstance(s.msg, p.TaskMsg)]
+    assert task.reuse is not None
+    return task.reuse
+
+
+def test_one_reuse_key_named_by_two_principals_is_two_workers():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=4), 0.0)
+    named = {"isolation": "worker", "reuse_key": "shared"}
+    a = reuse_of(core.on_client(C1, submit("a", **named), 0.0, principal="curve:A"))
+    b = reuse_of(core.on_client(C2, submit("b", **named), 0.0, principal="curve:B"))
+    again = reuse_of(core.on_client(C2, submit("c", **named), 0.0, principal="curve:A"))
+    assert a != b
+    assert again == a  # the principal, not the connection, owns the worker
+
+
+def test_over_a_connection_alone_each_connection_is_its_own_principal():
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=4), 0.0)
+    named = {"isolation": "worker", "reuse_key": "shared"}
+    a = reuse_of(core.on_client(C1, submit("a", **named), 0.0))
+    b = reuse_of(core.on_client(C2, submit("b", **named), 0.0))
+    assert a.split("/", 1)[0] == c.principal_tag(c.connection_principal(C1))
+    assert b.split("/", 1)[0] == c.principal_tag(c.connection_principal(C2))
+    assert a != b
+
+
+def test_a_reuse_key_cannot_name_another_principals_workers():
+    """A key that spells out another principal's scope is scoped once more: the runner
+    only ever sees keys the broker made."""
+    core = BrokerCore()
+    core.on_runner(R1, ready(slots=4), 0.0)
+    victim = reuse_of(core.on_client(C1, submit("a", isolation="worker", reuse_key="k"), 0.0,
+                                     principal="curve:V"))
+    forged = victim.split("/", 1)[1]  # "default/k" is what a caller can name; try the rest
+    sends = core.on_client(C2, submit("b", isolation="worker", lane=victim.split("/")[0],
+                                      reuse_key=forged), 0.0, principal="curve:M")
+    assert reuse_of(sends).startswith(c.principal_tag("curve:M") + "/")
+    assert reuse_of(sends) != victim
+
+
+def test_a_principal_at_its_worker_cap_waits_and_others_do_not():
+    core = BrokerCore(BrokerConfig(max_workers_per_principal=2, queue_timeout_s=5,
+                                   heartbeat_s=100))
+    core.on_runner(R1, ready(slots=8), 0.0)
+    worker = {"isolation": "worker"}
+    for i in range(3):
+        core.on_client(C1, submit(f"a{i}", reuse_key=f"k{i}", **worker), 0.0, principal="uid:1")
+    assert sorted(t.submit.id for t in core.running.values()) == ["a0", "a1"]
+    # another principal, and this one's fresh-process tasks, are not held back
+    assert tasks_to(core.on_client(C2, submit("b", **worker), 0.0, principal="uid:2"), R1) == ["b"]
+    assert tasks_to(core.on_client(C1, submit("p"), 0.0, principal="uid:1"), R1) == ["p"]
+    [rejected] = to_client(core.tick(5.0), C1, p.Rejected)
+    assert rejected == p.Rejected("a2", "this principal's 2 warm workers busy (its cap, "
+                                        "max_workers_per_principal) for 5 s")
+
+
+def test_a_freed_worker_lets_the_principals_next_task_run():
+    core = BrokerCore(BrokerConfig(max_workers_per_principal=1))
+    core.on_runner(R1, ready(slots=4), 0.0)
+    core.on_client(C1, submit("a", isolation="worker"), 0.0, principal="uid:1")
+    assert core.on_client(C1, submit("b", isolation="worker"), 0.0, principal="uid:1") == []
+    sends = core.on_runner(R1, done(key(C1, "a")), 0.1)
+    assert tasks_to(sends, R1) == ["b"]

@@ -27,6 +27,14 @@ def test_metrics_count_outcomes_once_by_status_runtime_and_reason():
     assert value("sandbox_execution_seconds_count", {"runtime": "javascript"}) is None
 
 
+def test_a_cancelled_task_has_its_own_status_and_is_no_crash():
+    metrics = BrokerMetrics()
+    metrics.on_outcome(Outcome("python", "default", c.CANCELLED_STATUS, c.CANCELLED, 0.0, 1.0))
+    value = metrics.registry.get_sample_value
+    assert value("sandbox_tasks_total", {"status": "cancelled", "runtime": "python"}) == 1
+    assert value("sandbox_tasks_total", {"status": "crashed", "runtime": "python"}) is None
+
+
 def test_gauges_read_the_core_at_scrape_time_and_an_empty_lane_reads_zero():
     name = uuid.uuid4().hex
     server = BrokerServer([f"inproc://metrics-{name}"], runner_endpoints=[f"inproc://r-{name}"])

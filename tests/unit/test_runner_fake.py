@@ -79,3 +79,41 @@ def test_a_closed_lifeline_stops_the_runner(service):
     thread.join(timeout=5)
     assert not thread.is_alive()
     assert runner.orphaned
+
+
+def test_a_pyodide_task_sent_without_a_broker_made_key_is_refused_not_shared():
+    """Every pyodide task runs in a worker: one sent without the key the broker makes (a
+    client's raw isolation="process") would have run in the "default" key's worker, which
+    every principal so sending shares. The runner refuses it."""
+    from broker import protocol as p
+
+    context = zmq.Context.instance()
+    endpoint = f"inproc://runner-test-{uuid.uuid4().hex}"
+    server = BrokerServer([endpoint], BrokerConfig(heartbeat_s=0.2), context=context,
+                          runner_endpoints=[f"{endpoint}-runners"])
+    runner = Runner(RunnerConfig(f"{endpoint}-runners", runtimes=("pyodide",), slots=1,
+                                 heartbeat_s=0.2, pool=PoolConfig(size=1, cgroup="off")),
+                    context=context, launcher=fakejail.launch)
+    stop = threading.Event()
+    threads = [threading.Thread(target=server.serve, args=(stop,), daemon=True),
+               threading.Thread(target=runner.serve, args=(stop,), daemon=True)]
+    for t in threads:
+        t.start()
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        assert runner.connected.wait(10)
+        sock.connect(endpoint)
+        sock.send(p.encode(p.Submit("raw", "pyodide", "ok 1", b"\xc0", isolation="process")))
+        assert sock.poll(10_000)
+        answer = p.decode(sock.recv())
+        assert isinstance(answer, p.ResultMsg) and answer.status == p.REJECTED
+        assert answer.envelope is not None and b'isolation="process" is not available' in answer.envelope
+    finally:
+        sock.close()
+        stop.set()
+        runner.wake()
+        for t in threads:
+            t.join(timeout=10)
+        runner.close()
+        server.close()
