@@ -23,6 +23,30 @@ __all__ = ["SETTINGS", "Limits", "PoolConfig", "PyodideConfig", "ServiceConfig",
            "Setting"]
 
 
+def _number(value: float) -> str:
+    """A number as a person writes it: whole when it is whole, never in e-notation."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6f}".rstrip("0")
+
+
+def amount(value: float, name: str) -> str:
+    """``value`` of the setting ``name`` with the unit its name carries: ``1 KiB``,
+    ``64 MiB``, ``256 MB``, ``1 ms``, ``3600 s``; a count as a plain whole number."""
+    if name.endswith("_bytes"):
+        for unit, size in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1024)):
+            if value >= size and value % size == 0:
+                return f"{_number(value / size)} {unit}"
+        return f"{_number(value)} bytes"
+    if name.endswith("_mb"):
+        return f"{_number(value)} MB"
+    if name.endswith("_ms"):
+        return f"{_number(value)} ms"
+    if name.endswith("_s"):
+        return f"{_number(value * 1000)} ms" if 0 < value < 1 else f"{_number(value)} s"
+    return _number(value)
+
+
 def _check(value: object, kind: type, low: float, high: float, name: str) -> None:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -32,7 +56,8 @@ def _check(value: object, kind: type, low: float, high: float, name: str) -> Non
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be finite, not {value}")
     if not low <= value <= high:  # type: ignore[operator]
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {value}")
+        raise ConfigError(f"{name} must be between {amount(low, name)} and "
+                          f"{amount(high, name)}, not {amount(value, name)}")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
