@@ -230,6 +230,8 @@ ENV_RESERVED = ("SANDBOX_N8N_", "SANDBOX_TEST_")
 # name is refused with the new one (a silently ignored limit is worse than a refusal).
 RENAMED = {"queue_max": "max_queued"}
 CGROUP_MODES = ("auto", "v1", "v2", "off")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 def _setting(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,), metavar: str | None = None,
@@ -313,6 +315,11 @@ class ServiceConfig:
         "", "a delegated cgroup to put the jails' cgroups under (v2: its path, e.g. "
         "/sys/fs/cgroup/user.slice/...; v1: its path in the memory and pids hierarchies)",
         on=_POOL, metavar="PATH")
+    log_level: str = _setting("info", "the least severe log lines written to stderr",
+                              on=(SERVE, RUNNER), metavar="|".join(LOG_LEVELS))
+    log_format: str = _setting("text", "log lines as text (time, level, logger, message) or "
+                               "as one JSON object each", on=(SERVE, RUNNER),
+                               metavar="|".join(LOG_FORMATS))
 
     def __post_init__(self) -> None:
         for f in fields(self):  # the types first: a "false" must never read as true
@@ -332,6 +339,10 @@ class ServiceConfig:
         if self.cgroup not in CGROUP_MODES:
             raise ConfigError(f"cgroup must be {', '.join(CGROUP_MODES[:-1])} or off, "
                               f"not {self.cgroup!r}")
+        for name, allowed in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, "
+                                  f"not {getattr(self, name)!r}")
         if self.cgroup_root and not self.cgroup_root.startswith("/"):
             raise ConfigError(f"cgroup_root must be an absolute path, not {self.cgroup_root!r}")
         if self.http:

@@ -205,7 +205,12 @@ class Runner:
                                 f"there ({msg.message}): connect to its runner endpoint")
                 self._session_over = True
                 return
-            self.connected.set()
+            if not self.connected.is_set():
+                self.connected.set()
+                log.info("registered with the broker at %s: %s, %d slots", self.config.endpoint,
+                         ", ".join(f"{n} {v}" for n, v in
+                                   runtime_versions(self.config.runtimes).items()),
+                         self.config.slots)
             if isinstance(msg, p.TaskMsg):
                 self._on_task(msg)
             elif isinstance(msg, p.CancelTask):
@@ -270,6 +275,6 @@ class Runner:
         except OSError:
             data = b""
         if not data:
-            log.warning("the lifeline closed (the daemon stopped or died); stopping")
+            log.info("the lifeline closed (the daemon stopped or died); stopping")
             self.orphaned = True
             self.loop.unwatch(self.config.lifeline_fd)
