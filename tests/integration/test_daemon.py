@@ -160,7 +160,9 @@ def test_a_client_key_made_with_a_name_is_picked_with_key(ipc_dir):
         missing = sandbox("exec", "--runtime", "python", "--connect", broker.endpoint,
                           "--curve-dir", keys, script)  # the default pair, client, was not made
         assert missing.returncode == 2
-        assert "cannot load CURVE keys" in missing.stderr and "client.key_secret" in missing.stderr
+        assert missing.stderr == (f"sandbox: the key file {keys}/client.key_secret does not "
+                                  f"exist (`sandbox keys {keys} --client client` makes it, or "
+                                  "--runner client)\n")
 
 
 # -- local runners reach the runner endpoint with runner credentials -------------------------------
