@@ -558,14 +558,17 @@ def _runner(args: argparse.Namespace) -> int:
         # the daemon's to handle (it drains first); this runner stops when its lifeline closes.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        # before the jails start (that takes a while): a SIGTERM meanwhile is a clean stop
+        # once they are up, never a death by the signal's default action
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
     log = logging.getLogger("sandbox.runner")
     name = f"runner {args.name}" if args.name else "runner"
     log.info("%s starting: jails for %s, %d slots, broker at %s", name, ", ".join(runtimes),
              config.slots, endpoint)
     runner = Runner(runner_config)
     if args.lifeline is None:
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
     try:
         runner.serve(stop)

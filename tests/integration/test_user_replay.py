@@ -152,6 +152,15 @@ def test_3_serve_logs_its_start_once_and_each_runner_as_it_comes_and_goes(daemon
     assert all(re.match(TIME_LEVEL, line) for line in runner.lines)
 
 
+def test_3_a_runner_stopped_while_its_jails_start_stops_cleanly_and_says_so(ipc_dir):
+    runner = Program("runner", "--connect", f"ipc://{ipc_dir}/nobody.sock", "--runtimes",
+                     "python", "--slots", "1")
+    runner.wait_for(r"runner starting")  # said once its signals are its own, before the jails
+    assert runner.stop() == 0
+    assert [line[24:] for line in runner.lines[-2:]] == [
+        "INFO sandbox.runner: runner stopping: its jails end", "INFO sandbox.runner: runner stopped"]
+
+
 def test_3_serve_logs_json_lines_when_asked(ipc_dir):
     endpoint = f"ipc://{ipc_dir}/j.sock"
     program = Program("serve", "--bind", endpoint, "--http", "", "--runners", "0",
