@@ -17,7 +17,11 @@ Queueing
      malformed frame, a ping) is marked so: past what the shell holds for a client, only
      refusals are dropped (counted), never an accepted task's answer.
   3. A task that no registered runner could ever run (runtime, version prefix, group) is
-     rejected at once when it says ``wait_for_runner=False``; otherwise it waits.
+     rejected at once when it says ``wait_for_runner=False``; otherwise it waits. It is
+     rejected at once even when it would wait if runners are registered and none has ever
+     served its runtime at that version since the broker started: an operator's choice (a
+     daemon started without ``--runtimes pyodide``), said at once with what is served. A
+     runtime some runner served before waits as ever (that runner may be restarting).
   4. A queued task past its queue deadline is rejected with the reason nothing ran:
      "no runner for runtime X in group Y", "lane L at its cap of N for 30 s", or
      "all N slots busy for 30 s".
@@ -235,6 +239,7 @@ class BrokerCore:
         self.outcomes: list[Outcome] = []  # taken by the shell (take_outcomes)
         self.draining = False
         self._lanes_seen: set[str] = {p.DEFAULT_LANE, *self.config.lane_caps}
+        self._served: set[tuple[str, str]] = set()  # (runtime, version) any runner registered
         self._seq = itertools.count()
         self._next_heartbeat = 0.0
 
@@ -397,6 +402,8 @@ class BrokerCore:
         if not msg.wait_for_runner and not any(r.serves(msg) and not r.draining
                                                for r in self.runners.values()):
             return [self._reject(task, self._no_runner(msg), NO_RUNNER, now, held=False)]
+        if self._never_served(msg):
+            return [self._reject(task, self._no_runner(msg), NO_RUNNER, now, held=False)]
         if msg.deadline_s is not None:
             task.expires_at = now + msg.deadline_s
         task.deadline = min(now + self._wait_of(task), task.expires_at)
@@ -439,6 +446,7 @@ class BrokerCore:
         self.runners[identity] = Runner(
             identity, dict(msg.runtimes), frozenset(msg.groups), msg.slots, msg.name, now
         )
+        self._served.update(msg.runtimes.items())
         self.counters["runners_registered"] += 1
         return out + self._dispatch(now)
 
@@ -633,12 +641,28 @@ class BrokerCore:
         s = task.submit
         return self.config.queue_timeout_s if s.queue_timeout_s is None else s.queue_timeout_s
 
+    def _never_served(self, s: p.Submit) -> bool:
+        """Rule 3, the operator's choice: runners are registered, and none ever served this
+        runtime at this version prefix (groups are left out: a group's runner may come)."""
+        return bool(self.runners) and not any(
+            runtime == s.runtime and version.startswith(s.version)
+            for runtime, version in self._served)
+
     def _no_runner(self, s: p.Submit) -> str:
         where = f" in group {s.group!r}" if s.group else ""
         version = f" version {s.version}*" if s.version else ""
         leaving = sum(1 for r in self.runners.values() if r.draining and r.serves(s))
-        draining = f" ({leaving} draining)" if leaving else ""
-        return f"no runner for runtime {s.runtime!r}{version}{where}{draining}"
+        message = f"no runner for runtime {s.runtime!r}{version}{where}"
+        message += f" ({leaving} draining)" if leaving else ""
+        served = sorted({(rt, v) for r in self.runners.values() for rt, v in r.runtimes.items()})
+        if not served or any(rt == s.runtime and v.startswith(s.version) for rt, v in served):
+            return message  # the runtime is served: its group (or a free slot) is missing
+        listing = ", ".join(f"{rt} {v}" for rt, v in served)
+        message += f": this broker's runners serve {listing}"
+        if not any(rt == s.runtime for rt, _ in served):
+            message += (f"; start them with --runtimes naming {s.runtime} (`sandbox serve`, "
+                        f"`sandbox runner`; embedded: Client(runtimes=...))")
+        return message
 
     def _why_waiting(self, task: Task) -> str:
         s = task.submit

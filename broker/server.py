@@ -79,6 +79,9 @@ class BrokerServer:
         self._overflowing: set[tuple[int, bytes]] = set()  # peers told of in the log
         self._sockets: list[zmq.Socket[Any]] = []
         self._monitors: list[zmq.Socket[Any]] = []
+        self._runner_events = 0  # registrations and losses the log has said
+        # the registered runners, as the log named them: (name, what it serves)
+        self._runners: dict[bytes, tuple[str, str]] = {}
         try:
             wants_curve = [any(e.startswith("tcp://") for e in group)
                            for group in (endpoints, runner_endpoints)]
@@ -216,7 +219,25 @@ class BrokerServer:
             if self.core.outcomes:
                 for outcome in self.core.take_outcomes():
                     self.on_outcome(outcome)
+            counters = self.core.counters
+            if counters["runners_registered"] + counters["runners_lost"] != self._runner_events:
+                self._log_runners()
         return sends
+
+    def _log_runners(self) -> None:
+        """A line for each runner that registered or was lost since the last look (under
+        the lock): what an operator reads to see capacity come and go."""
+        counters = self.core.counters
+        self._runner_events = counters["runners_registered"] + counters["runners_lost"]
+        now = {identity: (r.name or identity.hex(), _serves(r.runtimes, r.slots))
+               for identity, r in self.core.runners.items()}
+        for identity, (name, _) in self._runners.items():
+            if now.get(identity) != self._runners[identity]:
+                log.info("runner %s is gone (%d registered)", name, len(now))
+        for identity, (name, serves) in now.items():
+            if self._runners.get(identity) != now[identity]:
+                log.info("runner %s registered: %s (%d registered)", name, serves, len(now))
+        self._runners = now
 
     def _read_monitor(self, monitor: zmq.Socket[Any]) -> None:
         while True:
@@ -366,6 +387,10 @@ def _decode(frame: zmq.Frame) -> tuple[p.Message | None, str, str | None]:
         return p.decode(frame.buffer), "", None
     except p.ProtocolError as exc:
         return None, str(exc), exc.msg_id
+
+
+def _serves(runtimes: dict[str, str], slots: int) -> str:
+    return ", ".join(f"{rt} {v}" for rt, v in sorted(runtimes.items())) + f", {slots} slots"
 
 
 def _bind_or_say(sock: zmq.Socket[Any], endpoint: str) -> None:

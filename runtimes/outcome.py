@@ -59,6 +59,14 @@ class Envelope:
     retire: bool = False  # worker mode: the child changed state it cannot reset; reuse it not
 
 
+def out_of_memory(memory_bytes: int, how: str = "") -> str:
+    """The message of a ``memory_limit``: it names the limit, as a timeout's names its own
+    (``how``: what noticed it, e.g. "the engine's limit")."""
+    noticed = f", {how}" if how else ""
+    return (f"the snippet ran out of memory: its limit is {memory_bytes // (1024 * 1024)} MB "
+            f"(memory_mb{noticed})")
+
+
 def encode(
     status: Status,
     message: str,

@@ -24,6 +24,30 @@ __all__ = ["SETTINGS", "Limits", "PoolConfig", "PyodideConfig", "ServiceConfig",
            "Setting"]
 
 
+def _number(value: float) -> str:
+    """A number as a person writes it: whole when it is whole, never in e-notation."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6f}".rstrip("0")
+
+
+def amount(value: float, name: str) -> str:
+    """``value`` of the setting ``name`` with the unit its name carries: ``1 KiB``,
+    ``64 MiB``, ``256 MB``, ``1 ms``, ``3600 s``; a count as a plain whole number."""
+    if name.endswith("_bytes"):
+        for unit, size in (("GiB", 1 << 30), ("MiB", MiB), ("KiB", 1024)):
+            if value >= size and value % size == 0:
+                return f"{_number(value / size)} {unit}"
+        return f"{_number(value)} bytes"
+    if name.endswith("_mb"):
+        return f"{_number(value)} MB"
+    if name.endswith("_ms"):
+        return f"{_number(value)} ms"
+    if name.endswith("_s"):
+        return f"{_number(value * 1000)} ms" if 0 < value < 1 else f"{_number(value)} s"
+    return _number(value)
+
+
 def _check(value: object, kind: type, low: float, high: float, name: str) -> None:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -33,7 +57,8 @@ def _check(value: object, kind: type, low: float, high: float, name: str) -> Non
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name} must be finite, not {value}")
     if not low <= value <= high:  # type: ignore[operator]
-        raise ConfigError(f"{name} must be between {low:g} and {high:g}, not {value}")
+        raise ConfigError(f"{name} must be between {amount(low, name)} and "
+                          f"{amount(high, name)}, not {amount(value, name)}")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -206,6 +231,8 @@ ENV_RESERVED = ("SANDBOX_N8N_", "SANDBOX_TEST_")
 # name is refused with the new one (a silently ignored limit is worse than a refusal).
 RENAMED = {"queue_max": "max_queued"}
 CGROUP_MODES = ("auto", "v1", "v2", "off")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 def _setting(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,), metavar: str | None = None,
@@ -295,6 +322,11 @@ class ServiceConfig:
         "", "a delegated cgroup to put the jails' cgroups under (v2: its path, e.g. "
         "/sys/fs/cgroup/user.slice/...; v1: its path in the memory and pids hierarchies)",
         on=_POOL, metavar="PATH")
+    log_level: str = _setting("info", "the least severe log lines written to stderr",
+                              on=(SERVE, RUNNER), metavar="|".join(LOG_LEVELS))
+    log_format: str = _setting("text", "log lines as text (time, level, logger, message) or "
+                               "as one JSON object each", on=(SERVE, RUNNER),
+                               metavar="|".join(LOG_FORMATS))
 
     def __post_init__(self) -> None:
         for f in fields(self):  # the types first: a "false" must never read as true
@@ -317,6 +349,10 @@ class ServiceConfig:
         if self.cgroup not in CGROUP_MODES:
             raise ConfigError(f"cgroup must be {', '.join(CGROUP_MODES[:-1])} or off, "
                               f"not {self.cgroup!r}")
+        for name, allowed in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, "
+                                  f"not {getattr(self, name)!r}")
         if self.cgroup_root and not self.cgroup_root.startswith("/"):
             raise ConfigError(f"cgroup_root must be an absolute path, not {self.cgroup_root!r}")
         if self.http:

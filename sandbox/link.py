@@ -63,10 +63,13 @@ class CurveClient:
 
         mine = os.path.join(curve_dir, f"{name}.key_secret")
         server = os.path.join(curve_dir, "server.key")
-        for path in (mine, server):  # pyzmq calls a missing file an "invalid certificate file"
+        for path in (mine, server):
+            # said as it is: ZeroMQ's loader calls a missing file an invalid certificate
             if not os.path.exists(path):
-                raise ConfigError(f"cannot load CURVE keys from {curve_dir}: {path} does not "
-                                  "exist (see `sandbox keys`)")
+                made = (f"`sandbox keys {curve_dir} --client {name}` makes it, or --runner {name}"
+                        if path == mine
+                        else f"copy it from the daemon's {os.path.basename(path)}")
+                raise ConfigError(f"the key file {path} does not exist ({made})")
         try:
             public, secret = zmq.auth.load_certificate(mine)
             if secret is None:

@@ -454,22 +454,24 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
             text = ctx.eval("__sandbox.tick()")
         report = json.loads(text, object_hook=_untag)
     except quickjs.JSException as exc:
-        return _engine_failure(str(exc), finish)
+        return _engine_failure(str(exc), finish, task.memory_bytes)
     except MemoryError:
-        return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (memory limit)")
+        return finish(Status.MEMORY_LIMIT, outcome.out_of_memory(task.memory_bytes))
     error = report.get("error")
     if error is not None and error.get("oom"):
-        return finish(
-            Status.MEMORY_LIMIT,
-            "the snippet ran out of memory (engine memory limit; a thrown null reads the same)",
-        )
+        return finish(Status.MEMORY_LIMIT, outcome.out_of_memory(
+            task.memory_bytes, "the engine's; a thrown null reads the same"))
     if error is not None:
         if error["unserializable"]:
             detail = ErrorDetail("UnserializableResult", error["message"], "")
             return finish(Status.ERROR, f"the result cannot be returned: {detail.message}", error=detail)
-        detail = ErrorDetail(error["type"], error["message"],
-                             _traceback(error["type"], error["message"], error["stack"],
-                                        len(_RUN) + len(_header(code))))
+        message = _with_hint(error["type"], error["message"])
+        trace = _traceback(error["type"], error["message"], error["stack"],
+                           len(_RUN) + len(_header(code)))
+        first = f"{error['type']}: {error['message']}"
+        if message != error["message"] and trace.startswith(first):
+            trace = f"{error['type']}: {message}{trace[len(first):]}"
+        detail = ErrorDetail(error["type"], message, trace)
         return finish(Status.ERROR, f"{detail.type}: {detail.message}", error=detail)
     try:
         encoded = codec.encode(report["value"], max_bytes=result_cap)
@@ -499,13 +501,35 @@ def _header(code: str) -> str:
     return "async function snippet(data) {" if _AWAIT.search(code) else "function snippet(data) {"
 
 
-def _engine_failure(text: str, finish: Callable[..., bytes]) -> bytes:
+# What a name that Node.js or a browser has, and this runtime has not, means here: said with
+# the ReferenceError, as Python's import denials say what to do.
+_MISSING = {
+    "require": "this runtime loads no modules, neither by require nor by import: the "
+               "snippet's own code and the language's built-ins are all there is",
+    "fetch": "the sandbox has no network: pass what the snippet needs in `data`",
+    "XMLHttpRequest": "the sandbox has no network: pass what the snippet needs in `data`",
+    "Intl": "QuickJS, this runtime's engine, has no Intl: format with toFixed, "
+            "toISOString, padStart and the like",
+    "process": "there is no process here: the input is `data`, the output what the "
+               "snippet returns",
+}
+_NOT_DEFINED = re.compile(r"'?([A-Za-z_$][\w$]*)'? is not defined")
+
+
+def _with_hint(kind: str, message: str) -> str:
+    """A ReferenceError for a name of ``_MISSING``, with what to do instead."""
+    found = _NOT_DEFINED.fullmatch(message) if kind == "ReferenceError" else None
+    hint = _MISSING.get(found.group(1)) if found else None
+    return f"{message}; {hint}" if hint else message
+
+
+def _engine_failure(text: str, finish: Callable[..., bytes], memory_bytes: int) -> bytes:
     """An exception that escaped to the engine: out of memory, stack overflow, ..."""
     first = text.strip().splitlines()[0] if text.strip() else ""
     if "interrupted" in first:
         return finish(Status.TIMEOUT, "exceeded the engine's time limit")
     if first in ("", "null") or "out of memory" in first:
-        return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (engine memory limit)")
+        return finish(Status.MEMORY_LIMIT, outcome.out_of_memory(memory_bytes, "the engine's"))
     name, _, message = first.partition(": ")
     error = ErrorDetail(name or "InternalError", message or first,
                         _traceback(name, message, text.split("\n", 1)[1] if "\n" in text else ""))

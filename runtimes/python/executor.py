@@ -180,7 +180,7 @@ def _run(task: Task, out: CappedOutput, finish: Callable[..., bytes]) -> bytes:
         value = namespace[FUNCTION](data)
         encoded = codec.encode(value, max_bytes=result_cap)
     except MemoryError:
-        return finish(Status.MEMORY_LIMIT, "the snippet ran out of memory (memory limit)")
+        return finish(Status.MEMORY_LIMIT, outcome.out_of_memory(task.memory_bytes))
     except codec.ResultTooLarge as exc:
         return finish(Status.OUTPUT_LIMIT, str(exc))
     except codec.EncodeError as exc:

@@ -253,7 +253,12 @@ class Runner:
                                 f"there ({msg.message}): connect to its runner endpoint")
                 self._session_over = True
                 return
-            self.connected.set()
+            if not self.connected.is_set():
+                self.connected.set()
+                log.info("registered with the broker at %s: %s, %d slots", self.config.endpoint,
+                         ", ".join(f"{n} {v}" for n, v in
+                                   runtime_versions(self.config.runtimes).items()),
+                         self.config.slots)
             if isinstance(msg, p.BrokerHeartbeat) and msg.draining and self._drain_until is not None:
                 self._drain_heard = True
                 self._check_drain(time.monotonic())
@@ -342,6 +347,6 @@ class Runner:
         except OSError:
             data = b""
         if not data:
-            log.warning("the lifeline closed (the daemon stopped or died); stopping")
+            log.info("the lifeline closed (the daemon stopped or died); stopping")
             self.orphaned = True
             self.loop.unwatch(self.config.lifeline_fd)

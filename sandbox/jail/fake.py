@@ -65,6 +65,7 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> FakeJail:
             [sys.executable, "-m", "sandbox.jail.fake", runtime, str(theirs.fileno()), directory],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, env={"PYTHONPATH": root, "PATH": os.environ.get("PATH", "")},
+            start_new_session=True,  # as nsjail is started: a terminal's signals are not its
         )
     except OSError as exc:
         ours.close()

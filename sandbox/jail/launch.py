@@ -275,8 +275,14 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess
         namespaces=setup.namespaces,
     )
     try:
+        # A session of its own: a terminal's Ctrl-C (SIGINT to the whole foreground process
+        # group) or SIGHUP is the host process's to handle (it cancels, then closes the jail);
+        # it must not kill the jail under a running task. The jail's life stays bound to ours
+        # all the same: the zygote exits when the control channel closes (EOF), which the
+        # kernel does when this process dies, however it dies.
         process = subprocess.Popen(argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={})
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={},
+                                   start_new_session=True)
     except OSError as exc:
         ours.close()
         raise JailError(f"cannot start nsjail: {exc}") from exc

@@ -1,8 +1,9 @@
 """The ``sandbox`` command.
 
 ``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--stdout-bytes N]
-[--result-bytes N] [--data JSON] [--json] [--version PREFIX] [--isolation process|worker]
-[--reuse-key KEY] [--connect [ENDPOINT]] [FILE|-]``
+[--result-bytes N] [--data JSON | --data @FILE | --data-file FILE] [--json]
+[--version PREFIX] [--isolation process|worker] [--reuse-key KEY] [--connect [ENDPOINT]]
+[FILE|-]``
 
 ``sandbox runtimes`` says which runtimes work on this host and why the others do not (so does
 ``sandbox exec`` when its runtime cannot start).
@@ -11,10 +12,12 @@
 flag each, named after the setting, beside ``SANDBOX_*`` and ``--config FILE``.
 
 Exit codes: 0 when the status is ok, 1 for any other finished status, 2 for a usage error
-(unknown runtime, bad JSON in --data, missing file, bad limit), with one line on stderr.
-With ``--json`` it prints exactly one JSON object:
+(unknown runtime, bad JSON in --data, missing file, bad limit), with one line on stderr, 130
+when interrupted (Ctrl-C: the task is cancelled). With ``--json`` it prints exactly one JSON
+object, a usage error and an interruption included (status ``rejected``, ``crashed``):
 ``{"status", "result", "stdout", "error": {"type", "message", "traceback"} | null,
 "duration_ms", "message", "truncated", "exec_ms"}``; bytes appear as ``{"$bytes": base64}``.
+In text mode a string result prints as it is, any other value as JSON.
 """
 
 from __future__ import annotations
@@ -22,21 +25,27 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
 import sys
 from typing import Any, NoReturn
 
+from broker.protocol import MAX_CODE_BYTES, MAX_DATA_BYTES
 from sandbox.config import (SETTINGS, Limits, PoolConfig, PyodideConfig,
-                            ServiceConfig, Setting, check_endpoint,
+                            ServiceConfig, Setting, amount, check_endpoint,
                             default_endpoint, settings_for, unknown_env)
 from sandbox import registry
 from sandbox.errors import ConfigError, JailError, RequestError, SandboxError
 from sandbox.jsonview import from_json_data, to_jsonable
 from sandbox.client import Client
 from sandbox.request import Options, Request, request
-from sandbox.result import Result
+from sandbox.result import Result, Status
 
-EXIT_OK, EXIT_STATUS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_STATUS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+INTERRUPTED = "interrupted; the task was cancelled"
+# the flags of the per-task limits, as a message about a limit names them
+LIMIT_FLAGS = {"timeout_s": "--timeout", "memory_mb": "--memory",
+               "stdout_bytes": "--stdout-bytes", "result_bytes": "--result-bytes"}
 
 
 class UsageError(Exception):
@@ -50,7 +59,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sandbox", description="Run untrusted snippets in a sandbox.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="the program's version and its runtimes' engines")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _exec_parser(sub)
     sv = sub.add_parser("serve", help="run a broker and local runners as a daemon")
@@ -70,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     _packages_parser(sub)
 
     po = sub.add_parser("pyodide", help="the pyodide runtime's distribution and build tools")
-    po.add_argument("action", choices=("install",), help="install them once (cached)")
+    actions = po.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    actions.add_parser("install", help="install them once (cached)",
+                       description="Install the pinned Pyodide distribution and its build "
+                                   "tools into the cache (once; later calls check them).")
 
     rt = sub.add_parser("runtimes", help="which runtimes work on this host, and why not")
     rt.add_argument(SETTINGS["pyodide_no_namespaces"].flag, dest="pyodide_no_namespaces",
@@ -101,18 +114,40 @@ def _version() -> str:
         return "unknown"
 
 
+def _engines() -> str:
+    """Each runtime's version as a runner advertises it (the registry's)."""
+    return ", ".join(f"{r.name} {r.version}" for r in registry.RUNTIMES.values())
+
+
+class _VersionAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"sandbox {_version()} ({_engines()})")
+        parser.exit()
+
+
 def _exec_parser(sub: Any) -> None:
     ex = sub.add_parser("exec", help="run one snippet and print its result")
     ex.add_argument("--runtime", "-r", required=True,
                     help="python, javascript (js) or pyodide (`sandbox runtimes` says which "
                          "work on this host)")
-    ex.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
-    ex.add_argument("--memory", type=int, default=None, metavar="MB")
+    ex.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                    help=f"wall clock, killed past it (default "
+                         f"{amount(Limits().timeout_s, 'timeout_s')})")
+    ex.add_argument("--memory", type=int, default=None, metavar="MB",
+                    help=f"the snippet's memory budget (default "
+                         f"{amount(Limits().memory_mb, 'memory_mb')})")
     ex.add_argument("--stdout-bytes", type=int, default=None, metavar="BYTES",
-                    help=f"captured output kept (default {Limits().stdout_bytes})")
+                    help=f"captured output kept (default "
+                         f"{amount(Limits().stdout_bytes, 'stdout_bytes')})")
     ex.add_argument("--result-bytes", type=int, default=None, metavar="BYTES",
-                    help=f"largest encoded result (default {Limits().result_bytes})")
-    ex.add_argument("--data", default=None, metavar="JSON", help="input value, bound to `data`")
+                    help=f"largest encoded result (default "
+                         f"{amount(Limits().result_bytes, 'result_bytes')})")
+    ex.add_argument("--data", default=None, metavar="JSON",
+                    help="input value, bound to `data` (@FILE: read it from FILE)")
+    ex.add_argument("--data-file", default=None, metavar="FILE",
+                    help="input value as JSON in FILE (at most "
+                         f"{amount(MAX_DATA_BYTES, 'data_bytes')} encoded)")
     ex.add_argument("--json", action="store_true", help="print one JSON object")
     ex.add_argument("--policy", choices=("default", "restricted"), default="default",
                     help="python: restricted compiles the snippet with RestrictedPython")
@@ -126,7 +161,9 @@ def _exec_parser(sub: Any) -> None:
                          "--reuse-key's tasks only (see the README's worker mode)")
     ex.add_argument("--reuse-key", default=None, metavar="KEY",
                     help="worker mode: the tenant or lane whose workers may run this task")
-    ex.add_argument("file", nargs="?", default="-", help="file with the code, or - for stdin")
+    ex.add_argument("file", nargs="?", default="-",
+                    help="file with the code, or - for stdin (at most "
+                         f"{amount(MAX_CODE_BYTES, 'code_bytes')})")
     ex.add_argument("--connect", metavar="ENDPOINT", nargs="?", const=default_endpoint(),
                     help="use a `sandbox serve` daemon (default: an embedded broker); with "
                          f"no ENDPOINT (or `default`), the default one: {default_endpoint()}")
@@ -138,17 +175,34 @@ def _exec_parser(sub: Any) -> None:
 def _packages_parser(sub: Any) -> None:
     from sandbox.jail import packages
 
+    def common(p: argparse.ArgumentParser, given_before: bool) -> None:
+        # given before the action (``packages --runtime pyodide install``) or after it: an
+        # action's own copy has no default, so it never undoes the one given before
+        default: Any = argparse.SUPPRESS if given_before else None
+        p.add_argument("--packages-dir", "--dir", dest="packages_dir", metavar="DIR",
+                       default=default,
+                       help=f"the environment (default here: {packages.default_dir()}) "
+                            f"[{SETTINGS['packages_dir'].env}]")
+        p.add_argument("--runtime", choices=("python", "pyodide"),
+                       default=default if given_before else "python",
+                       help="pyodide: pure-Python wheels, py-compiled, with a Pyodide lock "
+                            "file (install replaces its environment; use it with "
+                            f"{SETTINGS['pyodide_packages_dir'].flag})")
+
     pk = sub.add_parser("packages", help="the third-party environment python snippets see")
-    pk.add_argument("action", choices=("install", "list", "remove"),
-                    help="install SPEC... (adds to the environment), remove NAME..., list")
-    pk.add_argument("specs", nargs="*", metavar="SPEC", help="e.g. 'pandas==2.*' requests")
-    pk.add_argument("--packages-dir", "--dir", dest="packages_dir", metavar="DIR",
-                    help=f"the environment (default here: {packages.default_dir()}) "
-                         f"[{SETTINGS['packages_dir'].env}]")
-    pk.add_argument("--runtime", choices=("python", "pyodide"), default="python",
-                    help="pyodide: pure-Python wheels, py-compiled, with a Pyodide lock file "
-                         "(install replaces its environment; use it with "
-                         f"{SETTINGS['pyodide_packages_dir'].flag})")
+    common(pk, given_before=False)
+    actions = pk.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for action, summary, names in (
+            ("install", "add packages to the environment", "e.g. 'pandas==2.*' requests"),
+            ("remove", "remove packages from the environment (python)", "the packages' names"),
+            ("list", "list what the environment holds", None)):
+        act = actions.add_parser(action, help=summary, description=summary[0].upper()
+                                 + summary[1:] + ".")
+        if names is not None:
+            act.add_argument("specs", nargs="*", metavar="SPEC", help=names)
+        else:
+            act.set_defaults(specs=[])
+        common(act, given_before=True)
 
 
 class _SettingFlag(argparse.Action):
@@ -235,12 +289,84 @@ def _print_human(result: Result) -> None:
         if result.truncated:
             sys.stdout.write("[output truncated]\n")
     if result.ok:
-        if result.value is not None:
+        if isinstance(result.value, str):
+            print(result.value)  # as it is, as `echo` would: for pipes and for people
+        elif result.value is not None:
             print(json.dumps(to_jsonable(result.value), indent=2, ensure_ascii=False))
         return
     if result.error and result.error.traceback:
-        sys.stderr.write(result.error.traceback)
+        # its last line says the exception and its message: said once, not again below it
+        sys.stderr.write(result.error.traceback if result.error.traceback.endswith("\n")
+                         else result.error.traceback + "\n")
+        return
     print(f"{result.status.value}: {result.message}", file=sys.stderr)
+
+
+def _read_code(path: str) -> str:
+    """The snippet's code from ``path`` (``-``: stdin), refused past the code cap before it
+    is read whole (a 40 MB file is not read to be refused)."""
+    cap = amount(MAX_CODE_BYTES, "code_bytes")
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer.read(MAX_CODE_BYTES + 1)
+            if len(raw) > MAX_CODE_BYTES:
+                raise UsageError(f"the code on stdin is over the {cap} limit")
+        else:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_CODE_BYTES:
+                    raise UsageError(f"{path} is {amount(size, 'size_bytes')}, over the {cap} "
+                                     "limit for code")
+                raw = f.read(MAX_CODE_BYTES + 1)
+                if len(raw) > MAX_CODE_BYTES:  # a file that grew, or no size (a pipe)
+                    raise UsageError(f"{path} is over the {cap} limit for code")
+        return raw.decode("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        where = "the code on stdin" if path == "-" else path
+        raise UsageError(f"{where} is not UTF-8 text: {exc}") from exc
+
+
+def _read_data(args: argparse.Namespace) -> Any:
+    """The input value: ``--data JSON``, ``--data @FILE`` or ``--data-file FILE`` (JSON with
+    the tags of ``sandbox.jsonview``); None when none is given."""
+    text, source = args.data, "--data"
+    path = args.data_file
+    if text is not None and path is not None:
+        raise UsageError("give --data or --data-file, not both")
+    if text is not None and text.startswith("@"):
+        path, source = text[1:], "--data @FILE"
+    if path is not None:
+        source = f"{source if source != '--data' else '--data-file'} {path}"
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if text is None:
+        return None
+    try:
+        return from_json_data(text)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from exc
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    """Each limit given by its flag, checked against its range and named by its flag: the
+    message a user reads is about ``--timeout``, not the schema's ``timeout_s``."""
+    from sandbox.errors import ConfigError
+
+    for name, flag in LIMIT_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is None:
+            continue
+        try:
+            Limits().replace(**{name: value})
+        except ConfigError as exc:
+            message = str(exc)
+            raise UsageError(flag + message[len(name):] if message.startswith(name)
+                             else f"{flag}: {message}") from exc
 
 
 def _exec(args: argparse.Namespace) -> int:
@@ -249,20 +375,11 @@ def _exec(args: argparse.Namespace) -> int:
     if runtime is None:
         known = ", ".join(sorted(registry.ALIASES))
         raise UsageError(f"unknown runtime {args.runtime!r} (known: {known})")
-    try:
-        data = from_json_data(args.data) if args.data is not None else None
-    except ValueError as exc:
-        raise UsageError(f"--data: {exc}") from exc
+    data = _read_data(args)
+    _check_limits(args)
     limits = dict(timeout_s=args.timeout, memory_mb=args.memory, stdout_bytes=args.stdout_bytes,
                   result_bytes=args.result_bytes)
-    if args.file == "-":
-        code = sys.stdin.read()
-    else:
-        try:
-            with open(args.file, encoding="utf-8") as f:
-                code = f.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read {args.file}: {exc}") from exc
+    code = _read_code(args.file)
     settings = _settings(args, "exec")
     options: dict[str, Any] = dict(limits)
     facts = registry.RUNTIMES[runtime]
@@ -293,7 +410,7 @@ def _exec(args: argparse.Namespace) -> int:
         req = _request(runtime, code, data, options, pool.default_limits)
         try:
             with Client(pool=pool, runtimes=(runtime,)) as client:
-                result = client.submit_request(req).result()
+                result = _run(client, req)
         except JailError as exc:
             # which runtimes this host can run, and why the others not, beside the reason
             raise JailError(f"{exc}\n{_host_report(pool)}") from exc
@@ -342,7 +459,22 @@ def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, req: Requ
     if problem is not None:
         return Result.rejected(problem)
     with Client(endpoint, curve=curve, insecure=settings.insecure) as client:
-        return client.submit_request(req).result()
+        return _run(client, req)
+
+
+def _run(client: Client, req: Request) -> Result:
+    """The task's Result. Ctrl-C cancels it (KeyboardInterrupt goes on up, to be said in
+    one line); the jails are in sessions of their own, so the terminal's SIGINT reached
+    this process only, and the client's close that follows tears down what it started."""
+    import signal
+
+    handle = client.submit_request(req)
+    try:
+        return handle.result()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
+        handle.cancel()
+        raise
 
 
 _REACH_S = 5.0  # how long `exec --connect` waits for a daemon's handshake before it says so
@@ -360,7 +492,7 @@ def _runtimes(args: argparse.Namespace) -> int:
     verdicts = hostcheck.runtimes(PoolConfig(
         pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces)))
     for verdict in verdicts:
-        print(verdict.line())
+        print(verdict.line(version=True))
     return EXIT_OK if all(v.works for v in verdicts) else EXIT_STATUS
 
 
@@ -369,7 +501,15 @@ def _serve(args: argparse.Namespace) -> int:
     from sandbox.service.daemon import serve
 
     keep_large_blocks()
-    return serve(_settings(args, "serve"))
+    settings = _settings(args, "serve")
+    _log_as(settings)
+    return serve(settings)
+
+
+def _log_as(settings: ServiceConfig) -> None:
+    from sandbox.service import logs
+
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def _runner(args: argparse.Namespace) -> int:
@@ -387,6 +527,7 @@ def _runner(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
     else:
         config = _settings(args, "runner")
+    _log_as(config)
     endpoint = _endpoint(args.connect)
     runtimes = tuple(registry.canonical(r) or r for r in config.runtimes)
     try:
@@ -421,14 +562,20 @@ def _runner(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+    log = logging.getLogger("sandbox.runner")
+    name = f"runner {args.name}" if args.name else "runner"
+    log.info("%s starting: jails for %s, %d slots, broker at %s", name, ", ".join(runtimes),
+             config.slots, endpoint)
     runner = Runner(runner_config)
     started.append(runner)
     if args.lifeline is None:
         signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
     try:
         runner.serve(stop)
+        log.info("%s stopping: its jails end", name)
     finally:
         runner.close()
+    log.info("%s stopped", name)
     return 0
 
 
@@ -555,8 +702,17 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(message: str, status: Status, as_json: bool) -> None:
+    """One line on stderr; with ``--json`` also the one JSON object, on stdout."""
+    print(f"sandbox: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(result_json(Result(status, message)), ensure_ascii=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # `exec --json`: whoever parses stdout gets one object, whatever went wrong
+    as_json = "exec" in argv and "--json" in argv[argv.index("exec"):]
     try:
         args, extra = _parser().parse_known_args(argv)
         if extra and args.command == "packages" and not any(x.startswith("-") for x in extra):
@@ -586,11 +742,14 @@ def main(argv: list[str] | None = None) -> int:
             return _runtimes(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
+        _say(str(exc), Status.REJECTED, as_json)
         return EXIT_USAGE
     except SandboxError as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
+        _say(str(exc), Status.CRASHED, as_json)
         return EXIT_STATUS
+    except KeyboardInterrupt:
+        _say(INTERRUPTED if "exec" in argv else "interrupted", Status.CRASHED, as_json)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

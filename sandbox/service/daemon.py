@@ -248,11 +248,8 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.warning("serving clients on %s, runners on %s", ", ".join(server.endpoints),
-                ", ".join(server.runner_endpoints))
-    print(f"sandbox serve: listening on {', '.join(server.endpoints)} (runners: "
-          f"{', '.join(server.runner_endpoints)})"
-          + (f", http://{config.http}" if httpd else ""), file=sys.stderr, flush=True)
+    log.info("serving clients on %s, runners on %s%s", ", ".join(server.endpoints),
+             ", ".join(server.runner_endpoints), f", http://{config.http}" if httpd else "")
     if ready is not None:
         ready.set()
     loop = threading.Thread(target=server.serve, args=(stop,), name="broker")
@@ -263,10 +260,11 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     finally:
         stop.set()
         loop.join()
-        log.warning("draining for up to %g s", config.grace_s)
+        log.info("draining for up to %g s", config.grace_s)
         server.drain(config.grace_s, threading.Event())
         watcher.close()
         server.close()
         if httpd is not None:
             httpd.shutdown()
+        log.info("stopped")
     return 0

@@ -25,8 +25,11 @@ class Verdict:
     works: bool
     why: str  # why not, or what it runs with (a layer given up)
 
-    def line(self) -> str:
-        return f"{self.runtime}: {'works' if self.works else 'cannot run'}" + (
+    def line(self, *, version: bool = False) -> str:
+        """``python: works``; with ``version``, the engine's as runners advertise it
+        (``python 3.11.7: works``)."""
+        name = f"{self.runtime} {registry.RUNTIMES[self.runtime].version}" if version else self.runtime
+        return f"{name}: {'works' if self.works else 'cannot run'}" + (
             f" ({self.why})" if self.why else "")
 
 

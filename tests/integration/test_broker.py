@@ -429,3 +429,28 @@ def test_a_runner_stopped_with_sigterm_counts_as_left_not_lost(tmp_path):
         with server.lock:
             counters = server.core.counters
             assert (counters["runners_left"], counters["runners_lost"]) == (1, 0)
+
+
+def test_the_log_says_when_a_runner_registers_and_when_it_is_gone(tmp_path, caplog):
+    caplog.set_level("INFO", logger="sandbox.broker")
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "sandbox.broker"]
+
+    with broker(tmp_path) as server:
+        runner = zmq.Context.instance().socket(zmq.DEALER)
+        runner.setsockopt(zmq.LINGER, 0)
+        runner.connect(server.runner_endpoints[0])
+        try:
+            runner.send(p.encode(p.Ready({"python": "3.11.7"}, 2, (), "gpu-box")))
+            deadline = time.monotonic() + 10
+            while len(said()) < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            runner.send(p.encode(p.Bye()))
+            while len(said()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            runner.close()
+    assert said() == ["runner gpu-box registered: python 3.11.7, 2 slots (1 registered)",
+                      "runner gpu-box is gone (0 registered)"]
+    assert [r.levelname for r in caplog.records if r.name == "sandbox.broker"] == ["INFO"] * 2

@@ -178,7 +178,10 @@ def test_the_program_says_its_version():
                           text=True, timeout=60)
     from importlib.metadata import version
 
-    assert done.stdout == f"sandbox {version('snippet-sandbox')}\n"
+    from sandbox import registry
+
+    engines = ", ".join(f"{r.name} {r.version}" for r in registry.RUNTIMES.values())
+    assert done.stdout == f"sandbox {version('snippet-sandbox')} ({engines})\n"
 
 
 def test_exec_sends_worker_mode_to_a_daemon(ipc_dir):
@@ -215,4 +218,7 @@ def test_runtimes_says_which_work_on_this_host() -> None:
     r = subprocess.run([sys.executable, "-m", "sandbox", "runtimes"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.splitlines() == ["python: works", "javascript: works", "pyodide: works"]
+    from sandbox import registry
+
+    assert r.stdout.splitlines() == [f"{name} {registry.RUNTIMES[name].version}: works"
+                                     for name in ("python", "javascript", "pyodide")]

@@ -160,7 +160,9 @@ def test_a_client_key_made_with_a_name_is_picked_with_key(ipc_dir):
         missing = sandbox("exec", "--runtime", "python", "--connect", broker.endpoint,
                           "--curve-dir", keys, script)  # the default pair, client, was not made
         assert missing.returncode == 2
-        assert "cannot load CURVE keys" in missing.stderr and "client.key_secret" in missing.stderr
+        assert missing.stderr == (f"sandbox: the key file {keys}/client.key_secret does not "
+                                  f"exist (`sandbox keys {keys} --client client` makes it, or "
+                                  "--runner client)\n")
 
 
 # -- local runners reach the runner endpoint with runner credentials -------------------------------
@@ -278,8 +280,8 @@ def test_a_missing_runner_key_stops_serve_before_any_runner_starts(ipc_dir):
     done = sandbox("serve", "--bind", f"ipc://{ipc_dir}/s.sock", "--http", "",
                    "--runner-bind", f"tcp://127.0.0.1:{port}", "--curve-dir", keys, timeout=60)
     assert done.returncode == 1
-    assert done.stderr == (f"sandbox: cannot load CURVE keys from {keys}: "
-                           f"{keys}/runner.key_secret does not exist (see `sandbox keys`)\n")
+    assert done.stderr == (f"sandbox: the key file {keys}/runner.key_secret does not exist "
+                           f"(`sandbox keys {keys} --client runner` makes it, or --runner runner)\n")
 
 
 def test_healthz_says_in_its_body_what_its_code_says(ipc_dir):

@@ -113,11 +113,15 @@ def test_a_task_id_in_use_is_rejected():
 @pytest.mark.parametrize(
     ("task", "message"),
     [
-        (submit("t", runtime="ruby", wait_for_runner=False), "no runner for runtime 'ruby'"),
+        (submit("t", runtime="ruby", wait_for_runner=False),
+         "no runner for runtime 'ruby': this broker's runners serve javascript 0.10, python "
+         "3.11.7; start them with --runtimes naming ruby (`sandbox serve`, `sandbox runner`; "
+         "embedded: Client(runtimes=...))"),
         (submit("t", group="gpu", wait_for_runner=False),
          "no runner for runtime 'python' in group 'gpu'"),
         (submit("t", version="3.12", wait_for_runner=False),
-         "no runner for runtime 'python' version 3.12*"),
+         "no runner for runtime 'python' version 3.12*: this broker's runners serve "
+         "javascript 0.10, python 3.11.7"),
     ],
     ids=["runtime", "group", "version"],
 )
@@ -127,6 +131,45 @@ def test_no_runner_rejects_at_once_when_the_task_will_not_wait(task, message):
     out = core.on_client(C1, task, 0.0)
     assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message)]
     assert not core.queued
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [
+        (submit("t", runtime="pyodide"),
+         "no runner for runtime 'pyodide': this broker's runners serve javascript 0.10, "
+         "python 3.11.7; start them with --runtimes naming pyodide (`sandbox serve`, "
+         "`sandbox runner`; embedded: Client(runtimes=...))"),
+        (submit("t", version="3.12"),
+         "no runner for runtime 'python' version 3.12*: this broker's runners serve "
+         "javascript 0.10, python 3.11.7"),
+    ],
+    ids=["runtime", "version"],
+)
+def test_a_runtime_no_runner_ever_served_is_rejected_at_once_though_the_task_would_wait(
+        task, message):
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    out = core.on_client(C1, task, 0.0)
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message)]
+    assert not core.queued
+
+
+def test_a_runtime_served_before_waits_for_its_runner_to_come_back():
+    # the javascript runner restarts: its tasks wait for it, they are not refused
+    core = BrokerCore()
+    core.on_runner(R1, ready(runtimes={"python": "3.11.7"}), 0.0)
+    core.on_runner(R2, ready(runtimes={"javascript": "0.10"}), 0.0)
+    core.on_runner(R2, p.Bye(), 1.0)
+    assert core.on_client(C1, submit("t", runtime="javascript"), 2.0) == []
+    assert tasks_to(core.on_runner(R2, ready(runtimes={"javascript": "0.10"}), 3.0), R2) == ["t"]
+
+
+def test_with_no_runner_registered_yet_every_task_waits():
+    # a daemon's runners are still starting: nothing is known to be left out yet
+    core = BrokerCore()
+    assert core.on_client(C1, submit("t", runtime="pyodide"), 0.0) == []
+    assert tasks_to(core.on_runner(R1, ready(runtimes={"pyodide": "3.11.3"}), 1.0), R1) == ["t"]
 
 
 def test_no_runner_waits_when_the_task_will_wait_and_runs_when_one_arrives():

@@ -214,3 +214,19 @@ def test_the_readme_lists_every_setting_with_its_three_names():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for s in SETTINGS.values():
         assert f"| `{s.name}` | `{s.env}` | `{s.flag}` |" in readme, s.name
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"result_bytes": 5}, "result_bytes must be between 1 KiB and 64 MiB, not 5 bytes"),
+        ({"stdout_bytes": 9 * 1024 * 1024},
+         "stdout_bytes must be between 0 bytes and 8 MiB, not 9 MiB"),
+        ({"timeout_s": 99999}, "timeout_s must be between 1 ms and 3600 s, not 99999 s"),
+        ({"memory_mb": 1}, "memory_mb must be between 16 MB and 65536 MB, not 1 MB"),
+    ],
+)
+def test_a_range_is_said_in_whole_numbers_with_units(changes, message):
+    with pytest.raises(ConfigError) as caught:
+        Limits().replace(**changes)
+    assert str(caught.value) == message

@@ -81,3 +81,14 @@ def test_a_runner_socket_never_refuses_a_send_for_a_full_queue():
     finally:
         runner.close(0)
         client.close(0)
+
+
+def test_a_key_name_with_no_file_says_the_file_does_not_exist(tmp_path):
+    from sandbox.errors import ConfigError
+    from sandbox.link import CurveClient
+
+    with pytest.raises(ConfigError) as caught:
+        CurveClient.load(str(tmp_path), "nobody")
+    assert str(caught.value) == (
+        f"the key file {tmp_path}/nobody.key_secret does not exist (`sandbox keys {tmp_path} "
+        "--client nobody` makes it, or --runner nobody)")
