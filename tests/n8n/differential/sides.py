@@ -23,6 +23,11 @@ from tests.n8n.peer import N8n, RunnerProcess
 
 GOLDEN = HERE / "golden.json"
 
+#: What both n8n instances and our runner are configured with, as an operator would: a time
+#: zone other than the machine's (UTC), so that zone handling shows, and the one built-in
+#: module real snippets require most (n8n's launcher passes both variables to its runners).
+SHARED_ENV = {"GENERIC_TIMEZONE": "Europe/Berlin", "NODE_FUNCTION_ALLOW_BUILTIN": "crypto"}
+
 #: Our runner's flags: enough concurrency and time that no snippet of the corpus meets a limit
 #: n8n's runner would not (n8n's own task timeout is 60 s by default; ours the same here).
 RUNNER_FLAGS = ("--max-concurrency", "4", "--task-timeout", "60", "--memory", "256")
@@ -35,7 +40,7 @@ def outcomes(raw: dict[str, dict[str, Any]], cases: Sequence[Case]) -> dict[str,
 def run_theirs(cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
     """Normalised outcomes from n8n's own JavaScript runner (internal mode)."""
     cases = cases or load()
-    with N8n.start(task_timeout_s=60, extra_env={"N8N_RUNNERS_MODE": "internal"}) as n8n:
+    with N8n.start(task_timeout_s=60, extra_env={**SHARED_ENV, "N8N_RUNNERS_MODE": "internal"}) as n8n:
         return outcomes(run_corpus(n8n, cases), cases)
 
 
@@ -44,7 +49,7 @@ def run_ours_on(n8n: N8n, cases: Sequence[Case] | None = None,
     """Normalised outcomes from ``sandbox n8n-runner`` serving an external-mode ``n8n``
     (which no other runner may serve meanwhile)."""
     cases = cases or load()
-    runner = RunnerProcess(n8n, *flags).wait_registered()
+    runner = RunnerProcess(n8n, *flags, env=SHARED_ENV).wait_registered()
     try:
         return outcomes(run_corpus(n8n, cases), cases)
     finally:
@@ -52,7 +57,7 @@ def run_ours_on(n8n: N8n, cases: Sequence[Case] | None = None,
 
 
 def run_ours(cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
-    with N8n.start(task_timeout_s=60) as n8n:
+    with N8n.start(task_timeout_s=60, extra_env=SHARED_ENV) as n8n:
         return run_ours_on(n8n, cases)
 
 
