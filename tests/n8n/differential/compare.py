@@ -21,15 +21,20 @@ from typing import Any
 
 from tests.n8n.differential.corpus import Case
 
-#: The item keys a downstream node can see. n8n's executor adds bookkeeping of its own around
-#: items in some paths (``index``, ``metadata``) that no Code node wrote, and that a user
-#: never reads.
-ITEM_KEYS = ("json", "binary", "pairedItem")
+# How items are normalised, and why so little: both sides' items are what one n8n recorded
+# after its own executor took the runner's answer, so everything n8n adds (pairedItem where the
+# runner wrote none: by index when a node returns as many items as it got, item 0 when it
+# returns one, none otherwise; error items of "continue on fail"; the node error) is added
+# alike on both sides. Measured on the corpus: items carry only json, binary, pairedItem and
+# (when the code returned one) error, in the same shapes on both sides (pairedItem ``0`` stays
+# ``0`` on both), and binary data stays inline with no storage id (n8n's default binary mode).
+# So items are compared as recorded, keys and shapes included, with one exception: values that
+# differ between any two runs of the same runner (a clock, a random id, an execution id),
+# which a case names in its ``mask``.
 
 
 def _mask(value: Any, keys: tuple[str, ...]) -> Any:
-    """Replace the values of ``keys`` (at any depth) by their JSON type: a clock, a random
-    id or an execution id differs between any two runs, whichever runner runs them."""
+    """Replace the values of ``keys`` (at any depth) by their JSON type."""
     if isinstance(value, dict):
         return {k: (f"<{type(v).__name__}>" if k in keys else _mask(v, keys)) for k, v in value.items()}
     if isinstance(value, list):
@@ -37,47 +42,8 @@ def _mask(value: Any, keys: tuple[str, ...]) -> Any:
     return value
 
 
-def _binary(binary: Any) -> Any:
-    """A binary entry minus where n8n stored it: with a storage mode other than in-memory,
-    n8n writes the data away and keeps a fresh ``id`` (a per-execution path) instead; the
-    data, mime type, file name, extension and size are compared."""
-    if not isinstance(binary, dict):
-        return binary
-    return {name: ({k: v for k, v in entry.items() if k != "id"} if isinstance(entry, dict) else entry)
-            for name, entry in binary.items()}
-
-
-def _paired(paired: Any) -> Any:
-    """``pairedItem`` in one shape: n8n writes ``{item: 0}`` and ``{item: 0, input: 0}``,
-    ``0`` and ``{item: 0}`` interchangeably (input 0 is the default input), and a list of one
-    is that one: these all mean the same to ``$('Node').item`` downstream."""
-    if isinstance(paired, list):
-        norm = [_paired(p) for p in paired]
-        return norm[0] if len(norm) == 1 else norm
-    if isinstance(paired, int) and not isinstance(paired, bool):
-        return {"item": paired}
-    if isinstance(paired, dict):
-        out = {k: v for k, v in paired.items() if not (k == "input" and v in (0, None))}
-        return out
-    return paired
-
-
 def normalise_item(item: Any, mask: tuple[str, ...] = ()) -> Any:
-    if not isinstance(item, dict):
-        return item
-    out: dict[str, Any] = {}
-    for key in ITEM_KEYS:
-        if key not in item or item[key] is None and key != "json":
-            continue
-        value = item[key]
-        if key == "binary":
-            value = _binary(value)
-            if value == {}:
-                continue  # an empty binary is no binary to any consumer
-        elif key == "pairedItem":
-            value = _paired(value)
-        out[key] = _mask(value, mask)
-    return out
+    return _mask(item, mask) if mask else item
 
 
 def _is_error_item(item: Any) -> bool:
@@ -107,7 +73,8 @@ def agree(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 def what_differs(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> str:
     """One line saying how two outcomes differ, for a report or a failing assertion."""
     if theirs["status"] != ours["status"]:
-        return f"status: n8n {theirs['status']} ({theirs['error']!r}), ours {ours['status']} ({ours['error']!r})"
+        return (f"status: n8n {theirs['status']} ({theirs['error']!r}), "
+                f"ours {ours['status']} ({ours['error']!r})")
     if theirs["error"] != ours["error"]:
         return f"error text: n8n {theirs['error']!r}, ours {ours['error']!r}"
     return f"items: n8n {_short(theirs['items'])}, ours {_short(ours['items'])}"
