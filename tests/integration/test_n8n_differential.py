@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from sandbox import PoolConfig, Sandbox
 from tests.n8n import differential
 from tests.n8n.differential import compare, sides
 from tests.n8n.differential.corpus import Case, load
@@ -45,14 +46,8 @@ def outcomes() -> tuple[Outcomes, Outcomes]:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_snippet_runs_as_on_n8ns_own_runner(outcomes: tuple[Outcomes, Outcomes], case: Case):
     theirs, ours = outcomes
-    a, b = theirs[case.id], ours[case.id]
-    if case.id in KNOWN:
-        category, reason = KNOWN[case.id]
-        assert not compare.agree(a, b), (
-            f"{case.id} now agrees with n8n's own runner: take it off tests/n8n/differential/known.py "
-            f"(was {category}: {reason})")
-    else:
-        assert compare.agree(a, b), compare.what_differs(a, b)
+    failure = compare.verdict(case.id, theirs[case.id], ours[case.id], KNOWN)
+    assert failure is None, failure
 
 
 def test_golden_file_is_what_n8ns_own_runner_answers_today(outcomes: tuple[Outcomes, Outcomes]):
@@ -61,3 +56,13 @@ def test_golden_file_is_what_n8ns_own_runner_answers_today(outcomes: tuple[Outco
     theirs, _ = outcomes
     golden = sides.read_golden()
     assert sorted(cid for cid in theirs if golden.get(cid) != theirs[cid]) == []
+
+
+def test_our_layer_without_n8n_answers_as_through_n8n(outcomes: tuple[Outcomes, Outcomes]):
+    # The golden test (test_n8n_differential_golden.py) runs our Code node layer on recorded
+    # task data and does n8n's part after the runner in Python (n8n_side.py): it must give
+    # what this n8n recorded of our runner, case by case.
+    _, ours = outcomes
+    with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as sb:
+        in_jails = sides.run_ours_in_jails(sb, CASES)
+    assert sorted(cid for cid in ours if in_jails[cid] != ours[cid]) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.n8n.differential import compare, corpus, sides
+from tests.n8n.differential import compare, corpus, n8n_side, sides, taskdata
 from tests.n8n.differential.corpus import ALL, EACH, Case, CorpusError
 from tests.n8n.differential.known import KNOWN
 
@@ -85,3 +85,84 @@ def test_the_report_counts_agreement_and_categories():
     assert (report.agreed, report.categories, report.n8n_ok, report.ours_ok_of_n8n_ok,
             report.agreed_of_n8n_ok) == (["same"], {"known": "luxon", "new": "unlisted"}, 3, 2, 1)
     assert report.differing["known"] == "status: n8n ok (None), ours error ('e')"
+
+
+# -- the verdict of one case ------------------------------------------------------------------
+
+OK = {"status": "ok", "items": [{"json": {"a": 1}}], "error": None}
+OTHER = {"status": "ok", "items": [{"json": {"a": 2}}], "error": None}
+
+
+def test_an_unlisted_case_passes_when_it_agrees_and_fails_saying_how_it_differs():
+    assert compare.verdict("c", OK, OK, {}) is None
+    assert compare.verdict("c", OK, OTHER, {}) == (
+        "c differs from n8n's own runner: items: n8n [{'json': {'a': 1}}], ours [{'json': {'a': 2}}]")
+
+
+def test_a_listed_case_passes_while_it_differs_and_fails_once_fixed():
+    known = {"c": ("luxon", "DateTime is missing")}
+    assert compare.verdict("c", OK, OTHER, known) is None
+    assert compare.verdict("c", OK, OK, known) == (
+        "c now agrees with n8n's own runner: take it off tests/n8n/differential/known.py "
+        "(was luxon: DateTime is missing)")
+
+
+# -- n8n's part after the runner (n8n_side) ---------------------------------------------------
+
+PEOPLE = [{"json": {"n": i}, "pairedItem": {"item": i}} for i in range(3)]
+
+
+def _record(code: str, result, mode: str = ALL, inputs=PEOPLE):
+    return n8n_side.record(Case("c", code, mode, "people"), inputs, {"result": result}, None)
+
+
+def test_plain_objects_are_wrapped_and_paired_by_index_when_as_many_as_the_input():
+    assert _record("", [{"a": 1}, {"a": 2}, {"a": 3}])["items"] == [
+        {"json": {"a": 1}, "pairedItem": {"item": 0}}, {"json": {"a": 2}, "pairedItem": {"item": 1}},
+        {"json": {"a": 3}, "pairedItem": {"item": 2}}]
+
+
+def test_one_object_of_three_inputs_is_paired_with_item_0_and_two_with_none():
+    assert _record("", {"a": 1})["items"] == [{"json": {"a": 1}, "pairedItem": {"item": 0}}]
+    assert _record("", [{"a": 1}, {"a": 2}])["items"] == [{"json": {"a": 1}}, {"json": {"a": 2}}]
+
+
+@pytest.mark.parametrize("result,message", [
+    ("text", "Code doesn't return items properly"),
+    ([{"json": {}}, {"b": 2}], "Unknown top-level item key: b [item 1]"),
+    ([{"json": {}, "extra": 1}], "Invalid output format [item 0]"),
+    ([{"json": "x"}], "A 'json' property isn't an object [item 0]"),
+])
+def test_results_n8n_refuses_fail_the_node_and_pass_the_input_on(result, message):
+    out = _record("", result)
+    assert (out["items"], out["node_error"]["message"]) == (PEOPLE, message)
+
+
+def test_each_item_mode_refuses_input_first_before_any_runner_with_its_line():
+    out = n8n_side.record(Case("c", "// $input.first()\nconst a = $input.first();", EACH, "people"),
+                          PEOPLE, None, None)
+    assert out["node_error"]["message"] == "Can't use .first() here [line 2, for item 0]"
+
+
+def test_an_item_with_an_error_key_shows_the_errors_message_as_its_json():
+    assert _record("", [{"json": {"a": 1}, "error": {"message": "x"}}], inputs=PEOPLE[:1])["items"] == [
+        {"json": {"error": "x"}, "error": {"message": "x"}, "pairedItem": {"item": 0}}]
+
+
+def test_strip_keeps_what_a_runner_asked_for():
+    response = {
+        "inputData": {"main": [PEOPLE]},
+        "connectionInputSource": {"main": [{"previousNode": "people"}]},
+        "envProviderState": {"env": {"A": "1"}, "isEnvAccessBlocked": False, "isProcessAvailable": True},
+        "runExecutionData": {"resultData": {"runData": {"people": [1], "Config": [2], "Webhook": [3]}}}}
+    out = n8n_side.strip(response, {"dataOfNodes": ["Config"], "prevNode": True, "env": False,
+                                    "input": {"include": True, "chunk": {"startIndex": 1, "count": 1}}})
+    run_data = out["runExecutionData"]["resultData"]["runData"]
+    assert (out["inputData"], out["envProviderState"]["env"], run_data) == (
+        {"main": [PEOPLE[1:2]]}, {}, {"people": [1], "Config": [2]})
+
+
+def test_every_case_has_recorded_task_data_unless_n8n_refuses_it_before_a_runner():
+    doc = sides.read_task_data()
+    missing = [c.id for c in corpus.load() if taskdata.response(doc, c) is None]
+    assert missing == ["each-items-first", "str-trim-clean.each.one"]

@@ -85,6 +85,19 @@ def _short(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def verdict(case_id: str, theirs: Mapping[str, Any], ours: Mapping[str, Any],
+            known: Mapping[str, tuple[str, str]]) -> str | None:
+    """Why the two outcomes of a case fail the differential test, or None when they pass:
+    a case must agree unless ``known`` lists it, and a listed case must still differ."""
+    same = agree(theirs, ours)
+    if case_id in known:
+        category, reason = known[case_id]
+        return None if not same else (
+            f"{case_id} now agrees with n8n's own runner: take it off "
+            f"tests/n8n/differential/known.py (was {category}: {reason})")
+    return None if same else f"{case_id} differs from n8n's own runner: {what_differs(theirs, ours)}"
+
+
 @dataclass(frozen=True)
 class Report:
     """A comparison of the whole corpus."""

@@ -12,16 +12,26 @@ of n8n (its time zone, its settings) is the same on both sides. The golden file 
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.n8n.differential import compare
-from tests.n8n.differential.corpus import HERE, Case, load
+from sandbox import Sandbox
+from sandbox.config import Limits
+from sandbox.n8n import javascript_node
+from sandbox.n8n.protocol import Chunk, Settings
+from sandbox.n8n.task import JobError
+from sandbox.result import Result
+from tests.n8n.differential import compare, n8n_side, taskdata
+from tests.n8n.differential.corpus import EACH, HERE, Case, load
 from tests.n8n.differential.run import run_corpus
 from tests.n8n.peer import N8n, RunnerProcess
 
 GOLDEN = HERE / "golden.json"
+TASK_DATA = HERE / "taskdata.json"
+REPO = HERE.parents[2]
 
 #: What both n8n instances and our runner are configured with, as an operator would: a time
 #: zone other than the machine's (UTC), so that zone handling shows, and the one built-in
@@ -68,3 +78,68 @@ def write_golden(theirs: dict[str, dict[str, Any]], path: Path = GOLDEN) -> None
 
 def read_golden(path: Path = GOLDEN) -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def record_task_data(cases: Sequence[Case] | None = None) -> list[dict[str, Any]]:
+    """The ``broker:taskdataresponse`` messages n8n sends for the corpus, one per Code node,
+    each with everything a task may ask for (``tap.py``), served by our runner."""
+    cases = cases or load()
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as out, \
+            N8n.start(task_timeout_s=60, extra_env=SHARED_ENV) as n8n:
+        runner = RunnerProcess(n8n, *RUNNER_FLAGS, env={**SHARED_ENV, "PYTHONPATH": str(REPO)},
+                               command=[sys.executable, "-m", "tests.n8n.differential.tap", out.name])
+        try:
+            runner.wait_registered()
+            run_corpus(n8n, cases)
+        finally:
+            runner.stop()
+        return [json.loads(line) for line in Path(out.name).read_text(encoding="utf-8").splitlines()]
+
+
+def write_task_data(messages: list[dict[str, Any]], path: Path = TASK_DATA) -> None:
+    doc = taskdata.compact(messages, {c.id: c for c in load()})
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_task_data(path: Path = TASK_DATA) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+#: Our runner's limits in ``RUNNER_FLAGS``, for running our Code node layer without n8n.
+LIMITS = Limits(timeout_s=60.0, memory_mb=256)
+
+
+def run_ours_in_jails(sb: Sandbox, cases: Sequence[Case] | None = None,
+                      doc: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Normalised outcomes of our Code node layer without n8n: each case's recorded task
+    data (``taskdata.json``) through ``javascript_node`` in real jails, as the runner runs
+    it, then what n8n would record of the answer (``n8n_side``)."""
+    cases = cases or load()
+    doc = doc or read_task_data()
+    out: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        response = taskdata.response(doc, case)
+        done: dict[str, Any] | None = None
+        error: dict[str, Any] | None = None
+        if response is None:
+            input_items = taskdata.input_items(doc, case)
+        else:
+            input_items = response["inputData"]["main"][0]
+            settings = Settings(code=case.code, node_mode=case.mode, workflow_mode="manual",
+                                continue_on_fail=True, node_name=case.id,
+                                chunk=Chunk(0, len(input_items)) if case.mode == EACH else None)
+            # what n8n's broker would send for what our layer asks: the recording holds all
+            response = n8n_side.strip(response, javascript_node.data_request(settings))
+            try:
+                job = javascript_node.job(settings, response, LIMITS)
+            except JobError as exc:
+                error = {"message": str(exc)}
+            else:
+                envelope = sb.run_encoded(job.runtime, job.code, job.data,
+                                          timeout_s=job.limits.timeout_s,
+                                          memory_mb=job.limits.memory_mb)
+                result = Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
+                finished = javascript_node.finish(settings, result, LIMITS)
+                done, error = finished.done, finished.error
+        out[case.id] = compare.outcome(n8n_side.record(case, input_items, done, error), case)
+    return out
