@@ -22,7 +22,7 @@ EVERYTHING = {"dataOfNodes": "all", "prevNode": True, "input": {"include": True}
 
 def install(out_path: str) -> None:
     """Patch the runner's WebSocket: widen data requests, record data responses."""
-    out = open(out_path, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
+    out = open(out_path, "a", encoding="utf-8")  # open for the life of the process
     read, send_text = shell.WebSocket.read, shell.WebSocket.send_text
 
     def recording_read(self: shell.WebSocket) -> list[str]:
