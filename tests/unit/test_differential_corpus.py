@@ -43,8 +43,16 @@ def test_the_corpus_has_300_distinct_snippets_and_known_lists_only_its_cases():
     assert sorted(set(KNOWN) - {c.id for c in cases}) == []
 
 
-def test_the_golden_file_answers_every_case():
+def test_the_recordings_are_of_todays_corpus():
+    # golden.json and taskdata.json hold each case's digest: a case changed since is stale
     assert sorted(sides.read_golden()) == sorted(c.id for c in corpus.load())
+    assert sides.stale() == []
+
+
+def test_a_changed_case_is_stale():
+    case = corpus.load()[0]
+    changed = Case(case.id, case.code + "// changed\n", case.mode, case.input)
+    assert sides.stale([changed]) == [case.id]
 
 
 CASE = Case("c", "return [];", ALL, "people", mask=("ts",))

@@ -7,6 +7,7 @@ case per combination. Pure: reads the two files of this folder, nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -42,6 +43,14 @@ class Case:
     @property
     def short_mode(self) -> str:
         return _SHORT[self.mode]
+
+    @property
+    def digest(self) -> str:
+        """What a recording of this case depends on (code, mode, input items, mask), so that a
+        recording made for another version of the case is found stale."""
+        text = json.dumps([self.code, self.mode, inputs()["inputs"][self.input], list(self.mask),
+                           inputs()["upstream"]], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @cache

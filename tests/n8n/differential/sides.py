@@ -72,12 +72,30 @@ def run_ours(cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
 
 
 def write_golden(theirs: dict[str, dict[str, Any]], path: Path = GOLDEN) -> None:
-    path.write_text(json.dumps(theirs, indent=1, sort_keys=True) + "\n",
-                    encoding="utf-8")
+    """Record n8n's outcomes, each with the digest of the case it answers."""
+    digests = {c.id: c.digest for c in load()}
+    doc = {cid: {"digest": digests[cid], **outcome} for cid, outcome in theirs.items()}
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_golden(path: Path = GOLDEN) -> dict[str, dict[str, Any]]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """n8n's recorded outcomes by case id."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {cid: {k: v for k, v in entry.items() if k != "digest"} for cid, entry in doc.items()}
+
+
+def stale(cases: Sequence[Case] | None = None) -> list[str]:
+    """Cases whose recordings (golden.json, taskdata.json) were made for another version of
+    the case, or are missing: re-record them (see ``__main__``)."""
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    recorded = read_task_data()
+    out = []
+    for case in cases or load():
+        entry = recorded["cases"].get(case.id)
+        if golden.get(case.id, {}).get("digest") != case.digest or (
+                entry is not None and entry.get("digest") != case.digest):
+            out.append(case.id)
+    return out
 
 
 def record_task_data(cases: Sequence[Case] | None = None) -> list[dict[str, Any]]:

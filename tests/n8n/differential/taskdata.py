@@ -56,7 +56,8 @@ def compact(messages: list[dict[str, Any]], cases: dict[str, Case]) -> dict[str,
         for node_name, runs in data["runExecutionData"]["resultData"]["runData"].items():
             if node_name not in code_nodes:  # an input node first run for this case
                 run_data.setdefault(node_name, copy.deepcopy(runs))
-        entry: dict[str, Any] = {"workflow": wf["name"], "staticData": wf.get("staticData") or {},
+        entry: dict[str, Any] = {"workflow": wf["name"], "digest": cases[name].digest,
+                                 "staticData": wf.get("staticData") or {},
                                  **{k: data[k] for k in _OWN if k in data}}
         source = data["connectionInputSource"]["main"][0]["previousNode"]
         if data["inputData"] != {"main": [_paired_input(run_data, source)]}:
@@ -82,7 +83,7 @@ def response(doc: dict[str, Any], case: Case) -> dict[str, Any] | None:
     source = entry["connectionInputSource"]["main"][0]["previousNode"]
     input_data = entry.get("inputData") or {
         "main": [_paired_input(red["resultData"]["runData"], source)]}
-    own = {k: v for k, v in entry.items() if k not in ("workflow", "staticData", "inputData")}
+    own = {k: v for k, v in entry.items() if k not in ("workflow", "digest", "staticData", "inputData")}
     return {**own, "workflow": wf, "node": copy.deepcopy(node), "runExecutionData": red,
             "inputData": input_data, **{k: copy.deepcopy(shared[k]) for k in _SHARED}}
 
