@@ -6,6 +6,7 @@ and through ours, and print the agreement report (rate, each difference and its 
     python -m tests.n8n.differential --in-jails        # our Code node layer in jails, no n8n
     python -m tests.n8n.differential --write-golden    # re-record golden.json (n8n's runner)
     python -m tests.n8n.differential --record-task-data  # re-record taskdata.json (for --in-jails)
+    python -m tests.n8n.differential --in-jails -k err-catch --show  # some cases, in full
 """
 
 from __future__ import annotations
@@ -33,9 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--record-task-data", action="store_true",
                        help="record the task data n8n sends for each case (taskdata.json)")
     ap.add_argument("--brief", action="store_true", help="the figures only, not each difference")
+    ap.add_argument("-k", metavar="TEXT", help="only the cases whose id contains TEXT")
+    ap.add_argument("--show", action="store_true",
+                    help="print each differing case in full: its code and both outcomes")
     ap.add_argument("--save", metavar="PATH", help="also write both sides' outcomes to PATH (JSON)")
     args = ap.parse_args(argv)
+    if args.k and (args.write_golden or args.record_task_data):
+        ap.error("a recording is of the whole corpus: -k does not go with --write-golden or "
+                 "--record-task-data")
     cases = load()
+    if args.k:
+        cases = tuple(c for c in cases if args.k in c.id)
     if args.write_golden:
         sides.write_golden(sides.run_theirs(cases))
         print(f"wrote {sides.GOLDEN} ({len(cases)} cases)")
@@ -59,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"theirs": theirs, "ours": ours}, f, indent=1)
     report = compare.report(cases, theirs, ours, KNOWN)
     print(report.text(verbose=not args.brief))
+    if args.show:
+        for case in cases:
+            if case.id in report.differing:
+                print(f"\n### {case.id} ({case.short_mode}, input {case.input}) "
+                      f"[{report.categories[case.id]}]\n{case.code}"
+                      f"n8n:  {json.dumps(theirs[case.id], ensure_ascii=False)}\n"
+                      f"ours: {json.dumps(ours[case.id], ensure_ascii=False)}")
     return 0
 
 

@@ -6,7 +6,9 @@
 
 Both n8n instances get the same environment but the runner mode, so what a snippet can read
 of n8n (its time zone, its settings) is the same on both sides. The golden file is the
-``theirs`` side recorded, so that ours can be compared without starting n8n's runner.
+``theirs`` side recorded, so that ours can be compared without starting n8n's runner; and
+``run_ours_in_jails`` is ours without n8n at all: the recorded task data (taskdata.json)
+through our Code node layer, then n8n's steps after the runner (n8n_side.py).
 """
 
 from __future__ import annotations
