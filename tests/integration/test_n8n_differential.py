@@ -37,7 +37,7 @@ def outcomes() -> tuple[Outcomes, Outcomes]:
     except (RuntimeError, OSError) as exc:
         pytest.skip(f"n8n cannot be installed on this host: {exc}")
     theirs = sides.run_theirs(CASES)
-    ours = sides.run_ours(CASES)
+    ours = sides.run_ours(CASES, sides.failing(theirs))
     report = compare.report(CASES, theirs, ours, KNOWN)
     differential.SUMMARY.append(report.text(verbose=False))
     return theirs, ours
@@ -62,7 +62,7 @@ def test_our_layer_without_n8n_answers_as_through_n8n(outcomes: tuple[Outcomes, 
     # The golden test (test_n8n_differential_golden.py) runs our Code node layer on recorded
     # task data and does n8n's part after the runner in Python (n8n_side.py): it must give
     # what this n8n recorded of our runner, case by case.
-    _, ours = outcomes
+    theirs, ours = outcomes
     with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as sb:
-        in_jails = sides.run_ours_in_jails(sb, CASES)
+        in_jails = sides.run_ours_in_jails(sb, CASES, stop=sides.failing(theirs))
     assert sorted(cid for cid in ours if in_jails[cid] != ours[cid]) == []

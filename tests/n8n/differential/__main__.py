@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
 
         theirs = sides.read_golden()
         with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as sb:
-            ours = sides.run_ours_in_jails(sb, cases)
+            ours = sides.run_ours_in_jails(sb, cases, stop=sides.failing(theirs))
     else:
         theirs = sides.read_golden() if args.golden else sides.run_theirs(cases)
-        ours = sides.run_ours(cases)
+        ours = sides.run_ours(cases, sides.failing(theirs))
     if args.save:
         with open(args.save, "w", encoding="utf-8") as f:
             json.dump({"theirs": theirs, "ours": ours}, f, indent=1)

@@ -10,6 +10,8 @@ An outcome is ``{"status", "items", "error"}``:
 - ``items``: the node's output items, normalised (below); error items included, so that in
   each-item mode which items failed is compared too.
 - ``error``: the first error's text, as the user sees it in the item (or the node's message).
+- ``stopped`` (only for the cases that fail on n8n's own runner): the node's error when
+  "continue on fail" is off, ``{"message", "description"}``, as a user sees it by default.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ def outcome(raw: Mapping[str, Any], case: Case) -> dict[str, Any]:
 
 
 def agree(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Strict agreement: same status, same items, same error text."""
-    return a["status"] == b["status"] and a["items"] == b["items"] and a["error"] == b["error"]
+    """Strict agreement: same status, same items, same error text (and the same error, type
+    included, where the node stops the workflow)."""
+    return (a["status"] == b["status"] and a["items"] == b["items"] and a["error"] == b["error"]
+            and a.get("stopped") == b.get("stopped"))
 
 
 def what_differs(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> str:
@@ -77,7 +81,9 @@ def what_differs(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> str:
                 f"ours {ours['status']} ({ours['error']!r})")
     if theirs["error"] != ours["error"]:
         return f"error text: n8n {theirs['error']!r}, ours {ours['error']!r}"
-    return f"items: n8n {_short(theirs['items'])}, ours {_short(ours['items'])}"
+    if theirs["items"] != ours["items"]:
+        return f"items: n8n {_short(theirs['items'])}, ours {_short(ours['items'])}"
+    return f"error without continue-on-fail: n8n {theirs.get('stopped')!r}, ours {ours.get('stopped')!r}"
 
 
 def _short(value: Any, limit: int = 300) -> str:

@@ -216,10 +216,11 @@ def strip(response: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 
 
 def record(case: Case, input_items: list[dict[str, Any]], done: dict[str, Any] | None,
-           error: dict[str, Any] | None) -> dict[str, Any]:
+           error: dict[str, Any] | None, continue_on_fail: bool = True) -> dict[str, Any]:
     """What n8n records of the node (as ``run.node_result`` reads it) when its runner
     answered ``done`` (``taskdone`` data) or ``error`` (``taskerror``); both None when n8n
-    asked no runner. The node has "continue (regular output)" on, as in the corpus."""
+    asked no runner. With ``continue_on_fail`` the node has "continue (regular output)" on,
+    as in the corpus's workflows; without, a failed node ends the workflow with no items."""
     try:
         if case.mode == EACH:
             _check_disallowed_each(case.code)
@@ -234,5 +235,6 @@ def record(case: Case, input_items: list[dict[str, Any]], done: dict[str, Any] |
         return {"ran": True, "node_error": None, "items": _normalize_node_errors(
             _assign_paired_items(items, len(input_items)))}
     except NodeError as exc:
-        return {"ran": True, "items": _normalize_node_errors(copy.deepcopy(input_items)),
+        passed_on = copy.deepcopy(input_items) if continue_on_fail else []
+        return {"ran": True, "items": _normalize_node_errors(passed_on),
                 "node_error": {"message": exc.message, "description": exc.description}}

@@ -9,6 +9,10 @@ per failing item in each-item mode), which is exactly what a user of "continue o
 downstream. Pinned data makes n8n replay the items without running those nodes, so the only
 code that runs is the snippets', on whichever runner serves n8n.
 
+With "continue on fail" n8n keeps only an error's message; what a user without it sees (the
+node's error, whose description is the error's type) comes from ``run_stopping``, one
+workflow per case, for the cases that fail on n8n's own runner.
+
 The workflows are built alike for both runs (same names, same node ids), so that anything a
 snippet reads of its workflow is the same in both.
 """
@@ -43,7 +47,8 @@ def _link(connections: dict[str, Any], src: str, dst: str) -> None:
     main.append({"node": dst, "type": "main", "index": 0})
 
 
-def build_workflow(name: str, cases: Sequence[Case]) -> dict[str, Any]:
+def build_workflow(name: str, cases: Sequence[Case],
+                   on_error: str | None = "continueRegularOutput") -> dict[str, Any]:
     """One workflow running ``cases``, each as a Code node named after its id."""
     doc = inputs()
     nodes = [_node(TRIGGER, "n8n-nodes-base.manualTrigger", {}, 0, 0)]
@@ -66,7 +71,8 @@ def build_workflow(name: str, cases: Sequence[Case]) -> dict[str, Any]:
                      {"mode": case.mode, "language": "javaScript", "jsCode": case.code},
                      x + 200 + 200 * (n % 10), 300 * sets.index(case.input) + 20 * (n // 10))
         code["typeVersion"] = 2
-        code["onError"] = "continueRegularOutput"
+        if on_error:
+            code["onError"] = on_error
         nodes.append(code)
         _link(connections, case.input, case.id)
     return {"name": name, "nodes": nodes, "connections": connections, "active": False,
@@ -92,6 +98,19 @@ def node_result(execution: Execution, case: Case) -> dict[str, Any]:
     return {"ran": True, "items": execution.output(case.id),
             "node_error": None if error is None else {
                 "message": error.get("message"), "description": error.get("description")}}
+
+
+def run_stopping(n8n: N8n, cases: Sequence[Case], timeout_s: float = 60.0) -> dict[str, Any]:
+    """The error each case's node stops its workflow with, when "continue on fail" is off (the
+    default a user gets): ``{"message", "description"}`` (n8n shows the description, the
+    error's type, under the message), or None when the node did not fail. One workflow per
+    case, since the first failure ends a workflow."""
+    # Started all at once (n8n runs them side by side, each its own execution), then
+    # collected: one case's outcome does not depend on another's.
+    started = [(case, n8n.start_run(n8n.create_workflow(
+        build_workflow(f"differential stop {case.id}", [case], on_error=None)))) for case in cases]
+    return {case.id: node_result(n8n.wait(execution_id, timeout_s), case)["node_error"]
+            for case, execution_id in started}
 
 
 def run_corpus(n8n: N8n, cases: Sequence[Case], timeout_s: float = 600.0) -> dict[str, dict[str, Any]]:

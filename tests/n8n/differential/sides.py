@@ -28,7 +28,7 @@ from sandbox.n8n.task import JobError
 from sandbox.result import Result
 from tests.n8n.differential import compare, n8n_side, taskdata
 from tests.n8n.differential.corpus import EACH, HERE, Case, load
-from tests.n8n.differential.run import run_corpus
+from tests.n8n.differential.run import run_corpus, run_stopping
 from tests.n8n.peer import N8n, RunnerProcess
 
 GOLDEN = HERE / "golden.json"
@@ -49,28 +49,43 @@ def outcomes(raw: dict[str, dict[str, Any]], cases: Sequence[Case]) -> dict[str,
     return {c.id: compare.outcome(raw[c.id], c) for c in cases}
 
 
+def failing(outcomes: dict[str, dict[str, Any]]) -> set[str]:
+    """The cases n8n's own runner fails: those whose error a user sees without "continue on
+    fail" is compared too (``stopped``)."""
+    return {cid for cid, outcome in outcomes.items() if outcome["status"] == "error"}
+
+
+def _with_stopped(n8n: N8n, out: dict[str, dict[str, Any]], cases: Sequence[Case],
+                  stop: set[str]) -> dict[str, dict[str, Any]]:
+    stopped = run_stopping(n8n, [c for c in cases if c.id in stop])
+    for cid, error in stopped.items():
+        out[cid]["stopped"] = error
+    return out
+
+
 def run_theirs(cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
     """Normalised outcomes from n8n's own JavaScript runner (internal mode)."""
     cases = cases or load()
     with N8n.start(task_timeout_s=60, extra_env={**SHARED_ENV, "N8N_RUNNERS_MODE": "internal"}) as n8n:
-        return outcomes(run_corpus(n8n, cases), cases)
+        out = outcomes(run_corpus(n8n, cases), cases)
+        return _with_stopped(n8n, out, cases, failing(out))
 
 
-def run_ours_on(n8n: N8n, cases: Sequence[Case] | None = None,
+def run_ours_on(n8n: N8n, cases: Sequence[Case], stop: set[str],
                 flags: Sequence[str] = RUNNER_FLAGS) -> dict[str, dict[str, Any]]:
     """Normalised outcomes from ``sandbox n8n-runner`` serving an external-mode ``n8n``
-    (which no other runner may serve meanwhile)."""
-    cases = cases or load()
+    (which no other runner may serve meanwhile); ``stop``: the cases whose error without
+    "continue on fail" is compared (``failing`` of n8n's side)."""
     runner = RunnerProcess(n8n, *flags, env=SHARED_ENV).wait_registered()
     try:
-        return outcomes(run_corpus(n8n, cases), cases)
+        return _with_stopped(n8n, outcomes(run_corpus(n8n, cases), cases), cases, stop)
     finally:
         runner.stop()
 
 
-def run_ours(cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
+def run_ours(cases: Sequence[Case], stop: set[str]) -> dict[str, dict[str, Any]]:
     with N8n.start(task_timeout_s=60, extra_env=SHARED_ENV) as n8n:
-        return run_ours_on(n8n, cases)
+        return run_ours_on(n8n, cases, stop)
 
 
 def write_golden(theirs: dict[str, dict[str, Any]], path: Path = GOLDEN) -> None:
@@ -129,37 +144,47 @@ def read_task_data(path: Path = TASK_DATA) -> dict[str, Any]:
 LIMITS = Limits(timeout_s=60.0, memory_mb=256)
 
 
+def _in_jail(sb: Sandbox, doc: dict[str, Any], case: Case, continue_on_fail: bool) -> dict[str, Any]:
+    """What n8n would record of ``case`` answered by our Code node layer in a real jail."""
+    response = taskdata.response(doc, case)
+    done: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    if response is None:
+        input_items = taskdata.input_items(doc, case)
+    else:
+        input_items = response["inputData"]["main"][0]
+        settings = Settings(code=case.code, node_mode=case.mode, workflow_mode="manual",
+                            continue_on_fail=continue_on_fail, node_name=case.id,
+                            chunk=Chunk(0, len(input_items)) if case.mode == EACH else None)
+        # what n8n's broker would send for what our layer asks: the recording holds all
+        response = n8n_side.strip(response, javascript_node.data_request(settings))
+        try:
+            job = javascript_node.job(settings, response, LIMITS)
+        except JobError as exc:
+            error = {"message": str(exc)}
+        else:
+            envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
+                                      memory_mb=job.limits.memory_mb)
+            result = Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
+            finished = javascript_node.finish(settings, result, LIMITS)
+            done, error = finished.done, finished.error
+    return n8n_side.record(case, input_items, done, error, continue_on_fail=continue_on_fail)
+
+
 def run_ours_in_jails(sb: Sandbox, cases: Sequence[Case] | None = None,
-                      doc: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+                      doc: dict[str, Any] | None = None,
+                      stop: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """Normalised outcomes of our Code node layer without n8n: each case's recorded task
     data (``taskdata.json``) through ``javascript_node`` in real jails, as the runner runs
-    it, then what n8n would record of the answer (``n8n_side``)."""
+    it, then what n8n would record of the answer (``n8n_side``). ``stop``: the cases whose
+    error without "continue on fail" is compared (default: those n8n's runner failed in the
+    golden file)."""
     cases = cases or load()
     doc = doc or read_task_data()
+    stop = failing(read_golden()) if stop is None else stop
     out: dict[str, dict[str, Any]] = {}
     for case in cases:
-        response = taskdata.response(doc, case)
-        done: dict[str, Any] | None = None
-        error: dict[str, Any] | None = None
-        if response is None:
-            input_items = taskdata.input_items(doc, case)
-        else:
-            input_items = response["inputData"]["main"][0]
-            settings = Settings(code=case.code, node_mode=case.mode, workflow_mode="manual",
-                                continue_on_fail=True, node_name=case.id,
-                                chunk=Chunk(0, len(input_items)) if case.mode == EACH else None)
-            # what n8n's broker would send for what our layer asks: the recording holds all
-            response = n8n_side.strip(response, javascript_node.data_request(settings))
-            try:
-                job = javascript_node.job(settings, response, LIMITS)
-            except JobError as exc:
-                error = {"message": str(exc)}
-            else:
-                envelope = sb.run_encoded(job.runtime, job.code, job.data,
-                                          timeout_s=job.limits.timeout_s,
-                                          memory_mb=job.limits.memory_mb)
-                result = Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
-                finished = javascript_node.finish(settings, result, LIMITS)
-                done, error = finished.done, finished.error
-        out[case.id] = compare.outcome(n8n_side.record(case, input_items, done, error), case)
+        out[case.id] = compare.outcome(_in_jail(sb, doc, case, True), case)
+        if case.id in stop:
+            out[case.id]["stopped"] = _in_jail(sb, doc, case, False)["node_error"]
     return out
