@@ -174,3 +174,19 @@ def test_every_case_has_recorded_task_data_unless_n8n_refuses_it_before_a_runner
     doc = sides.read_task_data()
     missing = [c.id for c in corpus.load() if taskdata.response(doc, c) is None]
     assert missing == ["each-items-first", "str-trim-clean.each.one"]
+
+
+def test_the_error_without_continue_on_fail_is_compared_where_recorded():
+    theirs = {**OK, "stopped": {"message": "x [line 1]", "description": "RangeError"}}
+    ours = {**OK, "stopped": {"message": "x [line 1]", "description": "InternalError"}}
+    assert compare.verdict("c", theirs, ours, {}) == (
+        "c differs from n8n's own runner: error without continue-on-fail: "
+        "n8n {'message': 'x [line 1]', 'description': 'RangeError'}, "
+        "ours {'message': 'x [line 1]', 'description': 'InternalError'}")
+
+
+def test_without_continue_on_fail_a_failed_node_passes_nothing_on():
+    out = n8n_side.record(Case("c", "", ALL, "people"), PEOPLE, None,
+                          {"message": "boom [line 1]", "description": "TypeError"}, continue_on_fail=False)
+    assert out == {"ran": True, "items": [],
+                   "node_error": {"message": "boom [line 1]", "description": "TypeError"}}
