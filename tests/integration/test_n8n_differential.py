@@ -20,7 +20,7 @@ from tests.n8n import differential
 from tests.n8n.differential import compare, sides
 from tests.n8n.differential.corpus import Case, load
 from tests.n8n.differential.known import KNOWN
-from tests.n8n.install import ensure_installed
+from benchmarks.n8n_peer.install import ensure_installed
 
 pytestmark = pytest.mark.jail
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.n8n.differential.corpus import Case, inputs
-from tests.n8n.peer import TRIGGER, Execution, N8n
+from benchmarks.n8n_peer.peer import TRIGGER, Execution, N8n
 
 #: Code nodes per workflow: small enough that a run that goes wrong loses little, large
 #: enough that the whole corpus is a handful of executions.

@@ -23,13 +23,13 @@ from typing import Any
 from sandbox import Sandbox
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node
-from sandbox.n8n.protocol import Chunk, Settings
-from sandbox.n8n.task import JobError
+from sandbox.n8n.protocol import Chunk, Settings, TaskDone, TaskError, encode
+from sandbox.n8n.task import Finished, JobError
 from sandbox.result import Result
 from tests.n8n.differential import compare, n8n_side, taskdata
 from tests.n8n.differential.corpus import EACH, HERE, Case, load
 from tests.n8n.differential.run import run_corpus, run_stopping
-from tests.n8n.peer import N8n, RunnerProcess
+from benchmarks.n8n_peer.peer import N8n, RunnerProcess
 
 GOLDEN = HERE / "golden.json"
 TASK_DATA = HERE / "taskdata.json"
@@ -40,9 +40,12 @@ REPO = HERE.parents[2]
 #: module real snippets require most (n8n's launcher passes both variables to its runners).
 SHARED_ENV = {"GENERIC_TIMEZONE": "Europe/Berlin", "NODE_FUNCTION_ALLOW_BUILTIN": "crypto"}
 
+#: n8n's task timeout on both sides (its default).
+N8N_TASK_TIMEOUT_S = 60
+
 #: Our runner's flags: enough concurrency and time that no snippet of the corpus meets a limit
-#: n8n's runner would not (n8n's own task timeout is 60 s by default; ours the same here).
-RUNNER_FLAGS = ("--max-concurrency", "4", "--task-timeout", "60", "--memory", "256")
+#: n8n's runner would not (the same task timeout as n8n's).
+RUNNER_FLAGS = ("--max-concurrency", "4", "--task-timeout", str(N8N_TASK_TIMEOUT_S), "--memory", "256")
 
 
 def outcomes(raw: dict[str, dict[str, Any]], cases: Sequence[Case]) -> dict[str, dict[str, Any]]:
@@ -66,7 +69,8 @@ def _with_stopped(n8n: N8n, out: dict[str, dict[str, Any]], cases: Sequence[Case
 def run_theirs(cases: Sequence[Case] | None = None) -> dict[str, dict[str, Any]]:
     """Normalised outcomes from n8n's own JavaScript runner (internal mode)."""
     cases = cases or load()
-    with N8n.start(task_timeout_s=60, extra_env={**SHARED_ENV, "N8N_RUNNERS_MODE": "internal"}) as n8n:
+    internal = {**SHARED_ENV, "N8N_RUNNERS_MODE": "internal"}
+    with N8n.start(task_timeout_s=N8N_TASK_TIMEOUT_S, extra_env=internal) as n8n:
         out = outcomes(run_corpus(n8n, cases), cases)
         return _with_stopped(n8n, out, cases, failing(out))
 
@@ -84,7 +88,7 @@ def run_ours_on(n8n: N8n, cases: Sequence[Case], stop: set[str],
 
 
 def run_ours(cases: Sequence[Case], stop: set[str]) -> dict[str, dict[str, Any]]:
-    with N8n.start(task_timeout_s=60, extra_env=SHARED_ENV) as n8n:
+    with N8n.start(task_timeout_s=N8N_TASK_TIMEOUT_S, extra_env=SHARED_ENV) as n8n:
         return run_ours_on(n8n, cases, stop)
 
 
@@ -120,7 +124,7 @@ def record_task_data(cases: Sequence[Case] | None = None) -> list[dict[str, Any]
     each with everything a task may ask for (``tap.py``), served by our runner."""
     cases = cases or load()
     with tempfile.NamedTemporaryFile(suffix=".jsonl") as out, \
-            N8n.start(task_timeout_s=60, extra_env=SHARED_ENV) as n8n:
+            N8n.start(task_timeout_s=N8N_TASK_TIMEOUT_S, extra_env=SHARED_ENV) as n8n:
         runner = RunnerProcess(n8n, *RUNNER_FLAGS, env={**SHARED_ENV, "PYTHONPATH": str(REPO)},
                                command=[sys.executable, "-m", "tests.n8n.differential.tap", out.name])
         try:
@@ -141,7 +145,18 @@ def read_task_data(path: Path = TASK_DATA) -> dict[str, Any]:
 
 
 #: Our runner's limits in ``RUNNER_FLAGS``, for running our Code node layer without n8n.
-LIMITS = Limits(timeout_s=60.0, memory_mb=256)
+LIMITS = Limits(timeout_s=float(N8N_TASK_TIMEOUT_S), memory_mb=256)
+
+
+def _sendable(finished: Finished) -> bool:
+    """Whether the runner can send this answer over n8n's WebSocket (UTF-8 text)."""
+    message = TaskDone("task", finished.done) if finished.done is not None else \
+        TaskError("task", finished.error or {})
+    try:
+        encode(message).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _in_jail(sb: Sandbox, doc: dict[str, Any], case: Case, continue_on_fail: bool) -> dict[str, Any]:
@@ -168,6 +183,11 @@ def _in_jail(sb: Sandbox, doc: dict[str, Any], case: Case, continue_on_fail: boo
             result = Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
             finished = javascript_node.finish(settings, result, LIMITS)
             done, error = finished.done, finished.error
+            if not _sendable(finished):
+                # the runner cannot send this answer (text that is not UTF-8, a lone
+                # surrogate): n8n hears nothing and fails the task at its own timeout
+                done, error = None, {"message": f"Task execution timed out after "
+                                                f"{N8N_TASK_TIMEOUT_S} seconds"}
     return n8n_side.record(case, input_items, done, error, continue_on_fail=continue_on_fail)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
-from sandbox.cli import main as sandbox_main
+from sandbox.service.cli import main as sandbox_main
 from sandbox.n8n import shell
 
 #: What a data request asks for when it asks for everything (n8n's ``requestParams``).
