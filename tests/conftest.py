@@ -182,3 +182,13 @@ def ipc_dir() -> Iterator[str]:
         yield directory
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The differential test's agreement report, when it ran (tests/n8n/differential)."""
+    import sys
+
+    differential = sys.modules.get("tests.n8n.differential")
+    for text in getattr(differential, "SUMMARY", ()):
+        terminalreporter.write_sep("-", "n8n differential report")
+        terminalreporter.write_line(text)

@@ -391,7 +391,9 @@ def workflow(name: str, nodes: list[dict[str, Any]]) -> dict[str, Any]:
 class RunnerProcess:
     """``sandbox n8n-runner`` as a user starts it: a process configured by n8n's variables."""
 
-    def __init__(self, n8n: N8n, *flags: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, n8n: N8n, *flags: str, env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> None:
+        """``command`` replaces ``python -m sandbox n8n-runner`` (a wrapper of it)."""
         self.n8n = n8n
         self.flags = flags
         self.log_path = n8n.home / f"runner-{uuid.uuid4().hex[:8]}.log"
@@ -401,7 +403,7 @@ class RunnerProcess:
         run_env.update(env or {})
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox", "n8n-runner", *flags], env=run_env,
+            [*(command or [sys.executable, "-m", "sandbox", "n8n-runner"]), *flags], env=run_env,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
 
