@@ -255,8 +255,10 @@ JS_PROBES = {
     "define_a_global": (
         "Object.defineProperty(globalThis, 'data', {get() { return 'forged' }, configurable: false})",
         "return [typeof globalThis.data, data]", ["undefined", "mine"]),
-    "replace_math_random": ("Math.random = () => 0.5", "return Math.random === Math.random && "
-                            "Math.random.toString().includes('native code')", True),
+    # Math.random is the sandbox's own (seeded per task), not the engine's: what a task set
+    # in its place must not be what the next task calls
+    "replace_math_random": ("Math.random = () => 0.5",
+                            "return [Math.random(), Math.random()].every(x => x !== 0.5)", True),
     "register_a_symbol": ("globalThis[Symbol.for('planted')] = 'forged'",
                           "return globalThis[Symbol.for('planted')] === undefined", True),
     "replace_console_log": ("console.log = () => {}", "console.log('seen'); return 1", 1),
