@@ -21,6 +21,7 @@ from dataclasses import replace
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -34,6 +35,7 @@ from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox import backoff, registry
 from sandbox.errors import ConfigError
+from sandbox.http.server import ApiServer
 from sandbox.jail import cgroups, launch, packages
 
 log = logging.getLogger("sandbox.service.daemon")
@@ -188,6 +190,28 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
     return httpd
 
 
+def api_endpoint() -> str:
+    """The broker's private client endpoint for the HTTP API: in-process, so only the API
+    (in this process) can use it."""
+    return f"inproc://sandbox-http-api-{os.getpid()}"
+
+
+def _api_server(config: ServiceConfig, server: BrokerServer) -> ApiServer:
+    def served() -> list[tuple[Mapping[str, str], int]]:
+        with server.lock:
+            return [(dict(r.runtimes), r.slots) for r in server.core.runners.values()]
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("snippet-sandbox")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        ours = "unknown"
+    api = ApiServer(config, api_endpoint(), served, ours)
+    api.start()
+    return api
+
+
 def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
     that cannot start would be restarted forever while clients wait): the packages
@@ -222,16 +246,22 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     )
     metrics = BrokerMetrics()
     try:
-        server = BrokerServer(endpoints, broker_config, runner_endpoints=runner_endpoints,
+        server = BrokerServer(endpoints + ([api_endpoint()] if config.api_bind else []),
+                              broker_config, runner_endpoints=runner_endpoints,
                               context=zmq.Context.instance(), curve=curve,
                               on_outcome=metrics.on_outcome)
     except BrokerConfigError as exc:
         raise ConfigError(str(exc)) from exc
     watcher = RunnerWatcher(config, server.runner_endpoints[0])
     metrics.attach(server, restarts=lambda: watcher.restarts)
+    httpd = api = None
     try:
         httpd = _http_server(config.http, server, metrics) if config.http else None
+        if config.api_bind:
+            api = _api_server(config, server)
     except BaseException:
+        if httpd is not None:
+            httpd.shutdown()
         server.close()
         raise
     watcher.start()
@@ -242,11 +272,12 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.warning("serving clients on %s, runners on %s", ", ".join(server.endpoints),
+    log.warning("serving clients on %s, runners on %s", ", ".join(server.endpoints[:len(endpoints)]),
                 ", ".join(server.runner_endpoints))
-    print(f"sandbox serve: listening on {', '.join(server.endpoints)} (runners: "
+    print(f"sandbox serve: listening on {', '.join(server.endpoints[:len(endpoints)])} (runners: "
           f"{', '.join(server.runner_endpoints)})"
-          + (f", http://{config.http}" if httpd else ""), file=sys.stderr, flush=True)
+          + (f", http://{config.http}" if httpd else "")
+          + (f", api http://{api.address}" if api else ""), file=sys.stderr, flush=True)
     if ready is not None:
         ready.set()
     loop = threading.Thread(target=server.serve, args=(stop,), name="broker")
@@ -255,10 +286,14 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         while not term.wait(0.2):
             pass
     finally:
+        if api is not None:
+            api.stop_accepting()  # its requests in flight are answered by the drain
         stop.set()
         loop.join()
         log.warning("draining for up to %g s", config.grace_s)
         server.drain(config.grace_s, threading.Event())
+        if api is not None:
+            api.close()
         watcher.close()
         server.close()
         if httpd is not None:
