@@ -241,7 +241,8 @@ class ServiceConfig:
         "", "the HTTP API's bearer keys, one `principal key` per line (mode 0600, like the "
         "CURVE keys)", metavar="FILE")
     api_body_bytes: int = _setting(
-        2 * MiB, "the largest HTTP request body; larger is 413", metavar="BYTES")
+        20 * MiB, "the largest HTTP request body (a task's code and data fit: 1 + 16 MiB); "
+        "larger is 413", metavar="BYTES")
     api_body_timeout_s: float = _setting(
         10.0, "how long a client may take to send an HTTP request's body; slower is cut off",
         metavar="SECONDS")
