@@ -28,10 +28,11 @@ FETCH = Path(__file__).with_name("http_fetch.mjs")
 class Daemon:
     """`sandbox serve` with the API on a free loopback port, read from its first line."""
 
-    def __init__(self, directory: str, *flags: str) -> None:
+    def __init__(self, directory: str, *flags: str, bind: str = "") -> None:
         self.argv = [sys.executable, "-m", "sandbox", "serve", "--bind",
-                     f"ipc://{directory}/s.sock", "--http", "", "--api-bind", "127.0.0.1:0",
-                     *flags]
+                     bind or f"ipc://{directory}/s.sock", "--api-bind", "127.0.0.1:0", *flags]
+        if "--http" not in flags:
+            self.argv += ["--http", ""]
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -298,3 +299,47 @@ def test_the_api_socket_is_tcp_without_nagle():
             socket.IPPROTO_TCP, 1)
     finally:
         api.sock.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_api_serves_when_clients_connect_over_tcp_with_curve(ipc_dir):
+    """The API reaches the broker in-process: a client socket that speaks CURVE on tcp://
+    does not stand between them."""
+    keys = os.path.join(ipc_dir, "keys")
+    assert subprocess.run([sys.executable, "-m", "sandbox", "keys", keys], capture_output=True,
+                          timeout=60).returncode == 0
+    daemon = Daemon(ipc_dir, "--curve-dir", keys, "--runners", "1", "--slots", "1",
+                    "--runtimes", "python", bind="tcp://127.0.0.1:*")
+    try:
+        reply = post(daemon, {**TASK, "code": "return 5"}, key=None)
+        assert (reply.status_code, reply.json()["status"], reply.json()["value"]) == (200, "ok", 5)
+    finally:
+        daemon.stop()
+
+
+def test_a_task_in_flight_when_the_daemon_stops_gets_its_result(ipc_dir):
+    """SIGTERM drains: the API takes no new connection, and a request whose task runs is
+    answered with its result within the grace, not cut off."""
+    port = _free_port()
+    daemon = Daemon(ipc_dir, "--http", f"127.0.0.1:{port}", "--runners", "1", "--slots", "1",
+                    "--runtimes", "python", "--grace-s", "30")
+    replies: list[httpx.Response] = []
+    try:
+        sent = threading.Thread(target=lambda: replies.append(post(
+            daemon, {**TASK, "code": "import time\ntime.sleep(1)\nreturn 'slept'"}, key=None)))
+        sent.start()
+        end = time.monotonic() + START_S
+        while httpx.get(f"http://127.0.0.1:{port}/healthz").json()["in_flight"] < 1:
+            assert time.monotonic() < end, "the task did not start"
+            time.sleep(0.02)  # polling the condition itself, within the deadline
+        daemon.proc.send_signal(signal.SIGTERM)
+        sent.join(timeout=60)
+    finally:
+        daemon.stop()
+    assert ([(r.status_code, r.json()["value"]) for r in replies], daemon.proc.returncode) == (
+        [(200, "slept")], 0)
