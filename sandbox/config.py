@@ -243,9 +243,9 @@ class ServiceConfig:
     api_body_bytes: int = _setting(
         20 * MiB, "the largest HTTP request body (a task's code and data fit: 1 + 16 MiB); "
         "larger is 413", metavar="BYTES")
-    api_body_timeout_s: float = _setting(
-        10.0, "how long a client may take to send an HTTP request's body; slower is cut off",
-        metavar="SECONDS")
+    api_read_timeout_s: float = _setting(
+        10.0, "how long a client may take to send an HTTP request's head, and then its body; "
+        "slower is cut off", metavar="SECONDS")
     runners: int = _setting(1, "local runner processes the daemon starts and watches", metavar="N")
     slots: int = _setting(4, "tasks each runner runs at once (its pool size per runtime)",
                           on=(SERVE, RUNNER), metavar="N")
@@ -324,7 +324,7 @@ class ServiceConfig:
         if self.http:
             check_http(self.http)
         _check(self.api_body_bytes, int, 1024, 64 * MiB, "api_body_bytes")
-        _check(self.api_body_timeout_s, float, 0.01, 3600, "api_body_timeout_s")
+        _check(self.api_read_timeout_s, float, 0.01, 3600, "api_read_timeout_s")
         if self.api_bind:
             check_http(self.api_bind, "api_bind")
             if not self.api_keys_file and not is_loopback(self.api_bind):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from sandbox.client.aio import AsyncClient
 from sandbox.config import ServiceConfig
@@ -56,6 +57,50 @@ class BrokerBackend:
         await self.client.aclose()
 
 
+def timed_head(timeout_s: float) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a deadline on each request's head: a client that
+    connects and sends nothing, or a head byte by byte (slowloris), is cut off ``timeout_s``
+    after it connected or after its previous response; the body's own deadline is the app's
+    (``sandbox.http.app.read_body``). uvicorn has neither: its keep-alive timeout ends only
+    an idle connection that sent nothing since its last response."""
+
+    class TimedHead(H11Protocol):
+        _late: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # a head arrived: its request is the app's now
+
+        def on_response_complete(self) -> None:
+            self._arm()  # first: a pipelined request's head may be read inside the call
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._late = self.loop.call_later(timeout_s, self._cut)
+
+        def _disarm(self) -> None:
+            if self._late is not None:
+                self._late.cancel()
+                self._late = None
+
+        def _cut(self) -> None:
+            self._late = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return TimedHead
+
+
 class ApiServer:
     """uvicorn serving the API on ``config.api_bind`` in a thread; ``close()`` stops it,
     letting requests in flight finish within ``grace_s``."""
@@ -81,9 +126,10 @@ class ApiServer:
         self.address = f"{host}:{self.sock.getsockname()[1]}"
         app = make_app(lambda: BrokerBackend(endpoint, runtimes, config.queue_timeout_s),
                        keys=keys, body_bytes=config.api_body_bytes,
-                       body_timeout_s=config.api_body_timeout_s, version=version)
+                       body_timeout_s=config.api_read_timeout_s, version=version)
         self.server = uvicorn.Server(uvicorn.Config(
-            app, log_level="warning", access_log=False,  # a log line could carry a key
+            app, http=timed_head(config.api_read_timeout_s),
+            log_level="warning", access_log=False,  # a log line could carry a key
             lifespan="on", timeout_graceful_shutdown=int(config.grace_s) + 1,
             server_header=False))
         self._thread = threading.Thread(target=self._serve, name="http-api", daemon=True)

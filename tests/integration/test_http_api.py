@@ -87,7 +87,7 @@ def refusing(tmp_path_factory) -> Iterator[Daemon]:
     directory = str(tmp_path_factory.mktemp("api"))
     daemon = Daemon(directory, "--runners", "0", "--max-queued", "0", "--api-keys-file",
                     keys_file(directory), "--api-body-bytes", "4096",
-                    "--api-body-timeout-s", "0.5")
+                    "--api-read-timeout-s", "0.5")
     yield daemon
     log = daemon.stop()
     assert ALICE_KEY not in log and BOB_KEY not in log  # keys are never logged
@@ -184,6 +184,17 @@ def test_a_client_that_never_finishes_its_body_is_cut_off_and_nothing_breaks(ref
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 408 Request Timeout"
     assert json.loads(body)["detail"] == "the body did not arrive within 0.5 s"
+    assert post(refusing, {**TASK, "memory_mb": 1}).status_code == 422  # the API still serves
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /v1/tasks HTTP/1.1\r\nHost: x\r\n"],
+                         ids=["nothing", "half-a-head"])
+def test_a_client_that_never_finishes_its_head_is_cut_off(refusing, sent):
+    """uvicorn alone would hold such a connection for ever (slowloris)."""
+    host, _, port = refusing.url.removeprefix("http://").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(sent)
+        assert sock.recv(65536) == b""  # closed without an answer, before the 30 s timeout
     assert post(refusing, {**TASK, "memory_mb": 1}).status_code == 422  # the API still serves
 
 
