@@ -1,4 +1,7 @@
-"""``sandbox serve``: a broker, its local runner processes, and /healthz + /metrics.
+"""``sandbox serve``: a broker, its local runner processes, /healthz + /metrics, and the
+HTTP/JSON API when ``api_bind`` is set (``sandbox.http``: it reaches the broker on a private
+inproc:// endpoint of the client socket, stops taking connections when the drain starts, and
+answers what is in flight within the grace).
 
 The broker loop runs in a thread of its own. Local runners are child processes
 (``python -m sandbox runner``) that a watcher thread starts and restarts with backoff
