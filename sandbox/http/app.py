@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -71,7 +71,9 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
                                        principal=principal)
         except ApiError as exc:
             return send(mapping.error_answer(exc), close=exc.status in (408, 413))
-        result = await state["backend"].run(req, principal)
+        result = await unless_gone(request, state["backend"].run(req, principal))
+        if result is None:  # nobody to answer: the response goes nowhere
+            return Response(status_code=499)
         return send(mapping.task_answer(result))
 
     async def list_runtimes(request: HttpRequest) -> Response:
@@ -117,6 +119,26 @@ def send(answer: mapping.Answer, *, close: bool = False, extra: Mapping[str, str
         headers["Connection"] = "close"
     body = json.dumps(answer.body, ensure_ascii=False, allow_nan=False).encode()
     return Response(body, status_code=answer.status, headers=headers, media_type=answer.media_type)
+
+
+async def unless_gone(request: HttpRequest, work: Coroutine[Any, Any, Result]) -> Result | None:
+    """``work``'s result, or None when the client went away first: then ``work`` is
+    cancelled, which cancels its task at the broker (``AsyncHandle``), so a caller that gave
+    up holds no slot and no place in the queue."""
+    running = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    gone = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({running, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not running.done():
+            running.cancel()
+    return running.result() if running.done() and not running.cancelled() else None
 
 
 async def read_body(request: HttpRequest, cap: int, timeout_s: float) -> bytes:

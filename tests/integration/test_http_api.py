@@ -354,3 +354,30 @@ def test_a_task_in_flight_when_the_daemon_stops_gets_its_result(ipc_dir):
         daemon.stop()
     assert ([(r.status_code, r.json()["value"]) for r in replies], daemon.proc.returncode) == (
         [(200, "slept")], 0)
+
+
+def test_a_client_that_leaves_while_its_task_runs_has_it_cancelled(ipc_dir):
+    """A caller that gave up holds no slot: its task is cancelled at the broker (counted as
+    ended by the broker, reason cancelled) long before the snippet would end by itself."""
+    port = _free_port()
+    daemon = Daemon(ipc_dir, "--http", f"127.0.0.1:{port}", "--runners", "1", "--slots", "1",
+                    "--runtimes", "python")
+    health, metrics = f"http://127.0.0.1:{port}/healthz", f"http://127.0.0.1:{port}/metrics"
+    try:
+        body = json.dumps({**TASK, "code": "import time\ntime.sleep(60)", "timeout_s": 120})
+        host, _, api_port = daemon.url.removeprefix("http://").rpartition(":")
+        with socket.create_connection((host, int(api_port)), timeout=30) as sock:
+            sock.sendall(f"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                         f"\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+            end = time.monotonic() + START_S
+            while httpx.get(health).json()["in_flight"] < 1:
+                assert time.monotonic() < end, "the task did not start"
+                time.sleep(0.02)  # polling the condition itself, within the deadline
+        end = time.monotonic() + 30  # well inside the snippet's 60 s
+        while not (ended := [line for line in httpx.get(metrics).text.splitlines()
+                             if line.startswith("sandbox_broker_ended_total{")]):
+            assert time.monotonic() < end, "the task was not cancelled"
+            time.sleep(0.02)
+    finally:
+        daemon.stop()
+    assert ended == ['sandbox_broker_ended_total{reason="cancelled",status="crashed"} 1.0']
