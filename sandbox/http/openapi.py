@@ -46,6 +46,10 @@ def _problem(description: str) -> dict[str, Any]:
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
+def json_of(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": ref}}}
+
+
 _AUTH_ERRORS = {"401": _problem("no key, or a key that is not known")}
 
 
@@ -100,7 +104,6 @@ def document(version: str) -> dict[str, Any]:
                            "versions": {"type": "array", "items": {"type": "string"}},
                            "runners": {"type": "integer"}, "slots": {"type": "integer"}}}}},
     }
-    json_of = lambda ref: {"application/json": {"schema": {"$ref": ref}}}  # noqa: E731
     return {
         "openapi": "3.1.0",
         "info": {"title": "snippet-sandbox", "version": version,
