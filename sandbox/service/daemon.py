@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import zmq
@@ -38,8 +38,10 @@ from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox import backoff, registry
 from sandbox.errors import ConfigError
-from sandbox.http.server import ApiServer
 from sandbox.jail import cgroups, launch, packages
+
+if TYPE_CHECKING:
+    from sandbox.http.server import ApiServer
 
 log = logging.getLogger("sandbox.service.daemon")
 
@@ -200,6 +202,8 @@ def api_endpoint() -> str:
 
 
 def _api_server(config: ServiceConfig, server: BrokerServer) -> ApiServer:
+    from sandbox.http.server import ApiServer  # uvicorn and Starlette load only when it is on
+
     def served() -> list[tuple[Mapping[str, str], int]]:
         with server.lock:
             return [(dict(r.runtimes), r.slots) for r in server.core.runners.values()]
