@@ -29,8 +29,9 @@ class Daemon:
     """`sandbox serve` with the API on a free loopback port, read from its first line."""
 
     def __init__(self, directory: str, *flags: str, bind: str = "") -> None:
-        self.argv = [sys.executable, "-m", "sandbox", "serve", "--bind",
-                     bind or f"ipc://{directory}/s.sock", "--api-bind", "127.0.0.1:0", *flags]
+        self.endpoint = bind or f"ipc://{directory}/s.sock"
+        self.argv = [sys.executable, "-m", "sandbox", "serve", "--bind", self.endpoint,
+                     "--api-bind", "127.0.0.1:0", *flags]
         if "--http" not in flags:
             self.argv += ["--http", ""]
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -265,6 +266,24 @@ def test_tasks_run_through_httpx(serving):
     assert [_seen(r.status_code, r.json()) for r in replies] == EXPECTED
     error = replies[3].json()["error"]
     assert (error["type"], error["message"]) == ("ValueError", "no")
+
+
+def test_http_answers_what_the_python_client_gets_from_the_same_daemon(serving):
+    """Differential: each task through HTTP and through ``sandbox.Client`` (ZeroMQ), the
+    HTTP body equal to the client's Result in the JSON view, but for the times."""
+    from sandbox.client import Client
+    from sandbox.http.mapping import result_json
+    from sandbox.jsonview import from_jsonable
+
+    def timeless(body: dict) -> dict:
+        return {k: v for k, v in body.items() if k not in ("duration_ms", "exec_ms")}
+
+    with Client(serving.endpoint, queue_timeout_s=60) as client:
+        for task in TASKS:
+            options = {k: v for k, v in task.items() if k not in ("runtime", "code", "data")}
+            direct = client.run(task["runtime"], task["code"], from_jsonable(task.get("data")),
+                                **options)
+            assert timeless(post(serving, task).json()) == timeless(result_json(direct)), task
 
 
 def test_node_fetch_gets_what_httpx_gets(serving):
