@@ -81,6 +81,8 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except ValueError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a body of "[[[[..." is cheap to send
+        raise ApiError(400, "the body is JSON nested too deeply to read") from exc
 
 
 def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
@@ -100,6 +102,9 @@ def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
         data = jsonview.from_jsonable(doc.get("data"))
     except ValueError as exc:
         raise ApiError(422, f"data: {exc}", ("data",)) from exc
+    except RecursionError as exc:
+        raise ApiError(422, "data: nested too deeply (a task's data may nest 256 deep)",
+                       ("data",)) from exc
     given = {k: v for k, v in doc.items() if k in OPTION_NAMES}
     if isinstance(given.get("imports"), list):
         given["imports"] = tuple(given["imports"])  # a bare string is left for the check

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from sandbox.config import Limits, ServiceConfig
@@ -68,6 +70,36 @@ def test_nan_is_not_json_and_says_its_tag():
     error = refused(b'{"runtime": "python", "code": "return data", "data": NaN}')
     assert (error.status, str(error)) == (
         400, 'the body is not valid JSON: NaN is not JSON (send {"$float": "NaN"})')
+
+
+def test_json_nested_too_deeply_to_read_is_400_not_a_crash():
+    error = refused(b"[" * 100_000)
+    assert (error.status, str(error)) == (400, "the body is JSON nested too deeply to read")
+
+
+def test_data_nested_deeper_than_the_codec_takes_is_422():
+    body = b'{"runtime": "python", "code": "", "data": ' + b"[" * 300 + b"]" * 300 + b"}"
+    error = refused(body)
+    assert (error.status, str(error).startswith("data cannot be sent to the sandbox: ")) == (
+        422, True)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["runtime", "code", "data", "timeout_s", "imports", "$bytes", "$int",
+                         "$map", "$dict", "x"]) | st.text(max_size=5), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | _JSON.map(lambda v: json.dumps(v).encode()))
+def test_a_body_becomes_a_request_or_an_api_error_and_nothing_else(body):
+    """Untrusted bytes fail one way: whatever a client sends, ApiError (a 4xx) or a request."""
+    try:
+        assert isinstance(mapping.task_request(body, defaults=LIMITS, principal="p"), Request)
+    except ApiError as exc:
+        assert 400 <= exc.status < 500
 
 
 def test_a_body_that_is_not_an_object_is_422():
