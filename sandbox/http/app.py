@@ -117,7 +117,11 @@ def send(answer: mapping.Answer, *, close: bool = False, extra: Mapping[str, str
     headers.update(extra or {})
     if close:  # the rest of the body is not read: the connection cannot carry another request
         headers["Connection"] = "close"
-    body = json.dumps(answer.body, ensure_ascii=False, allow_nan=False).encode()
+    text = json.dumps(answer.body, ensure_ascii=False, allow_nan=False)
+    try:
+        body = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in some text: JSON's \u escapes carry it
+        body = json.dumps(answer.body, allow_nan=False).encode()
     return Response(body, status_code=answer.status, headers=headers, media_type=answer.media_type)
 
 

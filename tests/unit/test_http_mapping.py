@@ -302,6 +302,8 @@ class FakeBackend:
         self.asked.append((req, principal))
         if req.code == "full":
             return Result.rejected("queue full (9 waiting)", "queue_full")
+        if req.code == "surrogate":
+            return Result(Status.OK, "ok", stdout="\ud800")
         return Result(Status.OK, "ok", value=[req.code, principal])
 
     def runtimes(self) -> list[tuple[Mapping[str, str], int]]:
@@ -379,6 +381,12 @@ def test_a_streamed_body_over_the_cap_is_413():
 
     reply = post(chunks())
     assert (reply.status_code, reply.json()["detail"]) == (413, "the body is over the 1024-byte cap")
+
+
+def test_text_that_utf8_cannot_carry_is_escaped_not_an_internal_error():
+    reply = post(task(code="surrogate"))
+    assert (reply.status_code, reply.content.count(b"\\ud800"), reply.json()["stdout"]) == (
+        200, 1, "\ud800")
 
 
 def test_a_full_queue_is_429_with_retry_after():
