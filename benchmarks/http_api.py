@@ -82,7 +82,7 @@ def http_call(http: httpx.Client, url: str) -> Callable[[], None]:
 
     def call() -> None:
         reply = http.post(f"{url}/v1/tasks", content=body, headers=headers)
-        if reply.status_code != 200 or reply.json()["value"] != 42:
+        if reply.status_code != 200 or reply.json()["result"] != 42:
             raise RuntimeError(f"http: {reply.status_code} {reply.text[:200]}")
     return call
 

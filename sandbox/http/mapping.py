@@ -10,7 +10,8 @@ What it decides:
 - whose task it is: a principal's warm workers serve that principal only, so in worker mode
   the reuse key a caller names is taken within its principal (``alice:KEY``), and two
   principals naming the same key never share a worker.
-- the answer to a task (``task_answer``): 200 with the result for every status a task that
+- the answer to a task (``task_answer``): 200 with the result, in the one JSON shape of a
+  Result (``Result.to_dict``, what ``sandbox exec --json`` prints), for every status a task that
   ran can end with (ok, error, timeout...: the task was served; its outcome is the body's),
   and for ``rejected`` the status that says who can do something about it: 422 for a
   request the service refuses (only the caller can fix it), 429 with Retry-After when the
@@ -126,26 +127,10 @@ def scoped(options: Options, runtime: object, principal: str) -> Options:
     return replace(options, reuse_key=f"{principal}:{options.reuse_key or 'default'}")
 
 
-def result_json(result: Result) -> dict[str, Any]:
-    """A result as JSON: the value in the tagged view (bytes, NaN, big ints... survive)."""
-    error = result.error
-    return {
-        "status": result.status.value,
-        "value": jsonview.to_jsonable(result.value),
-        "stdout": result.stdout,
-        "truncated": result.truncated,
-        "error": None if error is None else {"type": error.type, "message": error.message,
-                                             "traceback": error.traceback},
-        "message": result.message,
-        "duration_ms": round(result.duration_ms, 3),
-        "exec_ms": round(result.exec_ms, 3),
-    }
-
-
 def task_answer(result: Result) -> Answer:
     """The HTTP answer to a task's result (the module's rules)."""
     if result.status is not Status.REJECTED:
-        return Answer(200, result_json(result))
+        return Answer(200, result.to_dict())
     more = {"reason": result.reason} if result.reason else {}
     if result.reason in BUSY_REASONS:
         return problem(429, result.message, **more)

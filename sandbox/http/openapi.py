@@ -69,11 +69,11 @@ def document(version: str) -> dict[str, Any]:
     }
     result = {
         "type": "object",
-        "required": ["status", "value", "stdout", "truncated", "error", "message",
+        "required": ["status", "result", "stdout", "truncated", "error", "message",
                      "duration_ms", "exec_ms"],
         "properties": {
             "status": {"type": "string", "enum": _STATUSES},
-            "value": {"description": _TAGGED},
+            "result": {"description": "what the snippet returned: " + _TAGGED},
             "stdout": {"type": "string"},
             "truncated": {"type": "boolean"},
             "error": {"oneOf": [{"type": "null"}, {

@@ -258,7 +258,7 @@ EXPECTED = [
 
 
 def _seen(status: int, body: dict) -> tuple:
-    return (status, body["status"], body["value"], body["stdout"])
+    return (status, body["status"], body["result"], body["stdout"])
 
 
 def test_tasks_run_through_httpx(serving):
@@ -270,9 +270,8 @@ def test_tasks_run_through_httpx(serving):
 
 def test_http_answers_what_the_python_client_gets_from_the_same_daemon(serving):
     """Differential: each task through HTTP and through ``sandbox.Client`` (ZeroMQ), the
-    HTTP body equal to the client's Result in the JSON view, but for the times."""
+    HTTP body equal to the client's ``Result.to_dict()``, but for the times."""
     from sandbox.client import Client
-    from sandbox.http.mapping import result_json
     from sandbox.jsonview import from_jsonable
 
     def timeless(body: dict) -> dict:
@@ -283,7 +282,7 @@ def test_http_answers_what_the_python_client_gets_from_the_same_daemon(serving):
             options = {k: v for k, v in task.items() if k not in ("runtime", "code", "data")}
             direct = client.run(task["runtime"], task["code"], from_jsonable(task.get("data")),
                                 **options)
-            assert timeless(post(serving, task).json()) == timeless(result_json(direct)), task
+            assert timeless(post(serving, task).json()) == timeless(direct.to_dict()), task
 
 
 def test_node_fetch_gets_what_httpx_gets(serving):
@@ -347,7 +346,7 @@ def test_the_api_serves_when_clients_connect_over_tcp_with_curve(ipc_dir):
                     "--runtimes", "python", bind="tcp://127.0.0.1:*")
     try:
         reply = post(daemon, {**TASK, "code": "return 5"}, key=None)
-        assert (reply.status_code, reply.json()["status"], reply.json()["value"]) == (200, "ok", 5)
+        assert (reply.status_code, reply.json()["status"], reply.json()["result"]) == (200, "ok", 5)
     finally:
         daemon.stop()
 
@@ -371,7 +370,7 @@ def test_a_task_in_flight_when_the_daemon_stops_gets_its_result(ipc_dir):
         sent.join(timeout=60)
     finally:
         daemon.stop()
-    assert ([(r.status_code, r.json()["value"]) for r in replies], daemon.proc.returncode) == (
+    assert ([(r.status_code, r.json()["result"]) for r in replies], daemon.proc.returncode) == (
         [(200, "slept")], 0)
 
 

@@ -5,7 +5,6 @@ in-process test client: no socket, no broker)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime
 import json
 import math
@@ -167,7 +166,7 @@ def test_a_result_is_200_with_its_value_in_the_tagged_view():
     answer = mapping.task_answer(result)
     assert answer == mapping.Answer(200, {
         "status": "ok",
-        "value": {"b": {"$bytes": "aGk="}, "nan": {"$float": "NaN"}, "big": {"$int": str(2**70)},
+        "result": {"b": {"$bytes": "aGk="}, "nan": {"$float": "NaN"}, "big": {"$int": str(2**70)},
                   "at": {"$datetime": "2026-01-02T03:04:05+00:00"},
                   "ints": {"$map": [[1, "one"]]}},
         "stdout": "x\n", "truncated": False, "error": None, "message": "ok",
@@ -342,7 +341,7 @@ def post(body: object, **kw: object) -> httpx.Response:
 
 def test_a_task_runs_as_its_keys_principal():
     reply = post(task(code="return 2"), key=BOB_KEY)
-    assert (reply.status_code, reply.json()["value"]) == (200, ["return 2", "bob"])
+    assert (reply.status_code, reply.json()["result"]) == (200, ["return 2", "bob"])
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key-0123456789"], ids=["no-key", "wrong-key"])
@@ -408,11 +407,10 @@ def test_the_openapi_document_is_served_without_a_key():
 
 def test_without_keys_every_caller_is_the_local_principal():
     reply = post(task(), key=None, keys=None)
-    assert reply.json()["value"] == ["return 1", ANONYMOUS]
+    assert reply.json()["result"] == ["return 1", ANONYMOUS]
 
 
 def test_the_result_fields_are_the_documents():
     doc = openapi.document("0")["components"]["schemas"]["Result"]
-    body = mapping.result_json(Result(Status.OK, "ok"))
+    body = mapping.task_answer(Result(Status.OK, "ok")).body
     assert set(doc["properties"]) == set(body) == set(doc["required"])
-    assert set(body) - {"value"} <= {f.name for f in dataclasses.fields(Result)} | {"status"}
