@@ -100,10 +100,14 @@ def serving(tmp_path_factory) -> Iterator[Daemon]:
     directory = str(tmp_path_factory.mktemp("api"))
     daemon = Daemon(directory, "--runners", "1", "--slots", "2", "--runtimes",
                     "python,javascript", "--api-keys-file", keys_file(directory))
-    end = time.monotonic() + START_S
-    while len(httpx.get(f"{daemon.url}/v1/runtimes", headers=auth()).json()["runtimes"]) < 2:
-        assert time.monotonic() < end, "the runner did not register"
-        time.sleep(0.1)  # polling the condition itself, within the deadline
+    try:
+        end = time.monotonic() + START_S
+        while len(httpx.get(f"{daemon.url}/v1/runtimes", headers=auth()).json()["runtimes"]) < 2:
+            assert time.monotonic() < end, "the runner did not register"
+            time.sleep(0.1)  # polling the condition itself, within the deadline
+    except BaseException:
+        daemon.stop()  # a fixture that fails before its yield is never torn down
+        raise
     yield daemon
     daemon.stop()
     assert daemon.proc.returncode == 0  # the API stops with the drain, cleanly
