@@ -39,7 +39,12 @@ class Daemon:
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        self.url = self._wait_for_api()
+        try:
+            self.url = self._wait_for_api()
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
