@@ -51,13 +51,17 @@ class ApiDaemon:
 
         threading.Thread(target=read, daemon=True).start()
         end = time.monotonic() + START_S
-        while True:
-            line = lines.get(timeout=max(0.0, end - time.monotonic()))
-            if not line:
-                raise RuntimeError("sandbox serve ended before its API served")
-            if ", api http://" in line:
-                self.url = line.rpartition(", api ")[2].strip()
-                break
+        try:
+            while True:
+                line = lines.get(timeout=max(0.0, end - time.monotonic()))
+                if not line:
+                    raise RuntimeError("sandbox serve ended before its API served")
+                if ", api http://" in line:
+                    self.url = line.rpartition(", api ")[2].strip()
+                    break
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self.proc.terminate()
