@@ -606,7 +606,7 @@ class BrokerCore:
         """Answer a task that never ran. ``held``: the task was accepted (and counted
         against its client) before."""
         self._record(task, p.REJECTED, reason, now, held=held)
-        return Send(task.client, p.Rejected(task.submit.id, message), droppable=not held)
+        return Send(task.client, p.Rejected(task.submit.id, message, reason), droppable=not held)
 
     def _answer(self, task: Task, status: str, message: str, reason: str, now: float, *,
                 envelope: bytes | None = None) -> Send:

@@ -146,9 +146,14 @@ class ResultMsg:
 
 @dataclass(frozen=True)
 class Rejected:
+    """A task that never ran. ``reason`` says why for a program (``broker.core``'s reason
+    names: "queue_full", "client_cap", "no_runner", ...; "" for a frame that did not parse),
+    so that an adapter can answer, say, HTTP 429 without reading ``message``'s prose."""
+
     TYPE: ClassVar[str] = "rejected"
     id: str | None
     message: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -490,6 +495,7 @@ def _check_heartbeat(m: RunnerHeartbeat) -> None:
 def _check_rejected(m: Rejected) -> None:
     _need(m.id is None or _is(m.id, str), "'id' must be a string or nil")
     _need(_is(m.message, str), "'message' must be a string")
+    _text(m.reason, "reason", 32, empty=True)
 
 
 _CHECKS: dict[type, Any] = {

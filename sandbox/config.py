@@ -262,6 +262,18 @@ class ServiceConfig:
         "one); tcp:// for remote runners, with runner keys", metavar="ENDPOINT")
     http: str = _setting("127.0.0.1:9464", '/healthz and /metrics on HOST:PORT ("" for none)',
                          metavar="HOST:PORT")
+    api_bind: str = _setting(
+        "", 'the HTTP/JSON API on HOST:PORT, e.g. 127.0.0.1:8080 ("" for none; without '
+        "api_keys_file only a loopback address)", metavar="HOST:PORT")
+    api_keys_file: str = _setting(
+        "", "the HTTP API's bearer keys, one `principal key` per line (mode 0600, like the "
+        "CURVE keys)", metavar="FILE")
+    api_body_bytes: int = _setting(
+        20 * MiB, "the largest HTTP request body (a task's code and data fit: 1 + 16 MiB); "
+        "larger is 413", metavar="BYTES")
+    api_read_timeout_s: float = _setting(
+        10.0, "how long a client may take to send an HTTP request's head, and then its body; "
+        "slower is cut off", metavar="SECONDS")
     runners: int = _setting(1, "local runner processes the daemon starts and watches", metavar="N")
     slots: int = _setting(4, "tasks each runner runs at once (its pool size per runtime)",
                           on=(SERVE, RUNNER), metavar="N")
@@ -357,6 +369,13 @@ class ServiceConfig:
             raise ConfigError(f"cgroup_root must be an absolute path, not {self.cgroup_root!r}")
         if self.http:
             check_http(self.http)
+        _check(self.api_body_bytes, int, 1024, 64 * MiB, "api_body_bytes")
+        _check(self.api_read_timeout_s, float, 0.01, 3600, "api_read_timeout_s")
+        if self.api_bind:
+            check_http(self.api_bind, "api_bind")
+            if not self.api_keys_file and not is_loopback(self.api_bind):
+                raise ConfigError(f"api_bind {self.api_bind!r} is not a loopback address: "
+                                  "without api_keys_file the HTTP API serves this host only")
         for runtime in self.runtimes:
             if registry.canonical(runtime) is None:
                 raise ConfigError(f"unknown runtime {runtime!r} in runtimes")
@@ -529,11 +548,25 @@ def check_endpoint(endpoint: str, *, bind: bool = False) -> None:
         raise ConfigError(f"{endpoint!r} is not an endpoint: ipc://PATH or tcp://HOST:PORT")
 
 
-def check_http(address: str) -> None:
+def check_http(address: str, name: str = "http") -> None:
     """ConfigError unless ``address`` is HOST:PORT (HOST may be empty: all interfaces)."""
     host, colon, port = address.rpartition(":")
     if not colon or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigError(f"http {address!r} must be HOST:PORT, e.g. 127.0.0.1:9464")
+        raise ConfigError(f"{name} {address!r} must be HOST:PORT, e.g. 127.0.0.1:9464")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether HOST:PORT names a loopback host: 127.0.0.0/8, ::1 or localhost (an empty
+    host means every interface: not loopback)."""
+    import ipaddress
+
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text: bool

@@ -8,7 +8,8 @@
     ├── TaskFailed       ``Result.raise_for_status()`` of a task that did not end ok
     ├── ConnectError     a broker could not be reached, or the server refused our key
     │   └── N8nConnectError  n8n's task broker refused the grant or the upgrade, or is unreachable
-    └── N8nProtocolError a frame from n8n's task broker that does not parse or validate
+    ├── N8nProtocolError a frame from n8n's task broker that does not parse or validate
+    └── ApiError         an HTTP API request refused before it became a task (its status)
 
 Outcomes of a snippet are never exceptions: ``run()`` returns a ``Result`` whose status says
 how it ended (including ``rejected`` for a request that could not run).
@@ -65,3 +66,14 @@ class N8nConnectError(ConnectError):
 class N8nProtocolError(SandboxError):
     """A frame from n8n's task broker that is not valid JSON, or not a message n8n 2.41
     sends, or lacks a field of the right type (see ``sandbox/n8n/protocol.py``)."""
+
+
+class ApiError(SandboxError):
+    """An HTTP API request refused before it became a task: malformed JSON, unknown fields,
+    a body too large or too slow, a wrong content type, a missing key. ``status`` is the
+    HTTP status it is answered with; ``fields`` names the fields at fault, if any."""
+
+    def __init__(self, status: int, message: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.fields = fields

@@ -1,5 +1,5 @@
-"""JSON views of codec values, for the CLI: what JSON cannot say is tagged, never lost, and the
-view reads back to the same value (``from_json_data(json.dumps(to_jsonable(v))) == v``).
+"""JSON views of codec values, for the CLI and the HTTP API: what JSON cannot say is tagged,
+never lost, and the view reads back to the same value (``from_json_data(json.dumps(to_jsonable(v))) == v``).
 
 A tag is an object with exactly one key, one of:
 
@@ -12,7 +12,8 @@ A tag is an object with exactly one key, one of:
 - ``{"$dict": {...}}``: a dict that would read as a tag itself (one key, a tag's name): its
   keys are taken as they are
 
-Everything else is plain JSON. ``from_json_data`` reads ``--data`` with the same tags.
+Everything else is plain JSON. ``from_json_data`` reads ``--data`` with the same tags, and
+``from_jsonable`` a parsed value (the HTTP API's ``data``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ def from_json_data(text: str) -> Any:
         return _untag(json.loads(text))
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from exc
+
+
+def from_jsonable(value: Any) -> Any:
+    """The value a parsed JSON view stands for (the tags read); ValueError for a malformed
+    tag. ``from_json_data`` for a value JSON has parsed already (an HTTP body's field)."""
+    return _untag(value)
 
 
 def _untag(value: Any) -> Any:

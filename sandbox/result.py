@@ -35,14 +35,17 @@ class Result:
     error: ErrorInfo | None = None
     duration_ms: float = 0.0  # wall clock seen by the host, from hand-over to result
     exec_ms: float = 0.0  # time the snippet itself ran, measured inside the child
+    # why a rejected task never ran, for a program, when the broker said: "queue_full",
+    # "client_cap", "no_runner", "queue_timeout", "draining"... (``broker.core``'s names)
+    reason: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status is Status.OK
 
     @classmethod
-    def rejected(cls, message: str) -> Result:
-        return cls(Status.REJECTED, message)
+    def rejected(cls, message: str, reason: str = "") -> Result:
+        return cls(Status.REJECTED, message, reason=reason)
 
     def raise_for_status(self) -> Result:
         """This Result if the task ended ``ok``, else ``TaskFailed`` carrying it."""

@@ -90,7 +90,7 @@ class ClientBase:
                                         duration_ms=duration)
             return Result(Status(msg.status), msg.message, duration_ms=duration)
         if isinstance(msg, p.Rejected):
-            return Result.rejected(msg.message)
+            return Result.rejected(msg.message, msg.reason)
         return Result(Status.CRASHED, "the broker sent a malformed reply", duration_ms=duration)
 
     @staticmethod

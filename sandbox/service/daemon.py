@@ -1,4 +1,7 @@
-"""``sandbox serve``: a broker, its local runner processes, and /healthz + /metrics.
+"""``sandbox serve``: a broker, its local runner processes, /healthz + /metrics, and the
+HTTP/JSON API when ``api_bind`` is set (``sandbox.http``: it reaches the broker on a private
+inproc:// endpoint of the client socket, stops taking connections when the drain starts, and
+answers what is in flight within the grace).
 
 The broker loop runs in a thread of its own. Local runners are child processes
 (``python -m sandbox runner``) that a watcher thread starts and restarts with backoff
@@ -21,7 +24,8 @@ from dataclasses import replace
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import zmq
@@ -36,6 +40,9 @@ from sandbox import backoff, registry
 from sandbox.errors import ConfigError
 from sandbox.jail import cgroups, launch, packages
 from sandbox.link import CurveClient
+
+if TYPE_CHECKING:
+    from sandbox.http.server import ApiServer
 
 log = logging.getLogger("sandbox.service.daemon")
 
@@ -189,6 +196,30 @@ def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> 
     return httpd
 
 
+def api_endpoint() -> str:
+    """The broker's private client endpoint for the HTTP API: in-process, so only the API
+    (in this process) can use it."""
+    return f"inproc://sandbox-http-api-{os.getpid()}"
+
+
+def _api_server(config: ServiceConfig, server: BrokerServer) -> ApiServer:
+    from sandbox.http.server import ApiServer  # uvicorn and Starlette load only when it is on
+
+    def served() -> list[tuple[Mapping[str, str], int]]:
+        with server.lock:
+            return [(dict(r.runtimes), r.slots) for r in server.core.runners.values()]
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("snippet-sandbox")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        ours = "unknown"
+    api = ApiServer(config, api_endpoint(), served, ours)
+    api.start()
+    return api
+
+
 def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
     that cannot start would be restarted forever while clients wait): the runners' CURVE key
@@ -228,16 +259,22 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     )
     metrics = BrokerMetrics()
     try:
-        server = BrokerServer(endpoints, broker_config, runner_endpoints=runner_endpoints,
+        server = BrokerServer(endpoints + ([api_endpoint()] if config.api_bind else []),
+                              broker_config, runner_endpoints=runner_endpoints,
                               context=zmq.Context.instance(), curve=curve,
                               on_outcome=metrics.on_outcome)
     except BrokerConfigError as exc:
         raise ConfigError(str(exc)) from exc
     watcher = RunnerWatcher(config, server.runner_endpoints[0])
     metrics.attach(server, restarts=lambda: watcher.restarts)
+    httpd = api = None
     try:
         httpd = _http_server(config.http, server, metrics) if config.http else None
+        if config.api_bind:
+            api = _api_server(config, server)
     except BaseException:
+        if httpd is not None:
+            httpd.shutdown()
         server.close()
         raise
     watcher.start()
@@ -248,8 +285,10 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("serving clients on %s, runners on %s%s", ", ".join(server.endpoints),
-             ", ".join(server.runner_endpoints), f", http://{config.http}" if httpd else "")
+    log.info("serving clients on %s, runners on %s%s%s",
+             ", ".join(server.endpoints[:len(endpoints)]), ", ".join(server.runner_endpoints),
+             f", http://{config.http}" if httpd else "",
+             f", api http://{api.address}" if api else "")
     if ready is not None:
         ready.set()
     loop = threading.Thread(target=server.serve, args=(stop,), name="broker")
@@ -258,10 +297,14 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         while not term.wait(0.2):
             pass
     finally:
+        if api is not None:
+            api.stop_accepting()  # its requests in flight are answered by the drain
         stop.set()
         loop.join()
         log.info("draining for up to %g s", config.grace_s)
         server.drain(config.grace_s, threading.Event())
+        if api is not None:
+            api.close()
         watcher.close()
         server.close()
         if httpd is not None:

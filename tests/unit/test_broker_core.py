@@ -93,7 +93,7 @@ def test_queue_full_rejects_at_once_with_the_count():
     core.on_client(C1, submit("a"), 0.0)
     core.on_client(C1, submit("b"), 0.0)
     out = core.on_client(C1, submit("c"), 0.0)
-    assert to_client(out, C1, p.Rejected) == [p.Rejected("c", "queue full (2 waiting)")]
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("c", "queue full (2 waiting)", c.QUEUE_FULL)]
     assert set(core.queued) == {key(C1, "a"), key(C1, "b")}
 
 
@@ -129,7 +129,7 @@ def test_no_runner_rejects_at_once_when_the_task_will_not_wait(task, message):
     core = BrokerCore()
     core.on_runner(R1, ready(groups=("cpu",)), 0.0)
     out = core.on_client(C1, task, 0.0)
-    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message)]
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message, c.NO_RUNNER)]
     assert not core.queued
 
 
@@ -204,7 +204,7 @@ def test_queue_deadline_rejects_with_why_nothing_ran(setup, task, message):
     assert to_client(core.tick(wait - 0.1), C1, p.Rejected) == []
     if setup != "none":
         core.on_runner(R1, p.RunnerHeartbeat(), wait - 0.05)
-    assert to_client(core.tick(wait), C1, p.Rejected) == [p.Rejected("t", message)]
+    assert to_client(core.tick(wait), C1, p.Rejected) == [p.Rejected("t", message, c.QUEUE_TIMEOUT)]
     assert not core.queued
 
 
@@ -214,7 +214,7 @@ def test_global_in_flight_cap_is_named_when_it_is_the_reason():
     core.on_client(C1, submit("a"), 0.0)
     core.on_client(C1, submit("b"), 0.0)
     assert to_client(core.tick(1.0), C1, p.Rejected) == [
-        p.Rejected("b", "the broker's 1 in-flight slots busy for 1 s")]
+        p.Rejected("b", "the broker's 1 in-flight slots busy for 1 s", c.QUEUE_TIMEOUT)]
 
 
 # -- rule 5: placement ----------------------------------------------------------------------
@@ -430,7 +430,7 @@ def test_cancel_a_queued_task_removes_it():
     core = BrokerCore()
     core.on_client(C1, submit("t"), 0.0)
     out = core.on_client(C1, p.Cancel("t"), 0.1)
-    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", "cancelled before it ran")]
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", "cancelled before it ran", c.CANCELLED)]
     assert not core.queued
     assert tasks_to(core.on_runner(R1, ready(), 0.2), R1) == []
 
@@ -610,7 +610,7 @@ def test_deadlines_hold_after_many_tasks_came_and_went():
     assert len(core._deadlines) < 2500  # compacted
     assert to_client(core.tick(1.4), C1, p.Rejected) == []
     assert to_client(core.tick(1.5), C1, p.Rejected) == [
-        p.Rejected("last", "all 1 slots busy for 1 s")]
+        p.Rejected("last", "all 1 slots busy for 1 s", c.QUEUE_TIMEOUT)]
 
 
 # -- rule 2: the per-client cap, counting what its socket has not taken ---------------------
@@ -623,7 +623,7 @@ def test_a_client_at_its_cap_is_rejected_with_the_count_and_others_are_not():
     core.on_client(C1, submit("b"), 0.0)  # queued
     out = core.on_client(C1, submit("c"), 0.0)
     assert to_client(out, C1, p.Rejected) == [p.Rejected(
-        "c", "this client holds 2 unanswered tasks, its cap (max_per_client 2)")]
+        "c", "this client holds 2 unanswered tasks, its cap (max_per_client 2)", c.CLIENT_CAP)]
     assert core.on_client(C2, submit("c"), 0.0) == []  # another client is not held back
     core.on_runner(R1, done(key(C1, "a")), 0.1)  # answered: room for one more
     assert to_client(core.on_client(C1, submit("d"), 0.1), C1, p.Rejected) == []
@@ -749,11 +749,11 @@ def test_a_drain_answers_every_queued_task_at_once_and_starts_none():
     core.on_client(C1, submit("q1"), 0.0)
     core.on_client(C1, submit("q2", priority=5), 0.0)
     out = core.drain(1.0)
-    assert to_client(out, C1, p.Rejected) == [p.Rejected("q2", c.SHUTTING_DOWN),
-                                              p.Rejected("q1", c.SHUTTING_DOWN)]
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("q2", c.SHUTTING_DOWN, c.DRAINING),
+                                              p.Rejected("q1", c.SHUTTING_DOWN, c.DRAINING)]
     assert not core.queued
     later = core.on_client(C1, submit("late"), 1.1)
-    assert to_client(later, C1, p.Rejected) == [p.Rejected("late", c.SHUTTING_DOWN)]
+    assert to_client(later, C1, p.Rejected) == [p.Rejected("late", c.SHUTTING_DOWN, c.DRAINING)]
     # the running task finishes within the grace and is answered; nothing starts after it
     out = core.on_runner(R1, done(key(C1, "running"), b"r"), 1.2)
     assert [m.envelope for m in to_client(out, C1, p.ResultMsg)] == [b"r"]

@@ -68,6 +68,27 @@ def test_a_broker_made_outcome_without_an_envelope_becomes_the_result(ipc_dir):
         assert (r.status, r.message) == (Status.CRASHED, "runner lost while running the task")
 
 
+@pytest.mark.parametrize("make", [Client, AsyncClient], ids=["sync", "async"])
+def test_a_rejection_says_its_reason_for_a_program(ipc_dir, make):
+    """What an adapter answers a full queue with (HTTP 429) is read from the reason, never
+    from the message's prose."""
+    def full(submit: p.Submit) -> list[tuple[float, p.Message]]:
+        return [(0.0, p.Rejected(submit.id, "queue full (3 waiting)", "queue_full"))]
+
+    async def run_in(client: AsyncClient):  # noqa: ANN202 - a test helper
+        async with client:
+            return await client.run("python", "return 1")
+
+    with FakeBroker(f"ipc://{ipc_dir}/b.sock", full) as broker:
+        if make is Client:
+            with Client(broker.endpoint) as client:
+                r = client.run("python", "return 1")
+        else:
+            r = run_async(run_in(AsyncClient(broker.endpoint)))
+    assert (r.status, r.message, r.reason) == (Status.REJECTED, "queue full (3 waiting)",
+                                               "queue_full")
+
+
 def test_a_late_cancel_does_not_replace_a_finished_tasks_result(ipc_dir):
     """[4] The fast task finished before its cancel; an old broker answered the cancel with
     'rejected: no queued or running task', which replaced the real result 20 of 20 times."""

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("sandbox", "broker", "runtimes", "seccomp")
-WINGS = ("client", "host", "jail", "pyodide", "service", "n8n")
+WINGS = ("client", "host", "jail", "pyodide", "service", "n8n", "http")
 
 
 def _module_name(path: Path) -> str:

@@ -1,0 +1,171 @@
+"""The HTTP API's requests and answers, as values: no sockets, no server.
+
+What it decides:
+
+- a task's body (``task_request``): a JSON object of ``runtime``, ``code``, ``data`` (in the
+  tagged JSON view, ``sandbox.jsonview``) and the options by ``sandbox.request.Options``'s
+  names, nothing else. Malformed JSON is 400; a body that is not an object, a field that is
+  no field (all of them named), a malformed tag, or a request ``sandbox.request.request``
+  refuses, is 422. That one check is the only one: the adapter adds no rule of its own.
+- whose task it is: a principal's warm workers serve that principal only, so in worker mode
+  the reuse key a caller names is taken within its principal (``alice:KEY``), and two
+  principals naming the same key never share a worker.
+- the answer to a task (``task_answer``): 200 with the result, in the one JSON shape of a
+  Result (``Result.to_dict``, what ``sandbox exec --json`` prints), for every status a task that
+  ran can end with (ok, error, timeout...: the task was served; its outcome is the body's),
+  and for ``rejected`` the status that says who can do something about it: 422 for a
+  request the service refuses (only the caller can fix it), 429 with Retry-After when the
+  queue or the caller's share of it is full, 503 when the service cannot run it now
+  (draining, no runner, no slot within the queue wait).
+- errors that are not a task's outcome are RFC 9457 problem documents
+  (``application/problem+json``: ``title``, ``status``, ``detail``, and ``fields`` or
+  ``reason`` where they say more).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from typing import Any
+
+from sandbox import jsonview, registry
+from sandbox.config import Limits
+from sandbox.errors import ApiError, RequestError
+from sandbox.request import OPTION_NAMES, Options, Request, request
+from sandbox.result import Result, Status
+
+TASK_FIELDS = frozenset({"runtime", "code", "data"}) | OPTION_NAMES
+RETRY_AFTER_S = 1  # what a 429 asks the caller to wait: a queue slot frees within a task
+# a broker's rejection reasons (``broker.core``), by the HTTP status that answers them;
+# any other reason (and "" for a request refused before it was sent) is 422
+BUSY_REASONS = frozenset({"queue_full", "client_cap"})
+UNAVAILABLE_REASONS = frozenset({"draining", "shutdown", "no_runner", "queue_timeout"})
+PROBLEM_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: its status, its JSON body, its extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+    media_type: str = "application/json"
+
+
+def problem(status: int, detail: str, **more: Any) -> Answer:
+    """A problem document (RFC 9457) for an error that is not a task's outcome."""
+    headers: tuple[tuple[str, str], ...] = ()
+    if status == 401:
+        headers = (("WWW-Authenticate", 'Bearer realm="sandbox"'),)
+    elif status == 429:
+        headers = (("Retry-After", str(RETRY_AFTER_S)),)
+    body = {"title": HTTPStatus(status).phrase, "status": status, "detail": detail, **more}
+    return Answer(status, body, headers, PROBLEM_TYPE)
+
+
+def error_answer(exc: ApiError) -> Answer:
+    return problem(exc.status, str(exc), **({"fields": list(exc.fields)} if exc.fields else {}))
+
+
+def parse_json(body: bytes) -> Any:
+    """A body's JSON: ApiError 400 when it is not UTF-8 JSON. JSON's own numbers only:
+    NaN and Infinity are not JSON (the tagged view says them: ``{"$float": "NaN"}``)."""
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON (send {{\"$float\": \"{name}\"}})")
+
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=refuse)
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # a body of "[[[[..." is cheap to send
+        raise ApiError(400, "the body is JSON nested too deeply to read") from exc
+
+
+def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
+    """The checked request a task's body asks for (``sandbox.request.request``: the one
+    check), its worker reuse taken within ``principal``. ApiError 400 or 422 saying why."""
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise ApiError(422, f"a task must be a JSON object, not {_json_type(doc)}")
+    unknown = sorted(set(doc) - TASK_FIELDS)
+    if unknown:
+        raise ApiError(422, f"unknown field(s): {', '.join(unknown)} (a task takes "
+                            f"{', '.join(sorted(TASK_FIELDS))})", tuple(unknown))
+    missing = [name for name in ("runtime", "code") if name not in doc]
+    if missing:
+        raise ApiError(422, f"missing field(s): {', '.join(missing)}", tuple(missing))
+    try:
+        data = jsonview.from_jsonable(doc.get("data"))
+    except ValueError as exc:
+        raise ApiError(422, f"data: {exc}", ("data",)) from exc
+    except RecursionError as exc:
+        raise ApiError(422, "data: nested too deeply (a task's data may nest 256 deep)",
+                       ("data",)) from exc
+    given = {k: v for k, v in doc.items() if k in OPTION_NAMES}
+    if isinstance(given.get("imports"), list):
+        given["imports"] = tuple(given["imports"])  # a bare string is left for the check
+    options = scoped(Options(**given), doc["runtime"], principal)
+    try:
+        return request(doc["runtime"], doc["code"], data, options, defaults=defaults)
+    except RequestError as exc:
+        raise ApiError(422, str(exc)) from exc
+
+
+def scoped(options: Options, runtime: object, principal: str) -> Options:
+    """``options`` with a worker's reuse key taken within ``principal``: warm workers serve
+    one principal only, whatever key a caller names (the tenancy rule of the service)."""
+    name = registry.canonical(runtime)
+    workers = options.isolation == "worker" or (
+        name is not None and registry.RUNTIMES[name].worker_children)
+    if not workers or not isinstance(options.reuse_key, (str, type(None))):
+        return options  # the check says what is wrong with it
+    return replace(options, reuse_key=f"{principal}:{options.reuse_key or 'default'}")
+
+
+def task_answer(result: Result) -> Answer:
+    """The HTTP answer to a task's result (the module's rules)."""
+    if result.status is not Status.REJECTED:
+        return Answer(200, result.to_dict())
+    more = {"reason": result.reason} if result.reason else {}
+    if result.reason in BUSY_REASONS:
+        return problem(429, result.message, **more)
+    if result.reason in UNAVAILABLE_REASONS:
+        return problem(503, result.message, **more)
+    return problem(422, result.message, **more)
+
+
+def runtimes_json(runners: Iterable[tuple[Mapping[str, str], int]]) -> dict[str, Any]:
+    """What the daemon serves now, from its registered runners (each: runtime -> version,
+    and its slots): per runtime its names, the versions on offer, and runners and slots."""
+    served: dict[str, dict[str, Any]] = {}
+    for runtimes, slots in runners:
+        for name, version in runtimes.items():
+            entry = served.setdefault(name, {"versions": set(), "runners": 0, "slots": 0})
+            entry["versions"].add(version)
+            entry["runners"] += 1
+            entry["slots"] += slots
+    out = []
+    for name in sorted(served):
+        facts = registry.RUNTIMES.get(name)
+        entry = served[name]
+        out.append({"name": name, "aliases": list(facts.aliases) if facts else [],
+                    "versions": sorted(entry["versions"]), "runners": entry["runners"],
+                    "slots": entry["slots"]})
+    return {"runtimes": out}
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"

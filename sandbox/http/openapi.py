@@ -1,0 +1,151 @@
+"""The HTTP API's OpenAPI 3.1 document: its routes, a task's fields, the answers.
+
+A task's options are ``sandbox.request.Options``'s, by name; ``OPTION_SCHEMAS`` gives each
+one's JSON type (a test holds its names to ``Options``'s, so a new option cannot go
+undescribed). The ranges are not repeated here: the one check (``sandbox.request``) says
+them in its 422s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox import registry
+
+_NUM_OR_NULL = {"type": ["number", "null"], "minimum": 0}
+_INT_OR_NULL = {"type": ["integer", "null"], "minimum": 0}
+OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
+    "timeout_s": {**_NUM_OR_NULL, "description": "wall-clock limit (default: the runner's)"},
+    "memory_mb": {**_INT_OR_NULL, "description": "the snippet's address-space budget"},
+    "stdout_bytes": {**_INT_OR_NULL, "description": "captured output; the rest is cut"},
+    "result_bytes": {**_INT_OR_NULL, "description": "the encoded result's cap"},
+    "policy": {"type": ["string", "null"], "enum": ["default", "restricted", None]},
+    "imports": {"type": ["array", "null"], "items": {"type": "string"},
+                "description": "narrow the import allow-lists (python, pyodide)"},
+    "isolation": {"type": ["string", "null"], "enum": ["process", "worker", None]},
+    "reuse_key": {"type": ["string", "null"],
+                  "description": "worker mode: the caller's workers (within its principal)"},
+    "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
+    "lane": {"type": "string", "default": "default"},
+    "group": {"type": ["string", "null"], "description": "only runners with this label"},
+    "version": {"type": "string", "default": "", "description": "a runtime version prefix"},
+    "wait_for_runner": {"type": "boolean", "default": True},
+    "queue_timeout_s": _NUM_OR_NULL,
+    "idempotent": {"type": "boolean", "default": False},
+    "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+}
+
+_TAGGED = ("any JSON value; what JSON cannot say is tagged: {\"$bytes\": base64}, "
+           "{\"$datetime\": ISO 8601}, {\"$float\": \"NaN\"|\"Infinity\"|\"-Infinity\"}, "
+           "{\"$int\": digits}, {\"$map\": [[key, value], ...]}, {\"$dict\": {...}}")
+_STATUSES = ["ok", "error", "timeout", "memory_limit", "violation", "output_limit", "crashed"]
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def json_of(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": ref}}}
+
+
+_AUTH_ERRORS = {"401": _problem("no key, or a key that is not known")}
+
+
+def document(version: str) -> dict[str, Any]:
+    """The document, for the program's ``version``."""
+    task = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["runtime", "code"],
+        "properties": {
+            "runtime": {"type": "string", "enum": sorted(registry.ALIASES)},
+            "code": {"type": "string", "description": "a function body: `return` gives the "
+                     "result, the input is bound to `data`"},
+            "data": {"description": _TAGGED},
+            **OPTION_SCHEMAS,
+        },
+    }
+    result = {
+        "type": "object",
+        "required": ["status", "result", "stdout", "truncated", "error", "message",
+                     "duration_ms", "exec_ms"],
+        "properties": {
+            "status": {"type": "string", "enum": _STATUSES},
+            "result": {"description": "what the snippet returned: " + _TAGGED},
+            "stdout": {"type": "string"},
+            "truncated": {"type": "boolean"},
+            "error": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["type", "message", "traceback"],
+                "properties": {"type": {"type": "string"}, "message": {"type": "string"},
+                               "traceback": {"type": "string"}}}]},
+            "message": {"type": "string"},
+            "duration_ms": {"type": "number"},
+            "exec_ms": {"type": "number"},
+        },
+    }
+    problem = {
+        "type": "object",
+        "required": ["title", "status", "detail"],
+        "properties": {
+            "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "fields": {"type": "array", "items": {"type": "string"}},
+            "reason": {"type": "string", "description": "why the service did not run the task"},
+        },
+    }
+    runtimes = {
+        "type": "object", "required": ["runtimes"],
+        "properties": {"runtimes": {"type": "array", "items": {
+            "type": "object", "required": ["name", "aliases", "versions", "runners", "slots"],
+            "properties": {"name": {"type": "string"},
+                           "aliases": {"type": "array", "items": {"type": "string"}},
+                           "versions": {"type": "array", "items": {"type": "string"}},
+                           "runners": {"type": "integer"}, "slots": {"type": "integer"}}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "snippet-sandbox", "version": version,
+                 "description": "Run untrusted Python and JavaScript snippets in jails."},
+        "components": {
+            "schemas": {"Task": task, "Result": result, "Problem": problem,
+                        "Runtimes": runtimes},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/tasks": {"post": {
+                "operationId": "runTask",
+                "summary": "Run one snippet and wait for its result",
+                "requestBody": {"required": True, "content": json_of("#/components/schemas/Task")},
+                "responses": {
+                    "200": {"description": "the task ran; its status says how it ended",
+                            "content": json_of("#/components/schemas/Result")},
+                    "400": _problem("the body is not JSON"),
+                    **_AUTH_ERRORS,
+                    "408": _problem("the body did not arrive in time"),
+                    "413": _problem("the body is over the cap"),
+                    "415": _problem("the body is not application/json"),
+                    "422": _problem("a request the service refuses: unknown or missing "
+                                    "fields, bad limits, an unknown runtime..."),
+                    "429": {**_problem("the queue is full: retry after Retry-After seconds"),
+                            "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+                    "503": _problem("the service cannot run it now: draining, no runner, "
+                                    "no slot within the queue wait"),
+                },
+            }},
+            "/v1/runtimes": {"get": {
+                "operationId": "listRuntimes",
+                "summary": "The runtimes the daemon's runners serve, with their versions",
+                "responses": {"200": {"description": "the runtimes",
+                                      "content": json_of("#/components/schemas/Runtimes")},
+                              **_AUTH_ERRORS},
+            }},
+            "/v1/openapi.json": {"get": {
+                "operationId": "openapi", "summary": "This document", "security": [],
+                "responses": {"200": {"description": "the OpenAPI document",
+                                      "content": {"application/json": {}}}},
+            }},
+        },
+    }
