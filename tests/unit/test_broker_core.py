@@ -151,7 +151,7 @@ def test_a_runtime_no_runner_ever_served_is_rejected_at_once_though_the_task_wou
     core = BrokerCore()
     core.on_runner(R1, ready(), 0.0)
     out = core.on_client(C1, task, 0.0)
-    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message)]
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message, "no_runner")]
     assert not core.queued
 
 
@@ -876,13 +876,12 @@ def test_demand_and_occupancy_are_what_an_autoscaler_reads_per_runtime_group_and
                                        ("gpu", "batch"), ("gpu", "batch"), ("tpu", "default")]):
         core.on_client(b"c", p.Submit(f"t{i}", "python", "return 1", b"\xc0", group=group,
                                       lane=lane), float(i))
-    core.on_client(b"c", p.Submit("t9", "ruby", "1", b"\xc0"), 5.0)
+    # (a task for a runtime no runner ever served is refused at once: it never queues)
     # the first three take the three slots (a task naming no group runs anywhere); the rest
-    # waits: two for the gpu runner, one for a group nobody carries, one for a runtime
+    # waits: two for the gpu runner, one for a group nobody carries
     assert core.demand(10.0) == {
         ("python", "gpu", "batch"): (2, 7.0),
         ("python", "unserved", "default"): (1, 5.0),
-        ("unserved", "", "default"): (1, 5.0),
     }
     assert core.occupancy() == {
         ("python", ""): (3, 3), ("python", "gpu"): (1, 1), ("javascript", ""): (2, 2),
@@ -947,7 +946,7 @@ def test_a_principal_at_its_worker_cap_waits_and_others_do_not():
     assert tasks_to(core.on_client(C1, submit("p"), 0.0, principal="uid:1"), R1) == ["p"]
     [rejected] = to_client(core.tick(5.0), C1, p.Rejected)
     assert rejected == p.Rejected("a2", "this principal's 2 warm workers busy (its cap, "
-                                        "max_workers_per_principal) for 5 s")
+                                        "max_workers_per_principal) for 5 s", "queue_timeout")
 
 
 def test_a_freed_worker_lets_the_principals_next_task_run():
