@@ -199,7 +199,10 @@ class BrokerServer:
     def _principal(self, sender: bytes, frame: zmq.Frame) -> str:
         """Who sent a client's message, as the transport says (never what the message says)."""
         if self._curve_clients:  # the key ZAP let in, z85
-            return f"curve:{frame.get('User-Id')}"
+            try:
+                return f"curve:{frame.get('User-Id')}"
+            except zmq.ZMQError:  # an inproc peer: no handshake, no key; it is its connection
+                pass
         try:
             peer = str(frame.get("Peer-Address"))  # over ipc: "host:uid:gid:pid" (SO_PEERCRED)
         except zmq.ZMQError:  # inproc has none

@@ -151,7 +151,7 @@ def test_unknown_fields_are_422_naming_them(refusing):
 def test_a_request_the_service_refuses_is_422_with_its_message(refusing):
     reply = post(refusing, {**TASK, "memory_mb": 1})
     assert (reply.status_code, reply.json()["detail"]) == (
-        422, "bad limits: memory_mb must be between 16 and 65536, not 1")
+        422, "bad limits: memory_mb must be between 16 MB and 65536 MB, not 1 MB")
 
 
 def test_an_oversized_body_is_413_and_the_connection_closed(refusing):
@@ -319,9 +319,15 @@ def test_the_runtimes_say_what_the_runners_serve_with_versions(serving):
 
 
 def test_a_version_no_runner_has_is_503_at_once(serving):
+    import platform
+
+    from sandbox import registry
+
     reply = post(serving, {**TASK, "version": "2.7", "wait_for_runner": False})
     assert (reply.status_code, reply.json()["reason"], reply.json()["detail"]) == (
-        503, "no_runner", "no runner for runtime 'python' version 2.7*")
+        503, "no_runner", "no runner for runtime 'python' version 2.7*: this broker's runners "
+        f"serve javascript {registry.RUNTIMES['javascript'].version}, "
+        f"python {platform.python_version()}")
 
 
 def test_the_api_socket_is_tcp_without_nagle():
@@ -407,4 +413,4 @@ def test_a_client_that_leaves_while_its_task_runs_has_it_cancelled(ipc_dir):
             time.sleep(0.02)
     finally:
         daemon.stop()
-    assert ended == ['sandbox_broker_ended_total{reason="cancelled",status="crashed"} 1.0']
+    assert ended == ['sandbox_broker_ended_total{reason="cancelled",status="cancelled"} 1.0']

@@ -126,7 +126,7 @@ def test_a_malformed_tag_in_data_is_422():
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"runtime": "ruby"}, "unknown runtime 'ruby' (known: javascript, js, py, pyodide, python)"),
-    ({"timeout_s": 0}, "bad limits: timeout_s must be between 0.001 and 3600, not 0.0"),
+    ({"timeout_s": 0}, "bad limits: timeout_s must be between 1 ms and 3600 s, not 0 s"),
     ({"memory_mb": "lots"}, "bad limits: memory_mb must be an int, not str"),
     ({"code": 7}, "code must be a str, not int"),
     ({"priority": 5000}, "'priority' must be -1000..1000"),
