@@ -223,7 +223,8 @@ class BrokerServer:
                 for outcome in self.core.take_outcomes():
                     self.on_outcome(outcome)
             counters = self.core.counters
-            if counters["runners_registered"] + counters["runners_lost"] != self._runner_events:
+            if (counters["runners_registered"] + counters["runners_lost"]
+                    + counters["runners_left"]) != self._runner_events:
                 self._log_runners()
         return sends
 
@@ -231,7 +232,8 @@ class BrokerServer:
         """A line for each runner that registered or was lost since the last look (under
         the lock): what an operator reads to see capacity come and go."""
         counters = self.core.counters
-        self._runner_events = counters["runners_registered"] + counters["runners_lost"]
+        self._runner_events = (counters["runners_registered"] + counters["runners_lost"]
+                               + counters["runners_left"])
         now = {identity: (r.name or identity.hex(), _serves(r.runtimes, r.slots))
                for identity, r in self.core.runners.items()}
         for identity, (name, _) in self._runners.items():

@@ -508,8 +508,6 @@ _MISSING = {
                "snippet's own code and the language's built-ins are all there is",
     "fetch": "the sandbox has no network: pass what the snippet needs in `data`",
     "XMLHttpRequest": "the sandbox has no network: pass what the snippet needs in `data`",
-    "Intl": "QuickJS, this runtime's engine, has no Intl: format with toFixed, "
-            "toISOString, padStart and the like",
     "process": "there is no process here: the input is `data`, the output what the "
                "snippet returns",
 }
