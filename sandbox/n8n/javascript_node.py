@@ -4,8 +4,8 @@ A JavaScript task arrives without data: the runner asks for what the code uses (
 here, the way n8n's own runner decides), then runs the user's code once ("Run Once for All
 Items") or once per item of n8n's chunk ("Run Once for Each Item", every item of the chunk
 even when the code asked for no input), in one child, with the Code node API of
-``code_node.js``, bound as globals as n8n's ``vm`` context binds them (so the code may declare
-its own ``items``): ``$input``, ``$json``, ``$binary``, ``items``, ``item``,
+``runtimes/javascript/library/n8n.js``, bound as globals as n8n's ``vm`` context binds them
+(so the code may declare its own ``items``): ``$input``, ``$json``, ``$binary``, ``items``, ``item``,
 ``$itemIndex``, ``$('Node')``, ``$node``, ``$workflow``, ``$execution`` (``customData``
 goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed), ``$now``,
 ``$today``, ``$env`` (blocked as n8n blocks it), ``$prevNode``, ``$runIndex``, ``$mode``,
@@ -14,18 +14,19 @@ goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed),
 ``$jmespath``, paired items across branches) throws an error naming it.
 
 The snippet is ``return __n8nRun(data, async function VmCodeWrapper() {<user code>
-});`` followed by ``code_node.js``: the user's code starts on line 1, so stack line
-numbers are the user's own. The items come back as JSON text, made in the child as n8n's
-runner makes its JSON (undefined keys dropped); errors come back as parts that
-``v8_errors`` words as n8n's runner does. Pure: no I/O.
+});``: the user's code starts on line 1, so stack line numbers are the user's own.
+``__n8nRun`` is the JavaScript runtime's ``n8n`` library module
+(runtimes/javascript/library/n8n.js), compiled once in the runner's zygote (see
+``backend.ZYGOTE_PRELOAD``), not per task. The task's data goes in as one JSON text, made
+once here from what n8n sent and parsed once in the child; the items come back as JSON text,
+made in the child as n8n's runner makes its JSON (undefined keys dropped); errors come back
+as parts that ``v8_errors`` words as n8n's runner does. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from runtimes import codec
@@ -44,11 +45,6 @@ _NEEDS_ALL = re.compile(r"\$node\b|\$item\s*\(|\$items\s*\(|"
 _NEEDS_INPUT = re.compile(r"\$input\b|\$json\b|\$binary\b|\bitems\b|\bitem\b|\$itemIndex\b")
 
 
-@cache
-def _runtime_js() -> str:
-    return resources.files("sandbox.n8n").joinpath("code_node.js").read_text(encoding="utf-8")
-
-
 def data_request(settings: Settings) -> dict[str, Any]:
     """The ``requestParams`` of the task's data request: what its code uses."""
     code = settings.code
@@ -64,14 +60,14 @@ def data_request(settings: Settings) -> dict[str, Any]:
             "env": "$env" in code}
 
 
-#: What precedes the user's code on its first line: n8n's names are globals (code_node.js
+#: What precedes the user's code on its first line: n8n's names are globals (library/n8n.js
 #: binds them), not parameters, so the code may declare its own ``items`` as in n8n.
 _PREFIX = "return __n8nRun(data, async function VmCodeWrapper() {"
 
 
 def snippet(code: str) -> str:
     """The QuickJS snippet for the user's ``code``: line 1 is the user's line 1."""
-    return f"{_PREFIX}{code}\n}});\n{_runtime_js()}"
+    return f"{_PREFIX}{code}\n}});"
 
 
 def _line1_offset(code: str) -> int:
@@ -122,8 +118,10 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
                 "values": env.get("env") or {}},
     }
     try:
-        encoded = codec.encode(data, path="data")
-    except codec.EncodeError as exc:
+        # one JSON text (what n8n sent is JSON: nothing is lost), which the child hands to
+        # the Code node API as it is: no per-value conversion on either side of the jail
+        encoded = codec.encode(json.dumps(data, allow_nan=False, separators=(",", ":")))
+    except (ValueError, codec.EncodeError) as exc:
         raise JobError(f"the task's data cannot be sent to the sandbox: {exc}") from exc
     # a JavaScript task's settings name no workflow: its data response does
     workflow_id = workflow.get("id", settings.workflow_id)
