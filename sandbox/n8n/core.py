@@ -159,8 +159,8 @@ class RunnerCore:
                 return self._accept(offer_id, task_id, now)
             case p.TaskSettings(task_id, settings):
                 return self._settings(task_id, settings, now)
-            case p.TaskDataResponse(task_id, request_id, data):
-                return self._data(task_id, request_id, data, now)
+            case p.TaskDataResponse(task_id, request_id, data, frame):
+                return self._data(task_id, request_id, data, now, frame)
             case p.TaskCancel(task_id, _):
                 return self._cancel(task_id, now)
             case p.Drain():
@@ -280,13 +280,14 @@ class RunnerCore:
         return [Send(p.TaskDataRequest(task_id, task.request_id,
                                        javascript_node.data_request(settings)))]
 
-    def _data(self, task_id: str, request_id: str, data: dict[str, Any], now: float) -> list[Action]:
+    def _data(self, task_id: str, request_id: str, data: dict[str, Any], now: float,
+              frame: str = "") -> list[Action]:
         task = self.tasks.get(task_id)
         if task is None or task.phase is not Phase.DATA or task.request_id != request_id:
             return []
         settings, limits = task.settings, self.config.limits
         assert settings is not None
-        return self._start(task, lambda: javascript_node.job(settings, data, limits), now)
+        return self._start(task, lambda: javascript_node.job(settings, data, limits, frame), now)
 
     def _start(self, task: Task, build: Callable[[], Job], now: float) -> list[Action]:
         try:

@@ -76,51 +76,43 @@ def _line1_offset(code: str) -> int:
     return executor.line1_offset(snippet(code)) + len(_PREFIX)
 
 
-def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
-    """The snippet for a JavaScript task, with what n8n sent in its data response."""
+def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str = "") -> Job:
+    """The snippet for a JavaScript task, with what n8n sent in its data response:
+    ``response``, and ``frame``, the JSON text of the message that carried it (``{"data":
+    response, ...}``) when the shell has it. The child gets two JSON texts: the task (what is
+    worked out here, small) and that frame as n8n sent it (made from ``response`` when there
+    is none), which the Code node API parses once and joins to the task (``taskData`` in
+    library/n8n.js): the items are never encoded again on their way in."""
     each = settings.node_mode == "runOnceForEachItem"
     main = (response.get("inputData") or {}).get("main") or [[]]
     chunk_items = (main[0] if main else None) or []
     start = settings.chunk.start_index if settings.chunk and each else 0
     count = settings.chunk.count if settings.chunk and each else len(chunk_items)
-    items: list[Any] = [None] * start + list(chunk_items)
     workflow = response.get("workflow") or {}
     node = response.get("node") or {}
-    run_execution = response.get("runExecutionData") or {}
-    result_data = run_execution.get("resultData") or {}
     additional = response.get("additionalData") or {}
     env = response.get("envProviderState") or {}
     execution_id = str(additional.get("executionId", ""))
-    data = {
+    task = {
         # each item of the chunk runs even when the code asked for no input (n8n's runner
         # loops over the chunk it was given, whatever data it requested)
         "each": each, "start": start,
-        "count": count if settings.chunk and each else max(len(items) - start, 0),
-        "items": items, "continueOnFail": settings.continue_on_fail,
-        "node": {"name": node.get("name", settings.node_name),
-                 "parameters": node.get("parameters") or {}},
+        "count": count if settings.chunk and each else len(chunk_items),
+        "continueOnFail": settings.continue_on_fail,
+        "node": {"name": node.get("name", settings.node_name)},
         "workflow": {"id": workflow.get("id", settings.workflow_id),
                      "name": workflow.get("name", settings.workflow_name),
                      "active": bool(workflow.get("active"))},
-        "workflowNodes": {n.get("name"): {"parameters": n.get("parameters") or {}}
-                          for n in workflow.get("nodes") or [] if isinstance(n, dict)},
-        "nodeNames": [n.get("name") for n in workflow.get("nodes") or [] if isinstance(n, dict)],
-        "staticData": workflow.get("staticData") or {},
-        "runData": result_data.get("runData") or {},
-        "customData": result_data.get("metadata") or {},
-        "connectionInputSource": response.get("connectionInputSource") or {},
         "executionId": execution_id,
         "resumeUrl": f"{additional.get('webhookWaitingBaseUrl', '')}/{execution_id}",
-        "variables": additional.get("variables") or {},
         "workflowMode": response.get("mode", settings.workflow_mode),
         "runIndex": response.get("runIndex", 0),
-        "env": {"blocked": bool(env.get("isEnvAccessBlocked", True)),
-                "values": env.get("env") or {}},
+        "env": {"blocked": bool(env.get("isEnvAccessBlocked", True))},
     }
     try:
-        # one JSON text (what n8n sent is JSON: nothing is lost), which the child hands to
-        # the Code node API as it is: no per-value conversion on either side of the jail
-        encoded = codec.encode(json.dumps(data, allow_nan=False, separators=(",", ":")))
+        if not frame:
+            frame = json.dumps({"data": response}, allow_nan=False, separators=(",", ":"))
+        encoded = codec.encode([json.dumps(task, allow_nan=False, separators=(",", ":")), frame])
     except (ValueError, codec.EncodeError) as exc:
         raise JobError(f"the task's data cannot be sent to the sandbox: {exc}") from exc
     # a JavaScript task's settings name no workflow: its data response does

@@ -97,6 +97,9 @@ class TaskDataResponse:
     task_id: str
     request_id: str
     data: dict[str, Any]
+    # the frame's JSON text as n8n sent it: a JavaScript task's child parses the items from
+    # it, so they are not encoded again (javascript_node.job)
+    frame: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,7 @@ def parse(text: str | bytes) -> BrokerMessage:
             return TaskCancel(_get(msg, "taskId", str, what), reason if isinstance(reason, str) else "")
         case "broker:taskdataresponse":
             return TaskDataResponse(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what),
-                                    _get(msg, "data", dict, what))
+                                    _get(msg, "data", dict, what), text if isinstance(text, str) else "")
         case "broker:rpcresponse":
             return RpcResponse(_get(msg, "taskId", str, what), _get(msg, "callId", str, what),
                                _get(msg, "status", str, what), msg.get("data"))

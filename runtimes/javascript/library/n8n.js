@@ -5,11 +5,37 @@
 // (sandbox/n8n/javascript_node.py) is ``return __n8nRun(data, async function
 // VmCodeWrapper() {<user code>\n});``: the user's lines keep their own numbers, and this
 // module's lines are numbered from the library's (LIBRARY_LINE), past any user line.
-// ``data`` is the task's data as JSON text, parsed here (no reviver: n8n sends JSON).
+// ``data`` is two JSON texts: what the host worked out of the task (its settings, small) and
+// n8n's data response as n8n sent it (the items, the run data: parsed here once, without a
+// reviver, as n8n's runner parses it); ``taskData`` joins them as javascript_node.job did.
 (function (h) {
-  const nativeParse = h.nativeParse;
-  function __n8nRun(text, user) {
-    const data = typeof text === "string" ? nativeParse(text) : text;
+  const nativeParse = h.nativeParse, isArray = Array.isArray, keys = Object.keys;
+  const object = (v) => v !== null && typeof v === "object" && !isArray(v);
+  function taskData(task, frame) {
+    const r = frame.data || {};
+    const main = (r.inputData || {}).main || [[]];
+    const items = new Array(task.start).fill(null);
+    for (const it of (main.length ? main[0] : null) || []) items.push(it);
+    const workflow = r.workflow || {};
+    const nodes = (workflow.nodes || []).filter(object);
+    const result = (r.runExecutionData || {}).resultData || {};
+    const additional = r.additionalData || {};
+    const workflowNodes = {};
+    for (const n of nodes) workflowNodes[n.name ?? null] = { parameters: n.parameters || {} };
+    task.items = items;
+    task.node.parameters = (r.node || {}).parameters || {};
+    task.workflowNodes = workflowNodes;
+    task.nodeNames = nodes.map((n) => n.name ?? null);
+    task.staticData = workflow.staticData || {};
+    task.runData = result.runData || {};
+    task.customData = result.metadata || {};
+    task.connectionInputSource = r.connectionInputSource || {};
+    task.variables = additional.variables || {};
+    task.env.values = (r.envProviderState || {}).env || {};
+    return task;
+  }
+  function __n8nRun(texts, user) {
+    const data = taskData(nativeParse(texts[0]), nativeParse(texts[1]));
     const stringify = JSON.stringify, isArray = Array.isArray, keys = Object.keys;
     const nodeName = data.node.name;
     const logs = [];
