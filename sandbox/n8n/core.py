@@ -332,7 +332,8 @@ class RunnerCore:
         if finished.error is not None:
             final = p.TaskError(task_id, finished.error)
         else:
-            final = p.TaskDone(task_id, finished.done or {"result": []})
+            final = p.TaskDone(task_id, finished.done or {"result": []},
+                               finished.result_json if finished.done else "")
         calls = [p.Rpc(self._id(), task_id, p.RPC_LOG, line) for line in finished.logs]
         if not calls:
             return [Send(final)]

@@ -153,15 +153,27 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
         error = error_of(value["error"])
         return fail(str(error.pop("message")), cof, logs,
                     **{k: v for k, v in error.items() if v is not None})
+    text = value.get("result") or "[]"
+    if not isinstance(text, str):
+        return fail("Task result could not be read: not JSON text", cof, logs)
     try:
-        items = json.loads(value.get("result") or "[]")
+        # parsed, so that what goes to n8n is one JSON value whatever the child wrote (NaN is
+        # not JSON), and sent as this very text when nothing changes it
+        items = json.loads(text, parse_constant=_not_json)
     except (TypeError, ValueError) as exc:
         return fail(f"Task result could not be read: {exc}", cof, logs)
-    for at, info in value.get("failed") or []:
+    if not isinstance(items, list):
+        return fail("Task result could not be read: not a list of items", cof, logs)
+    failed = value.get("failed") or []
+    for at, info in failed:
         items[at]["json"]["error"] = error_of(info)["message"]
     done: dict[str, Any] = {"result": items}
     if value.get("customData"):
         done["customData"] = jsonable(value["customData"])
     if "staticData" in value:
         done["staticData"] = jsonable(value["staticData"])
-    return Finished(logs, done=done)
+    return Finished(logs, done=done, result_json="" if failed else text)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -158,6 +158,9 @@ class TaskDataRequest:
 class TaskDone:
     task_id: str
     data: dict[str, Any]  # {result, customData?, staticData?}
+    # ``data["result"]`` as JSON text, checked already (javascript_node.finish): written into
+    # the frame as it is, so the items are not encoded a second time
+    result_json: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,10 @@ def encode(msg: RunnerMessage) -> str:
         case TaskDataRequest(task_id, request_id, params):
             body = {"type": "runner:taskdatarequest", "taskId": task_id, "requestId": request_id,
                     "requestParams": params}
+        case TaskDone(task_id, data, result_json) if result_json:
+            rest = _dumps({k: v for k, v in data.items() if k != "result"})
+            return (f'{{"type":"runner:taskdone","taskId":{_dumps(task_id)},"data":{{"result":'
+                    f'{result_json}{"}" if rest == "{}" else "," + rest[1:]}}}')
         case TaskDone(task_id, data):
             body = {"type": "runner:taskdone", "taskId": task_id, "data": data}
         case TaskError(task_id, error):
@@ -251,7 +258,7 @@ def encode_broker(msg: BrokerMessage) -> str:
     return _dumps(body)
 
 
-def _dumps(body: dict[str, Any]) -> str:
+def _dumps(body: Any) -> str:
     # NaN is not JSON: n8n's JSON.parse would reject the whole frame
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
