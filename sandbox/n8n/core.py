@@ -22,6 +22,8 @@ Rules (n8n 2.41's broker on the other side):
   answered with an error (n8n is shutting down).
 * A lost connection kills every running task (n8n fails them itself) and forgets all state;
   the shell reconnects with backoff and a fresh grant.
+* A finished task's slot is offered again before its answer is sent: the answer is what
+  moves a workflow on to its next Code node, and that task must not wait for our offer.
 * A task's console output goes first, as ``logNodeOutput`` rpc calls; its answer follows
   once n8n has acknowledged them (or after ``LOGS_TIMEOUT_S``): n8n drops an rpc call
   for a task it already considers done.
@@ -181,7 +183,9 @@ class RunnerCore:
             node = python_node if task.task_type == "python" else javascript_node
             actions += self._answer(task_id, node.finish(task.settings, result, self.config.limits), now)
         self._maybe_idle(now)
-        return actions + self._offer(now)
+        # the slot is offered before the answer goes: the answer moves the workflow on to its
+        # next Code node, whose task then finds the offer at n8n instead of waiting for it
+        return self._offer(now) + actions
 
     def tick(self, now: float) -> list[Action]:
         actions: list[Action] = []
