@@ -301,6 +301,7 @@ _REHEARSAL_REPORT = json.dumps({"value": {"x": [1, "v", None], "n": 1.5,
 # child through fork: each child's copy is as fresh as a new context (no snippet ever ran in
 # it), without paying ~0.7 ms of context creation and prelude parsing on the task's path.
 _pristine: Any = None
+_preloaded: tuple[str, ...] = ()  # library modules every context compiles when it is made
 _output: output.OutputBuffer | None = None  # the running task's console output
 
 
@@ -316,6 +317,8 @@ def _new_context() -> Any:
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
+    for name in _preloaded:
+        ctx.eval(f"__sandbox.preload({json.dumps(name)})")
     return ctx
 
 
@@ -327,7 +330,7 @@ def _library() -> str:
     return "\n" * (LIBRARY_LINE - 1) + text
 
 
-LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json")
+LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json", "n8n")
 
 
 @functools.cache
@@ -370,14 +373,20 @@ def prepare_next() -> None:
 def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Load the engine and make the pristine context in the zygote (see ``_pristine``), and
     run our own paths once here, so that what they set up lazily (the json decoder's and the
-    codec's first use) is inherited by every child instead of done again in each."""
-    global _pristine
+    codec's first use) is inherited by every child instead of done again in each. ``extra``
+    names library modules to compile into it now rather than on a task's first use (the n8n
+    runner's pools name ``n8n``, its Code node API): every child inherits them compiled, and
+    a worker's next context compiles them off the task's clock. Returns the names that are
+    not modules of the library, with why."""
+    global _pristine, _preloaded
+    _preloaded = tuple(name for name in extra if name in LIBRARY_MODULES)
     _pristine = _new_context()
     _locale_table()
     for name in LIBRARY_MODULES:
         _library_module(name)
     _warm_own_paths()
-    return {}
+    return {name: "not a library module of the javascript runtime"
+            for name in extra if name not in LIBRARY_MODULES}
 
 
 def _warm_own_paths() -> None:

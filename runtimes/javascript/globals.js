@@ -97,6 +97,9 @@
   for (const name of ["URL", "URLSearchParams"]) lazyGlobal(name, "url");
   lazyGlobal("structuredClone", "clone");
   lazyGlobal("Intl", "locale");
+  lazyGlobal("__n8nRun", "n8n");  // n8n's Code node API (sandbox/n8n/javascript_node.py)
+  // the executor compiles a module ahead of time in the zygote when its pools ask for it
+  define(sandbox, "preload", (name) => { load(name); });
   define(Number.prototype, "toLocaleString", function toLocaleString(locales, options) {
     return load("locale").numberFormatter(locales, options, "Number.prototype.toLocaleString").format(Number(this));
   });

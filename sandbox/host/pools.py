@@ -24,7 +24,7 @@ import signal
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +124,12 @@ class Pools:
 
     def __init__(self, config: PoolConfig, loop: Loop, deliver: Deliver, *,
                  launcher: launch.Launcher | None = None,
-                 served: Iterable[str] = tuple(registry.RUNTIMES)) -> None:
+                 served: Iterable[str] = tuple(registry.RUNTIMES),
+                 preload: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.config = config
+        # what a runtime's zygote prepares beyond the operator's modules (the n8n runner: its
+        # Code node API, compiled once and inherited by every child)
+        self._preload = dict(preload or {})
         self.loop = loop
         self.served = tuple(served)
         self._deliver = deliver
@@ -417,7 +421,8 @@ class Pools:
         child_filter = seccomp.worker_filter() if facts.worker_children else seccomp.child_filter()
         init = protocol.Init(
             child_filter.program, tuple(child_filter.pid_slots),
-            tuple(self.config.preload) if facts.zygote_preload else (),
+            (tuple(self.config.preload) if facts.zygote_preload else ())
+            + self._preload.get(pool.runtime, ()),
             process.worker,
         )
         try:

@@ -31,6 +31,11 @@ from sandbox.host.pools import Pools
 
 OnOutcome = Callable[[str, Result], None]
 
+#: What each runtime's zygote prepares for Code nodes: the JavaScript Code node API (the
+#: runtime's ``n8n`` library module), compiled once there and inherited by every child, so
+#: no task compiles it.
+ZYGOTE_PRELOAD = {"javascript": ("n8n",)}
+
 
 class Backend(Protocol):
     def attach(self, loop: Loop, on_outcome: OnOutcome) -> None: ...
@@ -59,7 +64,8 @@ class PoolsBackend:
         """Start the jails on ``loop`` (run here until they are ready: a JailError says why
         one cannot start)."""
         self._on_outcome = on_outcome
-        self._worker = Pools(self.config, loop, self._deliver, served=self.runtimes)
+        self._worker = Pools(self.config, loop, self._deliver, served=self.runtimes,
+                             preload=ZYGOTE_PRELOAD)
         try:
             for runtime in self.runtimes:
                 self._worker.start(runtime, wait=True)

@@ -22,6 +22,8 @@ Rules (n8n 2.41's broker on the other side):
   answered with an error (n8n is shutting down).
 * A lost connection kills every running task (n8n fails them itself) and forgets all state;
   the shell reconnects with backoff and a fresh grant.
+* A finished task's slot is offered again before its answer is sent: the answer is what
+  moves a workflow on to its next Code node, and that task must not wait for our offer.
 * A task's console output goes first, as ``logNodeOutput`` rpc calls; its answer follows
   once n8n has acknowledged them (or after ``LOGS_TIMEOUT_S``): n8n drops an rpc call
   for a task it already considers done.
@@ -159,8 +161,8 @@ class RunnerCore:
                 return self._accept(offer_id, task_id, now)
             case p.TaskSettings(task_id, settings):
                 return self._settings(task_id, settings, now)
-            case p.TaskDataResponse(task_id, request_id, data):
-                return self._data(task_id, request_id, data, now)
+            case p.TaskDataResponse(task_id, request_id, data, frame):
+                return self._data(task_id, request_id, data, now, frame)
             case p.TaskCancel(task_id, _):
                 return self._cancel(task_id, now)
             case p.Drain():
@@ -181,7 +183,9 @@ class RunnerCore:
             node = python_node if task.task_type == "python" else javascript_node
             actions += self._answer(task_id, node.finish(task.settings, result, self.config.limits), now)
         self._maybe_idle(now)
-        return actions + self._offer(now)
+        # the slot is offered before the answer goes: the answer moves the workflow on to its
+        # next Code node, whose task then finds the offer at n8n instead of waiting for it
+        return self._offer(now) + actions
 
     def tick(self, now: float) -> list[Action]:
         actions: list[Action] = []
@@ -280,13 +284,14 @@ class RunnerCore:
         return [Send(p.TaskDataRequest(task_id, task.request_id,
                                        javascript_node.data_request(settings)))]
 
-    def _data(self, task_id: str, request_id: str, data: dict[str, Any], now: float) -> list[Action]:
+    def _data(self, task_id: str, request_id: str, data: dict[str, Any], now: float,
+              frame: str = "") -> list[Action]:
         task = self.tasks.get(task_id)
         if task is None or task.phase is not Phase.DATA or task.request_id != request_id:
             return []
         settings, limits = task.settings, self.config.limits
         assert settings is not None
-        return self._start(task, lambda: javascript_node.job(settings, data, limits), now)
+        return self._start(task, lambda: javascript_node.job(settings, data, limits, frame), now)
 
     def _start(self, task: Task, build: Callable[[], Job], now: float) -> list[Action]:
         try:
@@ -331,7 +336,8 @@ class RunnerCore:
         if finished.error is not None:
             final = p.TaskError(task_id, finished.error)
         else:
-            final = p.TaskDone(task_id, finished.done or {"result": []})
+            final = p.TaskDone(task_id, finished.done or {"result": []},
+                               finished.result_json if finished.done else "")
         calls = [p.Rpc(self._id(), task_id, p.RPC_LOG, line) for line in finished.logs]
         if not calls:
             return [Send(final)]

@@ -4,8 +4,8 @@ A JavaScript task arrives without data: the runner asks for what the code uses (
 here, the way n8n's own runner decides), then runs the user's code once ("Run Once for All
 Items") or once per item of n8n's chunk ("Run Once for Each Item", every item of the chunk
 even when the code asked for no input), in one child, with the Code node API of
-``code_node.js``, bound as globals as n8n's ``vm`` context binds them (so the code may declare
-its own ``items``): ``$input``, ``$json``, ``$binary``, ``items``, ``item``,
+``runtimes/javascript/library/n8n.js``, bound as globals as n8n's ``vm`` context binds them
+(so the code may declare its own ``items``): ``$input``, ``$json``, ``$binary``, ``items``, ``item``,
 ``$itemIndex``, ``$('Node')``, ``$node``, ``$workflow``, ``$execution`` (``customData``
 goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed), ``$now``,
 ``$today``, ``$env`` (blocked as n8n blocks it), ``$prevNode``, ``$runIndex``, ``$mode``,
@@ -14,18 +14,19 @@ goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed),
 ``$jmespath``, paired items across branches) throws an error naming it.
 
 The snippet is ``return __n8nRun(data, async function VmCodeWrapper() {<user code>
-});`` followed by ``code_node.js``: the user's code starts on line 1, so stack line
-numbers are the user's own. The items come back as JSON text, made in the child as n8n's
-runner makes its JSON (undefined keys dropped); errors come back as parts that
-``v8_errors`` words as n8n's runner does. Pure: no I/O.
+});``: the user's code starts on line 1, so stack line numbers are the user's own.
+``__n8nRun`` is the JavaScript runtime's ``n8n`` library module
+(runtimes/javascript/library/n8n.js), compiled once in the runner's zygote (see
+``backend.ZYGOTE_PRELOAD``), not per task. The task's data goes in as one JSON text, made
+once here from what n8n sent and parsed once in the child; the items come back as JSON text,
+made in the child as n8n's runner makes its JSON (undefined keys dropped); errors come back
+as parts that ``v8_errors`` words as n8n's runner does. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from runtimes import codec
@@ -44,11 +45,6 @@ _NEEDS_ALL = re.compile(r"\$node\b|\$item\s*\(|\$items\s*\(|"
 _NEEDS_INPUT = re.compile(r"\$input\b|\$json\b|\$binary\b|\bitems\b|\bitem\b|\$itemIndex\b")
 
 
-@cache
-def _runtime_js() -> str:
-    return resources.files("sandbox.n8n").joinpath("code_node.js").read_text(encoding="utf-8")
-
-
 def data_request(settings: Settings) -> dict[str, Any]:
     """The ``requestParams`` of the task's data request: what its code uses."""
     code = settings.code
@@ -64,14 +60,14 @@ def data_request(settings: Settings) -> dict[str, Any]:
             "env": "$env" in code}
 
 
-#: What precedes the user's code on its first line: n8n's names are globals (code_node.js
+#: What precedes the user's code on its first line: n8n's names are globals (library/n8n.js
 #: binds them), not parameters, so the code may declare its own ``items`` as in n8n.
 _PREFIX = "return __n8nRun(data, async function VmCodeWrapper() {"
 
 
 def snippet(code: str) -> str:
     """The QuickJS snippet for the user's ``code``: line 1 is the user's line 1."""
-    return f"{_PREFIX}{code}\n}});\n{_runtime_js()}"
+    return f"{_PREFIX}{code}\n}});"
 
 
 def _line1_offset(code: str) -> int:
@@ -80,50 +76,44 @@ def _line1_offset(code: str) -> int:
     return executor.line1_offset(snippet(code)) + len(_PREFIX)
 
 
-def job(settings: Settings, response: dict[str, Any], limits: Limits) -> Job:
-    """The snippet for a JavaScript task, with what n8n sent in its data response."""
+def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str = "") -> Job:
+    """The snippet for a JavaScript task, with what n8n sent in its data response:
+    ``response``, and ``frame``, the JSON text of the message that carried it (``{"data":
+    response, ...}``) when the shell has it. The child gets two JSON texts: the task (what is
+    worked out here, small) and that frame as n8n sent it (made from ``response`` when there
+    is none), which the Code node API parses once and joins to the task (``taskData`` in
+    library/n8n.js): the items are never encoded again on their way in."""
     each = settings.node_mode == "runOnceForEachItem"
     main = (response.get("inputData") or {}).get("main") or [[]]
     chunk_items = (main[0] if main else None) or []
     start = settings.chunk.start_index if settings.chunk and each else 0
     count = settings.chunk.count if settings.chunk and each else len(chunk_items)
-    items: list[Any] = [None] * start + list(chunk_items)
     workflow = response.get("workflow") or {}
     node = response.get("node") or {}
-    run_execution = response.get("runExecutionData") or {}
-    result_data = run_execution.get("resultData") or {}
     additional = response.get("additionalData") or {}
     env = response.get("envProviderState") or {}
     execution_id = str(additional.get("executionId", ""))
-    data = {
+    task = {
         # each item of the chunk runs even when the code asked for no input (n8n's runner
         # loops over the chunk it was given, whatever data it requested)
         "each": each, "start": start,
-        "count": count if settings.chunk and each else max(len(items) - start, 0),
-        "items": items, "continueOnFail": settings.continue_on_fail,
-        "node": {"name": node.get("name", settings.node_name),
-                 "parameters": node.get("parameters") or {}},
+        "count": count if settings.chunk and each else len(chunk_items),
+        "continueOnFail": settings.continue_on_fail,
+        "node": {"name": node.get("name", settings.node_name)},
         "workflow": {"id": workflow.get("id", settings.workflow_id),
                      "name": workflow.get("name", settings.workflow_name),
                      "active": bool(workflow.get("active"))},
-        "workflowNodes": {n.get("name"): {"parameters": n.get("parameters") or {}}
-                          for n in workflow.get("nodes") or [] if isinstance(n, dict)},
-        "nodeNames": [n.get("name") for n in workflow.get("nodes") or [] if isinstance(n, dict)],
-        "staticData": workflow.get("staticData") or {},
-        "runData": result_data.get("runData") or {},
-        "customData": result_data.get("metadata") or {},
-        "connectionInputSource": response.get("connectionInputSource") or {},
         "executionId": execution_id,
         "resumeUrl": f"{additional.get('webhookWaitingBaseUrl', '')}/{execution_id}",
-        "variables": additional.get("variables") or {},
         "workflowMode": response.get("mode", settings.workflow_mode),
         "runIndex": response.get("runIndex", 0),
-        "env": {"blocked": bool(env.get("isEnvAccessBlocked", True)),
-                "values": env.get("env") or {}},
+        "env": {"blocked": bool(env.get("isEnvAccessBlocked", True))},
     }
     try:
-        encoded = codec.encode(data, path="data")
-    except codec.EncodeError as exc:
+        if not frame:
+            frame = json.dumps({"data": response}, allow_nan=False, separators=(",", ":"))
+        encoded = codec.encode([json.dumps(task, allow_nan=False, separators=(",", ":")), frame])
+    except (ValueError, codec.EncodeError) as exc:
         raise JobError(f"the task's data cannot be sent to the sandbox: {exc}") from exc
     # a JavaScript task's settings name no workflow: its data response does
     workflow_id = workflow.get("id", settings.workflow_id)
@@ -163,15 +153,27 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
         error = error_of(value["error"])
         return fail(str(error.pop("message")), cof, logs,
                     **{k: v for k, v in error.items() if v is not None})
+    text = value.get("result") or "[]"
+    if not isinstance(text, str):
+        return fail("Task result could not be read: not JSON text", cof, logs)
     try:
-        items = json.loads(value.get("result") or "[]")
+        # parsed, so that what goes to n8n is one JSON value whatever the child wrote (NaN is
+        # not JSON), and sent as this very text when nothing changes it
+        items = json.loads(text, parse_constant=_not_json)
     except (TypeError, ValueError) as exc:
         return fail(f"Task result could not be read: {exc}", cof, logs)
-    for at, info in value.get("failed") or []:
+    if not isinstance(items, list):
+        return fail("Task result could not be read: not a list of items", cof, logs)
+    failed = value.get("failed") or []
+    for at, info in failed:
         items[at]["json"]["error"] = error_of(info)["message"]
     done: dict[str, Any] = {"result": items}
     if value.get("customData"):
         done["customData"] = jsonable(value["customData"])
     if "staticData" in value:
         done["staticData"] = jsonable(value["staticData"])
-    return Finished(logs, done=done)
+    return Finished(logs, done=done, result_json="" if failed else text)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -97,6 +97,9 @@ class TaskDataResponse:
     task_id: str
     request_id: str
     data: dict[str, Any]
+    # the frame's JSON text as n8n sent it: a JavaScript task's child parses the items from
+    # it, so they are not encoded again (javascript_node.job)
+    frame: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,9 @@ class TaskDataRequest:
 class TaskDone:
     task_id: str
     data: dict[str, Any]  # {result, customData?, staticData?}
+    # ``data["result"]`` as JSON text, checked already (javascript_node.finish): written into
+    # the frame as it is, so the items are not encoded a second time
+    result_json: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,10 @@ def encode(msg: RunnerMessage) -> str:
         case TaskDataRequest(task_id, request_id, params):
             body = {"type": "runner:taskdatarequest", "taskId": task_id, "requestId": request_id,
                     "requestParams": params}
+        case TaskDone(task_id, data, result_json) if result_json:
+            rest = _dumps({k: v for k, v in data.items() if k != "result"})
+            return (f'{{"type":"runner:taskdone","taskId":{_dumps(task_id)},"data":{{"result":'
+                    f'{result_json}{"}" if rest == "{}" else "," + rest[1:]}}}')
         case TaskDone(task_id, data):
             body = {"type": "runner:taskdone", "taskId": task_id, "data": data}
         case TaskError(task_id, error):
@@ -248,7 +258,7 @@ def encode_broker(msg: BrokerMessage) -> str:
     return _dumps(body)
 
 
-def _dumps(body: dict[str, Any]) -> str:
+def _dumps(body: Any) -> str:
     # NaN is not JSON: n8n's JSON.parse would reject the whole frame
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -345,7 +355,7 @@ def parse(text: str | bytes) -> BrokerMessage:
             return TaskCancel(_get(msg, "taskId", str, what), reason if isinstance(reason, str) else "")
         case "broker:taskdataresponse":
             return TaskDataResponse(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what),
-                                    _get(msg, "data", dict, what))
+                                    _get(msg, "data", dict, what), text if isinstance(text, str) else "")
         case "broker:rpcresponse":
             return RpcResponse(_get(msg, "taskId", str, what), _get(msg, "callId", str, what),
                                _get(msg, "status", str, what), msg.get("data"))

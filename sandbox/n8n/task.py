@@ -41,6 +41,9 @@ class Finished:
     logs: list[list[str]] = field(default_factory=list)
     done: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    # ``done["result"]`` as the JSON text it was read from, when it is that text unchanged
+    # (the JavaScript runtime makes its items as JSON): sent as it is (protocol.TaskDone)
+    result_json: str = field(default="", compare=False, repr=False)
 
 
 class JobError(Exception):

@@ -201,7 +201,7 @@ def line_number(frames: list[Frame], user_lines: int) -> int | None:
 
 
 def execution_error(info: dict[str, Any], code: str, user_lines: int) -> dict[str, Any]:
-    """The ``error`` n8n's runner sends for what the code threw, described by code_node.js's
+    """The ``error`` n8n's runner sends for what the code threw, described by library/n8n.js's
     ``errorOf`` as ``info``: message, description, lineNumber (when known), stack."""
     kind = info.get("kind")
     if kind == "host":

@@ -67,7 +67,8 @@ def test_python_task_replayed_from_the_capture():
     value = {"result": done["msg"]["data"]["result"] if "msg" in done else done["data"]["result"],
              "prints": [], "dropped": 0}
     actions = core.finished("Wq1W7iuw", ok(value), 1.2)
-    assert sent(actions)[0] == p.TaskDone("Wq1W7iuw", done["data"])
+    (offer, answer) = sent(actions)  # the slot is offered again before the answer goes
+    assert isinstance(offer, p.TaskOffer) and answer == p.TaskDone("Wq1W7iuw", done["data"])
     assert core.running == 0
 
 
@@ -78,8 +79,9 @@ def test_print_output_goes_first_and_the_answer_waits_for_its_acknowledgement():
     core.frame(frame(dict(accept, offerId=offer_for(offers, "python"))), 1.0)
     core.frame(frame(settings), 1.0)
     value = {"result": done["data"]["result"], "prints": [["py all got", 3, "items"]], "dropped": 0}
-    first = sent(core.finished("ljp4ZLVj", ok(value), 1.1))
-    call = first[0]
+    offer, call, *rest = sent(core.finished("ljp4ZLVj", ok(value), 1.1))
+    first = [offer, call, *rest]
+    assert isinstance(offer, p.TaskOffer)  # the slot, offered again before anything else
     assert isinstance(call, p.Rpc) and call.name == "logNodeOutput" and call.params == rpc["params"]
     assert not any(isinstance(m, p.TaskDone) for m in first)
     response = p.RpcResponse("ljp4ZLVj", call.call_id, "success")
@@ -236,7 +238,8 @@ def test_a_task_error_with_continue_on_fail_is_an_error_item():
     core.frame(frame(settings_msg), 1.0)
     error = {"message": "soft fail", "description": "RuntimeError", "stack": "", "lineNumber": 1}
     actions = core.finished("89VcWxpK", ok({"error": error, "prints": [], "dropped": 0}), 1.1)
-    assert sent(actions)[0] == p.TaskDone("89VcWxpK", done["data"])
+    (_offer, answer) = sent(actions)
+    assert answer == p.TaskDone("89VcWxpK", done["data"])
 
 
 @pytest.mark.parametrize("status,message", [
@@ -249,7 +252,7 @@ def test_a_task_error_with_continue_on_fail_is_an_error_item():
 def test_our_statuses_read_as_n8n_errors(status, message):
     core = make_core(max_concurrency=1)
     _running(core)
-    (error, _offer) = sent(core.finished("T1", Result(status, "why"), 2.0))
+    (_offer, error) = sent(core.finished("T1", Result(status, "why"), 2.0))
     assert isinstance(error, p.TaskError) and error.error["message"] == message
 
 
@@ -257,7 +260,16 @@ def test_an_unserializable_result_is_an_error_naming_it():
     core = make_core(max_concurrency=1)
     _running(core)
     bad = Result(Status.ERROR, "x", error=ErrorInfo("UnserializableResult", "result.x: a function", ""))
-    (error, _offer) = sent(core.finished("T1", bad, 2.0))
+    (_offer, error) = sent(core.finished("T1", bad, 2.0))
     assert isinstance(error, p.TaskError)
     assert error.error == {"message": "UnserializableResult: result.x: a function",
                            "description": "UnserializableResult"}
+
+
+def test_a_finished_tasks_slot_is_offered_before_its_answer_goes():
+    """The answer moves the workflow on to its next Code node: that task finds our offer at
+    n8n already, instead of waiting for it behind the answer."""
+    core = make_core(max_concurrency=1)
+    _running(core)
+    actions = core.finished("T1", ok({"result": [], "prints": [], "dropped": 0}), 2.0)
+    assert [type(m) for m in sent(actions)] == [p.TaskOffer, p.TaskDone]

@@ -1,0 +1,373 @@
+// n8n's JavaScript Code node API, in QuickJS, as far as it can be built from the data n8n
+// sends: a module of globals.js (the global ``__n8nRun``). Trusted code shipped with the
+// runtime; the n8n runner's zygote compiles it ahead of time (its pools preload it, so every
+// child inherits it), elsewhere a task's first use compiles it. The n8n runner's snippet
+// (sandbox/n8n/javascript_node.py) is ``return __n8nRun(data, async function
+// VmCodeWrapper() {<user code>\n});``: the user's lines keep their own numbers, and this
+// module's lines are numbered from the library's (LIBRARY_LINE), past any user line.
+// ``data`` is two JSON texts: what the host worked out of the task (its settings, small) and
+// n8n's data response as n8n sent it (the items, the run data: parsed here once, without a
+// reviver, as n8n's runner parses it); ``taskData`` joins them as javascript_node.job did.
+(function (h) {
+  const nativeParse = h.nativeParse, isArray = Array.isArray, keys = Object.keys;
+  const object = (v) => v !== null && typeof v === "object" && !isArray(v);
+  function taskData(task, frame) {
+    const r = frame.data || {};
+    const main = (r.inputData || {}).main || [[]];
+    const items = new Array(task.start).fill(null);
+    for (const it of (main.length ? main[0] : null) || []) items.push(it);
+    const workflow = r.workflow || {};
+    const nodes = (workflow.nodes || []).filter(object);
+    const result = (r.runExecutionData || {}).resultData || {};
+    const additional = r.additionalData || {};
+    const workflowNodes = {};
+    for (const n of nodes) workflowNodes[n.name ?? null] = { parameters: n.parameters || {} };
+    task.items = items;
+    task.node.parameters = (r.node || {}).parameters || {};
+    task.workflowNodes = workflowNodes;
+    task.nodeNames = nodes.map((n) => n.name ?? null);
+    task.staticData = workflow.staticData || {};
+    task.runData = result.runData || {};
+    task.customData = result.metadata || {};
+    task.connectionInputSource = r.connectionInputSource || {};
+    task.variables = additional.variables || {};
+    task.env.values = (r.envProviderState || {}).env || {};
+    return task;
+  }
+  function __n8nRun(texts, user) {
+    const data = taskData(nativeParse(texts[0]), nativeParse(texts[1]));
+    const stringify = JSON.stringify, isArray = Array.isArray, keys = Object.keys;
+    const nodeName = data.node.name;
+    const logs = [];
+    const each = data.each;
+    const input = data.items;  // sparse in each-item mode: the chunk at its absolute indexes
+    const runData = data.runData || {};
+    const known = new Set(data.nodeNames || []);
+    const customData = Object.assign({}, data.customData || {});
+    const staticBefore = stringify(data.staticData || {});
+    const staticData = JSON.parse(staticBefore);
+
+    // n8n's own errors (its data proxy's, its env provider's) come from n8n's realm: its runner
+    // passes them on as they are, without the user's line (see errorOf)
+    const hostErrors = new WeakSet();
+    function hostError(message) {
+      const e = new Error(message);
+      hostErrors.add(e);
+      return e;
+    }
+    function notAvailable(what, why) {
+      const e = new Error(what + " is not available in this runner (snippet-sandbox)"
+                          + (why ? ": " + why : ""));
+      hostErrors.add(e);
+      return e;
+    }
+    // Something this runner cannot provide: reading a property gives another such stand-in
+    // (helpers.httpRequest), calling or constructing one throws an error naming it.
+    function missing(what, why) {
+      return new Proxy(function () {}, {
+        get(_, prop) {
+          if (prop === Symbol.toPrimitive) return () => "[" + what + " (not available)]";
+          if (typeof prop === "symbol" || prop === "then") return undefined;
+          return missing(what + "." + prop, why);
+        },
+        apply() { throw notAvailable(what, why); },
+        construct() { throw notAvailable(what, why); },
+      });
+    }
+    function show(v) {
+      if (typeof v === "string") return "'" + v + "'";
+      if (v === undefined) return "undefined";
+      const seen = new Set();
+      try {
+        return stringify(v, function (k, x) {
+          if (typeof x === "bigint") return x.toString();
+          if (x !== null && typeof x === "object") {
+            if (seen.has(x)) return "[Circular Reference]";
+            seen.add(x);
+          }
+          return x;
+        });
+      } catch (e) { return String(v); }
+    }
+    const noop = () => {};
+    const console = {
+      log: (...args) => { logs.push(args.map(show)); },
+      info: noop, warn: noop, error: noop, debug: noop, trace: noop, dir: noop, table: noop,
+      time: noop, timeEnd: noop, timeLog: noop, assert: noop, count: noop, countReset: noop,
+      group: noop, groupEnd: noop, groupCollapsed: noop, clear: noop,
+    };
+
+    function outputOf(name, runIndex) {
+      const runs = runData[name];
+      if (!runs || !runs.length) return null;
+      const run = runs[runIndex === undefined ? runs.length - 1 : runIndex];
+      if (!run) return null;
+      return { run, items: (run.data && run.data.main && run.data.main[0]) || [] };
+    }
+    function sourceOf(name) {
+      if (name === nodeName) return (data.connectionInputSource || {}).main;
+      const out = outputOf(name);
+      return out ? out.run.source : null;
+    }
+    // Follow pairedItem back along a single chain of nodes: what `$('Node').item` means. A
+    // branch (several paired items or inputs) is where this runner stops.
+    function pairedItem(target, index) {
+      let name = nodeName, item = input[index];
+      for (let hops = 0; hops < 1000; hops++) {
+        const source = sourceOf(name);
+        if (!source || !source.length || !source[0]) {
+          throw hostError("Can't get data for expression: no path back from '" + nodeName
+                          + "' to node '" + target + "'");
+        }
+        if (source.length > 1) {
+          throw notAvailable("Paired item resolution across branches (node '" + name
+                             + "' has several inputs)", "use $('" + target + "').all() or .first()");
+        }
+        const prev = source[0].previousNode;
+        if (name === nodeName) {
+          if (prev === target) return item;
+        } else {
+          let p = item && item.pairedItem;
+          if (p === undefined || p === null) p = { item: 0 };
+          if (typeof p === "number") p = { item: p };
+          if (isArray(p)) {
+            if (p.length !== 1) {
+              throw notAvailable("Paired item resolution across branches (an item of '" + name
+                                 + "' comes from " + p.length + " items)", "use $('" + target + "').all()");
+            }
+            p = typeof p[0] === "number" ? { item: p[0] } : p[0];
+          }
+          const out = outputOf(prev, source[0].previousNodeRun);
+          if (!out) throw hostError("Referenced node is unexecuted: '" + prev + "'");
+          item = out.items[p.item || 0];
+          if (prev === target) return item;
+        }
+        name = prev;
+      }
+      throw hostError("Paired item chain from '" + nodeName + "' is too long");
+    }
+
+    function nodeApi(name, index) {
+      if (typeof name !== "string") throw new TypeError("$() takes a node name");
+      if (known.size && !known.has(name)) throw hostError("Referenced node doesn't exist");
+      const executed = () => {
+        const out = outputOf(name);
+        if (!out) throw hostError("Node '" + name + "' hasn't been executed");
+        return out.items;
+      };
+      return {
+        get isExecuted() { return !!outputOf(name); },
+        all: (branch, runIndex) => {
+          if (runIndex !== undefined) { const o = outputOf(name, runIndex); return o ? o.items : []; }
+          return executed();
+        },
+        first: () => executed()[0],
+        last: () => { const xs = executed(); return xs[xs.length - 1]; },
+        get item() { return pairedItem(name, index); },
+        itemMatching: (i) => pairedItem(name, i),
+        pairedItem: (i) => pairedItem(name, i === undefined ? index : i),
+        get params() {
+          const n = (data.workflowNodes || {})[name];
+          return n ? n.parameters : {};
+        },
+        get context() { throw notAvailable("$('" + name + "').context"); },
+      };
+    }
+
+    const env = data.env || {};
+    const $env = env.blocked
+      ? new Proxy({}, { get(_, prop) {
+          if (typeof prop === "symbol") return undefined;
+          throw hostError("access to env vars denied");
+        } })
+      : Object.assign({}, env.values || {});
+    const $workflow = { id: data.workflow.id, name: data.workflow.name, active: !!data.workflow.active };
+    const $execution = {
+      id: data.executionId,
+      mode: data.workflowMode === "manual" ? "test" : "production",
+      resumeUrl: data.resumeUrl,
+      customData: {
+        set(k, v) { customData[String(k)] = String(v); },
+        setAll(obj) { for (const k of keys(obj || {})) customData[k] = String(obj[k]); },
+        get(k) { return customData[k]; },
+        getAll() { return Object.assign({}, customData); },
+      },
+    };
+    function $getWorkflowStaticData(type) {
+      if (type !== "global" && type !== "node") {
+        throw hostError("The type '" + type + "' is not known: use 'global' or 'node'");
+      }
+      const key = type === "global" ? "global" : "node:" + nodeName;
+      if (!staticData[key] || typeof staticData[key] !== "object") staticData[key] = {};
+      return staticData[key];
+    }
+    const prev = ((data.connectionInputSource || {}).main || [])[0];
+    const $prevNode = prev ? { name: prev.previousNode, outputIndex: prev.previousNodeOutput || 0,
+                               runIndex: prev.previousNodeRun || 0 } : {};
+    const require = (name) => {
+      throw notAvailable("require('" + name + "')", "modules cannot be loaded in this runner");
+    };
+
+    function executed(name, outputIndex, runIndex) {
+      if (known.size && !known.has(name)) throw hostError("Referenced node doesn't exist");
+      const runs = runData[name];
+      if (!runs || !runs.length) throw hostError("Node '" + name + "' hasn't been executed");
+      const run = runs[runIndex === undefined || runIndex === -1 ? runs.length - 1 : runIndex];
+      if (!run) throw hostError("Run " + runIndex + " of node \"" + name + "\" not found");
+      const main = (run.data && run.data.main) || [];
+      return main[outputIndex || 0] || [];
+    }
+    // $binary as n8n's data proxy gives it: each file's metadata without its data
+    function binaryOf(it) {
+      if (!it) return undefined;
+      const out = {};
+      for (const k of keys(it.binary || {})) {
+        out[k] = {};
+        for (const p in it.binary[k]) if (p !== "data") out[k][p] = it.binary[k][p];
+      }
+      return out;
+    }
+
+    // The names n8n's runner puts on its vm context for the item at `index`: globals of the
+    // context there, so here too (bind), and the user's code may declare its own `items`.
+    function context(index) {
+      const current = input[index];
+      const items = input.slice(data.start);  // the chunk, or all items
+      const $input = {
+        all: () => items,
+        first: () => items[0],
+        last: () => items[items.length - 1],
+        get item() { return current; },  // "Run Once for All Items": the first item, as in n8n
+        get params() { return data.node.parameters || {}; },
+        get context() { throw notAvailable("$input.context"); },
+      };
+      const $ = (name) => nodeApi(name, index);
+      const $node = new Proxy({}, { get(_, name) {
+        if (typeof name !== "string") return undefined;
+        const out = outputOf(name);
+        const it = out ? (out.items[index] || out.items[0]) : undefined;
+        return { json: it ? it.json : {}, binary: it ? it.binary : undefined,
+                 parameter: ((data.workflowNodes || {})[name] || {}).parameters || {},
+                 runIndex: out ? (runData[name].length - 1) : -1 };
+      } });
+      const now = new Date();
+      const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
+      const names = {
+        $input, $json: current ? current.json : undefined, $binary: binaryOf(current),
+        $itemIndex: each ? index : 0, $, $node, $workflow, $execution, $getWorkflowStaticData,
+        $now: now, $today: today, $env, $prevNode, $runIndex: data.runIndex || 0,
+        $mode: data.workflowMode, $parameter: data.node.parameters || {}, $vars: data.variables || {},
+        require,
+        helpers: missing("helpers", "its functions are rpc calls to n8n, which this runner does not make"),
+        DateTime: missing("DateTime (luxon)"), Duration: missing("Duration (luxon)"),
+        Interval: missing("Interval (luxon)"), $jmespath: missing("$jmespath"),
+        $evaluateExpression: missing("$evaluateExpression"), $fromAI: missing("$fromAI"),
+        // legacy, still in n8n 2.x: the data proxy of another item, and a node's output items
+        $item: (i) => context(i),
+        $items: (name, outputIndex, runIndex) => (name === undefined ? input.filter((x) => x)
+                                                 : executed(name, outputIndex, runIndex)),
+        console,
+      };
+      if (each) names.item = current; else names.items = items;
+      return names;
+    }
+    function bind(names) {
+      for (const k of keys(names)) globalThis[k] = names[k];
+    }
+
+    // What n8n's runner makes of an error (its ExecutionError: the message row of the stack,
+    // the line of the user's frame) is worked out by the host, which has the user's code to
+    // word QuickJS's messages as V8 does: here the raw parts.
+    function errorOf(e) {
+      if (e === null || (e instanceof InternalError && e.message === "out of memory")) {
+        throw e;  // the engine's memory limit: the sandbox reports it
+      }
+      if (e instanceof Error && hostErrors.has(e)) return { kind: "host", message: String(e.message) };
+      if (e instanceof Error) {
+        const frames = [];
+        for (const l of String(e.stack || "").split("\n")) {
+          const m = /at (?:(\S+) \()?(?:<input>:(\d+):(\d+)|(native))/.exec(l);
+          if (m) frames.push([m[1] || "", m[2] ? Number(m[2]) : 0, m[3] ? Number(m[3]) : 0]);
+        }
+        return { kind: "error", name: String(e.name), message: String(e.message), frames };
+      }
+      if (e !== null && typeof e === "object" && typeof e.message === "string") {
+        return { kind: "errorlike", message: e.message,
+                 stack: typeof e.stack === "string" ? e.stack : null };
+      }
+      return { kind: "value" };
+    }
+
+    function itemOf(r, where) {
+      if (r === null || typeof r !== "object" || isArray(r)) {
+        throw hostError("Code doesn't return items properly: " + where + " is "
+                        + (isArray(r) ? "an array" : typeof r) + ", not an object");
+      }
+      if ("json" in r) {
+        const out = { json: r.json };
+        if (r.binary !== undefined) out.binary = r.binary;
+        if (r.pairedItem !== undefined) out.pairedItem = r.pairedItem;
+        if (r.error !== undefined) out.error = r.error;
+        return out;
+      }
+      if ("binary" in r) return { json: {}, binary: r.binary };
+      return { json: r };
+    }
+
+    async function main() {
+      const result = [], failed = [];
+      if (each) {
+        for (let index = data.start; index < data.start + data.count; index++) {
+          try {
+            bind(context(index));
+            const r = await user();
+            if (r === null || r === undefined) continue;
+            if (isArray(r)) throw hostError("Code doesn't return an object: in 'Run Once for Each Item' mode, return one item (an object), not an array");
+            const item = itemOf(r, "the result");
+            item.pairedItem = { item: index };
+            result.push(item);
+          } catch (e) {
+            const error = errorOf(e);
+            if (!data.continueOnFail) return { error };
+            failed.push([result.length, error]);
+            result.push({ json: { error: null }, pairedItem: { item: index } });
+          }
+        }
+      } else {
+        try {
+          bind(context(0));
+          let r = await user();
+          if (r === null) r = [];
+          if (r === undefined) throw hostError("Code doesn't return items properly: please return an array of objects, one for each item you would like to output");
+          if (!isArray(r)) r = [r];
+          for (let i = 0; i < r.length; i++) result.push(itemOf(r[i], "item " + i));
+        } catch (e) {
+          const error = errorOf(e);
+          if (!data.continueOnFail) return { error };
+          return { result: stringify([{ json: { error: null } }]), failed: [[0, error]] };
+        }
+      }
+      // n8n's runner sends its result as JSON: undefined keys dropped, undefined in arrays
+      // null, dates as ISO text, toJSON honoured; so the items go to the host as JSON text
+      try {
+        return { result: stringify(result), failed };
+      } catch (e) {
+        return { error: errorOf(e) };  // a BigInt, a cycle: n8n's runner cannot send it either
+      }
+    }
+
+    return main().then((answer) => {
+      answer.logs = logs;
+      answer.customData = customData;
+      // a bucket made by $getWorkflowStaticData and left empty is no change (as in n8n)
+      const before = JSON.parse(staticBefore);
+      for (const k of keys(staticData)) {
+        if (!(k in before) && staticData[k] && typeof staticData[k] === "object"
+            && !keys(staticData[k]).length) delete staticData[k];
+      }
+      if (stringify(staticData) !== staticBefore) answer.staticData = staticData;
+      return answer;
+    });
+  }
+  return { __n8nRun };
+})
