@@ -39,9 +39,6 @@ _known("regression", "JSON.parse's message lacks V8's ' (line 1 column 2)' after
 _known("regression", "$binary of an item without binary data is {} in ours; n8n's is undefined "
        "in all-items mode, and == null in each-item mode",
        "binary-in-all-mode", "binary-json-all", "each-binary-empty")
-_known("regression", "a result holding a lone surrogate ('\\ud83d') is never answered: our "
-       "runner cannot send it as UTF-8 and n8n fails the task at its 60 s timeout; n8n's "
-       "runner returns it", "return-unicode")
 
 # -- gaps of our Code node layer (issue 20) --------------------------------------------------
 

@@ -150,8 +150,9 @@ LIMITS = Limits(timeout_s=float(N8N_TASK_TIMEOUT_S), memory_mb=256)
 
 def _sendable(finished: Finished) -> bool:
     """Whether the runner can send this answer over n8n's WebSocket (UTF-8 text)."""
-    message = TaskDone("task", finished.done) if finished.done is not None else \
-        TaskError("task", finished.error or {})
+    # as the runner sends it: the items as the child's JSON text, where it gave one
+    message = TaskDone("task", finished.done, finished.result_json) \
+        if finished.done is not None else TaskError("task", finished.error or {})
     try:
         encode(message).encode("utf-8")
     except (UnicodeEncodeError, ValueError, TypeError):
