@@ -16,6 +16,8 @@ Queueing
      every accepted task's answer can wait for it. A refusal (of a submit not taken on, a
      malformed frame, a ping) is marked so: past what the shell holds for a client, only
      refusals are dropped (counted), never an accepted task's answer.
+  2c. A task that asks for a limit above the operator's cap (``limit_caps``: timeout_s,
+     memory_mb, stdout_bytes, result_bytes) is rejected at once, naming the cap.
   3. A task that no registered runner could ever run (runtime, version prefix, group) is
      rejected at once when it says ``wait_for_runner=False``; otherwise it waits. It is
      rejected at once even when it would wait if runners are registered and none has ever
@@ -103,6 +105,13 @@ CLIENT_GONE = "client_gone"
 DRAINING = "draining"
 SHUTDOWN = "shutdown"
 FRAME_CAP = "frame_cap"
+LIMIT_CAP = "limit_cap"
+_UNITS = {"timeout_s": "s", "memory_mb": "MB", "stdout_bytes": "bytes", "result_bytes": "bytes"}
+
+
+def _number(value: float) -> str:
+    """A whole number as one (67108864, not 6.71089e+07); else shortest."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 # An Outcome's status for a task its caller cancelled or abandoned (a cancel, a client gone):
 # its answer keeps its wire status (crashed or rejected), but it is no crash of anything
@@ -119,6 +128,18 @@ class BrokerConfig:
     max_in_flight: int = 100_000
     max_per_client: int = 10_000  # tasks one client may hold: queued, running, unread
     lane_caps: dict[str, int] = field(default_factory=dict)  # lane -> concurrency cap
+    # the most a task may ask for, per limit (None: no cap of the broker's)
+    max_timeout_s: float | None = None
+    max_memory_mb: int | None = None
+    max_stdout_bytes: int | None = None
+    max_result_bytes: int | None = None
+
+    @property
+    def limit_caps(self) -> dict[str, float]:
+        """The caps that are set, by the limit's name."""
+        caps = {"timeout_s": self.max_timeout_s, "memory_mb": self.max_memory_mb,
+                "stdout_bytes": self.max_stdout_bytes, "result_bytes": self.max_result_bytes}
+        return {name: cap for name, cap in caps.items() if cap is not None}
     # worker-mode tasks one principal may run at once: each holds a warm worker of its own
     max_workers_per_principal: int = 16
     # who a client on an ipc socket is: "connection" (each connection its own principal) or
@@ -390,6 +411,9 @@ class BrokerCore:
                                  now, held=False)]
         if self.draining:
             return [self._reject(task, SHUTTING_DOWN, DRAINING, now, held=False)]
+        over = self._over_cap(msg.limits)
+        if over:
+            return [self._reject(task, over, LIMIT_CAP, now, held=False)]
         state = self.clients.get(client)
         held = len(state.tasks) + state.backlog if state is not None else 0
         if held >= self.config.max_per_client:
@@ -647,6 +671,16 @@ class BrokerCore:
         return bool(self.runners) and not any(
             runtime == s.runtime and version.startswith(s.version)
             for runtime, version in self._served)
+
+    def _over_cap(self, limits: p.TaskLimits) -> str:
+        """Why a limit the task asks for is above the operator's cap (rule 2c), or ""."""
+        for name, cap in self.config.limit_caps.items():
+            value = getattr(limits, name, None)
+            if value is not None and value > cap:
+                unit = _UNITS.get(name, "")
+                return (f"{name} {_number(value)} {unit} is above this service's cap of "
+                        f"{_number(cap)} {unit} (max_{name})")
+        return ""
 
     def _no_runner(self, s: p.Submit) -> str:
         where = f" in group {s.group!r}" if s.group else ""

@@ -109,6 +109,7 @@ class _Gauges:
             backlog = sum(state.backlog for state in core.clients.values())
             counters = dict(core.counters)
             demand = core.demand(time.monotonic())
+            caps = dict(core.config.limit_caps)
             occupancy = core.occupancy()
         refused = server.auth.refused() if server.auth is not None else {}
         queue = GaugeMetricFamily("sandbox_queue_depth", "Queued tasks per lane", labels=["lane"])
@@ -137,6 +138,11 @@ class _Gauges:
             busy.add_metric([runtime, group], running)
         yield offered
         yield busy
+        capped = GaugeMetricFamily("sandbox_limit_cap", "The most a task may ask for, by limit "
+                                   "(the operator's caps: max_timeout_s, ...)", labels=["limit"])
+        for limit, most in sorted(caps.items()):
+            capped.add_metric([limit], most)
+        yield capped
         yield GaugeMetricFamily("sandbox_in_flight", "Tasks running now", value=in_flight)
         yield GaugeMetricFamily("sandbox_runners", "Registered runners", value=runners)
         yield GaugeMetricFamily("sandbox_slots", "Slots of all registered runners (in flight "

@@ -290,6 +290,13 @@ class ServiceConfig:
                                    metavar="N")
     lanes: tuple[str, ...] = _setting((), "concurrency caps per lane, NAME=CAP",
                                       metavar="NAME=CAP", old=("--lane",))
+    max_timeout_s: float = _setting(300.0, "the longest timeout_s a task may ask for (above it: "
+                                    "rejected, naming this cap)", metavar="SECONDS")
+    max_memory_mb: int = _setting(4096, "the most memory_mb a task may ask for", metavar="MB")
+    max_stdout_bytes: int = _setting(MAX_STDOUT_BYTES, "the most stdout_bytes a task may ask for",
+                                     metavar="BYTES")
+    max_result_bytes: int = _setting(MAX_RESULT_BYTES, "the most result_bytes a task may ask for",
+                                     metavar="BYTES")
     max_workers_per_principal: int = _setting(
         16, "worker-mode tasks one principal (a CURVE key; over ipc a connection, or a uid) "
         "runs at once, each in a warm worker of its own", metavar="N")
@@ -353,6 +360,10 @@ class ServiceConfig:
         _check(self.max_in_flight, int, 1, 10_000_000, "max_in_flight")
         _check(self.max_per_client, int, 1, 10_000_000, "max_per_client")
         _check(self.max_workers_per_principal, int, 1, 1_000_000, "max_workers_per_principal")
+        _check(self.max_timeout_s, float, 0.001, 3600, "max_timeout_s")
+        _check(self.max_memory_mb, int, 16, 65536, "max_memory_mb")
+        _check(self.max_stdout_bytes, int, 0, MAX_STDOUT_BYTES, "max_stdout_bytes")
+        _check(self.max_result_bytes, int, 1024, MAX_RESULT_BYTES, "max_result_bytes")
         if self.ipc_principal not in IPC_PRINCIPALS:
             raise ConfigError(f"ipc_principal must be connection or uid, not {self.ipc_principal!r}")
         _check(self.heartbeat_s, float, 0.01, 3600, "heartbeat_s")

@@ -251,6 +251,8 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     broker_config = BrokerConfig(
         max_queued=config.max_queued, max_in_flight=config.max_in_flight,
         max_per_client=config.max_per_client, lane_caps=config.lane_caps(),
+        max_timeout_s=config.max_timeout_s, max_memory_mb=config.max_memory_mb,
+        max_stdout_bytes=config.max_stdout_bytes, max_result_bytes=config.max_result_bytes,
         max_workers_per_principal=config.max_workers_per_principal,
         ipc_principal=config.ipc_principal,
         queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,

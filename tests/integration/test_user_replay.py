@@ -376,3 +376,20 @@ def test_7_javascript_names_it_lacks_say_what_to_do(code, message):
     assert (done.returncode, out["error"]["type"], out["error"]["message"]) == (
         1, "ReferenceError", message)
     assert out["error"]["traceback"].startswith(f"ReferenceError: {message}\n")
+
+
+# -- 1: operator caps ---------------------------------------------------------------------------
+
+
+def test_1_a_limit_above_the_operators_cap_is_refused_naming_the_cap(daemon):
+    """Through serve, memory_mb=65536 and timeout_s=3600 were accepted: one client could hold
+    every slot for an hour. The caps are settings (max_timeout_s 300 by default)."""
+    from sandbox import Status
+    from sandbox.client import Client
+
+    _, endpoint = daemon
+    with Client(endpoint) as client:
+        r = client.run("python", "return 1", timeout_s=3600)
+        assert (r.status, r.message) == (
+            Status.REJECTED, "timeout_s 3600 s is above this service's cap of 300 s (max_timeout_s)")
+        assert client.run("python", "return 1", timeout_s=300).value == 1

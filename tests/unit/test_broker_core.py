@@ -956,3 +956,28 @@ def test_a_freed_worker_lets_the_principals_next_task_run():
     assert core.on_client(C1, submit("b", isolation="worker"), 0.0, principal="uid:1") == []
     sends = core.on_runner(R1, done(key(C1, "a")), 0.1)
     assert tasks_to(sends, R1) == ["b"]
+
+
+@pytest.mark.parametrize("limits, message", [
+    (p.TaskLimits(timeout_s=3600), "timeout_s 3600 s is above this service's cap of 60 s "
+                                   "(max_timeout_s)"),
+    (p.TaskLimits(memory_mb=65536), "memory_mb 65536 MB is above this service's cap of 1024 MB "
+                                    "(max_memory_mb)"),
+    (p.TaskLimits(result_bytes=64 << 20), "result_bytes 67108864 bytes is above this service's "
+                                          "cap of 1048576 bytes (max_result_bytes)"),
+])
+def test_rule_2c_a_limit_above_the_operators_cap_is_rejected_at_once_naming_the_cap(limits, message):
+    """Through serve, memory_mb=65536 and timeout_s=3600 were accepted: one client could hold
+    every slot for an hour."""
+    core = BrokerCore(BrokerConfig(max_timeout_s=60, max_memory_mb=1024, max_result_bytes=1 << 20))
+    core.on_runner(R1, p.Ready({"python": "3.11"}, 2, (), "r"), 0.0)
+    out = core.on_client(C1, p.Submit("t", "python", "return 1", b"\xc0", limits=limits), 0.0)
+    assert to_client(out, C1, p.Rejected) == [p.Rejected("t", message, "limit_cap")]
+
+
+def test_rule_2c_limits_within_the_caps_run():
+    core = BrokerCore(BrokerConfig(max_timeout_s=60, max_memory_mb=1024))
+    core.on_runner(R1, p.Ready({"python": "3.11"}, 2, (), "r"), 0.0)
+    out = core.on_client(C1, p.Submit("t", "python", "return 1", b"\xc0",
+                                      limits=p.TaskLimits(timeout_s=60, memory_mb=1024)), 0.0)
+    assert [type(s.msg) for s in out] == [p.TaskMsg]

@@ -58,3 +58,17 @@ def test_gauges_read_the_core_at_scrape_time_and_an_empty_lane_reads_zero():
         assert value("sandbox_runner_events_total", {"event": "registered"}) == 1
     finally:
         server.close()
+
+
+def test_the_operators_limit_caps_are_in_the_metrics():
+    name = uuid.uuid4().hex
+    server = BrokerServer([f"inproc://caps-{name}"],
+                          c.BrokerConfig(max_timeout_s=300.0, max_memory_mb=4096))
+    try:
+        metrics = BrokerMetrics()
+        metrics.attach(server)
+        value = metrics.registry.get_sample_value
+        assert (value("sandbox_limit_cap", {"limit": "timeout_s"}),
+                value("sandbox_limit_cap", {"limit": "memory_mb"})) == (300.0, 4096.0)
+    finally:
+        server.close()
