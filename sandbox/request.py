@@ -106,6 +106,9 @@ class Request:
     data: bytes  # codec-encoded
     options: Options
     limits: Limits  # the options' limits over the caller's defaults: its deadline's measure
+    # the broker's message, checked by the protocol's rules; each send gives it its id and
+    # deadline (``to_submit``), nothing is built or checked again
+    message: p.Submit
 
 
 def request(runtime: object, code: object, data: Any, options: Options, *,
@@ -129,29 +132,31 @@ def request(runtime: object, code: object, data: Any, options: Options, *,
         # its tasks always run in workers (pyodide): so named, the broker keys them by lane
         # too, and a worker never serves two lanes
         options = replace(options, isolation="worker")
-    made = Request(name, code, encoded, options, limits)
+    o = options
+    message = p.Submit(
+        id="unsent", runtime=name, code=code, data=encoded,
+        limits=p.TaskLimits(o.timeout_s, o.memory_mb, o.stdout_bytes, o.result_bytes),
+        priority=o.priority, lane=o.lane, group=o.group, version=o.version,
+        wait_for_runner=o.wait_for_runner,
+        queue_timeout_s=o.queue_timeout_s,
+        idempotent=o.idempotent, max_attempts=o.max_attempts, policy=o.policy or "default",
+        imports=o.imports, deadline_s=None, isolation=o.isolation or "process",
+        reuse_key=o.reuse_key,
+    )
     try:
-        p.validate(to_submit(made, "check", 0.0))  # the message's shape: the protocol's rules
+        p.validate(message)  # the message's shape: the protocol's rules
     except p.ProtocolError as exc:
         raise RequestError(str(exc)) from exc
-    return made
+    return Request(name, code, encoded, options, limits, message)
 
 
 def to_submit(req: Request, task_id: str, deadline_s: float, *,
               queue_timeout_s: float | None = None) -> p.Submit:
     """The broker's message for a checked request (``deadline_s``: how long its caller waits;
     ``queue_timeout_s``: the queue wait when the request names none)."""
-    o = req.options
-    return p.Submit(
-        id=task_id, runtime=req.runtime, code=req.code, data=req.data,
-        limits=p.TaskLimits(o.timeout_s, o.memory_mb, o.stdout_bytes, o.result_bytes),
-        priority=o.priority, lane=o.lane, group=o.group, version=o.version,
-        wait_for_runner=o.wait_for_runner,
-        queue_timeout_s=o.queue_timeout_s if o.queue_timeout_s is not None else queue_timeout_s,
-        idempotent=o.idempotent, max_attempts=o.max_attempts, policy=o.policy or "default",
-        imports=o.imports, deadline_s=deadline_s, isolation=o.isolation or "process",
-        reuse_key=o.reuse_key,
-    )
+    wait = req.message.queue_timeout_s
+    return replace(req.message, id=task_id, deadline_s=deadline_s,
+                   queue_timeout_s=queue_timeout_s if wait is None else wait)
 
 
 @dataclass(frozen=True)
