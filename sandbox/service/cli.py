@@ -720,26 +720,9 @@ def main(argv: list[str] | None = None) -> int:
             args.specs = [*args.specs, *extra]
         elif extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
-        if args.command == "exec":
-            return _exec(args)
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "runner":
-            return _runner(args)
-        if args.command == "keys":
-            return _keys(args)
-        if args.command == "n8n-runner":
-            from sandbox.n8n.cli import run as n8n_runner
-
-            return n8n_runner(args)
-        if args.command == "packages":
-            return _packages(args)
-        if args.command == "pyodide":
-            from sandbox.pyodide import dist as pyodide_dist
-
-            return pyodide_dist.main([])
-        if args.command == "runtimes":
-            return _runtimes(args)
+        command = _COMMANDS.get(args.command)
+        if command is not None:
+            return command(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         _say(str(exc), Status.REJECTED, as_json)
@@ -750,6 +733,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say(INTERRUPTED if "exec" in argv else "interrupted", Status.CRASHED, as_json)
         return EXIT_INTERRUPTED
+
+
+def _n8n_runner(args: argparse.Namespace) -> int:
+    from sandbox.n8n.cli import run
+
+    return run(args)
+
+
+def _pyodide(args: argparse.Namespace) -> int:
+    from sandbox.pyodide import dist as pyodide_dist
+
+    return pyodide_dist.main([])
+
+
+_COMMANDS = {"exec": _exec, "serve": _serve, "runner": _runner, "keys": _keys,
+             "n8n-runner": _n8n_runner, "packages": _packages, "pyodide": _pyodide,
+             "runtimes": _runtimes}
 
 
 if __name__ == "__main__":
