@@ -47,7 +47,8 @@ def add_parser(sub: Any) -> None:
     rn = sub.add_parser("n8n-runner", help="serve n8n's Code nodes (external task runner mode)")
     for flag, dest, extra in _FLAGS:
         rn.add_argument(flag, dest=dest, default=None, **extra)
-    rn.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    rn.add_argument("--log-level", dest="log_level", default=None, metavar="LEVEL",
+                    help="debug, info (default), warn or error (N8N_RUNNERS_LAUNCHER_LOG_LEVEL)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from sandbox.n8n.shell import Shell
 
     try:
-        config = N8nRunnerConfig.load(flags={dest: getattr(args, dest) for _, dest, _ in _FLAGS})
+        config = N8nRunnerConfig.load(flags={**{dest: getattr(args, dest) for _, dest, _ in _FLAGS},
+                                             "log_level": args.log_level})
     except ConfigError as exc:
         print(f"sandbox n8n-runner: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     keep_large_blocks()
     shell = Shell(config, PoolsBackend(config.pool_config(), runtimes=config.task_types,
                                          isolation=config.isolation))

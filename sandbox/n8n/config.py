@@ -24,7 +24,13 @@ task_types                         SANDBOX_N8N_TYPES             --types
 packages_dir / preload             SANDBOX_N8N_PACKAGES_DIR/...  --packages-dir / --preload
 name                               SANDBOX_N8N_NAME              --name
 isolation (process or worker)      SANDBOX_N8N_ISOLATION         --isolation
+log_level (debug/info/warn/error)  N8N_RUNNERS_LAUNCHER_LOG_     --log-level
+                                   LEVEL
 =================================  ============================  ==============================
+
+Every variable may instead name a file that holds its value, as n8n's own settings do:
+``N8N_RUNNERS_AUTH_TOKEN_FILE=/run/secrets/token`` (a Docker or Kubernetes secret). The
+variable itself wins when both are set; the file's trailing newline is not part of the value.
 
 One difference from n8n: with no ``N8N_RUNNERS_STDLIB_ALLOW`` a Python task may import our
 curated safe standard-library set (``sandbox/imports.py``), where n8n's runner allows none.
@@ -66,7 +72,13 @@ ENV = {
     "preload": "SANDBOX_N8N_PRELOAD",
     "name": "SANDBOX_N8N_NAME",
     "isolation": "SANDBOX_N8N_ISOLATION",
+    "log_level": "N8N_RUNNERS_LAUNCHER_LOG_LEVEL",
 }
+#: n8n's launcher's log levels, and the logging level each one is
+LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
+              "error": "ERROR"}
+#: A value read from a file (``*_FILE``) is at most this long: a secret, not a document.
+MAX_FILE_VALUE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,7 @@ class N8nRunnerConfig:
     preload: tuple[str, ...] = ()
     name: str = "snippet-sandbox"
     isolation: str = "process"
+    log_level: str = "INFO"  # a logging level name (LOG_LEVELS' values)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.task_broker_uri)
@@ -113,6 +126,9 @@ class N8nRunnerConfig:
         if self.isolation not in ISOLATIONS:
             raise ConfigError(f"isolation ({ENV['isolation']}) must be one of "
                               f"{', '.join(ISOLATIONS)}, not {self.isolation!r}")
+        if self.log_level not in LOG_LEVELS.values():
+            raise ConfigError(f"log_level must be one of {', '.join(sorted(set(LOG_LEVELS.values())))}"
+                              f", not {self.log_level!r}")
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")
@@ -138,18 +154,58 @@ class N8nRunnerConfig:
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None,
              flags: Mapping[str, Any] | None = None) -> N8nRunnerConfig:
-        """Environment (n8n's names) first, then flags; every value type-checked."""
+        """Environment (n8n's names, or a ``*_FILE`` variable naming a file that holds the
+        value) first, then flags; every value type-checked."""
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
         kinds = {f.name: f.default for f in fields(cls)}
         for name, var in ENV.items():
-            if source.get(var, "") != "":
-                values[name] = _typed(name, source[var], kinds[name], var)
+            raw = _read(source, var)
+            if raw is None:
+                continue
+            if name == "log_level":
+                values[name] = _log_level(raw, var)
+            else:
+                values[name] = _typed(name, raw, kinds[name], var)
         for name, value in (flags or {}).items():
             if value is not None:
-                values[name] = (_typed(name, value, kinds[name], f"--{name}")
-                                if isinstance(value, str) else value)
+                if name == "log_level" and isinstance(value, str):
+                    values[name] = _log_level(value, "--log-level")
+                else:
+                    values[name] = (_typed(name, value, kinds[name], f"--{name}")
+                                    if isinstance(value, str) else value)
         return cls(**values)
+
+
+def _read(source: Mapping[str, str], var: str) -> str | None:
+    """A variable's value: itself when set, else the content of the file ``{var}_FILE`` names
+    (as n8n reads its settings), else None."""
+    if source.get(var, "") != "":
+        return source[var]
+    path = source.get(f"{var}_FILE", "")
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_VALUE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{var}_FILE: cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_VALUE_BYTES:
+        raise ConfigError(f"{var}_FILE: {path} is larger than {MAX_FILE_VALUE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{var}_FILE: {path} is not UTF-8 text") from exc
+    value = text.rstrip("\r\n")
+    return value if value != "" else None
+
+
+def _log_level(raw: str, source: str) -> str:
+    level = LOG_LEVELS.get(raw.strip().lower())
+    if level is None:
+        raise ConfigError(f"log_level ({source}) must be one of debug, info, warn, error, "
+                          f"not {raw!r}")
+    return level
 
 
 def _typed(name: str, raw: str, default: Any, source: str) -> Any:

@@ -13,6 +13,8 @@ Rules (n8n 2.41's broker on the other side):
   expires, so a slot is never unoffered. The old one stays acceptable until it expires.
 * An accept is answered at once (n8n's window is 2 s): ``taskaccepted``, or ``taskrejected``
   with the reason (offer unknown or expired, no free slot, draining).
+* Settings that are not a Code node task we can run (``SettingsRefused``) are answered
+  with an error at once, naming what is wrong, and the slot is offered again.
 * Task phases: ``waiting settings`` -> (javascript: ``waiting data``) -> ``running`` ->
   answered. Each phase before running has a deadline, after which the task is answered
   with an error and its slot freed.
@@ -161,6 +163,8 @@ class RunnerCore:
                 return self._accept(offer_id, task_id, now)
             case p.TaskSettings(task_id, settings):
                 return self._settings(task_id, settings, now)
+            case p.SettingsRefused(task_id, reason):
+                return self._refused(task_id, reason, now)
             case p.TaskDataResponse(task_id, request_id, data, frame):
                 return self._data(task_id, request_id, data, now, frame)
             case p.TaskCancel(task_id, _):
@@ -283,6 +287,16 @@ class RunnerCore:
         task.phase, task.deadline, task.request_id = Phase.DATA, now + DATA_TIMEOUT_S, self._id()
         return [Send(p.TaskDataRequest(task_id, task.request_id,
                                        javascript_node.data_request(settings)))]
+
+    def _refused(self, task_id: str, reason: str, now: float) -> list[Action]:
+        """Settings we cannot run: the task is answered now, not when its deadline passes."""
+        task = self.tasks.get(task_id)
+        if task is None or task.phase is not Phase.SETTINGS:
+            return []
+        del self.tasks[task_id]
+        self._maybe_idle(now)
+        return self._offer(now) + self._answer(task_id, Finished(error={
+            "message": f"n8n sent settings this runner cannot run: {reason}"}), now)
 
     def _data(self, task_id: str, request_id: str, data: dict[str, Any], now: float,
               frame: str = "") -> list[Action]:

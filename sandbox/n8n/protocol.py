@@ -12,7 +12,8 @@ grant; the WebSocket is ``GET /runners/_ws?id=RUNNER_ID`` with ``Authorization: 
 
 Handshake: broker:inforequest -> runner:info -> broker:runnerregistered -> runner:taskoffer.
 Per task: broker:taskofferaccept -> runner:taskaccepted | runner:taskrejected;
-broker:tasksettings; for JavaScript runner:taskdatarequest -> broker:taskdataresponse;
+broker:tasksettings (settings that are not a Code node's are ``SettingsRefused``, so that
+the task they name is answered at once); for JavaScript runner:taskdatarequest -> broker:taskdataresponse;
 runner:rpc -> broker:rpcresponse (console output); runner:taskdone | runner:taskerror, or
 broker:taskcancel (then nothing more). broker:drain when n8n shuts down.
 """
@@ -87,6 +88,15 @@ class TaskSettings:
 
 
 @dataclass(frozen=True)
+class SettingsRefused:
+    """A ``broker:tasksettings`` frame that names its task but whose settings are not a
+    Code node task we can run (``reason`` says why): the task is answered at once."""
+
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class TaskCancel:
     task_id: str
     reason: str
@@ -118,7 +128,7 @@ class NodeTypes:
 
 
 BrokerMessage = (InfoRequest | RunnerRegistered | Drain | TaskOfferAccept | TaskSettings
-                 | TaskCancel | TaskDataResponse | RpcResponse | NodeTypes)
+                 | SettingsRefused | TaskCancel | TaskDataResponse | RpcResponse | NodeTypes)
 
 # -- runner -> broker ------------------------------------------------------------------------
 
@@ -240,6 +250,8 @@ def encode_broker(msg: BrokerMessage) -> str:
         case TaskSettings(task_id, settings):
             body = {"type": "broker:tasksettings", "taskId": task_id,
                     "settings": settings.raw or _settings_body(settings)}
+        case SettingsRefused(task_id, _):
+            raise TypeError("refused settings are not written back into a frame")
         case TaskCancel(task_id, reason):
             body = {"type": "broker:taskcancel", "taskId": task_id, "reason": reason}
         case TaskDataResponse(task_id, request_id, data):
@@ -349,7 +361,11 @@ def parse(text: str | bytes) -> BrokerMessage:
         case "broker:taskofferaccept":
             return TaskOfferAccept(_get(msg, "offerId", str, what), _get(msg, "taskId", str, what))
         case "broker:tasksettings":
-            return TaskSettings(_get(msg, "taskId", str, what), _settings(msg.get("settings")))
+            task_id = _get(msg, "taskId", str, what)
+            try:
+                return TaskSettings(task_id, _settings(msg.get("settings")))
+            except N8nProtocolError as exc:
+                return SettingsRefused(task_id, str(exc))
         case "broker:taskcancel":
             reason = msg.get("reason", "")
             return TaskCancel(_get(msg, "taskId", str, what), reason if isinstance(reason, str) else "")

@@ -65,3 +65,40 @@ def test_the_cli_reports_a_bad_setting_on_one_line_with_exit_code_2():
     assert proc.returncode == 2
     assert proc.stderr == ("sandbox n8n-runner: max_concurrency (N8N_RUNNERS_MAX_CONCURRENCY) must "
                            "be a positive integer, not 0\n")
+
+
+def test_a_secret_may_come_from_a_file_named_by_its_FILE_variable(tmp_path):
+    (tmp_path / "token").write_text("from-a-file\n")
+    (tmp_path / "n").write_text("3")
+    c = N8nRunnerConfig.load(env={"N8N_RUNNERS_AUTH_TOKEN_FILE": str(tmp_path / "token"),
+                                  "N8N_RUNNERS_MAX_CONCURRENCY_FILE": str(tmp_path / "n")})
+    assert (c.auth_token, c.max_concurrency) == ("from-a-file", 3)
+
+
+def test_the_variable_itself_wins_over_its_FILE_variant(tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("from-a-file")
+    c = N8nRunnerConfig.load(env={"N8N_RUNNERS_AUTH_TOKEN": "direct",
+                                  "N8N_RUNNERS_AUTH_TOKEN_FILE": str(secret)})
+    assert c.auth_token == "direct"
+
+
+def test_an_unreadable_FILE_variable_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        N8nRunnerConfig.load(env={"N8N_RUNNERS_AUTH_TOKEN_FILE": str(tmp_path / "missing")})
+    assert str(info.value).startswith(
+        f"N8N_RUNNERS_AUTH_TOKEN_FILE: cannot read {tmp_path / 'missing'}: ")
+
+
+@pytest.mark.parametrize("raw,level", [("debug", "DEBUG"), ("warn", "WARNING"), ("ERROR", "ERROR")])
+def test_the_launchers_log_level_variable_sets_the_log_level(raw, level):
+    c = N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_LAUNCHER_LOG_LEVEL": raw})
+    assert c.log_level == level
+
+
+def test_the_log_level_defaults_to_info_and_a_bad_one_is_refused():
+    assert N8nRunnerConfig.load(env=BASE).log_level == "INFO"
+    with pytest.raises(ConfigError) as info:
+        N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_LAUNCHER_LOG_LEVEL": "loud"})
+    assert str(info.value) == ("log_level (N8N_RUNNERS_LAUNCHER_LOG_LEVEL) must be one of debug, "
+                               "info, warn, error, not 'loud'")

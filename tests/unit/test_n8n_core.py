@@ -273,3 +273,17 @@ def test_a_finished_tasks_slot_is_offered_before_its_answer_goes():
     _running(core)
     actions = core.finished("T1", ok({"result": [], "prints": [], "dropped": 0}), 2.0)
     assert [type(m) for m in sent(actions)] == [p.TaskOffer, p.TaskDone]
+
+
+def test_a_task_whose_settings_are_refused_is_answered_at_once():
+    core = make_core(max_concurrency=1)
+    offers = registered(core)
+    core.frame(p.TaskOfferAccept(offer_for(offers, "python"), "T1"), 1.0)
+    msg = frame({"type": "broker:tasksettings", "taskId": "T1",
+                 "settings": {"code": "return []", "nodeMode": "runCode"}})
+    msgs = sent(core.frame(msg, 1.5))
+    (error,) = [m for m in msgs if isinstance(m, p.TaskError)]
+    assert error.task_id == "T1"
+    assert error.error["message"].startswith("n8n sent settings this runner cannot run: ")
+    assert "nodeMode 'runCode' is not a Code node mode" in error.error["message"]
+    assert core.running == 0

@@ -72,6 +72,13 @@ BAD = [
     ('{"type": "broker:nope"}', "unknown message type 'broker:nope'"),
     ('{"type": "broker:taskofferaccept", "offerId": "o"}', "field 'taskId' is missing"),
     ('{"type": "broker:taskofferaccept", "offerId": 5, "taskId": "t"}', "field 'offerId'"),
+    ('{"type": "broker:tasksettings", "settings": {}}', "field 'taskId' is missing"),
+    ('{"type": "broker:taskdataresponse", "taskId": "t", "requestId": "r", "data": []}', "field 'data'"),
+    ("[" * 100_000, "frame is not JSON"),
+]
+
+
+REFUSED_SETTINGS = [
     ('{"type": "broker:tasksettings", "taskId": "t"}', "settings is not an object"),
     ('{"type": "broker:tasksettings", "taskId": "t", "settings": {"code": "x", "nodeMode": "runCode"}}',
      "nodeMode 'runCode' is not a Code node mode"),
@@ -85,8 +92,6 @@ BAD = [
      '"nodeMode": "runOnceForEachItem", "chunk": {"startIndex": true, "count": 2}}}', "startIndex"),
     ('{"type": "broker:tasksettings", "taskId": "t", "settings": {"code": "", '
      '"nodeMode": "runOnceForAllItems", "continueOnFail": "yes"}}', "continueOnFail is not a boolean"),
-    ('{"type": "broker:taskdataresponse", "taskId": "t", "requestId": "r", "data": []}', "field 'data'"),
-    ("[" * 100_000, "frame is not JSON"),
 ]
 
 
@@ -95,6 +100,14 @@ def test_a_bad_frame_fails_with_one_error_naming_the_problem(text, why):
     with pytest.raises(N8nProtocolError, match=None) as info:
         p.parse(text)
     assert why in str(info.value)
+
+
+@pytest.mark.parametrize("text,why", REFUSED_SETTINGS)
+def test_settings_that_are_not_a_code_nodes_are_refused_for_their_task(text, why):
+    # the frame names its task: the runner answers that task at once (core.py)
+    msg = p.parse(text)
+    assert isinstance(msg, p.SettingsRefused) and msg.task_id == "t"
+    assert why in msg.reason
 
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
