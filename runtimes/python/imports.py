@@ -56,6 +56,10 @@ def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Ca
     narrowed = policy.narrowed
     real_import = builtins.__import__
 
+    def partly_allowed(name: str) -> bool:
+        prefix = name + "."
+        return any(n.startswith(prefix) for n in (stdlib if is_stdlib(name) else external))
+
     def check(name: str) -> None:
         if name in IMPLICIT:
             return
@@ -78,9 +82,11 @@ def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Ca
         try:
             check(name)
         except ImportDenied:
-            # ``from pkg import sub`` may name an allowed submodule of a package not allowed
+            # ``from pkg import sub`` may name an allowed submodule of a package not allowed;
+            # only then is the submodule what a denial names (``from zoneinfo import
+            # ZoneInfo`` names zoneinfo: nothing under it is allowed, ZoneInfo is a class)
             subs = [f"{name}.{item}" for item in (fromlist or ()) if isinstance(item, str)]
-            if not subs:
+            if not subs or not partly_allowed(name):
                 raise
             for sub in subs:
                 check(sub)

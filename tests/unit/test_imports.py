@@ -95,6 +95,9 @@ def test_guard_lets_allowed_modules_through():
                    f"the operator can allow it with {STDLIB_SETTING}"),
         ("urllib", ("request",), "module 'urllib.request' is not allowed"),
         ("urllib", (), "module 'urllib' is not allowed"),
+        # ``from zoneinfo import ZoneInfo``: a class of a module not allowed names the module
+        ("zoneinfo", ("ZoneInfo",), f"import of standard-library module 'zoneinfo' is not "
+                                    f"allowed here; the operator can allow it with {STDLIB_SETTING}"),
         ("numpy", (), f"third-party module 'numpy' is not allowed here; "
                       f"the operator can allow it with {EXTERNAL_SETTING}"),
     ],
