@@ -424,9 +424,14 @@ class RunnerProcess:
             time.sleep(0.1)
         raise N8nError(f"the runner did not register within {timeout_s} s:\n{self.log()[-3000:]}")
 
-    def stop(self) -> int | None:
+    def stop(self, graceful: bool = False) -> int | None:
+        """SIGTERM: the runner serves out its grace period (n8n's shutdown contract) and
+        leaves once its tasks are answered; unless ``graceful``, a second signal follows,
+        which makes it leave at once."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            if not graceful:
+                self.proc.send_signal(signal.SIGINT)  # another signal: both are delivered
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:

@@ -24,6 +24,12 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--task-timeout", "task_timeout_s", {"metavar": "SECONDS", "help": "per task (default 300)"}),
     ("--auto-shutdown-timeout", "auto_shutdown_timeout_s",
      {"metavar": "SECONDS", "help": "exit after this long without a task (0: never)"}),
+    ("--graceful-shutdown-timeout", "graceful_shutdown_timeout_s",
+     {"metavar": "SECONDS", "help": "on SIGTERM, keep serving this long or until n8n drains "
+                                    "(default 30)"}),
+    ("--shutdown-force-kill-margin", "shutdown_force_kill_margin_s",
+     {"metavar": "SECONDS", "help": "then let running tasks finish this long before they are "
+                                    "stopped (default 10)"}),
     ("--health-check-server-enabled", "health_check_server_enabled",
      {"metavar": "BOOL", "help": "serve GET /healthz"}),
     ("--health-check-server-host", "health_check_server_host", {"metavar": "HOST"}),
@@ -68,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     keep_large_blocks()
     shell = Shell(config, PoolsBackend(config.pool_config(), runtimes=config.task_types,
                                          isolation=config.isolation))
-    signal.signal(signal.SIGTERM, lambda *_: shell.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: shell.request_stop())
+    # the first SIGTERM/SIGINT shuts down gracefully (n8n's contract); a second one at once
+    signal.signal(signal.SIGTERM, lambda *_: shell.request_shutdown())
+    signal.signal(signal.SIGINT, lambda *_: shell.request_shutdown())
     return shell.serve()

@@ -13,6 +13,10 @@ max_concurrency                    N8N_RUNNERS_MAX_CONCURRENCY   --max-concurren
 task_timeout_s                     N8N_RUNNERS_TASK_TIMEOUT      --task-timeout
 auto_shutdown_timeout_s (0 = off)  N8N_RUNNERS_AUTO_SHUTDOWN_    --auto-shutdown-timeout
                                    TIMEOUT
+graceful_shutdown_timeout_s (30)   N8N_RUNNERS_GRACEFUL_         --graceful-shutdown-timeout
+                                   SHUTDOWN_TIMEOUT
+shutdown_force_kill_margin_s (10)  N8N_RUNNERS_SHUTDOWN_FORCE_   --shutdown-force-kill-margin
+                                   KILL_MARGIN
 health_check_server_enabled        N8N_RUNNERS_HEALTH_CHECK_     --health-check-server-enabled
                                    SERVER_ENABLED
 health_check_server_host / _port   ..._HOST / ..._PORT           --health-check-server-host/port
@@ -60,6 +64,8 @@ ENV = {
     "max_concurrency": "N8N_RUNNERS_MAX_CONCURRENCY",
     "task_timeout_s": "N8N_RUNNERS_TASK_TIMEOUT",
     "auto_shutdown_timeout_s": "N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT",
+    "graceful_shutdown_timeout_s": "N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT",
+    "shutdown_force_kill_margin_s": "N8N_RUNNERS_SHUTDOWN_FORCE_KILL_MARGIN",
     "health_check_server_enabled": "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED",
     "health_check_server_host": "N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST",
     "health_check_server_port": "N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT",
@@ -89,6 +95,10 @@ class N8nRunnerConfig:
     max_concurrency: int = 5
     task_timeout_s: float = 300.0  # n8n 2.x's default N8N_RUNNERS_TASK_TIMEOUT
     auto_shutdown_timeout_s: float = 0.0
+    # SIGTERM: serve on this long (or until n8n drains), then let running tasks finish for
+    # the margin more (n8n's runners' defaults)
+    graceful_shutdown_timeout_s: float = 30.0
+    shutdown_force_kill_margin_s: float = 10.0
     health_check_server_enabled: bool = False
     health_check_server_host: str = "127.0.0.1"
     health_check_server_port: int = 5681
@@ -119,7 +129,8 @@ class N8nRunnerConfig:
                 raise ConfigError(f"{name} ({ENV[name]}) must be a positive integer, not {value!r}")
         if self.max_concurrency > 256:
             raise ConfigError("max_concurrency must be at most 256")
-        for name in ("task_timeout_s", "auto_shutdown_timeout_s"):
+        for name in ("task_timeout_s", "auto_shutdown_timeout_s", "graceful_shutdown_timeout_s",
+                     "shutdown_force_kill_margin_s"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{name} ({ENV[name]}) must be a number of seconds >= 0")

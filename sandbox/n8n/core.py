@@ -30,6 +30,12 @@ Rules (n8n 2.41's broker on the other side):
   once n8n has acknowledged them (or after ``LOGS_TIMEOUT_S``): n8n drops an rpc call
   for a task it already considers done.
 * Auto-shutdown: ``Exit`` after ``auto_shutdown_s`` with no task (0 disables it).
+* Shutdown (SIGTERM, ``shutdown``), n8n's 2026 contract: the runner keeps offering and
+  serving for ``grace_s`` (``N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT``) or until
+  ``broker:drain``; then it offers nothing more and rejects accepts ("the runner is
+  shutting down"), lets its running tasks finish for ``margin_s`` more
+  (``N8N_RUNNERS_SHUTDOWN_FORCE_KILL_MARGIN``), kills and answers what still runs, and
+  ``Exit``s once every task is answered. A runner with no connection exits at once.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ OFFER_RENEW_MS = 1000  # re-offer this long before an offer expires
 SETTINGS_TIMEOUT_S = 30.0  # n8n sends settings right after an accept
 LOGS_TIMEOUT_S = 2.0  # how long a task's answer waits for n8n to take its console output
 DATA_TIMEOUT_S = 60.0  # and answers a data request as fast
+SHUTDOWN_EXIT = "shut down (SIGTERM)"
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,11 @@ class RunnerCore:
     # answers held until n8n acknowledged the task's console output: task id -> (the
     # taskdone/taskerror message, call ids not yet acknowledged, send it anyway at)
     held: dict[str, tuple[p.RunnerMessage, set[str], float]] = field(default_factory=dict)
+    # shutting down: when the grace period ends (offers stop) and when what still runs is
+    # killed; None while serving normally
+    retire_at: float | None = None
+    force_at: float | None = None
+    retiring: bool = False  # the grace period is over: no offers, accepts rejected
 
     def _id(self) -> str:
         return self.ids() if self.ids else _nanoid(self.rng)
@@ -170,7 +182,7 @@ class RunnerCore:
             case p.TaskCancel(task_id, _):
                 return self._cancel(task_id, now)
             case p.Drain():
-                return self._drain(now)
+                return self._drain(now) + self._wind_down(now)
             case p.RpcResponse(task_id, call_id, _, _):
                 return self._acknowledged(task_id, call_id)
             case p.NodeTypes():
@@ -206,6 +218,7 @@ class RunnerCore:
         for offer_id in [o.offer_id for o in self.offers.values() if now >= o.expires]:
             del self.offers[offer_id]
         actions += self._offer(now)
+        actions += self._wind_down(now)
         if (self.config.auto_shutdown_s > 0 and not self.tasks and self.idle_since is not None
                 and now - self.idle_since >= self.config.auto_shutdown_s):
             actions.append(Exit(f"idle for {self.config.auto_shutdown_s:g} s (auto-shutdown)"))
@@ -222,6 +235,40 @@ class RunnerCore:
         self.idle_since = now
         return actions
 
+    def shutdown(self, now: float, grace_s: float, margin_s: float) -> list[Action]:
+        """SIGTERM: serve on for ``grace_s`` (or until drained), then wind down (see rules)."""
+        if self.retire_at is not None:
+            return []
+        self.retire_at, self.force_at = now + grace_s, now + grace_s + margin_s
+        if not self.registered and not self.tasks:
+            return [Exit(SHUTDOWN_EXIT)]
+        return self._wind_down(now)
+
+    def _wind_down(self, now: float) -> list[Action]:
+        """Shutdown's progress at ``now``: retire, kill past the margin, exit when done."""
+        if self.retire_at is None:
+            return []
+        actions: list[Action] = []
+        if not self.retiring and (now >= self.retire_at or self.draining):
+            self.retiring = self.draining = True
+            self.offers.clear()
+        if self.retiring and self.force_at is not None and now >= self.force_at:
+            for task in list(self.tasks.values()):
+                if task.phase is Phase.RUNNING:
+                    task.phase = Phase.KILLED
+                    actions.append(Cancel(task.task_id))
+                    actions += self._answer(task.task_id, Finished(error={
+                        "message": "Task stopped: the runner is shutting down (SIGTERM) and "
+                                   "the task ran past its grace period"}), now)
+                elif task.phase is not Phase.KILLED:
+                    del self.tasks[task.task_id]
+            for final, _, _ in self.held.values():
+                actions.append(Send(final))
+            self.held.clear()
+        if self.retiring and not self.tasks and not self.held:
+            actions.append(Exit(SHUTDOWN_EXIT))
+        return actions
+
     def stop(self, now: float) -> list[Action]:
         """The runner is shutting down: as a drain (running tasks killed and answered)."""
         return self._drain(now)
@@ -234,6 +281,9 @@ class RunnerCore:
         times += [send_at for _, _, send_at in self.held.values()]
         if self.config.auto_shutdown_s > 0 and self.idle_since is not None and not self.tasks:
             times.append(self.idle_since + self.config.auto_shutdown_s)
+        if self.retire_at is not None:
+            times.append(self.retire_at if not self.retiring else
+                         now if not self.tasks and not self.held else self.force_at or now + 1.0)
         return min(times, default=now + 1.0)
 
     @property
@@ -261,7 +311,9 @@ class RunnerCore:
     def _accept(self, offer_id: str, task_id: str, now: float) -> list[Action]:
         offer = self.offers.pop(offer_id, None)
         reason = None
-        if self.draining:
+        if self.retiring:
+            reason = "the runner is shutting down"
+        elif self.draining:
             reason = "the runner is draining (n8n is shutting down)"
         elif task_id in self.tasks:
             reason = "the runner already has this task"

@@ -286,6 +286,8 @@ class Shell:
         self._reconnect_at: float | None = 0.0  # disconnected: when to try again
         self._registered = False
         self._stopping = False
+        self._shutdown_requested = False  # SIGTERM seen: serving out the grace period
+        self._shutdown_started = False
         self._done = False
         self.exit_code = 0
         self.health = (HealthServer(config.health_check_server_host, config.health_check_server_port)
@@ -294,6 +296,15 @@ class Shell:
     def request_stop(self) -> None:
         """From a signal handler or another thread: stop at the next turn of the loop."""
         self._stopping = True
+        self.loop.wake()
+
+    def request_shutdown(self) -> None:
+        """SIGTERM, from a signal handler: keep serving through the grace period, then wind
+        down (``RunnerCore.shutdown``); a second request stops at once."""
+        if self._shutdown_requested:
+            self.request_stop()
+            return
+        self._shutdown_requested = True
         self.loop.wake()
 
     def serve(self) -> int:
@@ -317,6 +328,12 @@ class Shell:
         return self.exit_code
 
     def _over(self) -> bool:
+        if self._shutdown_requested and not self._shutdown_started and not self._stopping:
+            self._shutdown_started = True
+            log.info("shutting down: serving for up to %g s more, or until n8n drains",
+                     self.config.graceful_shutdown_timeout_s)
+            self._do(self.core.shutdown(self.clock(), float(self.config.graceful_shutdown_timeout_s),
+                                        float(self.config.shutdown_force_kill_margin_s)))
         if self._stopping and not self._done:
             self._done = True
             if self.ws is not None:
@@ -378,7 +395,10 @@ class Shell:
             return
         log.warning("WebSocket closed: %s %s", *ws.closed)
         self._teardown(None)
-        if not self._stopping:
+        if self._shutdown_started:
+            self._stopping = True  # shutting down: n8n closed the connection, we are done
+            self.loop.wake()
+        elif not self._stopping:
             self._retry("disconnected from the broker")
 
     def _teardown(self, farewell: str | None) -> None:
@@ -441,6 +461,7 @@ class Shell:
                     if ws is not None:
                         ws.send_text(self._encode(msg))
                 case c.Start(task_id, job):
+                    log.debug("task %s: started (%s)", task_id, job.runtime)
                     self.backend.submit(task_id, job)
                 case c.Cancel(task_id):
                     self.backend.cancel(task_id)

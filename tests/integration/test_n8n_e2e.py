@@ -8,6 +8,7 @@ storage). n8n is started once per session (tests/conftest.py); the runner is
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 
@@ -237,3 +238,29 @@ def test_output_limit_names_the_cap(n8n, n8n_runners):
     n8n_runners.use("--max-payload", "2097152", "--memory", "128")
     err = run(n8n, py("Big", 'return [{"s": "x" * (3 * 1024 * 1024)}]')).node_error("Big")
     assert err["message"] == "Task result is too large: this runner allows 2 MiB"
+
+
+# -- n8n's shutdown contract: SIGTERM lets the running task finish ----------------------
+
+
+def test_sigterm_lets_a_running_code_node_finish_then_the_runner_leaves(n8n, n8n_runners):
+    from benchmarks.n8n_peer.peer import RunnerProcess
+
+    n8n_runners.stop()  # ours alone serves this workflow
+    runner = RunnerProcess(n8n, "--graceful-shutdown-timeout", "0.5", "--log-level", "debug",
+                           "--memory", "128").wait_registered()
+    try:
+        wf = n8n.create_workflow(workflow("sigterm", [
+            py("Slow", "import time\ntime.sleep(2)\nreturn [{'done': True}]")]))
+        eid = n8n.start_run(wf)
+        deadline = time.monotonic() + 30
+        while "started (python)" not in runner.log():
+            assert time.monotonic() < deadline, runner.log()[-2000:]
+            time.sleep(0.05)
+        runner.proc.send_signal(signal.SIGTERM)
+        ex = n8n.wait(eid, 30)
+        assert ex.status == "success", ex.node_error("Slow")
+        assert ex.json("Slow") == [{"done": True}]
+        assert runner.proc.wait(20) == 0
+    finally:
+        runner.stop()

@@ -287,3 +287,60 @@ def test_a_task_whose_settings_are_refused_is_answered_at_once():
     assert error.error["message"].startswith("n8n sent settings this runner cannot run: ")
     assert "nodeMode 'runCode' is not a Code node mode" in error.error["message"]
     assert core.running == 0
+
+
+# -- shutting down (SIGTERM): n8n's 2026 runner contract ----------------------------------
+
+
+def test_a_runner_asked_to_shut_down_keeps_serving_through_its_grace_period():
+    core = make_core(max_concurrency=1, task_types=("python",))
+    _running(core, now=1.0)
+    assert core.shutdown(2.0, grace_s=30.0, margin_s=10.0) == []
+    assert not any(isinstance(a, (c.Exit, c.Cancel)) for a in core.tick(20.0))
+    # the task finishes in the grace period: answered as ever, and its slot offered again
+    msgs = sent(core.finished("T1", ok({"result": [], "prints": [], "dropped": 0}), 21.0))
+    assert isinstance(msgs[0], p.TaskOffer) and isinstance(msgs[-1], p.TaskDone)
+    offer = msgs[0].offer_id
+    assert sent(core.frame(p.TaskOfferAccept(offer, "T2"), 22.0)) == [p.TaskAccepted("T2")]
+
+
+def test_after_the_grace_period_an_accept_is_rejected_and_running_tasks_may_finish():
+    core = make_core(max_concurrency=2, task_types=("python",))
+    _running(core, now=1.0)
+    offers = [o for o in core.offers]
+    core.shutdown(2.0, grace_s=30.0, margin_s=10.0)
+    actions = core.tick(32.0)
+    assert not any(isinstance(a, (c.Exit, c.Cancel)) for a in actions)
+    assert sent(core.frame(p.TaskOfferAccept(offers[0], "T2"), 32.5)) == [
+        p.TaskRejected("T2", "the runner is shutting down")]
+    assert sent(core.tick(33.0)) == []  # no new offers
+    msgs = sent(core.finished("T1", ok({"result": [], "prints": [], "dropped": 0}), 35.0))
+    assert [type(m) for m in msgs] == [p.TaskDone]
+    assert c.Exit("shut down (SIGTERM)") in core.tick(35.0)
+
+
+def test_broker_drain_ends_the_grace_period_at_once():
+    core = make_core(max_concurrency=1, task_types=("python",))
+    registered(core)
+    core.shutdown(2.0, grace_s=30.0, margin_s=10.0)
+    core.frame(p.Drain(), 3.0)
+    assert c.Exit("shut down (SIGTERM)") in core.tick(3.0)
+
+
+def test_a_task_still_running_past_the_margin_is_killed_and_answered_then_the_runner_exits():
+    core = make_core(max_concurrency=1, task_types=("python",))
+    _running(core, now=1.0)
+    core.shutdown(2.0, grace_s=30.0, margin_s=10.0)
+    core.tick(32.0)
+    actions = core.tick(42.0)
+    assert c.Cancel("T1") in actions
+    assert p.TaskError("T1", {"message": "Task stopped: the runner is shutting down (SIGTERM) "
+                                         "and the task ran past its grace period"}) in sent(actions)
+    assert not any(isinstance(a, c.Exit) for a in actions)
+    core.finished("T1", Result(Status.CRASHED, "cancelled"), 42.1)
+    assert c.Exit("shut down (SIGTERM)") in core.tick(42.1)
+
+
+def test_an_idle_runner_that_is_not_connected_exits_at_once():
+    core = make_core(max_concurrency=1)
+    assert core.shutdown(1.0, grace_s=30.0, margin_s=10.0) == [c.Exit("shut down (SIGTERM)")]

@@ -1,6 +1,7 @@
 """The runner's shell over real loopback sockets, against a fake task broker and a fake
 backend (the real n8n is in tests/integration/test_n8n_e2e.py): pings are answered while a
-task runs, a lost connection is retried with a fresh grant, drain kills, /healthz answers."""
+task runs, a lost connection is retried with a fresh grant, drain kills, SIGTERM lets the
+running task finish, /healthz answers."""
 
 from __future__ import annotations
 
@@ -273,3 +274,23 @@ def test_a_wrong_auth_token_is_retried_with_backoff_not_fatal(broker):
     time.sleep(0.5)
     assert thread.is_alive() and broker.grants == []
     stop_shell(shell, backend, thread)
+
+
+def test_sigterm_lets_the_running_task_finish_and_answers_it_before_leaving(broker):
+    shell, backend, thread = start_shell(broker, graceful_shutdown_timeout_s=0.2,
+                                         shutdown_force_kill_margin_s=30.0)
+    try:
+        session = broker.session()
+        offers = register(session)
+        task_id = start_python_task(session, backend, offers)
+        shell.request_shutdown()  # what the first SIGTERM does
+        value = codec.decode(codec.encode({"result": [{"json": {"a": 1}}], "prints": [], "dropped": 0}))
+        backend.finish(task_id, Result(Status.OK, "ok", value=value))
+        assert session.message("runner:taskdone")["taskId"] == task_id
+        close = session.next(CloseConnection, timeout_s=5)
+        assert close.code == 1001
+        thread.join(10)
+        assert not thread.is_alive() and backend.cancelled == []
+    finally:
+        if thread.is_alive():
+            stop_shell(shell, backend, thread)
