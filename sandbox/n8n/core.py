@@ -282,8 +282,11 @@ class RunnerCore:
         if self.config.auto_shutdown_s > 0 and self.idle_since is not None and not self.tasks:
             times.append(self.idle_since + self.config.auto_shutdown_s)
         if self.retire_at is not None:
-            times.append(self.retire_at if not self.retiring else
-                         now if not self.tasks and not self.held else self.force_at or now + 1.0)
+            # a fixed time (the loop compares it with its own clock): the end of the grace
+            # period until retiring, then the margin's end while tasks remain, and the grace
+            # period's end again (past, so due at once) when the exit is due
+            busy = self.retiring and (self.tasks or self.held)
+            times.append(self.force_at if busy and self.force_at is not None else self.retire_at)
         return min(times, default=now + 1.0)
 
     @property

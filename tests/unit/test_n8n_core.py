@@ -344,3 +344,14 @@ def test_a_task_still_running_past_the_margin_is_killed_and_answered_then_the_ru
 def test_an_idle_runner_that_is_not_connected_exits_at_once():
     core = make_core(max_concurrency=1)
     assert core.shutdown(1.0, grace_s=30.0, margin_s=10.0) == [c.Exit("shut down (SIGTERM)")]
+
+
+def test_a_due_exit_has_a_deadline_that_stays_in_the_past():
+    # the shell's loop compares the deadline with its own later clock reading: "now" would
+    # never be due, and the loop would spin without ever ticking the exit out
+    core = make_core(max_concurrency=1, task_types=("python",))
+    _running(core, now=1.0)
+    core.shutdown(2.0, grace_s=1.0, margin_s=10.0)
+    core.tick(3.5)
+    core.finished("T1", ok({"result": [], "prints": [], "dropped": 0}), 4.0)
+    assert core.next_deadline(5.0) <= 4.0
