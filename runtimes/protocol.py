@@ -42,11 +42,14 @@ _MAX_PATH_CHARS = 4096
 @dataclass(frozen=True)
 class Imports:
     """Python's import allow-lists, as the child applies them (``*`` for all). ``narrowed``:
-    the task asked for these (``imports=``), so a denial names that, not the operator."""
+    the task asked for these (``imports=``), so a denial names that, not the operator.
+    ``transitive``: library code's own ``importlib.import_module`` calls are let through
+    (n8n's ``N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS``); when false they pass the lists too."""
 
     stdlib: tuple[str, ...] = ()
     external: tuple[str, ...] = ()
     narrowed: bool = False
+    transitive: bool = True
 
 
 # -- host -> zygote ----------------------------------------------------------------------------
@@ -297,9 +300,11 @@ def _worker_ready(raw: dict[str, Any]) -> WorkerReady:
 
 def _task(raw: dict[str, Any]) -> Task:
     imports = raw.get("imports", {"stdlib": [], "external": []})
-    if not isinstance(imports, dict) or set(imports) - {"stdlib", "external", "narrowed"} or (
-            type(imports.get("narrowed", False)) is not bool):
-        raise WireError("field 'imports' must be a {stdlib, external, narrowed} map")
+    if not isinstance(imports, dict) or set(imports) - {"stdlib", "external", "narrowed",
+                                                        "transitive"} or (
+            type(imports.get("narrowed", False)) is not bool) or (
+            type(imports.get("transitive", True)) is not bool):
+        raise WireError("field 'imports' must be a {stdlib, external, narrowed, transitive} map")
     policy = _str(raw, "policy", 32) if "policy" in raw else "default"
     if policy not in POLICIES:
         raise WireError(f"unknown policy {policy!r}")
@@ -314,7 +319,7 @@ def _task(raw: dict[str, Any]) -> Task:
         policy=policy,
         imports=Imports(_names(imports.get("stdlib", []), "imports.stdlib"),
                         _names(imports.get("external", []), "imports.external"),
-                        imports.get("narrowed", False)),
+                        imports.get("narrowed", False), imports.get("transitive", True)),
         timeout_ms=_int(raw, "timeout_ms", 0, 1 << 32) if "timeout_ms" in raw else 0,
         reusable=_bool(raw, "reusable") if "reusable" in raw else False,
     )

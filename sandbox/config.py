@@ -151,6 +151,10 @@ class PoolConfig:
     # third-party ones, by top-level name, "*" for all.
     stdlib_allow: tuple[str, ...] = ()  # () means the curated SAFE_STDLIB
     external_allow: tuple[str, ...] = ()
+    # library code's own importlib.import_module calls skip the lists (false: checked too)
+    allow_transitive_imports: bool = True
+    # the zone a snippet's local time is in (TZ inside the jails), an IANA name; "" is UTC
+    timezone: str = ""
     # Third-party packages (sandbox/jail/packages.py): the environment the Python jail mounts
     # read-only, and the modules its zygote imports ahead of time (shared by every child).
     packages_dir: str | None = None
@@ -179,9 +183,20 @@ class PoolConfig:
         if self.jail_pids < 2 * self.size + 4:  # the children, as many frozen, the zygote
             raise ConfigError(f"jail_pids ({self.jail_pids}) must be at least 2 * size + 4")
         self.import_policy()  # a bad module name is a ConfigError now, not at the first task
+        if self.timezone and not _zone_name(self.timezone):
+            raise ConfigError(f"timezone must be an IANA time zone name (Europe/Berlin), not "
+                              f"{self.timezone!r}")
 
     def import_policy(self) -> ImportPolicy:
-        return ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow)
+        return ImportPolicy.of(self.stdlib_allow or SAFE_STDLIB, self.external_allow,
+                               self.allow_transitive_imports)
+
+
+def _zone_name(name: str) -> bool:
+    """An IANA zone's name as TZ takes it: letters, digits, ``_+-`` in ``/``-parts, no ``..``."""
+    parts = name.split("/")
+    return len(name) <= 64 and all(p and p not in (".", "..") and all(
+        c.isascii() and (c.isalnum() or c in "_+-") for c in p) for p in parts)
 
 
 def _runtime_dir() -> str:

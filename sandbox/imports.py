@@ -12,6 +12,7 @@ widen them. Pure: no I/O; the child enforces the result (``runtimes/python/impor
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -28,6 +29,19 @@ SAFE_STDLIB: tuple[str, ...] = (
     "statistics", "string", "struct", "textwrap", "time", "typing", "unicodedata",
     "urllib.parse", "uuid", "zlib",
 )
+
+#: What the n8n runner's Python Code nodes may import by default: the safe set and the other
+#: ordinary modules real Code nodes use (time zones, an in-memory sqlite3, asyncio, mail and
+#: XML parsing, compression of bytes in memory, logging, ...). What they could reach beyond
+#: the language layer (files, processes, sockets) the kernel layers refuse: the jail has no
+#: writable path and no network, and its seccomp filter no process or socket creation.
+ORDINARY_STDLIB: tuple[str, ...] = tuple(sorted({n for n in SAFE_STDLIB if n != "urllib.parse"} | {
+    "abc", "asyncio", "bz2", "codecs", "colorsys", "contextvars", "email", "fnmatch",
+    "graphlib", "gzip", "http", "keyword", "locale", "logging", "lzma", "mimetypes", "quopri",
+    "queue", "sched", "shlex", "sqlite3", "traceback", "types", "urllib", "warnings",
+    "weakref", "xml", "zipfile", "zoneinfo",
+} | ({"tomllib"} if "tomllib" in sys.stdlib_module_names else set())))
+
 
 def resolve(names: Iterable[str], default: Iterable[str], setting: str) -> frozenset[str]:
     """An allow-list setting's value: names that replace the default list, or names that all
@@ -56,9 +70,13 @@ class ImportPolicy:
     external: frozenset[str]
 
     narrowed: bool = False  # a task's own narrowing of the operator's lists
+    # library code's own importlib.import_module calls skip the lists (n8n's
+    # N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS); false: they are checked like the snippet's
+    transitive: bool = True
 
     @classmethod
-    def of(cls, stdlib: Iterable[str] = SAFE_STDLIB, external: Iterable[str] = ()) -> ImportPolicy:
+    def of(cls, stdlib: Iterable[str] = SAFE_STDLIB, external: Iterable[str] = (),
+           transitive: bool = True) -> ImportPolicy:
         stdlib = resolve(stdlib, SAFE_STDLIB, "stdlib_allow")
         external = resolve(external, (), "external_allow")
         for in_stdlib, names in ((True, stdlib), (False, external)):
@@ -69,7 +87,7 @@ class ImportPolicy:
         if wrong:
             raise ConfigError(f"stdlib_allow: {wrong[0]!r} is not a standard-library module "
                               f"(third-party modules go in external_allow)")
-        return cls(stdlib, external)
+        return cls(stdlib, external, transitive=transitive)
 
     def allows(self, name: str) -> bool:
         return allowed_by(self.stdlib if is_stdlib(name) else self.external, name)
@@ -86,10 +104,12 @@ class ImportPolicy:
                 raise ConfigError(f"imports: {name!r} is not allowed by the operator; "
                                   f"{SETTING[is_stdlib(name)]} would allow it")
         return ImportPolicy(frozenset(n for n in names if is_stdlib(n)),
-                            frozenset(n for n in names if not is_stdlib(n)), narrowed=True)
+                            frozenset(n for n in names if not is_stdlib(n)), narrowed=True,
+                            transitive=self.transitive)
 
     @functools.cached_property
     def imports(self) -> Imports:
         """The lists as the child reads them (computed once: every task of a pool sends the
         operator's lists unless it narrows them)."""
-        return Imports(tuple(sorted(self.stdlib)), tuple(sorted(self.external)), self.narrowed)
+        return Imports(tuple(sorted(self.stdlib)), tuple(sorted(self.external)), self.narrowed,
+                       self.transitive)

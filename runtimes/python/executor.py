@@ -50,6 +50,12 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
             __import__(name)
         except Exception as exc:  # the operator's module: report it, never die of it
             failed[name] = f"{type(exc).__name__}: {exc}"
+    try:  # asyncio without the socketpair a child may not make (runtimes/python/aio.py)
+        from runtimes.python import aio
+
+        aio.install()
+    except ImportError:
+        pass
     try:  # the restricted policy's compiler, warmed once: children inherit it ready
         from runtimes.python import restricted
 
@@ -165,6 +171,16 @@ def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
 
 def _run(task: Task, out: CappedOutput, finish: Callable[..., bytes]) -> bytes:
     code, result_cap, allow = task.code, task.result_bytes, task.imports
+    undo = None if allow.transitive else imports.check_library_imports(allow)
+    try:
+        return _execute(task, code, result_cap, allow, finish)
+    finally:
+        if undo is not None:
+            undo()
+
+
+def _execute(task: Task, code: str, result_cap: int, allow: Imports,
+             finish: Callable[..., bytes]) -> bytes:
     try:
         data = codec.decode(task.data)
         if task.policy == "restricted":

@@ -48,17 +48,11 @@ def allowed_by(allowed: frozenset[str], name: str) -> bool:
     return any(".".join(parts[:i]) in allowed for i in range(1, len(parts) + 1))
 
 
-def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Callable[..., Any]:
-    """An ``__import__`` for snippets that only lets through what ``policy`` lists;
-    ``on_import`` sees every module it hands out (worker mode watches them)."""
+def checker(policy: Imports) -> Callable[[str], None]:
+    """The check of one dotted module name against ``policy``: raises ``ImportDenied``."""
     stdlib = frozenset(policy.stdlib)
     external = frozenset(policy.external)
     narrowed = policy.narrowed
-    real_import = builtins.__import__
-
-    def partly_allowed(name: str) -> bool:
-        prefix = name + "."
-        return any(n.startswith(prefix) for n in (stdlib if is_stdlib(name) else external))
 
     def check(name: str) -> None:
         if name in IMPLICIT:
@@ -72,6 +66,21 @@ def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Ca
             raise ImportDenied(f"import of {kind} module {name!r} is not allowed here; "
                                f"the operator can allow it with {SETTING[in_stdlib]}",
                                name=name)
+
+    return check
+
+
+def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Callable[..., Any]:
+    """An ``__import__`` for snippets that only lets through what ``policy`` lists;
+    ``on_import`` sees every module it hands out (worker mode watches them)."""
+    stdlib = frozenset(policy.stdlib)
+    external = frozenset(policy.external)
+    real_import = builtins.__import__
+    check = checker(policy)
+
+    def partly_allowed(name: str) -> bool:
+        prefix = name + "."
+        return any(n.startswith(prefix) for n in (stdlib if is_stdlib(name) else external))
 
     def guarded_import(name: str, globals: Any = None, locals: Any = None,
                        fromlist: Any = (), level: int = 0) -> Any:
@@ -101,6 +110,35 @@ def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Ca
         return module
 
     return guarded_import
+
+
+def check_library_imports(policy: Imports) -> Callable[[], None]:
+    """``policy.transitive`` false (n8n's ``N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS`` unset): an
+    allowed package's own ``importlib.import_module`` calls (how packages load optional
+    dependencies and plugins) pass the lists too, as in n8n's runner; a package's plain
+    ``import`` statements run with the real builtins, unchecked, there as here. Returns what
+    puts ``importlib.import_module`` back."""
+    import importlib
+
+    check = checker(policy)
+    original = importlib.import_module
+
+    def import_module(name: str, package: str | None = None) -> Any:
+        if isinstance(name, str):
+            if name.startswith(".") and isinstance(package, str):
+                dots = len(name) - len(name.lstrip("."))
+                base = package.rsplit(".", dots - 1)[0] if dots > 1 else package
+                check(f"{base}.{name[dots:]}" if name[dots:] else base)
+            else:
+                check(name)
+        return original(name, package)
+
+    importlib.import_module = import_module
+
+    def undo() -> None:
+        importlib.import_module = original
+
+    return undo
 
 
 def snippet_builtins(policy: Imports, on_import: Callable[[Any], None] | None = None) -> dict[str, Any]:

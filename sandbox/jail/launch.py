@@ -81,6 +81,7 @@ def nsjail_argv(
     mounts: tuple[Mount, ...],
     as_root: bool,
     namespaces: bool = True,
+    timezone: str = "",
 ) -> list[str]:
     argv = [
         nsjail, "--mode", "o", "--quiet", "--cwd", "/",
@@ -104,6 +105,8 @@ def nsjail_argv(
     for name in SINGLE_THREADED_ENV:
         argv += ["--env", f"{name}=1"]
     argv += ["--env", f"HOME={JAIL_HOME}"]
+    if timezone:  # local time in the operator's zone (the jail mounts the zone files read-only)
+        argv += ["--env", f"TZ={timezone}"]
     for fd in pass_fds:
         argv += ["--pass_fd", str(fd)]
     if as_root and not namespaces:
@@ -273,6 +276,7 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess
         mounts=mounts,
         as_root=os.geteuid() == 0,
         namespaces=setup.namespaces,
+        timezone=config.timezone,
     )
     try:
         # A session of its own: a terminal's Ctrl-C (SIGINT to the whole foreground process

@@ -35,8 +35,14 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--health-check-server-host", "health_check_server_host", {"metavar": "HOST"}),
     ("--health-check-server-port", "health_check_server_port", {"metavar": "PORT"}),
     ("--stdlib-allow", "stdlib_allow", {"metavar": "MODULES", "help": 'python: standard-library '
-                                        'modules, comma-separated, "*" for all (default: a safe set)'}),
+                                        'modules, comma-separated, "*" for all, +name adds to the '
+                                        'default (the ordinary standard library)'}),
     ("--external-allow", "external_allow", {"metavar": "MODULES", "help": "python: third-party modules"}),
+    ("--allow-transitive-imports", "allow_transitive_imports",
+     {"metavar": "BOOL", "help": "python: an allowed package's own importlib imports skip the "
+                                 "lists (default false)"}),
+    ("--timezone", "timezone", {"metavar": "ZONE", "help": "the zone of a Code node's local time "
+                                "(GENERIC_TIMEZONE, else TZ; default UTC)"}),
     ("--max-payload", "max_payload_bytes", {"metavar": "BYTES", "help": "largest WebSocket message"}),
     ("--memory", "memory_mb", {"metavar": "MB", "help": "memory per task (default 256)"}),
     ("--types", "task_types", {"metavar": "TYPES", "help": "task types to serve: python,javascript"}),

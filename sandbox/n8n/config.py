@@ -22,6 +22,9 @@ health_check_server_enabled        N8N_RUNNERS_HEALTH_CHECK_     --health-check-
 health_check_server_host / _port   ..._HOST / ..._PORT           --health-check-server-host/port
 stdlib_allow                       N8N_RUNNERS_STDLIB_ALLOW      --stdlib-allow
 external_allow                     N8N_RUNNERS_EXTERNAL_ALLOW    --external-allow
+allow_transitive_imports (false)   N8N_RUNNERS_ALLOW_TRANSITIVE_ --allow-transitive-imports
+                                   IMPORTS
+timezone (UTC)                     GENERIC_TIMEZONE, else TZ     --timezone
 max_payload_bytes                  N8N_RUNNERS_MAX_PAYLOAD       --max-payload
 memory_mb                          SANDBOX_N8N_MEMORY_MB         --memory
 task_types                         SANDBOX_N8N_TYPES             --types
@@ -36,8 +39,10 @@ Every variable may instead name a file that holds its value, as n8n's own settin
 ``N8N_RUNNERS_AUTH_TOKEN_FILE=/run/secrets/token`` (a Docker or Kubernetes secret). The
 variable itself wins when both are set; the file's trailing newline is not part of the value.
 
-One difference from n8n: with no ``N8N_RUNNERS_STDLIB_ALLOW`` a Python task may import our
-curated safe standard-library set (``sandbox/imports.py``), where n8n's runner allows none.
+One difference from n8n: with no ``N8N_RUNNERS_STDLIB_ALLOW`` a Python task may import the
+ordinary standard library (``ORDINARY_STDLIB`` in ``sandbox/imports.py``: zoneinfo, sqlite3,
+asyncio, ...; the kernel layers hold the rest), where n8n's runner allows none. ``+name``
+adds to that list.
 
 ``isolation``: "process" (the default) runs every task in a fresh jailed process;
 "worker" lets a warm jailed worker run the Code node tasks of one workflow, each with fresh
@@ -54,8 +59,11 @@ from urllib.parse import urlsplit
 
 from sandbox.config import MAX_RESULT_BYTES, MiB, Limits, PoolConfig
 from sandbox.errors import ConfigError
+from sandbox.imports import ORDINARY_STDLIB, resolve
 from sandbox.n8n.protocol import TASK_TYPES
 from broker.protocol import ISOLATIONS
+
+ZONEINFO = "/usr/share/zoneinfo"  # where the zones named by GENERIC_TIMEZONE are (and the jail's)
 
 ENV = {
     "task_broker_uri": "N8N_RUNNERS_TASK_BROKER_URI",
@@ -71,6 +79,8 @@ ENV = {
     "health_check_server_port": "N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT",
     "stdlib_allow": "N8N_RUNNERS_STDLIB_ALLOW",
     "external_allow": "N8N_RUNNERS_EXTERNAL_ALLOW",
+    "allow_transitive_imports": "N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS",
+    "timezone": "GENERIC_TIMEZONE",
     "max_payload_bytes": "N8N_RUNNERS_MAX_PAYLOAD",
     "memory_mb": "SANDBOX_N8N_MEMORY_MB",
     "task_types": "SANDBOX_N8N_TYPES",
@@ -104,6 +114,8 @@ class N8nRunnerConfig:
     health_check_server_port: int = 5681
     stdlib_allow: tuple[str, ...] = ()  # () = our curated SAFE_STDLIB
     external_allow: tuple[str, ...] = ()
+    allow_transitive_imports: bool = False  # n8n's default
+    timezone: str = ""  # GENERIC_TIMEZONE (else TZ): the zone of a Code node's local time
     max_payload_bytes: int = 1024 * MiB  # n8n's N8N_RUNNERS_MAX_PAYLOAD default
     memory_mb: int = 256
     task_types: tuple[str, ...] = TASK_TYPES
@@ -143,6 +155,10 @@ class N8nRunnerConfig:
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")
+        if self.timezone and os.path.isdir(ZONEINFO) and not os.path.isfile(
+                os.path.join(ZONEINFO, self.timezone)):
+            raise ConfigError(f"timezone (GENERIC_TIMEZONE or TZ): unknown time zone "
+                              f"{self.timezone!r} (not in {ZONEINFO})")
         self.limits()  # the limits are valid too
         self.pool_config()
 
@@ -156,8 +172,11 @@ class N8nRunnerConfig:
                       result_bytes=min(self.max_payload_bytes, MAX_RESULT_BYTES))
 
     def pool_config(self) -> PoolConfig:
-        return PoolConfig(size=self.max_concurrency, stdlib_allow=self.stdlib_allow,
+        stdlib = tuple(sorted(resolve(self.stdlib_allow, ORDINARY_STDLIB, "stdlib_allow")))
+        return PoolConfig(size=self.max_concurrency, stdlib_allow=stdlib,
                           external_allow=self.external_allow,
+                          allow_transitive_imports=self.allow_transitive_imports,
+                          timezone=self.timezone,
                           packages_dir=self.packages_dir or None, preload=self.preload,
                           default_limits=self.limits(),
                           jail_pids=max(256, 2 * self.max_concurrency + 8))
@@ -168,6 +187,8 @@ class N8nRunnerConfig:
         """Environment (n8n's names, or a ``*_FILE`` variable naming a file that holds the
         value) first, then flags; every value type-checked."""
         source = os.environ if env is None else env
+        if _read(source, "GENERIC_TIMEZONE") is None and source.get("TZ", "").strip(":"):
+            source = {**source, "GENERIC_TIMEZONE": source["TZ"].lstrip(":")}
         values: dict[str, Any] = {}
         kinds = {f.name: f.default for f in fields(cls)}
         for name, var in ENV.items():

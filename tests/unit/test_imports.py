@@ -208,3 +208,31 @@ def test_a_task_narrowing_is_what_a_denial_names():
     with pytest.raises(guard_module.ImportDenied,
                        match=r"'math' is not in this task's imports \(the imports= of the request"):
         imp("math", None, None, (), 0)
+
+
+def test_without_transitive_imports_a_packages_importlib_calls_pass_the_lists():
+    # n8n's N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS unset: what a package loads by
+    # importlib.import_module (optional dependencies, plugins) must be allowed too
+    import importlib
+
+    undo = guard_module.check_library_imports(Imports(stdlib=("json",), transitive=False))
+    try:
+        assert importlib.import_module("json").__name__ == "json"
+        with pytest.raises(guard_module.ImportDenied) as info:
+            importlib.import_module("sqlite3")
+        assert "'sqlite3' is not allowed here" in str(info.value)
+        with pytest.raises(guard_module.ImportDenied):
+            importlib.import_module(".decoder", "xml")  # resolves to xml.decoder
+    finally:
+        undo()
+    assert importlib.import_module("sqlite3").__name__ == "sqlite3"
+
+
+def test_ordinary_stdlib_is_the_safe_set_and_what_real_code_nodes_import():
+    from sandbox.imports import ORDINARY_STDLIB
+
+    policy = ImportPolicy.of(ORDINARY_STDLIB)
+    for name in ("json", "zoneinfo", "sqlite3", "asyncio", "xml.etree.ElementTree", "urllib.parse"):
+        assert policy.allows(name), name
+    for name in ("os", "sys", "subprocess", "socket", "ctypes", "importlib", "multiprocessing"):
+        assert not policy.allows(name), name

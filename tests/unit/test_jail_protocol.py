@@ -45,7 +45,7 @@ def test_a_receiver_takes_only_the_types_it_names():
 
 def test_a_task_without_allow_lists_may_import_nothing():
     raw = msgpack.unpackb(protocol.encode(protocol.Task("x", b"", 1, 1, 1, 1, 1)))
-    assert raw["imports"] == {"stdlib": [], "external": [], "narrowed": False}
+    assert raw["imports"] == {"stdlib": [], "external": [], "narrowed": False, "transitive": True}
 
 
 @pytest.mark.parametrize("raw, fragment", [

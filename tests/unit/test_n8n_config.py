@@ -102,3 +102,36 @@ def test_the_log_level_defaults_to_info_and_a_bad_one_is_refused():
         N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_LAUNCHER_LOG_LEVEL": "loud"})
     assert str(info.value) == ("log_level (N8N_RUNNERS_LAUNCHER_LOG_LEVEL) must be one of debug, "
                                "info, warn, error, not 'loud'")
+
+
+def test_python_may_import_the_ordinary_standard_library_by_default_and_plus_adds_to_it():
+    from sandbox.imports import ORDINARY_STDLIB
+
+    assert N8nRunnerConfig.load(env=BASE).pool_config().stdlib_allow == ORDINARY_STDLIB
+    added = N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_STDLIB_ALLOW": "+os"}).pool_config()
+    assert set(added.stdlib_allow) == set(ORDINARY_STDLIB) | {"os"}
+
+
+def test_transitive_imports_are_checked_unless_n8ns_variable_allows_them():
+    assert N8nRunnerConfig.load(env=BASE).pool_config().import_policy().transitive is False
+    allowed = N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS": "true"})
+    assert allowed.pool_config().import_policy().imports.transitive is True
+
+
+@pytest.mark.parametrize("env,zone", [
+    ({"GENERIC_TIMEZONE": "Europe/Berlin", "TZ": "Asia/Tokyo"}, "Europe/Berlin"),
+    ({"TZ": "Asia/Tokyo"}, "Asia/Tokyo"),
+    ({"TZ": ":America/New_York"}, "America/New_York"),
+    ({}, ""),
+])
+def test_the_time_zone_is_n8ns_generic_timezone_else_tz(env, zone):
+    c = N8nRunnerConfig.load(env={**BASE, **env})
+    assert (c.timezone, c.pool_config().timezone) == (zone, zone)
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/usr/share/zoneinfo"),
+                    reason="the host has no zone files to check a name against")
+def test_an_unknown_time_zone_is_one_clear_error():
+    with pytest.raises(ConfigError) as info:
+        N8nRunnerConfig.load(env={**BASE, "GENERIC_TIMEZONE": "Mars/Olympus_Mons"})
+    assert "unknown time zone 'Mars/Olympus_Mons'" in str(info.value)
