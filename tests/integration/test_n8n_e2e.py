@@ -167,6 +167,28 @@ def test_import_outside_the_allow_list_names_the_n8n_setting(n8n, n8n_runner):
                               "operator can allow it with N8N_RUNNERS_STDLIB_ALLOW (--stdlib-allow)")
 
 
+
+def test_python_code_nodes_written_for_n8n_1x_run_unchanged(n8n, n8n_runner):
+    # n8n 2.x's own runner fails all of these (its Python API is _items/_item only)
+    ex = run(n8n,
+             js("Seed", "return [{json: {name: 'ada', price: 2.5, qty: 4}}, "
+                        "{json: {name: 'bob', price: 10, qty: 1}}];"),
+             py("Template All", "for item in _input.all():\n  item.json.myNewField = 1\n"
+                                "return _input.all()"),
+             py("Template Each", "_input.item.json.total = _json.price * _json.qty\n"
+                                 "return _input.item", mode=EACH),
+             py("Aggregate", "import sqlite3\nfrom zoneinfo import ZoneInfo\n"
+                             "db = sqlite3.connect(':memory:')\ndb.execute('create table t (v)')\n"
+                             "db.executemany('insert into t values (?)', "
+                             "[(i.json.total,) for i in items])\n"
+                             "return [{'json': {'sum': db.execute('select sum(v) from t').fetchone()[0], "
+                             "'zone': str(ZoneInfo('Europe/Berlin'))}}]"))
+    assert ex.status == "success", [ex.node_error(n) for n in ("Template All", "Template Each", "Aggregate")]
+    assert ex.json("Template All") == [{"name": "ada", "price": 2.5, "qty": 4, "myNewField": 1},
+                                       {"name": "bob", "price": 10, "qty": 1, "myNewField": 1}]
+    assert [i["total"] for i in ex.json("Template Each")] == [10.0, 10]
+    assert ex.json("Aggregate") == [{"sum": 20.0, "zone": "Europe/Berlin"}]
+
 # -- limits, stops, escapes ----------------------------------------------------------------
 
 ESCAPE = ('real = [c for c in ().__class__.__base__.__subclasses__() '
