@@ -15,7 +15,8 @@ Rules (n8n 2.41's broker on the other side):
   with the reason (offer unknown or expired, no free slot, draining).
 * Settings that are not a Code node task we can run (``SettingsRefused``) are answered
   with an error at once, naming what is wrong, and the slot is offered again.
-* Task phases: ``waiting settings`` -> (javascript: ``waiting data``) -> ``running`` ->
+* Task phases: ``waiting settings`` -> (javascript, and python code that names another
+  node as n8n 1.x's ``_('Node')``: ``waiting data``) -> ``running`` ->
   answered. Each phase before running has a deadline, after which the task is answered
   with an error and its slot freed.
 * ``broker:taskcancel`` ends a task without an answer (n8n has answered it itself): a
@@ -338,10 +339,13 @@ class RunnerCore:
         task.settings = settings
         limits = self.config.limits
         if task.task_type == "python":
-            return self._start(task, lambda: python_node.job(settings, limits), now)
+            request = python_node.data_request(settings)  # n8n 1.x's _('Node') only
+            if request is None:
+                return self._start(task, lambda: python_node.job(settings, limits), now)
+        else:
+            request = javascript_node.data_request(settings)
         task.phase, task.deadline, task.request_id = Phase.DATA, now + DATA_TIMEOUT_S, self._id()
-        return [Send(p.TaskDataRequest(task_id, task.request_id,
-                                       javascript_node.data_request(settings)))]
+        return [Send(p.TaskDataRequest(task_id, task.request_id, request))]
 
     def _refused(self, task_id: str, reason: str, now: float) -> list[Action]:
         """Settings we cannot run: the task is answered now, not when its deadline passes."""
@@ -360,6 +364,8 @@ class RunnerCore:
             return []
         settings, limits = task.settings, self.config.limits
         assert settings is not None
+        if task.task_type == "python":
+            return self._start(task, lambda: python_node.job(settings, limits, data), now)
         return self._start(task, lambda: javascript_node.job(settings, data, limits, frame), now)
 
     def _start(self, task: Task, build: Callable[[], Job], now: float) -> list[Action]:

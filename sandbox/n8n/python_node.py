@@ -19,6 +19,7 @@ module) and formats tracebacks itself. Pure: no I/O.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from runtimes import codec
@@ -255,9 +256,42 @@ class Input:
         return JsObject({})
 
 
+class NodeOutput:
+    # n8n 1.x's _('Node'): another node's output items, from the task's data request
+    def __init__(self, name, items):
+        self._name = name
+        self._items = items
+
+    def all(self, branch_index=0, run_index=None):
+        return JsArray(self._items)
+
+    def first(self, branch_index=0, run_index=None):
+        return js(self._items[0]) if self._items else None
+
+    def last(self, branch_index=0, run_index=None):
+        return js(self._items[-1]) if self._items else None
+
+    @property
+    def isExecuted(self):
+        return True
+
+    @property
+    def item(self):
+        raise NameError("_(" + repr(self._name) + ").item is not available in this runner for "
+                        "Python (paired items are not followed): use _(" + repr(self._name)
+                        + ").all()[index] or .first()")
+
+    itemMatching = item
+
+
 def other_node(name=None, *args):
-    raise NameError("_(" + repr(name) + ") is not available in this runner: n8n sends a Python "
-                    "task the items of its own input only (read them with _input)")
+    nodes = data["nodes"]
+    if isinstance(name, str) and name in nodes:
+        if nodes[name] is None:
+            raise NameError("Node '" + name + "' hasn't been executed")
+        return NodeOutput(name, nodes[name])
+    raise NameError("_(" + repr(name) + ") is not available in this runner: write the node's "
+                    "name as a literal (_('Node')), so that n8n is asked for its items")
 
 
 class EnvBlocked:
@@ -407,15 +441,48 @@ return answer
 '''
 
 
-def job(settings: Settings, limits: Limits) -> Job:
-    """The snippet for a Python task (its items came inline in the settings)."""
+_NODE_LITERAL = re.compile(r"""(?<![\w.])_\(\s*(?:'((?:[^'\\\n])*)'|"((?:[^"\\\n])*)")\s*\)""")
+
+
+def data_request(settings: Settings) -> dict[str, Any] | None:
+    """n8n 1.x's ``_('Node')`` reads another node's items, which n8n does not send with a
+    Python task: the ``requestParams`` that ask for them (as a JavaScript task asks), or None
+    when the code names no node (the task's own items come inline)."""
+    names = sorted({next(g for g in m.groups() if g is not None)
+                    for m in _NODE_LITERAL.finditer(settings.code)})
+    if not names:
+        return None
+    return {"dataOfNodes": names, "prevNode": False, "input": {"include": False}, "env": False}
+
+
+def nodes_of(settings: Settings, response: dict[str, Any] | None) -> dict[str, Any]:
+    """The items of each node the code names, from n8n's data response (its last run's first
+    output, as n8n's data proxy reads it), None for a node that has not run."""
+    request = data_request(settings)
+    if request is None or response is None:
+        return {}
+    run_data = ((response.get("runExecutionData") or {}).get("resultData") or {}).get("runData") or {}
+    nodes: dict[str, Any] = {}
+    for name in request["dataOfNodes"]:
+        runs = run_data.get(name)
+        if not isinstance(runs, list) or not runs or not isinstance(runs[-1], dict):
+            nodes[name] = None
+            continue
+        main = ((runs[-1].get("data") or {}).get("main")) or [[]]
+        nodes[name] = (main[0] if main and isinstance(main[0], list) else [])
+    return nodes
+
+
+def job(settings: Settings, limits: Limits, response: dict[str, Any] | None = None) -> Job:
+    """The snippet for a Python task (its items came inline in the settings; ``response``:
+    n8n's answer to ``data_request``, when the code names other nodes)."""
     try:
         data = codec.encode({
             "code": settings.code, "filename": FILENAMES[settings.node_mode],
             "each": settings.node_mode == "runOnceForEachItem", "items": settings.items or [],
             "query": settings.query, "max_prints": MAX_PRINTS,
             "workflow_mode": settings.workflow_mode, "workflow_id": settings.workflow_id,
-            "workflow_name": settings.workflow_name,
+            "workflow_name": settings.workflow_name, "nodes": nodes_of(settings, response),
         }, path="data")
     except codec.EncodeError as exc:
         raise JobError(f"the task's items cannot be sent to the sandbox: {exc}") from exc

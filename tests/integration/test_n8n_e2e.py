@@ -182,12 +182,17 @@ def test_python_code_nodes_written_for_n8n_1x_run_unchanged(n8n, n8n_runner):
                              "db.executemany('insert into t values (?)', "
                              "[(i.json.total,) for i in items])\n"
                              "return [{'json': {'sum': db.execute('select sum(v) from t').fetchone()[0], "
-                             "'zone': str(ZoneInfo('Europe/Berlin'))}}]"))
-    assert ex.status == "success", [ex.node_error(n) for n in ("Template All", "Template Each", "Aggregate")]
+                             "'zone': str(ZoneInfo('Europe/Berlin'))}}]"),
+             py("Lookup", "return [{'json': {'seedFirst': _('Seed').first().json.name, "
+                          "'seedCount': len(_('Seed').all()), 'sum': _input.first().json.sum}}]"))
+    nodes = ("Template All", "Template Each", "Aggregate", "Lookup")
+    assert ex.status == "success", [ex.node_error(n) for n in nodes]
     assert ex.json("Template All") == [{"name": "ada", "price": 2.5, "qty": 4, "myNewField": 1},
                                        {"name": "bob", "price": 10, "qty": 1, "myNewField": 1}]
     assert [i["total"] for i in ex.json("Template Each")] == [10.0, 10]
     assert ex.json("Aggregate") == [{"sum": 20.0, "zone": "Europe/Berlin"}]
+    # _('Node'): the items of another node, which n8n answers a data request with
+    assert ex.json("Lookup") == [{"seedFirst": "ada", "seedCount": 2, "sum": 20.0}]
 
 # -- limits, stops, escapes ----------------------------------------------------------------
 

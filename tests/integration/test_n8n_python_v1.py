@@ -37,11 +37,11 @@ def sb():
         yield box
 
 
-def run(sb: Sandbox, code: str, mode: str = ALL, items=None) -> Finished:
+def run(sb: Sandbox, code: str, mode: str = ALL, items=None, response=None) -> Finished:
     s = p.Settings(code=code, node_mode=mode, workflow_mode="manual", continue_on_fail=False,
                    items=[{"json": dict(i)} for i in (ORDERS if items is None else items)],
                    workflow_id="wf1", workflow_name="Orders")
-    job = python_node.job(s, LIMITS)
+    job = python_node.job(s, LIMITS, response)
     envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=LIMITS.timeout_s,
                               memory_mb=LIMITS.memory_mb)
     return python_node.finish(s, Result.from_wire(envelope, max_bytes=LIMITS.envelope_bytes), LIMITS)
@@ -124,12 +124,31 @@ def test_local_time_is_the_instances_time_zone(sb):
     assert out[0]["zone"] == ["CET", "CEST"] and out[0]["offset"] in (3600.0, 7200.0)
 
 
-def test_another_nodes_data_is_refused_naming_what_is_missing(sb):
-    done = run(sb, "return _('Webhook').first().json")
-    assert done.error is not None
-    assert done.error["message"] == ("_('Webhook') is not available in this runner: n8n sends a "
-                                     "Python task the items of its own input only (read them "
-                                     "with _input)")
+RUN_DATA = {"runExecutionData": {"resultData": {"runData": {
+    "Webhook": [{"data": {"main": [[{"json": {"body": {"user": "ada"}}}]]}}],
+    "Config": [{"data": {"main": [[{"json": {"rate": 1}}]]}},
+               {"data": {"main": [[{"json": {"rate": 2}}, {"json": {"rate": 3}}]]}}]}}}}
+
+
+def test_another_nodes_items_as_n8n_1x_read_them(sb):
+    code = ("user = _('Webhook').first().json.body.user\n"
+            "rates = [c.json.rate for c in _(\"Config\").all()]\n"
+            "return [{'json': {'user': user, 'rates': rates, 'last': _('Config').last().json.rate}}]")
+    assert jsons(run(sb, code, response=RUN_DATA)) == [{"user": "ada", "rates": [2, 3], "last": 3}]
+
+
+@pytest.mark.parametrize("code,message", [
+    ("return _('Missing').all()", "Node 'Missing' hasn't been executed"),
+    ("n = 'Webhook'\nreturn _(n).all()", "_('Webhook') is not available in this runner: write the "
+                                          "node's name as a literal (_('Node')), so that n8n is "
+                                          "asked for its items"),
+    ("return _('Webhook').item.json", "_('Webhook').item is not available in this runner for "
+                                      "Python (paired items are not followed): use "
+                                      "_('Webhook').all()[index] or .first()"),
+])
+def test_what_cannot_be_read_of_another_node_fails_naming_it(sb, code, message):
+    done = run(sb, code, response=RUN_DATA)
+    assert done.error is not None and done.error["message"] == message
 
 
 def test_env_is_blocked_as_n8n_blocks_it(sb):

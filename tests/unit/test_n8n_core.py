@@ -355,3 +355,21 @@ def test_a_due_exit_has_a_deadline_that_stays_in_the_past():
     core.tick(3.5)
     core.finished("T1", ok({"result": [], "prints": [], "dropped": 0}), 4.0)
     assert core.next_deadline(5.0) <= 4.0
+
+
+def test_python_code_naming_another_node_asks_n8n_for_its_items():
+    # n8n 1.x's _('Node'): n8n sends a Python task its own items only
+    core = make_core(max_concurrency=1, task_types=("python",))
+    offers = registered(core)
+    core.frame(p.TaskOfferAccept(offer_for(offers, "python"), "T1"), 1.0)
+    settings = p.Settings(code="return _('Seed').all()", node_mode="runOnceForAllItems",
+                          workflow_mode="manual", continue_on_fail=False, items=[])
+    (request,) = sent(core.frame(p.TaskSettings("T1", settings), 1.0))
+    assert isinstance(request, p.TaskDataRequest)
+    assert request.params == {"dataOfNodes": ["Seed"], "prevNode": False,
+                              "input": {"include": False}, "env": False}
+    seed = {"runExecutionData": {"resultData": {"runData": {"Seed": [
+        {"data": {"main": [[{"json": {"x": 1}}]]}}]}}}}
+    (start,) = core.frame(p.TaskDataResponse("T1", request.request_id, seed), 1.1)
+    assert isinstance(start, c.Start) and start.job.runtime == "python"
+    assert codec.decode(start.job.data)["nodes"] == {"Seed": [{"json": {"x": 1}}]}
