@@ -8,6 +8,7 @@ storage). n8n is started once per session (tests/conftest.py); the runner is
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import uuid
@@ -15,6 +16,7 @@ import uuid
 import pytest
 
 from benchmarks.n8n_peer.peer import Execution, N8n, code_node, workflow
+from tests.n8n import python_v1
 
 pytestmark = pytest.mark.jail
 
@@ -193,6 +195,14 @@ def test_python_code_nodes_written_for_n8n_1x_run_unchanged(n8n, n8n_runner):
     assert ex.json("Aggregate") == [{"sum": 20.0, "zone": "Europe/Berlin"}]
     # _('Node'): the items of another node, which n8n answers a data request with
     assert ex.json("Lookup") == [{"seedFirst": "ada", "seedCount": 2, "sum": 20.0}]
+
+
+@pytest.mark.parametrize("why,mode,code,expected", python_v1.V1, ids=[c[0] for c in python_v1.V1])
+def test_the_n8n_1x_python_corpus_through_a_real_n8n(n8n, n8n_runner, why, mode, code, expected):
+    seed = "return " + json.dumps([{"json": o} for o in python_v1.ORDERS]) + ";"
+    ex = run(n8n, js("Seed", seed), py("Node", code, mode=mode))
+    assert ex.status == "success", ex.node_error("Node")
+    assert ex.json("Node") == expected
 
 # -- limits, stops, escapes ----------------------------------------------------------------
 
