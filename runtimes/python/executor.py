@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import io
 import mmap
+import os
 import sys
 import time
 import traceback
@@ -36,6 +37,20 @@ PRELOAD = (
 )
 
 
+# Snippets the host sends for every task of a kind (n8n's Python Code node: library/*.pysnippet),
+# compiled once in the zygote: a task whose code is one of these texts runs its code object.
+LIBRARY = os.path.join(os.path.dirname(__file__), "library")
+_prepared: dict[str, Any] = {}
+
+
+def prepare_library() -> None:
+    for name in sorted(os.listdir(LIBRARY)) if os.path.isdir(LIBRARY) else ():
+        if name.endswith(".pysnippet"):
+            with open(os.path.join(LIBRARY, name), encoding="utf-8") as f:
+                text = f.read()
+            _prepared[text] = compile_snippet(text)
+
+
 def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Import what snippets commonly use, and the operator's ``extra`` modules (third-party
     packages, say); returns the extra ones that failed, with why."""
@@ -50,6 +65,7 @@ def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
             __import__(name)
         except Exception as exc:  # the operator's module: report it, never die of it
             failed[name] = f"{type(exc).__name__}: {exc}"
+    prepare_library()
     try:  # asyncio without the socketpair a child may not make (runtimes/python/aio.py)
         from runtimes.python import aio
 
@@ -189,7 +205,7 @@ def _execute(task: Task, code: str, result_cap: int, allow: Imports,
             code_object = restricted.compile_snippet(code, FILENAME)
             namespace = restricted.namespace(imports.guard(allow))
         else:
-            code_object = compile_snippet(code)
+            code_object = _prepared.get(code) or compile_snippet(code)
             namespace = {"__name__": "__snippet__",
                          "__builtins__": imports.snippet_builtins(allow)}
         exec(code_object, namespace)
