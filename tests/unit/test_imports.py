@@ -236,3 +236,11 @@ def test_ordinary_stdlib_is_the_safe_set_and_what_real_code_nodes_import():
         assert policy.allows(name), name
     for name in ("os", "sys", "subprocess", "socket", "ctypes", "importlib", "multiprocessing"):
         assert not policy.allows(name), name
+
+
+def test_the_n8n_code_node_wrapper_is_compiled_once_in_the_zygote():
+    from runtimes.python import executor
+    from sandbox.n8n import python_node
+
+    executor.prepare_library()
+    assert python_node.WRAPPER in executor._prepared
