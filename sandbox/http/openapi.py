@@ -38,7 +38,8 @@ OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
 _TAGGED = ("any JSON value; what JSON cannot say is tagged: {\"$bytes\": base64}, "
            "{\"$datetime\": ISO 8601}, {\"$float\": \"NaN\"|\"Infinity\"|\"-Infinity\"}, "
            "{\"$int\": digits}, {\"$map\": [[key, value], ...]}, {\"$dict\": {...}}")
-_STATUSES = ["ok", "error", "timeout", "memory_limit", "violation", "output_limit", "crashed"]
+_STATUSES = ["ok", "error", "timeout", "memory_limit", "violation", "output_limit", "crashed",
+             "session_lost"]
 
 
 def _problem(description: str) -> dict[str, Any]:
