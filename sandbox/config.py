@@ -162,6 +162,14 @@ class PoolConfig:
     # before it is replaced by a fresh one.
     worker_tasks: int = 100
     worker_age_s: float = 60.0
+    # Sessions (a held child whose interpreter state lives across calls): how many may be
+    # open at once per runtime, how long one may sit idle and live in all, and how long a call
+    # interrupted at its timeout may take to end before its process is killed (and the
+    # session lost).
+    max_sessions: int = 64
+    session_idle_timeout_s: float = 600.0
+    session_max_lifetime_s: float = 3600.0
+    session_interrupt_grace_s: float = 1.0
     default_limits: Limits = Limits()
     pyodide: PyodideConfig = PyodideConfig()  # the pyodide runtime's workers
 
@@ -174,6 +182,10 @@ class PoolConfig:
         _check(self.recycle_delay_ms, float, 0, 1000, "recycle_delay_ms")
         _check(self.worker_tasks, int, 1, 1_000_000, "worker_tasks")
         _check(self.worker_age_s, float, 0.001, 86400, "worker_age_s")
+        _check(self.max_sessions, int, 0, 1_000_000, "max_sessions")
+        _check(self.session_idle_timeout_s, float, 0.001, 7 * 86400, "session_idle_timeout_s")
+        _check(self.session_max_lifetime_s, float, 0.001, 30 * 86400, "session_max_lifetime_s")
+        _check(self.session_interrupt_grace_s, float, 0.001, 60, "session_interrupt_grace_s")
         if self.cgroup not in ("auto", "v1", "v2", "off"):
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
         if self.jail_pids < 2 * self.size + 4:  # the children, as many frozen, the zygote
