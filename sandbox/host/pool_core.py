@@ -553,6 +553,15 @@ class PoolCore:
         out.append(self._deliver_made(key, Status.OK, f"session {session!r} closed"))
         return out + self._settle(now)
 
+    def end_sessions(self, why: str, now: float) -> list[Action]:
+        """Rule 16 for all: every session ends now (its front forgot them all: a runner's
+        broker connection ended)."""
+        out: list[Action] = []
+        for child in list(self.children.values()):
+            if child.session is not None and child.state is not ChildState.RELEASED:
+                out += self._lose(child, why) + [self._release(child)]
+        return out + self._end_sessions(why) + self._settle(now)
+
     def session_count(self) -> int:
         return len(self.sessions)
 

@@ -226,6 +226,12 @@ class Pools:
         self._owner[key] = pool
         self._apply(pool, pool.core.close_session(key, session, time.monotonic()))
 
+    def end_sessions(self, why: str) -> None:
+        """End every session of every pool (their front forgot them)."""
+        now = time.monotonic()
+        for pool in list(self._pools.values()):
+            self._apply(pool, pool.core.end_sessions(why, now))
+
     def session_count(self) -> int:
         return sum(p.core.session_count() for p in self._pools.values())
 

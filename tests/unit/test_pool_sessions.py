@@ -217,3 +217,13 @@ def test_a_held_child_is_never_handed_to_a_task():
     pid = opened(pool)
     acts = pool.submit("t", 1.0, 0.5)
     assert all(a.pid != pid for a in of(acts, core.SendTask))
+
+
+def test_ending_all_sessions_releases_every_held_child():
+    pool = up(RULES)
+    a, b = opened(pool, "a"), opened(pool, "b")
+    pool.call("c", "a", 2.0, 1.0)
+    acts = pool.end_sessions("gone", 1.5)
+    assert delivered(acts) == {"c": (Status.SESSION_LOST, "session 'a' is lost: gone")}
+    assert {core.Release(a), core.Release(b)} <= set(acts)
+    assert pool.session_count() == 0
