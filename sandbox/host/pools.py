@@ -211,9 +211,11 @@ class Pools:
         self._owner[key] = pool
         if session not in pool.core.sessions:
             pool.session_mb[session] = memory_mb
+        # a caller may ask for less than the operator's idle timeout and lifetime, not more
+        idle, life = self.config.session_idle_timeout_s, self.config.session_max_lifetime_s
         self._apply(pool, pool.core.open_session(
-            key, session, self.config.session_idle_timeout_s if idle_s is None else idle_s,
-            self.config.session_max_lifetime_s if life_s is None else life_s, time.monotonic()))
+            key, session, idle if idle_s is None else min(idle_s, idle),
+            life if life_s is None else min(life_s, life), time.monotonic()))
         if session not in pool.core.sessions:  # refused
             pool.session_mb.pop(session, None)
 
