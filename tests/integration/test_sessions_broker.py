@@ -4,8 +4,11 @@ runner that holds them, scoped by principal, capped, and lost with their runner.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 from broker.core import BrokerConfig
@@ -111,3 +114,43 @@ def test_an_idle_timeout_at_the_runner_frees_the_principals_cap(two_runners):
             assert server.core.session_count() == 2
         assert _wait(lambda: server.core.session_count() == 0)  # the runners said so
         client.session("python").close()
+
+
+# -- the CLI: `sandbox exec --session ID --connect` against `sandbox serve` ------------------
+
+
+def _cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sandbox", "exec", "-r", "python", *args],
+                          input=code, capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_calls_a_session_across_commands_of_one_user(ipc_dir):
+    endpoint = f"ipc://{ipc_dir}/s.sock"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--bind", endpoint, "--http", "",
+         "--runners", "1", "--slots", "1", "--runtimes", "python", "--ipc-principal", "uid"],
+        stdin=subprocess.DEVNULL)
+    try:
+        with Client(endpoint, queue_timeout_s=60) as client:  # up and serving
+            assert client.run("python", "return 1").value == 1
+        assert _cli("--connect", endpoint, "--session", "nb", "-", code="x = 41").returncode == 0
+        second = _cli("--connect", endpoint, "--session", "nb", "--json", "-", code="return x + 1")
+        assert json.loads(second.stdout)["result"] == 42
+        assert _cli("--connect", endpoint, "--session", "nb", "--close-session").returncode == 0
+        after = _cli("--connect", endpoint, "--session", "nb", "--json", "-", code="return x")
+        # closed: the same id opens a new, empty session only because it was asked to by name
+        assert json.loads(after.stdout)["error"]["type"] == "NameError"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_the_cli_refuses_a_session_without_a_daemon():
+    r = _cli("--session", "nb", "-", code="return 1")
+    assert (r.returncode, r.stderr.strip()) == (
+        2, "sandbox: --session needs --connect: a session lives in a daemon, and an embedded "
+           "one ends with this command")
