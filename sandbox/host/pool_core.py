@@ -74,7 +74,9 @@ Sessions (one process of the pool, its interpreter state kept from call to call)
       new empty session.
   15. At a call's deadline its child is interrupted (``Interrupt``: the runtime ends the
       call with ``timeout`` and keeps its state); a child that has not answered
-      ``interrupt_grace_s`` later is released, the call is ``session_lost``.
+      ``interrupt_grace_s`` later is released, the call is ``session_lost``. In a runtime
+      that cannot be interrupted (``interruptible`` False) the child is released at the
+      deadline, the call ``session_lost``.
   16. A session ends when it is closed, idle for ``idle_s`` since its last call ended, older
       than ``life_s`` once no call runs, or its child dies, is killed or cancelled, or the
       jail goes down (a call running then is answered ``session_lost``, or with the
@@ -208,6 +210,7 @@ class PoolRules:
     kill_grace_s: float = 0.0  # rule 3: how long past its timeout a task's child is killed
     max_sessions: int = 64  # rule 13: sessions open (or opening) at once
     interrupt_grace_s: float = 1.0  # rule 15: how long an interrupted call may take to end
+    interruptible: bool = True  # rule 15: False: a call past its deadline ends its session
     ended_kept: int = 4096  # rule 14: ended session ids remembered, with why
     # rule 4: what a runtime's children mean by an exit code or a killing signal
     exit_reasons: tuple[tuple[int, str], ...] = ()
@@ -813,6 +816,11 @@ class PoolCore:
         """Rules 15 and 16 at a session child's time: its call's deadline, its interrupt's
         grace, its idleness or its lifetime."""
         held = self.sessions[child.session]
+        if child.state is ChildState.BUSY and not self.rules.interruptible:
+            child.killed_for = "its call passed its timeout"
+            return self._lose(child, (
+                f"its call passed its timeout of {child.timeout_s:g} s, and a {self.runtime} "
+                "call cannot be interrupted: its process was killed")) + [self._release(child)]
         if child.state is ChildState.BUSY and not child.interrupted:
             child.interrupted, child.until = True, now + self.rules.interrupt_grace_s
             return [Interrupt(child.pid)]

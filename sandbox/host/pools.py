@@ -59,6 +59,7 @@ def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
         worker_age_s=config.worker_age_s,
         max_sessions=config.max_sessions,
         interrupt_grace_s=config.session_interrupt_grace_s,
+        interruptible=registry.RUNTIMES[runtime].interruptible,
     )
     if registry.RUNTIMES[runtime].worker_children:
         rules = pyodide.pool_rules(rules, config.pyodide)

@@ -173,3 +173,35 @@ def test_a_jail_death_loses_every_session():
 def test_pyodide_has_no_sessions(sb):
     with pytest.raises(SessionError, match="sessions are not available for pyodide"):
         sb.session("pyodide")
+
+
+# -- JavaScript: one context for the session's calls --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def jsb():
+    with Sandbox(PoolConfig(size=1), runtimes=("javascript",)) as box:
+        yield box
+
+
+def test_a_javascript_session_keeps_its_globals(jsb):
+    with jsb.session("javascript") as s:
+        assert s.run("globalThis.n = 41; counter = 1").status is Status.OK
+        r = s.run("n += counter; console.log('n is', n); return n")
+        assert (r.status, r.value, r.stdout) == (Status.OK, 42, "n is 42\n")
+
+
+def test_a_javascript_session_does_not_see_another(jsb):
+    with jsb.session("javascript") as a, jsb.session("javascript") as b:
+        a.run("globalThis.secret = 1; Object.prototype.polluted = true")
+        r = b.run("return [typeof secret, ({}).polluted === undefined]")
+        assert r.value == ["undefined", True]
+
+
+def test_a_javascript_call_past_its_timeout_ends_its_session(jsb):
+    s = jsb.session("javascript")
+    r = s.run("while (true) {}", timeout_s=0.3)
+    assert (r.status, r.message) == (Status.SESSION_LOST, (
+        f"session {s.id!r} is lost: its call passed its timeout of 0.3 s, and a javascript "
+        "call cannot be interrupted: its process was killed"))
+    s.close()

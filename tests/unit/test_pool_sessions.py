@@ -227,3 +227,14 @@ def test_ending_all_sessions_releases_every_held_child():
     assert delivered(acts) == {"c": (Status.SESSION_LOST, "session 'a' is lost: gone")}
     assert {core.Release(a), core.Release(b)} <= set(acts)
     assert pool.session_count() == 0
+
+
+def test_a_call_that_cannot_be_interrupted_loses_its_session_at_the_deadline():
+    pool = up(PoolRules(size=2, interruptible=False))
+    pid = opened(pool)
+    pool.call("c", "s", 2.0, 1.0)
+    acts = pool.tick(3.0)
+    assert delivered(acts) == {"c": (Status.SESSION_LOST, (
+        "session 's' is lost: its call passed its timeout of 2 s, and a python call cannot be "
+        "interrupted: its process was killed"))}
+    assert core.Release(pid) in acts and not of(acts, core.Interrupt)
