@@ -53,7 +53,8 @@ def calls(sb: Sandbox, n: int) -> dict[str, object]:
                 call.append(c)
     finally:
         session.close()
-    out = {"worker-mode task": summarize(worker), "session call": summarize(call)}
+    out: dict[str, object] = {"worker-mode task": summarize(worker),
+                              "session call": summarize(call)}
     out["ratio_p50"] = statistics.median(call) / statistics.median(worker)
     return out
 

@@ -482,8 +482,8 @@ class BrokerCore:
             refused = self._session_refusal(task, now)
             if refused is not None:
                 return refused
-            held = self.sessions.get(task.session)
-            pinned = self.runners.get(held.runner) if held is not None and held.runner else None
+            open_ = self.sessions.get(task.session)
+            pinned = self.runners.get(open_.runner) if open_ is not None and open_.runner else None
         if state is None:
             state = self.clients[client] = ClientState()
         state.tasks.add(key)
@@ -651,8 +651,8 @@ class BrokerCore:
             reuse = f"{principal_tag(task.principal)}/{s.lane}/{s.reuse_key or ''}"
         if s.session is not None:  # rule 15: and a session, one principal
             session = f"{principal_tag(task.principal)}/{s.session}"
-        if session is not None and s.session_op == "close":
-            self._end_session((task.principal, s.session), "it was closed")
+            if s.session_op == "close":
+                self._end_session((task.principal, s.session), "it was closed")
         return Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data, s.limits,
                                                s.policy, s.imports, reuse, session, s.session_op,
                                                s.idle_timeout_s, s.max_lifetime_s))
@@ -780,8 +780,8 @@ class BrokerCore:
         ran = task.attempts > 0
         owner = task.session
         if owner is not None and task.submit.session_op == "open" and not ran:
-            held = self.sessions.get(owner)
-            if held is not None and held.runner is None:  # it never opened: nothing to remember
+            opening = self.sessions.get(owner)
+            if opening is not None and opening.runner is None:  # never opened: nothing to keep
                 self._end_session(owner, "", remember=False)
         if reason in _CALLER_ENDED:
             status = CANCELLED_STATUS

@@ -524,6 +524,11 @@ def _check_task(m: TaskMsg) -> None:
     _check_session(m)
 
 
+def _check_session_ended(m: SessionEnded) -> None:
+    _text(m.session, "session", MAX_REUSE_CHARS)
+    _need(_is(m.reason, str), "'reason' must be a string")
+
+
 def _check_result(m: ResultMsg) -> None:
     _check_id(m.id)
     _check_status(m.status)
@@ -554,8 +559,7 @@ _CHECKS: dict[type, Any] = {
     Done: _check_done,
     TaskMsg: _check_task,
     CancelTask: lambda m: _check_id(m.task_id, "task_id"),
-    SessionEnded: lambda m: (_text(m.session, "session", MAX_REUSE_CHARS),
-                             _need(_is(m.reason, str), "'reason' must be a string")),
+    SessionEnded: _check_session_ended,
     ResultMsg: _check_result,
     Rejected: _check_rejected,
 }
