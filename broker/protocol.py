@@ -468,6 +468,7 @@ def _check_session(m: Submit | TaskMsg) -> None:
         return
     _text(m.session, "session", MAX_SESSION_CHARS if isinstance(m, Submit) else MAX_REUSE_CHARS)
     _need(m.session_op in SESSION_OPS, f"'session_op' must be one of {', '.join(SESSION_OPS)}")
+    _need(m.policy == "default", "a session's calls run the default policy (no restricted)")
     _seconds(m.idle_timeout_s, "idle_timeout_s", 7 * 86400)
     _seconds(m.max_lifetime_s, "max_lifetime_s", 30 * 86400)
     if isinstance(m, Submit):

@@ -155,3 +155,10 @@ def test_a_call_of_a_session_bypasses_the_queue():
     core.on_client(C2, p.Submit(id="busy", runtime="python", code="1", data=b"\xc0"), 0.5, BOB)
     sends = core.on_client(C1, op("c", "nb"), 1.0, ALICE)  # the only slot is taken
     assert len(sent(sends, R1)) == 1
+
+
+def test_a_session_call_under_the_restricted_policy_is_refused_by_the_protocol():
+    import pytest
+
+    with pytest.raises(p.ProtocolError, match="default policy"):
+        p.validate(op("c", "nb", policy="restricted"))
