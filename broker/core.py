@@ -75,6 +75,23 @@ Draining
       lost task is retried. In-flight tasks run on; ``shutdown`` (at the grace's end)
       cancels those still running.
 
+Sessions (a held process of one runner whose interpreter state lives across calls)
+  15. A session belongs to the principal that opened it and is known by (principal, id): the
+      same id named by two principals is two sessions, and a runner knows each as
+      ``<principal's tag>/<id>``. Opening an id the principal has open attaches to it (sent
+      to its runner); opening a new one queues like a task and is pinned, when dispatched, to
+      the runner it goes to. At most ``max_sessions`` are open (or opening) in all and
+      ``max_sessions_per_principal`` per principal; beyond, the open is rejected naming the
+      cap.
+  16. A call or a close of an open session goes to its runner at once (no queue: its process
+      is held there, not a slot), and nowhere else. A call of an id the principal has not
+      open is rejected; of one that ended, it is answered ``session_lost`` with why (kept for
+      the last ``ended_kept`` ids), never opened anew. A close forgets the session at once.
+  17. A session ends when its runner says so (``session_ended``: idle, lifetime, its process
+      gone), when an open or call of it comes back ``session_lost``, or when its runner is
+      lost or leaves: then every session pinned there ends, and a call running on it is
+      answered ``session_lost`` (never retried elsewhere: the state was there).
+
 Every submitted task gets exactly one answer and one ``Outcome``, whichever rule ends it. A
 task its caller cancelled or abandoned (rules 12, 13) is counted as ``cancelled``, not as the
 ``crashed`` or ``rejected`` its answer says: it is nobody's failure.
@@ -87,7 +104,7 @@ import heapq
 import itertools
 import math
 import hashlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from broker import protocol as p
@@ -106,6 +123,9 @@ DRAINING = "draining"
 SHUTDOWN = "shutdown"
 FRAME_CAP = "frame_cap"
 LIMIT_CAP = "limit_cap"
+SESSION_CAP = "session_cap"
+NO_SESSION = "no_session"
+SESSION_LOST = "session_lost"
 _UNITS = {"timeout_s": "s", "memory_mb": "MB", "stdout_bytes": "bytes", "result_bytes": "bytes"}
 
 
@@ -152,6 +172,9 @@ class BrokerConfig:
     # runtimes whose waiting tasks an autoscaler counts even while no runner serves them (so
     # that it can start the first); a registered runner's runtimes count anyway
     runtimes: tuple[str, ...] = ()
+    max_sessions: int = 1000  # rule 15: sessions open (or opening) in all
+    max_sessions_per_principal: int = 16
+    ended_kept: int = 10_000  # rule 16: ended sessions remembered, with why
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,11 @@ class Task:
     dispatched_at: float = 0.0
     cancelled: bool = False  # answered while running; its runner still holds the slot
 
+    @property
+    def session(self) -> tuple[str, str] | None:
+        """The session it opens, calls or closes (rule 15), or None."""
+        return None if self.submit.session is None else (self.principal, self.submit.session)
+
     def order(self) -> tuple[int, int, str]:
         return (-self.submit.priority, self.seq, self.key)
 
@@ -232,6 +260,15 @@ class Runner:
         if version is None or not version.startswith(submit.version):
             return False
         return submit.group is None or submit.group in self.groups
+
+
+@dataclass
+class Session:
+    """An open (or opening) session (rule 15)."""
+
+    runtime: str
+    scoped: str  # its name on its runner: "<principal's tag>/<id>"
+    runner: bytes | None = None  # pinned when its open is dispatched
 
 
 @dataclass
@@ -263,6 +300,9 @@ class BrokerCore:
         self._served: set[tuple[str, str]] = set()  # (runtime, version) any runner registered
         self._seq = itertools.count()
         self._next_heartbeat = 0.0
+        self.sessions: dict[tuple[str, str], Session] = {}  # (principal, id) -> its session
+        self._scoped: dict[str, tuple[str, str]] = {}  # a runner's name of it -> (principal, id)
+        self.ended: OrderedDict[tuple[str, str], str] = OrderedDict()  # -> why it ended
 
     # -- events ------------------------------------------------------------------------------
 
@@ -281,7 +321,7 @@ class BrokerCore:
     def on_runner(self, identity: bytes, msg: p.Message, now: float) -> list[Send]:
         if isinstance(msg, p.Ready):
             return self._ready(identity, msg, now)
-        if not isinstance(msg, (p.RunnerHeartbeat, p.Done, p.Bye)):
+        if not isinstance(msg, (p.RunnerHeartbeat, p.Done, p.Bye, p.SessionEnded)):
             return self.on_malformed(identity, f"a runner may not send {msg.TYPE!r}", None,
                                      from_runner=True)
         runner = self.runners.get(identity)
@@ -299,6 +339,12 @@ class BrokerCore:
             return []
         if isinstance(msg, p.Done):
             return self._done(runner, msg, now)
+        if isinstance(msg, p.SessionEnded):
+            owner = self._scoped.get(msg.session)
+            held = self.sessions.get(owner) if owner is not None else None
+            if owner is not None and held is not None and held.runner == identity:
+                self._end_session(owner, msg.reason)
+            return []
         return self._lose(runner, now, "runner left", counter="runners_left")
 
     def on_malformed(self, sender: bytes, error: str, msg_id: str | None, *,
@@ -431,9 +477,19 @@ class BrokerCore:
         if msg.deadline_s is not None:
             task.expires_at = now + msg.deadline_s
         task.deadline = min(now + self._wait_of(task), task.expires_at)
+        pinned: Runner | None = None
+        if task.session is not None:
+            refused = self._session_refusal(task, now)
+            if refused is not None:
+                return refused
+            open_ = self.sessions.get(task.session)
+            pinned = self.runners.get(open_.runner) if open_ is not None and open_.runner else None
         if state is None:
             state = self.clients[client] = ClientState()
         state.tasks.add(key)
+        if pinned is not None:  # rule 16: to its runner at once, no queue
+            self.counters["submitted"] += 1
+            return [self._send_to(task, pinned, now)]
         if len(self._lanes_seen) < _MAX_LANES_SEEN:
             self._lanes_seen.add(msg.lane)
         self._enqueue(task)
@@ -482,6 +538,12 @@ class BrokerCore:
             return self._dispatch(now)
         del self.running[msg.task_id]
         runner.running.discard(msg.task_id)
+        owner = task.session
+        if owner is not None and owner in self.sessions and self.sessions[owner].runner == runner.identity:
+            if msg.status == p.SESSION_LOST or (task.submit.session_op == "open"
+                                                and msg.status != p.OK):
+                self._end_session(owner, "its runner lost it" if msg.status == p.SESSION_LOST
+                                  else "", remember=msg.status == p.SESSION_LOST)
         out: list[Send] = []
         if task.cancelled:  # its client was answered already; only the slot was held
             self.counters["late_done"] += 1
@@ -499,6 +561,9 @@ class BrokerCore:
         """``runner`` is gone: lost, or left (said bye), as ``counter`` counts it."""
         del self.runners[runner.identity]
         self.counters[counter] += 1
+        for owner, held in list(self.sessions.items()):
+            if held.runner == runner.identity:  # rule 17
+                self._end_session(owner, reason)
         out: list[Send] = []
         for key in sorted(runner.running):
             task = self.running.pop(key, None)
@@ -507,7 +572,10 @@ class BrokerCore:
             task.runner = None
             if task.cancelled:
                 continue
-            if (task.submit.idempotent and task.attempts < task.submit.max_attempts
+            if task.session is not None:
+                out.append(self._answer(task, p.SESSION_LOST, f"session {task.submit.session!r} "
+                                        f"is lost: {reason}", RUNNER_LOST, now))
+            elif (task.submit.idempotent and task.attempts < task.submit.max_attempts
                     and not self.draining and now < task.expires_at):
                 task.deadline = min(max(task.deadline, now + self._wait_of(task)),
                                     task.expires_at)
@@ -550,23 +618,14 @@ class BrokerCore:
             if runner is None:
                 continue
             placed.append(task)
-            task.runner = runner.identity
-            task.attempts += 1
-            task.dispatched_at = now
-            runner.running.add(task.key)
-            self.running[task.key] = task
-            if task.expires_at != math.inf:
-                heapq.heappush(self._expiries, (task.expires_at, task.seq, task.key))
             in_flight += 1
             free -= 1
             lanes[task.submit.lane] += 1
-            s = task.submit
-            reuse = None
-            if is_worker:  # rule 7t: a worker serves one principal, one lane, one reuse key
+            if is_worker:
                 workers[task.principal] += 1
-                reuse = f"{principal_tag(task.principal)}/{s.lane}/{s.reuse_key or ''}"
-            out.append(Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data,
-                                                       s.limits, s.policy, s.imports, reuse)))
+            if task.session is not None and task.session in self.sessions:
+                self.sessions[task.session].runner = runner.identity  # rule 15: pinned
+            out.append(self._send_to(task, runner, now))
         for task in placed:
             self._dequeue(task)
         if parked:
@@ -576,6 +635,82 @@ class BrokerCore:
                               if t.expires_at != math.inf]
             heapq.heapify(self._expiries)
         return out
+
+    def _send_to(self, task: Task, runner: Runner, now: float) -> Send:
+        """``task`` runs on ``runner`` from now on: its message."""
+        task.runner = runner.identity
+        task.attempts += 1
+        task.dispatched_at = now
+        runner.running.add(task.key)
+        self.running[task.key] = task
+        if task.expires_at != math.inf:
+            heapq.heappush(self._expiries, (task.expires_at, task.seq, task.key))
+        s = task.submit
+        reuse = session = None
+        if s.isolation == "worker":  # rule 7t: a worker serves one principal, one lane, one key
+            reuse = f"{principal_tag(task.principal)}/{s.lane}/{s.reuse_key or ''}"
+        if s.session is not None:  # rule 15: and a session, one principal
+            session = f"{principal_tag(task.principal)}/{s.session}"
+            if s.session_op == "close":
+                self._end_session((task.principal, s.session), "it was closed")
+        return Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data, s.limits,
+                                               s.policy, s.imports, reuse, session, s.session_op,
+                                               s.idle_timeout_s, s.max_lifetime_s))
+
+    # -- sessions (rules 15 to 17) -----------------------------------------------------------
+
+    def _session_refusal(self, task: Task, now: float) -> list[Send] | None:
+        """The answer of a session's submit that goes nowhere (rules 15, 16), or None: an
+        open to queue (registered now), or an open, call or close for its runner."""
+        owner = task.session
+        assert owner is not None
+        s = task.submit
+        held = self.sessions.get(owner)
+        if held is not None:
+            if held.runtime != s.runtime:
+                return [self._reject(task, f"session {s.session!r} is a {held.runtime} session, "
+                                     f"not {s.runtime}", NO_SESSION, now, held=False)]
+            if held.runner is None:
+                return [self._reject(task, f"session {s.session!r} is still being opened",
+                                     NO_SESSION, now, held=False)]
+            return None
+        if s.session_op != "open":
+            why = self.ended.get(owner)
+            if why is None:
+                return [self._reject(task, f"session {s.session!r} is not open (open it first)",
+                                     NO_SESSION, now, held=False)]
+            task.dispatched_at = now
+            status = p.OK if s.session_op == "close" else p.SESSION_LOST
+            self.counters["session_" + ("closed_ended" if status == p.OK else "lost_calls")] += 1
+            return [self._answer(task, status, f"session {s.session!r} ended: {why}",
+                                 SESSION_LOST if status != p.OK else "", now)]
+        mine = sum(1 for principal, _ in self.sessions if principal == task.principal)
+        if mine >= self.config.max_sessions_per_principal:
+            return [self._reject(task, f"this principal has {mine} sessions open, its cap "
+                                 f"(max_sessions_per_principal); close one first",
+                                 SESSION_CAP, now, held=False)]
+        if len(self.sessions) >= self.config.max_sessions:
+            return [self._reject(task, f"{len(self.sessions)} sessions are open, the service's "
+                                 f"cap (max_sessions); close one first", SESSION_CAP, now,
+                                 held=False)]
+        scoped = f"{principal_tag(task.principal)}/{s.session}"
+        self.sessions[owner] = Session(s.runtime, scoped)
+        self._scoped[scoped] = owner
+        self.ended.pop(owner, None)
+        return None
+
+    def _end_session(self, owner: tuple[str, str], why: str, *, remember: bool = True) -> None:
+        held = self.sessions.pop(owner, None)
+        if held is None:
+            return
+        self._scoped.pop(held.scoped, None)
+        if remember:
+            self.ended[owner] = why
+            while len(self.ended) > self.config.ended_kept:
+                self.ended.popitem(last=False)
+
+    def session_count(self) -> int:
+        return len(self.sessions)
 
     def _enqueue(self, task: Task) -> None:
         self.queued[task.key] = task
@@ -643,6 +778,11 @@ class BrokerCore:
     def _record(self, task: Task, status: str, reason: str, now: float, *,
                 held: bool = True) -> None:
         ran = task.attempts > 0
+        owner = task.session
+        if owner is not None and task.submit.session_op == "open" and not ran:
+            opening = self.sessions.get(owner)
+            if opening is not None and opening.runner is None:  # never opened: nothing to keep
+                self._end_session(owner, "", remember=False)
         if reason in _CALLER_ENDED:
             status = CANCELLED_STATUS
         self.outcomes.append(Outcome(

@@ -106,6 +106,7 @@ class _Gauges:
             runners = len(core.runners)
             slots = core.total_slots()
             idle = core.idle_children()
+            sessions = core.session_count()
             backlog = sum(state.backlog for state in core.clients.values())
             counters = dict(core.counters)
             demand = core.demand(time.monotonic())
@@ -148,6 +149,8 @@ class _Gauges:
         yield GaugeMetricFamily("sandbox_slots", "Slots of all registered runners (in flight "
                                 "over slots is the utilisation)", value=slots)
         yield GaugeMetricFamily("sandbox_idle_children", "Idle pre-forked children", value=idle)
+        yield GaugeMetricFamily("sandbox_sessions", "Sessions open (or opening) now",
+                                value=sessions)
         yield GaugeMetricFamily("sandbox_answer_backlog", "Answers waiting for a full client "
                                 "socket", value=backlog)
         auth = CounterMetricFamily("sandbox_auth_refusals", "CURVE keys the server refused, "

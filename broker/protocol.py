@@ -12,7 +12,8 @@ key sets), so a client can never speak as a runner:
 
     client -> broker   submit, cancel, ping              (the client endpoint)
     broker -> client   result, rejected, pong
-    runner -> broker   ready, heartbeat, done, bye       (the runner endpoint)
+    runner -> broker   ready, heartbeat, done, bye,      (the runner endpoint)
+                       session_ended
     broker -> runner   task, cancel_task, heartbeat
 
 Every frame is untrusted and is validated on receipt by ``decode``, which returns one of
@@ -42,6 +43,10 @@ MAX_ID_CHARS = 128
 MAX_REUSE_KEY_CHARS = 128
 # what a task names its workers by: "<principal's tag>/<lane>/<reuse key>" (broker.core)
 MAX_REUSE_CHARS = 256
+# Sessions: what a submit does to its session (``session_op``), and how long an id may be.
+# A runner knows a session as "<principal's tag>/<id>" (broker.core), at most MAX_REUSE_CHARS.
+SESSION_OPS = ("open", "call", "close")
+MAX_SESSION_CHARS = 128
 DEFAULT_LANE = "default"
 
 # What a frame may contain, checked while it is decoded, before anything big is built: a
@@ -63,7 +68,9 @@ VIOLATION = "violation"
 OUTPUT_LIMIT = "output_limit"
 CRASHED = "crashed"
 REJECTED = "rejected"
-STATUSES = (OK, ERROR, TIMEOUT, MEMORY_LIMIT, VIOLATION, OUTPUT_LIMIT, CRASHED, REJECTED)
+SESSION_LOST = "session_lost"
+STATUSES = (OK, ERROR, TIMEOUT, MEMORY_LIMIT, VIOLATION, OUTPUT_LIMIT, CRASHED, REJECTED,
+            SESSION_LOST)
 
 
 class ProtocolError(Exception):
@@ -113,6 +120,14 @@ class Submit:
     # "process" (a fresh process) or "worker" (a warm worker of its lane and reuse key only)
     isolation: str = "process"
     reuse_key: str | None = None
+    # Sessions: ``session`` names one of the caller's (its principal's) sessions; what the
+    # submit does to it is ``session_op``: "open" (open it, or attach to it when open; the
+    # task's memory_mb caps the session's whole process), "call" (run the code in it),
+    # "close". ``idle_timeout_s`` and ``max_lifetime_s`` apply to "open" (None: the runner's)
+    session: str | None = None
+    session_op: str = "call"
+    idle_timeout_s: float | None = None
+    max_lifetime_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +208,16 @@ class Bye:
     TYPE: ClassVar[str] = "bye"
 
 
+@dataclass(frozen=True)
+class SessionEnded:
+    """A session of this runner ended on its own (idle, lifetime, its process gone):
+    ``session`` as the broker named it to the runner (``TaskMsg.session``)."""
+
+    TYPE: ClassVar[str] = "session_ended"
+    session: str
+    reason: str
+
+
 # -- broker -> runner ---------------------------------------------------------------------
 
 
@@ -209,6 +234,12 @@ class TaskMsg:
     # worker mode: the workers it may share ("<principal's tag>/<lane>/<reuse key>", made by
     # the broker); None for a fresh process
     reuse: str | None = None
+    # a session's open, call or close (``Submit``'s), the session named "<principal's
+    # tag>/<id>" by the broker
+    session: str | None = None
+    session_op: str = "call"
+    idle_timeout_s: float | None = None
+    max_lifetime_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -226,12 +257,12 @@ class BrokerHeartbeat:
 
 Message = (
     Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Ready | RunnerHeartbeat | Done | Bye
-    | TaskMsg | CancelTask | BrokerHeartbeat
+    | TaskMsg | CancelTask | BrokerHeartbeat | SessionEnded
 )
 _TYPES: dict[str, Any] = {
     cls.TYPE: cls
     for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Ready, RunnerHeartbeat, Done,
-                Bye, TaskMsg, CancelTask, BrokerHeartbeat)
+                Bye, TaskMsg, CancelTask, BrokerHeartbeat, SessionEnded)
 }
 BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
 
@@ -427,6 +458,22 @@ def _check_submit(m: Submit) -> None:
     _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
     _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
     _check_language(m)
+    _check_session(m)
+
+
+def _check_session(m: Submit | TaskMsg) -> None:
+    if m.session is None:
+        _need(m.session_op == "call" and m.idle_timeout_s is None and m.max_lifetime_s is None,
+              "'session_op', 'idle_timeout_s' and 'max_lifetime_s' apply to a session")
+        return
+    _text(m.session, "session", MAX_SESSION_CHARS if isinstance(m, Submit) else MAX_REUSE_CHARS)
+    _need(m.session_op in SESSION_OPS, f"'session_op' must be one of {', '.join(SESSION_OPS)}")
+    _need(m.policy == "default", "a session's calls run the default policy (no restricted)")
+    _seconds(m.idle_timeout_s, "idle_timeout_s", 7 * 86400)
+    _seconds(m.max_lifetime_s, "max_lifetime_s", 30 * 86400)
+    if isinstance(m, Submit):
+        _need(m.isolation == "process" and m.reuse_key is None,
+              "a session's call runs in the session: no isolation or reuse_key")
 
 
 ISOLATIONS = ("process", "worker")
@@ -475,6 +522,12 @@ def _check_task(m: TaskMsg) -> None:
           "'runtime', 'code' and 'data' must be str, str and bytes")
     object.__setattr__(m, "limits", _check_limits(m.limits))
     _check_language(m)
+    _check_session(m)
+
+
+def _check_session_ended(m: SessionEnded) -> None:
+    _text(m.session, "session", MAX_REUSE_CHARS)
+    _need(_is(m.reason, str), "'reason' must be a string")
 
 
 def _check_result(m: ResultMsg) -> None:
@@ -507,6 +560,7 @@ _CHECKS: dict[type, Any] = {
     Done: _check_done,
     TaskMsg: _check_task,
     CancelTask: lambda m: _check_id(m.task_id, "task_id"),
+    SessionEnded: _check_session_ended,
     ResultMsg: _check_result,
     Rejected: _check_rejected,
 }

@@ -22,6 +22,9 @@ Steps, in order (the point where the child gives up its last privileges is marke
    the executor; the limits of step 3 and 4 stay, the task's own are set again. Before the
    first such task the executor takes the pristine state (``arm``); after each, before its
    result is written, the check it returned says whether the worker must retire.
+   A session (``session``) is the same loop with the interpreter's state kept: no check, no
+   fresh state between calls; at its first call the executor takes over SIGINT
+   (``enter_session``), the host's interrupt at a call's timeout, which ends that call only.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
         # runtimes/python/leftovers.py). With_retire is taken now for the same reason.
         check: Callable[[], bool] | None = None
         with_retire = outcome.with_retire
+        in_session = False  # a session's process: its state lives from call to call
         while True:
             task = _receive_task(channel)
             if task is None:  # the host closed the channel: shrinking, or shutting down
@@ -81,7 +85,12 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
                 break
             _set_task_limits(task, first)
             first = False
-            if task.reusable and check is None:
+            if task.session and not in_session:
+                in_session = True
+                enter = getattr(setup.executor, "enter_session", None)
+                if enter is not None:
+                    enter()
+            elif task.reusable and check is None and not in_session:
                 arm = getattr(setup.executor, "arm", None)
                 check = arm() if arm is not None else _nothing_to_check
             try:
@@ -99,6 +108,8 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
                 os.setpriority(os.PRIO_PROCESS, 0, 19)
             except OSError:
                 pass
+            if in_session:
+                continue  # the next call of the session finds the state this one left
             if not task.reusable:
                 # Done: stop (nothing of this process runs any more, and the host need not
                 # signal it on the result's way back), then wait to be killed by the host when
@@ -195,7 +206,7 @@ def _set_task_limits(task: protocol.Task, first: bool) -> None:
     current = resource.getrlimit(resource.RLIMIT_AS)[1]
     if first or 0 <= as_bytes < current or current == resource.RLIM_INFINITY:
         resource.setrlimit(resource.RLIMIT_AS, (as_bytes, as_bytes))
-    if not task.reusable:
+    if not task.reusable and not task.session:
         # SIGXCPU at the soft limit, SIGKILL one second later if it is ignored.
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
         return

@@ -31,6 +31,7 @@ class Status(str, enum.Enum):
     OUTPUT_LIMIT = "output_limit"  # the encoded result was larger than allowed
     CRASHED = "crashed"  # the child or its jail died for another reason
     REJECTED = "rejected"  # never ran: bad request, no capacity, unknown runtime
+    SESSION_LOST = "session_lost"  # the session's process is gone (or ended): its state with it
 
     def __str__(self) -> str:
         return self.value

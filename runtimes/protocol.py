@@ -144,6 +144,9 @@ class Task:
     imports: Imports = Imports()
     timeout_ms: int = 0  # the wall-clock timeout the host enforces (0: not said)
     reusable: bool = False  # worker mode: more tasks of the same tenant may follow
+    # a session's call: the interpreter's state is kept from call to call (implies reusable),
+    # and an interrupt (SIGINT) at the timeout ends the call, not the process
+    session: bool = False
 
 
 Message = Init | Spawn | Ready | Spawned | Exited | WorkerReady | Task
@@ -322,6 +325,7 @@ def _task(raw: dict[str, Any]) -> Task:
                         imports.get("narrowed", False), imports.get("transitive", True)),
         timeout_ms=_int(raw, "timeout_ms", 0, 1 << 32) if "timeout_ms" in raw else 0,
         reusable=_bool(raw, "reusable") if "reusable" in raw else False,
+        session=_bool(raw, "session") if "session" in raw else False,
     )
 
 

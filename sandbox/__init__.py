@@ -30,8 +30,9 @@ _check_parts()
 
 from runtimes.outcome import Status  # noqa: E402
 from sandbox.config import Limits, PoolConfig, PyodideConfig  # noqa: E402
-from sandbox.errors import ClosedError, ConfigError, JailError, SandboxError, TaskFailed  # noqa: E402
-from sandbox.host.local import Sandbox  # noqa: E402
+from sandbox.errors import (  # noqa: E402
+    ClosedError, ConfigError, JailError, SandboxError, SessionError, TaskFailed)
+from sandbox.host.local import Sandbox, Session  # noqa: E402
 from sandbox.result import ErrorInfo, Result  # noqa: E402
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "Result",
     "Sandbox",
     "SandboxError",
+    "Session",
+    "SessionError",
     "Status",
     "TaskFailed",
 ]

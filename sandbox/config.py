@@ -166,6 +166,14 @@ class PoolConfig:
     # before it is replaced by a fresh one.
     worker_tasks: int = 100
     worker_age_s: float = 60.0
+    # Sessions (a held child whose interpreter state lives across calls): how many may be
+    # open at once per runtime, how long one may sit idle and live in all, and how long a call
+    # interrupted at its timeout may take to end before its process is killed (and the
+    # session lost).
+    max_sessions: int = 64
+    session_idle_timeout_s: float = 600.0
+    session_max_lifetime_s: float = 3600.0
+    session_interrupt_grace_s: float = 1.0
     default_limits: Limits = Limits()
     pyodide: PyodideConfig = PyodideConfig()  # the pyodide runtime's workers
 
@@ -178,10 +186,17 @@ class PoolConfig:
         _check(self.recycle_delay_ms, float, 0, 1000, "recycle_delay_ms")
         _check(self.worker_tasks, int, 1, 1_000_000, "worker_tasks")
         _check(self.worker_age_s, float, 0.001, 86400, "worker_age_s")
+        _check(self.max_sessions, int, 0, 1_000_000, "max_sessions")
+        _check(self.session_idle_timeout_s, float, 0.001, 7 * 86400, "session_idle_timeout_s")
+        _check(self.session_max_lifetime_s, float, 0.001, 30 * 86400, "session_max_lifetime_s")
+        _check(self.session_interrupt_grace_s, float, 0.001, 60, "session_interrupt_grace_s")
         if self.cgroup not in ("auto", "v1", "v2", "off"):
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
         if self.jail_pids < 2 * self.size + 4:  # the children, as many frozen, the zygote
             raise ConfigError(f"jail_pids ({self.jail_pids}) must be at least 2 * size + 4")
+        if self.jail_pids < 2 * self.size + 4 + self.max_sessions:  # and a process per session
+            raise ConfigError(f"jail_pids ({self.jail_pids}) must be at least 2 * size + 4 + "
+                              f"max_sessions ({2 * self.size + 4 + self.max_sessions})")
         self.import_policy()  # a bad module name is a ConfigError now, not at the first task
         if self.timezone and not _zone_name(self.timezone):
             raise ConfigError(f"timezone must be an IANA time zone name (Europe/Berlin), not "
@@ -315,6 +330,17 @@ class ServiceConfig:
     max_workers_per_principal: int = _setting(
         16, "worker-mode tasks one principal (a CURVE key; over ipc a connection, or a uid) "
         "runs at once, each in a warm worker of its own", metavar="N")
+    max_sessions: int = _setting(
+        1000, "sessions open at once in all (the broker's cap; each runner holds at most this "
+        "many per runtime too)", on=(SERVE, RUNNER), metavar="N")
+    max_sessions_per_principal: int = _setting(
+        16, "sessions one principal may hold open at once", metavar="N")
+    session_idle_timeout_s: float = _setting(
+        600.0, "a session without a call this long ends (a caller may ask for less)",
+        on=(SERVE, RUNNER), metavar="SECONDS")
+    session_max_lifetime_s: float = _setting(
+        3600.0, "the longest a session lives, calls or not (a caller may ask for less)",
+        on=(SERVE, RUNNER), metavar="SECONDS")
     ipc_principal: str = _setting(
         "connection", "who a client on an ipc socket is: connection (each its own principal) "
         "or uid (the connections of one user share warm workers)", metavar="connection|uid")
@@ -375,6 +401,10 @@ class ServiceConfig:
         _check(self.max_in_flight, int, 1, 10_000_000, "max_in_flight")
         _check(self.max_per_client, int, 1, 10_000_000, "max_per_client")
         _check(self.max_workers_per_principal, int, 1, 1_000_000, "max_workers_per_principal")
+        _check(self.max_sessions, int, 0, 1_000_000, "max_sessions")
+        _check(self.max_sessions_per_principal, int, 0, 1_000_000, "max_sessions_per_principal")
+        _check(self.session_idle_timeout_s, float, 0.001, 7 * 86400, "session_idle_timeout_s")
+        _check(self.session_max_lifetime_s, float, 0.001, 30 * 86400, "session_max_lifetime_s")
         _check(self.max_timeout_s, float, 0.001, 3600, "max_timeout_s")
         _check(self.max_memory_mb, int, 16, 65536, "max_memory_mb")
         _check(self.max_stdout_bytes, int, 0, MAX_STDOUT_BYTES, "max_stdout_bytes")
@@ -431,10 +461,14 @@ class ServiceConfig:
 
     def pool(self, size: int | None = None) -> PoolConfig:
         """The jails' settings for a runner (or ``sandbox exec``) of ``size`` slots."""
-        return PoolConfig(size=self.slots if size is None else size,
+        slots = self.slots if size is None else size
+        return PoolConfig(size=slots, jail_pids=max(256, 2 * slots + 8 + self.max_sessions),
                           stdlib_allow=self.stdlib_allow, external_allow=self.external_allow,
                           packages_dir=self.packages_dir or None, preload=self.preload,
                           cgroup=self.cgroup, cgroup_root=self.cgroup_root or None,
+                          max_sessions=self.max_sessions,
+                          session_idle_timeout_s=self.session_idle_timeout_s,
+                          session_max_lifetime_s=self.session_max_lifetime_s,
                           pyodide=PyodideConfig(packages_dir=self.pyodide_packages_dir or None,
                                                 no_namespaces=self.pyodide_no_namespaces))
 

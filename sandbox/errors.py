@@ -5,6 +5,7 @@
     ├── RequestError     a task request that cannot run (answered with status rejected)
     ├── JailError        a jail could not be set up or started (nsjail, cgroups, mounts)
     ├── ClosedError      the sandbox was used after close()
+    ├── SessionError     a session could not be opened (its message says why)
     ├── TaskFailed       ``Result.raise_for_status()`` of a task that did not end ok
     ├── ConnectError     a broker could not be reached, or the server refused our key
     │   └── N8nConnectError  n8n's task broker refused the grant or the upgrade, or is unreachable
@@ -39,6 +40,12 @@ class JailError(SandboxError):
 
 class ClosedError(SandboxError):
     """The sandbox was used after it was closed."""
+
+
+class SessionError(SandboxError):
+    """A session could not be opened: the cap on open sessions, no idle child in time, a
+    runtime without sessions, a closed sandbox. (A call of a session never raises: its
+    Result says how it ended, ``session_lost`` when the session is gone.)"""
 
 
 class TaskFailed(SandboxError):

@@ -57,6 +57,10 @@ class Runtime:
     # it can run on a host that denies namespaces, with the operator's opt-in (its set-up,
     # ``sandbox.jail.launch.RuntimeSetup``, says how and what that gives up)
     runs_without_namespaces: bool = False
+    # a session's call can be interrupted at its timeout and the process live on (python:
+    # SIGINT raises KeyboardInterrupt); else such a call ends its session (QuickJS cannot be
+    # interrupted from outside without giving up its calls into the host)
+    interruptible: bool = False
 
     @property
     def version(self) -> str:
@@ -71,7 +75,7 @@ def _cached_version(name: str, probe: Callable[[], str]) -> str:
 RUNTIMES: dict[str, Runtime] = {
     r.name: r for r in (
         Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, True, _python_version,
-                policies=("default", "restricted"), zygote_preload=True),
+                policies=("default", "restricted"), zygote_preload=True, interruptible=True),
         Runtime("javascript", ("js",), ("msgpack", "quickjs", "_quickjs"), False, True,
                 _quickjs_version),
         # msgpack: the zygote's protocol, and worker.mjs copies its pure-Python part into

@@ -170,6 +170,7 @@ class TaskRequest:
     # worker mode: the workers this task may share, None for a fresh process. A worker serves
     # one tenant and one memory budget (its address-space limit is set once, by its first task).
     reuse: tuple[str, int] | None = None
+    session: str | None = None  # a call of this open session (its state kept across calls)
 
 
 def build(

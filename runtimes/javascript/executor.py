@@ -253,6 +253,11 @@ PRELUDE = r"""
       show(stringify(walk(parse(input, revive), "result", 0, new SetC())), 0);
     },
     started() { return state.started; },
+    // a session's next call, in the same context: a fresh report, the world as it was left
+    reset() {
+      state.started = state.full = state.done = false;
+      state.value = state.error = undefined;
+    },
     run(snippet) {
       const input = globalThis.__input;
       delete globalThis.__input;
@@ -415,8 +420,19 @@ def rehearse() -> None:
 
 def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
     """Run one task on this process's pristine context; what it prints goes to ``shared``
-    (the host's output file, runtimes.output) when given."""
-    return _run(task, _take_context(), shared)
+    (the host's output file, runtimes.output) when given. A session's calls share one
+    context: what a call leaves on ``globalThis`` the next one finds."""
+    global _session
+    if not task.session:
+        return _run(task, _take_context(), shared)
+    if _session is None:
+        _session = _take_context()
+    else:
+        _session.eval("__sandbox.reset()")
+    return _run(task, _session, shared)
+
+
+_session: Any = None  # a session's context, kept from call to call
 
 
 def _emit(text: str) -> bool:

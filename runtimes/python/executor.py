@@ -6,6 +6,13 @@ flag. The body is wrapped at the AST level, so line numbers in tracebacks are th
 own. Errors come back as status ``error`` with type, message and a traceback trimmed to the
 snippet's frames; MemoryError as ``memory_limit``; an unencodable result as ``error`` or,
 when too large, ``output_limit``.
+
+In a session (``Task.session``) the names the body binds at its top level (assignments,
+imports, ``def``, ``for`` targets: what the compiler makes the function's locals) are the
+session's globals instead, declared ``global`` in the function, so the next call finds them;
+``data`` stays each call's own. The host's SIGINT at a call's timeout raises
+KeyboardInterrupt in the snippet while it runs (and only then): that call ends ``timeout``,
+the session's state stays.
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ import ast
 import io
 import mmap
 import os
+import signal
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 from runtimes import codec, outcome, output
@@ -103,6 +112,40 @@ def prepare_next() -> None:
     builtins; the check that ``arm`` returned has run, and reseeded ``random``)."""
 
 
+# A session's state: its globals (one namespace for all its calls), and whether the host's
+# interrupt may end the running call now (only while the snippet itself runs).
+_session: dict[str, Any] | None = None
+_interruptible = False
+_interrupted = False
+
+
+def enter_session() -> None:
+    """This process becomes a session: SIGINT (the host's interrupt at a call's timeout) ends
+    the running call, and nothing else."""
+    signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    global _interrupted
+    if _interruptible:  # past the snippet (encoding its result, say) it comes too late
+        _interrupted = True
+        raise KeyboardInterrupt
+
+
+def compile_session(code: str) -> Any:
+    """``compile_snippet``, with the names the function would keep local (its variables and
+    cells, as the compiler found them) declared ``global``: a session's state."""
+    plain = compile_snippet(code)
+    inner = next(c for c in plain.co_consts if isinstance(c, CodeType))
+    names = sorted({n for n in inner.co_varnames + inner.co_cellvars if n != "data"})
+    if not names:
+        return plain
+    module = ast.parse(code, FILENAME)
+    where = dict(lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
+    module.body.insert(0, ast.Global(names=names, **where))
+    return compile_snippet_ast(module)
+
+
 def rehearse() -> None:
     """Run a canned task end to end in a fresh child, before its real task (see ``child``)."""
     run(Task(
@@ -149,7 +192,10 @@ class CappedOutput(io.TextIOBase):
 
 def compile_snippet(code: str) -> Any:
     """Compile a function body into a code object for ``def snippet(data): <body>``."""
-    module = ast.parse(code, FILENAME)
+    return compile_snippet_ast(ast.parse(code, FILENAME))
+
+
+def compile_snippet_ast(module: ast.Module) -> Any:
     body = module.body or [ast.Pass(lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)]
     func = ast.FunctionDef(
         name=FUNCTION,
@@ -199,7 +245,10 @@ def _execute(task: Task, code: str, result_cap: int, allow: Imports,
              finish: Callable[..., bytes]) -> bytes:
     try:
         data = codec.decode(task.data)
-        if task.policy == "restricted":
+        if task.session:
+            code_object = compile_session(code)
+            namespace = _session_namespace(allow)
+        elif task.policy == "restricted":
             from runtimes.python import restricted
 
             code_object = restricted.compile_snippet(code, FILENAME)
@@ -209,8 +258,15 @@ def _execute(task: Task, code: str, result_cap: int, allow: Imports,
             namespace = {"__name__": "__snippet__",
                          "__builtins__": imports.snippet_builtins(allow)}
         exec(code_object, namespace)
-        value = namespace[FUNCTION](data)
+        function = namespace.pop(FUNCTION) if task.session else namespace[FUNCTION]
+        value = _call(function, data) if task.session else function(data)
         encoded = codec.encode(value, max_bytes=result_cap)
+    except KeyboardInterrupt as exc:
+        if not _interrupted:  # the snippet's own raise: an error like any other
+            error = describe(exc, code)
+            return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
+        return finish(Status.TIMEOUT, f"interrupted at its wall-clock timeout of "
+                                      f"{task.timeout_ms / 1000:g} s; the session's state is kept")
     except MemoryError:
         return finish(Status.MEMORY_LIMIT, outcome.out_of_memory(task.memory_bytes))
     except codec.ResultTooLarge as exc:
@@ -222,6 +278,27 @@ def _execute(task: Task, code: str, result_cap: int, allow: Imports,
         error = describe(exc, code)
         return finish(Status.ERROR, f"{error.type}: {error.message}", error=error)
     return finish(Status.OK, "ok", value=encoded)
+
+
+def _session_namespace(allow: Imports) -> dict[str, Any]:
+    """The session's globals, made at its first call; each call brings its own builtins (its
+    import allow-list)."""
+    global _session
+    if _session is None:
+        _session = {"__name__": "__session__"}
+    _session["__builtins__"] = imports.snippet_builtins(allow)
+    return _session
+
+
+def _call(function: Callable[[Any], Any], data: Any) -> Any:
+    """A session's snippet, interruptible while (and only while) it runs."""
+    global _interruptible, _interrupted
+    _interrupted = False
+    _interruptible = True
+    try:
+        return function(data)
+    finally:
+        _interruptible = False
 
 
 def describe(exc: BaseException, code: str = "") -> ErrorDetail:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from sandbox.request import RunOptions
 
-__all__ = ["AsyncClient", "AsyncHandle"]
+__all__ = ["AsyncClient", "AsyncClientSession", "AsyncHandle"]
 
 
 class AsyncHandle:
@@ -135,6 +135,18 @@ class AsyncClient(ClientBase):
                   **options: Unpack[RunOptions]) -> Result:
         handle = await self.submit(runtime, code, data, **options)
         return await handle
+
+    async def session(self, runtime: str = "python", session_id: str | None = None, *,
+                      memory_mb: int | None = None, idle_timeout_s: float | None = None,
+                      max_lifetime_s: float | None = None) -> AsyncClientSession:
+        """``Client.session``, awaited."""
+        sid = self.new_session_id(session_id)
+        built = self.session_request(runtime, sid, "open", options=Options(memory_mb=memory_mb),
+                                     idle_timeout_s=idle_timeout_s, max_lifetime_s=max_lifetime_s)
+        result = built if isinstance(built, Result) else await (await self.submit_request(built))
+        self.opened(result)
+        assert not isinstance(built, Result)
+        return AsyncClientSession(self, built.runtime, sid)
 
     def cancel(self, handle: AsyncHandle | str) -> None:
         """Ask the broker to cancel a task; its awaited Result says how it ended."""
@@ -284,3 +296,39 @@ def _consume(future: asyncio.Future[Any]) -> None:
     """A fire-and-forget send's outcome, read so that asyncio does not report it."""
     if not future.cancelled():
         future.exception()
+
+
+class AsyncClientSession:
+    """``ClientSession`` for ``AsyncClient``: ``await run(...)``, ``await close()``."""
+
+    def __init__(self, client: AsyncClient, runtime: str, session_id: str) -> None:
+        self._client = client
+        self.runtime = runtime
+        self.id = session_id
+
+    async def __aenter__(self) -> AsyncClientSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncClientSession({self.runtime!r}, {self.id!r})"
+
+    async def run(self, code: str, data: Any = None, *, timeout_s: float | None = None,
+                  stdout_bytes: int | None = None, result_bytes: int | None = None,
+                  imports: Any = None) -> Result:
+        options = Options.of(timeout_s=timeout_s, stdout_bytes=stdout_bytes,
+                             result_bytes=result_bytes, imports=imports)
+        built = self._client.session_request(self.runtime, self.id, "call", code, data, options)
+        if isinstance(built, Result):
+            return built
+        return await (await self._client.submit_request(built))
+
+    async def close(self) -> Result:
+        if self._client._closed:
+            return Result.rejected(CLOSED_MESSAGE)
+        built = self._client.session_request(self.runtime, self.id, "close")
+        if isinstance(built, Result):
+            return built
+        return await (await self._client.submit_request(built))

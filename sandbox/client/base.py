@@ -4,6 +4,7 @@ loop is written twice, in ``sync`` and ``aio``."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 import uuid
@@ -14,7 +15,7 @@ import zmq
 from broker import protocol as p
 from runtimes.outcome import Status
 from sandbox.config import Limits, check_endpoint
-from sandbox.errors import ConfigError, RequestError
+from sandbox.errors import ConfigError, RequestError, SessionError
 from sandbox.link import CurveClient
 from sandbox.request import Options, Request, request, to_submit
 from sandbox.result import Result
@@ -45,6 +46,40 @@ class ClientBase:
             return request(runtime, code, data, options, defaults=self.defaults)
         except RequestError as exc:
             return Result.rejected(str(exc))
+
+    def session_request(self, runtime: object, session: str, op: str, code: object = "",
+                        data: Any = None, options: Options | None = None,
+                        idle_timeout_s: float | None = None,
+                        max_lifetime_s: float | None = None) -> Request | Result:
+        """A session's open, call or close (``op``), checked once like any request, or a
+        ``rejected`` Result saying why it cannot be sent."""
+        built = self.request(runtime, code, data, options or Options())
+        if isinstance(built, Result):
+            return built
+        message = dataclasses.replace(built.message, session=session, session_op=op,
+                                      idle_timeout_s=idle_timeout_s,
+                                      max_lifetime_s=max_lifetime_s)
+        try:
+            p.validate(message)
+        except p.ProtocolError as exc:
+            return Result.rejected(str(exc))
+        return dataclasses.replace(built, message=message)
+
+    @staticmethod
+    def new_session_id(session_id: str | None) -> str:
+        """The id a session is opened under: the caller's, else a fresh random one."""
+        if session_id is None:
+            return uuid.uuid4().hex
+        if not isinstance(session_id, str) or not 0 < len(session_id) <= p.MAX_SESSION_CHARS:
+            raise SessionError(f"session_id must be a string of 1 to {p.MAX_SESSION_CHARS} "
+                               "characters")
+        return session_id
+
+    @staticmethod
+    def opened(result: Result) -> None:
+        """SessionError unless a session's open came back ``ok``."""
+        if result.status is not Status.OK:
+            raise SessionError(f"{result.status.value}: {result.message}")
 
     def submit_message(self, req: Request) -> p.Submit:
         """The broker's message for a checked request, with a fresh id and its deadline. The

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from sandbox.request import RunOptions
 
-__all__ = ["Client", "Handle"]
+__all__ = ["Client", "ClientSession", "Handle"]
 
 
 class Handle:
@@ -414,6 +414,21 @@ class Client(ClientBase):
         """Run a task and wait for its Result (never longer than its client-side deadline)."""
         return self.submit(runtime, code, data, **options).result()
 
+    def session(self, runtime: str = "python", session_id: str | None = None, *,
+                memory_mb: int | None = None, idle_timeout_s: float | None = None,
+                max_lifetime_s: float | None = None) -> ClientSession:
+        """Open a session (or attach to this principal's open one of that id): one held
+        process on one runner whose interpreter state lives across calls (see
+        ``sandbox.Sandbox.session``). ``memory_mb`` caps its whole process; the idle timeout
+        and lifetime default to the runner's. SessionError says why it did not open."""
+        sid = self.new_session_id(session_id)
+        built = self.session_request(runtime, sid, "open", options=Options(memory_mb=memory_mb),
+                                     idle_timeout_s=idle_timeout_s, max_lifetime_s=max_lifetime_s)
+        result = built if isinstance(built, Result) else self.submit_request(built).result()
+        self.opened(result)
+        assert not isinstance(built, Result)
+        return ClientSession(self, built.runtime, sid)
+
     def cancel(self, handle: Handle | str) -> None:
         """Ask the broker to cancel a task; never waits (from any thread)."""
         if isinstance(handle, Handle):
@@ -450,3 +465,42 @@ class Client(ClientBase):
             conn.close()
         if self._embedded is not None:
             self._embedded.close()
+
+
+class ClientSession:
+    """A session opened through ``Client.session``: ``run`` calls it, ``close`` ends it.
+    A call of a session that ended is ``session_lost``, saying why; never a new session."""
+
+    def __init__(self, client: Client, runtime: str, session_id: str) -> None:
+        self._client = client
+        self.runtime = runtime
+        self.id = session_id
+
+    def __enter__(self) -> ClientSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ClientSession({self.runtime!r}, {self.id!r})"
+
+    def run(self, code: str, data: Any = None, *, timeout_s: float | None = None,
+            stdout_bytes: int | None = None, result_bytes: int | None = None,
+            imports: Any = None) -> Result:
+        """Run ``code`` in the session (its names live on to the next call)."""
+        options = Options.of(timeout_s=timeout_s, stdout_bytes=stdout_bytes,
+                             result_bytes=result_bytes, imports=imports)
+        built = self._client.session_request(self.runtime, self.id, "call", code, data, options)
+        if isinstance(built, Result):
+            return built
+        return self._client.submit_request(built).result()
+
+    def close(self) -> Result:
+        """End the session; its process and state are gone. Safe on an ended session."""
+        if self._client._closed:
+            return Result.rejected(CLOSED_MESSAGE)
+        built = self._client.session_request(self.runtime, self.id, "close")
+        if isinstance(built, Result):
+            return built
+        return self._client.submit_request(built).result()

@@ -10,8 +10,10 @@ through the loop's queue and wake fd; a background thread runs it between caller
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
+import uuid
 from collections.abc import Hashable, Iterable
 from typing import Any
 
@@ -20,7 +22,7 @@ from runtimes.outcome import Status
 from sandbox import registry, request
 from sandbox.host.cancel import CancelToken
 from sandbox.config import PoolConfig
-from sandbox.errors import ClosedError, ConfigError, RequestError
+from sandbox.errors import ClosedError, ConfigError, RequestError, SessionError
 from sandbox.jail.launch import Launcher
 from sandbox.host.loop import Loop, SharedLoop
 from sandbox.result import Result
@@ -143,6 +145,46 @@ class Sandbox:
             return outcome.encode(Status.REJECTED, str(exc))
         return self._submit(task, cancel)
 
+    def session(self, runtime: str = "python", session_id: str | None = None, *,
+                memory_mb: int | None = None, idle_timeout_s: float | None = None,
+                max_lifetime_s: float | None = None) -> Session:
+        """Open a session: one process of ``runtime``'s pool, taken from the pre-forked pool
+        (no fork on the way) and held for this session, whose interpreter state lives from
+        call to call. ``session_id`` names it: an id not open is opened, an open one is
+        attached to (another handle on the same session). ``memory_mb`` caps the session's
+        process as a whole (default: the pool's default ``memory_mb``); it ends after
+        ``idle_timeout_s`` without a call and ``max_lifetime_s`` in all (defaults:
+        ``PoolConfig.session_idle_timeout_s`` and ``session_max_lifetime_s``), or at
+        ``Session.close``. SessionError says why one cannot open."""
+        name = registry.canonical(runtime)
+        if name is None:
+            raise SessionError(f"unknown runtime {runtime!r} (known: {registry.known()})")
+        sid = uuid.uuid4().hex if session_id is None else session_id
+        if not isinstance(sid, str) or not 0 < len(sid) <= request.MAX_REUSE_KEY_CHARS:
+            raise SessionError(f"session_id must be a string of 1 to "
+                               f"{request.MAX_REUSE_KEY_CHARS} characters")
+        try:
+            memory = self.config.default_limits.replace(memory_mb=memory_mb).memory_mb
+            for value, what in ((idle_timeout_s, "idle_timeout_s"),
+                                (max_lifetime_s, "max_lifetime_s")):
+                if value is not None and not (isinstance(value, (int, float)) and 0 < value <= 30 * 86400):
+                    raise ConfigError(f"{what} must be a number of seconds above 0 and at "
+                                      "most 30 days")
+        except ConfigError as exc:
+            raise SessionError(f"bad session limits: {exc}") from exc
+        envelope = self._hand_over(
+            lambda key: self._worker.open_session(key, name, sid, memory, idle_timeout_s,
+                                                  max_lifetime_s),
+            self.config.acquire_timeout_s + self.config.start_timeout_s + _ANSWER_SLACK_S)
+        said = outcome.decode(envelope, max_bytes=len(envelope))
+        if said.status is not Status.OK:
+            raise SessionError(said.message)
+        return Session(self, name, sid)
+
+    def session_count(self) -> int:
+        """Sessions open now, in all runtimes."""
+        return int(self._ask(self._worker.session_count))
+
     def idle_children(self) -> int:
         return int(self._ask(self._worker.idle_children))
 
@@ -177,6 +219,19 @@ class Sandbox:
             result_bytes=result_bytes, policy=policy, imports=imports, isolation=isolation,
             reuse_key=reuse_key)
 
+    def _hand_over(self, start: Any, bound: float) -> bytes | bytearray:
+        """Run ``start(key)`` in the loop and wait (at most ``bound``) for ``key``'s one
+        outcome: a session's opening or closing."""
+        if self._closed:
+            raise ClosedError("the sandbox is closed")
+        key = next(self._ids)
+        call = self._calls[key] = _Call()
+        if not self._shared.run_until(lambda: start(key), lambda: call.done, bound):
+            self._calls.pop(key, None)
+            return outcome.encode(Status.CRASHED, f"the sandbox's worker loop did not answer "
+                                                  f"within {bound:g} s")
+        return call.envelope
+
     def _submit(self, task: request.TaskRequest, cancel: CancelToken | None) -> bytes | bytearray:
         if self._closed:
             raise ClosedError("the sandbox is closed")
@@ -208,3 +263,63 @@ class Sandbox:
         if not self._shared.run_until(lambda: box.append(fn()), lambda: bool(box), 10.0):
             raise ClosedError("the sandbox's worker loop did not answer")
         return box[0]
+
+
+class Session:
+    """A session of a ``Sandbox``: one held process whose interpreter state (Python's
+    globals and imports) lives from call to call. Made by ``Sandbox.session``.
+
+    >>> with Sandbox() as sb, sb.session("python") as s:
+    ...     s.run("import json\nx = 41").status, s.run("return x + 1").value
+    (<Status.OK: 'ok'>, 42)
+
+    A call's ``timeout_s`` interrupts it (``timeout``, the state kept); one that ignores the
+    interrupt is killed and the session lost. A call of a session that ended (closed, idle,
+    past its lifetime, its process or jail gone) is ``session_lost``, saying why; never a new
+    empty session. Calls of one session run one at a time (a second call while one runs is
+    ``rejected``). Thread-safe like ``Sandbox.run``.
+    """
+
+    def __init__(self, sandbox: Sandbox, runtime: str, session_id: str) -> None:
+        self._sandbox = sandbox
+        self.runtime = runtime
+        self.id = session_id
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Session({self.runtime!r}, {self.id!r})"
+
+    def run(self, code: str, data: Any = None, *, timeout_s: float | None = None,
+            stdout_bytes: int | None = None, result_bytes: int | None = None,
+            imports: Iterable[str] | None = None) -> Result:
+        """Run ``code`` (a function body, ``data`` bound to ``data``) in the session. Names
+        its top level binds (assignments, imports, ``def``) are the session's and the next
+        call sees them; ``return`` gives the result. Never raises for a bad request (the
+        Result is ``rejected``)."""
+        sb = self._sandbox
+        started = time.perf_counter()
+        try:
+            encoded = codec.encode(data, path="data")
+            task = sb._request(self.runtime, code, encoded, timeout_s, None, stdout_bytes,
+                               result_bytes, None, imports)
+        except codec.EncodeError as exc:
+            return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
+        except RequestError as exc:
+            return Result.rejected(str(exc))
+        envelope = sb._submit(dataclasses.replace(task, session=self.id), None)
+        return Result.from_wire(envelope, max_bytes=task.limits.envelope_bytes,
+                                duration_ms=(time.perf_counter() - started) * 1000.0)
+
+    def close(self) -> None:
+        """End the session: its process is killed, its state gone. Safe to call twice, and
+        on a session that ended on its own."""
+        sb = self._sandbox
+        if sb._closed:
+            return
+        sb._hand_over(lambda key: sb._worker.close_session(key, self.runtime, self.id),
+                      _ANSWER_SLACK_S)

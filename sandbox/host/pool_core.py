@@ -60,6 +60,29 @@ Tasks
   9. Every task gets exactly one ``Deliver``; a cancel, a deadline or a jail death after it
      changes nothing.
 
+Sessions (one process of the pool, its interpreter state kept from call to call)
+  13. Opening a session takes a fresh idle child, as a task would (rule 2 and 7: it waits
+      for one at most ``acquire_timeout_s``), and sends it nothing: the child is held for
+      the session from then on, and no longer counts among the pool's ``size`` (rule 1
+      replaces it at once, so the next task or session finds a child ready). At most
+      ``max_sessions`` are open (or opening) at once; an id that is open already is
+      attached to, not opened again.
+  14. A call of a session goes to its child alone, one call at a time (a second call while
+      one runs is ``rejected``); whatever the child answers (any status) leaves the session
+      open. A call to an id that is not open is ``rejected``; to one that ended, it is
+      ``session_lost`` with why it ended (kept for the last ``ended_kept`` ids), never a
+      new empty session.
+  15. At a call's deadline its child is interrupted (``Interrupt``: the runtime ends the
+      call with ``timeout`` and keeps its state); a child that has not answered
+      ``interrupt_grace_s`` later is released, the call is ``session_lost``. In a runtime
+      that cannot be interrupted (``interruptible`` False) the child is released at the
+      deadline, the call ``session_lost``.
+  16. A session ends when it is closed, idle for ``idle_s`` since its last call ended, older
+      than ``life_s`` once no call runs, or its child dies, is killed or cancelled, or the
+      jail goes down (a call running then is answered ``session_lost``, or with the
+      status that killed it: ``violation``, ``memory_limit``). Its child is released and
+      ``SessionEnded`` says why.
+
 The jail (states: DOWN, STARTING, UP, CLOSED)
   10. ``start`` asks for the jail; it must say ready within ``start_timeout_s``.
   11. When the jail goes down (or fails to start), every task on its children ends ``crashed``
@@ -75,7 +98,7 @@ from __future__ import annotations
 import enum
 import os
 import signal
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
@@ -122,6 +145,22 @@ class SendTask:
     pid: int
     key: Hashable
     reusable: bool = False  # the child may get more tasks of its key after this one
+    session: Hashable | None = None  # a session's call (rule 14): its state is kept
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Ask the child to end its running call (SIGINT), keeping the process (rule 15)."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """A session is over (rule 16): its child is released or gone."""
+
+    session: Hashable
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -151,7 +190,7 @@ class Deliver:
     made: bool = False
 
 
-Action = StartJail | StopJail | Spawn | SendTask | Kill | Release | Deliver
+Action = StartJail | StopJail | Spawn | SendTask | Kill | Release | Deliver | Interrupt | SessionEnded
 
 
 @dataclass(frozen=True)
@@ -169,6 +208,10 @@ class PoolRules:
     ready_timeout_s: float = 0.0  # rule 1r: children say ready first (0: they are idle at once)
     start_failures: int = 3  # rule 1r: children in a row that fail to get ready fail the jail
     kill_grace_s: float = 0.0  # rule 3: how long past its timeout a task's child is killed
+    max_sessions: int = 64  # rule 13: sessions open (or opening) at once
+    interrupt_grace_s: float = 1.0  # rule 15: how long an interrupted call may take to end
+    interruptible: bool = True  # rule 15: False: a call past its deadline ends its session
+    ended_kept: int = 4096  # rule 14: ended session ids remembered, with why
     # rule 4: what a runtime's children mean by an exit code or a killing signal
     exit_reasons: tuple[tuple[int, str], ...] = ()
     signal_reasons: tuple[tuple[int, str], ...] = ()
@@ -214,7 +257,23 @@ class Child:
     killed_for: str | None = None
     bound: Hashable | None = None  # worker mode: the reuse key it serves
     born: float = 0.0
-    ahead: bool = False  # frozen with its replacement already asked for (rule 1)
+    # not counted among the pool's children (rule 1): frozen with its replacement already
+    # asked for, or held by a session (rule 13)
+    ahead: bool = False
+    session: Hashable | None = None  # the session it holds (rule 13)
+    interrupted: bool = False  # rule 15: its call's interrupt is sent
+
+
+@dataclass
+class _Session:
+    idle_s: float
+    life_s: float
+    born: float
+    pid: int | None = None  # None while it waits for a child
+    used: float = 0.0  # when its last call ended
+
+    def until(self) -> float:
+        return min(self.used + self.idle_s, self.born + self.life_s)
 
 
 @dataclass
@@ -223,6 +282,7 @@ class _Waiting:
     timeout_s: float
     until: float
     reuse: Hashable | None = None
+    opens: Hashable | None = None  # rule 13: it opens this session rather than run a task
 
 
 @dataclass
@@ -247,6 +307,8 @@ class PoolCore:
         self._starting = 0  # children STARTING
         self._start_failures = 0  # rule 1r: in a row, in this jail
         self.start_failure = ""  # rule 1r: why the last child failed to get ready
+        self.sessions: dict[Hashable, _Session] = {}
+        self.ended: OrderedDict[Hashable, str] = OrderedDict()  # rule 14: id -> why it ended
 
     # -- the jail ----------------------------------------------------------------------------
 
@@ -271,11 +333,13 @@ class PoolCore:
         out: list[Action] = []
         for child in list(self.children.values()):
             if child.key is not None:
-                out.append(self._deliver_made(child.key, Status.CRASHED,
+                status = Status.SESSION_LOST if child.session is not None else Status.CRASHED
+                out.append(self._deliver_made(child.key, status,
                                               f"the {self.runtime} jail died while running the "
                                               f"task: {reason}", child.pid))
             if child.state is not ChildState.RELEASED:
                 out.append(Release(child.pid))
+        out += self._end_sessions(f"the {self.runtime} jail died: {reason}")
         self.children.clear()
         self._idle.clear()
         self._warm.clear()
@@ -335,7 +399,16 @@ class PoolCore:
         if child.state in (ChildState.BUSY, ChildState.DYING):
             status, message = classify(wait_status, oom_killed=oom_killed,
                                        killed_for=child.killed_for, rules=self.rules)
-            out.append(self._end(child, outcome.encode(status, message), status))
+            if child.session is not None:
+                out += self._lose(child, f"its process ended: {message}",
+                                  Status.SESSION_LOST if status is Status.CRASHED else status)
+            else:
+                out.append(self._end(child, outcome.encode(status, message), status))
+            out.append(self._release(child))
+        elif child.session is not None and child.state is ChildState.IDLE:
+            _, message = classify(wait_status, oom_killed=oom_killed, killed_for=None,
+                                  rules=self.rules)
+            out += self._lose(child, f"its process ended: {message}")
             out.append(self._release(child))
         elif child.state is ChildState.STARTING:
             _, message = classify(wait_status, oom_killed=oom_killed, killed_for=None,
@@ -356,11 +429,22 @@ class PoolCore:
         if child is None or child.state is not ChildState.BUSY:
             return []
         if status is None:
-            bad: list[Action] = [self._end(child, outcome.encode(
-                Status.CRASHED, "the sandboxed process sent a malformed result"), Status.CRASHED)]
+            why = "the sandboxed process sent a malformed result"
+            if child.session is not None:
+                return self._lose(child, why) + [self._release(child)] + self._settle(now)
+            bad: list[Action] = [self._end(child, outcome.encode(Status.CRASHED, why),
+                                           Status.CRASHED)]
             return bad + [self._release(child)] + self._settle(now)
         out: list[Action] = [self._end(child, envelope, status, made=False)]
         child.tasks_run += 1
+        session = self.sessions.get(child.session) if child.session is not None else None
+        if session is not None:  # rule 14: whatever it answered, the session stays
+            child.state, child.interrupted, session.used = ChildState.IDLE, False, now
+            child.until = session.until()
+            if now >= session.born + session.life_s:
+                out += self._lose(child, f"it reached its lifetime of {session.life_s:g} s")
+                out.append(self._release(child))
+            return out + self._settle(now)
         if child.bound is not None and not retire and status in (Status.OK, Status.ERROR) and (
                 child.tasks_run < self.rules.worker_tasks
                 and now - child.born < self.rules.worker_age_s):
@@ -381,8 +465,11 @@ class PoolCore:
         if child is None or child.state is not ChildState.BUSY:
             return []
         status = Status.OUTPUT_LIMIT
-        out = [self._end(child, outcome.encode(
-            status, f"result of {size} bytes exceeds the limit of {limit} bytes"), status)]
+        message = f"result of {size} bytes exceeds the limit of {limit} bytes"
+        if child.session is not None:
+            out = self._lose(child, f"its process was killed: {message}", status)
+        else:
+            out = [self._end(child, outcome.encode(status, message), status)]
         return out + [self._release(child)] + self._settle(now)
 
     def channel_lost(self, pid: int, now: float) -> list[Action]:
@@ -395,10 +482,91 @@ class PoolCore:
             child.state, child.until = ChildState.DYING, now + self.rules.exit_report_s
             return []
         if child.state is ChildState.IDLE:
-            return [self._release(child)] + self._settle(now)
+            lost = (self._lose(child, "its process closed its channel")
+                    if child.session is not None else [])
+            return lost + [self._release(child)] + self._settle(now)
         if child.state is ChildState.STARTING:
             return self._start_failed(child, "it closed its channel before it was ready", now)
         return []
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def open_session(self, key: Hashable, session: Hashable, idle_s: float, life_s: float,
+                     now: float) -> list[Action]:
+        """Rule 13: hold a fresh child for ``session``; ``key``'s Deliver says it is ready
+        (``ok``) or why not (``rejected``)."""
+        if self.jail is JailState.CLOSED:
+            return [self._deliver_made(key, Status.REJECTED, "the sandbox is closed")]
+        known = self.sessions.get(session)
+        if known is not None:
+            if known.pid is None:
+                return [self._deliver_made(key, Status.REJECTED,
+                                           f"session {session!r} is still being opened")]
+            return [self._deliver_made(key, Status.OK, f"session {session!r} is open")]
+        if len(self.sessions) >= self.rules.max_sessions:
+            return [self._deliver_made(key, Status.REJECTED, (
+                f"{len(self.sessions)} {self.runtime} sessions are open, the most allowed "
+                f"(max_sessions); close one first"))]
+        self.ended.pop(session, None)  # opened again by name, explicitly: a new session
+        self.sessions[session] = _Session(idle_s, life_s, now, used=now)
+        self._waiting.append(_Waiting(key, 0.0, now + self.rules.acquire_timeout_s,
+                                      opens=session))
+        out = self.start(now) if self.jail is JailState.DOWN and not self.jail_until else []
+        return out + self._settle(now)
+
+    def call(self, key: Hashable, session: Hashable, timeout_s: float, now: float) -> list[Action]:
+        """Rule 14: a call of an open session, on its child."""
+        held = self.sessions.get(session)
+        if held is None or held.pid is None:
+            if session in self.ended:
+                return [self._deliver_made(key, Status.SESSION_LOST,
+                                           f"session {session!r} ended: {self.ended[session]}")]
+            why = "is still being opened" if held is not None else "is not open (open it first)"
+            return [self._deliver_made(key, Status.REJECTED, f"session {session!r} {why}")]
+        child = self.children[held.pid]
+        if child.state is not ChildState.IDLE:
+            return [self._deliver_made(key, Status.REJECTED,
+                                       f"session {session!r} is running another call")]
+        child.state, child.key, child.killed_for = ChildState.BUSY, key, None
+        child.timeout_s, child.until, child.interrupted = timeout_s, now + timeout_s, False
+        self._running[key] = child.pid
+        return [SendTask(child.pid, key, True, session)]
+
+    def close_session(self, key: Hashable, session: Hashable, now: float) -> list[Action]:
+        """Rule 16: end ``session`` now (a call running in it is ``session_lost``)."""
+        held = self.sessions.get(session)
+        if held is None:
+            if session in self.ended:
+                return [self._deliver_made(key, Status.OK,
+                                           f"session {session!r} ended already: "
+                                           f"{self.ended[session]}")]
+            return [self._deliver_made(key, Status.REJECTED, f"session {session!r} is not open")]
+        out: list[Action] = []
+        if held.pid is None:  # still waiting for a child
+            for waiting in self._waiting:
+                if waiting.opens == session:
+                    self._waiting.remove(waiting)
+                    out.append(self._deliver_made(waiting.key, Status.REJECTED,
+                                                  f"session {session!r} was closed before it opened"))
+                    break
+            out += self._forget(session, "it was closed")
+        else:
+            child = self.children[held.pid]
+            out += self._lose(child, "it was closed") + [self._release(child)]
+        out.append(self._deliver_made(key, Status.OK, f"session {session!r} closed"))
+        return out + self._settle(now)
+
+    def end_sessions(self, why: str, now: float) -> list[Action]:
+        """Rule 16 for all: every session ends now (its front forgot them all: a runner's
+        broker connection ended)."""
+        out: list[Action] = []
+        for child in list(self.children.values()):
+            if child.session is not None and child.state is not ChildState.RELEASED:
+                out += self._lose(child, why) + [self._release(child)]
+        return out + self._end_sessions(why) + self._settle(now)
+
+    def session_count(self) -> int:
+        return len(self.sessions)
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -416,13 +584,18 @@ class PoolCore:
         for waiting in self._waiting:
             if waiting.key == key:
                 self._waiting.remove(waiting)
+                if waiting.opens is not None:
+                    self.sessions.pop(waiting.opens, None)
                 return [self._deliver_made(key, Status.REJECTED, "cancelled before it ran")]
         pid = self._running.get(key)
         if pid is None:
             return []
         child = self.children[pid]  # BUSY, or DYING: its cause is still unknown, cancel wins
-        out = [self._end(child, outcome.encode(Status.CRASHED, "cancelled while running"),
-                         Status.CRASHED)]
+        if child.session is not None:
+            out = self._lose(child, "its call was cancelled while running; its process was killed")
+        else:
+            out = [self._end(child, outcome.encode(Status.CRASHED, "cancelled while running"),
+                             Status.CRASHED)]
         return out + [self._release(child)] + self._settle(now)
 
     def tick(self, now: float) -> list[Action]:
@@ -434,7 +607,9 @@ class PoolCore:
         for child in list(self.children.values()):
             if child.until > now:
                 continue
-            if child.state is ChildState.BUSY:
+            if child.session is not None and child.state in (ChildState.BUSY, ChildState.IDLE):
+                out += self._session_due(child, now)
+            elif child.state is ChildState.BUSY:
                 status = Status.TIMEOUT
                 message = f"exceeded the wall-clock timeout of {child.timeout_s:g} s"
                 if self.rules.kill_grace_s > 0:
@@ -454,7 +629,10 @@ class PoolCore:
                 out.append(Kill(child.pid))
             elif child.state is ChildState.DYING:
                 status, message = classify(None, oom_killed=False, killed_for=child.killed_for)
-                out.append(self._end(child, outcome.encode(status, message), status))
+                if child.session is not None:
+                    out += self._lose(child, f"its process ended: {message}", Status.SESSION_LOST)
+                else:
+                    out.append(self._end(child, outcome.encode(status, message), status))
                 out.append(self._release(child))
             elif child.state is ChildState.FROZEN:
                 out.append(self._release(child))
@@ -462,6 +640,8 @@ class PoolCore:
                 out.append(self._release(child))  # a worker past its age
         while self._waiting and self._waiting[0].until <= now:
             waiting = self._waiting.popleft()
+            if waiting.opens is not None:
+                self.sessions.pop(waiting.opens, None)  # never opened: nothing to remember
             out.append(self._deliver_made(waiting.key, Status.REJECTED, self._why_no_child()))
         return out + self._settle(now)
 
@@ -474,10 +654,12 @@ class PoolCore:
                                           "the sandbox was closed before the task ran"))
         for child in list(self.children.values()):
             if child.key is not None:
+                status = Status.SESSION_LOST if child.session is not None else Status.CRASHED
                 out.append(self._end(child, outcome.encode(
-                    Status.CRASHED, "the sandbox was closed while the task ran"), Status.CRASHED))
+                    status, "the sandbox was closed while the task ran"), status))
             if child.state is not ChildState.RELEASED:
                 out.append(self._release(child))
+        out += self._end_sessions("the sandbox was closed")
         self.children.clear()
         self._idle.clear()
         was = self.jail
@@ -491,7 +673,7 @@ class PoolCore:
         times = [c.until for c in self.children.values()
                  if c.state in (ChildState.STARTING, ChildState.BUSY, ChildState.DYING,
                                 ChildState.FROZEN)
-                 or (c.state is ChildState.IDLE and c.bound is not None)]
+                 or (c.state is ChildState.IDLE and (c.bound is not None or c.session is not None))]
         if self._waiting:
             times.append(self._waiting[0].until)
         if self.jail is JailState.STARTING or (self.jail is JailState.DOWN and self.jail_until):
@@ -524,6 +706,9 @@ class PoolCore:
                     unserved.append(waiting)
                     continue
                 child = self.children[pid]
+                if waiting.opens is not None:
+                    out.append(self._hold(child, waiting, now))
+                    continue
                 child.state, child.key, child.killed_for = ChildState.BUSY, waiting.key, None
                 child.timeout_s = waiting.timeout_s
                 child.until = now + waiting.timeout_s + self.rules.kill_grace_s
@@ -586,7 +771,7 @@ class PoolCore:
     def _release(self, child: Child) -> Release:
         if child.state is ChildState.STARTING:
             self._starting -= 1
-        if child.state is ChildState.IDLE:
+        if child.state is ChildState.IDLE and not child.ahead:  # (a session's is in no queue)
             if child.bound is None:
                 self._idle.remove(child.pid)
             else:
@@ -614,3 +799,74 @@ class PoolCore:
                     f"{self._starting} still starting, the others busy)")
         return (f"no idle {self.runtime} sandbox within {waited} "
                 f"(pool of {self.rules.size}, all busy)")
+
+    # -- the steps of sessions ---------------------------------------------------------------
+
+    def _hold(self, child: Child, waiting: _Waiting, now: float) -> Deliver:
+        """Rule 13: ``child`` (fresh, idle, already taken off the idle queue) is the
+        session's from now on."""
+        session = waiting.opens
+        held = self.sessions[session]
+        held.pid, held.used = child.pid, now
+        child.session, child.ahead, child.until = session, True, held.until()
+        self._occupying -= 1  # held, not the pool's: rule 1 replaces it
+        return self._deliver_made(waiting.key, Status.OK, f"session {session!r} is open")
+
+    def _session_due(self, child: Child, now: float) -> list[Action]:
+        """Rules 15 and 16 at a session child's time: its call's deadline, its interrupt's
+        grace, its idleness or its lifetime."""
+        held = self.sessions[child.session]
+        if child.state is ChildState.BUSY and not self.rules.interruptible:
+            child.killed_for = "its call passed its timeout"
+            return self._lose(child, (
+                f"its call passed its timeout of {child.timeout_s:g} s, and a {self.runtime} "
+                "call cannot be interrupted: its process was killed")) + [self._release(child)]
+        if child.state is ChildState.BUSY and not child.interrupted:
+            child.interrupted, child.until = True, now + self.rules.interrupt_grace_s
+            return [Interrupt(child.pid)]
+        if child.state is ChildState.BUSY:
+            child.killed_for = "its call ignored the interrupt at its timeout"
+            return self._lose(child, (
+                f"its call ignored the interrupt at its timeout of {child.timeout_s:g} s "
+                f"(killed {self.rules.interrupt_grace_s:g} s later)")) + [self._release(child)]
+        if now >= held.born + held.life_s:
+            why = f"it reached its lifetime of {held.life_s:g} s"
+        else:
+            why = f"it was idle for {held.idle_s:g} s"
+        return self._lose(child, why) + [self._release(child)]
+
+    def _lose(self, child: Child, why: str, status: Status = Status.SESSION_LOST) -> list[Action]:
+        """End ``child``'s session for ``why``; a call running in it is answered ``status``
+        (the session is lost with it)."""
+        session = child.session
+        out: list[Action] = []
+        if child.key is not None:
+            if status is Status.SESSION_LOST:
+                message = f"session {session!r} is lost: {why}"
+            else:
+                message = f"{why.removeprefix('its process ended: ')}; session {session!r} is lost with it"
+            out.append(self._end(child, outcome.encode(status, message), status))
+        child.session = None
+        return out + self._forget(session, why)
+
+    def _forget(self, session: Hashable, why: str) -> list[Action]:
+        self.sessions.pop(session, None)
+        self.ended[session] = why
+        while len(self.ended) > self.rules.ended_kept:
+            self.ended.popitem(last=False)
+        return [SessionEnded(session, why)]
+
+    def _end_sessions(self, why: str) -> list[Action]:
+        """Every session ends (the jail went down, the pool closed); their children are
+        released by the caller."""
+        out: list[Action] = []
+        for waiting in list(self._waiting):
+            if waiting.opens is not None:
+                self._waiting.remove(waiting)
+                out.append(self._deliver_made(waiting.key, Status.REJECTED,
+                                              f"session {waiting.opens!r} could not open: {why}"))
+        for session in list(self.sessions):
+            out += self._forget(session, why)
+        for child in self.children.values():
+            child.session = None
+        return out

@@ -57,6 +57,9 @@ def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
         recycle_delay_s=config.recycle_delay_ms / 1000.0,
         worker_tasks=config.worker_tasks,
         worker_age_s=config.worker_age_s,
+        max_sessions=config.max_sessions,
+        interrupt_grace_s=config.session_interrupt_grace_s,
+        interruptible=registry.RUNTIMES[runtime].interruptible,
     )
     if registry.RUNTIMES[runtime].worker_children:
         rules = pyodide.pool_rules(rules, config.pyodide)
@@ -104,6 +107,7 @@ class _Pool:
     watched: list[int] = field(default_factory=list)  # the jail's fds in the loop
     children: dict[int, _ChildIO] = field(default_factory=dict)
     requests: dict[Hashable, TaskRequest] = field(default_factory=dict)
+    session_mb: dict[Hashable, int] = field(default_factory=dict)  # each open session's memory
     baseline_bytes: int = 0  # a fresh child's address space, measured once per jail
     oom_seen: int = 0
     # the output files sent with spawns whose children are not reported yet, in order
@@ -125,7 +129,8 @@ class Pools:
     def __init__(self, config: PoolConfig, loop: Loop, deliver: Deliver, *,
                  launcher: launch.Launcher | None = None,
                  served: Iterable[str] = tuple(registry.RUNTIMES),
-                 preload: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 preload: Mapping[str, tuple[str, ...]] | None = None,
+                 session_ended: Callable[[str, Hashable, str], None] | None = None) -> None:
         self.config = config
         # what a runtime's zygote prepares beyond the operator's modules (the n8n runner: its
         # Code node API, compiled once and inherited by every child)
@@ -133,6 +138,9 @@ class Pools:
         self.loop = loop
         self.served = tuple(served)
         self._deliver = deliver
+        # told (runtime, session, why) when a session ends on its own (idle, lifetime, its
+        # process or jail gone), so a runner can tell its broker
+        self._session_ended = session_ended
         self._launch = launcher or launch.launch
         self._pools: dict[str, _Pool] = {}
         self._owner: dict[Hashable, _Pool] = {}  # task key -> the pool running it
@@ -180,7 +188,55 @@ class Pools:
         pool = self._pool(request.runtime)
         pool.requests[key] = request
         self._owner[key] = pool
+        if request.session is not None:
+            self._apply(pool, pool.core.call(key, request.session, request.limits.timeout_s, now))
+            return
         self._apply(pool, pool.core.submit(key, request.limits.timeout_s, now, request.reuse))
+
+    def open_session(self, key: Hashable, runtime: str, session: Hashable, memory_mb: int,
+                     idle_s: float | None = None, life_s: float | None = None) -> None:
+        """Hold a child of ``runtime``'s pool for ``session`` (or attach to it, when open):
+        ``key``'s one outcome says ``ok`` or why not. ``memory_mb`` caps the whole session's
+        process (its address space), whatever its calls ask."""
+        if self._closed or runtime not in self.served or key in self._owner:
+            why = ("the sandbox is closed" if self._closed else
+                   f"runtime {runtime!r} is not served here" if runtime not in self.served
+                   else f"task {key!r} is already running")
+            self._deliver(key, outcome.encode(Status.REJECTED, why), Status.REJECTED)
+            return
+        if registry.RUNTIMES[runtime].worker_children:
+            why = f"sessions are not available for {runtime} (its workers restore their state)"
+            self._deliver(key, outcome.encode(Status.REJECTED, why), Status.REJECTED)
+            return
+        pool = self._pool(runtime)
+        self._owner[key] = pool
+        if session not in pool.core.sessions:
+            pool.session_mb[session] = memory_mb
+        # a caller may ask for less than the operator's idle timeout and lifetime, not more
+        idle, life = self.config.session_idle_timeout_s, self.config.session_max_lifetime_s
+        self._apply(pool, pool.core.open_session(
+            key, session, idle if idle_s is None else min(idle_s, idle),
+            life if life_s is None else min(life_s, life), time.monotonic()))
+        if session not in pool.core.sessions:  # refused
+            pool.session_mb.pop(session, None)
+
+    def close_session(self, key: Hashable, runtime: str, session: Hashable) -> None:
+        pool = self._pools.get(runtime)
+        if pool is None or key in self._owner:
+            self._deliver(key, outcome.encode(Status.REJECTED, f"session {session!r} is not open"),
+                          Status.REJECTED)
+            return
+        self._owner[key] = pool
+        self._apply(pool, pool.core.close_session(key, session, time.monotonic()))
+
+    def end_sessions(self, why: str) -> None:
+        """End every session of every pool (their front forgot them)."""
+        now = time.monotonic()
+        for pool in list(self._pools.values()):
+            self._apply(pool, pool.core.end_sessions(why, now))
+
+    def session_count(self) -> int:
+        return sum(p.core.session_count() for p in self._pools.values())
 
     def cancel(self, key: Hashable) -> None:
         pool = self._owner.get(key)
@@ -303,7 +359,7 @@ class Pools:
             io.reader = None
             seen = outcome.peek(frame)
             status, retire = seen if seen is not None else (None, True)
-            if not retire and child is not None and child.bound is not None:
+            if not retire and child is not None and child.bound is not None and child.session is None:
                 retire = _tainted(io.host_pid)
             self._apply(pool, pool.core.result(pid, frame, status, now, retire))  # type: ignore[arg-type]
 
@@ -364,8 +420,15 @@ class Pools:
                     envelope = self._with_output(pool, action, request, envelope)
                 self._deliver(action.key, envelope, action.status)
             elif isinstance(action, core.SendTask):
-                if not self._send_task(pool, action.pid, action.key, action.reusable):
+                if not self._send_task(pool, action.pid, action.key, action.reusable,
+                                       action.session):
                     todo.extend(pool.core.channel_lost(action.pid, time.monotonic()))
+            elif isinstance(action, core.Interrupt):
+                pool.children[action.pid].signal(signal.SIGINT)
+            elif isinstance(action, core.SessionEnded):
+                pool.session_mb.pop(action.session, None)
+                if self._session_ended is not None:
+                    self._session_ended(pool.runtime, action.session, action.reason)
             elif isinstance(action, core.Release):
                 self._release(pool, action.pid)
             elif isinstance(action, core.Kill):
@@ -469,10 +532,13 @@ class Pools:
             return False
         return True
 
-    def _send_task(self, pool: _Pool, pid: int, key: Hashable, reusable: bool) -> bool:
+    def _send_task(self, pool: _Pool, pid: int, key: Hashable, reusable: bool,
+                   session: Hashable | None = None) -> bool:
         io = pool.children[pid]
         request = pool.requests[key]
         lim = request.limits
+        # a session's process has one memory cap, its own, whatever its calls ask
+        memory_mb = lim.memory_mb if session is None else pool.session_mb[session]
         if self._boost and io.host_pid:
             try:  # from the background nice level to ours: the task outruns refills
                 os.setpriority(os.PRIO_PROCESS, io.host_pid, 0)
@@ -480,10 +546,11 @@ class Pools:
                 self._boost = False
         body = protocol.encode(protocol.Task(
             code=request.code, data=request.data,
-            as_bytes=pool.baseline_bytes + lim.memory_mb * MiB, memory_bytes=lim.memory_mb * MiB,
+            as_bytes=pool.baseline_bytes + memory_mb * MiB, memory_bytes=memory_mb * MiB,
             cpu_s=math.ceil(lim.timeout_s) + 1, stdout_bytes=lim.stdout_bytes,
             result_bytes=lim.result_bytes, policy=request.policy, imports=request.imports,
             timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
+            session=session is not None,
         ))
         io.reader = framing.FrameReader(lim.envelope_bytes)
         if io.output is not None and io.used:  # a worker's next task: nothing printed yet

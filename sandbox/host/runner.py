@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dataclasses
 import logging
 import os
 import threading
@@ -40,7 +41,7 @@ from runtimes import outcome
 from runtimes.outcome import Status
 from sandbox import registry, request
 from sandbox.config import PoolConfig
-from sandbox.errors import ConnectError, RequestError
+from sandbox.errors import ConfigError, ConnectError, RequestError
 from sandbox.jail.launch import Launcher
 from sandbox.link import CurveClient, Link
 from sandbox.host import session as s
@@ -83,7 +84,7 @@ class Runner:
         self.pool_config = config.pool or PoolConfig(size=config.slots)
         self.loop = Loop(zmq.Poller())
         self.worker = Pools(self.pool_config, self.loop, self._on_outcome, launcher=launcher,
-                             served=config.runtimes)
+                             served=config.runtimes, session_ended=self._on_session_ended)
         self.connected = threading.Event()
         self.orphaned = False  # the lifeline closed: the parent daemon is gone
         self._imports = self.pool_config.import_policy()
@@ -180,6 +181,8 @@ class Runner:
         tasks, self._tasks = self._tasks, {}
         for key in tasks.values():  # the broker counts them lost: stop running them
             self.worker.cancel(key)
+        # ... and its sessions too: they were the broker's to address, never to be found again
+        self.worker.end_sessions("the runner's connection to its broker ended")
         if sock is None or link is None:
             return
         if farewell:
@@ -276,6 +279,10 @@ class Runner:
             self._send_done(msg.task_id, outcome.encode(
                 Status.REJECTED, f"task {msg.task_id!r} is already running here"), Status.REJECTED)
             return
+        if msg.session is not None and msg.session_op != "call":
+            self._tasks[msg.task_id] = key
+            self._on_session_op(key, msg)
+            return
         try:
             task = request.build(
                 msg.runtime, msg.code, msg.data, defaults=self.pool_config.default_limits,
@@ -290,8 +297,28 @@ class Runner:
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return
+        if msg.session is not None:
+            task = dataclasses.replace(task, session=msg.session)
         self._tasks[msg.task_id] = key
         self.worker.submit(key, task)
+
+    def _on_session_op(self, key: tuple[int, str], msg: p.TaskMsg) -> None:
+        """A session's open or close (its calls are tasks): the answer comes as the task's."""
+        assert msg.session is not None
+        if msg.session_op == "close":
+            self.worker.close_session(key, msg.runtime, msg.session)
+            return
+        try:
+            limits = self.pool_config.default_limits.replace(memory_mb=msg.limits.memory_mb)
+        except ConfigError as exc:
+            self._on_outcome(key, outcome.encode(Status.REJECTED, f"bad limits: {exc}"),
+                             Status.REJECTED)
+            return
+        self.worker.open_session(key, msg.runtime, msg.session, limits.memory_mb,
+                                 msg.idle_timeout_s, msg.max_lifetime_s)
+
+    def _on_session_ended(self, runtime: str, session: Hashable, reason: str) -> None:
+        self._send(p.SessionEnded(str(session), reason))
 
     def _on_outcome(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
         assert isinstance(key, tuple)

@@ -4,7 +4,8 @@ Each route reads what it needs (the key, the body: capped and timed), hands it t
 mapping (``sandbox.http.mapping``), and sends the ``Answer`` it gets. A task goes to a
 ``Backend``: the daemon's is our own ``AsyncClient`` on the broker's client socket
 (``sandbox.http.server``), the unit tier's a fake. Routes live under ``/v1/``: tasks and
-runtimes now; sessions and files take their own paths beside them (``/v1/sessions/{id}``).
+runtimes and sessions (``/v1/sessions``, ``/v1/sessions/{id}/run``, ``DELETE
+/v1/sessions/{id}``); files take their own paths beside them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
@@ -25,7 +27,7 @@ from sandbox.config import Limits
 from sandbox.errors import ApiError
 from sandbox.http import mapping, openapi
 from sandbox.http.keys import ApiKeys
-from sandbox.request import Request
+from sandbox.request import Options, Request
 from sandbox.result import Result
 
 ANONYMOUS = "local"  # the principal of every caller when there are no keys (loopback only)
@@ -38,6 +40,13 @@ class Backend(Protocol):
     defaults: Limits
 
     async def run(self, req: Request, principal: str) -> Result: ...
+
+    async def open_session(self, opening: mapping.SessionOpen, key: str) -> Result: ...
+
+    async def call_session(self, key: str, code: str, data: Any,
+                           options: Options) -> Result: ...
+
+    async def close_session(self, key: str) -> Result: ...
 
     def runtimes(self) -> list[tuple[Mapping[str, str], int]]: ...
 
@@ -76,6 +85,47 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
             return Response(status_code=499)
         return send(mapping.task_answer(result))
 
+    async def json_body(request: HttpRequest, what: str) -> bytes:
+        kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind != "application/json":
+            raise ApiError(415, f"{what} is application/json, not {kind or 'unnamed'}")
+        return await read_body(request, body_bytes, body_timeout_s)
+
+    async def open_session(request: HttpRequest) -> Response:
+        try:
+            principal = principal_of(request)
+            opening = mapping.session_open(await json_body(request, "a session"))
+        except ApiError as exc:
+            return send(mapping.error_answer(exc), close=exc.status in (408, 413))
+        sid = opening.id or uuid.uuid4().hex
+        result = await unless_gone(request, state["backend"].open_session(
+            opening, mapping.session_key(principal, sid)))
+        if result is None:
+            return Response(status_code=499)
+        return send(mapping.opened_answer(result, sid, opening.runtime))
+
+    async def call_session(request: HttpRequest) -> Response:
+        try:
+            principal = principal_of(request)
+            sid = mapping.session_id(request.path_params["id"])
+            code, data, options = mapping.session_call(await json_body(request, "a call"))
+        except ApiError as exc:
+            return send(mapping.error_answer(exc), close=exc.status in (408, 413))
+        result = await unless_gone(request, state["backend"].call_session(
+            mapping.session_key(principal, sid), code, data, options))
+        if result is None:
+            return Response(status_code=499)
+        return send(mapping.session_answer(result))
+
+    async def close_session(request: HttpRequest) -> Response:
+        try:
+            principal = principal_of(request)
+            sid = mapping.session_id(request.path_params["id"])
+        except ApiError as exc:
+            return send(mapping.error_answer(exc))
+        result = await state["backend"].close_session(mapping.session_key(principal, sid))
+        return send(mapping.session_answer(result))
+
     async def list_runtimes(request: HttpRequest) -> Response:
         try:
             principal_of(request)
@@ -105,6 +155,9 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
     return Starlette(
         routes=[Route("/v1/tasks", run_task, methods=["POST"]),
                 Route("/v1/runtimes", list_runtimes, methods=["GET"]),
+                Route("/v1/sessions", open_session, methods=["POST"]),
+                Route("/v1/sessions/{id}/run", call_session, methods=["POST"]),
+                Route("/v1/sessions/{id}", close_session, methods=["DELETE"]),
                 Route("/v1/openapi.json", openapi_json, methods=["GET"])],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,

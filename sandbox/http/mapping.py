@@ -17,6 +17,13 @@ What it decides:
   request the service refuses (only the caller can fix it), 429 with Retry-After when the
   queue or the caller's share of it is full, 503 when the service cannot run it now
   (draining, no runner, no slot within the queue wait).
+- sessions: ``POST /v1/sessions`` opens one (its body: ``runtime``, optional ``session_id``,
+  ``memory_mb``, ``idle_timeout_s``, ``max_lifetime_s``; an id the caller has open is
+  attached to), ``POST /v1/sessions/{id}/run`` calls it (``code``, ``data`` and the call's
+  limits ``timeout_s``, ``stdout_bytes``, ``result_bytes``, ``imports``), ``DELETE
+  /v1/sessions/{id}`` closes it. A session is its principal's: the id a caller names is
+  taken within its principal (``alice:ID``). A call's outcome is a task's (200, the Result;
+  ``session_lost`` among the statuses); an id that is not open is 404, the session caps 429.
 - errors that are not a task's outcome are RFC 9457 problem documents
   (``application/problem+json``: ``title``, ``status``, ``detail``, and ``fields`` or
   ``reason`` where they say more).
@@ -25,6 +32,7 @@ What it decides:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -40,7 +48,10 @@ TASK_FIELDS = frozenset({"runtime", "code", "data"}) | OPTION_NAMES
 RETRY_AFTER_S = 1  # what a 429 asks the caller to wait: a queue slot frees within a task
 # a broker's rejection reasons (``broker.core``), by the HTTP status that answers them;
 # any other reason (and "" for a request refused before it was sent) is 422
-BUSY_REASONS = frozenset({"queue_full", "client_cap"})
+BUSY_REASONS = frozenset({"queue_full", "client_cap", "session_cap"})
+OPEN_FIELDS = frozenset({"runtime", "session_id", "memory_mb", "idle_timeout_s", "max_lifetime_s"})
+CALL_FIELDS = frozenset({"code", "data", "timeout_s", "stdout_bytes", "result_bytes", "imports"})
+SESSION_ID = re.compile(r"[A-Za-z0-9._~-]{1,60}")  # within its principal's: "<principal>:<id>"
 UNAVAILABLE_REASONS = frozenset({"draining", "shutdown", "no_runner", "queue_timeout"})
 PROBLEM_TYPE = "application/problem+json"
 
@@ -114,6 +125,99 @@ def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
         return request(doc["runtime"], doc["code"], data, options, defaults=defaults)
     except RequestError as exc:
         raise ApiError(422, str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class SessionOpen:
+    """What a session's opening asks for; ``id`` None: a new id, made by the API."""
+
+    runtime: str
+    id: str | None
+    memory_mb: int | None
+    idle_timeout_s: float | None
+    max_lifetime_s: float | None
+
+
+def _object(body: bytes, fields: frozenset[str], what: str) -> dict[str, Any]:
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise ApiError(422, f"{what} must be a JSON object, not {_json_type(doc)}")
+    unknown = sorted(set(doc) - fields)
+    if unknown:
+        raise ApiError(422, f"unknown field(s): {', '.join(unknown)} ({what} takes "
+                            f"{', '.join(sorted(fields))})", tuple(unknown))
+    return doc
+
+
+def session_id(value: object) -> str:
+    """A session id as a caller names it: ApiError 422 unless it is 1 to 60 of
+    ``A-Z a-z 0-9 . _ ~ -``."""
+    if not isinstance(value, str) or not SESSION_ID.fullmatch(value):
+        raise ApiError(422, "session_id must be 1 to 60 of A-Z a-z 0-9 . _ ~ -",
+                       ("session_id",))
+    return value
+
+
+def session_open(body: bytes) -> SessionOpen:
+    """A session's opening body, checked (ApiError 400 or 422 saying why)."""
+    doc = _object(body, OPEN_FIELDS, "a session")
+    runtime = registry.canonical(doc.get("runtime"))
+    if runtime is None:
+        raise ApiError(422, f"unknown runtime {doc.get('runtime')!r} (known: {registry.known()})",
+                       ("runtime",))
+    sid = None if doc.get("session_id") is None else session_id(doc["session_id"])
+    memory = doc.get("memory_mb")
+    if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool)):
+        raise ApiError(422, "memory_mb must be an integer", ("memory_mb",))
+    seconds = {}
+    for name in ("idle_timeout_s", "max_lifetime_s"):
+        value = doc.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                  or not 0 < value <= 30 * 86400):
+            raise ApiError(422, f"{name} must be a number of seconds above 0, at most 30 days",
+                           (name,))
+        seconds[name] = None if value is None else float(value)
+    return SessionOpen(runtime, sid, memory, seconds["idle_timeout_s"], seconds["max_lifetime_s"])
+
+
+def session_call(body: bytes) -> tuple[str, Any, Options]:
+    """A session call's body: its code, data and options (ApiError 400 or 422)."""
+    doc = _object(body, CALL_FIELDS, "a session's call")
+    if not isinstance(doc.get("code"), str):
+        raise ApiError(422, "code must be a string", ("code",))
+    try:
+        data = jsonview.from_jsonable(doc.get("data"))
+    except ValueError as exc:
+        raise ApiError(422, f"data: {exc}", ("data",)) from exc
+    except RecursionError as exc:
+        raise ApiError(422, "data: nested too deeply (a call's data may nest 256 deep)",
+                       ("data",)) from exc
+    given = {k: v for k, v in doc.items() if k in OPTION_NAMES}
+    if isinstance(given.get("imports"), list):
+        given["imports"] = tuple(given["imports"])
+    return doc["code"], data, Options(**given)
+
+
+def session_key(principal: str, sid: str) -> str:
+    """The session's name at the broker: taken within its principal."""
+    return f"{principal}:{sid}"
+
+
+def opened_answer(result: Result, sid: str, runtime: str) -> Answer:
+    """The answer to a session's opening: 201 with its id, else as a refused task's."""
+    if result.status is Status.OK:
+        return Answer(201, {"id": sid, "runtime": runtime}, (("Location", f"/v1/sessions/{sid}"),))
+    return session_answer(result)
+
+
+def session_answer(result: Result) -> Answer:
+    """A session call's or close's answer: a task's, but 404 for an id that is not open."""
+    if result.status is Status.REJECTED and result.reason == "no_session":
+        return problem(404, result.message, reason=result.reason)
+    if result.status is Status.REJECTED and not result.reason and result.message.startswith(
+            "session") and "is not open" in result.message:
+        return problem(404, result.message)
+    return task_answer(result)
 
 
 def scoped(options: Options, runtime: object, principal: str) -> Options:

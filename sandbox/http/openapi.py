@@ -38,7 +38,8 @@ OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
 _TAGGED = ("any JSON value; what JSON cannot say is tagged: {\"$bytes\": base64}, "
            "{\"$datetime\": ISO 8601}, {\"$float\": \"NaN\"|\"Infinity\"|\"-Infinity\"}, "
            "{\"$int\": digits}, {\"$map\": [[key, value], ...]}, {\"$dict\": {...}}")
-_STATUSES = ["ok", "error", "timeout", "memory_limit", "violation", "output_limit", "crashed"]
+_STATUSES = ["ok", "error", "timeout", "memory_limit", "violation", "output_limit", "crashed",
+             "session_lost"]
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -104,13 +105,83 @@ def document(version: str) -> dict[str, Any]:
                            "versions": {"type": "array", "items": {"type": "string"}},
                            "runners": {"type": "integer"}, "slots": {"type": "integer"}}}}},
     }
+    seconds = {"type": "number", "exclusiveMinimum": 0, "maximum": 30 * 86400}
+    session = {
+        "type": "object", "additionalProperties": False, "required": ["runtime"],
+        "properties": {
+            "runtime": {"type": "string", "enum": sorted(registry.ALIASES)},
+            "session_id": {"type": "string", "pattern": "^[A-Za-z0-9._~-]{1,60}$",
+                           "description": "its id within the caller's (one made when not "
+                           "given); an id the caller has open is attached to"},
+            "memory_mb": {**OPTION_SCHEMAS["memory_mb"],
+                          "description": "the cap of the session's whole process"},
+            "idle_timeout_s": {**seconds, "description": "it ends after this long without a "
+                               "call (at most the service's)"},
+            "max_lifetime_s": {**seconds, "description": "it ends this long after it opened "
+                               "(at most the service's)"},
+        },
+    }
+    call = {
+        "type": "object", "additionalProperties": False, "required": ["code"],
+        "properties": {
+            "code": {"type": "string", "description": "a function body; the names its top "
+                     "level binds live on in the session"},
+            "data": {"description": _TAGGED},
+            **{name: OPTION_SCHEMAS[name] for name in ("timeout_s", "stdout_bytes",
+                                                       "result_bytes", "imports")},
+        },
+    }
+    opened = {"type": "object", "required": ["id", "runtime"],
+              "properties": {"id": {"type": "string"}, "runtime": {"type": "string"}}}
+    by_id = [{"name": "id", "in": "path", "required": True,
+              "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~-]{1,60}$"}}]
+    session_paths = {
+        "/v1/sessions": {"post": {
+            "operationId": "openSession",
+            "summary": "Open a session (or attach to the caller's open one of that id)",
+            "requestBody": {"required": True, "content": json_of("#/components/schemas/Session")},
+            "responses": {
+                "201": {"description": "open", "content": json_of("#/components/schemas/Opened")},
+                "400": _problem("the body is not JSON"), **_AUTH_ERRORS,
+                "415": _problem("the body is not application/json"),
+                "422": _problem("a bad field, named"),
+                "429": {**_problem("the session caps (max_sessions_per_principal, "
+                                   "max_sessions) or the queue are full"),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+                "503": _problem("no runner can hold it now"),
+            },
+        }},
+        "/v1/sessions/{id}/run": {"post": {
+            "operationId": "callSession", "parameters": by_id,
+            "summary": "Run code in a session: its state lives on to the next call",
+            "requestBody": {"required": True, "content": json_of("#/components/schemas/Call")},
+            "responses": {
+                "200": {"description": "the call ran; its status says how it ended "
+                        "(session_lost: the session is gone, and why)",
+                        "content": json_of("#/components/schemas/Result")},
+                "400": _problem("the body is not JSON"), **_AUTH_ERRORS,
+                "404": _problem("the caller has no session of this id open"),
+                "415": _problem("the body is not application/json"),
+                "422": _problem("a bad field, named; or the session runs another call"),
+            },
+        }},
+        "/v1/sessions/{id}": {"delete": {
+            "operationId": "closeSession", "parameters": by_id,
+            "summary": "Close a session: its process and state are gone",
+            "responses": {"200": {"description": "closed (or ended already)",
+                                  "content": json_of("#/components/schemas/Result")},
+                          **_AUTH_ERRORS,
+                          "404": _problem("the caller has no session of this id")},
+        }},
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "snippet-sandbox", "version": version,
                  "description": "Run untrusted Python and JavaScript snippets in jails."},
         "components": {
             "schemas": {"Task": task, "Result": result, "Problem": problem,
-                        "Runtimes": runtimes},
+                        "Runtimes": runtimes, "Session": session, "Call": call,
+                        "Opened": opened},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
@@ -142,6 +213,7 @@ def document(version: str) -> dict[str, Any]:
                                       "content": json_of("#/components/schemas/Runtimes")},
                               **_AUTH_ERRORS},
             }},
+            **session_paths,
             "/v1/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document", "security": [],
                 "responses": {"200": {"description": "the OpenAPI document",

@@ -20,7 +20,9 @@ import logging
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -30,11 +32,13 @@ from sandbox.config import ServiceConfig
 from sandbox.errors import ConfigError
 from sandbox.http.app import make_app
 from sandbox.http.keys import ApiKeys
-from sandbox.request import Request
-from sandbox.result import Result
+from sandbox.http.mapping import SessionOpen
+from sandbox.request import Options, Request
+from sandbox.result import Result, Status
 
 log = logging.getLogger("sandbox.http")
 START_TIMEOUT_S = 30.0
+_RUNTIMES_KEPT = 100_000  # sessions whose runtime the API remembers (calls name only the id)
 
 
 class BrokerBackend:
@@ -45,6 +49,9 @@ class BrokerBackend:
         self.client = AsyncClient(endpoint, queue_timeout_s=queue_timeout_s)
         self.defaults = self.client.defaults
         self.runtimes = runtimes
+        # the runtime of each session opened here, by its key (a call names only the id;
+        # the broker refuses a call naming another runtime than its session's)
+        self._runtimes: OrderedDict[str, str] = OrderedDict()
 
     async def run(self, req: Request, principal: str) -> Result:
         # The principal's seam: the broker's submit has no field for it yet, so it stays
@@ -52,6 +59,32 @@ class BrokerBackend:
         # protocol carries principals, it goes into the submit from this line.
         handle = await self.client.submit_request(req)
         return await handle
+
+    async def open_session(self, opening: SessionOpen, key: str) -> Result:
+        built = self.client.session_request(
+            opening.runtime, key, "open", options=Options(memory_mb=opening.memory_mb),
+            idle_timeout_s=opening.idle_timeout_s, max_lifetime_s=opening.max_lifetime_s)
+        if isinstance(built, Result):
+            return built
+        result = await (await self.client.submit_request(built))
+        if result.status is Status.OK:
+            self._runtimes[key] = opening.runtime
+            while len(self._runtimes) > _RUNTIMES_KEPT:
+                self._runtimes.popitem(last=False)
+        return result
+
+    async def call_session(self, key: str, code: str, data: Any, options: Options) -> Result:
+        built = self.client.session_request(self._runtimes.get(key, "python"), key, "call",
+                                            code, data, options)
+        if isinstance(built, Result):
+            return built
+        return await (await self.client.submit_request(built))
+
+    async def close_session(self, key: str) -> Result:
+        built = self.client.session_request(self._runtimes.pop(key, "python"), key, "close")
+        if isinstance(built, Result):
+            return built
+        return await (await self.client.submit_request(built))
 
     async def aclose(self) -> None:
         await self.client.aclose()

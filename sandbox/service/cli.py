@@ -3,6 +3,7 @@
 ``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--stdout-bytes N]
 [--result-bytes N] [--data JSON | --data @FILE | --data-file FILE] [--json]
 [--version PREFIX] [--isolation process|worker] [--reuse-key KEY] [--connect [ENDPOINT]]
+[--session ID [--close-session]]
 [FILE|-]``
 
 ``sandbox runtimes`` says which runtimes work on this host and why the others do not (so does
@@ -35,9 +36,9 @@ from sandbox.config import (SETTINGS, Limits, PoolConfig, PyodideConfig,
                             ServiceConfig, Setting, amount, check_endpoint,
                             default_endpoint, settings_for, unknown_env)
 from sandbox import registry
-from sandbox.errors import ConfigError, JailError, RequestError, SandboxError
+from sandbox.errors import ConfigError, JailError, RequestError, SandboxError, SessionError
 from sandbox.jsonview import from_json_data, to_jsonable
-from sandbox.client import Client
+from sandbox.client import Client, ClientSession
 from sandbox.request import Options, Request, request
 from sandbox.result import Result, Status
 
@@ -161,6 +162,12 @@ def _exec_parser(sub: Any) -> None:
                          "--reuse-key's tasks only (see the README's worker mode)")
     ex.add_argument("--reuse-key", default=None, metavar="KEY",
                     help="worker mode: the tenant or lane whose workers may run this task")
+    ex.add_argument("--session", default=None, metavar="ID",
+                    help="with --connect: run the code in the caller's session ID (opened when "
+                         "not open; its names live on to the next call); see the README's "
+                         "sessions")
+    ex.add_argument("--close-session", action="store_true",
+                    help="with --session: close that session instead of running code")
     ex.add_argument("file", nargs="?", default="-",
                     help="file with the code, or - for stdin (at most "
                          f"{amount(MAX_CODE_BYTES, 'code_bytes')})")
@@ -375,6 +382,8 @@ def _exec(args: argparse.Namespace) -> int:
     if runtime is None:
         known = ", ".join(sorted(registry.ALIASES))
         raise UsageError(f"unknown runtime {args.runtime!r} (known: {known})")
+    if args.session is not None or args.close_session:
+        return _exec_session(args, runtime)
     data = _read_data(args)
     _check_limits(args)
     limits = dict(timeout_s=args.timeout, memory_mb=args.memory, stdout_bytes=args.stdout_bytes,
@@ -414,6 +423,51 @@ def _exec(args: argparse.Namespace) -> int:
         except JailError as exc:
             # which runtimes this host can run, and why the others not, beside the reason
             raise JailError(f"{exc}\n{_host_report(pool)}") from exc
+    if args.json:
+        print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
+    else:
+        _print_human(result)
+    return EXIT_OK if result.ok else EXIT_STATUS
+
+
+def _exec_session(args: argparse.Namespace, runtime: str) -> int:
+    """``exec --session ID``: one call of a session on a daemon (opened when it is not),
+    or ``--close-session``. An embedded broker's session would end with the command."""
+    if args.session is None:
+        raise UsageError("--close-session applies to --session ID")
+    if args.connect is None:
+        raise UsageError("--session needs --connect: a session lives in a daemon, and an "
+                         "embedded one ends with this command")
+    for flag, given in (("--isolation", args.isolation), ("--reuse-key", args.reuse_key),
+                        ("--version", args.runtime_version or None),
+                        ("--policy restricted", args.policy != "default" or None)):
+        if given is not None:
+            raise UsageError(f"{flag} does not apply to a session's call")
+    _check_limits(args)
+    settings = _settings(args, "exec")
+    from sandbox.link import reach
+    import zmq
+
+    endpoint = _endpoint(args.connect)
+    curve = _curve_client(endpoint, settings, args.key)
+    problem = reach(zmq.Context.instance(), endpoint, curve, timeout_s=_REACH_S)
+    if problem is not None:
+        result = Result.rejected(problem)
+    else:
+        with Client(endpoint, curve=curve, insecure=settings.insecure) as client:
+            session = ClientSession(client, runtime, args.session)
+            if args.close_session:
+                result = session.close()
+            else:
+                data, code = _read_data(args), _read_code(args.file)
+                try:
+                    client.session(runtime, args.session, memory_mb=args.memory)
+                except SessionError as exc:
+                    result = Result.rejected(str(exc))
+                else:
+                    result = session.run(code, data, timeout_s=args.timeout,
+                                         stdout_bytes=args.stdout_bytes,
+                                         result_bytes=args.result_bytes, imports=args.imports)
     if args.json:
         print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
     else:

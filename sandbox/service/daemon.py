@@ -254,6 +254,8 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         max_timeout_s=config.max_timeout_s, max_memory_mb=config.max_memory_mb,
         max_stdout_bytes=config.max_stdout_bytes, max_result_bytes=config.max_result_bytes,
         max_workers_per_principal=config.max_workers_per_principal,
+        max_sessions=config.max_sessions,
+        max_sessions_per_principal=config.max_sessions_per_principal,
         ipc_principal=config.ipc_principal,
         queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,
         liveness=config.liveness,

@@ -414,3 +414,28 @@ def test_a_client_that_leaves_while_its_task_runs_has_it_cancelled(ipc_dir):
     finally:
         daemon.stop()
     assert ended == ['sandbox_broker_ended_total{reason="cancelled",status="cancelled"} 1.0']
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+def test_a_session_through_httpx_keeps_its_state_and_is_its_principals_only(serving):
+    with httpx.Client(base_url=serving.url, timeout=30) as http:
+        opened = http.post("/v1/sessions", json={"runtime": "python", "session_id": "nb"},
+                           headers=auth())
+        assert (opened.status_code, opened.json()) == (201, {"id": "nb", "runtime": "python"})
+        assert http.post("/v1/sessions/nb/run", json={"code": "x = data", "data": 41},
+                         headers=auth()).json()["status"] == "ok"
+        r = http.post("/v1/sessions/nb/run", json={"code": "return x + 1"}, headers=auth())
+        assert (r.status_code, r.json()["result"]) == (200, 42)
+        other = http.post("/v1/sessions/nb/run", json={"code": "return x"},
+                          headers=auth(BOB_KEY))
+        assert other.status_code == 404  # bob names the same id: not his session
+        timed = http.post("/v1/sessions/nb/run", json={"code": "import time\ntime.sleep(30)",
+                                                        "timeout_s": 0.3}, headers=auth())
+        assert timed.json()["status"] == "timeout"
+        assert http.post("/v1/sessions/nb/run", json={"code": "return x"},
+                         headers=auth()).json()["result"] == 41
+        assert http.delete("/v1/sessions/nb", headers=auth()).json()["status"] == "ok"
+        gone = http.post("/v1/sessions/nb/run", json={"code": "return x"}, headers=auth())
+        assert (gone.status_code, gone.json()["status"]) == (200, "session_lost")

@@ -56,6 +56,11 @@ def test_gauges_read_the_core_at_scrape_time_and_an_empty_lane_reads_zero():
         assert value("sandbox_runner_restarts_total", {}) == 3
         assert value("sandbox_auth_refusals_total", {"socket": "runners"}) == 0
         assert value("sandbox_runner_events_total", {"event": "registered"}) == 1
+        assert value("sandbox_sessions", {}) == 0
+        with server.lock:
+            core.on_client(b"c1", p.Submit("o", "python", "", b"\xc0", session="nb",
+                                           session_op="open"), 0.2)
+        assert value("sandbox_sessions", {}) == 1
     finally:
         server.close()
 

@@ -28,6 +28,10 @@ EVERY_MESSAGE = [
     p.TaskMsg("k:a", "python", "return 1", b"\xc0", p.TaskLimits(timeout_s=1)),
     p.CancelTask("k:a"),
     p.BrokerHeartbeat(),
+    p.Submit("s", "python", "x = 1", b"\xc0", session="nb", session_op="open",
+             idle_timeout_s=30.0, max_lifetime_s=600.0),
+    p.TaskMsg("k:s", "python", "return x", b"\xc0", session="0123456789abcdef/nb"),
+    p.SessionEnded("0123456789abcdef/nb", "it was idle for 30 s"),
 ]
 
 
@@ -75,6 +79,13 @@ def submit_body(**overrides) -> bytes:
         (submit_body(wait_for_runner=1), "'wait_for_runner' must be a boolean", "x"),
         (submit_body(queue_timeout_s=-1), "'queue_timeout_s' must be 0..86400", "x"),
         (submit_body(code="x" * (p.MAX_CODE_BYTES + 1)), "'code' is over", "x"),
+        (submit_body(session="nb", session_op="fork"), "'session_op' must be one of", "x"),
+        (submit_body(session_op="open"), "'session_op', 'idle_timeout_s' and 'max_lifetime_s' "
+         "apply to a session", "x"),
+        (submit_body(session="x" * 129), "'session' must be a string of 1 to 128", "x"),
+        (submit_body(session="nb", isolation="worker"), "a session's call runs in the session",
+         "x"),
+        (body(t="session_ended", session="", reason="x"), "'session' must be a string", None),
         (body(t="ready", runtimes={}, slots=1), "'runtimes' must map runtime names", None),
         (body(t="ready", runtimes={"python": 3}, slots=1), "'runtimes' must map", None),
         (body(t="ready", runtimes={"python": "3"}, slots=0), "'slots' must be 1..4096", None),

@@ -274,7 +274,8 @@ def test_the_openapi_document_is_valid_openapi_3_1():
     doc = openapi.document("1.2.3")
     validate(doc)  # raises on an invalid document
     assert (doc["openapi"], sorted(doc["paths"])) == (
-        "3.1.0", ["/v1/openapi.json", "/v1/runtimes", "/v1/tasks"])
+        "3.1.0", ["/v1/openapi.json", "/v1/runtimes", "/v1/sessions", "/v1/sessions/{id}",
+                  "/v1/sessions/{id}/run", "/v1/tasks"])
 
 
 def test_the_document_describes_every_option_by_its_name():
@@ -296,6 +297,7 @@ class FakeBackend:
         self.defaults = LIMITS
         self.asked: list[tuple[Request, str]] = []
         self.closed = False
+        self.sessions: dict[str, object] = {}
 
     async def run(self, req: Request, principal: str) -> Result:
         self.asked.append((req, principal))
@@ -307,6 +309,19 @@ class FakeBackend:
 
     def runtimes(self) -> list[tuple[Mapping[str, str], int]]:
         return [({"python": "3.11.2"}, 4)]
+
+    async def open_session(self, opening, key: str) -> Result:
+        self.sessions[key] = opening
+        return Result(Status.OK, "open")
+
+    async def call_session(self, key: str, code: str, data, options) -> Result:
+        if key not in self.sessions:
+            return Result.rejected(f"session {key!r} is not open (open it first)", "no_session")
+        return Result(Status.OK, "ok", value=[key, code, data, options.timeout_s])
+
+    async def close_session(self, key: str) -> Result:
+        self.sessions.pop(key, None)
+        return Result(Status.OK, "closed")
 
     async def aclose(self) -> None:
         self.closed = True
@@ -414,3 +429,49 @@ def test_the_result_fields_are_the_documents():
     doc = openapi.document("0")["components"]["schemas"]["Result"]
     body = mapping.task_answer(Result(Status.OK, "ok")).body
     assert set(doc["properties"]) == set(body) == set(doc["required"])
+
+
+# -- sessions ----------------------------------------------------------------------------------
+
+
+def test_a_session_opens_under_its_principal_and_is_called_by_id():
+    backend = FakeBackend()
+    r = call("POST", "/v1/sessions", body=json.dumps({"runtime": "py", "session_id": "nb"}),
+             backend=backend, **{"content-type": "application/json"})
+    assert (r.status_code, r.json(), r.headers["location"]) == (
+        201, {"id": "nb", "runtime": "python"}, "/v1/sessions/nb")
+    assert list(backend.sessions) == ["alice:nb"]
+    r = call("POST", "/v1/sessions/nb/run", body=json.dumps({"code": "return 1", "data": 2,
+                                                             "timeout_s": 1.5}),
+             backend=backend, **{"content-type": "application/json"})
+    assert (r.status_code, r.json()["result"]) == (200, ["alice:nb", "return 1", 2, 1.5])
+
+
+def test_another_principals_call_of_the_same_id_is_404():
+    backend = FakeBackend()
+    call("POST", "/v1/sessions", body=json.dumps({"runtime": "python", "session_id": "nb"}),
+         backend=backend, **{"content-type": "application/json"})
+    r = call("POST", "/v1/sessions/nb/run", body=json.dumps({"code": "return 1"}),
+             backend=backend, key=BOB_KEY, **{"content-type": "application/json"})
+    assert (r.status_code, r.json()["detail"]) == (
+        404, "session 'bob:nb' is not open (open it first)")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"runtime": "cobol"}, "runtime"),
+    ({"runtime": "python", "session_id": "a/b"}, "session_id"),
+    ({"runtime": "python", "memory_mb": "lots"}, "memory_mb"),
+    ({"runtime": "python", "idle_timeout_s": -1}, "idle_timeout_s"),
+    ({"runtime": "python", "code": "x"}, "code"),
+])
+def test_a_bad_session_body_is_422_naming_the_field(body, field):
+    r = call("POST", "/v1/sessions", body=json.dumps(body), **{"content-type": "application/json"})
+    assert (r.status_code, r.json()["fields"]) == (422, [field])
+
+
+def test_a_session_is_closed_with_delete():
+    backend = FakeBackend()
+    call("POST", "/v1/sessions", body=json.dumps({"runtime": "python", "session_id": "nb"}),
+         backend=backend, **{"content-type": "application/json"})
+    r = call("DELETE", "/v1/sessions/nb", backend=backend)
+    assert (r.status_code, r.json()["status"], backend.sessions) == (200, "ok", {})

@@ -33,6 +33,7 @@ TASK = protocol.Task(code="return 1", data=b"\xc0", as_bytes=1 << 30, memory_byt
     protocol.Spawned(42),
     protocol.Exited(42, 9),
     TASK,
+    protocol.Task("x = 1", b"\xc0", 1 << 30, 1 << 28, 6, 1024, 4096, reusable=True, session=True),
 ])
 def test_every_message_round_trips(msg):
     assert protocol.decode(protocol.encode(msg), ALL, max_bytes=protocol.MAX_TASK_BYTES) == msg

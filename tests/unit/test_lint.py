@@ -24,7 +24,7 @@ def test_the_public_surface_is_pinned():
     assert sorted(sandbox.__all__) == [
         "AsyncClient", "Client", "ClosedError", "ConfigError", "CurveClient", "ErrorInfo",
         "JailError", "Limits", "PoolConfig", "PyodideConfig", "Result", "Sandbox", "SandboxError",
-        "Status", "TaskFailed",
+        "Session", "SessionError", "Status", "TaskFailed",
     ]
     for name in sandbox.__all__:
         assert getattr(sandbox, name) is not None
