@@ -11,8 +11,8 @@ Clients and runners reach the broker on different sockets (and, over tcp, with d
 key sets), so a client can never speak as a runner:
 
     client -> broker   submit, cancel, ping              (the client endpoint)
-    broker -> client   result, rejected, pong
-    runner -> broker   ready, heartbeat, done, bye       (the runner endpoint)
+    broker -> client   result, rejected, pong, output
+    runner -> broker   ready, heartbeat, done, bye, chunk  (the runner endpoint)
     broker -> runner   task, cancel_task, heartbeat
 
 Every frame is untrusted and is validated on receipt by ``decode``, which returns one of
@@ -38,6 +38,14 @@ FRAME_OVERHEAD_BYTES = 4096
 MAX_ENVELOPE_BYTES = MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES
 MAX_CODE_BYTES = 1024 * 1024
 MAX_DATA_BYTES = 16 * 1024 * 1024
+MAX_STDIN_BYTES = 4 * 1024 * 1024  # a task's standard input
+# One chunk of a streaming task's output (a runner coalesces what arrived in one read into
+# one chunk; the broker refuses anything larger); what the broker forwards of one task is
+# capped again there (``broker.core``).
+MAX_CHUNK_BYTES = 1024 * 1024
+STREAMS = ("stdout", "stderr")
+MAX_STREAM_BYTES = 8 * 1024 * 1024  # what the broker forwards of one task's output at most
+MAX_STREAM_CHUNKS = 65536  # ... and in how many chunks
 MAX_ID_CHARS = 128
 MAX_REUSE_KEY_CHARS = 128
 # what a task names its workers by: "<principal's tag>/<lane>/<reuse key>" (broker.core)
@@ -113,6 +121,9 @@ class Submit:
     # "process" (a fresh process) or "worker" (a warm worker of its lane and reuse key only)
     isolation: str = "process"
     reuse_key: str | None = None
+    stdin: bytes | None = None  # the snippet's standard input (python)
+    separate_stderr: bool = False  # the result's stdout and stderr apart (merged otherwise)
+    stream: bool = False  # ``output`` messages while it runs, before its result
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,17 @@ class Pong:
     TYPE: ClassVar[str] = "pong"
 
 
+@dataclass(frozen=True)
+class Output:
+    """What a streaming task printed on one stream, while it runs, in order; zero or more
+    before its ``result``. ``data`` is UTF-8 cut anywhere (a character may span two)."""
+
+    TYPE: ClassVar[str] = "output"
+    id: str
+    stream: str  # one of STREAMS
+    data: bytes
+
+
 # -- runner -> broker ---------------------------------------------------------------------
 
 
@@ -193,6 +215,16 @@ class Bye:
     TYPE: ClassVar[str] = "bye"
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """A streaming task's output, from its runner, while it runs (forwarded as ``output``)."""
+
+    TYPE: ClassVar[str] = "chunk"
+    task_id: str
+    stream: str  # one of STREAMS
+    data: bytes
+
+
 # -- broker -> runner ---------------------------------------------------------------------
 
 
@@ -209,6 +241,9 @@ class TaskMsg:
     # worker mode: the workers it may share ("<principal's tag>/<lane>/<reuse key>", made by
     # the broker); None for a fresh process
     reuse: str | None = None
+    stdin: bytes | None = None
+    separate_stderr: bool = False
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -225,13 +260,13 @@ class BrokerHeartbeat:
 
 
 Message = (
-    Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Ready | RunnerHeartbeat | Done | Bye
-    | TaskMsg | CancelTask | BrokerHeartbeat
+    Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Output | Ready | RunnerHeartbeat
+    | Done | Bye | Chunk | TaskMsg | CancelTask | BrokerHeartbeat
 )
 _TYPES: dict[str, Any] = {
     cls.TYPE: cls
-    for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Ready, RunnerHeartbeat, Done,
-                Bye, TaskMsg, CancelTask, BrokerHeartbeat)
+    for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Output, Ready, RunnerHeartbeat,
+                Done, Bye, Chunk, TaskMsg, CancelTask, BrokerHeartbeat)
 }
 BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
 
@@ -432,7 +467,26 @@ def _check_submit(m: Submit) -> None:
 ISOLATIONS = ("process", "worker")
 
 
+def _check_io(m: Submit | TaskMsg) -> None:
+    _need(m.stdin is None or _is(m.stdin, bytes), "'stdin' must be bytes or nil")
+    _need(m.stdin is None or len(m.stdin) <= MAX_STDIN_BYTES,
+          f"'stdin' is over {MAX_STDIN_BYTES} bytes")
+    _need(_is(m.separate_stderr, bool), "'separate_stderr' must be a boolean")
+    _need(_is(m.stream, bool), "'stream' must be a boolean")
+
+
+def _check_chunk(m: Chunk | Output) -> None:
+    if isinstance(m, Chunk):
+        _check_id(m.task_id, "task_id")
+    else:
+        _check_id(m.id)
+    _need(_is(m.stream, str) and m.stream in STREAMS, f"'stream' must be one of {', '.join(STREAMS)}")
+    _need(_is(m.data, bytes) and 0 < len(m.data) <= MAX_CHUNK_BYTES,
+          f"'data' must be 1 to {MAX_CHUNK_BYTES} bytes")
+
+
 def _check_language(m: Submit | TaskMsg) -> None:
+    _check_io(m)
     if isinstance(m, Submit):
         _need(m.isolation in ISOLATIONS, f"'isolation' must be one of {', '.join(ISOLATIONS)}")
         if m.reuse_key is not None:
@@ -509,4 +563,6 @@ _CHECKS: dict[type, Any] = {
     CancelTask: lambda m: _check_id(m.task_id, "task_id"),
     ResultMsg: _check_result,
     Rejected: _check_rejected,
+    Chunk: _check_chunk,
+    Output: _check_chunk,
 }

@@ -27,6 +27,7 @@ Steps, in order (the point where the child gives up its last privileges is marke
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import os
 import resource
@@ -84,6 +85,8 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
             if task.reusable and check is None:
                 arm = getattr(setup.executor, "arm", None)
                 check = arm() if arm is not None else _nothing_to_check
+            # a task that streams: what it prints goes out as output frames as it comes
+            output.stream_to(functools.partial(_send_output, channel) if task.stream else None)
             try:
                 result = setup.executor.run(task, shared)
             except MemoryError:  # encoding the result itself did not fit: still one answer
@@ -117,6 +120,12 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
         code = 70
     finally:
         os._exit(code)
+
+
+def _send_output(channel: socket.socket, stream: int, data: bytes) -> None:
+    """One output frame. Blocking: a host that reads slower than the snippet prints holds
+    the snippet back (its timeout still runs), and the frames are as many as the cap allows."""
+    framing.send_frame(channel, protocol.encode_output(stream, data))
 
 
 def _nothing_to_check() -> bool:

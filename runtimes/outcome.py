@@ -57,6 +57,10 @@ class Envelope:
     error: ErrorDetail | None = None
     duration_ms: float = 0.0  # the snippet's own run time, measured inside the child
     retire: bool = False  # worker mode: the child changed state it cannot reset; reuse it not
+    stderr: str = ""  # stderr's own text, when the task asked for the streams apart
+    # what the task cost, as the host read it from the kernel (``with_usage``); None: unknown
+    cpu_ms: float | None = None
+    peak_memory_kb: int | None = None
 
 
 def out_of_memory(memory_bytes: int, how: str = "") -> str:
@@ -77,6 +81,7 @@ def encode(
     error: ErrorDetail | None = None,
     duration_ms: float = 0.0,
     retire: bool = False,
+    stderr: str = "",
 ) -> bytes:
     """An envelope's bytes: a MessagePack map whose first keys are ``status`` and ``retire``
     (see ``peek``)."""
@@ -92,10 +97,34 @@ def encode(
             "error": None if error is None else
             {"type": error.type, "message": error.message, "traceback": error.traceback},
             "duration_ms": duration_ms,
+            **({"stderr": stderr} if stderr else {}),
         },
         use_bin_type=True,
     )
     return envelope
+
+
+def with_usage(body: bytes | bytearray, cpu_ms: float | None, peak_memory_kb: int | None) -> bytes:
+    """The envelope ``body`` with what its task cost appended, as the host measured it. The
+    two keys go last, so that they win over any of the same name a snippet wrote into its
+    own envelope; the map's header is rewritten for two more entries. ``body`` that is not a
+    map is returned as it is (its decode fails anyway)."""
+    if not body:
+        return bytes(body)
+    head = body[0]
+    if 0x80 <= head <= 0x8F:
+        count, start = head & 0x0F, 1
+    elif head == 0xDE and len(body) >= 3:
+        count, start = int.from_bytes(body[1:3], "big"), 3
+    else:
+        return bytes(body)
+    count += 2
+    header = (bytes((0x80 | count,)) if count <= 0x0F
+              else b"\xde" + count.to_bytes(2, "big") if count <= 0xFFFF else b"")
+    if not header:
+        return bytes(body)
+    tail: bytes = msgpack.packb({"cpu_ms": cpu_ms, "peak_memory_kb": peak_memory_kb})[1:]
+    return header + bytes(body[start:]) + tail
 
 
 def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
@@ -104,7 +133,7 @@ def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
         raise WireError(f"result envelope of {len(body)} bytes exceeds the limit of {max_bytes}")
     try:
         msg = msgpack.unpackb(body, raw=False, strict_map_key=True, max_bin_len=len(body),
-                              max_str_len=len(body), max_array_len=16, max_map_len=16)
+                              max_str_len=len(body), max_array_len=16, max_map_len=32)
     except Exception as exc:  # msgpack raises several types for bad input; we expose one
         raise WireError(f"malformed result envelope: {exc}") from exc
     if not isinstance(msg, dict):
@@ -128,7 +157,19 @@ def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
         error=_error(msg.get("error")),
         duration_ms=float(_field(msg, "duration_ms", (int, float))),
         retire=_field(msg, "retire", bool) if "retire" in msg else False,
+        stderr=_field(msg, "stderr", str) if "stderr" in msg else "",
+        cpu_ms=_optional(msg, "cpu_ms", (int, float)),
+        peak_memory_kb=_optional(msg, "peak_memory_kb", int),
     )
+
+
+def _optional(msg: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = msg.get(name)
+    if value is None:
+        return None
+    if type(value) not in (kind if isinstance(kind, tuple) else (kind,)) or float(value) < 0:
+        raise WireError(f"field {name!r} is not a non-negative {getattr(kind, '__name__', kind)}")
+    return float(value) if name == "cpu_ms" else value
 
 
 def peek(body: bytes | bytearray) -> tuple[Status, bool] | None:

@@ -5,8 +5,13 @@
                      SCM_RIGHTS), exited (with the wait status)
     host -> child    task (one frame on the child's task channel)
     child -> host    worker_ready (once, first, from a child that execs a worker program of
-                     its own: the pyodide runtime's Node.js), then the result envelope of
-                     each task (``runtimes.outcome``)
+                     its own: the pyodide runtime's Node.js), then for each task: output
+                     frames while it runs (only for a task that asks to ``stream``), then
+                     its result envelope (``runtimes.outcome``)
+
+An output frame is not MessagePack: it is one byte 0, one byte naming the stream
+(``runtimes.output.STDOUT`` or ``STDERR``) and the bytes printed, so that the host tells it
+from an envelope (a MessagePack map, whose first byte is never 0) without decoding either.
 
 A message is a MessagePack map ``{"v": VERSION, "t": <type>, ...fields}``. ``decode`` is the
 only way in: it returns one of the dataclasses below or raises ``WireError`` (and nothing
@@ -141,6 +146,30 @@ class Task:
     imports: Imports = Imports()
     timeout_ms: int = 0  # the wall-clock timeout the host enforces (0: not said)
     reusable: bool = False  # worker mode: more tasks of the same tenant may follow
+    stdin: bytes = b""  # what the snippet reads from its standard input
+    separate_stderr: bool = False  # the result carries stdout and stderr apart
+    stream: bool = False  # output frames while it runs, before the result
+
+
+# -- child -> host, while a task runs ------------------------------------------------------------
+
+_OUTPUT_MARK = 0
+
+
+def encode_output(stream: int, data: bytes) -> bytes:
+    """An output frame's body: what a streaming task printed on ``stream`` just now."""
+    return bytes((_OUTPUT_MARK, stream)) + data
+
+
+def is_output(body: bytes | bytearray) -> bool:
+    return len(body) > 0 and body[0] == _OUTPUT_MARK
+
+
+def decode_output(body: bytes | bytearray) -> tuple[int, bytes]:
+    """(stream, bytes) of an output frame; WireError for anything else."""
+    if len(body) < 3 or body[0] != _OUTPUT_MARK or body[1] not in (1, 2):
+        raise WireError("malformed output frame")
+    return body[1], bytes(body[2:])
 
 
 Message = Init | Spawn | Ready | Spawned | Exited | WorkerReady | Task
@@ -317,6 +346,9 @@ def _task(raw: dict[str, Any]) -> Task:
                         imports.get("narrowed", False)),
         timeout_ms=_int(raw, "timeout_ms", 0, 1 << 32) if "timeout_ms" in raw else 0,
         reusable=_bool(raw, "reusable") if "reusable" in raw else False,
+        stdin=_bytes(raw, "stdin") if "stdin" in raw else b"",
+        separate_stderr=_bool(raw, "separate_stderr") if "separate_stderr" in raw else False,
+        stream=_bool(raw, "stream") if "stream" in raw else False,
     )
 
 

@@ -57,6 +57,10 @@ class Runtime:
     # it can run on a host that denies namespaces, with the operator's opt-in (its set-up,
     # ``sandbox.jail.launch.RuntimeSetup``, says how and what that gives up)
     runs_without_namespaces: bool = False
+    # a task may ask for its stdout and stderr apart, and for them streamed while it runs
+    # (its executor writes through ``runtimes.output`` with the stream named)
+    streams: bool = False
+    stdin: bool = False  # a task may hand its snippet a standard input
 
     @property
     def version(self) -> str:
@@ -71,9 +75,10 @@ def _cached_version(name: str, probe: Callable[[], str]) -> str:
 RUNTIMES: dict[str, Runtime] = {
     r.name: r for r in (
         Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, True, _python_version,
-                policies=("default", "restricted"), zygote_preload=True),
+                policies=("default", "restricted"), zygote_preload=True, streams=True,
+                stdin=True),
         Runtime("javascript", ("js",), ("msgpack", "quickjs", "_quickjs"), False, True,
-                _quickjs_version),
+                _quickjs_version, streams=True),
         # msgpack: the zygote's protocol, and worker.mjs copies its pure-Python part into
         # Pyodide for the codec there
         Runtime("pyodide", (), ("msgpack",), True, False, _pyodide_version,

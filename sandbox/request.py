@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, TypedDict
 
 from broker import protocol as p
-from broker.protocol import ISOLATIONS, MAX_CODE_BYTES, MAX_DATA_BYTES
+from broker.protocol import ISOLATIONS, MAX_CODE_BYTES, MAX_DATA_BYTES, MAX_STDIN_BYTES
 from runtimes import codec
 from runtimes.protocol import POLICIES, Imports
 from sandbox import registry
@@ -52,6 +52,9 @@ class RunOptions(TypedDict, total=False):
     queue_timeout_s: float | None
     idempotent: bool
     max_attempts: int
+    stdin: str | bytes | None
+    separate_stderr: bool
+    stream: bool
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class Options:
     queue_timeout_s: float | None = None  # how long it may wait for a slot (the client's)
     idempotent: bool = False  # may run again on another runner if its runner vanishes
     max_attempts: int = 1
+    stdin: str | bytes | None = None  # python: the snippet's standard input (text as UTF-8)
+    separate_stderr: bool = False  # the result's stdout holds stdout only, stderr apart
+    stream: bool = False  # output arrives in chunks while the task runs (see the clients)
 
     @classmethod
     def of(cls, **given: Any) -> Options:
@@ -128,6 +134,15 @@ def request(runtime: object, code: object, data: Any, options: Options, *,
         encoded = codec.encode(data, max_bytes=MAX_DATA_BYTES, path="data")
     except codec.EncodeError as exc:
         raise RequestError(f"data cannot be sent to the sandbox: {exc}") from exc
+    stdin = options.stdin
+    if isinstance(stdin, str):
+        try:
+            stdin = stdin.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RequestError(f"stdin is not valid Unicode text ({exc.reason})") from exc
+    elif stdin is not None and not isinstance(stdin, bytes):
+        raise RequestError(f"stdin must be str or bytes, not {type(stdin).__name__}")
+    _io(name, stdin, options.separate_stderr, options.stream)
     if registry.RUNTIMES[name].worker_children:
         # its tasks always run in workers (pyodide): so named, the broker keys them by lane
         # too, and a worker never serves two lanes
@@ -141,7 +156,8 @@ def request(runtime: object, code: object, data: Any, options: Options, *,
         queue_timeout_s=o.queue_timeout_s,
         idempotent=o.idempotent, max_attempts=o.max_attempts, policy=o.policy or "default",
         imports=o.imports, deadline_s=None, isolation=o.isolation or "process",
-        reuse_key=o.reuse_key,
+        reuse_key=o.reuse_key, stdin=stdin or None, separate_stderr=o.separate_stderr,
+        stream=o.stream,
     )
     try:
         p.validate(message)  # the message's shape: the protocol's rules
@@ -170,6 +186,9 @@ class TaskRequest:
     # worker mode: the workers this task may share, None for a fresh process. A worker serves
     # one tenant and one memory budget (its address-space limit is set once, by its first task).
     reuse: tuple[str, int] | None = None
+    stdin: bytes = b""  # the snippet's standard input
+    separate_stderr: bool = False  # stdout and stderr apart in the result
+    stream: bool = False  # output in chunks while it runs (the front's ``output`` callback)
 
 
 def build(
@@ -188,9 +207,13 @@ def build(
     imports: Iterable[str] | None = None,
     isolation: str | None = None,
     reuse_key: str | None = None,
+    stdin: bytes | None = None,
+    separate_stderr: bool = False,
+    stream: bool = False,
 ) -> TaskRequest:
     """``isolation``: "process" (the default: a fresh process per task) or "worker" (a warm
     worker serving tasks of ``reuse_key`` only: the caller's lane or tenant)."""
+    io = _io(runtime, stdin, separate_stderr, stream)
     served = tuple(served)
     name = registry.canonical(runtime)
     if name is None or name not in served:
@@ -220,7 +243,7 @@ def build(
     if not facts.language_layer:
         if policy not in (None, "default") or imports is not None:
             raise RequestError(f"policy and imports apply to python, not {name}")
-        return TaskRequest(name, code, data, limits, reuse=reuse)
+        return replace(TaskRequest(name, code, data, limits, reuse=reuse), **io)
     if policy not in (None, *POLICIES):
         raise RequestError(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
     if policy not in (None, *facts.policies):
@@ -232,7 +255,27 @@ def build(
         allow = import_policy.narrow(imports)
     except ConfigError as exc:
         raise RequestError(str(exc)) from exc
-    return TaskRequest(name, code, data, limits, policy or "default", allow.imports, reuse)
+    return replace(TaskRequest(name, code, data, limits, policy or "default", allow.imports,
+                               reuse), **io)
+
+
+def _io(runtime: object, stdin: bytes | None, separate_stderr: bool,
+        stream: bool) -> dict[str, Any]:
+    """The task's input and output options, checked against what its runtime can do (the
+    runtime's name is checked before they are used)."""
+    facts = registry.RUNTIMES.get(registry.canonical(runtime) or "")
+    if facts is None:
+        return {}
+    if stdin is not None and not isinstance(stdin, bytes):
+        raise RequestError(f"stdin must be bytes, not {type(stdin).__name__}")
+    if stdin and len(stdin) > MAX_STDIN_BYTES:
+        raise RequestError(f"stdin is {len(stdin)} bytes, over the {MAX_STDIN_BYTES}-byte limit")
+    if stdin and not facts.stdin:
+        raise RequestError(f"stdin applies to python, not {facts.name}")
+    if (separate_stderr or stream) and not facts.streams:
+        raise RequestError(f"separate_stderr and stream are not available for {facts.name}")
+    return {"stdin": stdin or b"", "separate_stderr": bool(separate_stderr),
+            "stream": bool(stream)}
 
 
 def _reuse(isolation: str | None, reuse_key: str | None, limits: Limits,

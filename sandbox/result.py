@@ -38,6 +38,14 @@ class Result:
     # why a rejected task never ran, for a program, when the broker said: "queue_full",
     # "client_cap", "no_runner", "queue_timeout", "draining"... (``broker.core``'s names)
     reason: str = ""
+    # the task's standard error, when it asked for it apart (``separate_stderr``: ``stdout``
+    # then holds standard output only; otherwise both are merged in ``stdout``, in order)
+    stderr: str = ""
+    # what the task cost, read by the host from the kernel's accounting of its process (see
+    # sandbox/host/usage.py): CPU time (user + system) and the peak resident set; None when
+    # it could not be read (the process was gone) or the task never ran
+    cpu_ms: float | None = None
+    peak_memory_kb: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -70,6 +78,9 @@ class Result:
             "message": self.message,
             "truncated": self.truncated,
             "exec_ms": round(self.exec_ms, 3),
+            "stderr": self.stderr,
+            "cpu_ms": None if self.cpu_ms is None else round(self.cpu_ms, 3),
+            "peak_memory_kb": self.peak_memory_kb,
         }
 
     @classmethod
@@ -91,4 +102,7 @@ class Result:
             error=ErrorInfo(error.type, error.message, error.traceback) if error else None,
             duration_ms=duration_ms,
             exec_ms=env.duration_ms,
+            stderr=env.stderr,
+            cpu_ms=env.cpu_ms,
+            peak_memory_kb=env.peak_memory_kb,
         )

@@ -93,6 +93,8 @@ class Sandbox:
         imports: Iterable[str] | None = None,
         isolation: str | None = None,
         reuse_key: str | None = None,
+        stdin: str | bytes | None = None,
+        separate_stderr: bool = False,
     ) -> Result:
         """Run ``code`` (a function body; ``data`` is bound to ``data``) and return its Result.
 
@@ -100,7 +102,9 @@ class Sandbox:
         ``imports`` narrows the modules it may import to these (within the pool's
         ``stdlib_allow`` / ``external_allow``). ``isolation="worker"`` runs it in a warm
         worker that serves tasks of ``reuse_key`` only (see the README for what such a task
-        can learn of earlier ones); the default is a fresh process. Bad requests (unknown
+        can learn of earlier ones); the default is a fresh process. ``stdin`` is what the
+        snippet reads from its standard input (python); ``separate_stderr`` keeps stderr out
+        of ``stdout``, in ``Result.stderr``. Bad requests (unknown
         runtime, invalid limits, unencodable data, imports the operator does not allow) come
         back as status ``rejected``; nothing about a request raises.
         """
@@ -110,8 +114,14 @@ class Sandbox:
         except codec.EncodeError as exc:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         try:
+            if isinstance(stdin, str):
+                try:
+                    stdin = stdin.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise RequestError(f"stdin is not valid Unicode text ({exc.reason})") from exc
             task = self._request(runtime, code, encoded, timeout_s, memory_mb, stdout_bytes,
-                                 result_bytes, policy, imports, isolation, reuse_key)
+                                 result_bytes, policy, imports, isolation, reuse_key, stdin,
+                                 separate_stderr)
         except RequestError as exc:
             return Result.rejected(str(exc))
         envelope = self._submit(task, None)
@@ -170,12 +180,13 @@ class Sandbox:
     def _request(self, runtime: str, code: str, data: bytes, timeout_s: float | None,
                  memory_mb: int | None, stdout_bytes: int | None, result_bytes: int | None,
                  policy: str | None, imports: Iterable[str] | None, isolation: str | None = None,
-                 reuse_key: str | None = None) -> request.TaskRequest:
+                 reuse_key: str | None = None, stdin: bytes | None = None,
+                 separate_stderr: bool = False) -> request.TaskRequest:
         return request.build(
             runtime, code, data, defaults=self.config.default_limits, import_policy=self._imports,
             timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
             result_bytes=result_bytes, policy=policy, imports=imports, isolation=isolation,
-            reuse_key=reuse_key)
+            reuse_key=reuse_key, stdin=stdin, separate_stderr=separate_stderr)
 
     def _submit(self, task: request.TaskRequest, cancel: CancelToken | None) -> bytes | bytearray:
         if self._closed:

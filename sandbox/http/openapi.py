@@ -33,6 +33,13 @@ OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
     "queue_timeout_s": _NUM_OR_NULL,
     "idempotent": {"type": "boolean", "default": False},
     "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+    "stdin": {"type": ["string", "object", "null"],
+              "description": "python: the snippet's standard input, text or {\"$bytes\": base64}"},
+    "separate_stderr": {"type": "boolean", "default": False,
+                        "description": "stdout holds standard output only, stderr apart"},
+    "stream": {"type": "boolean", "default": False,
+               "description": "answer text/event-stream: `stdout` and `stderr` events while "
+                              "the task runs, then one `result` event"},
 }
 
 _TAGGED = ("any JSON value; what JSON cannot say is tagged: {\"$bytes\": base64}, "
@@ -70,7 +77,7 @@ def document(version: str) -> dict[str, Any]:
     result = {
         "type": "object",
         "required": ["status", "result", "stdout", "truncated", "error", "message",
-                     "duration_ms", "exec_ms"],
+                     "duration_ms", "exec_ms", "stderr", "cpu_ms", "peak_memory_kb"],
         "properties": {
             "status": {"type": "string", "enum": _STATUSES},
             "result": {"description": "what the snippet returned: " + _TAGGED},
@@ -83,6 +90,11 @@ def document(version: str) -> dict[str, Any]:
             "message": {"type": "string"},
             "duration_ms": {"type": "number"},
             "exec_ms": {"type": "number"},
+            "stderr": {"type": "string", "description": "with separate_stderr; else \"\""},
+            "cpu_ms": {"type": ["number", "null"],
+                       "description": "CPU time of the task's process (user + system)"},
+            "peak_memory_kb": {"type": ["integer", "null"],
+                               "description": "peak resident set of the task's process, KiB"},
         },
     }
     problem = {

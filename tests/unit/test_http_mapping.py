@@ -170,7 +170,8 @@ def test_a_result_is_200_with_its_value_in_the_tagged_view():
                   "at": {"$datetime": "2026-01-02T03:04:05+00:00"},
                   "ints": {"$map": [[1, "one"]]}},
         "stdout": "x\n", "truncated": False, "error": None, "message": "ok",
-        "duration_ms": 1.235, "exec_ms": 0.5})
+        "duration_ms": 1.235, "exec_ms": 0.5, "stderr": "", "cpu_ms": None,
+        "peak_memory_kb": None})
 
 
 def test_a_snippets_error_is_200_the_task_was_served():
