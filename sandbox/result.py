@@ -11,7 +11,17 @@ from runtimes.outcome import Status
 from sandbox.errors import TaskFailed
 from sandbox.jsonview import to_jsonable
 
-__all__ = ["ErrorInfo", "Result", "Status"]
+__all__ = ["ErrorInfo", "OutputChunk", "Result", "Status"]
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """A piece of a streaming task's output, as it came while the task ran: its stream
+    ("stdout" or "stderr") and its text (whole characters: a character cut between two
+    pieces on the wire comes whole in the later one)."""
+
+    stream: str
+    text: str
 
 
 @dataclass(frozen=True)
