@@ -16,8 +16,10 @@ Streams: every write names its stream (``STDOUT`` or ``STDERR``). The shared fil
 merged, in order (what a task reports by default, and what survives a child that died). A
 task that asks for them apart (``separate_stderr``) also has the spans of each stream
 recorded, in the child's memory, so its result carries each stream's own text. A task that
-asks for streaming (``stream``) has every accepted slice handed to the sink the child set
-(``stream_to``): a frame on its task channel (``runtimes.protocol.encode_output``). The cap
+asks for streaming (``stream``) has what it accepts handed to the sink the child set
+(``stream_to``): a frame on its task channel (``runtimes.protocol.encode_output``), line by
+line as a terminal's stdout is (at each newline, at a switch of stream, at ``flush()`` and at
+the task's end), so that a ``print`` is one frame and not one per piece it writes. The cap
 binds all of it: what is cut is neither kept nor streamed.
 """
 
@@ -53,6 +55,8 @@ class OutputBuffer:
         # (stream, start, end) of each run of writes to one stream, when kept apart
         self._spans: list[list[int]] | None = [] if separate else None
         self._sink = _sink if streaming else None
+        self._pending: list[bytes] = []  # accepted, not streamed yet (no newline yet)
+        self._pending_stream = STDOUT
         if shared is not None:
             cap = min(cap, len(shared) - HEADER.size)
             HEADER.pack_into(shared, 0, 0, 0)
@@ -73,7 +77,12 @@ class OutputBuffer:
                 else:
                     self._spans.append([stream, self.size, self.size + len(data)])
             if self._sink is not None:
-                self._sink(stream, data)
+                if self._pending and self._pending_stream != stream:
+                    self.flush()
+                self._pending.append(data)
+                self._pending_stream = stream
+                if b"\n" in data:
+                    self.flush()
             if self._shared is not None:
                 start = HEADER.size + self.size
                 self._shared[start:start + len(data)] = data
@@ -82,6 +91,14 @@ class OutputBuffer:
             self.size += len(data)
         if self._shared is not None:
             HEADER.pack_into(self._shared, 0, self.size, self.truncated)
+
+    def flush(self) -> None:
+        """Stream what is accepted and not streamed yet (nothing for a task that does not
+        stream)."""
+        if self._pending and self._sink is not None:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._sink(self._pending_stream, data)
 
     def mark_truncated(self) -> None:
         if not self.truncated:

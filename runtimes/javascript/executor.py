@@ -441,6 +441,7 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
                                         separate=task.separate_stderr, streaming=task.stream)
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
+        out.flush()  # what a task that streams printed last, before its result
         stdout, stderr = out.streams()
         return outcome.encode(
             status, message, stdout=stdout, stderr=stderr, truncated=out.truncated,

@@ -122,6 +122,9 @@ class CappedOutput(io.TextIOBase):
         self._buffer.write(data, self._stream)
         return len(s)
 
+    def flush(self) -> None:
+        self._buffer.flush()
+
 
 def compile_snippet(code: str) -> Any:
     """Compile a function body into a code object for ``def snippet(data): <body>``."""
@@ -152,6 +155,7 @@ def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
     started = time.perf_counter()
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
+        buffer.flush()  # what a task that streams printed last, before its result
         stdout, stderr = buffer.streams()
         return outcome.encode(
             status, message, stdout=stdout, stderr=stderr, truncated=buffer.truncated,

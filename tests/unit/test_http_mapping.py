@@ -9,7 +9,7 @@ import datetime
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ from sandbox.http import mapping, openapi
 from sandbox.http.app import ANONYMOUS, make_app
 from sandbox.http.keys import ApiKeys
 from sandbox.request import OPTION_NAMES, Options, Request
-from sandbox.result import ErrorInfo, Result, Status
+from sandbox.result import ErrorInfo, OutputChunk, Result, Status
 
 LIMITS = Limits()
 ALICE_KEY = "alice-key-0123456789"
@@ -298,8 +298,12 @@ class FakeBackend:
         self.asked: list[tuple[Request, str]] = []
         self.closed = False
 
-    async def run(self, req: Request, principal: str) -> Result:
+    async def run(self, req: Request, principal: str,
+                  on_output: Callable[[OutputChunk], None] | None = None) -> Result:
         self.asked.append((req, principal))
+        if on_output is not None and req.code.startswith("print"):
+            on_output(OutputChunk("stdout", "one\n"))
+            on_output(OutputChunk("stderr", "two\n"))
         if req.code == "full":
             return Result.rejected("queue full (9 waiting)", "queue_full")
         if req.code == "surrogate":
@@ -415,3 +419,32 @@ def test_the_result_fields_are_the_documents():
     doc = openapi.document("0")["components"]["schemas"]["Result"]
     body = mapping.task_answer(Result(Status.OK, "ok")).body
     assert set(doc["properties"]) == set(body) == set(doc["required"])
+
+
+# -- a task that streams: Server-Sent Events -----------------------------------------------------
+
+
+def test_a_streaming_task_is_answered_with_its_output_then_its_result_as_events():
+    reply = post(task(code="print", stream=True))
+    events = [block.split("\n") for block in reply.text.strip().split("\n\n")]
+    assert (reply.status_code, reply.headers["content-type"].split(";")[0]) == (
+        200, "text/event-stream")
+    assert [(e[0], json.loads(e[1].removeprefix("data: "))) for e in events][:2] == [
+        ("event: stdout", {"text": "one\n"}), ("event: stderr", {"text": "two\n"})]
+    assert (events[2][0], json.loads(events[2][1].removeprefix("data: "))["result"]) == (
+        "event: result", ["print", "alice"])
+
+
+def test_a_streaming_task_rejected_before_it_ran_gets_the_rejections_status():
+    reply = post(task(code="full", stream=True))
+    assert (reply.status_code, reply.headers["retry-after"]) == (429, "1")
+
+
+def test_an_event_is_one_line_of_json_whatever_the_text():
+    assert mapping.output_event(OutputChunk("stdout", "a\n\nb\r")) == (
+        b'event: stdout\ndata: {"text": "a\\n\\nb\\r"}\n\n')
+
+
+def test_stdin_may_be_bytes_in_the_tagged_view():
+    req = mapping.task_request(task(stdin={"$bytes": "AAE="}), defaults=LIMITS, principal="a")
+    assert req.message.stdin == b"\x00\x01"
