@@ -597,7 +597,7 @@ class BrokerCore:
                 reuse = f"{principal_tag(task.principal)}/{s.lane}/{s.reuse_key or ''}"
             out.append(Send(runner.identity, p.TaskMsg(
                 task.key, s.runtime, s.code, s.data, s.limits, s.policy, s.imports, reuse,
-                s.stdin, s.separate_stderr, s.stream)))
+                s.stdin, s.separate_stderr, s.stream, s.files, s.return_files)))
         for task in placed:
             self._dequeue(task)
         if parked:

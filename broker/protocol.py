@@ -44,6 +44,8 @@ MAX_STDIN_BYTES = 4 * 1024 * 1024  # a task's standard input
 # capped again there (``broker.core``).
 MAX_CHUNK_BYTES = 1024 * 1024
 STREAMS = ("stdout", "stderr")
+MAX_TASK_FILES = 64  # files a task may pass in (what their names may be: runtimes/files.py)
+MAX_FILES_BYTES = 16 * 1024 * 1024  # their contents, together
 MAX_STREAM_BYTES = 8 * 1024 * 1024  # what the broker forwards of one task's output at most
 MAX_STREAM_CHUNKS = 65536  # ... and in how many chunks
 MAX_ID_CHARS = 128
@@ -124,6 +126,8 @@ class Submit:
     stdin: bytes | None = None  # the snippet's standard input (python)
     separate_stderr: bool = False  # the result's stdout and stderr apart (merged otherwise)
     stream: bool = False  # ``output`` messages while it runs, before its result
+    files: dict[str, bytes] | None = None  # written into the task's directory before it runs
+    return_files: bool = False  # what it wrote there comes back in its result
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,8 @@ class TaskMsg:
     stdin: bytes | None = None
     separate_stderr: bool = False
     stream: bool = False
+    files: dict[str, bytes] | None = None
+    return_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -473,6 +479,14 @@ def _check_io(m: Submit | TaskMsg) -> None:
           f"'stdin' is over {MAX_STDIN_BYTES} bytes")
     _need(_is(m.separate_stderr, bool), "'separate_stderr' must be a boolean")
     _need(_is(m.stream, bool), "'stream' must be a boolean")
+    _need(_is(m.return_files, bool), "'return_files' must be a boolean")
+    if m.files is not None:
+        _need(isinstance(m.files, dict) and len(m.files) <= MAX_TASK_FILES
+              and all(_is(k, str) and 0 < len(k) <= 1024 and _is(v, bytes)
+                      for k, v in m.files.items()),
+              f"'files' must map at most {MAX_TASK_FILES} names to bytes")
+        _need(sum(len(v) for v in m.files.values()) <= MAX_FILES_BYTES,
+              f"'files' hold over {MAX_FILES_BYTES} bytes")
 
 
 def _check_chunk(m: Chunk | Output) -> None:

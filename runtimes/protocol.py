@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
+from runtimes.files import check_name
 from runtimes.framing import MAX_CONTROL_BYTES, WireError
 
 VERSION = 1
@@ -83,6 +84,9 @@ class Init:
     pid_slots: tuple[int, ...]  # where a child patches its own pid into the program
     preload: tuple[str, ...] = ()  # operator modules the zygote imports ahead of time
     worker: WorkerSpec | None = None  # children exec a worker program (see WorkerSpec)
+    # each child makes a private writable directory of this many bytes (0: none; see
+    # runtimes.files), which the jail started with what that needs (sandbox.jail.launch)
+    files_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,9 @@ class Task:
     stdin: bytes = b""  # what the snippet reads from its standard input
     separate_stderr: bool = False  # the result carries stdout and stderr apart
     stream: bool = False  # output frames while it runs, before the result
+    # written into the task's directory before it runs (runtimes.files), by relative name
+    files: dict[str, bytes] = field(default_factory=dict)
+    return_files: bool = False  # what it wrote there comes back with its result
 
 
 # -- child -> host, while a task runs ------------------------------------------------------------
@@ -276,7 +283,8 @@ def _init(raw: dict[str, Any]) -> Init:
         raise WireError("field 'pid_slots' must be instruction indexes of the program")
     worker = raw.get("worker")
     return Init(program, tuple(slots), _names(raw.get("preload", []), "preload"),
-                None if worker is None else _worker_spec(worker))
+                None if worker is None else _worker_spec(worker),
+                _int(raw, "files_bytes", 0, 1 << 40) if "files_bytes" in raw else 0)
 
 
 def _paths(value: Any, name: str) -> tuple[str, ...]:
@@ -349,7 +357,19 @@ def _task(raw: dict[str, Any]) -> Task:
         stdin=_bytes(raw, "stdin") if "stdin" in raw else b"",
         separate_stderr=_bool(raw, "separate_stderr") if "separate_stderr" in raw else False,
         stream=_bool(raw, "stream") if "stream" in raw else False,
+        files=_files(raw.get("files", {})),
+        return_files=_bool(raw, "return_files") if "return_files" in raw else False,
     )
+
+
+def _files(value: Any) -> dict[str, bytes]:
+    if not isinstance(value, dict) or not all(type(c) is bytes for c in value.values()):
+        raise WireError("field 'files' must map file names to bytes")
+    for name in value:
+        why = check_name(name)
+        if why is not None:
+            raise WireError(why)
+    return value
 
 
 _BUILD: dict[type, Any] = {

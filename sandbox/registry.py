@@ -61,6 +61,7 @@ class Runtime:
     # (its executor writes through ``runtimes.output`` with the stream named)
     streams: bool = False
     stdin: bool = False  # a task may hand its snippet a standard input
+    files: bool = False  # a task may have a directory of its own (``files_mb``: runtimes.files)
 
     @property
     def version(self) -> str:
@@ -76,7 +77,7 @@ RUNTIMES: dict[str, Runtime] = {
     r.name: r for r in (
         Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, True, _python_version,
                 policies=("default", "restricted"), zygote_preload=True, streams=True,
-                stdin=True),
+                stdin=True, files=True),
         Runtime("javascript", ("js",), ("msgpack", "quickjs", "_quickjs"), False, True,
                 _quickjs_version, streams=True),
         # msgpack: the zygote's protocol, and worker.mjs copies its pure-Python part into

@@ -56,6 +56,11 @@ class Result:
     # it could not be read (the process was gone) or the task never ran
     cpu_ms: float | None = None
     peak_memory_kb: int | None = None
+    # what the task wrote in its own directory, by relative name, when it asked
+    # (``return_files``); and what of it did not come back, with why (a symbolic link, a
+    # device, over the result's size cap...); None when it did not ask
+    files: dict[str, bytes] | None = None
+    files_skipped: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -91,6 +96,8 @@ class Result:
             "stderr": self.stderr,
             "cpu_ms": None if self.cpu_ms is None else round(self.cpu_ms, 3),
             "peak_memory_kb": self.peak_memory_kb,
+            "files": None if self.files is None else to_jsonable(self.files),
+            "files_skipped": self.files_skipped,
         }
 
     @classmethod
@@ -115,4 +122,6 @@ class Result:
             stderr=env.stderr,
             cpu_ms=env.cpu_ms,
             peak_memory_kb=env.peak_memory_kb,
+            files=env.files,
+            files_skipped=env.files_skipped,
         )

@@ -481,6 +481,7 @@ class Pools:
             (tuple(self.config.preload) if facts.zygote_preload else ())
             + self._preload.get(pool.runtime, ()),
             process.worker,
+            process.files_bytes,
         )
         try:
             framing.send_control(process.control, protocol.encode(init))
@@ -542,6 +543,7 @@ class Pools:
             result_bytes=lim.result_bytes, policy=request.policy, imports=request.imports,
             timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
             stdin=request.stdin, separate_stderr=request.separate_stderr, stream=request.stream,
+            files=request.files, return_files=request.return_files,
         ))
         io.key, io.streamed = key, 0
         io.cpu_start_ns = usage.cpu_ns(io.host_pid)

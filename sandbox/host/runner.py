@@ -41,7 +41,7 @@ from runtimes.outcome import Status
 from sandbox import registry, request
 from sandbox.config import PoolConfig
 from sandbox.errors import ConnectError, RequestError
-from sandbox.jail.launch import Launcher
+from sandbox.jail.launch import Launcher, files_bytes
 from sandbox.link import CurveClient, Link
 from sandbox.host import session as s
 from sandbox.host.loop import Loop
@@ -287,7 +287,10 @@ class Runner:
                 # task it sends without them runs in a fresh process (or is refused, by a
                 # runtime that has none: never a worker of the default key, shared by all)
                 isolation="worker" if msg.reuse is not None else "process", reuse_key=msg.reuse,
-                stdin=msg.stdin, separate_stderr=msg.separate_stderr, stream=msg.stream)
+                stdin=msg.stdin, separate_stderr=msg.separate_stderr, stream=msg.stream,
+                files=msg.files, return_files=msg.return_files,
+                files_bytes=files_bytes(self.pool_config, msg.runtime)
+                if msg.runtime in self.config.runtimes else 0)
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return

@@ -116,6 +116,12 @@ def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
             given["stdin"] = jsonview.from_jsonable(given["stdin"])
         except ValueError as exc:
             raise ApiError(422, f"stdin: {exc}", ("stdin",)) from exc
+    if isinstance(given.get("files"), dict):  # each content text, or {"$bytes": ...}
+        try:
+            given["files"] = {name: jsonview.from_jsonable(content)
+                              for name, content in given["files"].items()}
+        except ValueError as exc:
+            raise ApiError(422, f"files: {exc}", ("files",)) from exc
     if isinstance(given.get("imports"), list):
         given["imports"] = tuple(given["imports"])  # a bare string is left for the check
     options = scoped(Options(**given), doc["runtime"], principal)

@@ -40,6 +40,13 @@ OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
     "stream": {"type": "boolean", "default": False,
                "description": "answer text/event-stream: `stdout` and `stderr` events while "
                               "the task runs, then one `result` event"},
+    "files": {"type": ["object", "null"],
+              "additionalProperties": {"type": ["string", "object"]},
+              "description": "python, with files_mb: written into the task's directory "
+                             "(/work) before it runs, by relative name; text or {\"$bytes\": "
+                             "base64}"},
+    "return_files": {"type": "boolean", "default": False,
+                     "description": "what the task wrote in its directory comes back"},
 }
 
 _TAGGED = ("any JSON value; what JSON cannot say is tagged: {\"$bytes\": base64}, "
@@ -77,7 +84,8 @@ def document(version: str) -> dict[str, Any]:
     result = {
         "type": "object",
         "required": ["status", "result", "stdout", "truncated", "error", "message",
-                     "duration_ms", "exec_ms", "stderr", "cpu_ms", "peak_memory_kb"],
+                     "duration_ms", "exec_ms", "stderr", "cpu_ms", "peak_memory_kb", "files",
+                     "files_skipped"],
         "properties": {
             "status": {"type": "string", "enum": _STATUSES},
             "result": {"description": "what the snippet returned: " + _TAGGED},
@@ -95,6 +103,10 @@ def document(version: str) -> dict[str, Any]:
                        "description": "CPU time of the task's process (user + system)"},
             "peak_memory_kb": {"type": ["integer", "null"],
                                "description": "peak resident set of the task's process, KiB"},
+            "files": {"type": ["object", "null"], "description": "with return_files: what "
+                      "the task wrote, by name, each {\"$bytes\": base64}"},
+            "files_skipped": {"type": ["object", "null"], "additionalProperties": {
+                "type": "string"}, "description": "what did not come back, with why"},
         },
     }
     problem = {
