@@ -171,7 +171,7 @@ def test_a_result_is_200_with_its_value_in_the_tagged_view():
                   "ints": {"$map": [[1, "one"]]}},
         "stdout": "x\n", "truncated": False, "error": None, "message": "ok",
         "duration_ms": 1.235, "exec_ms": 0.5, "stderr": "", "cpu_ms": None,
-        "peak_memory_kb": None})
+        "peak_memory_kb": None, "files": None, "files_skipped": None})
 
 
 def test_a_snippets_error_is_200_the_task_was_served():
@@ -448,3 +448,9 @@ def test_an_event_is_one_line_of_json_whatever_the_text():
 def test_stdin_may_be_bytes_in_the_tagged_view():
     req = mapping.task_request(task(stdin={"$bytes": "AAE="}), defaults=LIMITS, principal="a")
     assert req.message.stdin == b"\x00\x01"
+
+
+def test_files_may_be_text_or_bytes_in_the_tagged_view():
+    req = mapping.task_request(task(files={"a.txt": "hi", "b": {"$bytes": "AAE="}}),
+                               defaults=LIMITS, principal="a")
+    assert req.message.files == {"a.txt": b"hi", "b": b"\x00\x01"}

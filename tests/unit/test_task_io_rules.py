@@ -264,3 +264,86 @@ def test_the_runner_checks_stdin_again():
     with pytest.raises(RequestError, match="over the"):
         build("python", "return 1", b"\xc0", defaults=LIMITS, import_policy=ImportPolicy.of(),
               stdin=b"x" * (p.MAX_STDIN_BYTES + 1))
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, why", [
+    ("../etc/passwd", "has a '..' component"),
+    ("a/../../b", "has a '..' component"),
+    ("/etc/passwd", "is absolute"),
+    ("a//b", "has a 'empty' component"),
+    ("./a", "has a '.' component"),
+    ("a\x00b", "holds a NUL"),
+    ("", "non-empty string"),
+    ("/".join(["d"] * 17), "more than 16 directories deep"),
+    ("x" * 256, "a component over 255 bytes"),
+])
+def test_cant_name_a_file_outside_the_tasks_directory(name, why):
+    with pytest.raises(RequestError, match=why):
+        request("python", "return 1", None, Options(files={name: b""}), defaults=LIMITS)
+
+
+def test_files_travel_as_bytes_by_name():
+    req = request("python", "return 1", None, Options(files={"in/a.txt": "é", "b": b"\x00"},
+                                                       return_files=True), defaults=LIMITS)
+    assert (req.message.files, req.message.return_files) == (
+        {"in/a.txt": "é".encode(), "b": b"\x00"}, True)
+
+
+@pytest.mark.parametrize("runtime, options, why", [
+    ("javascript", Options(files={"a": "b"}), "files apply to python, not javascript"),
+    ("python", Options(files={"a": "b"}, isolation="worker"), 'isolation "process"'),
+    ("python", Options(files={f"f{i}": b"" for i in range(p.MAX_TASK_FILES + 1)}),
+     f"over the limit of {p.MAX_TASK_FILES}"),
+    ("python", Options(files={"a": b"x" * (p.MAX_FILES_BYTES + 1)}), "over the 16777216-byte"),
+    ("python", Options(files={"a": 3}), "file 'a' must be str or bytes"),  # type: ignore[dict-item]
+])
+def test_files_a_task_cannot_pass_are_refused(runtime, options, why):
+    with pytest.raises(RequestError, match=why):
+        request(runtime, "return 1", None, options, defaults=LIMITS)
+
+
+def test_a_runner_without_files_mb_refuses_files():
+    with pytest.raises(RequestError, match="files_mb is 0"):
+        build("python", "return 1", b"\xc0", defaults=LIMITS, import_policy=ImportPolicy.of(),
+              files={"a": b"b"})
+
+
+def test_files_over_the_runners_directory_are_refused():
+    with pytest.raises(RequestError, match="over the task's directory of 4 bytes"):
+        build("python", "return 1", b"\xc0", defaults=LIMITS, import_policy=ImportPolicy.of(),
+              files={"a": b"12345"}, files_bytes=4)
+
+
+def test_the_jail_protocol_refuses_a_bad_name_too():
+    task = protocol.Task(code="1", data=b"\xc0", as_bytes=1, memory_bytes=1, cpu_s=1,
+                         stdout_bytes=1, result_bytes=1, files={"../x": b""})
+    with pytest.raises(framing.WireError, match="'..' component"):
+        protocol.decode(protocol.encode(task), (protocol.Task,), max_bytes=protocol.MAX_TASK_BYTES)
+
+
+def test_the_broker_refuses_too_many_files():
+    too_many = submit(files={f"f{i}": b"" for i in range(p.MAX_TASK_FILES + 1)})
+    with pytest.raises(p.ProtocolError, match="'files' must map at most"):
+        p.validate(too_many)
+    with pytest.raises(p.ProtocolError, match="exceeds max_map_len"):  # before decoding
+        p.decode(p.encode(too_many))
+
+
+def test_returned_files_and_what_was_skipped_reach_the_result():
+    body = outcome.with_files(outcome.encode(Status.OK, "ok"), {"a": b"1"},
+                              {"link": "a symbolic link (never followed)"})
+    r = Result.from_wire(body, max_bytes=1 << 20)
+    assert (r.files, r.files_skipped, r.to_dict()["files"]) == (
+        {"a": b"1"}, {"link": "a symbolic link (never followed)"}, {"a": {"$bytes": "MQ=="}})
+
+
+def test_only_a_jail_for_files_may_unshare_mount_and_capset():
+    import seccomp
+
+    plain, files = seccomp.jail_policy(), seccomp.jail_policy(files=True)
+    for name in ("unshare", "mount", "capset"):
+        assert (f" {name}," in plain or f" {name} " in plain, f" {name}" in files) == (
+            False, True), name
