@@ -90,15 +90,24 @@ class _ChildIO:
     key: Hashable = None  # the task it runs
     streamed: int = 0  # bytes of that task's output passed on (``stream``)
     cpu_start_ns: int | None = None  # its CPU time when the task was handed over
+    accounting: usage.Accounting | None = None  # what its tasks cost (sandbox.host.usage)
 
     def close(self) -> None:
         self.channel.close()
+        if self.accounting is not None:
+            self.accounting.close()
         if self.output is not None:
             os.close(self.output)
         try:
             os.close(self.pidfd)
         except OSError:
             pass
+
+    def spent(self) -> tuple[float | None, int | None]:
+        """What its current task cost so far (None, None when it cannot be read)."""
+        if self.accounting is None:
+            return None, None
+        return self.accounting.spent(self.cpu_start_ns)
 
     def signal(self, sig: int) -> None:
         try:
@@ -281,6 +290,7 @@ class Pools:
         channel = socket.socket(fileno=fds[0])
         channel.setblocking(False)  # the loop reads only what has arrived, and sends likewise
         io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
+        io.accounting = usage.Accounting(io.host_pid)
         facts = registry.RUNTIMES[pool.runtime]
         if facts.shared_output and pool.outputs:
             io.output = pool.outputs.popleft()  # the zygote hands them out in spawn order
@@ -328,7 +338,7 @@ class Pools:
                 retire = _tainted(io.host_pid)
             envelope: bytes | bytearray = frame
             if seen is not None:
-                envelope = outcome.with_usage(frame, *usage.spent(io.host_pid, io.cpu_start_ns))
+                envelope = outcome.with_usage(frame, *io.spent())
             self._apply(pool, pool.core.result(pid, envelope, status, now, retire))  # type: ignore[arg-type]
 
     def _take_output(self, pool: _Pool, io: _ChildIO, frame: bytearray,
@@ -449,7 +459,7 @@ class Pools:
         if io is None:
             return envelope
         # what it cost, read while it is still there (a timeout's child is about to be killed)
-        cpu_ms, peak_kb = usage.spent(io.host_pid, io.cpu_start_ns)
+        cpu_ms, peak_kb = io.spent()
         if io.output is not None:
             io.signal(signal.SIGKILL)  # it must not write on while we read
             text, truncated = output.read_shared(io.output, _OUTPUT_FILE_BYTES,
@@ -546,7 +556,7 @@ class Pools:
             files=request.files, return_files=request.return_files,
         ))
         io.key, io.streamed = key, 0
-        io.cpu_start_ns = usage.cpu_ns(io.host_pid)
+        io.cpu_start_ns = io.accounting.cpu_ns() if io.accounting is not None else None
         io.reader = framing.FrameReader(lim.envelope_bytes)
         if io.output is not None and io.used:  # a worker's next task: nothing printed yet
             os.pwrite(io.output, output.EMPTY, 0)
