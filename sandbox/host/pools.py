@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import seccomp
+from broker.protocol import MAX_CHUNK_BYTES
 from runtimes import framing, outcome, output, protocol
 from runtimes.outcome import Status
 from sandbox import registry
 from sandbox.jail import launch
 from sandbox.pyodide import runtime as pyodide
 from sandbox.host import pool_core as core
-from broker.protocol import MAX_CHUNK_BYTES
 from sandbox.config import MAX_STDOUT_BYTES, PoolConfig
 from sandbox.errors import JailError
 from sandbox.host import usage
@@ -53,6 +53,7 @@ MiB = 1024 * 1024
 Deliver = Callable[[Hashable, bytes, Status], None]
 Output = Callable[[Hashable, str, bytes], None]
 _SEND_TIMEOUT_S = 5.0  # a task frame into an idle child's socket buffer
+_FRAMES_PER_WAKE = 64  # a streaming child's frames read in one go, at most
 
 
 def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
@@ -315,12 +316,17 @@ class Pools:
             self._on_ready_frame(pool, io, now)
             return
         chunks: list[tuple[int, bytes]] = []
+        frame = None
         try:
-            while True:  # output frames, if it streams, until the result or nothing more
+            # output frames (a task that streams) until its result, what has arrived, or a
+            # bound: a child that never stops writing must not hold the loop (its deadline
+            # is on the loop's clock); the rest is read at the next wake-up
+            for _ in range(_FRAMES_PER_WAKE):
                 frame = io.reader.read(io.channel)
                 if frame is None or not protocol.is_output(frame):
                     break
                 self._take_output(pool, io, frame, chunks)
+                frame = None
         except framing.OversizedFrame as exc:
             self._pass_output(io, chunks)
             self._apply(pool, pool.core.oversized(pid, exc.size, exc.limit, now))

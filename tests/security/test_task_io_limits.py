@@ -85,3 +85,12 @@ def test_cant_read_another_tasks_stdin(sandbox):
     second = sandbox.run("python", "import sys\nreturn sys.stdin.read()", isolation="worker",
                          reuse_key="stdin-secret")
     assert (first.value, second.status, second.value) == ("s", Status.OK, "")
+
+
+def test_cant_hold_the_hosts_loop_with_a_flood_of_output_frames(sandbox):
+    """Output frames written as fast as the child can, thousands per write, forever: the host
+    reads a bounded number per wake-up, so its clock still runs and the task ends at its
+    timeout."""
+    r = sandbox.run("python", RAW + "while True:\n    os.write(fd, data)",
+                    frame(b"\x00\x01" + b"x" * 16) * 8192, timeout_s=1)
+    assert r.status is Status.TIMEOUT
