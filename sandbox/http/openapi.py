@@ -144,8 +144,12 @@ def document(version: str) -> dict[str, Any]:
                 "summary": "Run one snippet and wait for its result",
                 "requestBody": {"required": True, "content": json_of("#/components/schemas/Task")},
                 "responses": {
-                    "200": {"description": "the task ran; its status says how it ended",
-                            "content": json_of("#/components/schemas/Result")},
+                    "200": {"description": "the task ran; its status says how it ended. With "
+                                           "`stream`: Server-Sent Events, `stdout` and "
+                                           "`stderr` ({\"text\"}) as the output comes, then "
+                                           "one `result` (a Result)",
+                            "content": {**json_of("#/components/schemas/Result"),
+                                        "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _problem("the body is not JSON"),
                     **_AUTH_ERRORS,
                     "408": _problem("the body did not arrive in time"),
