@@ -56,6 +56,15 @@ Runners
       draining is given no new task and is answered with a draining heartbeat (every task
       sent to it went before); what it runs goes on, and its ``bye`` comes when that is done.
 
+Streaming
+  10s. A ``chunk`` from the runner that holds a running task that asked to ``stream`` is
+      forwarded to its client as ``output``, droppable like a refusal (a client that does
+      not read loses chunks, never its result: the result carries the whole output). What
+      is forwarded of one task is capped at its ``stdout_bytes`` (or ``max_stdout_bytes``,
+      or ``protocol.MAX_STREAM_BYTES``) and ``protocol.MAX_STREAM_CHUNKS`` chunks; the rest,
+      and any chunk for a task that does not stream, is not that runner's or is over, is
+      dropped and counted: a runner's flood costs the broker a counter, not memory.
+
 Results and cancellation
   11. ``done`` from the runner that holds the task forwards the envelope and the runner's
       status to the client and frees the slot; an envelope too large to forward within the
@@ -229,6 +238,8 @@ class Task:
     runner: bytes | None = None
     dispatched_at: float = 0.0
     cancelled: bool = False  # answered while running; its runner still holds the slot
+    streamed: int = 0  # bytes of output forwarded (rule 10s)
+    chunks: int = 0  # and in how many chunks
 
     @property
     def session(self) -> tuple[str, str] | None:
@@ -321,7 +332,7 @@ class BrokerCore:
     def on_runner(self, identity: bytes, msg: p.Message, now: float) -> list[Send]:
         if isinstance(msg, p.Ready):
             return self._ready(identity, msg, now)
-        if not isinstance(msg, (p.RunnerHeartbeat, p.Done, p.Bye, p.SessionEnded)):
+        if not isinstance(msg, (p.RunnerHeartbeat, p.Done, p.Bye, p.SessionEnded, p.Chunk)):
             return self.on_malformed(identity, f"a runner may not send {msg.TYPE!r}", None,
                                      from_runner=True)
         runner = self.runners.get(identity)
@@ -345,6 +356,8 @@ class BrokerCore:
             if owner is not None and held is not None and held.runner == identity:
                 self._end_session(owner, msg.reason)
             return []
+        if isinstance(msg, p.Chunk):
+            return self._chunk(runner, msg)
         return self._lose(runner, now, "runner left", counter="runners_left")
 
     def on_malformed(self, sender: bytes, error: str, msg_id: str | None, *,
@@ -556,6 +569,23 @@ class BrokerCore:
             out.append(self._answer(task, msg.status, "", "", now, envelope=msg.envelope))
         return out + self._dispatch(now)
 
+    def _chunk(self, runner: Runner, msg: p.Chunk) -> list[Send]:
+        """Rule 10s."""
+        task = self.running.get(msg.task_id)
+        if (task is None or task.runner != runner.identity or task.cancelled
+                or not task.submit.stream):
+            self.counters["dropped_stale_chunk"] += 1
+            return []
+        cap = (task.submit.limits.stdout_bytes or self.config.max_stdout_bytes
+               or p.MAX_STREAM_BYTES)
+        if (task.streamed + len(msg.data) > min(cap, p.MAX_STREAM_BYTES)
+                or task.chunks >= p.MAX_STREAM_CHUNKS):
+            self.counters["dropped_chunk_over_cap"] += 1
+            return []
+        task.streamed += len(msg.data)
+        task.chunks += 1
+        return [Send(task.client, p.Output(task.submit.id, msg.stream, msg.data), droppable=True)]
+
     def _lose(self, runner: Runner, now: float, reason: str, *,
               counter: str = "runners_lost") -> list[Send]:
         """``runner`` is gone: lost, or left (said bye), as ``counter`` counts it."""
@@ -655,7 +685,9 @@ class BrokerCore:
                 self._end_session((task.principal, s.session), "it was closed")
         return Send(runner.identity, p.TaskMsg(task.key, s.runtime, s.code, s.data, s.limits,
                                                s.policy, s.imports, reuse, session, s.session_op,
-                                               s.idle_timeout_s, s.max_lifetime_s))
+                                               s.idle_timeout_s, s.max_lifetime_s, s.stdin,
+                                               s.separate_stderr, s.stream, s.files,
+                                               s.return_files))
 
     # -- sessions (rules 15 to 17) -----------------------------------------------------------
 

@@ -41,6 +41,11 @@ _COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
     ("sandbox_answers", "Answers that waited for a full client socket, and refusals dropped "
      "for one that held too many unread (an accepted task's answer is never dropped)",
      "event", {"answers_deferred": "deferred", "refusals_dropped": "refusal_dropped"}),
+    ("sandbox_output_chunks_dropped", "Chunks of streaming tasks' output the broker did not "
+     "forward: over a task's cap, for no streaming task of that runner, or for a client "
+     "whose socket did not take it at once (its result carries the whole output)", "reason",
+     {"dropped_chunk_over_cap": "over_cap", "dropped_stale_chunk": "stale",
+      "output_dropped": "client_busy"}),
     ("sandbox_connection_events", "Connections that ended (a peer leaving, or ZeroMQ "
      "dropping one that sent a frame over the cap, which cannot be answered), failed "
      "handshakes, and peers a send could not reach", "event",

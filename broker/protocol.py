@@ -11,9 +11,9 @@ Clients and runners reach the broker on different sockets (and, over tcp, with d
 key sets), so a client can never speak as a runner:
 
     client -> broker   submit, cancel, ping              (the client endpoint)
-    broker -> client   result, rejected, pong
+    broker -> client   result, rejected, pong, output
     runner -> broker   ready, heartbeat, done, bye,      (the runner endpoint)
-                       session_ended
+                       session_ended, chunk
     broker -> runner   task, cancel_task, heartbeat
 
 Every frame is untrusted and is validated on receipt by ``decode``, which returns one of
@@ -39,6 +39,16 @@ FRAME_OVERHEAD_BYTES = 4096
 MAX_ENVELOPE_BYTES = MAX_FRAME_BYTES - FRAME_OVERHEAD_BYTES
 MAX_CODE_BYTES = 1024 * 1024
 MAX_DATA_BYTES = 16 * 1024 * 1024
+MAX_STDIN_BYTES = 4 * 1024 * 1024  # a task's standard input
+# One chunk of a streaming task's output (a runner coalesces what arrived in one read into
+# one chunk; the broker refuses anything larger); what the broker forwards of one task is
+# capped again there (``broker.core``).
+MAX_CHUNK_BYTES = 1024 * 1024
+STREAMS = ("stdout", "stderr")
+MAX_TASK_FILES = 64  # files a task may pass in (what their names may be: runtimes/files.py)
+MAX_FILES_BYTES = 16 * 1024 * 1024  # their contents, together
+MAX_STREAM_BYTES = 8 * 1024 * 1024  # what the broker forwards of one task's output at most
+MAX_STREAM_CHUNKS = 65536  # ... and in how many chunks
 MAX_ID_CHARS = 128
 MAX_REUSE_KEY_CHARS = 128
 # what a task names its workers by: "<principal's tag>/<lane>/<reuse key>" (broker.core)
@@ -128,6 +138,11 @@ class Submit:
     session_op: str = "call"
     idle_timeout_s: float | None = None
     max_lifetime_s: float | None = None
+    stdin: bytes | None = None  # the snippet's standard input (python)
+    separate_stderr: bool = False  # the result's stdout and stderr apart (merged otherwise)
+    stream: bool = False  # ``output`` messages while it runs, before its result
+    files: dict[str, bytes] | None = None  # written into the task's directory before it runs
+    return_files: bool = False  # what it wrote there comes back in its result
 
 
 @dataclass(frozen=True)
@@ -176,6 +191,17 @@ class Pong:
     TYPE: ClassVar[str] = "pong"
 
 
+@dataclass(frozen=True)
+class Output:
+    """What a streaming task printed on one stream, while it runs, in order; zero or more
+    before its ``result``. ``data`` is UTF-8 cut anywhere (a character may span two)."""
+
+    TYPE: ClassVar[str] = "output"
+    id: str
+    stream: str  # one of STREAMS
+    data: bytes
+
+
 # -- runner -> broker ---------------------------------------------------------------------
 
 
@@ -218,6 +244,16 @@ class SessionEnded:
     reason: str
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """A streaming task's output, from its runner, while it runs (forwarded as ``output``)."""
+
+    TYPE: ClassVar[str] = "chunk"
+    task_id: str
+    stream: str  # one of STREAMS
+    data: bytes
+
+
 # -- broker -> runner ---------------------------------------------------------------------
 
 
@@ -240,6 +276,11 @@ class TaskMsg:
     session_op: str = "call"
     idle_timeout_s: float | None = None
     max_lifetime_s: float | None = None
+    stdin: bytes | None = None
+    separate_stderr: bool = False
+    stream: bool = False
+    files: dict[str, bytes] | None = None
+    return_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,13 +297,13 @@ class BrokerHeartbeat:
 
 
 Message = (
-    Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Ready | RunnerHeartbeat | Done | Bye
-    | TaskMsg | CancelTask | BrokerHeartbeat | SessionEnded
+    Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Output | Ready | RunnerHeartbeat
+    | Done | Bye | SessionEnded | Chunk | TaskMsg | CancelTask | BrokerHeartbeat
 )
 _TYPES: dict[str, Any] = {
     cls.TYPE: cls
-    for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Ready, RunnerHeartbeat, Done,
-                Bye, TaskMsg, CancelTask, BrokerHeartbeat, SessionEnded)
+    for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Output, Ready, RunnerHeartbeat,
+                Done, Bye, SessionEnded, Chunk, TaskMsg, CancelTask, BrokerHeartbeat)
 }
 BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
 
@@ -479,7 +520,34 @@ def _check_session(m: Submit | TaskMsg) -> None:
 ISOLATIONS = ("process", "worker")
 
 
+def _check_io(m: Submit | TaskMsg) -> None:
+    _need(m.stdin is None or _is(m.stdin, bytes), "'stdin' must be bytes or nil")
+    _need(m.stdin is None or len(m.stdin) <= MAX_STDIN_BYTES,
+          f"'stdin' is over {MAX_STDIN_BYTES} bytes")
+    _need(_is(m.separate_stderr, bool), "'separate_stderr' must be a boolean")
+    _need(_is(m.stream, bool), "'stream' must be a boolean")
+    _need(_is(m.return_files, bool), "'return_files' must be a boolean")
+    if m.files is not None:
+        _need(isinstance(m.files, dict) and len(m.files) <= MAX_TASK_FILES
+              and all(_is(k, str) and 0 < len(k) <= 1024 and _is(v, bytes)
+                      for k, v in m.files.items()),
+              f"'files' must map at most {MAX_TASK_FILES} names to bytes")
+        _need(sum(len(v) for v in m.files.values()) <= MAX_FILES_BYTES,
+              f"'files' hold over {MAX_FILES_BYTES} bytes")
+
+
+def _check_chunk(m: Chunk | Output) -> None:
+    if isinstance(m, Chunk):
+        _check_id(m.task_id, "task_id")
+    else:
+        _check_id(m.id)
+    _need(_is(m.stream, str) and m.stream in STREAMS, f"'stream' must be one of {', '.join(STREAMS)}")
+    _need(_is(m.data, bytes) and 0 < len(m.data) <= MAX_CHUNK_BYTES,
+          f"'data' must be 1 to {MAX_CHUNK_BYTES} bytes")
+
+
 def _check_language(m: Submit | TaskMsg) -> None:
+    _check_io(m)
     if isinstance(m, Submit):
         _need(m.isolation in ISOLATIONS, f"'isolation' must be one of {', '.join(ISOLATIONS)}")
         if m.reuse_key is not None:
@@ -563,4 +631,6 @@ _CHECKS: dict[type, Any] = {
     SessionEnded: _check_session_ended,
     ResultMsg: _check_result,
     Rejected: _check_rejected,
+    Chunk: _check_chunk,
+    Output: _check_chunk,
 }

@@ -267,7 +267,23 @@ class BrokerServer:
                 with self.lock:
                     self.core.counters["internal_error"] += 1
                 continue
-            self._send(role, send.to, frame, send.droppable)
+            if isinstance(send.msg, p.Output):
+                self._send_output(send.to, frame)
+            else:
+                self._send(role, send.to, frame, send.droppable)
+
+    def _send_output(self, to: bytes, frame: bytes) -> None:
+        """A streaming task's output goes now or not at all (core rule 10s): never into the
+        outbox, so that a client that does not read (or a runner's flood) holds no memory
+        here beyond the socket's own high-water mark; the result carries it all anyway."""
+        if (_CLIENT, to) not in self._outbox:
+            try:
+                self._by_role[_CLIENT].send_multipart([to, frame], zmq.NOBLOCK)
+                return
+            except zmq.ZMQError:
+                pass
+        with self.lock:
+            self.core.counters["output_dropped"] += 1
 
     def _send(self, role: int, to: bytes, frame: bytes, droppable: bool = False) -> None:
         key = (role, to)

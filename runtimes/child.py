@@ -5,6 +5,9 @@ Steps, in order (the point where the child gives up its last privileges is marke
 1. forget the zygote: default signal handlers, close every fd but the task channel and the
    output file the host shared (``runtimes.output``, mapped now), stdio on /dev/null (a
    snippet must not write into the jail's log).
+1f. in a pool that gives tasks files: its own directory, a tmpfs in a mount namespace of its
+   own (``runtimes.files.private_workdir``), then every capability dropped for good.
+   --- from here on the child holds no capability, not even in the jail's user namespace ---
 2. tie its life to the zygote (PDEATHSIG) and make itself non-dumpable, so no sibling can
    read its memory through ptrace-like interfaces.
 3. lower the limits no task changes: no file writes, no core dumps, no new processes.
@@ -15,7 +18,8 @@ Steps, in order (the point where the child gives up its last privileges is marke
    the executor's) and any lazy set-up land before the task exists.
 6. wait for a task frame. Everything above happens ahead of demand, in the pool.
 7. lower address space and CPU seconds to the task's budget.
-8. run the task through the runtime's executor and write the encoded result.
+8. put the task's files in its directory, run the task through the runtime's executor,
+   add the files it wrote when it asked for them back, and write the encoded result.
 9. a task of the default mode was the only one: wait to be stopped and killed, and nothing
    of this process survives into another task. In worker mode (``reusable``) the host may
    send another task of the same tenant: back to step 6, with fresh interpreter state from
@@ -30,6 +34,7 @@ Steps, in order (the point where the child gives up its last privileges is marke
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import os
 import resource
@@ -39,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from runtimes import framing, outcome, output, protocol, seccomp_filter
+from runtimes import files, framing, outcome, output, protocol, seccomp_filter
 from runtimes.outcome import Status
 
 _PR_SET_PDEATHSIG = 1
@@ -54,15 +59,19 @@ class ChildSetup:
     executor: ModuleType
     seccomp_program: bytes
     pid_slots: tuple[int, ...]
+    files_bytes: int = 0  # the size of each task's own directory (0: no directory)
 
 
 def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None:
     code = 70
     try:
         _forget_zygote(channel.fileno(), output_fd)
+        if setup.files_bytes:
+            files.private_workdir(setup.files_bytes, MAX_TASK_FILES)
+            files.drop_capabilities()
         shared = _map_output(output_fd)
         _bind_lifetime()
-        _lower_fixed_limits()
+        _lower_fixed_limits(setup.files_bytes)
         seccomp_filter.install(setup.seccomp_program, setup.pid_slots, os.getpid())
         # A rehearsal while idle: its copy-on-write page faults and lazy initialisation
         # happen now rather than on the task's clock (measured: a first decode of a task
@@ -93,8 +102,10 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
             elif task.reusable and check is None and not in_session:
                 arm = getattr(setup.executor, "arm", None)
                 check = arm() if arm is not None else _nothing_to_check
+            # a task that streams: what it prints goes out as output frames as it comes
+            output.stream_to(functools.partial(_send_output, channel) if task.stream else None)
             try:
-                result = setup.executor.run(task, shared)
+                result = _run(setup, task, shared)
             except MemoryError:  # encoding the result itself did not fit: still one answer
                 result = outcome.encode(Status.MEMORY_LIMIT, "the result did not fit in the "
                                                              "snippet's memory limit")
@@ -123,11 +134,34 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
                     pass
                 code = 0
                 break
+            if setup.files_bytes:
+                files.clear()  # the next task of this worker starts from an empty directory
             setup.executor.prepare_next()
     except BaseException:  # nothing may escape a forked child: the zygote's loop is above
         code = 70
     finally:
         os._exit(code)
+
+
+def _run(setup: ChildSetup, task: protocol.Task, shared: mmap.mmap | None) -> bytes:
+    """Step 8: the task's files in, the task, the files it wrote out (on request)."""
+    if task.files:
+        try:
+            files.put(task.files)
+        except OSError as exc:
+            return outcome.encode(Status.ERROR, f"the task's files could not be written: {exc}",
+                                  error=outcome.ErrorDetail("FilesError", str(exc), ""))
+    result: bytes = setup.executor.run(task, shared)
+    if task.return_files and setup.files_bytes:
+        found, skipped = files.collect(max(0, task.result_bytes - len(result)), MAX_TASK_FILES)
+        result = outcome.with_files(result, found, skipped)
+    return result
+
+
+def _send_output(channel: socket.socket, stream: int, data: bytes) -> None:
+    """One output frame. Blocking: a host that reads slower than the snippet prints holds
+    the snippet back (its timeout still runs), and the frames are as many as the cap allows."""
+    framing.send_frame(channel, protocol.encode_output(stream, data))
 
 
 def _nothing_to_check() -> bool:
@@ -193,6 +227,8 @@ _CANNED_TASK = protocol.encode(protocol.Task(
     stdout_bytes=1 << 20, result_bytes=1 << 24,
     imports=protocol.Imports(tuple(f"module{i}" for i in range(48)), ()), timeout_ms=5000))
 
+MAX_TASK_FILES = 64  # files a task may pass in, and get back (the broker's protocol says the same)
+
 # A worker's CPU seconds over its whole life (the hard limit, set once; each task's own
 # budget is the soft limit, raised under it task by task).
 WORKER_CPU_S = 3600
@@ -216,8 +252,9 @@ def _set_task_limits(task: protocol.Task, first: bool) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (min(used + cpu_s, hard), hard))
 
 
-def _lower_fixed_limits() -> None:
-    """The limits no task changes, set before the task arrives (off its clock)."""
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+def _lower_fixed_limits(files_bytes: int = 0) -> None:
+    """The limits no task changes, set before the task arrives (off its clock). A file may
+    be as large as the task's directory (the tmpfs's own size is the cap of them all)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (files_bytes, files_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))

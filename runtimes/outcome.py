@@ -58,6 +58,14 @@ class Envelope:
     error: ErrorDetail | None = None
     duration_ms: float = 0.0  # the snippet's own run time, measured inside the child
     retire: bool = False  # worker mode: the child changed state it cannot reset; reuse it not
+    stderr: str = ""  # stderr's own text, when the task asked for the streams apart
+    # what the task cost, as the host read it from the kernel (``with_usage``); None: unknown
+    cpu_ms: float | None = None
+    peak_memory_kb: int | None = None
+    # what the task wrote in its directory, when it asked (runtimes.files), and what of it did
+    # not come back, with why
+    files: dict[str, bytes] | None = None
+    files_skipped: dict[str, str] | None = None
 
 
 def out_of_memory(memory_bytes: int, how: str = "") -> str:
@@ -78,6 +86,7 @@ def encode(
     error: ErrorDetail | None = None,
     duration_ms: float = 0.0,
     retire: bool = False,
+    stderr: str = "",
 ) -> bytes:
     """An envelope's bytes: a MessagePack map whose first keys are ``status`` and ``retire``
     (see ``peek``)."""
@@ -93,10 +102,45 @@ def encode(
             "error": None if error is None else
             {"type": error.type, "message": error.message, "traceback": error.traceback},
             "duration_ms": duration_ms,
+            **({"stderr": stderr} if stderr else {}),
         },
         use_bin_type=True,
     )
     return envelope
+
+
+def with_usage(body: bytes | bytearray, cpu_ms: float | None, peak_memory_kb: int | None) -> bytes:
+    """The envelope ``body`` with what its task cost appended, as the host measured it. The
+    two keys go last, so that they win over any of the same name a snippet wrote into its
+    own envelope."""
+    return with_fields(body, {"cpu_ms": cpu_ms, "peak_memory_kb": peak_memory_kb})
+
+
+def with_files(body: bytes | bytearray, files: dict[str, bytes], skipped: dict[str, str]) -> bytes:
+    """The envelope ``body`` with the files its task wrote (``runtimes.files.collect``)."""
+    return with_fields(body, {"files": files, "files_skipped": skipped})
+
+
+def with_fields(body: bytes | bytearray, extra: dict[str, Any]) -> bytes:
+    """The envelope ``body`` (a MessagePack map) with ``extra``'s entries appended, without
+    decoding it: the map's header is rewritten for the added entries. ``body`` that is not
+    a map is returned as it is (its decode fails anyway)."""
+    if not body:
+        return bytes(body)
+    head = body[0]
+    if 0x80 <= head <= 0x8F:
+        count, start = head & 0x0F, 1
+    elif head == 0xDE and len(body) >= 3:
+        count, start = int.from_bytes(body[1:3], "big"), 3
+    else:
+        return bytes(body)
+    count += len(extra)
+    header = (bytes((0x80 | count,)) if count <= 0x0F
+              else b"\xde" + count.to_bytes(2, "big") if count <= 0xFFFF else b"")
+    if not header or not 0 < len(extra) <= 0x0F:
+        return bytes(body)
+    tail: bytes = msgpack.packb(extra, use_bin_type=True)[1:]
+    return header + bytes(body[start:]) + tail
 
 
 def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
@@ -105,7 +149,7 @@ def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
         raise WireError(f"result envelope of {len(body)} bytes exceeds the limit of {max_bytes}")
     try:
         msg = msgpack.unpackb(body, raw=False, strict_map_key=True, max_bin_len=len(body),
-                              max_str_len=len(body), max_array_len=16, max_map_len=16)
+                              max_str_len=len(body), max_array_len=16, max_map_len=1024)
     except Exception as exc:  # msgpack raises several types for bad input; we expose one
         raise WireError(f"malformed result envelope: {exc}") from exc
     if not isinstance(msg, dict):
@@ -129,7 +173,31 @@ def decode(body: bytes | bytearray, *, max_bytes: int) -> Envelope:
         error=_error(msg.get("error")),
         duration_ms=float(_field(msg, "duration_ms", (int, float))),
         retire=_field(msg, "retire", bool) if "retire" in msg else False,
+        stderr=_field(msg, "stderr", str) if "stderr" in msg else "",
+        cpu_ms=_optional(msg, "cpu_ms", (int, float)),
+        peak_memory_kb=_optional(msg, "peak_memory_kb", int),
+        files=_map_of(msg, "files", bytes),
+        files_skipped=_map_of(msg, "files_skipped", str),
     )
+
+
+def _map_of(msg: dict[str, Any], name: str, kind: type) -> Any:
+    value = msg.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(type(k) is str and type(v) is kind
+                                              for k, v in value.items()):
+        raise WireError(f"field {name!r} is not a map of names to {kind.__name__}")
+    return value
+
+
+def _optional(msg: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = msg.get(name)
+    if value is None:
+        return None
+    if type(value) not in (kind if isinstance(kind, tuple) else (kind,)) or float(value) < 0:
+        raise WireError(f"field {name!r} is not a non-negative {getattr(kind, '__name__', kind)}")
+    return float(value) if name == "cpu_ms" else value
 
 
 def peek(body: bytes | bytearray) -> tuple[Status, bool] | None:

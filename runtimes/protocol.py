@@ -5,8 +5,13 @@
                      SCM_RIGHTS), exited (with the wait status)
     host -> child    task (one frame on the child's task channel)
     child -> host    worker_ready (once, first, from a child that execs a worker program of
-                     its own: the pyodide runtime's Node.js), then the result envelope of
-                     each task (``runtimes.outcome``)
+                     its own: the pyodide runtime's Node.js), then for each task: output
+                     frames while it runs (only for a task that asks to ``stream``), then
+                     its result envelope (``runtimes.outcome``)
+
+An output frame is not MessagePack: it is one byte 0, one byte naming the stream
+(``runtimes.output.STDOUT`` or ``STDERR``) and the bytes printed, so that the host tells it
+from an envelope (a MessagePack map, whose first byte is never 0) without decoding either.
 
 A message is a MessagePack map ``{"v": VERSION, "t": <type>, ...fields}``. ``decode`` is the
 only way in: it returns one of the dataclasses below or raises ``WireError`` (and nothing
@@ -21,6 +26,7 @@ from typing import Any, ClassVar
 
 import msgpack
 
+from runtimes.files import check_name
 from runtimes.framing import MAX_CONTROL_BYTES, WireError
 
 VERSION = 1
@@ -81,6 +87,9 @@ class Init:
     pid_slots: tuple[int, ...]  # where a child patches its own pid into the program
     preload: tuple[str, ...] = ()  # operator modules the zygote imports ahead of time
     worker: WorkerSpec | None = None  # children exec a worker program (see WorkerSpec)
+    # each child makes a private writable directory of this many bytes (0: none; see
+    # runtimes.files), which the jail started with what that needs (sandbox.jail.launch)
+    files_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,33 @@ class Task:
     # a session's call: the interpreter's state is kept from call to call (implies reusable),
     # and an interrupt (SIGINT) at the timeout ends the call, not the process
     session: bool = False
+    stdin: bytes = b""  # what the snippet reads from its standard input
+    separate_stderr: bool = False  # the result carries stdout and stderr apart
+    stream: bool = False  # output frames while it runs, before the result
+    # written into the task's directory before it runs (runtimes.files), by relative name
+    files: dict[str, bytes] = field(default_factory=dict)
+    return_files: bool = False  # what it wrote there comes back with its result
+
+
+# -- child -> host, while a task runs ------------------------------------------------------------
+
+_OUTPUT_MARK = 0
+
+
+def encode_output(stream: int, data: bytes) -> bytes:
+    """An output frame's body: what a streaming task printed on ``stream`` just now."""
+    return bytes((_OUTPUT_MARK, stream)) + data
+
+
+def is_output(body: bytes | bytearray) -> bool:
+    return len(body) > 0 and body[0] == _OUTPUT_MARK
+
+
+def decode_output(body: bytes | bytearray) -> tuple[int, bytes]:
+    """(stream, bytes) of an output frame; WireError for anything else."""
+    if len(body) < 3 or body[0] != _OUTPUT_MARK or body[1] not in (1, 2):
+        raise WireError("malformed output frame")
+    return body[1], bytes(body[2:])
 
 
 Message = Init | Spawn | Ready | Spawned | Exited | WorkerReady | Task
@@ -253,7 +289,8 @@ def _init(raw: dict[str, Any]) -> Init:
         raise WireError("field 'pid_slots' must be instruction indexes of the program")
     worker = raw.get("worker")
     return Init(program, tuple(slots), _names(raw.get("preload", []), "preload"),
-                None if worker is None else _worker_spec(worker))
+                None if worker is None else _worker_spec(worker),
+                _int(raw, "files_bytes", 0, 1 << 40) if "files_bytes" in raw else 0)
 
 
 def _paths(value: Any, name: str) -> tuple[str, ...]:
@@ -326,7 +363,22 @@ def _task(raw: dict[str, Any]) -> Task:
         timeout_ms=_int(raw, "timeout_ms", 0, 1 << 32) if "timeout_ms" in raw else 0,
         reusable=_bool(raw, "reusable") if "reusable" in raw else False,
         session=_bool(raw, "session") if "session" in raw else False,
+        stdin=_bytes(raw, "stdin") if "stdin" in raw else b"",
+        separate_stderr=_bool(raw, "separate_stderr") if "separate_stderr" in raw else False,
+        stream=_bool(raw, "stream") if "stream" in raw else False,
+        files=_files(raw.get("files", {})),
+        return_files=_bool(raw, "return_files") if "return_files" in raw else False,
     )
+
+
+def _files(value: Any) -> dict[str, bytes]:
+    if not isinstance(value, dict) or not all(type(c) is bytes for c in value.values()):
+        raise WireError("field 'files' must map file names to bytes")
+    for name in value:
+        why = check_name(name)
+        if why is not None:
+            raise WireError(why)
+    return value
 
 
 _BUILD: dict[type, Any] = {

@@ -45,7 +45,7 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
     if survey is not None:  # what a worker of this runtime will watch, found once (python)
         survey()
     setup = child.ChildSetup(executor=executor, seccomp_program=init.seccomp_program,
-                             pid_slots=init.pid_slots)
+                             pid_slots=init.pid_slots, files_bytes=init.files_bytes)
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in the children.
     gc.freeze()

@@ -19,6 +19,7 @@ ENVELOPE_SLACK_BYTES = 64 * 1024  # an envelope's fields besides the result and 
 # limits allow would cut the runner off from its broker (a test pins this).
 MAX_RESULT_BYTES = 64 * MiB
 MAX_STDOUT_BYTES = 8 * MiB
+MAX_FILES_MB = 1024  # a task's own directory, at most (its pages count against the jail's memory)
 
 __all__ = ["SETTINGS", "Limits", "PoolConfig", "PyodideConfig", "ServiceConfig",
            "Setting"]
@@ -174,6 +175,9 @@ class PoolConfig:
     session_idle_timeout_s: float = 600.0
     session_max_lifetime_s: float = 3600.0
     session_interrupt_grace_s: float = 1.0
+    # Each task's own writable directory (runtimes/files.py), this many MiB; 0: none (the
+    # jail is then started exactly as without the option: see the README's "Files")
+    files_mb: int = 0
     default_limits: Limits = Limits()
     pyodide: PyodideConfig = PyodideConfig()  # the pyodide runtime's workers
 
@@ -190,6 +194,7 @@ class PoolConfig:
         _check(self.session_idle_timeout_s, float, 0.001, 7 * 86400, "session_idle_timeout_s")
         _check(self.session_max_lifetime_s, float, 0.001, 30 * 86400, "session_max_lifetime_s")
         _check(self.session_interrupt_grace_s, float, 0.001, 60, "session_interrupt_grace_s")
+        _check(self.files_mb, int, 0, MAX_FILES_MB, "files_mb")
         if self.cgroup not in ("auto", "v1", "v2", "off"):
             raise ConfigError(f"cgroup must be auto, v1, v2 or off, not {self.cgroup!r}")
         if self.jail_pids < 2 * self.size + 4:  # the children, as many frozen, the zygote
@@ -382,6 +387,9 @@ class ServiceConfig:
         "", "a delegated cgroup to put the jails' cgroups under (v2: its path, e.g. "
         "/sys/fs/cgroup/user.slice/...; v1: its path in the memory and pids hierarchies)",
         on=_POOL, metavar="PATH")
+    files_mb: int = _setting(
+        0, "each python task's own writable directory, /work, in MiB (0: none); tasks may then "
+        "pass files in and ask for what they wrote back", on=_POOL, metavar="MB")
     log_level: str = _setting("info", "the least severe log lines written to stderr",
                               on=(SERVE, RUNNER), metavar="|".join(LOG_LEVELS))
     log_format: str = _setting("text", "log lines as text (time, level, logger, message) or "
@@ -409,6 +417,7 @@ class ServiceConfig:
         _check(self.max_memory_mb, int, 16, 65536, "max_memory_mb")
         _check(self.max_stdout_bytes, int, 0, MAX_STDOUT_BYTES, "max_stdout_bytes")
         _check(self.max_result_bytes, int, 1024, MAX_RESULT_BYTES, "max_result_bytes")
+        _check(self.files_mb, int, 0, MAX_FILES_MB, "files_mb")
         if self.ipc_principal not in IPC_PRINCIPALS:
             raise ConfigError(f"ipc_principal must be connection or uid, not {self.ipc_principal!r}")
         _check(self.heartbeat_s, float, 0.01, 3600, "heartbeat_s")
@@ -469,6 +478,7 @@ class ServiceConfig:
                           max_sessions=self.max_sessions,
                           session_idle_timeout_s=self.session_idle_timeout_s,
                           session_max_lifetime_s=self.session_max_lifetime_s,
+                          files_mb=self.files_mb,
                           pyodide=PyodideConfig(packages_dir=self.pyodide_packages_dir or None,
                                                 no_namespaces=self.pyodide_no_namespaces))
 

@@ -61,6 +61,11 @@ class Runtime:
     # SIGINT raises KeyboardInterrupt); else such a call ends its session (QuickJS cannot be
     # interrupted from outside without giving up its calls into the host)
     interruptible: bool = False
+    # a task may ask for its stdout and stderr apart, and for them streamed while it runs
+    # (its executor writes through ``runtimes.output`` with the stream named)
+    streams: bool = False
+    stdin: bool = False  # a task may hand its snippet a standard input
+    files: bool = False  # a task may have a directory of its own (``files_mb``: runtimes.files)
 
     @property
     def version(self) -> str:
@@ -75,9 +80,10 @@ def _cached_version(name: str, probe: Callable[[], str]) -> str:
 RUNTIMES: dict[str, Runtime] = {
     r.name: r for r in (
         Runtime("python", ("py",), ("msgpack", "RestrictedPython"), True, True, _python_version,
-                policies=("default", "restricted"), zygote_preload=True, interruptible=True),
+                policies=("default", "restricted"), zygote_preload=True, interruptible=True, streams=True,
+                stdin=True, files=True),
         Runtime("javascript", ("js",), ("msgpack", "quickjs", "_quickjs"), False, True,
-                _quickjs_version),
+                _quickjs_version, streams=True),
         # msgpack: the zygote's protocol, and worker.mjs copies its pure-Python part into
         # Pyodide for the codec there
         Runtime("pyodide", (), ("msgpack",), True, False, _pyodide_version,

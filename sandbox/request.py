@@ -16,13 +16,15 @@ own defaults and import policy) and the local API (its one entry). Everything af
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, fields, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypedDict
 
 from broker import protocol as p
-from broker.protocol import ISOLATIONS, MAX_CODE_BYTES, MAX_DATA_BYTES
+from broker.protocol import (ISOLATIONS, MAX_CODE_BYTES, MAX_DATA_BYTES, MAX_FILES_BYTES,
+                             MAX_STDIN_BYTES, MAX_TASK_FILES)
 from runtimes import codec
+from runtimes.files import check_name
 from runtimes.protocol import POLICIES, Imports
 from sandbox import registry
 from sandbox.config import Limits
@@ -52,6 +54,11 @@ class RunOptions(TypedDict, total=False):
     queue_timeout_s: float | None
     idempotent: bool
     max_attempts: int
+    stdin: str | bytes | None
+    separate_stderr: bool
+    stream: bool
+    files: Mapping[str, str | bytes] | None
+    return_files: bool
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,13 @@ class Options:
     queue_timeout_s: float | None = None  # how long it may wait for a slot (the client's)
     idempotent: bool = False  # may run again on another runner if its runner vanishes
     max_attempts: int = 1
+    stdin: str | bytes | None = None  # python: the snippet's standard input (text as UTF-8)
+    separate_stderr: bool = False  # the result's stdout holds stdout only, stderr apart
+    stream: bool = False  # output arrives in chunks while the task runs (see the clients)
+    # python, in a pool with files_mb: written into the task's own directory before it runs,
+    # by relative name (text as UTF-8); return_files: what it wrote there comes back
+    files: Mapping[str, str | bytes] | None = None
+    return_files: bool = False
 
     @classmethod
     def of(cls, **given: Any) -> Options:
@@ -128,6 +142,16 @@ def request(runtime: object, code: object, data: Any, options: Options, *,
         encoded = codec.encode(data, max_bytes=MAX_DATA_BYTES, path="data")
     except codec.EncodeError as exc:
         raise RequestError(f"data cannot be sent to the sandbox: {exc}") from exc
+    stdin = options.stdin
+    if isinstance(stdin, str):
+        try:
+            stdin = stdin.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RequestError(f"stdin is not valid Unicode text ({exc.reason})") from exc
+    elif stdin is not None and not isinstance(stdin, bytes):
+        raise RequestError(f"stdin must be str or bytes, not {type(stdin).__name__}")
+    _io(name, stdin, options.separate_stderr, options.stream)
+    files = _files(name, options.files, options.return_files, options.isolation)
     if registry.RUNTIMES[name].worker_children:
         # its tasks always run in workers (pyodide): so named, the broker keys them by lane
         # too, and a worker never serves two lanes
@@ -141,7 +165,8 @@ def request(runtime: object, code: object, data: Any, options: Options, *,
         queue_timeout_s=o.queue_timeout_s,
         idempotent=o.idempotent, max_attempts=o.max_attempts, policy=o.policy or "default",
         imports=o.imports, deadline_s=None, isolation=o.isolation or "process",
-        reuse_key=o.reuse_key,
+        reuse_key=o.reuse_key, stdin=stdin or None, separate_stderr=o.separate_stderr,
+        stream=o.stream, files=files or None, return_files=o.return_files,
     )
     try:
         p.validate(message)  # the message's shape: the protocol's rules
@@ -171,6 +196,11 @@ class TaskRequest:
     # one tenant and one memory budget (its address-space limit is set once, by its first task).
     reuse: tuple[str, int] | None = None
     session: str | None = None  # a call of this open session (its state kept across calls)
+    stdin: bytes = b""  # the snippet's standard input
+    separate_stderr: bool = False  # stdout and stderr apart in the result
+    stream: bool = False  # output in chunks while it runs (the front's ``output`` callback)
+    files: dict[str, bytes] = field(default_factory=dict)  # into its directory, by name
+    return_files: bool = False  # what it wrote there comes back with its result
 
 
 def build(
@@ -189,10 +219,27 @@ def build(
     imports: Iterable[str] | None = None,
     isolation: str | None = None,
     reuse_key: str | None = None,
+    stdin: bytes | None = None,
+    separate_stderr: bool = False,
+    stream: bool = False,
+    files: Mapping[str, str | bytes] | None = None,
+    return_files: bool = False,
+    files_bytes: int = 0,
 ) -> TaskRequest:
     """``isolation``: "process" (the default: a fresh process per task) or "worker" (a warm
     worker serving tasks of ``reuse_key`` only: the caller's lane or tenant)."""
     served = tuple(served)
+    io = _io(runtime, stdin, separate_stderr, stream)
+    if (files or return_files) and registry.canonical(runtime) in served:
+        checked = _files(registry.canonical(runtime), files, return_files, isolation)
+        if not files_bytes:
+            raise RequestError("files need a directory per task, which this runner's pools "
+                               "do not give (the operator's files_mb is 0)")
+        size = sum(len(c) for c in checked.values())
+        if size > files_bytes:
+            raise RequestError(f"files hold {size} bytes, over the task's directory of "
+                               f"{files_bytes} bytes (files_mb)")
+        io.update(files=checked, return_files=bool(return_files))
     name = registry.canonical(runtime)
     if name is None or name not in served:
         raise RequestError(f"unknown runtime {runtime!r} (available: "
@@ -221,7 +268,7 @@ def build(
     if not facts.language_layer:
         if policy not in (None, "default") or imports is not None:
             raise RequestError(f"policy and imports apply to python, not {name}")
-        return TaskRequest(name, code, data, limits, reuse=reuse)
+        return replace(TaskRequest(name, code, data, limits, reuse=reuse), **io)
     if policy not in (None, *POLICIES):
         raise RequestError(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
     if policy not in (None, *facts.policies):
@@ -233,7 +280,66 @@ def build(
         allow = import_policy.narrow(imports)
     except ConfigError as exc:
         raise RequestError(str(exc)) from exc
-    return TaskRequest(name, code, data, limits, policy or "default", allow.imports, reuse)
+    return replace(TaskRequest(name, code, data, limits, policy or "default", allow.imports,
+                               reuse), **io)
+
+
+def _files(runtime: str | None, files: object, return_files: object,
+           isolation: object) -> dict[str, bytes]:
+    """The files a task passes in, checked (names by ``runtimes.files.check_name``, the
+    same rule the child applies), contents as bytes."""
+    if not isinstance(return_files, bool):
+        raise RequestError("return_files must be a boolean")
+    if files is None and not return_files:
+        return {}
+    facts = registry.RUNTIMES.get(runtime or "")
+    if facts is not None and not facts.files:
+        raise RequestError(f"files apply to python, not {facts.name}")
+    if isolation == "worker" or (facts is not None and facts.worker_children):
+        raise RequestError('files apply to tasks of isolation "process" (a fresh directory '
+                           "per task)")
+    if files is None:
+        return {}
+    if not isinstance(files, Mapping):
+        raise RequestError(f"files must map names to str or bytes, not {type(files).__name__}")
+    if len(files) > MAX_TASK_FILES:
+        raise RequestError(f"{len(files)} files, over the limit of {MAX_TASK_FILES}")
+    out: dict[str, bytes] = {}
+    for name, content in files.items():
+        why = check_name(name)
+        if why is not None:
+            raise RequestError(why)
+        if isinstance(content, str):
+            try:
+                content = content.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise RequestError(f"file {name!r} is not valid Unicode text") from exc
+        if not isinstance(content, bytes):
+            raise RequestError(f"file {name!r} must be str or bytes, not {type(content).__name__}")
+        out[name] = content
+    size = sum(len(c) for c in out.values())
+    if size > MAX_FILES_BYTES:
+        raise RequestError(f"files hold {size} bytes, over the {MAX_FILES_BYTES}-byte limit")
+    return out
+
+
+def _io(runtime: object, stdin: bytes | None, separate_stderr: bool,
+        stream: bool) -> dict[str, Any]:
+    """The task's input and output options, checked against what its runtime can do (the
+    runtime's name is checked before they are used)."""
+    facts = registry.RUNTIMES.get(registry.canonical(runtime) or "")
+    if facts is None:
+        return {}
+    if stdin is not None and not isinstance(stdin, bytes):
+        raise RequestError(f"stdin must be bytes, not {type(stdin).__name__}")
+    if stdin and len(stdin) > MAX_STDIN_BYTES:
+        raise RequestError(f"stdin is {len(stdin)} bytes, over the {MAX_STDIN_BYTES}-byte limit")
+    if stdin and not facts.stdin:
+        raise RequestError(f"stdin applies to python, not {facts.name}")
+    if (separate_stderr or stream) and not facts.streams:
+        raise RequestError(f"separate_stderr and stream are not available for {facts.name}")
+    return {"stdin": stdin or b"", "separate_stderr": bool(separate_stderr),
+            "stream": bool(stream)}
 
 
 def _reuse(isolation: str | None, reuse_key: str | None, limits: Limits,

@@ -11,7 +11,17 @@ from runtimes.outcome import Status
 from sandbox.errors import TaskFailed
 from sandbox.jsonview import to_jsonable
 
-__all__ = ["ErrorInfo", "Result", "Status"]
+__all__ = ["ErrorInfo", "OutputChunk", "Result", "Status"]
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """A piece of a streaming task's output, as it came while the task ran: its stream
+    ("stdout" or "stderr") and its text (whole characters: a character cut between two
+    pieces on the wire comes whole in the later one)."""
+
+    stream: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,19 @@ class Result:
     # why a rejected task never ran, for a program, when the broker said: "queue_full",
     # "client_cap", "no_runner", "queue_timeout", "draining"... (``broker.core``'s names)
     reason: str = ""
+    # the task's standard error, when it asked for it apart (``separate_stderr``: ``stdout``
+    # then holds standard output only; otherwise both are merged in ``stdout``, in order)
+    stderr: str = ""
+    # what the task cost, read by the host from the kernel's accounting of its process (see
+    # sandbox/host/usage.py): CPU time (user + system) and the peak resident set; None when
+    # it could not be read (the process was gone) or the task never ran
+    cpu_ms: float | None = None
+    peak_memory_kb: int | None = None
+    # what the task wrote in its own directory, by relative name, when it asked
+    # (``return_files``); and what of it did not come back, with why (a symbolic link, a
+    # device, over the result's size cap...); None when it did not ask
+    files: dict[str, bytes] | None = None
+    files_skipped: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -70,6 +93,11 @@ class Result:
             "message": self.message,
             "truncated": self.truncated,
             "exec_ms": round(self.exec_ms, 3),
+            "stderr": self.stderr,
+            "cpu_ms": None if self.cpu_ms is None else round(self.cpu_ms, 3),
+            "peak_memory_kb": self.peak_memory_kb,
+            "files": None if self.files is None else to_jsonable(self.files),
+            "files_skipped": self.files_skipped,
         }
 
     @classmethod
@@ -91,4 +119,9 @@ class Result:
             error=ErrorInfo(error.type, error.message, error.traceback) if error else None,
             duration_ms=duration_ms,
             exec_ms=env.duration_ms,
+            stderr=env.stderr,
+            cpu_ms=env.cpu_ms,
+            peak_memory_kb=env.peak_memory_kb,
+            files=env.files,
+            files_skipped=env.files_skipped,
         )

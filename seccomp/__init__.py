@@ -31,10 +31,12 @@ def _check_machine() -> None:
 
 
 @functools.cache
-def jail_policy() -> str:
-    """The jail-wide allow-list in kafel syntax, for ``nsjail --seccomp_string``."""
+def jail_policy(files: bool = False) -> str:
+    """The jail-wide allow-list in kafel syntax, for ``nsjail --seccomp_string``. ``files``:
+    a jail whose children make their own directories (``policy.JAIL_FILES``)."""
     _check_machine()
-    return kafel.render(policy.JAIL_ALLOW, policy.JAIL_ENOSYS)
+    allow = policy.JAIL_ALLOW | (policy.JAIL_FILES if files else frozenset())
+    return kafel.render(allow, policy.JAIL_ENOSYS)
 
 
 @functools.cache

@@ -74,6 +74,11 @@ JAIL_ALLOW: frozenset[str] = frozenset(
     " ".join((_FILES, _MEMORY, _SIGNALS, _TIME, _PROCESS, _ZYGOTE, _EVENTS, _CHANNELS)).split()
 )
 JAIL_ENOSYS: frozenset[str] = frozenset({"clone3"})
+# Only in a jail whose tasks have directories of their own (the operator's ``files_mb``): what
+# a child needs to make its tmpfs in a mount namespace of its own and then drop the one
+# capability the jail kept for it (runtimes/files.py), before its own filter, which kills all
+# three (CHILD_KILL). Every other jail is refused them, as before (EPERM).
+JAIL_FILES: frozenset[str] = frozenset({"unshare", "mount", "capset"})
 
 # A child that calls any of these is killed (SIGSYS): a snippet has no business with them,
 # and a clean error would only invite probing.
@@ -81,7 +86,7 @@ CHILD_KILL: frozenset[str] = frozenset(
     """
     fork vfork execve execveat connect bind listen accept accept4
     ptrace process_vm_readv process_vm_writev process_madvise process_mrelease kcmp
-    pidfd_open pidfd_getfd pidfd_send_signal rt_sigqueueinfo rt_tgsigqueueinfo setns unshare
+    pidfd_open pidfd_getfd pidfd_send_signal rt_sigqueueinfo rt_tgsigqueueinfo setns unshare capset
     mount umount2 pivot_root chroot open_tree move_mount fsopen fsconfig fsmount fspick
     mount_setattr bpf perf_event_open io_uring_setup io_uring_enter io_uring_register
     userfaultfd keyctl add_key request_key kexec_load kexec_file_load init_module finit_module

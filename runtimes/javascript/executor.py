@@ -131,11 +131,13 @@ PRELUDE = r"""
       default: return String(v);
     }
   }
-  function write(...args) {
+  function writeTo(stream, args) {
     if (state.full) return;
-    state.full = !emit((args.map((a) => show(a, 0)).join(" ") + "\n").toWellFormed());
+    state.full = !emit((args.map((a) => show(a, 0)).join(" ") + "\n").toWellFormed(), stream);
   }
-  const console = { log: write, info: write, warn: write, error: write, debug: write };
+  const write = (...args) => writeTo(1, args);  // stdout
+  const writeErr = (...args) => writeTo(2, args);  // stderr
+  const console = { log: write, info: write, warn: writeErr, error: writeErr, debug: write };
 
   function latin1(u8) {
     let s = "";
@@ -435,11 +437,13 @@ def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
 _session: Any = None  # a session's context, kept from call to call
 
 
-def _emit(text: str) -> bool:
-    """console output from the prelude: into the task's buffer; False once it is full."""
+def _emit(text: str, stream: int = output.STDOUT) -> bool:
+    """console output from the prelude: into the task's buffer (console.warn and .error on
+    stderr); False once it is full."""
     if _output is None or not isinstance(text, str):
         return False
-    _output.write(text.encode("utf-8", "replace"))
+    _output.write(text.encode("utf-8", "replace"),
+                  output.STDERR if stream == output.STDERR else output.STDOUT)
     return not _output.truncated
 
 
@@ -449,11 +453,14 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
     global _output
     code, result_cap = task.code, task.result_bytes
     started = time.perf_counter()
-    out = _output = output.OutputBuffer(task.stdout_bytes, shared)
+    out = _output = output.OutputBuffer(task.stdout_bytes, shared,
+                                        separate=task.separate_stderr, streaming=task.stream)
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
+        out.flush()  # what a task that streams printed last, before its result
+        stdout, stderr = out.streams()
         return outcome.encode(
-            status, message, stdout=out.getvalue(), truncated=out.truncated,
+            status, message, stdout=stdout, stderr=stderr, truncated=out.truncated,
             duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
         )
 

@@ -160,9 +160,10 @@ class CappedOutput(io.TextIOBase):
     """A text stream that keeps the first ``cap`` bytes (UTF-8) and counts the rest, in an
     ``OutputBuffer`` (shared with the host when it handed a file in: see runtimes.output)."""
 
-    def __init__(self, cap: int, shared: mmap.mmap | None = None) -> None:
-        self._buffer = output.OutputBuffer(cap, shared)
-        self._room = self._buffer.cap
+    def __init__(self, buffer: output.OutputBuffer, stream: int = output.STDOUT) -> None:
+        self._buffer = buffer
+        self._room = buffer.cap
+        self._stream = stream
 
     @property
     def truncated(self) -> bool:
@@ -183,11 +184,11 @@ class CappedOutput(io.TextIOBase):
         data = s[:room].encode("utf-8", "replace")
         if len(s) > room:
             self._buffer.mark_truncated()
-        self._buffer.write(data)
+        self._buffer.write(data, self._stream)
         return len(s)
 
-    def getvalue(self) -> str:
-        return self._buffer.getvalue()
+    def flush(self) -> None:
+        self._buffer.flush()
 
 
 def compile_snippet(code: str) -> Any:
@@ -213,25 +214,31 @@ def compile_snippet_ast(module: ast.Module) -> Any:
 
 
 def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
-    out = CappedOutput(task.stdout_bytes, shared)
-    sys.stdout = sys.stderr = out
+    buffer = output.OutputBuffer(task.stdout_bytes, shared, separate=task.separate_stderr,
+                                 streaming=task.stream)
+    sys.stdout = CappedOutput(buffer, output.STDOUT)
+    sys.stderr = CappedOutput(buffer, output.STDERR)
+    # the task's stdin: text by default, its bytes as sys.stdin.buffer
+    sys.stdin = io.TextIOWrapper(io.BytesIO(task.stdin), encoding="utf-8", errors="replace")
     started = time.perf_counter()
 
     def finish(status: Status, message: str, **extra: Any) -> bytes:
+        buffer.flush()  # what a task that streams printed last, before its result
+        stdout, stderr = buffer.streams()
         return outcome.encode(
-            status, message, stdout=out.getvalue(), truncated=out.truncated,
+            status, message, stdout=stdout, stderr=stderr, truncated=buffer.truncated,
             duration_ms=(time.perf_counter() - started) * 1000.0, **extra,
         )
 
     try:
-        return _run(task, out, finish)
+        return _run(task, finish)
     finally:
         # what the executor itself changed, put back: a worker compares sys with its pristine
         # state after the task (runtimes/python/leftovers.py)
-        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        sys.stdout, sys.stderr, sys.stdin = sys.__stdout__, sys.__stderr__, sys.__stdin__
 
 
-def _run(task: Task, out: CappedOutput, finish: Callable[..., bytes]) -> bytes:
+def _run(task: Task, finish: Callable[..., bytes]) -> bytes:
     code, result_cap, allow = task.code, task.result_bytes, task.imports
     undo = None if allow.transitive else imports.check_library_imports(allow)
     try:

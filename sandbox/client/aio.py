@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import time
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -18,13 +19,13 @@ from broker import protocol as p
 from broker.core import BrokerConfig
 from runtimes.outcome import Status
 from sandbox.client.base import (CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, MONITOR_EVENTS,
-                                 ClientBase, keys)
+                                 ClientBase, OnOutput, OutputDecoder, keys)
 from sandbox.client.embedded import endpoint_for
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError
 from sandbox.link import CurveClient, LinkState, close_monitored, monitored, prepare
 from sandbox.request import Options, Request
-from sandbox.result import Result
+from sandbox.result import OutputChunk, Result
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -39,8 +40,22 @@ class AsyncHandle:
     Cancelling the await (``asyncio.wait_for`` timing out, a cancelled task) cancels the
     task at the broker."""
 
-    def __init__(self, client: AsyncClient, task_id: str, future: asyncio.Future[Result]) -> None:
+    def __init__(self, client: AsyncClient, task_id: str, future: asyncio.Future[Result],
+                 output: asyncio.Queue[OutputChunk | None] | None = None) -> None:
         self.id, self._client, self.future = task_id, client, future
+        self._output = output
+
+    async def output(self) -> AsyncIterator[OutputChunk]:
+        """A streaming task's output (``stream=True``), chunk by chunk as it comes, until its
+        result is in (then ``await handle`` returns at once); nothing for a task that does
+        not stream. Ends, like the result, by the task's client-side deadline."""
+        if self._output is None:
+            return
+        while True:
+            chunk = await self._output.get()
+            if chunk is None:
+                return
+            yield chunk
 
     def __await__(self) -> Generator[Any, None, Result]:
         return self.future.__await__()
@@ -87,6 +102,8 @@ class AsyncClient(ClientBase):
                          else None)
         self._sock.connect(self.endpoint)
         self._pending: dict[str, tuple[asyncio.Future[Any], p.Submit, float]] = {}
+        # streaming tasks: where their output goes, and its decoder (ended by None)
+        self._outputs: dict[str, tuple[asyncio.Queue[OutputChunk | None], OutputDecoder]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._changed: asyncio.Event | None = None
         self._closed = False
@@ -118,6 +135,11 @@ class AsyncClient(ClientBase):
         self._start()
         started = time.perf_counter()
         self._pending[built.id] = (future, built, started)
+        output: asyncio.Queue[OutputChunk | None] | None = None
+        if built.stream:
+            # unbounded, yet bounded by the task: the broker forwards at most its output cap
+            output = asyncio.Queue()
+            self._outputs[built.id] = (output, OutputDecoder())
         future.add_done_callback(functools.partial(self._settled, built.id))
         try:
             error = await self._send(p.encode(built), self.send_wait_s(built))
@@ -129,11 +151,25 @@ class AsyncClient(ClientBase):
             future.set_result(Result.rejected(error))
         else:
             loop.call_later(self.deadline_s(built), self._expire, built.id)
-        return AsyncHandle(self, built.id, future)
+        return AsyncHandle(self, built.id, future, output)
 
-    async def run(self, runtime: str, code: str, data: Any = None,
-                  **options: Unpack[RunOptions]) -> Result:
+    async def run(self, runtime: str, code: str, data: Any = None, *,
+                  on_output: OnOutput | None = None, **options: Unpack[RunOptions]) -> Result:
+        """Run a task and return its Result. ``on_output``: called with each
+        ``OutputChunk`` while the task runs (awaited if it returns an awaitable; it streams
+        the task: ``stream=True``)."""
+        if on_output is None:
+            return await (await self.submit(runtime, code, data, **options))
+        options["stream"] = True
         handle = await self.submit(runtime, code, data, **options)
+        try:
+            async for chunk in handle.output():
+                called = on_output(chunk)
+                if inspect.isawaitable(called):
+                    await called
+        except BaseException:
+            handle.cancel()  # cancelled (or its callback failed) while it streamed
+            raise
         return await handle
 
     async def session(self, runtime: str = "python", session_id: str | None = None, *,
@@ -215,6 +251,13 @@ class AsyncClient(ClientBase):
         while not self._closed:
             frame = await self._sock.recv()
             task_id, msg = self.reply_id(frame)
+            if isinstance(msg, p.Output):  # a streaming task's output, before its answer
+                stream = self._outputs.get(msg.id)
+                if stream is not None:
+                    chunk = stream[1].feed(msg)
+                    if chunk is not None:
+                        stream[0].put_nowait(chunk)
+                continue
             # the first answer for an awaited id is its answer; anything else is dropped
             entry = self._pending.pop(task_id, None) if task_id else None
             if entry is not None and not entry[0].done():
@@ -248,6 +291,9 @@ class AsyncClient(ClientBase):
                                          "away before it answered (the task may have run)"))
 
     def _settled(self, task_id: str, future: asyncio.Future[Any]) -> None:
+        stream = self._outputs.pop(task_id, None)
+        if stream is not None:
+            stream[0].put_nowait(None)  # its output ends with its answer, however it came
         if future.cancelled():  # the await was cancelled: nobody waits for the task
             self._abandon(task_id)
 

@@ -5,9 +5,11 @@ loop is written twice, in ``sync`` and ``aio``."""
 from __future__ import annotations
 
 import dataclasses
+import codecs
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -18,7 +20,9 @@ from sandbox.config import Limits, check_endpoint
 from sandbox.errors import ConfigError, RequestError, SessionError
 from sandbox.link import CurveClient
 from sandbox.request import Options, Request, request, to_submit
-from sandbox.result import Result
+from sandbox.result import OutputChunk, Result
+
+OnOutput = Callable[[OutputChunk], Any]  # ``run(..., on_output=...)``: called per chunk
 
 GRACE_S = 5.0  # on top of a task's own timeout and queue wait, before the client gives up
 _MIN_SEND_WAIT_S = 1.0  # the least a submit waits for the broker's socket (queue wait 0)
@@ -132,6 +136,22 @@ class ClientBase:
     def no_answer(endpoint: str, waited_s: float) -> Result:
         return Result(Status.CRASHED, f"no answer from the broker at {endpoint} within "
                                       f"{waited_s:g} s (is it running?)")
+
+
+class OutputDecoder:
+    """A streaming task's ``output`` messages to ``OutputChunk``s: UTF-8 decoded per stream
+    and incrementally, so that a character the wire cut in two comes whole (bad bytes are
+    replaced, as the result's text is decoded leniently too)."""
+
+    def __init__(self) -> None:
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
+
+    def feed(self, msg: p.Output) -> OutputChunk | None:
+        decoder = self._decoders.get(msg.stream)
+        if decoder is None:
+            decoder = self._decoders[msg.stream] = codecs.getincrementaldecoder("utf-8")("replace")
+        text = decoder.decode(msg.data)
+        return OutputChunk(msg.stream, text) if text else None
 
 
 def keys(curve: CurveClient | None, curve_dir: str | None, key: str) -> CurveClient | None:

@@ -32,20 +32,21 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from broker import protocol as p
 from broker.core import BrokerConfig
-from sandbox.client.base import CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, ClientBase, keys
+from sandbox.client.base import (CLOSE_LINGER_MS, CLOSED_MESSAGE, GRACE_S, ClientBase, OnOutput,
+                                 OutputDecoder, keys)
 from sandbox.client.embedded import endpoint_for
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError
 from sandbox.link import CurveClient, Link
 from sandbox.request import Options, Request
-from sandbox.result import Result
+from sandbox.result import OutputChunk, Result
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -63,6 +64,20 @@ class Handle:
         self.id = submit.id if submit is not None else ""
         self._client, self._submit, self._conn, self._started = client, submit, conn, started
         self._result = done
+
+    def output(self) -> Iterator[OutputChunk]:
+        """A streaming task's output (``stream=True``), chunk by chunk as it comes, until
+        its result is in (then ``result()`` returns at once). For a task that does not
+        stream it yields nothing and ends when the result is in. Never longer than the
+        task's client-side deadline."""
+        if self._conn is None or self._submit is None or self._result is not None:
+            return
+        until = self._started + self._client.deadline_s(self._submit)
+        while True:
+            chunks, answered = self._conn.take_output(self.id, until)
+            yield from chunks
+            if answered or time.perf_counter() >= until or self._conn.closed:
+                return
 
     def result(self, timeout: float | None = None) -> Result:
         """Wait for the Result; TimeoutError if ``timeout`` passes first. Past the task's
@@ -117,6 +132,9 @@ class _Conn:
         self.outbox: deque[_Sending] = deque()
         self.pending: set[str] = set()  # ids whose answer is awaited
         self.answers: dict[str, p.Message | None] = {}  # first answers not yet taken
+        # streaming tasks awaited: their output come so far, not yet taken, and its decoder
+        self.outputs: dict[str, deque[OutputChunk]] = {}
+        self._decoders: dict[str, OutputDecoder] = {}
         # idempotent tasks awaited: sent again should the broker go away before answering
         self._resend: dict[str, bytes] = {}
         self._drops = 0  # connection drops already handled
@@ -132,7 +150,7 @@ class _Conn:
     # -- what callers do (any thread) --------------------------------------------------------
 
     def send(self, task_id: str | None, frame: bytes, wait_s: float, *,
-             resend: bool = False) -> str | None:
+             resend: bool = False, stream: bool = False) -> str | None:
         """Send ``frame`` (a task ``task_id`` whose answer is then awaited; ``resend``: it
         is idempotent, sent again if the broker goes away before it answers); None once the
         socket took it, else why it could not within ``wait_s``."""
@@ -146,6 +164,9 @@ class _Conn:
                 self.pending.add(task_id)
                 if resend:
                     self._resend[task_id] = frame
+                if stream:
+                    self.outputs[task_id] = deque()
+                    self._decoders[task_id] = OutputDecoder()
             self.outbox.append(item)
             until = time.perf_counter() + self.link.state.send_wait_s(wait_s)
         self._drive(lambda: item.sent or item.error is not None, until)
@@ -155,8 +176,7 @@ class _Conn:
             if item in self.outbox:
                 self.outbox.remove(item)
             if task_id is not None:
-                self.pending.discard(task_id)
-                self._resend.pop(task_id, None)
+                self._drop(task_id)
             if item.error is not None:
                 return item.error
             if self.closed:
@@ -169,10 +189,28 @@ class _Conn:
         self._drive(lambda: task_id in self.answers, until)
         with self.cond:
             if task_id in self.answers:
-                self.pending.discard(task_id)
-                self._resend.pop(task_id, None)
-                return True, self.answers.pop(task_id)
+                answer = self.answers.pop(task_id)
+                self._drop(task_id)
+                return True, answer
             return False, None
+
+    def take_output(self, task_id: str, until: float) -> tuple[list[OutputChunk], bool]:
+        """The output of ``task_id`` come since the last call (waiting for some, or for its
+        answer, until ``until``), and whether its answer is in."""
+        self._drive(lambda: task_id in self.answers or bool(self.outputs.get(task_id)), until)
+        with self.cond:
+            chunks = self.outputs.get(task_id)
+            taken = list(chunks) if chunks else []
+            if chunks:
+                chunks.clear()
+            return taken, task_id in self.answers
+
+    def _drop(self, task_id: str) -> None:
+        """Forget what is kept for ``task_id`` but its answer (under the lock)."""
+        self.pending.discard(task_id)
+        self._resend.pop(task_id, None)
+        self.outputs.pop(task_id, None)
+        self._decoders.pop(task_id, None)
 
     def answered(self, task_id: str) -> bool:
         self._drive(lambda: True, 0.0)  # reads what arrived if nobody else is driving
@@ -186,8 +224,7 @@ class _Conn:
             if self.closed or (task_id in self.answers and not abandon):
                 return  # closed, or answered already: a cancel would change nothing
             if abandon:
-                self.pending.discard(task_id)
-                self._resend.pop(task_id, None)
+                self._drop(task_id)
                 self.answers.pop(task_id, None)
             self.outbox.append(_Sending(p.encode(p.Cancel(task_id))))
         self._drive(lambda: True, 0.0)
@@ -268,8 +305,7 @@ class _Conn:
         assert link is not None
         while self._forgotten:
             task_id = self._forgotten.popleft()
-            self.pending.discard(task_id)
-            self._resend.pop(task_id, None)
+            self._drop(task_id)
             self.answers.pop(task_id, None)
         if self._retry:
             self._retry = False
@@ -296,6 +332,14 @@ class _Conn:
             except zmq.Again:
                 break
             reply_to, msg = ClientBase.reply_id(frame)
+            if isinstance(msg, p.Output):  # a streaming task's output, before its answer
+                decoder = self._decoders.get(msg.id)
+                if decoder is not None and msg.id not in self.answers:
+                    chunk = decoder.feed(msg)
+                    if chunk is not None:
+                        self.outputs[msg.id].append(chunk)
+                        changed = True
+                continue
             # the first answer for an awaited id is its answer; anything else is dropped
             if reply_to in self.pending and reply_to not in self.answers:
                 self.answers[reply_to] = msg
@@ -405,14 +449,27 @@ class Client(ClientBase):
         conn = self._conn()
         started = time.perf_counter()
         error = conn.send(submit.id, p.encode(submit), self.send_wait_s(submit),
-                          resend=submit.idempotent)
+                          resend=submit.idempotent, stream=submit.stream)
         if error is not None:
             return Handle(self, submit, None, started, done=Result.rejected(error))
         return Handle(self, submit, conn, started)
 
-    def run(self, runtime: str, code: str, data: Any = None, **options: Unpack[RunOptions]) -> Result:
-        """Run a task and wait for its Result (never longer than its client-side deadline)."""
-        return self.submit(runtime, code, data, **options).result()
+    def run(self, runtime: str, code: str, data: Any = None, *, on_output: OnOutput | None = None,
+            **options: Unpack[RunOptions]) -> Result:
+        """Run a task and wait for its Result (never longer than its client-side deadline).
+        ``on_output``: called with each ``OutputChunk`` while the task runs (in this thread;
+        it streams the task: ``stream=True``)."""
+        if on_output is None:
+            return self.submit(runtime, code, data, **options).result()
+        options["stream"] = True
+        handle = self.submit(runtime, code, data, **options)
+        try:
+            for chunk in handle.output():
+                on_output(chunk)
+        except BaseException:
+            handle.cancel()  # its callback failed (or Ctrl-C): nobody waits for the task
+            raise
+        return handle.result()
 
     def session(self, runtime: str = "python", session_id: str | None = None, *,
                 memory_mb: int | None = None, idle_timeout_s: float | None = None,

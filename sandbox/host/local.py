@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import time
 import uuid
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from runtimes import codec, outcome
@@ -23,7 +23,7 @@ from sandbox import registry, request
 from sandbox.host.cancel import CancelToken
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError, ConfigError, RequestError, SessionError
-from sandbox.jail.launch import Launcher
+from sandbox.jail.launch import Launcher, files_bytes
 from sandbox.host.loop import Loop, SharedLoop
 from sandbox.result import Result
 from sandbox.host.pools import Pools
@@ -95,6 +95,10 @@ class Sandbox:
         imports: Iterable[str] | None = None,
         isolation: str | None = None,
         reuse_key: str | None = None,
+        stdin: str | bytes | None = None,
+        separate_stderr: bool = False,
+        files: Mapping[str, str | bytes] | None = None,
+        return_files: bool = False,
     ) -> Result:
         """Run ``code`` (a function body; ``data`` is bound to ``data``) and return its Result.
 
@@ -102,7 +106,11 @@ class Sandbox:
         ``imports`` narrows the modules it may import to these (within the pool's
         ``stdlib_allow`` / ``external_allow``). ``isolation="worker"`` runs it in a warm
         worker that serves tasks of ``reuse_key`` only (see the README for what such a task
-        can learn of earlier ones); the default is a fresh process. Bad requests (unknown
+        can learn of earlier ones); the default is a fresh process. ``stdin`` is what the
+        snippet reads from its standard input (python); ``separate_stderr`` keeps stderr out
+        of ``stdout``, in ``Result.stderr``. ``files`` go into the task's own directory
+        (a pool with ``files_mb``), ``return_files`` brings back what it wrote there
+        (``Result.files``). Bad requests (unknown
         runtime, invalid limits, unencodable data, imports the operator does not allow) come
         back as status ``rejected``; nothing about a request raises.
         """
@@ -112,8 +120,14 @@ class Sandbox:
         except codec.EncodeError as exc:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         try:
+            if isinstance(stdin, str):
+                try:
+                    stdin = stdin.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise RequestError(f"stdin is not valid Unicode text ({exc.reason})") from exc
             task = self._request(runtime, code, encoded, timeout_s, memory_mb, stdout_bytes,
-                                 result_bytes, policy, imports, isolation, reuse_key)
+                                 result_bytes, policy, imports, isolation, reuse_key, stdin,
+                                 separate_stderr, files, return_files)
         except RequestError as exc:
             return Result.rejected(str(exc))
         envelope = self._submit(task, None)
@@ -212,12 +226,17 @@ class Sandbox:
     def _request(self, runtime: str, code: str, data: bytes, timeout_s: float | None,
                  memory_mb: int | None, stdout_bytes: int | None, result_bytes: int | None,
                  policy: str | None, imports: Iterable[str] | None, isolation: str | None = None,
-                 reuse_key: str | None = None) -> request.TaskRequest:
+                 reuse_key: str | None = None, stdin: bytes | None = None,
+                 separate_stderr: bool = False, files: Mapping[str, str | bytes] | None = None,
+                 return_files: bool = False) -> request.TaskRequest:
+        served = registry.canonical(runtime)
         return request.build(
             runtime, code, data, defaults=self.config.default_limits, import_policy=self._imports,
             timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
             result_bytes=result_bytes, policy=policy, imports=imports, isolation=isolation,
-            reuse_key=reuse_key)
+            reuse_key=reuse_key, stdin=stdin, separate_stderr=separate_stderr, files=files,
+            return_files=return_files,
+            files_bytes=files_bytes(self.config, served) if served is not None else 0)
 
     def _hand_over(self, start: Any, bound: float) -> bytes | bytearray:
         """Run ``start(key)`` in the loop and wait (at most ``bound``) for ``key``'s one

@@ -10,7 +10,12 @@ nothing here decides.
 Fronts use it: the runner (``sandbox.host.runner``, a broker's tasks), the local API
 (``sandbox.host.local``, a caller's), the n8n runner. A front hands in ``TaskRequest``s (already
 checked, ``sandbox.request``) under keys of its own choosing and receives exactly one
-``deliver(key, envelope, status)`` per key, in the loop's thread.
+``deliver(key, envelope, status)`` per key, in the loop's thread; a front that passes
+``output`` also receives, before it, the output of each task that asked to ``stream``:
+``output(key, stream, data)``, what arrived in one read of the child's channel, per stream,
+within the task's ``stdout_bytes`` (counted here again: the child is not trusted to).
+Every envelope a child wrote leaves here with what its task cost appended
+(``sandbox.host.usage``, ``runtimes.outcome.with_usage``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import seccomp
+from broker.protocol import MAX_CHUNK_BYTES
 from runtimes import framing, outcome, output, protocol
 from runtimes.outcome import Status
 from sandbox import registry
@@ -37,6 +43,7 @@ from sandbox.pyodide import runtime as pyodide
 from sandbox.host import pool_core as core
 from sandbox.config import MAX_STDOUT_BYTES, PoolConfig
 from sandbox.errors import JailError
+from sandbox.host import usage
 from sandbox.host.loop import Loop
 from sandbox.request import TaskRequest
 
@@ -44,7 +51,9 @@ log = logging.getLogger("sandbox.host.pools")
 
 MiB = 1024 * 1024
 Deliver = Callable[[Hashable, bytes, Status], None]
+Output = Callable[[Hashable, str, bytes], None]
 _SEND_TIMEOUT_S = 5.0  # a task frame into an idle child's socket buffer
+_FRAMES_PER_WAKE = 64  # a streaming child's frames read in one go, at most
 
 
 def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
@@ -82,15 +91,27 @@ class _ChildIO:
     reader: framing.FrameReader | None = None  # set while a ready or result frame is awaited
     output: int | None = None  # its shared output file (runtimes.output), unmapped here
     used: bool = False  # it has had a task: its output file holds that task's header
+    key: Hashable = None  # the task it runs
+    streamed: int = 0  # bytes of that task's output passed on (``stream``)
+    cpu_start_ns: int | None = None  # its CPU time when the task was handed over
+    accounting: usage.Accounting | None = None  # what its tasks cost (sandbox.host.usage)
 
     def close(self) -> None:
         self.channel.close()
+        if self.accounting is not None:
+            self.accounting.close()
         if self.output is not None:
             os.close(self.output)
         try:
             os.close(self.pidfd)
         except OSError:
             pass
+
+    def spent(self) -> tuple[float | None, int | None]:
+        """What its current task cost so far (None, None when it cannot be read)."""
+        if self.accounting is None:
+            return None, None
+        return self.accounting.spent(self.cpu_start_ns)
 
     def signal(self, sig: int) -> None:
         try:
@@ -130,8 +151,10 @@ class Pools:
                  launcher: launch.Launcher | None = None,
                  served: Iterable[str] = tuple(registry.RUNTIMES),
                  preload: Mapping[str, tuple[str, ...]] | None = None,
-                 session_ended: Callable[[str, Hashable, str], None] | None = None) -> None:
+                 session_ended: Callable[[str, Hashable, str], None] | None = None,
+                 output: Output | None = None) -> None:
         self.config = config
+        self._output = output
         # what a runtime's zygote prepares beyond the operator's modules (the n8n runner: its
         # Code node API, compiled once and inherited by every child)
         self._preload = dict(preload or {})
@@ -324,6 +347,7 @@ class Pools:
         channel = socket.socket(fileno=fds[0])
         channel.setblocking(False)  # the loop reads only what has arrived, and sends likewise
         io = _ChildIO(pid, channel, channel.fileno(), fds[1], _host_pid(fds[1]))
+        io.accounting = usage.Accounting(io.host_pid)
         facts = registry.RUNTIMES[pool.runtime]
         if facts.shared_output and pool.outputs:
             io.output = pool.outputs.popleft()  # the zygote hands them out in spawn order
@@ -347,21 +371,66 @@ class Pools:
         if child is not None and child.state is core.ChildState.STARTING:
             self._on_ready_frame(pool, io, now)
             return
+        chunks: list[tuple[int, bytes]] = []
+        frame = None
         try:
-            frame = io.reader.read(io.channel)
+            # output frames (a task that streams) until its result, what has arrived, or a
+            # bound: a child that never stops writing must not hold the loop (its deadline
+            # is on the loop's clock); the rest is read at the next wake-up
+            for _ in range(_FRAMES_PER_WAKE):
+                frame = io.reader.read(io.channel)
+                if frame is None or not protocol.is_output(frame):
+                    break
+                self._take_output(pool, io, frame, chunks)
+                frame = None
         except framing.OversizedFrame as exc:
+            self._pass_output(io, chunks)
             self._apply(pool, pool.core.oversized(pid, exc.size, exc.limit, now))
             return
         except framing.ChannelClosed:
+            self._pass_output(io, chunks)
             self._apply(pool, pool.core.channel_lost(pid, now))
             return
+        self._pass_output(io, chunks)
         if frame is not None:
             io.reader = None
             seen = outcome.peek(frame)
             status, retire = seen if seen is not None else (None, True)
             if not retire and child is not None and child.bound is not None and child.session is None:
                 retire = _tainted(io.host_pid)
-            self._apply(pool, pool.core.result(pid, frame, status, now, retire))  # type: ignore[arg-type]
+            envelope: bytes | bytearray = frame
+            if seen is not None:
+                envelope = outcome.with_usage(frame, *io.spent())
+            self._apply(pool, pool.core.result(pid, envelope, status, now, retire))  # type: ignore[arg-type]
+
+    def _take_output(self, pool: _Pool, io: _ChildIO, frame: bytearray,
+                     chunks: list[tuple[int, bytes]]) -> None:
+        """One output frame of a running task: kept for ``_pass_output`` if the task streams
+        and it is within the task's cap; dropped otherwise (a child may write anything)."""
+        request = pool.requests.get(io.key)
+        if request is None or not request.stream or self._output is None:
+            return
+        try:
+            stream, data = protocol.decode_output(frame)
+        except framing.WireError:
+            return
+        data = data[:max(0, request.limits.stdout_bytes - io.streamed)]
+        if not data:
+            return
+        io.streamed += len(data)
+        if chunks and chunks[-1][0] == stream:
+            chunks[-1] = (stream, chunks[-1][1] + data)
+        else:
+            chunks.append((stream, data))
+
+    def _pass_output(self, io: _ChildIO, chunks: list[tuple[int, bytes]]) -> None:
+        """What arrived in one read, one piece per stream run, each at most a broker chunk."""
+        if self._output is None:
+            return
+        for stream, data in chunks:
+            name = output.STREAM_NAMES[stream]
+            for at in range(0, len(data), MAX_CHUNK_BYTES):
+                self._output(io.key, name, data[at:at + MAX_CHUNK_BYTES])
 
     def _on_ready_frame(self, pool: _Pool, io: _ChildIO, now: float) -> None:
         """A worker's first frame: ``worker_ready``, or it failed to start (rule 1r)."""
@@ -456,15 +525,19 @@ class Pools:
         """A decided outcome, with what the child printed before it (kept in the shared file
         even when the child died: runtimes.output)."""
         io = pool.children.get(action.pid) if action.pid is not None else None
-        if io is None or io.output is None:
+        if io is None:
             return envelope
-        io.signal(signal.SIGKILL)  # it must not write on while we read
-        text, truncated = output.read_shared(io.output, _OUTPUT_FILE_BYTES,
-                                             request.limits.stdout_bytes)
-        if not text and not truncated:
-            return envelope
-        made = outcome.decode(envelope, max_bytes=len(envelope))
-        return outcome.encode(made.status, made.message, stdout=text, truncated=truncated)
+        # what it cost, read while it is still there (a timeout's child is about to be killed)
+        cpu_ms, peak_kb = io.spent()
+        if io.output is not None:
+            io.signal(signal.SIGKILL)  # it must not write on while we read
+            text, truncated = output.read_shared(io.output, _OUTPUT_FILE_BYTES,
+                                                 request.limits.stdout_bytes)
+            if text or truncated:
+                made = outcome.decode(envelope, max_bytes=len(envelope))
+                envelope = outcome.encode(made.status, made.message, stdout=text,
+                                          truncated=truncated)
+        return outcome.with_usage(envelope, cpu_ms, peak_kb)
 
     def _lost_now(self, pool: _Pool, reason: str) -> list[core.Action]:
         if pool.jail is not None:
@@ -487,6 +560,7 @@ class Pools:
             (tuple(self.config.preload) if facts.zygote_preload else ())
             + self._preload.get(pool.runtime, ()),
             process.worker,
+            process.files_bytes,
         )
         try:
             framing.send_control(process.control, protocol.encode(init))
@@ -551,7 +625,11 @@ class Pools:
             result_bytes=lim.result_bytes, policy=request.policy, imports=request.imports,
             timeout_ms=math.ceil(lim.timeout_s * 1000), reusable=reusable,
             session=session is not None,
+            stdin=request.stdin, separate_stderr=request.separate_stderr, stream=request.stream,
+            files=request.files, return_files=request.return_files,
         ))
+        io.key, io.streamed = key, 0
+        io.cpu_start_ns = io.accounting.cpu_ns() if io.accounting is not None else None
         io.reader = framing.FrameReader(lim.envelope_bytes)
         if io.output is not None and io.used:  # a worker's next task: nothing printed yet
             os.pwrite(io.output, output.EMPTY, 0)

@@ -42,7 +42,7 @@ from runtimes.outcome import Status
 from sandbox import registry, request
 from sandbox.config import PoolConfig
 from sandbox.errors import ConfigError, ConnectError, RequestError
-from sandbox.jail.launch import Launcher
+from sandbox.jail.launch import Launcher, files_bytes
 from sandbox.link import CurveClient, Link
 from sandbox.host import session as s
 from sandbox.host.loop import Loop
@@ -84,7 +84,8 @@ class Runner:
         self.pool_config = config.pool or PoolConfig(size=config.slots)
         self.loop = Loop(zmq.Poller())
         self.worker = Pools(self.pool_config, self.loop, self._on_outcome, launcher=launcher,
-                             served=config.runtimes, session_ended=self._on_session_ended)
+                             served=config.runtimes, session_ended=self._on_session_ended,
+                             output=self._on_output)
         self.connected = threading.Event()
         self.orphaned = False  # the lifeline closed: the parent daemon is gone
         self._imports = self.pool_config.import_policy()
@@ -293,7 +294,11 @@ class Runner:
                 # the broker names the workers a task may share, scoped by its principal; a
                 # task it sends without them runs in a fresh process (or is refused, by a
                 # runtime that has none: never a worker of the default key, shared by all)
-                isolation="worker" if msg.reuse is not None else "process", reuse_key=msg.reuse)
+                isolation="worker" if msg.reuse is not None else "process", reuse_key=msg.reuse,
+                stdin=msg.stdin, separate_stderr=msg.separate_stderr, stream=msg.stream,
+                files=msg.files, return_files=msg.return_files,
+                files_bytes=files_bytes(self.pool_config, msg.runtime)
+                if msg.runtime in self.config.runtimes else 0)
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return
@@ -319,6 +324,13 @@ class Runner:
 
     def _on_session_ended(self, runtime: str, session: Hashable, reason: str) -> None:
         self._send(p.SessionEnded(str(session), reason))
+
+    def _on_output(self, key: Hashable, stream: str, data: bytes) -> None:
+        """A streaming task's output, on to the broker as it comes (coalesced per read)."""
+        assert isinstance(key, tuple)
+        session, task_id = key
+        if session == self._session and self._tasks.get(task_id) == key:
+            self._send(p.Chunk(task_id, stream, data))
 
     def _on_outcome(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
         assert isinstance(key, tuple)

@@ -15,12 +15,12 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sandbox.config import Limits
@@ -28,8 +28,9 @@ from sandbox.errors import ApiError
 from sandbox.http import mapping, openapi
 from sandbox.http.keys import ApiKeys
 from sandbox.request import Options, Request
-from sandbox.result import Result
+from sandbox.result import OutputChunk, Result, Status
 
+T = TypeVar("T")
 ANONYMOUS = "local"  # the principal of every caller when there are no keys (loopback only)
 
 
@@ -39,7 +40,10 @@ class Backend(Protocol):
 
     defaults: Limits
 
-    async def run(self, req: Request, principal: str) -> Result: ...
+    async def run(self, req: Request, principal: str,
+                  on_output: Callable[[OutputChunk], None] | None = None) -> Result:
+        """``on_output``: called with each chunk of a streaming task's output, in order,
+        before it returns the result."""
 
     async def open_session(self, opening: mapping.SessionOpen, key: str) -> Result: ...
 
@@ -80,6 +84,8 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
                                        principal=principal)
         except ApiError as exc:
             return send(mapping.error_answer(exc), close=exc.status in (408, 413))
+        if req.options.stream:
+            return await stream_task(request, state["backend"], req, principal)
         result = await unless_gone(request, state["backend"].run(req, principal))
         if result is None:  # nobody to answer: the response goes nowhere
             return Response(status_code=499)
@@ -178,7 +184,51 @@ def send(answer: mapping.Answer, *, close: bool = False, extra: Mapping[str, str
     return Response(body, status_code=answer.status, headers=headers, media_type=answer.media_type)
 
 
-async def unless_gone(request: HttpRequest, work: Coroutine[Any, Any, Result]) -> Result | None:
+async def stream_task(request: HttpRequest, backend: Backend, req: Request,
+                      principal: str) -> Response:
+    """A task that streams, as Server-Sent Events (``sandbox.http.mapping``): its output as
+    it comes, then its result. The response begins with the first of them, so that a task
+    rejected before it ran is answered with a rejection's status instead. The task is
+    cancelled if the client goes away (Starlette cancels the body's generator then)."""
+    chunks: asyncio.Queue[OutputChunk] = asyncio.Queue()
+    running = asyncio.ensure_future(backend.run(req, principal, chunks.put_nowait))
+
+    async def next_item() -> OutputChunk | Result:
+        if not chunks.empty():
+            return chunks.get_nowait()
+        getter = asyncio.ensure_future(chunks.get())
+        try:
+            await asyncio.wait({getter, running}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()  # Queue.get gives nothing up when cancelled
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        return running.result()
+
+    first = await unless_gone(request, next_item())
+    if first is None:
+        running.cancel()
+        return Response(status_code=499)
+    if isinstance(first, Result) and first.status is Status.REJECTED:
+        return send(mapping.task_answer(first))
+
+    async def events() -> AsyncIterator[bytes]:
+        item: OutputChunk | Result = first
+        try:
+            while isinstance(item, OutputChunk):
+                yield mapping.output_event(item)
+                item = await next_item()
+            yield mapping.result_event(item)
+        finally:
+            if not running.done():
+                running.cancel()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+
+
+async def unless_gone(request: HttpRequest, work: Coroutine[Any, Any, T]) -> T | None:
     """``work``'s result, or None when the client went away first: then ``work`` is
     cancelled, which cancels its task at the broker (``AsyncHandle``), so a caller that gave
     up holds no slot and no place in the queue."""

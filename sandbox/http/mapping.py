@@ -24,6 +24,10 @@ What it decides:
   /v1/sessions/{id}`` closes it. A session is its principal's: the id a caller names is
   taken within its principal (``alice:ID``). A call's outcome is a task's (200, the Result;
   ``session_lost`` among the statuses); an id that is not open is 404, the session caps 429.
+- a task that asks to ``stream`` is answered with Server-Sent Events (``text/event-stream``),
+  one event per output chunk as it comes (``event: stdout`` or ``stderr``, ``data: {"text"}``)
+  and then one ``result`` event whose data is the Result's JSON shape; a task rejected before
+  it ran gets the status a rejection gets (the response has not begun), never an event.
 - errors that are not a task's outcome are RFC 9457 problem documents
   (``application/problem+json``: ``title``, ``status``, ``detail``, and ``fields`` or
   ``reason`` where they say more).
@@ -42,7 +46,7 @@ from sandbox import jsonview, registry
 from sandbox.config import Limits
 from sandbox.errors import ApiError, RequestError
 from sandbox.request import OPTION_NAMES, Options, Request, request
-from sandbox.result import Result, Status
+from sandbox.result import OutputChunk, Result, Status
 
 TASK_FIELDS = frozenset({"runtime", "code", "data"}) | OPTION_NAMES
 RETRY_AFTER_S = 1  # what a 429 asks the caller to wait: a queue slot frees within a task
@@ -118,6 +122,17 @@ def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
         raise ApiError(422, "data: nested too deeply (a task's data may nest 256 deep)",
                        ("data",)) from exc
     given = {k: v for k, v in doc.items() if k in OPTION_NAMES}
+    if isinstance(given.get("stdin"), dict):  # bytes, in the tagged view: {"$bytes": ...}
+        try:
+            given["stdin"] = jsonview.from_jsonable(given["stdin"])
+        except ValueError as exc:
+            raise ApiError(422, f"stdin: {exc}", ("stdin",)) from exc
+    if isinstance(given.get("files"), dict):  # each content text, or {"$bytes": ...}
+        try:
+            given["files"] = {name: jsonview.from_jsonable(content)
+                              for name, content in given["files"].items()}
+        except ValueError as exc:
+            raise ApiError(422, f"files: {exc}", ("files",)) from exc
     if isinstance(given.get("imports"), list):
         given["imports"] = tuple(given["imports"])  # a bare string is left for the check
     options = scoped(Options(**given), doc["runtime"], principal)
@@ -241,6 +256,24 @@ def task_answer(result: Result) -> Answer:
     if result.reason in UNAVAILABLE_REASONS:
         return problem(503, result.message, **more)
     return problem(422, result.message, **more)
+
+
+def event(name: str, body: dict[str, Any]) -> bytes:
+    """One Server-Sent Event: its name and its data, one line of JSON (JSON escapes every
+    newline, so the data never ends the event early)."""
+    try:
+        data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate in some text: JSON's \u escapes carry it
+        data = json.dumps(body, allow_nan=False).encode()
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def output_event(chunk: OutputChunk) -> bytes:
+    return event(chunk.stream, {"text": chunk.text})
+
+
+def result_event(result: Result) -> bytes:
+    return event("result", result.to_dict())
 
 
 def runtimes_json(runners: Iterable[tuple[Mapping[str, str], int]]) -> dict[str, Any]:

@@ -33,6 +33,20 @@ OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
     "queue_timeout_s": _NUM_OR_NULL,
     "idempotent": {"type": "boolean", "default": False},
     "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10, "default": 1},
+    "stdin": {"type": ["string", "object", "null"],
+              "description": "python: the snippet's standard input, text or {\"$bytes\": base64}"},
+    "separate_stderr": {"type": "boolean", "default": False,
+                        "description": "stdout holds standard output only, stderr apart"},
+    "stream": {"type": "boolean", "default": False,
+               "description": "answer text/event-stream: `stdout` and `stderr` events while "
+                              "the task runs, then one `result` event"},
+    "files": {"type": ["object", "null"],
+              "additionalProperties": {"type": ["string", "object"]},
+              "description": "python, with files_mb: written into the task's directory "
+                             "(/work) before it runs, by relative name; text or {\"$bytes\": "
+                             "base64}"},
+    "return_files": {"type": "boolean", "default": False,
+                     "description": "what the task wrote in its directory comes back"},
 }
 
 _TAGGED = ("any JSON value; what JSON cannot say is tagged: {\"$bytes\": base64}, "
@@ -71,7 +85,8 @@ def document(version: str) -> dict[str, Any]:
     result = {
         "type": "object",
         "required": ["status", "result", "stdout", "truncated", "error", "message",
-                     "duration_ms", "exec_ms"],
+                     "duration_ms", "exec_ms", "stderr", "cpu_ms", "peak_memory_kb", "files",
+                     "files_skipped"],
         "properties": {
             "status": {"type": "string", "enum": _STATUSES},
             "result": {"description": "what the snippet returned: " + _TAGGED},
@@ -84,6 +99,15 @@ def document(version: str) -> dict[str, Any]:
             "message": {"type": "string"},
             "duration_ms": {"type": "number"},
             "exec_ms": {"type": "number"},
+            "stderr": {"type": "string", "description": "with separate_stderr; else \"\""},
+            "cpu_ms": {"type": ["number", "null"],
+                       "description": "CPU time of the task's process (user + system)"},
+            "peak_memory_kb": {"type": ["integer", "null"],
+                               "description": "peak resident set of the task's process, KiB"},
+            "files": {"type": ["object", "null"], "description": "with return_files: what "
+                      "the task wrote, by name, each {\"$bytes\": base64}"},
+            "files_skipped": {"type": ["object", "null"], "additionalProperties": {
+                "type": "string"}, "description": "what did not come back, with why"},
         },
     }
     problem = {
@@ -191,8 +215,12 @@ def document(version: str) -> dict[str, Any]:
                 "summary": "Run one snippet and wait for its result",
                 "requestBody": {"required": True, "content": json_of("#/components/schemas/Task")},
                 "responses": {
-                    "200": {"description": "the task ran; its status says how it ended",
-                            "content": json_of("#/components/schemas/Result")},
+                    "200": {"description": "the task ran; its status says how it ended. With "
+                                           "`stream`: Server-Sent Events, `stdout` and "
+                                           "`stderr` ({\"text\"}) as the output comes, then "
+                                           "one `result` (a Result)",
+                            "content": {**json_of("#/components/schemas/Result"),
+                                        "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _problem("the body is not JSON"),
                     **_AUTH_ERRORS,
                     "408": _problem("the body did not arrive in time"),

@@ -34,7 +34,7 @@ from sandbox.http.app import make_app
 from sandbox.http.keys import ApiKeys
 from sandbox.http.mapping import SessionOpen
 from sandbox.request import Options, Request
-from sandbox.result import Result, Status
+from sandbox.result import OutputChunk, Result, Status
 
 log = logging.getLogger("sandbox.http")
 START_TIMEOUT_S = 30.0
@@ -53,12 +53,20 @@ class BrokerBackend:
         # the broker refuses a call naming another runtime than its session's)
         self._runtimes: OrderedDict[str, str] = OrderedDict()
 
-    async def run(self, req: Request, principal: str) -> Result:
+    async def run(self, req: Request, principal: str,
+                  on_output: Callable[[OutputChunk], None] | None = None) -> Result:
         # The principal's seam: the broker's submit has no field for it yet, so it stays
         # here (it scopes worker reuse keys: ``sandbox.http.mapping.scoped``). When the
         # protocol carries principals, it goes into the submit from this line.
         handle = await self.client.submit_request(req)
-        return await handle
+        try:
+            if on_output is not None:
+                async for chunk in handle.output():
+                    on_output(chunk)
+            return await handle
+        except asyncio.CancelledError:
+            handle.cancel()  # its caller went away while it streamed: nobody waits for it
+            raise
 
     async def open_session(self, opening: SessionOpen, key: str) -> Result:
         built = self.client.session_request(

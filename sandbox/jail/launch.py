@@ -82,7 +82,12 @@ def nsjail_argv(
     as_root: bool,
     namespaces: bool = True,
     timezone: str = "",
+    files_mb: int = 0,
 ) -> list[str]:
+    """``files_mb``: each child makes its own writable directory of this size (see
+    ``runtimes.files``): the jail keeps CAP_SYS_ADMIN in its user namespace for the children
+    to mount it (each drops it before its own filter), /work is the mount point, and a file
+    may be as large as the directory (RLIMIT_FSIZE, MiB for nsjail)."""
     argv = [
         nsjail, "--mode", "o", "--quiet", "--cwd", "/",
         "--time_limit", "0",  # the jail lives as long as its pool; tasks have their own limits
@@ -96,7 +101,7 @@ def nsjail_argv(
         # when it hands it a task, which only a host with CAP_SYS_NICE can do.
         "--nice_level", str(BACKGROUND_NICE if as_root else 0),
         "--rlimit_as", "inf", "--rlimit_cpu", "inf",  # per-child limits are set per task
-        "--rlimit_fsize", "0", "--rlimit_core", "0", "--rlimit_nofile", "256",
+        "--rlimit_fsize", str(files_mb), "--rlimit_core", "0", "--rlimit_nofile", "256",
         "--seccomp_string", seccomp_policy,
     ]
     # No host environment reaches the jail; these fixed settings keep numeric libraries
@@ -118,7 +123,18 @@ def nsjail_argv(
     if namespaces:
         for m in mounts:
             argv += ["--bindmount_ro", m.flag()]
+        if files_mb:
+            # the mount point, which no child writes: each mounts a tmpfs of its own over it
+            argv += ["--tmpfsmount", "/work", "--cap", "CAP_SYS_ADMIN"]
     return argv + ["--", *command]
+
+
+def files_bytes(config: PoolConfig, runtime: str) -> int:
+    """The size of each task's own directory in ``runtime``'s jail (0: none): the operator's
+    ``files_mb``, for a runtime whose tasks can use files (python)."""
+    from sandbox import registry
+
+    return config.files_mb * 1024 * 1024 if registry.RUNTIMES[runtime].files else 0
 
 
 def locate_nsjail(configured: str | None) -> str:
@@ -204,6 +220,7 @@ class JailProcess(Protocol):
     control: socket.socket  # our end of the zygote's control channel
     pid: int  # the host process that holds the jail
     worker: protocol.WorkerSpec | None  # for the init message (RuntimeSetup.worker)
+    files_bytes: int  # each child's own directory, as the jail was started for it (0: none)
 
     def exit_fd(self) -> int:
         """An fd that becomes readable when the jail's process exits."""
@@ -271,12 +288,13 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess
         nsjail,
         command,
         pass_fds=(theirs.fileno(),),
-        seccomp_policy=seccomp.jail_policy(),
+        seccomp_policy=seccomp.jail_policy(files=bool(files_bytes(config, runtime))),
         cgroup_args=plan.nsjail_args if plan else (),
         mounts=mounts,
         as_root=os.geteuid() == 0,
         namespaces=setup.namespaces,
         timezone=config.timezone,
+        files_mb=files_bytes(config, runtime) // (1024 * 1024) if setup.namespaces else 0,
     )
     try:
         # A session of its own: a terminal's Ctrl-C (SIGINT to the whole foreground process
@@ -292,7 +310,9 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess
         raise JailError(f"cannot start nsjail: {exc}") from exc
     finally:
         theirs.close()
-    return NsJail(runtime, ours, process, plan, setup.worker)
+    jail = NsJail(runtime, ours, process, plan, setup.worker)
+    jail.files_bytes = files_bytes(config, runtime) if setup.namespaces else 0
+    return jail
 
 
 def _cgroups(config: PoolConfig, *, optional: bool) -> cgroups.Plan | None:

@@ -44,6 +44,8 @@ class JailProcessBase:
         self.pid = process.pid
         self.worker = worker
         self.zygote_pid = 0  # the jailed zygote's host pid, once ``located``
+        # each child's own directory, when the jail was started for it (sandbox.jail.launch)
+        self.files_bytes = 0
         self.stderr_tail: list[str] = []
         self._partial = b""
         assert process.stderr is not None

@@ -17,7 +17,8 @@ Exit codes: 0 when the status is ok, 1 for any other finished status, 2 for a us
 when interrupted (Ctrl-C: the task is cancelled). With ``--json`` it prints exactly one JSON
 object, a usage error and an interruption included (status ``rejected``, ``crashed``):
 ``{"status", "result", "stdout", "error": {"type", "message", "traceback"} | null,
-"duration_ms", "message", "truncated", "exec_ms"}``; bytes appear as ``{"$bytes": base64}``.
+"duration_ms", "message", "truncated", "exec_ms", "stderr", "cpu_ms", "peak_memory_kb"}``;
+bytes appear as ``{"$bytes": base64}``.
 In text mode a string result prints as it is, any other value as JSON.
 """
 

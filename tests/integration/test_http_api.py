@@ -283,8 +283,9 @@ def test_http_answers_what_the_python_client_gets_from_the_same_daemon(serving):
     from sandbox.client import Client
     from sandbox.jsonview import from_jsonable
 
-    def timeless(body: dict) -> dict:
-        return {k: v for k, v in body.items() if k not in ("duration_ms", "exec_ms")}
+    def timeless(body: dict) -> dict:  # and what each run cost, which differs run to run
+        return {k: v for k, v in body.items()
+                if k not in ("duration_ms", "exec_ms", "cpu_ms", "peak_memory_kb")}
 
     with Client(serving.endpoint, queue_timeout_s=60) as client:
         for task in TASKS:
@@ -303,6 +304,28 @@ def test_node_fetch_gets_what_httpx_gets(serving):
     assert [_seen(t["status"], t["body"]) for t in tasks] == EXPECTED
     assert (runtimes["status"], [r["name"] for r in runtimes["body"]["runtimes"]]) == (
         200, ["javascript", "python"])
+
+
+def test_a_streaming_task_sends_its_output_as_events_before_its_result(serving):
+    """Server-Sent Events through a real daemon: each chunk as an event (the response read
+    as it arrives), then the one result event."""
+    body = {"runtime": "js", "stream": True, "separate_stderr": True, "timeout_s": 10,
+            "code": "console.log('first'); console.error('oops'); return 7"}
+    events: list[tuple[str, dict]] = []
+    with httpx.stream("POST", f"{serving.url}/v1/tasks", json=body, headers=auth(),
+                      timeout=30) as reply:
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        for line in reply.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+    assert [(n, d.get("text")) for n, d in events[:-1]] == [("stdout", "first\n"),
+                                                            ("stderr", "oops\n")]
+    name, result = events[-1]
+    assert (name, result["status"], result["result"], result["stdout"], result["stderr"]) == (
+        "result", "ok", 7, "first\n", "oops\n")
 
 
 def test_the_runtimes_say_what_the_runners_serve_with_versions(serving):

@@ -277,7 +277,8 @@ def test_6_a_usage_error_with_json_prints_one_object_too():
     assert json.loads(done.stdout) == {
         "status": "rejected", "result": None, "stdout": "", "error": None, "duration_ms": 0.0,
         "message": "unknown runtime 'ruby' (known: javascript, js, py, pyodide, python)",
-        "truncated": False, "exec_ms": 0.0}
+        "truncated": False, "exec_ms": 0.0, "stderr": "", "cpu_ms": None,
+        "peak_memory_kb": None, "files": None, "files_skipped": None}
 
 
 def test_6_a_string_result_prints_as_it_is():

@@ -9,7 +9,7 @@ import datetime
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ from sandbox.http import mapping, openapi
 from sandbox.http.app import ANONYMOUS, make_app
 from sandbox.http.keys import ApiKeys
 from sandbox.request import OPTION_NAMES, Options, Request
-from sandbox.result import ErrorInfo, Result, Status
+from sandbox.result import ErrorInfo, OutputChunk, Result, Status
 
 LIMITS = Limits()
 ALICE_KEY = "alice-key-0123456789"
@@ -170,7 +170,8 @@ def test_a_result_is_200_with_its_value_in_the_tagged_view():
                   "at": {"$datetime": "2026-01-02T03:04:05+00:00"},
                   "ints": {"$map": [[1, "one"]]}},
         "stdout": "x\n", "truncated": False, "error": None, "message": "ok",
-        "duration_ms": 1.235, "exec_ms": 0.5})
+        "duration_ms": 1.235, "exec_ms": 0.5, "stderr": "", "cpu_ms": None,
+        "peak_memory_kb": None, "files": None, "files_skipped": None})
 
 
 def test_a_snippets_error_is_200_the_task_was_served():
@@ -299,8 +300,12 @@ class FakeBackend:
         self.closed = False
         self.sessions: dict[str, object] = {}
 
-    async def run(self, req: Request, principal: str) -> Result:
+    async def run(self, req: Request, principal: str,
+                  on_output: Callable[[OutputChunk], None] | None = None) -> Result:
         self.asked.append((req, principal))
+        if on_output is not None and req.code.startswith("print"):
+            on_output(OutputChunk("stdout", "one\n"))
+            on_output(OutputChunk("stderr", "two\n"))
         if req.code == "full":
             return Result.rejected("queue full (9 waiting)", "queue_full")
         if req.code == "surrogate":
@@ -475,3 +480,36 @@ def test_a_session_is_closed_with_delete():
          backend=backend, **{"content-type": "application/json"})
     r = call("DELETE", "/v1/sessions/nb", backend=backend)
     assert (r.status_code, r.json()["status"], backend.sessions) == (200, "ok", {})
+# -- a task that streams: Server-Sent Events -----------------------------------------------------
+
+
+def test_a_streaming_task_is_answered_with_its_output_then_its_result_as_events():
+    reply = post(task(code="print", stream=True))
+    events = [block.split("\n") for block in reply.text.strip().split("\n\n")]
+    assert (reply.status_code, reply.headers["content-type"].split(";")[0]) == (
+        200, "text/event-stream")
+    assert [(e[0], json.loads(e[1].removeprefix("data: "))) for e in events][:2] == [
+        ("event: stdout", {"text": "one\n"}), ("event: stderr", {"text": "two\n"})]
+    assert (events[2][0], json.loads(events[2][1].removeprefix("data: "))["result"]) == (
+        "event: result", ["print", "alice"])
+
+
+def test_a_streaming_task_rejected_before_it_ran_gets_the_rejections_status():
+    reply = post(task(code="full", stream=True))
+    assert (reply.status_code, reply.headers["retry-after"]) == (429, "1")
+
+
+def test_an_event_is_one_line_of_json_whatever_the_text():
+    assert mapping.output_event(OutputChunk("stdout", "a\n\nb\r")) == (
+        b'event: stdout\ndata: {"text": "a\\n\\nb\\r"}\n\n')
+
+
+def test_stdin_may_be_bytes_in_the_tagged_view():
+    req = mapping.task_request(task(stdin={"$bytes": "AAE="}), defaults=LIMITS, principal="a")
+    assert req.message.stdin == b"\x00\x01"
+
+
+def test_files_may_be_text_or_bytes_in_the_tagged_view():
+    req = mapping.task_request(task(files={"a.txt": "hi", "b": {"$bytes": "AAE="}}),
+                               defaults=LIMITS, principal="a")
+    assert req.message.files == {"a.txt": b"hi", "b": b"\x00\x01"}
