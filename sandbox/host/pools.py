@@ -190,6 +190,10 @@ class Pools:
     def idle_children(self) -> int:
         return sum(p.core.idle_count() for p in self._pools.values())
 
+    def idle_by_runtime(self) -> dict[str, int]:
+        """Idle pre-forked children per runtime started (read it in the loop's thread)."""
+        return {name: p.core.idle_count() for name, p in self._pools.items()}
+
     def snapshot(self) -> dict[str, Any]:
         """Each pool's state, for tests and metrics (read it in the loop's thread)."""
         return {

@@ -230,8 +230,9 @@ class Runner:
                         self.config.endpoint, self.core.silence_limit_s)
             self._session_over = True
         elif isinstance(action, s.Beat):
-            self._send(p.RunnerHeartbeat(self.worker.idle_children(),
-                                         draining=self._drain_until is not None))
+            idle = self.worker.idle_by_runtime()
+            self._send(p.RunnerHeartbeat(sum(idle.values()), draining=self._drain_until is not None,
+                                         idle=idle))
 
     def _on_broker(self, events: int) -> None:
         sock = self._sock
