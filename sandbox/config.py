@@ -221,12 +221,18 @@ def runner_endpoint_for(endpoint: str) -> str:
 # name is derived from the field: the TOML key is the field's name, the environment variable
 # ``SANDBOX_`` + NAME, the flag ``--`` + name with dashes (``grace_s``: ``grace_s = 10``,
 # ``SANDBOX_GRACE_S=10``, ``--grace-s 10``). Nothing else spells a setting's name.
+#
+# The same mechanism reads the n8n runner's settings (``sandbox/n8n/config.py``:
+# ``N8nRunnerConfig``'s fields, ``schema()`` of it), whose fields name the variable and flag
+# n8n gives them (``env=``, ``flag=``) where ours would differ: one parser of typed text, one
+# set of messages, one "did you mean" for a mistyped variable.
 
 SERVE, RUNNER, EXEC, PACKAGES = "serve", "runner", "exec", "packages"
 ENV_PREFIX = "SANDBOX_"
 # Environment variables of this prefix that are not settings of these commands: the n8n
 # runner's own (``sandbox/n8n/config.py`` reads and checks them) and the test suite's.
 ENV_RESERVED = ("SANDBOX_N8N_", "SANDBOX_TEST_")
+N8N = "n8n-runner"  # the command of ``sandbox/n8n/config.py``'s schema
 # Settings that had another name in the TOML file and the environment: named there, the old
 # name is refused with the new one (a silently ignored limit is worse than a refusal).
 RENAMED = {"queue_max": "max_queued"}
@@ -235,12 +241,17 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
 
-def _setting(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,), metavar: str | None = None,
-             sep: str = ",", old: tuple[str, ...] = ()) -> Any:
-    """A field of the schema: its default, its help, the commands that take it (``on``), how
-    a list is split in text (``sep``: "," or " " for whitespace), and its old flags."""
+def schema_field(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,),
+                 metavar: str | None = None, sep: str = ",", old: tuple[str, ...] = (),
+                 env: str = "", flag: str = "") -> Any:
+    """A field of a schema: its default, its help, the commands that take it (``on``), how
+    a list is split in text (``sep``: "," or " " for whitespace), its old flags, and its
+    environment variable and flag where they are not derived from its name (``env``,
+    ``flag``: another program's names, kept so that its files work unchanged)."""
     return field(default=default, metadata={"help": help, "on": frozenset(on), "metavar": metavar,
-                                            "sep": sep, "old": old})
+                                            "sep": sep, "old": old, "env": env, "flag": flag})
+
+
 
 
 _POOL = (SERVE, RUNNER, EXEC)  # what shapes a jail: every command that starts one
@@ -254,96 +265,96 @@ class ServiceConfig:
     are the same in all three (env upper-case with ``SANDBOX_``, flags with dashes): ``slots``
     is ``slots = 4``, ``SANDBOX_SLOTS=4``, ``--slots 4``. ``SETTINGS`` lists them."""
 
-    bind: tuple[str, ...] = _setting(
+    bind: tuple[str, ...] = schema_field(
         (), "where clients connect: ipc://PATH or tcp://HOST:PORT (default: a per-user ipc "
         "socket)", metavar="ENDPOINT")
-    runner_bind: tuple[str, ...] = _setting(
+    runner_bind: tuple[str, ...] = schema_field(
         (), "where runners connect (default: a private ipc socket beside the first client "
         "one); tcp:// for remote runners, with runner keys", metavar="ENDPOINT")
-    http: str = _setting("127.0.0.1:9464", '/healthz and /metrics on HOST:PORT ("" for none)',
+    http: str = schema_field("127.0.0.1:9464", '/healthz and /metrics on HOST:PORT ("" for none)',
                          metavar="HOST:PORT")
-    api_bind: str = _setting(
+    api_bind: str = schema_field(
         "", 'the HTTP/JSON API on HOST:PORT, e.g. 127.0.0.1:8080 ("" for none; without '
         "api_keys_file only a loopback address)", metavar="HOST:PORT")
-    api_keys_file: str = _setting(
+    api_keys_file: str = schema_field(
         "", "the HTTP API's bearer keys, one `principal key` per line (mode 0600, like the "
         "CURVE keys)", metavar="FILE")
-    api_body_bytes: int = _setting(
+    api_body_bytes: int = schema_field(
         20 * MiB, "the largest HTTP request body (a task's code and data fit: 1 + 16 MiB); "
         "larger is 413", metavar="BYTES")
-    api_read_timeout_s: float = _setting(
+    api_read_timeout_s: float = schema_field(
         10.0, "how long a client may take to send an HTTP request's head, and then its body; "
         "slower is cut off", metavar="SECONDS")
-    runners: int = _setting(1, "local runner processes the daemon starts and watches", metavar="N")
-    slots: int = _setting(4, "tasks each runner runs at once (its pool size per runtime)",
+    runners: int = schema_field(1, "local runner processes the daemon starts and watches", metavar="N")
+    slots: int = schema_field(4, "tasks each runner runs at once (its pool size per runtime)",
                           on=(SERVE, RUNNER), metavar="N")
-    runtimes: tuple[str, ...] = _setting(("python", "javascript"), "the runtimes runners serve",
+    runtimes: tuple[str, ...] = schema_field(("python", "javascript"), "the runtimes runners serve",
                                          on=(SERVE, RUNNER), metavar="NAMES")
-    groups: tuple[str, ...] = _setting((), "labels the runners carry (a task may ask for one)",
+    groups: tuple[str, ...] = schema_field((), "labels the runners carry (a task may ask for one)",
                                        on=(SERVE, RUNNER), metavar="LABELS", old=("--group",))
-    max_queued: int = _setting(10_000, "queued tasks beyond which a submit is rejected at once",
+    max_queued: int = schema_field(10_000, "queued tasks beyond which a submit is rejected at once",
                                metavar="N", old=("--queue-max",))
-    queue_timeout_s: float = _setting(30.0, "how long a task may wait for a slot (a client "
+    queue_timeout_s: float = schema_field(30.0, "how long a task may wait for a slot (a client "
                                       "sends its own)", metavar="SECONDS", old=("--queue-timeout",))
-    max_in_flight: int = _setting(100_000, "tasks running at once across all runners", metavar="N")
-    max_per_client: int = _setting(10_000, "tasks one client may hold: queued, running or unread",
+    max_in_flight: int = schema_field(100_000, "tasks running at once across all runners", metavar="N")
+    max_per_client: int = schema_field(10_000, "tasks one client may hold: queued, running or unread",
                                    metavar="N")
-    lanes: tuple[str, ...] = _setting((), "concurrency caps per lane, NAME=CAP",
+    lanes: tuple[str, ...] = schema_field((), "concurrency caps per lane, NAME=CAP",
                                       metavar="NAME=CAP", old=("--lane",))
-    max_timeout_s: float = _setting(300.0, "the longest timeout_s a task may ask for (above it: "
+    max_timeout_s: float = schema_field(300.0, "the longest timeout_s a task may ask for (above it: "
                                     "rejected, naming this cap)", metavar="SECONDS")
-    max_memory_mb: int = _setting(4096, "the most memory_mb a task may ask for", metavar="MB")
-    max_stdout_bytes: int = _setting(MAX_STDOUT_BYTES, "the most stdout_bytes a task may ask for",
+    max_memory_mb: int = schema_field(4096, "the most memory_mb a task may ask for", metavar="MB")
+    max_stdout_bytes: int = schema_field(MAX_STDOUT_BYTES, "the most stdout_bytes a task may ask for",
                                      metavar="BYTES")
-    max_result_bytes: int = _setting(MAX_RESULT_BYTES, "the most result_bytes a task may ask for",
+    max_result_bytes: int = schema_field(MAX_RESULT_BYTES, "the most result_bytes a task may ask for",
                                      metavar="BYTES")
-    max_workers_per_principal: int = _setting(
+    max_workers_per_principal: int = schema_field(
         16, "worker-mode tasks one principal (a CURVE key; over ipc a connection, or a uid) "
         "runs at once, each in a warm worker of its own", metavar="N")
-    ipc_principal: str = _setting(
+    ipc_principal: str = schema_field(
         "connection", "who a client on an ipc socket is: connection (each its own principal) "
         "or uid (the connections of one user share warm workers)", metavar="connection|uid")
-    heartbeat_s: float = _setting(1.0, "heartbeat interval, both ways", on=(SERVE, RUNNER),
+    heartbeat_s: float = schema_field(1.0, "heartbeat interval, both ways", on=(SERVE, RUNNER),
                                   metavar="SECONDS", old=("--heartbeat",))
-    liveness: int = _setting(3, "heartbeats missed before a peer counts as gone",
+    liveness: int = schema_field(3, "heartbeats missed before a peer counts as gone",
                              on=(SERVE, RUNNER), metavar="N")
-    grace_s: float = _setting(10.0, "on SIGTERM, how long running tasks may finish",
+    grace_s: float = schema_field(10.0, "on SIGTERM, how long running tasks may finish",
                               on=(SERVE, RUNNER), metavar="SECONDS", old=("--grace",))
-    curve_dir: str = _setting("", "CURVE keys from `sandbox keys` (needed for tcp://)", on=_PEER,
+    curve_dir: str = schema_field("", "CURVE keys from `sandbox keys` (needed for tcp://)", on=_PEER,
                               metavar="DIR")
-    insecure: bool = _setting(False, "allow plain TCP without CURVE", on=_PEER)
-    stdlib_allow: tuple[str, ...] = _setting(
+    insecure: bool = schema_field(False, "allow plain TCP without CURVE", on=_PEER)
+    stdlib_allow: tuple[str, ...] = schema_field(
         (), "standard-library modules python snippets may import: names REPLACE the curated "
         'default list, +name ADDS to it (+sys,+os), "*" for all', on=_POOL, metavar="MODULES")
-    external_allow: tuple[str, ...] = _setting(
+    external_allow: tuple[str, ...] = schema_field(
         (), 'third-party modules python snippets may import, "*" for all (none by default)',
         on=_POOL, metavar="MODULES")
-    packages: tuple[str, ...] = _setting(
+    packages: tuple[str, ...] = schema_field(
         (), "pip specs installed at start into packages_dir when the list changed "
         "(whitespace-separated in text)", metavar="SPECS", sep=" ", old=("--package",))
-    packages_dir: str = _setting(
+    packages_dir: str = schema_field(
         "", "the third-party environment python jails mount (default: "
         "/var/lib/snippet-sandbox/packages as root, else ~/.local/share/snippet-sandbox/packages)",
         on=(*_POOL, PACKAGES), metavar="DIR")
-    preload: tuple[str, ...] = _setting((), "modules the python zygote imports ahead of time",
+    preload: tuple[str, ...] = schema_field((), "modules the python zygote imports ahead of time",
                                         on=_POOL, metavar="MODULES")
-    pyodide_packages_dir: str = _setting(
+    pyodide_packages_dir: str = schema_field(
         "", "the environment of `sandbox packages install --runtime pyodide` that pyodide "
         "workers load", on=_POOL, metavar="DIR")
-    pyodide_no_namespaces: bool = _setting(
+    pyodide_no_namespaces: bool = schema_field(
         False, "run pyodide without any namespace on a host that denies them: it gives up the "
         "jail's own file system, network and process namespaces (WebAssembly, seccomp, "
         "rlimits and, where writable, cgroups remain; see the README)", on=_POOL)
-    cgroup: str = _setting(
+    cgroup: str = schema_field(
         "auto", "the jail's cgroup memory and pids caps: auto (detect), v1, v2, or off (drops "
         "that layer: see the README)", on=_POOL, metavar="|".join(CGROUP_MODES))
-    cgroup_root: str = _setting(
+    cgroup_root: str = schema_field(
         "", "a delegated cgroup to put the jails' cgroups under (v2: its path, e.g. "
         "/sys/fs/cgroup/user.slice/...; v1: its path in the memory and pids hierarchies)",
         on=_POOL, metavar="PATH")
-    log_level: str = _setting("info", "the least severe log lines written to stderr",
+    log_level: str = schema_field("info", "the least severe log lines written to stderr",
                               on=(SERVE, RUNNER), metavar="|".join(LOG_LEVELS))
-    log_format: str = _setting("text", "log lines as text (time, level, logger, message) or "
+    log_format: str = schema_field("text", "log lines as text (time, level, logger, message) or "
                                "as one JSON object each", on=(SERVE, RUNNER),
                                metavar="|".join(LOG_FORMATS))
 
@@ -471,11 +482,7 @@ class ServiceConfig:
             if ENV_PREFIX + old.upper() in source and command in SETTINGS[new].on:
                 raise ConfigError(f"environment: {ENV_PREFIX}{old.upper()} is now "
                                   f"{SETTINGS[new].env}")
-        values.update(_typed({s.name: source[s.env] for s in SETTINGS.values() if s.env in source},
-                             "environment", command, text=True))
-        values.update(_typed({k: v for k, v in (flags or {}).items() if v is not None},
-                             "flags", command, text=True))
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**read_sources(SETTINGS, command, source, flags, values))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -490,14 +497,16 @@ class Setting:
     metavar: str | None
     sep: str  # how a list is split in text: "," or " " (whitespace)
     old: tuple[str, ...]  # flags it had before it was named after itself; they still work
+    env_name: str = ""  # its environment variable, when not SANDBOX_ + NAME
+    flag_name: str = ""  # its flag, when not -- + name with dashes
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+        return self.env_name or ENV_PREFIX + self.name.upper()
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.flag_name or "--" + self.name.replace("_", "-")
 
     def split(self, text: str) -> tuple[str, ...]:
         parts = text.split() if self.sep == " " else text.split(self.sep)
@@ -514,11 +523,35 @@ def _kind(default: object) -> str:
     return "str" if isinstance(default, str) else "list"
 
 
-SETTINGS: dict[str, Setting] = {
-    f.name: Setting(f.name, _kind(f.default), f.default, f.metadata["help"], f.metadata["on"],
-                    f.metadata["metavar"], f.metadata["sep"], f.metadata["old"])
-    for f in fields(ServiceConfig)
-}
+def schema(cls: type) -> dict[str, Setting]:
+    """The settings of a config class whose fields were made by ``setting()``."""
+    return {
+        f.name: Setting(f.name, _kind(f.default), f.default, f.metadata["help"], f.metadata["on"],
+                        f.metadata["metavar"], f.metadata["sep"], f.metadata["old"],
+                        f.metadata["env"], f.metadata["flag"])
+        for f in fields(cls)
+    }
+
+
+SETTINGS: dict[str, Setting] = schema(ServiceConfig)
+
+
+def read_sources(settings: Mapping[str, Setting], command: str, env: Mapping[str, str] | None,
+                 flags: Mapping[str, object] | None, file_values: Mapping[str, object] | None = None,
+                 ) -> dict[str, object]:
+    """What the sources say of ``command``'s settings, each value type-checked: a file's
+    (already parsed), then the environment's, then the flags' (None: not given), each
+    overriding the one before."""
+    import os
+
+    values: dict[str, object] = dict(file_values or {})
+    source: Mapping[str, str] = os.environ if env is None else env
+    values.update(_typed({s.name: source[s.env] for s in settings.values() if s.env in source
+                          and command in s.on}, "environment", command, text=True,
+                         settings=settings))
+    values.update(_typed({k: v for k, v in (flags or {}).items() if v is not None},
+                         "flags", command, text=True, settings=settings))
+    return values
 
 
 def settings_for(command: str) -> list[Setting]:
@@ -526,17 +559,21 @@ def settings_for(command: str) -> list[Setting]:
     return [s for s in SETTINGS.values() if command in s.on]
 
 
-def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
-    """A warning for each ``SANDBOX_*`` variable that is no setting (a typo such as
-    ``SANDBOX_SLOTZ`` would otherwise be ignored without a word), naming the closest one."""
+def unknown_env(env: Mapping[str, str] | None = None, settings: Mapping[str, Setting] | None = None,
+                prefix: str = ENV_PREFIX, skip: tuple[str, ...] = ENV_RESERVED) -> list[str]:
+    """A warning for each ``prefix`` variable (``SANDBOX_*``) that is no setting of
+    ``settings`` (a typo such as ``SANDBOX_SLOTZ`` would otherwise be ignored without a word),
+    naming the closest one; names starting with one of ``skip`` are another program's."""
     import difflib
     import os
 
     source: Mapping[str, str] = os.environ if env is None else env
-    known = {s.env for s in SETTINGS.values()} | {ENV_PREFIX + o.upper() for o in RENAMED}
+    known = {s.env for s in (SETTINGS if settings is None else settings).values()}
+    if settings is None:
+        known |= {ENV_PREFIX + o.upper() for o in RENAMED}
     out = []
     for name in sorted(source):
-        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(ENV_RESERVED):
+        if not name.startswith(prefix) or name in known or name.startswith(skip):
             continue
         close = difflib.get_close_matches(name, sorted(known), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -580,8 +617,8 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text: bool
-           ) -> dict[str, object]:
+def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text: bool,
+           settings: Mapping[str, Setting] | None = None) -> dict[str, object]:
     """The settings ``command`` takes among ``raw``, each checked against its kind and named
     as ``source`` spells it: ``config file F: slots ...``, ``environment: SANDBOX_SLOTS ...``,
     ``--slots ...``. A TOML ``insecure = "false"`` is an error, never true. ``text``: the
@@ -589,7 +626,7 @@ def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text:
     split by the setting's separator (a flag given twice adds to the list)."""
     out: dict[str, object] = {}
     for name, value in raw.items():
-        setting = SETTINGS.get(name)
+        setting = (SETTINGS if settings is None else settings).get(name)
         if setting is None:
             if name in RENAMED:
                 raise ConfigError(f"{source}: {name} is now {RENAMED[name]}")

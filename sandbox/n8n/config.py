@@ -1,7 +1,10 @@
 """``sandbox n8n-runner`` settings: n8n's own environment names, each also a flag.
 
 Environment first, flags win. n8n's names where n8n has one (a docker-compose file written
-for n8n's runner works unchanged); ours (``SANDBOX_N8N_*``) for what n8n's runners lack.
+for n8n's runner works unchanged); ours (``SANDBOX_N8N_*``) for what n8n's runners lack. The
+fields are a schema of the project's one settings mechanism (``sandbox.config``: typed text,
+its messages, a warning naming the closest setting for a mistyped ``SANDBOX_N8N_*``); the
+flags and their help are made from it.
 
 =================================  ============================  ==============================
 setting                            environment                   flag
@@ -24,6 +27,7 @@ task_types                         SANDBOX_N8N_TYPES             --types
 packages_dir / preload             SANDBOX_N8N_PACKAGES_DIR/...  --packages-dir / --preload
 name                               SANDBOX_N8N_NAME              --name
 isolation (process or worker)      SANDBOX_N8N_ISOLATION         --isolation
+log_level / log_format             SANDBOX_N8N_LOG_LEVEL/_FORMAT --log-level / --log-format
 =================================  ============================  ==============================
 
 One difference from n8n: with no ``N8N_RUNNERS_STDLIB_ALLOW`` a Python task may import our
@@ -36,59 +40,84 @@ interpreter state (README, "Worker mode"), and never a task of another workflow.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.config import MAX_RESULT_BYTES, MiB, Limits, PoolConfig
+from broker.protocol import ISOLATIONS
+from sandbox.config import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MAX_RESULT_BYTES,
+    N8N,
+    Limits,
+    MiB,
+    PoolConfig,
+    read_sources,
+    schema,
+    schema_field,
+    unknown_env,
+)
 from sandbox.errors import ConfigError
 from sandbox.n8n.protocol import TASK_TYPES
-from broker.protocol import ISOLATIONS
 
-ENV = {
-    "task_broker_uri": "N8N_RUNNERS_TASK_BROKER_URI",
-    "auth_token": "N8N_RUNNERS_AUTH_TOKEN",
-    "grant_token": "N8N_RUNNERS_GRANT_TOKEN",
-    "max_concurrency": "N8N_RUNNERS_MAX_CONCURRENCY",
-    "task_timeout_s": "N8N_RUNNERS_TASK_TIMEOUT",
-    "auto_shutdown_timeout_s": "N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT",
-    "health_check_server_enabled": "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED",
-    "health_check_server_host": "N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST",
-    "health_check_server_port": "N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT",
-    "stdlib_allow": "N8N_RUNNERS_STDLIB_ALLOW",
-    "external_allow": "N8N_RUNNERS_EXTERNAL_ALLOW",
-    "max_payload_bytes": "N8N_RUNNERS_MAX_PAYLOAD",
-    "memory_mb": "SANDBOX_N8N_MEMORY_MB",
-    "task_types": "SANDBOX_N8N_TYPES",
-    "packages_dir": "SANDBOX_N8N_PACKAGES_DIR",
-    "preload": "SANDBOX_N8N_PRELOAD",
-    "name": "SANDBOX_N8N_NAME",
-    "isolation": "SANDBOX_N8N_ISOLATION",
-}
+ENV_PREFIX = "SANDBOX_N8N_"
+
+
+def _n8n(default: Any, help: str, env: str, flag: str, metavar: str) -> Any:
+    return schema_field(default, help, on=(N8N,), env=env, flag=flag, metavar=metavar)
 
 
 @dataclass(frozen=True)
 class N8nRunnerConfig:
-    task_broker_uri: str = "http://127.0.0.1:5679"
-    auth_token: str = ""
-    grant_token: str = ""
-    max_concurrency: int = 5
-    task_timeout_s: float = 300.0  # n8n 2.x's default N8N_RUNNERS_TASK_TIMEOUT
-    auto_shutdown_timeout_s: float = 0.0
-    health_check_server_enabled: bool = False
-    health_check_server_host: str = "127.0.0.1"
-    health_check_server_port: int = 5681
-    stdlib_allow: tuple[str, ...] = ()  # () = our curated SAFE_STDLIB
-    external_allow: tuple[str, ...] = ()
-    max_payload_bytes: int = 1024 * MiB  # n8n's N8N_RUNNERS_MAX_PAYLOAD default
-    memory_mb: int = 256
-    task_types: tuple[str, ...] = TASK_TYPES
-    packages_dir: str = ""
-    preload: tuple[str, ...] = ()
-    name: str = "snippet-sandbox"
-    isolation: str = "process"
+    task_broker_uri: str = _n8n("http://127.0.0.1:5679", "n8n's task broker, http://HOST:PORT",
+                                "N8N_RUNNERS_TASK_BROKER_URI", "--task-broker-uri", "URI")
+    auth_token: str = _n8n("", "n8n's shared secret", "N8N_RUNNERS_AUTH_TOKEN", "--auth-token",
+                           "TOKEN")
+    grant_token: str = _n8n("", "a single-use grant from n8n's launcher",
+                            "N8N_RUNNERS_GRANT_TOKEN", "--grant-token", "GRANT")
+    max_concurrency: int = _n8n(5, "tasks at once", "N8N_RUNNERS_MAX_CONCURRENCY",
+                                "--max-concurrency", "N")
+    # n8n 2.x's default N8N_RUNNERS_TASK_TIMEOUT
+    task_timeout_s: float = _n8n(300.0, "per task, in seconds", "N8N_RUNNERS_TASK_TIMEOUT",
+                                 "--task-timeout", "SECONDS")
+    auto_shutdown_timeout_s: float = _n8n(
+        0.0, "exit after this long without a task (0: never)",
+        "N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT", "--auto-shutdown-timeout", "SECONDS")
+    health_check_server_enabled: bool = _n8n(
+        False, "serve /healthz, /livez, /readyz and /metrics",
+        "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED", "--health-check-server-enabled", "BOOL")
+    health_check_server_host: str = _n8n(
+        "127.0.0.1", "the health check server's address", "N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST",
+        "--health-check-server-host", "HOST")
+    health_check_server_port: int = _n8n(
+        5681, "the health check server's port", "N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT",
+        "--health-check-server-port", "PORT")
+    stdlib_allow: tuple[str, ...] = _n8n(  # () = our curated SAFE_STDLIB
+        (), 'python: standard-library modules, "*" for all (default: a safe set)',
+        "N8N_RUNNERS_STDLIB_ALLOW", "--stdlib-allow", "MODULES")
+    external_allow: tuple[str, ...] = _n8n((), "python: third-party modules",
+                                           "N8N_RUNNERS_EXTERNAL_ALLOW", "--external-allow",
+                                           "MODULES")
+    max_payload_bytes: int = _n8n(1024 * MiB, "the largest WebSocket message",  # n8n's default
+                                  "N8N_RUNNERS_MAX_PAYLOAD", "--max-payload", "BYTES")
+    memory_mb: int = _n8n(256, "memory per task", "SANDBOX_N8N_MEMORY_MB", "--memory", "MB")
+    task_types: tuple[str, ...] = _n8n(TASK_TYPES, "task types to serve",
+                                       "SANDBOX_N8N_TYPES", "--types", "TYPES")
+    packages_dir: str = _n8n("", "python packages environment (`sandbox packages install`)",
+                             "SANDBOX_N8N_PACKAGES_DIR", "--packages-dir", "DIR")
+    preload: tuple[str, ...] = _n8n((), "modules the python zygote imports",
+                                    "SANDBOX_N8N_PRELOAD", "--preload", "MODULES")
+    name: str = _n8n("snippet-sandbox", "the runner's name in n8n", "SANDBOX_N8N_NAME",
+                     "--name", "NAME")
+    isolation: str = _n8n("process", "process (a fresh process per task) or worker (warm "
+                          "workers, one workflow each)", "SANDBOX_N8N_ISOLATION", "--isolation",
+                          "MODE")
+    log_level: str = _n8n("info", "the least severe log lines written to stderr",
+                          "SANDBOX_N8N_LOG_LEVEL", "--log-level", "|".join(LOG_LEVELS))
+    log_format: str = _n8n("text", "log lines as text or as one JSON object each",
+                           "SANDBOX_N8N_LOG_FORMAT", "--log-format", "|".join(LOG_FORMATS))
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.task_broker_uri)
@@ -103,16 +132,22 @@ class N8nRunnerConfig:
         for name in ("max_concurrency", "health_check_server_port", "max_payload_bytes", "memory_mb"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} ({ENV[name]}) must be a positive integer, not {value!r}")
+                raise ConfigError(f"{name} ({SETTINGS[name].env}) must be a positive integer, "
+                                  f"not {value!r}")
         if self.max_concurrency > 256:
             raise ConfigError("max_concurrency must be at most 256")
         for name in ("task_timeout_s", "auto_shutdown_timeout_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{name} ({ENV[name]}) must be a number of seconds >= 0")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} ({SETTINGS[name].env}) must be a number of seconds >= 0")
         if self.isolation not in ISOLATIONS:
-            raise ConfigError(f"isolation ({ENV['isolation']}) must be one of "
+            raise ConfigError(f"isolation ({SETTINGS['isolation'].env}) must be one of "
                               f"{', '.join(ISOLATIONS)}, not {self.isolation!r}")
+        for name, allowed in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} ({SETTINGS[name].env}) must be "
+                                  f"{', '.join(allowed[:-1])} or {allowed[-1]}, "
+                                  f"not {getattr(self, name)!r}")
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")
@@ -139,31 +174,12 @@ class N8nRunnerConfig:
     def load(cls, env: Mapping[str, str] | None = None,
              flags: Mapping[str, Any] | None = None) -> N8nRunnerConfig:
         """Environment (n8n's names) first, then flags; every value type-checked."""
-        source = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        kinds = {f.name: f.default for f in fields(cls)}
-        for name, var in ENV.items():
-            if source.get(var, "") != "":
-                values[name] = _typed(name, source[var], kinds[name], var)
-        for name, value in (flags or {}).items():
-            if value is not None:
-                values[name] = (_typed(name, value, kinds[name], f"--{name}")
-                                if isinstance(value, str) else value)
-        return cls(**values)
+        return cls(**read_sources(SETTINGS, N8N, env, flags))  # type: ignore[arg-type]
 
 
-def _typed(name: str, raw: str, default: Any, source: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("1", "true", "yes")
-        if isinstance(default, tuple):
-            return tuple(x.strip() for x in raw.split(",") if x.strip())
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: bad value {raw!r} for {name}") from exc
-    return raw
+SETTINGS = schema(N8nRunnerConfig)
+
+
+def unknown(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``SANDBOX_N8N_*`` variable that is none of these settings."""
+    return unknown_env(env, SETTINGS, prefix=ENV_PREFIX, skip=())
