@@ -592,11 +592,13 @@ def _packages(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     directory = settings.packages_dir or packages.default_dir()
     if args.action == "list":
-        specs = packages.installed_specs(directory)
-        if specs is None:
+        held = packages.contents(directory)
+        if held is None:
             print(f"no environment in {directory}", file=sys.stderr)
             return EXIT_STATUS
-        print(f"{directory}: " + (" ".join(specs) or "(empty)"))
+        print(f"{directory}:" + ("" if held else " (empty)"))
+        for item in held:
+            print(f"  {item.line()}")
         return EXIT_OK
     if not args.specs:
         raise UsageError(f"packages {args.action}: name at least one package")
@@ -620,11 +622,13 @@ def _pyodide_packages(args: argparse.Namespace) -> int:
 
     directory = args.packages_dir or pyodide_packages.default_dir()
     if args.action == "list":
-        manifest = pyodide_packages.installed(directory)
-        if manifest is None:
+        held = pyodide_packages.contents(directory)
+        if held is None:
             print(f"no pyodide environment in {directory}", file=sys.stderr)
             return EXIT_STATUS
-        print(f"{directory}: " + " ".join(manifest["packages"]))
+        print(f"{directory}:")
+        for item in held:
+            print(f"  {item.line()}")
         return EXIT_OK
     if args.action != "install":
         raise UsageError(f"packages {args.action} applies to python (pyodide: install the "
