@@ -112,6 +112,8 @@ class PyodideConfig:
     kill_grace_s: float = 0.5  # a task's worker is killed this long after its timeout
     ready_timeout_s: float = 60.0  # a worker must say ready within this after its spawn
     packages_dir: str | None = None  # `sandbox packages install --runtime pyodide` output
+    # where the distribution is installed (sandbox.pyodide.dist.cache_root); None: the default
+    cache_dir: str | None = None
     preload: tuple[str, ...] = ()  # modules every worker imports before its first task
     permission_model: bool = True  # Node's --experimental-permission: reads of listed paths only
     # Run without any namespace, on a host that denies them (a default Docker container).
@@ -271,8 +273,9 @@ class ServiceConfig:
     runner_bind: tuple[str, ...] = schema_field(
         (), "where runners connect (default: a private ipc socket beside the first client "
         "one); tcp:// for remote runners, with runner keys", metavar="ENDPOINT")
-    http: str = schema_field("127.0.0.1:9464", '/healthz and /metrics on HOST:PORT ("" for none)',
-                         metavar="HOST:PORT")
+    http: str = schema_field(
+        "127.0.0.1:9464", 'the probes (/livez, /readyz, /healthz) and /metrics on HOST:PORT '
+        '("" for none)', metavar="HOST:PORT")
     api_bind: str = schema_field(
         "", 'the HTTP/JSON API on HOST:PORT, e.g. 127.0.0.1:8080 ("" for none; without '
         "api_keys_file only a loopback address)", metavar="HOST:PORT")
@@ -341,6 +344,10 @@ class ServiceConfig:
     pyodide_packages_dir: str = schema_field(
         "", "the environment of `sandbox packages install --runtime pyodide` that pyodide "
         "workers load", on=_POOL, metavar="DIR")
+    pyodide_cache_dir: str = schema_field(
+        "", "where the Pyodide distribution and its build tools are installed (default: "
+        "/var/cache/snippet-sandbox as root, else ~/.cache/snippet-sandbox); as root, a "
+        "directory the jail's user may traverse", on=(*_POOL, PACKAGES), metavar="DIR")
     pyodide_no_namespaces: bool = schema_field(
         False, "run pyodide without any namespace on a host that denies them: it gives up the "
         "jail's own file system, network and process namespaces (WebAssembly, seccomp, "
@@ -432,6 +439,7 @@ class ServiceConfig:
                           packages_dir=self.packages_dir or None, preload=self.preload,
                           cgroup=self.cgroup, cgroup_root=self.cgroup_root or None,
                           pyodide=PyodideConfig(packages_dir=self.pyodide_packages_dir or None,
+                                                cache_dir=self.pyodide_cache_dir or None,
                                                 no_namespaces=self.pyodide_no_namespaces))
 
     def to_json(self, command: str | None = None) -> str:

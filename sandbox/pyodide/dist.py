@@ -58,9 +58,12 @@ class Distribution:
     version: str = PYODIDE_VERSION
 
 
-def cache_root() -> str:
-    """As root, a system directory the jail's user (nobody) can traverse; else the user's
-    cache directory (the jail then runs as the same user)."""
+def cache_root(cache_dir: str | None = None) -> str:
+    """``cache_dir`` when the operator names one (the ``pyodide_cache_dir`` setting); else,
+    as root, a system directory the jail's user (nobody) can traverse; else the user's cache
+    directory (the jail then runs as the same user)."""
+    if cache_dir:
+        return os.path.abspath(cache_dir)
     if os.geteuid() == 0:
         return "/var/cache/snippet-sandbox"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -71,8 +74,8 @@ def _lock_key() -> str:
     return hashlib.sha256((_SPEC_DIR / "package-lock.json").read_bytes()).hexdigest()[:16]
 
 
-def install_dir() -> str:
-    return os.path.join(cache_root(), f"pyodide-{PYODIDE_VERSION}-{_lock_key()}")
+def install_dir(cache_dir: str | None = None) -> str:
+    return os.path.join(cache_root(cache_dir), f"pyodide-{PYODIDE_VERSION}-{_lock_key()}")
 
 
 @functools.cache
@@ -93,21 +96,22 @@ def locate_node(configured: str | None = None) -> str:
                     f"(Debian: apt-get install nodejs; tested with Node {NODE_MAJOR})")
 
 
-def installed(directory: str | None = None) -> Distribution | None:
+def installed(cache_dir: str | None = None) -> Distribution | None:
     """The distribution if it is completely installed, else None (no I/O beyond a stat)."""
-    root = directory or install_dir()
+    root = install_dir(cache_dir)
     dist = os.path.join(root, "node_modules", "pyodide")
     if not os.path.exists(os.path.join(root, _MARKER)):
         return None
     return Distribution(directory=dist, node=locate_node())
 
 
-def ensure(*, quiet: bool = True) -> Distribution:
-    """Install the pinned Pyodide once (``npm ci``, integrity-checked); the distribution."""
-    found = installed()
+def ensure(*, quiet: bool = True, cache_dir: str | None = None) -> Distribution:
+    """Install the pinned Pyodide once (``npm ci``, integrity-checked) under ``cache_root``;
+    the distribution."""
+    found = installed(cache_dir)
     if found is not None:
         return found
-    root = install_dir()
+    root = install_dir(cache_dir)
     npm = shutil.which("npm")
     if npm is None:
         raise JailError("npm is needed once to install Pyodide (Debian: apt-get install npm)")
@@ -134,25 +138,25 @@ def ensure(*, quiet: bool = True) -> Distribution:
         try:
             os.rename(fresh, root)
         except OSError:  # another process finished first: theirs is as good
-            if installed() is None:
+            if installed(cache_dir) is None:
                 raise
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
-    found = installed()
+    found = installed(cache_dir)
     assert found is not None
     return found
 
 
-def build_tools_dir() -> str:
-    return os.path.join(cache_root(), f"pyodide-build-{PYODIDE_BUILD_VERSION}")
+def build_tools_dir(cache_dir: str | None = None) -> str:
+    return os.path.join(cache_root(cache_dir), f"pyodide-build-{PYODIDE_BUILD_VERSION}")
 
 
-def ensure_build_tools(*, quiet: bool = True) -> str:
+def ensure_build_tools(*, quiet: bool = True, cache_dir: str | None = None) -> str:
     """pyodide-build in its own virtual environment, once; the path of its ``pyodide`` CLI.
 
     Built in place (a venv's scripts name the path it was made at); the marker is written
     last, so an interrupted install is started over."""
-    root = build_tools_dir()
+    root = build_tools_dir(cache_dir)
     cli = os.path.join(root, "bin", "pyodide")
     if os.path.exists(os.path.join(root, _MARKER)):
         return cli
@@ -169,13 +173,13 @@ def ensure_build_tools(*, quiet: bool = True) -> str:
     return cli
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, cache_dir: str | None = None) -> int:
     """``python -m sandbox.pyodide.dist``: install the distribution and the build tools
-    (idempotent; what .ci/run and ``sandbox pyodide install`` call)."""
+    (idempotent; what .ci/run and ``sandbox pyodide install`` call) under ``cache_root``."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        dist = ensure(quiet="--verbose" not in args)
-        cli = ensure_build_tools(quiet="--verbose" not in args)
+        dist = ensure(quiet="--verbose" not in args, cache_dir=cache_dir)
+        cli = ensure_build_tools(quiet="--verbose" not in args, cache_dir=cache_dir)
     except JailError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1

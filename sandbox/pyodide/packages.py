@@ -90,13 +90,15 @@ def contents(directory: str) -> list[packages.Held] | None:
     return packages.attribute(manifest["specs"], found)
 
 
-def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> dict[str, Any]:
-    """Build the environment of ``specs`` in ``directory`` (replaced whole on success)."""
+def install(specs: Sequence[str], directory: str, *, quiet: bool = False,
+            cache_dir: str | None = None) -> dict[str, Any]:
+    """Build the environment of ``specs`` in ``directory`` (replaced whole on success), with
+    the distribution and build tools under ``cache_dir`` (``pyodide_dist.cache_root``)."""
     wanted = packages.normalize(specs)
     if not wanted:
         raise ConfigError("name at least one package")
-    dist = pyodide_dist.ensure()
-    cli = pyodide_dist.ensure_build_tools(quiet=quiet)
+    dist = pyodide_dist.ensure(cache_dir=cache_dir)
+    cli = pyodide_dist.ensure_build_tools(quiet=quiet, cache_dir=cache_dir)
     directory = os.path.abspath(directory)
     fresh = directory + ".new"
     shutil.rmtree(fresh, ignore_errors=True)

@@ -441,7 +441,8 @@ def _connect_default(args: argparse.Namespace) -> None:
 
 
 _POOL_SETTINGS = ("stdlib_allow", "external_allow", "packages_dir", "preload", "cgroup",
-                  "cgroup_root", "pyodide_packages_dir", "pyodide_no_namespaces")
+                  "cgroup_root", "pyodide_packages_dir", "pyodide_cache_dir",
+                  "pyodide_no_namespaces")
 
 
 def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, req: Request) -> Result:
@@ -489,8 +490,9 @@ def _host_report(pool: PoolConfig) -> str:
 def _runtimes(args: argparse.Namespace) -> int:
     from sandbox.service import hostcheck
 
+    cache_dir = _pyodide_cache_dir()
     verdicts = hostcheck.runtimes(PoolConfig(
-        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces)))
+        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces, cache_dir=cache_dir)))
     for verdict in verdicts:
         print(verdict.line(version=True))
     return EXIT_OK if all(v.works for v in verdicts) else EXIT_STATUS
@@ -636,7 +638,8 @@ def _pyodide_packages(args: argparse.Namespace) -> int:
     if not args.specs:
         raise UsageError("packages install: name at least one package")
     try:
-        manifest = pyodide_packages.install(args.specs, directory)
+        manifest = pyodide_packages.install(args.specs, directory,
+                                            cache_dir=_pyodide_cache_dir())
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_STATUS
@@ -745,10 +748,19 @@ def _n8n_runner(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _pyodide_cache_dir() -> str | None:
+    """The ``pyodide_cache_dir`` setting (SANDBOX_PYODIDE_CACHE_DIR) for the commands that
+    take no settings flags of their own."""
+    try:
+        return ServiceConfig.load(command="packages").pyodide_cache_dir or None
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _pyodide(args: argparse.Namespace) -> int:
     from sandbox.pyodide import dist as pyodide_dist
 
-    return pyodide_dist.main([])
+    return pyodide_dist.main([], cache_dir=_pyodide_cache_dir())
 
 
 _COMMANDS = {"exec": _exec, "serve": _serve, "runner": _runner, "keys": _keys,
