@@ -57,12 +57,11 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
     poller = select.poll()
     poller.register(control, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
-    framing.send_control(control, protocol.encode(protocol.Ready(os.getpid(), failed or {})))
-
     try:
+        framing.send_control(control, protocol.encode(protocol.Ready(os.getpid(), failed or {})))
         _loop(control, setup, poller, children, (wake_r, wake_w))
     except (BrokenPipeError, ConnectionResetError):
-        pass  # the runner went away mid-report: same as a closed channel
+        pass  # the runner went away (mid-report, or while this jail started): a closed channel
     finally:
         for pid in children:
             try:

@@ -142,16 +142,21 @@ class Pools:
 
     # -- what fronts call (in the loop's thread) ---------------------------------------------
 
-    def start(self, runtime: str, *, wait: bool = False) -> None:
+    def start(self, runtime: str, *, wait: bool = False,
+              abandon: Callable[[], bool] = lambda: False) -> None:
         """Start ``runtime``'s jail now rather than at its first task. With ``wait``, run the
         loop here until it is ready, raising JailError with the reason if it does not come
-        up (for use before the loop has a thread of its own)."""
+        up (for use before the loop has a thread of its own); or until ``abandon()`` is true
+        after an event (the process is told to stop: ``close()`` then ends the jail at once,
+        where waiting for a Pyodide jail's workers took seconds)."""
         pool = self._pool(runtime)
         self._apply(pool, pool.core.start(time.monotonic()))
         if not wait:
             return
         while pool.core.jail is core.JailState.STARTING:
             self.loop.run_once()
+            if abandon():
+                return
         if pool.core.jail is not core.JailState.UP:
             raise JailError(f"the {runtime} jail did not start: {pool.core.jail_reason}")
         # its first children too: all spawned, and (workers that say ready) one of them ready
@@ -163,6 +168,8 @@ class Pools:
 
         while settling() and pool.core.jail is core.JailState.UP and time.monotonic() < settle:
             self.loop.run_once(max_wait_s=settle - time.monotonic())
+            if abandon():
+                return
         if pool.core.jail is not core.JailState.UP:
             raise JailError(f"the {runtime} jail did not start: {pool.core.jail_reason}")
 

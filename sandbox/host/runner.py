@@ -77,7 +77,10 @@ class RunnerConfig:
 
 class Runner:
     def __init__(self, config: RunnerConfig, *, context: zmq.Context[Any] | None = None,
-                 launcher: Launcher | None = None) -> None:
+                 launcher: Launcher | None = None, stop: threading.Event | None = None) -> None:
+        """Start the jails (here: JailError if one cannot start). A lifeline that closes, or
+        ``stop`` set (with ``wake()``), while they start ends the wait: ``serve`` then
+        returns at once and ``close`` stops them."""
         self.config = config
         self.context = context or zmq.Context.instance()
         self.pool_config = config.pool or PoolConfig(size=config.slots)
@@ -100,15 +103,24 @@ class Runner:
         self.drained = False  # nothing runs any more (or the grace is over): serve returns
         self._drops = 0  # how many drops of the session's connection were seen
         self._session_over = False
+        if config.lifeline_fd is not None:  # first: the daemon may stop while the jails start
+            self.loop.watch(config.lifeline_fd, self._on_lifeline)
+
+        def abandon() -> bool:
+            return self.orphaned or (stop is not None and stop.is_set())
+
         try:
             for runtime in config.runtimes:
-                self.worker.start(runtime, wait=True)  # a jail that cannot start fails here
+                # a jail that cannot start fails here
+                self.worker.start(runtime, wait=True, abandon=abandon)
+                if abandon():
+                    break
         except BaseException:
+            if config.lifeline_fd is not None:
+                self.loop.unwatch(config.lifeline_fd)
             self.worker.close()
             self.loop.close()
             raise
-        if config.lifeline_fd is not None:
-            self.loop.watch(config.lifeline_fd, self._on_lifeline)
         self.loop.add_timed(self)
 
     def serve(self, stop: threading.Event) -> None:

@@ -568,7 +568,7 @@ def _runner(args: argparse.Namespace) -> int:
     name = f"runner {args.name}" if args.name else "runner"
     log.info("%s starting: jails for %s, %d slots, broker at %s", name, ", ".join(runtimes),
              config.slots, endpoint)
-    runner = Runner(runner_config)
+    runner = Runner(runner_config, stop=stop)
     started.append(runner)
     if args.lifeline is None:
         signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
