@@ -114,6 +114,7 @@ class PyodideConfig:
     packages_dir: str | None = None  # `sandbox packages install --runtime pyodide` output
     # where the distribution is installed (sandbox.pyodide.dist.cache_root); None: the default
     cache_dir: str | None = None
+    node: str | None = None  # the Node.js binary; None: node on PATH
     preload: tuple[str, ...] = ()  # modules every worker imports before its first task
     permission_model: bool = True  # Node's --experimental-permission: reads of listed paths only
     # Run without any namespace, on a host that denies them (a default Docker container).
@@ -348,6 +349,9 @@ class ServiceConfig:
         "", "where the Pyodide distribution and its build tools are installed (default: "
         "/var/cache/snippet-sandbox as root, else ~/.cache/snippet-sandbox); as root, a "
         "directory the jail's user may traverse", on=(*_POOL, PACKAGES), metavar="DIR")
+    pyodide_node: str = schema_field(
+        "", "the Node.js binary (20 or later) pyodide workers run (default: node on PATH)",
+        on=(*_POOL, PACKAGES), metavar="PATH")
     pyodide_no_namespaces: bool = schema_field(
         False, "run pyodide without any namespace on a host that denies them: it gives up the "
         "jail's own file system, network and process namespaces (WebAssembly, seccomp, "
@@ -440,6 +444,7 @@ class ServiceConfig:
                           cgroup=self.cgroup, cgroup_root=self.cgroup_root or None,
                           pyodide=PyodideConfig(packages_dir=self.pyodide_packages_dir or None,
                                                 cache_dir=self.pyodide_cache_dir or None,
+                                                node=self.pyodide_node or None,
                                                 no_namespaces=self.pyodide_no_namespaces))
 
     def to_json(self, command: str | None = None) -> str:

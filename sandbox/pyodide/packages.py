@@ -91,13 +91,13 @@ def contents(directory: str) -> list[packages.Held] | None:
 
 
 def install(specs: Sequence[str], directory: str, *, quiet: bool = False,
-            cache_dir: str | None = None) -> dict[str, Any]:
+            cache_dir: str | None = None, node: str | None = None) -> dict[str, Any]:
     """Build the environment of ``specs`` in ``directory`` (replaced whole on success), with
     the distribution and build tools under ``cache_dir`` (``pyodide_dist.cache_root``)."""
     wanted = packages.normalize(specs)
     if not wanted:
         raise ConfigError("name at least one package")
-    dist = pyodide_dist.ensure(cache_dir=cache_dir)
+    dist = pyodide_dist.ensure(cache_dir=cache_dir, node=node)
     cli = pyodide_dist.ensure_build_tools(quiet=quiet, cache_dir=cache_dir)
     directory = os.path.abspath(directory)
     fresh = directory + ".new"

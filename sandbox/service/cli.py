@@ -441,7 +441,7 @@ def _connect_default(args: argparse.Namespace) -> None:
 
 
 _POOL_SETTINGS = ("stdlib_allow", "external_allow", "packages_dir", "preload", "cgroup",
-                  "cgroup_root", "pyodide_packages_dir", "pyodide_cache_dir",
+                  "cgroup_root", "pyodide_packages_dir", "pyodide_cache_dir", "pyodide_node",
                   "pyodide_no_namespaces")
 
 
@@ -490,9 +490,11 @@ def _host_report(pool: PoolConfig) -> str:
 def _runtimes(args: argparse.Namespace) -> int:
     from sandbox.service import hostcheck
 
-    cache_dir = _pyodide_cache_dir()
+    settings = _pyodide_settings()
     verdicts = hostcheck.runtimes(PoolConfig(
-        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces, cache_dir=cache_dir)))
+        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces,
+                              cache_dir=settings.pyodide_cache_dir or None,
+                              node=settings.pyodide_node or None)))
     for verdict in verdicts:
         print(verdict.line(version=True))
     return EXIT_OK if all(v.works for v in verdicts) else EXIT_STATUS
@@ -638,8 +640,10 @@ def _pyodide_packages(args: argparse.Namespace) -> int:
     if not args.specs:
         raise UsageError("packages install: name at least one package")
     try:
+        settings = _pyodide_settings()
         manifest = pyodide_packages.install(args.specs, directory,
-                                            cache_dir=_pyodide_cache_dir())
+                                            cache_dir=settings.pyodide_cache_dir or None,
+                                            node=settings.pyodide_node or None)
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_STATUS
@@ -748,11 +752,11 @@ def _n8n_runner(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _pyodide_cache_dir() -> str | None:
-    """The ``pyodide_cache_dir`` setting (SANDBOX_PYODIDE_CACHE_DIR) for the commands that
-    take no settings flags of their own."""
+def _pyodide_settings() -> ServiceConfig:
+    """The settings (``pyodide_cache_dir``, ``pyodide_node``: from SANDBOX_* variables) of
+    the commands that take no settings flags of their own."""
     try:
-        return ServiceConfig.load(command="packages").pyodide_cache_dir or None
+        return ServiceConfig.load(command="packages")
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -760,7 +764,9 @@ def _pyodide_cache_dir() -> str | None:
 def _pyodide(args: argparse.Namespace) -> int:
     from sandbox.pyodide import dist as pyodide_dist
 
-    return pyodide_dist.main([], cache_dir=_pyodide_cache_dir())
+    settings = _pyodide_settings()
+    return pyodide_dist.main([], cache_dir=settings.pyodide_cache_dir or None,
+                             node=settings.pyodide_node or None)
 
 
 _COMMANDS = {"exec": _exec, "serve": _serve, "runner": _runner, "keys": _keys,

@@ -36,7 +36,7 @@ from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox import backoff, registry
-from sandbox.errors import ConfigError
+from sandbox.errors import ConfigError, JailError
 from sandbox.jail import cgroups, launch, packages
 from sandbox.link import CurveClient
 
@@ -211,8 +211,8 @@ def _api_server(config: ServiceConfig, server: BrokerServer) -> ApiServer:
 def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
     that cannot start would be restarted forever while clients wait): the runners' CURVE key
-    pair, the packages environment, and the cgroup layer. ConfigError or JailError naming the
-    setting."""
+    pair, the packages environment, the cgroup layer, and for pyodide Node and its
+    distribution. ConfigError or JailError naming the setting."""
     if config.runners == 0:
         return
     if config.curve_dir and any(e.startswith("tcp://") for e in config.runner_endpoints()):
@@ -223,6 +223,13 @@ def preflight(config: ServiceConfig) -> None:
     plan = launch.cgroup_plan(pool)
     if plan is not None:
         cgroups.check(plan)
+    if "pyodide" in (registry.canonical(r) for r in config.runtimes):
+        from sandbox.pyodide import dist as pyodide_dist
+
+        try:
+            pyodide_dist.check_usable(pool.pyodide.cache_dir, pool.pyodide.node)
+        except JailError as exc:
+            raise JailError(f"runtimes pyodide: {exc}") from exc
 
 
 def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:

@@ -90,7 +90,7 @@ def _installed(runtime: str, config: PoolConfig) -> str:
             return "the quickjs-ng package is not installed"
     if runtime == "pyodide":
         try:
-            if pyodide_dist.installed(config.pyodide.cache_dir) is None:
+            if pyodide_dist.installed(config.pyodide.cache_dir, config.pyodide.node) is None:
                 return "its distribution is not installed: run `sandbox pyodide install`"
         except SandboxError as exc:
             return str(exc)
