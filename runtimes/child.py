@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from runtimes import framing, outcome, output, protocol, seccomp_filter
+from runtimes import attempts, framing, outcome, output, protocol, seccomp_filter
 from runtimes.outcome import Status
 
 _PR_SET_PDEATHSIG = 1
@@ -58,6 +58,7 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
     try:
         _forget_zygote(channel.fileno(), output_fd)
         shared = _map_output(output_fd)
+        attempts.watch(shared)
         _bind_lifetime()
         _lower_fixed_limits()
         seccomp_filter.install(setup.seccomp_program, setup.pid_slots, os.getpid())

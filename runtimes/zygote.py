@@ -23,7 +23,7 @@ import sys
 
 from types import ModuleType
 
-from runtimes import child, framing, protocol
+from runtimes import attempts, child, framing, protocol
 
 
 def main(runtime: str, control_fd: int) -> None:
@@ -46,6 +46,7 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
         survey()
     setup = child.ChildSetup(executor=executor, seccomp_program=init.seccomp_program,
                              pid_slots=init.pid_slots)
+    attempts.install()  # inherited by every child: what a violation was about
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in the children.
     gc.freeze()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import seccomp
-from runtimes import framing, outcome, output, protocol
+from runtimes import attempts, framing, outcome, output, protocol
 from runtimes.outcome import Status
 from sandbox import registry
 from sandbox.jail import launch
@@ -409,10 +409,13 @@ class Pools:
         io.signal(signal.SIGKILL)  # it must not write on while we read
         text, truncated = output.read_shared(io.output, _OUTPUT_FILE_BYTES,
                                              request.limits.stdout_bytes)
-        if not text and not truncated:
+        attempt = (attempts.name(output.read_attempt(io.output))
+                   if action.status is Status.VIOLATION else None)
+        if not text and not truncated and attempt is None:
             return envelope
         made = outcome.decode(envelope, max_bytes=len(envelope))
-        return outcome.encode(made.status, made.message, stdout=text, truncated=truncated)
+        message = f"{made.message}: {attempt}" if attempt else made.message
+        return outcome.encode(made.status, message, stdout=text, truncated=truncated)
 
     def _lost_now(self, pool: _Pool, reason: str) -> list[core.Action]:
         if pool.jail is not None:

@@ -522,3 +522,9 @@ def test_9_a_daemon_stopped_while_its_pyodide_jail_starts_stops_its_runner_clean
     assert (code, [line[24:] for line in program.lines if "local-0 stop" in line]) == (
         0, ["INFO sandbox.runner: runner local-0 stopping: its jails end",
             "INFO sandbox.runner: runner local-0 stopped"])
+
+
+def test_7_a_violation_says_which_operation():
+    done = sandbox("exec", "-r", "python", "--stdlib-allow", "+os", "-", code="import os\nos.fork()")
+    assert (done.returncode, done.stderr) == (
+        1, "violation: killed for a forbidden operation (seccomp: SIGSYS): os.fork\n")
