@@ -277,6 +277,9 @@ class ServiceConfig:
     http: str = schema_field(
         "127.0.0.1:9464", 'the probes (/livez, /readyz, /healthz) and /metrics on HOST:PORT '
         '("" for none)', metavar="HOST:PORT")
+    runner_http: str = schema_field(
+        "", 'a runner\'s probes (/livez, /readyz, /healthz) and /metrics on HOST:PORT ("" for '
+        "none)", on=(RUNNER,), metavar="HOST:PORT")
     api_bind: str = schema_field(
         "", 'the HTTP/JSON API on HOST:PORT, e.g. 127.0.0.1:8080 ("" for none; without '
         "api_keys_file only a loopback address)", metavar="HOST:PORT")
@@ -402,6 +405,8 @@ class ServiceConfig:
             raise ConfigError(f"cgroup_root must be an absolute path, not {self.cgroup_root!r}")
         if self.http:
             check_http(self.http)
+        if self.runner_http:
+            check_http(self.runner_http, "runner_http")
         _check(self.api_body_bytes, int, 1024, 64 * MiB, "api_body_bytes")
         _check(self.api_read_timeout_s, float, 0.01, 3600, "api_read_timeout_s")
         if self.api_bind:

@@ -149,6 +149,23 @@ class Runner:
         """Make ``serve`` look at its ``stop`` event now (thread-safe)."""
         self.loop.wake()
 
+    def snapshot(self, timeout_s: float = 2.0) -> dict[str, Any] | None:
+        """The runner's state for its probes and metrics, read in the loop's thread (from any
+        thread); None when the loop did not answer within ``timeout_s``."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def take() -> None:
+            try:
+                box.update(registered=self.connected.is_set(),
+                           draining=self._drain_asked is not None, running=len(self._tasks),
+                           idle=self.worker.idle_by_runtime())
+            finally:
+                done.set()
+
+        self.loop.call_soon_threadsafe(take)
+        return box if done.wait(timeout_s) and box else None
+
     def drain(self, grace_s: float) -> None:
         """Leave gracefully (SIGTERM): tell the broker to send nothing new, let what runs
         finish within ``grace_s``, then leave (``serve`` returns); what still runs then is

@@ -570,15 +570,33 @@ def _runner(args: argparse.Namespace) -> int:
     name = f"runner {args.name}" if args.name else "runner"
     log.info("%s starting: jails for %s, %d slots, broker at %s", name, ", ".join(runtimes),
              config.slots, endpoint)
-    runner = Runner(runner_config, stop=stop)
-    started.append(runner)
-    if args.lifeline is None:
-        signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
+    probes = None
+    if config.runner_http:
+        from sandbox.service.runner_probes import RunnerProbes
+
+        try:
+            probes = RunnerProbes(config.runner_http)
+        except ConfigError as exc:
+            print(f"sandbox: {exc}", file=sys.stderr)
+            return EXIT_STATUS
     try:
-        runner.serve(stop)
-        log.info("%s stopping: its jails end", name)
+        runner = Runner(runner_config, stop=stop)
+        started.append(runner)
+        if probes is not None:
+            probes.attach(runner)
+        if args.lifeline is None:
+            signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
+        try:
+            runner.serve(stop)
+            log.info("%s stopping: its jails end", name)
+        finally:
+            if probes is not None:
+                probes.close()
+                probes = None
+            runner.close()
     finally:
-        runner.close()
+        if probes is not None:
+            probes.close()
     log.info("%s stopped", name)
     return 0
 

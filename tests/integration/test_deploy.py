@@ -141,6 +141,27 @@ def test_the_brokers_probes_answer_on_the_paths_the_pod_names_while_no_runner_is
     assert [probe["path"] for probe in probes] == ["/readyz", "/livez"] and codes == [200, 200]
 
 
+def test_a_runner_pods_probes_answer_on_the_paths_it_names_while_its_jails_start():
+    """[25.8] Runner pods had no probes, and a runner no HTTP server to probe."""
+    import httpx
+
+    from sandbox.service.runner_probes import RunnerProbes
+
+    container = docs("runner.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "probes")
+    probes = [container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")]
+    assert env["SANDBOX_RUNNER_HTTP"].endswith(f":{port}") and all(
+        probe["port"] == "probes" for probe in probes)
+    server = RunnerProbes("127.0.0.1:0")  # no runner yet: its jails start
+    try:
+        codes = [httpx.get(f"http://{server.server.address}{probe['path']}").status_code
+                 for probe in probes]
+    finally:
+        server.close()
+    assert [probe["path"] for probe in probes] == ["/readyz", "/livez"] and codes == [503, 200]
+
+
 def _submit():
     from broker import protocol as p
 

@@ -467,6 +467,26 @@ def test_8_the_n8n_runner_has_probes_and_metrics():
     assert any(line.startswith("sandbox_n8n_reconnects_total ") for line in metrics)
 
 
+def test_8_a_runner_has_probes_and_its_pools_idle_children_per_runtime(daemon):
+    program, endpoint = daemon
+    port = _free_port()
+    runners = endpoint.removesuffix(".sock") + ".runners.sock"
+    runner = Program("runner", "--connect", runners, "--name", "probed", "--runtimes", "python",
+                     "--slots", "1", "--runner-http", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        runner.wait_for(r"registered with the broker")
+        assert _wait(lambda: _get(f"{url}/readyz")[0] == 200, 30)
+        answers = [_get(f"{url}{path}") for path in ("/livez", "/readyz?x")]
+        metrics = _get(f"{url}/metrics")[1].splitlines()
+    finally:
+        assert runner.stop() == 0
+    assert [(code, json.loads(body)) for code, body in answers] == [
+        (200, {"status": "ok"}), (200, {"status": "ok", "running": 0})]
+    assert [line for line in metrics if line.startswith("sandbox_idle_children{")] == [
+        'sandbox_idle_children{runtime="python"} 1.0']
+
+
 # -- 9: operations ------------------------------------------------------------------------------
 
 
