@@ -233,7 +233,8 @@ def runner_endpoint_for(endpoint: str) -> str:
 SERVE, RUNNER, EXEC, PACKAGES = "serve", "runner", "exec", "packages"
 ENV_PREFIX = "SANDBOX_"
 # Environment variables of this prefix that are not settings of these commands: the n8n
-# runner's own (``sandbox/n8n/config.py`` reads and checks them) and the test suite's.
+# runner's own (``sandbox/n8n/config.py``'s schema: ``sandbox n8n-runner`` warns about its
+# mistyped ones) and the test suite's.
 ENV_RESERVED = ("SANDBOX_N8N_", "SANDBOX_TEST_")
 N8N = "n8n-runner"  # the command of ``sandbox/n8n/config.py``'s schema
 # Settings that had another name in the TOML file and the environment: named there, the old
@@ -255,6 +256,7 @@ def schema_field(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,),
                                             "sep": sep, "old": old, "env": env, "flag": flag})
 
 
+_setting = schema_field  # the schema's own spelling below
 
 
 _POOL = (SERVE, RUNNER, EXEC)  # what shapes a jail: every command that starts one
@@ -268,107 +270,107 @@ class ServiceConfig:
     are the same in all three (env upper-case with ``SANDBOX_``, flags with dashes): ``slots``
     is ``slots = 4``, ``SANDBOX_SLOTS=4``, ``--slots 4``. ``SETTINGS`` lists them."""
 
-    bind: tuple[str, ...] = schema_field(
+    bind: tuple[str, ...] = _setting(
         (), "where clients connect: ipc://PATH or tcp://HOST:PORT (default: a per-user ipc "
         "socket)", metavar="ENDPOINT")
-    runner_bind: tuple[str, ...] = schema_field(
+    runner_bind: tuple[str, ...] = _setting(
         (), "where runners connect (default: a private ipc socket beside the first client "
         "one); tcp:// for remote runners, with runner keys", metavar="ENDPOINT")
-    http: str = schema_field(
+    http: str = _setting(
         "127.0.0.1:9464", 'the probes (/livez, /readyz, /healthz) and /metrics on HOST:PORT '
         '("" for none)', metavar="HOST:PORT")
-    runner_http: str = schema_field(
+    runner_http: str = _setting(
         "", 'a runner\'s probes (/livez, /readyz, /healthz) and /metrics on HOST:PORT ("" for '
         "none)", on=(RUNNER,), metavar="HOST:PORT")
-    api_bind: str = schema_field(
+    api_bind: str = _setting(
         "", 'the HTTP/JSON API on HOST:PORT, e.g. 127.0.0.1:8080 ("" for none; without '
         "api_keys_file only a loopback address)", metavar="HOST:PORT")
-    api_keys_file: str = schema_field(
+    api_keys_file: str = _setting(
         "", "the HTTP API's bearer keys, one `principal key` per line (mode 0600, like the "
         "CURVE keys)", metavar="FILE")
-    api_body_bytes: int = schema_field(
+    api_body_bytes: int = _setting(
         20 * MiB, "the largest HTTP request body (a task's code and data fit: 1 + 16 MiB); "
         "larger is 413", metavar="BYTES")
-    api_read_timeout_s: float = schema_field(
+    api_read_timeout_s: float = _setting(
         10.0, "how long a client may take to send an HTTP request's head, and then its body; "
         "slower is cut off", metavar="SECONDS")
-    runners: int = schema_field(1, "local runner processes the daemon starts and watches", metavar="N")
-    slots: int = schema_field(4, "tasks each runner runs at once (its pool size per runtime)",
+    runners: int = _setting(1, "local runner processes the daemon starts and watches", metavar="N")
+    slots: int = _setting(4, "tasks each runner runs at once (its pool size per runtime)",
                           on=(SERVE, RUNNER), metavar="N")
-    runtimes: tuple[str, ...] = schema_field(("python", "javascript"), "the runtimes runners serve",
+    runtimes: tuple[str, ...] = _setting(("python", "javascript"), "the runtimes runners serve",
                                          on=(SERVE, RUNNER), metavar="NAMES")
-    groups: tuple[str, ...] = schema_field((), "labels the runners carry (a task may ask for one)",
+    groups: tuple[str, ...] = _setting((), "labels the runners carry (a task may ask for one)",
                                        on=(SERVE, RUNNER), metavar="LABELS", old=("--group",))
-    max_queued: int = schema_field(10_000, "queued tasks beyond which a submit is rejected at once",
+    max_queued: int = _setting(10_000, "queued tasks beyond which a submit is rejected at once",
                                metavar="N", old=("--queue-max",))
-    queue_timeout_s: float = schema_field(30.0, "how long a task may wait for a slot (a client "
+    queue_timeout_s: float = _setting(30.0, "how long a task may wait for a slot (a client "
                                       "sends its own)", metavar="SECONDS", old=("--queue-timeout",))
-    max_in_flight: int = schema_field(100_000, "tasks running at once across all runners", metavar="N")
-    max_per_client: int = schema_field(10_000, "tasks one client may hold: queued, running or unread",
+    max_in_flight: int = _setting(100_000, "tasks running at once across all runners", metavar="N")
+    max_per_client: int = _setting(10_000, "tasks one client may hold: queued, running or unread",
                                    metavar="N")
-    lanes: tuple[str, ...] = schema_field((), "concurrency caps per lane, NAME=CAP",
+    lanes: tuple[str, ...] = _setting((), "concurrency caps per lane, NAME=CAP",
                                       metavar="NAME=CAP", old=("--lane",))
-    max_timeout_s: float = schema_field(300.0, "the longest timeout_s a task may ask for (above it: "
+    max_timeout_s: float = _setting(300.0, "the longest timeout_s a task may ask for (above it: "
                                     "rejected, naming this cap)", metavar="SECONDS")
-    max_memory_mb: int = schema_field(4096, "the most memory_mb a task may ask for", metavar="MB")
-    max_stdout_bytes: int = schema_field(MAX_STDOUT_BYTES, "the most stdout_bytes a task may ask for",
+    max_memory_mb: int = _setting(4096, "the most memory_mb a task may ask for", metavar="MB")
+    max_stdout_bytes: int = _setting(MAX_STDOUT_BYTES, "the most stdout_bytes a task may ask for",
                                      metavar="BYTES")
-    max_result_bytes: int = schema_field(MAX_RESULT_BYTES, "the most result_bytes a task may ask for",
+    max_result_bytes: int = _setting(MAX_RESULT_BYTES, "the most result_bytes a task may ask for",
                                      metavar="BYTES")
-    max_workers_per_principal: int = schema_field(
+    max_workers_per_principal: int = _setting(
         16, "worker-mode tasks one principal (a CURVE key; over ipc a connection, or a uid) "
         "runs at once, each in a warm worker of its own", metavar="N")
-    ipc_principal: str = schema_field(
+    ipc_principal: str = _setting(
         "connection", "who a client on an ipc socket is: connection (each its own principal) "
         "or uid (the connections of one user share warm workers)", metavar="connection|uid")
-    heartbeat_s: float = schema_field(1.0, "heartbeat interval, both ways", on=(SERVE, RUNNER),
+    heartbeat_s: float = _setting(1.0, "heartbeat interval, both ways", on=(SERVE, RUNNER),
                                   metavar="SECONDS", old=("--heartbeat",))
-    liveness: int = schema_field(3, "heartbeats missed before a peer counts as gone",
+    liveness: int = _setting(3, "heartbeats missed before a peer counts as gone",
                              on=(SERVE, RUNNER), metavar="N")
-    grace_s: float = schema_field(10.0, "on SIGTERM, how long running tasks may finish",
+    grace_s: float = _setting(10.0, "on SIGTERM, how long running tasks may finish",
                               on=(SERVE, RUNNER), metavar="SECONDS", old=("--grace",))
-    curve_dir: str = schema_field("", "CURVE keys from `sandbox keys` (needed for tcp://)", on=_PEER,
+    curve_dir: str = _setting("", "CURVE keys from `sandbox keys` (needed for tcp://)", on=_PEER,
                               metavar="DIR")
-    insecure: bool = schema_field(False, "allow plain TCP without CURVE", on=_PEER)
-    stdlib_allow: tuple[str, ...] = schema_field(
+    insecure: bool = _setting(False, "allow plain TCP without CURVE", on=_PEER)
+    stdlib_allow: tuple[str, ...] = _setting(
         (), "standard-library modules python snippets may import: names REPLACE the curated "
         'default list, +name ADDS to it (+sys,+os), "*" for all', on=_POOL, metavar="MODULES")
-    external_allow: tuple[str, ...] = schema_field(
+    external_allow: tuple[str, ...] = _setting(
         (), 'third-party modules python snippets may import, "*" for all (none by default)',
         on=_POOL, metavar="MODULES")
-    packages: tuple[str, ...] = schema_field(
+    packages: tuple[str, ...] = _setting(
         (), "pip specs installed at start into packages_dir when the list changed "
         "(whitespace-separated in text)", metavar="SPECS", sep=" ", old=("--package",))
-    packages_dir: str = schema_field(
+    packages_dir: str = _setting(
         "", "the third-party environment python jails mount (default: "
         "/var/lib/snippet-sandbox/packages as root, else ~/.local/share/snippet-sandbox/packages)",
         on=(*_POOL, PACKAGES), metavar="DIR")
-    preload: tuple[str, ...] = schema_field((), "modules the python zygote imports ahead of time",
+    preload: tuple[str, ...] = _setting((), "modules the python zygote imports ahead of time",
                                         on=_POOL, metavar="MODULES")
-    pyodide_packages_dir: str = schema_field(
+    pyodide_packages_dir: str = _setting(
         "", "the environment of `sandbox packages install --runtime pyodide` that pyodide "
         "workers load", on=_POOL, metavar="DIR")
-    pyodide_cache_dir: str = schema_field(
+    pyodide_cache_dir: str = _setting(
         "", "where the Pyodide distribution and its build tools are installed (default: "
         "/var/cache/snippet-sandbox as root, else ~/.cache/snippet-sandbox); as root, a "
         "directory the jail's user may traverse", on=(*_POOL, PACKAGES), metavar="DIR")
-    pyodide_node: str = schema_field(
+    pyodide_node: str = _setting(
         "", "the Node.js binary (20 or later) pyodide workers run (default: node on PATH)",
         on=(*_POOL, PACKAGES), metavar="PATH")
-    pyodide_no_namespaces: bool = schema_field(
+    pyodide_no_namespaces: bool = _setting(
         False, "run pyodide without any namespace on a host that denies them: it gives up the "
         "jail's own file system, network and process namespaces (WebAssembly, seccomp, "
         "rlimits and, where writable, cgroups remain; see the README)", on=_POOL)
-    cgroup: str = schema_field(
+    cgroup: str = _setting(
         "auto", "the jail's cgroup memory and pids caps: auto (detect), v1, v2, or off (drops "
         "that layer: see the README)", on=_POOL, metavar="|".join(CGROUP_MODES))
-    cgroup_root: str = schema_field(
+    cgroup_root: str = _setting(
         "", "a delegated cgroup to put the jails' cgroups under (v2: its path, e.g. "
         "/sys/fs/cgroup/user.slice/...; v1: its path in the memory and pids hierarchies)",
         on=_POOL, metavar="PATH")
-    log_level: str = schema_field("info", "the least severe log lines written to stderr",
+    log_level: str = _setting("info", "the least severe log lines written to stderr",
                               on=(SERVE, RUNNER), metavar="|".join(LOG_LEVELS))
-    log_format: str = schema_field("text", "log lines as text (time, level, logger, message) or "
+    log_format: str = _setting("text", "log lines as text (time, level, logger, message) or "
                                "as one JSON object each", on=(SERVE, RUNNER),
                                metavar="|".join(LOG_FORMATS))
 
