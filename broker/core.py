@@ -260,6 +260,7 @@ class Runner:
     last_seen: float
     running: set[str] = field(default_factory=set)  # task keys
     idle_children: int = 0
+    idle: dict[str, int] = field(default_factory=dict)  # idle children per runtime
     draining: bool = False  # leaving: finishes what it runs, is given nothing new (rule 10)
 
     @property
@@ -342,6 +343,7 @@ class BrokerCore:
         runner.last_seen = now
         if isinstance(msg, p.RunnerHeartbeat):
             runner.idle_children = msg.idle_children
+            runner.idle = msg.idle
             if msg.draining and not runner.draining:
                 runner.draining = True
                 # what was sent to it went before this answer: once it has the answer and
@@ -931,6 +933,19 @@ class BrokerCore:
 
     def idle_children(self) -> int:
         return sum(r.idle_children for r in self.runners.values())
+
+    def idle_by_runtime(self) -> dict[str, int]:
+        """Idle pre-forked children per runtime, over the registered runners (0 for a
+        runtime one serves with none idle). Labels stay bounded: a runtime its runner did not
+        register with is not counted, and the idle children of a runner that says only their
+        sum are "unknown"."""
+        out: dict[str, int] = {}
+        for r in self.runners.values():
+            for runtime in r.runtimes:
+                out[runtime] = out.get(runtime, 0) + r.idle.get(runtime, 0)
+            if r.idle_children and not r.idle:
+                out["unknown"] = out.get("unknown", 0) + r.idle_children
+        return out
 
     def total_slots(self) -> int:
         return sum(r.slots for r in self.runners.values())

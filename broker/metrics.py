@@ -8,7 +8,7 @@ execution (dispatch to answer). Nothing is inferred from messages seen on the wi
 runner's late ``done`` for a cancelled task, or one for a task this broker never had, is
 never a second count. The rest is read at scrape time: queue depth per lane (0 for a lane
 that is empty), in flight, runners, their total slots (utilisation = in flight / slots),
-idle pool children, answers waiting for a full client socket, and the core's and the
+idle pool children per runtime, answers waiting for a full client socket, and the core's and the
 authenticator's counters (malformed frames by peer, refused keys by socket, runners lost or left,
 local runner restarts, answers deferred, refusals dropped, dropped stale messages).
 """
@@ -110,7 +110,7 @@ class _Gauges:
             in_flight = len(core.running)
             runners = len(core.runners)
             slots = core.total_slots()
-            idle = core.idle_children()
+            idle = core.idle_by_runtime()
             sessions = core.session_count()
             backlog = sum(state.backlog for state in core.clients.values())
             counters = dict(core.counters)
@@ -153,7 +153,12 @@ class _Gauges:
         yield GaugeMetricFamily("sandbox_runners", "Registered runners", value=runners)
         yield GaugeMetricFamily("sandbox_slots", "Slots of all registered runners (in flight "
                                 "over slots is the utilisation)", value=slots)
-        yield GaugeMetricFamily("sandbox_idle_children", "Idle pre-forked children", value=idle)
+        pool = GaugeMetricFamily("sandbox_idle_children", "Idle pre-forked children of the "
+                                 "registered runners, per runtime (\"unknown\": a runner that "
+                                 "says only their sum)", labels=["runtime"])
+        for runtime, count in sorted(idle.items()):
+            pool.add_metric([runtime], count)
+        yield pool
         yield GaugeMetricFamily("sandbox_sessions", "Sessions open (or opening) now",
                                 value=sessions)
         yield GaugeMetricFamily("sandbox_answer_backlog", "Answers waiting for a full client "

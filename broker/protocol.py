@@ -219,6 +219,9 @@ class RunnerHeartbeat:
     TYPE: ClassVar[str] = "heartbeat"
     idle_children: int = 0
     draining: bool = False  # the runner is leaving: it finishes what it runs, takes nothing new
+    # idle pre-forked children per runtime (their sum is idle_children); {} from a runner
+    # that does not say
+    idle: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -611,6 +614,10 @@ def _check_result(m: ResultMsg) -> None:
 def _check_heartbeat(m: RunnerHeartbeat) -> None:
     _need(_is(m.idle_children, int), "'idle_children' must be an int")
     _need(_is(m.draining, bool), "'draining' must be a boolean")
+    _need(isinstance(m.idle, dict) and len(m.idle) <= 16
+          and all(_is(k, str) and 0 < len(k) <= 64 and _is(v, int) and 0 <= v <= 1 << 20
+                  for k, v in m.idle.items()),
+          "'idle' must map at most 16 runtime names to counts")
 
 
 def _check_rejected(m: Rejected) -> None:

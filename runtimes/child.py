@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from runtimes import files, framing, outcome, output, protocol, seccomp_filter
+from runtimes import attempts, files, framing, outcome, output, protocol, seccomp_filter
 from runtimes.outcome import Status
 
 _PR_SET_PDEATHSIG = 1
@@ -70,6 +70,7 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
             files.private_workdir(setup.files_bytes, MAX_TASK_FILES)
             files.drop_capabilities()
         shared = _map_output(output_fd)
+        attempts.watch(shared)
         _bind_lifetime()
         _lower_fixed_limits(setup.files_bytes)
         seccomp_filter.install(setup.seccomp_program, setup.pid_slots, os.getpid())

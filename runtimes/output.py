@@ -7,7 +7,8 @@ no system call, and a task that ends without a result (timeout, an OOM kill, a c
 comes back with what it printed up to then. Otherwise the buffer is the child's own memory.
 
 Layout of the shared file: a header (the length written so far, 8 bytes little-endian; a
-truncated flag, 1 byte; 7 bytes reserved), then the bytes. The host does not map it: it
+truncated flag, 1 byte; the code of the last guarded operation the snippet started, 1 byte,
+``runtimes.attempts``; 6 bytes reserved), then the bytes. The host does not map it: it
 reads it with ``pread`` only when a task ended without a result (``read_shared``), as
 untrusted, every number clamped to the file and the task's cap; a mapping of its own would
 cost the host a page fault per task and a TLB shootdown per child at its unmapping.
@@ -44,6 +45,9 @@ def stream_to(sink: Sink | None) -> None:
     more streaming)."""
     global _sink
     _sink = sink
+
+
+_PROGRESS = struct.Struct("<QB")  # what a write updates: the attempt's byte after it stays
 
 
 class OutputBuffer:
@@ -90,7 +94,7 @@ class OutputBuffer:
                 self._parts.append(data)
             self.size += len(data)
         if self._shared is not None:
-            HEADER.pack_into(self._shared, 0, self.size, self.truncated)
+            _PROGRESS.pack_into(self._shared, 0, self.size, self.truncated)
 
     def flush(self) -> None:
         """Stream what is accepted and not streamed yet (nothing for a task that does not
@@ -104,7 +108,7 @@ class OutputBuffer:
         if not self.truncated:
             self.truncated = True
             if self._shared is not None:
-                HEADER.pack_into(self._shared, 0, self.size, 1)
+                _PROGRESS.pack_into(self._shared, 0, self.size, 1)
 
     def _raw(self) -> bytes:
         if self._shared is not None:
@@ -141,3 +145,10 @@ def read_shared(fd: int, size: int, cap: int) -> tuple[str, bool]:
     length = max(0, min(length, cap, size - HEADER.size))
     raw = os.pread(fd, length, HEADER.size) if length else b""
     return raw.decode("utf-8", "ignore"), bool(flag)
+
+
+def read_attempt(fd: int) -> int:
+    """The code of the last guarded operation a dead child started (``runtimes.attempts``),
+    0 for none."""
+    raw = os.pread(fd, 1, _PROGRESS.size)
+    return raw[0] if raw else 0

@@ -23,7 +23,7 @@ import sys
 
 from types import ModuleType
 
-from runtimes import child, framing, protocol
+from runtimes import attempts, child, framing, protocol
 
 
 def main(runtime: str, control_fd: int) -> None:
@@ -46,6 +46,7 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
         survey()
     setup = child.ChildSetup(executor=executor, seccomp_program=init.seccomp_program,
                              pid_slots=init.pid_slots, files_bytes=init.files_bytes)
+    attempts.install()  # inherited by every child: what a violation was about
     # Everything imported so far is shared copy-on-write with every child; keep the
     # collector from touching (and so copying) those pages in the children.
     gc.freeze()
@@ -57,12 +58,11 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
     poller = select.poll()
     poller.register(control, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
-    framing.send_control(control, protocol.encode(protocol.Ready(os.getpid(), failed or {})))
-
     try:
+        framing.send_control(control, protocol.encode(protocol.Ready(os.getpid(), failed or {})))
         _loop(control, setup, poller, children, (wake_r, wake_w))
     except (BrokenPipeError, ConnectionResetError):
-        pass  # the runner went away mid-report: same as a closed channel
+        pass  # the runner went away (mid-report, or while this jail started): a closed channel
     finally:
         for pid in children:
             try:

@@ -113,6 +113,9 @@ class PyodideConfig:
     kill_grace_s: float = 0.5  # a task's worker is killed this long after its timeout
     ready_timeout_s: float = 60.0  # a worker must say ready within this after its spawn
     packages_dir: str | None = None  # `sandbox packages install --runtime pyodide` output
+    # where the distribution is installed (sandbox.pyodide.dist.cache_root); None: the default
+    cache_dir: str | None = None
+    node: str | None = None  # the Node.js binary; None: node on PATH
     preload: tuple[str, ...] = ()  # modules every worker imports before its first task
     permission_model: bool = True  # Node's --experimental-permission: reads of listed paths only
     # Run without any namespace, on a host that denies them (a default Docker container).
@@ -256,12 +259,19 @@ def runner_endpoint_for(endpoint: str) -> str:
 # name is derived from the field: the TOML key is the field's name, the environment variable
 # ``SANDBOX_`` + NAME, the flag ``--`` + name with dashes (``grace_s``: ``grace_s = 10``,
 # ``SANDBOX_GRACE_S=10``, ``--grace-s 10``). Nothing else spells a setting's name.
+#
+# The same mechanism reads the n8n runner's settings (``sandbox/n8n/config.py``:
+# ``N8nRunnerConfig``'s fields, ``schema()`` of it), whose fields name the variable and flag
+# n8n gives them (``env=``, ``flag=``) where ours would differ: one parser of typed text, one
+# set of messages, one "did you mean" for a mistyped variable.
 
 SERVE, RUNNER, EXEC, PACKAGES = "serve", "runner", "exec", "packages"
 ENV_PREFIX = "SANDBOX_"
 # Environment variables of this prefix that are not settings of these commands: the n8n
-# runner's own (``sandbox/n8n/config.py`` reads and checks them) and the test suite's.
+# runner's own (``sandbox/n8n/config.py``'s schema: ``sandbox n8n-runner`` warns about its
+# mistyped ones) and the test suite's.
 ENV_RESERVED = ("SANDBOX_N8N_", "SANDBOX_TEST_")
+N8N = "n8n-runner"  # the command of ``sandbox/n8n/config.py``'s schema
 # Settings that had another name in the TOML file and the environment: named there, the old
 # name is refused with the new one (a silently ignored limit is worse than a refusal).
 RENAMED = {"queue_max": "max_queued"}
@@ -270,12 +280,18 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
 
-def _setting(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,), metavar: str | None = None,
-             sep: str = ",", old: tuple[str, ...] = ()) -> Any:
-    """A field of the schema: its default, its help, the commands that take it (``on``), how
-    a list is split in text (``sep``: "," or " " for whitespace), and its old flags."""
+def schema_field(default: Any, help: str, *, on: tuple[str, ...] = (SERVE,),
+                 metavar: str | None = None, sep: str = ",", old: tuple[str, ...] = (),
+                 env: str = "", flag: str = "") -> Any:
+    """A field of a schema: its default, its help, the commands that take it (``on``), how
+    a list is split in text (``sep``: "," or " " for whitespace), its old flags, and its
+    environment variable and flag where they are not derived from its name (``env``,
+    ``flag``: another program's names, kept so that its files work unchanged)."""
     return field(default=default, metadata={"help": help, "on": frozenset(on), "metavar": metavar,
-                                            "sep": sep, "old": old})
+                                            "sep": sep, "old": old, "env": env, "flag": flag})
+
+
+_setting = schema_field  # the schema's own spelling below
 
 
 _POOL = (SERVE, RUNNER, EXEC)  # what shapes a jail: every command that starts one
@@ -295,8 +311,12 @@ class ServiceConfig:
     runner_bind: tuple[str, ...] = _setting(
         (), "where runners connect (default: a private ipc socket beside the first client "
         "one); tcp:// for remote runners, with runner keys", metavar="ENDPOINT")
-    http: str = _setting("127.0.0.1:9464", '/healthz and /metrics on HOST:PORT ("" for none)',
-                         metavar="HOST:PORT")
+    http: str = _setting(
+        "127.0.0.1:9464", 'the probes (/livez, /readyz, /healthz) and /metrics on HOST:PORT '
+        '("" for none)', metavar="HOST:PORT")
+    runner_http: str = _setting(
+        "", 'a runner\'s probes (/livez, /readyz, /healthz) and /metrics on HOST:PORT ("" for '
+        "none)", on=(RUNNER,), metavar="HOST:PORT")
     api_bind: str = _setting(
         "", 'the HTTP/JSON API on HOST:PORT, e.g. 127.0.0.1:8080 ("" for none; without '
         "api_keys_file only a loopback address)", metavar="HOST:PORT")
@@ -376,6 +396,13 @@ class ServiceConfig:
     pyodide_packages_dir: str = _setting(
         "", "the environment of `sandbox packages install --runtime pyodide` that pyodide "
         "workers load", on=_POOL, metavar="DIR")
+    pyodide_cache_dir: str = _setting(
+        "", "where the Pyodide distribution and its build tools are installed (default: "
+        "/var/cache/snippet-sandbox as root, else ~/.cache/snippet-sandbox); as root, a "
+        "directory the jail's user may traverse", on=(*_POOL, PACKAGES), metavar="DIR")
+    pyodide_node: str = _setting(
+        "", "the Node.js binary (20 or later) pyodide workers run (default: node on PATH)",
+        on=(*_POOL, PACKAGES), metavar="PATH")
     pyodide_no_namespaces: bool = _setting(
         False, "run pyodide without any namespace on a host that denies them: it gives up the "
         "jail's own file system, network and process namespaces (WebAssembly, seccomp, "
@@ -434,6 +461,8 @@ class ServiceConfig:
             raise ConfigError(f"cgroup_root must be an absolute path, not {self.cgroup_root!r}")
         if self.http:
             check_http(self.http)
+        if self.runner_http:
+            check_http(self.runner_http, "runner_http")
         _check(self.api_body_bytes, int, 1024, 64 * MiB, "api_body_bytes")
         _check(self.api_read_timeout_s, float, 0.01, 3600, "api_read_timeout_s")
         if self.api_bind:
@@ -480,6 +509,8 @@ class ServiceConfig:
                           session_max_lifetime_s=self.session_max_lifetime_s,
                           files_mb=self.files_mb,
                           pyodide=PyodideConfig(packages_dir=self.pyodide_packages_dir or None,
+                                                cache_dir=self.pyodide_cache_dir or None,
+                                                node=self.pyodide_node or None,
                                                 no_namespaces=self.pyodide_no_namespaces))
 
     def to_json(self, command: str | None = None) -> str:
@@ -530,11 +561,7 @@ class ServiceConfig:
             if ENV_PREFIX + old.upper() in source and command in SETTINGS[new].on:
                 raise ConfigError(f"environment: {ENV_PREFIX}{old.upper()} is now "
                                   f"{SETTINGS[new].env}")
-        values.update(_typed({s.name: source[s.env] for s in SETTINGS.values() if s.env in source},
-                             "environment", command, text=True))
-        values.update(_typed({k: v for k, v in (flags or {}).items() if v is not None},
-                             "flags", command, text=True))
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**read_sources(SETTINGS, command, source, flags, values))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -549,14 +576,16 @@ class Setting:
     metavar: str | None
     sep: str  # how a list is split in text: "," or " " (whitespace)
     old: tuple[str, ...]  # flags it had before it was named after itself; they still work
+    env_name: str = ""  # its environment variable, when not SANDBOX_ + NAME
+    flag_name: str = ""  # its flag, when not -- + name with dashes
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.name.upper()
+        return self.env_name or ENV_PREFIX + self.name.upper()
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.flag_name or "--" + self.name.replace("_", "-")
 
     def split(self, text: str) -> tuple[str, ...]:
         parts = text.split() if self.sep == " " else text.split(self.sep)
@@ -573,11 +602,35 @@ def _kind(default: object) -> str:
     return "str" if isinstance(default, str) else "list"
 
 
-SETTINGS: dict[str, Setting] = {
-    f.name: Setting(f.name, _kind(f.default), f.default, f.metadata["help"], f.metadata["on"],
-                    f.metadata["metavar"], f.metadata["sep"], f.metadata["old"])
-    for f in fields(ServiceConfig)
-}
+def schema(cls: type) -> dict[str, Setting]:
+    """The settings of a config class whose fields were made by ``setting()``."""
+    return {
+        f.name: Setting(f.name, _kind(f.default), f.default, f.metadata["help"], f.metadata["on"],
+                        f.metadata["metavar"], f.metadata["sep"], f.metadata["old"],
+                        f.metadata["env"], f.metadata["flag"])
+        for f in fields(cls)
+    }
+
+
+SETTINGS: dict[str, Setting] = schema(ServiceConfig)
+
+
+def read_sources(settings: Mapping[str, Setting], command: str, env: Mapping[str, str] | None,
+                 flags: Mapping[str, object] | None, file_values: Mapping[str, object] | None = None,
+                 ) -> dict[str, object]:
+    """What the sources say of ``command``'s settings, each value type-checked: a file's
+    (already parsed), then the environment's, then the flags' (None: not given), each
+    overriding the one before."""
+    import os
+
+    values: dict[str, object] = dict(file_values or {})
+    source: Mapping[str, str] = os.environ if env is None else env
+    values.update(_typed({s.name: source[s.env] for s in settings.values() if s.env in source
+                          and command in s.on}, "environment", command, text=True,
+                         settings=settings))
+    values.update(_typed({k: v for k, v in (flags or {}).items() if v is not None},
+                         "flags", command, text=True, settings=settings))
+    return values
 
 
 def settings_for(command: str) -> list[Setting]:
@@ -585,17 +638,21 @@ def settings_for(command: str) -> list[Setting]:
     return [s for s in SETTINGS.values() if command in s.on]
 
 
-def unknown_env(env: Mapping[str, str] | None = None) -> list[str]:
-    """A warning for each ``SANDBOX_*`` variable that is no setting (a typo such as
-    ``SANDBOX_SLOTZ`` would otherwise be ignored without a word), naming the closest one."""
+def unknown_env(env: Mapping[str, str] | None = None, settings: Mapping[str, Setting] | None = None,
+                prefix: str = ENV_PREFIX, skip: tuple[str, ...] = ENV_RESERVED) -> list[str]:
+    """A warning for each ``prefix`` variable (``SANDBOX_*``) that is no setting of
+    ``settings`` (a typo such as ``SANDBOX_SLOTZ`` would otherwise be ignored without a word),
+    naming the closest one; names starting with one of ``skip`` are another program's."""
     import difflib
     import os
 
     source: Mapping[str, str] = os.environ if env is None else env
-    known = {s.env for s in SETTINGS.values()} | {ENV_PREFIX + o.upper() for o in RENAMED}
+    known = {s.env for s in (SETTINGS if settings is None else settings).values()}
+    if settings is None:
+        known |= {ENV_PREFIX + o.upper() for o in RENAMED}
     out = []
     for name in sorted(source):
-        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(ENV_RESERVED):
+        if not name.startswith(prefix) or name in known or name.startswith(skip):
             continue
         close = difflib.get_close_matches(name, sorted(known), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -639,8 +696,8 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text: bool
-           ) -> dict[str, object]:
+def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text: bool,
+           settings: Mapping[str, Setting] | None = None) -> dict[str, object]:
     """The settings ``command`` takes among ``raw``, each checked against its kind and named
     as ``source`` spells it: ``config file F: slots ...``, ``environment: SANDBOX_SLOTS ...``,
     ``--slots ...``. A TOML ``insecure = "false"`` is an error, never true. ``text``: the
@@ -648,7 +705,7 @@ def _typed(raw: Mapping[str, object], source: str, command: str | None, *, text:
     split by the setting's separator (a flag given twice adds to the list)."""
     out: dict[str, object] = {}
     for name, value in raw.items():
-        setting = SETTINGS.get(name)
+        setting = (SETTINGS if settings is None else settings).get(name)
         if setting is None:
             if name in RENAMED:
                 raise ConfigError(f"{source}: {name} is now {RENAMED[name]}")

@@ -35,7 +35,7 @@ from typing import Any
 
 import seccomp
 from broker.protocol import MAX_CHUNK_BYTES
-from runtimes import framing, outcome, output, protocol
+from runtimes import attempts, framing, outcome, output, protocol
 from runtimes.outcome import Status
 from sandbox import registry
 from sandbox.jail import launch
@@ -173,16 +173,21 @@ class Pools:
 
     # -- what fronts call (in the loop's thread) ---------------------------------------------
 
-    def start(self, runtime: str, *, wait: bool = False) -> None:
+    def start(self, runtime: str, *, wait: bool = False,
+              abandon: Callable[[], bool] = lambda: False) -> None:
         """Start ``runtime``'s jail now rather than at its first task. With ``wait``, run the
         loop here until it is ready, raising JailError with the reason if it does not come
-        up (for use before the loop has a thread of its own)."""
+        up (for use before the loop has a thread of its own); or until ``abandon()`` is true
+        after an event (the process is told to stop: ``close()`` then ends the jail at once,
+        where waiting for a Pyodide jail's workers took seconds)."""
         pool = self._pool(runtime)
         self._apply(pool, pool.core.start(time.monotonic()))
         if not wait:
             return
         while pool.core.jail is core.JailState.STARTING:
             self.loop.run_once()
+            if abandon():
+                return
         if pool.core.jail is not core.JailState.UP:
             raise JailError(f"the {runtime} jail did not start: {pool.core.jail_reason}")
         # its first children too: all spawned, and (workers that say ready) one of them ready
@@ -194,6 +199,8 @@ class Pools:
 
         while settling() and pool.core.jail is core.JailState.UP and time.monotonic() < settle:
             self.loop.run_once(max_wait_s=settle - time.monotonic())
+            if abandon():
+                return
         if pool.core.jail is not core.JailState.UP:
             raise JailError(f"the {runtime} jail did not start: {pool.core.jail_reason}")
 
@@ -268,6 +275,10 @@ class Pools:
 
     def idle_children(self) -> int:
         return sum(p.core.idle_count() for p in self._pools.values())
+
+    def idle_by_runtime(self) -> dict[str, int]:
+        """Idle pre-forked children per runtime started (read it in the loop's thread)."""
+        return {name: p.core.idle_count() for name, p in self._pools.items()}
 
     def snapshot(self) -> dict[str, Any]:
         """Each pool's state, for tests and metrics (read it in the loop's thread)."""
@@ -533,9 +544,12 @@ class Pools:
             io.signal(signal.SIGKILL)  # it must not write on while we read
             text, truncated = output.read_shared(io.output, _OUTPUT_FILE_BYTES,
                                                  request.limits.stdout_bytes)
-            if text or truncated:
+            attempt = (attempts.name(output.read_attempt(io.output))
+                       if action.status is Status.VIOLATION else None)
+            if text or truncated or attempt is not None:
                 made = outcome.decode(envelope, max_bytes=len(envelope))
-                envelope = outcome.encode(made.status, made.message, stdout=text,
+                message = f"{made.message}: {attempt}" if attempt else made.message
+                envelope = outcome.encode(made.status, message, stdout=text,
                                           truncated=truncated)
         return outcome.with_usage(envelope, cpu_ms, peak_kb)
 

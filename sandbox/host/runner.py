@@ -78,7 +78,10 @@ class RunnerConfig:
 
 class Runner:
     def __init__(self, config: RunnerConfig, *, context: zmq.Context[Any] | None = None,
-                 launcher: Launcher | None = None) -> None:
+                 launcher: Launcher | None = None, stop: threading.Event | None = None) -> None:
+        """Start the jails (here: JailError if one cannot start). A lifeline that closes, or
+        ``stop`` set (with ``wake()``), while they start ends the wait: ``serve`` then
+        returns at once and ``close`` stops them."""
         self.config = config
         self.context = context or zmq.Context.instance()
         self.pool_config = config.pool or PoolConfig(size=config.slots)
@@ -102,15 +105,24 @@ class Runner:
         self.drained = False  # nothing runs any more (or the grace is over): serve returns
         self._drops = 0  # how many drops of the session's connection were seen
         self._session_over = False
+        if config.lifeline_fd is not None:  # first: the daemon may stop while the jails start
+            self.loop.watch(config.lifeline_fd, self._on_lifeline)
+
+        def abandon() -> bool:
+            return self.orphaned or (stop is not None and stop.is_set())
+
         try:
             for runtime in config.runtimes:
-                self.worker.start(runtime, wait=True)  # a jail that cannot start fails here
+                # a jail that cannot start fails here
+                self.worker.start(runtime, wait=True, abandon=abandon)
+                if abandon():
+                    break
         except BaseException:
+            if config.lifeline_fd is not None:
+                self.loop.unwatch(config.lifeline_fd)
             self.worker.close()
             self.loop.close()
             raise
-        if config.lifeline_fd is not None:
-            self.loop.watch(config.lifeline_fd, self._on_lifeline)
         self.loop.add_timed(self)
 
     def serve(self, stop: threading.Event) -> None:
@@ -138,6 +150,23 @@ class Runner:
     def wake(self) -> None:
         """Make ``serve`` look at its ``stop`` event now (thread-safe)."""
         self.loop.wake()
+
+    def snapshot(self, timeout_s: float = 2.0) -> dict[str, Any] | None:
+        """The runner's state for its probes and metrics, read in the loop's thread (from any
+        thread); None when the loop did not answer within ``timeout_s``."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def take() -> None:
+            try:
+                box.update(registered=self.connected.is_set(),
+                           draining=self._drain_asked is not None, running=len(self._tasks),
+                           idle=self.worker.idle_by_runtime())
+            finally:
+                done.set()
+
+        self.loop.call_soon_threadsafe(take)
+        return box if done.wait(timeout_s) and box else None
 
     def drain(self, grace_s: float) -> None:
         """Leave gracefully (SIGTERM): tell the broker to send nothing new, let what runs
@@ -234,8 +263,9 @@ class Runner:
                         self.config.endpoint, self.core.silence_limit_s)
             self._session_over = True
         elif isinstance(action, s.Beat):
-            self._send(p.RunnerHeartbeat(self.worker.idle_children(),
-                                         draining=self._drain_until is not None))
+            idle = self.worker.idle_by_runtime()
+            self._send(p.RunnerHeartbeat(sum(idle.values()), draining=self._drain_until is not None,
+                                         idle=idle))
 
     def _on_broker(self, events: int) -> None:
         sock = self._sock

@@ -9,35 +9,28 @@ hand-off between threads, and the broker sees one more client, under the same ru
 caps, deadlines, drain) as any other. The sync ``Client`` in a thread pool would cap the
 requests in flight at the pool's size and add a thread hand-off to every call.
 
-The listening socket is bound here, in the daemon's thread, so an address in use is a
-ConfigError before anything starts (and port 0 gives a free port, which the daemon reports).
+The server itself, its socket and its thread are ``sandbox.http.serving``'s, shared with
+the probes and metrics of the daemon and of the n8n runner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 from sandbox.client.aio import AsyncClient
 from sandbox.config import ServiceConfig
-from sandbox.errors import ConfigError
 from sandbox.http.app import make_app
 from sandbox.http.keys import ApiKeys
 from sandbox.http.mapping import SessionOpen
+from sandbox.http.serving import ThreadedServer
 from sandbox.request import Options, Request
 from sandbox.result import OutputChunk, Result, Status
 
 log = logging.getLogger("sandbox.http")
-START_TIMEOUT_S = 30.0
 _RUNTIMES_KEPT = 100_000  # sessions whose runtime the API remembers (calls name only the id)
 
 
@@ -98,101 +91,16 @@ class BrokerBackend:
         await self.client.aclose()
 
 
-def timed_head(timeout_s: float) -> type[H11Protocol]:
-    """uvicorn's HTTP/1.1 protocol with a deadline on each request's head: a client that
-    connects and sends nothing, or a head byte by byte (slowloris), is cut off ``timeout_s``
-    after it connected or after its previous response; the body's own deadline is the app's
-    (``sandbox.http.app.read_body``). uvicorn has neither: its keep-alive timeout ends only
-    an idle connection that sent nothing since its last response."""
-
-    class TimedHead(H11Protocol):
-        _late: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def handle_events(self) -> None:
-            super().handle_events()
-            if self.cycle is not None and not self.cycle.response_complete:
-                self._disarm()  # a head arrived: its request is the app's now
-
-        def on_response_complete(self) -> None:
-            self._arm()  # first: a pipelined request's head may be read inside the call
-            super().on_response_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            self._disarm()
-            self._late = self.loop.call_later(timeout_s, self._cut)
-
-        def _disarm(self) -> None:
-            if self._late is not None:
-                self._late.cancel()
-                self._late = None
-
-        def _cut(self) -> None:
-            self._late = None
-            if not self.transport.is_closing():
-                self.transport.close()
-
-    return TimedHead
-
-
-class ApiServer:
-    """uvicorn serving the API on ``config.api_bind`` in a thread; ``close()`` stops it,
-    letting requests in flight finish within ``grace_s``."""
+class ApiServer(ThreadedServer):
+    """uvicorn serving the API on ``config.api_bind`` in a thread (``ThreadedServer``);
+    ``close()`` stops it, letting requests in flight finish within ``grace_s``."""
 
     def __init__(self, config: ServiceConfig, endpoint: str,
                  runtimes: Callable[[], list[tuple[Mapping[str, str], int]]], version: str) -> None:
         keys = ApiKeys.load(config.api_keys_file) if config.api_keys_file else None
-        host, _, port = config.api_bind.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # IPPROTO_TCP named, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets
-        # that say they are TCP, and with Nagle on, a response written as head and body
-        # waits for the client's delayed ACK: 40 ms a request
-        self.sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self.sock.bind((host, int(port)))
-        except OSError as exc:
-            self.sock.close()
-            raise ConfigError(f"cannot serve the HTTP API on {config.api_bind}: "
-                              f"{exc.strerror or exc}") from exc
-        self.address = f"{host}:{self.sock.getsockname()[1]}"
         app = make_app(lambda: BrokerBackend(endpoint, runtimes, config.queue_timeout_s),
                        keys=keys, body_bytes=config.api_body_bytes,
                        body_timeout_s=config.api_read_timeout_s, version=version)
-        self.server = uvicorn.Server(uvicorn.Config(
-            app, http=timed_head(config.api_read_timeout_s),
-            log_level="warning", access_log=False,  # a log line could carry a key
-            lifespan="on", timeout_graceful_shutdown=int(config.grace_s) + 1,
-            server_header=False))
-        self._thread = threading.Thread(target=self._serve, name="http-api", daemon=True)
-
-    def _serve(self) -> None:
-        asyncio.run(self.server.serve(sockets=[self.sock]))
-
-    def start(self) -> None:
-        """Serve; returns once it accepts connections (ConfigError if it cannot start)."""
-        self._thread.start()
-        end = time.monotonic() + START_TIMEOUT_S
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > end:
-                self.sock.close()
-                raise ConfigError(f"the HTTP API on {self.address} did not start")
-            time.sleep(0.01)
-
-    def stop_accepting(self) -> None:
-        """Take no new connections; requests in flight go on (until ``close``)."""
-        self.server.should_exit = True
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=30)
-        self.sock.close()
+        super().__init__(app, config.api_bind, name="the HTTP API",
+                         read_timeout_s=config.api_read_timeout_s, grace_s=config.grace_s,
+                         lifespan="on")

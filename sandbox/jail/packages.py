@@ -19,7 +19,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from sandbox.errors import ConfigError
 
@@ -72,6 +73,66 @@ def installed_specs(directory: str) -> list[str] | None:
             return list(json.load(f)["specs"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+@dataclass(frozen=True)
+class Held:
+    """One project an environment holds: its version, and either the spec that asked for it
+    or the projects that pulled it in (their requirements named it)."""
+
+    name: str
+    version: str
+    asked: str = ""  # the spec it was installed for; "" when it came as a dependency
+    pulled_in_by: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        if self.asked:
+            return f"{self.name} {self.version}"
+        by = ", ".join(self.pulled_in_by) or "nothing it holds now"
+        return f"{self.name} {self.version} (pulled in by {by})"
+
+
+def attribute(specs: Iterable[str], found: Mapping[str, tuple[str, Sequence[str]]]) -> list[Held]:
+    """Who is there and why (pure): ``found`` maps each installed project to its version and
+    its requirements (``Requires-Dist``); a project asked for comes first, then each one it
+    pulled in with the projects that require it. A requirement for an extra only counts when
+    that extra was asked for by name (``pkg[extra]``)."""
+    import re
+
+    asked = {name_of(s): s for s in specs}
+    extras = {name_of(s): set(re.findall(r"[A-Za-z0-9._-]+", s.partition("[")[2].partition("]")[0]))
+              for s in specs if "[" in s}
+    needs: dict[str, set[str]] = {}
+    for name, (_, requires) in found.items():
+        for requirement in requires:
+            target, _, marker = requirement.partition(";")
+            wanted_extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+            if wanted_extra and wanted_extra.group(1) not in extras.get(name, set()):
+                continue
+            dep = name_of(target)
+            if dep in found and dep != name:
+                needs.setdefault(dep, set()).add(name)
+    held = [Held(name, found[name][0], asked=asked[name]) for name in sorted(asked)
+            if name in found]
+    held += [Held(name, version, pulled_in_by=tuple(sorted(needs.get(name, ()))))
+             for name, (version, _) in sorted(found.items()) if name not in asked]
+    return held
+
+
+def contents(directory: str) -> list[Held] | None:
+    """What the environment in ``directory`` holds, read from its projects' metadata (pip's
+    ``.dist-info``), or None if there is no environment."""
+    from importlib.metadata import distributions
+
+    specs = installed_specs(directory)
+    if specs is None:
+        return None
+    found: dict[str, tuple[str, Sequence[str]]] = {}
+    for dist in distributions(path=[directory]):
+        name = dist.metadata["Name"]
+        if name:
+            found[name_of(name)] = (dist.version, dist.requires or [])
+    return attribute(specs, found)
 
 
 def ensure(specs: Sequence[str], directory: str, *, quiet: bool = False) -> bool:

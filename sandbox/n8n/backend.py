@@ -44,6 +44,8 @@ class Backend(Protocol):
 
     def cancel(self, key: str) -> None: ...
 
+    def idle_by_runtime(self) -> dict[str, int]: ...
+
     def close(self) -> None: ...
 
 
@@ -92,6 +94,10 @@ class PoolsBackend:
     def cancel(self, key: str) -> None:
         if self._worker is not None:
             self._worker.cancel(key)
+
+    def idle_by_runtime(self) -> dict[str, int]:
+        """Idle pre-forked children per runtime (in the loop's thread)."""
+        return self._worker.idle_by_runtime() if self._worker is not None else {}
 
     def close(self) -> None:
         """End every task, release every child, stop every jail."""

@@ -2,65 +2,37 @@
 
     N8N_RUNNERS_TASK_BROKER_URI=http://n8n:5679 N8N_RUNNERS_AUTH_TOKEN=secret sandbox n8n-runner
 
-Every setting is n8n's environment variable or the flag of the same name (``config.py``).
+Every setting is n8n's environment variable or the flag of the same name; both, and each
+flag's help, come from the settings' schema (``config.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from typing import Any
 
+from sandbox.config import Setting, amount
 from sandbox.errors import ConfigError
-from sandbox.n8n.config import N8nRunnerConfig
-
-_FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    ("--task-broker-uri", "task_broker_uri", {"metavar": "URI", "help": "n8n's task broker, http://HOST:PORT"}),
-    ("--auth-token", "auth_token", {"metavar": "TOKEN", "help": "n8n's N8N_RUNNERS_AUTH_TOKEN"}),
-    ("--grant-token", "grant_token", {"metavar": "GRANT", "help": "a single-use grant from n8n's launcher"}),
-    ("--max-concurrency", "max_concurrency", {"metavar": "N", "help": "tasks at once (default 5)"}),
-    ("--task-timeout", "task_timeout_s", {"metavar": "SECONDS", "help": "per task (default 300)"}),
-    ("--auto-shutdown-timeout", "auto_shutdown_timeout_s",
-     {"metavar": "SECONDS", "help": "exit after this long without a task (0: never)"}),
-    ("--graceful-shutdown-timeout", "graceful_shutdown_timeout_s",
-     {"metavar": "SECONDS", "help": "on SIGTERM, keep serving this long or until n8n drains "
-                                    "(default 30)"}),
-    ("--shutdown-force-kill-margin", "shutdown_force_kill_margin_s",
-     {"metavar": "SECONDS", "help": "then let running tasks finish this long before they are "
-                                    "stopped (default 10)"}),
-    ("--health-check-server-enabled", "health_check_server_enabled",
-     {"metavar": "BOOL", "help": "serve GET /healthz"}),
-    ("--health-check-server-host", "health_check_server_host", {"metavar": "HOST"}),
-    ("--health-check-server-port", "health_check_server_port", {"metavar": "PORT"}),
-    ("--stdlib-allow", "stdlib_allow", {"metavar": "MODULES", "help": 'python: standard-library '
-                                        'modules, comma-separated, "*" for all, +name adds to the '
-                                        'default (the ordinary standard library)'}),
-    ("--external-allow", "external_allow", {"metavar": "MODULES", "help": "python: third-party modules"}),
-    ("--allow-transitive-imports", "allow_transitive_imports",
-     {"metavar": "BOOL", "help": "python: an allowed package's own importlib imports skip the "
-                                 "lists (default false)"}),
-    ("--timezone", "timezone", {"metavar": "ZONE", "help": "the zone of a Code node's local time "
-                                "(GENERIC_TIMEZONE, else TZ; default UTC)"}),
-    ("--max-payload", "max_payload_bytes", {"metavar": "BYTES", "help": "largest WebSocket message"}),
-    ("--memory", "memory_mb", {"metavar": "MB", "help": "memory per task (default 256)"}),
-    ("--types", "task_types", {"metavar": "TYPES", "help": "task types to serve: python,javascript"}),
-    ("--packages-dir", "packages_dir", {"metavar": "DIR", "help": "python packages environment "
-                                        "(`sandbox packages install`)"}),
-    ("--preload", "preload", {"metavar": "MODULES", "help": "modules the python zygote imports"}),
-    ("--name", "name", {"metavar": "NAME", "help": "the runner's name in n8n"}),
-    ("--isolation", "isolation", {"metavar": "MODE", "help": "process (default: a fresh process "
-                                  "per task) or worker (warm workers, one workflow each)"}),
-)
+from sandbox.n8n.config import SETTINGS, N8nRunnerConfig, unknown
 
 
 def add_parser(sub: Any) -> None:
     rn = sub.add_parser("n8n-runner", help="serve n8n's Code nodes (external task runner mode)")
-    for flag, dest, extra in _FLAGS:
-        rn.add_argument(flag, dest=dest, default=None, **extra)
-    rn.add_argument("--log-level", dest="log_level", default=None, metavar="LEVEL",
-                    help="debug, info (default), warn or error (N8N_RUNNERS_LAUNCHER_LOG_LEVEL)")
+    for s in SETTINGS.values():
+        shown = _shown(s)
+        default = f"; default: {shown}" if shown else ""
+        rn.add_argument(s.flag, dest=s.name, default=None, metavar=s.metavar,
+                        help=f"{s.help}{default} [{s.env}]")
+
+
+def _shown(s: Setting) -> str:
+    if isinstance(s.default, bool):
+        return str(s.default).lower()
+    if isinstance(s.default, (int, float)):
+        return amount(s.default, s.name)
+    return ",".join(s.default) if isinstance(s.default, tuple) else str(s.default)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,17 +41,23 @@ def run(args: argparse.Namespace) -> int:
     from sandbox.host.allocator import keep_large_blocks
     from sandbox.n8n.backend import PoolsBackend
     from sandbox.n8n.shell import Shell
+    from sandbox.service import logs
 
+    for note in unknown():
+        print(f"sandbox n8n-runner: warning: {note}", file=sys.stderr)
     try:
-        config = N8nRunnerConfig.load(flags={**{dest: getattr(args, dest) for _, dest, _ in _FLAGS},
-                                             "log_level": args.log_level})
+        config = N8nRunnerConfig.load(flags={name: getattr(args, name) for name in SETTINGS})
     except ConfigError as exc:
         print(f"sandbox n8n-runner: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(config.log_level, config.log_format)
     keep_large_blocks()
-    shell = Shell(config, PoolsBackend(config.pool_config(), runtimes=config.task_types,
-                                         isolation=config.isolation))
+    try:
+        shell = Shell(config, PoolsBackend(config.pool_config(), runtimes=config.task_types,
+                                             isolation=config.isolation))
+    except ConfigError as exc:  # the health check server's address is taken
+        print(f"sandbox n8n-runner: {exc}", file=sys.stderr)
+        return 1
     # the first SIGTERM/SIGINT shuts down gracefully (n8n's contract); a second one at once
     signal.signal(signal.SIGTERM, lambda *_: shell.request_shutdown())
     signal.signal(signal.SIGINT, lambda *_: shell.request_shutdown())

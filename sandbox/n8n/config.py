@@ -1,7 +1,10 @@
 """``sandbox n8n-runner`` settings: n8n's own environment names, each also a flag.
 
 Environment first, flags win. n8n's names where n8n has one (a docker-compose file written
-for n8n's runner works unchanged); ours (``SANDBOX_N8N_*``) for what n8n's runners lack.
+for n8n's runner works unchanged); ours (``SANDBOX_N8N_*``) for what n8n's runners lack. The
+fields are a schema of the project's one settings mechanism (``sandbox.config``: typed text,
+its messages, a warning naming the closest setting for a mistyped ``SANDBOX_N8N_*``); the
+flags and their help are made from it.
 
 =================================  ============================  ==============================
 setting                            environment                   flag
@@ -33,6 +36,7 @@ name                               SANDBOX_N8N_NAME              --name
 isolation (process or worker)      SANDBOX_N8N_ISOLATION         --isolation
 log_level (debug/info/warn/error)  N8N_RUNNERS_LAUNCHER_LOG_     --log-level
                                    LEVEL
+log_format (text/json)             SANDBOX_N8N_LOG_FORMAT        --log-format
 =================================  ============================  ==============================
 
 Every variable may instead name a file that holds its value, as n8n's own settings do:
@@ -53,77 +57,104 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.config import MAX_RESULT_BYTES, MiB, Limits, PoolConfig
+from broker.protocol import ISOLATIONS
+from sandbox.config import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MAX_RESULT_BYTES,
+    N8N,
+    Limits,
+    MiB,
+    PoolConfig,
+    read_sources,
+    schema,
+    schema_field,
+    unknown_env,
+)
 from sandbox.errors import ConfigError
 from sandbox.imports import ORDINARY_STDLIB, resolve
 from sandbox.n8n.protocol import TASK_TYPES
-from broker.protocol import ISOLATIONS
 
+ENV_PREFIX = "SANDBOX_N8N_"
 ZONEINFO = "/usr/share/zoneinfo"  # where the zones named by GENERIC_TIMEZONE are (and the jail's)
-
-ENV = {
-    "task_broker_uri": "N8N_RUNNERS_TASK_BROKER_URI",
-    "auth_token": "N8N_RUNNERS_AUTH_TOKEN",
-    "grant_token": "N8N_RUNNERS_GRANT_TOKEN",
-    "max_concurrency": "N8N_RUNNERS_MAX_CONCURRENCY",
-    "task_timeout_s": "N8N_RUNNERS_TASK_TIMEOUT",
-    "auto_shutdown_timeout_s": "N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT",
-    "graceful_shutdown_timeout_s": "N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT",
-    "shutdown_force_kill_margin_s": "N8N_RUNNERS_SHUTDOWN_FORCE_KILL_MARGIN",
-    "health_check_server_enabled": "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED",
-    "health_check_server_host": "N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST",
-    "health_check_server_port": "N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT",
-    "stdlib_allow": "N8N_RUNNERS_STDLIB_ALLOW",
-    "external_allow": "N8N_RUNNERS_EXTERNAL_ALLOW",
-    "allow_transitive_imports": "N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS",
-    "timezone": "GENERIC_TIMEZONE",
-    "max_payload_bytes": "N8N_RUNNERS_MAX_PAYLOAD",
-    "memory_mb": "SANDBOX_N8N_MEMORY_MB",
-    "task_types": "SANDBOX_N8N_TYPES",
-    "packages_dir": "SANDBOX_N8N_PACKAGES_DIR",
-    "preload": "SANDBOX_N8N_PRELOAD",
-    "name": "SANDBOX_N8N_NAME",
-    "isolation": "SANDBOX_N8N_ISOLATION",
-    "log_level": "N8N_RUNNERS_LAUNCHER_LOG_LEVEL",
-}
-#: n8n's launcher's log levels, and the logging level each one is
-LOG_LEVELS = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "warning": "WARNING",
-              "error": "ERROR"}
 #: A value read from a file (``*_FILE``) is at most this long: a secret, not a document.
 MAX_FILE_VALUE_BYTES = 64 * 1024
+#: n8n's launcher says "warn" where the logging module says "warning"
+_LEVEL_ALIASES = {"warn": "warning"}
+
+
+def _n8n(default: Any, help: str, env: str, flag: str, metavar: str) -> Any:
+    return schema_field(default, help, on=(N8N,), env=env, flag=flag, metavar=metavar)
 
 
 @dataclass(frozen=True)
 class N8nRunnerConfig:
-    task_broker_uri: str = "http://127.0.0.1:5679"
-    auth_token: str = ""
-    grant_token: str = ""
-    max_concurrency: int = 5
-    task_timeout_s: float = 300.0  # n8n 2.x's default N8N_RUNNERS_TASK_TIMEOUT
-    auto_shutdown_timeout_s: float = 0.0
+    task_broker_uri: str = _n8n("http://127.0.0.1:5679", "n8n's task broker, http://HOST:PORT",
+                                "N8N_RUNNERS_TASK_BROKER_URI", "--task-broker-uri", "URI")
+    auth_token: str = _n8n("", "n8n's shared secret", "N8N_RUNNERS_AUTH_TOKEN", "--auth-token",
+                           "TOKEN")
+    grant_token: str = _n8n("", "a single-use grant from n8n's launcher",
+                            "N8N_RUNNERS_GRANT_TOKEN", "--grant-token", "GRANT")
+    max_concurrency: int = _n8n(5, "tasks at once", "N8N_RUNNERS_MAX_CONCURRENCY",
+                                "--max-concurrency", "N")
+    # n8n 2.x's default N8N_RUNNERS_TASK_TIMEOUT
+    task_timeout_s: float = _n8n(300.0, "per task, in seconds", "N8N_RUNNERS_TASK_TIMEOUT",
+                                 "--task-timeout", "SECONDS")
+    auto_shutdown_timeout_s: float = _n8n(
+        0.0, "exit after this long without a task (0: never)",
+        "N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT", "--auto-shutdown-timeout", "SECONDS")
     # SIGTERM: serve on this long (or until n8n drains), then let running tasks finish for
     # the margin more (n8n's runners' defaults)
-    graceful_shutdown_timeout_s: float = 30.0
-    shutdown_force_kill_margin_s: float = 10.0
-    health_check_server_enabled: bool = False
-    health_check_server_host: str = "127.0.0.1"
-    health_check_server_port: int = 5681
-    stdlib_allow: tuple[str, ...] = ()  # () = our curated SAFE_STDLIB
-    external_allow: tuple[str, ...] = ()
-    allow_transitive_imports: bool = False  # n8n's default
-    timezone: str = ""  # GENERIC_TIMEZONE (else TZ): the zone of a Code node's local time
-    max_payload_bytes: int = 1024 * MiB  # n8n's N8N_RUNNERS_MAX_PAYLOAD default
-    memory_mb: int = 256
-    task_types: tuple[str, ...] = TASK_TYPES
-    packages_dir: str = ""
-    preload: tuple[str, ...] = ()
-    name: str = "snippet-sandbox"
-    isolation: str = "process"
-    log_level: str = "INFO"  # a logging level name (LOG_LEVELS' values)
+    graceful_shutdown_timeout_s: float = _n8n(
+        30.0, "on SIGTERM, keep serving this long or until n8n drains",
+        "N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT", "--graceful-shutdown-timeout", "SECONDS")
+    shutdown_force_kill_margin_s: float = _n8n(
+        10.0, "then let running tasks finish this long before they are stopped",
+        "N8N_RUNNERS_SHUTDOWN_FORCE_KILL_MARGIN", "--shutdown-force-kill-margin", "SECONDS")
+    health_check_server_enabled: bool = _n8n(
+        False, "serve /healthz, /livez, /readyz and /metrics",
+        "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED", "--health-check-server-enabled", "BOOL")
+    health_check_server_host: str = _n8n(
+        "127.0.0.1", "the health check server's address", "N8N_RUNNERS_HEALTH_CHECK_SERVER_HOST",
+        "--health-check-server-host", "HOST")
+    health_check_server_port: int = _n8n(
+        5681, "the health check server's port", "N8N_RUNNERS_HEALTH_CHECK_SERVER_PORT",
+        "--health-check-server-port", "PORT")
+    stdlib_allow: tuple[str, ...] = _n8n(  # () = the ordinary standard library
+        (), 'python: standard-library modules, "*" for all, +name adds to the default (the '
+            'ordinary standard library)',
+        "N8N_RUNNERS_STDLIB_ALLOW", "--stdlib-allow", "MODULES")
+    external_allow: tuple[str, ...] = _n8n((), "python: third-party modules",
+                                           "N8N_RUNNERS_EXTERNAL_ALLOW", "--external-allow",
+                                           "MODULES")
+    allow_transitive_imports: bool = _n8n(  # n8n's default
+        False, "python: an allowed package's own importlib imports skip the lists",
+        "N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS", "--allow-transitive-imports", "BOOL")
+    timezone: str = _n8n("", "the zone of a Code node's local time (else TZ; default UTC)",
+                         "GENERIC_TIMEZONE", "--timezone", "ZONE")
+    max_payload_bytes: int = _n8n(1024 * MiB, "the largest WebSocket message",  # n8n's default
+                                  "N8N_RUNNERS_MAX_PAYLOAD", "--max-payload", "BYTES")
+    memory_mb: int = _n8n(256, "memory per task", "SANDBOX_N8N_MEMORY_MB", "--memory", "MB")
+    task_types: tuple[str, ...] = _n8n(TASK_TYPES, "task types to serve",
+                                       "SANDBOX_N8N_TYPES", "--types", "TYPES")
+    packages_dir: str = _n8n("", "python packages environment (`sandbox packages install`)",
+                             "SANDBOX_N8N_PACKAGES_DIR", "--packages-dir", "DIR")
+    preload: tuple[str, ...] = _n8n((), "modules the python zygote imports",
+                                    "SANDBOX_N8N_PRELOAD", "--preload", "MODULES")
+    name: str = _n8n("snippet-sandbox", "the runner's name in n8n", "SANDBOX_N8N_NAME",
+                     "--name", "NAME")
+    isolation: str = _n8n("process", "process (a fresh process per task) or worker (warm "
+                          "workers, one workflow each)", "SANDBOX_N8N_ISOLATION", "--isolation",
+                          "MODE")
+    log_level: str = _n8n("info", "the least severe log lines written to stderr (warn is "
+                          "warning)", "N8N_RUNNERS_LAUNCHER_LOG_LEVEL", "--log-level",
+                          "|".join(LOG_LEVELS))
+    log_format: str = _n8n("text", "log lines as text or as one JSON object each",
+                           "SANDBOX_N8N_LOG_FORMAT", "--log-format", "|".join(LOG_FORMATS))
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.task_broker_uri)
@@ -138,20 +169,23 @@ class N8nRunnerConfig:
         for name in ("max_concurrency", "health_check_server_port", "max_payload_bytes", "memory_mb"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} ({ENV[name]}) must be a positive integer, not {value!r}")
+                raise ConfigError(f"{name} ({SETTINGS[name].env}) must be a positive integer, "
+                                  f"not {value!r}")
         if self.max_concurrency > 256:
             raise ConfigError("max_concurrency must be at most 256")
         for name in ("task_timeout_s", "auto_shutdown_timeout_s", "graceful_shutdown_timeout_s",
                      "shutdown_force_kill_margin_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{name} ({ENV[name]}) must be a number of seconds >= 0")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} ({SETTINGS[name].env}) must be a number of seconds >= 0")
         if self.isolation not in ISOLATIONS:
-            raise ConfigError(f"isolation ({ENV['isolation']}) must be one of "
+            raise ConfigError(f"isolation ({SETTINGS['isolation'].env}) must be one of "
                               f"{', '.join(ISOLATIONS)}, not {self.isolation!r}")
-        if self.log_level not in LOG_LEVELS.values():
-            raise ConfigError(f"log_level must be one of {', '.join(sorted(set(LOG_LEVELS.values())))}"
-                              f", not {self.log_level!r}")
+        for name, allowed in (("log_level", LOG_LEVELS), ("log_format", LOG_FORMATS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} ({SETTINGS[name].env}) must be "
+                                  f"{', '.join(allowed[:-1])} or {allowed[-1]}, "
+                                  f"not {getattr(self, name)!r}")
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")
@@ -185,28 +219,25 @@ class N8nRunnerConfig:
     def load(cls, env: Mapping[str, str] | None = None,
              flags: Mapping[str, Any] | None = None) -> N8nRunnerConfig:
         """Environment (n8n's names, or a ``*_FILE`` variable naming a file that holds the
-        value) first, then flags; every value type-checked."""
+        value; ``TZ`` where ``GENERIC_TIMEZONE`` is not set) first, then flags; every value
+        type-checked."""
         source = os.environ if env is None else env
-        if _read(source, "GENERIC_TIMEZONE") is None and source.get("TZ", "").strip(":"):
-            source = {**source, "GENERIC_TIMEZONE": source["TZ"].lstrip(":")}
-        values: dict[str, Any] = {}
-        kinds = {f.name: f.default for f in fields(cls)}
-        for name, var in ENV.items():
-            raw = _read(source, var)
-            if raw is None:
-                continue
-            if name == "log_level":
-                values[name] = _log_level(raw, var)
-            else:
-                values[name] = _typed(name, raw, kinds[name], var)
-        for name, value in (flags or {}).items():
-            if value is not None:
-                if name == "log_level" and isinstance(value, str):
-                    values[name] = _log_level(value, "--log-level")
-                else:
-                    values[name] = (_typed(name, value, kinds[name], f"--{name}")
-                                    if isinstance(value, str) else value)
-        return cls(**values)
+        found = {s.env: value for s in SETTINGS.values()
+                 if (value := _read(source, s.env)) is not None}
+        if "GENERIC_TIMEZONE" not in found and source.get("TZ", "").strip(":"):
+            found["GENERIC_TIMEZONE"] = source["TZ"].lstrip(":")
+        level = SETTINGS["log_level"].env
+        if level in found:
+            found[level] = _level(found[level])
+        given = dict(flags or {})
+        if isinstance(given.get("log_level"), str):
+            given["log_level"] = _level(given["log_level"])
+        return cls(**read_sources(SETTINGS, N8N, found, given))  # type: ignore[arg-type]
+
+
+def _level(raw: str) -> str:
+    value = raw.strip().lower()
+    return _LEVEL_ALIASES.get(value, value)
 
 
 def _read(source: Mapping[str, str], var: str) -> str | None:
@@ -232,26 +263,14 @@ def _read(source: Mapping[str, str], var: str) -> str | None:
     return value if value != "" else None
 
 
-def _log_level(raw: str, source: str) -> str:
-    level = LOG_LEVELS.get(raw.strip().lower())
-    if level is None:
-        raise ConfigError(f"log_level ({source}) must be one of debug, info, warn, error, "
-                          f"not {raw!r}")
-    return level
+SETTINGS = schema(N8nRunnerConfig)
 
 
-def _typed(name: str, raw: str, default: Any, source: str) -> Any:
-    try:
-        if isinstance(default, bool):
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("1", "true", "yes")
-        if isinstance(default, tuple):
-            return tuple(x.strip() for x in raw.split(",") if x.strip())
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{source}: bad value {raw!r} for {name}") from exc
-    return raw
+def unknown(env: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``SANDBOX_N8N_*`` variable that is none of these settings."""
+    source = os.environ if env is None else env
+    known = {s.env for s in SETTINGS.values()}
+    # a ``*_FILE`` variable of a setting is that setting (``_read``)
+    plain = {k: v for k, v in source.items()
+             if not (k.endswith("_FILE") and k.removesuffix("_FILE") in known)}
+    return unknown_env(plain, SETTINGS, prefix=ENV_PREFIX, skip=())

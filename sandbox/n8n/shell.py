@@ -1,10 +1,14 @@
 """The n8n runner's I/O: one loop (``sandbox.host.loop``) that owns every fd of the process.
 
-The WebSocket's TCP socket, the pools' jails and children (through the backend), the
-optional health-check server and a wake-up pipe for stop() are all watched by the same loop;
+The WebSocket's TCP socket, the pools' jails and children (through the backend) and a
+wake-up pipe for stop() are all watched by the same loop;
 the shell turns what arrives into events for ``RunnerCore`` and carries out its actions. The
 WebSocket is sans-io (wsproto), so a broker ping is answered by the loop that reads it, and
 no task ever runs on this thread: the loop cannot be blocked by one.
+
+The optional health-check server (``/livez``, ``/readyz``, ``/healthz``, ``/metrics``) is
+the project's one probe server (``sandbox.http.probes``), in a thread of its own: it reads
+the loop's state by asking the loop (``snapshot``), never by walking it.
 
 Connecting is the one blocking part (a grant over HTTP, then the upgrade, each under a
 timeout); reconnects back off 1 s doubling to 32 s, each with a fresh grant, since grants
@@ -13,13 +17,14 @@ are single use.
 
 from __future__ import annotations
 
-import functools
 import http.client
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -42,11 +47,13 @@ from sandbox.n8n import core as c
 from sandbox.n8n import protocol as p
 from sandbox.n8n.backend import Backend
 from sandbox.n8n.config import N8nRunnerConfig
+from sandbox.n8n.metrics import N8nMetrics
 from sandbox.result import Result
 
 log = logging.getLogger("sandbox.n8n")
 
 CONNECT_TIMEOUT_S = 10.0
+SNAPSHOT_TIMEOUT_S = 2.0  # the loop answers in microseconds; seconds is a stuck loop
 FLUSH_RETRY_S = 0.002  # output the socket did not take yet is retried this often
 
 
@@ -216,56 +223,6 @@ class WebSocket:
             pass
 
 
-class HealthServer:
-    """``GET /healthz`` -> 200, on the loop: what n8n's launcher and compose files probe."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.listener = socket.create_server((host, port), reuse_port=False)
-        self.listener.setblocking(False)
-        self.clients: dict[int, tuple[socket.socket, bytearray]] = {}
-
-    def accept(self) -> socket.socket | None:
-        try:
-            conn, _ = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return None
-        conn.setblocking(False)
-        self.clients[conn.fileno()] = (conn, bytearray())
-        return conn
-
-    def on_readable(self, fd: int) -> bool:
-        """Reads the request; True when the client is done (answered and closed)."""
-        conn, buf = self.clients[fd]
-        try:
-            chunk = conn.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            chunk = b""
-        buf += chunk
-        if chunk and b"\r\n\r\n" not in buf and len(buf) < 8192:
-            return False
-        if chunk:
-            ok = buf.split(b" ", 2)[1:2] in ([b"/healthz"], [b"/"])
-            body = b'{"status":"ok"}' if ok else b'{"status":"not found"}'
-            head = (b"HTTP/1.1 200 OK" if ok else b"HTTP/1.1 404 Not Found") + (
-                b"\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "
-                + str(len(body)).encode() + b"\r\n\r\n")
-            try:
-                conn.send(head + body)  # tiny: fits the socket buffer
-            except OSError:
-                pass
-        conn.close()
-        del self.clients[fd]
-        return True
-
-    def close(self) -> None:
-        for conn, _ in self.clients.values():
-            conn.close()
-        self.clients.clear()
-        self.listener.close()
-
-
 class Shell:
     """Serve n8n until stopped, auto-shutdown, or a grant that cannot be renewed."""
 
@@ -290,8 +247,17 @@ class Shell:
         self._shutdown_started = False
         self._done = False
         self.exit_code = 0
-        self.health = (HealthServer(config.health_check_server_host, config.health_check_server_port)
-                       if config.health_check_server_enabled else None)
+        self.metrics = N8nMetrics()
+        self.metrics.attach(self.snapshot)
+        self._blocking: str | None = "starting the jails"  # the loop cannot answer meanwhile
+        self.health: Any = None
+        if config.health_check_server_enabled:
+            from sandbox.http.probes import ProbeServer
+
+            self.health = ProbeServer(  # bound now: an address in use is said at once
+                f"{config.health_check_server_host}:{config.health_check_server_port}",
+                self._live, self._ready, self.metrics.registry, healthz="live",
+                name="the health check server")
 
     def request_stop(self) -> None:
         """From a signal handler or another thread: stop at the next turn of the loop."""
@@ -309,23 +275,63 @@ class Shell:
 
     def serve(self) -> int:
         """Start the jails, then the loop, until stopped. Returns the process exit code."""
-        self.backend.attach(self.loop, self._on_outcome)
-        self.loop.add_timed(self)
-        if self.health is not None:
-            self.loop.watch(self.health.listener.fileno(), self._on_health_listener)
         try:
+            if self.health is not None:
+                self.health.start()  # /livez answers while the jails start
+            self.backend.attach(self.loop, self._on_outcome)
+            self._blocking = None
+            self.loop.add_timed(self)
             self.loop.run(self._over)
         finally:
+            self._blocking = "stopping"
             if self.ws is not None:
                 self._teardown("runner shutting down")
-            if self.health is not None:
-                for fd in list(self.health.clients):
-                    self.loop.unwatch(fd)
-                self.loop.unwatch(self.health.listener.fileno())
-                self.health.close()
             self.backend.close()
             self.loop.close()
+            if self.health is not None:
+                self.health.close()
         return self.exit_code
+
+    # -- health, from the probe server's thread -----------------------------------------------
+
+    def snapshot(self, timeout_s: float = SNAPSHOT_TIMEOUT_S) -> dict[str, Any] | None:
+        """The loop's state, read in the loop's thread; None when it did not answer within
+        ``timeout_s`` (it is blocked: connecting, starting, or stuck)."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def take() -> None:
+            try:
+                box.update(registered=self.core.registered and not self.core.draining,
+                           running=self.core.running, offers=len(self.core.offers),
+                           idle=self.backend.idle_by_runtime(),
+                           protocol_errors=self.core.protocol_errors)
+            finally:
+                done.set()
+
+        if self._done:
+            return None
+        self.loop.call_soon_threadsafe(take)
+        return box if done.wait(timeout_s) and box else None
+
+    def _live(self) -> dict[str, Any]:
+        blocking = self._blocking
+        if blocking is not None:  # a known, bounded wait (each step has its timeout)
+            return {"status": "ok", "phase": blocking}
+        if self.snapshot() is None and self._blocking is None and not self._done:
+            return {"status": "loop stuck"}
+        return {"status": "ok"}
+
+    def _ready(self) -> dict[str, Any]:
+        if self._stopping or self._done:
+            return {"status": "stopping"}
+        if self._blocking is not None:
+            return {"status": self._blocking}
+        snap = self.snapshot()
+        if snap is None:
+            return {"status": "loop stuck"}
+        return {"status": "ok" if snap["registered"] else "not registered",
+                "running": snap["running"]}
 
     def _over(self) -> bool:
         if self._shutdown_requested and not self._shutdown_started and not self._stopping:
@@ -364,6 +370,7 @@ class Shell:
 
     def _connect(self) -> None:
         self._reconnect_at = None
+        self._blocking = "connecting"
         try:
             grant, self._grant = self._grant, ""
             if not grant:
@@ -376,6 +383,8 @@ class Shell:
         except N8nConnectError as exc:
             self._retry(f"{exc}")
             return
+        finally:
+            self._blocking = None
         log.info("connected to n8n's task broker at %s as %s", self.config.task_broker_uri,
                  self.runner_id)
         self._registered = False
@@ -386,6 +395,7 @@ class Shell:
     def _retry(self, why: str) -> None:
         delay = backoff.delay_s(self._attempt)
         self._attempt += 1
+        self.metrics.reconnects.inc()
         log.warning("%s; retrying in %g s", why, delay)
         self._reconnect_at = self.clock() + delay
 
@@ -436,22 +446,8 @@ class Shell:
         self._do(self.core.frame(msg, self.clock()))
 
     def _on_outcome(self, task_id: str, result: Result) -> None:
+        self.metrics.tasks.labels(result.status.value).inc()
         self._do(self.core.finished(task_id, result, self.clock()))
-
-    def _on_health_listener(self, events: int) -> None:
-        assert self.health is not None
-        conn = self.health.accept()
-        if conn is not None:
-            fd = conn.fileno()
-            self.loop.watch(fd, functools.partial(self._on_health_client, fd))
-
-    def _on_health_client(self, fd: int, events: int = 0) -> None:
-        assert self.health is not None
-        if fd not in self.health.clients:
-            return
-        self.loop.unwatch(fd)  # before it may be closed
-        if not self.health.on_readable(fd):
-            self.loop.watch(fd, functools.partial(self._on_health_client, fd))
 
     def _do(self, actions: list[c.Action], ws: WebSocket | None = None) -> None:
         ws = ws or self.ws

@@ -37,6 +37,10 @@ from sandbox.jail.packages import run_tool, world_readable
 
 PYODIDE_BUILD_VERSION = "0.25.1"
 NODE_MAJOR = 20
+# The oldest Node the workers run on: Pyodide 0.25 needs 18, but the permission model they
+# run under (--experimental-permission, runtimes/pyodide/launch.py) came with Node 20; on 18
+# every worker failed to start on an unknown option.
+NODE_FLOOR = 20
 _SPEC_DIR = Path(runtimes.pyodide.__file__).resolve().parent  # package.json, package-lock.json
 # What the worker loads; the rest of the npm package (docs, typings, source maps) stays out.
 DIST_FILES = ("pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip",
@@ -58,9 +62,12 @@ class Distribution:
     version: str = PYODIDE_VERSION
 
 
-def cache_root() -> str:
-    """As root, a system directory the jail's user (nobody) can traverse; else the user's
-    cache directory (the jail then runs as the same user)."""
+def cache_root(cache_dir: str | None = None) -> str:
+    """``cache_dir`` when the operator names one (the ``pyodide_cache_dir`` setting); else,
+    as root, a system directory the jail's user (nobody) can traverse; else the user's cache
+    directory (the jail then runs as the same user)."""
+    if cache_dir:
+        return os.path.abspath(cache_dir)
     if os.geteuid() == 0:
         return "/var/cache/snippet-sandbox"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -71,15 +78,15 @@ def _lock_key() -> str:
     return hashlib.sha256((_SPEC_DIR / "package-lock.json").read_bytes()).hexdigest()[:16]
 
 
-def install_dir() -> str:
-    return os.path.join(cache_root(), f"pyodide-{PYODIDE_VERSION}-{_lock_key()}")
+def install_dir(cache_dir: str | None = None) -> str:
+    return os.path.join(cache_root(cache_dir), f"pyodide-{PYODIDE_VERSION}-{_lock_key()}")
 
 
 @functools.cache
 def locate_node(configured: str | None = None) -> str:
-    """The Node.js binary: ``configured``, else ``$SANDBOX_NODE``, else ``node`` on PATH;
-    JailError unless it is Node 18 or later (Pyodide 0.25's floor)."""
-    candidates = [configured, os.environ.get("SANDBOX_NODE"), shutil.which("node"), "/usr/bin/node"]
+    """The Node.js binary: ``configured`` (the ``pyodide_node`` setting), else ``node`` on
+    PATH; JailError unless it is Node ``NODE_FLOOR`` or later."""
+    candidates = [configured] if configured else [shutil.which("node"), "/usr/bin/node"]
     for candidate in candidates:
         if not candidate or not os.access(candidate, os.X_OK):
             continue
@@ -87,27 +94,44 @@ def locate_node(configured: str | None = None) -> str:
         done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False,
                               env={})
         version = done.stdout.strip().lstrip("v")
-        if done.returncode == 0 and version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 18:
+        major = version.split(".")[0]
+        if done.returncode == 0 and major.isdigit() and int(major) >= NODE_FLOOR:
             return binary
-    raise JailError("Node.js 18 or later is needed by the pyodide runtime "
-                    f"(Debian: apt-get install nodejs; tested with Node {NODE_MAJOR})")
+        if done.returncode == 0 and major.isdigit():
+            raise JailError(f"the pyodide runtime needs Node.js {NODE_FLOOR} or later (its workers "
+                            f"run under Node's permission model); {binary} is {version}")
+    raise JailError(f"the pyodide runtime needs Node.js {NODE_FLOOR} or later, and this host has "
+                    f"none (Debian 12's nodejs is 18: take Node {NODE_MAJOR} from nodejs.org or "
+                    "NodeSource, or name one with pyodide_node, SANDBOX_PYODIDE_NODE)")
 
 
-def installed(directory: str | None = None) -> Distribution | None:
+def check_usable(cache_dir: str | None = None, node: str | None = None) -> None:
+    """JailError unless a pyodide jail could start here: Node, and the distribution
+    installed or npm to install it (said before a daemon starts runners that would fail)."""
+    locate_node(node)
+    if installed(cache_dir, node) is None and shutil.which("npm") is None:
+        raise JailError(f"the Pyodide distribution is not installed in {install_dir(cache_dir)} "
+                        "and npm is not here to install it (run `sandbox pyodide install` "
+                        "where npm is)")
+
+
+def installed(cache_dir: str | None = None, node: str | None = None) -> Distribution | None:
     """The distribution if it is completely installed, else None (no I/O beyond a stat)."""
-    root = directory or install_dir()
+    root = install_dir(cache_dir)
     dist = os.path.join(root, "node_modules", "pyodide")
     if not os.path.exists(os.path.join(root, _MARKER)):
         return None
-    return Distribution(directory=dist, node=locate_node())
+    return Distribution(directory=dist, node=locate_node(node))
 
 
-def ensure(*, quiet: bool = True) -> Distribution:
-    """Install the pinned Pyodide once (``npm ci``, integrity-checked); the distribution."""
-    found = installed()
+def ensure(*, quiet: bool = True, cache_dir: str | None = None,
+           node: str | None = None) -> Distribution:
+    """Install the pinned Pyodide once (``npm ci``, integrity-checked) under ``cache_root``;
+    the distribution."""
+    found = installed(cache_dir, node)
     if found is not None:
         return found
-    root = install_dir()
+    root = install_dir(cache_dir)
     npm = shutil.which("npm")
     if npm is None:
         raise JailError("npm is needed once to install Pyodide (Debian: apt-get install npm)")
@@ -134,25 +158,25 @@ def ensure(*, quiet: bool = True) -> Distribution:
         try:
             os.rename(fresh, root)
         except OSError:  # another process finished first: theirs is as good
-            if installed() is None:
+            if installed(cache_dir, node) is None:
                 raise
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
-    found = installed()
+    found = installed(cache_dir, node)
     assert found is not None
     return found
 
 
-def build_tools_dir() -> str:
-    return os.path.join(cache_root(), f"pyodide-build-{PYODIDE_BUILD_VERSION}")
+def build_tools_dir(cache_dir: str | None = None) -> str:
+    return os.path.join(cache_root(cache_dir), f"pyodide-build-{PYODIDE_BUILD_VERSION}")
 
 
-def ensure_build_tools(*, quiet: bool = True) -> str:
+def ensure_build_tools(*, quiet: bool = True, cache_dir: str | None = None) -> str:
     """pyodide-build in its own virtual environment, once; the path of its ``pyodide`` CLI.
 
     Built in place (a venv's scripts name the path it was made at); the marker is written
     last, so an interrupted install is started over."""
-    root = build_tools_dir()
+    root = build_tools_dir(cache_dir)
     cli = os.path.join(root, "bin", "pyodide")
     if os.path.exists(os.path.join(root, _MARKER)):
         return cli
@@ -169,13 +193,14 @@ def ensure_build_tools(*, quiet: bool = True) -> str:
     return cli
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, cache_dir: str | None = None,
+         node: str | None = None) -> int:
     """``python -m sandbox.pyodide.dist``: install the distribution and the build tools
-    (idempotent; what .ci/run and ``sandbox pyodide install`` call)."""
+    (idempotent; what .ci/run and ``sandbox pyodide install`` call) under ``cache_root``."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        dist = ensure(quiet="--verbose" not in args)
-        cli = ensure_build_tools(quiet="--verbose" not in args)
+        dist = ensure(quiet="--verbose" not in args, cache_dir=cache_dir, node=node)
+        cli = ensure_build_tools(quiet="--verbose" not in args, cache_dir=cache_dir)
     except JailError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1

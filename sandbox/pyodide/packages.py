@@ -73,13 +73,32 @@ def installed(directory: str) -> dict[str, Any] | None:
     return None
 
 
-def install(specs: Sequence[str], directory: str, *, quiet: bool = False) -> dict[str, Any]:
-    """Build the environment of ``specs`` in ``directory`` (replaced whole on success)."""
+def contents(directory: str) -> list[packages.Held] | None:
+    """What the environment holds, from its lock file (each package's version and what it
+    depends on), or None if there is none."""
+    manifest = installed(directory)
+    if manifest is None:
+        return None
+    try:
+        with open(os.path.join(directory, LOCK)) as f:
+            locked = json.load(f)["packages"]
+        found = {packages.name_of(str(p.get("name", key))): (str(p.get("version", "?")),
+                                                             list(p.get("depends", [])))
+                 for key, p in locked.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        found = {packages.name_of(n): ("?", []) for n in manifest["packages"]}
+    return packages.attribute(manifest["specs"], found)
+
+
+def install(specs: Sequence[str], directory: str, *, quiet: bool = False,
+            cache_dir: str | None = None, node: str | None = None) -> dict[str, Any]:
+    """Build the environment of ``specs`` in ``directory`` (replaced whole on success), with
+    the distribution and build tools under ``cache_dir`` (``pyodide_dist.cache_root``)."""
     wanted = packages.normalize(specs)
     if not wanted:
         raise ConfigError("name at least one package")
-    dist = pyodide_dist.ensure()
-    cli = pyodide_dist.ensure_build_tools(quiet=quiet)
+    dist = pyodide_dist.ensure(cache_dir=cache_dir, node=node)
+    cli = pyodide_dist.ensure_build_tools(quiet=quiet, cache_dir=cache_dir)
     directory = os.path.abspath(directory)
     fresh = directory + ".new"
     shutil.rmtree(fresh, ignore_errors=True)

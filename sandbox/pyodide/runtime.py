@@ -122,8 +122,8 @@ def pool_rules(rules: PoolRules, config: PyodideConfig) -> PoolRules:
 def jail_setup(config: PoolConfig) -> RuntimeSetup:
     """What a pyodide jail adds: Node and the distribution mounted, the workers' spec; or,
     with ``no_namespaces``, no namespace at all (and the cgroup caps only if we may)."""
-    dist = pyodide_dist.ensure()
     own = config.pyodide
+    dist = pyodide_dist.ensure(cache_dir=own.cache_dir, node=own.node)
     namespaces = not own.no_namespaces
     return RuntimeSetup(
         extra_mounts=extra_mounts(dist, own.packages_dir) if namespaces else (),

@@ -496,7 +496,8 @@ def _connect_default(args: argparse.Namespace) -> None:
 
 
 _POOL_SETTINGS = ("stdlib_allow", "external_allow", "packages_dir", "preload", "cgroup",
-                  "cgroup_root", "pyodide_packages_dir", "pyodide_no_namespaces")
+                  "cgroup_root", "pyodide_packages_dir", "pyodide_cache_dir", "pyodide_node",
+                  "pyodide_no_namespaces")
 
 
 def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, req: Request) -> Result:
@@ -544,8 +545,11 @@ def _host_report(pool: PoolConfig) -> str:
 def _runtimes(args: argparse.Namespace) -> int:
     from sandbox.service import hostcheck
 
+    settings = _pyodide_settings()
     verdicts = hostcheck.runtimes(PoolConfig(
-        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces)))
+        pyodide=PyodideConfig(no_namespaces=args.pyodide_no_namespaces,
+                              cache_dir=settings.pyodide_cache_dir or None,
+                              node=settings.pyodide_node or None)))
     for verdict in verdicts:
         print(verdict.line(version=True))
     return EXIT_OK if all(v.works for v in verdicts) else EXIT_STATUS
@@ -621,15 +625,33 @@ def _runner(args: argparse.Namespace) -> int:
     name = f"runner {args.name}" if args.name else "runner"
     log.info("%s starting: jails for %s, %d slots, broker at %s", name, ", ".join(runtimes),
              config.slots, endpoint)
-    runner = Runner(runner_config)
-    started.append(runner)
-    if args.lifeline is None:
-        signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
+    probes = None
+    if config.runner_http:
+        from sandbox.service.runner_probes import RunnerProbes
+
+        try:
+            probes = RunnerProbes(config.runner_http)
+        except ConfigError as exc:
+            print(f"sandbox: {exc}", file=sys.stderr)
+            return EXIT_STATUS
     try:
-        runner.serve(stop)
-        log.info("%s stopping: its jails end", name)
+        runner = Runner(runner_config, stop=stop)
+        started.append(runner)
+        if probes is not None:
+            probes.attach(runner)
+        if args.lifeline is None:
+            signal.set_wakeup_fd(runner.loop.wake_fd)  # a signal wakes the loop's poll at once
+        try:
+            runner.serve(stop)
+            log.info("%s stopping: its jails end", name)
+        finally:
+            if probes is not None:
+                probes.close()
+                probes = None
+            runner.close()
     finally:
-        runner.close()
+        if probes is not None:
+            probes.close()
     log.info("%s stopped", name)
     return 0
 
@@ -647,11 +669,13 @@ def _packages(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     directory = settings.packages_dir or packages.default_dir()
     if args.action == "list":
-        specs = packages.installed_specs(directory)
-        if specs is None:
+        held = packages.contents(directory)
+        if held is None:
             print(f"no environment in {directory}", file=sys.stderr)
             return EXIT_STATUS
-        print(f"{directory}: " + (" ".join(specs) or "(empty)"))
+        print(f"{directory}:" + ("" if held else " (empty)"))
+        for item in held:
+            print(f"  {item.line()}")
         return EXIT_OK
     if not args.specs:
         raise UsageError(f"packages {args.action}: name at least one package")
@@ -675,11 +699,13 @@ def _pyodide_packages(args: argparse.Namespace) -> int:
 
     directory = args.packages_dir or pyodide_packages.default_dir()
     if args.action == "list":
-        manifest = pyodide_packages.installed(directory)
-        if manifest is None:
+        held = pyodide_packages.contents(directory)
+        if held is None:
             print(f"no pyodide environment in {directory}", file=sys.stderr)
             return EXIT_STATUS
-        print(f"{directory}: " + " ".join(manifest["packages"]))
+        print(f"{directory}:")
+        for item in held:
+            print(f"  {item.line()}")
         return EXIT_OK
     if args.action != "install":
         raise UsageError(f"packages {args.action} applies to python (pyodide: install the "
@@ -687,7 +713,10 @@ def _pyodide_packages(args: argparse.Namespace) -> int:
     if not args.specs:
         raise UsageError("packages install: name at least one package")
     try:
-        manifest = pyodide_packages.install(args.specs, directory)
+        settings = _pyodide_settings()
+        manifest = pyodide_packages.install(args.specs, directory,
+                                            cache_dir=settings.pyodide_cache_dir or None,
+                                            node=settings.pyodide_node or None)
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return EXIT_STATUS
@@ -796,10 +825,21 @@ def _n8n_runner(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _pyodide_settings() -> ServiceConfig:
+    """The settings (``pyodide_cache_dir``, ``pyodide_node``: from SANDBOX_* variables) of
+    the commands that take no settings flags of their own."""
+    try:
+        return ServiceConfig.load(command="packages")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _pyodide(args: argparse.Namespace) -> int:
     from sandbox.pyodide import dist as pyodide_dist
 
-    return pyodide_dist.main([])
+    settings = _pyodide_settings()
+    return pyodide_dist.main([], cache_dir=settings.pyodide_cache_dir or None,
+                             node=settings.pyodide_node or None)
 
 
 _COMMANDS = {"exec": _exec, "serve": _serve, "runner": _runner, "keys": _keys,

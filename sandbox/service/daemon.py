@@ -1,7 +1,8 @@
-"""``sandbox serve``: a broker, its local runner processes, /healthz + /metrics, and the
-HTTP/JSON API when ``api_bind`` is set (``sandbox.http``: it reaches the broker on a private
-inproc:// endpoint of the client socket, stops taking connections when the drain starts, and
-answers what is in flight within the grace).
+"""``sandbox serve``: a broker, its local runner processes, its probes (/livez, /readyz,
+/healthz) and /metrics (``sandbox.http.probes``), and the HTTP/JSON API when ``api_bind`` is
+set (``sandbox.http``: it reaches the broker on a private inproc:// endpoint of the client
+socket, stops taking connections when the drain starts, and answers what is in flight within
+the grace).
 
 The broker loop runs in a thread of its own. Local runners are child processes
 (``python -m sandbox runner``) that a watcher thread starts and restarts with backoff
@@ -15,7 +16,6 @@ socket files the daemon made are removed. An ipc path a live daemon serves is re
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import zmq
 
@@ -37,11 +36,12 @@ from broker.metrics import BrokerMetrics
 from broker.server import BrokerServer
 from sandbox.config import RUNNER, ServiceConfig, settings_for
 from sandbox import backoff, registry
-from sandbox.errors import ConfigError
+from sandbox.errors import ConfigError, JailError
 from sandbox.jail import cgroups, launch, packages
 from sandbox.link import CurveClient
 
 if TYPE_CHECKING:
+    from sandbox.http.probes import ProbeServer
     from sandbox.http.server import ApiServer
 
 log = logging.getLogger("sandbox.service.daemon")
@@ -152,48 +152,40 @@ class RunnerWatcher:
                 proc.wait()
 
 
-def health(draining: bool, runners: int, queued: int, in_flight: int) -> dict[str, Any]:
-    """The body of /healthz; its status decides the HTTP code (200 only for "ok"), so the
-    two always agree: "draining" (SIGTERM), "no runners" (none registered: nothing would
-    run), or "ok"."""
-    status = "draining" if draining else "no runners" if runners == 0 else "ok"
+LIVE_LOCK_S = 2.0  # the broker loop holds its lock for microseconds; seconds is a wedge
+
+
+def health(draining: bool, runners: int, queued: int, in_flight: int,
+           own_runners: bool = True) -> dict[str, Any]:
+    """The body of /readyz (and /healthz); its status decides the HTTP code (200 only for
+    "ok"), so the two always agree: "draining" (SIGTERM), "no runners" (the daemon starts
+    runners of its own and none has registered yet: nothing would run), or "ok". A broker
+    whose runners are elsewhere (``runners = 0``) is ready without them: they find it
+    through the address that readiness guards (a Kubernetes Service), and what waits for
+    them meanwhile is what an autoscaler reads."""
+    status = ("draining" if draining else "no runners" if runners == 0 and own_runners
+              else "ok")
     return {"status": status, "runners": runners, "queued": queued, "in_flight": in_flight}
 
 
-def _http_server(address: str, server: BrokerServer, metrics: BrokerMetrics) -> ThreadingHTTPServer:
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+def _probe_server(config: ServiceConfig, server: BrokerServer, metrics: BrokerMetrics
+                  ) -> ProbeServer:
+    from sandbox.http.probes import ProbeServer, add_process_metrics
 
-    host, _, port = address.rpartition(":")
+    def live() -> dict[str, Any]:
+        # the broker's loop takes this lock for every event: held for seconds, it is stuck
+        if not server.lock.acquire(timeout=LIVE_LOCK_S):
+            return {"status": "broker loop stuck"}
+        server.lock.release()
+        return {"status": "ok"}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            if self.path == "/healthz":
-                with server.lock:
-                    body = health(server.draining, len(server.core.runners),
-                                  len(server.core.queued), len(server.core.running))
-                self._reply(200 if body["status"] == "ok" else 503, "application/json",
-                            json.dumps(body).encode())
-            elif self.path == "/metrics":
-                self._reply(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
-            else:
-                self._reply(404, "text/plain", b"not found\n")
+    def ready() -> dict[str, Any]:
+        with server.lock:
+            return health(server.draining, len(server.core.runners), len(server.core.queued),
+                          len(server.core.running), own_runners=config.runners > 0)
 
-        def _reply(self, code: int, kind: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    try:
-        httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
-    except OSError as exc:
-        raise ConfigError(f"cannot serve http on {address}: {exc.strerror or exc}") from exc
-    threading.Thread(target=httpd.serve_forever, daemon=True, name="http").start()
-    return httpd
+    add_process_metrics(metrics.registry, "serve")
+    return ProbeServer(config.http, live, ready, metrics.registry, healthz="ready").start()
 
 
 def api_endpoint() -> str:
@@ -209,13 +201,9 @@ def _api_server(config: ServiceConfig, server: BrokerServer) -> ApiServer:
         with server.lock:
             return [(dict(r.runtimes), r.slots) for r in server.core.runners.values()]
 
-    from importlib.metadata import PackageNotFoundError, version
+    from sandbox.http.probes import package_version
 
-    try:
-        ours = version("snippet-sandbox")
-    except PackageNotFoundError:  # pragma: no cover - run from a source tree
-        ours = "unknown"
-    api = ApiServer(config, api_endpoint(), served, ours)
+    api = ApiServer(config, api_endpoint(), served, package_version())
     api.start()
     return api
 
@@ -223,8 +211,8 @@ def _api_server(config: ServiceConfig, server: BrokerServer) -> ApiServer:
 def preflight(config: ServiceConfig) -> None:
     """What would stop every local runner from starting, found before any starts (a runner
     that cannot start would be restarted forever while clients wait): the runners' CURVE key
-    pair, the packages environment, and the cgroup layer. ConfigError or JailError naming the
-    setting."""
+    pair, the packages environment, the cgroup layer, and for pyodide Node and its
+    distribution. ConfigError or JailError naming the setting."""
     if config.runners == 0:
         return
     if config.curve_dir and any(e.startswith("tcp://") for e in config.runner_endpoints()):
@@ -235,6 +223,13 @@ def preflight(config: ServiceConfig) -> None:
     plan = launch.cgroup_plan(pool)
     if plan is not None:
         cgroups.check(plan)
+    if "pyodide" in (registry.canonical(r) for r in config.runtimes):
+        from sandbox.pyodide import dist as pyodide_dist
+
+        try:
+            pyodide_dist.check_usable(pool.pyodide.cache_dir, pool.pyodide.node)
+        except JailError as exc:
+            raise JailError(f"runtimes pyodide: {exc}") from exc
 
 
 def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
@@ -273,12 +268,12 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     metrics.attach(server, restarts=lambda: watcher.restarts)
     httpd = api = None
     try:
-        httpd = _http_server(config.http, server, metrics) if config.http else None
+        httpd = _probe_server(config, server, metrics) if config.http else None
         if config.api_bind:
             api = _api_server(config, server)
     except BaseException:
         if httpd is not None:
-            httpd.shutdown()
+            httpd.close()
         server.close()
         raise
     watcher.start()
@@ -291,7 +286,7 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     log.info("serving clients on %s, runners on %s%s%s",
              ", ".join(server.endpoints[:len(endpoints)]), ", ".join(server.runner_endpoints),
-             f", http://{config.http}" if httpd else "",
+             f", http://{httpd.address}" if httpd else "",
              f", api http://{api.address}" if api else "")
     if ready is not None:
         ready.set()
@@ -312,6 +307,6 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         watcher.close()
         server.close()
         if httpd is not None:
-            httpd.shutdown()
+            httpd.close()
         log.info("stopped")
     return 0

@@ -48,7 +48,7 @@ def runtimes(config: PoolConfig) -> list[Verdict]:
         if missing:
             out.append(Verdict(name, False, missing))
             continue
-        problem = _installed(name) or cgroup
+        problem = _installed(name, config) or cgroup
         if problem:
             out.append(Verdict(name, False, problem))
             continue
@@ -81,7 +81,7 @@ def _cgroup_problem(config: PoolConfig) -> str:
     return ""
 
 
-def _installed(runtime: str) -> str:
+def _installed(runtime: str, config: PoolConfig) -> str:
     """What is missing on this host for ``runtime`` to start, or ""."""
     if runtime == "javascript":
         try:
@@ -90,7 +90,7 @@ def _installed(runtime: str) -> str:
             return "the quickjs-ng package is not installed"
     if runtime == "pyodide":
         try:
-            if pyodide_dist.installed() is None:
+            if pyodide_dist.installed(config.pyodide.cache_dir, config.pyodide.node) is None:
                 return "its distribution is not installed: run `sandbox pyodide install`"
         except SandboxError as exc:
             return str(exc)

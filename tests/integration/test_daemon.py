@@ -4,11 +4,13 @@ items 10-12 in brackets)."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 import zmq.auth
@@ -284,45 +286,106 @@ def test_a_missing_runner_key_stops_serve_before_any_runner_starts(ipc_dir):
                            f"(`sandbox keys {keys} --client runner` makes it, or --runner runner)\n")
 
 
-def test_healthz_says_in_its_body_what_its_code_says(ipc_dir):
-    """[14.6] /healthz answered 503 with the body {"status": "ok", "runners": 0}."""
+def _probe(url: str) -> tuple[int, object]:
     import json
-    import time
     import urllib.error
     import urllib.request
 
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body = r.read()
+            return r.status, json.loads(body) if r.headers.get_content_type() == (
+                "application/json") else body.decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _serve_http(ipc_dir: str, *args: str) -> tuple[subprocess.Popen[bytes], str]:
     with _taken_port() as probe:
         port = probe.getsockname()[1]  # free once closed: serve takes it
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "serve", "--bind",
-                             f"ipc://{ipc_dir}/s.sock", "--http", f"127.0.0.1:{port}",
-                             "--runners", "0"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             f"ipc://{ipc_dir}/s.sock", "--http", f"127.0.0.1:{port}", *args],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    end = time.monotonic() + 60
+    while True:
+        try:
+            _probe(f"{url}/livez")
+            return proc, url
+        except OSError:
+            if time.monotonic() > end or proc.poll() is not None:
+                proc.kill()
+                raise
+            time.sleep(0.1)  # polling the condition itself, within the deadline
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    assert proc.stderr is not None
+    proc.stderr.close()
+
+
+def test_healthz_says_in_its_body_what_its_code_says(ipc_dir):
+    """[14.6] /healthz answered 503 with the body {"status": "ok", "runners": 0}. [25.8] A
+    broker whose runners are elsewhere (--runners 0) is ready without them: they reach it
+    through the address readiness guards (a Kubernetes Service)."""
+    proc, url = _serve_http(ipc_dir, "--runners", "0")
     try:
-        end = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
-            except urllib.error.HTTPError as exc:
-                code, body = exc.code, json.loads(exc.read())
-                break
-            except OSError:
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.1)
-        assert (code, body) == (503, {"status": "no runners", "runners": 0, "queued": 0,
-                                      "in_flight": 0})
+        answers = [_probe(f"{url}{path}") for path in ("/healthz", "/readyz", "/livez")]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
-        assert proc.stderr is not None
-        proc.stderr.close()
+        _stop(proc)
+    ready = {"status": "ok", "runners": 0, "queued": 0, "in_flight": 0}
+    assert answers == [(200, ready), (200, ready), (200, {"status": "ok"})]
 
 
-@pytest.mark.parametrize(("draining", "runners", "status", "code"), [
-    (False, 1, "ok", 200), (False, 0, "no runners", 503), (True, 1, "draining", 503)])
-def test_the_health_body_and_code_agree(draining, runners, status, code):
+def test_probes_take_a_query_string_and_speak_http_1_1(ipc_dir):
+    """[25.8] /healthz was http.server's: HTTP/1.0, its path compared whole (/healthz?x was
+    404)."""
+    import http.client
+
+    proc, url = _serve_http(ipc_dir, "--runners", "0")
+    try:
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=5)
+        answers = []
+        for path in ("/healthz?verbose", "/readyz?x=1", "/livez?", "/nowhere"):
+            conn.request("GET", path)  # one connection: kept alive between requests
+            response = conn.getresponse()
+            answers.append((response.version, response.status))
+            response.read()
+        conn.close()
+    finally:
+        _stop(proc)
+    assert answers == [(11, 200), (11, 200), (11, 200), (11, 404)]
+
+
+def test_metrics_name_the_build_and_the_process(ipc_dir):
+    """[25.8] /metrics had no sandbox_build_info and no process metrics."""
+    from importlib.metadata import version
+
+    proc, url = _serve_http(ipc_dir, "--runners", "0")
+    try:
+        code, text = _probe(f"{url}/metrics")
+    finally:
+        _stop(proc)
+    assert isinstance(text, str)
+    lines = text.splitlines()
+    assert (code, [line for line in lines if line.startswith("sandbox_build_info")]) == (
+        200, ['sandbox_build_info{component="serve",python="%s",version="%s"} 1.0'
+              % (platform.python_version(), version("snippet-sandbox"))])
+    assert {line.split(" ")[0] for line in lines} >= {
+        "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+        "process_start_time_seconds"}
+
+
+@pytest.mark.parametrize(("draining", "runners", "own", "status", "code"), [
+    (False, 1, True, "ok", 200), (False, 0, True, "no runners", 503),
+    (True, 1, True, "draining", 503), (False, 0, False, "ok", 200),
+    (True, 0, False, "draining", 503)])
+def test_the_health_body_and_code_agree(draining, runners, own, status, code):
     from sandbox.service.daemon import health
 
-    body = health(draining, runners, 0, 0)
+    body = health(draining, runners, 0, 0, own_runners=own)
     assert body["status"] == status and (200 if body["status"] == "ok" else 503) == code
 
 

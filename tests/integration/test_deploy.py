@@ -21,6 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from broker.core import BrokerConfig
+from broker.metrics import BrokerMetrics
+from broker.server import BrokerServer
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "sandbox" / "deploy" / "k8s"
 KEDA_MODELS = "@kubernetes-models/keda@2.0.0"
@@ -108,6 +112,54 @@ def test_kedas_query_reads_metrics_the_broker_exports():
     finally:
         server.close()
     assert wanted and wanted <= exported
+
+
+def test_the_brokers_probes_answer_on_the_paths_the_pod_names_while_no_runner_is_there():
+    """[25.8] Readiness was /healthz, 503 while no runner had registered; the runners reach
+    the broker through its Service, which sends nothing to a pod that is not ready: neither
+    waited for the other. Liveness was a TCP connect, which a wedged loop passes."""
+    import httpx
+
+    from sandbox.config import ServiceConfig
+    from sandbox.service.daemon import _probe_server
+
+    container = docs("broker.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
+    probes = [container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")]
+    assert env["SANDBOX_HTTP"].endswith(f":{port}") and all(
+        probe["port"] == "metrics" for probe in probes)
+    config = ServiceConfig(http="127.0.0.1:0", runners=int(env["SANDBOX_RUNNERS"]))
+    server = BrokerServer([f"inproc://probes-{os.getpid()}"], BrokerConfig())
+    probe_server = _probe_server(config, server, BrokerMetrics())
+    try:
+        codes = [httpx.get(f"http://{probe_server.address}{probe['path']}").status_code
+                 for probe in probes]
+    finally:
+        probe_server.close()
+        server.close()
+    assert [probe["path"] for probe in probes] == ["/readyz", "/livez"] and codes == [200, 200]
+
+
+def test_a_runner_pods_probes_answer_on_the_paths_it_names_while_its_jails_start():
+    """[25.8] Runner pods had no probes, and a runner no HTTP server to probe."""
+    import httpx
+
+    from sandbox.service.runner_probes import RunnerProbes
+
+    container = docs("runner.yaml")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = env_of(container)
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "probes")
+    probes = [container[kind]["httpGet"] for kind in ("readinessProbe", "livenessProbe")]
+    assert env["SANDBOX_RUNNER_HTTP"].endswith(f":{port}") and all(
+        probe["port"] == "probes" for probe in probes)
+    server = RunnerProbes("127.0.0.1:0")  # no runner yet: its jails start
+    try:
+        codes = [httpx.get(f"http://{server.server.address}{probe['path']}").status_code
+                 for probe in probes]
+    finally:
+        server.close()
+    assert [probe["path"] for probe in probes] == ["/readyz", "/livez"] and codes == [503, 200]
 
 
 def _submit():

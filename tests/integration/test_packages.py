@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+
 
 import pytest
 
@@ -113,3 +115,9 @@ def test_packages_install_adds_and_remove_takes_away(tmp_path):
     missing = cli("remove", "numpy")
     assert (missing.returncode, missing.stderr) == (
         1, f"sandbox: {directory} holds no numpy (it holds: python-dateutil)\n")
+    listed = cli("list")  # [25.9] with versions, and what python-dateutil pulls in (six or
+    lines = listed.stdout.splitlines()  # tzdata, by its release)
+    shapes = [re.sub(r"^  ([a-z0-9-]+) [0-9][^ ]*", lambda m: "  python-dateutil V" if m.group(1)
+                     == "python-dateutil" else "  DEP V", line) for line in lines[1:]]
+    assert (listed.returncode, lines[0], shapes[0], set(shapes[1:])) == (
+        0, f"{directory}:", "  python-dateutil V", {"  DEP V (pulled in by python-dateutil)"})

@@ -394,3 +394,158 @@ def test_1_a_limit_above_the_operators_cap_is_refused_naming_the_cap(daemon):
         assert (r.status, r.message) == (
             Status.REJECTED, "timeout_s 3600 s is above this service's cap of 300 s (max_timeout_s)")
         assert client.run("python", "return 1", timeout_s=300).value == 1
+
+
+# -- 8: metrics and health ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:  # not listening (yet, or any more)
+        return 0, ""
+
+
+def test_8_serve_has_liveness_readiness_build_process_and_per_runtime_pool_metrics(ipc_dir):
+    """/healthz was http.server (HTTP/1.0, /healthz?x was 404) with no liveness/readiness
+    split; /metrics had no build, no process metrics and one idle-children sum."""
+    port = _free_port()
+    program = Program("serve", "--bind", f"ipc://{ipc_dir}/s.sock", "--http",
+                      f"127.0.0.1:{port}", "--slots", "1")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        program.wait_for(r"runner local-0 registered")
+        # the runners' first heartbeats carry their pools' idle children
+        assert _wait(lambda: 'sandbox_idle_children{runtime="python"} 1.0' in _get(
+            f"{url}/metrics")[1], 30)
+        probes = [_get(f"{url}{path}")[0] for path in ("/livez", "/readyz?verbose", "/healthz?x")]
+        metrics = _get(f"{url}/metrics")[1].splitlines()
+    finally:
+        assert program.stop() == 0
+    assert probes == [200, 200, 200]
+    assert sorted(line for line in metrics if line.startswith(("sandbox_build_info",
+                                                               "sandbox_idle_children{"))) == [
+        f'sandbox_build_info{{component="serve",python="{sys.version.split()[0]}",'
+        f'version="{version("snippet-sandbox")}"}} 1.0',
+        'sandbox_idle_children{runtime="javascript"} 1.0',
+        'sandbox_idle_children{runtime="python"} 1.0']
+    assert any(line.startswith("process_resident_memory_bytes ") for line in metrics)
+
+
+def test_8_the_n8n_runner_has_probes_and_metrics():
+    """The n8n runner had no /metrics, and its /healthz parsed request lines by hand."""
+    port = _free_port()
+    broker = _free_port()  # nothing listens there: the runner retries, never registered
+    program = Program("n8n-runner", "--task-broker-uri", f"http://127.0.0.1:{broker}",
+                      "--auth-token", "t", "--max-concurrency", "1", "--types", "python",
+                      "--health-check-server-enabled", "true",
+                      "--health-check-server-port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        program.wait_for(r"retrying in")
+        assert _wait(lambda: "sandbox_n8n_registered 0.0" in _get(f"{url}/metrics")[1], 30)
+        answers = [_get(f"{url}{path}") for path in ("/healthz?x", "/livez", "/readyz")]
+        metrics = _get(f"{url}/metrics")[1].splitlines()
+    finally:
+        assert program.stop() == 0
+    assert [code for code, _ in answers] == [200, 200, 503]
+    assert json.loads(answers[2][1]) == {"status": "not registered", "running": 0}
+    assert 'sandbox_idle_children{runtime="python"} 1.0' in metrics
+    assert any(line.startswith("sandbox_n8n_reconnects_total ") for line in metrics)
+
+
+def test_8_a_runner_has_probes_and_its_pools_idle_children_per_runtime(daemon):
+    program, endpoint = daemon
+    port = _free_port()
+    runners = endpoint.removesuffix(".sock") + ".runners.sock"
+    runner = Program("runner", "--connect", runners, "--name", "probed", "--runtimes", "python",
+                     "--slots", "1", "--runner-http", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        runner.wait_for(r"registered with the broker")
+        assert _wait(lambda: _get(f"{url}/readyz")[0] == 200, 30)
+        answers = [_get(f"{url}{path}") for path in ("/livez", "/readyz?x")]
+        metrics = _get(f"{url}/metrics")[1].splitlines()
+    finally:
+        assert runner.stop() == 0
+    assert [(code, json.loads(body)) for code, body in answers] == [
+        (200, {"status": "ok"}), (200, {"status": "ok", "running": 0})]
+    assert [line for line in metrics if line.startswith("sandbox_idle_children{")] == [
+        'sandbox_idle_children{runtime="python"} 1.0']
+
+
+# -- 9: operations ------------------------------------------------------------------------------
+
+
+def test_9_packages_list_gives_versions_and_what_a_package_pulled_in(tmp_path):
+    directory = str(tmp_path / "env")
+    assert sandbox("packages", "install", "python-dateutil", "--packages-dir",
+                   directory).returncode == 0
+    done = sandbox("packages", "list", "--packages-dir", directory)
+    lines = done.stdout.splitlines()
+    assert (done.returncode, lines[0]) == (0, f"{directory}:")
+    assert re.fullmatch(r"  python-dateutil \d[^ ]*", lines[1])
+    assert lines[2:] and all(re.fullmatch(r"  [a-z0-9-]+ \d[^ ]* \(pulled in by python-dateutil\)",
+                                          line) for line in lines[2:])
+
+
+def test_9_as_root_the_pyodide_cache_can_be_moved(tmp_path):
+    """As root the distribution lived in /var/cache/snippet-sandbox whatever was said."""
+    from sandbox.pyodide import dist
+
+    if os.geteuid() != 0 or dist.installed() is None:
+        pytest.skip("needs root and the Pyodide distribution installed in its default place")
+    moved = tmp_path / "cache"
+    moved.mkdir()
+    for name in (os.path.basename(dist.install_dir()), os.path.basename(dist.build_tools_dir())):
+        (moved / name).symlink_to(os.path.join(dist.cache_root(), name))
+    done = sandbox("pyodide", "install", env={"SANDBOX_PYODIDE_CACHE_DIR": str(moved)})
+    assert (done.returncode, done.stdout.split(":")[1].split()[0]) == (
+        0, f"{moved}/{os.path.basename(dist.install_dir())}/node_modules/pyodide")
+
+
+def test_9_serve_for_pyodide_on_a_node_too_old_says_so_at_once(ipc_dir, tmp_path):
+    """The deploy image has no Node (Debian 12's is 18, older than the workers' permission
+    model): serve started runners that failed on every start, and nothing said why."""
+    node = tmp_path / "node"
+    node.write_text("#!/bin/sh\necho v18.19.0\n")
+    node.chmod(0o755)
+    done = sandbox("serve", "--bind", f"ipc://{ipc_dir}/s.sock", "--http", "", "--runtimes",
+                   "pyodide", env={"SANDBOX_PYODIDE_NODE": str(node)})
+    assert (done.returncode, done.stderr) == (
+        1, f"sandbox: runtimes pyodide: the pyodide runtime needs Node.js 20 or later (its "
+           f"workers run under Node's permission model); {node} is 18.19.0\n")
+
+
+def test_9_a_daemon_stopped_while_its_pyodide_jail_starts_stops_its_runner_cleanly(ipc_dir):
+    """An idle daemon serving pyodide took 5.5 s to stop: its runner, starting the jail,
+    did not watch its lifeline, so the daemon waited 5 s and killed it."""
+    program = Program("serve", "--bind", f"ipc://{ipc_dir}/p.sock", "--http", "",
+                      "--runtimes", "pyodide", "--slots", "1")
+    try:
+        program.wait_for(r"runner local-0 starting: jails for pyodide")
+    finally:
+        code = program.stop()
+    assert (code, [line[24:] for line in program.lines if "local-0 stop" in line]) == (
+        0, ["INFO sandbox.runner: runner local-0 stopping: its jails end",
+            "INFO sandbox.runner: runner local-0 stopped"])
+
+
+def test_7_a_violation_says_which_operation():
+    done = sandbox("exec", "-r", "python", "--stdlib-allow", "+os", "-", code="import os\nos.fork()")
+    assert (done.returncode, done.stderr) == (
+        1, "violation: killed for a forbidden operation (seccomp: SIGSYS): os.fork\n")

@@ -77,3 +77,25 @@ def test_the_operators_limit_caps_are_in_the_metrics():
                 value("sandbox_limit_cap", {"limit": "memory_mb"})) == (300.0, 4096.0)
     finally:
         server.close()
+
+
+def test_idle_children_are_counted_per_runtime():
+    """[25.8] One sandbox_idle_children summed every runtime's pool: an autoscaler could not
+    tell a python pool that is empty from a javascript one that is full."""
+    name = uuid.uuid4().hex
+    server = BrokerServer([f"inproc://metrics-{name}"], runner_endpoints=[f"inproc://r-{name}"])
+    try:
+        metrics = BrokerMetrics()
+        metrics.attach(server)
+        with server.lock:
+            core = server.core
+            core.on_runner(b"r1", p.Ready({"python": "3.11", "javascript": "0.10"}, 4, (), "r1"),
+                           0.0)
+            core.on_runner(b"r1", p.RunnerHeartbeat(3, idle={"python": 0, "javascript": 3}), 0.1)
+            core.on_runner(b"r2", p.Ready({"python": "3.11"}, 2, (), "r2"), 0.0)
+            core.on_runner(b"r2", p.RunnerHeartbeat(2), 0.1)  # says only the sum
+        value = metrics.registry.get_sample_value
+        assert [value("sandbox_idle_children", {"runtime": r})
+                for r in ("python", "javascript", "unknown")] == [0, 3, 2]
+    finally:
+        server.close()

@@ -173,7 +173,7 @@ msgpack_values = st.recursive(
 field_names = st.sampled_from(
     ["v", "t", "id", "runtime", "code", "data", "limits", "priority", "lane", "group",
      "version", "wait_for_runner", "queue_timeout_s", "idempotent", "max_attempts", "task_id",
-     "envelope", "runtimes", "slots", "groups", "name", "idle_children", "message", "status",
+     "envelope", "runtimes", "slots", "groups", "name", "idle_children", "idle", "message", "status",
      "deadline_s"]
 )
 
@@ -198,3 +198,10 @@ def test_random_message_shaped_maps_give_a_message_or_a_protocol_error(kind, fie
         assert exc.msg_id is None or isinstance(exc.msg_id, str)
     else:  # what decodes re-encodes to an equal message
         assert p.decode(p.encode(msg)) == msg
+
+
+def test_a_heartbeat_carries_idle_children_per_runtime_and_bad_counts_are_refused():
+    beat = p.RunnerHeartbeat(3, idle={"python": 1, "javascript": 2})
+    assert p.decode(p.encode(beat)) == beat
+    with pytest.raises(p.ProtocolError, match="'idle' must map"):
+        p.decode(p.encode(p.RunnerHeartbeat(1, idle={"python": -1})))

@@ -19,7 +19,7 @@ def test_a_cgroup_layer_this_user_cannot_set_up_is_why_no_runtime_can_run(monkey
     monkeypatch.setattr(launch, "locate_nsjail", lambda path=None: "/bin/nsjail")
     monkeypatch.setattr(launch, "cgroup_plan", _no_cgroup)
     monkeypatch.setattr(namespaces, "denied", lambda: "")
-    monkeypatch.setattr(hostcheck, "_installed", lambda runtime: "")
+    monkeypatch.setattr(hostcheck, "_installed", lambda runtime, config: "")
     verdicts = hostcheck.runtimes(PoolConfig())
     assert [(v.runtime, v.works, v.why) for v in verdicts] == [
         (name, False, "cannot set up the jail's cgroup: /sys/fs/cgroup/x is not writable by "
@@ -34,6 +34,6 @@ def test_with_the_cgroup_layer_off_the_cgroup_is_not_asked_about(monkeypatch):
     monkeypatch.setattr(launch, "locate_nsjail", lambda path=None: "/bin/nsjail")
     monkeypatch.setattr(launch, "cgroup_plan", asked)
     monkeypatch.setattr(namespaces, "denied", lambda: "")
-    monkeypatch.setattr(hostcheck, "_installed", lambda runtime: "")
+    monkeypatch.setattr(hostcheck, "_installed", lambda runtime, config: "")
     assert all(v.works for v in hostcheck.runtimes(PoolConfig(cgroup="off")))
 

@@ -31,7 +31,7 @@ def sb():
     ("error ValueError boom", Status.ERROR, "ValueError: boom"),
     ("sleep", Status.TIMEOUT, "exceeded the wall-clock timeout of 0.3 s"),
     ("spin", Status.TIMEOUT, "exceeded the wall-clock timeout of 0.3 s"),
-    ("sigsys", Status.VIOLATION, "killed for a forbidden operation (seccomp: SIGSYS)"),
+    ("sigsys", Status.VIOLATION, "killed for a forbidden operation (seccomp: SIGSYS): os.fork"),
     ("oom", Status.MEMORY_LIMIT, "killed by the kernel for exceeding the jail's memory cap"),
     ("exit 3", Status.CRASHED, "the sandboxed process exited with code 3 without a result"),
     ("closefds", Status.CRASHED,

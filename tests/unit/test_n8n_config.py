@@ -42,13 +42,17 @@ def test_flags_win_over_the_environment():
 
 @pytest.mark.parametrize("env,message", [
     ({}, "set N8N_RUNNERS_AUTH_TOKEN (--auth-token)"),
-    ({**BASE, "N8N_RUNNERS_MAX_CONCURRENCY": "many"}, "N8N_RUNNERS_MAX_CONCURRENCY: bad value 'many'"),
+    ({**BASE, "N8N_RUNNERS_MAX_CONCURRENCY": "many"},
+     "environment: N8N_RUNNERS_MAX_CONCURRENCY must be an integer, not str 'many'"),
     ({**BASE, "N8N_RUNNERS_MAX_CONCURRENCY": "0"}, "max_concurrency (N8N_RUNNERS_MAX_CONCURRENCY) must be"),
     ({**BASE, "N8N_RUNNERS_TASK_BROKER_URI": "n8n:5679"}, "task_broker_uri must be http://HOST:PORT"),
     ({**BASE, "N8N_RUNNERS_TASK_BROKER_URI": "https://n8n:5679"}, "TLS is not supported"),
     ({**BASE, "N8N_RUNNERS_STDLIB_ALLOW": "requests"}, "'requests' is not a standard-library module"),
     ({**BASE, "SANDBOX_N8N_TYPES": "ruby"}, "task_types must name javascript and/or python"),
-    ({**BASE, "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED": "maybe"}, "bad value 'maybe'"),
+    ({**BASE, "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED": "maybe"},
+     "N8N_RUNNERS_HEALTH_CHECK_SERVER_ENABLED must be a boolean (true or false), not str 'maybe'"),
+    ({**BASE, "N8N_RUNNERS_LAUNCHER_LOG_LEVEL": "loud"},
+     "log_level (N8N_RUNNERS_LAUNCHER_LOG_LEVEL) must be debug, info, warning or error, not 'loud'"),
     ({**BASE, "SANDBOX_N8N_ISOLATION": "thread"},
      "isolation (SANDBOX_N8N_ISOLATION) must be one of process, worker, not 'thread'"),
 ])
@@ -90,18 +94,18 @@ def test_an_unreadable_FILE_variable_is_one_clear_error(tmp_path):
         f"N8N_RUNNERS_AUTH_TOKEN_FILE: cannot read {tmp_path / 'missing'}: ")
 
 
-@pytest.mark.parametrize("raw,level", [("debug", "DEBUG"), ("warn", "WARNING"), ("ERROR", "ERROR")])
+@pytest.mark.parametrize("raw,level", [("debug", "debug"), ("warn", "warning"), ("ERROR", "error")])
 def test_the_launchers_log_level_variable_sets_the_log_level(raw, level):
     c = N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_LAUNCHER_LOG_LEVEL": raw})
     assert c.log_level == level
 
 
 def test_the_log_level_defaults_to_info_and_a_bad_one_is_refused():
-    assert N8nRunnerConfig.load(env=BASE).log_level == "INFO"
+    assert N8nRunnerConfig.load(env=BASE).log_level == "info"
     with pytest.raises(ConfigError) as info:
         N8nRunnerConfig.load(env={**BASE, "N8N_RUNNERS_LAUNCHER_LOG_LEVEL": "loud"})
-    assert str(info.value) == ("log_level (N8N_RUNNERS_LAUNCHER_LOG_LEVEL) must be one of debug, "
-                               "info, warn, error, not 'loud'")
+    assert str(info.value) == ("log_level (N8N_RUNNERS_LAUNCHER_LOG_LEVEL) must be debug, info, "
+                               "warning or error, not 'loud'")
 
 
 def test_python_may_import_the_ordinary_standard_library_by_default_and_plus_adds_to_it():
@@ -135,3 +139,45 @@ def test_an_unknown_time_zone_is_one_clear_error():
     with pytest.raises(ConfigError) as info:
         N8nRunnerConfig.load(env={**BASE, "GENERIC_TIMEZONE": "Mars/Olympus_Mons"})
     assert "unknown time zone 'Mars/Olympus_Mons'" in str(info.value)
+def test_the_settings_are_read_by_the_projects_one_mechanism():
+    """[25.10] n8n/config.py had a second parser of typed text (its own bools, numbers,
+    lists and messages): its fields are now a schema of sandbox.config's."""
+    from sandbox import config
+    from sandbox.n8n import config as n8n_config
+
+    assert not hasattr(n8n_config, "_typed")
+    assert n8n_config.SETTINGS == config.schema(N8nRunnerConfig)
+    assert [(s.env, s.flag, s.kind) for s in n8n_config.SETTINGS.values()][:4] == [
+        ("N8N_RUNNERS_TASK_BROKER_URI", "--task-broker-uri", "str"),
+        ("N8N_RUNNERS_AUTH_TOKEN", "--auth-token", "str"),
+        ("N8N_RUNNERS_GRANT_TOKEN", "--grant-token", "str"),
+        ("N8N_RUNNERS_MAX_CONCURRENCY", "--max-concurrency", "int")]
+
+
+def test_a_mistyped_sandbox_n8n_variable_is_warned_about_naming_the_closest():
+    """[25.10] SANDBOX_N8N_* variables were skipped by the typo check of SANDBOX_* ones and
+    read by nobody else: SANDBOX_N8N_MEMROY_MB=1024 was ignored without a word."""
+    proc = subprocess.run([sys.executable, "-m", "sandbox", "n8n-runner", "--max-concurrency", "0"],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "N8N_RUNNERS_AUTH_TOKEN": "t",
+                               "SANDBOX_N8N_MEMROY_MB": "1024"})
+    assert (proc.returncode, proc.stderr.splitlines()) == (2, [
+        "sandbox n8n-runner: warning: SANDBOX_N8N_MEMROY_MB is not a setting and is ignored "
+        "(did you mean SANDBOX_N8N_MEMORY_MB?)",
+        "sandbox n8n-runner: max_concurrency (N8N_RUNNERS_MAX_CONCURRENCY) must be a positive "
+        "integer, not 0"])
+
+
+def test_the_help_names_each_variable_and_default():
+    proc = subprocess.run([sys.executable, "-m", "sandbox", "n8n-runner", "--help"],
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    assert proc.returncode == 0
+    assert [line.strip() for line in proc.stdout.splitlines() if "TIMEOUT]" in line
+            or "MAX_CONCURRENCY]" in line] == [
+        "--max-concurrency N   tasks at once; default: 5 [N8N_RUNNERS_MAX_CONCURRENCY]",
+        "per task, in seconds; default: 300 s [N8N_RUNNERS_TASK_TIMEOUT]",
+        "exit after this long without a task (0: never); default: 0 s "
+        "[N8N_RUNNERS_AUTO_SHUTDOWN_TIMEOUT]",
+        "on SIGTERM, keep serving this long or until n8n drains; default: 30 s "
+        "[N8N_RUNNERS_GRACEFUL_SHUTDOWN_TIMEOUT]"]

@@ -10,6 +10,7 @@ import queue
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -48,6 +49,9 @@ class FakeBackend:
     def cancel(self, key: str) -> None:
         self.cancelled.append(key)
         self.finish(key, Result(Status.CRASHED, "cancelled"))
+
+    def idle_by_runtime(self) -> dict[str, int]:
+        return {"javascript": 1, "python": 2}
 
     def finish(self, key: str, result: Result) -> None:
         assert self._loop is not None
@@ -252,17 +256,79 @@ def test_stop_closes_the_websocket_going_away(broker):
     assert not thread.is_alive() and backend.closed
 
 
-def test_health_check_server_answers_healthz(broker):
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:  # not listening yet
+        return 0, ""
+
+
+def _wait_for(predicate: Any, timeout_s: float = 10.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _health_shell(broker: FakeBroker) -> tuple[Shell, FakeBackend, threading.Thread, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     shell, backend, thread = start_shell(broker, health_check_server_enabled=True,
                                          health_check_server_port=port)
+    return shell, backend, thread, f"http://127.0.0.1:{port}"
+
+
+def test_health_check_server_answers_healthz_with_a_query_string(broker):
+    """[25.8] The hand-parsed server compared the request line's path with "/healthz" whole:
+    "/healthz?probe=1" was 404."""
+    shell, backend, thread, url = _health_shell(broker)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            assert (r.status, json.loads(r.read())) == (200, {"status": "ok"})
+        assert _wait_for(lambda: _get(f"{url}/healthz?probe=1") == (200, '{"status": "ok"}'))
     finally:
         stop_shell(shell, backend, thread)
+
+
+def test_readiness_waits_for_registration_and_liveness_does_not(broker):
+    """[25.8] One /healthz said 200 whether or not n8n had the runner: /readyz says whether
+    it is registered, /livez whether its loop answers."""
+    shell, backend, thread, url = _health_shell(broker)
+    try:
+        session = broker.session()
+        assert _wait_for(lambda: _get(f"{url}/livez")[0] == 200)
+        before = _get(f"{url}/readyz")
+        register(session)
+        assert _wait_for(lambda: _get(f"{url}/readyz")[0] == 200)
+        assert (before, _get(f"{url}/readyz")) == (
+            (503, '{"status": "not registered", "running": 0}'),
+            (200, '{"status": "ok", "running": 0}'))
+    finally:
+        stop_shell(shell, backend, thread)
+
+
+def test_the_n8n_runner_serves_metrics(broker):
+    """[25.8] The n8n runner had no /metrics: now its pools' idle children per runtime, its
+    build and its process."""
+    shell, backend, thread, url = _health_shell(broker)
+    try:
+        register(broker.session())
+        assert _wait_for(lambda: 'sandbox_n8n_registered 1.0' in _get(f"{url}/metrics")[1])
+        lines = _get(f"{url}/metrics")[1].splitlines()
+    finally:
+        stop_shell(shell, backend, thread)
+    assert [line for line in lines if line.startswith(("sandbox_idle_children{",
+                                                       "sandbox_build_info{"))] == [
+        'sandbox_build_info{component="n8n-runner",python="%s",version="%s"} 1.0' % (
+            __import__("platform").python_version(),
+            __import__("importlib.metadata").metadata.version("snippet-sandbox")),
+        'sandbox_idle_children{runtime="javascript"} 1.0',
+        'sandbox_idle_children{runtime="python"} 2.0']
+    assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
 
 
 def test_a_wrong_auth_token_is_retried_with_backoff_not_fatal(broker):

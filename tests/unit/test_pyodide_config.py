@@ -4,6 +4,7 @@ the pool rules it changes, and the request shape every pyodide task gets."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import pytest
@@ -107,3 +108,17 @@ def test_the_import_allow_lists_apply_to_pyodide():
     assert _build(imports=["json"]).imports.stdlib == ("json",)
     with pytest.raises(RequestError, match="os"):
         _build(imports=["os"])
+
+
+def test_as_root_the_pyodide_cache_can_be_moved(monkeypatch, tmp_path):
+    """[25.9] As root the distribution went to /var/cache/snippet-sandbox whatever the
+    operator said: now the pyodide_cache_dir setting (SANDBOX_PYODIDE_CACHE_DIR) moves it,
+    for the jails, the build tools and `sandbox runtimes` alike."""
+    from sandbox.config import ServiceConfig
+    from sandbox.pyodide import dist
+
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    pool = ServiceConfig.load(env={"SANDBOX_PYODIDE_CACHE_DIR": str(tmp_path)}, command="serve").pool()
+    assert (dist.cache_root(), os.path.dirname(dist.install_dir(pool.pyodide.cache_dir)),
+            os.path.dirname(dist.build_tools_dir(pool.pyodide.cache_dir))) == (
+        "/var/cache/snippet-sandbox", str(tmp_path), str(tmp_path))

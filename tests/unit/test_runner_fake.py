@@ -117,3 +117,20 @@ def test_a_pyodide_task_sent_without_a_broker_made_key_is_refused_not_shared():
             t.join(timeout=10)
         runner.close()
         server.close()
+
+
+def test_a_lifeline_that_closes_while_the_jails_start_ends_the_wait():
+    """[25.9] The runner watched its lifeline only once every jail had started: a daemon
+    stopped while a pyodide jail started waited 5 s for its runner, then killed it."""
+    read_end, write_end = os.pipe()
+    os.close(write_end)  # the daemon is gone before the first jail is up
+    runner = Runner(RunnerConfig("inproc://nobody-runners", runtimes=("python", "javascript"),
+                                 slots=1, pool=PoolConfig(size=1, cgroup="off"),
+                                 lifeline_fd=read_end),
+                    context=zmq.Context.instance(), launcher=fakejail.launch)
+    try:
+        states = {name: snap["jail"] for name, snap in runner.worker.snapshot().items()}
+        assert (runner.orphaned, states) == (True, {"python": "starting"})
+    finally:
+        runner.close()
+        os.close(read_end)
