@@ -40,6 +40,7 @@ MAX_CODE_BYTES = 1024 * 1024
 MAX_DATA_BYTES = 16 * 1024 * 1024
 MAX_ID_CHARS = 128
 MAX_REUSE_KEY_CHARS = 128
+CLIENT_SECRET_BYTES = 16  # a Submit's client_secret: random, made once per client object
 # what a task names its workers by: "<principal's tag>/<lane>/<reuse key>" (broker.core)
 MAX_REUSE_CHARS = 256
 DEFAULT_LANE = "default"
@@ -113,6 +114,10 @@ class Submit:
     # "process" (a fresh process) or "worker" (a warm worker of its lane and reuse key only)
     isolation: str = "process"
     reuse_key: str | None = None
+    # a secret the client made once (random, CLIENT_SECRET_BYTES): over ipc, the connections
+    # of one process (as the kernel names it) that send the same secret are one principal, so
+    # the threads of one client object share its warm workers (README, "Principals")
+    client_secret: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -426,6 +431,9 @@ def _check_submit(m: Submit) -> None:
     _seconds(m.deadline_s, "deadline_s", 7 * 86400)  # a timeout, a queue wait and a grace
     _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
     _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
+    _need(m.client_secret is None or (_is(m.client_secret, bytes)
+                                      and len(m.client_secret) == CLIENT_SECRET_BYTES),
+          f"'client_secret' must be {CLIENT_SECRET_BYTES} bytes or nil")
     _check_language(m)
 
 
