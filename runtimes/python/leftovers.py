@@ -101,10 +101,14 @@ from typing import Any
 from runtimes.protocol import TAINT_RLIMIT
 
 # CPython 3.11's layouts, x86_64: a dict's version tag, a type's dict, a cell's object, a
-# tuple's items.
+# tuple's items; a list's length and item array; a set's fill, used, mask and table (of
+# mask + 1 entries of a key's address and its hash).
 _DICT_VERSION_AT = 24
 _TYPE_DICT_AT = 264
 _CELL_REF_AT = 16
+_LIST_HEAD_AT = (16, 24)
+_SET_HEAD_AT = (16, 24, 32, 40)
+_SET_ENTRY_BYTES = 16
 _HEAPTYPE = 1 << 9
 _IMMUTABLETYPE = 1 << 8
 # every 8-byte word of the address space, readable by index (only the words asked for are
@@ -311,6 +315,20 @@ def _same_items(items: tuple[Any, ...], pristine: bytes, raw: Any, ident: Any, a
     return same
 
 
+def _where_items(sequence: Any) -> tuple[list[int], slice]:
+    """The addresses of the words that say where a list's or a set's items are (and how many),
+    and the slice of the address space its items' addresses fill now."""
+    at = id(sequence)
+    if type(sequence) is list:
+        heads = [at + offset for offset in _LIST_HEAD_AT]
+        start, length = _WORDS[(at + _LIST_HEAD_AT[1]) >> 3], 8 * len(sequence)
+    else:
+        heads = [at + offset for offset in _SET_HEAD_AT]
+        start = _WORDS[(at + _SET_HEAD_AT[3]) >> 3]
+        length = _SET_ENTRY_BYTES * (_WORDS[(at + _SET_HEAD_AT[2]) >> 3] + 1)
+    return heads, slice(start, start + length) if length else slice(0, 0)
+
+
 def arm() -> Callable[[], bool]:
     """Make this process a worker: take the pristine state, install the tripwire, and return
     the check to run after every task, once the executor has put back what it changes itself
@@ -327,10 +345,25 @@ def arm() -> Callable[[], bool]:
     settings = _settings(sigs, limits)
     modules = sys.modules
     namespace = vars(sys)
+    # the surveyed lists and sets, compared by identity where they keep their items: first
+    # the words that say where their item storage is and how big (one gather), then, only
+    # if none moved, the addresses of their items, read in place (one C call per list or
+    # set, none per item: reading their items' addresses is cheaper than touching them)
+    heads: list[int] = []
+    spans: list[slice] = []
+    for sequence in sequences:
+        where, span = _where_items(sequence)
+        heads += where
+        spans.append(span)
+    storage = _words(heads, pad)
+    # at least two slices, so that the gather's answer is a tuple
+    contents = operator.itemgetter(*spans, slice(0, 0), slice(0, 0))
+    # the pristine items, kept alive: no address in them can come back as another object's
+    held = tuple(tuple(sequence) for sequence in sequences)
     # compared by identity: every item of these, in order, as the bytes of one tuple's item
     # array (its object addresses; the pristine tuple keeps its items alive, so an address
     # cannot come back as another object's)
-    sequences += [modules, modules.values(), namespace, namespace.values()]
+    sequences = [modules, modules.values(), namespace, namespace.values()]
     # caches that snippets fill in passing (any regex, a traceback through the standard
     # library): emptied after every task instead of retiring the worker for them; emptying a
     # cache is always safe, and what is compared (nothing left in it) stays exact
@@ -351,10 +384,10 @@ def arm() -> Callable[[], bool]:
     pristine = (
         tags(_WORDS), refs(_WORDS), settings(), tuple(map(len, sequences)),
         _RAW[id(items) + _TUPLE_ITEMS_AT:id(items) + _TUPLE_ITEMS_AT + 8 * len(items)].tobytes(),
-        tuple(modules), items,
+        tuple(modules), items, storage(_WORDS), b"".join(contents(_RAW)),
     )
     # what keeps every compared object alive, so that no id can come back as another object's
-    kept = (dicts, sequences, cells, pristine)
+    kept = (dicts, sequences, cells, pristine, held)
     random = sys.modules.get("random")
     # the C generator's own seed: it draws from the kernel and writes no dict
     base: Any = type(random._inst).__mro__[1] if random else None
@@ -371,7 +404,9 @@ def arm() -> Callable[[], bool]:
               _reseed: Any = reseed, _setrlimit: Any = resource.setrlimit,
               _limit: int = TAINT_RLIMIT, _match: Any = _settings_match,
               _same: Any = _same_items, _caches: tuple[Any, ...] = tuple(caches),
-              _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type) -> bool:
+              _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type,
+              _storage: Any = storage, _contents: Any = contents,
+              _join: Any = b"".join) -> bool:
         changed = True
         try:
             known = _pristine[5]
@@ -387,6 +422,8 @@ def arm() -> Callable[[], bool]:
             changed = not (
                 _tags(_words) == _pristine[0]
                 and _refs(_words) == _pristine[1]
+                and _storage(_words) == _pristine[7]
+                and _join(_contents(_raw)) == _pristine[8]  # only where nothing moved
                 and _tuple(_map(_len, _sequences)) == _pristine[3]
                 and _same(_tuple(_chain(_sequences)), _pristine[4], _raw, _id, _at, _len)
                 and _match(_settings(), _pristine[2])

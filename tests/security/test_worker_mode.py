@@ -198,6 +198,13 @@ PROBES = {
         "import collections.abc\nreturn isinstance(1, collections.abc.Mapping)"),
     "change_a_class_attribute": (
         "import json\njson.JSONEncoder.item_separator = ';'", APPROVAL),
+    # a list's or a set's storage that did not move, with other items in it
+    "replace_an_item_of_a_modules_list_in_place": (
+        "import json\njson.__all__[0] = 'forged'", "import json\nreturn json.__all__[0]"),
+    "swap_a_member_of_a_modules_set": (
+        "import hashlib\nhashlib.algorithms_guaranteed.discard('md5')\n"
+        "hashlib.algorithms_guaranteed.add('forged')",
+        "import hashlib\nreturn sorted(hashlib.algorithms_guaranteed)"),
     "change_the_working_directory": ("import os\nos.chdir('/usr')", "import os\nreturn os.getcwd()"),
     "leave_a_finalizer_for_the_next_task": (
         "import json\nclass Bomb:\n    def __del__(self):\n"
