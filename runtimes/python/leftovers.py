@@ -391,7 +391,9 @@ def arm() -> Callable[[], bool]:
     random = sys.modules.get("random")
     # the C generator's own seed: it draws from the kernel and writes no dict
     base: Any = type(random._inst).__mro__[1] if random else None
-    reseed = (base.seed, random._inst) if random else None
+    # seeded with 256 bits from the kernel: a seed of no argument draws 2,496 bytes, twice
+    # the cost for no stream a snippet could predict the better
+    reseed = (base.seed, random._inst, os.urandom, int.from_bytes) if random else None
 
     def check(_collect: Callable[[], int] = gc.collect,
               _tags: Any = tags, _refs: Any = refs, _words: Any = _WORDS,
@@ -429,7 +431,7 @@ def arm() -> Callable[[], bool]:
                 and _match(_settings(), _pristine[2])
             )
             if _reseed is not None:  # C state only: a new stream for the next task
-                _reseed[0](_reseed[1])
+                _reseed[0](_reseed[1], _reseed[3](_reseed[2](32), "big"))
         except BaseException:
             changed = True
         if changed:
