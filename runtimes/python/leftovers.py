@@ -38,9 +38,13 @@ trusts code a snippet could have rewritten:
    data two levels down), the ``__kwdefaults__`` of every function, dicts among its defaults and
    closure cells. A dict is compared by its version tag (PEP 509: CPython gives a dict a new tag
    on every change), read in one gather through a view of the address space, so a change
-   inside any of them is seen, however it was made. Lists and sets at those places, closure
-   cells, ``sys`` itself and ``sys.modules`` are compared item by item, by identity, never with
-   ``==`` (which would run the snippet's ``__eq__``). Interpreter settings are compared by value:
+   inside any of them is seen, however it was made. Lists and sets at those places are
+   compared by where their items are stored (the words that say where and how many, one
+   gather) and then, only where none moved, by the object addresses stored there, read in
+   place: no item is touched, which on a busy machine cost more than the reading. Closure
+   cells, ``sys`` itself and ``sys.modules`` are compared item by item, by identity. Nothing
+   is compared with ``==`` (which would run the snippet's ``__eq__``). Interpreter settings
+   are compared by value:
    the recursion and int-digit limits, the switch interval, trace and profile functions, async
    generator hooks, coroutine origin depth, dlopen flags, gc's state and thresholds, signal
    handlers, the signal mask and interval timers, the working directory, umask, resource limits
@@ -62,16 +66,28 @@ trusts code a snippet could have rewritten:
    as costly as the default mode for that task.
 
 Cost, measured on this project's shared 2-vCPU machine under a load average of 5 to 11 (so
-read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.15-0.25 ms of
-CPU per task for the check, most of it reading ~1,600 version tags and comparing ~5,000
-identities. 500 trivial worker-mode tasks through the local API, back to back, medians side by
-side with the code before: 0.31 -> 0.51, 0.48 -> 0.86, 0.37 -> 0.57 ms (0.60-0.89x the
-tasks/s); ``python -m benchmarks --quick --no-n8n --levels 16``, daemon worker mode at 16
-clients: 1546 -> 786, 759 -> 235, 1562 -> 532 tasks/s. That misses the 10% that worker mode's
-throughput was meant to keep. What would remove the per-task cost: CPython 3.12's dict, type
-and function watchers (``PyDict_AddWatcher``...), which call back on the change itself; a
-small C extension registering them could set the mark of part 1 directly, and nothing would be
-compared after a task.
+read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.17-0.20 ms of
+CPU per task for the check, timed inside a jailed worker over 1,000 trivial tasks: reading
+~1,600 version tags (~50 us), the interpreter settings (~35 us, most of it 16 getrlimit calls),
+where ~330 lists and sets keep their items and the addresses stored there (~50 us), ``sys`` and
+``sys.modules`` item by item (~15 us), the cells (~12 us), the reseed (~6 us) and the
+collection (~6 us). Comparing the lists and sets where they keep their items, instead of
+taking each item into a tuple, cut the check by 3-13% (three alternating runs: 201, 190, 196
+-> 174, 185, 196 us) and writes no page the worker shares with its zygote. Nearly all of it is
+the interpreter's overhead per object read (about 20-30 ns each), not the reading itself.
+
+Through the daemon, worker mode at 16 clients had fallen to 0.17-0.28x of the code before this
+check, but most of that was not the check: each thread of one client had a connection of its
+own, and each connection was a principal of its own (broker/server.py), so 16 threads took
+turns evicting each other's workers, and nearly every task started a fresh process. The threads
+of one client object are one principal now. What is left, per task, by process (16 threads,
+8 slots, ``sandbox serve``, summed over each process's threads, two alternating runs):
+jail 90-97 -> 169-205 us (this check), runner 144-157 -> 205-231 us, broker 152-198 ->
+277-294 us; the broker's pure core with the protocol codec alone went from 48-50 to 55-58 us,
+so most of the broker's share is in its loop around the core. What would remove the check's
+own cost: CPython 3.12's dict, type and function watchers (``PyDict_AddWatcher``...), which
+call back on the change itself; a small C extension registering them could set the mark of
+part 1 directly, and nothing would be compared after a task.
 
 What this does not see, and so may pass from one task to the next of one worker (one principal:
 a worker never serves two), is stated in the README: changes further down than the survey goes
