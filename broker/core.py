@@ -171,8 +171,10 @@ class BrokerConfig:
         return {name: cap for name, cap in caps.items() if cap is not None}
     # worker-mode tasks one principal may run at once: each holds a warm worker of its own
     max_workers_per_principal: int = 16
-    # who a client on an ipc socket is: "connection" (each connection its own principal) or
-    # "uid" (every connection of one user shares its principal, and so its warm workers);
+    # who a client on an ipc socket is: "connection" (each connection its own principal, but
+    # the connections of one process sending one client secret are one: a client object's,
+    # one per thread) or "uid" (every connection of one user shares its principal, and so its
+    # warm workers);
     # read by the shell, which names the principal (rule 7t)
     ipc_principal: str = "connection"
     queue_timeout_s: float = 30.0  # default queue-wait deadline

@@ -51,6 +51,7 @@ MAX_STREAM_BYTES = 8 * 1024 * 1024  # what the broker forwards of one task's out
 MAX_STREAM_CHUNKS = 65536  # ... and in how many chunks
 MAX_ID_CHARS = 128
 MAX_REUSE_KEY_CHARS = 128
+CLIENT_SECRET_BYTES = 16  # a Submit's client_secret: random, made once per client object
 # what a task names its workers by: "<principal's tag>/<lane>/<reuse key>" (broker.core)
 MAX_REUSE_CHARS = 256
 # Sessions: what a submit does to its session (``session_op``), and how long an id may be.
@@ -143,6 +144,10 @@ class Submit:
     stream: bool = False  # ``output`` messages while it runs, before its result
     files: dict[str, bytes] | None = None  # written into the task's directory before it runs
     return_files: bool = False  # what it wrote there comes back in its result
+    # a secret the client made once (random, CLIENT_SECRET_BYTES): over ipc, the connections
+    # of one process (as the kernel names it) that send the same secret are one principal, so
+    # the threads of one client object share its warm workers (README, "Principals")
+    client_secret: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -501,6 +506,9 @@ def _check_submit(m: Submit) -> None:
     _seconds(m.deadline_s, "deadline_s", 7 * 86400)  # a timeout, a queue wait and a grace
     _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
     _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
+    _need(m.client_secret is None or (_is(m.client_secret, bytes)
+                                      and len(m.client_secret) == CLIENT_SECRET_BYTES),
+          f"'client_secret' must be {CLIENT_SECRET_BYTES} bytes or nil")
     _check_language(m)
     _check_session(m)
 

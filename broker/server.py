@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import errno
+import hashlib
 import logging
 import os
 import socket
@@ -193,11 +194,15 @@ class BrokerServer:
                 sender, error, msg_id, from_runner=runner))
         if runner:
             return self._core(lambda now: self.core.on_runner(sender, msg, now))
-        principal = self._principal(sender, body)
+        principal = self._principal(sender, body, msg)
         return self._core(lambda now: self.core.on_client(sender, msg, now, principal))
 
-    def _principal(self, sender: bytes, frame: zmq.Frame) -> str:
-        """Who sent a client's message, as the transport says (never what the message says)."""
+    def _principal(self, sender: bytes, frame: zmq.Frame, msg: p.Message) -> str:
+        """Who sent a client's message, as the transport says: the CURVE key; over ipc the
+        connection, or the uid where the operator says so. A message's own word counts only
+        beside the kernel's: connections of one process (its pid, from SO_PEERCRED) that send
+        the same client secret are one principal (a secret of 16 random bytes, so no other
+        client names it by chance, and the pid, so no other process can by design)."""
         if self._curve_clients:  # the key ZAP let in, z85
             try:
                 return f"curve:{frame.get('User-Id')}"
@@ -207,10 +212,14 @@ class BrokerServer:
             peer = str(frame.get("Peer-Address"))  # over ipc: "host:uid:gid:pid" (SO_PEERCRED)
         except zmq.ZMQError:  # inproc has none
             peer = ""
-        if self._by_uid:
-            fields = peer.rsplit(":", 3)
-            if len(fields) == 4 and fields[1].isdigit():
-                return f"uid:{fields[1]}"
+        creds = ipc_credentials(peer)
+        if creds is not None:
+            uid, _, pid = creds
+            if self._by_uid:
+                return f"uid:{uid}"
+            secret = getattr(msg, "client_secret", None)
+            if secret is not None and pid > 0:
+                return f"proc:{uid}:{pid}/{hashlib.blake2b(secret, digest_size=16).hexdigest()}"
         # the connection: its routing id, and where it comes from (over ipc its process), so
         # that a peer that takes over another's routing id does not take over its principal
         return f"conn:{peer}/{sender.hex()}"
@@ -408,6 +417,17 @@ def _decode(frame: zmq.Frame) -> tuple[p.Message | None, str, str | None]:
         return p.decode(frame.buffer), "", None
     except p.ProtocolError as exc:
         return None, str(exc), exc.msg_id
+
+
+def ipc_credentials(peer: str) -> tuple[int, int, int] | None:
+    """(uid, gid, pid) of an ipc peer from its "Peer-Address" ("host:uid:gid:pid", which
+    ZeroMQ reads with SO_PEERCRED); None for any other peer. A tcp peer's address never
+    reads as one: an IPv4 address has no colon, and an IPv6 one leaves a colon in the host
+    part or an empty field among the last three."""
+    fields = peer.rsplit(":", 3)
+    if len(fields) != 4 or ":" in fields[0] or not all(f.isdigit() for f in fields[1:]):
+        return None
+    return int(fields[1]), int(fields[2]), int(fields[3])
 
 
 def _serves(runtimes: dict[str, str], slots: int) -> str:

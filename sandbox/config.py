@@ -367,8 +367,9 @@ class ServiceConfig:
         3600.0, "the longest a session lives, calls or not (a caller may ask for less)",
         on=(SERVE, RUNNER), metavar="SECONDS")
     ipc_principal: str = _setting(
-        "connection", "who a client on an ipc socket is: connection (each its own principal) "
-        "or uid (the connections of one user share warm workers)", metavar="connection|uid")
+        "connection", "who a client on an ipc socket is: connection (each its own principal, "
+        "but a client object's, one per thread, are one) or uid (the connections of one user "
+        "share warm workers)", metavar="connection|uid")
     heartbeat_s: float = _setting(1.0, "heartbeat interval, both ways", on=(SERVE, RUNNER),
                                   metavar="SECONDS", old=("--heartbeat",))
     liveness: int = _setting(3, "heartbeats missed before a peer counts as gone",

@@ -176,12 +176,15 @@ def request(runtime: object, code: object, data: Any, options: Options, *,
 
 
 def to_submit(req: Request, task_id: str, deadline_s: float, *,
-              queue_timeout_s: float | None = None) -> p.Submit:
+              queue_timeout_s: float | None = None,
+              client_secret: bytes | None = None) -> p.Submit:
     """The broker's message for a checked request (``deadline_s``: how long its caller waits;
-    ``queue_timeout_s``: the queue wait when the request names none)."""
+    ``queue_timeout_s``: the queue wait when the request names none; ``client_secret``: the
+    sending client's, see ``broker.protocol.Submit``)."""
     wait = req.message.queue_timeout_s
     return replace(req.message, id=task_id, deadline_s=deadline_s,
-                   queue_timeout_s=queue_timeout_s if wait is None else wait)
+                   queue_timeout_s=queue_timeout_s if wait is None else wait,
+                   client_secret=client_secret)
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,13 @@ trusts code a snippet could have rewritten:
    data two levels down), the ``__kwdefaults__`` of every function, dicts among its defaults and
    closure cells. A dict is compared by its version tag (PEP 509: CPython gives a dict a new tag
    on every change), read in one gather through a view of the address space, so a change
-   inside any of them is seen, however it was made. Lists and sets at those places, closure
-   cells, ``sys`` itself and ``sys.modules`` are compared item by item, by identity, never with
-   ``==`` (which would run the snippet's ``__eq__``). Interpreter settings are compared by value:
+   inside any of them is seen, however it was made. Lists and sets at those places are
+   compared by where their items are stored (the words that say where and how many, one
+   gather) and then, only where none moved, by the object addresses stored there, read in
+   place: no item is touched, which on a busy machine cost more than the reading. Closure
+   cells, ``sys`` itself and ``sys.modules`` are compared item by item, by identity. Nothing
+   is compared with ``==`` (which would run the snippet's ``__eq__``). Interpreter settings
+   are compared by value:
    the recursion and int-digit limits, the switch interval, trace and profile functions, async
    generator hooks, coroutine origin depth, dlopen flags, gc's state and thresholds, signal
    handlers, the signal mask and interval timers, the working directory, umask, resource limits
@@ -62,16 +66,28 @@ trusts code a snippet could have rewritten:
    as costly as the default mode for that task.
 
 Cost, measured on this project's shared 2-vCPU machine under a load average of 5 to 11 (so
-read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.15-0.25 ms of
-CPU per task for the check, most of it reading ~1,600 version tags and comparing ~5,000
-identities. 500 trivial worker-mode tasks through the local API, back to back, medians side by
-side with the code before: 0.31 -> 0.51, 0.48 -> 0.86, 0.37 -> 0.57 ms (0.60-0.89x the
-tasks/s); ``python -m benchmarks --quick --no-n8n --levels 16``, daemon worker mode at 16
-clients: 1546 -> 786, 759 -> 235, 1562 -> 532 tasks/s. That misses the 10% that worker mode's
-throughput was meant to keep. What would remove the per-task cost: CPython 3.12's dict, type
-and function watchers (``PyDict_AddWatcher``...), which call back on the change itself; a
-small C extension registering them could set the mark of part 1 directly, and nothing would be
-compared after a task.
+read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.17-0.20 ms of
+CPU per task for the check, timed inside a jailed worker over 1,000 trivial tasks: reading
+~1,600 version tags (~50 us), the interpreter settings (~35 us, most of it 16 getrlimit calls),
+where ~330 lists and sets keep their items and the addresses stored there (~50 us), ``sys`` and
+``sys.modules`` item by item (~15 us), the cells (~12 us), the reseed (~6 us) and the
+collection (~6 us). Comparing the lists and sets where they keep their items, instead of
+taking each item into a tuple, cut the check by 3-13% (three alternating runs: 201, 190, 196
+-> 174, 185, 196 us) and writes no page the worker shares with its zygote. Nearly all of it is
+the interpreter's overhead per object read (about 20-30 ns each), not the reading itself.
+
+Through the daemon, worker mode at 16 clients had fallen to 0.17-0.28x of the code before this
+check, but most of that was not the check: each thread of one client had a connection of its
+own, and each connection was a principal of its own (broker/server.py), so 16 threads took
+turns evicting each other's workers, and nearly every task started a fresh process. The threads
+of one client object are one principal now. What is left, per task, by process (16 threads,
+8 slots, ``sandbox serve``, summed over each process's threads, two alternating runs):
+jail 90-97 -> 169-205 us (this check), runner 144-157 -> 205-231 us, broker 152-198 ->
+277-294 us; the broker's pure core with the protocol codec alone went from 48-50 to 55-58 us,
+so most of the broker's share is in its loop around the core. What would remove the check's
+own cost: CPython 3.12's dict, type and function watchers (``PyDict_AddWatcher``...), which
+call back on the change itself; a small C extension registering them could set the mark of
+part 1 directly, and nothing would be compared after a task.
 
 What this does not see, and so may pass from one task to the next of one worker (one principal:
 a worker never serves two), is stated in the README: changes further down than the survey goes
@@ -101,10 +117,14 @@ from typing import Any
 from runtimes.protocol import TAINT_RLIMIT
 
 # CPython 3.11's layouts, x86_64: a dict's version tag, a type's dict, a cell's object, a
-# tuple's items.
+# tuple's items; a list's length and item array; a set's fill, used, mask and table (of
+# mask + 1 entries of a key's address and its hash).
 _DICT_VERSION_AT = 24
 _TYPE_DICT_AT = 264
 _CELL_REF_AT = 16
+_LIST_HEAD_AT = (16, 24)
+_SET_HEAD_AT = (16, 24, 32, 40)
+_SET_ENTRY_BYTES = 16
 _HEAPTYPE = 1 << 9
 _IMMUTABLETYPE = 1 << 8
 # every 8-byte word of the address space, readable by index (only the words asked for are
@@ -311,6 +331,20 @@ def _same_items(items: tuple[Any, ...], pristine: bytes, raw: Any, ident: Any, a
     return same
 
 
+def _where_items(sequence: Any) -> tuple[list[int], slice]:
+    """The addresses of the words that say where a list's or a set's items are (and how many),
+    and the slice of the address space its items' addresses fill now."""
+    at = id(sequence)
+    if type(sequence) is list:
+        heads = [at + offset for offset in _LIST_HEAD_AT]
+        start, length = _WORDS[(at + _LIST_HEAD_AT[1]) >> 3], 8 * len(sequence)
+    else:
+        heads = [at + offset for offset in _SET_HEAD_AT]
+        start = _WORDS[(at + _SET_HEAD_AT[3]) >> 3]
+        length = _SET_ENTRY_BYTES * (_WORDS[(at + _SET_HEAD_AT[2]) >> 3] + 1)
+    return heads, slice(start, start + length) if length else slice(0, 0)
+
+
 def arm() -> Callable[[], bool]:
     """Make this process a worker: take the pristine state, install the tripwire, and return
     the check to run after every task, once the executor has put back what it changes itself
@@ -327,10 +361,25 @@ def arm() -> Callable[[], bool]:
     settings = _settings(sigs, limits)
     modules = sys.modules
     namespace = vars(sys)
+    # the surveyed lists and sets, compared by identity where they keep their items: first
+    # the words that say where their item storage is and how big (one gather), then, only
+    # if none moved, the addresses of their items, read in place (one C call per list or
+    # set, none per item: reading their items' addresses is cheaper than touching them)
+    heads: list[int] = []
+    spans: list[slice] = []
+    for sequence in sequences:
+        where, span = _where_items(sequence)
+        heads += where
+        spans.append(span)
+    storage = _words(heads, pad)
+    # at least two slices, so that the gather's answer is a tuple
+    contents = operator.itemgetter(*spans, slice(0, 0), slice(0, 0))
+    # the pristine items, kept alive: no address in them can come back as another object's
+    held = tuple(tuple(sequence) for sequence in sequences)
     # compared by identity: every item of these, in order, as the bytes of one tuple's item
     # array (its object addresses; the pristine tuple keeps its items alive, so an address
     # cannot come back as another object's)
-    sequences += [modules, modules.values(), namespace, namespace.values()]
+    sequences = [modules, modules.values(), namespace, namespace.values()]
     # caches that snippets fill in passing (any regex, a traceback through the standard
     # library): emptied after every task instead of retiring the worker for them; emptying a
     # cache is always safe, and what is compared (nothing left in it) stays exact
@@ -351,14 +400,16 @@ def arm() -> Callable[[], bool]:
     pristine = (
         tags(_WORDS), refs(_WORDS), settings(), tuple(map(len, sequences)),
         _RAW[id(items) + _TUPLE_ITEMS_AT:id(items) + _TUPLE_ITEMS_AT + 8 * len(items)].tobytes(),
-        tuple(modules), items,
+        tuple(modules), items, storage(_WORDS), b"".join(contents(_RAW)),
     )
     # what keeps every compared object alive, so that no id can come back as another object's
-    kept = (dicts, sequences, cells, pristine)
+    kept = (dicts, sequences, cells, pristine, held)
     random = sys.modules.get("random")
     # the C generator's own seed: it draws from the kernel and writes no dict
     base: Any = type(random._inst).__mro__[1] if random else None
-    reseed = (base.seed, random._inst) if random else None
+    # seeded with 256 bits from the kernel: a seed of no argument draws 2,496 bytes, twice
+    # the cost for no stream a snippet could predict the better
+    reseed = (base.seed, random._inst, os.urandom, int.from_bytes) if random else None
 
     def check(_collect: Callable[[], int] = gc.collect,
               _tags: Any = tags, _refs: Any = refs, _words: Any = _WORDS,
@@ -371,7 +422,9 @@ def arm() -> Callable[[], bool]:
               _reseed: Any = reseed, _setrlimit: Any = resource.setrlimit,
               _limit: int = TAINT_RLIMIT, _match: Any = _settings_match,
               _same: Any = _same_items, _caches: tuple[Any, ...] = tuple(caches),
-              _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type) -> bool:
+              _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type,
+              _storage: Any = storage, _contents: Any = contents,
+              _join: Any = b"".join) -> bool:
         changed = True
         try:
             known = _pristine[5]
@@ -387,12 +440,14 @@ def arm() -> Callable[[], bool]:
             changed = not (
                 _tags(_words) == _pristine[0]
                 and _refs(_words) == _pristine[1]
+                and _storage(_words) == _pristine[7]
+                and _join(_contents(_raw)) == _pristine[8]  # only where nothing moved
                 and _tuple(_map(_len, _sequences)) == _pristine[3]
                 and _same(_tuple(_chain(_sequences)), _pristine[4], _raw, _id, _at, _len)
                 and _match(_settings(), _pristine[2])
             )
             if _reseed is not None:  # C state only: a new stream for the next task
-                _reseed[0](_reseed[1])
+                _reseed[0](_reseed[1], _reseed[3](_reseed[2](32), "big"))
         except BaseException:
             changed = True
         if changed:

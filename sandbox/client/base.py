@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import codecs
 import itertools
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,9 @@ class ClientBase:
         self.grace_s = grace_s
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]
+        # sent with every task: over ipc the broker makes this client's connections (one per
+        # thread) one principal, so its threads share its warm workers (broker/server.py)
+        self._secret = secrets.token_bytes(p.CLIENT_SECRET_BYTES)
 
     def request(self, runtime: object, code: object, data: Any, options: Options) -> Request | Result:
         """The request checked once (``sandbox.request``), or a ``rejected`` Result saying why
@@ -93,7 +97,8 @@ class ClientBase:
         if wait is None:
             wait = self.queue_timeout_s
         return to_submit(req, f"{self._prefix}-{next(self._ids)}",
-                         req.limits.timeout_s + wait + self.grace_s, queue_timeout_s=wait)
+                         req.limits.timeout_s + wait + self.grace_s, queue_timeout_s=wait,
+                         client_secret=self._secret)
 
     @staticmethod
     def deadline_s(submit: p.Submit) -> float:

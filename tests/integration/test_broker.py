@@ -6,6 +6,7 @@ import gc
 import os
 import random
 import signal
+import threading
 import time
 
 import msgpack
@@ -375,6 +376,28 @@ def test_two_ipc_connections_naming_one_reuse_key_get_two_workers(tmp_path):
         first, again, other = _tenants_of(server, server.endpoints[0], ({}, {}))
     assert first == again  # a principal's own worker is reused
     assert other != first
+
+
+def test_the_threads_of_one_client_share_its_workers_over_ipc(tmp_path):
+    """Each thread of a Client has a connection of its own: each was a principal of its own,
+    so 16 threads of one host app running worker tasks took turns evicting each other's
+    workers (every task a fresh process: a twelfth of the throughput). They send the
+    client's secret, and the kernel says they are one process: one principal."""
+    with broker(tmp_path) as server:
+        runner = start_runner(server.runner_endpoints[0], "solo", slots=2,
+                              extra=("--stdlib-allow", "+os"))
+        try:
+            wait_for_runners(server, 1)
+            with Client(server.endpoints[0]) as client:
+                pids: list[int] = []
+                for _ in range(3):
+                    thread = threading.Thread(target=lambda: pids.append(_worker_pid(client)))
+                    thread.start()
+                    thread.join()
+                connections = len(client._conns)
+        finally:
+            stop_runner(runner)
+    assert (connections, len(pids), len(set(pids))) == (3, 3, 1)
 
 
 def test_ipc_connections_of_one_uid_share_workers_where_the_operator_says_so(tmp_path):

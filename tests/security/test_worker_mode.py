@@ -198,6 +198,13 @@ PROBES = {
         "import collections.abc\nreturn isinstance(1, collections.abc.Mapping)"),
     "change_a_class_attribute": (
         "import json\njson.JSONEncoder.item_separator = ';'", APPROVAL),
+    # a list's or a set's storage that did not move, with other items in it
+    "replace_an_item_of_a_modules_list_in_place": (
+        "import json\njson.__all__[0] = 'forged'", "import json\nreturn json.__all__[0]"),
+    "swap_a_member_of_a_modules_set": (
+        "import hashlib\nhashlib.algorithms_guaranteed.discard('md5')\n"
+        "hashlib.algorithms_guaranteed.add('forged')",
+        "import hashlib\nreturn sorted(hashlib.algorithms_guaranteed)"),
     "change_the_working_directory": ("import os\nos.chdir('/usr')", "import os\nreturn os.getcwd()"),
     "leave_a_finalizer_for_the_next_task": (
         "import json\nclass Bomb:\n    def __del__(self):\n"
@@ -305,3 +312,110 @@ def test_cant_take_back_the_tripwires_mark(one):
                     "return 'raised'", key="mark")
     assert raised == "ValueError"
     assert worker(one, PID + "return pid", key="mark") != before
+
+
+# -- across principals, through `sandbox serve` ------------------------------------------------
+# The daemon and its clients as deployed: two CURVE principals over tcp (two keys), and two
+# ipc connections (two Client objects). Each names the same lane and reuse key (or none, so
+# "default"); the broker scopes every key by the principal the transport names
+# (broker/server.py), so a task of one never runs in the other's warm worker.
+
+# A mark a worker keeps on purpose: an attribute set on a function is one of the changes the
+# worker check does not see (README, "Worker mode"), so it stays for the worker's next task.
+# What one principal's tasks see of it shows whose worker they ran in.
+MARK = ("import json\nseen = list(getattr(json.dumps, 'marks', ()))\n"
+        "json.dumps.marks = seen + [data]\nreturn seen")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=["curve-tcp", "ipc"])
+def served(request, tmp_path_factory):
+    """A real `sandbox serve` and two clients of it, each a principal of its own."""
+    import signal
+    import subprocess
+    import sys
+
+    from sandbox.client import Client
+
+    directory = tmp_path_factory.mktemp("serve")
+    argv = [sys.executable, "-m", "sandbox", "serve", "--http", "", "--runners", "1",
+            "--slots", "2", "--runtimes", "python", "--stdlib-allow", "*"]
+    if request.param == "curve-tcp":
+        keys = str(directory / "keys")
+        made = subprocess.run([sys.executable, "-m", "sandbox", "keys", keys, "--client", "alice",
+                               "--client", "bob"], capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        endpoint = f"tcp://127.0.0.1:{_free_port()}"
+        argv += ["--bind", endpoint, "--curve-dir", keys,
+                 "--runner-bind", f"ipc://{directory}/runners.sock"]
+        options = ({"curve_dir": keys, "key": "alice"}, {"curve_dir": keys, "key": "bob"})
+    else:
+        endpoint = f"ipc://{directory}/s.sock"
+        argv += ["--bind", endpoint]
+        options = ({}, {})
+    daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    try:
+        with Client(endpoint, queue_timeout_s=60, **options[0]) as a, \
+                Client(endpoint, queue_timeout_s=60, **options[1]) as b:
+            up = a.run("python", "return 1")
+            assert up.status is Status.OK, up.message
+            yield a, b
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+@pytest.mark.parametrize("lane, reuse_key", [("shared-lane", "shared-key"), (None, None)],
+                         ids=["same-lane-and-key", "default"])
+def test_cant_see_another_principals_worker_through_serve(served, lane, reuse_key):
+    """Alice's mark stays in her worker (her next task sees it) and Bob, naming the same lane
+    and key, never sees it: his task ran in a worker of his own."""
+    alice, bob = served
+    options = {"isolation": "worker", **({"lane": lane} if lane else {}),
+               **({"reuse_key": reuse_key} if reuse_key else {})}
+
+    def mark(client, data: str) -> object:
+        r = client.run("python", MARK, data=data, timeout_s=10, **options)
+        assert r.status is Status.OK, r.message
+        return r.value
+
+    seen = (mark(alice, "a1"), mark(alice, "a2"), mark(bob, "b1"), mark(alice, "a3"))
+    assert seen == ([], ["a1"], [], ["a1", "a2"])
+
+
+@pytest.fixture(scope="module")
+def served_pristine(served):
+    """What a fresh process of the daemon answers each probe."""
+    alice, _ = served
+    answers = {}
+    for name, (_, probe) in PROBES.items():
+        r = alice.run("python", probe, data="mine", timeout_s=10)
+        assert r.status is Status.OK, (name, r.message)
+        answers[name] = r.value
+    return answers
+
+
+@pytest.mark.parametrize("capability", PROBES)
+def test_cant_change_another_principals_results_through_serve(served, served_pristine,
+                                                              capability):
+    """One principal changes what its worker holds; the other, naming the same lane and
+    key, gets the answer a fresh process gives."""
+    alice, bob = served
+    poison, probe = PROBES[capability]
+    options = {"isolation": "worker", "lane": "probes", "reuse_key": f"probe-{capability}",
+               "timeout_s": 10}
+    planted = alice.run("python", poison + "\nreturn 1", **options)
+    assert planted.status is Status.OK, planted.message
+    after = bob.run("python", probe, data="mine", **options)
+    assert (after.status, after.value) == (Status.OK, served_pristine[capability])

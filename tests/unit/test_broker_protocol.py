@@ -13,7 +13,8 @@ EVERY_MESSAGE = [
     p.Submit("a", "python", "return 1", b"\xc0"),
     p.Submit("b", "javascript", "return data", b"\x01", p.TaskLimits(2.5, 64, 1024, 4096),
              priority=-3, lane="eval", group="gpu", version="0.10", wait_for_runner=False,
-             queue_timeout_s=1.5, idempotent=True, max_attempts=3, deadline_s=12.5),
+             queue_timeout_s=1.5, idempotent=True, max_attempts=3, deadline_s=12.5,
+             client_secret=bytes(range(p.CLIENT_SECRET_BYTES))),
     p.Cancel("a"),
     p.Ping(),
     p.ResultMsg("a", "ok", "", b"\x80", 2, 1.25),
@@ -109,6 +110,8 @@ def submit_body(**overrides) -> bytes:
          "exceeds max_ext_len(0)", None),
         (msgpack.packb("x" * (p.MAX_STR_BYTES + 1)), "exceeds max_str_len", None),
         (submit_body(deadline_s=-1), "'deadline_s' must be", "x"),
+        (submit_body(client_secret=b"short"), "'client_secret' must be 16 bytes or nil", "x"),
+        (submit_body(client_secret="x" * 16), "'client_secret' must be 16 bytes or nil", "x"),
         (body(t="heartbeat", idle_children="3"), "'idle_children' must be an int", None),
     ],
 )
@@ -205,3 +208,20 @@ def test_a_heartbeat_carries_idle_children_per_runtime_and_bad_counts_are_refuse
     assert p.decode(p.encode(beat)) == beat
     with pytest.raises(p.ProtocolError, match="'idle' must map"):
         p.decode(p.encode(p.RunnerHeartbeat(1, idle={"python": -1})))
+
+
+@pytest.mark.parametrize(("peer", "creds"), [
+    ("localhost:1000:1000:4242", (1000, 1000, 4242)),  # ipc: SO_PEERCRED
+    ("localhost:0:0:0", (0, 0, 0)),  # a peer in a pid namespace the broker cannot see
+    ("127.0.0.1", None),
+    ("::1", None),
+    ("2001:db8::1:2:3", None),  # IPv6: a colon stays in the host part
+    ("::1:2", None),
+    ("1::2:3", None),  # an empty field among the last three
+    ("", None),
+    ("host:uid:gid:pid", None),
+])
+def test_only_an_ipc_peers_address_reads_as_credentials(peer, creds):
+    from broker.server import ipc_credentials
+
+    assert ipc_credentials(peer) == creds
