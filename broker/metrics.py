@@ -37,7 +37,8 @@ _COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
       "cancel_unknown": "late_cancel", "late_done": "done_after_cancel"}),
     ("sandbox_runner_events", "Runner registrations and losses seen by the broker", "event",
      {"runners_registered": "registered", "runners_lost": "lost", "runners_left": "left",
-      "runners_restarted": "reregistered"}),
+      "runners_reattached": "reattached", "holds_ended": "hold_ended",
+      "resent_missing": "task_resent"}),
     ("sandbox_answers", "Answers that waited for a full client socket, and refusals dropped "
      "for one that held too many unread (an accepted task's answer is never dropped)",
      "event", {"answers_deferred": "deferred", "refusals_dropped": "refusal_dropped"}),

@@ -12,8 +12,8 @@ key sets), so a client can never speak as a runner:
 
     client -> broker   submit, cancel, ping              (the client endpoint)
     broker -> client   result, rejected, pong
-    runner -> broker   ready, heartbeat, done, bye       (the runner endpoint)
-    broker -> runner   task, cancel_task, heartbeat
+    runner -> broker   ready, heartbeat, done, bye, missing   (the runner endpoint)
+    broker -> runner   task, cancel_task, heartbeat, holding
 
 Every frame is untrusted and is validated on receipt by ``decode``, which returns one of
 the dataclasses below or raises ``ProtocolError`` (and nothing else), carrying the message
@@ -178,6 +178,9 @@ class RunnerHeartbeat:
     TYPE: ClassVar[str] = "heartbeat"
     idle_children: int = 0
     draining: bool = False  # the runner is leaving: it finishes what it runs, takes nothing new
+    # the ``clock`` of the broker heartbeat this one answers at once (the broker's clock): the
+    # broker measures the round trip from it
+    echo: float | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,15 @@ class Done:
 @dataclass(frozen=True)
 class Bye:
     TYPE: ClassVar[str] = "bye"
+
+
+@dataclass(frozen=True)
+class Missing:
+    """The answer to ``holding``: the tasks of that list this runner never received (they
+    were lost with a connection it dropped), so the broker may send them again."""
+
+    TYPE: ClassVar[str] = "missing"
+    task_ids: tuple[str, ...] = ()
 
 
 # -- broker -> runner ---------------------------------------------------------------------
@@ -222,18 +234,33 @@ class BrokerHeartbeat:
     TYPE: ClassVar[str] = "broker_heartbeat"
     # the answer to a runner's first draining heartbeat: every task sent to it came before
     draining: bool = False
+    # the broker's clock when it sent this (seconds): a runner answers at once with it
+    clock: float | None = None
+
+
+# the most task ids one ``holding`` or ``missing`` carries (a longer list goes in several)
+MAX_IDS_PER_MESSAGE = 200
+
+
+@dataclass(frozen=True)
+class Holding:
+    """To a runner that registered again (the same identity, a new connection): the tasks
+    the broker holds for it. It answers with the ones it never received (``missing``)."""
+
+    TYPE: ClassVar[str] = "holding"
+    task_ids: tuple[str, ...] = ()
 
 
 Message = (
     Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Ready | RunnerHeartbeat | Done | Bye
-    | TaskMsg | CancelTask | BrokerHeartbeat
+    | Missing | TaskMsg | CancelTask | BrokerHeartbeat | Holding
 )
 _TYPES: dict[str, Any] = {
     cls.TYPE: cls
     for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Ready, RunnerHeartbeat, Done,
-                Bye, TaskMsg, CancelTask, BrokerHeartbeat)
+                Bye, Missing, TaskMsg, CancelTask, BrokerHeartbeat, Holding)
 }
-BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
+BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat, Holding)
 
 
 def _names(cls: Any) -> frozenset[str]:
@@ -490,6 +517,26 @@ def _check_result(m: ResultMsg) -> None:
 def _check_heartbeat(m: RunnerHeartbeat) -> None:
     _need(_is(m.idle_children, int), "'idle_children' must be an int")
     _need(_is(m.draining, bool), "'draining' must be a boolean")
+    _clock(m.echo, "echo")
+
+
+def _clock(value: Any, name: str) -> None:
+    _need(value is None or (_is(value, (int, float)) and math.isfinite(value)),
+          f"'{name}' must be a number or nil")
+
+
+def _check_ids(m: Holding | Missing) -> None:
+    ids = m.task_ids
+    _need(isinstance(ids, (list, tuple)) and len(ids) <= MAX_IDS_PER_MESSAGE,
+          f"'task_ids' must be a list of at most {MAX_IDS_PER_MESSAGE} task ids")
+    for task_id in ids:  # a broker's task key: the client's identity and id
+        _text(task_id, "task_ids", 2 * MAX_ID_CHARS)
+    object.__setattr__(m, "task_ids", tuple(ids))
+
+
+def _check_broker_heartbeat(m: BrokerHeartbeat) -> None:
+    _need(_is(m.draining, bool), "'draining' must be a boolean")
+    _clock(m.clock, "clock")
 
 
 def _check_rejected(m: Rejected) -> None:
@@ -503,7 +550,9 @@ _CHECKS: dict[type, Any] = {
     Cancel: lambda m: _check_id(m.id),
     Ready: _check_ready,
     RunnerHeartbeat: _check_heartbeat,
-    BrokerHeartbeat: lambda m: _need(_is(m.draining, bool), "'draining' must be a boolean"),
+    BrokerHeartbeat: _check_broker_heartbeat,
+    Holding: _check_ids,
+    Missing: _check_ids,
     Done: _check_done,
     TaskMsg: _check_task,
     CancelTask: lambda m: _check_id(m.task_id, "task_id"),

@@ -23,11 +23,15 @@ EVERY_MESSAGE = [
     p.Pong(),
     p.Ready({"python": "3.11.7"}, 4, ("cpu", "eu"), "runner-1"),
     p.RunnerHeartbeat(3),
+    p.RunnerHeartbeat(3, echo=12.5),
+    p.Missing(("k:a", "k:b")),
     p.Done("k:a", b"\x80", "ok"),
     p.Bye(),
     p.TaskMsg("k:a", "python", "return 1", b"\xc0", p.TaskLimits(timeout_s=1)),
     p.CancelTask("k:a"),
     p.BrokerHeartbeat(),
+    p.BrokerHeartbeat(clock=12.5),
+    p.Holding(("k:a",)),
 ]
 
 
