@@ -67,7 +67,9 @@ Runners
       it); a heartbeat from it (its old connection came back) reattaches it with all its
       tasks. When the hold ends, its tasks end as rule 9 says.
   9r. A runner that registers again (rule 8) gets its tasks back, and the broker tells it
-      which (``holding``, at most ``MAX_IDS_PER_MESSAGE`` ids a message). A task it never
+      which (``holding``, at most ``MAX_IDS_PER_MESSAGE`` ids a message, the last saying
+      so; every ``ready`` is answered with one, if empty: what the runner runs that the
+      broker does not name, nobody waits for, and the runner stops it). A task it never
       received (sent on the connection that was lost) comes back as ``missing``: it never
       ran, so it goes back to the front of its queue, whether idempotent or not (its attempt
       is not counted). Tasks cancelled while it was held are cancelled on it.
@@ -537,9 +539,10 @@ class BrokerCore:
             running=kept)
         self._served.update(msg.runtimes.items())
         self.counters["runners_registered"] += 1
-        ids = sorted(runner.running)
-        for start in range(0, len(ids), p.MAX_IDS_PER_MESSAGE):
-            out.append(Send(identity, p.Holding(tuple(ids[start:start + p.MAX_IDS_PER_MESSAGE]))))
+        ids, step = sorted(runner.running), p.MAX_IDS_PER_MESSAGE
+        for start in range(0, max(len(ids), 1), step):
+            out.append(Send(identity, p.Holding(tuple(ids[start:start + step]),
+                                                more=start + step < len(ids))))
         out += [Send(identity, p.CancelTask(key)) for key in sorted(cancelled)]
         return out + self._dispatch(now)
 

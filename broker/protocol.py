@@ -249,6 +249,7 @@ class Holding:
 
     TYPE: ClassVar[str] = "holding"
     task_ids: tuple[str, ...] = ()
+    more: bool = False  # more of the list follows; the last part says False
 
 
 Message = (
@@ -526,6 +527,8 @@ def _clock(value: Any, name: str) -> None:
 
 
 def _check_ids(m: Holding | Missing) -> None:
+    if isinstance(m, Holding):
+        _need(_is(m.more, bool), "'more' must be a boolean")
     ids = m.task_ids
     _need(isinstance(ids, (list, tuple)) and len(ids) <= MAX_IDS_PER_MESSAGE,
           f"'task_ids' must be a list of at most {MAX_IDS_PER_MESSAGE} task ids")

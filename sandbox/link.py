@@ -80,14 +80,18 @@ class CurveClient:
         return cls(public, secret, server_key)
 
 
-def prepare(sock: zmq.Socket[Any], curve: CurveClient | None, *, immediate: bool = True) -> None:
+def prepare(sock: zmq.Socket[Any], curve: CurveClient | None, *, immediate: bool = True,
+            routing_id: bytes | None = None) -> None:
     """The options every DEALER to a broker has (before it connects). ``immediate=False``
     (runners) queues what is sent before the connection is up: a runner's session is one
     socket, its ``ready`` goes first, and what it sends for an earlier session is dropped.
     A runner's queue has no high-water mark: what it sends is bounded by its slots (one
     ``done`` per task) and its heartbeats, and a ``done`` refused for a full queue would be an
-    answer lost."""
+    answer lost. ``routing_id``: the identity the broker knows this peer by, the same on
+    every connection (a runner's, for its whole life)."""
     sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+    if routing_id is not None:
+        sock.setsockopt(zmq.ROUTING_ID, routing_id)
     if not immediate:
         sock.setsockopt(zmq.SNDHWM, 0)
     sock.setsockopt(zmq.LINGER, 0)
@@ -190,13 +194,13 @@ class Link:
     """One DEALER to a broker endpoint and its monitor, for one thread at a time."""
 
     def __init__(self, context: zmq.Context[Any], endpoint: str, curve: CurveClient | None, *,
-                 immediate: bool = True) -> None:
+                 immediate: bool = True, routing_id: bytes | None = None) -> None:
         self.endpoint = endpoint
         self.state = LinkState(endpoint)
         self.sock = context.socket(zmq.DEALER)
         self.monitor: zmq.Socket[Any] | None = None
         try:
-            prepare(self.sock, curve, immediate=immediate)
+            prepare(self.sock, curve, immediate=immediate, routing_id=routing_id)
             if monitored(endpoint):
                 self.monitor = self.sock.get_monitor_socket(_EVENTS)
             self.sock.connect(endpoint)

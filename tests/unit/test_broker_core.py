@@ -1056,7 +1056,7 @@ def test_a_task_cancelled_while_its_runner_is_held_is_answered_at_once_and_cance
     [result] = to_client(core.on_client(C1, p.Cancel("t"), 4.0), C1, p.ResultMsg)
     assert status_of(result) == (p.CRASHED, "cancelled while running")
     out = core.on_runner(R1, ready(slots=4), 4.5)
-    assert [s.msg for s in out if s.to == R1] == [p.CancelTask(key(C1, "t"))]
+    assert [s.msg for s in out if s.to == R1] == [p.Holding(()), p.CancelTask(key(C1, "t"))]
     assert core.runners[R1].free == 4
 
 
@@ -1126,3 +1126,13 @@ def test_broker_heartbeats_carry_its_clock():
     core = BrokerCore()
     core.on_runner(R1, ready(), 0.0)
     assert [s.msg for s in core.tick(2.5) if s.to == R1] == [p.BrokerHeartbeat(clock=2.5)]
+
+
+def test_a_long_holding_list_goes_in_parts_and_every_ready_is_answered_with_one():
+    core = BrokerCore()
+    assert [s.msg for s in core.on_runner(R1, ready(), 0.0)] == [p.Holding(())]
+    core.on_runner(R1, ready(slots=250), 0.0)
+    for i in range(250):
+        core.on_client(C1, submit(f"t{i:03}"), 0.0)
+    parts = [s.msg for s in core.on_runner(R1, ready(slots=250), 1.0)]
+    assert [(len(m.task_ids), m.more) for m in parts] == [(200, True), (50, False)]
