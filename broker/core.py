@@ -64,8 +64,10 @@ Runners
       counted, and its other tasks stay assigned to it (a partition shorter than the hold
       loses nothing: the runner kept running them). A ``done`` from a held runner answers
       its task (first answer wins: a task answered, cancelled or retried meanwhile drops
-      it); a heartbeat from it (its old connection came back) reattaches it with all its
-      tasks. When the hold ends, its tasks end as rule 9 says.
+      it). Its other messages change nothing: they may be what the kernel still delivers of
+      a connection the runner has closed, and a runner comes back by registering again
+      (it hears nothing from the broker while held, so it connects again within its own
+      liveness). When the hold ends, its tasks end as rule 9 says.
   9r. A runner that registers again (rule 8) gets its tasks back, and the broker tells it
       which (``holding``, at most ``MAX_IDS_PER_MESSAGE`` ids a message, the last saying
       so; every ``ready`` is answered with one, if empty: what the runner runs that the
@@ -551,14 +553,6 @@ class BrokerCore:
         identity = held.runner.identity
         if isinstance(msg, p.Done):  # an answer that was on its way: the first one wins
             return self._done(held.runner, msg, now)
-        if isinstance(msg, p.RunnerHeartbeat):  # its connection came back: so does it
-            del self.held[identity]
-            runner = self.runners[identity] = held.runner
-            runner.last_seen = now
-            self.counters["runners_reattached"] += 1
-            self.counters["runners_registered"] += 1
-            out = [Send(identity, p.CancelTask(key)) for key in sorted(held.cancelled)]
-            return out + self.on_runner(identity, msg, now)
         if isinstance(msg, p.Bye):
             del self.held[identity]
             self.runners[identity] = held.runner

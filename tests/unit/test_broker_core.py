@@ -1032,11 +1032,14 @@ def test_idempotent_tasks_of_a_lost_runner_are_retried_at_once_as_before():
     assert result.envelope == b"ok" and result.attempts == 2
 
 
-def test_an_answer_on_the_held_runners_old_connection_wins_and_a_heartbeat_reattaches_it():
+def test_an_answer_on_the_held_runners_old_connection_wins_and_only_a_ready_reattaches_it():
+    """A closed connection's last bytes (a heartbeat the kernel still delivered) reattached a
+    held runner, which the connection's end then lost again: it flapped."""
     core = lost_with([submit("a"), submit("b")])
     [result] = to_client(core.on_runner(R1, done(key(C1, "a"), b"a"), 4.0), C1, p.ResultMsg)
     assert result.envelope == b"a" and R1 in core.held
-    core.on_runner(R1, p.RunnerHeartbeat(), 4.1)  # its old connection came back
+    assert core.on_runner(R1, p.RunnerHeartbeat(), 4.1) == [] and R1 in core.held
+    core.on_runner(R1, ready(slots=4), 4.2)
     assert R1 in core.runners and core.runners[R1].running == {key(C1, "b")}
     assert not core.held
 
