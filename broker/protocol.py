@@ -273,6 +273,17 @@ def _names(cls: Any) -> frozenset[str]:
 
 
 _NAMES: dict[Any, frozenset[str]] = {}
+_OPTIONAL: dict[Any, frozenset[str]] = {}
+
+
+def _optional(cls: Any) -> frozenset[str]:
+    """A message type's fields whose default is None: left out of a frame when None, so a
+    field added that way is additive (a peer of the version before, which refuses fields it
+    does not know, reads the frame as before while the field is unused)."""
+    names = _OPTIONAL.get(cls)
+    if names is None:
+        names = _OPTIONAL[cls] = frozenset(f.name for f in fields(cls) if f.default is None)
+    return names
 _LIMIT_NAMES = ("timeout_s", "memory_mb", "stdout_bytes", "result_bytes")
 
 
@@ -280,8 +291,11 @@ def encode(msg: Message) -> bytes:
     """The frame of a message. ProtocolError (only) when it holds text that is not valid
     Unicode (a lone surrogate), which no frame can carry."""
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
+    optional = _optional(type(msg))
     for name in _names(type(msg)):
         value = getattr(msg, name)
+        if value is None and name in optional:
+            continue
         if isinstance(value, TaskLimits):
             value = {k: v for k in _LIMIT_NAMES if (v := getattr(value, k)) is not None}
         elif isinstance(value, tuple):

@@ -8,6 +8,7 @@ idempotent reached a runner twice; recovery times are asserted with generous bou
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,9 +33,9 @@ class Net:
         self.http_port = free_port("127.0.0.1")
         self.broker = bed.start_broker(self.runner_port, self.http_port)
         self.endpoint = f"ipc://{bed.tmp}/clients.sock"
-        self.runners: dict[str, object] = {}
+        self.runners: dict[str, subprocess.Popen[bytes]] = {}
 
-    def runner(self, n: int, slots: int = 2, port: int | None = None):
+    def runner(self, n: int, slots: int = 2, port: int | None = None) -> subprocess.Popen[bytes]:
         name = f"r{n}"
         proc = self.bed.start_runner(self.bed.namespaces[n - 1],
                                      f"tcp://{self.bed.hub}:{port or self.runner_port}", name,

@@ -191,3 +191,12 @@ def test_random_message_shaped_maps_give_a_message_or_a_protocol_error(kind, fie
         assert exc.msg_id is None or isinstance(exc.msg_id, str)
     else:  # what decodes re-encodes to an equal message
         assert p.decode(p.encode(msg)) == msg
+
+
+def test_a_field_added_with_a_none_default_stays_out_of_the_frame_while_unused():
+    """A runner's heartbeat gained ``echo`` (and the broker's ``clock``): a broker of the
+    version before refuses fields it does not know, so an unused one is not sent."""
+    body = msgpack.unpackb(p.encode(p.RunnerHeartbeat(2)))
+    assert set(body) == {"v", "t", "idle_children", "draining"}
+    assert p.decode(p.encode(p.RunnerHeartbeat(2))) == p.RunnerHeartbeat(2)
+    assert msgpack.unpackb(p.encode(p.Rejected(None, "bad")))["id"] is None  # no default: sent
