@@ -4,7 +4,7 @@
 
 Builds the multi-host test bed (``tests/integration/netbed.py``: root, ``ip``, ``nsenter``,
 ``iptables``): a near runner in a namespace of its own and a far one whose connection goes
-through a proxy that delays each direction by ``--delay-ms``. The same two runners serve a
+through a proxy that delays each direction by ``--delay-ms``, with twice the near one's slots. The same two runners serve a
 broker started alternately with the preference on (``--near-tolerance-ms 10``, the default)
 and off (a tolerance above any round trip: every runner an equal, as before), and a client
 runs ``return 1`` one task at a time. Prints the median round trip of a task per setting,
@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runner_port, http_port = free_port(bed.hub), free_port("127.0.0.1")
             far_port = bed.delay(runner_port, args.delay_ms / 1000)
-            bed.start_runner(bed.namespaces[0], f"tcp://{bed.hub}:{runner_port}", "near")
-            bed.start_runner(bed.namespaces[1], f"tcp://{bed.hub}:{far_port}", "far")
+            # the far runner has more slots: "most free slots first" alone would pick it
+            bed.start_runner(bed.namespaces[0], f"tcp://{bed.hub}:{runner_port}", "near", 2)
+            bed.start_runner(bed.namespaces[1], f"tcp://{bed.hub}:{far_port}", "far", 4)
             every: dict[str, list[float]] = {"on": [], "off": []}
             for n in range(args.rounds):
                 for name in (("on", "off") if n % 2 == 0 else ("off", "on")):  # alternate

@@ -196,7 +196,7 @@ def test_lossy_and_far_links_lose_nothing_and_near_runners_go_first(net: Net):
     """[26.7] A far runner took its share of short tasks, each slower by the round trip."""
     far_port = net.bed.delay(net.runner_port, 0.05)  # 100 ms round trip
     net.runner(1)
-    net.runner(2, port=far_port)
+    net.runner(2, slots=4, port=far_port)  # more free slots: it would win without nearness
     net.bed.lose(net.bed.namespaces[2], 0.1)
     net.runner(3)  # 10% of its packets dropped each way
     net.bed.wait_runners(net.http_port, 3, 90)
