@@ -3,12 +3,12 @@
     sudo .venv/bin/python -m benchmarks.near_runners [--rounds 3] [--tasks 40] [--delay-ms 50]
 
 Builds the multi-host test bed (``tests/integration/netbed.py``: root, ``ip``, ``nsenter``,
-``iptables``): a near runner in a namespace of its own and a far one whose connection goes
-through a proxy that delays each direction by ``--delay-ms``, with twice the near one's slots. The same two runners serve a
-broker started alternately with the preference on (``--near-tolerance-ms 10``, the default)
-and off (a tolerance above any round trip: every runner an equal, as before), and a client
-runs ``return 1`` one task at a time. Prints the median round trip of a task per setting,
-per round and over all rounds, and their ratio.
+``iptables``): a near runner in a namespace of its own and a far one, with twice its slots,
+whose connection goes through a proxy that delays each direction by ``--delay-ms``. The
+same two runners serve a broker started alternately with the preference on
+(``--near-tolerance-ms 10``, the default) and off (a tolerance above any round trip: every
+runner an equal, as before), and a client runs ``return 1`` one task at a time. Prints the
+median round trip of a task per setting, per round and over all rounds, and their ratio.
 """
 
 from __future__ import annotations

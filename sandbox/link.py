@@ -37,6 +37,14 @@ RECONNECT_IVL_MAX_MS = 1000  # so a broker that is back is found within a second
 # a connection attempt that has no answer (a partition drops the SYN) is given up and tried
 # again after this long, instead of waiting out the kernel's SYN retries (about 2 minutes)
 CONNECT_TIMEOUT_MS = 2000
+# Not set, on purpose: ZMQ_HEARTBEAT_IVL/TTL/TIMEOUT would have ZeroMQ drop a silent
+# connection and reconnect on the same socket, which a runner's session already does with a
+# fresh socket (``sandbox.host.session``); ZMQ_TCP_KEEPALIVE probes only idle connections,
+# and ours carry heartbeats every second. After a partition it is not detection that is
+# slow but the old connection: its unacknowledged segments wait for TCP's retransmission
+# timer, which doubles while the link is down (0.2 s, 0.4 s, ... up to 2 minutes), so both
+# ends stay silent after the link is back. A new connection's SYN goes at once: the runner
+# connects again, and the broker holds its tasks meanwhile (``broker.core`` rule 9h).
 _EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
            | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED)
