@@ -215,3 +215,36 @@ def test_lossy_and_far_links_lose_nothing_and_near_runners_go_first(net: Net):
     once_each(net, handles)
     report("near-far", far_share_one_by_one=far_before / 30,
            far_share_backlog=(net.received_by("r2") - far_before) / 30)
+
+
+def test_a_runner_killed_under_load_and_another_started(net: Net):
+    """A runner that dies does not come back: its plain tasks end once the hold is over, its
+    idempotent ones run elsewhere, and a runner started in its place takes work."""
+    net.runner(1), net.runner(2)
+    net.bed.wait_runners(net.http_port, 2, 60)
+    with Client(net.endpoint) as client:
+        handles = [client.submit("python", SLEEP.format(s=1.0), data=i, timeout_s=60,
+                                 idempotent=i % 2 == 0, max_attempts=3) for i in range(16)]
+        def holder() -> str | None:  # the runner that runs task 1 (not idempotent)
+            for name in ("r1", "r2"):
+                log = (net.bed.tmp / f"runner-{name}.log").read_text("utf-8", "replace")
+                if f":{handles[1].id} received" in log:
+                    return name
+            return None
+
+        wait_until(lambda: holder() is not None, 30, "task 1 never reached a runner")
+        victim = holder()
+        assert victim is not None
+        net.runners[victim].send_signal(signal.SIGKILL)
+        net.runner(3)
+        results = [h.result(timeout=120) for h in handles]
+    for i, r in enumerate(results):
+        if i % 2 == 0:
+            assert (r.status, r.value) == (Status.OK, i)
+        else:
+            assert (r.status, r.value) == (Status.OK, i) or (
+                r.status is Status.CRASHED and "runner lost" in r.message), r
+    once_each(net, handles, idempotent=lambda i: i % 2 == 0)
+    assert results[1].status is Status.CRASHED  # its runner died: one answer, runner lost
+    crashed = sum(r.status is Status.CRASHED for r in results)
+    report("runner-kill", plain_tasks_crashed=crashed)
