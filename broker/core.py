@@ -32,7 +32,12 @@ Queueing
 
 Dispatch
   6. A task runs on a runner that serves its runtime (version prefix matching), carries its
-     group (if it names one) and has a free slot; among those, the one with most free slots.
+     group (if it names one) and has a free slot; among those, the nearest: the broker
+     measures each runner's round trip from its heartbeats (rule 10), and the runners within
+     ``near_tolerance_ms`` of the lowest are equals, of which the one with most free slots
+     takes the task. A far runner still takes what near ones have no free slot for: nearness
+     orders the free slots, it never leaves one idle while a task waits. A runner not yet
+     measured counts as near (so a runner added under load takes work at once).
   7. Never more in flight than ``max_in_flight`` overall, a lane's cap in that lane, a
      principal's ``max_workers_per_principal`` among worker-mode tasks, or a runner's
      advertised slots on that runner. A task that cannot be placed does not block tasks
@@ -46,13 +51,34 @@ Tenancy
       whatever key callers name: the same key named by two principals is two workers.
 
 Runners
-  8. ``ready`` registers a runner (or re-registers it, which forgets what it was running:
-     its tasks are treated as lost). Every message from a runner refreshes its liveness; a
-     runner silent for ``heartbeat_s * liveness``, or that the socket cannot reach, is lost.
+  8. ``ready`` registers a runner. A runner keeps its identity (its ZeroMQ routing id) for
+     its whole life, across the connections it makes, so a ``ready`` from an identity the
+     broker knows (registered, or held by rule 9h) is the same process registering again
+     on a new connection, with the tasks it kept running: it reattaches (rule 9r). Every
+     message from a runner refreshes its liveness; a runner silent for ``heartbeat_s *
+     liveness``, or that the socket cannot reach, is lost.
   9. When a runner is lost, each of its tasks that is ``idempotent`` and has attempts left
-     goes back to the front of its queue; the others end as ``crashed`` "runner lost".
+     goes back to the front of its queue; the others end as ``crashed`` "runner lost",
+     at once when ``runner_hold_s`` is 0, else when the hold ends (rule 9h).
+  9h. A lost runner is held for ``runner_hold_s``: it is given nothing, its slots are not
+      counted, and its other tasks stay assigned to it (a partition shorter than the hold
+      loses nothing: the runner kept running them). A ``done`` from a held runner answers
+      its task (first answer wins: a task answered, cancelled or retried meanwhile drops
+      it). Its other messages change nothing: they may be what the kernel still delivers of
+      a connection the runner has closed, and a runner comes back by registering again
+      (it hears nothing from the broker while held, so it connects again within its own
+      liveness). When the hold ends, its tasks end as rule 9 says.
+  9r. A runner that registers again (rule 8) gets its tasks back, and the broker tells it
+      which (``holding``, at most ``MAX_IDS_PER_MESSAGE`` ids a message, the last saying
+      so; every ``ready`` is answered with one, if empty: what the runner runs that the
+      broker does not name, nobody waits for, and the runner stops it). A task it never
+      received (sent on the connection that was lost) comes back as ``missing``: it never
+      ran, so it goes back to the front of its queue, whether idempotent or not (its attempt
+      is not counted). Tasks cancelled while it was held are cancelled on it.
   10. ``bye`` removes a runner that has finished its work (counted as left, not lost); a
-      runner is sent a heartbeat every ``heartbeat_s``. A runner whose heartbeat says it is
+      runner is sent a heartbeat every ``heartbeat_s``, carrying the broker's clock, which
+      the runner's answer (sent at once) echoes: the round trip, smoothed, is the runner's
+      nearness (rule 6). A runner whose heartbeat says it is
       draining is given no new task and is answered with a draining heartbeat (every task
       sent to it went before); what it runs goes on, and its ``bye`` comes when that is done.
 
@@ -180,6 +206,10 @@ class BrokerConfig:
     queue_timeout_s: float = 30.0  # default queue-wait deadline
     heartbeat_s: float = 1.0
     liveness: int = 3  # heartbeats a runner may miss before it is lost
+    # how long a lost runner's tasks wait for it to come back (rule 9h); 0: they end at once
+    runner_hold_s: float = 5.0
+    # runners whose round trips are within this of the nearest are equals (rule 6)
+    near_tolerance_ms: float = 10.0
     # runtimes whose waiting tasks an autoscaler counts even while no runner serves them (so
     # that it can start the first); a registered runner's runtimes count anyway
     runtimes: tuple[str, ...] = ()
@@ -264,6 +294,7 @@ class Runner:
     idle_children: int = 0
     idle: dict[str, int] = field(default_factory=dict)  # idle children per runtime
     draining: bool = False  # leaving: finishes what it runs, is given nothing new (rule 10)
+    rtt_s: float | None = None  # its heartbeats' round trip, smoothed (rule 6); None: unknown
 
     @property
     def free(self) -> int:
@@ -283,6 +314,19 @@ class Session:
     runtime: str
     scoped: str  # its name on its runner: "<principal's tag>/<id>"
     runner: bytes | None = None  # pinned when its open is dispatched
+
+
+@dataclass
+class Held:
+    """A lost runner whose tasks wait for it (rule 9h)."""
+
+    runner: Runner
+    until: float
+    reason: str  # why it was lost, for the answers if it does not come back
+    cancelled: set[str] = field(default_factory=set)  # its tasks cancelled while held
+
+
+_RTT_WEIGHT = 0.3  # of a new sample in the smoothed round trip
 
 
 @dataclass
@@ -306,6 +350,7 @@ class BrokerCore:
         self._expiries: list[tuple[float, int, str]] = []  # running tasks' caller deadlines
         self.running: dict[str, Task] = {}
         self.runners: dict[bytes, Runner] = {}
+        self.held: dict[bytes, Held] = {}  # lost runners that may come back (rule 9h)
         self.clients: dict[bytes, ClientState] = {}
         self.counters: Counter[str] = Counter()
         self.outcomes: list[Outcome] = []  # taken by the shell (take_outcomes)
@@ -335,17 +380,25 @@ class BrokerCore:
     def on_runner(self, identity: bytes, msg: p.Message, now: float) -> list[Send]:
         if isinstance(msg, p.Ready):
             return self._ready(identity, msg, now)
-        if not isinstance(msg, (p.RunnerHeartbeat, p.Done, p.Bye, p.SessionEnded, p.Chunk)):
+        if not isinstance(msg, (p.RunnerHeartbeat, p.Done, p.Bye, p.SessionEnded, p.Chunk,
+                                p.Missing)):
             return self.on_malformed(identity, f"a runner may not send {msg.TYPE!r}", None,
                                      from_runner=True)
         runner = self.runners.get(identity)
         if runner is None:
+            held = self.held.get(identity)
+            if held is not None:
+                return self._from_held(held, msg, now)
             self.counters["dropped_unknown_runner"] += 1
             return []
         runner.last_seen = now
         if isinstance(msg, p.RunnerHeartbeat):
             runner.idle_children = msg.idle_children
             runner.idle = msg.idle
+            if msg.echo is not None and msg.echo <= now:
+                sample = now - msg.echo
+                runner.rtt_s = sample if runner.rtt_s is None else (
+                    (1 - _RTT_WEIGHT) * runner.rtt_s + _RTT_WEIGHT * sample)
             if msg.draining and not runner.draining:
                 runner.draining = True
                 # what was sent to it went before this answer: once it has the answer and
@@ -356,13 +409,15 @@ class BrokerCore:
             return self._done(runner, msg, now)
         if isinstance(msg, p.SessionEnded):
             owner = self._scoped.get(msg.session)
-            held = self.sessions.get(owner) if owner is not None else None
-            if owner is not None and held is not None and held.runner == identity:
+            open_ = self.sessions.get(owner) if owner is not None else None
+            if owner is not None and open_ is not None and open_.runner == identity:
                 self._end_session(owner, msg.reason)
             return []
         if isinstance(msg, p.Chunk):
             return self._chunk(runner, msg)
-        return self._lose(runner, now, "runner left", counter="runners_left")
+        if isinstance(msg, p.Missing):
+            return self._missing(runner, msg, now)
+        return self._lose(runner, now, "runner left", counter="runners_left", hold=False)
 
     def on_malformed(self, sender: bytes, error: str, msg_id: str | None, *,
                      from_runner: bool = False) -> list[Send]:
@@ -414,6 +469,8 @@ class BrokerCore:
         for runner in list(self.runners.values()):
             if now - runner.last_seen > expiry:
                 out += self._lose(runner, now, f"runner lost (silent for {expiry:g} s)")
+        for held in [h for h in self.held.values() if now >= h.until]:
+            out += self._give_up(held, now)
         while self._deadlines and self._deadlines[0][0] <= now:
             deadline, _, key = heapq.heappop(self._deadlines)
             task = self.queued.get(key)
@@ -437,7 +494,7 @@ class BrokerCore:
                                     "(the caller's deadline passed)", EXPIRED, now))
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat_s
-            out += [Send(r.identity, p.BrokerHeartbeat()) for r in self.runners.values()]
+            out += [Send(r.identity, p.BrokerHeartbeat(clock=now)) for r in self.runners.values()]
         return out + self._dispatch(now)
 
     def drain(self, now: float) -> list[Send]:
@@ -529,22 +586,88 @@ class BrokerCore:
             self._answer(task, p.CRASHED, "cancelled while running", CANCELLED, now)]
 
     def _cancel_running(self, task: Task, now: float) -> list[Send]:
-        """Tell the runner to stop ``task``; it keeps its slot until the runner reports."""
+        """Tell the runner to stop ``task``; it keeps its slot until the runner reports. A
+        held runner is told when it comes back (rule 9r); the task is forgotten now."""
         task.cancelled = True
         assert task.runner is not None
+        held = self.held.get(task.runner)
+        if held is not None:
+            del self.running[task.key]
+            held.runner.running.discard(task.key)
+            held.cancelled.add(task.key)
+            return []
         return [Send(task.runner, p.CancelTask(task.key))]
 
     def _ready(self, identity: bytes, msg: p.Ready, now: float) -> list[Send]:
         out: list[Send] = []
-        old = self.runners.get(identity)
-        if old is not None:  # re-registration: it restarted and forgot its tasks
-            self.counters["runners_restarted"] += 1
-            out += self._lose(old, now, "runner restarted")
-        self.runners[identity] = Runner(
-            identity, dict(msg.runtimes), frozenset(msg.groups), msg.slots, msg.name, now
-        )
+        kept: set[str] = set()
+        cancelled: set[str] = set()
+        old = self.runners.pop(identity, None)
+        held = self.held.pop(identity, None)
+        if old is not None or held is not None:  # rule 9r: the same runner, a new connection
+            self.counters["runners_reattached"] += 1
+            if held is not None:
+                kept, cancelled = held.runner.running, held.cancelled
+            if old is not None:
+                kept = old.running
+        runner = self.runners[identity] = Runner(
+            identity, dict(msg.runtimes), frozenset(msg.groups), msg.slots, msg.name, now,
+            running=kept)
         self._served.update(msg.runtimes.items())
         self.counters["runners_registered"] += 1
+        ids, step = sorted(runner.running), p.MAX_IDS_PER_MESSAGE
+        for start in range(0, max(len(ids), 1), step):
+            out.append(Send(identity, p.Holding(tuple(ids[start:start + step]),
+                                                more=start + step < len(ids))))
+        out += [Send(identity, p.CancelTask(key)) for key in sorted(cancelled)]
+        return out + self._dispatch(now)
+
+    def _from_held(self, held: Held, msg: p.Message, now: float) -> list[Send]:
+        """A message from a held runner on its old connection (rule 9h)."""
+        identity = held.runner.identity
+        if isinstance(msg, p.Done):  # an answer that was on its way: the first one wins
+            return self._done(held.runner, msg, now)
+        if isinstance(msg, p.Bye):
+            del self.held[identity]
+            self.runners[identity] = held.runner
+            return self._lose(held.runner, now, "runner left", counter="runners_left",
+                              hold=False)
+        self.counters["dropped_unknown_runner"] += 1
+        return []
+
+    def _missing(self, runner: Runner, msg: p.Missing, now: float) -> list[Send]:
+        """Rule 9r: tasks sent on a lost connection never reached the runner: they never ran."""
+        out: list[Send] = []
+        for key in msg.task_ids:
+            task = self.running.get(key)
+            if task is None or task.runner != runner.identity or task.cancelled:
+                continue
+            del self.running[key]
+            runner.running.discard(key)
+            task.runner = None
+            task.attempts -= 1
+            self.counters["resent_missing"] += 1
+            if self.draining:
+                out.append(self._answer(task, p.CRASHED, "the runner lost the connection the "
+                                        "task was sent on, and the broker is shutting down",
+                                        RUNNER_LOST, now))
+            else:
+                self._enqueue(task)
+        return out + self._dispatch(now)
+
+    def _give_up(self, held: Held, now: float) -> list[Send]:
+        """The hold is over (rule 9h): its tasks end as rule 9 says."""
+        del self.held[held.runner.identity]
+        self.counters["holds_ended"] += 1
+        out: list[Send] = []
+        for key in sorted(held.runner.running):
+            task = self.running.pop(key, None)
+            if task is None or task.cancelled:
+                continue
+            task.runner = None
+            self.counters["crashed_runner_lost"] += 1
+            out.append(self._answer(task, p.CRASHED, f"{held.reason} while running the task",
+                                    RUNNER_LOST, now))
         return out + self._dispatch(now)
 
     def _done(self, runner: Runner, msg: p.Done, now: float) -> list[Send]:
@@ -591,26 +714,39 @@ class BrokerCore:
         return [Send(task.client, p.Output(task.submit.id, msg.stream, msg.data), droppable=True)]
 
     def _lose(self, runner: Runner, now: float, reason: str, *,
-              counter: str = "runners_lost") -> list[Send]:
-        """``runner`` is gone: lost, or left (said bye), as ``counter`` counts it."""
+              counter: str = "runners_lost", hold: bool = True) -> list[Send]:
+        """``runner`` is gone: lost, or left (said bye), as ``counter`` counts it. A lost
+        runner is held (rule 9h) with the tasks it may still be running."""
         del self.runners[runner.identity]
         self.counters[counter] += 1
-        for owner, held in list(self.sessions.items()):
-            if held.runner == runner.identity:  # rule 17
+        for owner, session in list(self.sessions.items()):
+            if session.runner == runner.identity:  # rule 17
                 self._end_session(owner, reason)
+        hold = hold and self.config.runner_hold_s > 0
         out: list[Send] = []
+        kept: set[str] = set()
         for key in sorted(runner.running):
-            task = self.running.pop(key, None)
+            task = self.running.get(key)
             if task is None:
                 continue
-            task.runner = None
             if task.cancelled:
+                del self.running[key]
+                task.runner = None
                 continue
-            if task.session is not None:
+            if task.session is not None:  # rule 17: a session ends with its runner, never held
+                del self.running[key]
+                task.runner = None
                 out.append(self._answer(task, p.SESSION_LOST, f"session {task.submit.session!r} "
                                         f"is lost: {reason}", RUNNER_LOST, now))
-            elif (task.submit.idempotent and task.attempts < task.submit.max_attempts
-                    and not self.draining and now < task.expires_at):
+                continue
+            retry = (task.submit.idempotent and task.attempts < task.submit.max_attempts
+                     and not self.draining and now < task.expires_at)
+            if hold and not retry:
+                kept.add(key)
+                continue
+            del self.running[key]
+            task.runner = None
+            if retry:
                 task.deadline = min(max(task.deadline, now + self._wait_of(task)),
                                     task.expires_at)
                 self._enqueue(task)  # keeps its seq: back at the front of its priority
@@ -619,6 +755,9 @@ class BrokerCore:
                 self.counters["crashed_runner_lost"] += 1
                 out.append(self._answer(task, p.CRASHED, f"{reason} while running the task",
                                         RUNNER_LOST, now))
+        if hold:
+            runner.running = kept
+            self.held[runner.identity] = Held(runner, now + self.config.runner_hold_s, reason)
         return out + self._dispatch(now)
 
     def _dispatch(self, now: float) -> list[Send]:
@@ -788,9 +927,15 @@ class BrokerCore:
             del self._parked[principal]
 
     def _place(self, submit: p.Submit) -> Runner | None:
+        """Rule 6: the nearest runners with a free slot (within the tolerance) are equals;
+        among them, the one with most free slots."""
+        fits = [r for r in self.runners.values() if r.free > 0 and r.serves(submit)]
+        if len(fits) <= 1:
+            return fits[0] if fits else None
+        near = min(r.rtt_s or 0.0 for r in fits) + self.config.near_tolerance_ms / 1000.0
         best: Runner | None = None
-        for runner in self.runners.values():
-            if runner.free > 0 and runner.serves(submit) and (best is None or runner.free > best.free):
+        for runner in fits:
+            if (runner.rtt_s or 0.0) <= near and (best is None or runner.free > best.free):
                 best = runner
         return best
 

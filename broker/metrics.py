@@ -37,7 +37,8 @@ _COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
       "cancel_unknown": "late_cancel", "late_done": "done_after_cancel"}),
     ("sandbox_runner_events", "Runner registrations and losses seen by the broker", "event",
      {"runners_registered": "registered", "runners_lost": "lost", "runners_left": "left",
-      "runners_restarted": "reregistered"}),
+      "runners_reattached": "reattached", "holds_ended": "hold_ended",
+      "resent_missing": "task_resent"}),
     ("sandbox_answers", "Answers that waited for a full client socket, and refusals dropped "
      "for one that held too many unread (an accepted task's answer is never dropped)",
      "event", {"answers_deferred": "deferred", "refusals_dropped": "refusal_dropped"}),
@@ -117,6 +118,10 @@ class _Gauges:
             demand = core.demand(time.monotonic())
             caps = dict(core.config.limit_caps)
             occupancy = core.occupancy()
+            rtts = sorted((r.name or r.identity.hex(), r.rtt_s) for r in core.runners.values()
+                          if r.rtt_s is not None)
+            held = len(core.held)
+            held_tasks = sum(len(h.runner.running) for h in core.held.values())
         refused = server.auth.refused() if server.auth is not None else {}
         queue = GaugeMetricFamily("sandbox_queue_depth", "Queued tasks per lane", labels=["lane"])
         for lane, depth in sorted(depths.items()):
@@ -149,6 +154,15 @@ class _Gauges:
         for limit, most in sorted(caps.items()):
             capped.add_metric([limit], most)
         yield capped
+        rtt = GaugeMetricFamily("sandbox_runner_round_trip_seconds", "Each runner's heartbeat "
+                                "round trip, smoothed: nearer runners take tasks first",
+                                labels=["runner"])
+        for name, seconds in rtts:
+            rtt.add_metric([name], seconds)
+        yield rtt
+        yield GaugeMetricFamily("sandbox_held_runners", "Runners lost and held: their tasks "
+                                "wait for them to come back (runner_hold_s)", value=held)
+        yield GaugeMetricFamily("sandbox_held_tasks", "Tasks of held runners", value=held_tasks)
         yield GaugeMetricFamily("sandbox_in_flight", "Tasks running now", value=in_flight)
         yield GaugeMetricFamily("sandbox_runners", "Registered runners", value=runners)
         yield GaugeMetricFamily("sandbox_slots", "Slots of all registered runners (in flight "

@@ -13,8 +13,8 @@ key sets), so a client can never speak as a runner:
     client -> broker   submit, cancel, ping              (the client endpoint)
     broker -> client   result, rejected, pong, output
     runner -> broker   ready, heartbeat, done, bye,      (the runner endpoint)
-                       session_ended, chunk
-    broker -> runner   task, cancel_task, heartbeat
+                       session_ended, chunk, missing
+    broker -> runner   task, cancel_task, heartbeat, holding
 
 Every frame is untrusted and is validated on receipt by ``decode``, which returns one of
 the dataclasses below or raises ``ProtocolError`` (and nothing else), carrying the message
@@ -227,6 +227,9 @@ class RunnerHeartbeat:
     # idle pre-forked children per runtime (their sum is idle_children); {} from a runner
     # that does not say
     idle: dict[str, int] = field(default_factory=dict)
+    # the ``clock`` of the broker heartbeat this one answers at once (the broker's clock): the
+    # broker measures the round trip from it
+    echo: float | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,15 @@ class Chunk:
     task_id: str
     stream: str  # one of STREAMS
     data: bytes
+
+
+@dataclass(frozen=True)
+class Missing:
+    """The answer to ``holding``: the tasks of that list this runner never received (they
+    were lost with a connection it dropped), so the broker may send them again."""
+
+    TYPE: ClassVar[str] = "missing"
+    task_ids: tuple[str, ...] = ()
 
 
 # -- broker -> runner ---------------------------------------------------------------------
@@ -302,18 +314,36 @@ class BrokerHeartbeat:
     TYPE: ClassVar[str] = "broker_heartbeat"
     # the answer to a runner's first draining heartbeat: every task sent to it came before
     draining: bool = False
+    # the broker's clock when it sent this (seconds): a runner answers at once with it
+    clock: float | None = None
+
+
+# the most task ids one ``holding`` or ``missing`` carries (a longer list goes in several)
+MAX_IDS_PER_MESSAGE = 200
+
+
+@dataclass(frozen=True)
+class Holding:
+    """To a runner that registered again (the same identity, a new connection): the tasks
+    the broker holds for it. It answers with the ones it never received (``missing``)."""
+
+    TYPE: ClassVar[str] = "holding"
+    task_ids: tuple[str, ...] = ()
+    more: bool = False  # more of the list follows; the last part says False
 
 
 Message = (
     Submit | Cancel | Ping | ResultMsg | Rejected | Pong | Output | Ready | RunnerHeartbeat
-    | Done | Bye | SessionEnded | Chunk | TaskMsg | CancelTask | BrokerHeartbeat
+    | Done | Bye | SessionEnded | Chunk | Missing | TaskMsg | CancelTask | BrokerHeartbeat
+    | Holding
 )
 _TYPES: dict[str, Any] = {
     cls.TYPE: cls
     for cls in (Submit, Cancel, Ping, ResultMsg, Rejected, Pong, Output, Ready, RunnerHeartbeat,
-                Done, Bye, SessionEnded, Chunk, TaskMsg, CancelTask, BrokerHeartbeat)
+                Done, Bye, SessionEnded, Chunk, Missing, TaskMsg, CancelTask, BrokerHeartbeat,
+                Holding)
 }
-BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat)
+BROKER_TO_RUNNER = (TaskMsg, CancelTask, BrokerHeartbeat, Holding)
 
 
 def _names(cls: Any) -> frozenset[str]:
@@ -325,6 +355,17 @@ def _names(cls: Any) -> frozenset[str]:
 
 
 _NAMES: dict[Any, frozenset[str]] = {}
+_OPTIONAL: dict[Any, frozenset[str]] = {}
+
+
+def _optional(cls: Any) -> frozenset[str]:
+    """A message type's fields whose default is None: left out of a frame when None, so a
+    field added that way is additive (a peer of the version before, which refuses fields it
+    does not know, reads the frame as before while the field is unused)."""
+    names = _OPTIONAL.get(cls)
+    if names is None:
+        names = _OPTIONAL[cls] = frozenset(f.name for f in fields(cls) if f.default is None)
+    return names
 _LIMIT_NAMES = ("timeout_s", "memory_mb", "stdout_bytes", "result_bytes")
 
 
@@ -332,8 +373,11 @@ def encode(msg: Message) -> bytes:
     """The frame of a message. ProtocolError (only) when it holds text that is not valid
     Unicode (a lone surrogate), which no frame can carry."""
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
+    optional = _optional(type(msg))
     for name in _names(type(msg)):
         value = getattr(msg, name)
+        if value is None and name in optional:
+            continue
         if isinstance(value, TaskLimits):
             value = {k: v for k in _LIMIT_NAMES if (v := getattr(value, k)) is not None}
         elif isinstance(value, tuple):
@@ -626,6 +670,28 @@ def _check_heartbeat(m: RunnerHeartbeat) -> None:
           and all(_is(k, str) and 0 < len(k) <= 64 and _is(v, int) and 0 <= v <= 1 << 20
                   for k, v in m.idle.items()),
           "'idle' must map at most 16 runtime names to counts")
+    _clock(m.echo, "echo")
+
+
+def _clock(value: Any, name: str) -> None:
+    _need(value is None or (_is(value, (int, float)) and math.isfinite(value)),
+          f"'{name}' must be a number or nil")
+
+
+def _check_ids(m: Holding | Missing) -> None:
+    if isinstance(m, Holding):
+        _need(_is(m.more, bool), "'more' must be a boolean")
+    ids = m.task_ids
+    _need(isinstance(ids, (list, tuple)) and len(ids) <= MAX_IDS_PER_MESSAGE,
+          f"'task_ids' must be a list of at most {MAX_IDS_PER_MESSAGE} task ids")
+    for task_id in ids:  # a broker's task key: the client's identity and id
+        _text(task_id, "task_ids", 2 * MAX_ID_CHARS)
+    object.__setattr__(m, "task_ids", tuple(ids))
+
+
+def _check_broker_heartbeat(m: BrokerHeartbeat) -> None:
+    _need(_is(m.draining, bool), "'draining' must be a boolean")
+    _clock(m.clock, "clock")
 
 
 def _check_rejected(m: Rejected) -> None:
@@ -639,7 +705,9 @@ _CHECKS: dict[type, Any] = {
     Cancel: lambda m: _check_id(m.id),
     Ready: _check_ready,
     RunnerHeartbeat: _check_heartbeat,
-    BrokerHeartbeat: lambda m: _need(_is(m.draining, bool), "'draining' must be a boolean"),
+    BrokerHeartbeat: _check_broker_heartbeat,
+    Holding: _check_ids,
+    Missing: _check_ids,
     Done: _check_done,
     TaskMsg: _check_task,
     CancelTask: lambda m: _check_id(m.task_id, "task_id"),

@@ -1,9 +1,16 @@
-"""The broker's thin I/O shell: two ROUTER sockets around ``BrokerCore``.
+"""The broker's thin I/O shell: ROUTER sockets around ``BrokerCore``.
 
-Clients connect to the client socket, runners to the runner socket (over tcp each has its
+Clients connect to a client socket, runners to a runner socket (over tcp each has its
 own CURVE key set and ZAP domain; over ipc the runner socket is a file only the service
 user can open), so what a peer may say follows from where it connected, never from what it
-claims. Every frame is decoded by ``protocol.decode``; a frame that does not parse is
+claims. A role's endpoints are served by one socket per security: its tcp endpoints by a
+CURVE socket when keys are given, its ipc (and inproc) endpoints by a plain one, guarded by
+the socket file's mode, so ``--bind ipc://X --bind tcp://Y --curve-dir K`` asks no key of a
+local client. The core knows a peer by its routing id behind one byte naming its socket:
+peers of two sockets never share an identity, and a principal comes from the socket's
+transport (a CURVE key, or a connection or uid).
+
+Every frame is decoded by ``protocol.decode``; a frame that does not parse is
 answered with ``rejected`` (clients) or counted (runners), and the loop goes on. The
 sockets' ZMQ_MAXMSGSIZE caps a frame before it is even read into memory (ZeroMQ then drops
 that connection, which is counted).
@@ -54,6 +61,16 @@ _CLIENT, _RUNNER = 0, 1
 _ROLE_NAMES = ("client", "runner")
 
 
+class _Socket:
+    """One ROUTER: its role, whether it has CURVE, and who its clients are."""
+
+    def __init__(self, sock: zmq.Socket[Any], role: int, curve: bool) -> None:
+        self.sock = sock
+        self.role = role
+        self.curve = curve
+        self.by_uid = False  # its ipc clients' principal is their uid (ipc_principal "uid")
+
+
 class BrokerServer:
     """Binds both sockets, then ``serve(stop)`` until ``stop`` is set.
 
@@ -76,34 +93,44 @@ class BrokerServer:
         self.lock = threading.Lock()
         self.auth: Authenticator | None = None
         self._created: list[tuple[str, int]] = []  # ipc socket files we made: (path, inode)
-        self._outbox: dict[tuple[int, bytes], deque[bytes]] = {}
-        self._overflowing: set[tuple[int, bytes]] = set()  # peers told of in the log
+        self._outbox: dict[bytes, deque[bytes]] = {}  # by the core's identity of the peer
+        self._overflowing: set[bytes] = set()  # peers told of in the log
         self._sockets: list[zmq.Socket[Any]] = []
+        self._routers: list[_Socket] = []  # the core's identity of a peer starts with its index
         self._monitors: list[zmq.Socket[Any]] = []
         self._runner_events = 0  # registrations and losses the log has said
         # the registered runners, as the log named them: (name, what it serves)
         self._runners: dict[bytes, tuple[str, str]] = {}
         try:
-            wants_curve = [any(e.startswith("tcp://") for e in group)
+            wants_curve = [curve is not None and any(e.startswith("tcp://") for e in group)
                            for group in (endpoints, runner_endpoints)]
             if curve is not None and any(wants_curve):
                 domains = [d for d, on in zip((CLIENTS, RUNNERS), wants_curve, strict=True) if on]
                 self.auth = Authenticator(self.context, curve, domains)
-            self.socket = self._router(curve if wants_curve[0] else None, CLIENTS)
-            self.runner_socket = self._router(curve if wants_curve[1] else None, RUNNERS)
-            self.endpoints = [self._bind(self.socket, e) for e in endpoints]
-            # who a client is (core rule 7t): its CURVE key where the socket has CURVE; else
-            # its connection, or its uid where the operator shares principals by uid (ipc)
-            self._curve_clients = curve is not None and wants_curve[0]
-            self._by_uid = (self.core.config.ipc_principal == "uid"
-                            and all(e.startswith("ipc://") for e in endpoints))
-            self.runner_endpoints = [self._bind(self.runner_socket, e) for e in runner_endpoints]
+            self.endpoints = self._serve(_CLIENT, endpoints, curve, CLIENTS)
+            self.runner_endpoints = self._serve(_RUNNER, runner_endpoints, curve, RUNNERS)
         except BaseException:
             self.close()
             raise
-        self._by_role = (self.socket, self.runner_socket)
 
     # -- set-up -----------------------------------------------------------------------------
+
+    def _serve(self, role: int, endpoints: Sequence[str], curve: CurveServer | None,
+               domain: str) -> list[str]:
+        """Bind a role's endpoints: tcp ones on a CURVE socket when there are keys, the
+        others on a plain one; the bound endpoints, in the order given."""
+        secure = {e for e in endpoints if curve is not None and e.startswith("tcp://")}
+        routers: dict[bool, _Socket] = {}
+        for on in (True, False):
+            if any((e in secure) == on for e in endpoints):
+                router = _Socket(self._router(curve if on else None, domain), role, on)
+                # who a client is (core rule 7t): its CURVE key on a CURVE socket; else its
+                # connection, or its uid where the operator shares principals by uid (ipc)
+                router.by_uid = (self.core.config.ipc_principal == "uid" and not on and all(
+                    e.startswith("ipc://") for e in endpoints if e not in secure))
+                routers[on] = router
+                self._routers.append(router)
+        return [self._bind(routers[e in secure].sock, e) for e in endpoints]
 
     def _router(self, curve: CurveServer | None, domain: str) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self.context.socket(zmq.ROUTER)
@@ -141,13 +168,13 @@ class BrokerServer:
 
     def _loop(self, done: Callable[[], bool]) -> None:
         poller = zmq.Poller()
-        for sock in (*self._by_role, *self._monitors):
+        for sock in (*(r.sock for r in self._routers), *self._monitors):
             poller.register(sock, zmq.POLLIN)
         while not done():
             events = dict(poller.poll(_RETRY_MS if self._outbox else _POLL_MS))
-            for role, sock in enumerate(self._by_role):
-                if sock in events:
-                    self._read(role, sock)
+            for index, router in enumerate(self._routers):
+                if router.sock in events:
+                    self._read(index, router)
             for monitor in self._monitors:
                 if monitor in events:
                     self._read_monitor(monitor)
@@ -155,11 +182,14 @@ class BrokerServer:
                 self._flush()
             self._emit(self._core(lambda now: self.core.tick(now)))
 
-    def _read(self, role: int, sock: zmq.Socket[Any]) -> None:
+    def _read(self, index: int, router: _Socket) -> None:
         # read what is waiting before the next tick: batches under load
+        sock = router.sock
+        prefix = bytes([index])
         for _ in range(_READ_BATCH):
             try:
-                sender = sock.recv(zmq.NOBLOCK)  # the identity the ROUTER put first
+                # the identity the ROUTER put first, behind its socket's byte
+                sender = prefix + sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             # the body is not copied: it is decoded from ZeroMQ's own buffer, and its frame
@@ -171,7 +201,7 @@ class BrokerServer:
                 body = sock.recv(copy=False)
                 extra += 1
             try:
-                sends = self._handle(role, sender, body, extra)
+                sends = self._handle(router, sender, body, extra)
             except Exception:  # a bug must cost one message, never the broker
                 log.exception("handling a message failed; it is dropped")
                 with self.lock:
@@ -181,8 +211,9 @@ class BrokerServer:
                 del body  # a large frame is not kept while the loop waits for the next
             self._emit(sends)
 
-    def _handle(self, role: int, sender: bytes, body: zmq.Frame, extra: int) -> list[Send]:
-        runner = role == _RUNNER
+    def _handle(self, router: _Socket, sender: bytes, body: zmq.Frame,
+                extra: int) -> list[Send]:
+        runner = router.role == _RUNNER
         if extra:
             return self._core(lambda now: self.core.on_malformed(
                 sender, "a message is exactly one frame", None, from_runner=runner))
@@ -194,16 +225,17 @@ class BrokerServer:
                 sender, error, msg_id, from_runner=runner))
         if runner:
             return self._core(lambda now: self.core.on_runner(sender, msg, now))
-        principal = self._principal(sender, body, msg)
+        principal = self._principal(router, sender, body, msg)
         return self._core(lambda now: self.core.on_client(sender, msg, now, principal))
 
-    def _principal(self, sender: bytes, frame: zmq.Frame, msg: p.Message) -> str:
+    def _principal(self, router: _Socket, sender: bytes, frame: zmq.Frame,
+                   msg: p.Message) -> str:
         """Who sent a client's message, as the transport says: the CURVE key; over ipc the
         connection, or the uid where the operator says so. A message's own word counts only
         beside the kernel's: connections of one process (its pid, from SO_PEERCRED) that send
         the same client secret are one principal (a secret of 16 random bytes, so no other
         client names it by chance, and the pid, so no other process can by design)."""
-        if self._curve_clients:  # the key ZAP let in, z85
+        if router.curve:  # the key ZAP let in, z85
             try:
                 return f"curve:{frame.get('User-Id')}"
             except zmq.ZMQError:  # an inproc peer: no handshake, no key; it is its connection
@@ -215,7 +247,7 @@ class BrokerServer:
         creds = ipc_credentials(peer)
         if creds is not None:
             uid, _, pid = creds
-            if self._by_uid:
+            if router.by_uid:
                 return f"uid:{uid}"
             secret = getattr(msg, "client_secret", None)
             if secret is not None and pid > 0:
@@ -268,7 +300,6 @@ class BrokerServer:
 
     def _emit(self, sends: list[Send]) -> None:
         for send in sends:
-            role = _RUNNER if isinstance(send.msg, p.BROKER_TO_RUNNER) else _CLIENT
             try:
                 frame = p.encode(send.msg)
             except p.ProtocolError:  # cannot happen for what the core builds; never fatal
@@ -279,23 +310,25 @@ class BrokerServer:
             if isinstance(send.msg, p.Output):
                 self._send_output(send.to, frame)
             else:
-                self._send(role, send.to, frame, send.droppable)
+                self._send(send.to, frame, send.droppable)
 
     def _send_output(self, to: bytes, frame: bytes) -> None:
         """A streaming task's output goes now or not at all (core rule 10s): never into the
         outbox, so that a client that does not read (or a runner's flood) holds no memory
         here beyond the socket's own high-water mark; the result carries it all anyway."""
-        if (_CLIENT, to) not in self._outbox:
+        if to not in self._outbox:
             try:
-                self._by_role[_CLIENT].send_multipart([to, frame], zmq.NOBLOCK)
+                self._routers[to[0]].sock.send_multipart([to[1:], frame], zmq.NOBLOCK)
                 return
             except zmq.ZMQError:
                 pass
         with self.lock:
             self.core.counters["output_dropped"] += 1
 
-    def _send(self, role: int, to: bytes, frame: bytes, droppable: bool = False) -> None:
-        key = (role, to)
+    def _send(self, to: bytes, frame: bytes, droppable: bool = False) -> None:
+        key = to
+        router = self._routers[to[0]]
+        role = router.role
         queue = self._outbox.get(key)
         if queue is not None:  # behind earlier messages to the same peer
             # only a refusal is ever dropped: an accepted task's answer always waits (the
@@ -313,7 +346,7 @@ class BrokerServer:
             self._backlog(role, to, len(queue))
             return
         try:
-            self._by_role[role].send_multipart([to, frame], zmq.NOBLOCK)
+            router.sock.send_multipart([to[1:], frame], zmq.NOBLOCK)
         except zmq.Again:
             self._outbox[key] = deque([frame])
             with self.lock:
@@ -324,12 +357,13 @@ class BrokerServer:
 
     def _flush(self) -> None:
         for key in list(self._outbox):
-            role, to = key
+            to = key
+            router = self._routers[to[0]]
+            role, sock = router.role, router.sock
             queue = self._outbox[key]
-            sock = self._by_role[role]
             try:
                 while queue:
-                    sock.send_multipart([to, queue[0]], zmq.NOBLOCK)
+                    sock.send_multipart([to[1:], queue[0]], zmq.NOBLOCK)
                     queue.popleft()
             except zmq.Again:
                 pass
@@ -348,8 +382,8 @@ class BrokerServer:
                 self.core.on_backlog(to, count)
 
     def _send_failed(self, role: int, to: bytes, exc: zmq.ZMQError) -> None:
-        self._outbox.pop((role, to), None)
-        self._overflowing.discard((role, to))
+        self._outbox.pop(to, None)
+        self._overflowing.discard(to)
         if exc.errno != errno.EHOSTUNREACH:
             log.warning("send to %s %s failed: %s", _ROLE_NAMES[role], to.hex(), exc)
             with self.lock:

@@ -374,6 +374,12 @@ class ServiceConfig:
                                   metavar="SECONDS", old=("--heartbeat",))
     liveness: int = _setting(3, "heartbeats missed before a peer counts as gone",
                              on=(SERVE, RUNNER), metavar="N")
+    runner_hold_s: float = _setting(
+        5.0, "how long the tasks of a runner gone silent wait for it to come back (a "
+        "partition shorter than this loses nothing); 0: they end at once", metavar="SECONDS")
+    near_tolerance_ms: float = _setting(
+        10.0, "runners whose heartbeat round trips are within this of the nearest's are "
+        "equals; nearer ones take tasks first", metavar="MS")
     grace_s: float = _setting(10.0, "on SIGTERM, how long running tasks may finish",
                               on=(SERVE, RUNNER), metavar="SECONDS", old=("--grace",))
     curve_dir: str = _setting("", "CURVE keys from `sandbox keys` (needed for tcp://)", on=_PEER,
@@ -450,6 +456,8 @@ class ServiceConfig:
             raise ConfigError(f"ipc_principal must be connection or uid, not {self.ipc_principal!r}")
         _check(self.heartbeat_s, float, 0.01, 3600, "heartbeat_s")
         _check(self.liveness, int, 1, 100, "liveness")
+        _check(self.runner_hold_s, float, 0, 3600, "runner_hold_s")
+        _check(self.near_tolerance_ms, float, 0, 3_600_000, "near_tolerance_ms")
         _check(self.grace_s, float, 0, 3600, "grace_s")
         if self.cgroup not in CGROUP_MODES:
             raise ConfigError(f"cgroup must be {', '.join(CGROUP_MODES[:-1])} or off, "

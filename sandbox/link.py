@@ -37,6 +37,14 @@ RECONNECT_IVL_MAX_MS = 1000  # so a broker that is back is found within a second
 # a connection attempt that has no answer (a partition drops the SYN) is given up and tried
 # again after this long, instead of waiting out the kernel's SYN retries (about 2 minutes)
 CONNECT_TIMEOUT_MS = 2000
+# Not set, on purpose: ZMQ_HEARTBEAT_IVL/TTL/TIMEOUT would have ZeroMQ drop a silent
+# connection and reconnect on the same socket, which a runner's session already does with a
+# fresh socket (``sandbox.host.session``); ZMQ_TCP_KEEPALIVE probes only idle connections,
+# and ours carry heartbeats every second. After a partition it is not detection that is
+# slow but the old connection: its unacknowledged segments wait for TCP's retransmission
+# timer, which doubles while the link is down (0.2 s, 0.4 s, ... up to 2 minutes), so both
+# ends stay silent after the link is back. A new connection's SYN goes at once: the runner
+# connects again, and the broker holds its tasks meanwhile (``broker.core`` rule 9h).
 _EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
            | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED)
@@ -80,14 +88,18 @@ class CurveClient:
         return cls(public, secret, server_key)
 
 
-def prepare(sock: zmq.Socket[Any], curve: CurveClient | None, *, immediate: bool = True) -> None:
+def prepare(sock: zmq.Socket[Any], curve: CurveClient | None, *, immediate: bool = True,
+            routing_id: bytes | None = None) -> None:
     """The options every DEALER to a broker has (before it connects). ``immediate=False``
     (runners) queues what is sent before the connection is up: a runner's session is one
     socket, its ``ready`` goes first, and what it sends for an earlier session is dropped.
     A runner's queue has no high-water mark: what it sends is bounded by its slots (one
     ``done`` per task) and its heartbeats, and a ``done`` refused for a full queue would be an
-    answer lost."""
+    answer lost. ``routing_id``: the identity the broker knows this peer by, the same on
+    every connection (a runner's, for its whole life)."""
     sock.setsockopt(zmq.MAXMSGSIZE, p.MAX_FRAME_BYTES)
+    if routing_id is not None:
+        sock.setsockopt(zmq.ROUTING_ID, routing_id)
     if not immediate:
         sock.setsockopt(zmq.SNDHWM, 0)
     sock.setsockopt(zmq.LINGER, 0)
@@ -190,13 +202,13 @@ class Link:
     """One DEALER to a broker endpoint and its monitor, for one thread at a time."""
 
     def __init__(self, context: zmq.Context[Any], endpoint: str, curve: CurveClient | None, *,
-                 immediate: bool = True) -> None:
+                 immediate: bool = True, routing_id: bytes | None = None) -> None:
         self.endpoint = endpoint
         self.state = LinkState(endpoint)
         self.sock = context.socket(zmq.DEALER)
         self.monitor: zmq.Socket[Any] | None = None
         try:
-            prepare(self.sock, curve, immediate=immediate)
+            prepare(self.sock, curve, immediate=immediate, routing_id=routing_id)
             if monitored(endpoint):
                 self.monitor = self.sock.get_monitor_socket(_EVENTS)
             self.sock.connect(endpoint)

@@ -10,10 +10,14 @@ Sessions (decided by the pure core ``sandbox.host.session``, whose rules say whe
 go both ways; when the broker is silent for ``heartbeat_s * liveness`` or its connection
 drops (a restart), the runner connects again with a fresh socket and registers again; a
 socket waits for the broker as long as it takes, so the runner is back as soon as the broker
-or the network is. The broker treats the tasks of the old session as lost, so the runner
-cancels them (and never reports them on the new session). A runner started by ``sandbox
-serve`` holds the read end of a lifeline pipe: when it reads EOF the daemon is gone, and the
-runner stops rather than join the next broker.
+or the network is. Its tasks run on meanwhile: every socket it opens has the same routing
+id, so a broker that held its tasks (a partition) gives them back and names them
+(``holding``), and the runner answers for each (its rule 7): a ``done`` the lost connection
+may have lost is sent again, a task it never received is ``missing``. A broker that does
+not know them (it restarted) answers their ``done`` with nothing. A broker heartbeat is
+answered at once with its clock, from which the broker measures the round trip. A runner
+started by ``sandbox serve`` holds the read end of a lifeline pipe: when it reads EOF the
+daemon is gone, and the runner stops rather than join the next broker.
 
 A runner connects to the broker's runner endpoint (never the client one) through a
 ``sandbox.link.Link``: over tcp with a runner key pair the broker lists in its ``runners``
@@ -95,9 +99,13 @@ class Runner:
         self._sock: zmq.Socket[Any] | None = None
         self._link: Link | None = None
         self.refused: str | None = None  # the server refused our key: serve ends with it
-        self._session = 0
+        self._serial = 0  # numbers the tasks: a pool key is never reused
         self._tasks: dict[str, tuple[int, str]] = {}  # broker task id -> our key
+        # who the broker knows this runner by, on every connection (its rule 8)
+        self.identity = b"R" + os.urandom(15)
         self.core = s.Session(config.heartbeat_s, config.liveness)
+        self.kept = s.Kept()
+        self._holding: list[str] = []  # a holding list that arrives in parts
         # draining (``drain``): asked for with its grace, then until when it may last
         self._drain_asked: float | None = None
         self._drain_until: float | None = None
@@ -189,13 +197,14 @@ class Runner:
     def _open(self) -> None:
         cfg = self.config
         # queued until connected: the ready goes first; a refused key shows on the monitor
-        link = Link(self.context, cfg.endpoint, cfg.curve, immediate=False)
+        link = Link(self.context, cfg.endpoint, cfg.curve, immediate=False,
+                    routing_id=self.identity)
         sock = link.sock
         self._link, self._sock = link, sock
         if link.monitor is not None:
             self.loop.watch(link.monitor, self._on_monitor)
-        self._session += 1
         self._session_over = False
+        self._holding = []
         self._drops = 0
         self.core.opened(time.monotonic(), up=link.monitor is None)
         self.loop.watch(sock, self._on_broker)
@@ -208,10 +217,12 @@ class Runner:
         sock, self._sock = self._sock, None
         link, self._link = self._link, None
         self.connected.clear()
-        tasks, self._tasks = self._tasks, {}
-        for key in tasks.values():  # the broker counts them lost: stop running them
-            self.worker.cancel(key)
-        # ... and its sessions too: they were the broker's to address, never to be found again
+        if farewell:  # leaving for good: nobody will take their answers
+            tasks, self._tasks = self._tasks, {}
+            for key in tasks.values():
+                self.worker.cancel(key)
+        # its sessions end with the connection (the broker ends them when it counts the runner
+        # lost, and never holds them): they are never to be found again
         self.worker.end_sessions("the runner's connection to its broker ended")
         if sock is None or link is None:
             return
@@ -293,19 +304,53 @@ class Runner:
                          ", ".join(f"{n} {v}" for n, v in
                                    runtime_versions(self.config.runtimes).items()),
                          self.config.slots)
-            if isinstance(msg, p.BrokerHeartbeat) and msg.draining and self._drain_until is not None:
-                self._drain_heard = True
-                self._check_drain(time.monotonic())
+            if isinstance(msg, p.BrokerHeartbeat):
+                if msg.clock is not None:  # answered at once: the broker times the round trip
+                    self._send(p.RunnerHeartbeat(self.worker.idle_children(),
+                                                 draining=self._drain_until is not None,
+                                                 echo=msg.clock))
+                if msg.draining and self._drain_until is not None:
+                    self._drain_heard = True
+                    self._check_drain(time.monotonic())
             if isinstance(msg, p.TaskMsg):
                 self._on_task(msg)
+            elif isinstance(msg, p.Holding):
+                self._on_holding(msg)
             elif isinstance(msg, p.CancelTask):
                 key = self._tasks.get(msg.task_id)
                 if key is not None:
                     self.worker.cancel(key)
 
+    def _on_holding(self, msg: p.Holding) -> None:
+        """The broker held our tasks while the connection was lost (session rule 7)."""
+        self._holding += msg.task_ids
+        if msg.more:
+            return
+        held, self._holding = self._holding, []
+        answers = self.kept.holding(held, set(self._tasks))
+        if answers.resend or answers.lost or answers.missing or answers.stop:
+            log.info("registered again: %d answer(s) sent again, %d lost, %d task(s) never "
+                     "received, %d stopped (the broker does not hold them)",
+                     len(answers.resend), len(answers.lost), len(answers.missing),
+                     len(answers.stop))
+        for task_id in answers.stop:
+            self.worker.cancel(self._tasks.pop(task_id))
+        for frame in answers.resend:
+            self._send_frame(frame, "done")
+        for task_id in answers.lost:
+            self._send(p.Done(task_id, outcome.encode(
+                Status.CRASHED, "its result was lost with the connection to the broker"),
+                Status.CRASHED.value))
+        ids = answers.missing
+        for start in range(0, len(ids), p.MAX_IDS_PER_MESSAGE):
+            self._send(p.Missing(tuple(ids[start:start + p.MAX_IDS_PER_MESSAGE])))
+
     def _on_task(self, msg: p.TaskMsg) -> None:
         lim = msg.limits
-        key = (self._session, msg.task_id)
+        self._serial += 1
+        key = (self._serial, msg.task_id)
+        log.debug("task %s received", msg.task_id)
+        self.kept.received(msg.task_id)
         if msg.task_id in self._tasks:
             self._send_done(msg.task_id, outcome.encode(
                 Status.REJECTED, f"task {msg.task_id!r} is already running here"), Status.REJECTED)
@@ -358,15 +403,15 @@ class Runner:
     def _on_output(self, key: Hashable, stream: str, data: bytes) -> None:
         """A streaming task's output, on to the broker as it comes (coalesced per read)."""
         assert isinstance(key, tuple)
-        session, task_id = key
-        if session == self._session and self._tasks.get(task_id) == key:
+        _, task_id = key
+        if self._tasks.get(task_id) == key:
             self._send(p.Chunk(task_id, stream, data))
 
     def _on_outcome(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
         assert isinstance(key, tuple)
-        session, task_id = key
-        if session != self._session or self._tasks.get(task_id) != key:
-            return  # a task of an earlier session: that broker counted it lost already
+        _, task_id = key
+        if self._tasks.get(task_id) != key:
+            return  # cancelled on leaving: nobody takes its answer
         del self._tasks[task_id]
         self._send_done(task_id, envelope, status)
         if self._drain_until is not None:
@@ -395,17 +440,22 @@ class Runner:
                                               f"not fit in one broker frame")
         # the envelope may be the bytearray it was read into: msgpack packs it as bin all
         # the same, so a large result is not copied once more just to change its type
-        self._send(p.Done(task_id, envelope, status.value))  # type: ignore[arg-type]
+        frame = p.encode(p.Done(task_id, envelope, status.value))  # type: ignore[arg-type]
+        self.kept.finished(task_id, frame, time.monotonic())  # a lost connection may lose it
+        self._send_frame(frame, "done")
 
     def _send(self, msg: p.Message) -> None:
+        self._send_frame(p.encode(msg), msg.TYPE)
+
+    def _send_frame(self, frame: bytes, kind: str) -> None:
         if self._sock is None:
             return
         try:
-            self._sock.send(p.encode(msg), zmq.NOBLOCK)
+            self._sock.send(frame, zmq.NOBLOCK)
         except zmq.Again:
-            log.warning("the broker connection is not taking messages; %s dropped", msg.TYPE)
+            log.warning("the broker connection is not taking messages; %s dropped", kind)
         except zmq.ZMQError as exc:
-            log.warning("sending %s failed: %s", msg.TYPE, exc)
+            log.warning("sending %s failed: %s", kind, exc)
 
     def _on_lifeline(self, events: int) -> None:
         assert self.config.lifeline_fd is not None

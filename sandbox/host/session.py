@@ -25,6 +25,18 @@ the connection is up. Rules (Paranoid Pirate: heartbeats both ways, liveness 3, 
    from the broker (something answers that is no broker of ours). ``tick`` ends the wait
    (``Resume``).
 6. ``wake_at`` is the earliest instant at which ``tick`` has something to do, or None.
+7. The tasks outlive the session (``Kept``): a runner keeps running what it was given when
+   its connection is lost, and registers again with the same identity, so the broker, which
+   held them (its rule 9h), asks for them (``holding``). For each task it names, the runner
+   sends nothing when it still runs it (its ``done`` will come); the ``done`` it sent when
+   the task finished, when it still has it (a lost connection may have lost it: the broker
+   takes the first answer and drops the others); a ``crashed`` answer when it ran the task
+   but no longer has the ``done`` (kept ``keep_s``, at most ``max_bytes`` in all); and
+   ``missing`` when it never received it (sent on the lost connection: it never ran, so
+   the broker may send it again). Received ids are remembered (the last ``max_ids``), so a
+   task is named missing only when it never came. A task the runner runs that the whole
+   list (every ``ready`` is answered with one) does not name, nobody waits for (the broker
+   restarted, or its hold ended): the runner stops it (``Answers.stop``).
 
 Invariants: at most one of "in a session" and "waiting to resume" holds; a session expires
 at most once; a Beat is only returned in a session whose connection is up; ``Resume`` is
@@ -33,7 +45,8 @@ returned once per wait.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 
 from sandbox import backoff
 
@@ -137,3 +150,68 @@ class Session:
         if not self.active or not self.up or self.expired:
             return None
         return min(self._next_beat, self._last_heard + self.silence_limit_s)
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What to send for a broker's ``holding`` (rule 7)."""
+
+    resend: list[bytes]  # done frames kept from before
+    lost: list[str]  # ran here, its done is gone: answer crashed
+    missing: list[str]  # never received here
+    stop: list[str] = field(default_factory=list)  # running here, held by nobody
+
+
+class Kept:
+    """The done frames a lost connection may have lost, and the ids of the tasks received."""
+
+    def __init__(self, keep_s: float = 60.0, max_bytes: int = 64 * 1024 * 1024,
+                 max_ids: int = 65536) -> None:
+        self.keep_s = keep_s
+        self.max_bytes = max_bytes
+        self.max_ids = max_ids
+        self._done: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._bytes = 0
+        self._seen: set[str] = set()
+        self._order: deque[str] = deque()
+
+    def received(self, task_id: str) -> None:
+        if task_id in self._seen:
+            return
+        self._seen.add(task_id)
+        self._order.append(task_id)
+        while len(self._order) > self.max_ids:
+            self._seen.discard(self._order.popleft())
+
+    def finished(self, task_id: str, frame: bytes, now: float) -> None:
+        old = self._done.pop(task_id, None)
+        if old is not None:
+            self._bytes -= len(old[0])
+        self._done[task_id] = (frame, now)
+        self._bytes += len(frame)
+        self.prune(now)
+
+    def prune(self, now: float) -> None:
+        """Forget the oldest frames: older than ``keep_s``, or beyond ``max_bytes``."""
+        while self._done:
+            task_id, (frame, at) = next(iter(self._done.items()))
+            if at >= now - self.keep_s and self._bytes <= self.max_bytes:
+                return
+            del self._done[task_id]
+            self._bytes -= len(frame)
+
+    def holding(self, task_ids: tuple[str, ...] | list[str], running: set[str]) -> Answers:
+        """Rule 7: the answers to a broker that holds ``task_ids`` (the whole list) for this
+        runner, which runs ``running``."""
+        answers = Answers([], [], [], sorted(running.difference(task_ids)))
+        for task_id in task_ids:
+            if task_id in running:
+                continue
+            kept = self._done.get(task_id)
+            if kept is not None:
+                answers.resend.append(kept[0])
+            elif task_id in self._seen:
+                answers.lost.append(task_id)
+            else:
+                answers.missing.append(task_id)
+        return answers

@@ -267,6 +267,10 @@ def _settings(args: argparse.Namespace, command: str) -> ServiceConfig:
 
 
 def _curve_client(endpoint: str, config: ServiceConfig, key: str) -> Any:
+    """The CURVE keys for a tcp:// endpoint; none for ipc (guarded by the socket file's mode,
+    and served by a plain socket even where the daemon's tcp endpoints have CURVE)."""
+    if not endpoint.startswith("tcp://"):
+        return None
     if not config.curve_dir:
         if endpoint.startswith("tcp://") and not config.insecure:
             raise UsageError("tcp:// needs --curve-dir (see `sandbox keys`) or --insecure")

@@ -253,7 +253,8 @@ def serve(config: ServiceConfig, ready: threading.Event | None = None) -> int:
         max_sessions_per_principal=config.max_sessions_per_principal,
         ipc_principal=config.ipc_principal,
         queue_timeout_s=config.queue_timeout_s, heartbeat_s=config.heartbeat_s,
-        liveness=config.liveness,
+        liveness=config.liveness, runner_hold_s=config.runner_hold_s,
+        near_tolerance_ms=config.near_tolerance_ms,
         runtimes=tuple(registry.canonical(r) or r for r in config.runtimes),
     )
     metrics = BrokerMetrics()

@@ -23,12 +23,14 @@ HEARTBEAT_S = 0.2
 @contextmanager
 def broker(tmp_path, config: BrokerConfig | None = None, endpoint: str | None = None,
            curve: CurveServer | None = None, runner_endpoint: str | None = None,
-           on_outcome: Callable[[Outcome], None] | None = None) -> Iterator[BrokerServer]:
-    """A real BrokerServer serving in a thread: clients on ``endpoint``, runners on
-    ``runner_endpoint`` (ipc sockets in ``tmp_path`` unless given)."""
+           on_outcome: Callable[[Outcome], None] | None = None,
+           more_endpoints: tuple[str, ...] = ()) -> Iterator[BrokerServer]:
+    """A real BrokerServer serving in a thread: clients on ``endpoint`` (and
+    ``more_endpoints``), runners on ``runner_endpoint`` (ipc sockets in ``tmp_path`` unless
+    given)."""
     endpoint = endpoint or f"ipc://{tmp_path}/broker.sock"
     runner_endpoint = runner_endpoint or f"ipc://{tmp_path}/broker.runners.sock"
-    server = BrokerServer([endpoint], config or BrokerConfig(heartbeat_s=HEARTBEAT_S),
+    server = BrokerServer([endpoint, *more_endpoints], config or BrokerConfig(heartbeat_s=HEARTBEAT_S),
                           runner_endpoints=[runner_endpoint], context=zmq.Context.instance(),
                           curve=curve, on_outcome=on_outcome)
     stop = threading.Event()

@@ -143,6 +143,39 @@ def test_unknown_curve_key_is_refused(tmp_path):
             assert "no runner" in r.message
 
 
+def test_an_ipc_endpoint_beside_a_curve_tcp_one_asks_no_key_and_principals_stay_apart(tmp_path):
+    """[26.5] With --bind ipc://X --bind tcp://Y --curve-dir K the ipc endpoint demanded CURVE
+    too: a plain local client failed the handshake every time."""
+    import zmq.auth
+
+    keys = tmp_path / "keys"
+    (keys / "authorized").mkdir(parents=True)
+    zmq.auth.create_certificates(str(keys), "server")
+    public, _ = zmq.auth.create_certificates(str(keys), "alice")
+    os.rename(public, keys / "authorized" / "alice.key")
+    s_pub, s_sec = zmq.auth.load_certificate(str(keys / "server.key_secret"))
+    assert s_sec is not None
+    curve = CurveServer(s_pub, s_sec, str(keys / "authorized"), str(keys / "runners"))
+    alice = CurveClient(*zmq.auth.load_certificate(str(keys / "alice.key_secret")), s_pub)
+    ipc, tcp = f"ipc://{tmp_path}/local.sock", f"tcp://127.0.0.1:{random.randint(20000, 40000)}"
+    with broker(tmp_path, endpoint=tcp, curve=curve, more_endpoints=(ipc,)) as server:
+        assert oct(os.stat(f"{tmp_path}/local.sock").st_mode & 0o777) == "0o600"
+        with Client(ipc) as local, Client(tcp, curve=alice) as remote:
+            waiting = [local.submit("python", "return 1", queue_timeout_s=30),
+                       remote.submit("python", "return 1", queue_timeout_s=30)]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with server.lock:
+                    principals = sorted(t.principal.split(":")[0]
+                                        for t in server.core.queued.values())
+                if len(principals) == 2:
+                    break
+                time.sleep(0.02)
+            assert principals == ["conn", "curve"]
+            for handle in waiting:
+                handle.cancel()
+
+
 def test_plain_tcp_is_refused_without_curve():
     with pytest.raises(Exception, match="CURVE"):
         Client("tcp://127.0.0.1:5555")

@@ -325,7 +325,7 @@ def test_broker_sends_heartbeats_every_interval():
 )
 def test_lost_runner_retries_idempotent_tasks_and_crashes_the_others(idempotent, max_attempts,
                                                                       outcome):
-    core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2))
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=2, runner_hold_s=0))
     core.on_runner(R1, ready(), 0.0)
     core.on_client(C1, submit("t", idempotent=idempotent, max_attempts=max_attempts), 0.0)
     core.on_runner(R2, ready(), 1.5)
@@ -354,14 +354,17 @@ def test_retries_stop_after_max_attempts():
     assert result.attempts == 2 and status_of(result)[0] == p.CRASHED
 
 
-def test_re_registration_forgets_the_runners_tasks():
+def test_re_registration_keeps_the_runners_tasks_and_names_them_to_it():
+    """Rule 9r: the same identity registering again is the same process on a new connection."""
     core = BrokerCore()
-    core.on_runner(R1, ready(), 0.0)
+    core.on_runner(R1, ready(slots=2), 0.0)
     core.on_client(C1, submit("t"), 0.0)
-    out = core.on_runner(R1, ready(), 1.0)
-    [result] = to_client(out, C1, p.ResultMsg)
-    assert status_of(result) == (p.CRASHED, "runner restarted while running the task")
-    assert R1 in core.runners and not core.runners[R1].running
+    out = core.on_runner(R1, ready(slots=2), 1.0)
+    assert to_client(out, C1, p.ResultMsg) == []
+    assert [s.msg for s in out if s.to == R1] == [p.Holding((key(C1, "t"),))]
+    assert core.runners[R1].running == {key(C1, "t")}
+    finished = core.on_runner(R1, done(key(C1, "t"), b"ok"), 1.1)
+    assert to_client(finished, C1, p.ResultMsg) == [p.ResultMsg("t", p.OK, "", b"ok", 1, 0.0)]
 
 
 def test_bye_removes_the_runner_and_counts_it_as_left_not_lost():
@@ -731,7 +734,7 @@ def test_a_gone_clients_tasks_are_dropped_and_cancelled_without_answers():
 
 
 def test_a_runner_the_socket_cannot_reach_is_lost():
-    core = BrokerCore()
+    core = BrokerCore(BrokerConfig(runner_hold_s=0))
     core.on_runner(R1, ready(), 0.0)
     core.on_client(C1, submit("t"), 0.0)
     [result] = to_client(core.on_runner_gone(R1, 0.1), C1, p.ResultMsg)
@@ -981,3 +984,158 @@ def test_rule_2c_limits_within_the_caps_run():
     out = core.on_client(C1, p.Submit("t", "python", "return 1", b"\xc0",
                                       limits=p.TaskLimits(timeout_s=60, memory_mb=1024)), 0.0)
     assert [type(s.msg) for s in out] == [p.TaskMsg]
+
+
+# -- rules 9h and 9r: a lost runner is held; one that comes back reattaches --------------------
+
+
+def lost_with(tasks: list[p.Submit], hold_s: float = 5.0) -> BrokerCore:
+    """R1 (4 slots) runs ``tasks`` from 0 s and is lost to silence at 3.5 s (liveness 3 s)."""
+    core = BrokerCore(BrokerConfig(heartbeat_s=1.0, liveness=3, runner_hold_s=hold_s))
+    core.on_runner(R1, ready(slots=4), 0.0)
+    for task in tasks:
+        core.on_client(C1, task, 0.0)
+    out = core.tick(3.5)
+    assert R1 not in core.runners and R1 in core.held
+    assert to_client(out, C1, p.ResultMsg) == []
+    return core
+
+
+def test_a_partition_shorter_than_the_hold_loses_nothing():
+    """[26.2] A 2 s partition crashed every plain task of the runner the moment it was lost."""
+    core = lost_with([submit("t")])
+    assert core.total_slots() == 0 and core.running[key(C1, "t")].runner == R1
+    out = core.on_runner(R1, ready(slots=4), 4.0)  # back on a new connection, same identity
+    assert [s.msg for s in out if s.to == R1] == [p.Holding((key(C1, "t"),))]
+    answered = core.on_runner(R1, done(key(C1, "t"), b"ok"), 4.5)
+    assert to_client(answered, C1, p.ResultMsg) == [p.ResultMsg("t", p.OK, "", b"ok", 1, 0.0)]
+    assert R1 in core.runners and not core.held and core.counters["runners_reattached"] == 1
+
+
+def test_the_hold_ends_with_runner_lost_when_the_runner_does_not_come_back():
+    core = lost_with([submit("t")], hold_s=5.0)
+    assert to_client(core.tick(8.4), C1, p.ResultMsg) == []
+    [result] = to_client(core.tick(8.5), C1, p.ResultMsg)
+    assert status_of(result) == (p.CRASHED, "runner lost (silent for 3 s) while running the task")
+    assert not core.held and not core.running
+    # what it says once it is gone for good changes nothing: the task had its answer
+    assert to_client(core.on_runner(R1, done(key(C1, "t")), 9.0), C1, p.ResultMsg) == []
+
+
+def test_idempotent_tasks_of_a_lost_runner_are_retried_at_once_as_before():
+    core = lost_with([submit("i", idempotent=True, max_attempts=2), submit("t")])
+    assert key(C1, "i") in core.queued and key(C1, "t") in core.running
+    core.on_runner(R2, ready(), 3.6)
+    # the held runner's late answer for the retried task is dropped: first answer wins
+    assert to_client(core.on_runner(R1, done(key(C1, "i"), b"late"), 3.7), C1, p.ResultMsg) == []
+    [result] = to_client(core.on_runner(R2, done(key(C1, "i"), b"ok"), 3.8), C1, p.ResultMsg)
+    assert result.envelope == b"ok" and result.attempts == 2
+
+
+def test_an_answer_on_the_held_runners_old_connection_wins_and_only_a_ready_reattaches_it():
+    """A closed connection's last bytes (a heartbeat the kernel still delivered) reattached a
+    held runner, which the connection's end then lost again: it flapped."""
+    core = lost_with([submit("a"), submit("b")])
+    [result] = to_client(core.on_runner(R1, done(key(C1, "a"), b"a"), 4.0), C1, p.ResultMsg)
+    assert result.envelope == b"a" and R1 in core.held
+    assert core.on_runner(R1, p.RunnerHeartbeat(), 4.1) == [] and R1 in core.held
+    core.on_runner(R1, ready(slots=4), 4.2)
+    assert R1 in core.runners and core.runners[R1].running == {key(C1, "b")}
+    assert not core.held
+
+
+def test_a_task_the_runner_never_received_is_sent_again_even_if_not_idempotent():
+    """Rule 9r: sent on the connection that was lost, it never ran, so it runs once now."""
+    core = lost_with([submit("got"), submit("lost")])
+    core.on_runner(R1, ready(slots=4), 4.0)
+    out = core.on_runner(R1, p.Missing((key(C1, "lost"), "unknown:x")), 4.1)
+    assert tasks_to(out, R1) == ["lost"]
+    assert core.running[key(C1, "lost")].attempts == 1  # it never ran: not a second attempt
+    assert core.counters["resent_missing"] == 1
+
+
+def test_a_task_cancelled_while_its_runner_is_held_is_answered_at_once_and_cancelled_later():
+    core = lost_with([submit("t")])
+    [result] = to_client(core.on_client(C1, p.Cancel("t"), 4.0), C1, p.ResultMsg)
+    assert status_of(result) == (p.CRASHED, "cancelled while running")
+    out = core.on_runner(R1, ready(slots=4), 4.5)
+    assert [s.msg for s in out if s.to == R1] == [p.Holding(()), p.CancelTask(key(C1, "t"))]
+    assert core.runners[R1].free == 4
+
+
+def test_a_held_runner_is_given_nothing_new():
+    core = lost_with([])
+    core.on_client(C1, submit("new"), 4.0)
+    assert key(C1, "new") in core.queued
+    assert tasks_to(core.on_runner(R1, ready(slots=4), 4.5), R1) == ["new"]
+
+
+def test_a_runner_that_says_bye_is_not_held():
+    core = BrokerCore(BrokerConfig(runner_hold_s=5.0))
+    core.on_runner(R1, ready(), 0.0)
+    core.on_client(C1, submit("t"), 0.0)
+    [result] = to_client(core.on_runner(R1, p.Bye(), 0.1), C1, p.ResultMsg)
+    assert status_of(result) == (p.CRASHED, "runner left while running the task")
+    assert not core.held
+
+
+def test_shutdown_answers_the_tasks_of_a_held_runner():
+    core = lost_with([submit("t")])
+    [result] = to_client(core.shutdown(4.0), C1, p.ResultMsg)
+    assert status_of(result) == (p.CRASHED, "the broker shut down before the task finished")
+    assert not core.running
+
+
+# -- rule 6: the nearest runner with a free slot ---------------------------------------------
+
+
+def measured(core: BrokerCore, runner: bytes, rtt_s: float, now: float) -> None:
+    core.on_runner(runner, p.RunnerHeartbeat(echo=now - rtt_s), now)
+
+
+def test_dispatch_prefers_the_nearest_runner_and_uses_far_ones_when_near_ones_are_full():
+    """[26.7] A far runner took its share of short tasks, each slower by its round trip."""
+    core = BrokerCore(BrokerConfig(near_tolerance_ms=10))
+    core.on_runner(R1, ready(slots=4), 0.0)  # far: 100 ms
+    core.on_runner(R2, ready(slots=2), 0.0)  # near: 1 ms, fewer free slots
+    measured(core, R1, 0.100, 1.0)
+    measured(core, R2, 0.001, 1.0)
+    sent = []
+    for i in range(3):
+        sent += core.on_client(C1, submit(f"t{i}"), 1.1)
+    assert tasks_to(sent, R2) == ["t0", "t1"] and tasks_to(sent, R1) == ["t2"]
+
+
+def test_runners_within_the_tolerance_are_equals():
+    core = BrokerCore(BrokerConfig(near_tolerance_ms=10))
+    core.on_runner(R1, ready(slots=4), 0.0)
+    core.on_runner(R2, ready(slots=2), 0.0)
+    measured(core, R1, 0.008, 1.0)
+    measured(core, R2, 0.001, 1.0)
+    assert tasks_to(core.on_client(C1, submit("t"), 1.1), R1) == ["t"]  # most free slots
+
+
+def test_the_round_trip_is_smoothed_and_a_new_runner_counts_as_near():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    measured(core, R1, 0.100, 1.0)
+    measured(core, R1, 0.000, 2.0)
+    assert core.runners[R1].rtt_s == pytest.approx(0.070)
+    core.on_runner(R2, ready(), 2.0)
+    assert tasks_to(core.on_client(C1, submit("t"), 2.1), R2) == ["t"]
+
+
+def test_broker_heartbeats_carry_its_clock():
+    core = BrokerCore()
+    core.on_runner(R1, ready(), 0.0)
+    assert [s.msg for s in core.tick(2.5) if s.to == R1] == [p.BrokerHeartbeat(clock=2.5)]
+
+
+def test_a_long_holding_list_goes_in_parts_and_every_ready_is_answered_with_one():
+    core = BrokerCore()
+    assert [s.msg for s in core.on_runner(R1, ready(), 0.0)] == [p.Holding(())]
+    core.on_runner(R1, ready(slots=250), 0.0)
+    for i in range(250):
+        core.on_client(C1, submit(f"t{i:03}"), 0.0)
+    parts = [s.msg for s in core.on_runner(R1, ready(slots=250), 1.0)]
+    assert [(len(m.task_ids), m.more) for m in parts] == [(200, True), (50, False)]

@@ -99,3 +99,25 @@ def test_idle_children_are_counted_per_runtime():
                 for r in ("python", "javascript", "unknown")] == [0, 3, 2]
     finally:
         server.close()
+
+
+def test_round_trips_and_held_runners_are_gauges():
+    name = uuid.uuid4().hex
+    server = BrokerServer([f"inproc://metrics-{name}"], runner_endpoints=[f"inproc://r-{name}"])
+    try:
+        metrics = BrokerMetrics()
+        metrics.attach(server)
+        with server.lock:
+            core = server.core
+            core.on_runner(b"r1", p.Ready({"python": "3.11"}, 4, (), "near"), 0.0)
+            core.on_runner(b"r1", p.RunnerHeartbeat(echo=0.5), 0.502)
+            core.on_runner(b"r2", p.Ready({"python": "3.11"}, 4, (), "gone"), 0.0)
+            core.on_client(b"c1", p.Submit("a", "python", "x", b"\xc0"), 0.0)
+            core.on_client(b"c1", p.Submit("b", "python", "x", b"\xc0"), 0.0)
+            core.on_runner(b"r1", p.RunnerHeartbeat(), 3.5)
+            core.tick(3.6)  # r2 silent past its liveness: held with its task
+        value = metrics.registry.get_sample_value
+        assert round(value("sandbox_runner_round_trip_seconds", {"runner": "near"}), 6) == 0.002
+        assert (value("sandbox_held_runners", {}), value("sandbox_held_tasks", {})) == (1, 1)
+    finally:
+        server.close()

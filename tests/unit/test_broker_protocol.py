@@ -24,6 +24,8 @@ EVERY_MESSAGE = [
     p.Pong(),
     p.Ready({"python": "3.11.7"}, 4, ("cpu", "eu"), "runner-1"),
     p.RunnerHeartbeat(3),
+    p.RunnerHeartbeat(3, echo=12.5),
+    p.Missing(("k:a", "k:b")),
     p.Done("k:a", b"\x80", "ok"),
     p.Bye(),
     p.TaskMsg("k:a", "python", "return 1", b"\xc0", p.TaskLimits(timeout_s=1)),
@@ -33,6 +35,8 @@ EVERY_MESSAGE = [
              idle_timeout_s=30.0, max_lifetime_s=600.0),
     p.TaskMsg("k:s", "python", "return x", b"\xc0", session="0123456789abcdef/nb"),
     p.SessionEnded("0123456789abcdef/nb", "it was idle for 30 s"),
+    p.BrokerHeartbeat(clock=12.5),
+    p.Holding(("k:a",)),
 ]
 
 
@@ -225,3 +229,12 @@ def test_only_an_ipc_peers_address_reads_as_credentials(peer, creds):
     from broker.server import ipc_credentials
 
     assert ipc_credentials(peer) == creds
+
+
+def test_a_field_added_with_a_none_default_stays_out_of_the_frame_while_unused():
+    """A runner's heartbeat gained ``echo`` (and the broker's ``clock``): a broker of the
+    version before refuses fields it does not know, so an unused one is not sent."""
+    body = msgpack.unpackb(p.encode(p.RunnerHeartbeat(2)))
+    assert set(body) == {"v", "t", "idle_children", "draining", "idle"}
+    assert p.decode(p.encode(p.RunnerHeartbeat(2))) == p.RunnerHeartbeat(2)
+    assert msgpack.unpackb(p.encode(p.Rejected(None, "bad")))["id"] is None  # no default: sent

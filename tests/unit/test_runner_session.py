@@ -111,3 +111,45 @@ def test_a_session_closed_for_good_sets_no_wait():
     core = opened()
     core.closed(1.0, reconnect=False)
     assert (core.resume_at, core.wake_at(), core.tick(100.0)) == (None, None, None)
+
+
+# -- rule 7: the tasks outlive the session -----------------------------------------------------
+
+
+def test_rule_7_a_holding_list_is_answered_task_by_task():
+    """[26.2] A runner that came back could not finish and report the tasks it kept running."""
+    kept = s.Kept()
+    for task_id in ("running", "done", "lost-done", "never-sent"):
+        if task_id != "never-sent":
+            kept.received(task_id)
+    kept.finished("done", b"frame-of-done", 1.0)
+    answers = kept.holding(("running", "done", "lost-done", "missing"), running={"running"})
+    assert answers == s.Answers(resend=[b"frame-of-done"], lost=["lost-done"],
+                                missing=["missing"])
+
+
+def test_rule_7_done_frames_are_kept_for_keep_s_and_within_max_bytes():
+    kept = s.Kept(keep_s=10.0, max_bytes=10)
+    for task_id in ("a", "b", "c"):
+        kept.received(task_id)
+    kept.finished("a", b"12345", 0.0)
+    kept.finished("b", b"12345", 5.0)
+    assert kept.holding(("a", "b"), set()).resend == [b"12345", b"12345"]
+    kept.finished("c", b"1", 6.0)  # 11 bytes: the oldest goes
+    assert kept.holding(("a", "b", "c"), set()) == s.Answers([b"12345", b"1"], ["a"], [])
+    kept.prune(15.5)  # b is older than 10 s now
+    assert kept.holding(("b", "c"), set()) == s.Answers([b"1"], ["b"], [])
+
+
+def test_rule_7_received_ids_are_bounded():
+    kept = s.Kept(max_ids=2)
+    for task_id in ("a", "b", "c"):
+        kept.received(task_id)
+    assert kept.holding(("a", "b", "c"), set()).missing == ["a"]
+
+
+def test_rule_7_what_runs_here_that_the_broker_does_not_hold_is_stopped():
+    kept = s.Kept()
+    kept.received("held")
+    kept.received("forgotten")
+    assert kept.holding(["held"], running={"held", "forgotten"}).stop == ["forgotten"]
