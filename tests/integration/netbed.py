@@ -37,6 +37,8 @@ def why_not() -> str | None:
     """Why the bed cannot be built here, or None."""
     if os.geteuid() != 0:
         return "the multi-host bed needs root (network namespaces, veth, a bridge)"
+    if shutil.which("iptables") is None:
+        _provision_iptables()
     for tool in ("ip", "nsenter", "iptables"):
         if shutil.which(tool) is None:
             return f"the multi-host bed needs {tool} (apt-get install iproute2 util-linux iptables)"
@@ -53,6 +55,24 @@ def why_not() -> str | None:
     finally:
         subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
+
+
+def _provision_iptables() -> None:
+    """Install iptables from the distribution where it is missing, as the suite installs its
+    real n8n on first use: Debian's base image has ip and nsenter but not iptables. A failure
+    leaves it missing, and ``why_not`` says so."""
+    if shutil.which("apt-get") is None:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "install", "-y", "-q", "--no-install-recommends", "iptables"],
+                 ["apt-get", "update", "-q"],
+                 ["apt-get", "install", "-y", "-q", "--no-install-recommends", "iptables"]):
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        if argv[1] == "install" and done.returncode == 0:
+            return
 
 
 def _run(*argv: str) -> None:
