@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from one_runtime import PYODIDE_GRACE_S, OneRuntime  # the suite's own module (tests/)
+
 # Set before any jail starts: tests assert that the jail never sees it.
 HOST_SECRET = "host-secret-7d1f0c"
 os.environ["SANDBOX_TEST_HOST_SECRET"] = HOST_SECRET
@@ -70,35 +72,6 @@ def default_sandbox():
 
 
 # -- the pyodide runtime (its workers load Pyodide for seconds: one sandbox per session) --------
-
-
-# How long after a timeout a worker is killed from outside, in the tests: longer than the
-# default, so that on this shared, loaded machine a worker whose interrupt does work always
-# answers first (the tests of a timeout tell the two apart by their messages).
-PYODIDE_GRACE_S = 2.0
-
-
-class OneRuntime:
-    """A sandbox seen through one runtime: ``run(code, data, **options)``."""
-
-    def __init__(self, sb, runtime: str) -> None:
-        self.sandbox = sb
-        self.runtime = runtime
-
-    def run(self, code: str, data=None, **options):
-        return self.sandbox.run(self.runtime, code, data, **options)
-
-    def wait_ready(self, count: int | None = None, timeout_s: float = 120.0) -> bool:
-        """Until ``count`` workers (default: the whole pool) are idle; False on timeout."""
-        import time
-
-        want = self.sandbox.config.size if count is None else count
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if self.sandbox.snapshot()[self.runtime]["counts"]["idle"] >= want:
-                return True
-            time.sleep(0.05)
-        return False
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYODIDE_GRACE_S, OneRuntime
+from one_runtime import PYODIDE_GRACE_S, OneRuntime
 from sandbox import PoolConfig, PyodideConfig, Sandbox, Status
 
 pytestmark = pytest.mark.jail
