@@ -151,28 +151,31 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
 
     if "error" in value:
         error = error_of(value["error"])
-        return fail(str(error.pop("message")), cof, logs,
+        # an answer n8n's runner could not send fails the node even when it continues on fail
+        return fail(str(error.pop("message")), cof and not value.get("unsent"), logs,
                     **{k: v for k, v in error.items() if v is not None})
-    text = value.get("result") or "[]"
-    if not isinstance(text, str):
-        return fail("Task result could not be read: not JSON text", cof, logs)
-    try:
-        # parsed, so that what goes to n8n is one JSON value whatever the child wrote (NaN is
-        # not JSON), and sent as this very text when nothing changes it
-        items = json.loads(text, parse_constant=_not_json)
-    except (TypeError, ValueError) as exc:
-        return fail(f"Task result could not be read: {exc}", cof, logs)
-    if not isinstance(items, list):
-        return fail("Task result could not be read: not a list of items", cof, logs)
+    done: dict[str, Any] = {}
+    text = value.get("result")
     failed = value.get("failed") or []
-    for at, info in failed:
-        items[at]["json"]["error"] = error_of(info)["message"]
-    done: dict[str, Any] = {"result": items}
+    if text is not None:  # none: the code returned undefined, and n8n says what it needs
+        if not isinstance(text, str):
+            return fail("Task result could not be read: not JSON text", cof, logs)
+        try:
+            # parsed, so that what goes to n8n is one JSON value whatever the child wrote
+            # (NaN is not JSON), and sent as this very text when nothing changes it
+            items = json.loads(text, parse_constant=_not_json)
+        except (TypeError, ValueError) as exc:
+            return fail(f"Task result could not be read: {exc}", cof, logs)
+        if failed and not isinstance(items, list):
+            return fail("Task result could not be read: not a list of items", cof, logs)
+        for at, info in failed:
+            items[at]["json"]["error"] = error_of(info)["message"]
+        done["result"] = items
     if value.get("customData"):
         done["customData"] = jsonable(value["customData"])
     if "staticData" in value:
         done["staticData"] = jsonable(value["staticData"])
-    return Finished(logs, done=done, result_json="" if failed else text)
+    return Finished(logs, done=done, result_json="" if failed or text is None else text)
 
 
 def _not_json(name: str) -> Any:

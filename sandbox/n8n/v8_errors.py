@@ -1,12 +1,13 @@
 """An error of a JavaScript Code node as n8n's own runner reports it: V8's words, n8n's shape.
 
 n8n's runner runs the user's code in a ``vm`` context, so what the code throws is not an
-``Error`` of the runner's realm and becomes an ``ExecutionError``: its message is the last
-``:``-separated segment of the first stack row that contains ``Error:`` (a multi-line
-message shows its first line; ``Error: a: b`` shows ``b`` and describes itself as ``a``), then
-``[line N]``, N being the line of the innermost named user function on the stack, else of
-``VmCodeWrapper`` (no item index: n8n 2.41 passes none). A value that is not an Error is
-``Unknown error``. Errors of n8n's own realm (its data proxy's) pass unchanged.
+``Error`` of the runner's realm and becomes an ``ExecutionError``: its message is the first
+``Type: details`` row of the stack split at its first ``: `` (a multi-line message shows its
+first line; ``Error: a: b`` shows ``a: b``), then ``[line N]``, N being the line of the
+innermost named user function on the stack, else of ``VmCodeWrapper`` (no item index: n8n
+2.41 passes none). A thrown value that is not error-like reads as its ``JSON.stringify``
+(``"text"``, ``404``, ``null``), else ``Unknown error``. Errors of n8n's own realm (its data
+proxy's) pass unchanged.
 
 QuickJS words some errors differently from V8 (``not a function`` where V8 names the callee,
 ``cannot read property 'x' of undefined``, ...). ``v8_message`` rewords them, naming the
@@ -207,10 +208,13 @@ def execution_error(info: dict[str, Any], code: str, user_lines: int) -> dict[st
     if kind == "host":
         message = str(info.get("message", ""))
         return {"message": message, "description": None, "stack": f"Error: {message}"}
+    if kind == "value":  # not error-like: n8n's runner words it as JSON.stringify of it
+        text = info.get("text")
+        return _from_rows([""], None, text if isinstance(text, str) else "")
     if kind != "error":
         stack = info.get("stack") if kind == "errorlike" else None
         rows = str(stack).split("\n") if isinstance(stack, str) else [""]
-        return _from_rows(rows, None)
+        return _from_rows(rows, None, str(info.get("message", "")))
     frames: list[Frame] = [(str(f[0]), int(f[1]), int(f[2])) for f in info.get("frames") or []]
     name, message = str(info.get("name", "Error")), str(info.get("message", ""))
     top = frames[0] if frames and 0 < frames[0][1] <= user_lines else None
@@ -220,23 +224,28 @@ def execution_error(info: dict[str, Any], code: str, user_lines: int) -> dict[st
     rows = [*header.split("\n"),
             *(f"    at {fn} (<code>:{line}:{col})" if fn and fn != "<anonymous>"
               else f"    at <code>:{line}:{col}" for fn, line, col in shown)]
-    return _from_rows(rows, line_number(frames, user_lines))
+    return _from_rows(rows, line_number(frames, user_lines), message)
 
 
-def _from_rows(rows: list[str], line: int | None) -> dict[str, Any]:
-    display = f"[line {line}]" if line is not None else ""
-    row = next((r for r in rows if "Error:" in r), None)
-    out: dict[str, Any] = {"description": None, "stack": "\n".join(rows)}
+# n8n 2.41's ExecutionError (@n8n/task-runner, errors/execution-error.ts): the message row is
+# the first "Type: details" row of the stack's header (after a source excerpt's caret row),
+# split at its FIRST ": "; without one, the error's own message, else "Unknown error"
+_HEADER = re.compile(r"^(\S.*?): (.+)$")
+_FRAME_ROW = re.compile(r"^\s+at\s")
+_CARET_ROW = re.compile(r"^\s*\^+\s*$")
+
+
+def _from_rows(rows: list[str], line: int | None, message: str) -> dict[str, Any]:
+    first_frame = next((i for i, r in enumerate(rows) if _FRAME_ROW.match(r)), len(rows))
+    head = rows[:first_frame]
+    after_excerpt = max((i + 1 for i, r in enumerate(head) if _CARET_ROW.match(r)), default=0)
+    found = next((m for r in head[after_excerpt:] if (m := _HEADER.match(r))), None)
+    details = found.group(2).strip() or None if found else None
+    kind = found.group(1) if found else None
+    out: dict[str, Any] = {"description": None if kind is None or kind.lower() == "error" else kind,
+                           "stack": "\n".join(rows)}
     if line is not None:
         out["lineNumber"] = line
-    if row is None:
-        out["message"] = f"Unknown error {display}"
-        return out
-    segments = [s.strip() for s in row.split(":")]
-    if len(segments) > 2 and segments[1] == "Cannot find module 'node":
-        segments[1:3] = [f"{segments[1]}:{segments[2]}"]
-    details = segments[-1]
-    kind = segments[-2] if len(segments) > 1 else None
-    out["description"] = None if kind == "Error" else kind
-    out["message"] = f"{details} {display}" if details else f"Unknown error {display}"
+    display = f"[line {line}]" if line is not None else ""
+    out["message"] = f"{details or message or 'Unknown error'} {display}".strip()
     return out

@@ -100,8 +100,8 @@ def test_random_uuid_is_version_4(sandbox):
 @pytest.mark.parametrize("text,message", [
     ("abc", "Unexpected token 'a', \"abc\" is not valid JSON"),
     ("", "Unexpected end of JSON input"),
-    ('{"a":1,}', "Expected double-quoted property name in JSON at position 7"),
-    ('{"a": 1} x', "Unexpected non-whitespace character after JSON at position 9"),
+    ('{"a":1,}', "Expected double-quoted property name in JSON at position 7 (line 1 column 8)"),
+    ('{"a": 1} x', "Unexpected non-whitespace character after JSON at position 9 (line 1 column 10)"),
     ("<html><body>Error</body></html>", "Unexpected token '<', \"<html><bod\"... is not valid JSON"),
 ])
 def test_json_parse_errors_are_v8s(sandbox, text, message):

@@ -27,11 +27,13 @@ def test_quickjs_messages_in_v8s_words(message, line, where, expected):
     assert v8_message("TypeError", message, line, (1, where)) == expected
 
 
-def test_a_message_with_colons_keeps_its_last_segment_and_describes_itself_by_the_one_before():
+def test_a_message_with_colons_is_kept_whole_as_n8n_2_41_splits_at_the_first_colon():
+    # n8n 2.41.1's ExecutionError matches /^(\S.*?): (.+)$/: type "Error", details the rest
     info = {"kind": "error", "name": "Error", "message": "Request failed: 404",
             "frames": [["VmCodeWrapper", 3, 7]]}
     err = execution_error(info, "a\nb\nc", 3)
-    assert (err["message"], err["description"], err["lineNumber"]) == ("404 [line 3]", "Request failed", 3)
+    assert (err["message"], err["description"], err["lineNumber"]) == (
+        "Request failed: 404 [line 3]", None, 3)
 
 
 def test_the_line_is_the_innermost_named_user_functions():
@@ -40,6 +42,17 @@ def test_the_line_is_the_innermost_named_user_functions():
     assert execution_error(info, "\n" * 9, 10)["lineNumber"] == 2
 
 
-def test_a_thrown_value_that_is_not_an_error_is_unknown():
-    assert execution_error({"kind": "value"}, "throw 1", 1) == {
-        "message": "Unknown error ", "description": None, "stack": ""}
+def test_a_thrown_value_that_is_not_error_like_reads_as_its_json():
+    assert execution_error({"kind": "value", "text": "\"just a string\""}, "throw 'x'", 1) == {
+        "message": '"just a string"', "description": None, "stack": ""}
+
+
+def test_a_thrown_value_json_cannot_write_is_unknown():
+    assert execution_error({"kind": "value", "text": None}, "throw undefined", 1) == {
+        "message": "Unknown error", "description": None, "stack": ""}
+
+
+def test_a_thrown_object_with_a_message_shows_that_message():
+    err = execution_error({"kind": "errorlike", "message": "object thrown", "stack": None},
+                          "throw {message: 'object thrown'}", 1)
+    assert err["message"] == "object thrown"

@@ -34,6 +34,8 @@
     task.env.values = (r.envProviderState || {}).env || {};
     return task;
   }
+  const NOT_IN_N8N = ["URL", "URLSearchParams", "structuredClone", "crypto", "queueMicrotask",
+                      "DOMException"];
   function __n8nRun(texts, user) {
     const data = taskData(nativeParse(texts[0]), nativeParse(texts[1]));
     const stringify = JSON.stringify, isArray = Array.isArray, keys = Object.keys;
@@ -220,6 +222,9 @@
     // $binary as n8n's data proxy gives it: each file's metadata without its data
     function binaryOf(it) {
       if (!it) return undefined;
+      // all-items mode: an item without binary data has none; each-item mode gives an empty
+      // object (JSON.stringify($binary) is '{}' in n8n)
+      if (!it.binary && !each) return undefined;
       const out = {};
       for (const k of keys(it.binary || {})) {
         out[k] = {};
@@ -271,6 +276,10 @@
       if (each) names.item = current; else names.items = items;
       return names;
     }
+    // n8n's vm context has the language's built-ins and the few Node globals its runner
+    // passes (Buffer, timers, btoa/atob, TextEncoder/TextDecoder): code that reaches for
+    // another web global fails there ("URL is not defined"), so it does here too
+    for (const name of NOT_IN_N8N) delete globalThis[name];
     function bind(names) {
       for (const k of keys(names)) globalThis[k] = names[k];
     }
@@ -279,7 +288,7 @@
     // the line of the user's frame) is worked out by the host, which has the user's code to
     // word QuickJS's messages as V8 does: here the raw parts.
     function errorOf(e) {
-      if (e === null || (e instanceof InternalError && e.message === "out of memory")) {
+      if (e instanceof InternalError && e.message === "out of memory") {
         throw e;  // the engine's memory limit: the sandbox reports it
       }
       if (e instanceof Error && hostErrors.has(e)) return { kind: "host", message: String(e.message) };
@@ -295,23 +304,31 @@
         return { kind: "errorlike", message: e.message,
                  stack: typeof e.stack === "string" ? e.stack : null };
       }
-      return { kind: "value" };
+      // anything else n8n's runner words as JSON.stringify of it ('"text"', '404', 'null')
+      let text = null;
+      try { text = stringify(e); } catch (_) { text = null; }
+      return { kind: "value", text: typeof text === "string" ? text : null };
     }
 
-    function itemOf(r, where) {
-      if (r === null || typeof r !== "object" || isArray(r)) {
-        throw hostError("Code doesn't return items properly: " + where + " is "
-                        + (isArray(r) ? "an array" : typeof r) + ", not an object");
+    // What n8n's runner sends of an item's result in "Run Once for Each Item" mode (its
+    // extractJsonData): n8n itself validates and normalises what it gets (its Code node's
+    // result-validation), so the result goes as the code returned it.
+    function jsonOf(r) {
+      if (r === null || (typeof r !== "object" && typeof r !== "function")) return r;
+      if ("json" in r) return r.json;
+      if ("binary" in r) return r.json ?? {};
+      return r;
+    }
+    // n8n's runner sends its answer with JSON.stringify, BigInt written as text (n8n-workflow
+    // gives BigInt a toJSON); a value JSON cannot carry (a cycle) fails the task with no text
+    function send(result, failed) {
+      try {
+        return { result: stringify(result, (k, v) => (typeof v === "bigint" ? v.toString() : v)),
+                 failed };
+      } catch (e) {
+        // the runner fails the task whatever "continue on fail" says: n8n gets no result
+        return { error: { kind: "value", text: null }, unsent: true };
       }
-      if ("json" in r) {
-        const out = { json: r.json };
-        if (r.binary !== undefined) out.binary = r.binary;
-        if (r.pairedItem !== undefined) out.pairedItem = r.pairedItem;
-        if (r.error !== undefined) out.error = r.error;
-        return out;
-      }
-      if ("binary" in r) return { json: {}, binary: r.binary };
-      return { json: r };
     }
 
     async function main() {
@@ -321,10 +338,9 @@
           try {
             bind(context(index));
             const r = await user();
-            if (r === null || r === undefined) continue;
-            if (isArray(r)) throw hostError("Code doesn't return an object: in 'Run Once for Each Item' mode, return one item (an object), not an array");
-            const item = itemOf(r, "the result");
-            item.pairedItem = { item: index };
+            if (!r) continue;  // null skips the item, and so does any falsy value (as in n8n)
+            const item = { json: jsonOf(r), pairedItem: { item: index } };
+            if (r.binary) item.binary = r.binary;
             result.push(item);
           } catch (e) {
             const error = errorOf(e);
@@ -333,26 +349,17 @@
             result.push({ json: { error: null }, pairedItem: { item: index } });
           }
         }
-      } else {
-        try {
-          bind(context(0));
-          let r = await user();
-          if (r === null) r = [];
-          if (r === undefined) throw hostError("Code doesn't return items properly: please return an array of objects, one for each item you would like to output");
-          if (!isArray(r)) r = [r];
-          for (let i = 0; i < r.length; i++) result.push(itemOf(r[i], "item " + i));
-        } catch (e) {
-          const error = errorOf(e);
-          if (!data.continueOnFail) return { error };
-          return { result: stringify([{ json: { error: null } }]), failed: [[0, error]] };
-        }
+        return send(result, failed);
       }
-      // n8n's runner sends its result as JSON: undefined keys dropped, undefined in arrays
-      // null, dates as ISO text, toJSON honoured; so the items go to the host as JSON text
       try {
-        return { result: stringify(result), failed };
+        bind(context(0));
+        const r = await user();
+        // undefined is no result (JSON drops it): n8n then says the code returns no items
+        return send(r === null ? [] : r, failed);
       } catch (e) {
-        return { error: errorOf(e) };  // a BigInt, a cycle: n8n's runner cannot send it either
+        const error = errorOf(e);
+        if (!data.continueOnFail) return { error };
+        return { result: stringify([{ json: { error: null } }]), failed: [[0, error]] };
       }
     }
 
