@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
+import hmac
 import json
 import math
 import mmap
@@ -49,6 +51,7 @@ import os
 import pathlib
 import re
 import time
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -314,6 +317,8 @@ def _new_context() -> Any:
     ctx.add_callable("__random_bytes", _random_bytes)  # so does globals.js
     ctx.add_callable("__locale_table", _locale_table)  # and this, read on first use
     ctx.add_callable("__library_module", _library_module)
+    ctx.add_callable("__tz_offset", _tz_offset)  # and these, for dates in any time zone
+    ctx.add_callable("__digest", _digest)  # and hashing (library/crypto.js)
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
@@ -330,16 +335,81 @@ def _library() -> str:
     return "\n" * (LIBRARY_LINE - 1) + text
 
 
-LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json", "n8n")
+LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json", "crypto", "n8n", "luxon", "jmespath")
+
+# Pure-JavaScript packages of npm that n8n's Code node exposes, vendored as published at the
+# versions n8n 2.41.1 pins (library/vendor/, with their licenses): the file, what precedes
+# it and what follows it, so that each becomes a module of the loader (a function of the
+# helpers that returns what the package exports) without a module system.
+_VENDORED = {
+    "luxon": ("luxon-3.7.2.min.js", "(function (h) {\n", "\nreturn luxon;\n})"),
+    "jmespath": ("jmespath-0.16.0.js", "(function (h) {\nvar exports = {};\n",
+                 "\nreturn exports;\n})"),
+}
 
 
 @functools.cache
 def _library_module(name: Any) -> str:
-    """The source of one of globals.js's modules (library/NAME.js), numbered like it."""
+    """The source of one of globals.js's modules (library/NAME.js, or a vendored package),
+    numbered like it."""
     if name not in LIBRARY_MODULES:
         return "undefined"
-    text = (pathlib.Path(__file__).parent / "library" / f"{name}.js").read_text(encoding="utf-8")
+    library = pathlib.Path(__file__).parent / "library"
+    if name in _VENDORED:
+        file, before, after = _VENDORED[name]
+        text = before + (library / "vendor" / file).read_text(encoding="utf-8") + after
+    else:
+        text = (library / f"{name}.js").read_text(encoding="utf-8")
     return "\n" * (LIBRARY_LINE - 1) + text
+
+
+_ZONEINFO = "/usr/share/zoneinfo"  # mounted read-only in the jail (sandbox/jail/mounts.py)
+_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
+_MS_RANGE = 253_402_300_799_000  # 9999-12-31T23:59:59Z: beyond, datetime has no year
+
+
+@functools.cache
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    # only the jail's database: zoneinfo's fallback, the tzdata package, imports machinery
+    # a child cannot run after its seccomp filter is installed
+    if not _ZONE_KEY.fullmatch(name) or not os.path.isfile(os.path.join(_ZONEINFO, name)):
+        return None
+    try:
+        with open(os.path.join(_ZONEINFO, name), "rb") as f:
+            return zoneinfo.ZoneInfo.from_file(f, key=name)
+    except (ValueError, OSError):
+        return None
+
+
+def _tz_offset(name: Any, ms: Any) -> float | None:
+    """The offset from UTC, in minutes, of the IANA time zone ``name`` at epoch milliseconds
+    ``ms``, from the host's time zone database (the jail mounts it read-only); None for a
+    zone it does not know. Dates in other zones are what luxon and Intl ask it for."""
+    if not isinstance(name, str) or not isinstance(ms, (int, float)) or ms != ms:
+        return None
+    zone = _zone(name)
+    if zone is None:
+        return None
+    at = datetime.datetime.fromtimestamp(max(-62_135_596_800_000, min(ms, _MS_RANGE)) / 1000.0, zone)
+    offset = at.utcoffset()
+    return offset.total_seconds() / 60.0 if offset is not None else None
+
+
+_DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-512")
+
+
+def _digest(algorithm: Any, key: Any, data: Any) -> str | None:
+    """The digest (an HMAC when ``key`` is text) of ``data``, bytes as latin-1 text in and
+    out, for library/crypto.js's createHash and createHmac; None for an unknown algorithm."""
+    if not isinstance(algorithm, str) or not isinstance(data, str):
+        return None
+    name = algorithm.lower().replace("sha3-", "sha3_")
+    if algorithm.lower() not in _DIGESTS:
+        return None
+    raw = data.encode("latin-1")
+    if isinstance(key, str):
+        return hmac.new(key.encode("latin-1"), raw, name).digest().decode("latin-1")
+    return hashlib.new(name, raw).digest().decode("latin-1")
 
 
 @functools.cache

@@ -11,9 +11,12 @@
   "use strict";
   const randomBytes = globalThis.__random_bytes, localeTable = globalThis.__locale_table;
   const moduleSource = globalThis.__library_module;
+  const tzOffset = globalThis.__tz_offset, digest = globalThis.__digest;
   delete globalThis.__random_bytes;
   delete globalThis.__locale_table;
   delete globalThis.__library_module;
+  delete globalThis.__tz_offset;
+  delete globalThis.__digest;
   const evaluate = globalThis.eval;  // kept: a snippet may replace the global one
   const sandbox = globalThis.__sandbox;
   const fromCharCode = String.fromCharCode, isArray = Array.isArray;
@@ -81,7 +84,8 @@
 
   // -- the library's modules, compiled on first use --------------------------------------
   const modules = {};
-  const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load };
+  const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load,
+                    tzOffset, digest, entropy };
   function load(name) {
     if (!modules[name]) modules[name] = evaluate(moduleSource(name))(helpers);
     return modules[name];

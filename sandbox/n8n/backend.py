@@ -34,7 +34,7 @@ OnOutcome = Callable[[str, Result], None]
 #: What each runtime's zygote prepares for Code nodes: the JavaScript Code node API (the
 #: runtime's ``n8n`` library module), compiled once there and inherited by every child, so
 #: no task compiles it.
-ZYGOTE_PRELOAD = {"javascript": ("n8n",)}
+ZYGOTE_PRELOAD = {"javascript": ("n8n", "luxon", "jmespath", "crypto")}
 
 
 class Backend(Protocol):

@@ -37,6 +37,14 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("--packages-dir", "packages_dir", {"metavar": "DIR", "help": "python packages environment "
                                         "(`sandbox packages install`)"}),
     ("--preload", "preload", {"metavar": "MODULES", "help": "modules the python zygote imports"}),
+    ("--allow-builtin", "allow_builtin", {"metavar": "MODULES", "help": "javascript: built-in "
+                                          'modules require() may load, "*" for all (n8n\'s '
+                                          "NODE_FUNCTION_ALLOW_BUILTIN; this runner has crypto, "
+                                          "buffer, url)"}),
+    ("--allow-external", "allow_external", {"metavar": "MODULES", "help": "javascript: npm "
+                                            "modules require() may load (NODE_FUNCTION_ALLOW_EXTERNAL)"}),
+    ("--timezone", "timezone", {"metavar": "ZONE", "help": "n8n's GENERIC_TIMEZONE: $now, $today "
+                                "and luxon's default zone (default America/New_York, as n8n)"}),
     ("--name", "name", {"metavar": "NAME", "help": "the runner's name in n8n"}),
     ("--isolation", "isolation", {"metavar": "MODE", "help": "process (default: a fresh process "
                                   "per task) or worker (warm workers, one workflow each)"}),

@@ -22,6 +22,9 @@ max_payload_bytes                  N8N_RUNNERS_MAX_PAYLOAD       --max-payload
 memory_mb                          SANDBOX_N8N_MEMORY_MB         --memory
 task_types                         SANDBOX_N8N_TYPES             --types
 packages_dir / preload             SANDBOX_N8N_PACKAGES_DIR/...  --packages-dir / --preload
+allow_builtin                      NODE_FUNCTION_ALLOW_BUILTIN   --allow-builtin
+allow_external                     NODE_FUNCTION_ALLOW_EXTERNAL  --allow-external
+timezone                           GENERIC_TIMEZONE              --timezone
 name                               SANDBOX_N8N_NAME              --name
 isolation (process or worker)      SANDBOX_N8N_ISOLATION         --isolation
 =================================  ============================  ==============================
@@ -37,6 +40,7 @@ interpreter state (README, "Worker mode"), and never a task of another workflow.
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -44,6 +48,7 @@ from urllib.parse import urlsplit
 
 from sandbox.config import MAX_RESULT_BYTES, MiB, Limits, PoolConfig
 from sandbox.errors import ConfigError
+from sandbox.n8n.javascript_node import DEFAULT_TIMEZONE, CodeOptions
 from sandbox.n8n.protocol import TASK_TYPES
 from broker.protocol import ISOLATIONS
 
@@ -66,6 +71,9 @@ ENV = {
     "preload": "SANDBOX_N8N_PRELOAD",
     "name": "SANDBOX_N8N_NAME",
     "isolation": "SANDBOX_N8N_ISOLATION",
+    "allow_builtin": "NODE_FUNCTION_ALLOW_BUILTIN",
+    "allow_external": "NODE_FUNCTION_ALLOW_EXTERNAL",
+    "timezone": "GENERIC_TIMEZONE",
 }
 
 
@@ -89,6 +97,9 @@ class N8nRunnerConfig:
     preload: tuple[str, ...] = ()
     name: str = "snippet-sandbox"
     isolation: str = "process"
+    allow_builtin: tuple[str, ...] = ()  # modules require() may load; "*": any
+    allow_external: tuple[str, ...] = ()
+    timezone: str = DEFAULT_TIMEZONE
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.task_broker_uri)
@@ -116,6 +127,11 @@ class N8nRunnerConfig:
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError) as exc:
+            raise ConfigError(f"timezone ({ENV['timezone']}) must be an IANA time zone such as "
+                              f"Europe/Berlin, not {self.timezone!r}") from exc
         self.limits()  # the limits are valid too
         self.pool_config()
 
@@ -127,6 +143,10 @@ class N8nRunnerConfig:
     def limits(self) -> Limits:
         return Limits(timeout_s=float(self.task_timeout_s or 3600), memory_mb=self.memory_mb,
                       result_bytes=min(self.max_payload_bytes, MAX_RESULT_BYTES))
+
+    def javascript_options(self) -> CodeOptions:
+        return CodeOptions(allow_builtin=self.allow_builtin, allow_external=self.allow_external,
+                           timezone=self.timezone)
 
     def pool_config(self) -> PoolConfig:
         return PoolConfig(size=self.max_concurrency, stdlib_allow=self.stdlib_allow,

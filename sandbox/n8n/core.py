@@ -62,6 +62,7 @@ class CoreConfig:
     offer_valid_ms: int = OFFER_VALID_MS
     offer_jitter_ms: int = OFFER_JITTER_MS
     offer_renew_ms: int = OFFER_RENEW_MS
+    javascript: javascript_node.CodeOptions = javascript_node.CodeOptions()
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -289,9 +290,10 @@ class RunnerCore:
         task = self.tasks.get(task_id)
         if task is None or task.phase is not Phase.DATA or task.request_id != request_id:
             return []
-        settings, limits = task.settings, self.config.limits
+        settings, limits, options = task.settings, self.config.limits, self.config.javascript
         assert settings is not None
-        return self._start(task, lambda: javascript_node.job(settings, data, limits, frame), now)
+        return self._start(task, lambda: javascript_node.job(settings, data, limits, frame, options),
+                           now)
 
     def _start(self, task: Task, build: Callable[[], Job], now: float) -> list[Action]:
         try:

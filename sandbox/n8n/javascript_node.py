@@ -9,9 +9,12 @@ even when the code asked for no input), in one child, with the Code node API of
 ``$itemIndex``, ``$('Node')``, ``$node``, ``$workflow``, ``$execution`` (``customData``
 goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed), ``$now``,
 ``$today``, ``$env`` (blocked as n8n blocks it), ``$prevNode``, ``$runIndex``, ``$mode``,
-``$parameter``, ``$vars``, and ``console.log`` as ``logNodeOutput``. What it cannot build
-(``helpers.*``, which are rpc calls back into n8n, ``require``, luxon's ``DateTime``,
-``$jmespath``, paired items across branches) throws an error naming it.
+``$parameter``, ``$vars``, ``console.log`` as ``logNodeOutput``, luxon's ``DateTime``,
+``Duration`` and ``Interval`` with ``$now`` and ``$today`` in n8n's time zone
+(``CodeOptions.timezone``), ``$jmespath``, and ``require()`` of the built-in modules the
+operator allows (``CodeOptions``; crypto, buffer, url), refused as n8n refuses them. What it
+cannot build (``helpers.*``, which are rpc calls back into n8n, external modules, paired
+items across branches) throws an error naming it.
 
 The snippet is ``return __n8nRun(data, async function VmCodeWrapper() {<user code>
 });``: the user's code starts on line 1, so stack line numbers are the user's own.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from runtimes import codec
@@ -37,6 +41,12 @@ from sandbox.n8n import v8_errors
 from sandbox.n8n.protocol import Settings
 from sandbox.n8n.task import Finished, Job, JobError, fail, jsonable, limit_error
 from sandbox.result import Result
+
+#: Code that throws or rejects with null itself (else a thrown null is the engine's memory)
+_THROWS_NULL = re.compile(r"\bthrow\s+null\b|\breject\s*\(\s*null\s*\)")
+
+#: n8n's GENERIC_TIMEZONE when none is set (its runner's and n8n-workflow's default)
+DEFAULT_TIMEZONE = "America/New_York"
 
 _NODE_LITERAL = re.compile(r"""\$\(\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|`([^`$\\]*)`)\s*\)""")
 _ANY_NODE_CALL = re.compile(r"\$\(")
@@ -76,7 +86,28 @@ def _line1_offset(code: str) -> int:
     return executor.line1_offset(snippet(code)) + len(_PREFIX)
 
 
-def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str = "") -> Job:
+@dataclass(frozen=True)
+class CodeOptions:
+    """What the operator set for JavaScript Code nodes, as n8n's runner reads it: the modules
+    ``require()`` may load (NODE_FUNCTION_ALLOW_BUILTIN, NODE_FUNCTION_ALLOW_EXTERNAL: names,
+    or ``"*"`` for any) and the instance's time zone (GENERIC_TIMEZONE: ``$now``, ``$today``
+    and luxon's default zone, unless the workflow's settings name another)."""
+
+    allow_builtin: tuple[str, ...] = ()
+    allow_external: tuple[str, ...] = ()
+    timezone: str = DEFAULT_TIMEZONE
+
+    def as_task(self) -> dict[str, Any]:
+        def names(allowed: tuple[str, ...]) -> list[str] | str:
+            return "*" if "*" in allowed else list(allowed)
+
+        return {"modules": {"builtin": names(self.allow_builtin),
+                            "external": names(self.allow_external)},
+                "timezone": self.timezone}
+
+
+def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str = "",
+        options: CodeOptions = CodeOptions()) -> Job:
     """The snippet for a JavaScript task, with what n8n sent in its data response:
     ``response``, and ``frame``, the JSON text of the message that carried it (``{"data":
     response, ...}``) when the shell has it. The child gets two JSON texts: the task (what is
@@ -108,6 +139,7 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str
         "workflowMode": response.get("mode", settings.workflow_mode),
         "runIndex": response.get("runIndex", 0),
         "env": {"blocked": bool(env.get("isEnvAccessBlocked", True))},
+        **options.as_task(),
     }
     try:
         if not frame:
@@ -150,6 +182,10 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
         return v8_errors.execution_error(info, code, user_lines)
 
     if "error" in value:
+        if (value["error"] or {}).get("kind") == "null" and not _THROWS_NULL.search(code):
+            # a null thrown where the code throws none: the engine out of memory
+            message, description = limit_error(Result(Status.MEMORY_LIMIT, "out of memory"), limits)
+            return fail(message, cof, logs, description=description)
         error = error_of(value["error"])
         # an answer n8n's runner could not send fails the node even when it continues on fail
         return fail(str(error.pop("message")), cof and not value.get("unsent"), logs,

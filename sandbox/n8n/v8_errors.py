@@ -208,8 +208,8 @@ def execution_error(info: dict[str, Any], code: str, user_lines: int) -> dict[st
     if kind == "host":
         message = str(info.get("message", ""))
         return {"message": message, "description": None, "stack": f"Error: {message}"}
-    if kind == "value":  # not error-like: n8n's runner words it as JSON.stringify of it
-        text = info.get("text")
+    if kind in ("value", "null"):  # not error-like: n8n's runner words it as its JSON
+        text = "null" if kind == "null" else info.get("text")
         return _from_rows([""], None, text if isinstance(text, str) else "")
     if kind != "error":
         stack = info.get("stack") if kind == "errorlike" else None

@@ -196,9 +196,9 @@ def test_javascript_syntax_error_names_its_line(sb):
 # errors of n8n's own API come from n8n's realm, which its runner passes on unchanged (no line)
 @pytest.mark.parametrize("code,message", [
     ("return [{json: {e: $env.HOME}}];", "access to env vars denied"),
-    ("return require('fs');", "require('fs') is not available in this runner (snippet-sandbox): "
-                              "modules cannot be loaded in this runner"),
-    ("return $jmespath({}, 'a');", "$jmespath is not available in this runner (snippet-sandbox)"),
+    ("return this.helpers.httpRequest({url: 'http://x'});",
+     "helpers.httpRequest is not available in this runner (snippet-sandbox): its functions are "
+     "rpc calls to n8n, which this runner does not make"),
     ("return $('Nope').all();", "Referenced node doesn't exist"),
 ])
 def test_javascript_what_is_not_provided_fails_naming_it(sb, code, message):

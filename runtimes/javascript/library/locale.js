@@ -178,10 +178,13 @@
     if (tz === undefined) return "UTC";
     const name = String(tz);
     const found = Object.keys(ZONES).find((z) => z.toLowerCase() === name.toLowerCase());
+    if (!found && h.tzOffset(name, 0) !== null) return name;  // the host's database has it
     if (!found) throw notSupported(api + ": the time zone '" + name + "'");
     return found === "Etc/UTC" || found === "GMT" || found === "Etc/GMT" || found === "Z" ? "UTC" : found;
   }
   function offsetAt(zone, t, api) {
+    const known = h.tzOffset(zone, t);  // the host's time zone database, when it has the zone
+    if (known !== null) return known;
     const [std, rule, since] = ZONES[zone];
     const y = new Date(t).getUTCFullYear();
     if (since !== undefined && y < since) throw notSupported(api + ": the time zone " + zone + " before " + since);

@@ -32,7 +32,34 @@
     task.connectionInputSource = r.connectionInputSource || {};
     task.variables = additional.variables || {};
     task.env.values = (r.envProviderState || {}).env || {};
+    // n8n's data proxy: the workflow's own time zone, else the instance's (GENERIC_TIMEZONE)
+    const zone = (workflow.settings || {}).timezone;
+    if (typeof zone === "string" && zone && zone !== "DEFAULT") task.timezone = zone;
     return task;
+  }
+  // Node's built-in modules (node:module's builtinModules, Node 24): what require() checks
+  // against NODE_FUNCTION_ALLOW_BUILTIN rather than NODE_FUNCTION_ALLOW_EXTERNAL
+  const NODE_BUILTINS = new Set(("assert buffer child_process cluster console constants crypto dgram "
+    + "diagnostics_channel dns domain events fs http http2 https inspector module net os path "
+    + "perf_hooks process punycode querystring readline repl stream string_decoder sys timers "
+    + "tls trace_events tty url util v8 vm wasi worker_threads zlib assert/strict dns/promises "
+    + "fs/promises path/posix path/win32 readline/promises stream/consumers stream/promises "
+    + "stream/web timers/promises util/types async_hooks").split(" "));
+  // luxon asks Intl for the offsets of IANA zones; this runtime's Intl knows few zones, the
+  // host's time zone database (the executor's __tz_offset) knows them all: its zones use that
+  function zoned(lx) {
+    if (lx.__zoned) return lx;
+    const IANAZone = lx.IANAZone;
+    IANAZone.isValidZone = (zone) => typeof zone === "string" && zone !== "" && h.tzOffset(zone, 0) !== null;
+    Object.defineProperty(IANAZone.prototype, "offset", {
+      configurable: true, writable: true,
+      value: function offset(ts) {
+        const o = this.valid ? h.tzOffset(this.name, Number(ts)) : null;
+        return o === null ? NaN : o;
+      },
+    });
+    Object.defineProperty(lx, "__zoned", { value: true });
+    return lx;
   }
   const NOT_IN_N8N = ["URL", "URLSearchParams", "structuredClone", "crypto", "queueMicrotask",
                       "DOMException"];
@@ -206,9 +233,31 @@
     const prev = ((data.connectionInputSource || {}).main || [])[0];
     const $prevNode = prev ? { name: prev.previousNode, outputIndex: prev.previousNodeOutput || 0,
                                runIndex: prev.previousNodeRun || 0 } : {};
-    const require = (name) => {
-      throw notAvailable("require('" + name + "')", "modules cannot be loaded in this runner");
-    };
+    // require() as n8n's runner resolves it: a built-in module under
+    // NODE_FUNCTION_ALLOW_BUILTIN, another under NODE_FUNCTION_ALLOW_EXTERNAL ("*": any),
+    // the request as written ("node:crypto" is not "crypto"); a refusal is the user's error
+    // at the user's line, as n8n words it
+    const modules = data.modules || { builtin: [], external: [] };
+    const allowed = (list, name) => list === "*" || (isArray(list) && list.includes(name));
+    function require(request) {
+      const name = String(request);
+      const builtin = NODE_BUILTINS.has(name.replace(/^node:/, "")) || name.startsWith("node:");
+      if (!allowed(builtin ? modules.builtin : modules.external, name)) {
+        throw new Error("Module '" + name + "' is disallowed");
+      }
+      if (!builtin) {
+        throw notAvailable("require('" + name + "')", "no external module is installed in this runner");
+      }
+      const base = name.replace(/^node:/, "");
+      if (base === "crypto") return h.load("crypto").crypto;
+      if (base === "buffer") return { Buffer: h.load("bytes").Buffer };
+      if (base === "url") {
+        const url = h.load("url");
+        return { URL: url.URL, URLSearchParams: url.URLSearchParams };
+      }
+      throw notAvailable("require('" + name + "')",
+                         "the built-in modules of this runner are crypto, buffer and url");
+    }
 
     function executed(name, outputIndex, runIndex) {
       if (known.size && !known.has(name)) throw hostError("Referenced node doesn't exist");
@@ -255,17 +304,14 @@
                  parameter: ((data.workflowNodes || {})[name] || {}).parameters || {},
                  runIndex: out ? (runData[name].length - 1) : -1 };
       } });
-      const now = new Date();
-      const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
       const names = {
         $input, $json: current ? current.json : undefined, $binary: binaryOf(current),
         $itemIndex: each ? index : 0, $, $node, $workflow, $execution, $getWorkflowStaticData,
-        $now: now, $today: today, $env, $prevNode, $runIndex: data.runIndex || 0,
+        $env, $prevNode, $runIndex: data.runIndex || 0,
         $mode: data.workflowMode, $parameter: data.node.parameters || {}, $vars: data.variables || {},
         require,
         helpers: missing("helpers", "its functions are rpc calls to n8n, which this runner does not make"),
-        DateTime: missing("DateTime (luxon)"), Duration: missing("Duration (luxon)"),
-        Interval: missing("Interval (luxon)"), $jmespath: missing("$jmespath"),
+        $jmespath: (value, expression) => h.load("jmespath").search(value, expression),
         $evaluateExpression: missing("$evaluateExpression"), $fromAI: missing("$fromAI"),
         // legacy, still in n8n 2.x: the data proxy of another item, and a node's output items
         $item: (i) => context(i),
@@ -283,6 +329,27 @@
     function bind(names) {
       for (const k of keys(names)) globalThis[k] = names[k];
     }
+    // luxon, as n8n gives it: DateTime, Duration, Interval, and $now/$today as DateTimes in
+    // n8n's time zone (GENERIC_TIMEZONE); made on first use, so a task that reads no date
+    // pays nothing for them
+    for (const [name, make] of [["DateTime", () => luxon().DateTime], ["Duration", () => luxon().Duration],
+                                ["Interval", () => luxon().Interval],
+                                ["$now", () => luxon().DateTime.now()],
+                                ["$today", () => luxon().DateTime.now().set(
+                                  { hour: 0, minute: 0, second: 0, millisecond: 0 })]]) {
+      Object.defineProperty(globalThis, name, {
+        configurable: true, enumerable: false,
+        get() { const v = make(); Object.defineProperty(globalThis, name, { value: v, writable: true, configurable: true }); return v; },
+        set(v) { Object.defineProperty(globalThis, name, { value: v, writable: true, configurable: true }); },
+      });
+    }
+    function luxon() {
+      const lx = zoned(h.load("luxon"));
+      if (data.timezone && lx.Settings.defaultZone.name !== data.timezone) {
+        lx.Settings.defaultZone = data.timezone;
+      }
+      return lx;
+    }
 
     // What n8n's runner makes of an error (its ExecutionError: the message row of the stack,
     // the line of the user's frame) is worked out by the host, which has the user's code to
@@ -291,6 +358,9 @@
       if (e instanceof InternalError && e.message === "out of memory") {
         throw e;  // the engine's memory limit: the sandbox reports it
       }
+      // the engine throws null when it cannot even allocate its out-of-memory error: the
+      // host tells that from a `throw null` of the code (javascript_node.finish)
+      if (e === null) return { kind: "null" };
       if (e instanceof Error && hostErrors.has(e)) return { kind: "host", message: String(e.message) };
       if (e instanceof Error) {
         const frames = [];
