@@ -56,11 +56,17 @@ from collections.abc import Callable
 from typing import Any
 
 from runtimes import codec, outcome, output
+from runtimes.javascript import v8_words
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
 
 TAG = "\u0000"
 LIBRARY_LINE = 20_000  # globals.js's first line (see _library); far below it are snippets' lines
+# the first line of the library's modules that stand for Node's own (its Buffer, crypto, URL,
+# and the npm packages n8n's runner loads): what they throw is an error of Node's realm
+# there, which n8n's runner reports without the user's line (library/n8n.js)
+NODE_REALM_LINE = 40_000
+_NODE_REALM = frozenset({"bytes", "url", "clone", "crypto", "n8n", "luxon", "jmespath"})
 MAX_STACK_BYTES = 1024 * 1024
 _UTC = datetime.timezone.utc
 _SAFE_INT = 2**53
@@ -306,6 +312,7 @@ _REHEARSAL_REPORT = json.dumps({"value": {"x": [1, "v", None], "n": 1.5,
 _pristine: Any = None
 _preloaded: tuple[str, ...] = ()  # library modules every context compiles when it is made
 _output: output.OutputBuffer | None = None  # the running task's console output
+_source = ""  # the running task's script, as evaluated (its lines and columns are the stack's)
 
 
 def _new_context() -> Any:
@@ -319,6 +326,7 @@ def _new_context() -> Any:
     ctx.add_callable("__library_module", _library_module)
     ctx.add_callable("__tz_offset", _tz_offset)  # and these, for dates in any time zone
     ctx.add_callable("__digest", _digest)  # and hashing (library/crypto.js)
+    ctx.add_callable("__v8_message", _v8_message)  # and V8's words for errors (v8_words)
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
@@ -360,7 +368,7 @@ def _library_module(name: Any) -> str:
         text = before + (library / "vendor" / file).read_text(encoding="utf-8") + after
     else:
         text = (library / f"{name}.js").read_text(encoding="utf-8")
-    return "\n" * (LIBRARY_LINE - 1) + text
+    return "\n" * ((NODE_REALM_LINE if name in _NODE_REALM else LIBRARY_LINE) - 1) + text
 
 
 _ZONEINFO = "/usr/share/zoneinfo"  # mounted read-only in the jail (sandbox/jail/mounts.py)
@@ -489,6 +497,18 @@ def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
     return _run(task, _take_context(), shared)
 
 
+def _v8_message(name: Any, message: Any, native: Any, line: Any, column: Any) -> str:
+    """``message`` of an error the running task just made, in V8's words (v8_words):
+    ``native`` names the built-in function that raised it, ``line`` and ``column`` are the
+    position in the task's script of the frame that did (0 for none)."""
+    if not isinstance(name, str) or not isinstance(message, str):
+        return message if isinstance(message, str) else ""
+    where = (int(line), int(column)) if isinstance(line, (int, float)) and isinstance(
+        column, (int, float)) and line > 0 else None
+    return v8_words.v8_message(name, message, _source, where,
+                               native if isinstance(native, str) and native else None)
+
+
 def _emit(text: str) -> bool:
     """console output from the prelude: into the task's buffer; False once it is full."""
     if _output is None or not isinstance(text, str):
@@ -520,8 +540,10 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
         ctx.set_memory_limit(task.memory_bytes)
         ctx.set("__input", data_json)
         # One eval compiles the snippet, runs it and, when it settled synchronously, reports.
+        global _source
+        _source = f"{_RUN}{_header(code)}{code}\n}}))"
         try:
-            text = ctx.eval(f"{_RUN}{_header(code)}{code}\n}}))")
+            text = ctx.eval(_source)
         except quickjs.JSException as exc:
             if ctx.eval("__sandbox.started()"):
                 raise

@@ -12,6 +12,8 @@
   const randomBytes = globalThis.__random_bytes, localeTable = globalThis.__locale_table;
   const moduleSource = globalThis.__library_module;
   const tzOffset = globalThis.__tz_offset, digest = globalThis.__digest;
+  const v8Message = globalThis.__v8_message;
+  delete globalThis.__v8_message;
   delete globalThis.__random_bytes;
   delete globalThis.__locale_table;
   delete globalThis.__library_module;
@@ -85,7 +87,7 @@
   // -- the library's modules, compiled on first use --------------------------------------
   const modules = {};
   const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load,
-                    tzOffset, digest, entropy };
+                    tzOffset, digest, entropy, v8Message };
   function load(name) {
     if (!modules[name]) modules[name] = evaluate(moduleSource(name))(helpers);
     return modules[name];

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtimes import codec
-from runtimes.javascript import executor
+from runtimes.javascript import executor, v8_words
 from runtimes.outcome import Status
 from sandbox.config import Limits
 from sandbox.n8n import v8_errors
@@ -157,14 +157,16 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
     """The answer to n8n for a JavaScript task that ended with ``result``."""
     cof = settings.continue_on_fail
     if result.status is Status.ERROR and result.error is not None and result.error.type == "SyntaxError":
-        # the user's code did not compile: the engine reports the line in its message
+        # the user's code did not compile: the engine names the line in its message; n8n's
+        # runner names none (V8's parse error has no frame of the code), in V8's words
         line = re.search(r"\(line (\d+)\)", result.error.message)
         message = re.sub(r"\s*\(line \d+\)$", "", result.error.message)
-        details: dict[str, Any] = {"description": "SyntaxError",
-                                   "stack": f"SyntaxError: {message}"}
-        if line:
+        lines = settings.code.split("\n")
+        text = lines[int(line.group(1)) - 1] if line and 0 < int(line.group(1)) <= len(lines) else None
+        message = v8_words.v8_syntax_message(message, text)
+        details: dict[str, Any] = {"description": "SyntaxError", "stack": f"SyntaxError: {message}"}
+        if line:  # not in the message, as n8n's; still there for the editor to point at
             details["lineNumber"] = int(line.group(1))
-            message = f"{message} [line {line.group(1)}]"
         return fail(message, cof, **details)
     if result.status is not Status.OK or not isinstance(result.value, dict):
         message, description = limit_error(result, limits)

@@ -188,9 +188,11 @@ def test_javascript_unchanged_static_data_is_not_sent(sb):
     assert done.done is not None and "staticData" not in done.done
 
 
-def test_javascript_syntax_error_names_its_line(sb):
-    err = run_js(sb, "const a = 1;\nconst = 2;\nreturn [];").error
+def test_javascript_syntax_error_names_its_line_beside_v8s_message(sb):
+    # n8n's runner writes no "[line N]" for code that does not parse
+    err = run_js(sb, "const a = 1;\nconst b = ;\nreturn [];").error
     assert err is not None and err["description"] == "SyntaxError" and err["lineNumber"] == 2
+    assert err["message"] == "Unexpected token ';'"
 
 
 # errors of n8n's own API come from n8n's realm, which its runner passes on unchanged (no line)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.n8n.v8_errors import execution_error, v8_message
+from runtimes.javascript.v8_words import v8_message, v8_syntax_message
+from sandbox.n8n.v8_errors import execution_error
 
 
 @pytest.mark.parametrize("message,line,where,expected", [
@@ -56,3 +57,47 @@ def test_a_thrown_object_with_a_message_shows_that_message():
     err = execution_error({"kind": "errorlike", "message": "object thrown", "stack": None},
                           "throw {message: 'object thrown'}", 1)
     assert err["message"] == "object thrown"
+
+
+# -- QuickJS's words in V8's, from the native function that raised them or the source line --
+
+@pytest.mark.parametrize("name,message,line,where,native,expected", [
+    ("RangeError", "invalid number of digits", "x.toFixed(200)", None, "toFixed",
+     "toFixed() digits argument must be between 0 and 100"),
+    ("TypeError", "circular reference", "JSON.stringify(a)", None, "stringify",
+     "Converting circular structure to JSON"),
+    ("URIError", "expecting hex digit", "decodeURIComponent('%')", None, "decodeURIComponent",
+     "URI malformed"),
+    ("TypeError", "cannot convert BigInt to number", "1n + 1", (1, 1), None,
+     "Cannot mix BigInt and other types, use explicit conversions"),
+    ("TypeError", "cannot convert BigInt to number", "Math.max(1n)", None, "max",
+     "Cannot convert a BigInt value to a number"),
+    ("TypeError", "'a' is read-only", "o.a = 2;", (1, 1), None,
+     "Cannot assign to read only property 'a' of object '#<Object>'"),
+    ("TypeError", "'c' is read-only", "c = 2;", (1, 1), None, "Assignment to constant variable."),
+    ("TypeError", "invalid 'in' operand", "'a' in 'abc'", (1, 5), None,
+     "Cannot use 'in' operator to search for 'a' in abc"),
+    ("TypeError", "cannot read property 'Symbol.iterator' of undefined",
+     "const [a, b] = undefined;", (1, 1), None, "undefined is not iterable"),
+    ("TypeError", "not a function", "  fns['run']();", (1, 3), None, "fns.run is not a function"),
+    ("RangeError", "Date value is NaN", "d.toISOString()", None, "toISOString", "Invalid time value"),
+])
+def test_quickjs_words_become_v8s(name, message, line, where, native, expected):
+    assert v8_message(name, message, line, where, native) == expected
+
+
+@pytest.mark.parametrize("message,line,expected", [
+    ("unexpected token in expression: ';'", "const a = ;", "Unexpected token ';'"),
+    ("expecting ';'", "function f() { await 1; }",
+     "await is only valid in async functions and the top level bodies of modules"),
+    ("Unexpected token ']'", "return [{a: 1 ];", "Unexpected token ']'"),
+])
+def test_parse_errors_in_v8s_words(message, line, expected):
+    assert v8_syntax_message(message, line) == expected
+
+
+def test_a_stack_overflow_without_frames_names_the_recursive_call():
+    info = {"kind": "error", "name": "RangeError", "message": "Maximum call stack size exceeded",
+            "frames": []}
+    code = "const x = 1;\nfunction f(n) {\n  return f(n + 1);\n}\nreturn f(0);"
+    assert execution_error(info, code, 5)["message"] == "Maximum call stack size exceeded [line 3]"

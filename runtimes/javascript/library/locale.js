@@ -275,5 +275,12 @@
   define(Intl, "NumberFormat", NumberFormat);
   define(Intl, "DateTimeFormat", DateTimeFormat);
   define(Intl, "getCanonicalLocales", (l) => (l === undefined ? [] : (isArray(l) ? l : [l]).map(String)));
+  // Intl's other services: named when used, never a bare "not a constructor"
+  for (const name of ["Collator", "PluralRules", "RelativeTimeFormat", "ListFormat", "Segmenter",
+                      "DisplayNames", "Locale", "DurationFormat"]) {
+    const missing = { [name]: function () { throw notSupported("Intl." + name); } }[name];
+    define(missing, "supportedLocalesOf", () => { throw notSupported("Intl." + name); });
+    define(Intl, name, missing);
+  }
   return { Intl, NumberFormat, DateTimeFormat, numberFormatter, dateFormatter };
 })

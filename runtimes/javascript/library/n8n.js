@@ -61,6 +61,11 @@
     Object.defineProperty(lx, "__zoned", { value: true });
     return lx;
   }
+  // the executor's: lines from here on are the library's modules that stand for Node's
+  // (its NODE_REALM_LINE), rather than the language's own built-ins
+  const NODE_REALM_LINE = 40000;
+  const NATIVE_ERRORS = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError",
+                                 "URIError", "EvalError", "AggregateError", "InternalError"]);
   const NOT_IN_N8N = ["URL", "URLSearchParams", "structuredClone", "crypto", "queueMicrotask",
                       "DOMException"];
   function __n8nRun(texts, user) {
@@ -78,7 +83,37 @@
 
     // n8n's own errors (its data proxy's, its env provider's) come from n8n's realm: its runner
     // passes them on as they are, without the user's line (see errorOf)
-    const hostErrors = new WeakSet();
+    const hostErrors = new WeakSet(), userErrors = new WeakSet();
+
+    // Each error made while the code runs gets V8's words and V8's stack (its first row
+    // "Name: message"), as in n8n's runner: code that catches an error reads there what it
+    // reads here. The engine calls this as it makes the error (quickjs-ng's V8-compatible
+    // Error.prepareStackTrace); the words come from the executor (v8_words), which has the
+    // task's source for the expressions V8 names.
+    Error.prepareStackTrace = v8Stack;  // an accessor of the engine's: assigned, not defined
+    function v8Stack(e, sites) {
+      try {
+        let frames = sites.map((c) => [c.getFunctionName() || "", c.getLineNumber() || 0,
+                                       c.getColumnNumber() || 0, !!c.isNative()]);
+        // V8 leaves out the frames of the constructor the error was made for (new.target)
+        const ctor = e !== null && typeof e === "object" && e.constructor ? e.constructor.name : "";
+        if (ctor && !NATIVE_ERRORS.has(ctor)) while (frames.length && frames[0][0] === ctor) frames.shift();
+        const top = frames[0];
+        if (top && typeof e.message === "string" && !hostErrors.has(e)) {
+          const native = top[3] ? top[0] : null;
+          const message = h.v8Message(String(e.name), e.message, native, top[3] ? 0 : top[1], top[3] ? 0 : top[2]);
+          if (message !== e.message) e.message = message;
+        }
+        const rows = [String(e.name) + (e.message ? ": " + e.message : "")];
+        for (const [fn, line, col, native] of frames) {
+          const where = native ? "native" : "<input>:" + line + ":" + col;
+          rows.push("    at " + (fn ? fn + " (" + where + ")" : where));
+        }
+        return rows.join("\n");
+      } catch (_) {
+        return String(e && e.name) + ": " + String(e && e.message);
+      }
+    }
     function hostError(message) {
       const e = new Error(message);
       hostErrors.add(e);
@@ -243,7 +278,9 @@
       const name = String(request);
       const builtin = NODE_BUILTINS.has(name.replace(/^node:/, "")) || name.startsWith("node:");
       if (!allowed(builtin ? modules.builtin : modules.external, name)) {
-        throw new Error("Module '" + name + "' is disallowed");
+        const e = new Error("Module '" + name + "' is disallowed");
+        userErrors.add(e);  // n8n's runner makes it an ExecutionError: the user's line
+        throw e;
       }
       if (!builtin) {
         throw notAvailable("require('" + name + "')", "no external module is installed in this runner");
@@ -367,6 +404,12 @@
         for (const l of String(e.stack || "").split("\n")) {
           const m = /at (?:(\S+) \()?(?:<input>:(\d+):(\d+)|(native))/.exec(l);
           if (m) frames.push([m[1] || "", m[2] ? Number(m[2]) : 0, m[3] ? Number(m[3]) : 0]);
+        }
+        // an error of the library's modules that stand for Node's (Buffer, crypto, luxon,
+        // ...) is an error of n8n's own realm there: passed on as it is, without a line
+        const first = frames.find((f) => f[1] > 0);
+        if (first && first[1] >= NODE_REALM_LINE && !userErrors.has(e)) {
+          return { kind: "host", message: String(e.message) };
         }
         return { kind: "error", name: String(e.name), message: String(e.message), frames };
       }
