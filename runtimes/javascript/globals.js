@@ -120,6 +120,34 @@
     }[name]);
   }
 
+  // string comparison in a locale's order, and case mapping where a locale changes it
+  define(String.prototype, "localeCompare", function localeCompare(that, locales, options) {
+    if (this === null || this === undefined) {
+      throw new TypeError("String.prototype.localeCompare called on null or undefined");
+    }
+    return load("locale").collator(locales, options, "String.prototype.localeCompare").compare(String(this), String(that));
+  });
+  const upper = String.prototype.toUpperCase, lower = String.prototype.toLowerCase;
+  const turkic = (locales) => /^(tr|az)(\b|[-_])/i.test(String((Array.isArray(locales) ? locales[0] : locales) ?? ""));
+  define(String.prototype, "toLocaleUpperCase", function toLocaleUpperCase(locales) {
+    const s = String(this);
+    return upper.call(turkic(locales) ? s.replace(/i/g, "\u0130") : s);
+  });
+  define(String.prototype, "toLocaleLowerCase", function toLocaleLowerCase(locales) {
+    const s = String(this);
+    return lower.call(turkic(locales) ? s.replace(/I/g, "\u0131").replace(/\u0130/g, "i") : s);
+  });
+  // V8 names the zone after the offset (the jail's zone is UTC: no TZ inside it)
+  for (const name of ["toString", "toTimeString"]) {
+    const native = Date.prototype[name];
+    define(Date.prototype, name, {
+      [name]() {
+        const s = native.call(this);
+        return / GMT\+0000$/.test(s) ? s + " (Coordinated Universal Time)" : s;
+      },
+    }[name]);
+  }
+
   // -- timers: jobs run after the snippet's own jobs, in due order, without real waiting ----
   let timerSeq = 0, clock = 0;
   const timers = new Map();

@@ -66,6 +66,13 @@
   const NODE_REALM_LINE = 40000;
   const NATIVE_ERRORS = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError",
                                  "URIError", "EvalError", "AggregateError", "InternalError"]);
+  // n8n 2.41's EXPOSED_RPC_METHODS and UNSUPPORTED_HELPER_FUNCTIONS (@n8n/task-runner)
+  const HELPER_NAMES = ["assertBinaryData", "getBinaryDataBuffer", "prepareBinaryData",
+    "setBinaryDataBuffer", "binaryToString", "httpRequest", "request",
+    "httpRequestWithAuthentication", "requestWithAuthenticationPaginated", "copyBinaryFile",
+    "createReadStream", "getBinaryStream", "binaryToBuffer", "getBinaryMetadata",
+    "getStoragePath", "getBinaryPath", "writeContentToFile", "copyInputItems", "returnJsonArray",
+    "normalizeItems", "getSSHClient", "createDeferredPromise", "constructExecutionMetaData"];
   const NOT_IN_N8N = ["URL", "URLSearchParams", "structuredClone", "crypto", "queueMicrotask",
                       "DOMException"];
   function __n8nRun(texts, user) {
@@ -137,6 +144,12 @@
         apply() { throw notAvailable(what, why); },
         construct() { throw notAvailable(what, why); },
       });
+    }
+    // this.helpers as n8n's runner builds it: an object of n8n's helper functions, each an
+    // rpc call into n8n there; here each one throws an error naming it
+    const HELPERS = {};
+    for (const name of HELPER_NAMES) {
+      HELPERS[name] = missing("helpers." + name, "its functions are rpc calls to n8n, which this runner does not make");
     }
     function show(v) {
       if (typeof v === "string") return "'" + v + "'";
@@ -336,7 +349,11 @@
       const $node = new Proxy({}, { get(_, name) {
         if (typeof name !== "string") return undefined;
         const out = outputOf(name);
-        const it = out ? (out.items[index] || out.items[0]) : undefined;
+        if (out && index >= out.items.length && out.items.length) {
+          throw hostError('"' + name + '" node has ' + out.items.length + " item(s) but you're "
+                          + "trying to access item " + index);
+        }
+        const it = out ? out.items[index] : undefined;
         return { json: it ? it.json : {}, binary: it ? it.binary : undefined,
                  parameter: ((data.workflowNodes || {})[name] || {}).parameters || {},
                  runIndex: out ? (runData[name].length - 1) : -1 };
@@ -347,7 +364,7 @@
         $env, $prevNode, $runIndex: data.runIndex || 0,
         $mode: data.workflowMode, $parameter: data.node.parameters || {}, $vars: data.variables || {},
         require,
-        helpers: missing("helpers", "its functions are rpc calls to n8n, which this runner does not make"),
+        helpers: HELPERS,
         $jmespath: (value, expression) => h.load("jmespath").search(value, expression),
         $evaluateExpression: missing("$evaluateExpression"), $fromAI: missing("$fromAI"),
         // legacy, still in n8n 2.x: the data proxy of another item, and a node's output items

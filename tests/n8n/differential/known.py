@@ -32,23 +32,15 @@ _known("regression", "$binary of an item without binary data in each-item mode: 
 
 # -- gaps of our Code node layer (issue 20) --------------------------------------------------
 
-_known("missing-global", "Intl.Collator's compare, Intl.PluralRules and Intl.RelativeTimeFormat "
-       "are missing in ours", "intl-collator-sort", "intl-plural-relative")
-
 _known("paired-items", "node data by item index in each-item mode: n8n resolves "
        "$('Node').item through paired items and fails $node['Node'] past the node's last "
-       "item; ours does the reverse",
-       "legacy-node-dict-each", "node-item-each-mode")
+       "item; ours does the reverse", "node-item-each-mode")
 
-_known("locale-and-zone", "toLocaleUpperCase/localeCompare ignore the locale in ours "
-       "('ISTANBUL' for tr-TR, accents sorted after z)", "tolocale-upper", "str-localecompare-sort")
-_known("locale-and-zone", "Date.prototype.toString has no zone name in ours "
-       "('GMT+0000' vs 'GMT+0000 (Coordinated Universal Time)')", "date-tostring-local")
 _known("luxon", "luxon's toLocaleString asks Intl.DateTimeFormat for formatToParts, which our "
        "Intl lacks: an error naming it", "luxon-locale")
 
 _known("helpers-rpc", "this.helpers is missing in ours; n8n's runner forwards it to n8n as rpc",
-       "helpers-http", "this-helpers-type")
+       "helpers-http")
 
 _known("error-text", "a destructuring error caught by the code: QuickJS puts it at the start of "
        "the function, so the expression V8 names ('5 is not iterable', \"Cannot destructure "
