@@ -332,6 +332,10 @@ def _new_context() -> Any:
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
     for name in _preloaded:
         ctx.eval(f"__sandbox.preload({json.dumps(name)})")
+    # collect now: the engine's next collection is due at half as much again as what it
+    # holds after this one, so a child's first allocations do not start a collection that
+    # walks (and so copies) every page of the heap it inherited
+    ctx.gc()
     return ctx
 
 

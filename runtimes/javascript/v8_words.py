@@ -142,6 +142,18 @@ def _callee(text: str, col: int) -> str | None:
     return None
 
 
+_REGEXP = {"expecting ')'": "Unterminated group", "nothing to repeat": "Nothing to repeat",
+           "unexpected end": "Unterminated character class", "unmatched ')'": "Unmatched ')'"}
+_REGEXP_CALL = re.compile(r"""\bRegExp\(\s*(['"])((?:(?!\1).)*)\1\s*(?:,\s*(['"])(\w*)\3\s*)?\)""")
+_DESTRUCTURED_LITERAL = re.compile(r"\[[^\[\]=]*\]\s*=(?!=)\s*(null|undefined|-?\d+(?:\.\d+)?|true|false)\s*[;\n]")
+
+
+def _only(pattern: re.Pattern[str], code: str) -> re.Match[str] | None:
+    """The one match of ``pattern`` in ``code``, when there is exactly one."""
+    found = list(pattern.finditer(code))
+    return found[0] if len(found) == 1 else None
+
+
 _MEMBERS = re.compile(r"(?:\s*(?:\??\.\s*[A-Za-z_$][\w$]*|\[[^\[\]]*\]))+")
 _NATIVE: dict[tuple[str, str], str] = {
     ("toFixed", "invalid number of digits"): "toFixed() digits argument must be between 0 and 100",
@@ -178,8 +190,12 @@ def v8_message(name: str, message: str, code: str, where: tuple[int, int] | None
         if text is not None and _ASSIGNED_NAME.match(text, col - 1):
             return "Assignment to constant variable."
         return f"Cannot assign to read only property '{read_only.group(1)}' of object '#<Object>'"
+    if native == "RegExp" and message in _REGEXP and text is not None:
+        found = _REGEXP_CALL.search(text)
+        if found:
+            return f"Invalid regular expression: /{found.group(2)}/{found.group(4) or ''}: {_REGEXP[message]}"
     if message == "Cannot convert undefined or null to object" and text is not None:
-        found = _DESTRUCTURE.search(text)
+        found = _DESTRUCTURE.search(text) or _only(_DESTRUCTURE, code)
         if found:
             prop, value = found.groups()
             return f"Cannot destructure property '{prop}' of '{value}' as it is {value}."
@@ -191,6 +207,9 @@ def v8_message(name: str, message: str, code: str, where: tuple[int, int] | None
     if message in ("value is not iterable", "not iterable") or iterator:
         # the line's destructuring, for-of or spread names it, else the position does
         found = _ITERATED.search(text) if text is not None else None
+        # QuickJS may put a destructuring's error at its function's start: the code's only
+        # destructuring of a literal is then the one
+        found = found or _only(_DESTRUCTURED_LITERAL, code)
         expr = found.group(1).strip() if found else None
         if not expr and text is not None:
             expr = _chain_right(text, col - 1)

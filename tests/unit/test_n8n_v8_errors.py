@@ -81,6 +81,13 @@ def test_a_thrown_object_with_a_message_shows_that_message():
      "const [a, b] = undefined;", (1, 1), None, "undefined is not iterable"),
     ("TypeError", "not a function", "  fns['run']();", (1, 3), None, "fns.run is not a function"),
     ("RangeError", "Date value is NaN", "d.toISOString()", None, "toISOString", "Invalid time value"),
+    ("SyntaxError", "expecting ')'", "  new RegExp('(');", (1, 3), "RegExp",
+     "Invalid regular expression: /(/: Unterminated group"),
+    # QuickJS puts a destructuring's error at the function's start: the code's only one
+    ("TypeError", "value is not iterable", "try {\n  const [x] = 5;\n}", (1, 1), None,
+     "5 is not iterable"),
+    ("TypeError", "Cannot convert undefined or null to object", "try {\n  const { a } = null;\n}",
+     (1, 1), None, "Cannot destructure property 'a' of 'null' as it is null."),
 ])
 def test_quickjs_words_become_v8s(name, message, line, where, native, expected):
     assert v8_message(name, message, line, where, native) == expected

@@ -108,7 +108,9 @@
         const top = frames[0];
         if (top && typeof e.message === "string" && !hostErrors.has(e)) {
           const native = top[3] ? top[0] : null;
-          const message = h.v8Message(String(e.name), e.message, native, top[3] ? 0 : top[1], top[3] ? 0 : top[2]);
+          // a RegExp's words name its pattern: the caller's line has it
+          const at = !top[3] ? top : (native === "RegExp" && frames[1] && !frames[1][3] ? frames[1] : null);
+          const message = h.v8Message(String(e.name), e.message, native, at ? at[1] : 0, at ? at[2] : 0);
           if (message !== e.message) e.message = message;
         }
         const rows = [String(e.name) + (e.message ? ": " + e.message : "")];

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 KNOWN: dict[str, tuple[str, str]] = {}
 
+
 def _known(category: str, reason: str, *ids: str) -> None:
     for cid in ids:
         assert cid not in KNOWN, f"{cid} listed twice"
         KNOWN[cid] = (category, reason)
+
 
 # -- intended --------------------------------------------------------------------------------
 
@@ -32,23 +34,17 @@ _known("regression", "$binary of an item without binary data in each-item mode: 
 
 # -- gaps of our Code node layer (issue 20) --------------------------------------------------
 
-_known("paired-items", "node data by item index in each-item mode: n8n resolves "
-       "$('Node').item through paired items and fails $node['Node'] past the node's last "
-       "item; ours does the reverse", "node-item-each-mode")
+_known("paired-items", "$('Node').item in each-item mode where the node's items are not on this "
+       "item's chain of paired items: n8n resolves it, ours fails ('Cannot read properties "
+       "of undefined')", "node-item-each-mode")
 
 _known("luxon", "luxon's toLocaleString asks Intl.DateTimeFormat for formatToParts, which our "
        "Intl lacks: an error naming it", "luxon-locale")
 
-_known("helpers-rpc", "this.helpers is missing in ours; n8n's runner forwards it to n8n as rpc",
-       "helpers-http")
+_known("helpers-rpc", "this.helpers.httpRequest: n8n's runner forwards it to n8n as rpc; ours "
+       "fails naming it", "helpers-http")
 
-_known("error-text", "a destructuring error caught by the code: QuickJS puts it at the start of "
-       "the function, so the expression V8 names ('5 is not iterable', \"Cannot destructure "
-       "property 'a' of 'null'\") is not known; ours keeps QuickJS's words",
-       "err-catch-not-iterable", "err-catch-null-destructure")
-_known("error-text", "an invalid RegExp caught by the code: V8 names the pattern and the fault "
-       "('Invalid regular expression: /(/: Unterminated group'), ours QuickJS's words",
-       "err-catch-regexp")
-_known("engine-deviation", "QuickJS differs from V8 where our layer could match it: spreading a "
-       "string, objects of n8n's data from another realm (instanceof Array false in n8n)",
+_known("engine-deviation", "QuickJS differs from V8 and our layer does not reach it: {...'abc'} "
+       "spreads nothing; n8n's data comes from another realm there (instanceof Array false, "
+       "and its vm context's Object.getPrototypeOf gives a fresh object)",
        "spread-string", "instanceof-array-input")
