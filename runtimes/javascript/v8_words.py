@@ -145,7 +145,8 @@ def _callee(text: str, col: int) -> str | None:
 _REGEXP = {"expecting ')'": "Unterminated group", "nothing to repeat": "Nothing to repeat",
            "unexpected end": "Unterminated character class", "unmatched ')'": "Unmatched ')'"}
 _REGEXP_CALL = re.compile(r"""\bRegExp\(\s*(['"])((?:(?!\1).)*)\1\s*(?:,\s*(['"])(\w*)\3\s*)?\)""")
-_DESTRUCTURED_LITERAL = re.compile(r"\[[^\[\]=]*\]\s*=(?!=)\s*(null|undefined|-?\d+(?:\.\d+)?|true|false)\s*[;\n]")
+_DESTRUCTURED_LITERAL = re.compile(
+    r"\[[^\[\]=]*\]\s*=(?!=)\s*(null|undefined|-?\d+(?:\.\d+)?|true|false)\s*[;\n]")
 
 
 def _only(pattern: re.Pattern[str], code: str) -> re.Match[str] | None:

@@ -65,3 +65,21 @@ def test_the_cli_reports_a_bad_setting_on_one_line_with_exit_code_2():
     assert proc.returncode == 2
     assert proc.stderr == ("sandbox n8n-runner: max_concurrency (N8N_RUNNERS_MAX_CONCURRENCY) must "
                            "be a positive integer, not 0\n")
+
+
+def test_n8ns_javascript_variables_reach_the_code_node_options():
+    cfg = N8nRunnerConfig.load({**BASE, "NODE_FUNCTION_ALLOW_BUILTIN": "crypto, url",
+                                "NODE_FUNCTION_ALLOW_EXTERNAL": "*", "GENERIC_TIMEZONE": "Europe/Berlin"})
+    options = cfg.javascript_options()
+    assert (options.allow_builtin, options.allow_external, options.timezone) == (
+        ("crypto", "url"), ("*",), "Europe/Berlin")
+    assert options.as_task()["modules"] == {"builtin": ["crypto", "url"], "external": "*"}
+
+
+def test_the_time_zone_defaults_to_n8ns():
+    assert N8nRunnerConfig.load(BASE).javascript_options().timezone == "America/New_York"
+
+
+def test_an_unknown_time_zone_is_refused_naming_the_variable():
+    with pytest.raises(ConfigError, match="GENERIC_TIMEZONE"):
+        N8nRunnerConfig.load({**BASE, "GENERIC_TIMEZONE": "Mars/Base"})
