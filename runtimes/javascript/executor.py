@@ -327,6 +327,7 @@ def _new_context() -> Any:
     ctx.add_callable("__tz_offset", _tz_offset)  # and these, for dates in any time zone
     ctx.add_callable("__digest", _digest)  # and hashing (library/crypto.js)
     ctx.add_callable("__v8_message", _v8_message)  # and V8's words for errors (v8_words)
+    ctx.add_callable("__set_tz", _set_tz)  # and the process's local time zone (Date's)
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
@@ -405,6 +406,18 @@ def _tz_offset(name: Any, ms: Any) -> float | None:
     at = datetime.datetime.fromtimestamp(max(-62_135_596_800_000, min(ms, _MS_RANGE)) / 1000.0, zone)
     offset = at.utcoffset()
     return offset.total_seconds() / 60.0 if offset is not None else None
+
+
+def _set_tz(name: Any) -> bool:
+    """Make ``name`` (an IANA zone of the jail's database) this process's local time zone,
+    as TZ makes it Node's: what ``Date`` reads (getHours, toString) follows it. The process
+    is the task's own (forked for it, or a worker between tasks), so nothing outlives it
+    but in a worker, which sets its zone again for every task. False for an unknown zone."""
+    if not isinstance(name, str) or _zone(name) is None:
+        return False
+    os.environ["TZ"] = name
+    time.tzset()
+    return True
 
 
 _DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-512")

@@ -12,8 +12,9 @@
   const randomBytes = globalThis.__random_bytes, localeTable = globalThis.__locale_table;
   const moduleSource = globalThis.__library_module;
   const tzOffset = globalThis.__tz_offset, digest = globalThis.__digest;
-  const v8Message = globalThis.__v8_message;
+  const v8Message = globalThis.__v8_message, setTz = globalThis.__set_tz;
   delete globalThis.__v8_message;
+  delete globalThis.__set_tz;
   delete globalThis.__random_bytes;
   delete globalThis.__locale_table;
   delete globalThis.__library_module;
@@ -87,7 +88,7 @@
   // -- the library's modules, compiled on first use --------------------------------------
   const modules = {};
   const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load,
-                    tzOffset, digest, entropy, v8Message };
+                    tzOffset, digest, entropy, v8Message, setTz, localZone: "UTC" };
   function load(name) {
     if (!modules[name]) modules[name] = evaluate(moduleSource(name))(helpers);
     return modules[name];

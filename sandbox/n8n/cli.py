@@ -45,6 +45,8 @@ _FLAGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
                                             "modules require() may load (NODE_FUNCTION_ALLOW_EXTERNAL)"}),
     ("--timezone", "timezone", {"metavar": "ZONE", "help": "n8n's GENERIC_TIMEZONE: $now, $today "
                                 "and luxon's default zone (default America/New_York, as n8n)"}),
+    ("--tz", "tz", {"metavar": "ZONE", "help": "javascript: Date's local time zone, as TZ is "
+                    "Node's (default: UTC)"}),
     ("--name", "name", {"metavar": "NAME", "help": "the runner's name in n8n"}),
     ("--isolation", "isolation", {"metavar": "MODE", "help": "process (default: a fresh process "
                                   "per task) or worker (warm workers, one workflow each)"}),

@@ -25,6 +25,7 @@ packages_dir / preload             SANDBOX_N8N_PACKAGES_DIR/...  --packages-dir 
 allow_builtin                      NODE_FUNCTION_ALLOW_BUILTIN   --allow-builtin
 allow_external                     NODE_FUNCTION_ALLOW_EXTERNAL  --allow-external
 timezone                           GENERIC_TIMEZONE              --timezone
+tz (JavaScript's Date)             TZ                            --tz
 name                               SANDBOX_N8N_NAME              --name
 isolation (process or worker)      SANDBOX_N8N_ISOLATION         --isolation
 =================================  ============================  ==============================
@@ -74,6 +75,7 @@ ENV = {
     "allow_builtin": "NODE_FUNCTION_ALLOW_BUILTIN",
     "allow_external": "NODE_FUNCTION_ALLOW_EXTERNAL",
     "timezone": "GENERIC_TIMEZONE",
+    "tz": "TZ",
 }
 
 
@@ -100,6 +102,7 @@ class N8nRunnerConfig:
     allow_builtin: tuple[str, ...] = ()  # modules require() may load; "*": any
     allow_external: tuple[str, ...] = ()
     timezone: str = DEFAULT_TIMEZONE
+    tz: str = ""  # Date's local time zone in JavaScript, as TZ is a Node process's ("": UTC)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.task_broker_uri)
@@ -127,11 +130,15 @@ class N8nRunnerConfig:
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError) as exc:
-            raise ConfigError(f"timezone ({ENV['timezone']}) must be an IANA time zone such as "
-                              f"Europe/Berlin, not {self.timezone!r}") from exc
+        for name in ("timezone", "tz"):
+            zone = getattr(self, name)
+            if name == "tz" and not zone:
+                continue
+            try:
+                zoneinfo.ZoneInfo(zone.lstrip(":"))
+            except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError) as exc:
+                raise ConfigError(f"{name} ({ENV[name]}) must be an IANA time zone such as "
+                                  f"Europe/Berlin, not {zone!r}") from exc
         self.limits()  # the limits are valid too
         self.pool_config()
 
@@ -146,7 +153,7 @@ class N8nRunnerConfig:
 
     def javascript_options(self) -> CodeOptions:
         return CodeOptions(allow_builtin=self.allow_builtin, allow_external=self.allow_external,
-                           timezone=self.timezone)
+                           timezone=self.timezone, tz=self.tz.lstrip(":"))
 
     def pool_config(self) -> PoolConfig:
         return PoolConfig(size=self.max_concurrency, stdlib_allow=self.stdlib_allow,

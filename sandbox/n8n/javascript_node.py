@@ -91,19 +91,24 @@ class CodeOptions:
     """What the operator set for JavaScript Code nodes, as n8n's runner reads it: the modules
     ``require()`` may load (NODE_FUNCTION_ALLOW_BUILTIN, NODE_FUNCTION_ALLOW_EXTERNAL: names,
     or ``"*"`` for any) and the instance's time zone (GENERIC_TIMEZONE: ``$now``, ``$today``
-    and luxon's default zone, unless the workflow's settings name another)."""
+    and luxon's default zone, unless the workflow's settings name another), and the runner's
+    own TZ, which is ``Date``'s local time zone as a Node process's."""
 
     allow_builtin: tuple[str, ...] = ()
     allow_external: tuple[str, ...] = ()
     timezone: str = DEFAULT_TIMEZONE
+    tz: str = ""  # the runner's TZ: Date's local time zone, as Node's process zone ("": UTC)
 
     def as_task(self) -> dict[str, Any]:
         def names(allowed: tuple[str, ...]) -> list[str] | str:
             return "*" if "*" in allowed else list(allowed)
 
-        return {"modules": {"builtin": names(self.allow_builtin),
-                            "external": names(self.allow_external)},
-                "timezone": self.timezone}
+        task: dict[str, Any] = {"modules": {"builtin": names(self.allow_builtin),
+                                            "external": names(self.allow_external)},
+                                "timezone": self.timezone}
+        if self.tz:
+            task["tz"] = self.tz
+        return task
 
 
 def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str = "",

@@ -140,3 +140,18 @@ def test_jmespath_searches_as_n8n_does(sb):
     code = ("const d = {people: [{name: 'a', age: 30}, {name: 'b', age: 20}]};\n"
             "return [{json: {v: $jmespath(d, 'people[?age > `25`].name')}}];")
     assert value(run_js(sb, code)) == ["a"]
+
+
+def test_tz_is_dates_local_time_zone_as_in_node(sb):
+    # 2024-07-01T12:00Z is 14:00 in Berlin (summer time); GENERIC_TIMEZONE stays luxon's
+    code = ("const d = new Date('2024-07-01T12:00:00Z');\n"
+            "return [{json: {v: [d.getHours(), d.getTimezoneOffset(), d.toLocaleTimeString('en-GB'),\n"
+            "  Intl.DateTimeFormat().resolvedOptions().timeZone, $now.zoneName]}}];")
+    options = CodeOptions(tz="Europe/Berlin", timezone="Asia/Tokyo")
+    assert value(run_js(sb, code, options=options)) == [14, -120, "14:00:00", "Europe/Berlin",
+                                                         "Asia/Tokyo"]
+
+
+def test_without_tz_dates_are_utc(sb):
+    code = "return [{json: {v: new Date('2024-07-01T12:00:00Z').getHours()}}];"
+    assert value(run_js(sb, code)) == 12

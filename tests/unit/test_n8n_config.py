@@ -83,3 +83,11 @@ def test_the_time_zone_defaults_to_n8ns():
 def test_an_unknown_time_zone_is_refused_naming_the_variable():
     with pytest.raises(ConfigError, match="GENERIC_TIMEZONE"):
         N8nRunnerConfig.load({**BASE, "GENERIC_TIMEZONE": "Mars/Base"})
+
+
+def test_tz_is_javascripts_local_zone_and_is_checked():
+    assert N8nRunnerConfig.load({**BASE, "TZ": "Europe/Paris"}).javascript_options().as_task()["tz"] \
+        == "Europe/Paris"
+    assert "tz" not in N8nRunnerConfig.load(BASE).javascript_options().as_task()
+    with pytest.raises(ConfigError, match="TZ"):
+        N8nRunnerConfig.load({**BASE, "TZ": "Nowhere/Land"})

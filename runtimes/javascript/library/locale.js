@@ -175,7 +175,7 @@
                           ["Denver", -420], ["Edmonton", -420], ["Los_Angeles", -480], ["Vancouver", -480],
                           ["Anchorage", -540], ["Halifax", -240]]) ZONES["America/" + z] = [off, US, 2007];
   function zoneOf(tz, api) {
-    if (tz === undefined) return "UTC";
+    if (tz === undefined) return h.localZone;  // the process's (TZ), as in Node
     const name = String(tz);
     const found = Object.keys(ZONES).find((z) => z.toLowerCase() === name.toLowerCase());
     if (!found && h.tzOffset(name, 0) !== null) return name;  // the host's database has it

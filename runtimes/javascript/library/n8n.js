@@ -77,6 +77,8 @@
                       "DOMException"];
   function __n8nRun(texts, user) {
     const data = taskData(nativeParse(texts[0]), nativeParse(texts[1]));
+    // the runner's TZ, as Node's: Date's local time (GENERIC_TIMEZONE is luxon's, below)
+    if (data.tz && h.setTz(data.tz)) h.localZone = data.tz;
     const stringify = JSON.stringify, isArray = Array.isArray, keys = Object.keys;
     const nodeName = data.node.name;
     const logs = [];
