@@ -338,8 +338,10 @@ class RunnerCore:
         if finished.error is not None:
             final = p.TaskError(task_id, finished.error)
         else:
-            final = p.TaskDone(task_id, finished.done or {"result": []},
-                               finished.result_json if finished.done else "")
+            # an empty answer stays empty: a JavaScript task whose code returned undefined
+            # sends no result, as n8n's runner does, and n8n says what is missing
+            done = finished.done if finished.done is not None else {"result": []}
+            final = p.TaskDone(task_id, done, finished.result_json if finished.done else "")
         calls = [p.Rpc(self._id(), task_id, p.RPC_LOG, line) for line in finished.logs]
         if not calls:
             return [Send(final)]

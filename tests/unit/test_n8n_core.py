@@ -273,3 +273,18 @@ def test_a_finished_tasks_slot_is_offered_before_its_answer_goes():
     _running(core)
     actions = core.finished("T1", ok({"result": [], "prints": [], "dropped": 0}), 2.0)
     assert [type(m) for m in sent(actions)] == [p.TaskOffer, p.TaskDone]
+
+
+def test_a_javascript_result_of_undefined_goes_without_result_as_n8ns_runner_sends_it():
+    """n8n then says "Code doesn't return items properly", as for its own runner: an empty
+    answer must not become ``{"result": []}``, which n8n takes as no items."""
+    core = make_core(max_concurrency=1)
+    offers = registered(core)
+    accept, _, settings, request, response, *_ = captures.messages("07")
+    core.frame(frame(dict(accept, offerId=offer_for(offers, "javascript"))), 1.0)
+    (ask,) = sent(core.frame(frame(settings), 1.0))
+    (start,) = core.frame(frame(dict(response, requestId=ask.request_id)), 1.1)
+    task_id = start.task_id
+    answer = {"result": None, "failed": [], "logs": [], "customData": {}}
+    (_offer, done) = sent(core.finished(task_id, ok(answer), 2.0))
+    assert isinstance(done, p.TaskDone) and done.data == {}
