@@ -147,3 +147,13 @@ def test_locale_formatting_it_cannot_do_is_an_error_naming_it(sandbox, code, mes
     r = sandbox.run("javascript", code)
     assert r.status is Status.ERROR and r.error is not None
     assert (r.error.type, r.error.message) == ("RangeError", message)
+
+
+def test_date_time_format_to_parts_is_nodes(sandbox):
+    # Node 24's parts for the same calls
+    assert value(sandbox, """
+        const d = new Date(Date.UTC(2024, 2, 15, 10, 30));
+        return new Intl.DateTimeFormat('de-DE', {hour: '2-digit', minute: '2-digit',
+                                                 timeZone: 'Europe/Berlin'}).formatToParts(d)
+    """) == [{"type": "hour", "value": "11"}, {"type": "literal", "value": ":"},
+             {"type": "minute", "value": "30"}]

@@ -223,12 +223,39 @@
     if (pattern === null) throw notSupported(api + ": the options {" + k + "} in " + locale);
     const zone = zoneOf(o.timeZone, api);
     const two = (n) => (n < 10 ? "0" : "") + n;
-    const format = (date) => {
+    // the type formatToParts gives each token of the pattern
+    const TYPES = { y: "year", yy: "year", M: "month", MM: "month", d: "day", dd: "day", m: "minute",
+                    mm: "minute", s: "second", ss: "second", N: "month", W: "weekday", A: "dayPeriod" };
+    const typeOf = (tok) => TYPES[tok] || TYPES[tok[0]] || (tok[0] === "h" ? "hour" : "literal");
+    const formatToParts = (date) => {
+      const out = [];
+      const re = /\{([^{}]*|[{}])\}/g;
+      let last = 0, m;
+      const text = format(date), pieces = [];
+      // the pattern again, token by token: each token's text is what format gave it
+      while ((m = re.exec(pattern)) !== null) {
+        if (m.index > last) pieces.push(["literal", pattern.slice(last, m.index)]);
+        pieces.push([m[1] === "{" || m[1] === "}" ? "literal" : typeOf(m[1]), token(date, m[1])]);
+        last = re.lastIndex;
+      }
+      if (last < pattern.length) pieces.push(["literal", pattern.slice(last)]);
+      for (const [type, value] of pieces) {
+        if (out.length && type === "literal" && out[out.length - 1].type === "literal") out[out.length - 1].value += value;
+        else out.push({ type, value });
+      }
+      if (out.map((x) => x.value).join("") !== text) throw notSupported(api + ".formatToParts");
+      return out;
+    };
+    const token = (date, tok) => {
+      const t = date === undefined ? Date.now() : Number(date instanceof Date ? date.getTime() : date);
+      return format(t, tok);
+    };
+    const format = (date, only) => {
       const t = date === undefined ? Date.now() : Number(date instanceof Date ? date.getTime() : date);
       if (t !== t) throw new RangeError("Invalid time value");
       const d = new Date(t + offsetAt(zone, t, api) * 60000);
       const H = d.getUTCHours();
-      return pattern.replace(/\{([^{}]*|[{}])\}/g, (_, tok) => {
+      return (only === undefined ? pattern : "{" + only + "}").replace(/\{([^{}]*|[{}])\}/g, (_, tok) => {
         switch (tok) {
           case "{": case "}": return tok;
           case "y": return String(d.getUTCFullYear());
@@ -259,7 +286,7 @@
     const resolved = { locale, calendar: "gregory", numberingSystem: "latn", timeZone: zone };
     for (const n of Object.keys(opts)) if (n !== "hour12") resolved[n] = opts[n];
     if (hasHour) resolved.hour12 = /\{h1[12]/.test(pattern);
-    return { format, resolved };
+    return { format: (date) => format(date), formatToParts, resolved };
   }
   function DateTimeFormat(locales, options) {
     if (!new.target) return new DateTimeFormat(locales, options);
@@ -267,8 +294,8 @@
   }
   define(DateTimeFormat, "supportedLocalesOf", supportedLocalesOf);
   Object.defineProperty(DateTimeFormat.prototype, "format", { get() { return this._f.format; }, configurable: true });
-  define(DateTimeFormat.prototype, "formatToParts", function formatToParts() {
-    throw notSupported("Intl.DateTimeFormat.prototype.formatToParts");
+  define(DateTimeFormat.prototype, "formatToParts", function formatToParts(date) {
+    return this._f.formatToParts(date);
   });
   define(DateTimeFormat.prototype, "resolvedOptions", function resolvedOptions() { return Object.assign({}, this._f.resolved); });
   const Intl = {};

@@ -221,6 +221,12 @@
           const out = outputOf(prev, source[0].previousNodeRun);
           if (!out) throw hostError("Referenced node is unexecuted: '" + prev + "'");
           item = out.items[p.item || 0];
+          if (item === undefined) {
+            throw notAvailable("Paired item resolution past the items of '" + prev + "' (item "
+                               + (p.item || 0) + " of " + out.items.length + ", as pinned data "
+                               + "or a node that made more items than it read leaves it)",
+                               "use $('" + target + "').first() or .all()");
+          }
           if (prev === target) return item;
         }
         name = prev;

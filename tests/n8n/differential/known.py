@@ -34,12 +34,9 @@ _known("regression", "$binary of an item without binary data in each-item mode: 
 
 # -- gaps of our Code node layer (issue 20) --------------------------------------------------
 
-_known("paired-items", "$('Node').item in each-item mode where the node's items are not on this "
-       "item's chain of paired items: n8n resolves it, ours fails ('Cannot read properties "
-       "of undefined')", "node-item-each-mode")
-
-_known("luxon", "luxon's toLocaleString asks Intl.DateTimeFormat for formatToParts, which our "
-       "Intl lacks: an error naming it", "luxon-locale")
+_known("paired-items", "$('Node').item in each-item mode where an item's pairedItem points past "
+       "the items of the node before (pinned data): n8n resolves it, ours fails naming the "
+       "paired item it cannot follow", "node-item-each-mode")
 
 _known("helpers-rpc", "this.helpers.httpRequest: n8n's runner forwards it to n8n as rpc; ours "
        "fails naming it", "helpers-http")
