@@ -93,8 +93,11 @@ class MockSystem:
         log_path = Path(directory) / f"{name.split()[0]}-{secrets.token_hex(4)}.log"
         try:
             with open(log_path, "wb") as log:
+                # started in the run's directory: `python -m` puts the working directory
+                # first on sys.path, and a checkout there would shadow the tree PYTHONPATH names
                 proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stdin=subprocess.DEVNULL, start_new_session=True,
+                                        cwd=directory)
         except BaseException:
             broker.close()
             raise

@@ -42,6 +42,8 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
+import hmac
 import json
 import math
 import mmap
@@ -49,15 +51,22 @@ import os
 import pathlib
 import re
 import time
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
 from runtimes import codec, outcome, output
+from runtimes.javascript import v8_words
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
 
 TAG = "\u0000"
 LIBRARY_LINE = 20_000  # globals.js's first line (see _library); far below it are snippets' lines
+# the first line of the library's modules that stand for Node's own (its Buffer, crypto, URL,
+# and the npm packages n8n's runner loads): what they throw is an error of Node's realm
+# there, which n8n's runner reports without the user's line (library/n8n.js)
+NODE_REALM_LINE = 40_000
+_NODE_REALM = frozenset({"bytes", "url", "clone", "crypto", "n8n", "luxon", "jmespath"})
 MAX_STACK_BYTES = 1024 * 1024
 _UTC = datetime.timezone.utc
 _SAFE_INT = 2**53
@@ -310,6 +319,7 @@ _REHEARSAL_REPORT = json.dumps({"value": {"x": [1, "v", None], "n": 1.5,
 _pristine: Any = None
 _preloaded: tuple[str, ...] = ()  # library modules every context compiles when it is made
 _output: output.OutputBuffer | None = None  # the running task's console output
+_source = ""  # the running task's script, as evaluated (its lines and columns are the stack's)
 
 
 def _new_context() -> Any:
@@ -321,11 +331,19 @@ def _new_context() -> Any:
     ctx.add_callable("__random_bytes", _random_bytes)  # so does globals.js
     ctx.add_callable("__locale_table", _locale_table)  # and this, read on first use
     ctx.add_callable("__library_module", _library_module)
+    ctx.add_callable("__tz_offset", _tz_offset)  # and these, for dates in any time zone
+    ctx.add_callable("__digest", _digest)  # and hashing (library/crypto.js)
+    ctx.add_callable("__v8_message", _v8_message)  # and V8's words for errors (v8_words)
+    ctx.add_callable("__set_tz", _set_tz)  # and the process's local time zone (Date's)
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
     for name in _preloaded:
         ctx.eval(f"__sandbox.preload({json.dumps(name)})")
+    # collect now: the engine's next collection is due at half as much again as what it
+    # holds after this one, so a child's first allocations do not start a collection that
+    # walks (and so copies) every page of the heap it inherited
+    ctx.gc()
     return ctx
 
 
@@ -337,16 +355,93 @@ def _library() -> str:
     return "\n" * (LIBRARY_LINE - 1) + text
 
 
-LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json", "n8n")
+LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json", "crypto", "n8n", "luxon", "jmespath")
+
+# Pure-JavaScript packages of npm that n8n's Code node exposes, vendored as published at the
+# versions n8n 2.41.1 pins (library/vendor/, with their licenses): the file, what precedes
+# it and what follows it, so that each becomes a module of the loader (a function of the
+# helpers that returns what the package exports) without a module system.
+_VENDORED = {
+    "luxon": ("luxon-3.7.2.min.js", "(function (h) {\n", "\nreturn luxon;\n})"),
+    "jmespath": ("jmespath-0.16.0.js", "(function (h) {\nvar exports = {};\n",
+                 "\nreturn exports;\n})"),
+}
 
 
 @functools.cache
 def _library_module(name: Any) -> str:
-    """The source of one of globals.js's modules (library/NAME.js), numbered like it."""
+    """The source of one of globals.js's modules (library/NAME.js, or a vendored package),
+    numbered like it."""
     if name not in LIBRARY_MODULES:
         return "undefined"
-    text = (pathlib.Path(__file__).parent / "library" / f"{name}.js").read_text(encoding="utf-8")
-    return "\n" * (LIBRARY_LINE - 1) + text
+    library = pathlib.Path(__file__).parent / "library"
+    if name in _VENDORED:
+        file, before, after = _VENDORED[name]
+        text = before + (library / "vendor" / file).read_text(encoding="utf-8") + after
+    else:
+        text = (library / f"{name}.js").read_text(encoding="utf-8")
+    return "\n" * ((NODE_REALM_LINE if name in _NODE_REALM else LIBRARY_LINE) - 1) + text
+
+
+_ZONEINFO = "/usr/share/zoneinfo"  # mounted read-only in the jail (sandbox/jail/mounts.py)
+_ZONE_KEY = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*")
+_MS_RANGE = 253_402_300_799_000  # 9999-12-31T23:59:59Z: beyond, datetime has no year
+
+
+@functools.cache
+def _zone(name: str) -> zoneinfo.ZoneInfo | None:
+    # only the jail's database: zoneinfo's fallback, the tzdata package, imports machinery
+    # a child cannot run after its seccomp filter is installed
+    if not _ZONE_KEY.fullmatch(name) or not os.path.isfile(os.path.join(_ZONEINFO, name)):
+        return None
+    try:
+        with open(os.path.join(_ZONEINFO, name), "rb") as f:
+            return zoneinfo.ZoneInfo.from_file(f, key=name)
+    except (ValueError, OSError):
+        return None
+
+
+def _tz_offset(name: Any, ms: Any) -> float | None:
+    """The offset from UTC, in minutes, of the IANA time zone ``name`` at epoch milliseconds
+    ``ms``, from the host's time zone database (the jail mounts it read-only); None for a
+    zone it does not know. Dates in other zones are what luxon and Intl ask it for."""
+    if not isinstance(name, str) or not isinstance(ms, (int, float)) or ms != ms:
+        return None
+    zone = _zone(name)
+    if zone is None:
+        return None
+    at = datetime.datetime.fromtimestamp(max(-62_135_596_800_000, min(ms, _MS_RANGE)) / 1000.0, zone)
+    offset = at.utcoffset()
+    return offset.total_seconds() / 60.0 if offset is not None else None
+
+
+def _set_tz(name: Any) -> bool:
+    """Make ``name`` (an IANA zone of the jail's database) this process's local time zone,
+    as TZ makes it Node's: what ``Date`` reads (getHours, toString) follows it. The process
+    is the task's own (forked for it, or a worker between tasks), so nothing outlives it
+    but in a worker, which sets its zone again for every task. False for an unknown zone."""
+    if not isinstance(name, str) or _zone(name) is None:
+        return False
+    os.environ["TZ"] = name
+    time.tzset()
+    return True
+
+
+_DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-512")
+
+
+def _digest(algorithm: Any, key: Any, data: Any) -> str | None:
+    """The digest (an HMAC when ``key`` is text) of ``data``, bytes as latin-1 text in and
+    out, for library/crypto.js's createHash and createHmac; None for an unknown algorithm."""
+    if not isinstance(algorithm, str) or not isinstance(data, str):
+        return None
+    name = algorithm.lower().replace("sha3-", "sha3_")
+    if algorithm.lower() not in _DIGESTS:
+        return None
+    raw = data.encode("latin-1")
+    if isinstance(key, str):
+        return hmac.new(key.encode("latin-1"), raw, name).digest().decode("latin-1")
+    return hashlib.new(name, raw).digest().decode("latin-1")
 
 
 @functools.cache
@@ -437,6 +532,18 @@ def run(task: Task, shared: mmap.mmap | None = None) -> bytes:
 _session: Any = None  # a session's context, kept from call to call
 
 
+def _v8_message(name: Any, message: Any, native: Any, line: Any, column: Any) -> str:
+    """``message`` of an error the running task just made, in V8's words (v8_words):
+    ``native`` names the built-in function that raised it, ``line`` and ``column`` are the
+    position in the task's script of the frame that did (0 for none)."""
+    if not isinstance(name, str) or not isinstance(message, str):
+        return message if isinstance(message, str) else ""
+    where = (int(line), int(column)) if isinstance(line, (int, float)) and isinstance(
+        column, (int, float)) and line > 0 else None
+    return v8_words.v8_message(name, message, _source, where,
+                               native if isinstance(native, str) and native else None)
+
+
 def _emit(text: str, stream: int = output.STDOUT) -> bool:
     """console output from the prelude: into the task's buffer (console.warn and .error on
     stderr); False once it is full."""
@@ -473,8 +580,10 @@ def _run(task: Task, ctx: Any, shared: mmap.mmap | None = None) -> bytes:
         ctx.set_memory_limit(task.memory_bytes)
         ctx.set("__input", data_json)
         # One eval compiles the snippet, runs it and, when it settled synchronously, reports.
+        global _source
+        _source = f"{_RUN}{_header(code)}{code}\n}}))"
         try:
-            text = ctx.eval(f"{_RUN}{_header(code)}{code}\n}}))")
+            text = ctx.eval(_source)
         except quickjs.JSException as exc:
             if ctx.eval("__sandbox.started()"):
                 raise

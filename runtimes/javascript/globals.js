@@ -11,9 +11,15 @@
   "use strict";
   const randomBytes = globalThis.__random_bytes, localeTable = globalThis.__locale_table;
   const moduleSource = globalThis.__library_module;
+  const tzOffset = globalThis.__tz_offset, digest = globalThis.__digest;
+  const v8Message = globalThis.__v8_message, setTz = globalThis.__set_tz;
+  delete globalThis.__v8_message;
+  delete globalThis.__set_tz;
   delete globalThis.__random_bytes;
   delete globalThis.__locale_table;
   delete globalThis.__library_module;
+  delete globalThis.__tz_offset;
+  delete globalThis.__digest;
   const evaluate = globalThis.eval;  // kept: a snippet may replace the global one
   const sandbox = globalThis.__sandbox;
   const fromCharCode = String.fromCharCode, isArray = Array.isArray;
@@ -81,7 +87,8 @@
 
   // -- the library's modules, compiled on first use --------------------------------------
   const modules = {};
-  const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load };
+  const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load,
+                    tzOffset, digest, entropy, v8Message, setTz, localZone: "UTC" };
   function load(name) {
     if (!modules[name]) modules[name] = evaluate(moduleSource(name))(helpers);
     return modules[name];
@@ -110,6 +117,34 @@
         const t = this.getTime();
         if (t !== t) return "Invalid Date";
         return load("locale").dateFormatter(locales, options, required, defaults, "Date.prototype." + name).format(t);
+      },
+    }[name]);
+  }
+
+  // string comparison in a locale's order, and case mapping where a locale changes it
+  define(String.prototype, "localeCompare", function localeCompare(that, locales, options) {
+    if (this === null || this === undefined) {
+      throw new TypeError("String.prototype.localeCompare called on null or undefined");
+    }
+    return load("locale").collator(locales, options, "String.prototype.localeCompare").compare(String(this), String(that));
+  });
+  const upper = String.prototype.toUpperCase, lower = String.prototype.toLowerCase;
+  const turkic = (locales) => /^(tr|az)(\b|[-_])/i.test(String((Array.isArray(locales) ? locales[0] : locales) ?? ""));
+  define(String.prototype, "toLocaleUpperCase", function toLocaleUpperCase(locales) {
+    const s = String(this);
+    return upper.call(turkic(locales) ? s.replace(/i/g, "\u0130") : s);
+  });
+  define(String.prototype, "toLocaleLowerCase", function toLocaleLowerCase(locales) {
+    const s = String(this);
+    return lower.call(turkic(locales) ? s.replace(/I/g, "\u0131").replace(/\u0130/g, "i") : s);
+  });
+  // V8 names the zone after the offset (the jail's zone is UTC: no TZ inside it)
+  for (const name of ["toString", "toTimeString"]) {
+    const native = Date.prototype[name];
+    define(Date.prototype, name, {
+      [name]() {
+        const s = native.call(this);
+        return / GMT\+0000$/.test(s) ? s + " (Coordinated Universal Time)" : s;
       },
     }[name]);
   }

@@ -268,8 +268,10 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
         *(Mount(os.path.join(staged, "etc", name), f"/etc/{name}")
           for name in ("passwd", "group", "nsswitch.conf")),
     ]
-    if runtime == "python" and os.path.isdir(ZONEINFO):
-        mounts.append(Mount(ZONEINFO, ZONEINFO))  # public data: zoneinfo and dateutil read it
+    if runtime in ("python", "javascript") and os.path.isdir(ZONEINFO):
+        # public data: Python's zoneinfo and dateutil read it, and so does the JavaScript
+        # runtime for dates in a time zone (luxon, Intl)
+        mounts.append(Mount(ZONEINFO, ZONEINFO))
     if os.path.isdir(os.path.join(stdlib, "site-packages")):
         # masked: the host's third-party packages stay out (nsjail cannot create a mount
         # point inside a read-only bind, so only mask what exists)

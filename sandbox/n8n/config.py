@@ -27,11 +27,14 @@ stdlib_allow                       N8N_RUNNERS_STDLIB_ALLOW      --stdlib-allow
 external_allow                     N8N_RUNNERS_EXTERNAL_ALLOW    --external-allow
 allow_transitive_imports (false)   N8N_RUNNERS_ALLOW_TRANSITIVE_ --allow-transitive-imports
                                    IMPORTS
-timezone (UTC)                     GENERIC_TIMEZONE, else TZ     --timezone
 max_payload_bytes                  N8N_RUNNERS_MAX_PAYLOAD       --max-payload
 memory_mb                          SANDBOX_N8N_MEMORY_MB         --memory
 task_types                         SANDBOX_N8N_TYPES             --types
 packages_dir / preload             SANDBOX_N8N_PACKAGES_DIR/...  --packages-dir / --preload
+allow_builtin                      NODE_FUNCTION_ALLOW_BUILTIN   --allow-builtin
+allow_external                     NODE_FUNCTION_ALLOW_EXTERNAL  --allow-external
+timezone (America/New_York)        GENERIC_TIMEZONE              --timezone
+tz (a task's local time; UTC)      TZ                            --tz
 name                               SANDBOX_N8N_NAME              --name
 isolation (process or worker)      SANDBOX_N8N_ISOLATION         --isolation
 log_level (debug/info/warn/error)  N8N_RUNNERS_LAUNCHER_LOG_     --log-level
@@ -56,6 +59,7 @@ interpreter state (README, "Worker mode"), and never a task of another workflow.
 from __future__ import annotations
 
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -77,10 +81,10 @@ from sandbox.config import (
 )
 from sandbox.errors import ConfigError
 from sandbox.imports import ORDINARY_STDLIB, resolve
+from sandbox.n8n.javascript_node import DEFAULT_TIMEZONE, CodeOptions
 from sandbox.n8n.protocol import TASK_TYPES
 
 ENV_PREFIX = "SANDBOX_N8N_"
-ZONEINFO = "/usr/share/zoneinfo"  # where the zones named by GENERIC_TIMEZONE are (and the jail's)
 #: A value read from a file (``*_FILE``) is at most this long: a secret, not a document.
 MAX_FILE_VALUE_BYTES = 64 * 1024
 #: n8n's launcher says "warn" where the logging module says "warning"
@@ -134,8 +138,19 @@ class N8nRunnerConfig:
     allow_transitive_imports: bool = _n8n(  # n8n's default
         False, "python: an allowed package's own importlib imports skip the lists",
         "N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS", "--allow-transitive-imports", "BOOL")
-    timezone: str = _n8n("", "the zone of a Code node's local time (else TZ; default UTC)",
+    allow_builtin: tuple[str, ...] = _n8n(
+        (), 'javascript: built-in modules require() may load, "*" for all (this runner has '
+            'crypto, buffer, url)', "NODE_FUNCTION_ALLOW_BUILTIN", "--allow-builtin", "MODULES")
+    allow_external: tuple[str, ...] = _n8n(
+        (), "javascript: npm modules require() may load", "NODE_FUNCTION_ALLOW_EXTERNAL",
+        "--allow-external", "MODULES")
+    # n8n's instance zone: $now, $today and luxon's default zone (JavaScript)
+    timezone: str = _n8n(DEFAULT_TIMEZONE, "n8n's zone: $now, $today and luxon's default zone",
                          "GENERIC_TIMEZONE", "--timezone", "ZONE")
+    # the local time zone of the task's process, as TZ is n8n's runner's: JavaScript's Date and
+    # toLocale* without a timeZone, Python's datetime.now() and time.localtime() ("": UTC)
+    tz: str = _n8n("", "the local time zone of a task (Date, datetime.now()); default UTC",
+                   "TZ", "--tz", "ZONE")
     max_payload_bytes: int = _n8n(1024 * MiB, "the largest WebSocket message",  # n8n's default
                                   "N8N_RUNNERS_MAX_PAYLOAD", "--max-payload", "BYTES")
     memory_mb: int = _n8n(256, "memory per task", "SANDBOX_N8N_MEMORY_MB", "--memory", "MB")
@@ -189,10 +204,15 @@ class N8nRunnerConfig:
         bad = [t for t in self.task_types if t not in TASK_TYPES]
         if bad or not self.task_types:
             raise ConfigError(f"task_types must name {' and/or '.join(TASK_TYPES)}, not {bad}")
-        if self.timezone and os.path.isdir(ZONEINFO) and not os.path.isfile(
-                os.path.join(ZONEINFO, self.timezone)):
-            raise ConfigError(f"timezone (GENERIC_TIMEZONE or TZ): unknown time zone "
-                              f"{self.timezone!r} (not in {ZONEINFO})")
+        for name in ("timezone", "tz"):
+            zone = getattr(self, name)
+            if name == "tz" and not zone:
+                continue
+            try:
+                zoneinfo.ZoneInfo(zone.lstrip(":"))
+            except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError) as exc:
+                raise ConfigError(f"{name} ({SETTINGS[name].env}) must be an IANA time zone such "
+                                  f"as Europe/Berlin, not {zone!r}") from exc
         self.limits()  # the limits are valid too
         self.pool_config()
 
@@ -205,12 +225,16 @@ class N8nRunnerConfig:
         return Limits(timeout_s=float(self.task_timeout_s or 3600), memory_mb=self.memory_mb,
                       result_bytes=min(self.max_payload_bytes, MAX_RESULT_BYTES))
 
+    def javascript_options(self) -> CodeOptions:
+        return CodeOptions(allow_builtin=self.allow_builtin, allow_external=self.allow_external,
+                           timezone=self.timezone, tz=self.tz.lstrip(":"))
+
     def pool_config(self) -> PoolConfig:
         stdlib = tuple(sorted(resolve(self.stdlib_allow, ORDINARY_STDLIB, "stdlib_allow")))
         return PoolConfig(size=self.max_concurrency, stdlib_allow=stdlib,
                           external_allow=self.external_allow,
                           allow_transitive_imports=self.allow_transitive_imports,
-                          timezone=self.timezone,
+                          timezone=self.tz.lstrip(":"),
                           packages_dir=self.packages_dir or None, preload=self.preload,
                           default_limits=self.limits(),
                           jail_pids=max(256, 2 * self.max_concurrency + 8))
@@ -219,13 +243,10 @@ class N8nRunnerConfig:
     def load(cls, env: Mapping[str, str] | None = None,
              flags: Mapping[str, Any] | None = None) -> N8nRunnerConfig:
         """Environment (n8n's names, or a ``*_FILE`` variable naming a file that holds the
-        value; ``TZ`` where ``GENERIC_TIMEZONE`` is not set) first, then flags; every value
-        type-checked."""
+        value) first, then flags; every value type-checked."""
         source = os.environ if env is None else env
         found = {s.env: value for s in SETTINGS.values()
                  if (value := _read(source, s.env)) is not None}
-        if "GENERIC_TIMEZONE" not in found and source.get("TZ", "").strip(":"):
-            found["GENERIC_TIMEZONE"] = source["TZ"].lstrip(":")
         level = SETTINGS["log_level"].env
         if level in found:
             found[level] = _level(found[level])

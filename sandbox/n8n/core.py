@@ -72,6 +72,7 @@ class CoreConfig:
     offer_valid_ms: int = OFFER_VALID_MS
     offer_jitter_ms: int = OFFER_JITTER_MS
     offer_renew_ms: int = OFFER_RENEW_MS
+    javascript: javascript_node.CodeOptions = javascript_node.CodeOptions()
 
 
 # -- actions ---------------------------------------------------------------------------------
@@ -362,11 +363,12 @@ class RunnerCore:
         task = self.tasks.get(task_id)
         if task is None or task.phase is not Phase.DATA or task.request_id != request_id:
             return []
-        settings, limits = task.settings, self.config.limits
+        settings, limits, options = task.settings, self.config.limits, self.config.javascript
         assert settings is not None
         if task.task_type == "python":
             return self._start(task, lambda: python_node.job(settings, limits, data), now)
-        return self._start(task, lambda: javascript_node.job(settings, data, limits, frame), now)
+        return self._start(task, lambda: javascript_node.job(settings, data, limits, frame, options),
+                           now)
 
     def _start(self, task: Task, build: Callable[[], Job], now: float) -> list[Action]:
         try:
@@ -411,8 +413,10 @@ class RunnerCore:
         if finished.error is not None:
             final = p.TaskError(task_id, finished.error)
         else:
-            final = p.TaskDone(task_id, finished.done or {"result": []},
-                               finished.result_json if finished.done else "")
+            # an empty answer stays empty: a JavaScript task whose code returned undefined
+            # sends no result, as n8n's runner does, and n8n says what is missing
+            done = finished.done if finished.done is not None else {"result": []}
+            final = p.TaskDone(task_id, done, finished.result_json if finished.done else "")
         calls = [p.Rpc(self._id(), task_id, p.RPC_LOG, line) for line in finished.logs]
         if not calls:
             return [Send(final)]

@@ -9,9 +9,12 @@ even when the code asked for no input), in one child, with the Code node API of
 ``$itemIndex``, ``$('Node')``, ``$node``, ``$workflow``, ``$execution`` (``customData``
 goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed), ``$now``,
 ``$today``, ``$env`` (blocked as n8n blocks it), ``$prevNode``, ``$runIndex``, ``$mode``,
-``$parameter``, ``$vars``, and ``console.log`` as ``logNodeOutput``. What it cannot build
-(``helpers.*``, which are rpc calls back into n8n, ``require``, luxon's ``DateTime``,
-``$jmespath``, paired items across branches) throws an error naming it.
+``$parameter``, ``$vars``, ``console.log`` as ``logNodeOutput``, luxon's ``DateTime``,
+``Duration`` and ``Interval`` with ``$now`` and ``$today`` in n8n's time zone
+(``CodeOptions.timezone``), ``$jmespath``, and ``require()`` of the built-in modules the
+operator allows (``CodeOptions``; crypto, buffer, url), refused as n8n refuses them. What it
+cannot build (``helpers.*``, which are rpc calls back into n8n, external modules, paired
+items across branches) throws an error naming it.
 
 The snippet is ``return __n8nRun(data, async function VmCodeWrapper() {<user code>
 });``: the user's code starts on line 1, so stack line numbers are the user's own.
@@ -27,16 +30,23 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from runtimes import codec
-from runtimes.javascript import executor
+from runtimes.javascript import executor, v8_words
 from runtimes.outcome import Status
 from sandbox.config import Limits
 from sandbox.n8n import v8_errors
 from sandbox.n8n.protocol import Settings
 from sandbox.n8n.task import Finished, Job, JobError, fail, jsonable, limit_error
 from sandbox.result import Result
+
+#: Code that throws or rejects with null itself (else a thrown null is the engine's memory)
+_THROWS_NULL = re.compile(r"\bthrow\s+null\b|\breject\s*\(\s*null\s*\)")
+
+#: n8n's GENERIC_TIMEZONE when none is set (its runner's and n8n-workflow's default)
+DEFAULT_TIMEZONE = "America/New_York"
 
 _NODE_LITERAL = re.compile(r"""\$\(\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"|`([^`$\\]*)`)\s*\)""")
 _ANY_NODE_CALL = re.compile(r"\$\(")
@@ -76,7 +86,33 @@ def _line1_offset(code: str) -> int:
     return executor.line1_offset(snippet(code)) + len(_PREFIX)
 
 
-def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str = "") -> Job:
+@dataclass(frozen=True)
+class CodeOptions:
+    """What the operator set for JavaScript Code nodes, as n8n's runner reads it: the modules
+    ``require()`` may load (NODE_FUNCTION_ALLOW_BUILTIN, NODE_FUNCTION_ALLOW_EXTERNAL: names,
+    or ``"*"`` for any) and the instance's time zone (GENERIC_TIMEZONE: ``$now``, ``$today``
+    and luxon's default zone, unless the workflow's settings name another), and the runner's
+    own TZ, which is ``Date``'s local time zone as a Node process's."""
+
+    allow_builtin: tuple[str, ...] = ()
+    allow_external: tuple[str, ...] = ()
+    timezone: str = DEFAULT_TIMEZONE
+    tz: str = ""  # the runner's TZ: Date's local time zone, as Node's process zone ("": UTC)
+
+    def as_task(self) -> dict[str, Any]:
+        def names(allowed: tuple[str, ...]) -> list[str] | str:
+            return "*" if "*" in allowed else list(allowed)
+
+        task: dict[str, Any] = {"modules": {"builtin": names(self.allow_builtin),
+                                            "external": names(self.allow_external)},
+                                "timezone": self.timezone}
+        if self.tz:
+            task["tz"] = self.tz
+        return task
+
+
+def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str = "",
+        options: CodeOptions = CodeOptions()) -> Job:
     """The snippet for a JavaScript task, with what n8n sent in its data response:
     ``response``, and ``frame``, the JSON text of the message that carried it (``{"data":
     response, ...}``) when the shell has it. The child gets two JSON texts: the task (what is
@@ -108,6 +144,7 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str
         "workflowMode": response.get("mode", settings.workflow_mode),
         "runIndex": response.get("runIndex", 0),
         "env": {"blocked": bool(env.get("isEnvAccessBlocked", True))},
+        **options.as_task(),
     }
     try:
         if not frame:
@@ -125,14 +162,16 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
     """The answer to n8n for a JavaScript task that ended with ``result``."""
     cof = settings.continue_on_fail
     if result.status is Status.ERROR and result.error is not None and result.error.type == "SyntaxError":
-        # the user's code did not compile: the engine reports the line in its message
+        # the user's code did not compile: the engine names the line in its message; n8n's
+        # runner names none (V8's parse error has no frame of the code), in V8's words
         line = re.search(r"\(line (\d+)\)", result.error.message)
         message = re.sub(r"\s*\(line \d+\)$", "", result.error.message)
-        details: dict[str, Any] = {"description": "SyntaxError",
-                                   "stack": f"SyntaxError: {message}"}
-        if line:
+        lines = settings.code.split("\n")
+        text = lines[int(line.group(1)) - 1] if line and 0 < int(line.group(1)) <= len(lines) else None
+        message = v8_words.v8_syntax_message(message, text)
+        details: dict[str, Any] = {"description": "SyntaxError", "stack": f"SyntaxError: {message}"}
+        if line:  # not in the message, as n8n's; still there for the editor to point at
             details["lineNumber"] = int(line.group(1))
-            message = f"{message} [line {line.group(1)}]"
         return fail(message, cof, **details)
     if result.status is not Status.OK or not isinstance(result.value, dict):
         message, description = limit_error(result, limits)
@@ -150,29 +189,36 @@ def finish(settings: Settings, result: Result, limits: Limits) -> Finished:
         return v8_errors.execution_error(info, code, user_lines)
 
     if "error" in value:
+        if (value["error"] or {}).get("kind") == "null" and not _THROWS_NULL.search(code):
+            # a null thrown where the code throws none: the engine out of memory
+            message, description = limit_error(Result(Status.MEMORY_LIMIT, "out of memory"), limits)
+            return fail(message, cof, logs, description=description)
         error = error_of(value["error"])
-        return fail(str(error.pop("message")), cof, logs,
+        # an answer n8n's runner could not send fails the node even when it continues on fail
+        return fail(str(error.pop("message")), cof and not value.get("unsent"), logs,
                     **{k: v for k, v in error.items() if v is not None})
-    text = value.get("result") or "[]"
-    if not isinstance(text, str):
-        return fail("Task result could not be read: not JSON text", cof, logs)
-    try:
-        # parsed, so that what goes to n8n is one JSON value whatever the child wrote (NaN is
-        # not JSON), and sent as this very text when nothing changes it
-        items = json.loads(text, parse_constant=_not_json)
-    except (TypeError, ValueError) as exc:
-        return fail(f"Task result could not be read: {exc}", cof, logs)
-    if not isinstance(items, list):
-        return fail("Task result could not be read: not a list of items", cof, logs)
+    done: dict[str, Any] = {}
+    text = value.get("result")
     failed = value.get("failed") or []
-    for at, info in failed:
-        items[at]["json"]["error"] = error_of(info)["message"]
-    done: dict[str, Any] = {"result": items}
+    if text is not None:  # none: the code returned undefined, and n8n says what it needs
+        if not isinstance(text, str):
+            return fail("Task result could not be read: not JSON text", cof, logs)
+        try:
+            # parsed, so that what goes to n8n is one JSON value whatever the child wrote
+            # (NaN is not JSON), and sent as this very text when nothing changes it
+            items = json.loads(text, parse_constant=_not_json)
+        except (TypeError, ValueError) as exc:
+            return fail(f"Task result could not be read: {exc}", cof, logs)
+        if failed and not isinstance(items, list):
+            return fail("Task result could not be read: not a list of items", cof, logs)
+        for at, info in failed:
+            items[at]["json"]["error"] = error_of(info)["message"]
+        done["result"] = items
     if value.get("customData"):
         done["customData"] = jsonable(value["customData"])
     if "staticData" in value:
         done["staticData"] = jsonable(value["staticData"])
-    return Finished(logs, done=done, result_json="" if failed else text)
+    return Finished(logs, done=done, result_json="" if failed or text is None else text)
 
 
 def _not_json(name: str) -> Any:

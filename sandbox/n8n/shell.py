@@ -234,7 +234,8 @@ class Shell:
         self.core = c.RunnerCore(c.CoreConfig(
             name=config.name, task_types=config.task_types,
             max_concurrency=config.max_concurrency, limits=config.limits(),
-            auto_shutdown_s=float(config.auto_shutdown_timeout_s)))
+            auto_shutdown_s=float(config.auto_shutdown_timeout_s),
+            javascript=config.javascript_options()))
         self.runner_id = c._nanoid(self.core.rng)
         self.loop = Loop()
         self.ws: WebSocket | None = None

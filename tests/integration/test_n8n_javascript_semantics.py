@@ -101,8 +101,10 @@ def test_each_item_mode_returns_one_item_per_input_item_when_the_code_reads_no_i
                                     {"json": {"k": "constant"}, "pairedItem": {"item": 1}}]}
 
 
-def test_binary_is_an_empty_object_without_files_and_metadata_without_data(sb):
-    assert jsons(run_js(sb, "return [{json: {b: $binary}}];")) == [{"b": {}}]
+def test_binary_is_undefined_without_files_and_metadata_without_data(sb):
+    # all-items mode: n8n's $binary of an item without files is undefined (golden
+    # binary-in-all-mode), so the key is dropped from the JSON
+    assert jsons(run_js(sb, "return [{json: {b: $binary}}];")) == [{}]
     done = run_js(sb, "return [{json: {b: $binary}}];",
                   binary={"f": {"data": "QQ==", "mimeType": "text/plain", "fileName": "a.txt"}})
     assert jsons(done) == [{"b": {"f": {"mimeType": "text/plain", "fileName": "a.txt"}}}]
@@ -136,17 +138,20 @@ ERRORS = [
      "Assignment to constant variable. [line 2]", "TypeError"),
     ("multi-line message: its first line", "throw new Error('first\\nsecond');",
      "first [line 1]", None),
-    ("a colon: n8n keeps the last segment", "throw new Error('Request failed: 404');",
-     "404 [line 1]", "Request failed"),
+    ("a colon: n8n 2.41 splits the type off at the first one",
+     "throw new Error('Request failed: 404');", "Request failed: 404 [line 1]", None),
     ("innermost named function's line", "function check(v) {\n  return v.y.z;\n}\n"
      "return [{json: {r: check({})}}];",
      "Cannot read properties of undefined (reading 'z') [line 2]", "TypeError"),
     ("JSON.parse: at the user's line", "const t = '{\\n\"a\": 1,\\n}';\nconst v = JSON.parse(t);\n"
-     "return [];", "Expected double-quoted property name in JSON at position 10 [line 2]",
+     "return [];",
+     "Expected double-quoted property name in JSON at position 10 (line 3 column 1) [line 2]",
      "SyntaxError"),
     ("JSON.parse of text", "return [{json: JSON.parse('abc')}];",
      "Unexpected token 'a', \"abc\" is not valid JSON [line 1]", "SyntaxError"),
-    ("a thrown string", "throw 'oops';", "Unknown error ", None),
+    ("a thrown string: its JSON", "throw 'oops';", '"oops"', None),
+    ("a thrown number", "throw 404;", "404", None),
+    ("a thrown object with a message", "throw {message: 'm', code: 1};", "m", None),
 ]
 
 

@@ -27,8 +27,7 @@ LIMITS = Limits(timeout_s=10.0, memory_mb=128)
 
 @pytest.fixture(scope="module")
 def sb():
-    config = N8nRunnerConfig.load(env={"N8N_RUNNERS_AUTH_TOKEN": "t",
-                                       "GENERIC_TIMEZONE": "Europe/Berlin"})
+    config = N8nRunnerConfig.load(env={"N8N_RUNNERS_AUTH_TOKEN": "t", "TZ": "Europe/Berlin"})
     with Sandbox(dataclasses.replace(config.pool_config(), size=2), runtimes=("python",)) as box:
         yield box
 
@@ -56,7 +55,7 @@ def test_python_code_nodes_written_for_n8n_1x_run_unchanged(sb, why, mode, code,
     assert jsons(run(sb, code, mode)) == expected
 
 
-def test_local_time_is_the_instances_time_zone(sb):
+def test_local_time_is_the_runners_tz_as_in_n8ns_runner_process(sb):
     out = jsons(run(sb, "from datetime import datetime\nimport time\n"
                         "return [{'json': {'zone': list(time.tzname), "
                         "'offset': datetime.now().astimezone().utcoffset().total_seconds()}}]"))

@@ -373,3 +373,18 @@ def test_python_code_naming_another_node_asks_n8n_for_its_items():
     (start,) = core.frame(p.TaskDataResponse("T1", request.request_id, seed), 1.1)
     assert isinstance(start, c.Start) and start.job.runtime == "python"
     assert codec.decode(start.job.data)["nodes"] == {"Seed": [{"json": {"x": 1}}]}
+
+
+def test_a_javascript_result_of_undefined_goes_without_result_as_n8ns_runner_sends_it():
+    """n8n then says "Code doesn't return items properly", as for its own runner: an empty
+    answer must not become ``{"result": []}``, which n8n takes as no items."""
+    core = make_core(max_concurrency=1)
+    offers = registered(core)
+    accept, _, settings, request, response, *_ = captures.messages("07")
+    core.frame(frame(dict(accept, offerId=offer_for(offers, "javascript"))), 1.0)
+    (ask,) = sent(core.frame(frame(settings), 1.0))
+    (start,) = core.frame(frame(dict(response, requestId=ask.request_id)), 1.1)
+    task_id = start.task_id
+    answer = {"result": None, "failed": [], "logs": [], "customData": {}}
+    (_offer, done) = sent(core.finished(task_id, ok(answer), 2.0))
+    assert isinstance(done, p.TaskDone) and done.data == {}

@@ -81,10 +81,9 @@
         p++; ws();
         if (src[p] === "}") { p++; return; }
         if (src[p] !== "\"") fail(p, "Expected property name or '}'");
-        for (let first = true; ; first = false) {
+        for (;;) {
           string(); ws();
-          // V8 words only the first property's missing colon
-          if (src[p] !== ":") fail(p, first ? "Expected ':' after property name" : undefined);
+          if (src[p] !== ":") fail(p, "Expected ':' after property name");
           p++;
           value(); ws();
           if (src[p] === ",") {
@@ -98,18 +97,26 @@
       }
       fail(p);
     }
+    // Node 24's V8 follows a position with its line and column
+    function located(message) {
+      const m = / at position (\d+)$/.exec(message);
+      if (!m) return message;
+      const at = Number(m[1]), before = src.slice(0, at), nl = before.lastIndexOf("\n");
+      const line = before.split("\n").length;
+      return message + " (line " + line + " column " + (at - nl) + ")";
+    }
     try {
       value(); ws();
       if (p < src.length) fail(-1, "Unexpected non-whitespace character after JSON at position " + p);
       return null;
     } catch (e) {
-      if (e.at === -1) return e.message;
+      if (e.at === -1) return located(e.message);
       const at = e.at;
-      if (e.message) return e.message + " in JSON at position " + at;
+      if (e.message) return located(e.message + " in JSON at position " + at);
       if (at >= src.length) return "Unexpected end of JSON input";
       const c = src[at];
-      if (c === "-" || (c >= "0" && c <= "9")) return "Unexpected number in JSON at position " + at;
-      if (c === "\"") return "Unexpected string in JSON at position " + at;
+      if (c === "-" || (c >= "0" && c <= "9")) return located("Unexpected number in JSON at position " + at);
+      if (c === "\"") return located("Unexpected string in JSON at position " + at);
       if (src === "NaN" || src === "Infinity" || src === "undefined" || src === "[object Object]") {
         return "\"" + src + "\" is not valid JSON";
       }

@@ -175,13 +175,16 @@
                           ["Denver", -420], ["Edmonton", -420], ["Los_Angeles", -480], ["Vancouver", -480],
                           ["Anchorage", -540], ["Halifax", -240]]) ZONES["America/" + z] = [off, US, 2007];
   function zoneOf(tz, api) {
-    if (tz === undefined) return "UTC";
+    if (tz === undefined) return h.localZone;  // the process's (TZ), as in Node
     const name = String(tz);
     const found = Object.keys(ZONES).find((z) => z.toLowerCase() === name.toLowerCase());
+    if (!found && h.tzOffset(name, 0) !== null) return name;  // the host's database has it
     if (!found) throw notSupported(api + ": the time zone '" + name + "'");
     return found === "Etc/UTC" || found === "GMT" || found === "Etc/GMT" || found === "Z" ? "UTC" : found;
   }
   function offsetAt(zone, t, api) {
+    const known = h.tzOffset(zone, t);  // the host's time zone database, when it has the zone
+    if (known !== null) return known;
     const [std, rule, since] = ZONES[zone];
     const y = new Date(t).getUTCFullYear();
     if (since !== undefined && y < since) throw notSupported(api + ": the time zone " + zone + " before " + since);
@@ -220,12 +223,39 @@
     if (pattern === null) throw notSupported(api + ": the options {" + k + "} in " + locale);
     const zone = zoneOf(o.timeZone, api);
     const two = (n) => (n < 10 ? "0" : "") + n;
-    const format = (date) => {
+    // the type formatToParts gives each token of the pattern
+    const TYPES = { y: "year", yy: "year", M: "month", MM: "month", d: "day", dd: "day", m: "minute",
+                    mm: "minute", s: "second", ss: "second", N: "month", W: "weekday", A: "dayPeriod" };
+    const typeOf = (tok) => TYPES[tok] || TYPES[tok[0]] || (tok[0] === "h" ? "hour" : "literal");
+    const formatToParts = (date) => {
+      const out = [];
+      const re = /\{([^{}]*|[{}])\}/g;
+      let last = 0, m;
+      const text = format(date), pieces = [];
+      // the pattern again, token by token: each token's text is what format gave it
+      while ((m = re.exec(pattern)) !== null) {
+        if (m.index > last) pieces.push(["literal", pattern.slice(last, m.index)]);
+        pieces.push([m[1] === "{" || m[1] === "}" ? "literal" : typeOf(m[1]), token(date, m[1])]);
+        last = re.lastIndex;
+      }
+      if (last < pattern.length) pieces.push(["literal", pattern.slice(last)]);
+      for (const [type, value] of pieces) {
+        if (out.length && type === "literal" && out[out.length - 1].type === "literal") out[out.length - 1].value += value;
+        else out.push({ type, value });
+      }
+      if (out.map((x) => x.value).join("") !== text) throw notSupported(api + ".formatToParts");
+      return out;
+    };
+    const token = (date, tok) => {
+      const t = date === undefined ? Date.now() : Number(date instanceof Date ? date.getTime() : date);
+      return format(t, tok);
+    };
+    const format = (date, only) => {
       const t = date === undefined ? Date.now() : Number(date instanceof Date ? date.getTime() : date);
       if (t !== t) throw new RangeError("Invalid time value");
       const d = new Date(t + offsetAt(zone, t, api) * 60000);
       const H = d.getUTCHours();
-      return pattern.replace(/\{([^{}]*|[{}])\}/g, (_, tok) => {
+      return (only === undefined ? pattern : "{" + only + "}").replace(/\{([^{}]*|[{}])\}/g, (_, tok) => {
         switch (tok) {
           case "{": case "}": return tok;
           case "y": return String(d.getUTCFullYear());
@@ -256,7 +286,7 @@
     const resolved = { locale, calendar: "gregory", numberingSystem: "latn", timeZone: zone };
     for (const n of Object.keys(opts)) if (n !== "hour12") resolved[n] = opts[n];
     if (hasHour) resolved.hour12 = /\{h1[12]/.test(pattern);
-    return { format, resolved };
+    return { format: (date) => format(date), formatToParts, resolved };
   }
   function DateTimeFormat(locales, options) {
     if (!new.target) return new DateTimeFormat(locales, options);
@@ -264,13 +294,176 @@
   }
   define(DateTimeFormat, "supportedLocalesOf", supportedLocalesOf);
   Object.defineProperty(DateTimeFormat.prototype, "format", { get() { return this._f.format; }, configurable: true });
-  define(DateTimeFormat.prototype, "formatToParts", function formatToParts() {
-    throw notSupported("Intl.DateTimeFormat.prototype.formatToParts");
+  define(DateTimeFormat.prototype, "formatToParts", function formatToParts(date) {
+    return this._f.formatToParts(date);
   });
   define(DateTimeFormat.prototype, "resolvedOptions", function resolvedOptions() { return Object.assign({}, this._f.resolved); });
   const Intl = {};
   define(Intl, "NumberFormat", NumberFormat);
   define(Intl, "DateTimeFormat", DateTimeFormat);
   define(Intl, "getCanonicalLocales", (l) => (l === undefined ? [] : (isArray(l) ? l : [l]).map(String)));
-  return { Intl, NumberFormat, DateTimeFormat, numberFormatter, dateFormatter };
+  // -- collation: the Unicode root order (CLDR's), for the locales that keep it -------------
+  // Three levels, as ICU compares: base letters (case and accents aside; spaces, then
+  // punctuation and symbols, then digits, then letters), then accents, then case (lower
+  // first). Locales whose alphabets reorder letters (sv: å after z, es: ñ, ...) are refused.
+  const ROOT_ORDER = new Set(["en", "fr", "de", "it", "pt", "nl", "ga", "id", "ms", "sw", "ca"]);
+  const COLLATOR_OPTIONS = new Set(["usage", "sensitivity", "ignorePunctuation", "numeric",
+                                    "localeMatcher", "caseFirst", "collation"]);
+  function collator(locales, options, api) {
+    let tag = isArray(locales) ? locales[0] : locales;
+    tag = tag === undefined ? "en-US" : String(tag);
+    const lang = tag.split(/[-_]/)[0].toLowerCase();
+    if (!ROOT_ORDER.has(lang)) throw notSupported(api + ": the collation of '" + tag + "'");
+    const o = options === undefined ? {} : Object(options);
+    for (const k of Object.keys(o)) {
+      if (o[k] !== undefined && !COLLATOR_OPTIONS.has(k)) throw notSupported(api + ": the option " + k);
+    }
+    if (o.usage === "search") throw notSupported(api + ": usage 'search'");
+    if (o.caseFirst !== undefined && o.caseFirst !== "false" && o.caseFirst !== false) {
+      throw notSupported(api + ": caseFirst " + o.caseFirst);
+    }
+    const sensitivity = o.sensitivity === undefined ? "variant" : String(o.sensitivity);
+    if (!["base", "accent", "case", "variant"].includes(sensitivity)) {
+      throw new RangeError("Value " + sensitivity + " out of range for Intl.Collator options property sensitivity");
+    }
+    const numeric = !!o.numeric, ignorePunctuation = !!o.ignorePunctuation;
+    function elements(str) {
+      const out = [];
+      const d = String(str).normalize("NFD");
+      for (let i = 0; i < d.length; i++) {
+        const c = d[i];
+        if (/[\u0300-\u036f]/.test(c)) {
+          if (out.length) out[out.length - 1].accents += c;
+          continue;
+        }
+        if (/\s/.test(c) || /[\p{P}\p{S}]/u.test(c)) {
+          if (!ignorePunctuation) out.push({ group: /\s/.test(c) ? 0 : 1, key: c.codePointAt(0), accents: "", upper: false });
+          continue;
+        }
+        if (/[0-9]/.test(c)) {
+          if (numeric) {
+            let j = i;
+            while (j < d.length && /[0-9]/.test(d[j])) j++;
+            const run = d.slice(i, j).replace(/^0+(?=\d)/, "");
+            out.push({ group: 2, key: run.length * 16 + 0, run, accents: "", upper: false });
+            i = j - 1;
+          } else out.push({ group: 2, key: c.charCodeAt(0), accents: "", upper: false });
+          continue;
+        }
+        const lower = c.toLowerCase();
+        out.push({ group: 3, key: lower.codePointAt(0), accents: "", upper: lower !== c });
+      }
+      return out;
+    }
+    function level(x, y, pick) {
+      const n = Math.min(x.length, y.length);
+      for (let i = 0; i < n; i++) {
+        const r = pick(x[i], y[i]);
+        if (r) return r;
+      }
+      return x.length === y.length ? 0 : (x.length < y.length ? -1 : 1);
+    }
+    const primary = (a, b) => (a.group - b.group) || (a.run !== undefined && b.run !== undefined
+      ? (a.run.length - b.run.length) || (a.run < b.run ? -1 : a.run > b.run ? 1 : 0)
+      : a.key - b.key);
+    function compare(a, b) {
+      const x = elements(a), y = elements(b);
+      const p = level(x, y, primary);
+      if (p) return Math.sign(p);
+      if (sensitivity === "accent" || sensitivity === "variant") {
+        const s = level(x, y, (m, n) => (m.accents === n.accents ? 0 : m.accents < n.accents ? -1 : 1));
+        if (s) return s;
+      }
+      if (sensitivity === "case" || sensitivity === "variant") {
+        const t = level(x, y, (m, n) => (m.upper === n.upper ? 0 : m.upper ? 1 : -1));
+        if (t) return t;
+      }
+      return 0;
+    }
+    const resolved = { locale: tag, usage: "sort", sensitivity, ignorePunctuation, collation: "default",
+                       numeric, caseFirst: "false" };
+    return { compare, resolved };
+  }
+  function Collator(locales, options) {
+    if (!new.target) return new Collator(locales, options);
+    define(this, "_c", collator(locales, options, "Intl.Collator"));
+  }
+  define(Collator, "supportedLocalesOf", (l) => (l === undefined ? [] : (isArray(l) ? l : [l]).map(String)
+    .filter((t) => ROOT_ORDER.has(t.split(/[-_]/)[0].toLowerCase()))));
+  Object.defineProperty(Collator.prototype, "compare", { get() { return this._c.compare; }, configurable: true });
+  define(Collator.prototype, "resolvedOptions", function resolvedOptions() { return Object.assign({}, this._c.resolved); });
+
+  // -- plural rules and relative time: English, as CLDR has them --------------------------
+  function english(locales, api) {
+    let tag = isArray(locales) ? locales[0] : locales;
+    tag = tag === undefined ? "en-US" : String(tag);
+    if (tag.split(/[-_]/)[0].toLowerCase() !== "en") throw notSupported(api + ": the locale '" + tag + "'");
+    return tag;
+  }
+  function PluralRules(locales, options) {
+    if (!new.target) throw new TypeError("Constructor Intl.PluralRules requires 'new'");
+    const o = options === undefined ? {} : Object(options);
+    const type = o.type === undefined ? "cardinal" : String(o.type);
+    if (type !== "cardinal" && type !== "ordinal") {
+      throw new RangeError("Value " + type + " out of range for Intl.PluralRules options property type");
+    }
+    define(this, "_p", { locale: english(locales, "Intl.PluralRules"), type });
+  }
+  define(PluralRules.prototype, "select", function select(n) {
+    const x = Math.abs(Number(n));
+    if (this._p.type === "cardinal") return x === 1 ? "one" : "other";
+    if (!Number.isInteger(x)) return "other";
+    const m10 = x % 10, m100 = x % 100;
+    if (m10 === 1 && m100 !== 11) return "one";
+    if (m10 === 2 && m100 !== 12) return "two";
+    if (m10 === 3 && m100 !== 13) return "few";
+    return "other";
+  });
+  define(PluralRules.prototype, "resolvedOptions", function resolvedOptions() {
+    return { locale: this._p.locale, type: this._p.type, minimumIntegerDigits: 1,
+             minimumFractionDigits: 0, maximumFractionDigits: 3,
+             pluralCategories: this._p.type === "cardinal" ? ["one", "other"] : ["few", "one", "two", "other"] };
+  });
+  const UNITS = ["second", "minute", "hour", "day", "week", "month", "quarter", "year"];
+  const NEAR = { day: ["yesterday", "today", "tomorrow"], year: ["last year", "this year", "next year"],
+                 month: ["last month", "this month", "next month"], week: ["last week", "this week", "next week"],
+                 quarter: ["last quarter", "this quarter", "next quarter"], hour: [null, "this hour", null],
+                 minute: [null, "this minute", null], second: [null, "now", null] };
+  function RelativeTimeFormat(locales, options) {
+    if (!new.target) throw new TypeError("Constructor Intl.RelativeTimeFormat requires 'new'");
+    const o = options === undefined ? {} : Object(options);
+    const numeric = o.numeric === undefined ? "always" : String(o.numeric);
+    const style = o.style === undefined ? "long" : String(o.style);
+    if (style !== "long") throw notSupported("Intl.RelativeTimeFormat: style '" + style + "'");
+    define(this, "_r", { locale: english(locales, "Intl.RelativeTimeFormat"), numeric, style });
+  }
+  define(RelativeTimeFormat.prototype, "format", function format(value, unit) {
+    const v = Number(value);
+    let u = String(unit);
+    if (u.endsWith("s")) u = u.slice(0, -1);
+    if (!UNITS.includes(u)) throw new RangeError("Invalid unit argument for format() '" + unit + "'");
+    if (!isFinite(v)) throw new RangeError("Invalid value " + value + " for format()");
+    if (this._r.numeric === "auto" && (v === -1 || v === 0 || v === 1) && !Object.is(v, -0)) {
+      const word = NEAR[u][v + 1];
+      if (word) return word;
+    }
+    const n = Math.abs(v);
+    const text = numberFormatter("en-US", undefined, "Intl.RelativeTimeFormat").format(n);
+    const units = n === 1 ? u : u + "s";
+    return v < 0 || Object.is(v, -0) ? text + " " + units + " ago" : "in " + text + " " + units;
+  });
+  define(RelativeTimeFormat.prototype, "resolvedOptions", function resolvedOptions() {
+    return { locale: this._r.locale, style: this._r.style, numeric: this._r.numeric, numberingSystem: "latn" };
+  });
+  define(Intl, "Collator", Collator);
+  define(Intl, "PluralRules", PluralRules);
+  define(Intl, "RelativeTimeFormat", RelativeTimeFormat);
+
+  // Intl's other services: named when used, never a bare "not a constructor"
+  for (const name of ["ListFormat", "Segmenter", "DisplayNames", "Locale", "DurationFormat"]) {
+    const missing = { [name]: function () { throw notSupported("Intl." + name); } }[name];
+    define(missing, "supportedLocalesOf", () => { throw notSupported("Intl." + name); });
+    define(Intl, name, missing);
+  }
+  return { Intl, NumberFormat, DateTimeFormat, numberFormatter, dateFormatter, collator };
 })

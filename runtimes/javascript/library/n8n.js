@@ -32,10 +32,53 @@
     task.connectionInputSource = r.connectionInputSource || {};
     task.variables = additional.variables || {};
     task.env.values = (r.envProviderState || {}).env || {};
+    // n8n's data proxy: the workflow's own time zone, else the instance's (GENERIC_TIMEZONE)
+    const zone = (workflow.settings || {}).timezone;
+    if (typeof zone === "string" && zone && zone !== "DEFAULT") task.timezone = zone;
     return task;
   }
+  // Node's built-in modules (node:module's builtinModules, Node 24): what require() checks
+  // against NODE_FUNCTION_ALLOW_BUILTIN rather than NODE_FUNCTION_ALLOW_EXTERNAL
+  const NODE_BUILTINS = new Set(("assert buffer child_process cluster console constants crypto dgram "
+    + "diagnostics_channel dns domain events fs http http2 https inspector module net os path "
+    + "perf_hooks process punycode querystring readline repl stream string_decoder sys timers "
+    + "tls trace_events tty url util v8 vm wasi worker_threads zlib assert/strict dns/promises "
+    + "fs/promises path/posix path/win32 readline/promises stream/consumers stream/promises "
+    + "stream/web timers/promises util/types async_hooks").split(" "));
+  // luxon asks Intl for the offsets of IANA zones; this runtime's Intl knows few zones, the
+  // host's time zone database (the executor's __tz_offset) knows them all: its zones use that
+  function zoned(lx) {
+    if (lx.__zoned) return lx;
+    const IANAZone = lx.IANAZone;
+    IANAZone.isValidZone = (zone) => typeof zone === "string" && zone !== "" && h.tzOffset(zone, 0) !== null;
+    Object.defineProperty(IANAZone.prototype, "offset", {
+      configurable: true, writable: true,
+      value: function offset(ts) {
+        const o = this.valid ? h.tzOffset(this.name, Number(ts)) : null;
+        return o === null ? NaN : o;
+      },
+    });
+    Object.defineProperty(lx, "__zoned", { value: true });
+    return lx;
+  }
+  // the executor's: lines from here on are the library's modules that stand for Node's
+  // (its NODE_REALM_LINE), rather than the language's own built-ins
+  const NODE_REALM_LINE = 40000;
+  const NATIVE_ERRORS = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError",
+                                 "URIError", "EvalError", "AggregateError", "InternalError"]);
+  // n8n 2.41's EXPOSED_RPC_METHODS and UNSUPPORTED_HELPER_FUNCTIONS (@n8n/task-runner)
+  const HELPER_NAMES = ["assertBinaryData", "getBinaryDataBuffer", "prepareBinaryData",
+    "setBinaryDataBuffer", "binaryToString", "httpRequest", "request",
+    "httpRequestWithAuthentication", "requestWithAuthenticationPaginated", "copyBinaryFile",
+    "createReadStream", "getBinaryStream", "binaryToBuffer", "getBinaryMetadata",
+    "getStoragePath", "getBinaryPath", "writeContentToFile", "copyInputItems", "returnJsonArray",
+    "normalizeItems", "getSSHClient", "createDeferredPromise", "constructExecutionMetaData"];
+  const NOT_IN_N8N = ["URL", "URLSearchParams", "structuredClone", "crypto", "queueMicrotask",
+                      "DOMException"];
   function __n8nRun(texts, user) {
     const data = taskData(nativeParse(texts[0]), nativeParse(texts[1]));
+    // the runner's TZ, as Node's: Date's local time (GENERIC_TIMEZONE is luxon's, below)
+    if (data.tz && h.setTz(data.tz)) h.localZone = data.tz;
     const stringify = JSON.stringify, isArray = Array.isArray, keys = Object.keys;
     const nodeName = data.node.name;
     const logs = [];
@@ -49,7 +92,39 @@
 
     // n8n's own errors (its data proxy's, its env provider's) come from n8n's realm: its runner
     // passes them on as they are, without the user's line (see errorOf)
-    const hostErrors = new WeakSet();
+    const hostErrors = new WeakSet(), userErrors = new WeakSet();
+
+    // Each error made while the code runs gets V8's words and V8's stack (its first row
+    // "Name: message"), as in n8n's runner: code that catches an error reads there what it
+    // reads here. The engine calls this as it makes the error (quickjs-ng's V8-compatible
+    // Error.prepareStackTrace); the words come from the executor (v8_words), which has the
+    // task's source for the expressions V8 names.
+    Error.prepareStackTrace = v8Stack;  // an accessor of the engine's: assigned, not defined
+    function v8Stack(e, sites) {
+      try {
+        let frames = sites.map((c) => [c.getFunctionName() || "", c.getLineNumber() || 0,
+                                       c.getColumnNumber() || 0, !!c.isNative()]);
+        // V8 leaves out the frames of the constructor the error was made for (new.target)
+        const ctor = e !== null && typeof e === "object" && e.constructor ? e.constructor.name : "";
+        if (ctor && !NATIVE_ERRORS.has(ctor)) while (frames.length && frames[0][0] === ctor) frames.shift();
+        const top = frames[0];
+        if (top && typeof e.message === "string" && !hostErrors.has(e)) {
+          const native = top[3] ? top[0] : null;
+          // a RegExp's words name its pattern: the caller's line has it
+          const at = !top[3] ? top : (native === "RegExp" && frames[1] && !frames[1][3] ? frames[1] : null);
+          const message = h.v8Message(String(e.name), e.message, native, at ? at[1] : 0, at ? at[2] : 0);
+          if (message !== e.message) e.message = message;
+        }
+        const rows = [String(e.name) + (e.message ? ": " + e.message : "")];
+        for (const [fn, line, col, native] of frames) {
+          const where = native ? "native" : "<input>:" + line + ":" + col;
+          rows.push("    at " + (fn ? fn + " (" + where + ")" : where));
+        }
+        return rows.join("\n");
+      } catch (_) {
+        return String(e && e.name) + ": " + String(e && e.message);
+      }
+    }
     function hostError(message) {
       const e = new Error(message);
       hostErrors.add(e);
@@ -73,6 +148,12 @@
         apply() { throw notAvailable(what, why); },
         construct() { throw notAvailable(what, why); },
       });
+    }
+    // this.helpers as n8n's runner builds it: an object of n8n's helper functions, each an
+    // rpc call into n8n there; here each one throws an error naming it
+    const HELPERS = {};
+    for (const name of HELPER_NAMES) {
+      HELPERS[name] = missing("helpers." + name, "its functions are rpc calls to n8n, which this runner does not make");
     }
     function show(v) {
       if (typeof v === "string") return "'" + v + "'";
@@ -140,6 +221,12 @@
           const out = outputOf(prev, source[0].previousNodeRun);
           if (!out) throw hostError("Referenced node is unexecuted: '" + prev + "'");
           item = out.items[p.item || 0];
+          if (item === undefined) {
+            throw notAvailable("Paired item resolution past the items of '" + prev + "' (item "
+                               + (p.item || 0) + " of " + out.items.length + ", as pinned data "
+                               + "or a node that made more items than it read leaves it)",
+                               "use $('" + target + "').first() or .all()");
+          }
           if (prev === target) return item;
         }
         name = prev;
@@ -204,9 +291,33 @@
     const prev = ((data.connectionInputSource || {}).main || [])[0];
     const $prevNode = prev ? { name: prev.previousNode, outputIndex: prev.previousNodeOutput || 0,
                                runIndex: prev.previousNodeRun || 0 } : {};
-    const require = (name) => {
-      throw notAvailable("require('" + name + "')", "modules cannot be loaded in this runner");
-    };
+    // require() as n8n's runner resolves it: a built-in module under
+    // NODE_FUNCTION_ALLOW_BUILTIN, another under NODE_FUNCTION_ALLOW_EXTERNAL ("*": any),
+    // the request as written ("node:crypto" is not "crypto"); a refusal is the user's error
+    // at the user's line, as n8n words it
+    const modules = data.modules || { builtin: [], external: [] };
+    const allowed = (list, name) => list === "*" || (isArray(list) && list.includes(name));
+    function require(request) {
+      const name = String(request);
+      const builtin = NODE_BUILTINS.has(name.replace(/^node:/, "")) || name.startsWith("node:");
+      if (!allowed(builtin ? modules.builtin : modules.external, name)) {
+        const e = new Error("Module '" + name + "' is disallowed");
+        userErrors.add(e);  // n8n's runner makes it an ExecutionError: the user's line
+        throw e;
+      }
+      if (!builtin) {
+        throw notAvailable("require('" + name + "')", "no external module is installed in this runner");
+      }
+      const base = name.replace(/^node:/, "");
+      if (base === "crypto") return h.load("crypto").crypto;
+      if (base === "buffer") return { Buffer: h.load("bytes").Buffer };
+      if (base === "url") {
+        const url = h.load("url");
+        return { URL: url.URL, URLSearchParams: url.URLSearchParams };
+      }
+      throw notAvailable("require('" + name + "')",
+                         "the built-in modules of this runner are crypto, buffer and url");
+    }
 
     function executed(name, outputIndex, runIndex) {
       if (known.size && !known.has(name)) throw hostError("Referenced node doesn't exist");
@@ -220,6 +331,9 @@
     // $binary as n8n's data proxy gives it: each file's metadata without its data
     function binaryOf(it) {
       if (!it) return undefined;
+      // all-items mode: an item without binary data has none; each-item mode gives an empty
+      // object (JSON.stringify($binary) is '{}' in n8n)
+      if (!it.binary && !each) return undefined;
       const out = {};
       for (const k of keys(it.binary || {})) {
         out[k] = {};
@@ -245,22 +359,23 @@
       const $node = new Proxy({}, { get(_, name) {
         if (typeof name !== "string") return undefined;
         const out = outputOf(name);
-        const it = out ? (out.items[index] || out.items[0]) : undefined;
+        if (out && index >= out.items.length && out.items.length) {
+          throw hostError('"' + name + '" node has ' + out.items.length + " item(s) but you're "
+                          + "trying to access item " + index);
+        }
+        const it = out ? out.items[index] : undefined;
         return { json: it ? it.json : {}, binary: it ? it.binary : undefined,
                  parameter: ((data.workflowNodes || {})[name] || {}).parameters || {},
                  runIndex: out ? (runData[name].length - 1) : -1 };
       } });
-      const now = new Date();
-      const today = new Date(now.getFullYear(), now.getMonth(), now.getDate());
       const names = {
         $input, $json: current ? current.json : undefined, $binary: binaryOf(current),
         $itemIndex: each ? index : 0, $, $node, $workflow, $execution, $getWorkflowStaticData,
-        $now: now, $today: today, $env, $prevNode, $runIndex: data.runIndex || 0,
+        $env, $prevNode, $runIndex: data.runIndex || 0,
         $mode: data.workflowMode, $parameter: data.node.parameters || {}, $vars: data.variables || {},
         require,
-        helpers: missing("helpers", "its functions are rpc calls to n8n, which this runner does not make"),
-        DateTime: missing("DateTime (luxon)"), Duration: missing("Duration (luxon)"),
-        Interval: missing("Interval (luxon)"), $jmespath: missing("$jmespath"),
+        helpers: HELPERS,
+        $jmespath: (value, expression) => h.load("jmespath").search(value, expression),
         $evaluateExpression: missing("$evaluateExpression"), $fromAI: missing("$fromAI"),
         // legacy, still in n8n 2.x: the data proxy of another item, and a node's output items
         $item: (i) => context(i),
@@ -271,17 +386,45 @@
       if (each) names.item = current; else names.items = items;
       return names;
     }
+    // n8n's vm context has the language's built-ins and the few Node globals its runner
+    // passes (Buffer, timers, btoa/atob, TextEncoder/TextDecoder): code that reaches for
+    // another web global fails there ("URL is not defined"), so it does here too
+    for (const name of NOT_IN_N8N) delete globalThis[name];
     function bind(names) {
       for (const k of keys(names)) globalThis[k] = names[k];
+    }
+    // luxon, as n8n gives it: DateTime, Duration, Interval, and $now/$today as DateTimes in
+    // n8n's time zone (GENERIC_TIMEZONE); made on first use, so a task that reads no date
+    // pays nothing for them
+    for (const [name, make] of [["DateTime", () => luxon().DateTime], ["Duration", () => luxon().Duration],
+                                ["Interval", () => luxon().Interval],
+                                ["$now", () => luxon().DateTime.now()],
+                                ["$today", () => luxon().DateTime.now().set(
+                                  { hour: 0, minute: 0, second: 0, millisecond: 0 })]]) {
+      Object.defineProperty(globalThis, name, {
+        configurable: true, enumerable: false,
+        get() { const v = make(); Object.defineProperty(globalThis, name, { value: v, writable: true, configurable: true }); return v; },
+        set(v) { Object.defineProperty(globalThis, name, { value: v, writable: true, configurable: true }); },
+      });
+    }
+    function luxon() {
+      const lx = zoned(h.load("luxon"));
+      if (data.timezone && lx.Settings.defaultZone.name !== data.timezone) {
+        lx.Settings.defaultZone = data.timezone;
+      }
+      return lx;
     }
 
     // What n8n's runner makes of an error (its ExecutionError: the message row of the stack,
     // the line of the user's frame) is worked out by the host, which has the user's code to
     // word QuickJS's messages as V8 does: here the raw parts.
     function errorOf(e) {
-      if (e === null || (e instanceof InternalError && e.message === "out of memory")) {
+      if (e instanceof InternalError && e.message === "out of memory") {
         throw e;  // the engine's memory limit: the sandbox reports it
       }
+      // the engine throws null when it cannot even allocate its out-of-memory error: the
+      // host tells that from a `throw null` of the code (javascript_node.finish)
+      if (e === null) return { kind: "null" };
       if (e instanceof Error && hostErrors.has(e)) return { kind: "host", message: String(e.message) };
       if (e instanceof Error) {
         const frames = [];
@@ -289,29 +432,43 @@
           const m = /at (?:(\S+) \()?(?:<input>:(\d+):(\d+)|(native))/.exec(l);
           if (m) frames.push([m[1] || "", m[2] ? Number(m[2]) : 0, m[3] ? Number(m[3]) : 0]);
         }
+        // an error of the library's modules that stand for Node's (Buffer, crypto, luxon,
+        // ...) is an error of n8n's own realm there: passed on as it is, without a line
+        const first = frames.find((f) => f[1] > 0);
+        if (first && first[1] >= NODE_REALM_LINE && !userErrors.has(e)) {
+          return { kind: "host", message: String(e.message) };
+        }
         return { kind: "error", name: String(e.name), message: String(e.message), frames };
       }
       if (e !== null && typeof e === "object" && typeof e.message === "string") {
         return { kind: "errorlike", message: e.message,
                  stack: typeof e.stack === "string" ? e.stack : null };
       }
-      return { kind: "value" };
+      // anything else n8n's runner words as JSON.stringify of it ('"text"', '404', 'null')
+      let text = null;
+      try { text = stringify(e); } catch (_) { text = null; }
+      return { kind: "value", text: typeof text === "string" ? text : null };
     }
 
-    function itemOf(r, where) {
-      if (r === null || typeof r !== "object" || isArray(r)) {
-        throw hostError("Code doesn't return items properly: " + where + " is "
-                        + (isArray(r) ? "an array" : typeof r) + ", not an object");
+    // What n8n's runner sends of an item's result in "Run Once for Each Item" mode (its
+    // extractJsonData): n8n itself validates and normalises what it gets (its Code node's
+    // result-validation), so the result goes as the code returned it.
+    function jsonOf(r) {
+      if (r === null || (typeof r !== "object" && typeof r !== "function")) return r;
+      if ("json" in r) return r.json;
+      if ("binary" in r) return r.json ?? {};
+      return r;
+    }
+    // n8n's runner sends its answer with JSON.stringify, BigInt written as text (n8n-workflow
+    // gives BigInt a toJSON); a value JSON cannot carry (a cycle) fails the task with no text
+    function send(result, failed) {
+      try {
+        return { result: stringify(result, (k, v) => (typeof v === "bigint" ? v.toString() : v)),
+                 failed };
+      } catch (e) {
+        // the runner fails the task whatever "continue on fail" says: n8n gets no result
+        return { error: { kind: "value", text: null }, unsent: true };
       }
-      if ("json" in r) {
-        const out = { json: r.json };
-        if (r.binary !== undefined) out.binary = r.binary;
-        if (r.pairedItem !== undefined) out.pairedItem = r.pairedItem;
-        if (r.error !== undefined) out.error = r.error;
-        return out;
-      }
-      if ("binary" in r) return { json: {}, binary: r.binary };
-      return { json: r };
     }
 
     async function main() {
@@ -321,10 +478,9 @@
           try {
             bind(context(index));
             const r = await user();
-            if (r === null || r === undefined) continue;
-            if (isArray(r)) throw hostError("Code doesn't return an object: in 'Run Once for Each Item' mode, return one item (an object), not an array");
-            const item = itemOf(r, "the result");
-            item.pairedItem = { item: index };
+            if (!r) continue;  // null skips the item, and so does any falsy value (as in n8n)
+            const item = { json: jsonOf(r), pairedItem: { item: index } };
+            if (r.binary) item.binary = r.binary;
             result.push(item);
           } catch (e) {
             const error = errorOf(e);
@@ -333,26 +489,17 @@
             result.push({ json: { error: null }, pairedItem: { item: index } });
           }
         }
-      } else {
-        try {
-          bind(context(0));
-          let r = await user();
-          if (r === null) r = [];
-          if (r === undefined) throw hostError("Code doesn't return items properly: please return an array of objects, one for each item you would like to output");
-          if (!isArray(r)) r = [r];
-          for (let i = 0; i < r.length; i++) result.push(itemOf(r[i], "item " + i));
-        } catch (e) {
-          const error = errorOf(e);
-          if (!data.continueOnFail) return { error };
-          return { result: stringify([{ json: { error: null } }]), failed: [[0, error]] };
-        }
+        return send(result, failed);
       }
-      // n8n's runner sends its result as JSON: undefined keys dropped, undefined in arrays
-      // null, dates as ISO text, toJSON honoured; so the items go to the host as JSON text
       try {
-        return { result: stringify(result), failed };
+        bind(context(0));
+        const r = await user();
+        // undefined is no result (JSON drops it): n8n then says the code returns no items
+        return send(r === null ? [] : r, failed);
       } catch (e) {
-        return { error: errorOf(e) };  // a BigInt, a cycle: n8n's runner cannot send it either
+        const error = errorOf(e);
+        if (!data.continueOnFail) return { error };
+        return { result: stringify([{ json: { error: null } }]), failed: [[0, error]] };
       }
     }
 

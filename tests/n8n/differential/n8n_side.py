@@ -107,12 +107,20 @@ def _check_item(item: dict[str, Any], index: int) -> None:
                         item=index)
 
 
+# n8n's ReservedKeyFoundError (nodes/Code/reserved-key-found-error.ts)
+_RESERVED_KEY_DESCRIPTION = (
+    "An output item contains the reserved key <code>{key}</code>. To get around this, please "
+    "wrap each item in an object, under a key called <code>json</code>. <a href=\"https://docs."
+    "n8n.io/data/data-structure/#data-structure\" target=\"_blank\">Example</a>")
+
+
 def _check_top_level_keys(item: dict[str, Any], index: int) -> None:
     reserved = next((k for k in item if k in ITEM_KEYS), None)
     unknown = [k for k in item if k not in ITEM_KEYS]
     if unknown:
         if reserved is not None:
-            raise NodeError("Invalid output format", None, item=index)
+            raise NodeError("Invalid output format", _RESERVED_KEY_DESCRIPTION.format(key=reserved),
+                            item=index)
         raise NodeError(f"Unknown top-level item key: {unknown[0]}",
                         "Access the properties of an item under `.json`, e.g. `item.json`",
                         item=index)

@@ -146,6 +146,10 @@ def read_task_data(path: Path = TASK_DATA) -> dict[str, Any]:
 
 #: Our runner's limits in ``RUNNER_FLAGS``, for running our Code node layer without n8n.
 LIMITS = Limits(timeout_s=float(N8N_TASK_TIMEOUT_S), memory_mb=256)
+#: What our runner reads of ``SHARED_ENV``, for the same.
+OPTIONS = javascript_node.CodeOptions(
+    allow_builtin=tuple(SHARED_ENV["NODE_FUNCTION_ALLOW_BUILTIN"].split(",")),
+    timezone=SHARED_ENV["GENERIC_TIMEZONE"])
 
 
 def _sendable(finished: Finished) -> bool:
@@ -175,7 +179,7 @@ def _in_jail(sb: Sandbox, doc: dict[str, Any], case: Case, continue_on_fail: boo
         # what n8n's broker would send for what our layer asks: the recording holds all
         response = n8n_side.strip(response, javascript_node.data_request(settings))
         try:
-            job = javascript_node.job(settings, response, LIMITS)
+            job = javascript_node.job(settings, response, LIMITS, options=OPTIONS)
         except JobError as exc:
             error = {"message": str(exc)}
         else:
