@@ -315,17 +315,22 @@ class Session:
 
     def run(self, code: str, data: Any = None, *, timeout_s: float | None = None,
             stdout_bytes: int | None = None, result_bytes: int | None = None,
-            imports: Iterable[str] | None = None) -> Result:
+            imports: Iterable[str] | None = None,
+            files: Mapping[str, str | bytes] | None = None, return_files: bool = False) -> Result:
         """Run ``code`` (a function body, ``data`` bound to ``data``) in the session. Names
         its top level binds (assignments, imports, ``def``) are the session's and the next
-        call sees them; ``return`` gives the result. Never raises for a bad request (the
-        Result is ``rejected``)."""
+        call sees them; ``return`` gives the result. With the pool's ``files_mb``, the
+        session has one directory (``/work``) for its whole life: ``files`` are written
+        there before the code runs (replacing files of the same name), and ``return_files``
+        brings back all it holds after (``Result.files``). Never raises for a bad request
+        (the Result is ``rejected``)."""
         sb = self._sandbox
         started = time.perf_counter()
         try:
             encoded = codec.encode(data, path="data")
             task = sb._request(self.runtime, code, encoded, timeout_s, None, stdout_bytes,
-                               result_bytes, None, imports)
+                               result_bytes, None, imports, files=files,
+                               return_files=return_files)
         except codec.EncodeError as exc:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         except RequestError as exc:
@@ -333,6 +338,18 @@ class Session:
         envelope = sb._submit(dataclasses.replace(task, session=self.id), None)
         return Result.from_wire(envelope, max_bytes=task.limits.envelope_bytes,
                                 duration_ms=(time.perf_counter() - started) * 1000.0)
+
+    def upload(self, files: Mapping[str, str | bytes], *, timeout_s: float | None = None) -> Result:
+        """Write ``files`` into the session's directory (a call that runs no code): ``ok``,
+        or why not (``rejected`` for a bad name or over a cap, ``error`` when the directory
+        is full, ``session_lost``)."""
+        return self.run("", files=files, timeout_s=timeout_s)
+
+    def download(self, *, timeout_s: float | None = None,
+                 result_bytes: int | None = None) -> Result:
+        """What the session's directory holds now, in ``Result.files`` (at most 64 files
+        and ``result_bytes``; what did not fit is named in ``Result.files_skipped``)."""
+        return self.run("", return_files=True, timeout_s=timeout_s, result_bytes=result_bytes)
 
     def close(self) -> None:
         """End the session: its process is killed, its state gone. Safe to call twice, and
