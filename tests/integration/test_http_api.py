@@ -213,7 +213,9 @@ def test_the_openapi_document_is_served(refusing):
 
     reply = httpx.get(f"{refusing.url}/v1/openapi.json")
     validate(reply.json())
-    assert sorted(reply.json()["paths"]) == ["/v1/openapi.json", "/v1/runtimes", "/v1/tasks"]
+    assert sorted(reply.json()["paths"]) == [
+        "/v1/openapi.json", "/v1/runtimes", "/v1/sessions", "/v1/sessions/{id}",
+        "/v1/sessions/{id}/files", "/v1/sessions/{id}/run", "/v1/tasks"]
 
 
 def test_without_runners_no_runtime_is_served(refusing):
