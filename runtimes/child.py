@@ -148,7 +148,7 @@ def _run(setup: ChildSetup, task: protocol.Task, shared: mmap.mmap | None) -> by
     """Step 8: the task's files in, the task, the files it wrote out (on request)."""
     if task.files:
         try:
-            files.put(task.files)
+            files.put(task.files, replace=task.session)
         except OSError as exc:
             return outcome.encode(Status.ERROR, f"the task's files could not be written: {exc}",
                                   error=outcome.ErrorDetail("FilesError", str(exc), ""))

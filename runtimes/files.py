@@ -24,7 +24,9 @@ applies, held to it by a test). Files go in before the snippet runs (``put``: a 
 directory, created with O_EXCL and O_NOFOLLOW); what the task wrote comes back on request
 (``collect``): regular files only, read with O_NOFOLLOW; a symlink (which the jail's filter
 does not let a snippet make anyway), a device or a socket is named in ``skipped`` with why,
-never followed. A session can call the same three steps for its own directory.
+never followed. A session's process keeps its directory from call to call (no ``clear``):
+a call's files go in over what is there (``put(..., replace=True)``), and a call that asks
+for its files back gets all the directory holds.
 """
 
 from __future__ import annotations
@@ -113,14 +115,24 @@ def drop_capabilities() -> None:
         raise FilesError(f"capset: {_errno()}")
 
 
-def put(files: dict[str, bytes]) -> None:
-    """The task's files, written into its (fresh) directory."""
+def put(files: dict[str, bytes], *, replace: bool = False) -> None:
+    """The task's files, written into its (fresh) directory. ``replace``: a session's
+    directory, which its earlier calls filled: a file of the same name is replaced (unlinked
+    first, never written through: a name that is a link is the link, not its target)."""
     for name, content in files.items():
         if check_name(name) is not None:  # the host checked; a bad name never lands
             continue
         parent = os.path.dirname(name)
         if parent:
             os.makedirs(parent, mode=0o700, exist_ok=True)
+        if replace:
+            try:
+                info = os.lstat(name)
+            except FileNotFoundError:
+                pass
+            else:
+                if not stat.S_ISDIR(info.st_mode):
+                    os.unlink(name)
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,22 @@ class OutputChunk:
 
     stream: str
     text: str
+
+
+class OutputText:
+    """A streaming task's output bytes to ``OutputChunk``s: UTF-8 decoded per stream and
+    incrementally, so that a character cut in two between pieces comes whole (bad bytes are
+    replaced, as the result's text is decoded leniently too). One per task."""
+
+    def __init__(self) -> None:
+        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
+
+    def feed(self, stream: str, data: bytes) -> OutputChunk | None:
+        decoder = self._decoders.get(stream)
+        if decoder is None:
+            decoder = self._decoders[stream] = codecs.getincrementaldecoder("utf-8")("replace")
+        text = decoder.decode(data)
+        return OutputChunk(stream, text) if text else None
 
 
 @dataclass(frozen=True)

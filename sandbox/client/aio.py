@@ -8,7 +8,7 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import zmq
@@ -363,13 +363,24 @@ class AsyncClientSession:
 
     async def run(self, code: str, data: Any = None, *, timeout_s: float | None = None,
                   stdout_bytes: int | None = None, result_bytes: int | None = None,
-                  imports: Any = None) -> Result:
+                  imports: Any = None, files: Mapping[str, str | bytes] | None = None,
+                  return_files: bool = False) -> Result:
         options = Options.of(timeout_s=timeout_s, stdout_bytes=stdout_bytes,
-                             result_bytes=result_bytes, imports=imports)
+                             result_bytes=result_bytes, imports=imports, files=files,
+                             return_files=return_files)
         built = self._client.session_request(self.runtime, self.id, "call", code, data, options)
         if isinstance(built, Result):
             return built
         return await (await self._client.submit_request(built))
+
+    async def upload(self, files: Mapping[str, str | bytes], *,
+                     timeout_s: float | None = None) -> Result:
+        return await self.run("", files=files, timeout_s=timeout_s)
+
+    async def download(self, *, timeout_s: float | None = None,
+                       result_bytes: int | None = None) -> Result:
+        return await self.run("", return_files=True, timeout_s=timeout_s,
+                              result_bytes=result_bytes)
 
     async def close(self) -> Result:
         if self._client._closed:

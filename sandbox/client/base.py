@@ -5,7 +5,6 @@ loop is written twice, in ``sync`` and ``aio``."""
 from __future__ import annotations
 
 import dataclasses
-import codecs
 import itertools
 import secrets
 import time
@@ -21,7 +20,7 @@ from sandbox.config import Limits, check_endpoint
 from sandbox.errors import ConfigError, RequestError, SessionError
 from sandbox.link import CurveClient
 from sandbox.request import Options, Request, request, to_submit
-from sandbox.result import OutputChunk, Result
+from sandbox.result import OutputChunk, OutputText, Result
 
 OnOutput = Callable[[OutputChunk], Any]  # ``run(..., on_output=...)``: called per chunk
 
@@ -144,19 +143,14 @@ class ClientBase:
 
 
 class OutputDecoder:
-    """A streaming task's ``output`` messages to ``OutputChunk``s: UTF-8 decoded per stream
-    and incrementally, so that a character the wire cut in two comes whole (bad bytes are
-    replaced, as the result's text is decoded leniently too)."""
+    """A streaming task's ``output`` messages to ``OutputChunk``s (``sandbox.result.OutputText``:
+    a character the wire cut in two comes whole)."""
 
     def __init__(self) -> None:
-        self._decoders: dict[str, codecs.IncrementalDecoder] = {}
+        self._text = OutputText()
 
     def feed(self, msg: p.Output) -> OutputChunk | None:
-        decoder = self._decoders.get(msg.stream)
-        if decoder is None:
-            decoder = self._decoders[msg.stream] = codecs.getincrementaldecoder("utf-8")("replace")
-        text = decoder.decode(msg.data)
-        return OutputChunk(msg.stream, text) if text else None
+        return self._text.feed(msg.stream, msg.data)
 
 
 def keys(curve: CurveClient | None, curve_dir: str | None, key: str) -> CurveClient | None:

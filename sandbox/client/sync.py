@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -544,14 +544,27 @@ class ClientSession:
 
     def run(self, code: str, data: Any = None, *, timeout_s: float | None = None,
             stdout_bytes: int | None = None, result_bytes: int | None = None,
-            imports: Any = None) -> Result:
-        """Run ``code`` in the session (its names live on to the next call)."""
+            imports: Any = None, files: Mapping[str, str | bytes] | None = None,
+            return_files: bool = False) -> Result:
+        """Run ``code`` in the session (its names live on to the next call). ``files`` go
+        into the session's directory first, ``return_files`` brings back all it holds (see
+        ``sandbox.Session.run``)."""
         options = Options.of(timeout_s=timeout_s, stdout_bytes=stdout_bytes,
-                             result_bytes=result_bytes, imports=imports)
+                             result_bytes=result_bytes, imports=imports, files=files,
+                             return_files=return_files)
         built = self._client.session_request(self.runtime, self.id, "call", code, data, options)
         if isinstance(built, Result):
             return built
         return self._client.submit_request(built).result()
+
+    def upload(self, files: Mapping[str, str | bytes], *, timeout_s: float | None = None) -> Result:
+        """Write ``files`` into the session's directory (``sandbox.Session.upload``)."""
+        return self.run("", files=files, timeout_s=timeout_s)
+
+    def download(self, *, timeout_s: float | None = None,
+                 result_bytes: int | None = None) -> Result:
+        """What the session's directory holds, in ``Result.files`` (``sandbox.Session.download``)."""
+        return self.run("", return_files=True, timeout_s=timeout_s, result_bytes=result_bytes)
 
     def close(self) -> Result:
         """End the session; its process and state are gone. Safe on an ended session."""

@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import time
 import uuid
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from runtimes import codec, outcome
@@ -25,8 +25,10 @@ from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError, ConfigError, RequestError, SessionError
 from sandbox.jail.launch import Launcher, files_bytes
 from sandbox.host.loop import Loop, SharedLoop
-from sandbox.result import Result
+from sandbox.result import OutputChunk, OutputText, Result
 from sandbox.host.pools import Pools
+
+OnOutput = Callable[[OutputChunk], Any]  # ``run(..., on_output=...)``: called per chunk
 
 # A caller waits for its outcome at most this much beyond the task's own timeout and the
 # pool's acquire timeout: the loop always answers well before, unless it is gone.
@@ -34,11 +36,13 @@ _ANSWER_SLACK_S = 10.0
 
 
 class _Call:
-    __slots__ = ("done", "envelope")
+    __slots__ = ("done", "envelope", "chunks")
 
-    def __init__(self) -> None:
+    def __init__(self, streams: bool = False) -> None:
         self.done = False
         self.envelope: bytes | bytearray = b""
+        # a streaming call's output as it came (loop thread), until its caller takes it
+        self.chunks: list[tuple[str, bytes]] | None = [] if streams else None
 
 
 class Sandbox:
@@ -58,7 +62,8 @@ class Sandbox:
         self.config = config or PoolConfig()
         self._imports = self.config.import_policy()
         self._loop = Loop()
-        self._worker = Pools(self.config, self._loop, self._on_outcome, launcher=launcher)
+        self._worker = Pools(self.config, self._loop, self._on_outcome, launcher=launcher,
+                             output=self._on_output)
         self._calls: dict[Hashable, _Call] = {}
         self._ids = itertools.count()
         self._closed = False
@@ -99,6 +104,7 @@ class Sandbox:
         separate_stderr: bool = False,
         files: Mapping[str, str | bytes] | None = None,
         return_files: bool = False,
+        on_output: OnOutput | None = None,
     ) -> Result:
         """Run ``code`` (a function body; ``data`` is bound to ``data``) and return its Result.
 
@@ -110,7 +116,10 @@ class Sandbox:
         snippet reads from its standard input (python); ``separate_stderr`` keeps stderr out
         of ``stdout``, in ``Result.stderr``. ``files`` go into the task's own directory
         (a pool with ``files_mb``), ``return_files`` brings back what it wrote there
-        (``Result.files``). Bad requests (unknown
+        (``Result.files``). ``on_output`` streams the task: it is called, in this thread,
+        with each ``OutputChunk`` as the snippet prints it, before ``run`` returns (the
+        Result still holds the whole output); if it raises, the task is killed and the
+        exception goes on up. Bad requests (unknown
         runtime, invalid limits, unencodable data, imports the operator does not allow) come
         back as status ``rejected``; nothing about a request raises.
         """
@@ -127,10 +136,11 @@ class Sandbox:
                     raise RequestError(f"stdin is not valid Unicode text ({exc.reason})") from exc
             task = self._request(runtime, code, encoded, timeout_s, memory_mb, stdout_bytes,
                                  result_bytes, policy, imports, isolation, reuse_key, stdin,
-                                 separate_stderr, files, return_files)
+                                 separate_stderr, files, return_files,
+                                 stream=on_output is not None)
         except RequestError as exc:
             return Result.rejected(str(exc))
-        envelope = self._submit(task, None)
+        envelope = self._submit(task, None, on_output)
         return Result.from_wire(envelope, max_bytes=task.limits.envelope_bytes,
                                 duration_ms=(time.perf_counter() - started) * 1000.0)
 
@@ -228,14 +238,14 @@ class Sandbox:
                  policy: str | None, imports: Iterable[str] | None, isolation: str | None = None,
                  reuse_key: str | None = None, stdin: bytes | None = None,
                  separate_stderr: bool = False, files: Mapping[str, str | bytes] | None = None,
-                 return_files: bool = False) -> request.TaskRequest:
+                 return_files: bool = False, stream: bool = False) -> request.TaskRequest:
         served = registry.canonical(runtime)
         return request.build(
             runtime, code, data, defaults=self.config.default_limits, import_policy=self._imports,
             timeout_s=timeout_s, memory_mb=memory_mb, stdout_bytes=stdout_bytes,
             result_bytes=result_bytes, policy=policy, imports=imports, isolation=isolation,
             reuse_key=reuse_key, stdin=stdin, separate_stderr=separate_stderr, files=files,
-            return_files=return_files,
+            return_files=return_files, stream=stream,
             files_bytes=files_bytes(self.config, served) if served is not None else 0)
 
     def _hand_over(self, start: Any, bound: float) -> bytes | bytearray:
@@ -251,21 +261,61 @@ class Sandbox:
                                                   f"within {bound:g} s")
         return call.envelope
 
-    def _submit(self, task: request.TaskRequest, cancel: CancelToken | None) -> bytes | bytearray:
+    def _submit(self, task: request.TaskRequest, cancel: CancelToken | None,
+                on_output: OnOutput | None = None) -> bytes | bytearray:
         if self._closed:
             raise ClosedError("the sandbox is closed")
         key = next(self._ids)
-        call = self._calls[key] = _Call()
+        call = self._calls[key] = _Call(streams=on_output is not None)
         if cancel is not None:
             cancel.on_set(lambda: self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key)))
         bound = (task.limits.timeout_s + self.config.acquire_timeout_s
                  + self.config.start_timeout_s + _ANSWER_SLACK_S)
-        if not self._shared.run_until(lambda: self._worker.submit(key, task), lambda: call.done, bound):
+        if on_output is not None:
+            answered = self._stream(key, task, call, on_output, time.monotonic() + bound)
+        else:
+            answered = self._shared.run_until(lambda: self._worker.submit(key, task),
+                                              lambda: call.done, bound)
+        if not answered:
             self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key))
             self._calls.pop(key, None)
             return outcome.encode(Status.CRASHED, f"the sandbox's worker loop did not answer within "
                                                   f"{bound:g} s")
         return call.envelope
+
+    def _stream(self, key: Hashable, task: request.TaskRequest, call: _Call,
+                on_output: OnOutput, end: float) -> bool:
+        """Wait for ``call`` as ``_submit`` does, handing its output to ``on_output`` in this
+        thread as it comes (the loop thread only keeps it: a slow callback holds back its
+        own task, whose channel then fills, never the loop). A callback that raises kills
+        the task, and its exception goes on up."""
+        chunks = call.chunks
+        assert chunks is not None
+        text = OutputText()
+        hand_in: Any = lambda: self._worker.submit(key, task)  # noqa: E731
+        try:
+            while True:
+                left = end - time.monotonic()
+                if left <= 0 or not self._shared.run_until(
+                        hand_in, lambda: call.done or bool(chunks), left):
+                    return False
+                hand_in = _nothing
+                while chunks:  # the loop thread appends; only this thread takes
+                    piece = text.feed(*chunks.pop(0))
+                    if piece is not None:
+                        on_output(piece)
+                if call.done:
+                    return True
+        except BaseException:
+            self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key))
+            self._calls.pop(key, None)
+            raise
+
+    def _on_output(self, key: Hashable, stream: str, data: bytes) -> None:
+        call = self._calls.get(key)
+        if call is not None and call.chunks is not None:
+            call.chunks.append((stream, data))
+            self._shared.changed()
 
     def _on_outcome(self, key: Hashable, envelope: bytes | bytearray, status: Status) -> None:
         call = self._calls.pop(key, None)
@@ -282,6 +332,10 @@ class Sandbox:
         if not self._shared.run_until(lambda: box.append(fn()), lambda: bool(box), 10.0):
             raise ClosedError("the sandbox's worker loop did not answer")
         return box[0]
+
+
+def _nothing() -> None:
+    """What a streaming call hands the loop after its task: nothing more."""
 
 
 class Session:
@@ -315,24 +369,42 @@ class Session:
 
     def run(self, code: str, data: Any = None, *, timeout_s: float | None = None,
             stdout_bytes: int | None = None, result_bytes: int | None = None,
-            imports: Iterable[str] | None = None) -> Result:
+            imports: Iterable[str] | None = None,
+            files: Mapping[str, str | bytes] | None = None, return_files: bool = False,
+            on_output: OnOutput | None = None) -> Result:
         """Run ``code`` (a function body, ``data`` bound to ``data``) in the session. Names
         its top level binds (assignments, imports, ``def``) are the session's and the next
-        call sees them; ``return`` gives the result. Never raises for a bad request (the
-        Result is ``rejected``)."""
+        call sees them; ``return`` gives the result. With the pool's ``files_mb``, the
+        session has one directory (``/work``) for its whole life: ``files`` are written
+        there before the code runs (replacing files of the same name), and ``return_files``
+        brings back all it holds after (``Result.files``). ``on_output`` streams the call
+        as in ``Sandbox.run``. Never raises for a bad request (the Result is ``rejected``)."""
         sb = self._sandbox
         started = time.perf_counter()
         try:
             encoded = codec.encode(data, path="data")
             task = sb._request(self.runtime, code, encoded, timeout_s, None, stdout_bytes,
-                               result_bytes, None, imports)
+                               result_bytes, None, imports, files=files,
+                               return_files=return_files, stream=on_output is not None)
         except codec.EncodeError as exc:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         except RequestError as exc:
             return Result.rejected(str(exc))
-        envelope = sb._submit(dataclasses.replace(task, session=self.id), None)
+        envelope = sb._submit(dataclasses.replace(task, session=self.id), None, on_output)
         return Result.from_wire(envelope, max_bytes=task.limits.envelope_bytes,
                                 duration_ms=(time.perf_counter() - started) * 1000.0)
+
+    def upload(self, files: Mapping[str, str | bytes], *, timeout_s: float | None = None) -> Result:
+        """Write ``files`` into the session's directory (a call that runs no code): ``ok``,
+        or why not (``rejected`` for a bad name or over a cap, ``error`` when the directory
+        is full, ``session_lost``)."""
+        return self.run("", files=files, timeout_s=timeout_s)
+
+    def download(self, *, timeout_s: float | None = None,
+                 result_bytes: int | None = None) -> Result:
+        """What the session's directory holds now, in ``Result.files`` (at most 64 files
+        and ``result_bytes``; what did not fit is named in ``Result.files_skipped``)."""
+        return self.run("", return_files=True, timeout_s=timeout_s, result_bytes=result_bytes)
 
     def close(self) -> None:
         """End the session: its process is killed, its state gone. Safe to call twice, and

@@ -5,7 +5,7 @@ mapping (``sandbox.http.mapping``), and sends the ``Answer`` it gets. A task goe
 ``Backend``: the daemon's is our own ``AsyncClient`` on the broker's client socket
 (``sandbox.http.server``), the unit tier's a fake. Routes live under ``/v1/``: tasks and
 runtimes and sessions (``/v1/sessions``, ``/v1/sessions/{id}/run``, ``DELETE
-/v1/sessions/{id}``); files take their own paths beside them.
+/v1/sessions/{id}``); a session's files at ``/v1/sessions/{id}/files`` (PUT, GET).
 """
 
 from __future__ import annotations
@@ -123,6 +123,21 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
             return Response(status_code=499)
         return send(mapping.session_answer(result))
 
+    async def session_files(request: HttpRequest) -> Response:
+        """PUT: write files into the session's directory; GET: what it holds."""
+        try:
+            principal = principal_of(request)
+            sid = mapping.session_id(request.path_params["id"])
+            options = (mapping.session_upload(await json_body(request, "an upload"))
+                       if request.method == "PUT" else mapping.session_download())
+        except ApiError as exc:
+            return send(mapping.error_answer(exc), close=exc.status in (408, 413))
+        result = await unless_gone(request, state["backend"].call_session(
+            mapping.session_key(principal, sid), "", None, options))
+        if result is None:
+            return Response(status_code=499)
+        return send(mapping.session_answer(result))
+
     async def close_session(request: HttpRequest) -> Response:
         try:
             principal = principal_of(request)
@@ -164,6 +179,7 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
                 Route("/v1/sessions", open_session, methods=["POST"]),
                 Route("/v1/sessions/{id}/run", call_session, methods=["POST"]),
                 Route("/v1/sessions/{id}", close_session, methods=["DELETE"]),
+                Route("/v1/sessions/{id}/files", session_files, methods=["PUT", "GET"]),
                 Route("/v1/openapi.json", openapi_json, methods=["GET"])],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,

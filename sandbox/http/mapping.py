@@ -24,6 +24,13 @@ What it decides:
   /v1/sessions/{id}`` closes it. A session is its principal's: the id a caller names is
   taken within its principal (``alice:ID``). A call's outcome is a task's (200, the Result;
   ``session_lost`` among the statuses); an id that is not open is 404, the session caps 429.
+  A call may carry ``files`` and ``return_files`` (a session's directory, with the
+  operator's ``files_mb``); ``PUT /v1/sessions/{id}/files`` (``{"files": {...}}``) and ``GET
+  /v1/sessions/{id}/files`` are calls that run no code, one writing files, the other bringing
+  back all the directory holds (the Result's ``files``), answered as calls are. The whole
+  directory at one path, not one path per file: a name may hold ``/``, is judged by the one
+  rule a task's names are (never by URL decoding), and an upload of many files is one trip
+  into the session, between its calls (which run one at a time).
 - a task that asks to ``stream`` is answered with Server-Sent Events (``text/event-stream``),
   one event per output chunk as it comes (``event: stdout`` or ``stderr``, ``data: {"text"}``)
   and then one ``result`` event whose data is the Result's JSON shape; a task rejected before
@@ -54,7 +61,9 @@ RETRY_AFTER_S = 1  # what a 429 asks the caller to wait: a queue slot frees with
 # any other reason (and "" for a request refused before it was sent) is 422
 BUSY_REASONS = frozenset({"queue_full", "client_cap", "session_cap"})
 OPEN_FIELDS = frozenset({"runtime", "session_id", "memory_mb", "idle_timeout_s", "max_lifetime_s"})
-CALL_FIELDS = frozenset({"code", "data", "timeout_s", "stdout_bytes", "result_bytes", "imports"})
+CALL_FIELDS = frozenset({"code", "data", "timeout_s", "stdout_bytes", "result_bytes", "imports",
+                         "files", "return_files"})
+UPLOAD_FIELDS = frozenset({"files", "timeout_s"})
 SESSION_ID = re.compile(r"[A-Za-z0-9._~-]{1,60}")  # within its principal's: "<principal>:<id>"
 UNAVAILABLE_REASONS = frozenset({"draining", "shutdown", "no_runner", "queue_timeout"})
 PROBLEM_TYPE = "application/problem+json"
@@ -127,12 +136,7 @@ def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
             given["stdin"] = jsonview.from_jsonable(given["stdin"])
         except ValueError as exc:
             raise ApiError(422, f"stdin: {exc}", ("stdin",)) from exc
-    if isinstance(given.get("files"), dict):  # each content text, or {"$bytes": ...}
-        try:
-            given["files"] = {name: jsonview.from_jsonable(content)
-                              for name, content in given["files"].items()}
-        except ValueError as exc:
-            raise ApiError(422, f"files: {exc}", ("files",)) from exc
+    _tagged_files(given)
     if isinstance(given.get("imports"), list):
         given["imports"] = tuple(given["imports"])  # a bare string is left for the check
     options = scoped(Options(**given), doc["runtime"], principal)
@@ -140,6 +144,17 @@ def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
         return request(doc["runtime"], doc["code"], data, options, defaults=defaults)
     except RequestError as exc:
         raise ApiError(422, str(exc)) from exc
+
+
+def _tagged_files(given: dict[str, Any]) -> None:
+    """``files`` in the tagged JSON view, each content text or ``{"$bytes": ...}``, made
+    str or bytes (in place); what is not a JSON object is left for the one check."""
+    if isinstance(given.get("files"), dict):
+        try:
+            given["files"] = {name: jsonview.from_jsonable(content)
+                              for name, content in given["files"].items()}
+        except ValueError as exc:
+            raise ApiError(422, f"files: {exc}", ("files",)) from exc
 
 
 @dataclass(frozen=True)
@@ -208,9 +223,28 @@ def session_call(body: bytes) -> tuple[str, Any, Options]:
         raise ApiError(422, "data: nested too deeply (a call's data may nest 256 deep)",
                        ("data",)) from exc
     given = {k: v for k, v in doc.items() if k in OPTION_NAMES}
+    _tagged_files(given)
     if isinstance(given.get("imports"), list):
         given["imports"] = tuple(given["imports"])
     return doc["code"], data, Options(**given)
+
+
+def session_upload(body: bytes) -> Options:
+    """``PUT /v1/sessions/{id}/files``'s body, ``{"files": {name: content}}``: the options of
+    a call that runs no code and writes them (ApiError 400 or 422)."""
+    doc = _object(body, UPLOAD_FIELDS, "an upload")
+    if not isinstance(doc.get("files"), dict):
+        raise ApiError(422, "files must be an object of names to contents", ("files",))
+    given = {"files": doc["files"], **({"timeout_s": doc["timeout_s"]} if "timeout_s" in doc
+                                       else {})}
+    _tagged_files(given)
+    return Options(**given)
+
+
+def session_download() -> Options:
+    """``GET /v1/sessions/{id}/files``: a call that runs no code and brings back all the
+    session's directory holds."""
+    return Options(return_files=True)
 
 
 def session_key(principal: str, sid: str) -> str:

@@ -153,7 +153,26 @@ def document(version: str) -> dict[str, Any]:
             "data": {"description": _TAGGED},
             **{name: OPTION_SCHEMAS[name] for name in ("timeout_s", "stdout_bytes",
                                                        "result_bytes", "imports")},
+            "files": {**OPTION_SCHEMAS["files"],
+                      "description": "python, with files_mb: written into the session's "
+                      "directory (/work, kept from call to call) before the code runs, "
+                      "replacing files of the same name"},
+            "return_files": {**OPTION_SCHEMAS["return_files"],
+                             "description": "all the session's directory holds comes back"},
         },
+    }
+    upload = {
+        "type": "object", "additionalProperties": False, "required": ["files"],
+        "properties": {"files": {**OPTION_SCHEMAS["files"], "type": "object"},
+                       "timeout_s": OPTION_SCHEMAS["timeout_s"]},
+    }
+    call_answers = {
+        "200": {"description": "the call ran; its status says how it ended "
+                "(session_lost: the session is gone, and why)",
+                "content": json_of("#/components/schemas/Result")},
+        **_AUTH_ERRORS,
+        "404": _problem("the caller has no session of this id open"),
+        "422": _problem("a bad field or file name, named; or the session runs another call"),
     }
     opened = {"type": "object", "required": ["id", "runtime"],
               "properties": {"id": {"type": "string"}, "runtime": {"type": "string"}}}
@@ -189,6 +208,22 @@ def document(version: str) -> dict[str, Any]:
                 "422": _problem("a bad field, named; or the session runs another call"),
             },
         }},
+        "/v1/sessions/{id}/files": {
+            "put": {
+                "operationId": "uploadSessionFiles", "parameters": by_id,
+                "summary": "Write files into a session's directory (a call that runs no code)",
+                "requestBody": {"required": True,
+                                "content": json_of("#/components/schemas/Upload")},
+                "responses": {**call_answers, "400": _problem("the body is not JSON"),
+                              "415": _problem("the body is not application/json")},
+            },
+            "get": {
+                "operationId": "downloadSessionFiles", "parameters": by_id,
+                "summary": "What a session's directory holds: the Result's `files` (and "
+                           "`files_skipped`: what did not come back, with why)",
+                "responses": call_answers,
+            },
+        },
         "/v1/sessions/{id}": {"delete": {
             "operationId": "closeSession", "parameters": by_id,
             "summary": "Close a session: its process and state are gone",
@@ -205,7 +240,7 @@ def document(version: str) -> dict[str, Any]:
         "components": {
             "schemas": {"Task": task, "Result": result, "Problem": problem,
                         "Runtimes": runtimes, "Session": session, "Call": call,
-                        "Opened": opened},
+                        "Opened": opened, "Upload": upload},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

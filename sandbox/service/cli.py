@@ -3,8 +3,8 @@
 ``sandbox exec --runtime python [--timeout SECONDS] [--memory MB] [--stdout-bytes N]
 [--result-bytes N] [--data JSON | --data @FILE | --data-file FILE] [--json]
 [--version PREFIX] [--isolation process|worker] [--reuse-key KEY] [--connect [ENDPOINT]]
-[--session ID [--close-session]]
-[FILE|-]``
+[--session ID [--close-session]] [--stdin FILE|-] [--separate-stderr] [--stream]
+[--file NAME=PATH]... [--return-files DIR] [FILE|-]``
 
 ``sandbox runtimes`` says which runtimes work on this host and why the others do not (so does
 ``sandbox exec`` when its runtime cannot start).
@@ -18,8 +18,10 @@ when interrupted (Ctrl-C: the task is cancelled). With ``--json`` it prints exac
 object, a usage error and an interruption included (status ``rejected``, ``crashed``):
 ``{"status", "result", "stdout", "error": {"type", "message", "traceback"} | null,
 "duration_ms", "message", "truncated", "exec_ms", "stderr", "cpu_ms", "peak_memory_kb"}``;
-bytes appear as ``{"$bytes": base64}``.
-In text mode a string result prints as it is, any other value as JSON.
+bytes appear as ``{"$bytes": base64}``. With ``--stream --json``, one ``{"stream", "text"}``
+line per piece of output as it comes precedes that object (JSON lines).
+In text mode a string result prints as it is, any other value as JSON; the snippet's stderr
+(``--separate-stderr``) goes to stderr.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from broker.protocol import MAX_CODE_BYTES, MAX_DATA_BYTES
+from broker.protocol import MAX_CODE_BYTES, MAX_DATA_BYTES, MAX_FILES_BYTES, MAX_STDIN_BYTES
 from sandbox.config import (SETTINGS, Limits, PoolConfig, PyodideConfig,
                             ServiceConfig, Setting, amount, check_endpoint,
                             default_endpoint, settings_for, unknown_env)
@@ -41,7 +44,7 @@ from sandbox.errors import ConfigError, JailError, RequestError, SandboxError, S
 from sandbox.jsonview import from_json_data, to_jsonable
 from sandbox.client import Client, ClientSession
 from sandbox.request import Options, Request, request
-from sandbox.result import Result, Status
+from sandbox.result import OutputChunk, Result, Status
 
 EXIT_OK, EXIT_STATUS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 INTERRUPTED = "interrupted; the task was cancelled"
@@ -169,6 +172,21 @@ def _exec_parser(sub: Any) -> None:
                          "sessions")
     ex.add_argument("--close-session", action="store_true",
                     help="with --session: close that session instead of running code")
+    ex.add_argument("--stdin", default=None, metavar="FILE|-", dest="stdin_from",
+                    help="python: the snippet's standard input, from FILE (-: this command's "
+                         "stdin, which then cannot carry the code too: give the code as FILE)")
+    ex.add_argument("--separate-stderr", action="store_true",
+                    help="keep the snippet's stderr apart from its stdout (printed on stderr; "
+                         "`stderr` in --json)")
+    ex.add_argument("--stream", action="store_true",
+                    help="print the output as it comes (with --json: one JSON line per chunk, "
+                         '{"stream", "text"}, then the result\'s object)')
+    ex.add_argument("--file", action="append", dest="put_files", metavar="NAME=PATH",
+                    help="python, with --files-mb: PATH's content goes into the task's "
+                         "directory as NAME (repeatable)")
+    ex.add_argument("--return-files", default=None, metavar="DIR",
+                    help="python, with --files-mb: write the files the task left in its "
+                         "directory into DIR (a name that would escape DIR is refused)")
     ex.add_argument("file", nargs="?", default="-",
                     help="file with the code, or - for stdin (at most "
                          f"{amount(MAX_CODE_BYTES, 'code_bytes')})")
@@ -295,11 +313,20 @@ def result_json(result: Result) -> dict[str, Any]:
     return result.to_dict()
 
 
-def _print_human(result: Result) -> None:
-    if result.stdout:
+def _print_human(result: Result, *, streamed: bool = False) -> None:
+    """``streamed``: the output was printed as it came, so only the result is left to print."""
+    if streamed:
+        if result.stdout and not result.stdout.endswith("\n"):
+            sys.stdout.write("\n")
+        if result.truncated:
+            sys.stdout.write("[output truncated]\n")
+    elif result.stdout:
         sys.stdout.write(result.stdout if result.stdout.endswith("\n") else result.stdout + "\n")
         if result.truncated:
             sys.stdout.write("[output truncated]\n")
+    if result.stderr and not streamed:
+        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    sys.stdout.flush()
     if result.ok:
         if isinstance(result.value, str):
             print(result.value)  # as it is, as `echo` would: for pipes and for people
@@ -364,6 +391,93 @@ def _read_data(args: argparse.Namespace) -> Any:
         raise UsageError(f"{source}: {exc}") from exc
 
 
+def _read_capped(path: str, cap: int, what: str) -> bytes:
+    """``path``'s bytes (``-``: this command's stdin), refused past ``cap`` before it is read
+    whole."""
+    try:
+        if path == "-":
+            raw = sys.stdin.buffer.read(cap + 1)
+        else:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > cap:
+                    raise UsageError(f"{what} {path} is {amount(size, 'size_bytes')}, over the "
+                                     f"{amount(cap, 'size_bytes')} limit")
+                raw = f.read(cap + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw) > cap:
+        raise UsageError(f"{what} {'on stdin' if path == '-' else path} is over the "
+                         f"{amount(cap, 'size_bytes')} limit")
+    return raw
+
+
+def _io_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``--stdin``, ``--separate-stderr``, ``--stream``, ``--file`` and
+    ``--return-files``. The rule for this command's stdin: it carries the code (``-``, the
+    default) or the snippet's stdin (``--stdin -``), never both."""
+    options: dict[str, Any] = {}
+    if args.stdin_from is not None:
+        if args.stdin_from == "-" and args.file == "-":
+            raise UsageError("--stdin - and the code cannot both come from this command's "
+                             "stdin: give the code as FILE")
+        options["stdin"] = _read_capped(args.stdin_from, MAX_STDIN_BYTES, "--stdin")
+    if args.separate_stderr:
+        options["separate_stderr"] = True
+    if args.stream:
+        options["stream"] = True
+    if args.put_files:
+        files: dict[str, bytes] = {}
+        for given in args.put_files:
+            name, eq, path = given.partition("=")
+            if not eq or not name or not path:
+                raise UsageError(f"--file {given}: give NAME=PATH")
+            if path == "-":
+                raise UsageError(f"--file {given}: give a file's path (this command's stdin "
+                                 "carries the code, or --stdin -)")
+            if name in files:
+                raise UsageError(f"--file {name} is given twice")
+            files[name] = _read_capped(path, MAX_FILES_BYTES, "--file")
+        options["files"] = files
+    if args.return_files is not None:
+        options["return_files"] = True
+    return options
+
+
+def _finish(args: argparse.Namespace, result: Result, streamed: bool = False) -> int:
+    """Print the result (its files written into --return-files' DIR first) and its exit
+    code: a returned file that could not be written makes an ok task exit 1."""
+    refused: dict[str, str] = {}
+    if args.return_files is not None and result.files:
+        from sandbox.service.returned import write_under
+
+        try:
+            refused = write_under(args.return_files, result.files)
+        except OSError as exc:
+            raise UsageError(f"--return-files {args.return_files}: {exc.strerror or exc}") from exc
+    if args.json:
+        print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
+    else:
+        _print_human(result, streamed=streamed)
+    for name, why in (result.files_skipped or {}).items():
+        print(f"sandbox: {name!r} did not come back: {why}", file=sys.stderr)
+    for name, why in refused.items():
+        print(f"sandbox: {name!r} not written into {args.return_files}: {why}", file=sys.stderr)
+    return EXIT_OK if result.ok and not refused else EXIT_STATUS
+
+
+def _print_chunk(as_json: bool, chunk: OutputChunk) -> None:
+    """One piece of a streaming task's output, as it came (``--stream``)."""
+    if as_json:
+        sys.stdout.write(json.dumps({"stream": chunk.stream, "text": chunk.text},
+                                    ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
+    out = sys.stderr if chunk.stream == "stderr" else sys.stdout
+    out.write(chunk.text)
+    out.flush()
+
+
 def _check_limits(args: argparse.Namespace) -> None:
     """Each limit given by its flag, checked against its range and named by its flag: the
     message a user reads is about ``--timeout``, not the schema's ``timeout_s``."""
@@ -396,6 +510,11 @@ def _exec(args: argparse.Namespace) -> int:
     code = _read_code(args.file)
     settings = _settings(args, "exec")
     options: dict[str, Any] = dict(limits)
+    options.update(_io_options(args))
+    if (options.get("files") or options.get("return_files")) and args.connect is None \
+            and not settings.files_mb:
+        raise UsageError("--file and --return-files need a directory per task: give "
+                         "--files-mb MB")
     facts = registry.RUNTIMES[runtime]
     if args.policy not in facts.policies:
         raise UsageError(f"--policy {args.policy} applies to python, not {runtime}")
@@ -411,8 +530,10 @@ def _exec(args: argparse.Namespace) -> int:
         options.update(isolation=args.isolation, reuse_key=args.reuse_key)
     if args.runtime_version:
         options["version"] = args.runtime_version
+    on_chunk = functools.partial(_print_chunk, args.json) if args.stream else None
     if args.connect is not None:
-        result = _exec_on_daemon(args, settings, _request(runtime, code, data, options, Limits()))
+        result = _exec_on_daemon(args, settings, _request(runtime, code, data, options, Limits()),
+                                 on_chunk)
     else:
         # the embedded runner registered before the task is sent: no other will ever come,
         # so a version it does not have is said at once, not after the queue wait
@@ -424,15 +545,11 @@ def _exec(args: argparse.Namespace) -> int:
         req = _request(runtime, code, data, options, pool.default_limits)
         try:
             with Client(pool=pool, runtimes=(runtime,)) as client:
-                result = _run(client, req)
+                result = _run(client, req, on_chunk)
         except JailError as exc:
             # which runtimes this host can run, and why the others not, beside the reason
             raise JailError(f"{exc}\n{_host_report(pool)}") from exc
-    if args.json:
-        print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
-    else:
-        _print_human(result)
-    return EXIT_OK if result.ok else EXIT_STATUS
+    return _finish(args, result, streamed=args.stream)
 
 
 def _exec_session(args: argparse.Namespace, runtime: str) -> int:
@@ -445,9 +562,15 @@ def _exec_session(args: argparse.Namespace, runtime: str) -> int:
                          "embedded one ends with this command")
     for flag, given in (("--isolation", args.isolation), ("--reuse-key", args.reuse_key),
                         ("--version", args.runtime_version or None),
-                        ("--policy restricted", args.policy != "default" or None)):
+                        ("--policy restricted", args.policy != "default" or None),
+                        ("--stdin", args.stdin_from),
+                        ("--separate-stderr", args.separate_stderr or None),
+                        ("--stream", args.stream or None)):
         if given is not None:
             raise UsageError(f"{flag} does not apply to a session's call")
+    if args.close_session and (args.put_files or args.return_files is not None):
+        raise UsageError("--file and --return-files apply to a session's call, not its close")
+    io = _io_options(args)
     _check_limits(args)
     settings = _settings(args, "exec")
     from sandbox.link import reach
@@ -472,12 +595,10 @@ def _exec_session(args: argparse.Namespace, runtime: str) -> int:
                 else:
                     result = session.run(code, data, timeout_s=args.timeout,
                                          stdout_bytes=args.stdout_bytes,
-                                         result_bytes=args.result_bytes, imports=args.imports)
-    if args.json:
-        print(json.dumps(result_json(result), ensure_ascii=False, allow_nan=False))
-    else:
-        _print_human(result)
-    return EXIT_OK if result.ok else EXIT_STATUS
+                                         result_bytes=args.result_bytes, imports=args.imports,
+                                         files=io.get("files"),
+                                         return_files=io.get("return_files", False))
+    return _finish(args, result)
 
 
 def _request(runtime: str, code: str, data: Any, options: dict[str, Any], defaults: Limits) -> Request:
@@ -504,7 +625,8 @@ _POOL_SETTINGS = ("stdlib_allow", "external_allow", "packages_dir", "preload", "
                   "pyodide_no_namespaces")
 
 
-def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, req: Request) -> Result:
+def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, req: Request,
+                    on_chunk: Callable[[OutputChunk], None] | None = None) -> Result:
     """One task through a daemon, after checking at once that one answers there."""
     from sandbox.link import reach
 
@@ -519,17 +641,22 @@ def _exec_on_daemon(args: argparse.Namespace, settings: ServiceConfig, req: Requ
     if problem is not None:
         return Result.rejected(problem)
     with Client(endpoint, curve=curve, insecure=settings.insecure) as client:
-        return _run(client, req)
+        return _run(client, req, on_chunk)
 
 
-def _run(client: Client, req: Request) -> Result:
-    """The task's Result. Ctrl-C cancels it (KeyboardInterrupt goes on up, to be said in
-    one line); the jails are in sessions of their own, so the terminal's SIGINT reached
-    this process only, and the client's close that follows tears down what it started."""
+def _run(client: Client, req: Request,
+         on_chunk: Callable[[OutputChunk], None] | None = None) -> Result:
+    """The task's Result (``on_chunk``: called with each piece of a streaming task's output
+    as it comes). Ctrl-C cancels it (KeyboardInterrupt goes on up, to be said in one line);
+    the jails are in sessions of their own, so the terminal's SIGINT reached this process
+    only, and the client's close that follows tears down what it started."""
     import signal
 
     handle = client.submit_request(req)
     try:
+        if on_chunk is not None:
+            for chunk in handle.output():
+                on_chunk(chunk)
         return handle.result()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -222,3 +223,103 @@ def test_runtimes_says_which_work_on_this_host() -> None:
 
     assert r.stdout.splitlines() == [f"{name} {registry.RUNTIMES[name].version}: works"
                                      for name in ("python", "javascript", "pyodide")]
+
+
+# -- stdin, stderr apart, streaming, files ---------------------------------------------------------
+
+STDIO = ("import sys\nprint(sys.stdin.read().upper(), end='')\nprint('oops', file=sys.stderr)\n"
+         "return 1")
+
+
+def test_exec_gives_the_snippet_stdin_from_a_file_and_keeps_stderr_apart(tmp_path) -> None:
+    (tmp_path / "in.txt").write_text("one\ntwo\n")
+    r = sandbox_exec("-r", "python", "--stdlib-allow", "sys", "--json", "--separate-stderr",
+                     "--stdin", str(tmp_path / "in.txt"), "-", code=STDIO)
+    out = json.loads(r.stdout)
+    assert (r.returncode, out["stdout"], out["stderr"]) == (0, "ONE\nTWO\n", "oops\n")
+
+
+def test_exec_prints_the_snippets_stderr_on_stderr(tmp_path) -> None:
+    (tmp_path / "in.txt").write_text("x")
+    r = sandbox_exec("-r", "python", "--stdlib-allow", "sys", "--separate-stderr",
+                     "--stdin", str(tmp_path / "in.txt"), "-", code=STDIO)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "X\n1\n", "oops\n")
+
+
+def test_exec_stdin_dash_is_the_snippets_when_the_code_is_a_file(tmp_path) -> None:
+    (tmp_path / "code.py").write_text(STDIO)
+    r = sandbox_exec("-r", "python", "--stdlib-allow", "sys", "--json", "--stdin", "-",
+                     str(tmp_path / "code.py"), code="from the pipe\n")
+    assert (r.returncode, json.loads(r.stdout)["stdout"]) == (0, "FROM THE PIPE\noops\n")
+
+
+def test_exec_stdin_cant_carry_both_the_code_and_the_snippets_stdin() -> None:
+    r = sandbox_exec("-r", "python", "--stdin", "-", "-", code="return 1")
+    assert (r.returncode, r.stderr.strip()) == (
+        2, "sandbox: --stdin - and the code cannot both come from this command's stdin: give "
+           "the code as FILE")
+
+
+def test_exec_streams_output_before_the_task_ends() -> None:
+    """The first chunk is read while the snippet still spins: it came before the result."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "exec", "-r", "python", "--stream", "--json",
+         "--timeout", "10", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("print('first', flush=True)\nwhile True: pass")
+    proc.stdin.close()
+    try:
+        first = json.loads(proc.stdout.readline())
+        running = proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: the task is cancelled, the jails torn down
+        proc.wait(timeout=60)
+        proc.stdout.close()
+        assert proc.stderr is not None
+        proc.stderr.close()
+    assert (first, running) == ({"stream": "stdout", "text": "first\n"}, True)
+
+
+def test_exec_stream_json_is_chunk_lines_then_the_result() -> None:
+    r = sandbox_exec("-r", "python", "--stdlib-allow", "sys", "--stream", "--json",
+                     "--separate-stderr", "-",
+                     code="import sys\nprint('a')\nprint('b', file=sys.stderr)\nreturn 2")
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert (r.returncode, lines[:-1], lines[-1]["result"]) == (
+        0, [{"stream": "stdout", "text": "a\n"}, {"stream": "stderr", "text": "b\n"}], 2)
+
+
+def test_exec_passes_files_in_and_writes_what_comes_back_into_a_directory(tmp_path) -> None:
+    (tmp_path / "a.txt").write_text("abc")
+    r = sandbox_exec("-r", "python", "--files-mb", "1", "--file", "in/a.txt=" + str(tmp_path / "a.txt"),
+                     "--return-files", str(tmp_path / "out"), "-",
+                     code="open('b.txt', 'w').write(open('in/a.txt').read().upper())")
+    assert (r.returncode, (tmp_path / "out/in/a.txt").read_text(),
+            (tmp_path / "out/b.txt").read_text()) == (0, "abc", "ABC")
+
+
+def test_exec_cant_write_a_returned_file_through_a_link_in_the_directory(tmp_path) -> None:
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    out.mkdir()
+    outside.write_text("mine")
+    (out / "b.txt").symlink_to(outside)
+    r = sandbox_exec("-r", "python", "--files-mb", "1", "--return-files", str(out), "-",
+                     code="open('b.txt', 'w').write('theirs')")
+    assert (r.returncode, outside.read_text(), r.stderr.strip()) == (
+        1, "mine", f"sandbox: 'b.txt' not written into {out}: a symbolic link or a file where "
+                   "a directory should be (never followed)")
+
+
+def test_exec_files_need_a_directory_per_task(tmp_path) -> None:
+    (tmp_path / "a").write_text("1")
+    r = sandbox_exec("-r", "python", "--file", f"a={tmp_path / 'a'}", "-", code="return 1")
+    assert (r.returncode, r.stderr.strip()) == (
+        2, "sandbox: --file and --return-files need a directory per task: give --files-mb MB")
+
+
+def test_exec_refuses_a_file_named_outside_the_tasks_directory(tmp_path) -> None:
+    (tmp_path / "a").write_text("1")
+    r = sandbox_exec("-r", "python", "--files-mb", "1", "--file", f"../a={tmp_path / 'a'}", "-",
+                     code="return 1")
+    assert (r.returncode, r.stderr.strip()) == (2, "sandbox: file name '../a' has a '..' component")

@@ -215,7 +215,7 @@ def test_the_openapi_document_is_served(refusing):
     validate(reply.json())
     assert sorted(reply.json()["paths"]) == [
         "/v1/openapi.json", "/v1/runtimes", "/v1/sessions", "/v1/sessions/{id}",
-        "/v1/sessions/{id}/run", "/v1/tasks"]
+        "/v1/sessions/{id}/files", "/v1/sessions/{id}/run", "/v1/tasks"]
 
 
 def test_without_runners_no_runtime_is_served(refusing):
@@ -464,3 +464,45 @@ def test_a_session_through_httpx_keeps_its_state_and_is_its_principals_only(serv
         assert http.delete("/v1/sessions/nb", headers=auth()).json()["status"] == "ok"
         gone = http.post("/v1/sessions/nb/run", json={"code": "return x"}, headers=auth())
         assert (gone.status_code, gone.json()["status"]) == (200, "session_lost")
+
+
+@pytest.fixture(scope="module")
+def serving_files(tmp_path_factory) -> Iterator[Daemon]:
+    """One runner of python whose pools give each task and session a directory (files_mb)."""
+    directory = str(tmp_path_factory.mktemp("api"))
+    daemon = Daemon(directory, "--runners", "1", "--slots", "2", "--runtimes", "python",
+                    "--files-mb", "1", "--api-keys-file", keys_file(directory))
+    try:
+        end = time.monotonic() + START_S
+        while not httpx.get(f"{daemon.url}/v1/runtimes", headers=auth()).json()["runtimes"]:
+            assert time.monotonic() < end, "the runner did not register"
+            time.sleep(0.1)  # polling the condition itself, within the deadline
+    except BaseException:
+        daemon.stop()
+        raise
+    yield daemon
+    daemon.stop()
+    assert daemon.proc.returncode == 0
+
+
+def test_a_sessions_files_through_httpx_upload_run_download(serving_files):
+    with httpx.Client(base_url=serving_files.url, timeout=30, headers=auth()) as http:
+        assert http.post("/v1/sessions", json={"runtime": "python",
+                                               "session_id": "f"}).status_code == 201
+        up = http.put("/v1/sessions/f/files",
+                      json={"files": {"in/a.txt": "hello", "raw": {"$bytes": "AAE="}}})
+        ran = http.post("/v1/sessions/f/run", json={
+            "code": "open('out', 'w').write(open('in/a.txt').read().upper() + open('c').read())",
+            "files": {"c": "!"}, "return_files": True})
+        down = http.get("/v1/sessions/f/files")
+        bob = http.get("/v1/sessions/f/files", headers=auth(BOB_KEY))
+        bad = http.put("/v1/sessions/f/files", json={"files": {"../x": "1"}})
+        http.delete("/v1/sessions/f")
+    everything = {"c": {"$bytes": "IQ=="}, "in/a.txt": {"$bytes": "aGVsbG8="},  # always bytes
+                  "out": {"$bytes": "SEVMTE8h"}, "raw": {"$bytes": "AAE="}}
+    assert (up.status_code, up.json()["status"]) == (200, "ok")
+    assert (ran.json()["status"], ran.json()["files"]) == ("ok", everything)
+    assert (down.status_code, down.json()["files"], down.json()["files_skipped"]) == (
+        200, everything, {})
+    assert bob.status_code == 404  # bob names the same id: not his session, nor its files
+    assert (bad.status_code, bad.json()["detail"]) == (422, "file name '../x' has a '..' component")

@@ -154,3 +154,29 @@ def test_the_cli_refuses_a_session_without_a_daemon():
     assert (r.returncode, r.stderr.strip()) == (
         2, "sandbox: --session needs --connect: a session lives in a daemon, and an embedded "
            "one ends with this command")
+
+
+def test_the_cli_uploads_into_a_session_and_downloads_what_it_holds(ipc_dir, tmp_path):
+    endpoint = f"ipc://{ipc_dir}/s.sock"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--bind", endpoint, "--http", "",
+         "--runners", "1", "--slots", "1", "--runtimes", "python", "--ipc-principal", "uid",
+         "--files-mb", "1"], stdin=subprocess.DEVNULL)
+    (tmp_path / "a.txt").write_text("abc")
+    try:
+        with Client(endpoint, queue_timeout_s=60) as client:  # up and serving
+            assert client.run("python", "return 1").value == 1
+        up = _cli("--connect", endpoint, "--session", "f", "--file", f"a={tmp_path / 'a.txt'}",
+                  "-", code="open('b', 'w').write(open('a').read().upper())")
+        down = _cli("--connect", endpoint, "--session", "f", "--return-files",
+                    str(tmp_path / "out"), "-", code="")
+        _cli("--connect", endpoint, "--session", "f", "--close-session")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+    assert (up.returncode, down.returncode, (tmp_path / "out/a").read_text(),
+            (tmp_path / "out/b").read_text()) == (0, 0, "abc", "ABC")

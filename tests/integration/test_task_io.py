@@ -154,3 +154,65 @@ def test_the_async_client_iterates_and_calls_back():
     iterated, called, first, second = asyncio.run(go())
     assert ("".join(c.text for c in iterated), called, first, second) == (
         "first\nsecond\n", [OutputChunk("stdout", "js\n")], 7, 2)
+
+
+# -- streaming through the local API: Sandbox.run(..., on_output=cb) -----------------------------
+
+
+def _busy(sb) -> int:
+    return sum(state == "busy" for pool in sb.snapshot().values()
+               for state, _ in pool["children"].values())
+
+
+def test_the_local_api_calls_back_while_the_task_runs(sandbox):
+    """Each chunk is handed over with the task's child still busy: it came before the result."""
+    seen: list[tuple[OutputChunk, int]] = []
+    r = sandbox.run("python", SLOW, timeout_s=30,
+                    on_output=lambda chunk: seen.append((chunk, _busy(sandbox))))
+    assert (seen[0], "".join(c.text for c, _ in seen), r.status, r.value, r.stdout) == (
+        (OutputChunk("stdout", "first\n"), 1), "first\nsecond\n", Status.OK, 7, "first\nsecond\n")
+
+
+def test_the_local_api_streams_each_stream_apart(sandbox):
+    chunks: list[OutputChunk] = []
+    r = sandbox.run("python", MIXED, separate_stderr=True, on_output=chunks.append)
+    joined = {s: "".join(c.text for c in chunks if c.stream == s) for s in ("stdout", "stderr")}
+    assert (r.status, joined, r.stdout, r.stderr) == (
+        Status.OK, {"stdout": "out 1\nout 2\n", "stderr": "err 1\n"}, "out 1\nout 2\n", "err 1\n")
+
+
+def test_a_local_callback_that_raises_kills_its_task(sandbox):
+    class Enough(Exception):
+        pass
+
+    def stop(chunk: OutputChunk) -> None:
+        raise Enough(chunk.text)
+
+    with pytest.raises(Enough, match="before"):
+        sandbox.run("python", "print('before')\nwhile True: pass", timeout_s=30, on_output=stop)
+    # its child is gone (killed, not left spinning): the next task finds the pool served
+    assert (sandbox.run("python", "return 1").value, _busy(sandbox)) == (1, 0)
+
+
+def test_a_local_timeout_ends_the_stream_with_the_timeout(sandbox):
+    chunks: list[OutputChunk] = []
+    r = sandbox.run("python", "print('before')\nwhile True: pass", timeout_s=0.5,
+                    on_output=chunks.append)
+    assert (chunks, r.status) == ([OutputChunk("stdout", "before\n")], Status.TIMEOUT)
+
+
+def test_a_local_sessions_call_streams_too(sandbox):
+    chunks: list[OutputChunk] = []
+    with sandbox.session("python") as s:
+        s.run("x = 2")
+        r = s.run("print(x)\nprint(x * 2)\nreturn x", on_output=chunks.append)
+    assert ("".join(c.text for c in chunks), r.value) == ("2\n4\n", 2)
+
+
+def test_javascript_streams_through_the_local_api():
+    from sandbox import Sandbox
+
+    chunks: list[OutputChunk] = []
+    with Sandbox(PoolConfig(size=1), runtimes=("javascript",)) as sb:
+        r = sb.run("javascript", "console.log('js'); return 2", on_output=chunks.append)
+    assert (chunks, r.value) == ([OutputChunk("stdout", "js\n")], 2)

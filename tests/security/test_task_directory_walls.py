@@ -84,3 +84,38 @@ def test_cant_pass_more_than_its_directory_holds(files_sandbox):
     assert (r.status, r.message) == (
         Status.REJECTED, "files hold 2097152 bytes, over the task's directory of 1048576 bytes "
                          "(files_mb)")
+
+
+# -- sessions: one directory per session, for its whole life, seen by no other -----------------
+
+def test_cant_see_another_sessions_files(files_sandbox):
+    """Session A keeps a secret in its directory; session B, open at the same time in the
+    same jail, finds its own directory empty, and no other process's root to look through."""
+    with files_sandbox.session("python") as a, files_sandbox.session("python") as b:
+        a.upload({"secret": "A"})
+        a.run("open('written', 'w').write('A')")
+        r = b.run("import glob, os\n"
+                  "return os.listdir('.'), glob.glob('/proc/*/root/work/*'), "
+                  "glob.glob('/proc/*/cwd/*')", return_files=True)
+        assert (r.status, r.value, r.files) == (Status.OK, [[], [], []], {})
+
+
+def test_cant_see_a_sessions_files_from_a_task(files_sandbox):
+    with files_sandbox.session("python") as s:
+        s.upload({"secret": "S"})
+        r = files_sandbox.run("python", "import os\nreturn os.listdir('/work')")
+        assert (r.status, r.value) == (Status.OK, [])
+
+
+def test_cant_upload_a_file_named_outside_the_sessions_directory(files_sandbox):
+    with files_sandbox.session("python") as s:
+        results = [s.upload({name: "x"}) for name in ("../escape", "/etc/passwd", "a/../../b")]
+        assert [r.status for r in results] == [Status.REJECTED] * 3
+
+
+def test_cant_make_a_link_in_a_session_to_download_a_host_file(files_sandbox):
+    with files_sandbox.session("python") as s:
+        made = s.run("import os\nos.symlink('/etc/passwd', 'p')")
+        down = s.download()
+        assert (made.status, made.error.type, down.files, down.files_skipped) == (
+            Status.ERROR, "PermissionError", {}, {})

@@ -10,6 +10,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 import pytest
@@ -276,7 +277,7 @@ def test_the_openapi_document_is_valid_openapi_3_1():
     validate(doc)  # raises on an invalid document
     assert (doc["openapi"], sorted(doc["paths"])) == (
         "3.1.0", ["/v1/openapi.json", "/v1/runtimes", "/v1/sessions", "/v1/sessions/{id}",
-                  "/v1/sessions/{id}/run", "/v1/tasks"])
+                  "/v1/sessions/{id}/files", "/v1/sessions/{id}/run", "/v1/tasks"])
 
 
 def test_the_document_describes_every_option_by_its_name():
@@ -322,6 +323,7 @@ class FakeBackend:
     async def call_session(self, key: str, code: str, data, options) -> Result:
         if key not in self.sessions:
             return Result.rejected(f"session {key!r} is not open (open it first)", "no_session")
+        self.options = options
         return Result(Status.OK, "ok", value=[key, code, data, options.timeout_s])
 
     async def close_session(self, key: str) -> Result:
@@ -472,6 +474,55 @@ def test_another_principals_call_of_the_same_id_is_404():
 def test_a_bad_session_body_is_422_naming_the_field(body, field):
     r = call("POST", "/v1/sessions", body=json.dumps(body), **{"content-type": "application/json"})
     assert (r.status_code, r.json()["fields"]) == (422, [field])
+
+
+JSON: dict[str, Any] = {"content-type": "application/json"}
+
+
+def _opened() -> FakeBackend:
+    backend = FakeBackend()
+    call("POST", "/v1/sessions", body=json.dumps({"runtime": "python", "session_id": "nb"}),
+         backend=backend, **JSON)
+    return backend
+
+
+def test_a_sessions_files_are_uploaded_with_put_as_a_call_that_runs_no_code():
+    backend = _opened()
+    r = call("PUT", "/v1/sessions/nb/files", backend=backend, **JSON,
+             body=json.dumps({"files": {"a.txt": "hi", "b": {"$bytes": "AAE="}}}))
+    assert (r.status_code, r.json()["result"][:2], backend.options.files,
+            backend.options.return_files) == (
+        200, ["alice:nb", ""], {"a.txt": "hi", "b": b"\x00\x01"}, False)
+
+
+def test_a_sessions_files_are_downloaded_with_get_as_a_call_that_runs_no_code():
+    backend = _opened()
+    r = call("GET", "/v1/sessions/nb/files", backend=backend)
+    assert (r.status_code, r.json()["result"][:2], backend.options.files,
+            backend.options.return_files) == (200, ["alice:nb", ""], None, True)
+
+
+def test_another_principals_download_of_the_same_id_is_404():
+    r = call("GET", "/v1/sessions/nb/files", backend=_opened(), key=BOB_KEY)
+    assert (r.status_code, r.json()["detail"]) == (
+        404, "session 'bob:nb' is not open (open it first)")
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"files": {"a": "b"}, "code": "x"}, "code"),
+    ({"files": ["a"]}, "files"),
+    ({}, "files"),
+    ({"files": {"a": {"$bytes": "%%"}}}, "files"),
+])
+def test_a_bad_upload_is_422_naming_the_field(body, field):
+    r = call("PUT", "/v1/sessions/nb/files", backend=_opened(), body=json.dumps(body), **JSON)
+    assert (r.status_code, r.json()["fields"]) == (422, [field])
+
+
+def test_a_session_call_may_carry_files_in_the_tagged_view_and_ask_for_them_back():
+    code, data, options = mapping.session_call(json.dumps(
+        {"code": "", "files": {"b": {"$bytes": "AAE="}}, "return_files": True}).encode())
+    assert (options.files, options.return_files) == ({"b": b"\x00\x01"}, True)
 
 
 def test_a_session_is_closed_with_delete():

@@ -347,3 +347,47 @@ def test_only_a_jail_for_files_may_unshare_mount_and_capset():
     for name in ("unshare", "mount", "capset"):
         assert (f" {name}," in plain or f" {name} " in plain, f" {name}" in files) == (
             False, True), name
+
+
+# -- a session's directory: files with a call, kept from call to call ---------------------------
+
+def test_a_sessions_call_carries_files_and_return_files():
+    from sandbox.client.base import ClientBase
+
+    built = ClientBase(LIMITS, 1.0).session_request(
+        "python", "s1", "call", "", None, Options(files={"a": "1"}, return_files=True))
+    assert (built.message.session, built.message.files, built.message.return_files) == (
+        "s1", {"a": b"1"}, True)
+
+
+def test_a_sessions_call_refuses_a_bad_name_as_a_task_does():
+    from sandbox.client.base import ClientBase
+
+    refused = ClientBase(LIMITS, 1.0).session_request(
+        "python", "s1", "call", "", None, Options(files={"../a": "1"}))
+    assert (refused.status, refused.message) == (Status.REJECTED,
+                                                 "file name '../a' has a '..' component")
+
+
+def test_a_sessions_upload_replaces_a_file_and_never_writes_through_a_link(tmp_path,
+                                                                          monkeypatch):
+    from runtimes import files
+
+    monkeypatch.chdir(tmp_path)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.write_bytes(b"host")
+    files.put({"a": b"one"})
+    (tmp_path / "link").symlink_to(outside)
+    files.put({"a": b"two", "link": b"mine"}, replace=True)
+    assert ((tmp_path / "a").read_bytes(), (tmp_path / "link").is_symlink(),
+            (tmp_path / "link").read_bytes(), outside.read_bytes()) == (
+        b"two", False, b"mine", b"host")
+
+
+def test_a_tasks_files_never_replace(tmp_path, monkeypatch):
+    from runtimes import files
+
+    monkeypatch.chdir(tmp_path)
+    files.put({"a": b"one"})
+    with pytest.raises(FileExistsError):
+        files.put({"a": b"two"})
