@@ -548,7 +548,10 @@ class Pools:
                        if action.status is Status.VIOLATION else None)
             if text or truncated or attempt is not None:
                 made = outcome.decode(envelope, max_bytes=len(envelope))
-                message = f"{made.message}: {attempt}" if attempt else made.message
+                # the operation qualifies the kill, the message's first clause (a session's
+                # note, "; session ... is lost with it", follows it)
+                head, sep, rest = made.message.partition("; ")
+                message = f"{head}: {attempt}{sep}{rest}" if attempt else made.message
                 envelope = outcome.encode(made.status, message, stdout=text,
                                           truncated=truncated)
         return outcome.with_usage(envelope, cpu_ms, peak_kb)

@@ -84,15 +84,21 @@ def test_cant_open_sockets(sandbox):
 KILLED = "killed for a forbidden operation (seccomp: SIGSYS)"
 
 
+def said(r):
+    """A violation's message without a session's note ("; session ... is lost with it"),
+    which the session tests assert: these run as a task and as a session's call."""
+    return r.message.split("; session ", 1)[0]
+
+
 def test_cant_fork(sandbox):
     """[25.7] The violation now says which operation the snippet attempted."""
     r = sandbox.run("python", "import os\nos.fork()\nreturn 'forked'")
-    assert (r.status, r.message) == (Status.VIOLATION, f"{KILLED}: os.fork")
+    assert (r.status, said(r)) == (Status.VIOLATION, f"{KILLED}: os.fork")
 
 
 def test_cant_exec(sandbox):
     r = sandbox.run("python", "import os\nos.execv('/usr/bin/python3', ['python3', '-c', '1'])")
-    assert (r.status, r.message) == (Status.VIOLATION, f"{KILLED}: os.exec")
+    assert (r.status, said(r)) == (Status.VIOLATION, f"{KILLED}: os.exec")
 
 
 def test_cant_spawn_subprocess(sandbox):
@@ -103,12 +109,12 @@ def test_cant_spawn_subprocess(sandbox):
 
 def test_cant_signal_other_processes(sandbox):
     r = sandbox.run("python", "import os, signal\nos.kill(1, signal.SIGKILL)")
-    assert (r.status, r.message) == (Status.VIOLATION, f"{KILLED}: os.kill")
+    assert (r.status, said(r)) == (Status.VIOLATION, f"{KILLED}: os.kill")
 
 
 def test_a_violation_after_printing_keeps_the_output_and_names_the_operation(sandbox):
     r = sandbox.run("python", "import os\nprint('before')\nos.fork()")
-    assert (r.status, r.message, r.stdout) == (Status.VIOLATION, f"{KILLED}: os.fork",
+    assert (r.status, said(r), r.stdout) == (Status.VIOLATION, f"{KILLED}: os.fork",
                                                "before\n")
 
 
