@@ -135,6 +135,7 @@ task its caller cancelled or abandoned (rules 12, 13) is counted as ``cancelled`
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import itertools
 import math
@@ -189,9 +190,9 @@ class BrokerConfig:
     max_stdout_bytes: int | None = None
     max_result_bytes: int | None = None
 
-    @property
+    @functools.cached_property
     def limit_caps(self) -> dict[str, float]:
-        """The caps that are set, by the limit's name."""
+        """The caps that are set, by the limit's name (worked out once: every submit asks)."""
         caps = {"timeout_s": self.max_timeout_s, "memory_mb": self.max_memory_mb,
                 "stdout_bytes": self.max_stdout_bytes, "result_bytes": self.max_result_bytes}
         return {name: cap for name, cap in caps.items() if cap is not None}
@@ -245,6 +246,7 @@ class Outcome:
 IPC_PRINCIPALS = ("connection", "uid")
 
 
+@functools.lru_cache(maxsize=4096)
 def principal_tag(principal: str) -> str:
     """The short name of a principal that scopes its reuse keys (rule 7t): fixed length, so
     that a long CURVE key or connection name never crowds out the caller's key."""
@@ -768,7 +770,9 @@ class BrokerCore:
             return []
         out: list[Send] = []
         in_flight = len(self.running)
-        lanes = Counter(t.submit.lane for t in self.running.values())
+        # read only where a lane has a cap (the scan below counts into it all the same)
+        lanes = (Counter(t.submit.lane for t in self.running.values())
+                 if self.config.lane_caps else Counter[str]())
         workers = Counter(t.principal for t in self.running.values()
                           if t.submit.isolation == "worker")
         worker_cap = self.config.max_workers_per_principal

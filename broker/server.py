@@ -27,9 +27,10 @@ to the core (its tasks are cancelled, or the runner is lost).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -210,6 +211,8 @@ class BrokerServer:
             finally:
                 del body  # a large frame is not kept while the loop waits for the next
             self._emit(sends)
+            if not cast(int, sock.get(zmq.EVENTS)) & zmq.POLLIN:  # the batch is over: no Again
+                return
 
     def _handle(self, router: _Socket, sender: bytes, body: zmq.Frame,
                 extra: int) -> list[Send]:
@@ -244,17 +247,8 @@ class BrokerServer:
             peer = str(frame.get("Peer-Address"))  # over ipc: "host:uid:gid:pid" (SO_PEERCRED)
         except zmq.ZMQError:  # inproc has none
             peer = ""
-        creds = ipc_credentials(peer)
-        if creds is not None:
-            uid, _, pid = creds
-            if router.by_uid:
-                return f"uid:{uid}"
-            secret = getattr(msg, "client_secret", None)
-            if secret is not None and pid > 0:
-                return f"proc:{uid}:{pid}/{hashlib.blake2b(secret, digest_size=16).hexdigest()}"
-        # the connection: its routing id, and where it comes from (over ipc its process), so
-        # that a peer that takes over another's routing id does not take over its principal
-        return f"conn:{peer}/{sender.hex()}"
+        return _transport_principal(router.by_uid, peer, getattr(msg, "client_secret", None),
+                                    sender)
 
     def _core(self, event: Callable[[float], list[Send]]) -> list[Send]:
         """Feed one event to the core under the lock; hand its outcomes to ``on_outcome``."""
@@ -451,6 +445,23 @@ def _decode(frame: zmq.Frame) -> tuple[p.Message | None, str, str | None]:
         return p.decode(frame.buffer), "", None
     except p.ProtocolError as exc:
         return None, str(exc), exc.msg_id
+
+
+@functools.lru_cache(maxsize=4096)
+def _transport_principal(by_uid: bool, peer: str, secret: bytes | None, sender: bytes) -> str:
+    """The principal of a client's message that is not CURVE's (``BrokerServer._principal``):
+    a function of what the transport and the message say alone, so it is worked out once per
+    connection and client secret, not per message (a hash and a parse per task)."""
+    creds = ipc_credentials(peer)
+    if creds is not None:
+        uid, _, pid = creds
+        if by_uid:
+            return f"uid:{uid}"
+        if secret is not None and pid > 0:
+            return f"proc:{uid}:{pid}/{hashlib.blake2b(secret, digest_size=16).hexdigest()}"
+    # the connection: its routing id, and where it comes from (over ipc its process), so
+    # that a peer that takes over another's routing id does not take over its principal
+    return f"conn:{peer}/{sender.hex()}"
 
 
 def ipc_credentials(peer: str) -> tuple[int, int, int] | None:

@@ -199,19 +199,20 @@ _ALLOWED: dict[type, frozenset[str]] = {
 
 
 def encode(msg: Message) -> bytes:
-    body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
-    for name in _NAMES[type(msg)]:
-        body[name] = _plain(getattr(msg, name))
-    encoded: bytes = msgpack.packb(body, use_bin_type=True)
+    encoded: bytes = msgpack.packb(_plain(msg, {"v": VERSION, "t": msg.TYPE}), use_bin_type=True)
     return encoded
 
 
-def _plain(value: Any) -> Any:
-    if type(value) in (Imports, WorkerSpec):
-        return {name: _plain(getattr(value, name)) for name in _NAMES[type(value)]}
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+_NESTED = (Imports, WorkerSpec)
+
+
+def _plain(obj: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``obj``'s fields into ``body``, the nested messages as maps. Tuples stay tuples:
+    msgpack packs a tuple as the array it packs a list as, so nothing is copied per task."""
+    for name in _NAMES[type(obj)]:
+        value = getattr(obj, name)
+        body[name] = _plain(value, {}) if type(value) in _NESTED else value
+    return body
 
 
 def decode(body: bytes | bytearray, accept: tuple[type, ...], *, max_bytes: int = MAX_CONTROL_BYTES) -> Any:

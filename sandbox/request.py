@@ -271,7 +271,7 @@ def build(
     if not facts.language_layer:
         if policy not in (None, "default") or imports is not None:
             raise RequestError(f"policy and imports apply to python, not {name}")
-        return replace(TaskRequest(name, code, data, limits, reuse=reuse), **io)
+        return TaskRequest(name, code, data, limits, reuse=reuse, **io)
     if policy not in (None, *POLICIES):
         raise RequestError(f"unknown policy {policy!r} (available: {', '.join(POLICIES)})")
     if policy not in (None, *facts.policies):
@@ -283,8 +283,7 @@ def build(
         allow = import_policy.narrow(imports)
     except ConfigError as exc:
         raise RequestError(str(exc)) from exc
-    return replace(TaskRequest(name, code, data, limits, policy or "default", allow.imports,
-                               reuse), **io)
+    return TaskRequest(name, code, data, limits, policy or "default", allow.imports, reuse, **io)
 
 
 def _files(runtime: str | None, files: object, return_files: object,

@@ -28,7 +28,7 @@ reconnect. Every send is non-blocking, so a stop is always noticed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import dataclasses
 import logging
@@ -96,6 +96,8 @@ class Runner:
         self.connected = threading.Event()
         self.orphaned = False  # the lifeline closed: the parent daemon is gone
         self._imports = self.pool_config.import_policy()
+        # each served runtime's directory size per task, worked out once (every task asks)
+        self._files_bytes = {rt: files_bytes(self.pool_config, rt) for rt in config.runtimes}
         self._sock: zmq.Socket[Any] | None = None
         self._link: Link | None = None
         self.refused: str | None = None  # the server refused our key: serve ends with it
@@ -320,6 +322,8 @@ class Runner:
                 key = self._tasks.get(msg.task_id)
                 if key is not None:
                     self.worker.cancel(key)
+            if self._sock is not sock or not cast(int, sock.get(zmq.EVENTS)) & zmq.POLLIN:
+                return  # the batch is over (no Again raised for it), or its session ended
 
     def _on_holding(self, msg: p.Holding) -> None:
         """The broker held our tasks while the connection was lost (session rule 7)."""
@@ -372,8 +376,7 @@ class Runner:
                 isolation="worker" if msg.reuse is not None else "process", reuse_key=msg.reuse,
                 stdin=msg.stdin, separate_stderr=msg.separate_stderr, stream=msg.stream,
                 files=msg.files, return_files=msg.return_files,
-                files_bytes=files_bytes(self.pool_config, msg.runtime)
-                if msg.runtime in self.config.runtimes else 0)
+                files_bytes=self._files_bytes.get(msg.runtime, 0))
         except RequestError as exc:
             self._send_done(msg.task_id, outcome.encode(Status.REJECTED, str(exc)), Status.REJECTED)
             return
