@@ -70,6 +70,9 @@ def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
         max_sessions=config.max_sessions,
         interrupt_grace_s=config.session_interrupt_grace_s,
         interruptible=registry.RUNTIMES[runtime].interruptible,
+        # rule 5h for forked children; a worker program's start (pyodide: seconds of Node.js)
+        # stays in the background
+        hurry=not registry.RUNTIMES[runtime].worker_children,
     )
     if registry.RUNTIMES[runtime].worker_children:
         rules = pyodide.pool_rules(rules, config.pyodide)
@@ -517,6 +520,8 @@ class Pools:
                 self._to_background(io)
                 io.signal(signal.SIGKILL)
                 self.loop.unwatch(io.fd)  # at EOF it would keep the poll awake
+            elif isinstance(action, core.Hurry):
+                self._hurry(pool, action.on)
             elif isinstance(action, core.Spawn):
                 if not self._spawn(pool, action.count):
                     todo.extend(self._lost_now(pool, "its control channel refused a spawn"))
@@ -666,6 +671,17 @@ class Pools:
         io.signal(signal.SIGKILL)
         self.loop.unwatch(io.fd)  # before the close: the number is free again after it
         io.close()
+
+    def _hurry(self, pool: _Pool, on: bool) -> None:
+        """Rule 5h: the zygote (and so the children it forks from now on) at our nice level
+        while the pool is short of idle children, at the background level otherwise."""
+        zygote = getattr(pool.jail, "zygote_pid", 0) if pool.jail is not None else 0
+        if not (self._boost and zygote):
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, zygote, 0 if on else BACKGROUND_NICE)
+        except OSError:
+            pass  # gone: the jail's exit says so
 
     def _to_background(self, io: _ChildIO) -> None:
         """A child about to be killed back to the background nice level it was forked at (a
