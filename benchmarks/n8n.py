@@ -1,15 +1,16 @@
 """Side by side through one real n8n: n8n's own JavaScript runner and ``sandbox n8n-runner``
 in both of its modes (a fresh process per task, the default; and ``--isolation worker``).
 
-    python -m benchmarks.n8n [--rounds 100] [--seconds 20] [--passes 2] [--compare TREE]
-                             [--out bench-results/n8n.json]
+    python -m benchmarks.n8n [--rounds 100] [--seconds 20] [--passes 2] [--compare TREE ...]
+                             [--compare-modes process,worker] [--out bench-results/n8n.json]
 
 The same workflows run through the same n8n 2.41.1 broker, served by one runner, then the
 next, in alternating passes (only one is connected at a time, so every task goes to it), and
 each of ours is written beside n8n's runner as ratios (tasks/s ours / theirs; p50 and p99
-ours / theirs). ``--compare TREE`` adds both modes of another checkout of this project
-(``git worktree add``, started with ``PYTHONPATH=TREE``) to the same passes, so a change is
-measured before and after through a real n8n in one run:
+ours / theirs). ``--compare TREE`` (repeatable) adds another checkout of this project
+(``git worktree add`` or ``git archive``, started with ``PYTHONPATH=TREE``) in the modes of
+``--compare-modes`` to the same passes, so a change is measured before and after through a
+real n8n in one run:
 
 * per-task latency: a workflow with one JavaScript Code node, run ``--rounds`` times one
   after another; the number is n8n's own ``executionTime`` of that node (task request,
@@ -161,45 +162,50 @@ def _heap_bomb(n8n: N8n) -> dict[str, Any]:
     }
 
 
-def _names(compare: Path | None) -> list[str]:
-    """The runners of a run, in the order of a pass: n8n's between each of ours."""
+Compared = dict[str, tuple[str, Path]]  # runner name -> (mode, tree)
+
+
+def compared(trees: list[Path], modes: list[str]) -> Compared:
+    """The runners of other checkouts: each tree in each mode."""
+    return {f"{name} [{tree.name}]": (mode, tree)
+            for tree in trees for name, mode in MODES.items() if mode in modes}
+
+
+def _names(others: Compared) -> list[str]:
+    """The runners of a run, in the order of a pass: n8n's between each two of ours."""
     names = [OURS, THEIRS, OURS_WORKER]
-    if compare is not None:
-        names += [THEIRS, _compared(OURS, compare), _compared(OURS_WORKER, compare)]
+    for k, name in enumerate(others):
+        names += [THEIRS, name] if k % 2 == 0 else [name]
     return names
 
 
-def _compared(name: str, tree: Path) -> str:
-    return f"{name} [{tree.name}]"
-
-
-def _start(n8n: N8n, name: str, compare: Path | None = None) -> Any:
+def _start(n8n: N8n, name: str, others: Compared | None = None) -> Any:
     if name == THEIRS:
         return TheirRunner(n8n, 5)
     env: dict[str, str] | None = None
     if name in MODES:
         mode = MODES[name]
-    else:  # the compared tree's
-        assert compare is not None
-        mode = next(m for n, m in MODES.items() if name == _compared(n, compare))
-        env = {"PYTHONPATH": str(compare)}
+    else:
+        assert others is not None
+        mode, tree = others[name]
+        env = {"PYTHONPATH": str(tree)}
     return RunnerProcess(n8n, "--types", "javascript", "--max-concurrency", "5",
                          "--memory", "256", "--task-timeout", "60", "--isolation", mode,
                          env=env).wait_registered()
 
 
 def measure(n8n: N8n, rounds: int, seconds: float, passes: int = 2,
-            compare: Path | None = None) -> dict[str, Any]:
+            others: Compared | None = None) -> dict[str, Any]:
     """Each runner in turn, ``passes`` times over (ours, theirs, our worker mode, [theirs,
-    the compared tree's two], ...), so that a change in the machine's load falls on all;
+    the compared trees' runners], ...), so that a change in the machine's load falls on all;
     then the heap bomb for each."""
-    order = _names(compare)
+    order = _names(others or {})
     runners: dict[str, Any] = {n: {"latency": [], "tasks_per_s": {"1": [], "5": []}, "memory_mb": []}
                                for n in order}
     for k in range(passes):
         for name in order if k % 2 == 0 else order[::-1]:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            runner, r = _start(n8n, name, compare), runners[name]
+            runner, r = _start(n8n, name, others), runners[name]
             try:
                 r["latency"] += _latency(n8n, max(1, rounds // passes))
                 for c in (1, 5):
@@ -209,7 +215,7 @@ def measure(n8n: N8n, rounds: int, seconds: float, passes: int = 2,
                 runner.stop()
     out: dict[str, Any] = {}
     for name, r in runners.items():
-        runner = _start(n8n, name, compare)
+        runner = _start(n8n, name, others)
         try:
             bomb = _heap_bomb(n8n)
             alive = runner.proc.poll() is None
@@ -265,15 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=100, help="latency samples per runner, in all")
     ap.add_argument("--seconds", type=float, default=20.0, help="per concurrency level, in all")
     ap.add_argument("--passes", type=int, default=2, help="turns each runner gets")
-    ap.add_argument("--compare", type=Path, default=None,
-                    help="another checkout of this project: both its modes join the passes")
+    ap.add_argument("--compare", type=Path, action="append", default=[],
+                    help="another checkout of this project, to join the passes (repeatable)")
+    ap.add_argument("--compare-modes", default="process,worker",
+                    help="the modes the compared checkouts run in")
     ap.add_argument("--out", default="bench-results/n8n.json")
     args = ap.parse_args(argv)
-    compare = args.compare.resolve() if args.compare is not None else None
+    others = compared([t.resolve() for t in args.compare], args.compare_modes.split(","))
     with N8n.start(task_timeout_s=60) as n8n:
         doc: dict[str, Any] = {"command": " ".join(["python -m benchmarks.n8n", *(argv or sys.argv[1:])]),
                                "machine": {"cpus": os.cpu_count()},
-                               "runners": measure(n8n, args.rounds, args.seconds, args.passes, compare)}
+                               "runners": measure(n8n, args.rounds, args.seconds, args.passes, others)}
     doc["ratios"] = ratios(doc["runners"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2))
