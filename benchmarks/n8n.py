@@ -1,9 +1,16 @@
-"""Side by side through one real n8n: n8n's own JavaScript runner and ``sandbox n8n-runner``.
+"""Side by side through one real n8n: n8n's own JavaScript runner and ``sandbox n8n-runner``
+in both of its modes (a fresh process per task, the default; and ``--isolation worker``).
 
-    python -m benchmarks.n8n [--rounds 100] [--seconds 20] [--passes 2] [--out bench-results/n8n.json]
+    python -m benchmarks.n8n [--rounds 100] [--seconds 20] [--passes 2] [--compare TREE ...]
+                             [--compare-modes process,worker] [--out bench-results/n8n.json]
 
 The same workflows run through the same n8n 2.41.1 broker, served by one runner, then the
-other, in alternating passes (only one is connected at a time, so every task goes to it):
+next, in alternating passes (only one is connected at a time, so every task goes to it), and
+each of ours is written beside n8n's runner as ratios (tasks/s ours / theirs; p50 and p99
+ours / theirs). ``--compare TREE`` (repeatable) adds another checkout of this project
+(``git worktree add`` or ``git archive``, started with ``PYTHONPATH=TREE``) in the modes of
+``--compare-modes`` to the same passes, so a change is measured before and after through a
+real n8n in one run:
 
 * per-task latency: a workflow with one JavaScript Code node, run ``--rounds`` times one
   after another; the number is n8n's own ``executionTime`` of that node (task request,
@@ -37,7 +44,9 @@ from typing import Any
 from benchmarks import procs
 from benchmarks.n8n_peer.peer import N8n, RunnerProcess, code_node, workflow
 
-OURS, THEIRS = "sandbox n8n-runner", "n8n JS runner (@n8n/task-runner)"
+OURS, OURS_WORKER = "sandbox n8n-runner (fresh process)", "sandbox n8n-runner (worker)"
+THEIRS = "n8n JS runner (@n8n/task-runner)"
+MODES = {OURS: "process", OURS_WORKER: "worker"}
 CHAIN = 10
 SPIN_S = 3
 
@@ -153,22 +162,50 @@ def _heap_bomb(n8n: N8n) -> dict[str, Any]:
     }
 
 
-def _start(n8n: N8n, name: str) -> Any:
-    if name == OURS:
-        return RunnerProcess(n8n, "--types", "javascript", "--max-concurrency", "5",
-                             "--memory", "256", "--task-timeout", "60").wait_registered()
-    return TheirRunner(n8n, 5)
+Compared = dict[str, tuple[str, Path]]  # runner name -> (mode, tree)
 
 
-def measure(n8n: N8n, rounds: int, seconds: float, passes: int = 2) -> dict[str, Any]:
-    """Each runner in turn, ``passes`` times over (ours, theirs, ours, theirs, ...), so
-    that a change in the machine's load falls on both; then the heap bomb for each."""
+def compared(trees: list[Path], modes: list[str]) -> Compared:
+    """The runners of other checkouts: each tree in each mode."""
+    return {f"{name} [{tree.name}]": (mode, tree)
+            for tree in trees for name, mode in MODES.items() if mode in modes}
+
+
+def _names(others: Compared) -> list[str]:
+    """The runners of a run, in the order of a pass: n8n's between each two of ours."""
+    names = [OURS, THEIRS, OURS_WORKER]
+    for k, name in enumerate(others):
+        names += [THEIRS, name] if k % 2 == 0 else [name]
+    return names
+
+
+def _start(n8n: N8n, name: str, others: Compared | None = None) -> Any:
+    if name == THEIRS:
+        return TheirRunner(n8n, 5)
+    env: dict[str, str] | None = None
+    if name in MODES:
+        mode = MODES[name]
+    else:
+        assert others is not None
+        mode, tree = others[name]
+        env = {"PYTHONPATH": str(tree)}
+    return RunnerProcess(n8n, "--types", "javascript", "--max-concurrency", "5",
+                         "--memory", "256", "--task-timeout", "60", "--isolation", mode,
+                         env=env).wait_registered()
+
+
+def measure(n8n: N8n, rounds: int, seconds: float, passes: int = 2,
+            others: Compared | None = None) -> dict[str, Any]:
+    """Each runner in turn, ``passes`` times over (ours, theirs, our worker mode, [theirs,
+    the compared trees' runners], ...), so that a change in the machine's load falls on all;
+    then the heap bomb for each."""
+    order = _names(others or {})
     runners: dict[str, Any] = {n: {"latency": [], "tasks_per_s": {"1": [], "5": []}, "memory_mb": []}
-                               for n in (OURS, THEIRS)}
-    for _ in range(passes):
-        for name in (OURS, THEIRS):
+                               for n in order}
+    for k in range(passes):
+        for name in order if k % 2 == 0 else order[::-1]:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
-            runner, r = _start(n8n, name), runners[name]
+            runner, r = _start(n8n, name, others), runners[name]
             try:
                 r["latency"] += _latency(n8n, max(1, rounds // passes))
                 for c in (1, 5):
@@ -178,14 +215,15 @@ def measure(n8n: N8n, rounds: int, seconds: float, passes: int = 2) -> dict[str,
                 runner.stop()
     out: dict[str, Any] = {}
     for name, r in runners.items():
-        runner = _start(n8n, name)
+        runner = _start(n8n, name, others)
         try:
             bomb = _heap_bomb(n8n)
             alive = runner.proc.poll() is None
         finally:
             runner.stop()
         out[name] = {"latency": _percentiles(r["latency"]),
-                     "tasks_per_s": {c: round(statistics.mean(v), 1) for c, v in r["tasks_per_s"].items()},
+                     "tasks_per_s": {c: round(statistics.median(v), 1) for c, v in r["tasks_per_s"].items()},
+                     "tasks_per_s_passes": r["tasks_per_s"],
                      "memory_mb": round(max(r["memory_mb"]), 1),
                      "heap_bomb": bomb, "runner_alive_after_bomb": alive}
     return out
@@ -201,13 +239,31 @@ def report(doc: dict[str, Any]) -> str:
                     f"{r['tasks_per_s']['1']} | {r['tasks_per_s']['5']} | {r['memory_mb']} | "
                     f"{hb['others_succeeded']}/{hb['others']} | "
                     f"{'alive' if r['runner_alive_after_bomb'] else 'dead'} |")
-    ours, theirs = doc["runners"][OURS], doc["runners"][THEIRS]
-    ratio = ours["latency"]["p50_ms"] / theirs["latency"]["p50_ms"]
-    lines = rows + ["", f"p50 ratio ours/theirs: {ratio:.2f} (goal: at most 1.5)", ""]
+    lines = rows + ["", "| ours / n8n's runner | tasks/s c=1 | tasks/s c=5 | p50 | p99 |",
+                    "|---|---|---|---|---|"]
+    for name, q in doc["ratios"].items():
+        lines.append(f"| {name} | {q['tasks_per_s_1']:.2f} | {q['tasks_per_s_5']:.2f} | "
+                     f"{q['p50']:.2f} | {q['p99']:.2f} |")
+    lines.append("")
     for name, r in doc["runners"].items():
         hb = r["heap_bomb"]
         lines.append(f"- {name}: bomb -> {hb['bomb_error']!r}; other tasks' errors: {hb['other_errors']}")
     return "\n".join(lines)
+
+
+def ratios(runners: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each of ours against n8n's runner: tasks/s at 1 and 5 clients ours / theirs (above 1:
+    ours is faster), p50 and p99 ours / theirs (below 1: ours is faster)."""
+    theirs = runners[THEIRS]
+    out = {}
+    for name, r in runners.items():
+        if name == THEIRS:
+            continue
+        out[name] = {f"tasks_per_s_{c}": r["tasks_per_s"][c] / max(theirs["tasks_per_s"][c], 1e-9)
+                     for c in ("1", "5")}
+        out[name].update({p: r["latency"][f"{p}_ms"] / max(theirs["latency"][f"{p}_ms"], 1e-9)
+                          for p in ("p50", "p99")})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,12 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=100, help="latency samples per runner, in all")
     ap.add_argument("--seconds", type=float, default=20.0, help="per concurrency level, in all")
     ap.add_argument("--passes", type=int, default=2, help="turns each runner gets")
+    ap.add_argument("--compare", type=Path, action="append", default=[],
+                    help="another checkout of this project, to join the passes (repeatable)")
+    ap.add_argument("--compare-modes", default="process,worker",
+                    help="the modes the compared checkouts run in")
     ap.add_argument("--out", default="bench-results/n8n.json")
     args = ap.parse_args(argv)
+    others = compared([t.resolve() for t in args.compare], args.compare_modes.split(","))
     with N8n.start(task_timeout_s=60) as n8n:
         doc: dict[str, Any] = {"command": " ".join(["python -m benchmarks.n8n", *(argv or sys.argv[1:])]),
                                "machine": {"cpus": os.cpu_count()},
-                               "runners": measure(n8n, args.rounds, args.seconds, args.passes)}
+                               "runners": measure(n8n, args.rounds, args.seconds, args.passes, others)}
+    doc["ratios"] = ratios(doc["runners"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2))
     print(report(doc))

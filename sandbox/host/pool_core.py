@@ -43,6 +43,13 @@ Children (states: STARTING, IDLE, BUSY, DYING, FROZEN, RELEASED)
      and released ``recycle_delay_s`` later, so its teardown stays off the result's way
      back; at once when a task waits, no child is idle, ``size`` children are frozen
      already, or the delay is 0.
+  5h. Refill priority (``hurry``): the jail's zygote forks at a background priority, so a
+     refill yields to the tasks; but on a loaded machine a starved fork can leave the pool
+     without an idle child, and the next task then waits for it. While a spawn is on its way
+     and a task waits or fewer than half of ``size`` fresh children are idle, the pool asks
+     for its refills at the tasks' priority (``Hurry(True)``), and for the background again
+     (``Hurry(False)``) once not; said only when it changes. A new jail starts at the
+     background priority.
   5w. Worker mode: a task may name a reuse key (its lane, its tenant). The child that runs it
      is bound to that key for life. After ``ok`` or ``error``, unless it asked to retire, a
      bound child that has run fewer than ``worker_tasks`` tasks and is younger than
@@ -190,7 +197,15 @@ class Deliver:
     made: bool = False
 
 
-Action = StartJail | StopJail | Spawn | SendTask | Kill | Release | Deliver | Interrupt | SessionEnded
+@dataclass(frozen=True)
+class Hurry:
+    """Rule 5h: the jail's refills at the tasks' priority (True) or the background (False)."""
+
+    on: bool
+
+
+Action = (StartJail | StopJail | Spawn | SendTask | Kill | Release | Deliver | Interrupt
+          | SessionEnded | Hurry)
 
 
 @dataclass(frozen=True)
@@ -208,6 +223,7 @@ class PoolRules:
     ready_timeout_s: float = 0.0  # rule 1r: children say ready first (0: they are idle at once)
     start_failures: int = 3  # rule 1r: children in a row that fail to get ready fail the jail
     kill_grace_s: float = 0.0  # rule 3: how long past its timeout a task's child is killed
+    hurry: bool = False  # rule 5h: say when refills should run at the tasks' priority
     max_sessions: int = 64  # rule 13: sessions open (or opening) at once
     interrupt_grace_s: float = 1.0  # rule 15: how long an interrupted call may take to end
     interruptible: bool = True  # rule 15: False: a call past its deadline ends its session
@@ -309,6 +325,7 @@ class PoolCore:
         self.start_failure = ""  # rule 1r: why the last child failed to get ready
         self.sessions: dict[Hashable, _Session] = {}
         self.ended: OrderedDict[Hashable, str] = OrderedDict()  # rule 14: id -> why it ended
+        self.hurrying = False  # rule 5h: what was last said
 
     # -- the jail ----------------------------------------------------------------------------
 
@@ -345,6 +362,7 @@ class PoolCore:
         self._warm.clear()
         self._running.clear()
         self._occupying = self.pending = self._starting = self._start_failures = 0
+        self.hurrying = False  # rule 5h: the next jail's zygote starts at the background
         backoff = self.rules.restart_backoff_s
         self.jail, self.jail_reason = JailState.DOWN, reason
         self.jail_until = now + backoff[min(self._failures, len(backoff) - 1)]
@@ -733,6 +751,12 @@ class PoolCore:
             if want > 0:
                 self.pending += want
                 out.append(Spawn(want))
+            if self.rules.hurry:
+                hurry = bool(self.pending or self._starting) and (
+                    bool(self._waiting) or len(self._idle) < max(1, self.rules.size // 2))
+                if hurry is not self.hurrying:
+                    self.hurrying = hurry
+                    out.append(Hurry(hurry))
         return out
 
     def _frozen(self) -> int:

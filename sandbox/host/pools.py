@@ -39,6 +39,7 @@ from runtimes import attempts, framing, outcome, output, protocol
 from runtimes.outcome import Status
 from sandbox import registry
 from sandbox.jail import launch
+from sandbox.jail.mounts import BACKGROUND_NICE
 from sandbox.pyodide import runtime as pyodide
 from sandbox.host import pool_core as core
 from sandbox.config import MAX_STDOUT_BYTES, PoolConfig
@@ -69,6 +70,9 @@ def rules_of(config: PoolConfig, runtime: str) -> core.PoolRules:
         max_sessions=config.max_sessions,
         interrupt_grace_s=config.session_interrupt_grace_s,
         interruptible=registry.RUNTIMES[runtime].interruptible,
+        # rule 5h for forked children; a worker program's start (pyodide: seconds of Node.js)
+        # stays in the background
+        hurry=not registry.RUNTIMES[runtime].worker_children,
     )
     if registry.RUNTIMES[runtime].worker_children:
         rules = pyodide.pool_rules(rules, config.pyodide)
@@ -513,8 +517,11 @@ class Pools:
                 self._release(pool, action.pid)
             elif isinstance(action, core.Kill):
                 io = pool.children[action.pid]
+                self._to_background(io)
                 io.signal(signal.SIGKILL)
                 self.loop.unwatch(io.fd)  # at EOF it would keep the poll awake
+            elif isinstance(action, core.Hurry):
+                self._hurry(pool, action.on)
             elif isinstance(action, core.Spawn):
                 if not self._spawn(pool, action.count):
                     todo.extend(self._lost_now(pool, "its control channel refused a spawn"))
@@ -663,9 +670,36 @@ class Pools:
         io = pool.children.pop(pid, None)
         if io is None:
             return
+        self._to_background(io)
         io.signal(signal.SIGKILL)
         self.loop.unwatch(io.fd)  # before the close: the number is free again after it
         io.close()
+
+    def _hurry(self, pool: _Pool, on: bool) -> None:
+        """Rule 5h: the zygote (and so the children it forks from now on) at our nice level
+        while the pool is short of idle children, at the background level otherwise."""
+        zygote = getattr(pool.jail, "zygote_pid", 0) if pool.jail is not None else 0
+        if not (self._boost and zygote):
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, zygote, 0 if on else BACKGROUND_NICE)
+        except OSError:
+            pass  # gone: the jail's exit says so
+
+    def _to_background(self, io: _ChildIO) -> None:
+        """A child about to be killed back to the background nice level it was forked at (a
+        task's child runs at ours: ``_send_task``), so that its teardown (the kernel freeing
+        its address space, in the dying process's own context) yields the CPU to the next
+        task rather than sharing it: a released child is torn down after its answer went
+        out, often while the next task runs. Only while its pidfd says it is not reaped yet
+        (its pid cannot then be another process's)."""
+        if not (self._boost and io.host_pid):
+            return
+        try:
+            signal.pidfd_send_signal(io.pidfd, 0)
+        except OSError:
+            return  # reaped already: nothing left to tear down, and the pid may be reused
+        background(io.host_pid)
 
     def _pool(self, runtime: str) -> _Pool:
         pool = self._pools.get(runtime)
@@ -687,6 +721,16 @@ def _output_file() -> int:
         os.close(fd)
         raise
     return fd
+
+
+def background(host_pid: int) -> bool:
+    """Lower ``host_pid`` to the background nice level (``mounts.BACKGROUND_NICE``); False
+    when it cannot be (gone already, or not ours)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, host_pid, BACKGROUND_NICE)
+    except OSError:
+        return False
+    return True
 
 
 def _host_pid(pidfd: int) -> int:

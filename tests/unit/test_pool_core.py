@@ -367,6 +367,67 @@ def test_a_waiting_task_releases_frozen_children_at_once():
     assert pool.children[2].state is ChildState.RELEASED  # nothing idle: at once
 
 
+# -- rule 5h: refills at the tasks' priority while the pool is short ----------------------------
+
+HURRY = PoolRules(size=4, hurry=True)
+
+
+def test_a_pool_short_of_idle_children_hurries_its_refills():
+    pool = up(HURRY)  # four idle: nothing said
+    pool.submit("a", 1.0, 0)
+    pool.submit("b", 1.0, 0)
+    acts = pool.submit("c", 1.0, 0)  # one idle of four, none on its way yet
+    assert of(acts, core.Hurry) == []
+    acts = pool.result(1, OK, Status.OK, 1.0)  # its replacement is asked for: short
+    assert core.Spawn(1) in acts
+    assert of(acts, core.Hurry) == [core.Hurry(True)]
+
+
+def test_a_refilled_pool_goes_back_to_the_background():
+    pool = up(HURRY)
+    for key in "abc":
+        pool.submit(key, 1.0, 0)
+    pool.result(1, OK, Status.OK, 1.0)  # hurrying: one idle, one on its way
+    pool.result(2, OK, Status.OK, 1.0)  # two on their way
+    assert pool.hurrying is True
+    # two idle of four (half): back to the background, though one is still on its way
+    assert of(pool.spawned(5, 1.1), core.Hurry) == [core.Hurry(False)]
+
+
+def test_hurry_is_said_only_when_it_changes():
+    pool = up(HURRY)
+    for key in "abc":
+        pool.submit(key, 1.0, 0)
+    said = of(pool.result(1, OK, Status.OK, 1.0), core.Hurry)
+    said += of(pool.result(2, OK, Status.OK, 1.0), core.Hurry)
+    assert said == [core.Hurry(True)]
+
+
+def test_a_waiting_task_hurries_the_refill():
+    pool = up(PoolRules(size=1, hurry=True))
+    pool.submit("a", 1.0, 0)
+    pool.submit("b", 1.0, 0)  # waits
+    acts = pool.result(1, OK, Status.OK, 0.5)  # released at once, a fork asked for
+    assert core.Spawn(1) in acts
+    assert of(acts, core.Hurry) == [core.Hurry(True)]
+
+
+def test_a_new_jail_starts_at_the_background():
+    pool = up(PoolRules(size=1, hurry=True))
+    pool.submit("a", 1.0, 0)
+    pool.submit("b", 1.0, 0)
+    pool.result(1, OK, Status.OK, 0.5)  # hurrying
+    pool.jail_lost("gone", 1.0)
+    assert pool.hurrying is False
+
+
+def test_without_hurry_nothing_is_said():
+    pool = up(PoolRules(size=1))
+    pool.submit("a", 1.0, 0)
+    pool.submit("b", 1.0, 0)
+    assert of(pool.result(1, OK, Status.OK, 0.5), core.Hurry) == []
+
+
 # -- rule 5w: worker mode -----------------------------------------------------------------------
 
 
