@@ -56,7 +56,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtimes import codec, outcome, output
-from runtimes.javascript import v8_words
+from runtimes.javascript import npm, v8_words
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
 
@@ -335,6 +335,8 @@ def _new_context() -> Any:
     ctx.add_callable("__digest", _digest)  # and hashing (library/crypto.js)
     ctx.add_callable("__v8_message", _v8_message)  # and V8's words for errors (v8_words)
     ctx.add_callable("__set_tz", _set_tz)  # and the process's local time zone (Date's)
+    ctx.add_callable("__npm_resolve", npm.host_resolve)  # and npm packages for require()
+    ctx.add_callable("__npm_read", npm.host_read)
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it

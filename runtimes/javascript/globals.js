@@ -13,6 +13,9 @@
   const moduleSource = globalThis.__library_module;
   const tzOffset = globalThis.__tz_offset, digest = globalThis.__digest;
   const v8Message = globalThis.__v8_message, setTz = globalThis.__set_tz;
+  const npmResolve = globalThis.__npm_resolve, npmRead = globalThis.__npm_read;
+  delete globalThis.__npm_resolve;
+  delete globalThis.__npm_read;
   delete globalThis.__v8_message;
   delete globalThis.__set_tz;
   delete globalThis.__random_bytes;
@@ -88,7 +91,8 @@
   // -- the library's modules, compiled on first use --------------------------------------
   const modules = {};
   const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load,
-                    tzOffset, digest, entropy, v8Message, setTz, localZone: "UTC" };
+                    tzOffset, digest, entropy, v8Message, setTz, localZone: "UTC",
+                    npmResolve, npmRead, evaluate };
   function load(name) {
     if (!modules[name]) modules[name] = evaluate(moduleSource(name))(helpers);
     return modules[name];

@@ -37,6 +37,7 @@
     if (typeof zone === "string" && zone && zone !== "DEFAULT") task.timezone = zone;
     return task;
   }
+  const NPM_ROOT = "/sandbox/npm";  // runtimes/javascript/npm.py's ROOT
   // Node's built-in modules (node:module's builtinModules, Node 24): what require() checks
   // against NODE_FUNCTION_ALLOW_BUILTIN rather than NODE_FUNCTION_ALLOW_EXTERNAL
   const NODE_BUILTINS = new Set(("assert buffer child_process cluster console constants crypto dgram "
@@ -305,9 +306,9 @@
         userErrors.add(e);  // n8n's runner makes it an ExecutionError: the user's line
         throw e;
       }
-      if (!builtin) {
-        throw notAvailable("require('" + name + "')", "no external module is installed in this runner");
-      }
+      return builtin ? builtinModule(name, "require('" + name + "')") : npmModule(name, NPM_ROOT);
+    }
+    function builtinModule(name, what) {
       const base = name.replace(/^node:/, "");
       if (base === "crypto") return h.load("crypto").crypto;
       if (base === "buffer") return { Buffer: h.load("bytes").Buffer };
@@ -315,8 +316,53 @@
         const url = h.load("url");
         return { URL: url.URL, URLSearchParams: url.URLSearchParams };
       }
-      throw notAvailable("require('" + name + "')",
-                         "the built-in modules of this runner are crypto, buffer and url");
+      throw notAvailable(what, "the built-in modules of this runner are crypto, buffer and url");
+    }
+    // npm packages the operator installed (`sandbox packages install --runtime javascript`),
+    // mounted read-only at NPM_ROOT: CommonJS as Node loads it (runtimes/javascript/npm.py
+    // resolves), one cache per task; inside a package, require() reaches the package's own
+    // dependencies and this runner's built-in modules (Node's loader does not ask n8n's lists)
+    const npmCache = {};
+    function npmModule(request, fromDir) {
+      const file = h.npmResolve(request, fromDir);
+      if (file === null || file === undefined) {
+        const e = new Error("Cannot find module '" + request + "'"
+                            + (fromDir === NPM_ROOT ? " (it is not installed in this runner's "
+                               + "npm packages: `sandbox packages install --runtime javascript`)"
+                               : " from '" + fromDir + "'"));
+        hostErrors.add(e);
+        throw e;
+      }
+      if (npmCache[file]) return npmCache[file].exports;
+      const source = h.npmRead(file);
+      if (source === null || source === undefined) throw hostError("Cannot read module '" + file + "'");
+      const module = { exports: {}, id: file, filename: file, loaded: false, children: [] };
+      npmCache[file] = module;
+      if (/\.json$/.test(file)) {
+        module.exports = h.nativeParse(source);
+      } else {
+        const dir = file.slice(0, file.lastIndexOf("/")) || "/";
+        const inner = function require(r) {
+          const nm = String(r);
+          if (nm.startsWith("node:") || (NODE_BUILTINS.has(nm) && !nm.startsWith("."))) {
+            return builtinModule(nm, "the Node module '" + nm + "' (required by " + file + ")");
+          }
+          return npmModule(nm, dir);
+        };
+        inner.resolve = (r) => h.npmResolve(String(r), dir);
+        inner.cache = npmCache;
+        const body = source.startsWith("#!") ? "//" + source : source;
+        const fn = h.evaluate("(function (exports, require, module, __filename, __dirname) {"
+                              + body + "\n})");
+        try {
+          fn.call(module.exports, module.exports, inner, module, file, dir);
+        } catch (e) {
+          delete npmCache[file];
+          throw e;
+        }
+      }
+      module.loaded = true;
+      return module.exports;
     }
 
     function executed(name, outputIndex, runIndex) {
