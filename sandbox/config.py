@@ -163,6 +163,8 @@ class PoolConfig:
     # read-only, and the modules its zygote imports ahead of time (shared by every child).
     packages_dir: str | None = None
     preload: tuple[str, ...] = ()
+    # Pure-JavaScript npm packages (sandbox/jail/npm.py) the JavaScript jail mounts read-only
+    js_packages_dir: str | None = None
     # Mount only the standard library the runtime needs plus stdlib_allow (see
     # sandbox/jail/stdlib_view.py), so the file system agrees with the allow-list.
     trim_stdlib: bool = True

@@ -276,7 +276,9 @@ def launch(runtime: str, config: PoolConfig, setup_for: SetupFor) -> JailProcess
     plan = _cgroups(config, optional=setup.cgroup_optional)
     python = interpreter(config.jail_python)
     if setup.namespaces:
-        mounts = mounts_for(runtime, python, config.packages_dir,
+        mounts = mounts_for(runtime, python,
+                            config.js_packages_dir if runtime == "javascript"
+                            else config.packages_dir,
                             stdlib_view_for(runtime, config)) + setup.extra_mounts
     else:
         mounts = ()

@@ -25,6 +25,7 @@ from sandbox import registry
 from sandbox.config import PoolConfig
 from sandbox.errors import ConfigError, JailError
 from sandbox.jail import stdlib_view
+from sandbox.jail.npm import JAIL_NPM
 from sandbox.jail.packages import JAIL_PACKAGES, check_reachable
 
 JAIL_PYTHON = "/usr/bin/python3"
@@ -242,7 +243,8 @@ def _linked_libraries(binaries: tuple[str, ...]) -> tuple[str, ...]:
 def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = None,
                stdlib_allow: tuple[str, ...] | None = None) -> tuple[Mount, ...]:
     """The read-only bind mounts that make up a runtime's jail root. ``packages_dir``: the
-    operator's third-party environment (``sandbox.jail.packages``), for Python. ``stdlib_allow``:
+    operator's third-party environment (``sandbox.jail.packages``), for Python; for JavaScript,
+    its npm packages (``sandbox.jail.npm``). ``stdlib_allow``:
     mount only the standard library the runtime needs plus these modules
     (``sandbox.jail.stdlib_view``); None mounts all of it."""
     staged = _staging_dir()
@@ -286,6 +288,13 @@ def mounts_for(runtime: str, python: Interpreter, packages_dir: str | None = Non
         mounts.append(Mount(packages_dir, JAIL_PACKAGES))
         own = _shared_objects([packages_dir])
         elves += own
+    if runtime == "javascript" and packages_dir:
+        # npm packages for require() (sandbox/jail/npm.py): source text, read-only
+        try:
+            check_reachable(packages_dir, as_root=os.geteuid() == 0)
+        except ConfigError as exc:
+            raise JailError(str(exc)) from exc
+        mounts.append(Mount(os.path.realpath(packages_dir), JAIL_NPM))
     inside = os.path.realpath(packages_dir) + os.sep if packages_dir else None
     mounts += [Mount(os.path.realpath(lib), lib) for lib in _linked_libraries(tuple(elves))
                if not (inside and os.path.realpath(lib).startswith(inside))]

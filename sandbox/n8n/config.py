@@ -31,6 +31,7 @@ max_payload_bytes                  N8N_RUNNERS_MAX_PAYLOAD       --max-payload
 memory_mb                          SANDBOX_N8N_MEMORY_MB         --memory
 task_types                         SANDBOX_N8N_TYPES             --types
 packages_dir / preload             SANDBOX_N8N_PACKAGES_DIR/...  --packages-dir / --preload
+js_packages_dir                    SANDBOX_N8N_JS_PACKAGES_DIR   --js-packages-dir
 allow_builtin                      NODE_FUNCTION_ALLOW_BUILTIN   --allow-builtin
 allow_external                     NODE_FUNCTION_ALLOW_EXTERNAL  --allow-external
 timezone (America/New_York)        GENERIC_TIMEZONE              --timezone
@@ -158,6 +159,9 @@ class N8nRunnerConfig:
                                        "SANDBOX_N8N_TYPES", "--types", "TYPES")
     packages_dir: str = _n8n("", "python packages environment (`sandbox packages install`)",
                              "SANDBOX_N8N_PACKAGES_DIR", "--packages-dir", "DIR")
+    js_packages_dir: str = _n8n("", "npm packages require() loads, mounted read-only "
+                                "(`sandbox packages install --runtime javascript`)",
+                                "SANDBOX_N8N_JS_PACKAGES_DIR", "--js-packages-dir", "DIR")
     preload: tuple[str, ...] = _n8n((), "modules the python zygote imports",
                                     "SANDBOX_N8N_PRELOAD", "--preload", "MODULES")
     name: str = _n8n("snippet-sandbox", "the runner's name in n8n", "SANDBOX_N8N_NAME",
@@ -236,6 +240,7 @@ class N8nRunnerConfig:
                           allow_transitive_imports=self.allow_transitive_imports,
                           timezone=self.tz.lstrip(":"),
                           packages_dir=self.packages_dir or None, preload=self.preload,
+                          js_packages_dir=self.js_packages_dir or None,
                           default_limits=self.limits(),
                           jail_pids=max(256, 2 * self.max_concurrency + 8))
 

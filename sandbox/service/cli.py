@@ -209,11 +209,13 @@ def _packages_parser(sub: Any) -> None:
                        default=default,
                        help=f"the environment (default here: {packages.default_dir()}) "
                             f"[{SETTINGS['packages_dir'].env}]")
-        p.add_argument("--runtime", choices=("python", "pyodide"),
+        p.add_argument("--runtime", choices=("python", "pyodide", "javascript"),
                        default=default if given_before else "python",
                        help="pyodide: pure-Python wheels, py-compiled, with a Pyodide lock "
                             "file (install replaces its environment; use it with "
-                            f"{SETTINGS['pyodide_packages_dir'].flag})")
+                            f"{SETTINGS['pyodide_packages_dir'].flag}); javascript: "
+                            "pure-JavaScript npm packages, installed with npm --ignore-scripts "
+                            "(the n8n runner's --js-packages-dir)")
 
     pk = sub.add_parser("packages", help="the third-party environment python snippets see")
     common(pk, given_before=False)
@@ -794,6 +796,8 @@ def _packages(args: argparse.Namespace) -> int:
         print(f"sandbox: warning: {note}", file=sys.stderr)
     if args.runtime == "pyodide":
         return _pyodide_packages(args)
+    if args.runtime == "javascript":
+        return _npm_packages(args)
     try:
         settings = ServiceConfig.load(flags={"packages_dir": args.packages_dir}, command="packages")
     except ConfigError as exc:
@@ -822,6 +826,32 @@ def _packages(args: argparse.Namespace) -> int:
         return EXIT_STATUS
     print(f"installed into {directory}; serve with --packages-dir {directory} and allow "
           f"modules with --external-allow")
+    return EXIT_OK
+
+
+def _npm_packages(args: argparse.Namespace) -> int:
+    from sandbox.jail import npm
+
+    directory = args.packages_dir or npm.default_dir()
+    if args.action == "list":
+        held = npm.contents(directory)
+        if held is None:
+            print(f"no npm packages in {directory}", file=sys.stderr)
+            return EXIT_STATUS
+        print(f"{directory}:" + ("" if held else " (empty)"))
+        for name, version in held:
+            print(f"  {name}=={version}")
+        return EXIT_OK
+    if args.action != "install":
+        raise UsageError(f"packages {args.action} applies to python (javascript: install)")
+    try:
+        held = npm.install(args.specs, directory)
+    except ConfigError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return EXIT_STATUS
+    print(f"installed {' '.join(f'{n}@{v}' for n, v in held)} into {directory}; serve with "
+          f"sandbox n8n-runner --js-packages-dir {directory} and allow modules with "
+          "NODE_FUNCTION_ALLOW_EXTERNAL")
     return EXIT_OK
 
 
