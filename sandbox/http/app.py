@@ -110,6 +110,16 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
             return Response(status_code=499)
         return send(mapping.opened_answer(result, sid, opening.runtime))
 
+
+    async def call(request: HttpRequest, key: str, code: str, data: Any,
+                   options: Options) -> Response:
+        """A session's call (a run, an upload, a download) and its answer; 499 when the
+        client left first."""
+        result = await unless_gone(request, state["backend"].call_session(key, code, data,
+                                                                          options))
+        if result is None:
+            return Response(status_code=499)
+        return send(mapping.session_answer(result))
     async def call_session(request: HttpRequest) -> Response:
         try:
             principal = principal_of(request)
@@ -117,11 +127,7 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
             code, data, options = mapping.session_call(await json_body(request, "a call"))
         except ApiError as exc:
             return send(mapping.error_answer(exc), close=exc.status in (408, 413))
-        result = await unless_gone(request, state["backend"].call_session(
-            mapping.session_key(principal, sid), code, data, options))
-        if result is None:
-            return Response(status_code=499)
-        return send(mapping.session_answer(result))
+        return await call(request, mapping.session_key(principal, sid), code, data, options)
 
     async def session_files(request: HttpRequest) -> Response:
         """PUT: write files into the session's directory; GET: what it holds."""
@@ -132,11 +138,7 @@ def make_app(backend: Callable[[], Backend], *, keys: ApiKeys | None, body_bytes
                        if request.method == "PUT" else mapping.session_download())
         except ApiError as exc:
             return send(mapping.error_answer(exc), close=exc.status in (408, 413))
-        result = await unless_gone(request, state["backend"].call_session(
-            mapping.session_key(principal, sid), "", None, options))
-        if result is None:
-            return Response(status_code=499)
-        return send(mapping.session_answer(result))
+        return await call(request, mapping.session_key(principal, sid), "", None, options)
 
     async def close_session(request: HttpRequest) -> Response:
         try:

@@ -123,13 +123,7 @@ def task_request(body: bytes, *, defaults: Limits, principal: str) -> Request:
     missing = [name for name in ("runtime", "code") if name not in doc]
     if missing:
         raise ApiError(422, f"missing field(s): {', '.join(missing)}", tuple(missing))
-    try:
-        data = jsonview.from_jsonable(doc.get("data"))
-    except ValueError as exc:
-        raise ApiError(422, f"data: {exc}", ("data",)) from exc
-    except RecursionError as exc:
-        raise ApiError(422, "data: nested too deeply (a task's data may nest 256 deep)",
-                       ("data",)) from exc
+    data = _data(doc, "a task's")
     given = {k: v for k, v in doc.items() if k in OPTION_NAMES}
     if isinstance(given.get("stdin"), dict):  # bytes, in the tagged view: {"$bytes": ...}
         try:
@@ -210,18 +204,23 @@ def session_open(body: bytes) -> SessionOpen:
     return SessionOpen(runtime, sid, memory, seconds["idle_timeout_s"], seconds["max_lifetime_s"])
 
 
+def _data(doc: dict[str, Any], whose: str) -> Any:
+    """A body's ``data`` from the tagged JSON view (ApiError 422 naming ``data``)."""
+    try:
+        return jsonview.from_jsonable(doc.get("data"))
+    except ValueError as exc:
+        raise ApiError(422, f"data: {exc}", ("data",)) from exc
+    except RecursionError as exc:
+        raise ApiError(422, f"data: nested too deeply ({whose} data may nest 256 deep)",
+                       ("data",)) from exc
+
+
 def session_call(body: bytes) -> tuple[str, Any, Options]:
     """A session call's body: its code, data and options (ApiError 400 or 422)."""
     doc = _object(body, CALL_FIELDS, "a session's call")
     if not isinstance(doc.get("code"), str):
         raise ApiError(422, "code must be a string", ("code",))
-    try:
-        data = jsonview.from_jsonable(doc.get("data"))
-    except ValueError as exc:
-        raise ApiError(422, f"data: {exc}", ("data",)) from exc
-    except RecursionError as exc:
-        raise ApiError(422, "data: nested too deeply (a call's data may nest 256 deep)",
-                       ("data",)) from exc
+    data = _data(doc, "a call's")
     given = {k: v for k, v in doc.items() if k in OPTION_NAMES}
     _tagged_files(given)
     if isinstance(given.get("imports"), list):

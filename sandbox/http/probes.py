@@ -29,6 +29,7 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -57,6 +58,16 @@ def add_process_metrics(registry: CollectorRegistry, component: str) -> None:
          "python": platform.python_version()})
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
+
+
+def idle_children_gauge(idle: dict[str, int]) -> GaugeMetricFamily:
+    """``sandbox_idle_children{runtime}`` of a runner's pools (the n8n runner's, a standalone
+    runner's: one shape wherever a runner is scraped)."""
+    gauge = GaugeMetricFamily("sandbox_idle_children", "Idle pre-forked children, per runtime",
+                              labels=["runtime"])
+    for runtime, count in sorted(idle.items()):
+        gauge.add_metric([runtime], count)
+    return gauge
 
 
 def make_app(live: Check, ready: Check, registry: CollectorRegistry, *,

@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from sandbox.http.probes import add_process_metrics
+from sandbox.http.probes import add_process_metrics, idle_children_gauge
 
 Snapshot = Callable[[], "dict[str, Any] | None"]
 
@@ -48,10 +48,6 @@ class _Gauges:
                                 "answered", value=snap["running"])
         yield GaugeMetricFamily("sandbox_n8n_open_offers", "Offers n8n may accept now",
                                 value=snap["offers"])
-        idle = GaugeMetricFamily("sandbox_idle_children", "Idle pre-forked children, per "
-                                 "runtime", labels=["runtime"])
-        for runtime, count in sorted(snap["idle"].items()):
-            idle.add_metric([runtime], count)
-        yield idle
+        yield idle_children_gauge(snap["idle"])
         yield CounterMetricFamily("sandbox_n8n_protocol_errors", "Frames from n8n that were "
                                   "not messages of its protocol", value=snap["protocol_errors"])

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sandbox.host.runner import Runner
-from sandbox.http.probes import ProbeServer, add_process_metrics
+from sandbox.http.probes import ProbeServer, add_process_metrics, idle_children_gauge
 
 
 class RunnerProbes:
@@ -67,8 +67,4 @@ class _Gauges:
                                 value=int(snap["registered"] and not snap["draining"]))
         yield GaugeMetricFamily("sandbox_runner_running_tasks", "Tasks this runner runs now",
                                 value=snap["running"])
-        idle = GaugeMetricFamily("sandbox_idle_children", "Idle pre-forked children, per "
-                                 "runtime", labels=["runtime"])
-        for runtime, count in sorted(snap["idle"].items()):
-            idle.add_metric([runtime], count)
-        yield idle
+        yield idle_children_gauge(snap["idle"])
