@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import errno
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ log = logging.getLogger("sandbox.broker")
 CLIENTS = "clients"  # the ZAP domain of the client socket
 RUNNERS = "runners"  # the ZAP domain of the runner socket
 _LOG_EVERY_S = 60.0
+_ZAP_BIND_WAIT_S = 5.0  # the most a new authenticator waits for an earlier one's ZAP endpoint
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,20 @@ class Authenticator:
         self.refusals: Counter[str] = Counter()
         where = {CLIENTS: curve.authorized_dir, RUNNERS: curve.runners_dir}
         rings = [KeyRing(domain, where[domain], self.refusals, self.lock) for domain in domains]
-        self._thread = ThreadAuthenticator(context)
-        self._thread.start()
+        # libzmq frees the ZAP endpoint (a fixed inproc address of the context) of an earlier
+        # authenticator when its reaper gets to the closed socket, not when close() returns:
+        # a broker started right after another in one process may find it still taken
+        deadline = time.monotonic() + _ZAP_BIND_WAIT_S
+        while True:
+            self._thread = ThreadAuthenticator(context)
+            try:
+                self._thread.start()
+                break
+            except zmq.ZMQError as exc:
+                self._thread.stop()
+                if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
         for ring in rings:
             self._thread.configure_curve_callback(ring.domain, ring)
 
