@@ -18,8 +18,9 @@ Steps, in order (the point where the child gives up its last privileges is marke
    the executor's) and any lazy set-up land before the task exists.
 6. wait for a task frame. Everything above happens ahead of demand, in the pool.
 7. lower address space and CPU seconds to the task's budget.
-8. put the task's files in its directory, run the task through the runtime's executor,
-   add the files it wrote when it asked for them back, and write the encoded result.
+8. put the task's files in its directory, run the task through the runtime's executor
+   (which may call the functions the task's host offers: ``runtimes.calls``), add the
+   files it wrote when it asked for them back, and write the encoded result.
 9. a task of the default mode was the only one: wait to be stopped and killed, and nothing
    of this process survives into another task. In worker mode (``reusable``) the host may
    send another task of the same tenant: back to step 6, with fresh interpreter state from
@@ -44,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from runtimes import attempts, files, framing, outcome, output, protocol, seccomp_filter
+from runtimes import attempts, calls, files, framing, outcome, output, protocol, seccomp_filter
 from runtimes.outcome import Status
 
 _PR_SET_PDEATHSIG = 1
@@ -105,6 +106,7 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
                 check = arm() if arm is not None else _nothing_to_check
             # a task that streams: what it prints goes out as output frames as it comes
             output.stream_to(functools.partial(_send_output, channel) if task.stream else None)
+            calls.offer(channel, task.calls)  # and the functions of its host it may call
             try:
                 result = _run(setup, task, shared)
             except MemoryError:  # encoding the result itself did not fit: still one answer

@@ -6,12 +6,16 @@
     host -> child    task (one frame on the child's task channel)
     child -> host    worker_ready (once, first, from a child that execs a worker program of
                      its own: the pyodide runtime's Node.js), then for each task: output
-                     frames while it runs (only for a task that asks to ``stream``), then
+                     frames while it runs (only for a task that asks to ``stream``) and
+                     calls (only of the functions its task offers: ``Task.calls``), then
                      its result envelope (``runtimes.outcome``)
+    host -> child    answer (one per call, before anything else is sent or read)
 
 An output frame is not MessagePack: it is one byte 0, one byte naming the stream
 (``runtimes.output.STDOUT`` or ``STDERR``) and the bytes printed, so that the host tells it
-from an envelope (a MessagePack map, whose first byte is never 0) without decoding either.
+from an envelope (a MessagePack map, whose first byte is never 0 or 1) without decoding
+either. A call frame is one byte 1 and a MessagePack array ``[id, name, args]``: ``args``
+is the JSON text of the arguments' array, as the host's own peer (n8n) takes them.
 
 A message is a MessagePack map ``{"v": VERSION, "t": <type>, ...fields}``. ``decode`` is the
 only way in: it returns one of the dataclasses below or raises ``WireError`` (and nothing
@@ -162,6 +166,19 @@ class Task:
     # written into the task's directory before it runs (runtimes.files), by relative name
     files: dict[str, bytes] = field(default_factory=dict)
     return_files: bool = False  # what it wrote there comes back with its result
+    # the functions of its host the task may call while it runs (``Call``), by name
+    calls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The host's answer to a ``Call``: ``ok`` and the value, or not and the error, each as
+    JSON text ("" for no value at all: JavaScript's undefined)."""
+
+    TYPE: ClassVar[str] = "answer"
+    id: int
+    ok: bool
+    data: str
 
 
 # -- child -> host, while a task runs ------------------------------------------------------------
@@ -185,15 +202,55 @@ def decode_output(body: bytes | bytearray) -> tuple[int, bytes]:
     return body[1], bytes(body[2:])
 
 
-Message = Init | Spawn | Ready | Spawned | Exited | WorkerReady | Task
+_CALL_MARK = 1
+MAX_CALL_NAME_CHARS = 128
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call of one of the functions the host offers the running task (``Task.calls``);
+    the child waits for its ``Answer``."""
+
+    id: int
+    name: str
+    args: str  # the JSON text of the arguments' array
+
+
+def encode_call(call: Call) -> bytes:
+    body: bytes = msgpack.packb([call.id, call.name, call.args], use_bin_type=True)
+    return bytes((_CALL_MARK,)) + body
+
+
+def is_call(body: bytes | bytearray) -> bool:
+    return len(body) > 0 and body[0] == _CALL_MARK
+
+
+def decode_call(body: bytes | bytearray) -> Call:
+    """The call in a call frame; WireError for anything else."""
+    if not is_call(body):
+        raise WireError("not a call frame")
+    try:
+        raw = msgpack.unpackb(memoryview(body)[1:], raw=False, max_array_len=3,
+                              max_map_len=0, max_bin_len=0, max_str_len=len(body))
+    except Exception as exc:  # msgpack raises several types for bad input; we expose one
+        raise WireError(f"malformed call: {exc}") from exc
+    if (not isinstance(raw, list) or len(raw) != 3 or type(raw[0]) is not int
+            or not 0 <= raw[0] < 1 << 32 or type(raw[1]) is not str
+            or not 0 < len(raw[1]) <= MAX_CALL_NAME_CHARS or type(raw[2]) is not str):
+        raise WireError("a call must be [id, name, args]")
+    return Call(raw[0], raw[1], raw[2])
+
+
+Message = Init | Spawn | Ready | Spawned | Exited | WorkerReady | Task | Answer
 _TYPES: dict[str, Any] = {cls.TYPE: cls for cls in (Init, Spawn, Ready, Spawned, Exited,
-                                                    WorkerReady, Task)}
+                                                    WorkerReady, Task, Answer)}
 
 
 # Each type's field names, worked out once: encode and decode run on every task's path.
 _NAMES: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls))
-    for cls in (Init, Spawn, Ready, Spawned, Exited, WorkerReady, Task, Imports, WorkerSpec)}
+    for cls in (Init, Spawn, Ready, Spawned, Exited, WorkerReady, Task, Answer, Imports,
+                WorkerSpec)}
 _ALLOWED: dict[type, frozenset[str]] = {
     cls: frozenset(names) | {"v", "t"} for cls, names in _NAMES.items()}
 
@@ -369,6 +426,7 @@ def _task(raw: dict[str, Any]) -> Task:
         stream=_bool(raw, "stream") if "stream" in raw else False,
         files=_files(raw.get("files", {})),
         return_files=_bool(raw, "return_files") if "return_files" in raw else False,
+        calls=_names(raw.get("calls", []), "calls"),
     )
 
 
@@ -390,4 +448,6 @@ _BUILD: dict[type, Any] = {
     Exited: lambda raw: Exited(_int(raw, "pid", 1, 1 << 22), _int(raw, "status", 0, 0xFFFF)),
     WorkerReady: _worker_ready,
     Task: _task,
+    Answer: lambda raw: Answer(_int(raw, "id", 0, (1 << 32) - 1), _bool(raw, "ok"),
+                               _str(raw, "data", MAX_TASK_BYTES)),
 }

@@ -25,7 +25,7 @@ from broker.protocol import (ISOLATIONS, MAX_CODE_BYTES, MAX_DATA_BYTES, MAX_FIL
                              MAX_STDIN_BYTES, MAX_TASK_FILES)
 from runtimes import codec
 from runtimes.files import check_name
-from runtimes.protocol import POLICIES, Imports
+from runtimes.protocol import MAX_CALL_NAME_CHARS, POLICIES, Imports
 from sandbox import registry
 from sandbox.config import Limits
 from sandbox.errors import ConfigError, RequestError
@@ -204,6 +204,12 @@ class TaskRequest:
     stream: bool = False  # output in chunks while it runs (the front's ``output`` callback)
     files: dict[str, bytes] = field(default_factory=dict)  # into its directory, by name
     return_files: bool = False  # what it wrote there comes back with its result
+    # the functions of the front that submits it the task may call while it runs (the
+    # ``call`` of ``sandbox.host.pools.Pools``; the n8n runner: n8n's helpers), by name
+    calls: tuple[str, ...] = ()
+
+
+MAX_CALL_NAMES = 64
 
 
 def build(
@@ -228,11 +234,14 @@ def build(
     files: Mapping[str, str | bytes] | None = None,
     return_files: bool = False,
     files_bytes: int = 0,
+    calls: Iterable[str] = (),
 ) -> TaskRequest:
     """``isolation``: "process" (the default: a fresh process per task) or "worker" (a warm
     worker serving tasks of ``reuse_key`` only: the caller's lane or tenant)."""
     served = tuple(served)
     io = _io(runtime, stdin, separate_stderr, stream)
+    if calls:
+        io["calls"] = _calls(calls)
     if (files or return_files) and registry.canonical(runtime) in served:
         checked = _files(registry.canonical(runtime), files, return_files, isolation)
         if not files_bytes:
@@ -284,6 +293,15 @@ def build(
     except ConfigError as exc:
         raise RequestError(str(exc)) from exc
     return TaskRequest(name, code, data, limits, policy or "default", allow.imports, reuse, **io)
+
+
+def _calls(calls: Iterable[str]) -> tuple[str, ...]:
+    names = tuple(calls)
+    if len(names) > MAX_CALL_NAMES or not all(
+            isinstance(n, str) and 0 < len(n) <= MAX_CALL_NAME_CHARS for n in names):
+        raise RequestError(f"calls must be at most {MAX_CALL_NAMES} names of at most "
+                           f"{MAX_CALL_NAME_CHARS} characters")
+    return names
 
 
 def _files(runtime: str | None, files: object, return_files: object,

@@ -55,7 +55,7 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
-from runtimes import codec, outcome, output
+from runtimes import calls, codec, outcome, output
 from runtimes.javascript import npm, v8_words
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
@@ -337,6 +337,7 @@ def _new_context() -> Any:
     ctx.add_callable("__set_tz", _set_tz)  # and the process's local time zone (Date's)
     ctx.add_callable("__npm_resolve", npm.host_resolve)  # and npm packages for require()
     ctx.add_callable("__npm_read", npm.host_read)
+    ctx.add_callable("__host_call", _host_call)  # and the functions the task's host offers
     ctx.eval(PRELUDE)
     ctx.eval(_library())
     ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
@@ -430,6 +431,19 @@ def _set_tz(name: Any) -> bool:
 
 
 _DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3-256", "sha3-512")
+
+
+def _host_call(name: Any, args: Any) -> str:
+    """A call of a function the task's host offers (``runtimes.calls``), for the library's
+    callers (n8n's helpers): "1" and the value's JSON text, "0" and the error's, or "!" and
+    why no call was made."""
+    if not isinstance(name, str) or not isinstance(args, str):
+        return "!a host call takes a name and the JSON text of its arguments"
+    try:
+        ok, data = calls.call(name, args)
+    except calls.Refused as exc:
+        return "!" + str(exc)
+    return ("1" if ok else "0") + data
 
 
 def _digest(algorithm: Any, key: Any, data: Any) -> str | None:

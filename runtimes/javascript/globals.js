@@ -14,6 +14,8 @@
   const tzOffset = globalThis.__tz_offset, digest = globalThis.__digest;
   const v8Message = globalThis.__v8_message, setTz = globalThis.__set_tz;
   const npmResolve = globalThis.__npm_resolve, npmRead = globalThis.__npm_read;
+  const hostCall = globalThis.__host_call;
+  delete globalThis.__host_call;
   delete globalThis.__npm_resolve;
   delete globalThis.__npm_read;
   delete globalThis.__v8_message;
@@ -92,7 +94,7 @@
   const modules = {};
   const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load,
                     tzOffset, digest, entropy, v8Message, setTz, localZone: "UTC",
-                    npmResolve, npmRead, evaluate };
+                    npmResolve, npmRead, evaluate, hostCall };
   function load(name) {
     if (!modules[name]) modules[name] = evaluate(moduleSource(name))(helpers);
     return modules[name];

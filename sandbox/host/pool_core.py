@@ -447,12 +447,7 @@ class PoolCore:
         if child is None or child.state is not ChildState.BUSY:
             return []
         if status is None:
-            why = "the sandboxed process sent a malformed result"
-            if child.session is not None:
-                return self._lose(child, why) + [self._release(child)] + self._settle(now)
-            bad: list[Action] = [self._end(child, outcome.encode(Status.CRASHED, why),
-                                           Status.CRASHED)]
-            return bad + [self._release(child)] + self._settle(now)
+            return self.misbehaved(pid, "the sandboxed process sent a malformed result", now)
         out: list[Action] = [self._end(child, envelope, status, made=False)]
         child.tasks_run += 1
         session = self.sessions.get(child.session) if child.session is not None else None
@@ -477,6 +472,17 @@ class PoolCore:
                 child.ahead = True
                 self._occupying -= 1  # rule 1: its replacement starts now
         return out + self._settle(now)
+
+    def misbehaved(self, pid: int, why: str, now: float) -> list[Action]:
+        """``pid`` broke its channel's protocol (a malformed result, a call its task does not
+        offer): its task ends ``crashed`` saying ``why``, and its process goes."""
+        child = self.children.get(pid)
+        if child is None or child.state is not ChildState.BUSY:
+            return []
+        if child.session is not None:
+            return self._lose(child, why) + [self._release(child)] + self._settle(now)
+        bad: list[Action] = [self._end(child, outcome.encode(Status.CRASHED, why), Status.CRASHED)]
+        return bad + [self._release(child)] + self._settle(now)
 
     def oversized(self, pid: int, size: int, limit: int, now: float) -> list[Action]:
         child = self.children.get(pid)

@@ -16,11 +16,19 @@ checked, ``sandbox.request``) under keys of its own choosing and receives exactl
 within the task's ``stdout_bytes`` (counted here again: the child is not trusted to).
 Every envelope a child wrote leaves here with what its task cost appended
 (``sandbox.host.usage``, ``runtimes.outcome.with_usage``).
+
+A front that passes ``call`` offers its tasks functions of its own (a task names those it
+may call: ``TaskRequest.calls``): ``call(key, call_id, name, args)`` for each call a running
+task makes (``runtimes.calls``), answered by the front with ``answer(key, call_id, ok,
+data)`` whenever it has the answer. A child that calls what its task does not offer, or
+calls again before its answer, breaks the protocol: its task ends ``crashed``. A task's
+timeout runs while it waits; an answer for a task that has ended is dropped.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -53,6 +61,8 @@ log = logging.getLogger("sandbox.host.pools")
 MiB = 1024 * 1024
 Deliver = Callable[[Hashable, bytes, Status], None]
 Output = Callable[[Hashable, str, bytes], None]
+Call = Callable[[Hashable, int, str, str], None]
+MAX_CALLS_PER_TASK = 10_000  # a snippet in a loop of calls ends, named, rather than spin on
 _SEND_TIMEOUT_S = 5.0  # a task frame into an idle child's socket buffer
 _FRAMES_PER_WAKE = 64  # a streaming child's frames read in one go, at most
 
@@ -97,6 +107,8 @@ class _ChildIO:
     used: bool = False  # it has had a task: its output file holds that task's header
     key: Hashable = None  # the task it runs
     streamed: int = 0  # bytes of that task's output passed on (``stream``)
+    calling: int | None = None  # the call of that task awaiting its answer
+    calls: int = 0  # calls that task made
     cpu_start_ns: int | None = None  # its CPU time when the task was handed over
     accounting: usage.Accounting | None = None  # what its tasks cost (sandbox.host.usage)
 
@@ -156,9 +168,10 @@ class Pools:
                  served: Iterable[str] = tuple(registry.RUNTIMES),
                  preload: Mapping[str, tuple[str, ...]] | None = None,
                  session_ended: Callable[[str, Hashable, str], None] | None = None,
-                 output: Output | None = None) -> None:
+                 output: Output | None = None, call: Call | None = None) -> None:
         self.config = config
         self._output = output
+        self._call = call
         # what a runtime's zygote prepares beyond the operator's modules (the n8n runner: its
         # Code node API, compiled once and inherited by every child)
         self._preload = dict(preload or {})
@@ -277,6 +290,25 @@ class Pools:
         if pool is not None:
             self._apply(pool, pool.core.cancel(key, time.monotonic()))
 
+    def answer(self, key: Hashable, call_id: int, ok: bool, data: str) -> None:
+        """The answer to call ``call_id`` of ``key``'s task: ``ok`` and the value's JSON
+        text, or not and the error's ("" for none). Dropped when the task has ended."""
+        pool = self._owner.get(key)
+        io = None if pool is None else next(
+            (c for c in pool.children.values() if c.key == key and c.calling == call_id), None)
+        if pool is None or io is None:
+            return
+        io.calling = None
+        body = protocol.encode(protocol.Answer(call_id, ok, data))
+        if len(body) > protocol.MAX_TASK_BYTES:
+            why = (f"the answer of {len(body)} bytes exceeds the limit of "
+                   f"{protocol.MAX_TASK_BYTES} bytes")
+            body = protocol.encode(protocol.Answer(call_id, False, json.dumps(why)))
+        try:
+            framing.send_frame_within(io.channel, body, _SEND_TIMEOUT_S)
+        except OSError:
+            self._apply(pool, pool.core.channel_lost(io.pid, time.monotonic()))
+
     def idle_children(self) -> int:
         return sum(p.core.idle_count() for p in self._pools.values())
 
@@ -394,6 +426,15 @@ class Pools:
             # is on the loop's clock); the rest is read at the next wake-up
             for _ in range(_FRAMES_PER_WAKE):
                 frame = io.reader.read(io.channel)
+                if frame is not None and protocol.is_call(frame):
+                    self._pass_output(io, chunks)  # what it printed before the call first
+                    chunks = []
+                    why = self._take_call(pool, io, frame)
+                    if why is not None:
+                        self._apply(pool, pool.core.misbehaved(pid, why, now))
+                        return
+                    frame = None
+                    continue
                 if frame is None or not protocol.is_output(frame):
                     break
                 self._take_output(pool, io, frame, chunks)
@@ -437,6 +478,24 @@ class Pools:
             chunks[-1] = (stream, chunks[-1][1] + data)
         else:
             chunks.append((stream, data))
+
+    def _take_call(self, pool: _Pool, io: _ChildIO, frame: bytearray) -> str | None:
+        """A call of the running task, handed to the front; why not when the child broke
+        the protocol (the host checks what the child checked: it is not trusted to)."""
+        request = pool.requests.get(io.key)
+        try:
+            call = protocol.decode_call(frame)
+        except framing.WireError as exc:
+            return f"the sandboxed process sent a malformed call: {exc}"
+        if self._call is None or request is None or call.name not in request.calls:
+            return f"the sandboxed process called {call.name!r}, which its task does not offer"
+        if io.calling is not None:
+            return "the sandboxed process made a call before its last call was answered"
+        if io.calls >= MAX_CALLS_PER_TASK:
+            return f"the snippet made more than {MAX_CALLS_PER_TASK} calls"
+        io.calling, io.calls = call.id, io.calls + 1
+        self._call(io.key, call.id, call.name, call.args)
+        return None
 
     def _pass_output(self, io: _ChildIO, chunks: list[tuple[int, bytes]]) -> None:
         """What arrived in one read, one piece per stream run, each at most a broker chunk."""
@@ -651,8 +710,9 @@ class Pools:
             session=session is not None,
             stdin=request.stdin, separate_stderr=request.separate_stderr, stream=request.stream,
             files=request.files, return_files=request.return_files,
+            calls=request.calls if self._call is not None else (),
         ))
-        io.key, io.streamed = key, 0
+        io.key, io.streamed, io.calling, io.calls = key, 0, None, 0
         io.cpu_start_ns = io.accounting.cpu_ns() if io.accounting is not None else None
         io.reader = framing.FrameReader(lim.envelope_bytes)
         if io.output is not None and io.used:  # a worker's next task: nothing printed yet

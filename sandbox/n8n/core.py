@@ -1,8 +1,10 @@
 """The runner's decisions, with no I/O: events in, actions out, the clock passed in.
 
 Events: ``connected(now)``, ``frame(msg, now)`` (a parsed broker message), ``finished(task_id,
-result, now)`` (a job's outcome from the pools), ``tick(now)``, ``disconnected(now)``.
-Actions: ``Send(msg)``, ``Start(task_id, job)``, ``Cancel(task_id)``, ``Exit(reason)``.
+result, now)`` (a job's outcome from the pools), ``call(task_id, call_id, name, params)`` (a
+running job calls n8n), ``tick(now)``, ``disconnected(now)``.
+Actions: ``Send(msg)``, ``Start(task_id, job)``, ``Cancel(task_id)``, ``Answer(task_id,
+call_id, ok, data)``, ``Exit(reason)``.
 
 Rules (n8n 2.41's broker on the other side):
 
@@ -27,6 +29,11 @@ Rules (n8n 2.41's broker on the other side):
   the shell reconnects with backoff and a fresh grant.
 * A finished task's slot is offered again before its answer is sent: the answer is what
   moves a workflow on to its next Code node, and that task must not wait for our offer.
+* A running job's call of n8n (``helpers.httpRequest`` and the rest of
+  ``protocol.RPC_HELPERS``) goes to n8n as ``runner:rpc`` under a call id of ours; n8n's
+  ``broker:rpcresponse`` for it is the job's answer (``Answer``). A call of a task that has
+  ended, or was cancelled, is not sent; an answer for one is dropped (the pools end the
+  job at its timeout whether or not n8n answers).
 * A task's console output goes first, as ``logNodeOutput`` rpc calls; its answer follows
   once n8n has acknowledged them (or after ``LOGS_TIMEOUT_S``): n8n drops an rpc call
   for a task it already considers done.
@@ -95,11 +102,21 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """n8n's answer to a job's call: ``ok`` and the value, or the error (``p.ABSENT``: none)."""
+
+    task_id: str
+    call_id: int
+    ok: bool
+    data: Any
+
+
+@dataclass(frozen=True)
 class Exit:
     reason: str
 
 
-Action = Send | Start | Cancel | Exit
+Action = Send | Start | Cancel | Answer | Exit
 
 
 class Phase(enum.Enum):
@@ -148,6 +165,8 @@ class RunnerCore:
     # answers held until n8n acknowledged the task's console output: task id -> (the
     # taskdone/taskerror message, call ids not yet acknowledged, send it anyway at)
     held: dict[str, tuple[p.RunnerMessage, set[str], float]] = field(default_factory=dict)
+    # jobs' calls sent to n8n: our rpc call id -> (task id, the job's call id)
+    calls: dict[str, tuple[str, int]] = field(default_factory=dict)
     # shutting down: when the grace period ends (offers stop) and when what still runs is
     # killed; None while serving normally
     retire_at: float | None = None
@@ -185,17 +204,31 @@ class RunnerCore:
                 return self._cancel(task_id, now)
             case p.Drain():
                 return self._drain(now) + self._wind_down(now)
-            case p.RpcResponse(task_id, call_id, _, _):
+            case p.RpcResponse(task_id, call_id, status, data):
+                if call_id in self.calls:
+                    task_id, job_call = self.calls.pop(call_id)
+                    return [Answer(task_id, job_call, status == "success", data)]
                 return self._acknowledged(task_id, call_id)
             case p.NodeTypes():
                 return []  # never asked for
         return []
+
+    def call(self, task_id: str, call_id: int, name: str, params: list[Any]) -> list[Action]:
+        """A running job calls ``name`` of n8n (the pools checked it is one it may call)."""
+        task = self.tasks.get(task_id)
+        if task is None or task.phase is not Phase.RUNNING:
+            return []
+        rpc_id = self._id()
+        self.calls[rpc_id] = (task_id, call_id)
+        return [Send(p.Rpc(rpc_id, task_id, name, params))]
 
     def finished(self, task_id: str, result: Result, now: float) -> list[Action]:
         """A job ended (or its kill was confirmed): answer n8n unless it cancelled the task."""
         task = self.tasks.pop(task_id, None)
         if task is None:
             return []
+        for rpc_id in [r for r, (t, _) in self.calls.items() if t == task_id]:
+            del self.calls[rpc_id]  # n8n's late answers to it find nothing
         actions: list[Action] = []
         if task.phase is Phase.RUNNING and task.settings is not None:
             node = python_node if task.task_type == "python" else javascript_node
@@ -233,6 +266,7 @@ class RunnerCore:
         self.tasks.clear()
         self.offers.clear()
         self.held.clear()
+        self.calls.clear()
         self.registered = False
         self.idle_since = now
         return actions

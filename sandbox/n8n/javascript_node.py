@@ -38,7 +38,7 @@ from runtimes.javascript import executor, v8_words
 from runtimes.outcome import Status
 from sandbox.config import Limits
 from sandbox.n8n import v8_errors
-from sandbox.n8n.protocol import Settings
+from sandbox.n8n.protocol import RPC_HELPERS, Settings
 from sandbox.n8n.task import Finished, Job, JobError, fail, jsonable, limit_error
 from sandbox.result import Result
 
@@ -155,7 +155,7 @@ def job(settings: Settings, response: dict[str, Any], limits: Limits, frame: str
     # a JavaScript task's settings name no workflow: its data response does
     workflow_id = workflow.get("id", settings.workflow_id)
     return Job("javascript", snippet(settings.code), encoded, limits,
-               workflow_id if isinstance(workflow_id, str) else "")
+               workflow_id if isinstance(workflow_id, str) else "", RPC_HELPERS)
 
 
 def finish(settings: Settings, result: Result, limits: Limits) -> Finished:

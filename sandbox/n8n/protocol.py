@@ -31,6 +31,21 @@ NODE_MODES = ("runOnceForAllItems", "runOnceForEachItem")
 AUTH_PATH = "/runners/auth"
 WS_PATH = "/runners/_ws"
 RPC_LOG = "logNodeOutput"
+#: What a Code node may call of n8n while it runs (n8n 2.41's EXPOSED_RPC_METHODS): n8n runs
+#: them, the runner forwards each call as ``runner:rpc`` and n8n's answer back.
+RPC_HELPERS = ("helpers.assertBinaryData", "helpers.getBinaryDataBuffer",
+               "helpers.prepareBinaryData", "helpers.setBinaryDataBuffer",
+               "helpers.binaryToString", "helpers.httpRequest", "helpers.request")
+
+
+class _Absent:
+    """An rpc answer without ``data`` (JavaScript's undefined there), apart from null."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
 
 # -- broker -> runner ------------------------------------------------------------------------
 
@@ -260,7 +275,7 @@ def encode_broker(msg: BrokerMessage) -> str:
         case RpcResponse(task_id, call_id, status, data):
             body = {"type": "broker:rpcresponse", "taskId": task_id, "callId": call_id,
                     "status": status}
-            if data is not None:
+            if data is not None and data is not ABSENT:
                 body["data"] = data
         case NodeTypes(task_id, request_id, node_types):
             body = {"type": "broker:nodetypes", "taskId": task_id, "requestId": request_id,
@@ -374,7 +389,7 @@ def parse(text: str | bytes) -> BrokerMessage:
                                     _get(msg, "data", dict, what), text if isinstance(text, str) else "")
         case "broker:rpcresponse":
             return RpcResponse(_get(msg, "taskId", str, what), _get(msg, "callId", str, what),
-                               _get(msg, "status", str, what), msg.get("data"))
+                               _get(msg, "status", str, what), msg.get("data", ABSENT))
         case "broker:nodetypes":
             types = msg.get("nodeTypes")
             return NodeTypes(_get(msg, "taskId", str, what), _get(msg, "requestId", str, what),

@@ -279,7 +279,7 @@ class Shell:
         try:
             if self.health is not None:
                 self.health.start()  # /livez answers while the jails start
-            self.backend.attach(self.loop, self._on_outcome)
+            self.backend.attach(self.loop, self._on_outcome, self._on_call)
             self._blocking = None
             self.loop.add_timed(self)
             self.loop.run(self._over)
@@ -450,6 +450,9 @@ class Shell:
         self.metrics.tasks.labels(result.status.value).inc()
         self._do(self.core.finished(task_id, result, self.clock()))
 
+    def _on_call(self, task_id: str, call_id: int, name: str, params: list[Any]) -> None:
+        self._do(self.core.call(task_id, call_id, name, params))
+
     def _do(self, actions: list[c.Action], ws: WebSocket | None = None) -> None:
         ws = ws or self.ws
         for action in actions:
@@ -462,6 +465,8 @@ class Shell:
                     self.backend.submit(task_id, job)
                 case c.Cancel(task_id):
                     self.backend.cancel(task_id)
+                case c.Answer(task_id, call_id, ok, data):
+                    self.backend.answer(task_id, call_id, ok, data)
                 case c.Exit(reason):
                     log.info("exiting: %s", reason)
                     self._stopping = True

@@ -24,13 +24,15 @@ from sandbox.result import Result
 @dataclass(frozen=True)
 class Job:
     """One snippet for the pools: ``runtime``, the wrapper ``code``, codec-encoded ``data``;
-    ``workflow``: the id of the workflow whose Code node it is (a warm worker serves one)."""
+    ``workflow``: the id of the workflow whose Code node it is (a warm worker serves one);
+    ``calls``: what of n8n it may call while it runs (``protocol.RPC_HELPERS``)."""
 
     runtime: str
     code: str
     data: bytes
     limits: Limits
     workflow: str = ""
+    calls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from runtimes.framing import WireError
 from runtimes.outcome import ErrorDetail, Status
 
 ALL = (protocol.Init, protocol.Spawn, protocol.Ready, protocol.Spawned, protocol.Exited,
-       protocol.WorkerReady, protocol.Task)
+       protocol.WorkerReady, protocol.Task, protocol.Answer)
 SPEC = protocol.WorkerSpec("/usr/bin/node", "/sandbox/runtimes/pyodide/worker.mjs", 96, 25600,
                            3600, '{"dist": "/sandbox/pyodide"}', ("/sandbox/pyodide",), (), True)
 TASK = protocol.Task(code="return 1", data=b"\xc0", as_bytes=1 << 30, memory_bytes=1 << 28,
@@ -34,9 +34,38 @@ TASK = protocol.Task(code="return 1", data=b"\xc0", as_bytes=1 << 30, memory_byt
     protocol.Exited(42, 9),
     TASK,
     protocol.Task("x = 1", b"\xc0", 1 << 30, 1 << 28, 6, 1024, 4096, reusable=True, session=True),
+    protocol.Task("x", b"\xc0", 1 << 30, 1 << 28, 6, 1024, 4096, calls=("helpers.httpRequest",)),
+    protocol.Answer(3, True, '{"a":1}'),
+    protocol.Answer(4, False, ""),
 ])
 def test_every_message_round_trips(msg):
     assert protocol.decode(protocol.encode(msg), ALL, max_bytes=protocol.MAX_TASK_BYTES) == msg
+
+
+def test_a_call_round_trips_and_is_told_from_an_envelope_and_output():
+    body = protocol.encode_call(protocol.Call(9, "helpers.httpRequest", '[{"url":"http://x/"}]'))
+    assert protocol.is_call(body) and not protocol.is_output(body)
+    assert protocol.decode_call(body) == protocol.Call(9, "helpers.httpRequest", '[{"url":"http://x/"}]')
+    assert not protocol.is_call(outcome.encode(Status.OK, "ok"))
+
+
+@pytest.mark.parametrize("body", [
+    b"\x01", b"\x01\xc1", b"\x01" + msgpack.packb([1, "n"]), b"\x01" + msgpack.packb([-1, "n", "[]"]),
+    b"\x01" + msgpack.packb([1, "", "[]"]), b"\x01" + msgpack.packb([1, "n" * 129, "[]"]),
+    b"\x01" + msgpack.packb([1, "n", b"[]"]), b"\x01" + msgpack.packb({"id": 1}),
+])
+def test_a_malformed_call_is_refused(body):
+    with pytest.raises(WireError):
+        protocol.decode_call(body)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=128))
+def test_call_decode_fails_one_way(blob):
+    try:
+        protocol.decode_call(b"\x01" + blob)
+    except WireError:
+        pass
 
 
 def test_a_receiver_takes_only_the_types_it_names():

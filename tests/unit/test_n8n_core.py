@@ -388,3 +388,47 @@ def test_a_javascript_result_of_undefined_goes_without_result_as_n8ns_runner_sen
     answer = {"result": None, "failed": [], "logs": [], "customData": {}}
     (_offer, done) = sent(core.finished(task_id, ok(answer), 2.0))
     assert isinstance(done, p.TaskDone) and done.data == {}
+
+
+# -- a running job's calls of n8n (helpers.*) -----------------------------------------------
+
+
+def running_javascript_task(core: c.RunnerCore) -> str:
+    offers = registered(core)
+    accept, _, settings, request, response, *_ = captures.messages("07")
+    core.frame(frame(dict(accept, offerId=offer_for(offers, "javascript"))), 1.0)
+    (ask,) = sent(core.frame(frame(settings), 1.0))
+    assert isinstance(ask, p.TaskDataRequest)
+    (start,) = core.frame(frame(dict(response, requestId=ask.request_id)), 1.1)
+    assert isinstance(start, c.Start) and start.job.calls == p.RPC_HELPERS
+    return start.task_id
+
+
+def test_a_jobs_call_goes_to_n8n_as_rpc_and_n8ns_answer_comes_back_to_the_job():
+    core = make_core(max_concurrency=1)
+    task_id = running_javascript_task(core)
+    (rpc,) = sent(core.call(task_id, 1, "helpers.httpRequest", [{"url": "http://x/"}]))
+    assert rpc == p.Rpc(rpc.call_id, task_id, "helpers.httpRequest", [{"url": "http://x/"}])
+    answer = core.frame(frame({"type": "broker:rpcresponse", "taskId": task_id,
+                               "callId": rpc.call_id, "status": "success", "data": {"a": 1}}), 1.2)
+    assert answer == [c.Answer(task_id, 1, True, {"a": 1})]
+
+
+def test_n8ns_error_answer_is_the_jobs_error_and_no_data_is_not_null():
+    core = make_core(max_concurrency=1)
+    task_id = running_javascript_task(core)
+    (rpc,) = sent(core.call(task_id, 7, "helpers.request", []))
+    answer = core.frame(frame({"type": "broker:rpcresponse", "taskId": task_id,
+                               "callId": rpc.call_id, "status": "error"}), 1.2)
+    assert answer == [c.Answer(task_id, 7, False, p.ABSENT)]
+
+
+def test_a_call_of_an_ended_task_is_not_sent_and_a_late_answer_finds_nothing():
+    core = make_core(max_concurrency=1)
+    task_id = running_javascript_task(core)
+    (rpc,) = sent(core.call(task_id, 1, "helpers.httpRequest", []))
+    core.finished(task_id, Result(Status.TIMEOUT, "timed out"), 2.0)
+    assert core.call(task_id, 2, "helpers.httpRequest", []) == []
+    late = core.frame(frame({"type": "broker:rpcresponse", "taskId": task_id,
+                             "callId": rpc.call_id, "status": "success", "data": 1}), 2.1)
+    assert late == []

@@ -39,9 +39,14 @@ class FakeBackend:
         self.closed = False
         self._loop: Loop | None = None
         self._on_outcome: Any = None
+        self._on_call: Any = None
+        self.answers: list[tuple[str, int, bool, Any]] = []
 
-    def attach(self, loop: Loop, on_outcome: Any) -> None:
-        self._loop, self._on_outcome = loop, on_outcome
+    def attach(self, loop: Loop, on_outcome: Any, on_call: Any = None) -> None:
+        self._loop, self._on_outcome, self._on_call = loop, on_outcome, on_call
+
+    def answer(self, key: str, call_id: int, ok: bool, data: Any) -> None:
+        self.answers.append((key, call_id, ok, data))
 
     def submit(self, key: str, job: Job) -> None:
         self.jobs[key] = job

@@ -68,6 +68,8 @@
   const NATIVE_ERRORS = new Set(["Error", "TypeError", "RangeError", "SyntaxError", "ReferenceError",
                                  "URIError", "EvalError", "AggregateError", "InternalError"]);
   // n8n 2.41's EXPOSED_RPC_METHODS and UNSUPPORTED_HELPER_FUNCTIONS (@n8n/task-runner)
+  const RPC_HELPERS = new Set(["assertBinaryData", "getBinaryDataBuffer", "prepareBinaryData",
+    "setBinaryDataBuffer", "binaryToString", "httpRequest", "request"]);
   const HELPER_NAMES = ["assertBinaryData", "getBinaryDataBuffer", "prepareBinaryData",
     "setBinaryDataBuffer", "binaryToString", "httpRequest", "request",
     "httpRequestWithAuthentication", "requestWithAuthenticationPaginated", "copyBinaryFile",
@@ -150,11 +152,27 @@
         construct() { throw notAvailable(what, why); },
       });
     }
-    // this.helpers as n8n's runner builds it: an object of n8n's helper functions, each an
-    // rpc call into n8n there; here each one throws an error naming it
+    // this.helpers as n8n's runner builds it: n8n's helper functions, each a call into n8n
+    // (the host's call, runtimes/calls.py: the runner forwards it as n8n's rpc), and those
+    // n8n does not offer to Code nodes throwing its UnsupportedFunctionError's words
+    function rpc(name) {
+      return async function (...args) {
+        const text = String(h.hostCall(name, stringify(args)));
+        const body = text.slice(1), value = body === "" || text[0] === "!" ? undefined : nativeParse(body);
+        if (text[0] === "1") return serializedBuffer(value) ? h.load("bytes").Buffer.from(value.data) : value;
+        if (text[0] === "0") throw typeof value === "string" ? new Error(value) : value;
+        throw hostError(body);
+      };
+    }
+    function serializedBuffer(v) {  // n8n-core's isSerializedBuffer
+      return typeof v === "object" && v !== null && v.type === "Buffer" && isArray(v.data);
+    }
+    function unsupported(name) {
+      return function () { throw hostError(`The function "${name}" is not supported in the Code Node`); };
+    }
     const HELPERS = {};
     for (const name of HELPER_NAMES) {
-      HELPERS[name] = missing("helpers." + name, "its functions are rpc calls to n8n, which this runner does not make");
+      HELPERS[name] = RPC_HELPERS.has(name) ? rpc("helpers." + name) : unsupported("helpers." + name);
     }
     function show(v) {
       if (typeof v === "string") return "'" + v + "'";

@@ -1,0 +1,142 @@
+"""A Code node's ``this.helpers.*`` as calls of its host, in real jails without n8n: the job
+calls, the runner's port to the pools (``PoolsBackend``) hands the call over and carries the
+answer back, as the runner does with n8n's ``runner:rpc`` (n8n's own side: test_n8n_e2e.py).
+And the walls: a task offered no calls cannot make one, and a process that forges a call
+frame its task does not offer ends ``crashed``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from runtimes.outcome import Status
+from sandbox import PoolConfig, Sandbox
+from sandbox.config import Limits
+from sandbox.host.loop import Loop
+from sandbox.n8n import javascript_node
+from sandbox.n8n import protocol as p
+from sandbox.n8n.backend import PoolsBackend
+from sandbox.n8n.task import Finished
+from sandbox.result import Result
+from tests.n8n import captures
+
+pytestmark = pytest.mark.jail
+
+LIMITS = Limits(timeout_s=10.0, memory_mb=128)
+Answerer = Any  # (name, params) -> (ok, data), or None: never answered
+
+
+def settings(code: str) -> p.Settings:
+    return p.Settings(code=code, node_mode="runOnceForAllItems", workflow_mode="manual",
+                      continue_on_fail=False)
+
+
+def task_data() -> dict[str, Any]:
+    data = json.loads(json.dumps(
+        next(m for m in captures.messages("07") if m["type"] == "broker:taskdataresponse")["data"]))
+    data["inputData"] = {"main": [[{"json": {"x": 1}, "pairedItem": {"item": 0}}]]}
+    return data
+
+
+@pytest.fixture(scope="module")
+def backend():
+    loop = Loop()
+    backend = PoolsBackend(PoolConfig(size=2), runtimes=("javascript",))
+    state: dict[str, Any] = {"results": {}, "calls": [], "answer": None}
+
+    def on_call(key: str, call_id: int, name: str, params: list[Any]) -> None:
+        state["calls"].append((name, params))
+        answered = state["answer"](name, params)
+        if answered is not None:
+            backend.answer(key, call_id, *answered)
+
+    backend.attach(loop, lambda key, result: state["results"].__setitem__(key, result), on_call)
+    yield backend, loop, state
+    backend.close()
+    loop.close()
+
+
+def run(backend, code: str, answer: Answerer, limits: Limits = LIMITS) -> tuple[Finished, list]:
+    box, loop, state = backend
+    state["answer"], state["calls"] = answer, []
+    key = f"t{len(state['results'])}-{time.monotonic_ns()}"
+    s = settings(code)
+    box.submit(key, javascript_node.job(s, task_data(), limits))
+    end = time.monotonic() + limits.timeout_s + 30
+    while key not in state["results"] and time.monotonic() < end:
+        loop.run_once(0.05)
+    result: Result = state["results"][key]
+    return javascript_node.finish(s, result, limits), state["calls"]
+
+
+def test_a_helper_call_reaches_the_host_with_its_arguments_and_returns_its_answer(backend):
+    done, calls = run(backend, "const r = await this.helpers.httpRequest({url: 'http://h/', json: true});\n"
+                               "return [{json: {r}}];", lambda name, params: (True, {"body": "hi"}))
+    assert (calls, done.done) == ([("helpers.httpRequest", [{"url": "http://h/", "json": True}])],
+                                  {"result": [{"json": {"r": {"body": "hi"}}}]})
+
+
+def test_a_serialised_buffer_answer_is_a_buffer_as_n8ns_runner_makes_it(backend):
+    done, _ = run(backend, "const b = await helpers.getBinaryDataBuffer(0, 'data');\n"
+                           "return [{json: {is: Buffer.isBuffer(b), text: b.toString()}}];",
+                  lambda name, params: (True, {"type": "Buffer", "data": [104, 105]}))
+    assert done.done == {"result": [{"json": {"is": True, "text": "hi"}}]}
+
+
+def test_an_error_answer_is_thrown_where_the_snippet_awaits_it(backend):
+    done, _ = run(backend, "try { await this.helpers.httpRequest({url: 'http://127.0.0.1:9/'}); }\n"
+                           "catch (e) { return [{json: {caught: e.message}}]; }",
+                  lambda name, params: (False, "connect ECONNREFUSED 127.0.0.1:9"))
+    assert done.done == {"result": [{"json": {"caught": "connect ECONNREFUSED 127.0.0.1:9"}}]}
+
+
+def test_a_helper_n8n_does_not_offer_throws_n8ns_words_and_calls_nothing(backend):
+    done, calls = run(backend, "this.helpers.getSSHClient(); return [];", lambda name, params: None)
+    assert (calls, done.error and done.error["message"]) == (
+        [], 'The function "helpers.getSSHClient" is not supported in the Code Node')
+
+
+def test_a_call_never_answered_ends_at_the_tasks_timeout(backend):
+    limits = Limits(timeout_s=2.0, memory_mb=128)
+    done, calls = run(backend, "await this.helpers.httpRequest({url: 'http://h/'}); return [];",
+                      lambda name, params: None, limits)
+    assert (len(calls), done.error and done.error["message"]) == (
+        1, "Task execution timed out after 2 seconds (this runner's limit)")
+
+
+def test_a_task_offered_no_calls_cannot_make_one():
+    """The embedded API offers no calls: the helper fails naming what is offered (none)."""
+    s = settings("await this.helpers.httpRequest({url: 'http://h/'}); return [];")
+    job = javascript_node.job(s, task_data(), LIMITS)
+    with Sandbox(PoolConfig(size=1), runtimes=("javascript",)) as sb:
+        envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=10, memory_mb=128)
+    done = javascript_node.finish(s, Result.from_wire(envelope, max_bytes=LIMITS.envelope_bytes), LIMITS)
+    assert done.error is not None and done.error["message"] == (
+        "helpers.httpRequest is not offered to this task (offered: none)")
+
+
+FORGE = """
+import os, stat, struct
+body = bytes([1, 0x93, 1, 0xa1]) + b"x" + bytes([0xa2]) + b"[]"
+for fd in range(3, 64):
+    try:
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            os.write(fd, struct.pack(">I", len(body)) + body)
+    except OSError:
+        pass
+import time
+time.sleep(5)
+return "not reached"
+"""
+
+
+def test_a_process_that_forges_a_call_its_task_does_not_offer_ends_crashed():
+    """Capability denied: calling the host's functions without the task's offer."""
+    with Sandbox(PoolConfig(size=1, stdlib_allow=("*",)), runtimes=("python",)) as sb:
+        result = sb.run("python", FORGE, timeout_s=10)
+    assert (result.status, result.message) == (
+        Status.CRASHED, "the sandboxed process called 'x', which its task does not offer")
