@@ -8,8 +8,10 @@ storage). n8n is started once per session (tests/conftest.py); the runner is
 
 from __future__ import annotations
 
+import http.server
 import json
 import signal
+import threading
 import time
 import uuid
 
@@ -82,7 +84,6 @@ return [{ json: {
   now: typeof $now.toISO === 'function', zone: $now.zoneName,
   env: (() => { try { return $env.HOME } catch (e) { return e.message } })(),
   req: (() => { try { require('fs') } catch (e) { return e.message } })(),
-  http: (() => { try { helpers.httpRequest({ url: 'http://x' }) } catch (e) { return e.message } })(),
   luxon: DateTime.fromISO('2024-07-01T12:00:00Z').setZone('Europe/Berlin').hour,
 } }];"""
     ex = run(n8n, js("Seed", "return [{json: {x: 1}}, {json: {x: 2}}];"), js("API", code))
@@ -94,7 +95,6 @@ return [{ json: {
     assert out["prev"] == "Seed" and out["now"] is True
     assert out["env"] == "access to env vars denied"
     assert out["req"] == "Module 'fs' is disallowed"  # as n8n words it (no allow list here)
-    assert out["http"].startswith("helpers.httpRequest is not available in this runner")
     assert out["luxon"] == 14 and out["zone"] == "America/New_York"  # n8n's default zone
     assert n8n.custom_data(ex.id) == {"tag": "e2e"}
 
@@ -221,6 +221,52 @@ def test_memory_limit_says_the_cap_and_how_to_raise_it(n8n, n8n_runner):
 def test_cant_fork_even_past_the_language_layer(n8n, n8n_runner):
     err = run(n8n, py("Fork", ESCAPE + 'real["__import__"]("os").fork()\nreturn []')).node_error("Fork")
     assert err["message"].startswith("Task tried an operation that is not allowed in this runner")
+
+
+@pytest.fixture
+def http_server():
+    """A real HTTP server on the loopback, answering each GET with the path it got."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"got": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_helpers_http_request_is_made_by_n8n_and_its_answer_reaches_the_code(n8n, n8n_runner,
+                                                                              http_server):
+    """n8n's helpers are calls into n8n (its runner's rpc): the request leaves n8n's process,
+    never the jail, which has no network (test_cant_use_network)."""
+    code = (f"const r = await this.helpers.httpRequest({{ url: 'http://127.0.0.1:{http_server}"
+            f"/hello?x=1', json: true }});\nreturn [{{ json: r }}];")
+    assert run(n8n, js("Http", code)).json("Http") == [{"got": "/hello?x=1"}]
+
+
+def test_binary_helpers_take_and_give_buffers_through_n8n(n8n, n8n_runner):
+    code = """
+const b = await this.helpers.prepareBinaryData(Buffer.from('hi there'), 'a.txt', 'text/plain');
+return [{ json: { name: b.fileName, mime: b.mimeType, size: b.fileSize,
+                  text: await this.helpers.binaryToString(Buffer.from('ok')) } }];"""
+    (out,) = run(n8n, js("Bin", code)).json("Bin")
+    assert out == {"name": "a.txt", "mime": "text/plain", "size": "8 B", "text": "ok"}
+
+
+def test_a_helper_n8n_does_not_offer_fails_in_n8ns_words(n8n, n8n_runner):
+    err = run(n8n, js("Ssh", "await this.helpers.getSSHClient(); return [];")).node_error("Ssh")
+    assert err["message"] == 'The function "helpers.getSSHClient" is not supported in the Code Node'
 
 
 def test_cant_use_network(n8n, n8n_runner):
