@@ -128,6 +128,7 @@ def cached_probe(python_binary: str, python_stdlib: str, staged_root: str, runti
         with open(path) as f:
             cached = json.load(f)
         if all(os.path.exists(p) for p in cached["files"]):
+            os.utime(path)  # used: the last to go when the cache is pruned
             return cached["stdlib"], list(cached["files"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -137,9 +138,33 @@ def cached_probe(python_binary: str, python_stdlib: str, staged_root: str, runti
         with open(path + ".tmp", "w") as f:
             json.dump({"stdlib": stdlib, "files": files}, f)
         os.replace(path + ".tmp", path)
+        prune(os.path.dirname(path), KEEP_PROBES)
     except OSError:
         pass  # no cache: the next start probes again
     return stdlib, files
+
+
+#: Probes kept on disk: one per (interpreter, staged code, runtime, allow-list) in use. Each
+#: staging of our code (a new version, a test's own) makes another key, so without a bound
+#: the cache grew by thousands of files a day on a machine that runs the tests.
+KEEP_PROBES = 32
+
+
+def prune(directory: str, keep: int) -> None:
+    """Remove all but the ``keep`` most recently used probes in ``directory``."""
+    entries = []
+    with os.scandir(directory) as it:
+        for entry in it:
+            if entry.name.startswith("stdlib-view-") and entry.name.endswith(".json"):
+                try:
+                    entries.append((entry.stat().st_mtime_ns, entry.path))
+                except OSError:
+                    pass  # removed by another process meanwhile
+    for _, path in sorted(entries, reverse=True)[keep:]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def units(stdlib: str, files: list[str]) -> tuple[set[str], set[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -177,6 +178,34 @@ def test_stdlib_probe_is_remembered_until_what_it_depends_on_changes(tmp_path, m
     (staged / "runtimes" / "zygote.py").write_text("x = 22\n")  # our code changed
     stdlib_view.cached_probe(*args, ("json",))
     assert calls == [("json",), ("re",), ("json",)]
+
+
+def test_the_probe_cache_is_bounded(tmp_path, monkeypatch):
+    """Each staging of our code is another key: the cache must not grow without a bound."""
+    from sandbox.jail import stdlib_view
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(stdlib_view, "KEEP_PROBES", 3)
+    stdlib = tmp_path / "stdlib"
+    stdlib.mkdir()
+    (stdlib / "os.py").write_text("")
+    monkeypatch.setattr(stdlib_view, "probe", lambda *a: (str(stdlib), [str(stdlib / "os.py")]))
+    for allowed in ("a", "b", "c", "d", "e"):
+        stdlib_view.cached_probe(sys.executable, str(stdlib), str(tmp_path), "python", (allowed,))
+    assert len(list((tmp_path / "cache" / "snippet-sandbox").glob("stdlib-view-*.json"))) == 3
+
+
+def test_pruning_keeps_the_most_recently_used_probes_and_nothing_else_is_touched(tmp_path):
+    from sandbox.jail import stdlib_view
+
+    for age in range(5):
+        entry = tmp_path / f"stdlib-view-{age}.json"
+        entry.write_text("{}")
+        os.utime(entry, ns=(0, (10 - age) * 10**9))  # stdlib-view-0 is the most recent
+    (tmp_path / "n8n-2.41.1.lock").write_text("")
+    stdlib_view.prune(str(tmp_path), 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "n8n-2.41.1.lock", "stdlib-view-0.json", "stdlib-view-1.json", "stdlib-view-2.json"]
 
 
 def test_stdlib_view_refuses_a_file_outside_the_standard_library():
