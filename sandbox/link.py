@@ -10,7 +10,8 @@ shares ``prepare`` and ``LinkState`` and reads the monitor in its own loop):
 * the monitor's events are folded into a ``LinkState`` (pure): connected or not, and for a
   CURVE handshake the server refused, the message "the server refused this key" (ZeroMQ
   does not retry a refused connection; ``Link.retry`` does, once per call that needs it);
-* ``Link.wait_up(timeout_s, stop)`` waits for the connection, bounded and interruptible.
+* ``reach(context, endpoint, curve, timeout_s)`` says whether a broker answers there, and if
+  not why, bounded.
 
 Over tcp a peer presents a CURVE key pair: a client's key (``DIR/client.key_secret`` by
 default) opens only the client socket, a runner's (``DIR/runner.key_secret``) only the
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +30,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from broker import protocol as p
-from sandbox.errors import ConfigError, ConnectError
+from sandbox.errors import ConfigError
 
 RECONNECT_IVL_MS = 100  # ZeroMQ's first reconnect delay, doubled per failure up to the max
 RECONNECT_IVL_MAX_MS = 1000  # so a broker that is back is found within a second
@@ -234,24 +234,6 @@ class Link:
         except zmq.ZMQError:
             pass
         self.sock.connect(self.endpoint)
-
-    def wait_up(self, timeout_s: float, stop: threading.Event | None = None) -> None:
-        """Return once connected; ConnectError when the server refused our key or nothing
-        connected within ``timeout_s``; return early (still down) when ``stop`` is set."""
-        end = time.monotonic() + timeout_s
-        while not self.update().up:
-            if self.state.refused:
-                raise ConnectError(self.state.refused)
-            left = end - time.monotonic()
-            if left <= 0:
-                raise ConnectError(self.state.unreachable(timeout_s))
-            if stop is not None and stop.is_set():
-                return
-            step = min(left, 0.1)  # how soon a stop is noticed
-            if self.monitor is None:
-                time.sleep(step)
-            else:
-                self.monitor.poll(max(1, math.ceil(step * 1000)))
 
     def close(self, linger_ms: int = 0) -> None:
         """Close both sockets (see ``close_monitored``)."""

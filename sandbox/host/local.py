@@ -20,7 +20,6 @@ from typing import Any
 from runtimes import codec, outcome
 from runtimes.outcome import Status
 from sandbox import registry, request
-from sandbox.host.cancel import CancelToken
 from sandbox.config import PoolConfig
 from sandbox.errors import ClosedError, ConfigError, RequestError, SessionError
 from sandbox.jail.launch import Launcher, files_bytes
@@ -140,34 +139,9 @@ class Sandbox:
                                  stream=on_output is not None)
         except RequestError as exc:
             return Result.rejected(str(exc))
-        envelope = self._submit(task, None, on_output)
+        envelope = self._submit(task, on_output)
         return Result.from_wire(envelope, max_bytes=task.limits.envelope_bytes,
                                 duration_ms=(time.perf_counter() - started) * 1000.0)
-
-    def run_encoded(
-        self,
-        runtime: str,
-        code: str,
-        data: bytes,
-        *,
-        timeout_s: float | None = None,
-        memory_mb: int | None = None,
-        stdout_bytes: int | None = None,
-        result_bytes: int | None = None,
-        policy: str | None = None,
-        imports: Iterable[str] | None = None,
-        isolation: str | None = None,
-        reuse_key: str | None = None,
-        cancel: CancelToken | None = None,
-    ) -> bytes | bytearray:
-        """Like ``run`` with codec-encoded ``data``, returning the child's result envelope
-        untouched. Setting ``cancel`` while it runs kills its child (crashed, "cancelled")."""
-        try:
-            task = self._request(runtime, code, data, timeout_s, memory_mb, stdout_bytes,
-                                 result_bytes, policy, imports, isolation, reuse_key)
-        except RequestError as exc:
-            return outcome.encode(Status.REJECTED, str(exc))
-        return self._submit(task, cancel)
 
     def session(self, runtime: str = "python", session_id: str | None = None, *,
                 memory_mb: int | None = None, idle_timeout_s: float | None = None,
@@ -261,14 +235,12 @@ class Sandbox:
                                                   f"within {bound:g} s")
         return call.envelope
 
-    def _submit(self, task: request.TaskRequest, cancel: CancelToken | None,
+    def _submit(self, task: request.TaskRequest,
                 on_output: OnOutput | None = None) -> bytes | bytearray:
         if self._closed:
             raise ClosedError("the sandbox is closed")
         key = next(self._ids)
         call = self._calls[key] = _Call(streams=on_output is not None)
-        if cancel is not None:
-            cancel.on_set(lambda: self._loop.call_soon_threadsafe(lambda: self._worker.cancel(key)))
         bound = (task.limits.timeout_s + self.config.acquire_timeout_s
                  + self.config.start_timeout_s + _ANSWER_SLACK_S)
         if on_output is not None:
@@ -390,7 +362,7 @@ class Session:
             return Result.rejected(f"data cannot be sent to the sandbox: {exc}")
         except RequestError as exc:
             return Result.rejected(str(exc))
-        envelope = sb._submit(dataclasses.replace(task, session=self.id), None, on_output)
+        envelope = sb._submit(dataclasses.replace(task, session=self.id), on_output)
         return Result.from_wire(envelope, max_bytes=task.limits.envelope_bytes,
                                 duration_ms=(time.perf_counter() - started) * 1000.0)
 

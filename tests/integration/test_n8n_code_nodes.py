@@ -1,5 +1,5 @@
 """Code node semantics in real jails, without n8n: the wrapper snippets of ``python_node`` and
-``javascript_node`` run through a ``Sandbox`` exactly as the runner runs them, and their
+``javascript_node`` run through the runner's own port to the pools exactly as the runner runs them, and their
 answers are compared with what n8n's own runners answered (the captures) or with n8n's rules.
 """
 
@@ -9,13 +9,14 @@ import json
 
 import pytest
 
-from sandbox import PoolConfig, Sandbox
+from sandbox import PoolConfig
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node, python_node
 from sandbox.n8n import protocol as p
 from sandbox.n8n.task import Finished, Job
 from sandbox.result import Result
 from tests.n8n import captures
+from tests.n8n.jobs import Jobs
 
 pytestmark = pytest.mark.jail
 
@@ -25,14 +26,12 @@ EACH, ALL = "runOnceForEachItem", "runOnceForAllItems"
 
 @pytest.fixture(scope="module")
 def sb():
-    with Sandbox(PoolConfig(size=2), runtimes=("python", "javascript")) as box:
+    with Jobs(PoolConfig(size=2), runtimes=("python", "javascript")) as box:
         yield box
 
 
-def execute(sb: Sandbox, job: Job) -> Result:
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
-                              memory_mb=job.limits.memory_mb)
-    return Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
+def execute(sb: Jobs, job: Job) -> Result:
+    return sb.run(job)
 
 
 def settings(code: str, mode: str = ALL, items=None, cof: bool = False, **extra) -> p.Settings:
@@ -198,9 +197,8 @@ def test_javascript_syntax_error_names_its_line_beside_v8s_message(sb):
 # errors of n8n's own API come from n8n's realm, which its runner passes on unchanged (no line)
 @pytest.mark.parametrize("code,message", [
     ("return [{json: {e: $env.HOME}}];", "access to env vars denied"),
-    ("return this.helpers.httpRequest({url: 'http://x'});",
-     "helpers.httpRequest is not available in this runner (snippet-sandbox): its functions are "
-     "rpc calls to n8n, which this runner does not make"),
+    ("return this.helpers.getSSHClient();",
+     'The function "helpers.getSSHClient" is not supported in the Code Node'),
     ("return $('Nope').all();", "Referenced node doesn't exist"),
 ])
 def test_javascript_what_is_not_provided_fails_naming_it(sb, code, message):

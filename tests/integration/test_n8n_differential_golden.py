@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import PoolConfig, Sandbox
+from sandbox import PoolConfig
+from tests.n8n.jobs import Jobs
 from tests.n8n.differential import compare, sides
 from tests.n8n.differential.corpus import Case, load
 from tests.n8n.differential.known import KNOWN, WITHOUT_N8N
@@ -25,7 +26,7 @@ CASES = load()
 
 @pytest.fixture(scope="module")
 def outcomes() -> tuple[dict[str, Any], dict[str, Any]]:
-    with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as sb:
+    with Jobs(PoolConfig(size=2), runtimes=("javascript",)) as sb:
         return sides.read_golden(), sides.run_ours_in_jails(sb, CASES)
 
 

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from sandbox import PoolConfig, Sandbox
+from sandbox import PoolConfig
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node
 from sandbox.n8n import protocol as p
-from sandbox.result import Result
 from tests.n8n import captures
+from tests.n8n.jobs import Jobs
 
 pytestmark = pytest.mark.jail
 
@@ -26,16 +26,13 @@ CODE = """return {json: {n: items.length, x: $json.x, env: typeof $env, wf: $wor
 
 @pytest.fixture(scope="module")
 def sb():
-    with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as box:
+    with Jobs(PoolConfig(size=2), runtimes=("javascript",)) as box:
         yield box
 
 
 def _answer(sb, settings, data, frame):
     job = javascript_node.job(settings, data, LIMITS, frame)
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
-                              memory_mb=job.limits.memory_mb)
-    return javascript_node.finish(settings, Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes),
-                                  LIMITS)
+    return javascript_node.finish(settings, sb.run(job), LIMITS)
 
 
 @pytest.mark.parametrize("mode", ["runOnceForAllItems", "runOnceForEachItem"])

@@ -1,14 +1,13 @@
 """A Code node's ``this.helpers.*`` as calls of its host, in real jails without n8n: the job
-calls, the runner's port to the pools (``PoolsBackend``) hands the call over and carries the
-answer back, as the runner does with n8n's ``runner:rpc`` (n8n's own side: test_n8n_e2e.py).
-And the walls: a task offered no calls cannot make one, and a process that forges a call
-frame its task does not offer ends ``crashed``.
+calls, the runner's port to the pools (``PoolsBackend``, through ``tests.n8n.jobs``) hands
+the call over and carries the answer back, as the runner does with n8n's ``runner:rpc``
+(n8n's own side: test_n8n_e2e.py). And the walls: a task offered no calls cannot make one,
+and a process that forges a call frame its task does not offer ends ``crashed``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -16,13 +15,11 @@ import pytest
 from runtimes.outcome import Status
 from sandbox import PoolConfig, Sandbox
 from sandbox.config import Limits
-from sandbox.host.loop import Loop
 from sandbox.n8n import javascript_node
 from sandbox.n8n import protocol as p
-from sandbox.n8n.backend import PoolsBackend
 from sandbox.n8n.task import Finished
-from sandbox.result import Result
 from tests.n8n import captures
+from tests.n8n.jobs import Jobs
 
 pytestmark = pytest.mark.jail
 
@@ -44,32 +41,23 @@ def task_data() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def backend():
-    loop = Loop()
-    backend = PoolsBackend(PoolConfig(size=2), runtimes=("javascript",))
-    state: dict[str, Any] = {"results": {}, "calls": [], "answer": None}
+    state: dict[str, Any] = {"calls": [], "answer": None}
 
     def on_call(key: str, call_id: int, name: str, params: list[Any]) -> None:
         state["calls"].append((name, params))
         answered = state["answer"](name, params)
         if answered is not None:
-            backend.answer(key, call_id, *answered)
+            jobs.answer(key, call_id, *answered)
 
-    backend.attach(loop, lambda key, result: state["results"].__setitem__(key, result), on_call)
-    yield backend, loop, state
-    backend.close()
-    loop.close()
+    with Jobs(PoolConfig(size=2), on_call=on_call) as jobs:
+        yield jobs, state
 
 
 def run(backend, code: str, answer: Answerer, limits: Limits = LIMITS) -> tuple[Finished, list]:
-    box, loop, state = backend
+    jobs, state = backend
     state["answer"], state["calls"] = answer, []
-    key = f"t{len(state['results'])}-{time.monotonic_ns()}"
     s = settings(code)
-    box.submit(key, javascript_node.job(s, task_data(), limits))
-    end = time.monotonic() + limits.timeout_s + 30
-    while key not in state["results"] and time.monotonic() < end:
-        loop.run_once(0.05)
-    result: Result = state["results"][key]
+    result = jobs.run(javascript_node.job(s, task_data(), limits))
     return javascript_node.finish(s, result, limits), state["calls"]
 
 
@@ -109,12 +97,11 @@ def test_a_call_never_answered_ends_at_the_tasks_timeout(backend):
 
 
 def test_a_task_offered_no_calls_cannot_make_one():
-    """The embedded API offers no calls: the helper fails naming what is offered (none)."""
+    """A runner port with no call handler offers no calls: the helper fails naming what is
+    offered (none), and nothing reaches the host."""
     s = settings("await this.helpers.httpRequest({url: 'http://h/'}); return [];")
-    job = javascript_node.job(s, task_data(), LIMITS)
-    with Sandbox(PoolConfig(size=1), runtimes=("javascript",)) as sb:
-        envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=10, memory_mb=128)
-    done = javascript_node.finish(s, Result.from_wire(envelope, max_bytes=LIMITS.envelope_bytes), LIMITS)
+    with Jobs(PoolConfig(size=1)) as jobs:
+        done = javascript_node.finish(s, jobs.run(javascript_node.job(s, task_data(), LIMITS)), LIMITS)
     assert done.error is not None and done.error["message"] == (
         "helpers.httpRequest is not offered to this task (offered: none)")
 

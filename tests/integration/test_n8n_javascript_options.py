@@ -13,14 +13,14 @@ import json
 
 import pytest
 
-from sandbox import PoolConfig, Sandbox
+from sandbox import PoolConfig
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node
 from sandbox.n8n import protocol as p
 from sandbox.n8n.javascript_node import CodeOptions
 from sandbox.n8n.task import Finished
-from sandbox.result import Result
 from tests.n8n import captures
+from tests.n8n.jobs import Jobs
 
 pytestmark = pytest.mark.jail
 
@@ -30,7 +30,7 @@ CRYPTO = CodeOptions(allow_builtin=("crypto",), timezone="Europe/Berlin")
 
 @pytest.fixture(scope="module")
 def sb():
-    with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as box:
+    with Jobs(PoolConfig(size=2), runtimes=("javascript",)) as box:
         yield box
 
 
@@ -43,10 +43,7 @@ def run_js(sb, code, options=CRYPTO, workflow_zone=None) -> Finished:
     if workflow_zone is not None:
         data["workflow"]["settings"] = {"timezone": workflow_zone}
     job = javascript_node.job(s, data, LIMITS, options=options)
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
-                              memory_mb=job.limits.memory_mb)
-    return javascript_node.finish(s, Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes),
-                                  LIMITS)
+    return javascript_node.finish(s, sb.run(job), LIMITS)
 
 
 def value(done: Finished):

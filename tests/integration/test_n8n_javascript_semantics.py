@@ -10,13 +10,13 @@ import json
 
 import pytest
 
-from sandbox import PoolConfig, Sandbox
+from sandbox import PoolConfig
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node
 from sandbox.n8n import protocol as p
 from sandbox.n8n.task import Finished
-from sandbox.result import Result
 from tests.n8n import captures
+from tests.n8n.jobs import Jobs
 
 pytestmark = pytest.mark.jail
 
@@ -27,7 +27,7 @@ ITEMS = ({"x": 1}, {"x": 2})
 
 @pytest.fixture(scope="module")
 def sb():
-    with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as box:
+    with Jobs(PoolConfig(size=2), runtimes=("javascript",)) as box:
         yield box
 
 
@@ -44,9 +44,7 @@ def run_js(sb, code, mode=ALL, cof=False, items=ITEMS, include_input=True,
     # n8n sends no input when the code does not ask for it (data_request decides)
     data["inputData"] = {"main": [main if include_input else []]}
     job = javascript_node.job(s, data, LIMITS)
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
-                              memory_mb=job.limits.memory_mb)
-    result = Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
+    result = sb.run(job)
     return javascript_node.finish(s, result, LIMITS)
 
 

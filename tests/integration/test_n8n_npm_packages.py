@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import PoolConfig, Sandbox
+from sandbox import PoolConfig
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node
 from sandbox.n8n import protocol as p
 from sandbox.n8n.javascript_node import CodeOptions
 from sandbox.n8n.task import Finished
-from sandbox.result import Result
 from tests.n8n import captures
+from tests.n8n.jobs import Jobs
 
 pytestmark = [pytest.mark.jail,
               pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")]
@@ -94,8 +94,7 @@ def installed():
 
 @pytest.fixture(scope="module")
 def sb(installed):
-    with Sandbox(PoolConfig(size=1, js_packages_dir=str(installed)),
-                 runtimes=("javascript",)) as box:
+    with Jobs(PoolConfig(size=1, js_packages_dir=str(installed)), runtimes=("javascript",)) as box:
         yield box
 
 
@@ -106,10 +105,7 @@ def run_js(sb, code, options=ALLOW) -> Finished:
         next(m for m in captures.messages("07") if m["type"] == "broker:taskdataresponse")["data"]))
     data["inputData"] = {"main": [[{"json": {"x": 1}, "pairedItem": {"item": 0}}]]}
     job = javascript_node.job(s, data, LIMITS, options=options)
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
-                              memory_mb=job.limits.memory_mb)
-    return javascript_node.finish(s, Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes),
-                                  LIMITS)
+    return javascript_node.finish(s, sb.run(job), LIMITS)
 
 
 def value(done: Finished):
@@ -152,7 +148,7 @@ def test_a_package_that_needs_a_node_module_names_what_is_missing(sb):
 
 
 def test_without_the_setting_an_allowed_package_is_not_found():
-    with Sandbox(PoolConfig(size=1), runtimes=("javascript",)) as box:
+    with Jobs(PoolConfig(size=1), runtimes=("javascript",)) as box:
         err = run_js(box, "require('sbx-greet');\nreturn [];").error
     assert err is not None and err["message"].startswith("Cannot find module 'sbx-greet'")
 

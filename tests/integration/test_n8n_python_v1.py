@@ -11,14 +11,13 @@ import dataclasses
 
 import pytest
 
-from sandbox import Sandbox
 from sandbox.config import Limits
 from sandbox.n8n import python_node
 from sandbox.n8n import protocol as p
 from sandbox.n8n.config import N8nRunnerConfig
 from sandbox.n8n.task import Finished
-from sandbox.result import Result
 from tests.n8n.python_v1 import ALL, ORDERS, V1
+from tests.n8n.jobs import Jobs
 
 pytestmark = pytest.mark.jail
 
@@ -28,18 +27,16 @@ LIMITS = Limits(timeout_s=10.0, memory_mb=128)
 @pytest.fixture(scope="module")
 def sb():
     config = N8nRunnerConfig.load(env={"N8N_RUNNERS_AUTH_TOKEN": "t", "TZ": "Europe/Berlin"})
-    with Sandbox(dataclasses.replace(config.pool_config(), size=2), runtimes=("python",)) as box:
+    with Jobs(dataclasses.replace(config.pool_config(), size=2), runtimes=("python",)) as box:
         yield box
 
 
-def run(sb: Sandbox, code: str, mode: str = ALL, items=None, response=None) -> Finished:
+def run(sb: Jobs, code: str, mode: str = ALL, items=None, response=None) -> Finished:
     s = p.Settings(code=code, node_mode=mode, workflow_mode="manual", continue_on_fail=False,
                    items=[{"json": dict(i)} for i in (ORDERS if items is None else items)],
                    workflow_id="wf1", workflow_name="Orders")
     job = python_node.job(s, LIMITS, response)
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=LIMITS.timeout_s,
-                              memory_mb=LIMITS.memory_mb)
-    return python_node.finish(s, Result.from_wire(envelope, max_bytes=LIMITS.envelope_bytes), LIMITS)
+    return python_node.finish(s, sb.run(job), LIMITS)
 
 
 def jsons(done: Finished) -> list:

@@ -13,15 +13,15 @@ import tempfile
 import pytest
 
 import seccomp
-from sandbox import PoolConfig, Sandbox
+from sandbox import PoolConfig
 from sandbox.config import Limits
 from sandbox.jail import launch, mounts
 from sandbox.jail.npm import JAIL_NPM
 from sandbox.n8n import javascript_node
 from sandbox.n8n import protocol as p
 from sandbox.n8n.javascript_node import CodeOptions
-from sandbox.result import Result
 from tests.n8n import captures
+from tests.n8n.jobs import Jobs
 
 pytestmark = pytest.mark.jail
 
@@ -73,15 +73,13 @@ def run_js(sb, code):
     data["inputData"] = {"main": [[{"json": {"x": 1}, "pairedItem": {"item": 0}}]]}
     limits = Limits(timeout_s=10.0, memory_mb=128)
     job = javascript_node.job(s, data, limits, options=CodeOptions(allow_external=("*",)))
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=10.0, memory_mb=128)
-    return javascript_node.finish(s, Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes),
-                                  limits)
+    return javascript_node.finish(s, sb.run(job), limits)
 
 
 def test_require_reads_no_file_outside_the_packages(npm_dir):
     """Capability denied: reading a host file (/etc/passwd) through require(), even with every
     external module allowed; the file readers the loader uses are not the snippet's."""
-    with Sandbox(PoolConfig(size=1, js_packages_dir=npm_dir), runtimes=("javascript",)) as sb:
+    with Jobs(PoolConfig(size=1, js_packages_dir=npm_dir), runtimes=("javascript",)) as sb:
         assert run_js(sb, "return [{json: {v: require('tiny')}}];").done["result"][0]["json"] \
             == {"v": 42}
         for request in ("../../etc/passwd", "/etc/passwd", "tiny/../../../../etc/passwd"):

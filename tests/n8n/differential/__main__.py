@@ -55,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {sides.TASK_DATA} ({len(messages)} data responses for {len(cases)} cases)")
         return 0
     if args.in_jails:
-        from sandbox import PoolConfig, Sandbox
+        from sandbox import PoolConfig
+        from tests.n8n.jobs import Jobs
 
         theirs = sides.read_golden()
-        with Sandbox(PoolConfig(size=2), runtimes=("javascript",)) as sb:
+        with Jobs(PoolConfig(size=2), runtimes=("javascript",)) as sb:
             ours = sides.run_ours_in_jails(sb, cases, stop=sides.failing(theirs))
     else:
         theirs = sides.read_golden() if args.golden else sides.run_theirs(cases)

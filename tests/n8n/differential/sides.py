@@ -20,12 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sandbox import Sandbox
+from tests.n8n.jobs import Jobs
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node
 from sandbox.n8n.protocol import Chunk, Settings, TaskDone, TaskError, encode
 from sandbox.n8n.task import Finished, JobError
-from sandbox.result import Result
 from tests.n8n.differential import compare, n8n_side, taskdata
 from tests.n8n.differential.corpus import EACH, HERE, Case, load
 from tests.n8n.differential.run import run_corpus, run_stopping
@@ -164,7 +163,7 @@ def _sendable(finished: Finished) -> bool:
     return True
 
 
-def _in_jail(sb: Sandbox, doc: dict[str, Any], case: Case, continue_on_fail: bool) -> dict[str, Any]:
+def _in_jail(sb: Jobs, doc: dict[str, Any], case: Case, continue_on_fail: bool) -> dict[str, Any]:
     """What n8n would record of ``case`` answered by our Code node layer in a real jail."""
     response = taskdata.response(doc, case)
     done: dict[str, Any] | None = None
@@ -183,9 +182,7 @@ def _in_jail(sb: Sandbox, doc: dict[str, Any], case: Case, continue_on_fail: boo
         except JobError as exc:
             error = {"message": str(exc)}
         else:
-            envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
-                                      memory_mb=job.limits.memory_mb)
-            result = Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes)
+            result = sb.run(job)
             finished = javascript_node.finish(settings, result, LIMITS)
             done, error = finished.done, finished.error
             if not _sendable(finished):
@@ -196,7 +193,7 @@ def _in_jail(sb: Sandbox, doc: dict[str, Any], case: Case, continue_on_fail: boo
     return n8n_side.record(case, input_items, done, error, continue_on_fail=continue_on_fail)
 
 
-def run_ours_in_jails(sb: Sandbox, cases: Sequence[Case] | None = None,
+def run_ours_in_jails(sb: Jobs, cases: Sequence[Case] | None = None,
                       doc: dict[str, Any] | None = None,
                       stop: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """Normalised outcomes of our Code node layer without n8n: each case's recorded task
