@@ -33,7 +33,7 @@ def install(out_path: str) -> None:
                 out.flush()
         return texts
 
-    def widening_send_text(self: shell.WebSocket, text: str) -> None:
+    def widening_send_text(self: shell.WebSocket, text: str, flush: bool = True) -> None:
         msg = json.loads(text)
         if msg.get("type") == "runner:taskdatarequest":
             chunk = (msg.get("requestParams") or {}).get("input", {}).get("chunk")
@@ -42,7 +42,7 @@ def install(out_path: str) -> None:
                 params["input"]["chunk"] = chunk
             msg["requestParams"] = params
             text = json.dumps(msg)
-        send_text(self, text)
+        send_text(self, text, flush)
 
     shell.WebSocket.read = recording_read  # type: ignore[method-assign]
     shell.WebSocket.send_text = widening_send_text  # type: ignore[method-assign]
