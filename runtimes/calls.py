@@ -21,15 +21,21 @@ class Refused(Exception):
     """The call was not made: the task does not offer it, or the channel failed."""
 
 
+_NONE: frozenset[str] = frozenset()
 _channel: socket.socket | None = None
-_offered: frozenset[str] = frozenset()
+_offered: frozenset[str] = _NONE
 _next_id = 0
 
 
 def offer(channel: socket.socket | None, names: tuple[str, ...]) -> None:
-    """The running task's channel and the names it may call (none: no calls)."""
+    """The running task's channel and the names it may call (none: no calls). A task that
+    may call nothing leaves this module as it found it: a Python worker retires when a
+    module's namespace changed (runtimes/python/leftovers.py), and every task sets this."""
     global _channel, _offered
-    _channel, _offered = (channel, frozenset(names)) if names else (None, frozenset())
+    if names:
+        _channel, _offered = channel, frozenset(names)
+    elif _channel is not None or _offered is not _NONE:
+        _channel, _offered = None, _NONE
 
 
 def call(name: str, args: str) -> tuple[bool, str]:
