@@ -52,7 +52,9 @@ _NODE_LITERAL = re.compile(r"""\$\(\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"
 _ANY_NODE_CALL = re.compile(r"\$\(")
 _NEEDS_ALL = re.compile(r"\$node\b|\$item\s*\(|\$items\s*\(|"
                         r"\$\([^()]*\)\s*\.\s*(?:item|pairedItem|itemMatching)\b")
-_NEEDS_INPUT = re.compile(r"\$input\b|\$json\b|\$binary\b|\bitems\b|\bitem\b|\$itemIndex\b")
+#: The names for which n8n's runner asks for the input (its BuiltInsParser): not $binary nor
+#: $itemIndex, so code that reads $binary alone gets no items, and its $binary is undefined
+_NEEDS_INPUT = re.compile(r"\$input\b|\$json\b|\bitems\b|\bitem\b")
 
 
 def data_request(settings: Settings) -> dict[str, Any]:

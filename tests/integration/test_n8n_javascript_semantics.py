@@ -101,13 +101,30 @@ def test_each_item_mode_returns_one_item_per_input_item_when_the_code_reads_no_i
                                     {"json": {"k": "constant"}, "pairedItem": {"item": 1}}]}
 
 
-def test_binary_is_undefined_without_files_and_metadata_without_data(sb):
-    # all-items mode: n8n's $binary of an item without files is undefined (golden
-    # binary-in-all-mode), so the key is dropped from the JSON
-    assert jsons(run_js(sb, "return [{json: {b: $binary}}];")) == [{}]
+def test_binary_is_undefined_without_input_and_metadata_without_data(sb):
+    # n8n asks for no input for code that reads $binary alone (its BuiltInsParser): there
+    # $binary is undefined (golden binary-in-all-mode), so the key is dropped from the JSON
+    assert jsons(run_js(sb, "return [{json: {b: $binary}}];", include_input=False)) == [{}]
     done = run_js(sb, "return [{json: {b: $binary}}];",
                   binary={"f": {"data": "QQ==", "mimeType": "text/plain", "fileName": "a.txt"}})
     assert jsons(done) == [{"b": {"f": {"mimeType": "text/plain", "fileName": "a.txt"}}}]
+
+
+@pytest.mark.parametrize("mode", [ALL, EACH])
+def test_binary_of_an_input_item_without_files_is_an_empty_object(sb, mode):
+    # n8n's data proxy (nodeDataGetter): {} for an item without binary data, in both modes
+    code = "return [{json: {b: $binary, n: $input.all().length}}];" if mode == ALL else \
+        "return {json: {b: $binary, n: $input.all().length}};"
+    assert jsons(run_js(sb, code, mode))[0] == {"b": {}, "n": 2}
+
+
+def test_each_item_binary_without_input_is_undefined(sb):
+    # golden each-binary-empty: the code reads no input, so n8n sends none
+    code = "return {json: {has: $binary !== undefined && $binary !== null}};"
+    s = p.Settings(code=code, node_mode=EACH, workflow_mode="manual", continue_on_fail=False,
+                   chunk=p.Chunk(0, 2))
+    include = javascript_node.data_request(s)["input"]["include"]
+    assert jsons(run_js(sb, code, EACH, include_input=include)) == [{"has": False}, {"has": False}]
 
 
 # -- legacy $item / $items -----------------------------------------------------------------

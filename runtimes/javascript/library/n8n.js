@@ -374,12 +374,11 @@
       const main = (run.data && run.data.main) || [];
       return main[outputIndex || 0] || [];
     }
-    // $binary as n8n's data proxy gives it: each file's metadata without its data
+    // $binary as n8n's data proxy gives it (nodeDataGetter): each file's metadata without its
+    // data, {} for an item without files, in both modes; undefined where there is no input
+    // item, as when the code reads $binary alone (n8n then asks for no input: data_request)
     function binaryOf(it) {
       if (!it) return undefined;
-      // all-items mode: an item without binary data has none; each-item mode gives an empty
-      // object (JSON.stringify($binary) is '{}' in n8n)
-      if (!it.binary && !each) return undefined;
       const out = {};
       for (const k of keys(it.binary || {})) {
         out[k] = {};

@@ -5,8 +5,6 @@ difference not listed here fails it too.
 
 Every category but ``isolation`` names a gap of our Code node layer that issue 20 closes;
 ``isolation`` is intended (what the jail or one of our limits denies on purpose) and stays.
-``regression`` marks cases that agreed before the JavaScript Code node work of issue 20 was
-merged (measured on the commit before it) and differ since.
 """
 
 from __future__ import annotations
@@ -25,12 +23,6 @@ def _known(category: str, reason: str, *ids: str) -> None:
 _known("isolation", "our runner caps each task's memory (--memory 256 here): 320 MB of typed "
        "array is refused with a message naming the cap; n8n's runner has no per-task cap",
        "limit-memory-300mb")
-
-# -- regressions: these agreed before the JavaScript Code node work of issue 20 was merged ----
-
-_known("regression", "$binary of an item without binary data in each-item mode: n8n's is == null "
-       "and yet JSON.stringify($binary) is '{}' (binary-json-each); ours is {}, which "
-       "agrees with the second and not the first", "each-binary-empty")
 
 # -- gaps of our Code node layer (issue 20) --------------------------------------------------
 
