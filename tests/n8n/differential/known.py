@@ -26,10 +26,6 @@ _known("isolation", "our runner caps each task's memory (--memory 256 here): 320
 
 # -- gaps of our Code node layer (issue 20) --------------------------------------------------
 
-_known("paired-items", "$('Node').item in each-item mode where an item's pairedItem points past "
-       "the items of the node before (pinned data): n8n resolves it, ours fails naming the "
-       "paired item it cannot follow", "node-item-each-mode")
-
 _known("helpers-rpc", "this.helpers.httpRequest: n8n's runner forwards it to n8n as rpc; ours "
        "fails naming it", "helpers-http")
 
