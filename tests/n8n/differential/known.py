@@ -29,7 +29,14 @@ _known("isolation", "our runner caps each task's memory (--memory 256 here): 320
 _known("helpers-rpc", "this.helpers.httpRequest: n8n's runner forwards it to n8n as rpc; ours "
        "fails naming it", "helpers-http")
 
-_known("engine-deviation", "QuickJS differs from V8 and our layer does not reach it: {...'abc'} "
-       "spreads nothing; n8n's data comes from another realm there (instanceof Array false, "
-       "and its vm context's Object.getPrototypeOf gives a fresh object)",
-       "spread-string", "instanceof-array-input")
+_known("engine-deviation", "QuickJS-ng's {...'abc'} spreads nothing (V8: {0:'a',1:'b',2:'c'}), "
+       "out of our layer's reach; no later quickjs-ng wheel than the pinned 0.17.0.2 is on "
+       "PyPI to fix it", "spread-string")
+
+_known("realm", "n8n's items are its runner's own realm's objects (n8n-workflow's data proxy "
+       "runs outside the vm context: $input.all() is a Proxy of a main-realm array), so "
+       "instanceof Array is false there; the quickjs-ng binding gives each context its own "
+       "runtime (no second realm to build them in), and standing one in by re-prototyping "
+       "the task's data costs more than parsing it (about 50 ms per 10,000 items against "
+       "30). jsonProto is false there for another reason: n8n's vm wrapper replaces "
+       "Object.getPrototypeOf with () => ({})", "instanceof-array-input")
