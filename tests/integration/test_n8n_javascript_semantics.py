@@ -230,6 +230,37 @@ def test_paired_item_errors_read_as_n8ns(sb, code, pinned, message):
     assert done.error is not None and done.error["message"] == message
 
 
+# -- n8n's vm wrapper: what it replaces before the user's code runs -------------------------
+
+def test_the_vm_wrappers_replacements_hold_for_the_users_code(sb):
+    # n8n's createVmExecutableCode (its context's own Object and Reflect): prototypes read as
+    # a fresh object and cannot be set, properties cannot be defined; `global` and `module`
+    # (the expected value is what that wrapper gives under node:vm)
+    code = ("const o = {}; const proto = Object.getPrototypeOf(o);\n"
+            "return [{json: {proto: proto === Object.prototype, fresh: proto !== Object.getPrototypeOf(o),\n"
+            " rproto: Reflect.getPrototypeOf([]) === Array.prototype,\n"
+            " set: Object.setPrototypeOf(o, null), rset: Reflect.setPrototypeOf(o, null),\n"
+            " still: o instanceof Object,\n"
+            " def: JSON.stringify(Object.defineProperty(o, 'x', {value: 1, enumerable: true})),\n"
+            " defs: JSON.stringify(Object.defineProperties(o, {y: {value: 2, enumerable: true}})),\n"
+            " keys: Object.keys(o), global: global === globalThis, module: JSON.stringify(module)}}];")
+    assert jsons(run_js(sb, code)) == [{
+        "proto": False, "fresh": True, "rproto": False, "set": False, "rset": False, "still": True,
+        "def": "{}", "defs": "{}", "keys": [], "global": True, "module": '{"exports":{}}'}]
+
+
+def test_the_librarys_modules_keep_the_real_functions_as_n8ns_realm_does(sb):
+    # what n8n runs in its own realm (luxon, Buffer, TextDecoder, jmespath) is out of the
+    # wrapper's reach there; here the modules, loaded while the user's code runs, still work
+    code = ("const d = DateTime.fromISO('2024-01-02T03:04:05Z', {zone: 'utc'}).plus({days: 1}).toISODate();\n"
+            "let err; try { Duration.fromObject(5); } catch (e) { err = e.message; }\n"
+            "return [{json: {d, err, b: Buffer.from('aGk=', 'base64').toString(),\n"
+            " t: new TextDecoder().decode(new Uint8Array([104, 105])), j: $jmespath({a: [1, 2]}, 'a[1]')}}];")
+    assert jsons(run_js(sb, code)) == [{
+        "d": "2024-01-03", "err": "Duration.fromObject: argument expected to be an object, got number",
+        "b": "hi", "t": "hi", "j": 2}]
+
+
 # -- legacy $item / $items -----------------------------------------------------------------
 
 def test_legacy_item_and_items(sb):

@@ -449,10 +449,11 @@
         inner.resolve = (r) => h.npmResolve(String(r), dir);
         inner.cache = npmCache;
         const body = source.startsWith("#!") ? "//" + source : source;
-        const fn = h.evaluate("(function (exports, require, module, __filename, __dirname) {"
-                              + body + "\n})");
+        // with the real Object and Reflect, as Node loads it in n8n's own realm (vmWrapper)
+        const fn = h.evaluate("(function (exports, require, module, __filename, __dirname, "
+                              + "Object, Reflect) {" + body + "\n})");
         try {
-          fn.call(module.exports, module.exports, inner, module, file, dir);
+          fn.call(module.exports, module.exports, inner, module, file, dir, h.Object, h.Reflect);
         } catch (e) {
           delete npmCache[file];
           throw e;
@@ -613,7 +614,27 @@
       }
     }
 
+    // What n8n's vm wrapper (its runner's createVmExecutableCode) does before the user's code:
+    // its context's Object and Reflect read no prototype (a fresh object each time), set none
+    // (false) and define no property (a fresh object); `global` is globalThis, `module` holds
+    // `exports`. Our library's modules and npm packages keep the real functions (globals.js's
+    // load gives them its RealObject), as what n8n runs in its own realm does. Not taken
+    // over: its freezing of the constructors (npm packages share them here, and some assign
+    // Error.stackTraceLimit) and its Error.prepareStackTrace (the engine's hook: v8Stack).
+    function vmWrapper() {
+      const G = globalThis, O = G.Object, R = G.Reflect;
+      G.global = G;
+      G.module = { exports: {} };
+      O.getPrototypeOf = () => ({});
+      R.getPrototypeOf = () => ({});
+      O.setPrototypeOf = () => false;
+      R.setPrototypeOf = () => false;
+      O.defineProperty = () => ({});
+      O.defineProperties = () => ({});
+    }
+
     async function main() {
+      vmWrapper();
       const result = [], failed = [];
       if (each) {
         for (let index = data.start; index < data.start + data.count; index++) {

@@ -38,5 +38,5 @@ _known("realm", "n8n's items are its runner's own realm's objects (n8n-workflow'
        "instanceof Array is false there; the quickjs-ng binding gives each context its own "
        "runtime (no second realm to build them in), and standing one in by re-prototyping "
        "the task's data costs more than parsing it (about 50 ms per 10,000 items against "
-       "30). jsonProto is false there for another reason: n8n's vm wrapper replaces "
-       "Object.getPrototypeOf with () => ({})", "instanceof-array-input")
+       "30); its jsonProto (false: n8n's vm wrapper replaces Object.getPrototypeOf with "
+       "() => ({})) agrees", "instanceof-array-input")
