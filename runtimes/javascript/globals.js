@@ -29,9 +29,24 @@
   const sandbox = globalThis.__sandbox;
   const fromCharCode = String.fromCharCode, isArray = Array.isArray;
   const nativeParse = JSON.parse;
+  const defineProperty = Object.defineProperty, ownKeys = Reflect.ownKeys;
+  const ownDescriptor = Object.getOwnPropertyDescriptor;
   function define(obj, name, value) {
-    Object.defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
+    defineProperty(obj, name, { value, writable: true, configurable: true, enumerable: false });
   }
+  // Object and Reflect as they are now, for the library's modules and npm packages to see
+  // as theirs (load): n8n's Code node replaces some of their functions for the user's code,
+  // as n8n's vm wrapper does in its context (library/n8n.js), while what n8n runs in its own
+  // realm there (luxon, Buffer, its modules) keeps the real ones
+  const ObjectC = Object, construct = Reflect.construct, RealReflect = {};
+  const RealObject = function Object(value) {
+    return new.target === undefined || new.target === RealObject ? ObjectC(value)
+      : construct(ObjectC, arguments, new.target);
+  };
+  for (const k of ownKeys(ObjectC)) {
+    if (k !== "length" && k !== "name") defineProperty(RealObject, k, ownDescriptor(ObjectC, k));
+  }
+  for (const k of ownKeys(Reflect)) defineProperty(RealReflect, k, ownDescriptor(Reflect, k));
 
   // -- errors with the names V8 gives them -----------------------------------------------
   class DOMException extends Error {
@@ -94,13 +109,19 @@
   const modules = {};
   const helpers = { define, isArray, fromCharCode, nativeParse, DOMException, localeTable, load,
                     tzOffset, digest, entropy, v8Message, setTz, localZone: "UTC",
-                    npmResolve, npmRead, evaluate, hostCall };
+                    npmResolve, npmRead, evaluate, Object: RealObject, Reflect: RealReflect,
+                    hostCall };
   function load(name) {
-    if (!modules[name]) modules[name] = evaluate(moduleSource(name))(helpers);
+    // the module's `Object` and `Reflect` are the real ones (RealObject); its first line is
+    // blank (executor._library_module), so its lines keep their numbers
+    if (!modules[name]) {
+      modules[name] = evaluate("(function (Object, Reflect) { return (" + moduleSource(name)
+                               + "\n); })")(RealObject, RealReflect)(helpers);
+    }
     return modules[name];
   }
   function lazyGlobal(name, module) {
-    Object.defineProperty(globalThis, name, {
+    defineProperty(globalThis, name, {
       configurable: true, enumerable: false,
       get() { const v = load(module)[name]; define(globalThis, name, v); return v; },
       set(v) { define(globalThis, name, v); },

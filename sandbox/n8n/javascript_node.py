@@ -13,8 +13,8 @@ goes back in ``taskdone``), ``$getWorkflowStaticData`` (sent back when changed),
 ``Duration`` and ``Interval`` with ``$now`` and ``$today`` in n8n's time zone
 (``CodeOptions.timezone``), ``$jmespath``, and ``require()`` of the built-in modules the
 operator allows (``CodeOptions``; crypto, buffer, url), refused as n8n refuses them. What it
-cannot build (``helpers.*``, which are rpc calls back into n8n, external modules, paired
-items across branches) throws an error naming it.
+cannot build (``helpers.*``, which are rpc calls back into n8n, npm packages that need Node
+itself) throws an error naming it.
 
 The snippet is ``return __n8nRun(data, async function VmCodeWrapper() {<user code>
 });``: the user's code starts on line 1, so stack line numbers are the user's own.
@@ -52,7 +52,9 @@ _NODE_LITERAL = re.compile(r"""\$\(\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)"
 _ANY_NODE_CALL = re.compile(r"\$\(")
 _NEEDS_ALL = re.compile(r"\$node\b|\$item\s*\(|\$items\s*\(|"
                         r"\$\([^()]*\)\s*\.\s*(?:item|pairedItem|itemMatching)\b")
-_NEEDS_INPUT = re.compile(r"\$input\b|\$json\b|\$binary\b|\bitems\b|\bitem\b|\$itemIndex\b")
+#: The names for which n8n's runner asks for the input (its BuiltInsParser): not $binary nor
+#: $itemIndex, so code that reads $binary alone gets no items, and its $binary is undefined
+_NEEDS_INPUT = re.compile(r"\$input\b|\$json\b|\bitems\b|\bitem\b")
 
 
 def data_request(settings: Settings) -> dict[str, Any]:

@@ -99,13 +99,164 @@ def test_each_item_mode_returns_one_item_per_input_item_when_the_code_reads_no_i
                                     {"json": {"k": "constant"}, "pairedItem": {"item": 1}}]}
 
 
-def test_binary_is_undefined_without_files_and_metadata_without_data(sb):
-    # all-items mode: n8n's $binary of an item without files is undefined (golden
-    # binary-in-all-mode), so the key is dropped from the JSON
-    assert jsons(run_js(sb, "return [{json: {b: $binary}}];")) == [{}]
+def test_binary_is_undefined_without_input_and_metadata_without_data(sb):
+    # n8n asks for no input for code that reads $binary alone (its BuiltInsParser): there
+    # $binary is undefined (golden binary-in-all-mode), so the key is dropped from the JSON
+    assert jsons(run_js(sb, "return [{json: {b: $binary}}];", include_input=False)) == [{}]
     done = run_js(sb, "return [{json: {b: $binary}}];",
                   binary={"f": {"data": "QQ==", "mimeType": "text/plain", "fileName": "a.txt"}})
     assert jsons(done) == [{"b": {"f": {"mimeType": "text/plain", "fileName": "a.txt"}}}]
+
+
+@pytest.mark.parametrize("mode", [ALL, EACH])
+def test_binary_of_an_input_item_without_files_is_an_empty_object(sb, mode):
+    # n8n's data proxy (nodeDataGetter): {} for an item without binary data, in both modes
+    code = "return [{json: {b: $binary, n: $input.all().length}}];" if mode == ALL else \
+        "return {json: {b: $binary, n: $input.all().length}};"
+    assert jsons(run_js(sb, code, mode))[0] == {"b": {}, "n": 2}
+
+
+def test_each_item_binary_without_input_is_undefined(sb):
+    # golden each-binary-empty: the code reads no input, so n8n sends none
+    code = "return {json: {has: $binary !== undefined && $binary !== null}};"
+    s = p.Settings(code=code, node_mode=EACH, workflow_mode="manual", continue_on_fail=False,
+                   chunk=p.Chunk(0, 2))
+    include = javascript_node.data_request(s)["input"]["include"]
+    assert jsons(run_js(sb, code, EACH, include_input=include)) == [{"has": False}, {"has": False}]
+
+
+# -- $('Node').item: paired items followed back as n8n-workflow's WorkflowDataProxy does ------
+
+def _node(name, *after):
+    return name, after
+
+
+def run_chain(sb, code, mode, runs, input_items, *, pinned=(), connections=None,
+              exec_mode="manual") -> Finished:
+    """A Code node ("Code") after a chain of nodes that ran: ``runs`` maps a node to (its
+    source nodes, its output items). Connections follow the sources unless given. (Each
+    expected value below is what n8n-workflow 2.41.1's WorkflowDataProxy gives for the same
+    workflow, run data and input items under Node.)"""
+    chunk = p.Chunk(0, len(input_items)) if mode == EACH else None
+    s = p.Settings(code=code, node_mode=mode, workflow_mode="manual", continue_on_fail=False,
+                   chunk=chunk)
+    data = json.loads(json.dumps(
+        next(m for m in captures.messages("07") if m["type"] == "broker:taskdataresponse")["data"]))
+    last = list(runs)[-1]
+    if connections is None:
+        connections = {}
+        for name, (sources, _) in runs.items():
+            for src in sources:
+                connections.setdefault(src, {"main": [[]]})["main"][0].append(
+                    {"node": name, "type": "main", "index": 0})
+        connections.setdefault(last, {"main": [[]]})["main"][0].append(
+            {"node": "Code", "type": "main", "index": 0})
+    names = [*runs, "Code"]
+    data["workflow"]["nodes"] = [{"name": n, "parameters": {}, "type": "n8n-nodes-base.code"
+                                  if n == "Code" else "n8n-nodes-base.noOp"} for n in names]
+    data["workflow"]["connections"] = connections
+    data["workflow"]["pinData"] = {n: [{"json": i["json"]} for i in runs[n][1]] for n in pinned}
+    data["mode"] = exec_mode
+    data["activeNodeName"] = data["contextNodeName"] = "Code"
+    data["node"] = {"name": "Code", "parameters": {}}
+    data["runExecutionData"]["resultData"]["runData"] = {
+        name: [{"source": [{"previousNode": src, "previousNodeOutput": 0, "previousNodeRun": 0}
+                           for src in sources],
+                "data": {"main": [items]}}]
+        for name, (sources, items) in runs.items()}
+    data["connectionInputSource"] = {"main": [{"previousNode": last, "previousNodeOutput": 0,
+                                               "previousNodeRun": 0}]}
+    data["inputData"] = {"main": [input_items]}
+    job = javascript_node.job(s, data, LIMITS)
+    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
+                              memory_mb=job.limits.memory_mb)
+    return javascript_node.finish(s, Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes),
+                                  LIMITS)
+
+
+CONFIG = {"Start": ((), [{"json": {}}]),
+          "Config": (("Start",), [{"json": {"currency": "EUR"}, "pairedItem": {"item": 0}}]),
+          "people": (("Config",), [{"json": {"id": n}, "pairedItem": {"item": 0}} for n in range(3)])}
+PEOPLE_INPUT = [{"json": {"id": n}, "pairedItem": {"item": n}} for n in range(3)]
+
+
+def test_item_follows_each_items_own_pairing_past_the_items_of_the_node_before(sb):
+    # golden node-item-each-mode: item 2 of the input pairs with item 2 of people, which
+    # pairs with item 0 of Config (one Config item, three people)
+    done = run_chain(sb, "return {json: {q: $('Config').item.json.currency, id: $json.id}};",
+                     EACH, CONFIG, PEOPLE_INPUT, pinned=("Config", "people"))
+    assert jsons(done) == [{"q": "EUR", "id": n} for n in range(3)]
+
+
+def test_item_of_the_node_before_is_its_output_item(sb):
+    # n8n gives the earlier node's item itself (its pairedItem), not the input item
+    done = run_chain(sb, "return {json: {p: $('people').item.pairedItem}};", EACH, CONFIG,
+                     PEOPLE_INPUT)
+    assert jsons(done) == [{"p": {"item": 0}}] * 3
+
+
+def test_an_item_made_of_several_items_resolves_when_they_lead_to_one_item(sb):
+    # people 1 and 2 both come from Config's item 1: Merge's one item made of them leads there
+    runs = {"Start": ((), [{"json": {}}]),
+            "Config": (("Start",), [{"json": {"currency": c}, "pairedItem": {"item": 0}}
+                                    for c in ("EUR", "USD")]),
+            "people": (("Config",), [{"json": {"id": n}, "pairedItem": {"item": c}}
+                                     for n, c in enumerate((0, 1, 1))]),
+            "Merge": (("people",), [{"json": {}, "pairedItem": [{"item": 1}, {"item": 2}]}])}
+    code = "return [{json: {q: $('Config').item.json.currency}}];"
+    assert jsons(run_chain(sb, code, ALL, runs, [{"json": {}, "pairedItem": {"item": 0}}])) \
+        == [{"q": "USD"}]
+
+
+@pytest.mark.parametrize("code,pinned,message", [
+    ("$('people').item", (), "Multiple matches"),
+    ("$('people').item", ("people",), "Unpin 'people' to execute"),
+    ("$('Other').item", (), "Invalid expression"),
+    ("$('Config').itemMatching()", (), "Missing item index for .itemMatching()"),
+], ids=["several items of the node named", "the same, pinned", "not before this node",
+        "itemMatching without an index"])
+def test_paired_item_errors_read_as_n8ns(sb, code, pinned, message):
+    runs = {**CONFIG, "Other": ((), [{"json": {}}]),
+            "Merge": (("people",), [{"json": {}, "pairedItem": [{"item": 0}, {"item": 1}]}])}
+    connections = {"Start": {"main": [[{"node": "Config", "type": "main", "index": 0}]]},
+                   "Config": {"main": [[{"node": "people", "type": "main", "index": 0}]]},
+                   "people": {"main": [[{"node": "Merge", "type": "main", "index": 0}]]},
+                   "Merge": {"main": [[{"node": "Code", "type": "main", "index": 0}]]}}
+    done = run_chain(sb, f"return [{{json: {{v: {code}}}}}];", ALL, runs,
+                     [{"json": {}, "pairedItem": {"item": 0}}], pinned=pinned,
+                     connections=connections)
+    assert done.error is not None and done.error["message"] == message
+
+
+# -- n8n's vm wrapper: what it replaces before the user's code runs -------------------------
+
+def test_the_vm_wrappers_replacements_hold_for_the_users_code(sb):
+    # n8n's createVmExecutableCode (its context's own Object and Reflect): prototypes read as
+    # a fresh object and cannot be set, properties cannot be defined; `global` and `module`
+    # (the expected value is what that wrapper gives under node:vm)
+    code = ("const o = {}; const proto = Object.getPrototypeOf(o);\n"
+            "return [{json: {proto: proto === Object.prototype, fresh: proto !== Object.getPrototypeOf(o),\n"
+            " rproto: Reflect.getPrototypeOf([]) === Array.prototype,\n"
+            " set: Object.setPrototypeOf(o, null), rset: Reflect.setPrototypeOf(o, null),\n"
+            " still: o instanceof Object,\n"
+            " def: JSON.stringify(Object.defineProperty(o, 'x', {value: 1, enumerable: true})),\n"
+            " defs: JSON.stringify(Object.defineProperties(o, {y: {value: 2, enumerable: true}})),\n"
+            " keys: Object.keys(o), global: global === globalThis, module: JSON.stringify(module)}}];")
+    assert jsons(run_js(sb, code)) == [{
+        "proto": False, "fresh": True, "rproto": False, "set": False, "rset": False, "still": True,
+        "def": "{}", "defs": "{}", "keys": [], "global": True, "module": '{"exports":{}}'}]
+
+
+def test_the_librarys_modules_keep_the_real_functions_as_n8ns_realm_does(sb):
+    # what n8n runs in its own realm (luxon, Buffer, TextDecoder, jmespath) is out of the
+    # wrapper's reach there; here the modules, loaded while the user's code runs, still work
+    code = ("const d = DateTime.fromISO('2024-01-02T03:04:05Z', {zone: 'utc'}).plus({days: 1}).toISODate();\n"
+            "let err; try { Duration.fromObject(5); } catch (e) { err = e.message; }\n"
+            "return [{json: {d, err, b: Buffer.from('aGk=', 'base64').toString(),\n"
+            " t: new TextDecoder().decode(new Uint8Array([104, 105])), j: $jmespath({a: [1, 2]}, 'a[1]')}}];")
+    assert jsons(run_js(sb, code)) == [{
+        "d": "2024-01-03", "err": "Duration.fromObject: argument expected to be an object, got number",
+        "b": "hi", "t": "hi", "j": 2}]
 
 
 # -- legacy $item / $items -----------------------------------------------------------------

@@ -62,3 +62,17 @@ def test_a_result_that_is_not_json_is_never_sent_as_it_is():
 def test_a_result_read_whole_is_sent_as_the_child_wrote_it():
     done = _finish('[{"json":{"x":1}}]')
     assert (done.done, done.result_json) == ({"result": [{"json": {"x": 1}}]}, '[{"json":{"x":1}}]')
+
+
+def _asks_input(code: str) -> bool:
+    settings = p.Settings(code=code, node_mode="runOnceForEachItem", workflow_mode="manual",
+                          continue_on_fail=False, chunk=p.Chunk(0, 2))
+    return bool(javascript_node.data_request(settings)["input"]["include"])
+
+
+def test_binary_and_item_index_alone_ask_for_no_input_as_n8ns_parser_decides():
+    """n8n's BuiltInsParser asks for the input for $input, $json, items and item only: code
+    that reads $binary alone gets no items there, and so its $binary is undefined."""
+    assert [_asks_input(c) for c in ("return {json: {b: $binary}};",
+                                     "return {json: {i: $itemIndex}};",
+                                     "return {json: {b: $binary, x: $json.x}};")] == [False, False, True]

@@ -11,6 +11,8 @@
 (function (h) {
   const nativeParse = h.nativeParse, isArray = Array.isArray, keys = Object.keys;
   const object = (v) => v !== null && typeof v === "object" && !isArray(v);
+  // taken now, before any user code could replace Object.prototype.hasOwnProperty
+  const hasOwn = Function.prototype.call.bind(Object.prototype.hasOwnProperty);
   function taskData(task, frame) {
     const r = frame.data || {};
     const main = (r.inputData || {}).main || [[]];
@@ -25,6 +27,8 @@
     task.items = items;
     task.node.parameters = (r.node || {}).parameters || {};
     task.workflowNodes = workflowNodes;
+    task.connections = workflow.connections || {};
+    task.pinData = workflow.pinData || {};
     task.nodeNames = nodes.map((n) => n.name ?? null);
     task.staticData = workflow.staticData || {};
     task.runData = result.runData || {};
@@ -204,53 +208,146 @@
       if (!run) return null;
       return { run, items: (run.data && run.data.main && run.data.main[0]) || [] };
     }
-    function sourceOf(name) {
-      if (name === nodeName) return (data.connectionInputSource || {}).main;
-      const out = outputOf(name);
-      return out ? out.run.source : null;
+    // $('Node').item, .itemMatching(i) and .pairedItem(i) as n8n-workflow's WorkflowDataProxy
+    // resolves them (n8n 2.41): the input item's pairedItem names an item of the node before
+    // (of the input it came in on), whose own pairedItem names an item of the node before that,
+    // and so on back to the node named; an item made of several items follows each of them and
+    // resolves when they all lead to one item. A node's items are its run's, else (a manual run)
+    // its pinned data's. The errors are n8n's as a Code node words them, "Unpin 'X' to execute"
+    // where the node they blame is pinned in a manual run.
+    const own = (o, k) => object(o) && hasOwn(o, k);
+    const pinData = data.workflowMode === "manual" && object(data.pinData) ? data.pinData : {};
+    const pinnedOf = (name) => (own(pinData, name) ? pinData[name] : undefined);
+    function pairedError(message, cause) {
+      return hostError(cause !== undefined && pinnedOf(cause) ? "Unpin '" + cause + "' to execute" : message);
     }
-    // Follow pairedItem back along a single chain of nodes: what `$('Node').item` means. A
-    // branch (several paired items or inputs) is where this runner stops.
-    function pairedItem(target, index) {
-      let name = nodeName, item = input[index];
-      for (let hops = 0; hops < 1000; hops++) {
-        const source = sourceOf(name);
-        if (!source || !source.length || !source[0]) {
-          throw hostError("Can't get data for expression: no path back from '" + nodeName
-                          + "' to node '" + target + "'");
-        }
-        if (source.length > 1) {
-          throw notAvailable("Paired item resolution across branches (node '" + name
-                             + "' has several inputs)", "use $('" + target + "').all() or .first()");
-        }
-        const prev = source[0].previousNode;
-        if (name === nodeName) {
-          if (prev === target) return item;
-        } else {
-          let p = item && item.pairedItem;
-          if (p === undefined || p === null) p = { item: 0 };
-          if (typeof p === "number") p = { item: p };
-          if (isArray(p)) {
-            if (p.length !== 1) {
-              throw notAvailable("Paired item resolution across branches (an item of '" + name
-                                 + "' comes from " + p.length + " items)", "use $('" + target + "').all()");
-            }
-            p = typeof p[0] === "number" ? { item: p[0] } : p[0];
+    function missingPaired(cause, method) {
+      return hostError(pinnedOf(cause)
+        ? "Using the " + method + " method doesn't work with pinned data in this scenario. "
+          + "Please unpin '" + cause + "' and try again."
+        : "Paired item data for " + method + " from node '" + cause + "' is unavailable. "
+          + "Ensure '" + cause + "' is providing the required output.");
+    }
+    // the nodes before `name` along main connections (n8n's Workflow.getParentNodes)
+    function parentsOf(name) {
+      const into = new Map();
+      const connections = object(data.connections) ? data.connections : {};
+      for (const src of keys(connections)) {
+        const main = object(connections[src]) && isArray(connections[src].main) ? connections[src].main : [];
+        for (const outs of main) {
+          for (const c of isArray(outs) ? outs : []) {
+            if (!object(c) || typeof c.node !== "string") continue;
+            if (!into.has(c.node)) into.set(c.node, []);
+            into.get(c.node).push(src);
           }
-          const out = outputOf(prev, source[0].previousNodeRun);
-          if (!out) throw hostError("Referenced node is unexecuted: '" + prev + "'");
-          item = out.items[p.item || 0];
-          if (item === undefined) {
-            throw notAvailable("Paired item resolution past the items of '" + prev + "' (item "
-                               + (p.item || 0) + " of " + out.items.length + ", as pinned data "
-                               + "or a node that made more items than it read leaves it)",
-                               "use $('" + target + "').first() or .all()");
-          }
-          if (prev === target) return item;
         }
-        name = prev;
       }
-      throw hostError("Paired item chain from '" + nodeName + "' is too long");
+      const seen = new Set(), todo = [name];
+      while (todo.length) {
+        for (const p of into.get(todo.pop()) || []) {
+          if (p !== name && !seen.has(p)) { seen.add(p); todo.push(p); }
+        }
+      }
+      return seen;
+    }
+    function taskOf(source) {
+      const runs = own(runData, source.previousNode) ? runData[source.previousNode] : undefined;
+      const run = runs && runs[source.previousNodeRun || 0];
+      if (run) return run;
+      const pin = pinnedOf(source.previousNode);
+      return pin ? { data: { main: [pin] }, source: [] } : undefined;
+    }
+    const normalizePaired = (p) => (p === null || p === undefined ? []
+      : (isArray(p) ? p : [p]).map((x) => (typeof x === "number" ? { item: x } : x)));
+    function resolvePaired(dest, incoming, initial, method, nodeBeforeLast, memo) {
+      const paired = typeof initial === "number" ? { item: initial } : initial;
+      const source = paired.sourceOverwrite || incoming;
+      if (!source) throw pairedError("Data not found", nodeBeforeLast);
+      // one resolution per (node run output, item): a DAG's shared ancestors once each
+      const key = (source.previousNodeRun ?? 0) + "|" + (source.previousNodeOutput ?? 0) + "|"
+                  + paired.item + "|" + source.previousNode;
+      let entry = memo.get(key);
+      if (!entry) {
+        try {
+          entry = { ok: true, result: resolveUncached(dest, source, paired, method, nodeBeforeLast, memo) };
+        } catch (e) {
+          entry = { ok: false, error: e };
+        }
+        memo.set(key, entry);
+      }
+      if (entry.ok) return entry.result;
+      throw entry.error;
+    }
+    function resolveUncached(dest, source, paired, method, nodeBeforeLast, memo) {
+      const task = taskOf(source);
+      const main = task && task.data && task.data.main;
+      const outputs = main ? main[source.previousNodeOutput || 0] : undefined;
+      if (!outputs) throw pairedError("Missing output", nodeBeforeLast);
+      const item = outputs[paired.item];
+      if (source.previousNode === dest) {
+        if (paired.item >= outputs.length) throw missingPaired(source.previousNode, method);
+        return item;
+      }
+      if (item === undefined || item === null) {
+        throw hostError("Cannot read properties of " + item + " (reading 'pairedItem')");
+      }
+      const next = normalizePaired(item.pairedItem);
+      if (!next.length) throw missingPaired(source.previousNode, method);
+      const sources = (task && task.source) || [];
+      const results = [];
+      for (const np of next) {
+        const input = np.input ?? 0;
+        if (input >= sources.length) continue;
+        try {
+          results.push({ ok: true, result: resolvePaired(dest, np.sourceOverwrite ?? sources[input],
+            Object.assign({}, np, { input }), method, source.previousNode, memo) });
+        } catch (e) {
+          results.push({ ok: false, error: e });
+        }
+      }
+      if (results.every((r) => !r.ok)) {
+        // none to follow: n8n's own code then reads an error of none
+        if (!results.length) throw hostError("Cannot read properties of undefined (reading 'error')");
+        throw results[0].error;
+      }
+      const matched = results.filter((r) => r.ok).map((r) => r.result);
+      if (matched.some((r) => r !== matched[0])) throw pairedError("Multiple matches", dest);
+      return matched[0];
+    }
+    // what `$('target').<method>` checks as it is read: the node comes before this one, and ran
+    function pairedItemOf(target, method, ownIndex) {
+      if (!parentsOf(nodeName).has(target)) throw pairedError("Invalid expression", target);
+      if (!own(runData, target) && !pinnedOf(target)) {
+        throw hostError("Node '" + target + "' hasn't been executed");
+      }
+      return function (itemIndex) {
+        if (itemIndex === undefined) {
+          if (method === "itemMatching") throw hostError("Missing item index for .itemMatching()");
+          itemIndex = ownIndex;
+        }
+        if (!input.length) {
+          // no input (the node before has not run): the node's own items, by index
+          const pin = pinnedOf(target);
+          if (pin) return pin[itemIndex];
+          const out = outputOf(target);
+          if (out && out.items.length) {
+            if (itemIndex >= out.items.length) {
+              throw hostError('"' + target + '" node has ' + out.items.length + " item(s) but "
+                              + "expression references item " + itemIndex);
+            }
+            return out.items[itemIndex];
+          }
+        }
+        const it = input[itemIndex];
+        if (!it) throw hostError("Can\u2019t get data");
+        const p = it.pairedItem;
+        if (p === undefined) throw missingPaired(nodeName, method);
+        if (p === null) throw hostError("Cannot read properties of null (reading 'input')");
+        const sources = data.connectionInputSource;
+        if (!object(sources) || !isArray(sources.main)) throw hostError("Can\u2019t get data");
+        return resolvePaired(target, sources.main[p.input || 0] ?? sources.main[0], p, method,
+                             undefined, new Map());
+      };
     }
 
     function nodeApi(name, index) {
@@ -269,9 +366,9 @@
         },
         first: () => executed()[0],
         last: () => { const xs = executed(); return xs[xs.length - 1]; },
-        get item() { return pairedItem(name, index); },
-        itemMatching: (i) => pairedItem(name, i),
-        pairedItem: (i) => pairedItem(name, i === undefined ? index : i),
+        get item() { return pairedItemOf(name, "item", index)(); },
+        get itemMatching() { return pairedItemOf(name, "itemMatching", index); },
+        get pairedItem() { return pairedItemOf(name, "pairedItem", index); },
         get params() {
           const n = (data.workflowNodes || {})[name];
           return n ? n.parameters : {};
@@ -370,10 +467,11 @@
         inner.resolve = (r) => h.npmResolve(String(r), dir);
         inner.cache = npmCache;
         const body = source.startsWith("#!") ? "//" + source : source;
-        const fn = h.evaluate("(function (exports, require, module, __filename, __dirname) {"
-                              + body + "\n})");
+        // with the real Object and Reflect, as Node loads it in n8n's own realm (vmWrapper)
+        const fn = h.evaluate("(function (exports, require, module, __filename, __dirname, "
+                              + "Object, Reflect) {" + body + "\n})");
         try {
-          fn.call(module.exports, module.exports, inner, module, file, dir);
+          fn.call(module.exports, module.exports, inner, module, file, dir, h.Object, h.Reflect);
         } catch (e) {
           delete npmCache[file];
           throw e;
@@ -392,12 +490,11 @@
       const main = (run.data && run.data.main) || [];
       return main[outputIndex || 0] || [];
     }
-    // $binary as n8n's data proxy gives it: each file's metadata without its data
+    // $binary as n8n's data proxy gives it (nodeDataGetter): each file's metadata without its
+    // data, {} for an item without files, in both modes; undefined where there is no input
+    // item, as when the code reads $binary alone (n8n then asks for no input: data_request)
     function binaryOf(it) {
       if (!it) return undefined;
-      // all-items mode: an item without binary data has none; each-item mode gives an empty
-      // object (JSON.stringify($binary) is '{}' in n8n)
-      if (!it.binary && !each) return undefined;
       const out = {};
       for (const k of keys(it.binary || {})) {
         out[k] = {};
@@ -535,7 +632,27 @@
       }
     }
 
+    // What n8n's vm wrapper (its runner's createVmExecutableCode) does before the user's code:
+    // its context's Object and Reflect read no prototype (a fresh object each time), set none
+    // (false) and define no property (a fresh object); `global` is globalThis, `module` holds
+    // `exports`. Our library's modules and npm packages keep the real functions (globals.js's
+    // load gives them its RealObject), as what n8n runs in its own realm does. Not taken
+    // over: its freezing of the constructors (npm packages share them here, and some assign
+    // Error.stackTraceLimit) and its Error.prepareStackTrace (the engine's hook: v8Stack).
+    function vmWrapper() {
+      const G = globalThis, O = G.Object, R = G.Reflect;
+      G.global = G;
+      G.module = { exports: {} };
+      O.getPrototypeOf = () => ({});
+      R.getPrototypeOf = () => ({});
+      O.setPrototypeOf = () => false;
+      R.setPrototypeOf = () => false;
+      O.defineProperty = () => ({});
+      O.defineProperties = () => ({});
+    }
+
     async function main() {
+      vmWrapper();
       const result = [], failed = [];
       if (each) {
         for (let index = data.start; index < data.start + data.count; index++) {
