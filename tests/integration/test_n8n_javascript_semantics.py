@@ -168,10 +168,7 @@ def run_chain(sb, code, mode, runs, input_items, *, pinned=(), connections=None,
                                                "previousNodeRun": 0}]}
     data["inputData"] = {"main": [input_items]}
     job = javascript_node.job(s, data, LIMITS)
-    envelope = sb.run_encoded(job.runtime, job.code, job.data, timeout_s=job.limits.timeout_s,
-                              memory_mb=job.limits.memory_mb)
-    return javascript_node.finish(s, Result.from_wire(envelope, max_bytes=job.limits.envelope_bytes),
-                                  LIMITS)
+    return javascript_node.finish(s, sb.run(job), LIMITS)
 
 
 CONFIG = {"Start": ((), [{"json": {}}]),
