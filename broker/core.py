@@ -337,6 +337,47 @@ class ClientState:
     backlog: int = 0  # answers the shell holds because the client's socket is full
 
 
+class _Running(dict[str, Task]):
+    """The dispatched tasks by key, with two counts kept as tasks come and go: worker-mode
+    tasks per principal (rule 7) and tasks per lane (rule 4). Dispatch reads both on every
+    event; counting them afresh each time scanned every running task twice per event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.workers: Counter[str] = Counter()
+        self.lanes: Counter[str] = Counter()
+
+    def __setitem__(self, key: str, task: Task) -> None:
+        old = self.get(key)
+        if old is not None:
+            self._count(old, -1)
+        super().__setitem__(key, task)
+        self._count(task, 1)
+
+    def __delitem__(self, key: str) -> None:
+        task = self[key]
+        super().__delitem__(key)
+        self._count(task, -1)
+
+    def pop(self, key: str, default: Task | None = None) -> Task | None:  # type: ignore[override]
+        task = super().pop(key, default)
+        if task is not None:
+            self._count(task, -1)
+        return task
+
+    def _count(self, task: Task, step: int) -> None:
+        for counts, name in ((self.lanes, task.submit.lane),
+                             (self.workers, task.principal if task.submit.isolation == "worker"
+                              else None)):
+            if name is None:
+                continue
+            left = counts[name] + step
+            if left:
+                counts[name] = left
+            else:
+                del counts[name]  # no key of a principal or lane with nothing running
+
+
 class BrokerCore:
     def __init__(self, config: BrokerConfig | None = None) -> None:
         self.config = config or BrokerConfig()
@@ -350,7 +391,7 @@ class BrokerCore:
         self._parked: dict[str, list[tuple[int, int, str]]] = {}
         self._deadlines: list[tuple[float, int, str]] = []
         self._expiries: list[tuple[float, int, str]] = []  # running tasks' caller deadlines
-        self.running: dict[str, Task] = {}
+        self.running = _Running()
         self.runners: dict[bytes, Runner] = {}
         self.held: dict[bytes, Held] = {}  # lost runners that may come back (rule 9h)
         self.clients: dict[bytes, ClientState] = {}
@@ -770,11 +811,8 @@ class BrokerCore:
             return []
         out: list[Send] = []
         in_flight = len(self.running)
-        # read only where a lane has a cap (the scan below counts into it all the same)
-        lanes = (Counter(t.submit.lane for t in self.running.values())
-                 if self.config.lane_caps else Counter[str]())
-        workers = Counter(t.principal for t in self.running.values()
-                          if t.submit.isolation == "worker")
+        # kept as tasks come and go; each task placed below is counted in them by _send_to
+        lanes, workers = self.running.lanes, self.running.workers
         worker_cap = self.config.max_workers_per_principal
         for principal in [pr for pr in self._parked if workers[pr] < worker_cap]:
             self._unpark(principal, worker_cap - workers[principal])
@@ -797,9 +835,6 @@ class BrokerCore:
             placed.append(task)
             in_flight += 1
             free -= 1
-            lanes[task.submit.lane] += 1
-            if is_worker:
-                workers[task.principal] += 1
             if task.session is not None and task.session in self.sessions:
                 self.sessions[task.session].runner = runner.identity  # rule 15: pinned
             out.append(self._send_to(task, runner, now))
@@ -1030,12 +1065,10 @@ class BrokerCore:
         if not serving:
             return f"{self._no_runner(s)} (waited {waited})"
         cap = self.config.lane_caps.get(s.lane)
-        busy_in_lane = sum(1 for t in self.running.values() if t.submit.lane == s.lane)
-        if cap is not None and busy_in_lane >= cap:
+        if cap is not None and self.running.lanes[s.lane] >= cap:
             return f"lane {s.lane!r} at its cap of {cap} for {waited}"
         if s.isolation == "worker":
-            mine = sum(1 for t in self.running.values()
-                       if t.principal == task.principal and t.submit.isolation == "worker")
+            mine = self.running.workers[task.principal]
             if mine >= self.config.max_workers_per_principal:
                 return (f"this principal's {mine} warm workers busy (its cap, "
                         f"max_workers_per_principal) for {waited}")

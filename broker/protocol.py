@@ -366,6 +366,18 @@ def _optional(cls: Any) -> frozenset[str]:
     if names is None:
         names = _OPTIONAL[cls] = frozenset(f.name for f in fields(cls) if f.default is None)
     return names
+
+
+def _encoding(cls: Any) -> tuple[tuple[str, bool], ...]:
+    """Each field of a message type and whether it is ``_optional``, worked out once."""
+    pairs = _ENCODING.get(cls)
+    if pairs is None:
+        optional = _optional(cls)
+        pairs = _ENCODING[cls] = tuple((name, name in optional) for name in _names(cls))
+    return pairs
+
+
+_ENCODING: dict[Any, tuple[tuple[str, bool], ...]] = {}
 _LIMIT_NAMES = ("timeout_s", "memory_mb", "stdout_bytes", "result_bytes")
 
 
@@ -373,15 +385,13 @@ def encode(msg: Message) -> bytes:
     """The frame of a message. ProtocolError (only) when it holds text that is not valid
     Unicode (a lone surrogate), which no frame can carry."""
     body: dict[str, Any] = {"v": VERSION, "t": msg.TYPE}
-    optional = _optional(type(msg))
-    for name in _names(type(msg)):
+    # a tuple goes as it is: msgpack packs a tuple as it packs a list (the same bytes)
+    for name, optional in _encoding(type(msg)):
         value = getattr(msg, name)
-        if value is None and name in optional:
+        if value is None and optional:
             continue
         if isinstance(value, TaskLimits):
             value = {k: v for k in _LIMIT_NAMES if (v := getattr(value, k)) is not None}
-        elif isinstance(value, tuple):
-            value = list(value)
         body[name] = value
     try:
         frame: bytes = msgpack.packb(body, use_bin_type=True)
@@ -478,13 +488,18 @@ def _build(cls: Any, body: dict[str, Any]) -> Message:
 
 
 def _is(value: Any, kind: type | tuple[type, ...]) -> bool:
-    return isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    # a bool is an int, but never where an int is asked for (bool cannot be subclassed)
+    return isinstance(value, kind) and (kind is bool or type(value) is not bool)
 
 
 def _text(value: Any, name: str, max_chars: int, *, empty: bool = False) -> None:
     """A string field: a str of bounded length that a frame can carry (valid Unicode)."""
-    _need(_is(value, str) and (empty or len(value) > 0) and len(value) <= max_chars,
-          f"'{name}' must be a string of {0 if empty else 1} to {max_chars} characters")
+    # the message is made only when it is needed (here and below): these checks run for
+    # every field of every message, and formatting what a passing field never shows cost
+    # more than the checks themselves
+    if not (_is(value, str) and (empty or len(value) > 0) and len(value) <= max_chars):
+        raise ProtocolError(f"'{name}' must be a string of {0 if empty else 1} to {max_chars} "
+                            f"characters")
     if value.isascii():  # the usual case, and always valid
         return
     try:
@@ -504,7 +519,8 @@ def _check_id(value: Any, name: str = "id") -> None:
 
 
 def _check_status(value: Any) -> None:
-    _need(_is(value, str) and value in STATUSES, f"'status' must be one of {', '.join(STATUSES)}")
+    if not (_is(value, str) and value in STATUSES):
+        raise ProtocolError(f"'status' must be one of {', '.join(STATUSES)}")
 
 
 def _check_limits(raw: Any) -> TaskLimits:
@@ -522,9 +538,9 @@ def _check_limits(raw: Any) -> TaskLimits:
 
 
 def _seconds(value: Any, name: str, most: int = 86400) -> None:
-    _need(value is None or (_is(value, (int, float)) and math.isfinite(value)
-                            and 0 <= value <= most),
-          f"'{name}' must be 0..{most} seconds or nil")
+    if not (value is None or (_is(value, (int, float)) and math.isfinite(value)
+                              and 0 <= value <= most)):
+        raise ProtocolError(f"'{name}' must be 0..{most} seconds or nil")
 
 
 def _check_submit(m: Submit) -> None:
@@ -536,9 +552,11 @@ def _check_submit(m: Submit) -> None:
     except UnicodeEncodeError as exc:
         raise ProtocolError(f"'code' is not valid Unicode: {exc.reason} at position "
                             f"{exc.start}") from exc
-    _need(size <= MAX_CODE_BYTES, f"'code' is over {MAX_CODE_BYTES} bytes")
+    if size > MAX_CODE_BYTES:
+        raise ProtocolError(f"'code' is over {MAX_CODE_BYTES} bytes")
     _need(_is(m.data, bytes), "'data' must be bytes (codec-encoded)")
-    _need(len(m.data) <= MAX_DATA_BYTES, f"'data' is over {MAX_DATA_BYTES} bytes")
+    if len(m.data) > MAX_DATA_BYTES:
+        raise ProtocolError(f"'data' is over {MAX_DATA_BYTES} bytes")
     object.__setattr__(m, "limits", _check_limits(m.limits))
     _need(_is(m.priority, int) and -1000 <= m.priority <= 1000, "'priority' must be -1000..1000")
     _text(m.lane, "lane", 64)
@@ -550,9 +568,9 @@ def _check_submit(m: Submit) -> None:
     _seconds(m.deadline_s, "deadline_s", 7 * 86400)  # a timeout, a queue wait and a grace
     _need(_is(m.idempotent, bool), "'idempotent' must be a boolean")
     _need(_is(m.max_attempts, int) and 1 <= m.max_attempts <= 10, "'max_attempts' must be 1..10")
-    _need(m.client_secret is None or (_is(m.client_secret, bytes)
-                                      and len(m.client_secret) == CLIENT_SECRET_BYTES),
-          f"'client_secret' must be {CLIENT_SECRET_BYTES} bytes or nil")
+    if not (m.client_secret is None or (_is(m.client_secret, bytes)
+                                        and len(m.client_secret) == CLIENT_SECRET_BYTES)):
+        raise ProtocolError(f"'client_secret' must be {CLIENT_SECRET_BYTES} bytes or nil")
     _check_language(m)
     _check_session(m)
 
@@ -577,8 +595,8 @@ ISOLATIONS = ("process", "worker")
 
 def _check_io(m: Submit | TaskMsg) -> None:
     _need(m.stdin is None or _is(m.stdin, bytes), "'stdin' must be bytes or nil")
-    _need(m.stdin is None or len(m.stdin) <= MAX_STDIN_BYTES,
-          f"'stdin' is over {MAX_STDIN_BYTES} bytes")
+    if m.stdin is not None and len(m.stdin) > MAX_STDIN_BYTES:
+        raise ProtocolError(f"'stdin' is over {MAX_STDIN_BYTES} bytes")
     _need(_is(m.separate_stderr, bool), "'separate_stderr' must be a boolean")
     _need(_is(m.stream, bool), "'stream' must be a boolean")
     _need(_is(m.return_files, bool), "'return_files' must be a boolean")
@@ -604,7 +622,8 @@ def _check_chunk(m: Chunk | Output) -> None:
 def _check_language(m: Submit | TaskMsg) -> None:
     _check_io(m)
     if isinstance(m, Submit):
-        _need(m.isolation in ISOLATIONS, f"'isolation' must be one of {', '.join(ISOLATIONS)}")
+        if m.isolation not in ISOLATIONS:
+            raise ProtocolError(f"'isolation' must be one of {', '.join(ISOLATIONS)}")
         if m.reuse_key is not None:
             _text(m.reuse_key, "reuse_key", MAX_REUSE_KEY_CHARS)
             _need(m.isolation == "worker", "'reuse_key' applies to isolation \"worker\"")
@@ -674,8 +693,8 @@ def _check_heartbeat(m: RunnerHeartbeat) -> None:
 
 
 def _clock(value: Any, name: str) -> None:
-    _need(value is None or (_is(value, (int, float)) and math.isfinite(value)),
-          f"'{name}' must be a number or nil")
+    if not (value is None or (_is(value, (int, float)) and math.isfinite(value))):
+        raise ProtocolError(f"'{name}' must be a number or nil")
 
 
 def _check_ids(m: Holding | Missing) -> None:

@@ -59,6 +59,8 @@ _READ_BATCH = 1000  # frames read from one socket before the loop looks at the o
 _OUTBOX_SLACK = 1024  # refusals an outbox may hold beyond the per-client cap
 _FLUSH_ON_CLOSE_S = 1.0  # how long the last answers may take to leave at the end of a drain
 _CLIENT, _RUNNER = 0, 1
+# plain ints: the enum members' ``&`` builds an enum (about 1 us, on every message)
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 _ROLE_NAMES = ("client", "runner")
 
 
@@ -211,7 +213,7 @@ class BrokerServer:
             finally:
                 del body  # a large frame is not kept while the loop waits for the next
             self._emit(sends)
-            if not cast(int, sock.get(zmq.EVENTS)) & zmq.POLLIN:  # the batch is over: no Again
+            if not cast(int, sock.get(_EVENTS)) & _POLLIN:  # the batch is over: no Again
                 return
 
     def _handle(self, router: _Socket, sender: bytes, body: zmq.Frame,

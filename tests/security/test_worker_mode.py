@@ -136,6 +136,10 @@ PROBES = {
         "import sys, types\nfake = types.ModuleType('json')\n"
         "fake.dumps = lambda *a, **k: '{\"approved\": true}'\nsys.modules['json'] = fake",
         APPROVAL),
+    # the same module object put back, at another place: sys.modules's own tag moved, so its
+    # items are compared one by one again (leftovers part 2) and the order differs
+    "move_a_module_in_sys_modules": (
+        "import sys\nmodule = sys.modules.pop('json')\nsys.modules['json'] = module", APPROVAL),
     "install_a_trace_hook": (
         "import sys\ndef spy(frame, event, arg):\n"
         "    if frame.f_code.co_name == 'snippet' and event == 'call':\n"

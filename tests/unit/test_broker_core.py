@@ -5,6 +5,8 @@ No sockets and no clock: every test drives ``BrokerCore`` with messages and ``no
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from broker import core as c
@@ -571,6 +573,11 @@ def test_every_submitted_task_gets_exactly_one_answer_and_one_outcome_under_chur
             # every queued task waits in the dispatch order or parked, once (rule 7)
             waiting = [e[2] for e in core._order] + [e[2] for q in core._parked.values() for e in q]
             assert sorted(waiting) == sorted(core.queued)
+            # the counts dispatch reads, kept as tasks come and go, are what a count finds
+            running = list(core.running.values())
+            assert (core.running.workers, core.running.lanes) == (
+                Counter(t.principal for t in running if t.submit.isolation == "worker"),
+                Counter(t.submit.lane for t in running))
         # the end: one live runner finishes everything, or the grace ends
         for client in clients:
             core.on_backlog(client, 0)
