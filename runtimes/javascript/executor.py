@@ -66,7 +66,7 @@ LIBRARY_LINE = 20_000  # globals.js's first line (see _library); far below it ar
 # and the npm packages n8n's runner loads): what they throw is an error of Node's realm
 # there, which n8n's runner reports without the user's line (library/n8n.js)
 NODE_REALM_LINE = 40_000
-_NODE_REALM = frozenset({"bytes", "url", "clone", "crypto", "n8n", "luxon", "jmespath"})
+_NODE_REALM = frozenset({"bytes", "url", "clone", "crypto", "n8n", "n8n_paired", "luxon", "jmespath"})
 MAX_STACK_BYTES = 1024 * 1024
 _UTC = datetime.timezone.utc
 _SAFE_INT = 2**53
@@ -358,7 +358,8 @@ def _library() -> str:
     return "\n" * (LIBRARY_LINE - 1) + text
 
 
-LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json", "crypto", "n8n", "luxon", "jmespath")
+LIBRARY_MODULES = ("bytes", "url", "clone", "locale", "json", "crypto", "n8n", "n8n_paired", "luxon",
+                   "jmespath")
 
 # Pure-JavaScript packages of npm that n8n's Code node exposes, vendored as published at the
 # versions n8n 2.41.1 pins (library/vendor/, with their licenses): the file, what precedes
