@@ -35,6 +35,8 @@ import threading
 import time
 from typing import Any
 
+from benchmarks.harness import _sweep
+
 _TICK = os.sysconf("SC_CLK_TCK")
 _HERE = os.path.abspath(__file__)
 
@@ -195,26 +197,9 @@ def _paced(call: Any, rate: float, clients: int, seconds: float) -> tuple[int, l
 
 
 def _closed(call: Any, clients: int, seconds: float) -> float:
-    done = [0] * clients
-    stop = threading.Event()
-    start = threading.Barrier(clients + 1)
-
-    def worker(i: int) -> None:
-        start.wait()
-        while not stop.is_set():
-            call()
-            done[i] += 1
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    start.wait()
-    t0 = time.perf_counter()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.perf_counter() - t0)
+    """Closed-loop tasks/s: the harness's sweep (it raises on a failed task)."""
+    done, wall = _sweep(call, clients, seconds)
+    return done / wall
 
 
 def _strace(tids: dict[str, int], window: Any) -> dict[str, float]:
