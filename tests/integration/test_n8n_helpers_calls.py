@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from runtimes import codec
 from runtimes.outcome import Status
 from sandbox import PoolConfig, Sandbox
 from sandbox.config import Limits
 from sandbox.n8n import javascript_node
 from sandbox.n8n import protocol as p
-from sandbox.n8n.task import Finished
+from sandbox.n8n.task import Finished, Job
 from tests.n8n import captures
 from tests.n8n.jobs import Jobs
 
@@ -106,15 +107,19 @@ def test_a_task_offered_no_calls_cannot_make_one():
         "helpers.httpRequest is not offered to this task (offered: none)")
 
 
-FORGE = """
+def forge(*ids: int) -> str:
+    """A Python snippet that writes call frames of its own on its task channel, one per id
+    (each ``[id, "x", "[]"]``), then waits to be ended."""
+    return f"""
 import os, stat, struct
-body = bytes([1, 0x93, 1, 0xa1]) + b"x" + bytes([0xa2]) + b"[]"
-for fd in range(3, 64):
-    try:
-        if stat.S_ISSOCK(os.fstat(fd).st_mode):
-            os.write(fd, struct.pack(">I", len(body)) + body)
-    except OSError:
-        pass
+for i in {list(ids)!r}:
+    body = bytes([1, 0x93, i, 0xa1]) + b"x" + bytes([0xa2]) + b"[]"
+    for fd in range(3, 64):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, struct.pack(">I", len(body)) + body)
+        except OSError:
+            pass
 import time
 time.sleep(5)
 return "not reached"
@@ -124,6 +129,18 @@ return "not reached"
 def test_a_process_that_forges_a_call_its_task_does_not_offer_ends_crashed():
     """Capability denied: calling the host's functions without the task's offer."""
     with Sandbox(PoolConfig(size=1, stdlib_allow=("*",)), runtimes=("python",)) as sb:
-        result = sb.run("python", FORGE, timeout_s=10)
+        result = sb.run("python", forge(1), timeout_s=10)
     assert (result.status, result.message) == (
         Status.CRASHED, "the sandboxed process called 'x', which its task does not offer")
+
+
+def test_a_second_call_before_the_first_is_answered_ends_crashed():
+    """Calls are one at a time: a process that calls again while its host has not answered
+    breaks the protocol (an honest child waits for the answer), and only the first call
+    reaches the host."""
+    calls: list[str] = []
+    with Jobs(PoolConfig(size=1, stdlib_allow=("*",)), runtimes=("python",),
+              on_call=lambda key, call_id, name, params: calls.append(name)) as jobs:
+        result = jobs.run(Job("python", forge(1, 2), codec.encode(None), LIMITS, calls=("x",)))
+    assert (calls, result.status, result.message) == (
+        ["x"], Status.CRASHED, "the sandboxed process made a call before its last call was answered")
