@@ -76,10 +76,15 @@ def wait_for_runners(server: BrokerServer, count: int, timeout_s: float = 30.0) 
 
 
 def stop_runner(proc: subprocess.Popen) -> None:
+    stop_process(proc, 10)
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL if it has not gone within ``timeout_s``; reaped either way."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

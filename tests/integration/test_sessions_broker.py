@@ -14,7 +14,8 @@ import time
 from broker.core import BrokerConfig
 from sandbox import SessionError, Status
 from sandbox.client import AsyncClient, Client
-from service_helpers import HEARTBEAT_S, broker, start_runner, stop_runner, wait_for_runners
+from service_helpers import (HEARTBEAT_S, broker, start_runner, stop_process, stop_runner,
+                             wait_for_runners)
 
 import pytest
 
@@ -141,12 +142,7 @@ def test_the_cli_calls_a_session_across_commands_of_one_user(ipc_dir):
         # closed: the same id opens a new, empty session only because it was asked to by name
         assert json.loads(after.stdout)["error"]["type"] == "NameError"
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_process(daemon, 60)
 
 
 def test_the_cli_refuses_a_session_without_a_daemon():
@@ -172,11 +168,6 @@ def test_the_cli_uploads_into_a_session_and_downloads_what_it_holds(ipc_dir, tmp
                     str(tmp_path / "out"), "-", code="")
         _cli("--connect", endpoint, "--session", "f", "--close-session")
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_process(daemon, 60)
     assert (up.returncode, down.returncode, (tmp_path / "out/a").read_text(),
             (tmp_path / "out/b").read_text()) == (0, 0, "abc", "ABC")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import PoolConfig, Sandbox, Status
+from tests.integration.service_helpers import stop_process
 
 PID = "import os\npid = os.getpid()\n"
 
@@ -342,7 +343,6 @@ def _free_port() -> int:
 @pytest.fixture(scope="module", params=["curve-tcp", "ipc"])
 def served(request, tmp_path_factory):
     """A real `sandbox serve` and two clients of it, each a principal of its own."""
-    import signal
     import subprocess
     import sys
 
@@ -372,12 +372,7 @@ def served(request, tmp_path_factory):
             assert up.status is Status.OK, up.message
             yield a, b
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_process(daemon, 60)
 
 
 @pytest.mark.parametrize("lane, reuse_key", [("shared-lane", "shared-key"), (None, None)],
