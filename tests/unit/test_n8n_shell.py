@@ -306,6 +306,9 @@ def test_readiness_waits_for_registration_and_liveness_does_not(broker):
     try:
         session = broker.session()
         assert _wait_for(lambda: _get(f"{url}/livez")[0] == 200)
+        # the broker has its end of the WebSocket before the shell's loop has taken its own:
+        # until then /readyz says "connecting" (not ready either, but not the state asked)
+        assert _wait_for(lambda: _get(f"{url}/readyz")[1] != '{"status": "connecting"}')
         before = _get(f"{url}/readyz")
         register(session)
         assert _wait_for(lambda: _get(f"{url}/readyz")[0] == 200)
