@@ -56,7 +56,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtimes import calls, codec, outcome, output
-from runtimes.javascript import npm, v8_words
+from runtimes.javascript import bytecode, npm, v8_words
 from runtimes.outcome import ErrorDetail, Status
 from runtimes.protocol import Task
 
@@ -338,16 +338,52 @@ def _new_context() -> Any:
     ctx.add_callable("__npm_resolve", npm.host_resolve)  # and npm packages for require()
     ctx.add_callable("__npm_read", npm.host_read)
     ctx.add_callable("__host_call", _host_call)  # and the functions the task's host offers
-    ctx.eval(PRELUDE)
-    ctx.eval(_library())
-    ctx.eval("Object.freeze(globalThis.__sandbox)")  # before any snippet: nothing can add to it
-    for name in _preloaded:
-        ctx.eval(f"__sandbox.preload({json.dumps(name)})")
+    loader = _loader()
+    for script in _boot_scripts(_preloaded):
+        if loader is None:
+            ctx.eval(script)
+        else:
+            loader.run(ctx, _compiled(script))
     # collect now: the engine's next collection is due at half as much again as what it
     # holds after this one, so a child's first allocations do not start a collection that
     # walks (and so copies) every page of the heap it inherited
-    ctx.gc()
+    if loader is None:
+        ctx.gc()
+    else:
+        loader.collect(ctx)
     return ctx
+
+
+# what seals a context's start: nothing can add to the sandbox object, or preload into it
+_SEAL = "delete globalThis.__sandbox.preload; Object.freeze(globalThis.__sandbox)"
+
+
+@functools.cache
+def _boot_scripts(preloaded: tuple[str, ...]) -> tuple[str, ...]:
+    """What a new context runs before any snippet, in order: the prelude, globals.js, the
+    preloaded library modules, the seal."""
+    modules = tuple(
+        f"__sandbox.preload({json.dumps(name)}, (function (Object, Reflect) {{ return ("
+        f"{_library_module(name)}\n); }}));" for name in preloaded)
+    return (PRELUDE, _library(), *modules, _SEAL)
+
+
+@functools.cache
+def _loader() -> bytecode.Loader | None:
+    import _quickjs
+    import quickjs
+
+    return bytecode.Loader.open(_quickjs.Context, quickjs.Context, _quickjs.__file__)
+
+
+@functools.cache
+def _compiled(script: str) -> bytes:
+    """``script`` as bytecode, compiled once per process (the zygote's, inherited)."""
+    import quickjs
+
+    loader = _loader()
+    assert loader is not None
+    return loader.compile(quickjs.Context(), script)
 
 
 @functools.cache

@@ -111,12 +111,14 @@
                     tzOffset, digest, entropy, v8Message, setTz, localZone: "UTC",
                     npmResolve, npmRead, evaluate, Object: RealObject, Reflect: RealReflect,
                     hostCall };
-  function load(name) {
+  function load(name, factory) {
     // the module's `Object` and `Reflect` are the real ones (RealObject); its first line is
-    // blank (executor._library_module), so its lines keep their numbers
+    // blank (executor._library_module), so its lines keep their numbers. `factory`: the
+    // same wrapper compiled ahead (preload)
     if (!modules[name]) {
-      modules[name] = evaluate("(function (Object, Reflect) { return (" + moduleSource(name)
-                               + "\n); })")(RealObject, RealReflect)(helpers);
+      modules[name] = (factory || evaluate("(function (Object, Reflect) { return ("
+                                           + moduleSource(name) + "\n); })"))(
+        RealObject, RealReflect)(helpers);
     }
     return modules[name];
   }
@@ -132,8 +134,9 @@
   lazyGlobal("structuredClone", "clone");
   lazyGlobal("Intl", "locale");
   lazyGlobal("__n8nRun", "n8n");  // n8n's Code node API (sandbox/n8n/javascript_node.py)
-  // the executor compiles a module ahead of time in the zygote when its pools ask for it
-  define(sandbox, "preload", (name) => { load(name); });
+  // the executor compiles a module ahead of time in the zygote when its pools ask for it;
+  // gone before any snippet runs (executor._SEAL)
+  define(sandbox, "preload", (name, factory) => { load(name, factory); });
   define(Number.prototype, "toLocaleString", function toLocaleString(locales, options) {
     return load("locale").numberFormatter(locales, options, "Number.prototype.toLocaleString").format(Number(this));
   });
