@@ -139,7 +139,9 @@ def main(channel: socket.socket, setup: ChildSetup, output_fd: int = -1) -> None
                 break
             if setup.files_bytes:
                 files.clear()  # the next task of this worker starts from an empty directory
+            attempts.watch(None)  # what the executor prepares is not a snippet's attempt
             setup.executor.prepare_next()
+            attempts.watch(shared)
     except BaseException:  # nothing may escape a forked child: the zygote's loop is above
         code = 70
     finally:
