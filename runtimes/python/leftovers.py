@@ -87,8 +87,17 @@ of one client object are one principal now. What is left, per task, by process (
 8 slots, ``sandbox serve``, summed over each process's threads, two alternating runs):
 jail 90-97 -> 169-205 us (this check), runner 144-157 -> 205-231 us, broker 152-198 ->
 277-294 us; the broker's pure core with the protocol codec alone went from 48-50 to 55-58 us,
-so most of the broker's share is in its loop around the core. What would remove the check's
-own cost: CPython 3.12's dict, type and function watchers (``PyDict_AddWatcher``...), which
+so most of the broker's share is in its loop around the core.
+
+The reads themselves are in C where the install compiled ``runtimes/python/_gather.c`` (the
+version tags, cells and the words of the lists and sets in one call each, and the addresses
+their items are stored at in another): through a memoryview each word became a Python int,
+and on the cold caches a busy daemon leaves a worker that cost ~200 ns a word. In one process
+with its caches evicted before every task (a 64 MB write), the check went from 490-510 us to
+about 200 us (tags 342 -> 20 us, cells 96 -> 6, the lists' and sets' heads 108 -> 6, their
+items 88 -> 24); warm, 250 -> about 70 us. What is left is the interpreter settings (~85 us
+cold), the collection (~45) and ``sys`` item by item (~20). Where it was not built, the same
+words are read the slower way and compared the same. What would remove the check's own cost: CPython 3.12's dict, type and function watchers (``PyDict_AddWatcher``...), which
 call back on the change itself; a small C extension registering them could set the mark of
 part 1 directly, and nothing would be compared after a task.
 
@@ -106,18 +115,30 @@ import _signal
 import abc
 import contextvars
 import ctypes
+import functools
 import gc
 import itertools
 import operator
 import os
 import resource
 import signal
+import struct
 import sys
 from collections.abc import Callable
 from types import FunctionType, ModuleType
 from typing import Any
 
 from runtimes.protocol import TAINT_RLIMIT
+
+# the check's reads in C (runtimes/python/_gather.c, built by the package's install), or
+# None where it was not built (no compiler): the same reads in Python
+_gather: Callable[[bytes], bytes] | None
+_spans: Callable[[bytes], bytes] | None
+try:
+    from runtimes.python._gather import gather as _gather
+    from runtimes.python._gather import spans as _spans
+except ImportError:
+    _gather = _spans = None
 
 # CPython 3.11's layouts, x86_64: a dict's version tag, a type's dict, a cell's object, a
 # tuple's items; a list's length and item array; a set's fill, used, mask and table (of
@@ -173,10 +194,29 @@ def _tripwire(pristine: frozenset[Any]) -> Callable[[str, tuple[Any, ...]], None
     return trip
 
 
-def _words(addresses: list[int], pad: int) -> Callable[[Any], tuple[int, ...]]:
-    """One C call that reads the 8-byte words at ``addresses`` (and twice at ``pad``, a word
-    that is always there, so that the answer is a tuple even for one address)."""
-    return operator.itemgetter(*[a >> 3 for a in addresses], pad >> 3, pad >> 3)
+def _words(addresses: list[int], pad: int) -> Callable[[], Any]:
+    """A call that reads the 8-byte words at ``addresses``, as a value to compare with ``==``:
+    in C (``_gather``) when it was built, else by one gather through the address space's view
+    (also reading twice at ``pad``, a word that is always there, so that the answer is a
+    tuple even for one address). One process uses one of them throughout."""
+    if _gather is not None:
+        return functools.partial(_gather, struct.pack(f"{len(addresses)}Q", *addresses))
+    return functools.partial(operator.itemgetter(*[a >> 3 for a in addresses], pad >> 3, pad >> 3),
+                             _WORDS)
+
+
+def _span_bytes(spans: list[slice]) -> Callable[[], bytes]:
+    """A call that reads the bytes of the address space in each of ``spans``, one after the
+    other (in C when it was built, as ``_words``)."""
+    if _spans is not None:
+        pairs = [n for span in spans for n in (span.start, span.stop - span.start)]
+        return functools.partial(_spans, struct.pack(f"{len(pairs)}Q", *pairs))
+    # at least two slices, so that the gather's answer is a tuple
+    return functools.partial(_joined, operator.itemgetter(*spans, slice(0, 0), slice(0, 0)), _RAW)
+
+
+def _joined(getter: Callable[[Any], tuple[Any, ...]], raw: Any) -> bytes:
+    return b"".join(getter(raw))
 
 
 class _Survey:
@@ -375,8 +415,7 @@ def arm() -> Callable[[], bool]:
         heads += where
         spans.append(span)
     storage = _words(heads, pad)
-    # at least two slices, so that the gather's answer is a tuple
-    contents = operator.itemgetter(*spans, slice(0, 0), slice(0, 0))
+    contents = _span_bytes(spans)
     # the pristine items, kept alive: no address in them can come back as another object's
     held = tuple(tuple(sequence) for sequence in sequences)
     # compared by identity: every item of these, in order, as the bytes of one tuple's item
@@ -406,9 +445,9 @@ def arm() -> Callable[[], bool]:
     # addresses, the first 2 * len(modules) words of the pristine items, are then skipped
     modules_tag = (id(modules) + _DICT_VERSION_AT) >> 3
     pristine = (
-        tags(_WORDS), refs(_WORDS), settings(), tuple(map(len, sequences)),
+        tags(), refs(), settings(), tuple(map(len, sequences)),
         _RAW[id(items) + _TUPLE_ITEMS_AT:id(items) + _TUPLE_ITEMS_AT + 8 * len(items)].tobytes(),
-        tuple(modules), items, storage(_WORDS), b"".join(contents(_RAW)),
+        tuple(modules), items, storage(), contents(),
         _WORDS[modules_tag], 16 * len(modules),
     )
     # what keeps every compared object alive, so that no id can come back as another object's
@@ -433,7 +472,7 @@ def arm() -> Callable[[], bool]:
               _same: Any = _same_items, _caches: tuple[Any, ...] = tuple(caches),
               _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type,
               _storage: Any = storage, _contents: Any = contents,
-              _join: Any = b"".join, _modules_tag: int = modules_tag) -> bool:
+              _modules_tag: int = modules_tag) -> bool:
         changed = True
         try:
             known = _pristine[5]
@@ -451,10 +490,10 @@ def arm() -> Callable[[], bool]:
             # drops above): only the other sequences' items are compared one by one
             skip = _pristine[10] if _words[_modules_tag] == _pristine[9] else 0
             changed = not (
-                _tags(_words) == _pristine[0]
-                and _refs(_words) == _pristine[1]
-                and _storage(_words) == _pristine[7]
-                and _join(_contents(_raw)) == _pristine[8]  # only where nothing moved
+                _tags() == _pristine[0]
+                and _refs() == _pristine[1]
+                and _storage() == _pristine[7]
+                and _contents() == _pristine[8]  # only where nothing moved
                 and _tuple(_map(_len, _sequences)) == _pristine[3]
                 and _same(_tuple(_chain(_sequences[2:] if skip else _sequences)),
                           _pristine[4][skip:], _raw, _id, _at, _len)

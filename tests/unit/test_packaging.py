@@ -4,6 +4,7 @@ reads at run time, not only the Python modules: pyproject.toml's package-data mu
 from __future__ import annotations
 
 import fnmatch
+import importlib.machinery
 import tomllib
 from pathlib import Path
 
@@ -15,13 +16,17 @@ def _data_files() -> list[tuple[str, str]]:
     """(package, file name) of each non-Python file inside a package directory."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     tops = [pattern.rstrip("*") for pattern in config["tool"]["setuptools"]["packages"]["find"]["include"]]
+    # an extension's C source and what the install compiles of it are the build's, not data
+    built = {source for ext in config["tool"]["setuptools"]["ext-modules"] for source in ext["sources"]}
     out = []
     for init in sorted(i for top in tops for i in (ROOT / top).glob("**/__init__.py")):
         package_dir = init.parent
         package = ".".join(package_dir.relative_to(ROOT).parts)
         for path in sorted(package_dir.iterdir()):
             if path.is_file() and path.suffix not in (".py", ".pyc") and \
-                    not any(fnmatch.fnmatch(path.name, d) for d in DOCS):
+                    not any(fnmatch.fnmatch(path.name, d) for d in DOCS) and \
+                    path.relative_to(ROOT).as_posix() not in built and \
+                    not path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
                 out.append((package, path.name))
     return out
 
