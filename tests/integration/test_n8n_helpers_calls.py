@@ -144,3 +144,13 @@ def test_a_second_call_before_the_first_is_answered_ends_crashed():
         result = jobs.run(Job("python", forge(1, 2), codec.encode(None), LIMITS, calls=("x",)))
     assert (calls, result.status, result.message) == (
         ["x"], Status.CRASHED, "the sandboxed process made a call before its last call was answered")
+
+
+def test_an_answer_beyond_the_frame_limit_is_thrown_as_an_error_naming_its_size(backend):
+    """The pools never send the child a frame over protocol.MAX_TASK_BYTES (64 MiB): the
+    snippet gets an error in its place, and the task goes on."""
+    done, _ = run(backend, "try { await this.helpers.httpRequest({url: 'http://h/'}); }\n"
+                           "catch (e) { return [{json: {m: e.message}}]; }",
+                  lambda name, params: (True, "x" * (65 << 20)))
+    message = done.done["result"][0]["json"]["m"]
+    assert message.endswith("exceeds the limit of 67108864 bytes"), message

@@ -39,3 +39,27 @@ def test_a_javascript_job_carries_the_workflow_id_of_its_data_response():
                         continue_on_fail=False)
     response = {"workflow": {"id": "wf-9", "name": "w", "nodes": []}, "inputData": {"main": [[]]}}
     assert javascript_node.job(settings, response, Limits()).workflow == "wf-9"
+
+
+class _RecordedAnswers:
+    """Stands in for the pools: what the port answers a job's call."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, int, bool, str]] = []
+
+    def answer(self, key: str, call_id: int, ok: bool, data: str) -> None:
+        self.answers.append((key, call_id, ok, data))
+
+
+def test_a_call_whose_arguments_are_no_json_array_is_answered_an_error_and_not_passed_on():
+    """What a child sends is untrusted: arguments n8n could not take never reach n8n."""
+    from sandbox import PoolConfig
+    from sandbox.n8n.backend import PoolsBackend
+
+    backend = PoolsBackend(PoolConfig(size=1))
+    passed_on: list[object] = []
+    backend._on_call = lambda *call: passed_on.append(call)
+    recorded = backend._worker = _RecordedAnswers()
+    backend._call("task-1", 7, "helpers.httpRequest", '{"url": "http://h/"}')
+    assert (recorded.answers, passed_on) == (
+        [("task-1", 7, False, '"helpers.httpRequest: its arguments are not a JSON array"')], [])
