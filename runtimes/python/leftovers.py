@@ -97,7 +97,8 @@ with its caches evicted before every task (a 64 MB write), the check went from 4
 about 200 us (tags 342 -> 20 us, cells 96 -> 6, the lists' and sets' heads 108 -> 6, their
 items 88 -> 24); warm, 250 -> about 70 us. What is left is the interpreter settings (~85 us
 cold), the collection (~45) and ``sys`` item by item (~20). Where it was not built, the same
-words are read the slower way and compared the same. What would remove the check's own cost: CPython 3.12's dict, type and function watchers (``PyDict_AddWatcher``...), which
+words are read the slower way and compared the same. What would remove the check's own
+cost: CPython 3.12's dict, type and function watchers (``PyDict_AddWatcher``...), which
 call back on the change itself; a small C extension registering them could set the mark of
 part 1 directly, and nothing would be compared after a task.
 
