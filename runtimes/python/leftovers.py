@@ -24,7 +24,9 @@ trusts code a snippet could have rewritten:
    function, class or module (a snippet's own dataclass sets its own ``__init__``'s defaults),
    ``gc.get_objects``/``get_referrers``/``get_referents`` (the only way to the
    interpreter's own hook list), every ``ctypes`` operation, ``os.putenv``/``unsetenv`` (the C
-   environment cannot be read back). It marks the process in the kernel, one way: it lowers the
+   environment cannot be read back), ``resource.setrlimit`` and ``resource.prlimit`` setting a
+   limit (all but the task's own, which the child sets again for every task: so no resource
+   limit is read back after a task). It marks the process in the kernel, one way: it lowers the
    hard limit ``TAINT_RLIMIT`` to 0, which an unprivileged process can never raise again. The host
    reads that limit from outside after every result (``sandbox.host.pools``) and retires a marked
    worker, whatever the process says of itself. The hook holds every reference it uses as a
@@ -50,8 +52,8 @@ trusts code a snippet could have rewritten:
    are compared by value:
    the recursion and int-digit limits, the switch interval, trace and profile functions, async
    generator hooks, coroutine origin depth, dlopen flags, gc's state and thresholds, signal
-   handlers, the signal mask and interval timers, the working directory, umask, resource limits
-   (but the task's own), every context variable (decimal's context among them, and the decimal
+   handlers, the signal mask and interval timers, the working directory, umask, every context
+   variable (decimal's context among them, and the decimal
    contexts' settings), the ABC cache token (any ``register``), and the C locale.
 3. Order and references. The check runs in the child's own loop through a function taken before
    the first task (a local of the loop's frame, ``runtimes.child``), with every reference it uses
@@ -71,13 +73,14 @@ trusts code a snippet could have rewritten:
 Cost, measured on this project's shared 2-vCPU machine under a load average of 5 to 11 (so
 read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.17-0.20 ms of
 CPU per task for the check, timed inside a jailed worker over 1,000 trivial tasks: reading
-~1,600 version tags (~50 us), the interpreter settings (~35 us, most of it 16 getrlimit calls),
-where ~330 lists and sets keep their items and the addresses stored there (~50 us), ``sys`` and
-``sys.modules`` item by item (~15 us), the cells (~12 us), the reseed (~6 us) and the
-collection (~6 us). Comparing the lists and sets where they keep their items, instead of
-taking each item into a tuple, cut the check by 3-13% (three alternating runs: 201, 190, 196
--> 174, 185, 196 us) and writes no page the worker shares with its zygote. Nearly all of it is
-the interpreter's overhead per object read (about 20-30 ns each), not the reading itself.
+~1,600 version tags (~50 us), the interpreter settings (~35 us, most of it 16 getrlimit calls,
+since replaced by the tripwire), where ~330 lists and sets keep their items and the addresses
+stored there (~50 us), ``sys`` and ``sys.modules`` item by item (~15 us), the cells (~12 us),
+the reseed (~6 us) and the collection (~6 us). Comparing the lists and sets where they keep
+their items, instead of taking each item into a tuple, cut the check by 3-13% (three
+alternating runs: 201, 190, 196 -> 174, 185, 196 us) and writes no page the worker shares
+with its zygote. Nearly all of it is the interpreter's overhead per object read (about 20-30 ns
+each), not the reading itself.
 
 Through the daemon, worker mode at 16 clients had fallen to 0.17-0.28x of the code before this
 check, but most of that was not the check: each thread of one client had a connection of its
@@ -180,11 +183,16 @@ def _tripwire(pristine: frozenset[Any]) -> Callable[[str, tuple[Any, ...]], None
              _rewrites: frozenset[str] = _REWRITES, _pristine: frozenset[Any] = pristine,
              _startswith: Callable[..., bool] = str.startswith,
              _setrlimit: Callable[..., None] = resource.setrlimit, _limit: int = TAINT_RLIMIT,
+             _task_limits: frozenset[int] = _TASK_LIMITS,
              _refusal: type[Exception] = RuntimeError) -> None:
         """The tripwire (part 1). Only defaults and constants: nothing a snippet can rebind.
         Pristine objects are functions, classes and modules, hashed by identity."""
         if (event in _tripping or _startswith(event, "ctypes.")
-                or (event in _rewrites and args[0] in _pristine)):
+                or (event in _rewrites and args[0] in _pristine)
+                # a resource limit set, but the ones the child sets for every task (and the
+                # mark itself); prlimit sets nothing when its limits are None
+                or (event == "resource.setrlimit" and args[0] not in _task_limits)
+                or (event == "resource.prlimit" and args[2] is not None)):
             try:
                 _setrlimit(_limit, (0, 0))
             except BaseException:
@@ -312,7 +320,7 @@ def survey() -> None:
     _surveyed.add(list(sys.modules.values()), _classes())
 
 
-def _settings(sigs: tuple[int, ...], limits: tuple[int, ...]) -> Callable[[], tuple[Any, ...]]:
+def _settings(sigs: tuple[int, ...]) -> Callable[[], tuple[Any, ...]]:
     """The interpreter's settings, read by C functions taken now (see part 2)."""
     decimal = sys.modules.get("decimal")
     contexts: tuple[Any, ...] = ()
@@ -325,10 +333,10 @@ def _settings(sigs: tuple[int, ...], limits: tuple[int, ...]) -> Callable[[], tu
 
     def read(_sys: Any = sys, _gc: Any = gc, _getsignal: Any = _signal.getsignal,
              _getitimer: Any = signal.getitimer, _sigmask: Any = signal.pthread_sigmask,
-             _getcwd: Any = os.getcwd, _umask: Any = os.umask, _getrlimit: Any = resource.getrlimit,
+             _getcwd: Any = os.getcwd, _umask: Any = os.umask,
              _copy_context: Any = contextvars.copy_context, _token: Any = abc.get_cache_token,
              _map: Any = map, _tuple: Any = tuple, _type: Any = type,
-             _sigs: tuple[int, ...] = sigs, _limits: tuple[int, ...] = limits,
+             _sigs: tuple[int, ...] = sigs,
              _contexts: tuple[Any, ...] = contexts, _decimal_repr: Any = decimal_repr,
              _setlocale: Any = setlocale, _lc_all: int = lc_all, _sorted: Any = sorted,
              _list: Any = list) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -347,7 +355,7 @@ def _settings(sigs: tuple[int, ...], limits: tuple[int, ...]) -> Callable[[], tu
             _gc.isenabled(), _gc.get_threshold(), _gc.get_debug(),
             _getitimer(0), _getitimer(1), _getitimer(2),
             _tuple(_sorted(_sigmask(0, ()))), _getcwd(), mask,
-            _tuple(_map(_getrlimit, _limits)), _token(),
+            _token(),
             # a decimal context changed in place keeps its identity: its settings then differ
             _tuple(_decimal_repr(v) for v in objects if _type(v) is _type(_contexts[0]))
             if _contexts else (),
@@ -400,9 +408,7 @@ def arm() -> Callable[[], bool]:
     pad = id(_RAW) + 8  # the view of this module, alive for good: its type pointer
     refs = _words([id(c) + _CELL_REF_AT for c in cells], pad)
     sigs = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
-    limits = tuple(getattr(resource, name) for name in dir(resource)
-                   if name.startswith("RLIMIT_") and getattr(resource, name) not in _TASK_LIMITS)
-    settings = _settings(sigs, limits)
+    settings = _settings(sigs)
     modules = sys.modules
     namespace = vars(sys)
     # the surveyed lists and sets, compared by identity where they keep their items: first

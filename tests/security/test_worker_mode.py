@@ -131,6 +131,10 @@ PROBES = {
     "rewrite_a_closure_cell": (
         "import os\nos.fsencode.__closure__[0].cell_contents = 'latin-1'",
         "import os\nreturn os.fsencode('\\u00e9')"),
+    "lower_a_resource_limit": (
+        "import resource\nsoft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))",
+        "import resource\nreturn resource.getrlimit(resource.RLIMIT_NOFILE)[0]"),
     "change_a_module_level_instance": (
         "import json\njson._default_encoder.item_separator = ';'", APPROVAL),
     "replace_a_module_in_sys_modules": (
@@ -295,6 +299,10 @@ def test_javascript_cant_persist_to_the_next_task_of_the_same_worker(one, capabi
     ("set_and_clear_a_trace_hook", "import sys\nsys.settrace(lambda *a: None)\nsys.settrace(None)"),
     ("read_memory_through_ctypes", "import ctypes\nctypes.string_at(id(1), 8)"),
     ("walk_the_collectors_objects", "import gc\ngc.get_objects()"),
+    ("set_a_resource_limit_and_put_it_back",
+     "import resource\nsoft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+     "resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))\n"
+     "resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))"),
 ])
 def test_cant_keep_a_worker_after_tripping_the_wire_even_when_nothing_differs_after(
         one, capability, code):
