@@ -132,7 +132,7 @@ class RpcResponse:
     task_id: str
     call_id: str
     status: str
-    data: Any = None
+    data: Any = ABSENT  # n8n sent no data (None: it sent null)
 
 
 @dataclass(frozen=True)
@@ -275,7 +275,7 @@ def encode_broker(msg: BrokerMessage) -> str:
         case RpcResponse(task_id, call_id, status, data):
             body = {"type": "broker:rpcresponse", "taskId": task_id, "callId": call_id,
                     "status": status}
-            if data is not None and data is not ABSENT:
+            if data is not ABSENT:
                 body["data"] = data
         case NodeTypes(task_id, request_id, node_types):
             body = {"type": "broker:nodetypes", "taskId": task_id, "requestId": request_id,

@@ -192,3 +192,16 @@ def test_untrusted_runner_bytes_fail_one_way(data):
         p.parse_runner(data)
     except N8nProtocolError:
         pass
+
+
+@pytest.mark.parametrize("data, body", [(p.ABSENT, {}), (None, {"data": None}), (0, {"data": 0})])
+def test_an_rpc_response_made_in_code_says_no_data_as_n8ns_message_does(data, body):
+    """One spelling of "n8n sent no data": the default a mock writes is what parsing n8n's
+    message without ``data`` gives (the snippet's await gets undefined), and a null n8n sent
+    stays null."""
+    made = (p.RpcResponse("t", "c", "success") if data is p.ABSENT
+            else p.RpcResponse("t", "c", "success", data))
+    text = p.encode_broker(made)
+    assert json.loads(text) == {"type": "broker:rpcresponse", "taskId": "t", "callId": "c",
+                                "status": "success", **body}
+    assert p.parse(text) == made
