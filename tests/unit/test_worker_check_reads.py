@@ -51,6 +51,11 @@ def test_spans_that_are_not_pairs_are_refused():
         leftovers._spans(b"\x00" * 8)
 
 
+def test_addresses_that_are_not_whole_words_are_refused():
+    with pytest.raises(ValueError, match="packed"):
+        leftovers._gather(b"\x00" * 7)
+
+
 # a worker in a process of its own (arming installs an audit hook for good): a clean task,
 # then one that changes a module; what the check said after each
 _WORKER = r"""
