@@ -194,6 +194,7 @@ class _Worker:
     state: State | None = None
     task: protocol.Task | None = None
     envelope: bytes | None = None  # the running task's, once the executor returned it
+    memory_bytes = 0  # the running task's memory budget
 
 
 _worker = _Worker()
@@ -232,6 +233,7 @@ def prepare(frame: Any) -> Any:
     # which retires a worker at any change of a module, is not needed here
     _worker.task = dataclasses.replace(task, reusable=False)
     _worker.envelope = None
+    _worker.memory_bytes = task.memory_bytes
     return to_js([task.timeout_ms or task.cpu_s * 1000, task.memory_bytes])
 
 
@@ -244,17 +246,47 @@ def execute() -> None:
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
-def finish() -> Any:
+def finish(refused: bool = False) -> Any:
     """Put the interpreter back after a task (the worker calls it with the task's memory
     budget lifted, so a task that used all of it still gets its state undone); the task's
-    envelope, asking the host to retire this worker if the restore could not be trusted."""
+    envelope, asking the host to retire this worker if the restore could not be trusted.
+    ``refused``: the budget refused the task memory (see ``after_refusal``)."""
     from pyodide.ffi import to_js
 
     assert _worker.state is not None and _worker.envelope is not None
     envelope, _worker.envelope = _worker.envelope, None
+    if refused:
+        envelope = after_refusal(envelope, _worker.memory_bytes)
     if not _worker.state.restore():
         envelope = outcome.with_retire(envelope)
     return to_js(envelope)
+
+
+def after_refusal(envelope: bytes, memory_bytes: int) -> bytes:
+    """The envelope of a task whose memory budget refused it a grow. The allocation that
+    asked failed; CPython compiled to WebAssembly turns some such failures into a MemoryError
+    and loses others (a C path that returns an error without setting one: SystemError). An
+    interpreter error after a refusal is the refusal's: the task's ``memory_limit``, and the
+    worker retires, since the interpreter failed inside. What the snippet made of a
+    MemoryError it caught (a value, its own error) stays its own."""
+    seen = outcome.decode(envelope, max_bytes=len(envelope))
+    if seen.status is not Status.ERROR or seen.error is None or seen.error.type != "SystemError":
+        return envelope
+    return outcome.encode(Status.MEMORY_LIMIT, outcome.out_of_memory(memory_bytes),
+                          stdout=seen.stdout, stderr=seen.stderr, truncated=seen.truncated,
+                          duration_ms=seen.duration_ms, retire=True)
+
+
+def exhausted() -> Any:
+    """The envelope of a task whose interpreter failed underneath the executor after its
+    memory budget refused it a grow (``after_refusal``'s reason): ``memory_limit``, and the
+    worker retires (its state was not put back)."""
+    from pyodide.ffi import to_js
+
+    _worker.envelope = None
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    return to_js(outcome.encode(Status.MEMORY_LIMIT, outcome.out_of_memory(_worker.memory_bytes),
+                                retire=True))
 
 
 def timed_out(timeout_ms: int) -> Any:

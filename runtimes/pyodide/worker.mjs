@@ -39,9 +39,15 @@ const NativeMemory = WebAssembly.Memory;
 const nativeGrow = NativeMemory.prototype.grow;
 let heap = null;
 let growLimit = capBytes; // bytes the heap may reach; lowered to a task's budget while it runs
+// whether a grow was refused during the running task: the allocation that asked for it failed,
+// and CPython compiled to WebAssembly does not always turn that into a MemoryError (some of its
+// C paths then return an error without an exception: a SystemError, or one underneath the
+// executor). The task ran out of its memory either way (guest.finish, guest.exhausted).
+let refused = false;
 
 function guardedGrow(delta) {
   if (heap.buffer.byteLength + delta * PAGE > growLimit) {
+    refused = true;
     throw new RangeError("WebAssembly memory budget of the task exhausted");
   }
   return nativeGrow.call(heap, delta);
@@ -122,6 +128,7 @@ const prepare = guest.prepare;
 const execute = guest.execute;
 const finish = guest.finish;
 const timedOut = guest.timed_out;
+const exhausted = guest.exhausted;
 const readyProxy = guest.boot(config.preload || []);
 const ready = readyProxy.toJs();
 readyProxy.destroy();
@@ -295,6 +302,7 @@ for (;;) {
     const plan = fromPython(prepare(body));
     const timeoutMs = plan[0];
     growLimit = Math.min(heap.buffer.byteLength + plan[1], capBytes);
+    refused = false;
     seq += 2;
     Atomics.store(words, 0, 0);
     Atomics.store(words, 2, Math.max(1, timeoutMs));
@@ -305,7 +313,7 @@ for (;;) {
       execute();
       growLimit = capBytes;
       // the state put back: still on the task's clock, no longer on its memory
-      envelope = fromPython(finish());
+      envelope = fromPython(finish(refused));
     } catch (e) {
       failure = e;
     }
@@ -316,6 +324,10 @@ for (;;) {
       // Python may still be unwinding the interrupt: clear it before asking for the envelope
       Atomics.store(words, 0, 0);
       envelope = fromPython(timedOut(timeoutMs));
+    } else if (failure !== null && refused) {
+      // the interpreter failed underneath the executor after its memory ran out: the task's
+      // memory_limit, and this worker retires (its state was not put back)
+      envelope = fromPython(exhausted());
     } else if (failure !== null) {
       throw failure;
     }

@@ -181,6 +181,39 @@ def test_cant_fill_memory_little_by_little(pyodide):
     assert r.status is Status.MEMORY_LIMIT
 
 
+# A snippet that takes all of its budget, then lets go of it (the MemoryError caught).
+_EXHAUST = ("hold = []\ntry:\n    while True:\n        hold.append(bytearray(1 << 20))\n"
+            "except MemoryError:\n    pass\nhold = None\n")
+# ... and an interpreter failure underneath the executor (its error report replaced)
+_FAIL_UNDERNEATH = ("import runtimes.python.executor as executor\n"
+                    "def fail(*args):\n    raise SystemError('underneath')\n"
+                    "executor.describe = fail\nraise ValueError('reported by fail')\n")
+
+
+def test_an_interpreter_error_after_the_budget_refused_memory_is_the_memory_limit(pyodide):
+    """CPython in WebAssembly loses some MemoryErrors of a failed grow (a C path that returns
+    an error without one: SystemError); after a refusal, that is the task's memory_limit."""
+    r = pyodide.run(_EXHAUST + "raise SystemError('error return without exception set')",
+                    memory_mb=64)
+    assert r.status is Status.MEMORY_LIMIT
+
+
+def test_a_failure_underneath_the_executor_after_the_budget_refused_memory_is_the_memory_limit(
+        pyodide):
+    r = pyodide.run(_EXHAUST + _FAIL_UNDERNEATH, memory_mb=64)
+    assert r.status is Status.MEMORY_LIMIT
+
+
+def test_a_failure_underneath_the_executor_without_a_refusal_is_a_crash(pyodide):
+    r = pyodide.run(_FAIL_UNDERNEATH, memory_mb=64)
+    assert r.status is Status.CRASHED
+
+
+def test_a_snippet_that_caught_its_memory_error_keeps_its_own_error(pyodide):
+    r = pyodide.run(_EXHAUST + "raise ValueError('mine')", memory_mb=64)
+    assert (r.status, r.error.type) == (Status.ERROR, "ValueError")
+
+
 def test_cant_grow_webassembly_memory_beyond_its_maximum(pyodide):
     """memory_mb above the worker's cap: the engine's maximum (wasm_max_mb) still holds."""
     r = pyodide.run("x = bytearray(1536 * 1024 ** 2)\nreturn len(x)", memory_mb=4096)
