@@ -319,15 +319,26 @@ def describe(exc: BaseException, code: str = "") -> ErrorDetail:
     # the sandbox's own frames (the import guard, say) are not the snippet's business
     formatted.stack = traceback.StackSummary.from_list(
         [_with_line(f, lines) for f in formatted.stack if not f.filename.startswith(_OWN_CODE)])
-    if isinstance(exc, SyntaxError):
-        message = f"{exc.msg} (line {exc.lineno})"
-    else:
-        message = str(exc)
+    message = _message(exc)
     text = "".join(formatted.format())
     kind = type(exc)
-    if kind.__module__.startswith("runtimes."):  # our own errors go by their bare names
-        text = text.replace(f"{kind.__module__}.{kind.__qualname__}", kind.__qualname__)
+    module = kind.__module__
+    if isinstance(module, str) and module.startswith("runtimes."):  # ours: by bare names
+        text = text.replace(f"{module}.{kind.__qualname__}", kind.__qualname__)
     return ErrorDetail(kind.__name__, message, text)
+
+
+def _message(exc: BaseException) -> str:
+    """The exception's message. It is the snippet's code that makes it (its ``__str__``, a
+    SyntaxError's ``msg``), so whatever that raises is said, as CPython's own traceback says
+    it, and never escapes: the snippet's error stays an error."""
+    try:
+        if isinstance(exc, SyntaxError):
+            return f"{exc.msg} (line {exc.lineno})"
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - the snippet's __str__, whatever it raised
+        return "<exception str() failed>"
+    return message
 
 
 def _with_line(frame: traceback.FrameSummary, lines: list[str]) -> traceback.FrameSummary:

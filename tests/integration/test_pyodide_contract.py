@@ -70,6 +70,14 @@ def test_exception_gives_error_with_snippet_line_numbers(pyodide):
     assert "runtimes" not in r.error.traceback
 
 
+def test_an_exception_whose_message_fails_is_still_the_snippets_error(pyodide):
+    code = ("class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError('no')\n"
+            "raise Odd()\n")
+    r = pyodide.run(code)
+    assert (r.status, r.error.type, r.error.message) == (
+        Status.ERROR, "Odd", "<exception str() failed>")
+
+
 def test_syntax_error_names_its_line(pyodide):
     r = pyodide.run("x = 1\ny = (\n")
     assert r.status is Status.ERROR

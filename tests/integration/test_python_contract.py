@@ -48,6 +48,15 @@ def test_exception_gives_error_with_snippet_line_numbers(sandbox):
     assert "runtimes" not in r.error.traceback  # no frames of the sandbox itself
 
 
+def test_an_exception_whose_message_fails_is_still_the_snippets_error(sandbox):
+    """Its ``__str__`` is the snippet's code: what that raises is said, as CPython says it."""
+    code = ("class Odd(Exception):\n    def __str__(self):\n        raise RuntimeError('no')\n"
+            "raise Odd()\n")
+    r = sandbox.run("python", code)
+    assert (r.status, r.error.type, r.error.message) == (
+        Status.ERROR, "Odd", "<exception str() failed>")
+
+
 def test_syntax_error_names_its_line(sandbox):
     r = sandbox.run("python", "x = 1\ny = (\n")
     assert r.status is Status.ERROR
