@@ -63,6 +63,7 @@ def prepare_library() -> None:
 def preload(extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Import what snippets commonly use, and the operator's ``extra`` modules (third-party
     packages, say); returns the extra ones that failed, with why."""
+    imports.install_library_check()  # before anything imported can hold importlib's own
     for name in PRELOAD:
         try:
             __import__(name)

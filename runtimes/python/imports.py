@@ -112,33 +112,54 @@ def guard(policy: Imports, on_import: Callable[[Any], None] | None = None) -> Ca
     return guarded_import
 
 
-def check_library_imports(policy: Imports) -> Callable[[], None]:
-    """``policy.transitive`` false (n8n's ``N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS`` unset): an
-    allowed package's own ``importlib.import_module`` calls (how packages load optional
-    dependencies and plugins) pass the lists too, as in n8n's runner; a package's plain
-    ``import`` statements run with the real builtins, unchecked, there as here. Returns what
-    puts ``importlib.import_module`` back."""
+# The running task's check of library code's ``importlib.import_module`` calls, or None (the
+# task lets them through): one item, set for a task and put back after it. The wrapper that
+# reads it is installed once, before a worker's pristine state is taken, so a task changes no
+# module's namespace (a Python worker retires when one changed: runtimes/python/leftovers.py,
+# which compares this list by its item).
+_library_check: list[Callable[[str], None] | None] = [None]
+
+
+def install_library_check() -> None:
+    """``importlib.import_module`` through the running task's check (``check_library_imports``);
+    once per process, in the zygote before the preloads import what may hold on to it."""
     import importlib
 
-    check = checker(policy)
     original = importlib.import_module
+    if getattr(original, "__wrapped__", None) is not None:
+        return
 
-    def import_module(name: str, package: str | None = None) -> Any:
-        if isinstance(name, str):
+    def import_module(name: str, package: str | None = None,
+                      _current: list[Callable[[str], None] | None] = _library_check,
+                      _original: Callable[..., Any] = original) -> Any:
+        check = _current[0]
+        if check is not None and isinstance(name, str):
             if name.startswith(".") and isinstance(package, str):
                 dots = len(name) - len(name.lstrip("."))
                 base = package.rsplit(".", dots - 1)[0] if dots > 1 else package
                 check(f"{base}.{name[dots:]}" if name[dots:] else base)
             else:
                 check(name)
-        return original(name, package)
+        return _original(name, package)
 
+    import_module.__wrapped__ = original  # type: ignore[attr-defined]
+    import_module.__doc__ = original.__doc__
     importlib.import_module = import_module
 
-    def undo() -> None:
-        importlib.import_module = original
 
-    return undo
+def check_library_imports(policy: Imports) -> Callable[[], None]:
+    """``policy.transitive`` false (n8n's ``N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS`` unset): an
+    allowed package's own ``importlib.import_module`` calls (how packages load optional
+    dependencies and plugins) pass the lists too, as in n8n's runner; a package's plain
+    ``import`` statements run with the real builtins, unchecked, there as here. Returns what
+    ends the check (after the task)."""
+    install_library_check()
+    _library_check[0] = checker(policy)
+    return _end_library_check
+
+
+def _end_library_check() -> None:
+    _library_check[0] = None
 
 
 def snippet_builtins(policy: Imports, on_import: Callable[[Any], None] | None = None) -> dict[str, Any]:

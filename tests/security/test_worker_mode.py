@@ -30,6 +30,17 @@ def test_a_worker_is_reused_by_its_key(one):
     assert len(set(pids)) == 1
 
 
+def test_a_worker_is_reused_where_library_imports_are_checked():
+    """n8n's default (N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS unset): each task checks its
+    packages' importlib.import_module calls, which must leave nothing behind that retires the
+    worker (it rebound importlib's attribute, so every task was a fresh process's)."""
+    config = PoolConfig(size=1, stdlib_allow=("*",), external_allow=("*",),
+                        allow_transitive_imports=False)
+    with Sandbox(config, runtimes=("python",)) as sb:
+        pids = [worker(sb, PID + "return pid") for _ in range(3)]
+    assert len(set(pids)) == 1
+
+
 def test_cant_see_an_earlier_tasks_globals(one):
     worker(one, PID + "global secret\nsecret = 'a'\nreturn pid")
     assert worker(one, "return 'secret' in globals()") is False
