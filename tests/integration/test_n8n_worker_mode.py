@@ -4,6 +4,7 @@ earlier task of another workflow ran in). Real jails on the runner's own loop.""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from runtimes import codec
@@ -12,6 +13,7 @@ from runtimes.outcome import Status
 from sandbox.config import Limits, PoolConfig
 from sandbox.host.loop import Loop
 from sandbox.n8n.backend import PoolsBackend
+from sandbox.n8n.config import N8nRunnerConfig
 from sandbox.n8n.task import Job
 from sandbox.result import Result
 
@@ -22,11 +24,11 @@ def _job(workflow: str) -> Job:
     return Job("python", PID, codec.encode(None), Limits(timeout_s=10), workflow)
 
 
-def _pids(isolation: str, workflows: list[str]) -> list[int]:
+def _pids(isolation: str, workflows: list[str], config: PoolConfig | None = None) -> list[int]:
     """Each job run in turn on one child, the pid it ran in."""
     loop = Loop()
-    backend = PoolsBackend(PoolConfig(size=1, stdlib_allow=("*",)), runtimes=("python",),
-                            isolation=isolation)
+    backend = PoolsBackend(config or PoolConfig(size=1, stdlib_allow=("*",)),
+                           runtimes=("python",), isolation=isolation)
     results: dict[str, Result] = {}
     backend.attach(loop, lambda key, result: results.__setitem__(key, result))
     try:
@@ -47,6 +49,17 @@ def _pids(isolation: str, workflows: list[str]) -> list[int]:
 
 def test_tasks_of_one_workflow_share_a_warm_worker():
     first, second, third = _pids("worker", ["wf-a", "wf-a", "wf-a"])
+    assert first == second == third
+
+
+def test_tasks_of_one_workflow_share_a_warm_worker_with_n8ns_own_defaults():
+    """The runner's pool as n8n's variables make it (N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS
+    unset: a package's importlib calls are checked in every task)."""
+    n8n = N8nRunnerConfig.load(env={"N8N_RUNNERS_STDLIB_ALLOW": "*",
+                                      "N8N_RUNNERS_AUTH_TOKEN": "unused here"})
+    config = dataclasses.replace(n8n.pool_config(), size=1)
+    assert config.allow_transitive_imports is False
+    first, second, third = _pids("worker", ["wf-a", "wf-a", "wf-a"], config)
     assert first == second == third
 
 
