@@ -309,24 +309,51 @@ def _call(function: Callable[[Any], Any], data: Any) -> Any:
         _interruptible = False
 
 
+# An error's message and traceback come back whole up to this many characters each: the
+# snippet chooses the text it raises with, and its error must still fit its envelope.
+MAX_ERROR_CHARS = 64 * 1024
+# what a class's own name, qualified name and module are, read from the class itself: a
+# metaclass's property of the same name (the snippet's code) is not called
+_NAME, _QUALNAME, _MODULE = (type.__dict__[n] for n in ("__name__", "__qualname__", "__module__"))
+
+
 def describe(exc: BaseException, code: str = "") -> ErrorDetail:
     """Type, message and a traceback that starts at the snippet's first frame. The snippet's
-    lines come from ``code``, not from ``linecache``: a worker must not leave them there."""
+    lines come from ``code``, not from ``linecache``: a worker must not leave them there.
+    Whatever the exception gives is the snippet's code (its ``__str__``, a ``__traceback__``
+    property, a metaclass's attributes), so nothing raised here escapes: at worst the error
+    comes back with its type's name and its message alone."""
+    kind = type(exc)
+    name: str = _NAME.__get__(kind)
+    message = _clip(_message(exc))
+    try:
+        text = _clip(_traceback(exc, kind, message, code))
+    except BaseException:  # noqa: BLE001 - the snippet's code, whatever it raised
+        text = f"{name}: {message}\n"
+    return ErrorDetail(name, message, text)
+
+
+def _traceback(exc: BaseException, kind: type, message: str, code: str) -> str:
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != FILENAME:
         tb = tb.tb_next
-    formatted = traceback.TracebackException(type(exc), exc, tb, compact=True, lookup_lines=False)
+    formatted = traceback.TracebackException(kind, exc, tb, compact=True, lookup_lines=False)
+    formatted._str = message  # type: ignore[attr-defined]  # its message, as clipped
     lines = code.splitlines()
     # the sandbox's own frames (the import guard, say) are not the snippet's business
     formatted.stack = traceback.StackSummary.from_list(
         [_with_line(f, lines) for f in formatted.stack if not f.filename.startswith(_OWN_CODE)])
-    message = _message(exc)
     text = "".join(formatted.format())
-    kind = type(exc)
-    module = kind.__module__
+    module, qualname = _MODULE.__get__(kind), _QUALNAME.__get__(kind)
     if isinstance(module, str) and module.startswith("runtimes."):  # ours: by bare names
-        text = text.replace(f"{module}.{kind.__qualname__}", kind.__qualname__)
-    return ErrorDetail(kind.__name__, message, text)
+        text = text.replace(f"{module}.{qualname}", qualname)
+    return text
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[:MAX_ERROR_CHARS]}... ({len(text) - MAX_ERROR_CHARS} more characters)"
 
 
 def _message(exc: BaseException) -> str:

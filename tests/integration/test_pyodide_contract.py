@@ -78,6 +78,13 @@ def test_an_exception_whose_message_fails_is_still_the_snippets_error(pyodide):
         Status.ERROR, "Odd", "<exception str() failed>")
 
 
+def test_an_exceptions_own_traceback_property_cannot_crash_its_report(pyodide):
+    code = ("class Odd(Exception):\n    @property\n    def __traceback__(self):\n"
+            "        raise RuntimeError('no')\nraise Odd('m')\n")
+    r = pyodide.run(code)
+    assert (r.status, r.error.type, r.error.message) == (Status.ERROR, "Odd", "m")
+
+
 def test_syntax_error_names_its_line(pyodide):
     r = pyodide.run("x = 1\ny = (\n")
     assert r.status is Status.ERROR

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+
 from sandbox import Status
 
 
@@ -55,6 +57,25 @@ def test_an_exception_whose_message_fails_is_still_the_snippets_error(sandbox):
     r = sandbox.run("python", code)
     assert (r.status, r.error.type, r.error.message) == (
         Status.ERROR, "Odd", "<exception str() failed>")
+
+
+@pytest.mark.parametrize("code, kind", [
+    ("class Odd(Exception):\n    @property\n    def __traceback__(self):\n"
+     "        raise RuntimeError('no')\nraise Odd('m')\n", "Odd"),
+    ("class Meta(type):\n    @property\n    def __name__(cls):\n        raise RuntimeError('no')\n"
+     "class Odd(Exception, metaclass=Meta):\n    pass\nraise Odd('m')\n", "Odd"),
+])
+def test_an_exceptions_own_code_cannot_crash_its_report(sandbox, code, kind):
+    """A ``__traceback__`` property, a metaclass's ``__name__``: the snippet's code, run while
+    its error is described; it ended the process (exit 70, ``crashed``) before."""
+    r = sandbox.run("python", code)
+    assert (r.status, r.error.type, r.error.message) == (Status.ERROR, kind, "m")
+
+
+def test_an_errors_text_comes_back_clipped_to_its_cap(sandbox):
+    r = sandbox.run("python", "raise ValueError('x' * 5_000_000)")
+    assert (r.status, r.error.message) == (
+        Status.ERROR, "x" * 65536 + f"... ({5_000_000 - 65536} more characters)")
 
 
 def test_syntax_error_names_its_line(sandbox):
