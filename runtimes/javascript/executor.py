@@ -83,12 +83,13 @@ PRELUDE = r"""
 (() => {
   const emit = globalThis.__emit;  // the host's output buffer (runtimes.output); kept private
   delete globalThis.__emit;
-  const TAG = "\u0000", MAX_DEPTH = 256;
+  const TAG = "\u0000", MAX_DEPTH = 256, MAX_ERROR_CHARS = 65536;
   const stringify = JSON.stringify, parse = JSON.parse, keys = Object.keys;
   const isArray = Array.isArray, fromCharCode = String.fromCharCode;
   const define = Object.defineProperty, getProto = Object.getPrototypeOf;
   const create = Object.create, setProto = Object.setPrototypeOf, freeze = Object.freeze;
   const apply = Reflect.apply, Str = String, isFinite = Number.isFinite;
+  const strSlice = String.prototype.slice;
   const ArrayC = Array, ErrorC = Error, InternalErrorC = InternalError, PromiseC = Promise;
   const ArrayBufferC = ArrayBuffer, Uint8ArrayC = Uint8Array, DataViewC = DataView;
   const DateC = Date, SetC = Set, MapC = Map;
@@ -110,11 +111,18 @@ PRELUDE = r"""
     o[TAG] = pair;
     return o;
   }
+  // an error's text comes back whole up to MAX_ERROR_CHARS: the snippet chooses what it
+  // throws, and its error must still fit its envelope (and its memory limit)
+  function clip(text) {
+    if (text.length <= MAX_ERROR_CHARS) return text;
+    return apply(strSlice, text, [0, MAX_ERROR_CHARS]) + "... (" +
+      (text.length - MAX_ERROR_CHARS) + " more characters)";
+  }
   function error(type, message, stack, unserializable, oom) {
     const o = record();
-    o.type = type;
-    o.message = message;
-    o.stack = stack;
+    o.type = clip(type);
+    o.message = clip(message);
+    o.stack = clip(stack);
     o.unserializable = unserializable;
     if (oom) o.oom = true;
     return o;
@@ -250,7 +258,9 @@ PRELUDE = r"""
     }
     let text;
     try { text = typeof e === "string" ? e : Str(stringify(e)); } catch (_) { text = Str(e); }
-    return error("Thrown", "uncaught " + typeof e + ": " + text, "", false, false);
+    const o = error("Thrown", "", "", false, false);
+    o.message = "uncaught " + typeof e + ": " + clip(text);  // the thrown text clipped, once
+    return o;
   }
   function settle(ok, v) {
     if (state.done) return;

@@ -87,6 +87,18 @@ def test_error_has_name_message_and_snippet_line_numbers(sandbox):
     assert "<snippet>:3:" in r.error.traceback and "<snippet>:5:" in r.error.traceback
 
 
+@pytest.mark.parametrize("code, message", [
+    ("throw new Error('x'.repeat(5_000_000))", "x" * 65536 + f"... ({5_000_000 - 65536} more characters)"),
+    ("throw 'x'.repeat(5_000_000)",
+     "uncaught string: " + "x" * 65536 + f"... ({5_000_000 - 65536} more characters)"),
+])
+def test_an_errors_text_comes_back_clipped_to_its_cap(sandbox, code, message):
+    """Whatever the snippet throws, its error fits its envelope (a 50 MB string under a 256 MB
+    limit ended memory_limit before: the report copied it)."""
+    r = sandbox.run("javascript", code)
+    assert (r.status, r.error.message) == (Status.ERROR, message)
+
+
 def test_syntax_error_names_its_line(sandbox):
     r = js(sandbox, "let a = 1;\nreturn a +;")
     assert r.status is Status.ERROR and r.error.type == "SyntaxError"
