@@ -34,7 +34,10 @@ def install(program: bytes, pid_slots: tuple[int, ...] | list[int], pid: int, *,
     refuses TSYNC with a listener): call it from the thread that will exec (the pyodide
     worker's launch). Returns that fd, else 0."""
     patched = patch_pid(program, pid_slots, pid)
-    buffer = ctypes.create_string_buffer(patched, len(patched))
+    # the kernel copies the program: it is read where the bytes object holds it, through a
+    # type that exists already (a buffer of the program's size would be a new ctypes class,
+    # which a worker would then have to survey: runtimes/python/leftovers.py)
+    buffer = ctypes.c_char_p(patched)
     prog = _SockFprog(len(patched) // _INSTRUCTION_SIZE, ctypes.cast(buffer, ctypes.c_void_p))
     if _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _raise("prctl(PR_SET_NO_NEW_PRIVS)")

@@ -33,7 +33,10 @@ trusts code a snippet could have rewritten:
    default argument, so no rebinding of a module or builtin name changes what it does, and
    replacing its defaults or code is itself an event it sees.
 2. A comparison with the pristine state, read (``arm``) when the process becomes a worker;
-   what to read was found once in the zygote (``survey``), a worker adds only what came since.
+   what to read, and the objects that keep what is compared alive, are planned once in the
+   zygote (``survey``, ``_Plan``): a worker reads its pristine state with that plan when
+   nothing came since (no module imported, no class made: where every class keeps its
+   subclasses says so), and plans again otherwise.
    Every dict the survey finds: the namespace of every module in ``sys.modules``, the namespace
    of every mutable class reachable by the subclass walk from ``object``, and, one level down
    from a module namespace, each dict it holds, each object's ``__dict__`` (``os.environ``'s
@@ -44,7 +47,9 @@ trusts code a snippet could have rewritten:
    compared by where their items are stored (the words that say where and how many, one
    gather) and then, only where none moved, by the object addresses stored there, read in
    place: no item is touched, which on a busy machine cost more than the reading. Closure
-   cells, ``sys`` itself and ``sys.modules`` are compared item by item, by identity;
+   cells (their pristine contents kept alive, as the lists' items are, so that no address
+   read through them can come back as another object's), ``sys`` itself and ``sys.modules``
+   are compared item by item, by identity;
    ``sys.modules`` only when its own version tag moved (a task imported something, which the
    check drops first, or changed it): an unmoved tag says its items are the pristine ones,
    and touching its ~1,200 keys and modules on cold caches cost about 0.1 ms a task. Nothing
@@ -71,7 +76,9 @@ trusts code a snippet could have rewritten:
    as costly as the default mode for that task.
 
 Cost, measured on this project's shared 2-vCPU machine under a load average of 5 to 11 (so
-read ratios, not absolutes): about 1 ms to arm a worker (once per worker), and 0.17-0.20 ms of
+read ratios, not absolutes): to arm a worker (once per worker), 5-8 ms when each worker
+walked the classes and built what keeps the compared objects alive itself (its references
+copied thousands of the zygote's pages), 0.3-0.8 ms with the zygote's plan; and 0.17-0.20 ms of
 CPU per task for the check, timed inside a jailed worker over 1,000 trivial tasks: reading
 ~1,600 version tags (~50 us), the interpreter settings (~35 us, most of it 16 getrlimit calls,
 since replaced by the tripwire), where ~330 lists and sets keep their items and the addresses
@@ -160,6 +167,8 @@ _IMMUTABLETYPE = 1 << 8
 _RAW = memoryview((ctypes.c_uint64 * (1 << 44)).from_address(0)).cast("B")
 _WORDS = _RAW.cast("Q")
 _TUPLE_ITEMS_AT = 24
+# where a type keeps the dict of its subclasses (after tp_bases, tp_mro and tp_cache)
+_TYPE_SUBCLASSES_AT = 360
 
 _TRIPPING = frozenset({
     "sys.settrace", "sys.setprofile", "sys.addaudithook", "gc.get_objects", "gc.get_referrers",
@@ -315,9 +324,12 @@ _surveyed = _Survey()
 
 
 def survey() -> None:
-    """In the zygote, once its modules are loaded (``executor.preload``): the bulk of the
-    survey, made once and inherited by every child, off every task's path."""
+    """In the zygote, once its modules are loaded (``executor.preload``): the survey and the
+    plan of what a worker reads (``_Plan``), made once and inherited by every child, off
+    every task's path."""
+    global _planned
     _surveyed.add(list(sys.modules.values()), _classes())
+    _planned = _Plan()
 
 
 def _settings(sigs: tuple[int, ...]) -> Callable[[], tuple[Any, ...]]:
@@ -397,68 +409,185 @@ def _where_items(sequence: Any) -> tuple[list[int], slice]:
     return heads, slice(start, start + length) if length else slice(0, 0)
 
 
+class _Plan:
+    """What ``arm`` reads and where, and what keeps the compared objects alive: everything but
+    the pristine readings themselves. Made once in the zygote (``survey``) and inherited, so
+    that a worker's start neither walks the classes again nor builds these tuples, whose
+    references would copy thousands of the zygote's pages (about 5 ms a worker, 50-70 us a
+    task over a worker's life); a worker checks that it still fits (``fits``) and makes its
+    own where it does not."""
+
+    def __init__(self) -> None:
+        classes = _classes()
+        _surveyed.add(list(sys.modules.values()), classes)  # what came since the survey's
+        pad = id(_RAW) + 8  # the view of this module, alive for good: its type pointer
+        dicts = list(_surveyed.dicts.values())
+        sequences = list(_surveyed.sequences.values())
+        self.cells = cells = list(_surveyed.cells.values())
+        self.refs = _words([id(c) + _CELL_REF_AT for c in cells], pad)
+        # the cells' contents, kept alive: no address read through them can come back as
+        # another object's
+        self.held_cells = tuple(_contents_of(cell) for cell in cells)
+        sigs = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
+        self.settings = _settings(sigs)
+        self.modules = modules = sys.modules
+        namespace = vars(sys)
+        # the surveyed lists and sets, compared by identity where they keep their items: first
+        # the words that say where their item storage is and how big (one gather), then, only
+        # if none moved, the addresses of their items, read in place (one C call per list or
+        # set, none per item: reading their items' addresses is cheaper than touching them)
+        heads: list[int] = []
+        spans: list[slice] = []
+        for sequence in sequences:
+            where, span = _where_items(sequence)
+            heads += where
+            spans.append(span)
+        self.storage = _words(heads, pad)
+        self.contents = _span_bytes(spans)
+        self.watched, self.span_sizes = sequences, [span.stop - span.start for span in spans]
+        # the pristine items, kept alive: no address in them can come back as another object's
+        self.held = tuple(tuple(sequence) for sequence in sequences)
+        # caches that snippets fill in passing (any regex, a traceback through the standard
+        # library): emptied after every task instead of retiring the worker for them; emptying
+        # a cache is always safe, and what is compared (nothing left in it) stays exact
+        self.caches = caches = [
+            c for c in (getattr(sys.modules.get(m), n, None) for m, n in _CACHES)
+            if type(c) is dict]
+        for cache in caches:
+            cache.clear()
+        # decimal's current context collects flags (Inexact, Rounded) as a task computes:
+        # cleared after every task too; its settings are compared
+        decimal = sys.modules.get("decimal")
+        self.flags = (decimal.getcontext, decimal.Context, decimal.Context.clear_flags) \
+            if decimal else None
+        # compared by identity: every item of these, in order, as the bytes of one tuple's
+        # item array (its object addresses; the tuple keeps its items alive, so an address
+        # cannot come back as another object's)
+        self.sequences = [modules, modules.values(), namespace, namespace.values(), *caches]
+        cache_ids = {id(c) for c in caches}
+        self.dicts = dicts = [d for d in dicts if id(d) not in cache_ids]
+        self.tags = _words([id(d) + _DICT_VERSION_AT for d in dicts], pad)
+        self.items = items = tuple(itertools.chain.from_iterable(self.sequences))
+        self.items_bytes = _RAW[id(items) + _TUPLE_ITEMS_AT:
+                                id(items) + _TUPLE_ITEMS_AT + 8 * len(items)].tobytes()
+        self.known = tuple(modules)
+        # sys.modules's own version tag: while it reads as it did here, sys.modules holds the
+        # very keys and modules it held here, in order (every change gives a dict a new tag, as
+        # for the surveyed dicts), and its items need not be compared one by one: their
+        # addresses, the first 2 * len(modules) words of the items, are then skipped
+        self.modules_tag = (id(modules) + _DICT_VERSION_AT) >> 3
+        self.pristine_objects = frozenset(_surveyed.objects.values())
+        # what tells a later process that nothing came since: sys.modules's tag, and where
+        # every class keeps its subclasses (a new class anywhere adds itself to a base's)
+        self.classes = classes
+        self.stamp = _subclasses_stamp(classes, pad)
+        self.readings = (self.stamp(), self.refs(), self.storage(), self.contents(),
+                         _WORDS[self.modules_tag])
+
+    def fits(self) -> tuple[Any, ...] | None:
+        """Whether this process still is what the plan was made of: no module imported and no
+        class made since, every surveyed list and set keeping its items where it did, and
+        ``sys`` holding the items the plan lists. Then what keeps the pristine items alive
+        here: the plan's, but for the lists, sets and cells whose items changed since (the
+        child's own set-up writes some: ``runtimes.attempts``), which are held anew."""
+        if (self.stamp(), self.storage(), _WORDS[self.modules_tag]) != self.readings[::2]:
+            return None
+        for cache in self.caches:
+            cache.clear()
+        skip = 16 * len(self.modules)
+        if not _same_items(tuple(itertools.chain.from_iterable(self.sequences[2:])),
+                           self.items_bytes[skip:], _RAW, id, _TUPLE_ITEMS_AT, len):
+            return None
+        held, cells = self.held, self.held_cells
+        contents = self.contents()
+        if contents != self.readings[3]:
+            then, at, renewed = self.readings[3], 0, list(held)
+            for i, size in enumerate(self.span_sizes):
+                if contents[at:at + size] != then[at:at + size]:
+                    renewed[i] = tuple(self.watched[i])
+                at += size
+            held = tuple(renewed)
+        if self.refs() != self.readings[1]:
+            cells = tuple(_contents_of(cell) for cell in self.cells)
+        return held, cells
+
+
+_EMPTY_CELL = object()
+
+
+def _contents_of(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY_CELL
+
+
+def _subclasses_stamp(classes: list[type], pad: int) -> Callable[[], Any]:
+    """A reading that changes when a class is made or dropped anywhere under ``object``: the
+    words where each class keeps the dict of its subclasses (NULL until it has one), and that
+    dict's version tag. Checked against the layout first (a type's bases and mro sit just
+    before); a call that never reads the same (so no plan ever fits) where it differs."""
+    probe = type("_Probe", (), {})
+    layout_holds = (
+        sys.version_info[:2] == (3, 11)
+        and _WORDS[(id(probe) + _TYPE_SUBCLASSES_AT - 24) >> 3] == id(probe.__bases__)
+        and _WORDS[(id(probe) + _TYPE_SUBCLASSES_AT - 16) >> 3] == id(probe.__mro__)
+        and _WORDS[(id(probe) + _TYPE_SUBCLASSES_AT) >> 3] == 0)
+    if layout_holds:
+        sub = type("_Sub", (probe,), {})
+        layout_holds = _WORDS[(id(probe) + _TYPE_SUBCLASSES_AT) >> 3] != 0
+        del sub
+    del probe
+    gc.collect()  # the probes dropped from object's subclasses before anything is read
+    if not layout_holds:
+        return itertools.count().__next__
+    where = _words([id(c) + _TYPE_SUBCLASSES_AT for c in classes], pad)
+    dicts = [w for w in struct.unpack(f"{len(classes)}Q", _bytes_of(where())) if w]
+    tags = _words([d + _DICT_VERSION_AT for d in dicts], pad)
+    then = where()
+    return functools.partial(_stamp_now, where, tags, then)
+
+
+def _stamp_now(where: Callable[[], Any], tags: Callable[[], Any], then: Any) -> Any:
+    now = where()
+    # the tags are read only where every dict is still where it was (and so still alive)
+    return (now, tags()) if now == then else (now, None)
+
+
+def _bytes_of(words: Any) -> bytes:
+    """The bytes of a ``_words`` reading (C's answer is bytes; the Python one a tuple)."""
+    if isinstance(words, bytes):
+        return words
+    return struct.pack(f"{len(words) - 2}Q", *words[:-2])
+
+
+_planned: _Plan | None = None
+from_plan = False  # whether this worker armed with the zygote's plan (else one of its own)
+
+
 def arm() -> Callable[[], bool]:
     """Make this process a worker: take the pristine state, install the tripwire, and return
     the check to run after every task, once the executor has put back what it changes itself
     (True: something differs, and the worker must retire)."""
-    _surveyed.add(list(sys.modules.values()), _classes())  # what came since the zygote's
-    dicts = list(_surveyed.dicts.values())
-    sequences = list(_surveyed.sequences.values())
-    cells = list(_surveyed.cells.values())
-    pad = id(_RAW) + 8  # the view of this module, alive for good: its type pointer
-    refs = _words([id(c) + _CELL_REF_AT for c in cells], pad)
-    sigs = tuple(s for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP))
-    settings = _settings(sigs)
-    modules = sys.modules
-    namespace = vars(sys)
-    # the surveyed lists and sets, compared by identity where they keep their items: first
-    # the words that say where their item storage is and how big (one gather), then, only
-    # if none moved, the addresses of their items, read in place (one C call per list or
-    # set, none per item: reading their items' addresses is cheaper than touching them)
-    heads: list[int] = []
-    spans: list[slice] = []
-    for sequence in sequences:
-        where, span = _where_items(sequence)
-        heads += where
-        spans.append(span)
-    storage = _words(heads, pad)
-    contents = _span_bytes(spans)
-    # the pristine items, kept alive: no address in them can come back as another object's
-    held = tuple(tuple(sequence) for sequence in sequences)
-    # compared by identity: every item of these, in order, as the bytes of one tuple's item
-    # array (its object addresses; the pristine tuple keeps its items alive, so an address
-    # cannot come back as another object's)
-    sequences = [modules, modules.values(), namespace, namespace.values()]
-    # caches that snippets fill in passing (any regex, a traceback through the standard
-    # library): emptied after every task instead of retiring the worker for them; emptying a
-    # cache is always safe, and what is compared (nothing left in it) stays exact
-    caches = [c for c in (getattr(sys.modules.get(m), n, None) for m, n in _CACHES)
-              if type(c) is dict]
+    global from_plan
+    plan, held = _planned, _planned.fits() if _planned is not None else None
+    from_plan = plan is not None and held is not None
+    if plan is None or held is None:
+        plan = _Plan()
+        held = plan.held, plan.held_cells
+    tags, refs, settings, modules = plan.tags, plan.refs, plan.settings, plan.modules
+    sequences, caches, flags, items = plan.sequences, plan.caches, plan.flags, plan.items
+    storage, contents, modules_tag = plan.storage, plan.contents, plan.modules_tag
     for cache in caches:
         cache.clear()
-    # decimal's current context collects flags (Inexact, Rounded) as a task computes: cleared
-    # after every task too; its settings are compared
-    decimal = sys.modules.get("decimal")
-    flags = (decimal.getcontext, decimal.Context, decimal.Context.clear_flags) if decimal else None
     if flags is not None:
         flags[0]().clear_flags()
-    sequences += caches
-    dicts = [d for d in dicts if not any(d is c for c in caches)]
-    tags = _words([id(d) + _DICT_VERSION_AT for d in dicts], pad)
-    items = tuple(itertools.chain.from_iterable(sequences))
-    # sys.modules's own version tag: while it reads as it did here, sys.modules holds the
-    # very keys and modules it held here, in order (every change gives a dict a new tag, as
-    # for the surveyed dicts), and its items need not be compared one by one: their
-    # addresses, the first 2 * len(modules) words of the pristine items, are then skipped
-    modules_tag = (id(modules) + _DICT_VERSION_AT) >> 3
     pristine = (
-        tags(), refs(), settings(), tuple(map(len, sequences)),
-        _RAW[id(items) + _TUPLE_ITEMS_AT:id(items) + _TUPLE_ITEMS_AT + 8 * len(items)].tobytes(),
-        tuple(modules), items, storage(), contents(),
-        _WORDS[modules_tag], 16 * len(modules),
+        tags(), refs(), settings(), tuple(map(len, sequences)), plan.items_bytes,
+        plan.known, items, storage(), contents(), _WORDS[modules_tag], 16 * len(modules),
     )
     # what keeps every compared object alive, so that no id can come back as another object's
-    kept = (dicts, sequences, cells, pristine, held)
+    kept = (plan, held, pristine)
     random = sys.modules.get("random")
     # the C generator's own seed: it draws from the kernel and writes no dict
     base: Any = type(random._inst).__mro__[1] if random else None
@@ -517,7 +646,7 @@ def arm() -> Callable[[], bool]:
                 pass
         return changed
 
-    trip = _tripwire(frozenset(_surveyed.objects.values()))
+    trip = _tripwire(plan.pristine_objects)
     # what the survey and this made is kept for the worker's life: out of the collector's way
     # (a full collection after every task would otherwise walk it all again)
     gc.freeze()

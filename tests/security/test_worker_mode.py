@@ -41,6 +41,16 @@ def test_a_worker_is_reused_where_library_imports_are_checked():
     assert len(set(pids)) == 1
 
 
+def test_a_worker_arms_with_the_zygotes_plan():
+    """What a worker compares is planned once in the zygote; a worker that had to plan again
+    (a module imported or a class made between the zygote's survey and its first task) would
+    pay about 5 ms more to start, and nothing else would show it. Its own pool: a worker
+    that already served tasks has armed."""
+    config = PoolConfig(size=1, stdlib_allow=("*",), external_allow=("*",))
+    with Sandbox(config, runtimes=("python",)) as sb:
+        assert worker(sb, "from runtimes.python import leftovers\nreturn leftovers.from_plan")
+
+
 def test_cant_see_an_earlier_tasks_globals(one):
     worker(one, PID + "global secret\nsecret = 'a'\nreturn pid")
     assert worker(one, "return 'secret' in globals()") is False
