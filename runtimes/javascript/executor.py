@@ -348,18 +348,17 @@ def _new_context() -> Any:
     ctx.add_callable("__npm_resolve", npm.host_resolve)  # and npm packages for require()
     ctx.add_callable("__npm_read", npm.host_read)
     ctx.add_callable("__host_call", _host_call)  # and the functions the task's host offers
-    loader = _loader()
-    for script in _boot_scripts(_preloaded):
-        if loader is None:
-            ctx.eval(script)
-        else:
-            loader.run(ctx, _compiled(script))
-    # collect now: the engine's next collection is due at half as much again as what it
-    # holds after this one, so a child's first allocations do not start a collection that
+    # collect once made: the engine's next collection is due at half as much again as what
+    # it holds after this one, so a child's first allocations do not start a collection that
     # walks (and so copies) every page of the heap it inherited
+    loader = _loader()
     if loader is None:
+        for script in _boot_scripts(_preloaded):
+            ctx.eval(script)
         ctx.gc()
     else:
+        for script in _boot_scripts(_preloaded):
+            loader.run(ctx, _compiled(script))
         loader.collect(ctx)
     return ctx
 

@@ -8,25 +8,20 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from sandbox.host.pools import background
 from sandbox.jail.mounts import BACKGROUND_NICE
 
 
-def test_a_process_is_lowered_to_the_background_nice_level():
+@pytest.mark.parametrize("stopped", [False, True], ids=["running", "stopped"])
+def test_a_process_is_lowered_to_the_background_nice_level(stopped):
+    """Stopped: a FROZEN child (it stopped itself after its result) is what a release mostly
+    kills."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        assert background(proc.pid) is True
-        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == BACKGROUND_NICE
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def test_a_stopped_process_is_lowered_too():
-    """A FROZEN child (it stopped itself after its result) is what a release mostly kills."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        os.kill(proc.pid, signal.SIGSTOP)
+        if stopped:
+            os.kill(proc.pid, signal.SIGSTOP)
         assert background(proc.pid) is True
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == BACKGROUND_NICE
     finally:
