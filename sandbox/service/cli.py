@@ -805,13 +805,8 @@ def _packages(args: argparse.Namespace) -> int:
     directory = settings.packages_dir or packages.default_dir()
     if args.action == "list":
         held = packages.contents(directory)
-        if held is None:
-            print(f"no environment in {directory}", file=sys.stderr)
-            return EXIT_STATUS
-        print(f"{directory}:" + ("" if held else " (empty)"))
-        for item in held:
-            print(f"  {item.line()}")
-        return EXIT_OK
+        return _listing(directory, None if held is None else [i.line() for i in held],
+                        "environment")
     if not args.specs:
         raise UsageError(f"packages {args.action}: name at least one package")
     try:
@@ -829,19 +824,26 @@ def _packages(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _listing(directory: str, lines: list[str] | None, what: str) -> int:
+    """``packages list`` for every runtime: the directory, then a line per package (or
+    "(empty)"); none there: one line on stderr and exit 1."""
+    if lines is None:
+        print(f"no {what} in {directory}", file=sys.stderr)
+        return EXIT_STATUS
+    print(f"{directory}:" + ("" if lines else " (empty)"))
+    for line in lines:
+        print(f"  {line}")
+    return EXIT_OK
+
+
 def _npm_packages(args: argparse.Namespace) -> int:
     from sandbox.jail import npm
 
     directory = args.packages_dir or npm.default_dir()
     if args.action == "list":
-        held = npm.contents(directory)
-        if held is None:
-            print(f"no npm packages in {directory}", file=sys.stderr)
-            return EXIT_STATUS
-        print(f"{directory}:" + ("" if held else " (empty)"))
-        for name, version in held:
-            print(f"  {name}=={version}")
-        return EXIT_OK
+        listed = npm.contents(directory)
+        return _listing(directory, None if listed is None else [f"{n}@{v}" for n, v in listed],
+                        "npm packages")
     if args.action != "install":
         raise UsageError(f"packages {args.action} applies to python (javascript: install)")
     try:
@@ -861,13 +863,8 @@ def _pyodide_packages(args: argparse.Namespace) -> int:
     directory = args.packages_dir or pyodide_packages.default_dir()
     if args.action == "list":
         held = pyodide_packages.contents(directory)
-        if held is None:
-            print(f"no pyodide environment in {directory}", file=sys.stderr)
-            return EXIT_STATUS
-        print(f"{directory}:")
-        for item in held:
-            print(f"  {item.line()}")
-        return EXIT_OK
+        return _listing(directory, None if held is None else [i.line() for i in held],
+                        "pyodide environment")
     if args.action != "install":
         raise UsageError(f"packages {args.action} applies to python (pyodide: install the "
                          "whole list again)")

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 
 def sandbox_exec(*args: str, code: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -172,6 +174,18 @@ def test_packages_help_names_the_default_directory_of_this_user():
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "COLUMNS": "300"})
     assert f"(default here: {packages.default_dir()})" in done.stdout
+
+
+@pytest.mark.parametrize("runtime, what", [("python", "environment"),
+                                           ("javascript", "npm packages"),
+                                           ("pyodide", "pyodide environment")])
+def test_packages_list_of_a_directory_that_holds_none_says_so_in_one_shape(tmp_path, runtime,
+                                                                           what):
+    missing = tmp_path / "none"
+    done = subprocess.run([sys.executable, "-m", "sandbox", "packages", "list", "--runtime",
+                           runtime, "--packages-dir", str(missing)], capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", f"no {what} in {missing}\n")
 
 
 def test_the_program_says_its_version():

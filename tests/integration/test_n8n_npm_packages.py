@@ -116,7 +116,7 @@ def value(done: Finished):
 
 def test_the_command_lists_what_it_installed(installed):
     r = sandbox_cli("packages", "list", "--runtime", "javascript", "--dir", str(installed))
-    assert r.stdout.split()[1:] == ["sbx-case==0.1.0", "sbx-greet==1.2.0"], r.stderr
+    assert r.stdout.split()[1:] == ["sbx-case@0.1.0", "sbx-greet@1.2.0"], r.stderr
 
 
 def test_an_allowed_package_loads_with_its_files_and_dependency(sb):
