@@ -21,7 +21,11 @@ trusts code a snippet could have rewritten:
    memory: ``sys.settrace``, ``sys.setprofile``, ``sys.addaudithook`` (refused as well: a hook
    cannot be removed), setting ``__code__``, ``__defaults__``, ``__kwdefaults__``, a class's
    special attributes (``__bases__``, ``__module__``...) or ``__class__`` of a pristine
-   function, class or module (a snippet's own dataclass sets its own ``__init__``'s defaults),
+   function, class or module (a snippet's own dataclass sets its own ``__init__``'s defaults)
+   or of the worker's own machinery (the check, this hook and the functions they read with:
+   a snippet reaches them through the frames of its own traceback, so none of them is a
+   ``functools.partial`` or holds a closure cell, which change unannounced), ``__class__``
+   of any object (an instance's class is in no dict part 2 reads),
    ``gc.get_objects``/``get_referrers``/``get_referents`` (the only way to the
    interpreter's own hook list), every ``ctypes`` operation, ``os.putenv``/``unsetenv`` (the C
    environment cannot be read back), ``resource.setrlimit`` and ``resource.prlimit`` setting a
@@ -42,7 +46,7 @@ trusts code a snippet could have rewritten:
    from a module namespace, each dict it holds, each object's ``__dict__`` (``os.environ``'s
    data two levels down), the ``__kwdefaults__`` of every function, dicts among its defaults and
    closure cells. A dict is compared by its version tag (PEP 509: CPython gives a dict a new tag
-   on every change), read in one gather through a view of the address space, so a change
+   on every change), read in one gather through a (read-only) view of the address space, so a change
    inside any of them is seen, however it was made. Lists and sets at those places are
    compared by where their items are stored (the words that say where and how many, one
    gather) and then, only where none moved, by the object addresses stored there, read in
@@ -126,7 +130,6 @@ import _signal
 import abc
 import contextvars
 import ctypes
-import functools
 import gc
 import itertools
 import operator
@@ -164,7 +167,8 @@ _HEAPTYPE = 1 << 9
 _IMMUTABLETYPE = 1 << 8
 # every 8-byte word of the address space, readable by index (only the words asked for are
 # touched); one itemgetter call gathers many of them in C
-_RAW = memoryview((ctypes.c_uint64 * (1 << 44)).from_address(0)).cast("B")
+# (read-only: what reaches the view, as a snippet can through the check's defaults, reads)
+_RAW = memoryview((ctypes.c_uint64 * (1 << 44)).from_address(0)).cast("B").toreadonly()
 _WORDS = _RAW.cast("Q")
 _TUPLE_ITEMS_AT = 24
 # where a type keeps the dict of its subclasses (after tp_bases, tp_mro and tp_cache)
@@ -187,17 +191,24 @@ _CACHES = (("re", "_cache"), ("linecache", "cache"), ("_frozen_importlib", "_mod
 _TASK_LIMITS = frozenset({resource.RLIMIT_AS, resource.RLIMIT_CPU, TAINT_RLIMIT})
 
 
-def _tripwire(pristine: frozenset[Any]) -> Callable[[str, tuple[Any, ...]], None]:
+def _tripwire(pristine: frozenset[int]) -> Any:
     def trip(event: str, args: tuple[Any, ...], _tripping: frozenset[str] = _TRIPPING,
-             _rewrites: frozenset[str] = _REWRITES, _pristine: frozenset[Any] = pristine,
-             _startswith: Callable[..., bool] = str.startswith,
+             _rewrites: frozenset[str] = _REWRITES, _pristine: frozenset[int] = pristine,
+             _own: frozenset[int] = frozenset(),
+             _startswith: Callable[..., bool] = str.startswith, _id: Callable[[Any], int] = id,
+             _str_eq: Callable[..., Any] = str.__eq__,
              _setrlimit: Callable[..., None] = resource.setrlimit, _limit: int = TAINT_RLIMIT,
              _task_limits: frozenset[int] = _TASK_LIMITS,
              _refusal: type[Exception] = RuntimeError) -> None:
         """The tripwire (part 1). Only defaults and constants: nothing a snippet can rebind.
-        Pristine objects are functions, classes and modules, hashed by identity."""
+        ``_pristine`` holds the ids of the pristine functions, classes and modules, ``_own``
+        those of the worker's own machinery (this function among them), all kept alive for
+        good. Any
+        object's ``__class__`` assigned trips it too: an instance's class is in no dict the
+        check reads."""
         if (event in _tripping or _startswith(event, "ctypes.")
-                or (event in _rewrites and args[0] in _pristine)
+                or (event in _rewrites and (_id(args[0]) in _pristine or _id(args[0]) in _own
+                                            or _str_eq(args[1], "__class__") is True))
                 # a resource limit set, but the ones the child sets for every task (and the
                 # mark itself); prlimit sets nothing when its limits are None
                 or (event == "resource.setrlimit" and args[0] not in _task_limits)
@@ -218,9 +229,8 @@ def _words(addresses: list[int], pad: int) -> Callable[[], Any]:
     (also reading twice at ``pad``, a word that is always there, so that the answer is a
     tuple even for one address). One process uses one of them throughout."""
     if _gather is not None:
-        return functools.partial(_gather, struct.pack(f"{len(addresses)}Q", *addresses))
-    return functools.partial(operator.itemgetter(*[a >> 3 for a in addresses], pad >> 3, pad >> 3),
-                             _WORDS)
+        return _reader(_gather, struct.pack(f"{len(addresses)}Q", *addresses))
+    return _reader(operator.itemgetter(*[a >> 3 for a in addresses], pad >> 3, pad >> 3), _WORDS)
 
 
 def _span_bytes(spans: list[slice]) -> Callable[[], bytes]:
@@ -228,13 +238,26 @@ def _span_bytes(spans: list[slice]) -> Callable[[], bytes]:
     other (in C when it was built, as ``_words``)."""
     if _spans is not None:
         pairs = [n for span in spans for n in (span.start, span.stop - span.start)]
-        return functools.partial(_spans, struct.pack(f"{len(pairs)}Q", *pairs))
+        return _reader(_spans, struct.pack(f"{len(pairs)}Q", *pairs))
     # at least two slices, so that the gather's answer is a tuple
-    return functools.partial(_joined, operator.itemgetter(*spans, slice(0, 0), slice(0, 0)), _RAW)
+
+    def read(_get: Any = operator.itemgetter(*spans, slice(0, 0), slice(0, 0)),
+             _raw: Any = _RAW, _join: Any = b"".join) -> bytes:
+        joined: bytes = _join(_get(_raw))
+        return joined
+
+    return read
 
 
-def _joined(getter: Callable[[Any], tuple[Any, ...]], raw: Any) -> bytes:
-    return b"".join(getter(raw))
+def _reader(function: Callable[[Any], Any], argument: Any) -> Callable[[], Any]:
+    """``function(argument)`` as a function whose references are its defaults alone: no
+    closure cell and no ``functools.partial`` (whose ``__setstate__`` rewrites it in place,
+    unseen), so that rewriting it is an event the tripwire sees (``arm`` protects it)."""
+
+    def read(_function: Callable[[Any], Any] = function, _argument: Any = argument) -> Any:
+        return _function(_argument)
+
+    return read
 
 
 class _Survey:
@@ -476,7 +499,8 @@ class _Plan:
         # for the surveyed dicts), and its items need not be compared one by one: their
         # addresses, the first 2 * len(modules) words of the items, are then skipped
         self.modules_tag = (id(modules) + _DICT_VERSION_AT) >> 3
-        self.pristine_objects = frozenset(_surveyed.objects.values())
+        # kept alive by the survey for good, so that no id in it can come back
+        self.pristine_ids = frozenset(_surveyed.objects)
         # what tells a later process that nothing came since: sys.modules's tag, and where
         # every class keeps its subclasses (a new class anywhere adds itself to a base's)
         self.classes = classes
@@ -545,13 +569,13 @@ def _subclasses_stamp(classes: list[type], pad: int) -> Callable[[], Any]:
     dicts = [w for w in struct.unpack(f"{len(classes)}Q", _bytes_of(where())) if w]
     tags = _words([d + _DICT_VERSION_AT for d in dicts], pad)
     then = where()
-    return functools.partial(_stamp_now, where, tags, then)
+    def stamp(_where: Callable[[], Any] = where, _tags: Callable[[], Any] = tags,
+              _then: Any = then) -> Any:
+        now = _where()
+        # the tags are read only where every dict is still where it was (and so still alive)
+        return (now, _tags()) if now == _then else (now, None)
 
-
-def _stamp_now(where: Callable[[], Any], tags: Callable[[], Any], then: Any) -> Any:
-    now = where()
-    # the tags are read only where every dict is still where it was (and so still alive)
-    return (now, tags()) if now == then else (now, None)
+    return stamp
 
 
 def _bytes_of(words: Any) -> bytes:
@@ -559,6 +583,14 @@ def _bytes_of(words: Any) -> bytes:
     if isinstance(words, bytes):
         return words
     return struct.pack(f"{len(words) - 2}Q", *words[:-2])
+
+
+def _with_default(function: Any, name: str, value: Any) -> tuple[Any, ...]:
+    """``function``'s defaults with the one for parameter ``name`` replaced by ``value``."""
+    code, defaults = function.__code__, list(function.__defaults__ or ())
+    names = code.co_varnames[:code.co_argcount]
+    defaults[names.index(name) - (len(names) - len(defaults))] = value
+    return tuple(defaults)
 
 
 _planned: _Plan | None = None
@@ -646,7 +678,12 @@ def arm() -> Callable[[], bool]:
                 pass
         return changed
 
-    trip = _tripwire(plan.pristine_objects)
+    # the worker's own machinery is protected as the pristine objects are: the check, the
+    # tripwire and what they read with (a snippet reaches them through frames, and a rewrite
+    # of their code or defaults would disarm the check unseen)
+    trip = _tripwire(plan.pristine_ids)
+    machinery = (check, trip, tags, refs, settings, storage, contents, plan.stamp)
+    trip.__defaults__ = _with_default(trip, "_own", frozenset(map(id, machinery)))
     # what the survey and this made is kept for the worker's life: out of the collector's way
     # (a full collection after every task would otherwise walk it all again)
     gc.freeze()

@@ -137,6 +137,15 @@ def test_through_the_broker_a_worker_serves_one_lane_only():
 # task of the same key asks what a pristine worker would answer. The worker that was changed
 # retired (runtimes/python/leftovers.py), so the next task sees the pristine answer.
 APPROVAL = "import json\nreturn json.dumps({'approved': False})"
+# The worker's own check, found as a snippet can find it: up the frames of its own traceback to
+# the child's loop, where it is a local; then its defaults by name (``names``, ``given``).
+FIND_CHECK = (
+    "try:\n    raise ValueError\nexcept ValueError as e:\n    f = e.__traceback__.tb_frame\n"
+    "check = None\nwhile f is not None and check is None:\n"
+    "    check = f.f_locals.get('check')\n    f = f.f_back\n"
+    "code = check.__code__\nnames = code.co_varnames[:code.co_argcount]\n"
+    "given = dict(zip(names[len(names) - len(check.__defaults__):], check.__defaults__))\n")
+FORGE_DUMPS = "import json\njson.dumps = lambda *a, **k: '{\"approved\": true}'\n"
 PROBES = {
     "rewrite_a_functions_code": (
         "import json\ndef forged(*a, **k):\n    return '{\"approved\": true}'\n"
@@ -236,6 +245,27 @@ PROBES = {
         "hashlib.algorithms_guaranteed.add('forged')",
         "import hashlib\nreturn sorted(hashlib.algorithms_guaranteed)"),
     "change_the_working_directory": ("import os\nos.chdir('/usr')", "import os\nreturn os.getcwd()"),
+    # the check itself, and what it reads with, reached through frames
+    "rewrite_the_workers_check": (
+        FIND_CHECK + "check.__code__ = (lambda *a, **k: False).__code__\n"
+        "check.__defaults__ = check.__kwdefaults__ = None\n" + FORGE_DUMPS, APPROVAL),
+    "rewrite_a_reader_of_the_check": (
+        FIND_CHECK + "tags, then = given['_tags'], given['_pristine'][0]\n"
+        "if hasattr(tags, '__setstate__'):\n"
+        "    tags.__setstate__(((lambda: then), (), {}, None))\n"
+        "else:\n"
+        "    tags.__code__ = (lambda *a, _v=None: _v).__code__\n"
+        "    tags.__kwdefaults__ = {'_v': then}\n" + FORGE_DUMPS, APPROVAL),
+    "write_memory_through_the_checks_view": (
+        # json's namespace changed, then its version tag written back as it read before
+        FIND_CHECK + "import json\nview, at = given['_words'], (id(vars(json)) + 24) >> 3\n"
+        "then = view[at]\n" + FORGE_DUMPS + "try:\n    view[at] = then\n"
+        "except TypeError:\n    pass\n", APPROVAL),
+    # an instance's class is in no dict the check reads
+    "swap_the_class_of_a_modules_object": (
+        "import json\nclass Forged(json.JSONEncoder):\n    def encode(self, o):\n"
+        "        return '{\"approved\": true}'\njson._default_encoder.__class__ = Forged",
+        APPROVAL),
     "leave_a_finalizer_for_the_next_task": (
         "import json\nclass Bomb:\n    def __del__(self):\n"
         "        json.dumps = lambda *a, **k: '{\"approved\": true}'\n"
