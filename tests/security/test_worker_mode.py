@@ -477,3 +477,29 @@ def test_cant_change_another_principals_results_through_serve(served, served_pri
     assert planted.status is Status.OK, planted.message
     after = bob.run("python", probe, data="mine", **options)
     assert (after.status, after.value) == (Status.OK, served_pristine[capability])
+
+
+# A task runs in its worker's process: whatever the worker's own loop can do with the channel
+# to its host, the task can (its traceback's frames lead to the loop, and the descriptor is
+# the process's). So it can send results of its own making and read what the host sends next:
+# within one principal's worker that is documented (README, "Worker mode"); it never reaches
+# another principal, whose tasks run in workers of their own.
+FORGE_ON_THE_CHANNEL = (
+    "try:\n    raise ValueError\nexcept ValueError as e:\n    f = e.__traceback__.tb_frame\n"
+    "codec = None\nwhile f is not None and 'channel' not in f.f_locals:\n"
+    "    codec = f.f_globals.get('codec', codec)\n    f = f.f_back\n"
+    "loop, names = f.f_locals, f.f_globals\n"
+    "for value in ('forged for this task', 'forged for the next'):\n"
+    "    names['framing'].send_frame(loop['channel'], names['outcome'].encode(\n"
+    "        names['Status'].OK, 'ok', value=codec.encode(value)))\n"
+    "return 'genuine'\n")
+
+
+def test_cant_answer_another_principals_tasks_through_the_workers_channel(served):
+    alice, bob = served
+    options = {"isolation": "worker", "lane": "channel", "reuse_key": "channel",
+               "timeout_s": 10}
+    forged = alice.run("python", FORGE_ON_THE_CHANNEL, **options)
+    assert (forged.status, forged.value) == (Status.OK, "forged for this task")
+    answer = bob.run("python", "return 'bob'", **options)
+    assert (answer.status, answer.value) == (Status.OK, "bob")
