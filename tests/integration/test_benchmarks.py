@@ -54,3 +54,16 @@ def test_quick_benchmark_writes_a_well_formed_report(tmp_path):
     for png in ("latency.png", "throughput.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Goals" in proc.stdout
+
+
+def test_the_n8n_jobs_comparison_runs_a_tree_against_itself():
+    """``benchmarks.n8n_jobs`` (Code node jobs through the runner's port to the pools): its
+    table, with this tree on both sides."""
+    from pathlib import Path
+
+    tree = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.n8n_jobs", tree, tree, "--runs", "1",
+                           "--tasks", "3"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [line.split("|")[1].strip() for line in proc.stdout.splitlines()[2:]] == [
+        "tasks_per_s", "p50_ms"]
