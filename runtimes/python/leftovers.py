@@ -45,9 +45,11 @@ trusts code a snippet could have rewritten:
    of every mutable class reachable by the subclass walk from ``object``, and, one level down
    from a module namespace, each dict it holds, each object's ``__dict__`` (``os.environ``'s
    data two levels down), the ``__kwdefaults__`` of every function, dicts among its defaults and
-   closure cells. A dict is compared by its version tag (PEP 509: CPython gives a dict a new tag
-   on every change), read in one gather through a (read-only) view of the address space, so a change
-   inside any of them is seen, however it was made. Lists and sets at those places are
+   closure cells. A dict is compared by its version tag (PEP 509: CPython gives a dict a new
+   tag on every change), read in one gather through a (read-only) view of the address space, so
+   a change inside any of them is seen, however it was made. The writable slots of those
+   objects (their classes' ``__slots__``, which no dict holds; functions' aside) are compared
+   by the words they hold, their pristine contents kept alive. Lists and sets at those places are
    compared by where their items are stored (the words that say where and how many, one
    gather) and then, only where none moved, by the object addresses stored there, read in
    place: no item is touched, which on a busy machine cost more than the reading. Closure
@@ -139,7 +141,7 @@ import signal
 import struct
 import sys
 from collections.abc import Callable
-from types import FunctionType, ModuleType
+from types import FunctionType, MemberDescriptorType, ModuleType
 from typing import Any
 
 from runtimes.protocol import TAINT_RLIMIT
@@ -272,6 +274,8 @@ class _Survey:
         self.classes: set[int] = set()
         # the functions, classes and modules found: what the tripwire calls pristine
         self.objects: dict[int, Any] = {}
+        # objects whose class gives them writable slots (``__slots__``): no dict holds those
+        self.slotted: dict[int, Any] = {}
 
     def add(self, modules: list[Any], classes: list[type]) -> None:
         functions: list[FunctionType] = []
@@ -329,6 +333,61 @@ class _Survey:
             inner = getattr(value, "__dict__", None) if hasattr(type(value), "__dict__") else None
             if type(inner) is dict:
                 self._one_level(inner, depth, functions)
+            # (functions of C and Cython aside: attributes set on functions are not compared)
+            if kind.__name__ not in _FUNCTION_KINDS and _slot_offsets(kind):
+                self.slotted.setdefault(id(value), value)
+
+
+# CPython 3.11's layouts: a member descriptor's PyMemberDef, and in it the member's offset in
+# its object and its flags
+_MEMBER_DEF_AT = 40
+_MEMBER_OFFSET_AT, _MEMBER_FLAGS_AT, _READONLY = 16, 24, 1
+_slots_of: dict[type, tuple[int, ...]] = {}
+_FUNCTION_KINDS = frozenset({"builtin_function_or_method", "builtin_method",
+                             "cython_function_or_method", "method-wrapper"})
+
+
+def _slot_offsets(cls: type) -> tuple[int, ...]:
+    """Where ``cls``'s instances keep their writable slots (members not read-only), read from
+    the member descriptors of its classes; () where the layout check failed."""
+    found = _slots_of.get(cls)
+    if found is None:
+        offsets: list[int] = []
+        if _member_layout_holds:
+            for base in cls.__mro__:
+                for descriptor in vars(base).values():
+                    if type(descriptor) is MemberDescriptorType:
+                        member = _WORDS[(id(descriptor) + _MEMBER_DEF_AT) >> 3]
+                        flags = int.from_bytes(
+                            _RAW[member + _MEMBER_FLAGS_AT:member + _MEMBER_FLAGS_AT + 4], "little")
+                        if not flags & _READONLY:
+                            offsets.append(_WORDS[(member + _MEMBER_OFFSET_AT) >> 3])
+        found = _slots_of[cls] = tuple(sorted(set(offsets)))
+    return found
+
+
+def _check_member_layout() -> bool:
+    """Whether a slot's offset reads as this module assumes: a probe's slot holds the very
+    object put there, and a read-only member says so."""
+    if sys.version_info[:2] != (3, 11):
+        return False
+
+    class Probe:
+        __slots__ = ("first", "second")
+        first: object
+        second: object
+
+    probe, marker = Probe(), object()
+    probe.second = marker
+    member = _WORDS[(id(Probe.__dict__["second"]) + _MEMBER_DEF_AT) >> 3]
+    offset = _WORDS[(member + _MEMBER_OFFSET_AT) >> 3]
+    readonly = _WORDS[(id(slice.__dict__["start"]) + _MEMBER_DEF_AT) >> 3]
+    return (type(Probe.__dict__["second"]) is MemberDescriptorType
+            and _WORDS[(id(probe) + offset) >> 3] == id(marker)
+            and bool(_RAW[readonly + _MEMBER_FLAGS_AT] & _READONLY))
+
+
+_member_layout_holds = _check_member_layout()
 
 
 def _classes() -> list[type]:
@@ -448,6 +507,12 @@ class _Plan:
         sequences = list(_surveyed.sequences.values())
         self.cells = cells = list(_surveyed.cells.values())
         self.refs = _words([id(c) + _CELL_REF_AT for c in cells], pad)
+        # the writable slots of the objects found, as the words they hold (an object's address
+        # or a plain value), the objects themselves kept alive
+        self.slotted = slotted = list(_surveyed.slotted.values())
+        slot_words = [id(o) + offset for o in slotted for offset in _slot_offsets(type(o))]
+        self.slots = _words(slot_words, pad)
+        self.held_slots = tuple(_slot_values(o) for o in slotted)
         # the cells' contents, kept alive: no address read through them can come back as
         # another object's
         self.held_cells = tuple(_contents_of(cell) for cell in cells)
@@ -506,7 +571,7 @@ class _Plan:
         self.classes = classes
         self.stamp = _subclasses_stamp(classes, pad)
         self.readings = (self.stamp(), self.refs(), self.storage(), self.contents(),
-                         _WORDS[self.modules_tag])
+                         _WORDS[self.modules_tag], self.slots())
 
     def fits(self) -> tuple[Any, ...] | None:
         """Whether this process still is what the plan was made of: no module imported and no
@@ -514,7 +579,8 @@ class _Plan:
         ``sys`` holding the items the plan lists. Then what keeps the pristine items alive
         here: the plan's, but for the lists, sets and cells whose items changed since (the
         child's own set-up writes some: ``runtimes.attempts``), which are held anew."""
-        if (self.stamp(), self.storage(), _WORDS[self.modules_tag]) != self.readings[::2]:
+        if (self.stamp(), self.storage(), _WORDS[self.modules_tag], self.slots()) != (
+                self.readings[0], self.readings[2], self.readings[4], self.readings[5]):
             return None
         for cache in self.caches:
             cache.clear()
@@ -537,6 +603,20 @@ class _Plan:
 
 
 _EMPTY_CELL = object()
+
+
+def _slot_values(obj: Any) -> tuple[Any, ...]:
+    """What ``obj``'s object slots hold, kept alive so that no address read there can come
+    back as another object's (a plain value's word is compared as it is)."""
+    values = []
+    for base in type(obj).__mro__:
+        for descriptor in vars(base).values():
+            if type(descriptor) is MemberDescriptorType:
+                try:
+                    values.append(descriptor.__get__(obj, type(obj)))
+                except AttributeError:
+                    pass  # an empty slot
+    return tuple(values)
 
 
 def _contents_of(cell: Any) -> Any:
@@ -614,9 +694,11 @@ def arm() -> Callable[[], bool]:
         cache.clear()
     if flags is not None:
         flags[0]().clear_flags()
+    slots = plan.slots
     pristine = (
         tags(), refs(), settings(), tuple(map(len, sequences)), plan.items_bytes,
         plan.known, items, storage(), contents(), _WORDS[modules_tag], 16 * len(modules),
+        slots(),
     )
     # what keeps every compared object alive, so that no id can come back as another object's
     kept = (plan, held, pristine)
@@ -640,7 +722,7 @@ def arm() -> Callable[[], bool]:
               _same: Any = _same_items, _caches: tuple[Any, ...] = tuple(caches),
               _clear: Any = dict.clear, _flags: Any = flags, _type: Any = type,
               _storage: Any = storage, _contents: Any = contents,
-              _modules_tag: int = modules_tag) -> bool:
+              _modules_tag: int = modules_tag, _slots: Any = slots) -> bool:
         changed = True
         try:
             known = _pristine[5]
@@ -662,6 +744,7 @@ def arm() -> Callable[[], bool]:
                 and _refs() == _pristine[1]
                 and _storage() == _pristine[7]
                 and _contents() == _pristine[8]  # only where nothing moved
+                and _slots() == _pristine[11]
                 and _tuple(_map(_len, _sequences)) == _pristine[3]
                 and _same(_tuple(_chain(_sequences[2:] if skip else _sequences)),
                           _pristine[4][skip:], _raw, _id, _at, _len)
@@ -682,7 +765,7 @@ def arm() -> Callable[[], bool]:
     # tripwire and what they read with (a snippet reaches them through frames, and a rewrite
     # of their code or defaults would disarm the check unseen)
     trip = _tripwire(plan.pristine_ids)
-    machinery = (check, trip, tags, refs, settings, storage, contents, plan.stamp)
+    machinery = (check, trip, tags, refs, settings, storage, contents, slots, plan.stamp)
     trip.__defaults__ = _with_default(trip, "_own", frozenset(map(id, machinery)))
     # what the survey and this made is kept for the worker's life: out of the collector's way
     # (a full collection after every task would otherwise walk it all again)

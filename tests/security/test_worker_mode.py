@@ -266,6 +266,10 @@ PROBES = {
         "import json\nclass Forged(json.JSONEncoder):\n    def encode(self, o):\n"
         "        return '{\"approved\": true}'\njson._default_encoder.__class__ = Forged",
         APPROVAL),
+    # a slot (``__slots__``) of an object a module holds is in no dict either
+    "change_a_slot_of_a_modules_object": (
+        "import typing\nobject.__setattr__(typing.Optional, '_getitem', lambda self, p: 'forged')",
+        "import typing\nreturn str(typing.Optional[int])"),
     "leave_a_finalizer_for_the_next_task": (
         "import json\nclass Bomb:\n    def __del__(self):\n"
         "        json.dumps = lambda *a, **k: '{\"approved\": true}'\n"
