@@ -56,6 +56,30 @@ def _c() -> Any:
     return _libc
 
 
+def prepare() -> None:
+    """In the zygote of a pool whose tasks have files, before its children fork: the library,
+    its functions and the array types that ``private_workdir`` and ``drop_capabilities`` use,
+    made once. Each is a class or a cached attribute made on first use; made in a child, a
+    worker's start would find classes made since the zygote's survey, and plan again
+    (runtimes/python/leftovers.py)."""
+    libc = _c()
+    for name in ("unshare", "mount", "capset"):
+        getattr(libc, name)
+    _capability_types()
+
+
+_capabilities: Any = None  # capset's header and data types, made once
+
+
+def _capability_types() -> Any:
+    global _capabilities
+    if _capabilities is None:
+        import ctypes
+
+        _capabilities = (ctypes.c_uint32 * 2, ctypes.c_uint32 * 6)
+    return _capabilities
+
+
 def _errno() -> str:
     import ctypes
 
@@ -107,10 +131,9 @@ def private_workdir(size_bytes: int, max_files: int) -> None:
 def drop_capabilities() -> None:
     """Every capability gone, effective, permitted and inheritable (the ambient set follows
     the permitted one): nothing the child runs after this holds any."""
-    import ctypes
-
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-    data = (ctypes.c_uint32 * 6)()  # two of {effective, permitted, inheritable}, all 0
+    header_type, data_type = _capability_types()
+    header = header_type(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = data_type()  # two of {effective, permitted, inheritable}, all 0
     if _c().capset(header, data) != 0:
         raise FilesError(f"capset: {_errno()}")
 

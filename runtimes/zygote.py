@@ -23,7 +23,7 @@ import sys
 
 from types import ModuleType
 
-from runtimes import attempts, child, framing, protocol
+from runtimes import attempts, child, files, framing, protocol
 
 
 def main(runtime: str, control_fd: int) -> None:
@@ -40,6 +40,8 @@ def serve(control: socket.socket, executor: ModuleType) -> None:
     configure = getattr(executor, "configure", None)
     if configure is not None:  # a runtime whose children exec a worker program (pyodide)
         configure(init)
+    if init.files_bytes:
+        files.prepare()  # before the survey: what a child's task directory is made with
     failed = executor.preload(init.preload)
     survey = getattr(executor, "survey", None)
     if survey is not None:  # what a worker of this runtime will watch, found once (python)

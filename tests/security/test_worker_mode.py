@@ -41,12 +41,14 @@ def test_a_worker_is_reused_where_library_imports_are_checked():
     assert len(set(pids)) == 1
 
 
-def test_a_worker_arms_with_the_zygotes_plan():
+@pytest.mark.parametrize("files_mb", [0, 8], ids=["plain", "with-task-directories"])
+def test_a_worker_arms_with_the_zygotes_plan(files_mb):
     """What a worker compares is planned once in the zygote; a worker that had to plan again
     (a module imported or a class made between the zygote's survey and its first task) would
     pay about 5 ms more to start, and nothing else would show it. Its own pool: a worker
-    that already served tasks has armed."""
-    config = PoolConfig(size=1, stdlib_allow=("*",), external_allow=("*",))
+    that already served tasks has armed. A task directory is made with ctypes' classes,
+    which a child must not make for itself."""
+    config = PoolConfig(size=1, stdlib_allow=("*",), external_allow=("*",), files_mb=files_mb)
     with Sandbox(config, runtimes=("python",)) as sb:
         assert worker(sb, "from runtimes.python import leftovers\nreturn leftovers.from_plan")
 
