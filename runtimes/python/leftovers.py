@@ -334,7 +334,7 @@ class _Survey:
             if type(inner) is dict:
                 self._one_level(inner, depth, functions)
             # (functions of C and Cython aside: attributes set on functions are not compared)
-            if kind.__name__ not in _FUNCTION_KINDS and _slot_offsets(kind):
+            if kind.__name__ not in _FUNCTION_KINDS and _writable_slots(kind):
                 self.slotted.setdefault(id(value), value)
 
 
@@ -342,17 +342,17 @@ class _Survey:
 # its object and its flags
 _MEMBER_DEF_AT = 40
 _MEMBER_OFFSET_AT, _MEMBER_FLAGS_AT, _READONLY = 16, 24, 1
-_slots_of: dict[type, tuple[int, ...]] = {}
+_slots_of: dict[type, tuple[tuple[MemberDescriptorType, int], ...]] = {}
 _FUNCTION_KINDS = frozenset({"builtin_function_or_method", "builtin_method",
                              "cython_function_or_method", "method-wrapper"})
 
 
-def _slot_offsets(cls: type) -> tuple[int, ...]:
-    """Where ``cls``'s instances keep their writable slots (members not read-only), read from
-    the member descriptors of its classes; () where the layout check failed."""
+def _writable_slots(cls: type) -> tuple[tuple[MemberDescriptorType, int], ...]:
+    """``cls``'s writable slots (members not read-only), each with where its instances keep
+    it, read from the member descriptors of its classes; () where the layout check failed."""
     found = _slots_of.get(cls)
     if found is None:
-        offsets: list[int] = []
+        members: dict[int, MemberDescriptorType] = {}
         if _member_layout_holds:
             for base in cls.__mro__:
                 for descriptor in vars(base).values():
@@ -361,8 +361,9 @@ def _slot_offsets(cls: type) -> tuple[int, ...]:
                         flags = int.from_bytes(
                             _RAW[member + _MEMBER_FLAGS_AT:member + _MEMBER_FLAGS_AT + 4], "little")
                         if not flags & _READONLY:
-                            offsets.append(_WORDS[(member + _MEMBER_OFFSET_AT) >> 3])
-        found = _slots_of[cls] = tuple(sorted(set(offsets)))
+                            members.setdefault(_WORDS[(member + _MEMBER_OFFSET_AT) >> 3],
+                                               descriptor)
+        found = _slots_of[cls] = tuple((d, offset) for offset, d in sorted(members.items()))
     return found
 
 
@@ -410,8 +411,7 @@ def survey() -> None:
     plan of what a worker reads (``_Plan``), made once and inherited by every child, off
     every task's path."""
     global _planned
-    _surveyed.add(list(sys.modules.values()), _classes())
-    _planned = _Plan()
+    _planned = _Plan()  # which surveys first
 
 
 def _settings(sigs: tuple[int, ...]) -> Callable[[], tuple[Any, ...]]:
@@ -501,7 +501,8 @@ class _Plan:
 
     def __init__(self) -> None:
         classes = _classes()
-        _surveyed.add(list(sys.modules.values()), classes)  # what came since the survey's
+        # the survey (in the zygote), or what came since it (a process that plans again)
+        _surveyed.add(list(sys.modules.values()), classes)
         pad = id(_RAW) + 8  # the view of this module, alive for good: its type pointer
         dicts = list(_surveyed.dicts.values())
         sequences = list(_surveyed.sequences.values())
@@ -510,7 +511,7 @@ class _Plan:
         # the writable slots of the objects found, as the words they hold (an object's address
         # or a plain value), the objects themselves kept alive
         self.slotted = slotted = list(_surveyed.slotted.values())
-        slot_words = [id(o) + offset for o in slotted for offset in _slot_offsets(type(o))]
+        slot_words = [id(o) + offset for o in slotted for _, offset in _writable_slots(type(o))]
         self.slots = _words(slot_words, pad)
         self.held_slots = tuple(_slot_values(o) for o in slotted)
         # the cells' contents, kept alive: no address read through them can come back as
@@ -599,23 +600,21 @@ class _Plan:
             held = tuple(renewed)
         if self.refs() != self.readings[1]:
             cells = tuple(_contents_of(cell) for cell in self.cells)
-        return held, cells
+        return held, cells, self.held_slots  # the slots read as in the plan: its values
 
 
 _EMPTY_CELL = object()
 
 
 def _slot_values(obj: Any) -> tuple[Any, ...]:
-    """What ``obj``'s object slots hold, kept alive so that no address read there can come
+    """What ``obj``'s writable slots hold, kept alive so that no address read there can come
     back as another object's (a plain value's word is compared as it is)."""
     values = []
-    for base in type(obj).__mro__:
-        for descriptor in vars(base).values():
-            if type(descriptor) is MemberDescriptorType:
-                try:
-                    values.append(descriptor.__get__(obj, type(obj)))
-                except AttributeError:
-                    pass  # an empty slot
+    for descriptor, _ in _writable_slots(type(obj)):
+        try:
+            values.append(descriptor.__get__(obj, type(obj)))
+        except AttributeError:
+            pass  # an empty slot
     return tuple(values)
 
 
@@ -649,6 +648,7 @@ def _subclasses_stamp(classes: list[type], pad: int) -> Callable[[], Any]:
     dicts = [w for w in struct.unpack(f"{len(classes)}Q", _bytes_of(where())) if w]
     tags = _words([d + _DICT_VERSION_AT for d in dicts], pad)
     then = where()
+
     def stamp(_where: Callable[[], Any] = where, _tags: Callable[[], Any] = tags,
               _then: Any = then) -> Any:
         now = _where()
@@ -686,7 +686,7 @@ def arm() -> Callable[[], bool]:
     from_plan = plan is not None and held is not None
     if plan is None or held is None:
         plan = _Plan()
-        held = plan.held, plan.held_cells
+        held = plan.held, plan.held_cells, plan.held_slots
     tags, refs, settings, modules = plan.tags, plan.refs, plan.settings, plan.modules
     sequences, caches, flags, items = plan.sequences, plan.caches, plan.flags, plan.items
     storage, contents, modules_tag = plan.storage, plan.contents, plan.modules_tag
