@@ -151,9 +151,9 @@ def check_library_imports(policy: Imports) -> Callable[[], None]:
     """``policy.transitive`` false (n8n's ``N8N_RUNNERS_ALLOW_TRANSITIVE_IMPORTS`` unset): an
     allowed package's own ``importlib.import_module`` calls (how packages load optional
     dependencies and plugins) pass the lists too, as in n8n's runner; a package's plain
-    ``import`` statements run with the real builtins, unchecked, there as here. Returns what
-    ends the check (after the task)."""
-    install_library_check()
+    ``import`` statements run with the real builtins, unchecked, there as here (through the
+    wrapper ``install_library_check`` put in place, once). Returns what ends the check (after
+    the task)."""
     _library_check[0] = checker(policy)
     return _end_library_check
 

@@ -244,6 +244,7 @@ def test_without_transitive_imports_a_packages_importlib_calls_pass_the_lists():
     # importlib.import_module (optional dependencies, plugins) must be allowed too
     import importlib
 
+    guard_module.install_library_check()  # as the executor's preload does, once
     undo = guard_module.check_library_imports(Imports(stdlib=("json",), transitive=False))
     try:
         assert importlib.import_module("json").__name__ == "json"
